@@ -1,0 +1,516 @@
+package exec
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"unsafe"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/bitutil"
+	"github.com/apache/arrow/go/v17/arrow/decimal128"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/dataset/expr"
+)
+
+// SortKey is one ORDER BY term. Spark's default is ascending with nulls first
+// and descending with nulls last; the API layer fills NullsFirst, the operator
+// only obeys it.
+type SortKey struct {
+	Expr       *expr.Expr
+	Desc       bool
+	NullsFirst bool
+}
+
+// DefaultBatchRows is the output batch size NewSort uses when given batchRows <= 0.
+const DefaultBatchRows = 64 * 1024
+
+// NewSort returns an operator that fully sorts its input by keys and emits the
+// result in records of at most batchRows rows.
+//
+// Invariants:
+//  1. The sort is stable: rows with equal keys keep their input order.
+//  2. Numbers compare numerically; float NaN is greater than every number and
+//     equal to NaN, -0.0 equals 0.0 (Spark). Strings and binary compare
+//     bytewise, false < true, dates, timestamps and decimals by value.
+//  3. limit > 0 keeps only the first limit rows (top-k). Buffered input is
+//     then bounded by about 2*limit rows plus one input record: whenever the
+//     buffer passes that, it is sorted and cut back to limit rows.
+//
+// Main loop (first Next):
+//
+//	for rec := range in { buffer(rec); if limit > 0 && buffered > 2*limit { buffer = top(limit) } }
+//	sorted = take(concat(buffer), permutation(keys)) cut to limit
+//	then emit sorted[i:i+batchRows] slices
+//
+// The whole input is held in memory; spilling is not implemented.
+func NewSort(mem memory.Allocator, in Operator, keys []SortKey, limit int64, batchRows int) (Operator, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("sort: no sort keys")
+	}
+	for _, k := range keys {
+		if k.Expr == nil {
+			return nil, errors.New("sort: nil sort key")
+		}
+		dt, err := k.Expr.DataType(in.Schema())
+		if err != nil {
+			return nil, fmt.Errorf("sort key %s: %w", k.Expr, err)
+		}
+		if !sortableType(dt) {
+			return nil, fmt.Errorf("sort key %s: cannot sort by type %s", k.Expr, dt)
+		}
+	}
+	if batchRows <= 0 {
+		batchRows = DefaultBatchRows
+	}
+	return &sortOp{mem: mem, in: in, keys: keys, limit: limit, batchRows: batchRows}, nil
+}
+
+type sortOp struct {
+	mem       memory.Allocator
+	in        Operator
+	keys      []SortKey
+	limit     int64
+	batchRows int
+
+	sorted bool
+	out    arrow.Record // the sorted result, sliced on the way out
+	pos    int64
+	err    error
+	closed bool
+}
+
+func (s *sortOp) Schema() *arrow.Schema { return s.in.Schema() }
+
+func (s *sortOp) Next(ctx context.Context) (arrow.Record, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	if !s.sorted {
+		if err := s.run(ctx); err != nil {
+			s.err = err
+			return nil, err
+		}
+		s.sorted = true
+	}
+	if s.out == nil || s.pos >= s.out.NumRows() {
+		s.err = io.EOF
+		if s.out != nil {
+			s.out.Release()
+			s.out = nil
+		}
+		return nil, io.EOF
+	}
+	end := min(s.pos+int64(s.batchRows), s.out.NumRows())
+	if s.pos == 0 && end == s.out.NumRows() {
+		rec := s.out
+		s.out = nil
+		s.err = io.EOF // the next call ends the stream
+		return rec, nil
+	}
+	rec := s.out.NewSlice(s.pos, end)
+	s.pos = end
+	return rec, nil
+}
+
+func (s *sortOp) run(ctx context.Context) error {
+	var buf []arrow.Record
+	var rows int64
+	defer func() {
+		for _, r := range buf {
+			r.Release()
+		}
+	}()
+	// compact sorts buf and keeps its first keep rows (keep <= 0: all).
+	compact := func(keep int64) error {
+		if len(buf) == 0 {
+			return nil
+		}
+		all, err := ConcatRecords(s.mem, s.in.Schema(), buf)
+		if err != nil {
+			return fmt.Errorf("sort: %w", err)
+		}
+		for _, r := range buf {
+			r.Release()
+		}
+		buf = buf[:0]
+		sorted, err := SortRecord(s.mem, all, s.keys, keep)
+		all.Release()
+		if err != nil {
+			return err
+		}
+		buf = append(buf, sorted)
+		rows = sorted.NumRows()
+		return nil
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rec, err := s.in.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if rec.NumRows() == 0 {
+			rec.Release()
+			continue
+		}
+		buf = append(buf, rec)
+		rows += rec.NumRows()
+		if s.limit > 0 && rows > 2*s.limit {
+			if err := compact(s.limit); err != nil {
+				return err
+			}
+		}
+	}
+	if err := compact(s.limit); err != nil {
+		return err
+	}
+	if len(buf) == 1 {
+		s.out = buf[0]
+		buf = nil
+	}
+	return nil
+}
+
+func (s *sortOp) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.out != nil {
+		s.out.Release()
+		s.out = nil
+	}
+	if s.err == nil {
+		s.err = errors.New("sort: closed")
+	}
+	return s.in.Close()
+}
+
+// SortRecord returns rec's rows sorted by keys (stably), cut to the first limit
+// rows when limit > 0. The caller owns the result and keeps ownership of rec.
+func SortRecord(mem memory.Allocator, rec arrow.Record, keys []SortKey, limit int64) (arrow.Record, error) {
+	perm, err := SortIndices(mem, rec, keys)
+	if err != nil {
+		return nil, err
+	}
+	if limit > 0 && int64(len(perm)) > limit {
+		perm = perm[:limit]
+	}
+	out, err := TakeRecord(mem, rec, perm)
+	if err != nil {
+		return nil, fmt.Errorf("sort: %w", err)
+	}
+	return out, nil
+}
+
+// SortIndices evaluates keys over rec and returns the stable sorting
+// permutation of its rows.
+func SortIndices(mem memory.Allocator, rec arrow.Record, keys []SortKey) ([]int, error) {
+	n := int(rec.NumRows())
+	arrs := make([]arrow.Array, 0, len(keys))
+	defer func() {
+		for _, a := range arrs {
+			a.Release()
+		}
+	}()
+	for _, k := range keys {
+		a, err := expr.Eval(mem, k.Expr, rec)
+		if err != nil {
+			return nil, fmt.Errorf("sort key %s: %w", k.Expr, err)
+		}
+		arrs = append(arrs, a)
+		if a.Len() != n {
+			return nil, fmt.Errorf("sort key %s: %d values for %d rows", k.Expr, a.Len(), n)
+		}
+		if !sortableType(a.DataType()) {
+			return nil, fmt.Errorf("sort key %s: cannot sort by type %s", k.Expr, a.DataType())
+		}
+	}
+	if len(keys) == 1 {
+		if perm, ok := sortSingle(arrs[0], keys[0]); ok {
+			return perm, nil
+		}
+	}
+	cols := make([]keyCol, len(keys))
+	for i, a := range arrs {
+		cols[i] = newKeyCol(a, keys[i])
+	}
+	perm := make([]int, n)
+	for i := range perm {
+		perm[i] = i
+	}
+	// Ties break on the row index, so the unstable pdqsort gives the stable order.
+	slices.SortFunc(perm, func(a, b int) int {
+		for k := range cols {
+			c := &cols[k]
+			if c.valid != nil {
+				an := !bitutil.BitIsSet(c.valid, c.off+a)
+				bn := !bitutil.BitIsSet(c.valid, c.off+b)
+				if an || bn {
+					if an && bn {
+						continue
+					}
+					if an == c.nullsFirst {
+						return -1
+					}
+					return 1
+				}
+			}
+			if r := c.cmp(a, b); r != 0 {
+				if c.desc {
+					return -r
+				}
+				return r
+			}
+		}
+		return a - b
+	})
+	return perm, nil
+}
+
+func sortableType(dt arrow.DataType) bool {
+	switch dt.ID() {
+	case arrow.NULL, arrow.BOOL,
+		arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64,
+		arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64,
+		arrow.FLOAT32, arrow.FLOAT64,
+		arrow.STRING, arrow.BINARY,
+		arrow.DATE32, arrow.DATE64, arrow.TIMESTAMP, arrow.TIME32, arrow.TIME64, arrow.DURATION,
+		arrow.DECIMAL128:
+		return true
+	}
+	return false
+}
+
+// keyCol is one key's typed accessor for the general comparator. valid is nil
+// when the column has no nulls; cmp compares two non-null rows ascending.
+type keyCol struct {
+	valid      []byte
+	off        int
+	desc       bool
+	nullsFirst bool
+	cmp        func(a, b int) int
+}
+
+func newKeyCol(arr arrow.Array, k SortKey) keyCol {
+	data := arr.Data()
+	c := keyCol{desc: k.Desc, nullsFirst: k.NullsFirst, off: data.Offset()}
+	if arr.NullN() > 0 && data.Buffers()[0] != nil {
+		c.valid = data.Buffers()[0].Bytes()
+	}
+	switch arr.DataType().ID() {
+	case arrow.NULL:
+		c.valid = nil
+		c.cmp = func(a, b int) int { return 0 }
+	case arrow.BOOL:
+		v := boolBytes(data)
+		c.cmp = func(a, b int) int { return int(v[a]) - int(v[b]) }
+	case arrow.INT8:
+		c.cmp = orderedCmp(rawValues[int8](data))
+	case arrow.INT16:
+		c.cmp = orderedCmp(rawValues[int16](data))
+	case arrow.INT32, arrow.DATE32, arrow.TIME32:
+		c.cmp = orderedCmp(rawValues[int32](data))
+	case arrow.INT64, arrow.DATE64, arrow.TIME64, arrow.TIMESTAMP, arrow.DURATION:
+		c.cmp = orderedCmp(rawValues[int64](data))
+	case arrow.UINT8:
+		c.cmp = orderedCmp(rawValues[uint8](data))
+	case arrow.UINT16:
+		c.cmp = orderedCmp(rawValues[uint16](data))
+	case arrow.UINT32:
+		c.cmp = orderedCmp(rawValues[uint32](data))
+	case arrow.UINT64:
+		c.cmp = orderedCmp(rawValues[uint64](data))
+	case arrow.FLOAT32:
+		v := rawValues[float32](data)
+		c.cmp = func(a, b int) int { return cmpFloat(v[a], v[b]) }
+	case arrow.FLOAT64:
+		v := rawValues[float64](data)
+		c.cmp = func(a, b int) int { return cmpFloat(v[a], v[b]) }
+	case arrow.STRING, arrow.BINARY:
+		v := stringViews(data)
+		c.cmp = orderedCmp(v)
+	case arrow.DECIMAL128:
+		v := rawValues[decimal128.Num](data)
+		c.cmp = func(a, b int) int { return cmpDecimal(v[a], v[b]) }
+	default:
+		panic(fmt.Sprintf("sort: unsortable type %s passed the type check", arr.DataType()))
+	}
+	return c
+}
+
+func orderedCmp[T cmp.Ordered](v []T) func(a, b int) int {
+	return func(a, b int) int {
+		x, y := v[a], v[b]
+		if x < y {
+			return -1
+		}
+		if x > y {
+			return 1
+		}
+		return 0
+	}
+}
+
+// cmpFloat orders as Spark: NaN above every number and equal to itself,
+// -0.0 equal to 0.0.
+func cmpFloat[T float32 | float64](x, y T) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	case x == y:
+		return 0
+	}
+	xn, yn := x != x, y != y
+	switch {
+	case xn && yn:
+		return 0
+	case xn:
+		return 1
+	default:
+		return -1
+	}
+}
+
+func cmpDecimal(x, y decimal128.Num) int {
+	if c := cmp.Compare(x.HighBits(), y.HighBits()); c != 0 {
+		return c
+	}
+	return cmp.Compare(x.LowBits(), y.LowBits())
+}
+
+// boolBytes unpacks a boolean array's values to one byte per row.
+func boolBytes(data arrow.ArrayData) []uint8 {
+	out := make([]uint8, data.Len())
+	if b := data.Buffers()[1]; b != nil {
+		bits := b.Bytes()
+		for i := range out {
+			if bitutil.BitIsSet(bits, data.Offset()+i) {
+				out[i] = 1
+			}
+		}
+	}
+	return out
+}
+
+// stringViews returns the values of a string or binary array as strings that
+// alias the array's buffer: valid only while the array is alive.
+func stringViews(data arrow.ArrayData) []string {
+	out := make([]string, data.Len())
+	b := data.Buffers()[1]
+	if b == nil || b.Len() == 0 {
+		return out
+	}
+	offs := arrow.Int32Traits.CastFromBytes(b.Bytes())[data.Offset():]
+	var vals []byte
+	if vb := data.Buffers()[2]; vb != nil {
+		vals = vb.Bytes()
+	}
+	for i := range out {
+		s, e := offs[i], offs[i+1]
+		if e > s {
+			out[i] = unsafe.String(&vals[s], int(e-s))
+		}
+	}
+	return out
+}
+
+// sortSingle is the one-key fast path: nulls (and float NaNs) are split off
+// in row order, the rest sorted as (value, row) pairs with the comparison
+// inlined.
+func sortSingle(arr arrow.Array, k SortKey) ([]int, bool) {
+	data := arr.Data()
+	switch arr.DataType().ID() {
+	case arrow.INT32, arrow.DATE32:
+		return sortPairs(arr, rawValues[int32](data), k, false), true
+	case arrow.INT64, arrow.TIMESTAMP, arrow.DATE64, arrow.DURATION, arrow.TIME64:
+		return sortPairs(arr, rawValues[int64](data), k, false), true
+	case arrow.UINT64:
+		return sortPairs(arr, rawValues[uint64](data), k, false), true
+	case arrow.FLOAT64:
+		return sortPairs(arr, rawValues[float64](data), k, true), true
+	case arrow.FLOAT32:
+		return sortPairs(arr, rawValues[float32](data), k, true), true
+	case arrow.STRING, arrow.BINARY:
+		return sortPairs(arr, stringViews(data), k, false), true
+	}
+	return nil, false
+}
+
+type sortPair[T cmp.Ordered] struct {
+	v T
+	i int
+}
+
+func sortPairs[T cmp.Ordered](arr arrow.Array, vals []T, k SortKey, float bool) []int {
+	data := arr.Data()
+	n := data.Len()
+	var valid []byte
+	// arr.NullN, not data.NullN: the latter may be -1 (not yet counted).
+	if arr.NullN() > 0 && data.Buffers()[0] != nil {
+		valid = data.Buffers()[0].Bytes()
+	}
+	pairs := make([]sortPair[T], 0, n-arr.NullN())
+	var nulls, nans []int
+	for i := 0; i < n; i++ {
+		if valid != nil && !bitutil.BitIsSet(valid, data.Offset()+i) {
+			nulls = append(nulls, i)
+			continue
+		}
+		v := vals[i]
+		if float && v != v {
+			nans = append(nans, i)
+			continue
+		}
+		pairs = append(pairs, sortPair[T]{v, i})
+	}
+	if k.Desc {
+		slices.SortFunc(pairs, func(a, b sortPair[T]) int {
+			if a.v > b.v {
+				return -1
+			}
+			if a.v < b.v {
+				return 1
+			}
+			return a.i - b.i
+		})
+	} else {
+		slices.SortFunc(pairs, func(a, b sortPair[T]) int {
+			if a.v < b.v {
+				return -1
+			}
+			if a.v > b.v {
+				return 1
+			}
+			return a.i - b.i
+		})
+	}
+	perm := make([]int, 0, n)
+	if k.NullsFirst {
+		perm = append(perm, nulls...)
+	}
+	if k.Desc {
+		perm = append(perm, nans...) // NaN is the greatest value
+	}
+	for _, p := range pairs {
+		perm = append(perm, p.i)
+	}
+	if !k.Desc {
+		perm = append(perm, nans...)
+	}
+	if !k.NullsFirst {
+		perm = append(perm, nulls...)
+	}
+	return perm
+}
