@@ -1,0 +1,32 @@
+# sluice — make help lists the targets.
+GO        ?= go
+PKGS      ?= ./...
+TESTFLAGS ?= -timeout 20m
+BENCH_SF  ?= 1
+
+.PHONY: help demo test bench lint fuzz pyenv
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+demo: ## run the demo job: generate orders as Parquet, aggregate them, print a table
+	$(GO) run ./cmd/sluice demo
+
+test: pyenv ## run every test (installs pyarrow into .cache/pyenv for the interop tests)
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+pyenv: ## make the Python virtualenv with pyarrow the Parquet interop tests use
+	@scripts/pyenv >/dev/null
+
+bench: ## run the batch benchmark (TPC-H Q1 and Q6 at BENCH_SF) and print JSON lines
+	$(GO) run ./benchmarks/batch -query q1 -sf $(BENCH_SF) -data .cache/tpch-sf$(BENCH_SF) -json
+	$(GO) run ./benchmarks/batch -query q6 -sf $(BENCH_SF) -data .cache/tpch-sf$(BENCH_SF) -json
+
+lint: ## gofmt, go vet, and the import-direction test
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) test -run TestImportDirection ./internal/archtest/
+
+fuzz: ## fuzz the Parquet reader and expression evaluation for 30 s each
+	$(GO) test -run '^$$' -fuzz FuzzReadSplit -fuzztime 30s ./sources/parquet/
+	$(GO) test -run '^$$' -fuzz FuzzEval -fuzztime 30s ./dataset/expr/

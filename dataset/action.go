@@ -1,0 +1,146 @@
+package dataset
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+
+	"github.com/sluicedata/sluice/dataset/exec"
+	"github.com/sluicedata/sluice/dataset/plan"
+	"github.com/sluicedata/sluice/sinks/parquet"
+)
+
+// Collect runs the plan and returns the result as an Arrow table, which the
+// caller must Release.
+func (d *Dataset) Collect(ctx context.Context) (arrow.Table, error) {
+	recs, err := d.collect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseAll(recs)
+	return array.NewTableFromRecords(d.node.Schema, recs), nil
+}
+
+// CollectRecords runs the plan and returns its records; the caller releases each.
+func (d *Dataset) CollectRecords(ctx context.Context) ([]arrow.Record, error) {
+	return d.collect(ctx)
+}
+
+func (d *Dataset) collect(ctx context.Context) ([]arrow.Record, error) {
+	if d.err != nil {
+		return nil, d.err
+	}
+	return d.run(ctx, d.node)
+}
+
+// Count returns the number of rows.
+func (d *Dataset) Count(ctx context.Context) (int64, error) {
+	recs, err := d.Agg(CountAll().As("count")).collect(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer releaseAll(recs)
+	for _, r := range recs {
+		if r.NumRows() > 0 {
+			return r.Column(0).(*array.Int64).Value(0), nil
+		}
+	}
+	return 0, nil
+}
+
+// Show prints up to n rows as an aligned text table to stdout.
+func (d *Dataset) Show(ctx context.Context, n int) error { return d.ShowTo(ctx, os.Stdout, n) }
+
+// ShowTo prints up to n rows as an aligned text table to w.
+func (d *Dataset) ShowTo(ctx context.Context, w io.Writer, n int) error {
+	recs, err := d.Limit(int64(n) + 1).collect(ctx)
+	if err != nil {
+		return err
+	}
+	defer releaseAll(recs)
+	return exec.FormatTable(w, d.node.Schema, recs, n)
+}
+
+// WriteOptions configures Write.
+type WriteOptions struct {
+	Mode parquet.Mode // ErrorIfExists (default), Overwrite, Append
+	parquet.Options
+}
+
+// Write writes the Dataset as Parquet under path. Output is atomic: tasks
+// write into a staging directory and the files appear under path, with a
+// _SUCCESS marker, only when every task succeeded; on failure nothing is left.
+func (d *Dataset) Write(ctx context.Context, path string, opts WriteOptions) error {
+	if d.err != nil {
+		return d.err
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	jobID := hex.EncodeToString(id[:])
+	w, err := plan.NewWrite(d.node, &plan.Write{Target: path, JobID: jobID, Options: opts.Options})
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	recs, err := d.run(ctx, w)
+	releaseAll(recs)
+	if err != nil {
+		parquet.Abort(path, jobID)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := parquet.Commit(path, jobID, opts.Mode); err != nil {
+		parquet.Abort(path, jobID)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// Explain returns the logical, optimized and physical plans as text.
+func (d *Dataset) Explain() (string, error) {
+	if d.err != nil {
+		return "", d.err
+	}
+	cfg := d.cfg.withDefaults()
+	opt, err := plan.Optimize(d.node)
+	if err != nil {
+		return "", err
+	}
+	phys, err := plan.Physical(opt, cfg.ShufflePartitions)
+	if err != nil {
+		return "", err
+	}
+	stages, err := plan.Stages(phys)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("== Logical Plan ==\n")
+	b.WriteString(plan.Format(d.node))
+	b.WriteString("== Optimized Plan ==\n")
+	b.WriteString(plan.Format(opt))
+	b.WriteString("== Physical Plan ==\n")
+	for _, st := range stages {
+		out := "result"
+		if st.Out != nil {
+			out = strings.TrimPrefix(plan.Format(&plan.Node{Kind: plan.KindExchange, Keys: st.Out.Keys, Parts: st.Out.Parts}), "Exchange ")
+			out = "exchange " + strings.TrimSpace(out)
+		}
+		fmt.Fprintf(&b, "Stage %d: %d tasks -> %s\n", st.ID, st.Tasks, out)
+		for _, line := range strings.Split(strings.TrimRight(plan.Format(st.Root), "\n"), "\n") {
+			b.WriteString("  " + line + "\n")
+		}
+	}
+	return b.String(), nil
+}
+
+func releaseAll(recs []arrow.Record) {
+	for _, r := range recs {
+		r.Release()
+	}
+}

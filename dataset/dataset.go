@@ -1,0 +1,114 @@
+package dataset
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/dataset/plan"
+	"github.com/sluicedata/sluice/scheduler"
+	pq "github.com/sluicedata/sluice/sources/parquet"
+)
+
+// Config says how a Dataset's actions run. The zero value is usable.
+type Config struct {
+	Allocator         memory.Allocator // every record of the job is allocated here; default memory.DefaultAllocator
+	Parallelism       int              // tasks run at once; default GOMAXPROCS
+	ShufflePartitions int              // partitions of aggregates and joins; default Parallelism
+	BatchRows         int              // max rows per record; default 65536
+}
+
+func (c Config) withDefaults() Config {
+	if c.Allocator == nil {
+		c.Allocator = memory.DefaultAllocator
+	}
+	if c.Parallelism <= 0 {
+		c.Parallelism = runtime.GOMAXPROCS(0)
+	}
+	if c.ShufflePartitions <= 0 {
+		c.ShufflePartitions = c.Parallelism
+	}
+	if c.BatchRows <= 0 {
+		c.BatchRows = 1 << 16
+	}
+	return c
+}
+
+// Dataset is an immutable, lazily evaluated relational plan. Transformations
+// return new Datasets; nothing runs until an action (Collect, Show, Write,
+// Count). A transformation that fails (unknown column, type error) returns a
+// Dataset carrying the error, which every later action returns.
+type Dataset struct {
+	node *plan.Node
+	err  error
+	cfg  Config
+}
+
+func errDataset(err error) *Dataset { return &Dataset{err: err} }
+
+func (d *Dataset) derive(n *plan.Node, err error) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	if err != nil {
+		return &Dataset{err: err, cfg: d.cfg}
+	}
+	return &Dataset{node: n, cfg: d.cfg}
+}
+
+// Err is the error of the first failed transformation, if any.
+func (d *Dataset) Err() error { return d.err }
+
+// Schema is the output schema (nil when Err is set).
+func (d *Dataset) Schema() *arrow.Schema {
+	if d.err != nil {
+		return nil
+	}
+	return d.node.Schema
+}
+
+// WithConfig returns the same plan with another execution config.
+func (d *Dataset) WithConfig(c Config) *Dataset {
+	out := *d
+	out.cfg = c
+	return &out
+}
+
+// Read reads Parquet files, directories (recursively, Hive-style partition
+// directories like day=2026-11-01/ become columns) and globs.
+func Read(paths ...string) *Dataset {
+	t, err := pq.Open(context.Background(), paths...)
+	if err != nil {
+		return errDataset(fmt.Errorf("read %v: %w", paths, err))
+	}
+	return &Dataset{node: plan.NewParquetScan(t, paths)}
+}
+
+// FromRecords makes a Dataset of records already in memory. It does not take
+// ownership: the records must stay valid (unreleased) while this Dataset, or
+// any derived from it, runs. All records must have schema.
+func FromRecords(schema *arrow.Schema, recs ...arrow.Record) *Dataset {
+	for i, r := range recs {
+		if !r.Schema().Equal(schema) {
+			return errDataset(fmt.Errorf("from records: record %d has schema %s, want %s", i, r.Schema(), schema))
+		}
+	}
+	return &Dataset{node: plan.NewMemoryScan(schema, recs)}
+}
+
+// run optimizes, plans and executes root; the caller owns the records.
+func (d *Dataset) run(ctx context.Context, root *plan.Node) ([]arrow.Record, error) {
+	cfg := d.cfg.withDefaults()
+	opt, err := plan.Optimize(root)
+	if err != nil {
+		return nil, err
+	}
+	phys, err := plan.Physical(opt, cfg.ShufflePartitions)
+	if err != nil {
+		return nil, err
+	}
+	return scheduler.Run(ctx, phys, scheduler.Config{Allocator: cfg.Allocator, Workers: cfg.Parallelism, BatchRows: cfg.BatchRows})
+}

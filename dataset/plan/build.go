@@ -1,0 +1,108 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/dataset/exec"
+	"github.com/sluicedata/sluice/sinks/parquet"
+	pq "github.com/sluicedata/sluice/sources/parquet"
+)
+
+// TaskEnv is what a task needs besides its stage fragment.
+type TaskEnv struct {
+	Mem       memory.Allocator
+	BatchRows int
+	// Shuffle returns the records of one partition of an exchange, in map
+	// task order. The task does not own them.
+	Shuffle func(exchange, partition int) []arrow.Record
+}
+
+// Build instantiates the operators of task `task` of stage st.
+func Build(ctx context.Context, st *Stage, task int, env TaskEnv) (exec.Operator, error) {
+	b := &builder{ctx: ctx, st: st, task: task, env: env}
+	if len(st.Assign) > 0 {
+		b.assign = st.Assign[task]
+	}
+	return b.build(st.Root)
+}
+
+type builder struct {
+	ctx    context.Context
+	st     *Stage
+	task   int
+	env    TaskEnv
+	assign Assignment
+}
+
+func (b *builder) build(n *Node) (op exec.Operator, err error) {
+	ins := make([]exec.Operator, 0, len(n.Inputs))
+	defer func() {
+		if err != nil {
+			for _, in := range ins {
+				in.Close()
+			}
+		}
+	}()
+	for _, in := range n.Inputs {
+		o, err := b.build(in)
+		if err != nil {
+			return nil, err
+		}
+		ins = append(ins, o)
+	}
+	mem := b.env.Mem
+	switch n.Kind {
+	case KindScan:
+		leaf := -1
+		for i, l := range b.st.Leaves {
+			if l == n {
+				leaf = i
+			}
+		}
+		if leaf != b.assign.Leaf {
+			return exec.NewRecords(n.Schema, nil), nil
+		}
+		if n.Scan.Table == nil {
+			return b.memoryScan(n)
+		}
+		sp := n.Scan.Splits[b.assign.Split]
+		return exec.NewParquetScan(b.ctx, mem, []pq.Split{sp}, n.Schema, n.Scan.Table.PartitionColumns, b.env.BatchRows), nil
+	case KindShuffleRead:
+		return exec.NewRecords(n.Schema, b.env.Shuffle(n.Exchange, b.task)), nil
+	case KindFilter:
+		return exec.NewFilter(mem, ins[0], n.Cond)
+	case KindProject:
+		return exec.NewProject(mem, ins[0], n.Exprs)
+	case KindAggregate:
+		return exec.NewHashAgg(mem, ins[0], n.Keys, n.Aggs, n.AggMode)
+	case KindJoin:
+		return exec.NewHashJoin(mem, ins[0], ins[1], n.Join.LeftKeys, n.Join.RightKeys, n.Join.How, n.Join.BuildRight)
+	case KindUnion:
+		return exec.NewUnion(mem, n.Schema, ins...)
+	case KindSort:
+		return exec.NewSort(mem, ins[0], n.SortKeys, n.N, b.env.BatchRows)
+	case KindLimit:
+		return exec.NewLimit(ins[0], n.N), nil
+	case KindMapBatches:
+		fn, ok := exec.LookupBatchFunc(n.Func)
+		if !ok {
+			return nil, fmt.Errorf("%w: map_batches function %q is not registered in this process", ErrPlan, n.Func)
+		}
+		return exec.NewMapBatches(mem, ins[0], n.Func, n.Schema, fn), nil
+	case KindWrite:
+		dir := parquet.StagingDir(n.Write.Target, n.Write.JobID)
+		prefix := fmt.Sprintf("part-%05d-%s", b.task, n.Write.JobID)
+		return exec.NewParquetWrite(mem, ins[0], dir, prefix, n.Write.Options), nil
+	}
+	return nil, fmt.Errorf("%w: cannot run a %s node in a task", ErrPlan, n.Kind)
+}
+
+// memoryScan projects the in-memory record a task reads to the scan's columns.
+func (b *builder) memoryScan(n *Node) (exec.Operator, error) {
+	rec := n.Scan.Records[b.assign.Split]
+	return exec.NewRecords(n.Schema, []arrow.Record{rec}), nil
+}

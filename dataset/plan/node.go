@@ -1,0 +1,232 @@
+package plan
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/apache/arrow/go/v17/arrow"
+
+	"github.com/sluicedata/sluice/dataset/exec"
+	"github.com/sluicedata/sluice/dataset/expr"
+	"github.com/sluicedata/sluice/sinks/parquet"
+	pq "github.com/sluicedata/sluice/sources/parquet"
+)
+
+// Kind names a plan node. Logical plans use every kind but Exchange and
+// ShuffleRead; physical plans add those and set aggregate modes.
+type Kind string
+
+const (
+	KindScan        Kind = "Scan"
+	KindFilter      Kind = "Filter"
+	KindProject     Kind = "Project"
+	KindAggregate   Kind = "Aggregate"
+	KindJoin        Kind = "Join"
+	KindUnion       Kind = "Union"
+	KindSort        Kind = "Sort"
+	KindLimit       Kind = "Limit"
+	KindMapBatches  Kind = "MapBatches"
+	KindWrite       Kind = "Write"
+	KindExchange    Kind = "Exchange"    // a stage boundary: its input is repartitioned
+	KindShuffleRead Kind = "ShuffleRead" // the reading end of an Exchange inside a stage
+)
+
+// Node is one operator of a plan. It is plain data apart from in-memory scan
+// records, so a task fragment can later be shipped to executors; the operator
+// code is looked up by Kind (and MapBatches functions by name) where it runs.
+type Node struct {
+	Kind   Kind
+	Inputs []*Node
+	Schema *arrow.Schema // output schema, computed when the node is made
+
+	Scan     *Scan
+	Cond     *expr.Expr     // Filter
+	Exprs    []*expr.Expr   // Project
+	Keys     []*expr.Expr   // Aggregate group keys; Exchange hash keys
+	Aggs     []exec.Agg     // Aggregate
+	AggMode  exec.AggMode   // Aggregate (physical)
+	Join     *Join          // Join
+	SortKeys []exec.SortKey // Sort
+	N        int64          // Limit; Sort top-k (0 = all)
+	Func     string         // MapBatches registered name
+	Write    *Write         // Write
+	Parts    int            // Exchange: number of output partitions (1 = gather)
+	Exchange int            // ShuffleRead: id of the exchange it reads
+}
+
+// Scan reads a Parquet table or in-memory records.
+type Scan struct {
+	Table   *pq.Table      // nil for in-memory
+	Paths   []string       // as the user gave them
+	Columns []string       // projected columns, in output order
+	Preds   []pq.Predicate // pushed-down conjuncts used for pruning
+	Splits  []pq.Split     // set by physical planning
+	Pruned  pq.PruneStats  // set by physical planning
+	Records []arrow.Record `json:"-"` // in-memory source; retained by the Dataset that made it
+}
+
+// Join is an equi-join.
+type Join struct {
+	How        exec.JoinType
+	LeftKeys   []*expr.Expr
+	RightKeys  []*expr.Expr
+	BuildRight bool // physical: which side becomes the hash table
+}
+
+// Write is a Parquet output.
+type Write struct {
+	Target  string
+	JobID   string
+	Options parquet.Options
+}
+
+// Walk calls fn on n and its inputs, depth first, parents before children.
+func (n *Node) Walk(fn func(*Node)) {
+	fn(n)
+	for _, in := range n.Inputs {
+		in.Walk(fn)
+	}
+}
+
+// describe is the one-line text of a node in EXPLAIN output.
+func (n *Node) describe() string {
+	switch n.Kind {
+	case KindScan:
+		s := n.Scan
+		if s.Table == nil {
+			rows := int64(0)
+			for _, r := range s.Records {
+				rows += r.NumRows()
+			}
+			return fmt.Sprintf("Scan memory [%s] rows=%d", strings.Join(s.Columns, ", "), rows)
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "Scan parquet [%s] files=%d", strings.Join(s.Columns, ", "), len(s.Table.Files))
+		if len(s.Preds) > 0 {
+			ps := make([]string, len(s.Preds))
+			for i, p := range s.Preds {
+				ps[i] = predString(p)
+			}
+			fmt.Fprintf(&b, " pushed=[%s]", strings.Join(ps, ", "))
+		}
+		if s.Splits != nil {
+			fmt.Fprintf(&b, " splits=%d row_groups_pruned=%d/%d files_pruned=%d/%d",
+				len(s.Splits), s.Pruned.RowGroupsPruned, s.Pruned.RowGroups, s.Pruned.FilesPruned, s.Pruned.Files)
+		}
+		return b.String()
+	case KindFilter:
+		return "Filter " + n.Cond.String()
+	case KindProject:
+		return "Project [" + exprList(n.Exprs) + "]"
+	case KindAggregate:
+		mode := ""
+		switch n.AggMode {
+		case exec.AggPartial:
+			mode = " partial"
+		case exec.AggFinal:
+			mode = " final"
+		}
+		aggs := make([]string, len(n.Aggs))
+		for i, a := range n.Aggs {
+			aggs[i] = aggString(a)
+		}
+		return fmt.Sprintf("Aggregate%s keys=[%s] aggs=[%s]", mode, exprList(n.Keys), strings.Join(aggs, ", "))
+	case KindJoin:
+		build := "left"
+		if n.Join.BuildRight {
+			build = "right"
+		}
+		keys := make([]string, len(n.Join.LeftKeys))
+		for i := range keys {
+			keys[i] = n.Join.LeftKeys[i].String() + " = " + n.Join.RightKeys[i].String()
+		}
+		return fmt.Sprintf("Join %s on [%s] build=%s", n.Join.How, strings.Join(keys, ", "), build)
+	case KindUnion:
+		return "Union"
+	case KindSort:
+		keys := make([]string, len(n.SortKeys))
+		for i, k := range n.SortKeys {
+			dir, nulls := "ASC", "NULLS LAST"
+			if k.Desc {
+				dir = "DESC"
+			}
+			if k.NullsFirst {
+				nulls = "NULLS FIRST"
+			}
+			keys[i] = fmt.Sprintf("%s %s %s", k.Expr, dir, nulls)
+		}
+		if n.N > 0 {
+			return fmt.Sprintf("Sort [%s] limit=%d", strings.Join(keys, ", "), n.N)
+		}
+		return fmt.Sprintf("Sort [%s]", strings.Join(keys, ", "))
+	case KindLimit:
+		return fmt.Sprintf("Limit %d", n.N)
+	case KindMapBatches:
+		return fmt.Sprintf("MapBatches %q", n.Func)
+	case KindWrite:
+		s := fmt.Sprintf("Write parquet %s compression=%s", n.Write.Target, orDefault(n.Write.Options.Compression, "zstd"))
+		if len(n.Write.Options.PartitionBy) > 0 {
+			s += " partition_by=[" + strings.Join(n.Write.Options.PartitionBy, ", ") + "]"
+		}
+		return s
+	case KindExchange:
+		if n.Parts <= 1 {
+			return "Exchange single"
+		}
+		return fmt.Sprintf("Exchange hash([%s], %d)", exprList(n.Keys), n.Parts)
+	case KindShuffleRead:
+		return fmt.Sprintf("ShuffleRead exchange=%d", n.Exchange)
+	}
+	return string(n.Kind)
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+func aggString(a exec.Agg) string {
+	arg := "*"
+	if a.Arg != nil {
+		arg = a.Arg.String()
+	}
+	return fmt.Sprintf("%s(%s) AS %s", a.Func, arg, a.Name)
+}
+
+func predString(p pq.Predicate) string {
+	vals := make([]string, len(p.Values))
+	for i, v := range p.Values {
+		if s, ok := v.(string); ok {
+			vals[i] = "'" + s + "'"
+		} else {
+			vals[i] = fmt.Sprint(v)
+		}
+	}
+	return fmt.Sprintf("%s %s %s", p.Column, p.Op, strings.Join(vals, " "))
+}
+
+func exprList(es []*expr.Expr) string {
+	s := make([]string, len(es))
+	for i, e := range es {
+		s[i] = e.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// Format renders a plan tree, two spaces of indent per level.
+func Format(n *Node) string {
+	var b strings.Builder
+	var walk func(*Node, int)
+	walk = func(n *Node, depth int) {
+		b.WriteString(strings.Repeat("  ", depth))
+		b.WriteString(n.describe())
+		b.WriteByte('\n')
+		for _, in := range n.Inputs {
+			walk(in, depth+1)
+		}
+	}
+	walk(n, 0)
+	return b.String()
+}

@@ -1,0 +1,232 @@
+package plan
+
+import (
+	"fmt"
+
+	"github.com/sluicedata/sluice/dataset/exec"
+	"github.com/sluicedata/sluice/dataset/expr"
+)
+
+// Physical turns an optimized logical plan into a physical one: scans get
+// their (pruned) splits, aggregates become partial -> exchange -> final, joins
+// hash-partition both sides into parts partitions and build the smaller one,
+// sorts and limits work per task first and then once after a gather. The
+// input plan is not modified.
+func Physical(root *Node, parts int) (*Node, error) {
+	if parts < 1 {
+		parts = 1
+	}
+	p := &physical{parts: parts}
+	return p.plan(clone(root))
+}
+
+type physical struct{ parts int }
+
+func (p *physical) plan(n *Node) (*Node, error) {
+	for i, in := range n.Inputs {
+		c, err := p.plan(in)
+		if err != nil {
+			return nil, err
+		}
+		n.Inputs[i] = c
+	}
+	switch n.Kind {
+	case KindScan:
+		if n.Scan.Table != nil {
+			n.Scan.Splits, n.Scan.Pruned = n.Scan.Table.Splits(n.Scan.Preds)
+		}
+	case KindAggregate:
+		partial := &Node{Kind: KindAggregate, Inputs: n.Inputs, Keys: n.Keys, Aggs: n.Aggs, AggMode: exec.AggPartial}
+		s, err := exec.PartialSchema(n.Inputs[0].Schema, n.Keys, n.Aggs)
+		if err != nil {
+			return nil, err
+		}
+		partial.Schema = s
+		keys := make([]*expr.Expr, len(n.Keys))
+		for i, k := range n.Keys {
+			keys[i] = expr.Col(k.OutputName())
+		}
+		parts := p.parts
+		if len(keys) == 0 {
+			parts = 1
+		}
+		ex := exchange(partial, keys, parts)
+		return &Node{Kind: KindAggregate, Inputs: []*Node{ex}, Keys: keys, Aggs: n.Aggs, AggMode: exec.AggFinal, Schema: n.Schema}, nil
+	case KindJoin:
+		l, r := n.Inputs[0], n.Inputs[1]
+		n.Join.BuildRight = estimateRows(r) <= estimateRows(l)
+		n.Inputs = []*Node{exchange(l, n.Join.LeftKeys, p.parts), exchange(r, n.Join.RightKeys, p.parts)}
+	case KindSort:
+		in := n.Inputs[0]
+		if n.N > 0 {
+			in = &Node{Kind: KindSort, Inputs: []*Node{in}, SortKeys: n.SortKeys, N: n.N, Schema: in.Schema}
+		}
+		n.Inputs = []*Node{exchange(in, nil, 1)}
+	case KindLimit:
+		local := &Node{Kind: KindLimit, Inputs: n.Inputs, N: n.N, Schema: n.Schema}
+		n.Inputs = []*Node{exchange(local, nil, 1)}
+	case KindUnion:
+		// A stage reads either splits or shuffle partitions; a union of
+		// inputs that already end in exchanges gathers each of them.
+		mixed := false
+		for _, in := range n.Inputs {
+			if !readsScans(in) {
+				mixed = true
+			}
+		}
+		if mixed {
+			for i, in := range n.Inputs {
+				n.Inputs[i] = exchange(in, nil, 1)
+			}
+		}
+	}
+	return n, nil
+}
+
+func exchange(in *Node, keys []*expr.Expr, parts int) *Node {
+	return &Node{Kind: KindExchange, Inputs: []*Node{in}, Keys: keys, Parts: parts, Schema: in.Schema}
+}
+
+// readsScans reports whether n's pipeline (up to the next exchange) starts at scans.
+func readsScans(n *Node) bool {
+	switch n.Kind {
+	case KindScan:
+		return true
+	case KindExchange:
+		return false
+	}
+	for _, in := range n.Inputs {
+		if !readsScans(in) {
+			return false
+		}
+	}
+	return true
+}
+
+func estimateRows(n *Node) int64 {
+	switch n.Kind {
+	case KindScan:
+		var rows int64
+		if n.Scan.Table == nil {
+			for _, r := range n.Scan.Records {
+				rows += r.NumRows()
+			}
+			return rows
+		}
+		for _, s := range n.Scan.Splits {
+			rows += s.NumRows
+		}
+		return rows
+	case KindLimit:
+		return min(n.N, estimateRows(n.Inputs[0]))
+	}
+	var rows int64
+	for _, in := range n.Inputs {
+		rows = max(rows, estimateRows(in))
+	}
+	return rows
+}
+
+// Stage is a pipeline between exchanges, run as one task per split (when its
+// leaves are scans) or per shuffle partition (when they are shuffle reads).
+type Stage struct {
+	ID    int
+	Root  *Node // fragment; exchanges below are replaced by ShuffleRead leaves
+	Out   *Node // the Exchange this stage feeds; nil for the final stage
+	Deps  []int // stages whose output this stage reads
+	Tasks int
+	// Leaves are the scan leaves in order; task i reads split Assign[i].Split
+	// of leaf Assign[i].Leaf (scan stages only).
+	Leaves []*Node
+	Assign []Assignment
+}
+
+type Assignment struct{ Leaf, Split int }
+
+// Stages cuts a physical plan into stages, dependencies first; the last stage
+// is the final one. Exchange ids are the ids of the stages that feed them.
+func Stages(root *Node) ([]*Stage, error) {
+	var stages []*Stage
+	var cut func(n *Node, out *Node) (*Stage, error)
+	cut = func(top *Node, out *Node) (*Stage, error) {
+		st := &Stage{Out: out}
+		var copyDown func(n *Node) (*Node, error)
+		copyDown = func(n *Node) (*Node, error) {
+			if n.Kind == KindExchange {
+				child, err := cut(n.Inputs[0], n)
+				if err != nil {
+					return nil, err
+				}
+				st.Deps = append(st.Deps, child.ID)
+				return &Node{Kind: KindShuffleRead, Exchange: child.ID, Parts: n.Parts, Schema: n.Schema}, nil
+			}
+			c := *n
+			c.Inputs = make([]*Node, len(n.Inputs))
+			for i, in := range n.Inputs {
+				x, err := copyDown(in)
+				if err != nil {
+					return nil, err
+				}
+				c.Inputs[i] = x
+			}
+			if c.Kind == KindScan {
+				st.Leaves = append(st.Leaves, &c)
+			}
+			return &c, nil
+		}
+		r, err := copyDown(top)
+		if err != nil {
+			return nil, err
+		}
+		st.Root = r
+		if err := st.countTasks(); err != nil {
+			return nil, err
+		}
+		st.ID = len(stages)
+		stages = append(stages, st)
+		return st, nil
+	}
+	if _, err := cut(root, nil); err != nil {
+		return nil, err
+	}
+	return stages, nil
+}
+
+func (st *Stage) countTasks() error {
+	parts := -1
+	st.Root.Walk(func(n *Node) {
+		if n.Kind == KindShuffleRead {
+			if parts >= 0 && parts != n.Parts {
+				parts = -2
+			} else if parts != -2 {
+				parts = n.Parts
+			}
+		}
+	})
+	switch {
+	case parts == -2:
+		return fmt.Errorf("%w: stage reads exchanges with different partition counts", ErrPlan)
+	case parts >= 0 && len(st.Leaves) > 0:
+		return fmt.Errorf("%w: stage reads both scans and exchanges", ErrPlan)
+	case parts >= 0:
+		st.Tasks = parts
+		return nil
+	}
+	for li, leaf := range st.Leaves {
+		n := len(leaf.Scan.Splits)
+		if leaf.Scan.Table == nil {
+			n = len(leaf.Scan.Records)
+		}
+		for si := 0; si < n; si++ {
+			st.Assign = append(st.Assign, Assignment{Leaf: li, Split: si})
+		}
+	}
+	st.Tasks = len(st.Assign)
+	if st.Tasks == 0 {
+		// Nothing to read (everything pruned): one task still runs so
+		// global aggregates produce their row.
+		st.Tasks = 1
+		st.Assign = []Assignment{{Leaf: -1}}
+	}
+	return nil
+}

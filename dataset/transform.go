@@ -1,0 +1,332 @@
+package dataset
+
+import (
+	"fmt"
+
+	"github.com/apache/arrow/go/v17/arrow"
+
+	"github.com/sluicedata/sluice/dataset/exec"
+	"github.com/sluicedata/sluice/dataset/expr"
+	"github.com/sluicedata/sluice/dataset/plan"
+)
+
+// Select keeps the given columns or expressions (column names or *Expr), in order.
+func (d *Dataset) Select(cols ...any) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	exprs := make([]*Expr, len(cols))
+	for i, c := range cols {
+		exprs[i] = toExpr(c)
+	}
+	return d.derive(plan.NewProject(d.node, exprs))
+}
+
+// WithColumn adds a column, or replaces the column of that name in place.
+func (d *Dataset) WithColumn(name string, e *Expr) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	var exprs []*Expr
+	replaced := false
+	for _, f := range d.node.Schema.Fields() {
+		if f.Name == name {
+			exprs = append(exprs, e.As(name))
+			replaced = true
+			continue
+		}
+		exprs = append(exprs, expr.Col(f.Name))
+	}
+	if !replaced {
+		exprs = append(exprs, e.As(name))
+	}
+	return d.derive(plan.NewProject(d.node, exprs))
+}
+
+// WithColumnRenamed renames a column; renaming a missing column is an error.
+func (d *Dataset) WithColumnRenamed(from, to string) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	if len(d.node.Schema.FieldIndices(from)) == 0 {
+		return d.derive(nil, fmt.Errorf("rename %q: %w: available %s", from, expr.ErrUnknownColumn, names(d.node.Schema)))
+	}
+	var exprs []*Expr
+	for _, f := range d.node.Schema.Fields() {
+		if f.Name == from {
+			exprs = append(exprs, expr.Col(from).As(to))
+		} else {
+			exprs = append(exprs, expr.Col(f.Name))
+		}
+	}
+	return d.derive(plan.NewProject(d.node, exprs))
+}
+
+// Drop removes columns; unknown names are ignored, as in Spark.
+func (d *Dataset) Drop(cols ...string) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	drop := map[string]bool{}
+	for _, c := range cols {
+		drop[c] = true
+	}
+	var exprs []*Expr
+	for _, f := range d.node.Schema.Fields() {
+		if !drop[f.Name] {
+			exprs = append(exprs, expr.Col(f.Name))
+		}
+	}
+	return d.derive(plan.NewProject(d.node, exprs))
+}
+
+// Filter keeps rows where cond is true (null is not true).
+func (d *Dataset) Filter(cond *Expr) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	return d.derive(plan.NewFilter(d.node, cond))
+}
+
+// Where is Filter.
+func (d *Dataset) Where(cond *Expr) *Dataset { return d.Filter(cond) }
+
+// Grouped is a Dataset waiting for its aggregates.
+type Grouped struct {
+	d    *Dataset
+	keys []*Expr
+}
+
+// GroupBy groups by columns or expressions (names or *Expr).
+func (d *Dataset) GroupBy(keys ...any) *Grouped {
+	g := &Grouped{d: d}
+	for _, k := range keys {
+		g.keys = append(g.keys, toExpr(k))
+	}
+	return g
+}
+
+// Agg computes the aggregates per group; the output has the group keys, then
+// one column per aggregate. With no keys it is one row over everything.
+func (g *Grouped) Agg(aggs ...AggExpr) *Dataset {
+	d := g.d
+	if d.err != nil {
+		return d
+	}
+	as := make([]exec.Agg, len(aggs))
+	for i, a := range aggs {
+		as[i] = a.a
+	}
+	return d.derive(plan.NewAggregate(d.node, g.keys, as))
+}
+
+// Count is Agg(CountAll().As("count")).
+func (g *Grouped) Count() *Dataset { return g.Agg(CountAll().As("count")) }
+
+// Agg aggregates the whole Dataset into one row.
+func (d *Dataset) Agg(aggs ...AggExpr) *Dataset { return d.GroupBy().Agg(aggs...) }
+
+// Distinct removes duplicate rows.
+func (d *Dataset) Distinct() *Dataset {
+	if d.err != nil {
+		return d
+	}
+	keys := make([]*Expr, d.node.Schema.NumFields())
+	for i, f := range d.node.Schema.Fields() {
+		keys[i] = expr.Col(f.Name)
+	}
+	return d.derive(plan.NewAggregate(d.node, keys, nil))
+}
+
+// OrderBy sorts by keys: SortKey values, or column names / *Expr (ascending).
+func (d *Dataset) OrderBy(keys ...any) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	ks := make([]exec.SortKey, len(keys))
+	for i, k := range keys {
+		if sk, ok := k.(SortKey); ok {
+			ks[i] = sk.k
+		} else {
+			ks[i] = Asc(k).k
+		}
+	}
+	return d.derive(plan.NewSort(d.node, ks, 0))
+}
+
+// Limit keeps the first n rows (of the order, if sorted).
+func (d *Dataset) Limit(n int64) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	if n < 0 {
+		return d.derive(nil, fmt.Errorf("limit %d: must not be negative", n))
+	}
+	if d.node.Kind == plan.KindSort && d.node.N == 0 {
+		// Sort then limit is a top-k: bounded memory per task.
+		s, err := plan.NewSort(d.node.Inputs[0], d.node.SortKeys, n)
+		if err == nil && n > 0 {
+			return d.derive(s, nil)
+		}
+	}
+	return d.derive(plan.NewLimit(d.node, n), nil)
+}
+
+// Union appends the rows of others, matching columns by name.
+func (d *Dataset) Union(others ...*Dataset) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	ins := []*plan.Node{d.node}
+	for _, o := range others {
+		if o.err != nil {
+			return d.derive(nil, o.err)
+		}
+		ins = append(ins, o.node)
+	}
+	return d.derive(plan.NewUnion(ins...))
+}
+
+// MapBatches runs fn, user Go code registered under name, over every record.
+// The function's output records must have schema (nil: the input schema).
+// Executors look functions up by name, so register with a stable name.
+func (d *Dataset) MapBatches(name string, schema *arrow.Schema, fn exec.BatchFunc) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	if schema == nil {
+		schema = d.node.Schema
+	}
+	exec.RegisterBatchFunc(name, fn)
+	return d.derive(plan.NewMapBatches(d.node, name, schema), nil)
+}
+
+// JoinType is how rows without a match are treated.
+type JoinType = exec.JoinType
+
+const (
+	Inner JoinType = "inner"
+	Left  JoinType = "left"
+	Right JoinType = "right"
+	Full  JoinType = "full"
+	Semi  JoinType = "semi"
+	Anti  JoinType = "anti"
+)
+
+// Join joins on equal values of the named columns, present on both sides
+// (SQL JOIN ... USING). The output has the key columns once (for a full join,
+// the non-null of the two), then the other left columns, then the other right
+// columns; semi and anti joins keep only the left columns. Other columns with
+// the same name on both sides are an error: rename one first.
+func (d *Dataset) Join(right *Dataset, on []string, how JoinType) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	if right.err != nil {
+		return d.derive(nil, right.err)
+	}
+	ls, rs := d.node.Schema, right.node.Schema
+	isKey := map[string]bool{}
+	for _, k := range on {
+		isKey[k] = true
+		if len(ls.FieldIndices(k)) == 0 {
+			return d.derive(nil, fmt.Errorf("join using %q: %w: left has %s", k, expr.ErrUnknownColumn, names(ls)))
+		}
+		if len(rs.FieldIndices(k)) == 0 {
+			return d.derive(nil, fmt.Errorf("join using %q: %w: right has %s", k, expr.ErrUnknownColumn, names(rs)))
+		}
+	}
+	for _, f := range rs.Fields() {
+		if !isKey[f.Name] && len(ls.FieldIndices(f.Name)) > 0 && how != Semi && how != Anti {
+			return d.derive(nil, fmt.Errorf("join: %w: column %q is on both sides; rename one with WithColumnRenamed", plan.ErrPlan, f.Name))
+		}
+	}
+	// Right keys get hidden names so both sides' keys can coexist.
+	hidden := func(k string) string { return "__right." + k }
+	rexprs := []*Expr{}
+	for _, f := range rs.Fields() {
+		if isKey[f.Name] {
+			rexprs = append(rexprs, castKey(expr.Col(f.Name), f.Type, ls.Field(ls.FieldIndices(f.Name)[0]).Type).As(hidden(f.Name)))
+		} else {
+			rexprs = append(rexprs, expr.Col(f.Name))
+		}
+	}
+	var lexprs []*Expr
+	for _, f := range ls.Fields() {
+		if isKey[f.Name] {
+			lexprs = append(lexprs, castKey(expr.Col(f.Name), f.Type, rs.Field(rs.FieldIndices(f.Name)[0]).Type).As(f.Name))
+		} else {
+			lexprs = append(lexprs, expr.Col(f.Name))
+		}
+	}
+	lnode, err := plan.NewProject(d.node, lexprs)
+	if err != nil {
+		return d.derive(nil, err)
+	}
+	rnode, err := plan.NewProject(right.node, rexprs)
+	if err != nil {
+		return d.derive(nil, err)
+	}
+	lk, rk := make([]*Expr, len(on)), make([]*Expr, len(on))
+	for i, k := range on {
+		lk[i], rk[i] = expr.Col(k), expr.Col(hidden(k))
+	}
+	j, err := plan.NewJoin(lnode, rnode, lk, rk, how)
+	if err != nil || how == Semi || how == Anti {
+		return d.derive(j, err)
+	}
+	var out []*Expr
+	for _, k := range on {
+		switch how {
+		case Full:
+			out = append(out, expr.Coalesce(expr.Col(k), expr.Col(hidden(k))).As(k))
+		case Right:
+			out = append(out, expr.Col(hidden(k)).As(k))
+		default:
+			out = append(out, expr.Col(k))
+		}
+	}
+	for _, f := range ls.Fields() {
+		if !isKey[f.Name] {
+			out = append(out, expr.Col(f.Name))
+		}
+	}
+	for _, f := range rs.Fields() {
+		if !isKey[f.Name] {
+			out = append(out, expr.Col(f.Name))
+		}
+	}
+	return d.derive(plan.NewProject(j, out))
+}
+
+// castKey widens integer keys of different widths to int64 so both sides
+// hash and compare alike; other type mismatches are left for the planner to
+// report.
+func castKey(e *Expr, t, other arrow.DataType) *Expr {
+	if arrow.TypeEqual(t, other) || !isInt(t) || !isInt(other) {
+		return e
+	}
+	if t.ID() == arrow.INT64 {
+		return e
+	}
+	return e.Cast(expr.Type{DataType: arrow.PrimitiveTypes.Int64})
+}
+
+func isInt(t arrow.DataType) bool {
+	switch t.ID() {
+	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64, arrow.UINT8, arrow.UINT16, arrow.UINT32:
+		return true
+	}
+	return false
+}
+
+func names(s *arrow.Schema) string {
+	out := "["
+	for i, f := range s.Fields() {
+		if i > 0 {
+			out += ", "
+		}
+		out += f.Name
+	}
+	return out + "]"
+}
