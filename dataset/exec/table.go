@@ -21,8 +21,10 @@ type TableOptions struct {
 	// MaxRows is the most rows printed; <= 0 prints all. When rows are cut a
 	// line "only showing top N rows" follows the table.
 	MaxRows int
-	// Truncate cuts cells longer than this many characters to Truncate-3
-	// characters plus "..." (Spark's show(truncate=true) uses 20); <= 0 never cuts.
+	// Truncate cuts column names and string, binary and nested cells longer
+	// than this many characters to Truncate-3 characters plus "..." (Spark's
+	// show(truncate=true) uses 20; unlike Spark, numbers, dates and timestamps
+	// are never cut); <= 0 never cuts.
 	Truncate int
 }
 
@@ -60,6 +62,16 @@ func FormatTableOpts(w io.Writer, schema *arrow.Schema, recs []arrow.Record, opt
 		header[i] = truncateCell(f.Name, opts.Truncate)
 	}
 	cells = append(cells, header)
+	// Only variable-length values are cut: a cut number or timestamp would
+	// read as a different value.
+	cut := make([]int, ncol)
+	for i, f := range schema.Fields() {
+		switch f.Type.ID() {
+		case arrow.STRING, arrow.LARGE_STRING, arrow.BINARY, arrow.LARGE_BINARY,
+			arrow.LIST, arrow.LARGE_LIST, arrow.STRUCT, arrow.MAP, arrow.FIXED_SIZE_LIST, arrow.FIXED_SIZE_BINARY:
+			cut[i] = opts.Truncate
+		}
+	}
 	for _, r := range recs {
 		if int64(len(cells)-1) >= limit {
 			break
@@ -71,7 +83,7 @@ func FormatTableOpts(w io.Writer, schema *arrow.Schema, recs []arrow.Record, opt
 		for i := 0; i < int(n); i++ {
 			row := make([]string, ncol)
 			for c := 0; c < ncol; c++ {
-				row[c] = truncateCell(FormatValue(r.Column(c), i), opts.Truncate)
+				row[c] = truncateCell(FormatValue(r.Column(c), i), cut[c])
 			}
 			cells = append(cells, row)
 		}
