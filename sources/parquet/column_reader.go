@@ -19,9 +19,48 @@ import (
 // columnReader turns the pages of one column chunk into Arrow arrays, n rows
 // at a time. The caller owns each returned array.
 type columnReader interface {
-	read(mem memory.Allocator, n int) (arrow.Array, error)
+	// read allocates its buffers through p, so that readColumn can free
+	// them when it fails or panics halfway.
+	read(mem memory.Allocator, n int, p *pending) (arrow.Array, error)
+	column() string
 	close()
 }
+
+// pending holds the buffers of an array under construction.
+type pending struct{ bufs []*memory.Buffer }
+
+func (p *pending) buffer(mem memory.Allocator, size int) *memory.Buffer {
+	b := memory.NewResizableBuffer(mem)
+	p.bufs = append(p.bufs, b)
+	b.Resize(size)
+	return b
+}
+
+func (p *pending) release() {
+	for _, b := range p.bufs {
+		b.Release()
+	}
+	p.bufs = nil
+}
+
+// readColumn reads n rows of one column. parquet-go panics on some corrupt
+// pages; that is the file's error, not the process's.
+func readColumn(r columnReader, mem memory.Allocator, n int) (a arrow.Array, err error) {
+	var p pending
+	defer func() {
+		if x := recover(); x != nil {
+			p.release()
+			a, err = nil, fmt.Errorf("column %q: %w: %v", r.column(), ErrCorrupt, x)
+		}
+	}()
+	a, err = r.read(mem, n, &p)
+	if err != nil {
+		p.release()
+	}
+	return a, err
+}
+
+func (c *pageCursor) column() string { return c.name }
 
 // pageCursor walks the pages of one flat column chunk. For a flat column a
 // definition level is a row: pos counts levels (rows) of the current page,
@@ -65,6 +104,9 @@ func (c *pageCursor) next() error {
 		c.nv = c.n
 	}
 	c.idx = nil
+	if c.nv == 0 {
+		return nil // an all-null page: its values (and dictionary) are never read
+	}
 	if d := p.Dictionary(); d != nil {
 		data := p.Data()
 		c.idx = data.Int32()
@@ -139,7 +181,7 @@ type fixedReader[T any] struct {
 }
 
 func (r *fixedReader[T]) load() error {
-	if err := r.next(); err != nil {
+	if err := r.next(); err != nil || r.nv == 0 {
 		return err
 	}
 	if r.idx != nil {
@@ -225,33 +267,27 @@ func (r *fixedReader[T]) fill(out []T, bits []byte) (int, error) {
 	return nulls, nil
 }
 
-func (r *fixedReader[T]) read(mem memory.Allocator, n int) (arrow.Array, error) {
+func (r *fixedReader[T]) read(mem memory.Allocator, n int, p *pending) (arrow.Array, error) {
 	var zero T
 	size := int(unsafe.Sizeof(zero))
-	vbuf := memory.NewResizableBuffer(mem)
-	vbuf.Resize(n * size)
+	vbuf := p.buffer(mem, n*size)
 	var out []T
 	if n > 0 {
 		out = unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(vbuf.Bytes()))), n)
 	}
-	bitmap, bits := newBitmap(mem, n, r.maxDef > 0)
+	bitmap, bits := newBitmap(mem, n, r.maxDef > 0, p)
 	nulls, err := r.fill(out, bits)
 	if err != nil {
-		vbuf.Release()
-		if bitmap != nil {
-			bitmap.Release()
-		}
 		return nil, err
 	}
 	return makeArray(r.dt, n, nulls, bitmap, vbuf, nil), nil
 }
 
-func newBitmap(mem memory.Allocator, n int, optional bool) (*memory.Buffer, []byte) {
+func newBitmap(mem memory.Allocator, n int, optional bool, p *pending) (*memory.Buffer, []byte) {
 	if !optional {
 		return nil, nil
 	}
-	b := memory.NewResizableBuffer(mem)
-	b.Resize(int(bitutil.BytesForBits(int64(n))))
+	b := p.buffer(mem, int(bitutil.BytesForBits(int64(n))))
 	bits := b.Bytes()
 	clear(bits)
 	return b, bits
@@ -283,20 +319,17 @@ type boolReader struct {
 	scratchOut []bool
 }
 
-func (r *boolReader) read(mem memory.Allocator, n int) (arrow.Array, error) {
+func (r *boolReader) read(mem memory.Allocator, n int, p *pending) (arrow.Array, error) {
 	if cap(r.scratchOut) < n {
 		r.scratchOut = make([]bool, n)
 	}
 	out := r.scratchOut[:n]
-	bitmap, bits := newBitmap(mem, n, r.maxDef > 0)
+	bitmap, bits := newBitmap(mem, n, r.maxDef > 0, p)
 	nulls, err := r.fill(out, bits)
 	if err != nil {
-		if bitmap != nil {
-			bitmap.Release()
-		}
 		return nil, err
 	}
-	vbuf, vbits := newBitmap(mem, n, true)
+	vbuf, vbits := newBitmap(mem, n, true, p)
 	for i, v := range out {
 		if v {
 			vbits[uint(i)/8] |= 1 << (uint(i) % 8)
@@ -416,7 +449,7 @@ type bytesReader struct {
 }
 
 func (r *bytesReader) load() error {
-	if err := r.next(); err != nil {
+	if err := r.next(); err != nil || r.nv == 0 {
 		return err
 	}
 	if r.idx != nil {
@@ -442,21 +475,13 @@ func (r *bytesReader) load() error {
 	return nil
 }
 
-func (r *bytesReader) read(mem memory.Allocator, n int) (arrow.Array, error) {
-	obuf := memory.NewResizableBuffer(mem)
-	obuf.Resize((n + 1) * 4)
+func (r *bytesReader) read(mem memory.Allocator, n int, p *pending) (arrow.Array, error) {
+	obuf := p.buffer(mem, (n+1)*4)
 	offsets := unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(obuf.Bytes()))), n+1)
-	dbuf := memory.NewResizableBuffer(mem)
+	dbuf := p.buffer(mem, 0)
 	var dlen int
-	bitmap, bits := newBitmap(mem, n, r.maxDef > 0)
-	fail := func(err error) (arrow.Array, error) {
-		obuf.Release()
-		dbuf.Release()
-		if bitmap != nil {
-			bitmap.Release()
-		}
-		return nil, err
-	}
+	bitmap, bits := newBitmap(mem, n, r.maxDef > 0, p)
+	fail := func(err error) (arrow.Array, error) { return nil, err }
 	appendValue := func(v []byte) error {
 		if dlen+len(v) > len(dbuf.Bytes()) {
 			want := max(2*len(dbuf.Bytes()), dlen+len(v), 4096)
@@ -537,7 +562,7 @@ type fixedBytesReader struct {
 }
 
 func (r *fixedBytesReader) load() error {
-	if err := r.next(); err != nil {
+	if err := r.next(); err != nil || r.nv == 0 {
 		return err
 	}
 	w := r.dt.ByteWidth
@@ -564,21 +589,16 @@ func (r *fixedBytesReader) load() error {
 	return nil
 }
 
-func (r *fixedBytesReader) read(mem memory.Allocator, n int) (arrow.Array, error) {
+func (r *fixedBytesReader) read(mem memory.Allocator, n int, p *pending) (arrow.Array, error) {
 	w := r.dt.ByteWidth
-	vbuf := memory.NewResizableBuffer(mem)
-	vbuf.Resize(n * w)
+	vbuf := p.buffer(mem, n*w)
 	out := vbuf.Bytes()
 	clear(out)
-	bitmap, bits := newBitmap(mem, n, r.maxDef > 0)
+	bitmap, bits := newBitmap(mem, n, r.maxDef > 0, p)
 	nulls, o := 0, 0
 	for o < n {
 		if r.page == nil || r.pos == r.n {
 			if err := r.load(); err != nil {
-				vbuf.Release()
-				if bitmap != nil {
-					bitmap.Release()
-				}
 				return nil, err
 			}
 			continue

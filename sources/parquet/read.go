@@ -129,7 +129,7 @@ func readRowGroup(ctx context.Context, mem memory.Allocator, f *pq.File, rowGrou
 			var a arrow.Array
 			switch {
 			case readers[i] != nil:
-				a, err = readers[i].read(mem, n)
+				a, err = readColumn(readers[i], mem, n)
 				if err != nil {
 					releaseArrs()
 					return fmt.Errorf("read %s: row group %d: %w", path, rg, err)
