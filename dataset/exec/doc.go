@@ -1,0 +1,22 @@
+// Package exec holds sluice's physical operators over Arrow record batches:
+// scans, filter, project, hash aggregate, hash join, sort, limit, union,
+// user functions (MapBatches) and Parquet writes, one operator per file.
+//
+// In: records from scans or shuffle reads. Out: records, pulled by Next.
+//
+// Invariants:
+//  1. Every operator obeys the Operator contract (operator.go): Next hands the
+//     caller an owned record or io.EOF; Close is idempotent and closes inputs.
+//  2. Hot loops run on typed slices (Int64Values, string offsets and bytes);
+//     no per-row interface calls or allocations.
+//  3. Every operator allocates from the allocator it is given; tests run on
+//     memory.NewCheckedAllocator and assert zero bytes outstanding.
+//  4. Operators are deterministic: the same input records in the same order
+//     give the same output records.
+//
+// Main loop of a task (see plan.Build and scheduler.Local):
+//
+//	op := plan.Build(stage, task)
+//	for rec, err := op.Next(ctx); err != io.EOF; rec, err = op.Next(ctx) { out = append(out, rec) }
+//	op.Close()
+package exec
