@@ -203,7 +203,7 @@ func TestPruningProvablyPrunesAndKeepsEveryMatchingRow(t *testing.T) {
 			[]Predicate{{Column: "v", Op: "in", Values: []any{float64(10), float64(1999.5)}}},
 			-1, 20,
 			func(r hiveRow) bool { return r.v == 10 || r.v == 1999.5 }},
-		{"a string range prunes nothing it cannot prove",
+		{"a string range keeps every row group that may hold a match",
 			[]Predicate{{Column: "name", Op: "gt", Values: []any{"n11"}}},
 			-1, 0,
 			func(r hiveRow) bool { return r.name != nil && *r.name > "n11" }},
