@@ -78,6 +78,8 @@ if len(sys.argv) > 2 and sys.argv[2] == "hive":
     t = ds.dataset(path, format="parquet", partitioning="hive").to_table()
 else:
     t = pq.read_table(path)
+if "sort" in sys.argv[2:]:
+    t = t.sort_by("id")
 out = {"schema": {f.name: str(f.type) for f in t.schema}, "columns": {}}
 for f in t.schema:
     c = t.column(f.name)
