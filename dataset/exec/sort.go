@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
+	"strings"
 	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -37,13 +39,18 @@ const DefaultBatchRows = 64 * 1024
 //  2. Numbers compare numerically; float NaN is greater than every number and
 //     equal to NaN, -0.0 equals 0.0 (Spark). Strings and binary compare
 //     bytewise, false < true, dates, timestamps and decimals by value.
-//  3. limit > 0 keeps only the first limit rows (top-k). Buffered input is
-//     then bounded by about 2*limit rows plus one input record: whenever the
-//     buffer passes that, it is sorted and cut back to limit rows.
+//  3. limit > 0 keeps only the first limit rows (top-k). Each input record
+//     is first cut to its own top limit rows (a bounded heap, O(n log limit)),
+//     and whenever the buffer passes 2*limit rows it is sorted and cut back to
+//     limit rows, so memory stays about 3*limit rows plus one input record.
 //
 // Main loop (first Next):
 //
-//	for rec := range in { buffer(rec); if limit > 0 && buffered > 2*limit { buffer = top(limit) } }
+//	for rec := range in {
+//		if limit > 0 { rec = top(rec, limit) }
+//		buffer(rec)
+//		if limit > 0 && buffered > 2*limit { buffer = top(concat(buffer), limit) }
+//	}
 //	sorted = take(concat(buffer), permutation(keys)) cut to limit
 //	then emit sorted[i:i+batchRows] slices
 //
@@ -162,6 +169,15 @@ func (s *sortOp) run(ctx context.Context) error {
 			rec.Release()
 			continue
 		}
+		if s.limit > 0 && rec.NumRows() > s.limit {
+			// Only this record's own top limit rows can make the result.
+			top, err := SortRecord(s.mem, rec, s.keys, s.limit)
+			rec.Release()
+			if err != nil {
+				return err
+			}
+			rec = top
+		}
 		buf = append(buf, rec)
 		rows += rec.NumRows()
 		if s.limit > 0 && rows > 2*s.limit {
@@ -198,12 +214,9 @@ func (s *sortOp) Close() error {
 // SortRecord returns rec's rows sorted by keys (stably), cut to the first limit
 // rows when limit > 0. The caller owns the result and keeps ownership of rec.
 func SortRecord(mem memory.Allocator, rec arrow.Record, keys []SortKey, limit int64) (arrow.Record, error) {
-	perm, err := SortIndices(mem, rec, keys)
+	perm, err := SortIndices(mem, rec, keys, limit)
 	if err != nil {
 		return nil, err
-	}
-	if limit > 0 && int64(len(perm)) > limit {
-		perm = perm[:limit]
 	}
 	out, err := TakeRecord(mem, rec, perm)
 	if err != nil {
@@ -213,8 +226,13 @@ func SortRecord(mem memory.Allocator, rec arrow.Record, keys []SortKey, limit in
 }
 
 // SortIndices evaluates keys over rec and returns the stable sorting
-// permutation of its rows.
-func SortIndices(mem memory.Allocator, rec arrow.Record, keys []SortKey) ([]int, error) {
+// permutation of its rows, only its first limit entries when limit > 0.
+//
+// With limit small against the row count it selects with a bounded heap
+// (O(n log limit)). Otherwise it sorts (value, row) pairs of the first key
+// with the comparison inlined, then sorts each run of equal first keys by the
+// remaining keys; bool and decimal first keys use the general comparator.
+func SortIndices(mem memory.Allocator, rec arrow.Record, keys []SortKey, limit int64) ([]int, error) {
 	n := int(rec.NumRows())
 	arrs := make([]arrow.Array, 0, len(keys))
 	defer func() {
@@ -235,21 +253,37 @@ func SortIndices(mem memory.Allocator, rec arrow.Record, keys []SortKey) ([]int,
 			return nil, fmt.Errorf("sort key %s: cannot sort by type %s", k.Expr, a.DataType())
 		}
 	}
-	if len(keys) == 1 {
-		if perm, ok := sortSingle(arrs[0], keys[0]); ok {
-			return perm, nil
-		}
-	}
 	cols := make([]keyCol, len(keys))
 	for i, a := range arrs {
 		cols[i] = newKeyCol(a, keys[i])
 	}
-	perm := make([]int, n)
-	for i := range perm {
-		perm[i] = i
+	if limit > 0 && limit*8 < int64(n) {
+		return topK(n, int(limit), rowCompare(cols)), nil
 	}
-	// Ties break on the row index, so the unstable pdqsort gives the stable order.
-	slices.SortFunc(perm, func(a, b int) int {
+	var perm []int
+	var rest func(a, b int) int // nil: no key after the first
+	if len(cols) > 1 {
+		rest = rowCompare(cols[1:])
+	}
+	if p, ok := sortFirstKey(arrs[0], keys[0], rest); ok {
+		perm = p
+	} else {
+		perm = make([]int, n)
+		for i := range perm {
+			perm[i] = i
+		}
+		// Ties break on the row index, so the unstable pdqsort gives the stable order.
+		slices.SortFunc(perm, rowCompare(cols))
+	}
+	if limit > 0 && int64(len(perm)) > limit {
+		perm = perm[:limit]
+	}
+	return perm, nil
+}
+
+// rowCompare is the total order of rows under cols, ties broken by row index.
+func rowCompare(cols []keyCol) func(a, b int) int {
+	return func(a, b int) int {
 		for k := range cols {
 			c := &cols[k]
 			if c.valid != nil {
@@ -273,8 +307,53 @@ func SortIndices(mem memory.Allocator, rec arrow.Record, keys []SortKey) ([]int,
 			}
 		}
 		return a - b
-	})
-	return perm, nil
+	}
+}
+
+// topK returns the first k rows of [0, n) under the total order cmp, sorted,
+// using a max-heap of the k best rows seen so far.
+func topK(n, k int, cmp func(a, b int) int) []int {
+	if k > n {
+		k = n
+	}
+	h := make([]int, 0, k)
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= len(h) {
+				return
+			}
+			m := l
+			if r := l + 1; r < len(h) && cmp(h[r], h[l]) > 0 {
+				m = r
+			}
+			if cmp(h[m], h[i]) <= 0 {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for row := 0; row < n; row++ {
+		if len(h) < k {
+			h = append(h, row)
+			for i := len(h) - 1; i > 0; {
+				p := (i - 1) / 2
+				if cmp(h[i], h[p]) <= 0 {
+					break
+				}
+				h[i], h[p] = h[p], h[i]
+				i = p
+			}
+			continue
+		}
+		if cmp(row, h[0]) < 0 {
+			h[0] = row
+			down(0)
+		}
+	}
+	slices.SortFunc(h, cmp)
+	return h
 }
 
 func sortableType(dt arrow.DataType) bool {
@@ -338,7 +417,7 @@ func newKeyCol(arr arrow.Array, k SortKey) keyCol {
 		c.cmp = func(a, b int) int { return cmpFloat(v[a], v[b]) }
 	case arrow.STRING, arrow.BINARY:
 		v := stringViews(data)
-		c.cmp = orderedCmp(v)
+		c.cmp = func(a, b int) int { return strings.Compare(v[a], v[b]) }
 	case arrow.DECIMAL128:
 		v := rawValues[decimal128.Num](data)
 		c.cmp = func(a, b int) int { return cmpDecimal(v[a], v[b]) }
@@ -426,44 +505,67 @@ func stringViews(data arrow.ArrayData) []string {
 	return out
 }
 
-// sortSingle is the one-key fast path: nulls (and float NaNs) are split off
-// in row order, the rest sorted as (value, row) pairs with the comparison
-// inlined.
-func sortSingle(arr arrow.Array, k SortKey) ([]int, bool) {
+// sortFirstKey is the fast path: nulls (and float NaNs) of the first key are
+// split off in row order and the rest sorted by value alone - numbers by an
+// LSD radix sort over order-preserving uint64 keys (stable by construction),
+// strings as (value, row) pairs with the comparison inlined. Then every run of
+// equal first keys is sorted by rest (the remaining keys, ties by row index).
+func sortFirstKey(arr arrow.Array, k SortKey, rest func(a, b int) int) ([]int, bool) {
 	data := arr.Data()
 	switch arr.DataType().ID() {
-	case arrow.INT32, arrow.DATE32:
-		return sortPairs(arr, rawValues[int32](data), k, false), true
+	case arrow.INT8:
+		return sortRadix(arr, rawValues[int8](data), false, k, rest, signedKey), true
+	case arrow.INT16:
+		return sortRadix(arr, rawValues[int16](data), false, k, rest, signedKey), true
+	case arrow.INT32, arrow.DATE32, arrow.TIME32:
+		return sortRadix(arr, rawValues[int32](data), false, k, rest, signedKey), true
 	case arrow.INT64, arrow.TIMESTAMP, arrow.DATE64, arrow.DURATION, arrow.TIME64:
-		return sortPairs(arr, rawValues[int64](data), k, false), true
+		return sortRadix(arr, rawValues[int64](data), false, k, rest, signedKey), true
+	case arrow.UINT8:
+		return sortRadix(arr, rawValues[uint8](data), false, k, rest, unsignedKey), true
+	case arrow.UINT16:
+		return sortRadix(arr, rawValues[uint16](data), false, k, rest, unsignedKey), true
+	case arrow.UINT32:
+		return sortRadix(arr, rawValues[uint32](data), false, k, rest, unsignedKey), true
 	case arrow.UINT64:
-		return sortPairs(arr, rawValues[uint64](data), k, false), true
+		return sortRadix(arr, rawValues[uint64](data), false, k, rest, unsignedKey), true
 	case arrow.FLOAT64:
-		return sortPairs(arr, rawValues[float64](data), k, true), true
+		return sortRadix(arr, rawValues[float64](data), true, k, rest, floatKey), true
 	case arrow.FLOAT32:
-		return sortPairs(arr, rawValues[float32](data), k, true), true
+		return sortRadix(arr, rawValues[float32](data), true, k, rest, floatKey), true
 	case arrow.STRING, arrow.BINARY:
-		return sortPairs(arr, stringViews(data), k, false), true
+		return sortPairs(arr, stringViews(data), k, rest), true
 	}
 	return nil, false
 }
 
-type sortPair[T cmp.Ordered] struct {
-	v T
-	i int
+func signedKey[T int8 | int16 | int32 | int64](v T) uint64 { return uint64(int64(v)) ^ (1 << 63) }
+
+func unsignedKey[T uint8 | uint16 | uint32 | uint64](v T) uint64 { return uint64(v) }
+
+// floatKey maps non-NaN floats to uint64s in the same order, -0.0 equal to 0.0.
+func floatKey[T float32 | float64](v T) uint64 {
+	f := float64(v)
+	if f == 0 {
+		f = 0
+	}
+	b := math.Float64bits(f)
+	if b>>63 != 0 {
+		return ^b
+	}
+	return b | 1<<63
 }
 
-func sortPairs[T cmp.Ordered](arr arrow.Array, vals []T, k SortKey, float bool) []int {
+// splitNulls returns the null rows and, for floats, the NaN rows of arr, and
+// calls keep for every other row in order.
+func splitNulls[T comparable](arr arrow.Array, vals []T, float bool, keep func(i int, v T)) (nulls, nans []int) {
 	data := arr.Data()
-	n := data.Len()
 	var valid []byte
 	// arr.NullN, not data.NullN: the latter may be -1 (not yet counted).
 	if arr.NullN() > 0 && data.Buffers()[0] != nil {
 		valid = data.Buffers()[0].Bytes()
 	}
-	pairs := make([]sortPair[T], 0, n-arr.NullN())
-	var nulls, nans []int
-	for i := 0; i < n; i++ {
+	for i := 0; i < data.Len(); i++ {
 		if valid != nil && !bitutil.BitIsSet(valid, data.Offset()+i) {
 			nulls = append(nulls, i)
 			continue
@@ -473,8 +575,79 @@ func sortPairs[T cmp.Ordered](arr arrow.Array, vals []T, k SortKey, float bool) 
 			nans = append(nans, i)
 			continue
 		}
-		pairs = append(pairs, sortPair[T]{v, i})
+		keep(i, v)
 	}
+	return nulls, nans
+}
+
+type radixItem struct {
+	k uint64
+	i int
+}
+
+func sortRadix[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64 | float32 | float64](
+	arr arrow.Array, vals []T, float bool, k SortKey, rest func(a, b int) int, key func(T) uint64) []int {
+	var flip uint64
+	if k.Desc {
+		flip = ^uint64(0)
+	}
+	items := make([]radixItem, 0, arr.Len()-arr.NullN())
+	nulls, nans := splitNulls(arr, vals, float, func(i int, v T) {
+		items = append(items, radixItem{key(v) ^ flip, i})
+	})
+	items = radixSort(items)
+	return assemblePerm(arr.Len(), k, nulls, nans, rest, len(items),
+		func(j int) int { return items[j].i },
+		func(j int) bool { return items[j].k == items[j-1].k })
+}
+
+// radixSort sorts items by k with an LSD radix sort on bytes, skipping the
+// bytes where all keys agree. Stable: equal keys keep their order.
+func radixSort(items []radixItem) []radixItem {
+	if len(items) < 256 {
+		slices.SortStableFunc(items, func(a, b radixItem) int { return cmp.Compare(a.k, b.k) })
+		return items
+	}
+	var counts [8][256]int
+	for _, it := range items {
+		k := it.k
+		for b := 0; b < 8; b++ {
+			counts[b][byte(k>>(8*b))]++
+		}
+	}
+	tmp := make([]radixItem, len(items))
+	for b := 0; b < 8; b++ {
+		c := &counts[b]
+		if c[byte(items[0].k>>(8*b))] == len(items) {
+			continue
+		}
+		sum := 0
+		for d := range c {
+			n := c[d]
+			c[d] = sum
+			sum += n
+		}
+		shift := uint(8 * b)
+		for _, it := range items {
+			d := byte(it.k >> shift)
+			tmp[c[d]] = it
+			c[d]++
+		}
+		items, tmp = tmp, items
+	}
+	return items
+}
+
+type sortPair[T cmp.Ordered] struct {
+	v T
+	i int
+}
+
+func sortPairs[T cmp.Ordered](arr arrow.Array, vals []T, k SortKey, rest func(a, b int) int) []int {
+	pairs := make([]sortPair[T], 0, arr.Len()-arr.NullN())
+	nulls, nans := splitNulls(arr, vals, false, func(i int, v T) {
+		pairs = append(pairs, sortPair[T]{v, i})
+	})
 	if k.Desc {
 		slices.SortFunc(pairs, func(a, b sortPair[T]) int {
 			if a.v > b.v {
@@ -496,21 +669,47 @@ func sortPairs[T cmp.Ordered](arr arrow.Array, vals []T, k SortKey, float bool) 
 			return a.i - b.i
 		})
 	}
+	return assemblePerm(arr.Len(), k, nulls, nans, rest, len(pairs),
+		func(j int) int { return pairs[j].i },
+		func(j int) bool { return pairs[j].v == pairs[j-1].v })
+}
+
+// assemblePerm lays out the permutation: nulls and NaNs where k puts them,
+// and the m sorted values (row(j), same(j): equal to the value before) with
+// every run of equal first keys sorted by rest (nil: runs stay in row order).
+func assemblePerm(n int, k SortKey, nulls, nans []int, rest func(a, b int) int, m int, row func(j int) int, same func(j int) bool) []int {
 	perm := make([]int, 0, n)
+	appendRun := func(rows []int) {
+		start := len(perm)
+		perm = append(perm, rows...)
+		if len(rows) > 1 && rest != nil {
+			slices.SortFunc(perm[start:], rest)
+		}
+	}
 	if k.NullsFirst {
-		perm = append(perm, nulls...)
+		appendRun(nulls)
 	}
 	if k.Desc {
-		perm = append(perm, nans...) // NaN is the greatest value
+		appendRun(nans) // NaN is the greatest value
 	}
-	for _, p := range pairs {
-		perm = append(perm, p.i)
+	start := len(perm)
+	for j := 0; j < m; j++ {
+		if rest != nil && j > 0 && !same(j) {
+			if len(perm)-start > 1 {
+				slices.SortFunc(perm[start:], rest)
+			}
+			start = len(perm)
+		}
+		perm = append(perm, row(j))
+	}
+	if rest != nil && len(perm)-start > 1 {
+		slices.SortFunc(perm[start:], rest)
 	}
 	if !k.Desc {
-		perm = append(perm, nans...)
+		appendRun(nans)
 	}
 	if !k.NullsFirst {
-		perm = append(perm, nulls...)
+		appendRun(nulls)
 	}
 	return perm
 }
