@@ -15,21 +15,21 @@ import (
 type conv uint8
 
 const (
-	convBool      conv = iota + 1
-	convInt32          // INT32 -> int32, uint32, date32, time32 (same bits)
-	convInt32To8       // INT32 -> int8
-	convInt32To16      // INT32 -> int16
-	convInt32ToU8      // INT32 -> uint8
-	convInt32ToU16     // INT32 -> uint16
-	convInt64          // INT64 -> int64, uint64, timestamp, time64 (same bits)
-	convFloat          // FLOAT -> float32
-	convDouble         // DOUBLE -> float64
-	convBytes          // BYTE_ARRAY -> string, binary
-	convFixed          // FIXED_LEN_BYTE_ARRAY -> fixed_size_binary
-	convInt96          // INT96 -> timestamp[ns]
-	convDecInt32       // DECIMAL on INT32 -> decimal128
-	convDecInt64       // DECIMAL on INT64 -> decimal128
-	convDecBytes       // DECIMAL on BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY -> decimal128
+	convBool       conv = iota + 1
+	convInt32           // INT32 -> int32, uint32, date32, time32 (same bits)
+	convInt32To8        // INT32 -> int8
+	convInt32To16       // INT32 -> int16
+	convInt32ToU8       // INT32 -> uint8
+	convInt32ToU16      // INT32 -> uint16
+	convInt64           // INT64 -> int64, uint64, timestamp, time64 (same bits)
+	convFloat           // FLOAT -> float32
+	convDouble          // DOUBLE -> float64
+	convBytes           // BYTE_ARRAY -> string, binary
+	convFixed           // FIXED_LEN_BYTE_ARRAY -> fixed_size_binary
+	convInt96           // INT96 -> timestamp[ns]
+	convDecInt32        // DECIMAL on INT32 -> decimal128
+	convDecInt64        // DECIMAL on INT64 -> decimal128
+	convDecBytes        // DECIMAL on BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY -> decimal128
 )
 
 // column is one top-level, flat column of a file's schema.

@@ -1,0 +1,25 @@
+// Package sources is the seam where data enters sluice. Each subpackage is
+// one source:
+//
+//	parquet   bounded: a set of Parquet files read as Arrow records, split by row group
+//	generate  deterministic demo, test and benchmark data
+//	kafka     unbounded: topic partitions read between recorded offsets (planned)
+//	files     a directory watched for new files (planned)
+//	memory    records pushed by a test (planned)
+//
+// In: locations and options (paths, topics, seeds). Out: plain-data units of
+// work (splits, offset ranges) that the driver records and ships, and Arrow
+// records read from one such unit on any machine.
+//
+// Invariants:
+//  1. A unit of work is plain, JSON-serializable data: an executor reads it
+//     with nothing but the unit itself and the projected schema.
+//  2. Reading the same unit twice yields the same rows in the same order, so
+//     a batch re-run after a crash is deterministic.
+//  3. Records are allocated from the caller's memory.Allocator and handed to
+//     the caller, who releases them.
+//  4. Sources never import dataset, microbatch or scheduler; those import
+//     sources.
+//  5. Bad input is an error naming the file, topic or offset; never a panic,
+//     never a silent skip.
+package sources
