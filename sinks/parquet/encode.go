@@ -2,6 +2,8 @@ package parquet
 
 import (
 	"encoding/binary"
+	"fmt"
+	"math"
 	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -18,7 +20,7 @@ type encoder struct {
 	scratch []byte
 }
 
-func (e *encoder) encode(c *column, arr arrow.Array, start, end int) []pq.Value {
+func (e *encoder) encode(c *column, arr arrow.Array, start, end int) ([]pq.Value, error) {
 	n := end - start
 	if cap(e.values) < n {
 		e.values = make([]pq.Value, n)
@@ -63,6 +65,12 @@ func (e *encoder) encode(c *column, arr arrow.Array, start, end int) []pq.Value 
 	case kTimestamp:
 		vals := arr.(*array.Timestamp).TimestampValues()
 		if m := c.mult; m != 1 {
+			lo, hi := math.MinInt64/m, math.MaxInt64/m
+			for i, v := range vals[start:end] {
+				if (int64(v) < lo || int64(v) > hi) && !arr.IsNull(start+i) {
+					return nil, fmt.Errorf("%w: timestamp %d s does not fit in int64 milliseconds", ErrOutOfRange, int64(v))
+				}
+			}
 			fixed(out, arr, vals, start, hasNulls, null, leaf, func(v arrow.Timestamp) pq.Value { return pq.Int64Value(int64(v) * m) })
 		} else {
 			fixed(out, arr, vals, start, hasNulls, null, leaf, func(v arrow.Timestamp) pq.Value { return pq.Int64Value(int64(v)) })
@@ -129,7 +137,7 @@ func (e *encoder) encode(c *column, arr arrow.Array, start, end int) []pq.Value 
 	default:
 		panic("parquet sink: encoder for unknown kind") // fileSchema admits only the kinds above
 	}
-	return out
+	return out, nil
 }
 
 // fixed encodes a fixed-width column; conv is inlined at each instantiation

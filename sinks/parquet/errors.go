@@ -16,7 +16,7 @@ var (
 	ErrSchemaMismatch = errors.New("parquet sink: record schema does not match writer schema")
 	// ErrClosed is returned by FileWriter.Write after Close or Abort.
 	ErrClosed = errors.New("parquet sink: writer closed")
-	// ErrNoStaging is returned by Commit when the staging directory is
-	// missing and the target does not record the job as committed.
-	ErrNoStaging = errors.New("parquet sink: staging directory missing")
+	// ErrOutOfRange is returned by FileWriter.Write for a value Parquet
+	// cannot hold in the mapped type (a seconds timestamp beyond int64 millis).
+	ErrOutOfRange = errors.New("parquet sink: value out of range")
 )

@@ -220,7 +220,10 @@ func (w *FileWriter) writeRange(p *partition, cols []arrow.Array, start, end int
 		cws := f.pw.ColumnWriters()
 		for i := range w.cols {
 			c := &w.cols[i]
-			vals := w.enc.encode(c, cols[c.field], start, start+int(n))
+			vals, err := w.enc.encode(c, cols[c.field], start, start+int(n))
+			if err != nil {
+				return w.fileErr(f, "column "+c.name, err)
+			}
 			if _, err := cws[c.leaf].WriteRowValues(vals); err != nil {
 				return w.fileErr(f, "write column "+c.name, err)
 			}
@@ -272,23 +275,13 @@ func (w *FileWriter) open(p *partition) error {
 	return nil
 }
 
-// mkdirs creates the partition directories under dir one level at a time,
-// remembering the ones it made so Abort can remove them.
+// mkdirs creates a partition directory under dir, remembering the
+// levels it made so Abort can remove them.
 func (w *FileWriter) mkdirs(rel string) error {
-	path := w.dir
-	for _, seg := range splitPath(rel) {
-		path = filepath.Join(path, seg)
-		err := os.Mkdir(path, 0o755)
-		switch {
-		case err == nil:
-			w.dirs = append(w.dirs, path)
-		case errors.Is(err, os.ErrExist):
-			if fi, serr := os.Stat(path); serr != nil || !fi.IsDir() {
-				return fmt.Errorf("parquet sink: create dir %s: not a directory", path)
-			}
-		default:
-			return fmt.Errorf("parquet sink: create dir %s: %w", path, err)
-		}
+	made, err := mkdirsIn(w.dir, rel)
+	w.dirs = append(w.dirs, made...)
+	if err != nil {
+		return fmt.Errorf("parquet sink: %w", err)
 	}
 	return nil
 }
