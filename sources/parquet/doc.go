@@ -19,8 +19,10 @@
 // isAdjustedToUTC; INT96 -> timestamp[ns], decoded by hand (nanoseconds of
 // day in the low 8 bytes, Julian day in the high 4); DECIMAL on INT32, INT64,
 // BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY -> decimal128(p, s); other
-// FIXED_LEN_BYTE_ARRAY -> fixed_size_binary. Nested columns (list, map,
-// struct) are refused with ErrUnsupportedType naming the column.
+// FIXED_LEN_BYTE_ARRAY -> fixed_size_binary. Nested columns get their Arrow
+// type in the schema (list, map, struct, following the LIST/MAP conventions
+// and their legacy forms) but are not readable yet: projecting one is
+// ErrUnsupportedType naming the column; the flat columns beside it read.
 //
 // Invariants:
 //  1. Hot paths never go through parquet-go's row API (GenericReader is 6-18x

@@ -26,7 +26,11 @@ pq.write_table(pa.table({"id": pa.array([1], pa.int64())}), out + "/conflict/a.p
 pq.write_table(pa.table({"id": pa.array(["one"], pa.string())}), out + "/conflict/b.parquet")
 pq.write_table(pa.table({"id": pa.array(range(5000), pa.int64()), "s": ["v%d" % i for i in range(5000)]}),
                out + "/good.parquet", write_page_checksum=True, compression="snappy", use_dictionary=False, row_group_size=1000)
-pq.write_table(pa.table({"l": pa.array([[1, 2], [3]], pa.list_(pa.int64()))}), out + "/nested.parquet")
+pq.write_table(pa.table({"id": pa.array([1, 2], pa.int64()),
+                         "l": pa.array([[1, 2], None], pa.list_(pa.int64())),
+                         "st": pa.array([{"a": 1, "b": "x"}, None], pa.struct([("a", pa.int32()), ("b", pa.string())])),
+                         "m": pa.array([[("k", 1.5)], []], pa.map_(pa.string(), pa.float64())),
+                         "after": ["p", None]}), out + "/nested.parquet")
 pq.write_table(pa.table({"id": pa.array([i if i % 3 else None for i in range(3000)], pa.int64()),
                          "s": [("v%d" % (i % 50)) if i % 4 else None for i in range(3000)],
                          "d": pa.array([i * 0.25 for i in range(3000)], pa.float64()),
@@ -79,8 +83,27 @@ func TestSchemaMerge(t *testing.T) {
 		}
 	})
 
-	t.Run("nested columns are refused by name", func(t *testing.T) {
-		_, err := Open(context.Background(), filepath.Join(dir, "nested.parquet"))
+	t.Run("nested columns are typed, refused by name when read, and their neighbours read", func(t *testing.T) {
+		tab, err := Open(context.Background(), filepath.Join(dir, "nested.parquet"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := arrow.NewSchema([]arrow.Field{
+			{Name: "id", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+			{Name: "l", Type: arrow.ListOf(arrow.PrimitiveTypes.Int64), Nullable: true},
+			{Name: "st", Type: arrow.StructOf(
+				arrow.Field{Name: "a", Type: arrow.PrimitiveTypes.Int32, Nullable: true},
+				arrow.Field{Name: "b", Type: arrow.BinaryTypes.String, Nullable: true}), Nullable: true},
+			{Name: "m", Type: arrow.MapOf(arrow.BinaryTypes.String, arrow.PrimitiveTypes.Float64), Nullable: true},
+			{Name: "after", Type: arrow.BinaryTypes.String, Nullable: true},
+		}, nil)
+		if !tab.Schema.Equal(want) {
+			t.Errorf("schema\n%s\nwant\n%s", tab.Schema, want)
+		}
+		got, _ := readTable(t, mem, tab, project(t, tab.Schema, "after", "id"), nil, 10)
+		compareColumns(t, got, map[string][]any{"id": {"1", "2"}, "after": {"p", nil}}, "id", "after")
+		splits, _ := tab.Splits(nil)
+		err = ReadSplit(context.Background(), mem, splits[0], project(t, tab.Schema, "id", "l"), nil, 10, func(r arrow.Record) error { r.Release(); return nil })
 		if !errors.Is(err, ErrUnsupportedType) || !strings.Contains(err.Error(), `"l"`) || !strings.Contains(err.Error(), "nested") {
 			t.Fatalf("err %v, want ErrUnsupportedType naming column l", err)
 		}

@@ -59,6 +59,10 @@ func ReadSplit(ctx context.Context, mem memory.Allocator, split Split, schema *a
 		}
 		for k := range cols {
 			if cols[k].name == field.Name {
+				if cols[k].nested {
+					return fmt.Errorf("read %s: %w: column %q is nested (%s); nested types are not readable yet, project it away",
+						split.Path, ErrUnsupportedType, field.Name, cols[k].dt)
+				}
 				if !arrow.TypeEqual(cols[k].dt, field.Type) {
 					return fmt.Errorf("read %s: %w: column %q is %s in the file, the schema asks for %s",
 						split.Path, ErrSchemaConflict, field.Name, cols[k].dt, field.Type)

@@ -38,45 +38,178 @@ type column struct {
 	leaf     int // index of the leaf column in the file (column chunk index)
 	physical format.Type
 	optional bool
+	nested   bool // list, map or struct: in the schema, not readable yet
 	dt       arrow.DataType
 	conv     conv
 }
 
-// fileColumns maps a file's flat schema to Arrow. Nested columns (groups,
-// repeated fields) are refused with ErrUnsupportedType naming the column.
+// fileColumns maps a file's schema to Arrow, one column per top-level field.
+// Nested fields (lists, maps, structs) get their Arrow type, so the schema is
+// complete, but conv 0: ReadSplit refuses to read them (ErrUnsupportedType
+// naming the column) while the flat columns beside them read as usual.
 func fileColumns(schema []format.SchemaElement) ([]column, error) {
 	if len(schema) == 0 {
 		return nil, fmt.Errorf("%w: empty schema", ErrCorrupt)
 	}
-	root := schema[0]
-	n := int(root.NumChildren.V)
-	var cols []column
-	leaf := 0
-	i := 1
-	for c := 0; c < n; c++ {
-		if i >= len(schema) {
-			return nil, fmt.Errorf("%w: schema has %d elements, root claims %d children", ErrCorrupt, len(schema), n)
+	i, leaf := 0, 0
+	root, err := buildTree(schema, &i, &leaf, 0)
+	if err != nil {
+		return nil, err
+	}
+	if i != len(schema) {
+		return nil, fmt.Errorf("%w: schema has %d elements, the tree uses %d", ErrCorrupt, len(schema), i)
+	}
+	cols := make([]column, 0, len(root.children))
+	for _, n := range root.children {
+		c := column{
+			name:     n.el.Name,
+			leaf:     n.firstLeaf,
+			optional: n.el.RepetitionType.Valid && n.el.RepetitionType.V == format.Optional,
 		}
-		el := schema[i]
-		if el.NumChildren.V > 0 || (el.RepetitionType.Valid && el.RepetitionType.V == format.Repeated) {
-			return nil, fmt.Errorf("%w: column %q is nested (list, map or struct); nested types are unsupported", ErrUnsupportedType, el.Name)
+		if len(n.children) == 0 && !isRepeated(n.el) {
+			c.physical = n.el.Type.V
+			c.dt, c.conv, err = arrowType(n.el)
+		} else {
+			c.nested = true
+			c.dt, _, err = nodeType(n)
 		}
-		dt, cv, err := arrowType(el)
 		if err != nil {
-			return nil, fmt.Errorf("column %q: %w", el.Name, err)
+			return nil, fmt.Errorf("column %q: %w", n.el.Name, err)
 		}
-		cols = append(cols, column{
-			name:     el.Name,
-			leaf:     leaf,
-			physical: el.Type.V,
-			optional: el.RepetitionType.Valid && el.RepetitionType.V == format.Optional,
-			dt:       dt,
-			conv:     cv,
-		})
-		leaf++
-		i++
+		cols = append(cols, c)
 	}
 	return cols, nil
+}
+
+// node is a schema element with its children, rebuilt from the flattened
+// depth-first list of the footer.
+type node struct {
+	el        format.SchemaElement
+	children  []*node
+	firstLeaf int
+}
+
+func buildTree(schema []format.SchemaElement, i, leaf *int, depth int) (*node, error) {
+	if *i >= len(schema) {
+		return nil, fmt.Errorf("%w: schema ends inside a group", ErrCorrupt)
+	}
+	if depth > 64 {
+		return nil, fmt.Errorf("%w: schema nests deeper than 64", ErrCorrupt)
+	}
+	n := &node{el: schema[*i], firstLeaf: *leaf}
+	*i++
+	k := int(n.el.NumChildren.V)
+	if k < 0 || k > len(schema) {
+		return nil, fmt.Errorf("%w: element %q claims %d children", ErrCorrupt, n.el.Name, k)
+	}
+	if k == 0 && depth > 0 {
+		if !n.el.Type.Valid {
+			return nil, fmt.Errorf("%w: leaf %q without a physical type", ErrCorrupt, n.el.Name)
+		}
+		*leaf++
+		return n, nil
+	}
+	for range k {
+		c, err := buildTree(schema, i, leaf, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		n.children = append(n.children, c)
+	}
+	return n, nil
+}
+
+func isRepeated(el format.SchemaElement) bool {
+	return el.RepetitionType.Valid && el.RepetitionType.V == format.Repeated
+}
+
+func isOptional(el format.SchemaElement) bool {
+	return el.RepetitionType.Valid && el.RepetitionType.V == format.Optional
+}
+
+// nodeType is the Arrow type of a (possibly nested) field, following the
+// Parquet LIST and MAP conventions and their backward-compatibility rules.
+// It returns whether the field is nullable.
+func nodeType(n *node) (arrow.DataType, bool, error) {
+	nullable := isOptional(n.el)
+	if isRepeated(n.el) {
+		// A repeated field outside a LIST group is a required list of
+		// required elements.
+		elem, _, err := bareType(n)
+		if err != nil {
+			return nil, false, err
+		}
+		return arrow.ListOfNonNullable(elem), false, nil
+	}
+	dt, _, err := bareType(n)
+	return dt, nullable, err
+}
+
+// bareType is the type of n ignoring its own repetition.
+func bareType(n *node) (arrow.DataType, bool, error) {
+	if len(n.children) == 0 {
+		dt, _, err := arrowType(n.el)
+		return dt, isOptional(n.el), err
+	}
+	_, isList := n.el.LogicalType.Value.(*format.ListType)
+	_, isMap := n.el.LogicalType.Value.(*format.MapType)
+	if ct, ok := n.el.ConvertedType.Get(); ok && n.el.LogicalType.Value == nil {
+		isList = ct == deprecated.List
+		isMap = ct == deprecated.Map || ct == deprecated.MapKeyValue
+	}
+	switch {
+	case isList:
+		if len(n.children) != 1 || !isRepeated(n.children[0].el) {
+			return nil, false, fmt.Errorf("%w: LIST group %q without one repeated child", ErrCorrupt, n.el.Name)
+		}
+		r := n.children[0]
+		var elem arrow.DataType
+		elemNullable := false
+		var err error
+		switch {
+		case len(r.children) == 0:
+			elem, _, err = arrowType(r.el)
+		case len(r.children) > 1 || r.el.Name == "array" || r.el.Name == n.el.Name+"_tuple":
+			elem, err = structType(r)
+		default:
+			elem, elemNullable, err = nodeType(r.children[0])
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if elemNullable {
+			return arrow.ListOf(elem), true, nil
+		}
+		return arrow.ListOfNonNullable(elem), true, nil
+	case isMap:
+		if len(n.children) != 1 || len(n.children[0].children) != 2 {
+			return nil, false, fmt.Errorf("%w: MAP group %q without a key_value group of two fields", ErrCorrupt, n.el.Name)
+		}
+		kv := n.children[0]
+		key, _, err := nodeType(kv.children[0])
+		if err != nil {
+			return nil, false, err
+		}
+		item, _, err := nodeType(kv.children[1])
+		if err != nil {
+			return nil, false, err
+		}
+		return arrow.MapOf(key, item), true, nil
+	}
+	dt, err := structType(n)
+	return dt, true, err
+}
+
+func structType(n *node) (arrow.DataType, error) {
+	fields := make([]arrow.Field, 0, len(n.children))
+	for _, c := range n.children {
+		dt, nullable, err := nodeType(c)
+		if err != nil {
+			return nil, err
+		}
+		fields = append(fields, arrow.Field{Name: c.el.Name, Type: dt, Nullable: nullable})
+	}
+	return arrow.StructOf(fields...), nil
 }
 
 func arrowType(el format.SchemaElement) (arrow.DataType, conv, error) {

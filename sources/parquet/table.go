@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -352,20 +351,16 @@ func readFooter(path string, size int64) (*fileMeta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open: %s: %w", path, err)
 	}
+	leaves := 0
+	for _, el := range md.Schema[1:] {
+		if el.NumChildren.V == 0 {
+			leaves++
+		}
+	}
 	for i, rg := range md.RowGroups {
-		if len(rg.Columns) != len(cols) {
-			return nil, fmt.Errorf("open: %s: %w: row group %d has %d column chunks, schema has %d columns", path, ErrCorrupt, i, len(rg.Columns), len(cols))
+		if len(rg.Columns) != leaves {
+			return nil, fmt.Errorf("open: %s: %w: row group %d has %d column chunks, schema has %d leaf columns", path, ErrCorrupt, i, len(rg.Columns), leaves)
 		}
 	}
 	return &fileMeta{cols: cols, rowGroups: md.RowGroups}, nil
-}
-
-// sortedKeys is for deterministic error messages.
-func sortedKeys(m map[string]bool) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
