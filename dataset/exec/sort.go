@@ -534,7 +534,7 @@ func sortFirstKey(arr arrow.Array, k SortKey, rest func(a, b int) int) ([]int, b
 	case arrow.FLOAT32:
 		return sortRadix(arr, rawValues[float32](data), true, k, rest, floatKey), true
 	case arrow.STRING, arrow.BINARY:
-		return sortPairs(arr, stringViews(data), k, rest), true
+		return sortStrings(arr, stringViews(data), k, rest), true
 	}
 	return nil, false
 }
@@ -638,40 +638,95 @@ func radixSort(items []radixItem) []radixItem {
 	return items
 }
 
-type sortPair[T cmp.Ordered] struct {
-	v T
-	i int
+// sortStrings is an MSD radix sort on 8-byte chunks: rows are radix-sorted
+// by bytes [0,8) (big-endian, zero-padded), each run of equal chunks by bytes
+// [8,16), and so on; a run whose strings all end inside the chunk is ordered
+// by length, a small run by whole-string comparison. Stable throughout.
+func sortStrings(arr arrow.Array, vals []string, k SortKey, rest func(a, b int) int) []int {
+	rows := make([]int, 0, arr.Len()-arr.NullN())
+	nulls, _ := splitNulls(arr, vals, false, func(i int, _ string) { rows = append(rows, i) })
+	sortStringRun(vals, rows, 0, k.Desc)
+	return assemblePerm(arr.Len(), k, nulls, nil, rest, len(rows),
+		func(j int) int { return rows[j] },
+		func(j int) bool { return vals[rows[j]] == vals[rows[j-1]] })
 }
 
-func sortPairs[T cmp.Ordered](arr arrow.Array, vals []T, k SortKey, rest func(a, b int) int) []int {
-	pairs := make([]sortPair[T], 0, arr.Len()-arr.NullN())
-	nulls, nans := splitNulls(arr, vals, false, func(i int, v T) {
-		pairs = append(pairs, sortPair[T]{v, i})
-	})
-	if k.Desc {
-		slices.SortFunc(pairs, func(a, b sortPair[T]) int {
-			if a.v > b.v {
-				return -1
-			}
-			if a.v < b.v {
-				return 1
-			}
-			return a.i - b.i
-		})
-	} else {
-		slices.SortFunc(pairs, func(a, b sortPair[T]) int {
-			if a.v < b.v {
-				return -1
-			}
-			if a.v > b.v {
-				return 1
-			}
-			return a.i - b.i
-		})
+func stringChunk(v string, depth int) uint64 {
+	if len(v) >= depth+8 {
+		v = v[depth : depth+8]
+		return uint64(v[0])<<56 | uint64(v[1])<<48 | uint64(v[2])<<40 | uint64(v[3])<<32 |
+			uint64(v[4])<<24 | uint64(v[5])<<16 | uint64(v[6])<<8 | uint64(v[7])
 	}
-	return assemblePerm(arr.Len(), k, nulls, nans, rest, len(pairs),
-		func(j int) int { return pairs[j].i },
-		func(j int) bool { return pairs[j].v == pairs[j-1].v })
+	var p uint64
+	for j := depth; j < depth+8; j++ {
+		p <<= 8
+		if j < len(v) {
+			p |= uint64(v[j])
+		}
+	}
+	return p
+}
+
+// sortStringRun sorts rows, whose strings agree on their first depth bytes,
+// by the rest of their bytes, equal strings by row index.
+func sortStringRun(vals []string, rows []int, depth int, desc bool) {
+	if len(rows) < 64 {
+		if desc {
+			slices.SortFunc(rows, func(a, b int) int {
+				if c := strings.Compare(vals[b], vals[a]); c != 0 {
+					return c
+				}
+				return a - b
+			})
+		} else {
+			slices.SortFunc(rows, func(a, b int) int {
+				if c := strings.Compare(vals[a], vals[b]); c != 0 {
+					return c
+				}
+				return a - b
+			})
+		}
+		return
+	}
+	var flip uint64
+	if desc {
+		flip = ^uint64(0)
+	}
+	// Rows arrive in row order or radix (stable) order, so the radix sort
+	// keeps equal strings in row order.
+	items := make([]radixItem, len(rows))
+	for j, r := range rows {
+		items[j] = radixItem{stringChunk(vals[r], depth) ^ flip, r}
+	}
+	items = radixSort(items)
+	for j := range items {
+		rows[j] = items[j].i
+	}
+	for j := 0; j < len(items); {
+		e := j + 1
+		for e < len(items) && items[e].k == items[j].k {
+			e++
+		}
+		if e-j > 1 {
+			run := rows[j:e]
+			longer := false
+			for _, r := range run {
+				if len(vals[r]) > depth+8 {
+					longer = true
+					break
+				}
+			}
+			if longer {
+				sortStringRun(vals, run, depth+8, desc)
+			} else if desc {
+				// Equal when zero-padded: the longer string is greater.
+				slices.SortStableFunc(run, func(a, b int) int { return len(vals[b]) - len(vals[a]) })
+			} else {
+				slices.SortStableFunc(run, func(a, b int) int { return len(vals[a]) - len(vals[b]) })
+			}
+		}
+		j = e
+	}
 }
 
 // assemblePerm lays out the permutation: nulls and NaNs where k puts them,

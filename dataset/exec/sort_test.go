@@ -604,3 +604,56 @@ func BenchmarkSortStringFloat64Keys1M(b *testing.B) {
 func BenchmarkSortTopK100Int64Key1M(b *testing.B) {
 	benchmarkSort(b, []SortKey{{Expr: expr.Col("k")}}, 100)
 }
+
+func TestSortLongStringsSharingPrefixes(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rng := rand.New(rand.NewPCG(sortTestSeed(t), 6))
+	schema := arrow.NewSchema([]arrow.Field{{Name: "s", Type: arrow.BinaryTypes.String, Nullable: true}}, nil)
+	b := array.NewStringBuilder(mem)
+	defer b.Release()
+	const n = 5000
+	vals := make([]*string, n)
+	prefixes := []string{"", "user-0000", "user-0000-session-", "\x00\x00\x00\x00\x00\x00\x00\x00"}
+	for i := range vals {
+		if rng.IntN(20) == 0 {
+			b.AppendNull()
+			continue
+		}
+		s := prefixes[rng.IntN(len(prefixes))]
+		for l := rng.IntN(20); l > 0; l-- {
+			s += string("ab\x00"[rng.IntN(3)])
+		}
+		vals[i] = &s
+		b.Append(s)
+	}
+	col := b.NewArray()
+	rec := array.NewRecord(schema, []arrow.Array{col}, n)
+	col.Release()
+	defer rec.Release()
+	for _, desc := range []bool{false, true} {
+		perm, err := SortIndices(mem, rec, []SortKey{{Expr: expr.Col("s"), Desc: desc, NullsFirst: desc}}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]int, n)
+		for i := range want {
+			want[i] = i
+		}
+		sort.SliceStable(want, func(i, j int) bool {
+			a, b := vals[want[i]], vals[want[j]]
+			if a == nil || b == nil {
+				return a == nil && b != nil && desc || b == nil && a != nil && !desc
+			}
+			if desc {
+				return *a > *b
+			}
+			return *a < *b
+		})
+		for i := range want {
+			if perm[i] != want[i] {
+				t.Fatalf("desc=%v: position %d has row %d, want %d", desc, i, perm[i], want[i])
+			}
+		}
+	}
+}
