@@ -109,7 +109,6 @@ func NewFileWriter(mem memory.Allocator, dir, prefix string, schema *arrow.Schem
 		pq.MaxRowsPerRowGroup(opts.RowGroupRows),
 		pq.DataPageStatistics(true),
 		pq.KeyValueMetadata("ARROW:schema", md),
-		pq.CreatedBy("sluice", "0", ""),
 	}
 	if _, err := pq.NewWriterConfig(pqOpts...); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidOptions, err)

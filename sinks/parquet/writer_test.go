@@ -109,6 +109,7 @@ for i in range(rg.num_columns):
         "has_min_max": bool(st is not None and st.has_min_max),
         "null_count": None if st is None else st.null_count,
         "page_type": page_type,
+        "indexes": bool(c.has_column_index and c.has_offset_index),
     }
 print(json.dumps(out))
 `
@@ -132,6 +133,7 @@ func TestParquetSchemaAndMetadata(t *testing.T) {
 					HasMinMax bool   `json:"has_min_max"`
 					NullCount *int   `json:"null_count"`
 					PageType  int    `json:"page_type"`
+					Indexes   bool   `json:"indexes"`
 				} `json:"columns"`
 			}
 			if err := json.Unmarshal([]byte(out), &md); err != nil {
@@ -165,6 +167,9 @@ func TestParquetSchemaAndMetadata(t *testing.T) {
 				}
 				if c.PageType != 0 {
 					t.Errorf("column %s: first data page type %d, want 0 (DATA_PAGE v1)", name, c.PageType)
+				}
+				if !c.Indexes {
+					t.Errorf("column %s: no column and offset index", name)
 				}
 				if !c.HasMinMax || c.NullCount == nil || *c.NullCount != 1 {
 					t.Errorf("column %s: statistics min/max=%v nulls=%v, want min/max and 1 null", name, c.HasMinMax, c.NullCount)

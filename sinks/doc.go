@@ -1,0 +1,23 @@
+// Package sinks is the seam where data leaves sluice. Each subpackage is
+// one sink:
+//
+//	parquet   files under a directory, published per job by an atomic commit
+//	kafka     a topic written in transactions (planned)
+//	console   rows printed for demos (planned)
+//	memory    records kept for tests (planned)
+//	foreach   a user function per batch (planned)
+//
+// In: Arrow records from tasks, and from the driver a job (batch) id and a
+// decision to commit or abort. Out: durable output that appears only when
+// the driver commits.
+//
+// Invariants:
+//  1. Two phases: tasks prepare (write to a private staging place) and the
+//     driver commits once per job; output is visible only after the commit.
+//  2. Commit and abort are idempotent and keyed by the job id, so a driver
+//     that re-runs a batch after a crash never publishes it twice.
+//  3. A failed task or job leaves nothing a reader of the target can see.
+//  4. Records written are not retained: the caller releases them.
+//  5. Sinks never import dataset, microbatch or scheduler; those import
+//     sinks.
+package sinks
