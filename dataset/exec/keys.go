@@ -1,0 +1,781 @@
+package exec
+
+// Group keys: turning the key columns of a batch into dense group ids.
+//
+// Each key column has a dictionary (colDict) that maps its values to dense
+// per-column ids (0, 1, 2, ... in first-seen order; null gets an id of its own
+// the first time it is seen, so null == null for grouping). One key column's ids
+// are the group ids. With several key columns the ids are combined left to
+// right: group_k = pairs_k[(group_{k-1} << 32) | id_k], each pairs table also
+// numbering its entries densely in first-seen order. All tables are
+// open-addressing uint64 -> uint32 maps, so one row costs a few integer probes
+// and no allocation:
+//
+//	for each key column k:  colIDs_k = dict_k.assign(column_k)      // typed loop per column
+//	ids = colIDs_0
+//	for k >= 1:             ids[i] = pairs_k.insert(ids[i]<<32 | colIDs_k[i])
+//
+// Strings use a linear scan over the first few distinct values (TPC-H style
+// flags and low-cardinality categories) and a Go map beyond that. Because ids
+// are handed out in row order, group ids are deterministic for identical input,
+// and the rows that open new groups are exactly the rows whose id equals the
+// running group count.
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/decimal128"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/cespare/xxhash/v2"
+)
+
+// keyKind is the physical class of a key column: values of the same kind are
+// comparable, so int32 and int64 keys can meet in a join.
+type keyKind int
+
+const (
+	kindBool keyKind = iota
+	kindInt          // signed integers and int-backed temporals, widened to int64
+	kindUint         // unsigned integers, widened to uint64
+	kindFloat        // float32/float64, compared as float64 (-0 == 0, NaN == NaN)
+	kindBytes        // string, binary, large variants
+	kindDecimal      // decimal128
+)
+
+func keyKindOf(dt arrow.DataType) (keyKind, error) {
+	switch dt.ID() {
+	case arrow.BOOL:
+		return kindBool, nil
+	case arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64, arrow.DATE32, arrow.DATE64,
+		arrow.TIMESTAMP, arrow.DURATION, arrow.TIME32, arrow.TIME64:
+		return kindInt, nil
+	case arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64:
+		return kindUint, nil
+	case arrow.FLOAT32, arrow.FLOAT64:
+		return kindFloat, nil
+	case arrow.STRING, arrow.BINARY, arrow.LARGE_STRING, arrow.LARGE_BINARY:
+		return kindBytes, nil
+	case arrow.DECIMAL128:
+		return kindDecimal, nil
+	}
+	return 0, fmt.Errorf("unsupported key type %s", dt)
+}
+
+// canonFloat maps -0 to 0 and every NaN to one NaN, so grouping and hashing
+// treat them as equal (Spark semantics).
+func canonFloat(f float64) uint64 {
+	if f == 0 {
+		return 0
+	}
+	if f != f {
+		return 0x7ff8000000000000
+	}
+	return math.Float64bits(f)
+}
+
+// u64Table is an open-addressing map from uint64 to uint32 with linear
+// probing and Fibonacci hashing, kept at most half full.
+type u64Table struct {
+	keys  []uint64
+	vals  []uint32 // value+1; 0 marks an empty slot
+	shift uint
+	n     int
+}
+
+func newU64Table() *u64Table {
+	t := &u64Table{}
+	t.alloc(64)
+	return t
+}
+
+func (t *u64Table) alloc(size int) {
+	t.keys = make([]uint64, size)
+	t.vals = make([]uint32, size)
+	t.shift = uint(64 - bitsLen(size-1))
+}
+
+func bitsLen(x int) int {
+	n := 0
+	for x > 0 {
+		n++
+		x >>= 1
+	}
+	return n
+}
+
+func (t *u64Table) grow() {
+	oldK, oldV := t.keys, t.vals
+	t.alloc(len(oldK) * 2)
+	mask := uint64(len(t.keys) - 1)
+	for i, v := range oldV {
+		if v == 0 {
+			continue
+		}
+		h := (oldK[i] * 0x9E3779B97F4A7C15) >> t.shift
+		for t.vals[h] != 0 {
+			h = (h + 1) & mask
+		}
+		t.keys[h], t.vals[h] = oldK[i], v
+	}
+}
+
+// insert returns the value stored for k, storing next if k is absent.
+func (t *u64Table) insert(k uint64, next uint32) uint32 {
+	if 2*(t.n+1) > len(t.keys) {
+		t.grow()
+	}
+	mask := uint64(len(t.keys) - 1)
+	h := (k * 0x9E3779B97F4A7C15) >> t.shift
+	for {
+		v := t.vals[h]
+		if v == 0 {
+			t.keys[h], t.vals[h] = k, next+1
+			t.n++
+			return next
+		}
+		if t.keys[h] == k {
+			return v - 1
+		}
+		h = (h + 1) & mask
+	}
+}
+
+// find returns the value for k or -1.
+func (t *u64Table) find(k uint64) int32 {
+	mask := uint64(len(t.keys) - 1)
+	h := (k * 0x9E3779B97F4A7C15) >> t.shift
+	for {
+		v := t.vals[h]
+		if v == 0 {
+			return -1
+		}
+		if t.keys[h] == k {
+			return int32(v - 1)
+		}
+		h = (h + 1) & mask
+	}
+}
+
+// colDict numbers the distinct values of one key column densely.
+type colDict struct {
+	kind   keyKind
+	n      uint32 // ids handed out so far (values and null)
+	nullID int32  // -1 until a null is seen
+	ints   *u64Table
+	small  []string // bytes values while few
+	smallI []uint32 // their ids
+	big    map[string]uint32
+	last   int // index into small of the last hit
+}
+
+const smallDictMax = 16
+
+func newColDict(kind keyKind) *colDict {
+	d := &colDict{kind: kind, nullID: -1}
+	if kind != kindBytes && kind != kindDecimal {
+		d.ints = newU64Table()
+	}
+	return d
+}
+
+func (d *colDict) nullAssign() uint32 {
+	if d.nullID < 0 {
+		d.nullID = int32(d.n)
+		d.n++
+	}
+	return uint32(d.nullID)
+}
+
+func (d *colDict) codeAssign(k uint64) uint32 {
+	id := d.ints.insert(k, d.n)
+	if id == d.n {
+		d.n++
+	}
+	return id
+}
+
+func (d *colDict) bytesAssign(b []byte) uint32 {
+	if d.big == nil {
+		if d.last < len(d.small) && d.small[d.last] == string(b) {
+			return d.smallI[d.last]
+		}
+		for j, s := range d.small {
+			if s == string(b) {
+				d.last = j
+				return d.smallI[j]
+			}
+		}
+		if len(d.small) < smallDictMax {
+			d.small = append(d.small, string(b))
+			d.smallI = append(d.smallI, d.n)
+			d.last = len(d.small) - 1
+			d.n++
+			return d.n - 1
+		}
+		d.big = make(map[string]uint32, 4*smallDictMax)
+		for j, s := range d.small {
+			d.big[s] = d.smallI[j]
+		}
+		d.small, d.smallI = nil, nil
+	}
+	if id, ok := d.big[string(b)]; ok {
+		return id
+	}
+	id := d.n
+	d.big[string(b)] = id
+	d.n++
+	return id
+}
+
+func (d *colDict) bytesFind(b []byte) int32 {
+	if d.big == nil {
+		for j, s := range d.small {
+			if s == string(b) {
+				return int32(d.smallI[j])
+			}
+		}
+		return -1
+	}
+	if id, ok := d.big[string(b)]; ok {
+		return int32(id)
+	}
+	return -1
+}
+
+// assign writes the id of every row of arr to out, adding unseen values.
+func (d *colDict) assign(arr arrow.Array, out []uint32) {
+	nulls := arr.NullN() > 0
+	switch d.kind {
+	case kindBool:
+		a := arr.(*array.Boolean)
+		for i := range out {
+			if nulls && a.IsNull(i) {
+				out[i] = d.nullAssign()
+				continue
+			}
+			var k uint64
+			if a.Value(i) {
+				k = 1
+			}
+			out[i] = d.codeAssign(k)
+		}
+	case kindBytes:
+		forEachBytes(arr, func(i int, b []byte, valid bool) {
+			if !valid {
+				out[i] = d.nullAssign()
+			} else {
+				out[i] = d.bytesAssign(b)
+			}
+		})
+	case kindDecimal:
+		vals := arrow.GetValues[decimal128.Num](arr.Data(), 1)
+		for i := range out {
+			if nulls && arr.IsNull(i) {
+				out[i] = d.nullAssign()
+				continue
+			}
+			out[i] = d.bytesAssign(arrow.GetBytes(vals[i : i+1]))
+		}
+	default:
+		assignCodes(d, arr, out, nulls)
+	}
+}
+
+func assignCodes(d *colDict, arr arrow.Array, out []uint32, nulls bool) {
+	data := arr.Data()
+	switch arr.DataType().(arrow.FixedWidthDataType).BitWidth() {
+	case 8:
+		if d.kind == kindUint {
+			assignT(d, arrow.GetValues[uint8](data, 1), arr, out, nulls, func(v uint8) uint64 { return uint64(v) })
+		} else {
+			assignT(d, arrow.GetValues[int8](data, 1), arr, out, nulls, func(v int8) uint64 { return uint64(int64(v)) })
+		}
+	case 16:
+		if d.kind == kindUint {
+			assignT(d, arrow.GetValues[uint16](data, 1), arr, out, nulls, func(v uint16) uint64 { return uint64(v) })
+		} else {
+			assignT(d, arrow.GetValues[int16](data, 1), arr, out, nulls, func(v int16) uint64 { return uint64(int64(v)) })
+		}
+	case 32:
+		switch d.kind {
+		case kindUint:
+			assignT(d, arrow.GetValues[uint32](data, 1), arr, out, nulls, func(v uint32) uint64 { return uint64(v) })
+		case kindFloat:
+			assignT(d, arrow.GetValues[float32](data, 1), arr, out, nulls, func(v float32) uint64 { return canonFloat(float64(v)) })
+		default:
+			assignT(d, arrow.GetValues[int32](data, 1), arr, out, nulls, func(v int32) uint64 { return uint64(int64(v)) })
+		}
+	default:
+		switch d.kind {
+		case kindUint:
+			assignT(d, arrow.GetValues[uint64](data, 1), arr, out, nulls, func(v uint64) uint64 { return v })
+		case kindFloat:
+			assignT(d, arrow.GetValues[float64](data, 1), arr, out, nulls, canonFloat)
+		default:
+			assignT(d, arrow.GetValues[int64](data, 1), arr, out, nulls, func(v int64) uint64 { return uint64(v) })
+		}
+	}
+}
+
+func assignT[T any](d *colDict, vals []T, arr arrow.Array, out []uint32, nulls bool, code func(T) uint64) {
+	for i := range out {
+		if nulls && arr.IsNull(i) {
+			out[i] = d.nullAssign()
+			continue
+		}
+		out[i] = d.codeAssign(code(vals[i]))
+	}
+}
+
+// find writes the id of every row of arr to out, or -1 for nulls and unseen
+// values. arr may be of any type of the dictionary's kind (int32 against an
+// int64 dictionary), which is how join keys of different widths meet.
+func (d *colDict) find(arr arrow.Array, out []int32) {
+	switch d.kind {
+	case kindBytes:
+		forEachBytes(arr, func(i int, b []byte, valid bool) {
+			if !valid {
+				out[i] = -1
+			} else {
+				out[i] = d.bytesFind(b)
+			}
+		})
+	case kindDecimal:
+		vals := arrow.GetValues[decimal128.Num](arr.Data(), 1)
+		for i := range out {
+			if arr.IsNull(i) {
+				out[i] = -1
+				continue
+			}
+			out[i] = d.bytesFind(arrow.GetBytes(vals[i : i+1]))
+		}
+	default:
+		codes := make([]uint64, len(out))
+		rowCodes(arr, codes)
+		for i := range out {
+			if arr.IsNull(i) {
+				out[i] = -1
+				continue
+			}
+			out[i] = d.ints.find(codes[i])
+		}
+	}
+}
+
+// rowCodes writes the widened uint64 code of every non-bytes row (nulls: 0).
+func rowCodes(arr arrow.Array, out []uint64) {
+	data := arr.Data()
+	switch arr.DataType().ID() {
+	case arrow.BOOL:
+		a := arr.(*array.Boolean)
+		for i := range out {
+			if a.Value(i) {
+				out[i] = 1
+			} else {
+				out[i] = 0
+			}
+		}
+	case arrow.INT8:
+		codesT(arrow.GetValues[int8](data, 1), out, func(v int8) uint64 { return uint64(int64(v)) })
+	case arrow.INT16:
+		codesT(arrow.GetValues[int16](data, 1), out, func(v int16) uint64 { return uint64(int64(v)) })
+	case arrow.INT32, arrow.DATE32, arrow.TIME32:
+		codesT(arrow.GetValues[int32](data, 1), out, func(v int32) uint64 { return uint64(int64(v)) })
+	case arrow.UINT8:
+		codesT(arrow.GetValues[uint8](data, 1), out, func(v uint8) uint64 { return uint64(v) })
+	case arrow.UINT16:
+		codesT(arrow.GetValues[uint16](data, 1), out, func(v uint16) uint64 { return uint64(v) })
+	case arrow.UINT32:
+		codesT(arrow.GetValues[uint32](data, 1), out, func(v uint32) uint64 { return uint64(v) })
+	case arrow.UINT64:
+		codesT(arrow.GetValues[uint64](data, 1), out, func(v uint64) uint64 { return v })
+	case arrow.FLOAT32:
+		codesT(arrow.GetValues[float32](data, 1), out, func(v float32) uint64 { return canonFloat(float64(v)) })
+	case arrow.FLOAT64:
+		codesT(arrow.GetValues[float64](data, 1), out, canonFloat)
+	default: // 64-bit signed and temporals
+		codesT(arrow.GetValues[int64](data, 1), out, func(v int64) uint64 { return uint64(v) })
+	}
+}
+
+func codesT[T any](vals []T, out []uint64, code func(T) uint64) {
+	for i := range out {
+		out[i] = code(vals[i])
+	}
+}
+
+// forEachBytes calls fn for every row of a string/binary array with the value
+// bytes (valid only during the call) and its validity.
+func forEachBytes(arr arrow.Array, fn func(i int, b []byte, valid bool)) {
+	data := arr.Data()
+	var buf []byte
+	if bb := data.Buffers()[2]; bb != nil {
+		buf = bb.Bytes()
+	}
+	nulls := arr.NullN() > 0
+	n := arr.Len()
+	switch arr.DataType().ID() {
+	case arrow.LARGE_STRING, arrow.LARGE_BINARY:
+		offs := arrow.GetOffsets[int64](data, 1)
+		for i := 0; i < n; i++ {
+			fn(i, buf[offs[i]:offs[i+1]], !nulls || arr.IsValid(i))
+		}
+	default:
+		if n == 0 {
+			return
+		}
+		offs := arrow.GetOffsets[int32](data, 1)
+		for i := 0; i < n; i++ {
+			fn(i, buf[offs[i]:offs[i+1]], !nulls || arr.IsValid(i))
+		}
+	}
+}
+
+// keyGrouper assigns dense group ids to rows by the values of their key
+// columns (see the file comment).
+type keyGrouper struct {
+	dicts  []*colDict
+	pairs  []*u64Table
+	counts []uint32 // entries of each pairs table
+	n      int      // groups so far
+	colIDs []uint32 // scratch
+	findK  []int32  // scratch
+}
+
+func newKeyGrouper(types []arrow.DataType) (*keyGrouper, error) {
+	g := &keyGrouper{}
+	for i, t := range types {
+		k, err := keyKindOf(t)
+		if err != nil {
+			return nil, err
+		}
+		g.dicts = append(g.dicts, newColDict(k))
+		if i > 0 {
+			g.pairs = append(g.pairs, newU64Table())
+			g.counts = append(g.counts, 0)
+		}
+	}
+	return g, nil
+}
+
+// assign fills ids (len = rows) with group ids, creating groups as needed.
+// With no key columns every row is in group 0.
+func (g *keyGrouper) assign(cols []arrow.Array, ids []uint32) {
+	if len(cols) == 0 {
+		clear(ids)
+		if len(ids) > 0 && g.n == 0 {
+			g.n = 1
+		}
+		return
+	}
+	g.dicts[0].assign(cols[0], ids)
+	if len(cols) == 1 {
+		g.n = int(g.dicts[0].n)
+		return
+	}
+	if cap(g.colIDs) < len(ids) {
+		g.colIDs = make([]uint32, len(ids))
+	}
+	tmp := g.colIDs[:len(ids)]
+	for k := 1; k < len(cols); k++ {
+		g.dicts[k].assign(cols[k], tmp)
+		t, next := g.pairs[k-1], g.counts[k-1]
+		for i, c := range tmp {
+			id := t.insert(uint64(ids[i])<<32|uint64(c), next)
+			if id == next {
+				next++
+			}
+			ids[i] = id
+		}
+		g.counts[k-1] = next
+	}
+	g.n = int(g.counts[len(g.counts)-1])
+}
+
+// find fills ids with existing group ids, or -1 where a key is null or the
+// combination was never assigned. Join probes use it.
+func (g *keyGrouper) find(cols []arrow.Array, ids []int32) {
+	g.dicts[0].find(cols[0], ids)
+	if len(cols) == 1 {
+		return
+	}
+	if cap(g.findK) < len(ids) {
+		g.findK = make([]int32, len(ids))
+	}
+	tmp := g.findK[:len(ids)]
+	for k := 1; k < len(cols); k++ {
+		g.dicts[k].find(cols[k], tmp)
+		t := g.pairs[k-1]
+		for i, c := range tmp {
+			if ids[i] < 0 || c < 0 {
+				ids[i] = -1
+				continue
+			}
+			ids[i] = t.find(uint64(ids[i])<<32 | uint64(c))
+		}
+	}
+}
+
+// HashColumns writes a stable 64-bit hash of every row of cols to out
+// (len(out) = rows). Shuffles route rows with it, so the recipe is part of the
+// wire contract and must never change (golden values are pinned in tests):
+//
+//	bytes = for each column in order:
+//	    null      -> 0x00
+//	    otherwise -> 0x01 then
+//	        bool                         1 byte (0 or 1)
+//	        signed ints, date32/64,
+//	        time32/64, timestamp,
+//	        duration                     int64 little-endian (widened; a timestamp in its own unit)
+//	        unsigned ints                uint64 little-endian (widened)
+//	        float32/64                   float64 bits little-endian, -0 as 0, every NaN as 0x7ff8000000000000
+//	        string/binary (and large)    uint32 little-endian length, then the bytes
+//	        decimal128                   low uint64 LE, then high int64 LE (the unscaled value)
+//	hash  = xxhash64(bytes, seed 0)
+//
+// Integers are widened so int32 and int64 keys of equal value hash alike.
+// It panics on a type keyKindOf rejects; callers validate types at plan time.
+func HashColumns(cols []arrow.Array, out []uint64) {
+	n := len(out)
+	ends := make([]int, n)
+	for _, c := range cols {
+		kind, err := keyKindOf(c.DataType())
+		if err != nil {
+			panic("exec: HashColumns: " + err.Error())
+		}
+		w := 9
+		switch kind {
+		case kindBool:
+			w = 2
+		case kindDecimal:
+			w = 17
+		case kindBytes:
+			w = 0
+		}
+		if w > 0 {
+			for i := range ends {
+				if c.IsNull(i) {
+					ends[i]++
+				} else {
+					ends[i] += w
+				}
+			}
+			continue
+		}
+		forEachBytes(c, func(i int, b []byte, valid bool) {
+			if valid {
+				ends[i] += 5 + len(b)
+			} else {
+				ends[i]++
+			}
+		})
+	}
+	pos := make([]int, n)
+	total := 0
+	for i, w := range ends {
+		pos[i] = total
+		total += w
+		ends[i] = total
+	}
+	arena := make([]byte, total)
+	codes := make([]uint64, n)
+	for _, c := range cols {
+		kind, _ := keyKindOf(c.DataType())
+		switch kind {
+		case kindBytes:
+			forEachBytes(c, func(i int, b []byte, valid bool) {
+				p := pos[i]
+				if !valid {
+					arena[p] = 0
+					pos[i] = p + 1
+					return
+				}
+				arena[p] = 1
+				binary.LittleEndian.PutUint32(arena[p+1:], uint32(len(b)))
+				copy(arena[p+5:], b)
+				pos[i] = p + 5 + len(b)
+			})
+		case kindDecimal:
+			vals := arrow.GetValues[decimal128.Num](c.Data(), 1)
+			for i := range pos {
+				p := pos[i]
+				if c.IsNull(i) {
+					arena[p] = 0
+					pos[i] = p + 1
+					continue
+				}
+				arena[p] = 1
+				binary.LittleEndian.PutUint64(arena[p+1:], vals[i].LowBits())
+				binary.LittleEndian.PutUint64(arena[p+9:], uint64(vals[i].HighBits()))
+				pos[i] = p + 17
+			}
+		default:
+			rowCodes(c, codes)
+			w := 8
+			if kind == kindBool {
+				w = 1
+			}
+			for i := range pos {
+				p := pos[i]
+				if c.IsNull(i) {
+					arena[p] = 0
+					pos[i] = p + 1
+					continue
+				}
+				arena[p] = 1
+				if w == 1 {
+					arena[p+1] = byte(codes[i])
+				} else {
+					binary.LittleEndian.PutUint64(arena[p+1:], codes[i])
+				}
+				pos[i] = p + 1 + w
+			}
+		}
+	}
+	start := 0
+	for i, e := range ends {
+		out[i] = xxhash.Sum64(arena[start:e])
+		start = e
+	}
+}
+
+// appendRows appends arr[rows[i]] for each i to b (a builder of arr's type);
+// a negative row appends null. It is the typed gather behind join output,
+// partitioning and group-key output.
+func appendRows(b array.Builder, arr arrow.Array, rows []int32) {
+	data := arr.Data()
+	switch b := b.(type) {
+	case *array.BooleanBuilder:
+		a := arr.(*array.Boolean)
+		b.Reserve(len(rows))
+		for _, r := range rows {
+			if r < 0 || a.IsNull(int(r)) {
+				b.AppendNull()
+			} else {
+				b.UnsafeAppend(a.Value(int(r)))
+			}
+		}
+	case *array.Int8Builder:
+		appendFixed(b, arrow.GetValues[int8](data, 1), arr, rows)
+	case *array.Int16Builder:
+		appendFixed(b, arrow.GetValues[int16](data, 1), arr, rows)
+	case *array.Int32Builder:
+		appendFixed(b, arrow.GetValues[int32](data, 1), arr, rows)
+	case *array.Int64Builder:
+		appendFixed(b, arrow.GetValues[int64](data, 1), arr, rows)
+	case *array.Uint8Builder:
+		appendFixed(b, arrow.GetValues[uint8](data, 1), arr, rows)
+	case *array.Uint16Builder:
+		appendFixed(b, arrow.GetValues[uint16](data, 1), arr, rows)
+	case *array.Uint32Builder:
+		appendFixed(b, arrow.GetValues[uint32](data, 1), arr, rows)
+	case *array.Uint64Builder:
+		appendFixed(b, arrow.GetValues[uint64](data, 1), arr, rows)
+	case *array.Float32Builder:
+		appendFixed(b, arrow.GetValues[float32](data, 1), arr, rows)
+	case *array.Float64Builder:
+		appendFixed(b, arrow.GetValues[float64](data, 1), arr, rows)
+	case *array.Date32Builder:
+		appendFixed(b, arrow.GetValues[arrow.Date32](data, 1), arr, rows)
+	case *array.Date64Builder:
+		appendFixed(b, arrow.GetValues[arrow.Date64](data, 1), arr, rows)
+	case *array.Time32Builder:
+		appendFixed(b, arrow.GetValues[arrow.Time32](data, 1), arr, rows)
+	case *array.Time64Builder:
+		appendFixed(b, arrow.GetValues[arrow.Time64](data, 1), arr, rows)
+	case *array.TimestampBuilder:
+		appendFixed(b, arrow.GetValues[arrow.Timestamp](data, 1), arr, rows)
+	case *array.DurationBuilder:
+		appendFixed(b, arrow.GetValues[arrow.Duration](data, 1), arr, rows)
+	case *array.Decimal128Builder:
+		appendFixed(b, arrow.GetValues[decimal128.Num](data, 1), arr, rows)
+	case *array.StringBuilder:
+		appendBytes(b.BinaryBuilder, arr, rows)
+	case *array.LargeStringBuilder:
+		appendBytes(b.BinaryBuilder, arr, rows)
+	case *array.BinaryBuilder:
+		appendBytes(b, arr, rows)
+	default:
+		panic(fmt.Sprintf("exec: appendRows: unsupported type %s", arr.DataType()))
+	}
+}
+
+type fixedBuilder[T any] interface {
+	Reserve(int)
+	UnsafeAppend(T)
+	AppendNull()
+}
+
+func appendFixed[T any, B fixedBuilder[T]](b B, vals []T, arr arrow.Array, rows []int32) {
+	b.Reserve(len(rows))
+	if arr.NullN() == 0 {
+		for _, r := range rows {
+			if r < 0 {
+				b.AppendNull()
+			} else {
+				b.UnsafeAppend(vals[r])
+			}
+		}
+		return
+	}
+	for _, r := range rows {
+		if r < 0 || arr.IsNull(int(r)) {
+			b.AppendNull()
+		} else {
+			b.UnsafeAppend(vals[r])
+		}
+	}
+}
+
+func appendBytes(b *array.BinaryBuilder, arr arrow.Array, rows []int32) {
+	data := arr.Data()
+	var buf []byte
+	if bb := data.Buffers()[2]; bb != nil {
+		buf = bb.Bytes()
+	}
+	large := arr.DataType().ID() == arrow.LARGE_STRING || arr.DataType().ID() == arrow.LARGE_BINARY
+	var o32 []int32
+	var o64 []int64
+	if large {
+		o64 = arrow.GetOffsets[int64](data, 1)
+	} else if arr.Len() > 0 {
+		o32 = arrow.GetOffsets[int32](data, 1)
+	}
+	b.Reserve(len(rows))
+	for _, r := range rows {
+		if r < 0 || arr.IsNull(int(r)) {
+			b.AppendNull()
+			continue
+		}
+		if large {
+			b.Append(buf[o64[r]:o64[r+1]])
+		} else {
+			b.Append(buf[o32[r]:o32[r+1]])
+		}
+	}
+}
+
+// takeColumns gathers rows (negative = null) from each column into new arrays
+// of the given types. The caller releases the result.
+func takeColumns(mem memory.Allocator, cols []arrow.Array, types []arrow.DataType, rows []int32) []arrow.Array {
+	out := make([]arrow.Array, len(cols))
+	for i, c := range cols {
+		b := array.NewBuilder(mem, types[i])
+		appendRows(b, c, rows)
+		out[i] = b.NewArray()
+		b.Release()
+	}
+	return out
+}
+
+// newNullArray builds n nulls of type dt.
+func newNullArray(mem memory.Allocator, dt arrow.DataType, n int) arrow.Array {
+	b := array.NewBuilder(mem, dt)
+	defer b.Release()
+	b.AppendNulls(n)
+	return b.NewArray()
+}
