@@ -645,10 +645,14 @@ func radixSort(items []radixItem) []radixItem {
 func sortStrings(arr arrow.Array, vals []string, k SortKey, rest func(a, b int) int) []int {
 	rows := make([]int, 0, arr.Len()-arr.NullN())
 	nulls, _ := splitNulls(arr, vals, false, func(i int, _ string) { rows = append(rows, i) })
-	sortStringRun(vals, rows, 0, k.Desc)
+	var newVal []bool // newVal[j]: rows[j] differs from rows[j-1]
+	if rest != nil {
+		newVal = make([]bool, len(rows))
+	}
+	sortStringRun(vals, rows, newVal, 0, k.Desc)
 	return assemblePerm(arr.Len(), k, nulls, nil, rest, len(rows),
 		func(j int) int { return rows[j] },
-		func(j int) bool { return vals[rows[j]] == vals[rows[j-1]] })
+		func(j int) bool { return !newVal[j] })
 }
 
 func stringChunk(v string, depth int) uint64 {
@@ -668,8 +672,10 @@ func stringChunk(v string, depth int) uint64 {
 }
 
 // sortStringRun sorts rows, whose strings agree on their first depth bytes,
-// by the rest of their bytes, equal strings by row index.
-func sortStringRun(vals []string, rows []int, depth int, desc bool) {
+// by the rest of their bytes, equal strings by row index. When newVal is not
+// nil it marks each position (but the first) whose string differs from the
+// one before.
+func sortStringRun(vals []string, rows []int, newVal []bool, depth int, desc bool) {
 	if len(rows) < 64 {
 		if desc {
 			slices.SortFunc(rows, func(a, b int) int {
@@ -685,6 +691,11 @@ func sortStringRun(vals []string, rows []int, depth int, desc bool) {
 				}
 				return a - b
 			})
+		}
+		if newVal != nil {
+			for j := 1; j < len(rows); j++ {
+				newVal[j] = vals[rows[j]] != vals[rows[j-1]]
+			}
 		}
 		return
 	}
@@ -707,8 +718,15 @@ func sortStringRun(vals []string, rows []int, depth int, desc bool) {
 		for e < len(items) && items[e].k == items[j].k {
 			e++
 		}
+		if newVal != nil && j > 0 {
+			newVal[j] = true
+		}
 		if e-j > 1 {
 			run := rows[j:e]
+			var runNew []bool
+			if newVal != nil {
+				runNew = newVal[j:e]
+			}
 			longer := false
 			for _, r := range run {
 				if len(vals[r]) > depth+8 {
@@ -717,12 +735,17 @@ func sortStringRun(vals []string, rows []int, depth int, desc bool) {
 				}
 			}
 			if longer {
-				sortStringRun(vals, run, depth+8, desc)
-			} else if desc {
-				// Equal when zero-padded: the longer string is greater.
-				slices.SortStableFunc(run, func(a, b int) int { return len(vals[b]) - len(vals[a]) })
+				sortStringRun(vals, run, runNew, depth+8, desc)
 			} else {
-				slices.SortStableFunc(run, func(a, b int) int { return len(vals[a]) - len(vals[b]) })
+				// Equal when zero-padded: the longer string is greater.
+				if desc {
+					slices.SortStableFunc(run, func(a, b int) int { return len(vals[b]) - len(vals[a]) })
+				} else {
+					slices.SortStableFunc(run, func(a, b int) int { return len(vals[a]) - len(vals[b]) })
+				}
+				for x := 1; x < len(runNew); x++ {
+					runNew[x] = len(vals[run[x]]) != len(vals[run[x-1]])
+				}
 			}
 		}
 		j = e

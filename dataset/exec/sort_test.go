@@ -609,15 +609,23 @@ func TestSortLongStringsSharingPrefixes(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	rng := rand.New(rand.NewPCG(sortTestSeed(t), 6))
-	schema := arrow.NewSchema([]arrow.Field{{Name: "s", Type: arrow.BinaryTypes.String, Nullable: true}}, nil)
-	b := array.NewStringBuilder(mem)
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "s", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "g", Type: arrow.PrimitiveTypes.Int64},
+	}, nil)
+	b := array.NewRecordBuilder(mem, schema)
 	defer b.Release()
+	sb := b.Field(0).(*array.StringBuilder)
+	gb := b.Field(1).(*array.Int64Builder)
 	const n = 5000
 	vals := make([]*string, n)
+	gs := make([]int64, n)
 	prefixes := []string{"", "user-0000", "user-0000-session-", "\x00\x00\x00\x00\x00\x00\x00\x00"}
 	for i := range vals {
+		gs[i] = rng.Int64N(3)
+		gb.Append(gs[i])
 		if rng.IntN(20) == 0 {
-			b.AppendNull()
+			sb.AppendNull()
 			continue
 		}
 		s := prefixes[rng.IntN(len(prefixes))]
@@ -625,34 +633,41 @@ func TestSortLongStringsSharingPrefixes(t *testing.T) {
 			s += string("ab\x00"[rng.IntN(3)])
 		}
 		vals[i] = &s
-		b.Append(s)
+		sb.Append(s)
 	}
-	col := b.NewArray()
-	rec := array.NewRecord(schema, []arrow.Array{col}, n)
-	col.Release()
+	rec := b.NewRecord()
 	defer rec.Release()
 	for _, desc := range []bool{false, true} {
-		perm, err := SortIndices(mem, rec, []SortKey{{Expr: expr.Col("s"), Desc: desc, NullsFirst: desc}}, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := make([]int, n)
-		for i := range want {
-			want[i] = i
-		}
-		sort.SliceStable(want, func(i, j int) bool {
-			a, b := vals[want[i]], vals[want[j]]
-			if a == nil || b == nil {
-				return a == nil && b != nil && desc || b == nil && a != nil && !desc
+		for _, second := range []bool{false, true} {
+			keys := []SortKey{{Expr: expr.Col("s"), Desc: desc, NullsFirst: desc}}
+			if second {
+				keys = append(keys, SortKey{Expr: expr.Col("g"), Desc: true})
 			}
-			if desc {
-				return *a > *b
+			perm, err := SortIndices(mem, rec, keys, 0)
+			if err != nil {
+				t.Fatal(err)
 			}
-			return *a < *b
-		})
-		for i := range want {
-			if perm[i] != want[i] {
-				t.Fatalf("desc=%v: position %d has row %d, want %d", desc, i, perm[i], want[i])
+			want := make([]int, n)
+			for i := range want {
+				want[i] = i
+			}
+			sort.SliceStable(want, func(i, j int) bool {
+				a, b := vals[want[i]], vals[want[j]]
+				if a == nil || b == nil {
+					if a == nil && b == nil {
+						return second && gs[want[i]] > gs[want[j]]
+					}
+					return a == nil && desc || b == nil && !desc
+				}
+				if *a != *b {
+					return (*a < *b) != desc
+				}
+				return second && gs[want[i]] > gs[want[j]]
+			})
+			for i := range want {
+				if perm[i] != want[i] {
+					t.Fatalf("desc=%v second key=%v: position %d has row %d, want %d", desc, second, i, perm[i], want[i])
+				}
 			}
 		}
 	}
