@@ -448,6 +448,7 @@ func (ev *evaluator) arith(e *Expr, op Op, a, b val, lt, rt, out arrow.DataType)
 	defer b.release()
 	if a.scalar() && b.scalar() {
 		arr, _ := ev.materialize(a)
+		defer arr.Release()
 		a = val{arr: arr, dt: a.dt}
 	}
 	var res arrow.Array
@@ -700,6 +701,7 @@ func (ev *evaluator) compare(e *Expr, op Op, ea, eb *Expr, a, b val) (val, error
 	defer b.release()
 	if a.scalar() && b.scalar() {
 		arr, _ := ev.materialize(a)
+		defer arr.Release()
 		a = val{arr: arr, dt: a.dt}
 	}
 	if a.scalar() { // keep the array on the left

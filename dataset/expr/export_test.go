@@ -1,0 +1,4 @@
+package expr
+
+// LiteralAt exposes literalAt to the external tests.
+var LiteralAt = literalAt
