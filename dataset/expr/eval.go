@@ -1249,4 +1249,3 @@ func chooseFixed[T arrow.FixedWidthType](mem memory.Allocator, dt arrow.DataType
 	}
 	return makeArray(dt, len(idx), valid, nulls, buf)
 }
-

@@ -291,8 +291,8 @@ func TestErrors(t *testing.T) {
 	}
 
 	cases := []struct {
-		name    string
-		e       *Expr
+		name     string
+		e        *Expr
 		sentinel error
 		contains []string
 	}{

@@ -11,30 +11,30 @@ type Op string
 
 // Expression operators. Arguments are in Args unless noted.
 const (
-	OpCol     Op = "col"     // Name = column name
-	OpLit     Op = "lit"     // Lit holds the value
-	OpAlias   Op = "alias"   // Name = output name; Args[0]
-	OpNeg     Op = "neg"     // -Args[0]
-	OpAdd     Op = "add"     // Args[0] + Args[1]
-	OpSub     Op = "sub"     //
-	OpMul     Op = "mul"     //
-	OpDiv     Op = "div"     // SQL: integer / integer is integer division; x / 0 is null
-	OpMod     Op = "mod"     // x % 0 is null
-	OpEq      Op = "eq"      //
-	OpNe      Op = "ne"      //
-	OpLt      Op = "lt"      //
-	OpLe      Op = "le"      //
-	OpGt      Op = "gt"      //
-	OpGe      Op = "ge"      //
-	OpAnd     Op = "and"     // three-valued (Kleene) logic
-	OpOr      Op = "or"      //
-	OpNot     Op = "not"     //
-	OpIsNull  Op = "is_null" //
-	OpNotNull Op = "is_not_null"
-	OpIn      Op = "in"      // Args[0] IN (Args[1:]...) ; Args[1:] are literals
-	OpBetween Op = "between" // Args[0] BETWEEN Args[1] AND Args[2] (inclusive)
-	OpCase    Op = "case"    // CASE WHEN Args[0] THEN Args[1] [WHEN Args[2] THEN Args[3]]... [ELSE Args[n-1]] ; HasElse says whether the last arg is ELSE
-	OpCast    Op = "cast"    // Type = target type
+	OpCol      Op = "col"     // Name = column name
+	OpLit      Op = "lit"     // Lit holds the value
+	OpAlias    Op = "alias"   // Name = output name; Args[0]
+	OpNeg      Op = "neg"     // -Args[0]
+	OpAdd      Op = "add"     // Args[0] + Args[1]
+	OpSub      Op = "sub"     //
+	OpMul      Op = "mul"     //
+	OpDiv      Op = "div"     // SQL: integer / integer is integer division; x / 0 is null
+	OpMod      Op = "mod"     // x % 0 is null
+	OpEq       Op = "eq"      //
+	OpNe       Op = "ne"      //
+	OpLt       Op = "lt"      //
+	OpLe       Op = "le"      //
+	OpGt       Op = "gt"      //
+	OpGe       Op = "ge"      //
+	OpAnd      Op = "and"     // three-valued (Kleene) logic
+	OpOr       Op = "or"      //
+	OpNot      Op = "not"     //
+	OpIsNull   Op = "is_null" //
+	OpNotNull  Op = "is_not_null"
+	OpIn       Op = "in"      // Args[0] IN (Args[1:]...) ; Args[1:] are literals
+	OpBetween  Op = "between" // Args[0] BETWEEN Args[1] AND Args[2] (inclusive)
+	OpCase     Op = "case"    // CASE WHEN Args[0] THEN Args[1] [WHEN Args[2] THEN Args[3]]... [ELSE Args[n-1]] ; HasElse says whether the last arg is ELSE
+	OpCast     Op = "cast"    // Type = target type
 	OpCoalesce Op = "coalesce"
 
 	OpLower         Op = "lower"
@@ -75,24 +75,24 @@ func node(op Op, args ...*Expr) *Expr { return &Expr{Op: op, Args: args} }
 // As names the expression's output column.
 func (e *Expr) As(name string) *Expr { return &Expr{Op: OpAlias, Name: name, Args: []*Expr{e}} }
 
-func (e *Expr) Add(o any) *Expr     { return node(OpAdd, e, toExpr(o)) }
-func (e *Expr) Sub(o any) *Expr     { return node(OpSub, e, toExpr(o)) }
-func (e *Expr) Mul(o any) *Expr     { return node(OpMul, e, toExpr(o)) }
-func (e *Expr) Div(o any) *Expr     { return node(OpDiv, e, toExpr(o)) }
-func (e *Expr) Mod(o any) *Expr     { return node(OpMod, e, toExpr(o)) }
-func (e *Expr) Neg() *Expr          { return node(OpNeg, e) }
-func (e *Expr) Eq(o any) *Expr      { return node(OpEq, e, toExpr(o)) }
-func (e *Expr) Ne(o any) *Expr      { return node(OpNe, e, toExpr(o)) }
-func (e *Expr) Lt(o any) *Expr      { return node(OpLt, e, toExpr(o)) }
-func (e *Expr) Le(o any) *Expr      { return node(OpLe, e, toExpr(o)) }
-func (e *Expr) Gt(o any) *Expr      { return node(OpGt, e, toExpr(o)) }
-func (e *Expr) Ge(o any) *Expr      { return node(OpGe, e, toExpr(o)) }
-func (e *Expr) And(o *Expr) *Expr   { return node(OpAnd, e, o) }
-func (e *Expr) Or(o *Expr) *Expr    { return node(OpOr, e, o) }
-func (e *Expr) Not() *Expr          { return node(OpNot, e) }
-func (e *Expr) IsNull() *Expr       { return node(OpIsNull, e) }
-func (e *Expr) IsNotNull() *Expr    { return node(OpNotNull, e) }
-func (e *Expr) Cast(t Type) *Expr   { return &Expr{Op: OpCast, Args: []*Expr{e}, Type: &t} }
+func (e *Expr) Add(o any) *Expr   { return node(OpAdd, e, toExpr(o)) }
+func (e *Expr) Sub(o any) *Expr   { return node(OpSub, e, toExpr(o)) }
+func (e *Expr) Mul(o any) *Expr   { return node(OpMul, e, toExpr(o)) }
+func (e *Expr) Div(o any) *Expr   { return node(OpDiv, e, toExpr(o)) }
+func (e *Expr) Mod(o any) *Expr   { return node(OpMod, e, toExpr(o)) }
+func (e *Expr) Neg() *Expr        { return node(OpNeg, e) }
+func (e *Expr) Eq(o any) *Expr    { return node(OpEq, e, toExpr(o)) }
+func (e *Expr) Ne(o any) *Expr    { return node(OpNe, e, toExpr(o)) }
+func (e *Expr) Lt(o any) *Expr    { return node(OpLt, e, toExpr(o)) }
+func (e *Expr) Le(o any) *Expr    { return node(OpLe, e, toExpr(o)) }
+func (e *Expr) Gt(o any) *Expr    { return node(OpGt, e, toExpr(o)) }
+func (e *Expr) Ge(o any) *Expr    { return node(OpGe, e, toExpr(o)) }
+func (e *Expr) And(o *Expr) *Expr { return node(OpAnd, e, o) }
+func (e *Expr) Or(o *Expr) *Expr  { return node(OpOr, e, o) }
+func (e *Expr) Not() *Expr        { return node(OpNot, e) }
+func (e *Expr) IsNull() *Expr     { return node(OpIsNull, e) }
+func (e *Expr) IsNotNull() *Expr  { return node(OpNotNull, e) }
+func (e *Expr) Cast(t Type) *Expr { return &Expr{Op: OpCast, Args: []*Expr{e}, Type: &t} }
 func (e *Expr) Between(lo, hi any) *Expr {
 	return node(OpBetween, e, toExpr(lo), toExpr(hi))
 }
@@ -107,17 +107,17 @@ func (e *Expr) In(values ...any) *Expr {
 	return node(OpIn, args...)
 }
 
-func Not(e *Expr) *Expr           { return e.Not() }
-func And(es ...*Expr) *Expr       { return fold(OpAnd, es) }
-func Or(es ...*Expr) *Expr        { return fold(OpOr, es) }
-func Coalesce(es ...*Expr) *Expr  { return node(OpCoalesce, es...) }
-func Lower(e *Expr) *Expr         { return node(OpLower, e) }
-func Upper(e *Expr) *Expr         { return node(OpUpper, e) }
-func Length(e *Expr) *Expr        { return node(OpLength, e) }
-func Concat(es ...*Expr) *Expr    { return node(OpConcat, es...) }
+func Not(e *Expr) *Expr                  { return e.Not() }
+func And(es ...*Expr) *Expr              { return fold(OpAnd, es) }
+func Or(es ...*Expr) *Expr               { return fold(OpOr, es) }
+func Coalesce(es ...*Expr) *Expr         { return node(OpCoalesce, es...) }
+func Lower(e *Expr) *Expr                { return node(OpLower, e) }
+func Upper(e *Expr) *Expr                { return node(OpUpper, e) }
+func Length(e *Expr) *Expr               { return node(OpLength, e) }
+func Concat(es ...*Expr) *Expr           { return node(OpConcat, es...) }
 func Contains(e *Expr, s string) *Expr   { return node(OpContains, e, Lit(s)) }
 func StartsWith(e *Expr, s string) *Expr { return node(OpStartsWith, e, Lit(s)) }
-func Hash(es ...*Expr) *Expr      { return node(OpHash, es...) }
+func Hash(es ...*Expr) *Expr             { return node(OpHash, es...) }
 
 // Substr is SQL substring with a 1-based start; length < 0 means to the end.
 func Substr(e *Expr, start, length int) *Expr {
@@ -135,8 +135,10 @@ func SplitPart(e *Expr, delim string, part int) *Expr {
 	return node(OpSplitPart, e, Lit(delim), Lit(int64(part)))
 }
 
-func DateTrunc(unit string, e *Expr) *Expr { return &Expr{Op: OpDateTrunc, Name: unit, Args: []*Expr{e}} }
-func Extract(field string, e *Expr) *Expr  { return &Expr{Op: OpExtract, Name: field, Args: []*Expr{e}} }
+func DateTrunc(unit string, e *Expr) *Expr {
+	return &Expr{Op: OpDateTrunc, Name: unit, Args: []*Expr{e}}
+}
+func Extract(field string, e *Expr) *Expr { return &Expr{Op: OpExtract, Name: field, Args: []*Expr{e}} }
 
 // AddDuration adds a fixed duration (nanoseconds) and a number of calendar months.
 func AddDuration(e *Expr, months int32, nanos int64) *Expr {

@@ -39,6 +39,17 @@ func (ev *evaluator) hash(e *Expr) (val, error) {
 		str   strView
 		bits  []byte
 		owned bool
+		i8    []int8
+		i16   []int16
+		i32   []int32
+		i64   []int64
+		u8    []uint8
+		u16   []uint16
+		u32   []uint32
+		u64   []uint64
+		f32   []float32
+		f64   []float64
+		dec   []decimal128.Num
 	}
 	cols := make([]col, len(e.Args))
 	defer func() {
@@ -62,6 +73,30 @@ func (ev *evaluator) hash(e *Expr) (val, error) {
 		case c.id == arrow.BOOL:
 			c.bits = boolBits(a)
 		}
+		switch c.id {
+		case arrow.INT8:
+			c.i8 = fixedValues[int8](a)
+		case arrow.INT16:
+			c.i16 = fixedValues[int16](a)
+		case arrow.INT32, arrow.DATE32:
+			c.i32 = fixedValues[int32](a)
+		case arrow.INT64, arrow.TIMESTAMP, arrow.DURATION, arrow.DATE64:
+			c.i64 = fixedValues[int64](a)
+		case arrow.UINT8:
+			c.u8 = fixedValues[uint8](a)
+		case arrow.UINT16:
+			c.u16 = fixedValues[uint16](a)
+		case arrow.UINT32:
+			c.u32 = fixedValues[uint32](a)
+		case arrow.UINT64:
+			c.u64 = fixedValues[uint64](a)
+		case arrow.FLOAT32:
+			c.f32 = fixedValues[float32](a)
+		case arrow.FLOAT64:
+			c.f64 = fixedValues[float64](a)
+		case arrow.DECIMAL128:
+			c.dec = fixedValues[decimal128.Num](a)
+		}
 		cols[k] = c
 	}
 	buf := allocBuf(ev.mem, ev.n*8)
@@ -78,29 +113,29 @@ func (ev *evaluator) hash(e *Expr) (val, error) {
 			b = append(b, 1)
 			switch c.id {
 			case arrow.INT8:
-				b = le.AppendUint64(b, uint64(int64(fixedValues[int8](c.a)[i])))
+				b = le.AppendUint64(b, uint64(int64(c.i8[i])))
 			case arrow.INT16:
-				b = le.AppendUint64(b, uint64(int64(fixedValues[int16](c.a)[i])))
+				b = le.AppendUint64(b, uint64(int64(c.i16[i])))
 			case arrow.INT32, arrow.DATE32:
-				b = le.AppendUint64(b, uint64(int64(fixedValues[int32](c.a)[i])))
+				b = le.AppendUint64(b, uint64(int64(c.i32[i])))
 			case arrow.INT64, arrow.TIMESTAMP, arrow.DURATION, arrow.DATE64:
-				b = le.AppendUint64(b, uint64(fixedValues[int64](c.a)[i]))
+				b = le.AppendUint64(b, uint64(c.i64[i]))
 			case arrow.UINT8:
-				b = le.AppendUint64(b, uint64(fixedValues[uint8](c.a)[i]))
+				b = le.AppendUint64(b, uint64(c.u8[i]))
 			case arrow.UINT16:
-				b = le.AppendUint64(b, uint64(fixedValues[uint16](c.a)[i]))
+				b = le.AppendUint64(b, uint64(c.u16[i]))
 			case arrow.UINT32:
-				b = le.AppendUint64(b, uint64(fixedValues[uint32](c.a)[i]))
+				b = le.AppendUint64(b, uint64(c.u32[i]))
 			case arrow.UINT64:
-				b = le.AppendUint64(b, fixedValues[uint64](c.a)[i])
+				b = le.AppendUint64(b, c.u64[i])
 			case arrow.FLOAT32:
-				b = le.AppendUint64(b, floatBits(float64(fixedValues[float32](c.a)[i])))
+				b = le.AppendUint64(b, floatBits(float64(c.f32[i])))
 			case arrow.FLOAT64:
-				b = le.AppendUint64(b, floatBits(fixedValues[float64](c.a)[i]))
+				b = le.AppendUint64(b, floatBits(c.f64[i]))
 			case arrow.BOOL:
 				b = append(b, b2u(bitutil.BitIsSet(c.bits, i)))
 			case arrow.DECIMAL128:
-				d := fixedValues[decimal128.Num](c.a)[i]
+				d := c.dec[i]
 				b = le.AppendUint64(b, d.LowBits())
 				b = le.AppendUint64(b, uint64(d.HighBits()))
 			default:

@@ -170,7 +170,6 @@ func sample(mem memory.Allocator) arrow.Record {
 	)
 }
 
-
 func arrowRecord(schema *arrow.Schema, cols []arrow.Array, n int64) arrow.Record {
 	return array.NewRecord(schema, cols, n)
 }

@@ -204,5 +204,3 @@ func (ev *evaluator) temporal(e *Expr, dt arrow.DataType) (val, error) {
 	}
 	return val{arr: makeArray(dt, n, valid, nulls, buf), dt: dt}, nil
 }
-
-

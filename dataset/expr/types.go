@@ -261,7 +261,7 @@ func (l *Literal) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// String renders the literal as SQL: 'it''s', 12, 1.5, true, NULL,
+// String renders the literal as SQL: 'it”s', 12, 1.5, true, NULL,
 // DATE '2024-01-31', TIMESTAMP '2024-01-31 12:00:00.5' (in the type's zone, the
 // zone name appended), 12.34 for decimals, X'0aff' for binary.
 func (l *Literal) String() string {
