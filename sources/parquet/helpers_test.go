@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -57,8 +58,29 @@ func valueString(a arrow.Array, i int) any {
 		return strconv.FormatInt(int64(a.Value(i)), 10)
 	case *array.Decimal128:
 		return a.Value(i).BigInt().String()
+	case *array.List:
+		lo, hi := a.ValueOffsets(i)
+		parts := make([]string, 0, hi-lo)
+		for j := lo; j < hi; j++ {
+			parts = append(parts, nestedString(a.ListValues(), int(j)))
+		}
+		return "[" + strings.Join(parts, ",") + "]"
+	case *array.Struct:
+		st := a.DataType().(*arrow.StructType)
+		parts := make([]string, 0, a.NumField())
+		for f := 0; f < a.NumField(); f++ {
+			parts = append(parts, st.Field(f).Name+":"+nestedString(a.Field(f), i))
+		}
+		return "{" + strings.Join(parts, ",") + "}"
 	}
 	panic(fmt.Sprintf("valueString: %T", a))
+}
+
+func nestedString(a arrow.Array, i int) string {
+	if v := valueString(a, i); v != nil {
+		return v.(string)
+	}
+	return "null"
 }
 
 // columns is a read result: column name -> rendered values.

@@ -59,9 +59,9 @@ func ReadSplit(ctx context.Context, mem memory.Allocator, split Split, schema *a
 		}
 		for k := range cols {
 			if cols[k].name == field.Name {
-				if cols[k].nested {
-					return fmt.Errorf("read %s: %w: column %q is nested (%s); nested types are not readable yet, project it away",
-						split.Path, ErrUnsupportedType, field.Name, cols[k].dt)
+				if cols[k].planErr != nil {
+					return fmt.Errorf("read %s: column %q is nested (%s): %w; project it away",
+						split.Path, field.Name, cols[k].dt, cols[k].planErr)
 				}
 				if !arrow.TypeEqual(cols[k].dt, field.Type) {
 					return fmt.Errorf("read %s: %w: column %q is %s in the file, the schema asks for %s",
@@ -117,6 +117,14 @@ func readRowGroup(ctx context.Context, mem memory.Allocator, f *pq.File, rowGrou
 		}
 		if o.col.leaf >= len(chunks) {
 			return fmt.Errorf("read %s: row group %d: %w: no column chunk for column %q", path, rg, ErrCorrupt, o.col.name)
+		}
+		if o.col.nested {
+			nr, err := newNestedReader(o.col.name, o.col.dt, o.col.plan, chunks)
+			if err != nil {
+				return fmt.Errorf("read %s: row group %d: %w", path, rg, err)
+			}
+			readers[i] = nr
+			continue
 		}
 		maxDef := 0
 		if o.col.optional {

@@ -38,7 +38,9 @@ type column struct {
 	leaf     int // index of the leaf column in the file (column chunk index)
 	physical format.Type
 	optional bool
-	nested   bool // list, map or struct: in the schema, not readable yet
+	nested   bool        // list, map or struct
+	plan     *nestedPlan // how to read it, or
+	planErr  error       // why it cannot be read
 	dt       arrow.DataType
 	conv     conv
 }
@@ -72,6 +74,12 @@ func fileColumns(schema []format.SchemaElement) ([]column, error) {
 		} else {
 			c.nested = true
 			c.dt, _, err = nodeType(n)
+			if err == nil {
+				c.plan, c.planErr = planNested(n)
+				if lt, ok := c.dt.(*arrow.ListType); ok && c.planErr == nil && isNestedType(lt.Elem()) {
+					c.plan, c.planErr = nil, fmt.Errorf("%w: lists of nested values are not readable yet", ErrUnsupportedType)
+				}
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("column %q: %w", n.el.Name, err)
@@ -383,4 +391,12 @@ func timeUnit(u format.TimeUnit) (arrow.TimeUnit, bool) {
 		return arrow.Nanosecond, true
 	}
 	return 0, false
+}
+
+func isNestedType(dt arrow.DataType) bool {
+	switch dt.ID() {
+	case arrow.LIST, arrow.LARGE_LIST, arrow.FIXED_SIZE_LIST, arrow.STRUCT, arrow.MAP:
+		return true
+	}
+	return false
 }
