@@ -111,9 +111,10 @@ func TestPartitionByRejects(t *testing.T) {
 			}
 		})
 	}
-	s := arrow.NewSchema([]arrow.Field{{Name: "l", Type: arrow.ListOf(arrow.PrimitiveTypes.Int64), Nullable: true}}, nil)
-	if _, err := NewFileWriter(mem, dir, "p", s, Options{}); !errors.Is(err, ErrUnsupportedType) || !strings.Contains(err.Error(), `"l"`) {
-		t.Errorf("list column: err = %v, want ErrUnsupportedType naming the column", err)
+	s := arrow.NewSchema([]arrow.Field{{Name: "s", Type: arrow.StructOf(
+		arrow.Field{Name: "m", Type: arrow.MapOf(arrow.BinaryTypes.String, arrow.PrimitiveTypes.Int64), Nullable: true}), Nullable: true}}, nil)
+	if _, err := NewFileWriter(mem, dir, "p", s, Options{}); !errors.Is(err, ErrUnsupportedType) || !strings.Contains(err.Error(), `"s.m"`) {
+		t.Errorf("map column: err = %v, want ErrUnsupportedType naming the column", err)
 	}
 }
 

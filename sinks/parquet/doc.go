@@ -25,9 +25,11 @@
 //     file and partition directory it created.
 //  6. Arrow types map to optional Parquet columns with logical types (see
 //     format.md); an unmappable type is ErrUnsupportedType naming the column,
-//     never a silent cast. Nested types (list, struct, map) are not stored yet.
-//  7. The hot path is columnar: one type switch per column per chunk of at
-//     most 4096 rows, building parquet.Value slices without reflection.
+//     never a silent cast. Lists (list, large_list) and structs nest freely;
+//     maps, unions, dictionaries and other types are not stored yet.
+//  7. The hot path is columnar: one type switch per flat column per chunk of
+//     at most 4096 rows, building parquet.Value slices without reflection.
+//     Nested columns walk row by row to emit Dremel levels.
 //
 // The commit protocol (driver side):
 //

@@ -18,6 +18,7 @@ import (
 type encoder struct {
 	values  []pq.Value
 	scratch []byte
+	leaves  [][]pq.Value // nested columns: values per parquet leaf index
 }
 
 func (e *encoder) encode(c *column, arr arrow.Array, start, end int) ([]pq.Value, error) {
@@ -171,4 +172,131 @@ func stringBytes(s string) []byte {
 func setLevels(v *pq.Value, leaf int) {
 	v.SetDefinitionLevel(1)
 	v.SetColumnIndex(leaf)
+}
+
+// encodeNested emits the values of rows [start, end) of a list or struct
+// column into e.leaves, with Dremel repetition and definition levels. It
+// walks row by row (nested columns are not on the flat fast path).
+func (e *encoder) encodeNested(c *column, arr arrow.Array, start, end int) error {
+	for _, l := range c.nested.leaves {
+		for len(e.leaves) <= l {
+			e.leaves = append(e.leaves, nil)
+		}
+		e.leaves[l] = e.leaves[l][:0]
+	}
+	e.scratch = e.scratch[:0]
+	for i := start; i < end; i++ {
+		if err := e.emit(c.nested, arr, i, 0, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *encoder) emitNull(n *nnode, rep, def int) {
+	for _, l := range n.leaves {
+		e.leaves[l] = append(e.leaves[l], pq.NullValue().Level(rep, def, l))
+	}
+}
+
+// emit writes element i of arr, whose node is n; rep is the repetition level
+// of its first value and parentDef the definition level its parent reached.
+func (e *encoder) emit(n *nnode, arr arrow.Array, i, rep, parentDef int) error {
+	if arr.IsNull(i) {
+		e.emitNull(n, rep, parentDef)
+		return nil
+	}
+	def := parentDef + 1
+	switch n.kind {
+	case nLeaf:
+		v, err := e.valueAt(&n.leaf, arr, i)
+		if err != nil {
+			return err
+		}
+		v.SetRepetitionLevel(rep)
+		v.SetDefinitionLevel(def)
+		v.SetColumnIndex(n.leaf.leaf)
+		e.leaves[n.leaf.leaf] = append(e.leaves[n.leaf.leaf], v)
+	case nStruct:
+		s := arr.(*array.Struct)
+		for j, child := range n.children {
+			if err := e.emit(child, s.Field(j), i, rep, def); err != nil {
+				return err
+			}
+		}
+	case nList:
+		l := arr.(array.ListLike)
+		lo, hi := l.ValueOffsets(i)
+		if lo == hi { // empty list: defined, no element
+			e.emitNull(n, rep, def)
+			return nil
+		}
+		vals := l.ListValues()
+		for k := lo; k < hi; k++ {
+			r := n.rep
+			if k == lo {
+				r = rep
+			}
+			if err := e.emit(n.children[0], vals, int(k), r, def+1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// valueAt is the one-value form of encode for leaves of nested columns.
+func (e *encoder) valueAt(c *column, arr arrow.Array, i int) (pq.Value, error) {
+	switch c.kind {
+	case kBool:
+		return pq.BooleanValue(arr.(*array.Boolean).Value(i)), nil
+	case kInt8:
+		return pq.Int32Value(int32(arr.(*array.Int8).Value(i))), nil
+	case kInt16:
+		return pq.Int32Value(int32(arr.(*array.Int16).Value(i))), nil
+	case kInt32:
+		return pq.Int32Value(arr.(*array.Int32).Value(i)), nil
+	case kInt64:
+		return pq.Int64Value(arr.(*array.Int64).Value(i)), nil
+	case kUint8:
+		return pq.Int32Value(int32(arr.(*array.Uint8).Value(i))), nil
+	case kUint16:
+		return pq.Int32Value(int32(arr.(*array.Uint16).Value(i))), nil
+	case kUint32:
+		return pq.Int32Value(int32(arr.(*array.Uint32).Value(i))), nil
+	case kUint64:
+		return pq.Int64Value(int64(arr.(*array.Uint64).Value(i))), nil
+	case kFloat32:
+		return pq.FloatValue(arr.(*array.Float32).Value(i)), nil
+	case kFloat64:
+		return pq.DoubleValue(arr.(*array.Float64).Value(i)), nil
+	case kDate32:
+		return pq.Int32Value(int32(arr.(*array.Date32).Value(i))), nil
+	case kTimestamp:
+		v := int64(arr.(*array.Timestamp).Value(i))
+		if c.mult != 1 {
+			if v > math.MaxInt64/c.mult || v < math.MinInt64/c.mult {
+				return pq.Value{}, fmt.Errorf("%w: column %s: timestamp %d s does not fit in int64 milliseconds", ErrOutOfRange, c.name, v)
+			}
+			v *= c.mult
+		}
+		return pq.Int64Value(v), nil
+	case kString:
+		return pq.ByteArrayValue(stringBytes(arr.(*array.String).Value(i))), nil
+	case kLargeString:
+		return pq.ByteArrayValue(stringBytes(arr.(*array.LargeString).Value(i))), nil
+	case kBinary:
+		return pq.ByteArrayValue(arr.(*array.Binary).Value(i)), nil
+	case kLargeBinary:
+		return pq.ByteArrayValue(arr.(*array.LargeBinary).Value(i)), nil
+	case kDecimal128:
+		v := arr.(*array.Decimal128).Value(i)
+		// Values keep pointing into an outgrown scratch array, which the
+		// garbage collector keeps alive; the bytes never change.
+		at := len(e.scratch)
+		e.scratch = binary.BigEndian.AppendUint64(e.scratch, uint64(v.HighBits()))
+		e.scratch = binary.BigEndian.AppendUint64(e.scratch, v.LowBits())
+		return pq.FixedLenByteArrayValue(e.scratch[at+16-c.width : at+16]), nil
+	}
+	panic("parquet sink: value of unknown kind") // fileSchema admits only the kinds above
 }

@@ -93,7 +93,7 @@ for f in t.schema:
     if pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type):
         v = [None if x is None else x.hex() for x in v]
     out["columns"][f.name] = v
-print(json.dumps(out))
+print(json.dumps(out, default=str))
 `
 
 func pyRead(t testing.TB, path string, args ...string) string {

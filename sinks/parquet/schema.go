@@ -37,14 +37,73 @@ const (
 	kDecimal128
 )
 
-// column is one stored (non-partition) column of a FileWriter.
+// column is one stored (non-partition) column of a FileWriter, or one
+// leaf of a nested column.
 type column struct {
-	name  string
-	field int   // index in the Arrow schema
-	leaf  int   // parquet leaf column index (= position among stored columns)
-	kind  kind  //
-	mult  int64 // kTimestamp: factor applied to values (seconds are stored as millis)
-	width int   // kDecimal128: bytes per value
+	name   string
+	field  int    // index in the Arrow schema
+	leaf   int    // parquet leaf column index (flat columns and leaves)
+	kind   kind   //
+	mult   int64  // kTimestamp: factor applied to values (seconds are stored as millis)
+	width  int    // kDecimal128: bytes per value
+	nested *nnode // list or struct column; nil for flat columns
+}
+
+type nkind int
+
+const (
+	nLeaf nkind = iota
+	nStruct
+	nList
+)
+
+// nnode is the shape of a nested column, for emitting Dremel levels: every
+// node is optional (adds one definition level when present); a list adds one
+// more for its repeated group and gives its elements repetition level rep.
+type nnode struct {
+	kind     nkind
+	leaf     column // nLeaf
+	children []*nnode
+	rep      int   // nList: repetition level of the elements
+	leaves   []int // every parquet leaf index below this node
+}
+
+// nestedNode maps a list or struct field (recursively) to parquet nodes;
+// next numbers the leaves depth-first, as parquet orders columns.
+func nestedNode(f arrow.Field, path string, next *int, rep int) (pq.Node, *nnode, error) {
+	switch t := f.Type.(type) {
+	case *arrow.StructType:
+		if t.NumFields() == 0 {
+			return nil, nil, fmt.Errorf("%w: column %q is a struct without fields", ErrUnsupportedType, path)
+		}
+		g := &orderedGroup{Group: pq.Group{}}
+		n := &nnode{kind: nStruct}
+		for _, cf := range t.Fields() {
+			cn, cnode, err := nestedNode(cf, path+"."+cf.Name, next, rep)
+			if err != nil {
+				return nil, nil, err
+			}
+			g.fields = append(g.fields, &namedField{Node: cn, name: cf.Name})
+			n.children = append(n.children, cnode)
+			n.leaves = append(n.leaves, cnode.leaves...)
+		}
+		return pq.Optional(g), n, nil
+	case *arrow.ListType, *arrow.LargeListType:
+		elem := t.(arrow.ListLikeType).ElemField()
+		en, enode, err := nestedNode(elem, path+".element", next, rep+1)
+		if err != nil {
+			return nil, nil, err
+		}
+		return pq.Optional(pq.List(en)), &nnode{kind: nList, rep: rep + 1, children: []*nnode{enode}, leaves: enode.leaves}, nil
+	}
+	f.Name = path
+	n, c, err := leafNode(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.leaf = *next
+	*next++
+	return n, &nnode{kind: nLeaf, leaf: c, leaves: []int{c.leaf}}, nil
 }
 
 // leafNode maps one Arrow field to an optional parquet leaf.
@@ -104,7 +163,7 @@ func leafNode(f arrow.Field) (pq.Node, column, error) {
 		c.kind, c.width = kDecimal128, decimalWidth(int(t.Precision))
 		n = pq.Decimal(int(t.Scale), int(t.Precision), pq.FixedLenByteArrayType(c.width))
 	default:
-		return nil, c, fmt.Errorf("%w: column %q has type %s (nested and other types are not stored yet)", ErrUnsupportedType, f.Name, f.Type)
+		return nil, c, fmt.Errorf("%w: column %q has type %s", ErrUnsupportedType, f.Name, f.Type)
 	}
 	return pq.Optional(n), c, nil
 }
@@ -147,15 +206,28 @@ func (f *namedField) Value(base reflect.Value) reflect.Value {
 func fileSchema(schema *arrow.Schema, partition map[string]bool) (*pq.Schema, []column, error) {
 	g := &orderedGroup{Group: pq.Group{}}
 	var cols []column
+	next := 0
 	for i, f := range schema.Fields() {
 		if partition[f.Name] {
 			continue
 		}
-		n, c, err := leafNode(f)
+		var n pq.Node
+		var c column
+		var err error
+		switch f.Type.ID() {
+		case arrow.STRUCT, arrow.LIST, arrow.LARGE_LIST:
+			var nn *nnode
+			n, nn, err = nestedNode(f, f.Name, &next, 0)
+			c = column{name: f.Name, nested: nn}
+		default:
+			n, c, err = leafNode(f)
+			c.leaf = next
+			next++
+		}
 		if err != nil {
 			return nil, nil, err
 		}
-		c.field, c.leaf = i, len(cols)
+		c.field = i
 		cols = append(cols, c)
 		g.fields = append(g.fields, &namedField{Node: n, name: f.Name})
 	}

@@ -219,6 +219,17 @@ func (w *FileWriter) writeRange(p *partition, cols []arrow.Array, start, end int
 		cws := f.pw.ColumnWriters()
 		for i := range w.cols {
 			c := &w.cols[i]
+			if c.nested != nil {
+				if err := w.enc.encodeNested(c, cols[c.field], start, start+int(n)); err != nil {
+					return w.fileErr(f, "column "+c.name, err)
+				}
+				for _, l := range c.nested.leaves {
+					if _, err := cws[l].WriteRowValues(w.enc.leaves[l]); err != nil {
+						return w.fileErr(f, "write column "+c.name, err)
+					}
+				}
+				continue
+			}
 			vals, err := w.enc.encode(c, cols[c.field], start, start+int(n))
 			if err != nil {
 				return w.fileErr(f, "column "+c.name, err)
