@@ -15,8 +15,9 @@ package exec
 //	ids = colIDs_0
 //	for k >= 1:             ids[i] = pairs_k.insert(ids[i]<<32 | colIDs_k[i])
 //
-// Strings use a linear scan over the first few distinct values (TPC-H style
-// flags and low-cardinality categories) and a Go map beyond that. Because ids
+// Strings of at most 7 bytes (TPC-H style flags, codes) are packed with their
+// length into a uint64 and take the same integer table; longer strings and
+// decimals use a Go map keyed by the bytes. Because ids
 // are handed out in row order, group ids are deterministic for identical input,
 // and the rows that open new groups are exactly the rows whose id equals the
 // running group count.
@@ -78,12 +79,17 @@ func canonFloat(f float64) uint64 {
 }
 
 // u64Table is an open-addressing map from uint64 to uint32 with linear
-// probing and Fibonacci hashing, kept at most half full.
+// probing and Fibonacci hashing, kept at most half full. Key and value share
+// a slot so a probe touches one cache line.
 type u64Table struct {
-	keys  []uint64
-	vals  []uint32 // value+1; 0 marks an empty slot
+	slots []u64Slot
 	shift uint
 	n     int
+}
+
+type u64Slot struct {
+	key uint64
+	val uint32 // value+1; 0 marks an empty slot
 }
 
 func newU64Table() *u64Table {
@@ -93,8 +99,7 @@ func newU64Table() *u64Table {
 }
 
 func (t *u64Table) alloc(size int) {
-	t.keys = make([]uint64, size)
-	t.vals = make([]uint32, size)
+	t.slots = make([]u64Slot, size)
 	t.shift = uint(64 - bitsLen(size-1))
 }
 
@@ -108,55 +113,57 @@ func bitsLen(x int) int {
 }
 
 func (t *u64Table) grow() {
-	oldK, oldV := t.keys, t.vals
-	t.alloc(len(oldK) * 2)
-	mask := uint64(len(t.keys) - 1)
-	for i, v := range oldV {
-		if v == 0 {
+	old := t.slots
+	t.alloc(len(old) * 2)
+	mask := uint64(len(t.slots) - 1)
+	for _, sl := range old {
+		if sl.val == 0 {
 			continue
 		}
-		h := (oldK[i] * 0x9E3779B97F4A7C15) >> t.shift
-		for t.vals[h] != 0 {
+		h := (sl.key * 0x9E3779B97F4A7C15) >> t.shift
+		for t.slots[h].val != 0 {
 			h = (h + 1) & mask
 		}
-		t.keys[h], t.vals[h] = oldK[i], v
+		t.slots[h] = sl
 	}
 }
 
 // insert returns the value stored for k, storing next if k is absent.
 func (t *u64Table) insert(k uint64, next uint32) uint32 {
-	if 2*(t.n+1) > len(t.keys) {
+	if 2*(t.n+1) > len(t.slots) {
 		t.grow()
 	}
-	mask := uint64(len(t.keys) - 1)
+	slots := t.slots
+	mask := uint64(len(slots) - 1)
 	h := (k * 0x9E3779B97F4A7C15) >> t.shift
 	for {
-		v := t.vals[h]
-		if v == 0 {
-			t.keys[h], t.vals[h] = k, next+1
+		sl := &slots[h&mask]
+		if sl.val == 0 {
+			sl.key, sl.val = k, next+1
 			t.n++
 			return next
 		}
-		if t.keys[h] == k {
-			return v - 1
+		if sl.key == k {
+			return sl.val - 1
 		}
-		h = (h + 1) & mask
+		h++
 	}
 }
 
 // find returns the value for k or -1.
 func (t *u64Table) find(k uint64) int32 {
-	mask := uint64(len(t.keys) - 1)
+	slots := t.slots
+	mask := uint64(len(slots) - 1)
 	h := (k * 0x9E3779B97F4A7C15) >> t.shift
 	for {
-		v := t.vals[h]
-		if v == 0 {
+		sl := &slots[h&mask]
+		if sl.val == 0 {
 			return -1
 		}
-		if t.keys[h] == k {
-			return int32(v - 1)
+		if sl.key == k {
+			return int32(sl.val - 1)
 		}
-		h = (h + 1) & mask
+		h++
 	}
 }
 
@@ -165,21 +172,12 @@ type colDict struct {
 	kind   keyKind
 	n      uint32 // ids handed out so far (values and null)
 	nullID int32  // -1 until a null is seen
-	ints   *u64Table
-	small  []string // bytes values while few
-	smallI []uint32 // their ids
-	big    map[string]uint32
-	last   int // index into small of the last hit
+	ints   *u64Table         // integer codes, and bytes values of <= 7 bytes (shortCode)
+	big    map[string]uint32 // longer bytes values
 }
 
-const smallDictMax = 16
-
 func newColDict(kind keyKind) *colDict {
-	d := &colDict{kind: kind, nullID: -1}
-	if kind != kindBytes && kind != kindDecimal {
-		d.ints = newU64Table()
-	}
-	return d
+	return &colDict{kind: kind, nullID: -1, ints: newU64Table(), big: map[string]uint32{}}
 }
 
 func (d *colDict) nullAssign() uint32 {
@@ -199,28 +197,8 @@ func (d *colDict) codeAssign(k uint64) uint32 {
 }
 
 func (d *colDict) bytesAssign(b []byte) uint32 {
-	if d.big == nil {
-		if d.last < len(d.small) && d.small[d.last] == string(b) {
-			return d.smallI[d.last]
-		}
-		for j, s := range d.small {
-			if s == string(b) {
-				d.last = j
-				return d.smallI[j]
-			}
-		}
-		if len(d.small) < smallDictMax {
-			d.small = append(d.small, string(b))
-			d.smallI = append(d.smallI, d.n)
-			d.last = len(d.small) - 1
-			d.n++
-			return d.n - 1
-		}
-		d.big = make(map[string]uint32, 4*smallDictMax)
-		for j, s := range d.small {
-			d.big[s] = d.smallI[j]
-		}
-		d.small, d.smallI = nil, nil
+	if len(b) <= 7 {
+		return d.codeAssign(shortCode(b))
 	}
 	if id, ok := d.big[string(b)]; ok {
 		return id
@@ -232,18 +210,49 @@ func (d *colDict) bytesAssign(b []byte) uint32 {
 }
 
 func (d *colDict) bytesFind(b []byte) int32 {
-	if d.big == nil {
-		for j, s := range d.small {
-			if s == string(b) {
-				return int32(d.smallI[j])
-			}
-		}
-		return -1
+	if len(b) <= 7 {
+		return d.ints.find(shortCode(b))
 	}
 	if id, ok := d.big[string(b)]; ok {
 		return int32(id)
 	}
 	return -1
+}
+
+// shortCode packs a value of at most 7 bytes and its length into a uint64,
+// so short strings (flags, codes, country names) take the integer table.
+func shortCode(b []byte) uint64 {
+	var v uint64
+	for j := len(b) - 1; j >= 0; j-- {
+		v = v<<8 | uint64(b[j])
+	}
+	return v | uint64(len(b))<<56
+}
+
+// assignBytes is the string/binary loop of assign, without a per-row call
+// for short values: it loads 8 bytes at once when the buffer allows.
+func assignBytes[O int32 | int64](d *colDict, offs []O, buf []byte, arr arrow.Array, out []uint32) {
+	nulls := arr.NullN() > 0
+	for i := range out {
+		if nulls && arr.IsNull(i) {
+			out[i] = d.nullAssign()
+			continue
+		}
+		s, e := int(offs[i]), int(offs[i+1])
+		n := e - s
+		if n > 7 {
+			out[i] = d.bytesAssign(buf[s:e])
+			continue
+		}
+		var code uint64
+		if s+8 <= len(buf) {
+			code = binary.LittleEndian.Uint64(buf[s:]) & (1<<(8*uint(n)) - 1)
+			code |= uint64(n) << 56
+		} else {
+			code = shortCode(buf[s:e])
+		}
+		out[i] = d.codeAssign(code)
+	}
 }
 
 // assign writes the id of every row of arr to out, adding unseen values.
@@ -264,13 +273,20 @@ func (d *colDict) assign(arr arrow.Array, out []uint32) {
 			out[i] = d.codeAssign(k)
 		}
 	case kindBytes:
-		forEachBytes(arr, func(i int, b []byte, valid bool) {
-			if !valid {
-				out[i] = d.nullAssign()
-			} else {
-				out[i] = d.bytesAssign(b)
-			}
-		})
+		if arr.Len() == 0 {
+			return
+		}
+		data := arr.Data()
+		var buf []byte
+		if bb := data.Buffers()[2]; bb != nil {
+			buf = bb.Bytes()
+		}
+		switch arr.DataType().ID() {
+		case arrow.LARGE_STRING, arrow.LARGE_BINARY:
+			assignBytes(d, arrow.GetOffsets[int64](data, 1), buf, arr, out)
+		default:
+			assignBytes(d, arrow.GetOffsets[int32](data, 1), buf, arr, out)
+		}
 	case kindDecimal:
 		vals := arrow.GetValues[decimal128.Num](arr.Data(), 1)
 		for i := range out {

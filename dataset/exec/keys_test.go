@@ -306,7 +306,7 @@ func TestKeyGrouperFloatCanonical(t *testing.T) {
 }
 
 func TestKeyGrouperManyStrings(t *testing.T) {
-	// Crosses the small-dictionary limit in the middle of a batch, with nulls.
+	// Short (packed) and long (map) strings, the empty string and nulls.
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	b := array.NewStringBuilder(mem)
@@ -314,7 +314,7 @@ func TestKeyGrouperManyStrings(t *testing.T) {
 		if i%7 == 0 {
 			b.AppendNull()
 		} else {
-			b.Append(fmt.Sprint(i % 50))
+			b.Append(strings.Repeat("long-", i%3) + fmt.Sprint(i%50))
 		}
 	}
 	a := b.NewArray()
