@@ -55,6 +55,13 @@ func TestWriteRejects(t *testing.T) {
 		}
 	})
 
+	t.Run("a repeated column name", func(t *testing.T) {
+		s := arrow.NewSchema([]arrow.Field{{Name: "a", Type: arrow.PrimitiveTypes.Int64}, {Name: "a", Type: arrow.PrimitiveTypes.Int64}}, nil)
+		if _, err := NewFileWriter(mem, t.TempDir(), "part", s, Options{}); !errors.Is(err, ErrInvalidOptions) {
+			t.Errorf("err = %v", err)
+		}
+	})
+
 	t.Run("bad options", func(t *testing.T) {
 		for _, o := range []Options{{Compression: "lzo"}, {RowGroupRows: -1}, {TargetFileBytes: -1}, {PartitionBy: []string{""}}} {
 			if err := o.Validate(); !errors.Is(err, ErrInvalidOptions) {

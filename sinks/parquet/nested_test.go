@@ -50,3 +50,28 @@ func TestPyarrowReadsNested(t *testing.T) {
 			"ld": [["1.25", null], [], null, ["-999.99"]]
 		}}`)
 }
+
+func TestPartitionedNested(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rec := recordFromJSON(t, mem, nestedSchema, `[
+		{"id": 0, "l": [1, 2], "s": {"a": 1, "b": "x"}, "ls": [{"x": 1.5, "t": ["p"]}], "ld": ["1.25"]},
+		{"id": 1, "l": [], "s": null, "ls": null, "ld": []},
+		{"id": 0, "l": [3], "s": {"a": 2, "b": null}, "ls": [null], "ld": [null]},
+		{"id": 1, "l": null, "s": {"a": null, "b": "y"}, "ls": [{"x": null, "t": [null, "q"]}], "ld": null}
+	]`)
+	defer rec.Release()
+	dir := t.TempDir()
+	writeFiles(t, mem, dir, nestedSchema, Options{PartitionBy: []string{"id"}}, rec)
+	jsonEqual(t, "pyarrow hive read", pyRead(t, dir, "hive"), `{
+		"schema": {"l": "list<element: int64>", "s": "struct<a: int32, b: string>",
+			"ls": "list<element: struct<x: double, t: list<element: string>>>",
+			"ld": "large_list<element: decimal128(5, 2)>", "id": "int32"},
+		"columns": {
+			"id": [0, 0, 1, 1],
+			"l": [[1, 2], [3], [], null],
+			"s": [{"a": 1, "b": "x"}, {"a": 2, "b": null}, null, {"a": null, "b": "y"}],
+			"ls": [[{"x": 1.5, "t": ["p"]}], [null], null, [{"x": null, "t": [null, "q"]}]],
+			"ld": [["1.25"], [null], [], null]
+		}}`)
+}

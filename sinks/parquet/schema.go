@@ -207,10 +207,15 @@ func fileSchema(schema *arrow.Schema, partition map[string]bool) (*pq.Schema, []
 	g := &orderedGroup{Group: pq.Group{}}
 	var cols []column
 	next := 0
+	seen := map[string]bool{}
 	for i, f := range schema.Fields() {
 		if partition[f.Name] {
 			continue
 		}
+		if seen[f.Name] {
+			return nil, nil, fmt.Errorf("%w: column name %q repeated; Parquet readers address columns by name", ErrInvalidOptions, f.Name)
+		}
+		seen[f.Name] = true
 		var n pq.Node
 		var c column
 		var err error
