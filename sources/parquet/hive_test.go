@@ -328,3 +328,18 @@ func TestPartitionTypeInference(t *testing.T) {
 		}
 	}
 }
+
+func TestUnescapePartitionValues(t *testing.T) {
+	for in, want := range map[string]string{
+		"us%20west%2F1": "us west/1",
+		"a+b":           "a+b",
+		"100%":          "100%",
+		"%zz%4":         "%zz%4",
+		"%3D%3d":        "==",
+		"plain":         "plain",
+	} {
+		if got := unescapePath(in); got != want {
+			t.Errorf("unescapePath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -208,6 +207,40 @@ func hidden(name string) bool {
 	return strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".")
 }
 
+// unescapePath decodes %XX escapes as Spark's unescapePathName does: a "%"
+// not followed by two hex digits stays as it is, and "+" is not a space.
+func unescapePath(s string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '%' && i+2 < len(s) {
+			if hi, ok1 := unhex(s[i+1]); ok1 {
+				if lo, ok2 := unhex(s[i+2]); ok2 {
+					b.WriteByte(hi<<4 | lo)
+					i += 2
+					continue
+				}
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
 func partitionColumns(dirs []string) ([]string, error) {
 	var cols []string
 	for _, d := range dirs {
@@ -215,11 +248,7 @@ func partitionColumns(dirs []string) ([]string, error) {
 		if !ok || k == "" {
 			continue
 		}
-		name, err := url.PathUnescape(k)
-		if err != nil {
-			return nil, fmt.Errorf("%w: directory %q: %v", ErrPartition, d, err)
-		}
-		cols = append(cols, name)
+		cols = append(cols, unescapePath(k))
 	}
 	return cols, nil
 }
@@ -232,10 +261,7 @@ func partitionValues(dirs []string, cols []string) ([]PartitionValue, error) {
 		if !ok || k == "" {
 			continue
 		}
-		name, err := url.PathUnescape(k)
-		if err != nil {
-			return nil, fmt.Errorf("%w: directory %q: %v", ErrPartition, d, err)
-		}
+		name := unescapePath(k)
 		if i >= len(cols) || cols[i] != name {
 			return nil, fmt.Errorf("%w: directory %q, want partition columns %v", ErrPartition, strings.Join(dirs, "/"), cols)
 		}
@@ -244,11 +270,7 @@ func partitionValues(dirs []string, cols []string) ([]PartitionValue, error) {
 			vals = append(vals, PartitionValue{Null: true})
 			continue
 		}
-		uv, err := url.PathUnescape(v)
-		if err != nil {
-			return nil, fmt.Errorf("%w: directory %q: %v", ErrPartition, d, err)
-		}
-		vals = append(vals, PartitionValue{Value: uv})
+		vals = append(vals, PartitionValue{Value: unescapePath(v)})
 	}
 	if i != len(cols) {
 		return nil, fmt.Errorf("%w: directory %q, want partition columns %v", ErrPartition, strings.Join(dirs, "/"), cols)
