@@ -16,7 +16,8 @@ import (
 // matched to schema by name, like Spark's unionByName: the input must have
 // exactly the schema's columns, in any order, with identical types. Output
 // records reuse the input columns (no data copy). An exhausted input is
-// closed at once; Close closes them all.
+// closed at once; Close closes them all. When NewUnion fails it closes
+// nothing: the caller still owns ins.
 func NewUnion(mem memory.Allocator, schema *arrow.Schema, ins ...Operator) (Operator, error) {
 	_ = mem // kept for symmetry with the other constructors: the union never copies
 	u := &unionOp{schema: schema, ins: ins, maps: make([][]int, len(ins))}
