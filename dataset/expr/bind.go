@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/decimal128"
 )
 
 // Errors. Each is wrapped with the expression text (and for unknown columns
@@ -96,6 +97,9 @@ func (b *binder) compute(e *Expr) (arrow.DataType, error) {
 	case OpLit:
 		if e.Lit == nil || e.Lit.Type.DataType == nil {
 			return nil, b.errf(e, "literal without a type")
+		}
+		if err := checkLiteral(e.Lit); err != nil {
+			return nil, b.errf(e, "%v", err)
 		}
 		return e.Lit.Type.DataType, nil
 	}
@@ -477,4 +481,39 @@ func canCast(from, to arrow.DataType) bool {
 		return true
 	}
 	return false
+}
+
+// checkLiteral verifies that a literal's Go value is the physical
+// representation its type needs (see Literal), so kernels can assert it.
+func checkLiteral(l *Literal) error {
+	if l.Null {
+		return nil
+	}
+	t := l.Type.DataType
+	var ok bool
+	switch v := l.Value.(type) {
+	case bool:
+		ok = t.ID() == arrow.BOOL
+	case int64:
+		ok = isSigned(t) || t.ID() == arrow.DATE32 || t.ID() == arrow.TIMESTAMP || t.ID() == arrow.DURATION || t.ID() == arrow.DATE64
+	case uint64:
+		ok = isUnsigned(t)
+	case float64:
+		ok = isFloat(t)
+	case string:
+		ok = isString(t) || isBinary(t)
+	case []byte:
+		ok = isBinary(t) || isString(t)
+	case decimal128.Num:
+		ok = isDecimal(t)
+	default:
+		_ = v
+	}
+	if t.ID() == arrow.NULL {
+		ok = l.Value == nil
+	}
+	if !ok {
+		return fmt.Errorf("literal value %v (%T) does not fit type %s", l.Value, l.Value, TypeString(t))
+	}
+	return nil
 }

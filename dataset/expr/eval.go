@@ -733,14 +733,16 @@ func (ev *evaluator) compare(e *Expr, op Op, ea, eb *Expr, a, b val) (val, error
 		cmpFixed[float64](op, a, b, bits)
 	case arrow.DECIMAL128:
 		av := fixedValues[decimal128.Num](a.arr)
-		for i, x := range av {
-			var y decimal128.Num
-			if b.scalar() {
-				y = b.lit.Value.(decimal128.Num)
-			} else {
-				y = fixedValues[decimal128.Num](b.arr)[i]
+		if b.scalar() {
+			y := b.lit.Value.(decimal128.Num)
+			for i, x := range av {
+				bits[i>>3] |= b2u(cmpResult(op, x.Cmp(y))) << (i & 7)
 			}
-			bits[i>>3] |= b2u(cmpResult(op, x.Cmp(y))) << (i & 7)
+		} else {
+			bv := fixedValues[decimal128.Num](b.arr)
+			for i, x := range av {
+				bits[i>>3] |= b2u(cmpResult(op, x.Cmp(bv[i]))) << (i & 7)
+			}
 		}
 	case arrow.STRING, arrow.LARGE_STRING, arrow.BINARY, arrow.LARGE_BINARY:
 		av := strViewOf(a.arr)
@@ -771,12 +773,16 @@ func (ev *evaluator) compare(e *Expr, op Op, ea, eb *Expr, a, b val) (val, error
 		}
 	case arrow.BOOL:
 		ab := boolBits(a.arr)
+		var bb []byte
+		var y bool
+		if b.scalar() {
+			y = b.lit.Value.(bool)
+		} else {
+			bb = boolBits(b.arr)
+		}
 		for i := 0; i < ev.n; i++ {
-			var y bool
-			if b.scalar() {
-				y = b.lit.Value.(bool)
-			} else {
-				y = b.arr.(*array.Boolean).Value(i)
+			if bb != nil {
+				y = bitutil.BitIsSet(bb, i)
 			}
 			bits[i>>3] |= b2u(cmpResult(op, cmpBool(bitutil.BitIsSet(ab, i), y))) << (i & 7)
 		}

@@ -312,6 +312,7 @@ func TestErrors(t *testing.T) {
 		{"a nil argument is a type error", &Expr{Op: OpNot, Args: []*Expr{nil}}, ErrType, nil},
 		{"an unknown operator is a type error", &Expr{Op: "frobnicate"}, ErrType, []string{"frobnicate"}},
 		{"a literal without a value is a type error", &Expr{Op: OpLit}, ErrType, nil},
+		{"a literal whose value does not fit its type is a type error", TypedLit(arrow.FixedWidthTypes.Boolean, int64(1)).And(Col("b")), ErrType, []string{"does not fit"}},
 		{"a cast without a type is a type error", &Expr{Op: OpCast, Args: []*Expr{Col("i64")}}, ErrType, nil},
 		{"substr with a column start is a type error", &Expr{Op: OpSubstr, Args: []*Expr{Col("s"), Col("i64")}}, ErrType, []string{"literal"}},
 		{"a bad regexp is a type error", RegexpExtract(Col("s"), "(", 1), ErrType, []string{"regexp"}},

@@ -58,7 +58,7 @@ func FilterRecord(mem memory.Allocator, rec arrow.Record, mask *array.Boolean) (
 	}
 	sel := selection(mask, k)
 	for i, c := range rec.Columns() {
-		out, err := gather(mem, c, sel, mask)
+		out, err := gather(mem, c, sel, k, mask)
 		if err != nil {
 			return nil, fmt.Errorf("filter column %q: %w", rec.ColumnName(i), err)
 		}
@@ -67,8 +67,13 @@ func FilterRecord(mem memory.Allocator, rec arrow.Record, mask *array.Boolean) (
 	return array.NewRecord(rec.Schema(), cols, int64(k)), nil
 }
 
-// selection lists the rows where mask is true and valid.
-func selection(mask *array.Boolean, k int) []int32 {
+// run is a half-open range of consecutive selected rows. Filters keep most
+// rows in practice (TPC-H Q1 keeps 97%), so copying runs with copy() beats
+// gathering row by row.
+type run struct{ start, end int }
+
+// selection lists the runs of rows where mask is true and valid.
+func selection(mask *array.Boolean, k int) []run {
 	n := mask.Len()
 	d := mask.Data()
 	vals := bitsAt0(d.Buffers()[1].Bytes(), d.Offset(), n)
@@ -77,36 +82,51 @@ func selection(mask *array.Boolean, k int) []int32 {
 		bitutil.BitmapAnd(d.Buffers()[1].Bytes(), mask.NullBitmapBytes(), int64(d.Offset()), int64(d.Offset()), tmp, 0, int64(n))
 		vals = tmp
 	}
-	sel := make([]int32, 0, k)
+	var runs []run
+	cur := run{-1, -1}
+	add := func(i int) {
+		if i == cur.end {
+			cur.end++
+			return
+		}
+		if cur.start >= 0 {
+			runs = append(runs, cur)
+		}
+		cur = run{i, i + 1}
+	}
 	nb := int(bitutil.BytesForBits(int64(n)))
 	for j := 0; j < nb; j++ {
 		b := vals[j]
 		if j == nb-1 && n%8 != 0 {
 			b &= byte(1)<<(n%8) - 1
 		}
+		if b == 0xFF && cur.end == j*8 {
+			cur.end += 8
+			continue
+		}
 		for b != 0 {
-			t := bits.TrailingZeros8(b)
-			sel = append(sel, int32(j*8+t))
+			add(j*8 + bits.TrailingZeros8(b))
 			b &= b - 1
 		}
 	}
-	return sel
+	if cur.start >= 0 {
+		runs = append(runs, cur)
+	}
+	return runs
 }
 
-func gather(mem memory.Allocator, c arrow.Array, sel []int32, mask *array.Boolean) (arrow.Array, error) {
+func gather(mem memory.Allocator, c arrow.Array, sel []run, k int, mask *array.Boolean) (arrow.Array, error) {
 	dt := c.DataType()
-	k := len(sel)
 	var valid *memory.Buffer
 	nulls := 0
 	if c.NullN() > 0 && dt.ID() != arrow.NULL {
 		valid = allocBuf(mem, int(bitutil.BytesForBits(int64(k))))
 		vb := valid.Bytes()
-		clear(vb)
 		src, off := c.NullBitmapBytes(), c.Data().Offset()
-		for j, i := range sel {
-			if bitutil.BitIsSet(src, off+int(i)) {
-				bitutil.SetBit(vb, j)
-			}
+		j := 0
+		for _, r := range sel {
+			bitutil.CopyBitmap(src, off+r.start, r.end-r.start, vb, j)
+			j += r.end - r.start
 		}
 		nulls = k - bitutil.CountSetBits(vb, 0, k)
 	}
@@ -114,45 +134,52 @@ func gather(mem memory.Allocator, c arrow.Array, sel []int32, mask *array.Boolea
 	case arrow.NULL:
 		return array.NewNull(k), nil
 	case arrow.BOOL:
-		src := boolBits(c)
+		d := c.Data()
+		src := d.Buffers()[1].Bytes()
 		buf := allocBuf(mem, int(bitutil.BytesForBits(int64(k))))
-		out := buf.Bytes()
-		clear(out)
-		for j, i := range sel {
-			out[j>>3] |= b2u(bitutil.BitIsSet(src, int(i))) << (j & 7)
+		j := 0
+		for _, r := range sel {
+			bitutil.CopyBitmap(src, d.Offset()+r.start, r.end-r.start, buf.Bytes(), j)
+			j += r.end - r.start
 		}
 		return makeArray(dt, k, valid, nulls, buf), nil
 	case arrow.INT8, arrow.UINT8:
-		return gatherFixed[uint8](mem, c, sel, valid, nulls), nil
+		return gatherFixed[uint8](mem, c, sel, k, valid, nulls), nil
 	case arrow.INT16, arrow.UINT16, arrow.FLOAT16:
-		return gatherFixed[uint16](mem, c, sel, valid, nulls), nil
+		return gatherFixed[uint16](mem, c, sel, k, valid, nulls), nil
 	case arrow.INT32, arrow.UINT32, arrow.FLOAT32, arrow.DATE32, arrow.TIME32:
-		return gatherFixed[uint32](mem, c, sel, valid, nulls), nil
+		return gatherFixed[uint32](mem, c, sel, k, valid, nulls), nil
 	case arrow.INT64, arrow.UINT64, arrow.FLOAT64, arrow.DATE64, arrow.TIMESTAMP, arrow.TIME64, arrow.DURATION:
-		return gatherFixed[uint64](mem, c, sel, valid, nulls), nil
+		return gatherFixed[uint64](mem, c, sel, k, valid, nulls), nil
 	case arrow.DECIMAL128:
-		return gatherFixed[decimal128.Num](mem, c, sel, valid, nulls), nil
+		return gatherFixed[decimal128.Num](mem, c, sel, k, valid, nulls), nil
 	case arrow.STRING, arrow.BINARY:
-		return gatherVar[int32](mem, c, sel, valid, nulls), nil
+		return gatherVar[int32](mem, c, sel, k, valid, nulls), nil
 	case arrow.LARGE_STRING, arrow.LARGE_BINARY:
-		return gatherVar[int64](mem, c, sel, valid, nulls), nil
+		return gatherVar[int64](mem, c, sel, k, valid, nulls), nil
 	}
 	releaseBuf(valid)
 	return compute.FilterArray(context.Background(), c, mask, *compute.DefaultFilterOptions())
 }
 
-func gatherFixed[T arrow.FixedWidthType](mem memory.Allocator, c arrow.Array, sel []int32, valid *memory.Buffer, nulls int) arrow.Array {
+func gatherFixed[T arrow.FixedWidthType](mem memory.Allocator, c arrow.Array, sel []run, k int, valid *memory.Buffer, nulls int) arrow.Array {
 	var z T
-	buf := allocBuf(mem, len(sel)*int(sizeOf(z)))
-	out := arrow.GetData[T](buf.Bytes())[:len(sel)]
+	buf := allocBuf(mem, k*int(sizeOf(z)))
+	out := arrow.GetData[T](buf.Bytes())[:k]
 	src := fixedValues[T](c)
-	for j, i := range sel {
-		out[j] = src[i]
+	j := 0
+	for _, r := range sel {
+		if r.end-r.start == 1 {
+			out[j] = src[r.start]
+			j++
+			continue
+		}
+		j += copy(out[j:], src[r.start:r.end])
 	}
-	return makeArray(c.DataType(), len(sel), valid, nulls, buf)
+	return makeArray(c.DataType(), k, valid, nulls, buf)
 }
 
-func gatherVar[O int32 | int64](mem memory.Allocator, c arrow.Array, sel []int32, valid *memory.Buffer, nulls int) arrow.Array {
+func gatherVar[O int32 | int64](mem memory.Allocator, c arrow.Array, sel []run, k int, valid *memory.Buffer, nulls int) arrow.Array {
 	d := c.Data()
 	offs := arrow.GetData[O](d.Buffers()[1].Bytes())[d.Offset() : d.Offset()+d.Len()+1]
 	var data []byte
@@ -160,20 +187,25 @@ func gatherVar[O int32 | int64](mem memory.Allocator, c arrow.Array, sel []int32
 		data = b.Bytes()
 	}
 	total := 0
-	for _, i := range sel {
-		total += int(offs[i+1] - offs[i])
+	for _, r := range sel {
+		total += int(offs[r.end] - offs[r.start])
 	}
 	var z O
-	ob := allocBuf(mem, (len(sel)+1)*int(sizeOf(z)))
-	out := arrow.GetData[O](ob.Bytes())[:len(sel)+1]
+	ob := allocBuf(mem, (k+1)*int(sizeOf(z)))
+	out := arrow.GetData[O](ob.Bytes())[:k+1]
 	db := allocBuf(mem, total)
 	dst := db.Bytes()
 	pos := O(0)
 	out[0] = 0
-	for j, i := range sel {
-		s, e := offs[i], offs[i+1]
-		pos += O(copy(dst[pos:], data[s:e]))
-		out[j+1] = pos
+	j := 1
+	for _, r := range sel {
+		base := offs[r.start]
+		copy(dst[pos:], data[base:offs[r.end]])
+		for _, o := range offs[r.start+1 : r.end+1] {
+			out[j] = o - base + pos
+			j++
+		}
+		pos += offs[r.end] - base
 	}
-	return makeArray(c.DataType(), len(sel), valid, nulls, ob, db)
+	return makeArray(c.DataType(), k, valid, nulls, ob, db)
 }

@@ -1,0 +1,103 @@
+package expr_test
+
+import (
+	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	. "github.com/sluicedata/sluice/dataset/expr"
+)
+
+const benchRows = 1 << 20
+
+// lineitem is a TPC-H-shaped record: quantity int64, discount float64,
+// shipdate date32, flag string.
+func lineitem(mem memory.Allocator) arrow.Record {
+	q := array.NewInt64Builder(mem)
+	d := array.NewFloat64Builder(mem)
+	sd := array.NewDate32Builder(mem)
+	fl := array.NewStringBuilder(mem)
+	defer q.Release()
+	defer d.Release()
+	defer sd.Release()
+	defer fl.Release()
+	for i := 0; i < benchRows; i++ {
+		q.Append(int64(i%50 + 1))
+		d.Append(float64(i%11) / 100)
+		sd.Append(arrow.Date32(8036 + i%2526)) // 1992-01-02 .. 1998-12-01
+		fl.Append([]string{"A", "N", "R"}[i%3])
+	}
+	cols := []arrow.Array{q.NewArray(), d.NewArray(), sd.NewArray(), fl.NewArray()}
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "quantity", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "discount", Type: arrow.PrimitiveTypes.Float64},
+		{Name: "shipdate", Type: arrow.FixedWidthTypes.Date32},
+		{Name: "flag", Type: arrow.BinaryTypes.String},
+	}, nil)
+	rec := array.NewRecord(schema, cols, benchRows)
+	for _, c := range cols {
+		c.Release()
+	}
+	return rec
+}
+
+func reportPerRow(b *testing.B) {
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchRows, "ns/row")
+}
+
+func BenchmarkArithmeticIntTimesOneMinusFloat(b *testing.B) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(b, 0)
+	rec := lineitem(mem)
+	defer rec.Release()
+	e := Col("quantity").Mul(Lit(1).Sub(Col("discount")))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out, err := Eval(mem, e, rec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out.Release()
+	}
+	reportPerRow(b)
+}
+
+func BenchmarkDateFilter(b *testing.B) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(b, 0)
+	rec := lineitem(mem)
+	defer rec.Release()
+	e := Col("shipdate").Le(TypedLit(arrow.FixedWidthTypes.Date32, int64(10471))) // 1998-09-02: ~97% pass
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		mask, err := Eval(mem, e, rec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := FilterRecord(mem, rec, mask.(*array.Boolean))
+		if err != nil {
+			b.Fatal(err)
+		}
+		mask.Release()
+		out.Release()
+	}
+	reportPerRow(b)
+}
+
+func BenchmarkHashInt64AndString(b *testing.B) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(b, 0)
+	rec := lineitem(mem)
+	defer rec.Release()
+	e := Hash(Col("quantity"), Col("flag"))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out, err := Eval(mem, e, rec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out.Release()
+	}
+	reportPerRow(b)
+}
