@@ -41,11 +41,12 @@ func (c Config) withDefaults() Config {
 }
 
 // Executor runs one task: the operators of stage st for task index `task`,
-// drained to the end. It returns the task's output records, which the caller
-// owns. The first implementation is Local (goroutines in this process);
-// cluster executors implement the same contract over RPC.
+// drained to the end. It returns the task's output records by partition of
+// the exchange the stage feeds (one partition for the final stage); the
+// caller owns them. The first implementation is Local (goroutines in this
+// process); cluster executors implement the same contract over RPC.
 type Executor interface {
-	RunTask(ctx context.Context, st *plan.Stage, task int, env plan.TaskEnv) ([]arrow.Record, error)
+	RunTask(ctx context.Context, st *plan.Stage, task int, env plan.TaskEnv) ([][]arrow.Record, error)
 }
 
 // Local runs tasks in the calling process.
@@ -53,16 +54,18 @@ type Local struct{}
 
 var _ Executor = Local{}
 
-func (Local) RunTask(ctx context.Context, st *plan.Stage, task int, env plan.TaskEnv) (out []arrow.Record, err error) {
+func (Local) RunTask(ctx context.Context, st *plan.Stage, task int, env plan.TaskEnv) (parts [][]arrow.Record, err error) {
+	var out []arrow.Record
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
 		}
+		releaseAll(out)
 		if err != nil {
-			for _, r := range out {
-				r.Release()
+			for _, p := range parts {
+				releaseAll(p)
 			}
-			out = nil
+			parts = nil
 		}
 	}()
 	op, err := plan.Build(ctx, st, task, env)
@@ -77,12 +80,61 @@ func (Local) RunTask(ctx context.Context, st *plan.Stage, task int, env plan.Tas
 	for {
 		rec, err := op.Next(ctx)
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			break
 		}
 		if err != nil {
-			return out, err
+			return nil, err
 		}
 		out = append(out, rec)
+	}
+	return Partition(env.Mem, st, out)
+}
+
+// Partition splits a task's output by the keys of the exchange st feeds
+// (hash of the key columns modulo the partition count, see exec.HashColumns),
+// keeping record order within each partition. It does not take ownership of
+// recs; the returned records are new references the caller owns.
+func Partition(mem memory.Allocator, st *plan.Stage, recs []arrow.Record) ([][]arrow.Record, error) {
+	parts := 1
+	if st.Out != nil {
+		parts = max(st.Out.Parts, 1)
+	}
+	dst := make([][]arrow.Record, parts)
+	if parts == 1 {
+		for _, r := range recs {
+			r.Retain()
+			dst[0] = append(dst[0], r)
+		}
+		return dst, nil
+	}
+	var keyCols []int
+	for _, k := range st.Out.Keys {
+		idx := st.Out.Schema.FieldIndices(k.Name)
+		if len(idx) == 0 {
+			return nil, fmt.Errorf("%w: exchange key %s is not a column of %s", plan.ErrPlan, k, st.Out.Schema)
+		}
+		keyCols = append(keyCols, idx[0])
+	}
+	for _, r := range recs {
+		split, err := exec.PartitionRecord(mem, r, keyCols, parts)
+		if err != nil {
+			for _, d := range dst {
+				releaseAll(d)
+			}
+			return nil, fmt.Errorf("partition: %w", err)
+		}
+		for p, s := range split {
+			if s != nil {
+				dst[p] = append(dst[p], s)
+			}
+		}
+	}
+	return dst, nil
+}
+
+func releaseAll(recs []arrow.Record) {
+	for _, r := range recs {
+		r.Release()
 	}
 }
 
@@ -114,13 +166,11 @@ func Run(ctx context.Context, root *plan.Node, cfg Config) ([]arrow.Record, erro
 		}
 		if st.Out == nil {
 			for _, o := range outs {
-				final = append(final, o...)
+				final = append(final, o[0]...)
 			}
 			continue
 		}
-		if err := j.partition(st, outs); err != nil {
-			return nil, err
-		}
+		j.store(st, outs)
 	}
 	return final, nil
 }
@@ -147,10 +197,10 @@ func (j *job) env() plan.TaskEnv {
 
 // runStage runs every task of st on the worker pool and returns the outputs
 // indexed by task. The first failure cancels the rest.
-func (j *job) runStage(parent context.Context, st *plan.Stage) ([][]arrow.Record, error) {
+func (j *job) runStage(parent context.Context, st *plan.Stage) ([][][]arrow.Record, error) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	outs := make([][]arrow.Record, st.Tasks)
+	outs := make([][][]arrow.Record, st.Tasks)
 	errs := make([]error, st.Tasks)
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -188,8 +238,8 @@ feed:
 	}
 	if first != nil {
 		for _, o := range outs {
-			for _, r := range o {
-				r.Release()
+			for _, p := range o {
+				releaseAll(p)
 			}
 		}
 		return nil, first
@@ -197,52 +247,18 @@ feed:
 	return outs, nil
 }
 
-// partition routes every task output of st into the partitions of its exchange.
-func (j *job) partition(st *plan.Stage, outs [][]arrow.Record) error {
-	parts := max(st.Out.Parts, 1)
-	dst := make([][]arrow.Record, parts)
-	defer func() {
-		for _, o := range outs {
-			for _, r := range o {
-				r.Release()
-			}
-		}
-	}()
-	var keyCols []int
-	for _, k := range st.Out.Keys {
-		idx := st.Out.Schema.FieldIndices(k.Name)
-		if len(idx) == 0 {
-			return fmt.Errorf("%w: exchange key %s is not a column of %s", plan.ErrPlan, k, st.Out.Schema)
-		}
-		keyCols = append(keyCols, idx[0])
-	}
+// store keeps a stage's map outputs as its exchange's partitions, each in
+// map-task order.
+func (j *job) store(st *plan.Stage, outs [][][]arrow.Record) {
+	dst := make([][]arrow.Record, max(st.Out.Parts, 1))
 	for _, o := range outs {
-		for _, r := range o {
-			if parts == 1 {
-				r.Retain()
-				dst[0] = append(dst[0], r)
-				continue
-			}
-			split, err := exec.PartitionRecord(j.cfg.Allocator, r, keyCols, parts)
-			if err != nil {
-				for _, d := range dst {
-					for _, x := range d {
-						x.Release()
-					}
-				}
-				return fmt.Errorf("stage %d: partition: %w", st.ID, err)
-			}
-			for p, s := range split {
-				if s != nil {
-					dst[p] = append(dst[p], s)
-				}
-			}
+		for p, recs := range o {
+			dst[p] = append(dst[p], recs...)
 		}
 	}
 	j.mu.Lock()
 	j.shuffle[st.ID] = dst
 	j.mu.Unlock()
-	return nil
 }
 
 func (j *job) release(id int) {

@@ -215,7 +215,7 @@ func toPredicate(c *expr.Expr, s *arrow.Schema) (pq.Predicate, bool) {
 		if !ok || lit.Op != expr.OpLit {
 			return pq.Predicate{}, false
 		}
-		v, ok := physical(lit.Lit, t)
+		v, ok := physicalValue(lit.Lit, t)
 		if !ok {
 			return pq.Predicate{}, false
 		}
@@ -230,7 +230,7 @@ func toPredicate(c *expr.Expr, s *arrow.Schema) (pq.Predicate, bool) {
 			if a.Op != expr.OpLit {
 				return pq.Predicate{}, false
 			}
-			v, ok := physical(a.Lit, t)
+			v, ok := physicalValue(a.Lit, t)
 			if !ok {
 				return pq.Predicate{}, false
 			}
@@ -241,9 +241,9 @@ func toPredicate(c *expr.Expr, s *arrow.Schema) (pq.Predicate, bool) {
 	return pq.Predicate{}, false
 }
 
-// physical converts a literal to the physical value of column type t, only
+// physicalValue converts a literal to the physical value of column type t, only
 // where the conversion is exact.
-func physical(l *expr.Literal, t arrow.DataType) (any, bool) {
+func physicalValue(l *expr.Literal, t arrow.DataType) (any, bool) {
 	if l.Null {
 		return nil, false
 	}

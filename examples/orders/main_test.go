@@ -37,7 +37,7 @@ func TestHourlyTotalsMatchPlainGo(t *testing.T) {
 	ts := rec.Column(4).(*array.Timestamp)
 	for i := 0; i < int(rec.NumRows()); i++ {
 		k := key{cust.Value(i), int64(ts.Value(i)) / 3_600_000 * 3_600_000}
-		cents[k] += amt.Value(i).LowBits()
+		cents[k] += int64(amt.Value(i).LowBits())
 		counts[k]++
 	}
 	var want []string
