@@ -255,3 +255,34 @@ func TestRandomCorruptionNeverPanics(t *testing.T) {
 	}
 	t.Logf("%d of the corrupted reads failed cleanly", failures)
 }
+
+func TestReadSplitStopsOnEmitErrorAndCancel(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dir := t.TempDir()
+	testenv.RunPython(t, mergeScript, dir)
+	tab, err := Open(context.Background(), filepath.Join(dir, "good.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	splits, _ := tab.Splits(nil)
+	stop := errors.New("enough")
+	calls := 0
+	err = ReadSplit(context.Background(), mem, splits[0], tab.Schema, nil, 100, func(r arrow.Record) error {
+		r.Release()
+		calls++
+		return stop
+	})
+	if err != stop || calls != 1 {
+		t.Errorf("err %v after %d calls, want the emit error after 1", err, calls)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	err = ReadSplit(ctx, mem, splits[0], tab.Schema, nil, 100, func(r arrow.Record) error {
+		r.Release()
+		cancel()
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err %v, want context.Canceled", err)
+	}
+}

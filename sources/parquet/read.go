@@ -103,8 +103,12 @@ func readRowGroup(ctx context.Context, mem memory.Allocator, f *pq.File, rowGrou
 		arrs = arrs[:0]
 	}
 	// parquet-go panics on some corrupt pages; that is this file's error,
-	// not the process's.
+	// not the process's. A panic in emit is the caller's and goes on up.
+	inEmit := false
 	defer func() {
+		if inEmit {
+			return
+		}
 		if r := recover(); r != nil {
 			releaseArrs()
 			err = fmt.Errorf("read %s: row group %d: %w: %v", path, rg, ErrCorrupt, r)
@@ -156,9 +160,11 @@ func readRowGroup(ctx context.Context, mem memory.Allocator, f *pq.File, rowGrou
 		rec := array.NewRecord(schema, arrs, int64(n))
 		releaseArrs()
 		done += int64(n)
+		inEmit = true
 		if err := emit(rec); err != nil {
 			return err
 		}
+		inEmit = false
 	}
 	return nil
 }
