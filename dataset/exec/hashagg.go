@@ -547,11 +547,11 @@ func (h *hashAggOp) Close() error {
 
 // aggState accumulates one aggregate for groups 0..n-1.
 type aggState interface {
-	grow(n int)                              // make groups < n addressable
-	update(arg arrow.Array, ids []uint32)    // raw values (nil: count(*))
-	merge(cols []arrow.Array, ids []uint32)  // partial state columns
-	partial(n int) []arrow.Array             // state columns (caller releases)
-	final(n int) arrow.Array                 // final values (caller releases)
+	grow(n int)                             // make groups < n addressable
+	update(arg arrow.Array, ids []uint32)   // raw values (nil: count(*))
+	merge(cols []arrow.Array, ids []uint32) // partial state columns
+	partial(n int) []arrow.Array            // state columns (caller releases)
+	final(n int) arrow.Array                // final values (caller releases)
 	release()
 }
 
@@ -800,7 +800,7 @@ func sumLoop[A int64 | uint64 | float64, T number](acc []A, seen []bool, vals []
 }
 
 func (s *sumState) merge(cols []arrow.Array, ids []uint32) { s.update(cols[0], ids) }
-func (s *sumState) partial(n int) []arrow.Array       { return []arrow.Array{s.final(n)} }
+func (s *sumState) partial(n int) []arrow.Array            { return []arrow.Array{s.final(n)} }
 func (s *sumState) final(n int) arrow.Array {
 	seen := s.seen[:n]
 	switch s.dt.ID() {
@@ -855,13 +855,13 @@ func (s *avgState) release() { s.sum.release(); s.cnt.release() }
 
 // valueState keeps one value per group: min, max, first or last.
 type valueState struct {
-	mem    memory.Allocator
-	fn     AggFunc
-	dt     arrow.DataType
-	seen   []bool // a row (min/max: a non-null value) was taken
-	valid  []bool // first/last: the kept value is not null
-	impl   valueImpl
-	upd    func(arr arrow.Array, ids []uint32)
+	mem   memory.Allocator
+	fn    AggFunc
+	dt    arrow.DataType
+	seen  []bool // a row (min/max: a non-null value) was taken
+	valid []bool // first/last: the kept value is not null
+	impl  valueImpl
+	upd   func(arr arrow.Array, ids []uint32)
 }
 
 type valueImpl interface {
@@ -917,9 +917,9 @@ func (s *valueState) grow(n int) {
 	s.impl.grow(n)
 }
 
-func (s *valueState) update(arg arrow.Array, ids []uint32)    { s.upd(arg, ids) }
+func (s *valueState) update(arg arrow.Array, ids []uint32)   { s.upd(arg, ids) }
 func (s *valueState) merge(cols []arrow.Array, ids []uint32) { s.upd(cols[0], ids) }
-func (s *valueState) partial(n int) []arrow.Array       { return []arrow.Array{s.final(n)} }
+func (s *valueState) partial(n int) []arrow.Array            { return []arrow.Array{s.final(n)} }
 func (s *valueState) final(n int) arrow.Array {
 	valid := s.valid[:n]
 	return s.impl.build(s.mem, s.dt, valid)

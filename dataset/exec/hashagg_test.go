@@ -514,3 +514,66 @@ func BenchmarkHashAggHighCardinality(b *testing.B) {
 	defer rec.Release()
 	benchAggForTest(b, rec, colsForTest("k"), []Agg{{Func: AggSum, Arg: expr.Col("v"), Name: "s"}, {Func: AggCount, Name: "c"}})
 }
+
+func TestHashAggExpressionKeysAndArgs(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rng := rand.New(rand.NewPCG(4, 4))
+	rec := randRecordForTest(mem, rng, 500, 20, 10)
+	defer rec.Release()
+	keys := []*expr.Expr{expr.Col("i32").Mod(int32(3)).As("m")}
+	aggs := []Agg{{Func: AggSum, Arg: expr.Col("f64").Mul(2.0), Name: "s"}, {Func: AggCount, Name: "c"}}
+	out := runAggForTest(t, mem, rec.Schema(), []arrow.Record{rec}, keys, aggs, AggComplete)
+	defer releaseRecs(out)
+	if out[0].Schema().Field(0).Name != "m" {
+		t.Fatalf("schema %s", out[0].Schema())
+	}
+	want := map[string][2]float64{}
+	i32 := rec.Column(3).(*array.Int32)
+	f64 := rec.Column(10).(*array.Float64)
+	for i := 0; i < i32.Len(); i++ {
+		k := "<nil>"
+		if i32.IsValid(i) {
+			k = fmt.Sprint(i32.Value(i) % 3)
+		}
+		w := want[k]
+		if f64.IsValid(i) {
+			w[0] += 2 * f64.Value(i)
+		}
+		w[1]++
+		want[k] = w
+	}
+	got := map[string][2]float64{}
+	for _, r := range out {
+		for i := 0; i < int(r.NumRows()); i++ {
+			k := "<nil>"
+			if r.Column(0).IsValid(i) {
+				k = fmt.Sprint(r.Column(0).(*array.Int32).Value(i))
+			}
+			got[k] = [2]float64{r.Column(1).(*array.Float64).Value(i), float64(r.Column(2).(*array.Int64).Value(i))}
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// BenchmarkHashAggQ1Exprs is Q1's aggregation with its measures computed by
+// expressions in the operator (expression evaluation included).
+func BenchmarkHashAggQ1Exprs(b *testing.B) {
+	rec := q1RecordForTest(memory.NewGoAllocator(), 1<<20)
+	defer rec.Release()
+	price, disc := expr.Col("l_extendedprice"), expr.Col("l_discount")
+	discPrice := price.Mul(expr.Lit(1.0).Sub(disc))
+	aggs := []Agg{
+		{Func: AggSum, Arg: expr.Col("l_quantity"), Name: "sum_qty"},
+		{Func: AggSum, Arg: price, Name: "sum_base_price"},
+		{Func: AggSum, Arg: discPrice, Name: "sum_disc_price"},
+		{Func: AggSum, Arg: discPrice.Mul(expr.Lit(1.0).Add(disc)), Name: "sum_charge"},
+		{Func: AggAvg, Arg: expr.Col("l_quantity"), Name: "avg_qty"},
+		{Func: AggAvg, Arg: price, Name: "avg_price"},
+		{Func: AggAvg, Arg: disc, Name: "avg_disc"},
+		{Func: AggCount, Name: "count_order"},
+	}
+	benchAggForTest(b, rec, colsForTest("l_returnflag", "l_linestatus"), aggs)
+}

@@ -223,7 +223,7 @@ func BenchmarkHashJoinInner(b *testing.B) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	probe := mk("l", rng.Perm(n))
-	build := mk("r", rng.Perm(n / 8))
+	build := mk("r", rng.Perm(n/8))
 	defer probe.Release()
 	defer build.Release()
 	b.ResetTimer()

@@ -39,12 +39,12 @@ import (
 type keyKind int
 
 const (
-	kindBool keyKind = iota
-	kindInt          // signed integers and int-backed temporals, widened to int64
-	kindUint         // unsigned integers, widened to uint64
-	kindFloat        // float32/float64, compared as float64 (-0 == 0, NaN == NaN)
-	kindBytes        // string, binary, large variants
-	kindDecimal      // decimal128
+	kindBool    keyKind = iota
+	kindInt             // signed integers and int-backed temporals, widened to int64
+	kindUint            // unsigned integers, widened to uint64
+	kindFloat           // float32/float64, compared as float64 (-0 == 0, NaN == NaN)
+	kindBytes           // string, binary, large variants
+	kindDecimal         // decimal128
 )
 
 func keyKindOf(dt arrow.DataType) (keyKind, error) {
@@ -170,8 +170,8 @@ func (t *u64Table) find(k uint64) int32 {
 // colDict numbers the distinct values of one key column densely.
 type colDict struct {
 	kind   keyKind
-	n      uint32 // ids handed out so far (values and null)
-	nullID int32  // -1 until a null is seen
+	n      uint32            // ids handed out so far (values and null)
+	nullID int32             // -1 until a null is seen
 	ints   *u64Table         // integer codes, and bytes values of <= 7 bytes (shortCode)
 	big    map[string]uint32 // longer bytes values
 }
