@@ -101,3 +101,61 @@ func BenchmarkHashInt64AndString(b *testing.B) {
 	}
 	reportPerRow(b)
 }
+
+func benchEval(b *testing.B, e *Expr) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(b, 0)
+	rec := lineitem(mem)
+	defer rec.Release()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out, err := Eval(mem, e, rec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out.Release()
+	}
+	reportPerRow(b)
+}
+
+func BenchmarkCompareDateToLiteral(b *testing.B) {
+	benchEval(b, Col("shipdate").Le(TypedLit(arrow.FixedWidthTypes.Date32, int64(10471))))
+}
+
+func BenchmarkExtractYearOfDate(b *testing.B) { benchEval(b, Extract("year", Col("shipdate"))) }
+
+func BenchmarkStringEqualsLiteral(b *testing.B) { benchEval(b, Col("flag").Eq("R")) }
+
+// BenchmarkDecimalRevenue is TPC-H Q1's price * (1 - discount) * (1 + tax)
+// on decimal(15, 2) columns.
+func BenchmarkDecimalRevenue(b *testing.B) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(b, 0)
+	rec := lineitem(mem)
+	defer rec.Release()
+	d := &arrow.Decimal128Type{Precision: 15, Scale: 2}
+	cast := func(e *Expr) *Expr { return e.Cast(Type{d}) }
+	prep := []*Expr{cast(Col("quantity").Mul(100)), cast(Col("discount")), cast(Col("discount").Div(2))}
+	cols := make([]arrow.Array, len(prep))
+	for i, e := range prep {
+		a, err := Eval(mem, e, rec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer a.Release()
+		cols[i] = a
+	}
+	schema := arrow.NewSchema([]arrow.Field{{Name: "price", Type: d}, {Name: "discount", Type: d}, {Name: "tax", Type: d}}, nil)
+	drec := array.NewRecord(schema, cols, benchRows)
+	defer drec.Release()
+	e := Col("price").Mul(Lit(1).Sub(Col("discount"))).Mul(Lit(1).Add(Col("tax")))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		out, err := Eval(mem, e, drec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out.Release()
+	}
+	reportPerRow(b)
+}

@@ -31,7 +31,8 @@ var (
 //   - integer / integer is truncating integer division; x/0 and x%0 are null.
 //   - comparisons need comparable types: numbers via their common type,
 //     strings, binaries, bools, date32 with date32 or timestamps (a date is
-//     midnight UTC), timestamps of any unit and zone (compared as instants);
+//     midnight in the timestamp's zone, UTC without one), timestamps of any
+//     unit and zone (compared as instants, in the finer unit);
 //     a string literal compared with a date or timestamp is cast to it.
 //   - arithmetic on dates and timestamps is an error: use add_duration.
 //   - string functions take string or large_string and return string;

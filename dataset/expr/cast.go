@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/bitutil"
 	"github.com/apache/arrow/go/v17/arrow/decimal128"
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -43,6 +44,8 @@ func castArray(mem memory.Allocator, a arrow.Array, to arrow.DataType, e, root *
 	case arrow.TypeEqual(from, to):
 		a.Retain()
 		return a, nil
+	case sameLayout(from, to):
+		return retype(a, to), nil
 	case from.ID() == arrow.NULL:
 		if to.ID() == arrow.NULL {
 			return nullArray(mem, to, n), nil
@@ -597,4 +600,33 @@ func releaseBuf(b *memory.Buffer) {
 	if b != nil {
 		b.Release()
 	}
+}
+
+// sameLayout reports casts that change only type metadata: a decimal gaining
+// precision at the same scale, a timestamp changing zone in the same unit,
+// string <-> binary with the same offset width.
+func sameLayout(from, to arrow.DataType) bool {
+	switch f := from.(type) {
+	case *arrow.Decimal128Type:
+		t, ok := to.(*arrow.Decimal128Type)
+		return ok && t.Scale == f.Scale && t.Precision >= f.Precision
+	case *arrow.TimestampType:
+		t, ok := to.(*arrow.TimestampType)
+		return ok && t.Unit == f.Unit
+	}
+	switch from.ID() {
+	case arrow.STRING, arrow.BINARY:
+		return to.ID() == arrow.STRING || to.ID() == arrow.BINARY
+	case arrow.LARGE_STRING, arrow.LARGE_BINARY:
+		return to.ID() == arrow.LARGE_STRING || to.ID() == arrow.LARGE_BINARY
+	}
+	return false
+}
+
+// retype shares a's buffers under type to.
+func retype(a arrow.Array, to arrow.DataType) arrow.Array {
+	d := a.Data()
+	nd := array.NewData(to, d.Len(), d.Buffers(), nil, d.NullN(), d.Offset())
+	defer nd.Release()
+	return array.MakeFromData(nd)
 }

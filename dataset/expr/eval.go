@@ -649,21 +649,55 @@ func arithDecimal(ev *evaluator, op Op, a, b val, out arrow.DataType) arrow.Arra
 	av, bv, as, bs := operands(a, b, func(l *Literal) decimal128.Num { return l.Value.(decimal128.Num) })
 	buf := allocBuf(ev.mem, ev.n*16)
 	res := arrow.GetData[decimal128.Num](buf.Bytes())[:ev.n]
-	for i := range res {
-		x, y := as, bs
-		if av != nil {
-			x = av[i]
-		}
-		if bv != nil {
-			y = bv[i]
-		}
+	n := len(res)
+	switch {
+	case av != nil && bv != nil:
+		av, bv = av[:n], bv[:n]
 		switch op {
 		case OpAdd:
-			res[i] = x.Add(y)
+			for i := range res {
+				res[i] = av[i].Add(bv[i])
+			}
 		case OpSub:
-			res[i] = x.Sub(y)
+			for i := range res {
+				res[i] = av[i].Sub(bv[i])
+			}
 		default:
-			res[i] = x.Mul(y)
+			for i := range res {
+				res[i] = av[i].Mul(bv[i])
+			}
+		}
+	case av != nil:
+		av = av[:n]
+		switch op {
+		case OpAdd:
+			for i := range res {
+				res[i] = av[i].Add(bs)
+			}
+		case OpSub:
+			for i := range res {
+				res[i] = av[i].Sub(bs)
+			}
+		default:
+			for i := range res {
+				res[i] = av[i].Mul(bs)
+			}
+		}
+	default:
+		bv = bv[:n]
+		switch op {
+		case OpAdd:
+			for i := range res {
+				res[i] = as.Add(bv[i])
+			}
+		case OpSub:
+			for i := range res {
+				res[i] = as.Sub(bv[i])
+			}
+		default:
+			for i := range res {
+				res[i] = as.Mul(bv[i])
+			}
 		}
 	}
 	return ev.finishFixed(out, a, b, buf, nullSet{})
@@ -927,7 +961,7 @@ func (ev *evaluator) in(e *Expr) (val, error) {
 	defer x.release()
 	boolT := arrow.FixedWidthTypes.Boolean
 	acc := val{lit: &Literal{Type: Type{boolT}, Value: false}, dt: boolT}
-	for _, a := range e.Args[1:] {
+	for k, a := range e.Args[1:] {
 		v, err := ev.eval(a)
 		if err != nil {
 			acc.release()
@@ -938,6 +972,10 @@ func (ev *evaluator) in(e *Expr) (val, error) {
 		if err != nil {
 			acc.release()
 			return val{}, err
+		}
+		if k == 0 {
+			acc = eq
+			continue
 		}
 		next, err := ev.logic(OpOr, acc, eq)
 		acc.release()
