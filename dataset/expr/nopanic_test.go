@@ -15,8 +15,17 @@ import (
 func TestEveryOpOverEveryColumnNeverPanics(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	rec := sample(mem)
-	defer rec.Release()
+	full := sample(mem)
+	defer full.Release()
+	for _, rec := range []arrow.Record{full, full.NewSlice(2, 2), full.NewSlice(1, 4)} {
+		if rec != full {
+			defer rec.Release()
+		}
+		sweep(t, mem, rec)
+	}
+}
+
+func sweep(t *testing.T, mem memory.Allocator, rec arrow.Record) {
 	var exprs []*Expr
 	names := []string{}
 	for _, f := range rec.Schema().Fields() {
