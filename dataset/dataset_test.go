@@ -117,13 +117,13 @@ func TestGroupByAggregatesMatchAPlainGoComputation(t *testing.T) {
 		{Name: "f", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
 	}, nil)
 	type acc struct {
-		rows, n   int64
-		sum       int64
-		min, max  int64
-		fsum      float64
-		fn        int64
-		distinct  map[int64]bool
-		has       bool
+		rows, n  int64
+		sum      int64
+		min, max int64
+		fsum     float64
+		fn       int64
+		distinct map[int64]bool
+		has      bool
 	}
 	want := map[string]*acc{}
 	var recs []arrow.Record
@@ -410,7 +410,7 @@ func TestShowPrintsAnAlignedTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `+---+--------+------+
-|id |customer|amount|
+| id|customer|amount|
 +---+--------+------+
 |  1|ann     |  10.5|
 |  2|bob     |     3|

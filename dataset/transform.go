@@ -254,7 +254,11 @@ func (d *Dataset) Join(right *Dataset, on []string, how JoinType) *Dataset {
 	var lexprs []*Expr
 	for _, f := range ls.Fields() {
 		if isKey[f.Name] {
-			lexprs = append(lexprs, castKey(expr.Col(f.Name), f.Type, rs.Field(rs.FieldIndices(f.Name)[0]).Type).As(f.Name))
+			k := castKey(expr.Col(f.Name), f.Type, rs.Field(rs.FieldIndices(f.Name)[0]).Type)
+			if k.Op != expr.OpCol {
+				k = k.As(f.Name)
+			}
+			lexprs = append(lexprs, k)
 		} else {
 			lexprs = append(lexprs, expr.Col(f.Name))
 		}

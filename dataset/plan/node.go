@@ -132,15 +132,19 @@ func (n *Node) describe() string {
 		}
 		return fmt.Sprintf("Aggregate%s keys=[%s] aggs=[%s]", mode, exprList(n.Keys), strings.Join(aggs, ", "))
 	case KindJoin:
-		build := "left"
-		if n.Join.BuildRight {
-			build = "right"
-		}
 		keys := make([]string, len(n.Join.LeftKeys))
 		for i := range keys {
 			keys[i] = n.Join.LeftKeys[i].String() + " = " + n.Join.RightKeys[i].String()
 		}
-		return fmt.Sprintf("Join %s on [%s] build=%s", n.Join.How, strings.Join(keys, ", "), build)
+		s := fmt.Sprintf("Join %s on [%s]", n.Join.How, strings.Join(keys, ", "))
+		if n.Inputs[0].Kind == KindExchange || n.Inputs[0].Kind == KindShuffleRead {
+			build := "left"
+			if n.Join.BuildRight {
+				build = "right"
+			}
+			s += " build=" + build // the build side is chosen in physical planning
+		}
+		return s
 	case KindUnion:
 		return "Union"
 	case KindSort:

@@ -21,6 +21,7 @@ func Optimize(root *Node) (*Node, error) {
 	n := clone(root)
 	n = pushFilters(n)
 	prune(n, nil)
+	n = collapseProjects(n)
 	if err := rederive(n); err != nil {
 		return nil, err
 	}
@@ -62,6 +63,44 @@ func rederive(n *Node) error {
 		return n.derive()
 	}
 	return nil
+}
+
+// collapseProjects merges a projection that only selects or renames columns
+// into the projection below it.
+func collapseProjects(n *Node) *Node {
+	for i, in := range n.Inputs {
+		n.Inputs[i] = collapseProjects(in)
+	}
+	if n.Kind != KindProject || n.Inputs[0].Kind != KindProject {
+		return n
+	}
+	inner := n.Inputs[0]
+	byName := map[string]*expr.Expr{}
+	for _, e := range inner.Exprs {
+		byName[e.OutputName()] = e
+	}
+	merged := make([]*expr.Expr, 0, len(n.Exprs))
+	for _, e := range n.Exprs {
+		src, name := e, e.OutputName()
+		if src.Op == expr.OpAlias {
+			src = src.Args[0]
+		}
+		if src.Op != expr.OpCol {
+			return n
+		}
+		m := byName[src.Name]
+		if m == nil {
+			return n
+		}
+		if m.OutputName() != name {
+			if m.Op == expr.OpAlias {
+				m = m.Args[0]
+			}
+			m = m.As(name)
+		}
+		merged = append(merged, m)
+	}
+	return &Node{Kind: KindProject, Inputs: inner.Inputs, Exprs: merged, Schema: n.Schema}
 }
 
 func conjuncts(e *expr.Expr) []*expr.Expr {
@@ -389,8 +428,14 @@ func prune(n *Node, need map[string]bool) {
 		prune(n.Inputs[0], intersect(m, n.Inputs[0].Schema))
 		prune(n.Inputs[1], intersect(m, n.Inputs[1].Schema))
 	case KindUnion:
+		// Inputs are matched by name, so each must keep the same columns,
+		// and at least one even when nothing above reads values (count(*)).
+		m := copyOf(need)
+		if len(m) == 0 {
+			m[n.Schema.Field(0).Name] = true
+		}
 		for _, in := range n.Inputs {
-			prune(in, copyOf(need))
+			prune(in, copyOf(m))
 		}
 	default: // MapBatches and Write see whole records
 		for _, in := range n.Inputs {
