@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"testing"
@@ -340,6 +341,60 @@ func TestUnescapePartitionValues(t *testing.T) {
 	} {
 		if got := unescapePath(in); got != want {
 			t.Errorf("unescapePath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+const pageIndexScript = `
+import sys
+import pyarrow as pa, pyarrow.parquet as pq
+v = list(range(0, 1000)) + list(range(2000, 3000))
+t = pa.table({"v": pa.array(v, pa.int64()), "s": ["x%05d" % i for i in v]})
+pq.write_table(t, sys.argv[1], row_group_size=len(v), data_page_size=1024, write_batch_size=100,
+               write_page_index=True, use_dictionary=False)
+print("ok")
+`
+
+func TestColumnIndexPrunesValuesBetweenPages(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	path := filepath.Join(t.TempDir(), "paged.parquet")
+	testenv.RunPython(t, pageIndexScript, path)
+	tab, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tab.Files[0].meta.colIndex == nil {
+		t.Fatal("page index not read")
+	}
+	cases := []struct {
+		pred   Predicate
+		pruned int
+		rows   int
+	}{
+		// 1500 lies within the chunk's [0, 2999] but in no page's range.
+		{Predicate{Column: "v", Op: "eq", Values: []any{int64(1500)}}, 1, 0},
+		{Predicate{Column: "s", Op: "eq", Values: []any{"x01500"}}, 1, 0},
+		{Predicate{Column: "v", Op: "in", Values: []any{int64(1200), int64(1800)}}, 1, 0},
+		{Predicate{Column: "v", Op: "eq", Values: []any{int64(500)}}, 0, 1},
+		{Predicate{Column: "v", Op: "in", Values: []any{int64(1200), int64(2500)}}, 0, 1},
+	}
+	for _, c := range cases {
+		got, st := readTable(t, mem, tab, tab.Schema, []Predicate{c.pred}, 0)
+		if st.RowGroupsPruned != c.pruned {
+			t.Errorf("%+v: pruned %d row groups, want %d", c.pred, st.RowGroupsPruned, c.pruned)
+		}
+		n := 0
+		for i, v := range got["v"] {
+			x, _ := strconv.ParseInt(v.(string), 10, 64)
+			if (c.pred.Op == "eq" && x == c.pred.Values[0].(int64)) ||
+				(c.pred.Op == "eq" && got["s"][i] == c.pred.Values[0]) ||
+				(c.pred.Op == "in" && (x == c.pred.Values[0].(int64) || x == c.pred.Values[1].(int64))) {
+				n++
+			}
+		}
+		if n != c.rows {
+			t.Errorf("%+v: %d matching rows, want %d", c.pred, n, c.rows)
 		}
 	}
 }

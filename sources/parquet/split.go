@@ -43,7 +43,8 @@ const splitRows = 1 << 20
 // Splits returns the work to read the rows that may satisfy every predicate:
 // one split per row group, consecutive small row groups of a file merged up to
 // about 1M rows. Files are pruned by partition values, row groups by column
-// chunk statistics (min/max, null counts).
+// chunk statistics (min/max, null counts) and, when the file has a page
+// index, by per-page min/max.
 func (t *Table) Splits(preds []Predicate) ([]Split, PruneStats) {
 	var splits []Split
 	var st PruneStats
@@ -158,8 +159,46 @@ func rowGroupMayMatch(m *fileMeta, rg int, preds []Predicate, partIdx map[string
 		if !mayMatch(p, cs) {
 			return false
 		}
+		if ci >= 0 && !m.cols[ci].nested {
+			if k := rg*m.leaves + m.cols[ci].leaf; k < len(m.colIndex) && !pagesMayMatch(p, m.cols[ci], m.colIndex[k]) {
+				return false
+			}
+		}
 	}
 	return true
+}
+
+// pagesMayMatch uses the column index (per-page min/max, written by pyarrow
+// with write_page_index, by parquet-go and Spark by default): the row group
+// may match only if some page may. It catches values that fall in a gap
+// between pages, which chunk-level min/max cannot see.
+func pagesMayMatch(p Predicate, c column, idx format.ColumnIndex) bool {
+	n := len(idx.NullPages)
+	if n == 0 || len(idx.MinValues) != n || len(idx.MaxValues) != n {
+		return true
+	}
+	switch p.Op {
+	case "is_not_null":
+		for _, null := range idx.NullPages {
+			if !null {
+				return true
+			}
+		}
+		return false
+	case "eq", "ne", "lt", "le", "gt", "ge", "in":
+	default:
+		return true
+	}
+	for j := 0; j < n; j++ {
+		if idx.NullPages[j] {
+			continue // a comparison with null never holds
+		}
+		lo, hi, ok := decodeBounds(c, idx.MinValues[j], idx.MaxValues[j], true)
+		if !ok || mayMatch(p, chunkStats{min: lo, max: hi, hasMinMax: true, rows: 1}) {
+			return true
+		}
+	}
+	return false
 }
 
 // chunkStats is what is known of one column chunk (or one partition value):
@@ -186,6 +225,15 @@ func statsOf(c column, md format.ColumnMetaData, rows int64) chunkStats {
 	if lo == nil || hi == nil {
 		return cs
 	}
+	cs.min, cs.max, cs.hasMinMax = decodeBounds(c, lo, hi, newer)
+	return cs
+}
+
+// decodeBounds decodes plain-encoded min and max statistics into the
+// predicate domain; ok is false when they cannot be trusted for pruning.
+// Legacy statistics (newer false) were compared as signed bytes and values.
+func decodeBounds(c column, lo, hi []byte, newer bool) (lov, hiv any, ok bool) {
+	var cs chunkStats
 	unsigned := false
 	switch c.dt.ID() {
 	case arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64:
@@ -194,7 +242,7 @@ func statsOf(c column, md format.ColumnMetaData, rows int64) chunkStats {
 	switch c.conv {
 	case convInt32, convInt32To8, convInt32To16, convInt32ToU8, convInt32ToU16:
 		if len(lo) != 4 || len(hi) != 4 || (unsigned && !newer) {
-			return cs
+			return nil, nil, false
 		}
 		a, b := int32(binary.LittleEndian.Uint32(lo)), int32(binary.LittleEndian.Uint32(hi))
 		if unsigned {
@@ -204,7 +252,7 @@ func statsOf(c column, md format.ColumnMetaData, rows int64) chunkStats {
 		}
 	case convInt64:
 		if len(lo) != 8 || len(hi) != 8 || (unsigned && !newer) {
-			return cs
+			return nil, nil, false
 		}
 		a, b := binary.LittleEndian.Uint64(lo), binary.LittleEndian.Uint64(hi)
 		if unsigned {
@@ -214,37 +262,36 @@ func statsOf(c column, md format.ColumnMetaData, rows int64) chunkStats {
 		}
 	case convFloat:
 		if len(lo) != 4 || len(hi) != 4 {
-			return cs
+			return nil, nil, false
 		}
 		cs.min = float64(math.Float32frombits(binary.LittleEndian.Uint32(lo)))
 		cs.max = float64(math.Float32frombits(binary.LittleEndian.Uint32(hi)))
 	case convDouble:
 		if len(lo) != 8 || len(hi) != 8 {
-			return cs
+			return nil, nil, false
 		}
 		cs.min = math.Float64frombits(binary.LittleEndian.Uint64(lo))
 		cs.max = math.Float64frombits(binary.LittleEndian.Uint64(hi))
 	case convBool:
 		if len(lo) != 1 || len(hi) != 1 {
-			return cs
+			return nil, nil, false
 		}
 		cs.min, cs.max = lo[0] != 0, hi[0] != 0
 	case convBytes:
 		if !newer { // legacy min/max used signed byte order
-			return cs
+			return nil, nil, false
 		}
 		cs.min, cs.max = []byte(lo), []byte(hi)
 	default:
-		return cs
+		return nil, nil, false
 	}
 	if f, ok := cs.min.(float64); ok && math.IsNaN(f) {
-		return cs
+		return nil, nil, false
 	}
 	if f, ok := cs.max.(float64); ok && math.IsNaN(f) {
-		return cs
+		return nil, nil, false
 	}
-	cs.hasMinMax = true
-	return cs
+	return cs.min, cs.max, true
 }
 
 // mayMatch is false only when no row described by cs can satisfy p.

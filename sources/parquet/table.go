@@ -59,6 +59,8 @@ type PartitionValue struct {
 type fileMeta struct {
 	cols      []column
 	rowGroups []format.RowGroup
+	leaves    int                  // column chunks per row group
+	colIndex  []format.ColumnIndex // row group * leaves + leaf; nil without a page index
 }
 
 // Open lists paths (files, directories searched recursively, or globs), reads
@@ -384,5 +386,24 @@ func readFooter(path string, size int64) (*fileMeta, error) {
 			return nil, fmt.Errorf("open: %s: %w: row group %d has %d column chunks, schema has %d leaf columns", path, ErrCorrupt, i, len(rg.Columns), leaves)
 		}
 	}
-	return &fileMeta{cols: cols, rowGroups: md.RowGroups}, nil
+	return &fileMeta{cols: cols, rowGroups: md.RowGroups, leaves: leaves, colIndex: readColumnIndex(f)}, nil
+}
+
+// readColumnIndex reads the page index when the file has one. It only ever
+// sharpens pruning, so a missing or unreadable one is not an error.
+func readColumnIndex(f *pq.File) (ci []format.ColumnIndex) {
+	defer func() {
+		if recover() != nil {
+			ci = nil
+		}
+	}()
+	md := f.Metadata()
+	if len(md.RowGroups) == 0 || len(md.RowGroups[0].Columns) == 0 || md.RowGroups[0].Columns[0].ColumnIndexOffset <= 0 {
+		return nil
+	}
+	ci, _, err := f.ReadPageIndex()
+	if err != nil {
+		return nil
+	}
+	return ci
 }
