@@ -36,10 +36,11 @@
 //     levels and values in non-null values; every column of a record is cut
 //     at the same row. Records never span row groups.
 //  3. Pruning is conservative: a file or row group is dropped only when its
-//     partition values, column chunk statistics or page index prove that no row can
-//     satisfy some predicate. Unknown ops, values of another kind, legacy
-//     (signed-order) byte statistics, NaN bounds, decimals and INT96 prune
-//     nothing. A column a file lacks reads as nulls, which match only is_null.
+//     partition values, column chunk statistics or page index prove that no
+//     row can satisfy some predicate. Unknown ops, values of another kind,
+//     legacy (signed-order) byte statistics, NaN bounds, decimals and INT96
+//     prune nothing. A column a file lacks reads as nulls, which match only
+//     is_null.
 //  4. Every byte of a record comes from the caller's allocator; an array
 //     under construction is freed when its read fails or panics.
 //  5. Bad input is an error naming the file (and the column and row group
