@@ -16,6 +16,10 @@ import (
 // which makes Commit and Abort safe to repeat.
 const successFile = "_SUCCESS"
 
+// appendingFile in a staging dir says an Append commit may have linked
+// some of its files into target, so Abort must look for them there.
+const appendingFile = "_APPENDING"
+
 type successBody struct {
 	Writer string   `json:"writer"`
 	Jobs   []string `json:"jobs"`
@@ -127,19 +131,12 @@ func appendInto(staging, target, jobID string) error {
 	if slices.Contains(prev, jobID) {
 		return removeStaging(staging, target)
 	}
-	var files []string
-	err := filepath.WalkDir(staging, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && path != filepath.Join(staging, successFile) {
-			rel, _ := filepath.Rel(staging, path)
-			files = append(files, rel)
-		}
-		return nil
-	})
+	files, err := stagedFiles(staging)
 	if err != nil {
 		return fmt.Errorf("parquet sink: commit %s: list staging: %w", target, err)
+	}
+	if err := writeMarker(staging, appendingFile); err != nil {
+		return fmt.Errorf("parquet sink: commit %s: %w", target, err)
 	}
 	var linked, made []string
 	undo := func(err error) error {
@@ -162,9 +159,7 @@ func appendInto(staging, target, jobID string) error {
 			}
 			touched[dir] = true
 		}
-		base := filepath.Base(rel)
-		ext := filepath.Ext(base)
-		dest := filepath.Join(dir, strings.TrimSuffix(base, ext)+"-"+jobID+ext)
+		dest := filepath.Join(target, appendedName(rel, jobID))
 		src := filepath.Join(staging, rel)
 		if err := os.Link(src, dest); err != nil {
 			if errors.Is(err, fs.ErrExist) && sameFile(src, dest) {
@@ -205,19 +200,28 @@ func Abort(target, jobID string) error {
 		return err
 	}
 	var errs []error
-	if err := os.RemoveAll(StagingDir(target, jobID)); err != nil {
-		errs = append(errs, fmt.Errorf("parquet sink: abort %s: %w", target, err))
-	}
-	if jobs, err := readSuccess(target); err == nil && !slices.Contains(jobs, jobID) {
-		suffix := "-" + jobID + ".parquet"
-		filepath.WalkDir(target, func(path string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() && strings.HasSuffix(d.Name(), suffix) {
-				if rerr := os.Remove(path); rerr != nil {
-					errs = append(errs, fmt.Errorf("parquet sink: abort %s: %w", target, rerr))
+	staging := StagingDir(target, jobID)
+	if exists(filepath.Join(staging, appendingFile)) && !committed(target, jobID) {
+		// An Append commit of this job stopped half way: unlink what it
+		// linked into target before the staging dir (and its marker) goes.
+		files, err := stagedFiles(staging)
+		if err != nil {
+			return fmt.Errorf("parquet sink: abort %s: list staging: %w", target, err)
+		}
+		for _, rel := range files {
+			dest := filepath.Join(target, appendedName(rel, jobID))
+			if sameFile(filepath.Join(staging, rel), dest) {
+				if err := os.Remove(dest); err != nil {
+					errs = append(errs, fmt.Errorf("parquet sink: abort %s: %w", target, err))
 				}
 			}
-			return nil
-		})
+		}
+		if len(errs) > 0 {
+			return errors.Join(errs...)
+		}
+	}
+	if err := os.RemoveAll(staging); err != nil {
+		errs = append(errs, fmt.Errorf("parquet sink: abort %s: %w", target, err))
 	}
 	return errors.Join(errs...)
 }
@@ -345,6 +349,46 @@ func mkdirsIn(root, rel string) ([]string, error) {
 		}
 	}
 	return made, nil
+}
+
+// stagedFiles lists the data files of a staging dir, relative to it.
+func stagedFiles(staging string) ([]string, error) {
+	var files []string
+	err := filepath.WalkDir(staging, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(staging, path)
+		if !d.IsDir() && rel != successFile && rel != appendingFile {
+			files = append(files, rel)
+		}
+		return nil
+	})
+	return files, err
+}
+
+// appendedName is where Append puts a staged file: the same partition
+// directory, the job id added before the extension so names cannot collide.
+func appendedName(rel, jobID string) string {
+	ext := filepath.Ext(rel)
+	return strings.TrimSuffix(rel, ext) + "-" + jobID + ext
+}
+
+// writeMarker creates an empty file in dir and makes its name durable.
+func writeMarker(dir, name string) error {
+	f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }
 
 func sameFile(a, b string) bool {

@@ -36,11 +36,6 @@ func listTree(t testing.TB, root string) []string {
 	return out
 }
 
-func exists(path string) bool {
-	_, err := os.Lstat(path)
-	return err == nil
-}
-
 func TestPartitionBy(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -431,6 +426,58 @@ func TestFailuresLeaveNoOutput(t *testing.T) {
 		}
 		if got := listTree(t, target); !slices.Equal(got, before) {
 			t.Errorf("after Abort target = %q", got)
+		}
+	})
+
+	t.Run("Abort after a crash inside Append unlinks what the commit placed", func(t *testing.T) {
+		target := filepath.Join(t.TempDir(), "out")
+		opts := Options{PartitionBy: []string{"region"}}
+		stage(t, mem, target, "j1", 0, 4, opts)
+		if err := Commit(target, "j1", ErrorIfExists); err != nil {
+			t.Fatal(err)
+		}
+		before := listTree(t, target)
+		stage(t, mem, target, "j2", 100, 4, opts)
+		// The crash: marker written, one of two files linked, nothing else.
+		staging := StagingDir(target, "j2")
+		if err := writeMarker(staging, appendingFile); err != nil {
+			t.Fatal(err)
+		}
+		rel := filepath.Join("region=r0", "part-00000.parquet")
+		if err := os.Link(filepath.Join(staging, rel), filepath.Join(target, appendedName(rel, "j2"))); err != nil {
+			t.Fatal(err)
+		}
+		if err := Abort(target, "j2"); err != nil {
+			t.Fatal(err)
+		}
+		if got := listTree(t, target); !slices.Equal(got, before) {
+			t.Errorf("after Abort target = %q, want %q", got, before)
+		}
+		if exists(staging) {
+			t.Error("staging left")
+		}
+	})
+
+	t.Run("Commit after a crash inside Append completes it", func(t *testing.T) {
+		target := filepath.Join(t.TempDir(), "out")
+		opts := Options{PartitionBy: []string{"region"}}
+		stage(t, mem, target, "j1", 0, 4, opts)
+		if err := Commit(target, "j1", ErrorIfExists); err != nil {
+			t.Fatal(err)
+		}
+		stage(t, mem, target, "j2", 100, 4, opts)
+		staging := StagingDir(target, "j2")
+		writeMarker(staging, appendingFile)
+		rel := filepath.Join("region=r0", "part-00000.parquet")
+		os.Link(filepath.Join(staging, rel), filepath.Join(target, appendedName(rel, "j2")))
+		if err := Commit(target, "j2", Append); err != nil {
+			t.Fatal(err)
+		}
+		if got := readIDs(t, target, true); !slices.Equal(got, append(ids(0, 4), ids(100, 4)...)) {
+			t.Errorf("ids = %v", got)
+		}
+		if got := successJobs(t, target); !slices.Equal(got, []string{"j1", "j2"}) {
+			t.Errorf("_SUCCESS jobs = %q", got)
 		}
 	})
 

@@ -41,6 +41,7 @@
 //	    undo a crashed Overwrite of this job (target missing, aside copy present)
 //	    if no staging dir: return nil if target/_SUCCESS lists job, else make an empty one
 //	    if mode == Append and target exists:
+//	        create staging/_APPENDING (tells Abort to unlink this job's links from target)
 //	        hard-link each staged file to target/<partition>/<name>-<job>.parquet
 //	            (on any error unlink what was linked, remove dirs made, fail)
 //	        fsync touched dirs; rewrite target/_SUCCESS (temp, fsync, rename) adding job
