@@ -2,9 +2,13 @@ package parquet
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -105,5 +109,71 @@ func TestImportsNoEngine(t *testing.T) {
 				t.Errorf("sinks/parquet depends on %s", p)
 			}
 		}
+	}
+}
+
+// fullDisk fails writes once limit bytes were written, like a full disk.
+type fullDisk struct {
+	*os.File
+	left int
+}
+
+func (f *fullDisk) Write(b []byte) (int, error) {
+	if len(b) > f.left {
+		n, _ := f.File.Write(b[:f.left])
+		f.left = 0
+		return n, syscall.ENOSPC
+	}
+	f.left -= len(b)
+	return f.File.Write(b)
+}
+
+func TestDiskFullMidJob(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	parent := t.TempDir()
+	target := filepath.Join(parent, "out")
+	w, err := NewFileWriter(mem, StagingDir(target, "j1"), "part", partSchema, Options{RowGroupRows: 100, TargetFileBytes: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := 0
+	w.create = func(path string) (dataFile, error) {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		files++
+		if files < 3 {
+			return f, nil
+		}
+		return &fullDisk{File: f, left: 1000}, nil
+	}
+	var b strings.Builder
+	b.WriteString("[")
+	for i := 0; i < 5000; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"id": %d, "region": "r", "v": %d}`, i, i)
+	}
+	b.WriteString("]")
+	rec := recordFromJSON(t, mem, partSchema, b.String())
+	defer rec.Release()
+	err = w.Write(rec)
+	if err == nil {
+		_, err = w.Close()
+	}
+	if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "part-00002.parquet") {
+		t.Fatalf("err = %v, want ENOSPC naming part-00002.parquet", err)
+	}
+	if err := w.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if err := Abort(target, "j1"); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(parent); len(ents) != 0 {
+		t.Errorf("parent holds %v", ents)
 	}
 }

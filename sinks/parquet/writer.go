@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -46,6 +48,7 @@ type FileWriter struct {
 	dirs    []string     // every partition directory this writer made, for Abort
 	done    []WrittenFile
 
+	create   func(path string) (dataFile, error)
 	keys     map[string]int // scratch for partition grouping
 	groups   []rowGroup
 	keyBuf   []byte
@@ -60,9 +63,22 @@ type partition struct {
 	f    *openFile
 }
 
+// dataFile is what a FileWriter needs of an output file; tests swap
+// FileWriter.create to inject write and fsync faults.
+type dataFile interface {
+	io.Writer
+	Sync() error
+	Stat() (fs.FileInfo, error)
+	Close() error
+}
+
+func createFile(path string) (dataFile, error) {
+	return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+}
+
 type openFile struct {
 	rel       string
-	file      *os.File
+	file      dataFile
 	buf       *bufio.Writer
 	pw        *pq.Writer
 	rows      int64
@@ -118,7 +134,7 @@ func NewFileWriter(mem memory.Allocator, dir, prefix string, schema *arrow.Schem
 	}
 	return &FileWriter{
 		mem: mem, dir: dir, prefix: prefix, schema: schema, opts: opts, pqOpts: pqOpts,
-		cols: cols, part: part, parts: map[string]*partition{}, keys: map[string]int{},
+		cols: cols, part: part, parts: map[string]*partition{}, keys: map[string]int{}, create: createFile,
 	}, nil
 }
 
@@ -270,7 +286,7 @@ func (w *FileWriter) open(p *partition) error {
 	name := fmt.Sprintf("%s-%05d.parquet", w.prefix, p.next)
 	p.next++
 	path := filepath.Join(dir, name)
-	file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	file, err := w.create(path)
 	if err != nil {
 		return fmt.Errorf("parquet sink: create %s: %w", path, err)
 	}
