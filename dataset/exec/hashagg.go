@@ -33,6 +33,10 @@ package exec
 //     it saw input, so empty splits do not disturb first/last.
 //  3. avg is float64; for decimals the sum is exact in decimal and divided as
 //     float64 at the end.
+//  4. Integer sums wrap on overflow (Spark's non-ANSI behaviour); decimal sums
+//     are not checked against the widened precision.
+//  5. min/max order NaN above every other float (Spark); grouping and
+//     count_distinct treat -0 as 0 and all NaNs as one value.
 
 import (
 	"bytes"
@@ -408,6 +412,9 @@ func (h *hashAggOp) Next(ctx context.Context) (arrow.Record, error) {
 
 func (h *hashAggOp) consume(ctx context.Context) error {
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		rec, err := h.in.Next(ctx)
 		if err == io.EOF {
 			break

@@ -23,6 +23,11 @@ package exec
 //     side is built.
 //  3. The whole build side is held in memory; a probe batch's matches are
 //     materialised before they are cut into output records.
+//  4. Key types must be equal, except: signed integers of any widths (compared
+//     as int64), unsigned integers of any widths (as uint64), float32 with
+//     float64, string with large_string, binary with large_binary. Mixing
+//     signed and unsigned, or decimals of different precision/scale, is an
+//     error naming both keys (cast one side first).
 
 import (
 	"context"
@@ -203,6 +208,10 @@ func (j *hashJoinOp) Next(ctx context.Context) (arrow.Record, error) {
 			j.err = io.EOF
 			return nil, io.EOF
 		}
+		if err := ctx.Err(); err != nil {
+			j.err = err
+			return nil, err
+		}
 		rec, err := j.probe.Next(ctx)
 		if err == io.EOF {
 			j.probeDone = true
@@ -254,6 +263,9 @@ func (j *hashJoinOp) buildTable(ctx context.Context) error {
 		}
 	}()
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		rec, err := j.build.Next(ctx)
 		if err == io.EOF {
 			break

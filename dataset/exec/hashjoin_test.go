@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -203,7 +204,6 @@ func TestHashJoinKeyTypeMismatch(t *testing.T) {
 	if err == nil {
 		t.Fatal("no error for unequal key counts")
 	}
-	_ = expr.Col
 }
 
 func BenchmarkHashJoinInner(b *testing.B) {
@@ -235,4 +235,55 @@ func BenchmarkHashJoinInner(b *testing.B) {
 		releaseRecs(drainForTest(b, op))
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "probe-rows/s")
+}
+
+func TestHashOperatorsCloseWithoutNextAndCancel(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rng := rand.New(rand.NewPCG(8, 8))
+	ls, lrecs := joinSideForTest(mem, rng, "l", arrow.PrimitiveTypes.Int64, []int{10, 10})
+	rs, rrecs := joinSideForTest(mem, rng, "r", arrow.PrimitiveTypes.Int64, []int{10})
+	defer releaseRecs(lrecs)
+	defer releaseRecs(rrecs)
+	join := func() Operator {
+		op, err := NewHashJoin(mem, newSliceOpForTest(ls, lrecs...), newSliceOpForTest(rs, rrecs...), colsForTest("lk"), colsForTest("rk"), JoinFull, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return op
+	}
+	agg := func() Operator {
+		op, err := NewHashAgg(mem, newSliceOpForTest(ls, lrecs...), colsForTest("lk2"), []Agg{{Func: AggCountDistinct, Arg: expr.Col("lv"), Name: "d"}}, AggPartial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return op
+	}
+	for _, mk := range []func() Operator{join, agg} {
+		op := mk()
+		if err := op.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := op.Close(); err != nil {
+			t.Fatal(err)
+		}
+		op = mk()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := op.Next(ctx); err != context.Canceled {
+			t.Fatalf("Next on a cancelled context: %v", err)
+		}
+		if _, err := op.Next(context.Background()); err != context.Canceled {
+			t.Fatalf("Next after an error: %v, want the same error", err)
+		}
+		op.Close()
+		// One record read, then closed: buffered output must be released.
+		op = mk()
+		r, err := op.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Release()
+		op.Close()
+	}
 }
