@@ -47,8 +47,11 @@
 //	                         (footers, plan, scan, filter, aggregate, sort,
 //	                         result records), fastest of -runs
 //	rows_per_sec           rows / seconds
+//	engine_cpu_seconds     user+system CPU of the process during that run
+//	                         (engine_cpu_seconds / seconds = cores kept busy)
 //	decode_seconds         baseline: decoding the query's columns of every
 //	                         file into Arrow records with sources/parquet
+//	decode_cpu_seconds     user+system CPU during that decode
 //	handloop_seconds       baseline: the Go loop over the decoded records
 //	engine_vs_handloop     engine_seconds / (decode_seconds + handloop_seconds):
 //	                         the engine against a hand-written job doing the
