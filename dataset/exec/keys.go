@@ -16,8 +16,9 @@ package exec
 //	for k >= 1:             ids[i] = pairs_k.insert(ids[i]<<32 | colIDs_k[i])
 //
 // Strings of at most 7 bytes (TPC-H style flags, codes) are packed with their
-// length into a uint64 and take the same integer table; longer strings and
-// decimals use a Go map keyed by the bytes. Because ids
+// length into a uint64 and take the same integer table, as do decimals whose
+// unscaled value fits in an int64; longer strings and wider decimals use a Go
+// map keyed by the bytes. Because ids
 // are handed out in row order, group ids are deterministic for identical input,
 // and the rows that open new groups are exactly the rows whose id equals the
 // running group count.
@@ -294,7 +295,11 @@ func (d *colDict) assign(arr arrow.Array, out []uint32) {
 				out[i] = d.nullAssign()
 				continue
 			}
-			out[i] = d.bytesAssign(arrow.GetBytes(vals[i : i+1]))
+			if v := vals[i]; v.HighBits() == int64(v.LowBits())>>63 {
+				out[i] = d.codeAssign(v.LowBits()) // fits in an int64: the integer table
+			} else {
+				out[i] = d.bytesAssign(arrow.GetBytes(vals[i : i+1]))
+			}
 		}
 	default:
 		assignCodes(d, arr, out, nulls)
@@ -367,7 +372,11 @@ func (d *colDict) find(arr arrow.Array, out []int32) {
 				out[i] = -1
 				continue
 			}
-			out[i] = d.bytesFind(arrow.GetBytes(vals[i : i+1]))
+			if v := vals[i]; v.HighBits() == int64(v.LowBits())>>63 {
+				out[i] = d.ints.find(v.LowBits())
+			} else {
+				out[i] = d.bytesFind(arrow.GetBytes(vals[i : i+1]))
+			}
 		}
 	default:
 		codes := make([]uint64, len(out))

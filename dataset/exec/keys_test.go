@@ -404,3 +404,31 @@ func TestHashColumnsStable(t *testing.T) {
 		t.Errorf("int32 hashes %x differ from int64 %x", h32, h64)
 	}
 }
+
+func TestKeyGrouperWideDecimals(t *testing.T) {
+	// Values that fit in int64 take the integer table, others the map; both
+	// must keep one id per value.
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dt := &arrow.Decimal128Type{Precision: 38, Scale: 0}
+	b := array.NewDecimal128Builder(mem, dt)
+	vals := []decimal128.Num{
+		decimal128.FromI64(-1), decimal128.New(1, 0), decimal128.New(-1, 5), decimal128.FromI64(-1),
+		decimal128.New(1, 0), decimal128.New(0, math.MaxUint64), decimal128.New(-1, 5),
+	}
+	b.AppendValues(vals, nil)
+	a := b.NewArray()
+	b.Release()
+	defer a.Release()
+	g, _ := newKeyGrouper([]arrow.DataType{dt})
+	ids := make([]uint32, a.Len())
+	g.assign([]arrow.Array{a}, ids)
+	if fmt.Sprint(ids) != "[0 1 2 0 1 3 2]" {
+		t.Fatalf("ids %v", ids)
+	}
+	found := make([]int32, a.Len())
+	g.find([]arrow.Array{a}, found)
+	if fmt.Sprint(found) != "[0 1 2 0 1 3 2]" {
+		t.Fatalf("find %v", found)
+	}
+}
