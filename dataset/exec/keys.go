@@ -381,8 +381,9 @@ func (d *colDict) find(arr arrow.Array, out []int32) {
 	default:
 		codes := make([]uint64, len(out))
 		rowCodes(arr, codes)
+		nulls := arr.NullN() > 0
 		for i := range out {
-			if arr.IsNull(i) {
+			if nulls && arr.IsNull(i) {
 				out[i] = -1
 				continue
 			}
