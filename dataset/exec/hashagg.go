@@ -230,8 +230,23 @@ func resolveFinal(in *arrow.Schema, nkeys int, aggs []Agg) ([]aggSpec, error) {
 			}
 			t = lt.Elem()
 		case AggCount:
+			if t.ID() != arrow.INT64 {
+				return nil, fmt.Errorf("final %s: partial column %q is %s, want int64", a, in.Field(pos).Name, t)
+			}
 			t = nil
-		case AggSum, AggAvg, AggMin, AggMax, AggFirst, AggLast:
+		case AggSum, AggAvg:
+			switch t.ID() {
+			case arrow.INT64, arrow.UINT64, arrow.FLOAT64, arrow.DECIMAL128:
+			default:
+				return nil, fmt.Errorf("final %s: partial column %q is %s, not a sum type", a, in.Field(pos).Name, t)
+			}
+			if a.Func == AggAvg && in.Field(pos+1).Type.ID() != arrow.INT64 {
+				return nil, fmt.Errorf("final %s: partial column %q is %s, want int64", a, in.Field(pos+1).Name, in.Field(pos+1).Type)
+			}
+		case AggMin, AggMax, AggFirst, AggLast:
+			if err := checkOrderable(a, t); err != nil {
+				return nil, fmt.Errorf("final %w", err)
+			}
 		default:
 			return nil, fmt.Errorf("unknown aggregate function %q", a.Func)
 		}

@@ -633,3 +633,19 @@ func TestHashAggFloatSpecials(t *testing.T) {
 		t.Fatalf("%d groups, want 5", n)
 	}
 }
+
+func TestHashAggFinalRejectsForeignSchema(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	schema := arrow.NewSchema(testFields, nil)
+	aggs := []Agg{{Func: AggSum, Arg: expr.Col("i64"), Name: "s"}}
+	// The raw input is not a partial schema: wrong column count and types.
+	if _, err := NewHashAgg(mem, newSliceOpForTest(schema), colsForTest("str"), aggs, AggFinal); err == nil {
+		t.Fatal("Final accepted a non-partial schema")
+	}
+	bad := arrow.NewSchema([]arrow.Field{{Name: "str", Type: arrow.BinaryTypes.String}, {Name: "s", Type: arrow.BinaryTypes.String}}, nil)
+	_, err := NewHashAgg(mem, newSliceOpForTest(bad), colsForTest("str"), aggs, AggFinal)
+	if err == nil || !strings.Contains(err.Error(), "sum(i64)") {
+		t.Fatalf("error %v, want one naming sum(i64)", err)
+	}
+}
