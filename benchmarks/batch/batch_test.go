@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -206,13 +207,15 @@ func TestCompareCatchesDifferences(t *testing.T) {
 }
 
 // The command reuses complete data, prints one JSON line with the report's
-// fields, and writes the result as Parquet.
+// fields, writes the result as Parquet, and releases every Arrow buffer.
 func TestRunReportsJSON(t *testing.T) {
 	dir, _ := generateTiny(t)
 	out := filepath.Join(t.TempDir(), "q1")
 	var stdout bytes.Buffer
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
 	o := options{query: "q1", sf: tinyConfig.SF, json: true, data: dir, out: out, seed: tinyConfig.Seed,
-		filesOrders: tinyConfig.OrdersPerFile, rowGroup: tinyConfig.RowGroupRows, runs: 1, parallelism: 2}
+		filesOrders: tinyConfig.OrdersPerFile, rowGroup: tinyConfig.RowGroupRows, runs: 2, parallelism: 2, mem: mem}
 	code, err := run(context.Background(), o, &stdout)
 	if err != nil || code != 0 {
 		t.Fatalf("run: code %d, %v", code, err)
@@ -233,12 +236,31 @@ func TestRunReportsJSON(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "_SUCCESS")); err != nil {
 		t.Fatalf("no committed result: %v", err)
 	}
-	res, err := ds.Read(out).Collect(context.Background())
+	res, err := ds.Read(out).WithConfig(ds.Config{Allocator: mem}).Collect(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Release()
 	if res.NumRows() != 4 {
 		t.Errorf("written result has %d rows, want 4", res.NumRows())
+	}
+}
+
+// Without -json the command prints the result table and the timings.
+func TestRunPrintsTables(t *testing.T) {
+	dir, _ := generateTiny(t)
+	var stdout bytes.Buffer
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	o := options{query: "q6", sf: tinyConfig.SF, data: dir, seed: tinyConfig.Seed,
+		filesOrders: tinyConfig.OrdersPerFile, rowGroup: tinyConfig.RowGroupRows, parallelism: 2, mem: mem}
+	code, err := run(context.Background(), o, &stdout)
+	if err != nil || code != 0 {
+		t.Fatalf("run: code %d, %v", code, err)
+	}
+	for _, want := range []string{"revenue", "77922.45", "engine / (decode + loop)", "check"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout.String())
+		}
 	}
 }

@@ -38,6 +38,8 @@ type options struct {
 	parallelism int
 	cpuProfile  string
 	generate    bool // generate into -data and exit (the child process mode)
+
+	mem memory.Allocator // every Arrow buffer of the run; nil = memory.DefaultAllocator (tests inject a checked one)
 }
 
 // report is the one JSON line of -json. Definitions are in doc.go.
@@ -101,6 +103,9 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		o.parallelism = runtime.GOMAXPROCS(0)
 	}
 	o.runs = max(1, o.runs)
+	if o.mem == nil {
+		o.mem = memory.DefaultAllocator
+	}
 	gc := genConfig{SF: o.sf, Seed: o.seed, OrdersPerFile: o.filesOrders, RowGroupRows: o.rowGroup}
 	if o.generate {
 		if o.data == "" {
@@ -139,7 +144,7 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 	rep.Rows, rep.Files = m.Rows, len(files)
 
 	// Engine, end to end from Parquet.
-	cfg := ds.Config{Allocator: memory.DefaultAllocator, Parallelism: o.parallelism}
+	cfg := ds.Config{Allocator: o.mem, Parallelism: o.parallelism}
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {
@@ -182,7 +187,7 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 	for i := range o.runs {
 		runtime.GC()
 		start, cpu := time.Now(), cpuTime()
-		in, err := decode(ctx, memory.DefaultAllocator, files, q.columns, o.parallelism)
+		in, err := decode(ctx, o.mem, files, q.columns, o.parallelism)
 		dec, cpu := time.Since(start).Seconds(), cpuTime()-cpu
 		if err != nil {
 			return 1, err
@@ -217,7 +222,7 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		code = 2
 	}
 	if o.out != "" {
-		w := ds.FromRecords(schema, recs...)
+		w := ds.FromRecords(schema, recs...).WithConfig(cfg)
 		if err := w.Write(ctx, o.out, ds.WriteOptions{Mode: pqsink.Overwrite}); err != nil {
 			return 1, fmt.Errorf("write result: %w", err)
 		}
@@ -226,7 +231,7 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		b, _ := json.Marshal(rep)
 		fmt.Fprintln(stdout, string(b))
 	} else {
-		if err := ds.FromRecords(schema, recs...).ShowTo(ctx, stdout, 100); err != nil {
+		if err := ds.FromRecords(schema, recs...).WithConfig(cfg).ShowTo(ctx, stdout, 100); err != nil {
 			return 1, err
 		}
 		printTimings(stdout, rep)
@@ -277,7 +282,7 @@ func cpuTime() float64 {
 }
 
 func printTimings(w io.Writer, r report) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	line := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\t\n", k, v) }
 	fmt.Fprintln(w)
 	line("query", r.Query)
