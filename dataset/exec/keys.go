@@ -24,12 +24,14 @@ package exec
 // running group count.
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/compute"
 	"github.com/apache/arrow/go/v17/arrow/decimal128"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/cespare/xxhash/v2"
@@ -725,9 +727,42 @@ func appendRows(b array.Builder, arr arrow.Array, rows []int32) {
 		appendBytes(b.BinaryBuilder, arr, rows)
 	case *array.BinaryBuilder:
 		appendBytes(b, arr, rows)
+	case *array.ListBuilder:
+		// Partial count_distinct state is a list column and crosses shuffles.
+		l := arr.(*array.List)
+		vb, child := b.ValueBuilder(), l.ListValues()
+		var idx []int32
+		b.Reserve(len(rows))
+		for _, r := range rows {
+			if r < 0 || l.IsNull(int(r)) {
+				b.AppendNull()
+				continue
+			}
+			b.Append(true)
+			s, e := l.ValueOffsets(int(r))
+			idx = idx[:0]
+			for j := s; j < e; j++ {
+				idx = append(idx, int32(j))
+			}
+			appendRows(vb, child, idx)
+		}
 	default:
 		panic(fmt.Sprintf("exec: appendRows: unsupported type %s", arr.DataType()))
 	}
+}
+
+// appendable reports whether appendRows handles dt.
+func appendable(dt arrow.DataType) bool {
+	switch dt.ID() {
+	case arrow.BOOL, arrow.INT8, arrow.INT16, arrow.INT32, arrow.INT64,
+		arrow.UINT8, arrow.UINT16, arrow.UINT32, arrow.UINT64, arrow.FLOAT32, arrow.FLOAT64,
+		arrow.DATE32, arrow.DATE64, arrow.TIME32, arrow.TIME64, arrow.TIMESTAMP, arrow.DURATION,
+		arrow.DECIMAL128, arrow.STRING, arrow.LARGE_STRING, arrow.BINARY, arrow.LARGE_BINARY:
+		return true
+	case arrow.LIST:
+		return appendable(dt.(*arrow.ListType).Elem())
+	}
+	return false
 }
 
 type fixedBuilder[T any] interface {
@@ -789,7 +824,34 @@ func appendBytes(b *array.BinaryBuilder, arr arrow.Array, rows []int32) {
 // of the given types. The caller releases the result.
 func takeColumns(mem memory.Allocator, cols []arrow.Array, types []arrow.DataType, rows []int32) []arrow.Array {
 	out := make([]arrow.Array, len(cols))
+	var idx arrow.Array
+	defer func() {
+		if idx != nil {
+			idx.Release()
+		}
+	}()
 	for i, c := range cols {
+		if !appendable(types[i]) {
+			// Other types (structs, maps, ...) go through Arrow's take kernel.
+			if idx == nil {
+				ib := array.NewInt32Builder(mem)
+				for _, r := range rows {
+					if r < 0 {
+						ib.AppendNull()
+					} else {
+						ib.Append(r)
+					}
+				}
+				idx = ib.NewArray()
+				ib.Release()
+			}
+			a, err := compute.TakeArray(compute.WithAllocator(context.Background(), mem), c, idx)
+			if err != nil {
+				panic(fmt.Sprintf("exec: take %s: %v", types[i], err))
+			}
+			out[i] = a
+			continue
+		}
 		b := array.NewBuilder(mem, types[i])
 		appendRows(b, c, rows)
 		out[i] = b.NewArray()

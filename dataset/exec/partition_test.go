@@ -5,7 +5,10 @@ import (
 	"testing"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/dataset/expr"
 )
 
 func TestPartitionRecordRoutesEveryRowOnce(t *testing.T) {
@@ -59,5 +62,61 @@ func TestPartitionRecordRoutesEveryRowOnce(t *testing.T) {
 	}
 	if _, err := PartitionRecord(mem, rec, []int{99}, 2); err == nil {
 		t.Fatal("no error for a bad key column")
+	}
+}
+
+func TestPartitionRecordNestedColumns(t *testing.T) {
+	// Partial count_distinct state (list) and a struct column cross shuffles.
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	rng := rand.New(rand.NewPCG(12, 12))
+	in := randRecordForTest(mem, rng, 300, 10, 10)
+	defer in.Release()
+	aggs := []Agg{{Func: AggCountDistinct, Arg: expr.Col("str"), Name: "d"}}
+	partial := runAggForTest(t, mem, in.Schema(), []arrow.Record{in}, colsForTest("i8"), aggs, AggPartial)
+	defer releaseRecs(partial)
+	rec := partial[0]
+
+	st := arrow.StructOf(arrow.Field{Name: "a", Type: arrow.PrimitiveTypes.Int64, Nullable: true})
+	sb := array.NewStructBuilder(mem, st)
+	for i := 0; i < int(rec.NumRows()); i++ {
+		if i%4 == 0 {
+			sb.AppendNull()
+			continue
+		}
+		sb.Append(true)
+		sb.FieldBuilder(0).(*array.Int64Builder).Append(int64(i))
+	}
+	sc := sb.NewArray()
+	sb.Release()
+	schema := arrow.NewSchema(append(rec.Schema().Fields(), arrow.Field{Name: "s", Type: st, Nullable: true}), nil)
+	withStruct := array.NewRecord(schema, append(append([]arrow.Array(nil), rec.Columns()...), sc), rec.NumRows())
+	sc.Release()
+	defer withStruct.Release()
+
+	parts, err := PartitionRecord(mem, withStruct, []int{0}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseRecs(parts)
+	want := map[string]string{}
+	for i := 0; i < int(withStruct.NumRows()); i++ {
+		want[rowKeyForTest(withStruct.Columns()[:2], i)] = withStruct.Column(2).ValueStr(i)
+	}
+	n := 0
+	for _, p := range parts {
+		if p == nil {
+			continue
+		}
+		for i := 0; i < int(p.NumRows()); i++ {
+			k := rowKeyForTest(p.Columns()[:2], i)
+			if w, ok := want[k]; !ok || w != p.Column(2).ValueStr(i) {
+				t.Fatalf("row %s / %s not in input (want %q)", k, p.Column(2).ValueStr(i), w)
+			}
+			n++
+		}
+	}
+	if n != int(withStruct.NumRows()) {
+		t.Fatalf("%d rows routed, want %d", n, withStruct.NumRows())
 	}
 }
