@@ -1,6 +1,7 @@
 package exec
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -118,5 +119,36 @@ func TestPartitionRecordNestedColumns(t *testing.T) {
 	}
 	if n != int(withStruct.NumRows()) {
 		t.Fatalf("%d rows routed, want %d", n, withStruct.NumRows())
+	}
+}
+
+func TestPartitionRecordGoldenRouting(t *testing.T) {
+	// Pinned: executors of different builds must route keys identically.
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	b := array.NewInt64Builder(mem)
+	for i := int64(0); i < 12; i++ {
+		b.Append(i)
+	}
+	col := b.NewArray()
+	b.Release()
+	schema := arrow.NewSchema([]arrow.Field{{Name: "k", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	rec := array.NewRecord(schema, []arrow.Array{col}, 12)
+	col.Release()
+	defer rec.Release()
+	parts, err := PartitionRecord(mem, rec, []int{0}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer releaseRecs(parts)
+	got := make([]string, len(parts))
+	for p, r := range parts {
+		if r != nil {
+			got[p] = fmt.Sprint(r.Column(0).(*array.Int64).Int64Values())
+		}
+	}
+	want := []string{"[6 9 10 11]", "", "[0 2 3 5 8]", "[1 4 7]"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("routing %q, pinned %q", got, want)
 	}
 }
