@@ -63,6 +63,14 @@
 //	peak_rss_total_bytes   the same after the baseline too
 //	check                  "ok" or "mismatch"
 //
+// Measured (2 vCPU VM, GOMAXPROCS 2, SF 1, warm page cache, 2026-11):
+// Q1 engine 0.37-0.44 s (14-16 M rows/s, 0.71 s CPU), decode 0.24 s, loop
+// 0.027 s, engine_vs_handloop 1.4-1.7; Q6 engine 0.17 s (35 M rows/s),
+// engine_vs_handloop 0.8-1.05. zstd decompression of the PLAIN-encoded
+// float columns is a third of Q1's engine CPU and half of Q6's; the same
+// rows written by pyarrow with dictionary encoding cut Q1's engine CPU to
+// 0.50 s (23 M rows/s). On a shared machine compare the *_cpu_seconds.
+//
 // Invariants:
 //  1. Same flags, same rows: the generator depends only on (sf, seed,
 //     file-orders, row-group-rows); a data directory is reused only when
