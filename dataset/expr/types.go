@@ -196,6 +196,9 @@ func (l *Literal) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	l.Type, l.Null, l.Value = in.Type, in.Null, nil
+	if in.Type.DataType == nil {
+		return fmt.Errorf("%w: literal %s has no type", ErrType, b)
+	}
 	if in.Null || len(in.Value) == 0 {
 		l.Null = true
 		return nil

@@ -60,4 +60,3 @@ func main() {
 		log.Fatal(err)
 	}
 }
-
