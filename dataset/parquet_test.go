@@ -3,6 +3,7 @@ package dataset_test
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/internal/testenv"
 	"github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/sources/generate"
 )
@@ -172,5 +174,55 @@ func TestExplainGolden(t *testing.T) {
 				t.Fatalf("plan changed (run with -update if intended):\n%s\nwant:\n%s", got, want)
 			}
 		})
+	}
+}
+
+// A high-cardinality column outgrows the 1 MiB dictionary and falls back to
+// PLAIN pages mid-chunk; sluice and pyarrow must both read every value back.
+func TestDictionaryFallbackRoundTripsThroughSluiceAndPyarrow(t *testing.T) {
+	mem, cfg := checked(t)
+	cfg.BatchRows = 1 << 14
+	const n = 200_000
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "uniq", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "flag", Type: arrow.BinaryTypes.String},
+	}, nil)
+	b := array.NewRecordBuilder(mem, schema)
+	for i := 0; i < n; i++ {
+		b.Field(0).(*array.Int64Builder).Append(int64(i))
+		if i%97 == 0 {
+			b.Field(1).AppendNull()
+		} else {
+			b.Field(1).(*array.StringBuilder).Append(fmt.Sprintf("value-%09d-%x", i, i*7919))
+		}
+		b.Field(2).(*array.StringBuilder).Append([]string{"A", "N", "R"}[i%3])
+	}
+	rec := b.NewRecord()
+	b.Release()
+	defer rec.Release()
+	dir := filepath.Join(t.TempDir(), "dict")
+	if err := dataset.FromRecords(schema, rec).WithConfig(cfg).Write(context.Background(), dir, dataset.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := rows(t, dataset.FromRecords(schema, rec).WithConfig(cfg))
+	got := rows(t, dataset.Read(dir).WithConfig(cfg).OrderBy("id"))
+	if !slices.Equal(got, want) {
+		t.Fatalf("sluice read back %d rows, first differing from %d written", len(got), len(want))
+	}
+	out := testenv.RunPython(t, `
+import sys, glob, pyarrow.parquet as pq
+f = glob.glob(sys.argv[1] + "/*.parquet")[0]
+md = pq.ParquetFile(f).metadata
+encs = set()
+for rg in range(md.num_row_groups):
+    encs |= set(md.row_group(rg).column(1).encodings)
+t = pq.read_table(sys.argv[1]).sort_by("id")
+u = t.column("uniq").to_pylist()
+ok = all((v is None) == (i % 97 == 0) and (v is None or v == "value-%09d-%x" % (i, i*7919)) for i, v in enumerate(u))
+print(t.num_rows, ok, "PLAIN" in encs and "RLE_DICTIONARY" in encs)
+`, dir)
+	if strings.TrimSpace(out) != fmt.Sprintf("%d True True", n) {
+		t.Fatalf("pyarrow: %q, want %d rows, all values equal, and both dictionary and plain pages", out, n)
 	}
 }

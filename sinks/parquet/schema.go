@@ -165,8 +165,17 @@ func leafNode(f arrow.Field) (pq.Node, column, error) {
 	default:
 		return nil, c, fmt.Errorf("%w: column %q has type %s", ErrUnsupportedType, f.Name, f.Type)
 	}
+	if c.kind != kBool {
+		// Dictionary first, as parquet-mr and pyarrow write: low-cardinality
+		// columns shrink several-fold and decode faster; a column whose
+		// dictionary outgrows dictionaryMaxBytes falls back to PLAIN pages.
+		n = pq.Encoded(n, &pq.RLEDictionary)
+	}
 	return pq.Optional(n), c, nil
 }
+
+// dictionaryMaxBytes is parquet-mr's default dictionary page size limit.
+const dictionaryMaxBytes = 1 << 20
 
 // decimalWidth is the fewest bytes whose two's complement holds every
 // unscaled value of the given precision (the width Spark and pyarrow use).
