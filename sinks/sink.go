@@ -1,0 +1,63 @@
+package sinks
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/apache/arrow/go/v17/arrow"
+)
+
+// Mode is how a streaming query's result reaches the sink each batch.
+type Mode string
+
+const (
+	// Append: each batch adds new rows; rows are never changed later.
+	Append Mode = "append"
+	// Update: each batch carries the rows (keys) that changed since the last.
+	Update Mode = "update"
+	// Complete: each batch carries the whole result, replacing the last.
+	Complete Mode = "complete"
+)
+
+// Batch identifies one micro-batch (or one batch job) to a sink.
+type Batch struct {
+	ID     int64
+	Mode   Mode
+	Schema *arrow.Schema
+}
+
+// CommitMessage is what a task hands the driver after preparing its output
+// (files written, a transaction opened); plain data, so it can cross the
+// network from an executor.
+type CommitMessage = json.RawMessage
+
+// Sink writes the output of batches exactly once.
+//
+// Contract:
+//  1. Tasks call NewWriter(batch, task), Write any number of records and
+//     Prepare; nothing is visible to readers yet.
+//  2. The driver calls Commit once with every task's message in task order.
+//     Commit is atomic for readers and idempotent per batch id: committing a
+//     batch that was already committed (a re-run after a crash between the
+//     sink commit and commits/<N>) changes nothing and returns nil.
+//  3. Abort discards what tasks of a batch prepared; it is idempotent and
+//     safe after a crash (messages may be from an earlier run).
+//  4. Records passed to Write are not retained.
+//  5. Sinks validate Mode and Schema in Check before a query starts, and
+//     return an error saying why a combination is unsupported.
+type Sink interface {
+	Name() string
+	Check(mode Mode, schema *arrow.Schema) error
+	NewWriter(ctx context.Context, b Batch, task int) (Writer, error)
+	Commit(ctx context.Context, b Batch, msgs []CommitMessage) error
+	Abort(ctx context.Context, b Batch, msgs []CommitMessage) error
+}
+
+// Writer is the task side of a Sink for one batch.
+type Writer interface {
+	Write(rec arrow.Record) error
+	// Prepare finishes the task's output and returns its commit message.
+	Prepare() (CommitMessage, error)
+	// Abort discards the task's output; after Prepare it is a no-op.
+	Abort() error
+}

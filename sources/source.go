@@ -1,0 +1,72 @@
+package sources
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+)
+
+// Offset is a source's position in its input, opaque to the engine. The
+// driver stores it as JSON in offsets/<N>.json before batch N runs and hands
+// it back unchanged, so a re-run reads exactly the same data. Two offsets
+// with equal bytes are equal positions.
+type Offset = json.RawMessage
+
+var (
+	// ErrOffsetGone: the data between two recorded offsets can no longer be
+	// read (retention, a deleted file or topic). Errors wrapping it name what
+	// is gone.
+	ErrOffsetGone = errors.New("sources: offset no longer available")
+	// ErrBadOffset: an offset this source did not write (corrupt or foreign
+	// checkpoint).
+	ErrBadOffset = errors.New("sources: malformed offset")
+)
+
+// Stream is a streaming input read in micro-batches: batch N covers the rows
+// after its start offset up to and including its end offset.
+//
+// Contract:
+//  1. The driver calls Initial once for a new query, then, per batch, Latest
+//     to fix the batch's end, writes both offsets to the checkpoint, and only
+//     then calls Splits. After a restart it calls Splits with recorded offsets.
+//  2. Splits(start, end) is deterministic: the same offsets give splits that
+//     read the same rows in the same order, at any later time, on any
+//     machine (until the data is gone: ErrOffsetGone).
+//  3. A bounded source (a directory of history) returns the same Latest once
+//     everything is read; the driver then knows no new batch has data.
+//  4. Methods may be called from the driver goroutine only; splits are read
+//     concurrently from tasks.
+type Stream interface {
+	// Name identifies the source within a query; offsets are keyed by it.
+	Name() string
+	// Schema of every record the source yields.
+	Schema() *arrow.Schema
+	// Initial is the offset before the first row the query reads.
+	Initial(ctx context.Context) (Offset, error)
+	// Latest is the end offset of the next batch that starts at start:
+	// everything available now, capped by the source's rate limit
+	// (max records or files per batch). It equals start when nothing is new.
+	Latest(ctx context.Context, start Offset) (Offset, error)
+	// Splits divides (start, end] into units tasks read in parallel, in order.
+	Splits(ctx context.Context, start, end Offset) ([]Split, error)
+}
+
+// Split is one unit of a batch's input.
+type Split interface {
+	// Read emits the split's records in order; emit owns each record.
+	// Errors name the file, partition or offset where reading failed.
+	Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error
+	// Rows is the number of rows, or -1 when unknown before reading.
+	Rows() int64
+}
+
+// Committer is an optional ability of a Stream: the driver calls Commit(end)
+// after batch ending at end is committed, so the source may trim what it
+// keeps (a memory source drops records) or report progress (a Kafka source
+// commits a consumer group). Commit failures are logged, never fatal.
+type Committer interface {
+	Commit(ctx context.Context, end Offset) error
+}
