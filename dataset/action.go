@@ -34,8 +34,8 @@ func (d *Dataset) CollectRecords(ctx context.Context) ([]arrow.Record, error) {
 }
 
 func (d *Dataset) collect(ctx context.Context) ([]arrow.Record, error) {
-	if d.err != nil {
-		return nil, d.err
+	if err := d.checkBatch(); err != nil {
+		return nil, err
 	}
 	return d.run(ctx, d.node)
 }
@@ -78,8 +78,8 @@ type WriteOptions struct {
 // write into a staging directory and the files appear under path, with a
 // _SUCCESS marker, only when every task succeeded; on failure nothing is left.
 func (d *Dataset) Write(ctx context.Context, path string, opts WriteOptions) error {
-	if d.err != nil {
-		return d.err
+	if err := d.checkBatch(); err != nil {
+		return err
 	}
 	var id [8]byte
 	rand.Read(id[:])

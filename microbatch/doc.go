@@ -1,5 +1,33 @@
-// Package microbatch will run a Dataset continuously as a sequence of
-// micro-batches with exactly-once checkpoints (offsets write-ahead log,
-// commits log, state store); see DESIGN.md "The data path". It is not built
-// yet: the batch engine it reuses (dataset, plan, scheduler) comes first.
+// Package microbatch runs a Dataset continuously as a sequence of
+// micro-batches with exactly-once output: the streaming query of DESIGN.md's
+// data path.
+//
+// In: a Dataset reading one or more sources.Stream (dataset.ReadStream), a
+// sinks.Sink, a Trigger and a checkpoint directory. Out: the sink's committed
+// batches, the checkpoint (package checkpoint) and per-batch Progress.
+//
+// Invariants:
+//  1. offsets/<N> (start and end offset of every source, the batch's
+//     watermark and timestamp) is durable before batch N reads anything.
+//  2. commits/<N> is written only after the sink committed batch N; the sink
+//     commit is idempotent per batch id, so a crash between the two re-runs N
+//     and the sink ignores the second commit.
+//  3. On restart, a batch with offsets but no commit is re-run with exactly
+//     its recorded offsets, watermark and timestamp: same input, same output.
+//  4. A checkpoint is pinned to its query's sources and stateful operators
+//     (a fingerprint in metadata.json); another query is refused.
+//  5. Batches run only when some source has new data.
+//
+// Main loop:
+//
+//	recover from the checkpoint; re-run an uncommitted batch
+//	for each trigger tick:
+//	    end[s] = s.Latest(start[s]) for every source; nothing new -> wait
+//	    checkpoint.WriteOffsets(N, start, end, watermark, now)
+//	    msgs = dataset.RunBatch(splits of (start, end]) ; sink.Commit(N, msgs)
+//	    checkpoint.WriteCommit(N); sources' Commit(end); purge old batches
+//
+// Not built yet: stateful operators (streaming aggregation, joins,
+// deduplication), watermarks and windows; a query using them is refused at
+// Start with a message saying so.
 package microbatch

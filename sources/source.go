@@ -70,3 +70,12 @@ type Split interface {
 type Committer interface {
 	Commit(ctx context.Context, end Offset) error
 }
+
+// Bounder is an optional ability of a Stream: Bound fixes the end of the
+// input at what is available now, so later Latest calls never go past it.
+// The AvailableNow trigger (a backfill) calls it once at start and then runs
+// rate-limited batches until Latest stops moving. Without it AvailableNow
+// runs until a batch finds no new data.
+type Bounder interface {
+	Bound(ctx context.Context) error
+}

@@ -2,7 +2,6 @@ package exec
 
 import (
 	"context"
-	"errors"
 	"io"
 	"sync"
 
@@ -12,10 +11,11 @@ import (
 	"github.com/sluicedata/sluice/sources/parquet"
 )
 
-// parquetScan turns the push-style parquet.ReadSplit into a pull operator: a
-// reader goroutine emits into a small channel, so decoding overlaps with the
-// operators above it. Close cancels the reader and waits for it.
-type parquetScan struct {
+// pushScan turns a push-style reader (parquet.ReadSplit, a stream split's
+// Read) into a pull operator: a reader goroutine emits into a small channel,
+// so decoding overlaps with the operators above it. Close cancels the reader
+// and waits for it.
+type pushScan struct {
 	schema *arrow.Schema
 	ch     chan arrow.Record
 	errc   chan error
@@ -25,40 +25,50 @@ type parquetScan struct {
 	closed bool
 }
 
-// NewParquetScan reads the given splits, one after another, projected to schema.
-func NewParquetScan(ctx context.Context, mem memory.Allocator, splits []parquet.Split, schema *arrow.Schema, partitionColumns []string, batchRows int) Operator {
+// NewPushScan runs read on its own goroutine; every record read emits
+// (empty ones are dropped) becomes the operator's output, in order.
+func NewPushScan(ctx context.Context, schema *arrow.Schema, read func(ctx context.Context, emit func(arrow.Record) error) error) Operator {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &parquetScan{schema: schema, ch: make(chan arrow.Record, 2), errc: make(chan error, 1), cancel: cancel}
+	s := &pushScan{schema: schema, ch: make(chan arrow.Record, 2), errc: make(chan error, 1), cancel: cancel}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		defer close(s.ch)
-		for _, sp := range splits {
-			err := parquet.ReadSplit(ctx, mem, sp, schema, partitionColumns, batchRows, func(rec arrow.Record) error {
-				if rec.NumRows() == 0 {
-					rec.Release()
-					return nil
-				}
-				select {
-				case s.ch <- rec:
-					return nil
-				case <-ctx.Done():
-					rec.Release()
-					return ctx.Err()
-				}
-			})
-			if err != nil {
-				s.errc <- err
-				return
+		err := read(ctx, func(rec arrow.Record) error {
+			if rec.NumRows() == 0 {
+				rec.Release()
+				return nil
 			}
+			select {
+			case s.ch <- rec:
+				return nil
+			case <-ctx.Done():
+				rec.Release()
+				return ctx.Err()
+			}
+		})
+		if err != nil {
+			s.errc <- err
 		}
 	}()
 	return s
 }
 
-func (s *parquetScan) Schema() *arrow.Schema { return s.schema }
+// NewParquetScan reads the given splits, one after another, projected to schema.
+func NewParquetScan(ctx context.Context, mem memory.Allocator, splits []parquet.Split, schema *arrow.Schema, partitionColumns []string, batchRows int) Operator {
+	return NewPushScan(ctx, schema, func(ctx context.Context, emit func(arrow.Record) error) error {
+		for _, sp := range splits {
+			if err := parquet.ReadSplit(ctx, mem, sp, schema, partitionColumns, batchRows, emit); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
 
-func (s *parquetScan) Next(ctx context.Context) (arrow.Record, error) {
+func (s *pushScan) Schema() *arrow.Schema { return s.schema }
+
+func (s *pushScan) Next(ctx context.Context) (arrow.Record, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
@@ -79,7 +89,7 @@ func (s *parquetScan) Next(ctx context.Context) (arrow.Record, error) {
 	return nil, s.err
 }
 
-func (s *parquetScan) Close() error {
+func (s *pushScan) Close() error {
 	if s.closed {
 		return nil
 	}
@@ -89,8 +99,5 @@ func (s *parquetScan) Close() error {
 		rec.Release()
 	}
 	s.wg.Wait()
-	if s.err == nil || errors.Is(s.err, io.EOF) {
-		return nil
-	}
 	return nil
 }

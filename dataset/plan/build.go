@@ -8,6 +8,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/dataset/exec"
+	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sinks/parquet"
 	pq "github.com/sluicedata/sluice/sources/parquet"
 )
@@ -66,6 +67,12 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		if leaf != b.assign.Leaf {
 			return exec.NewRecords(n.Schema, nil), nil
 		}
+		if n.Scan.Stream != nil {
+			sp := n.Scan.StreamSplits[b.assign.Split]
+			return exec.NewPushScan(b.ctx, n.Schema, func(ctx context.Context, emit func(arrow.Record) error) error {
+				return sp.Read(ctx, mem, emit)
+			}), nil
+		}
 		if n.Scan.Table == nil {
 			return b.memoryScan(n)
 		}
@@ -94,6 +101,12 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		}
 		return exec.NewMapBatches(mem, ins[0], n.Func, n.Schema, fn), nil
 	case KindWrite:
+		if w := n.Write; w.Sink != nil {
+			task := b.task
+			return exec.NewSinkWrite(mem, ins[0], func() (sinks.Writer, error) {
+				return w.Sink.NewWriter(b.ctx, w.Batch, task)
+			}), nil
+		}
 		dir := parquet.StagingDir(n.Write.Target, n.Write.JobID)
 		prefix := fmt.Sprintf("part-%05d-%s", b.task, n.Write.JobID)
 		return exec.NewParquetWrite(mem, ins[0], dir, prefix, n.Write.Options), nil

@@ -9,6 +9,8 @@ import (
 
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/expr"
+	"github.com/sluicedata/sluice/sinks"
+	"github.com/sluicedata/sluice/sources"
 	pq "github.com/sluicedata/sluice/sources/parquet"
 )
 
@@ -35,6 +37,45 @@ func NewMemoryScan(schema *arrow.Schema, recs []arrow.Record) *Node {
 		cols[i] = f.Name
 	}
 	return &Node{Kind: KindScan, Schema: schema, Scan: &Scan{Columns: cols, Records: recs}}
+}
+
+// NewStreamScan reads a streaming source; each run reads the splits bound
+// by BindStreams.
+func NewStreamScan(src sources.Stream) *Node {
+	schema := src.Schema()
+	cols := make([]string, schema.NumFields())
+	for i, f := range schema.Fields() {
+		cols[i] = f.Name
+	}
+	return &Node{Kind: KindScan, Schema: schema, Scan: &Scan{Columns: cols, Stream: src}}
+}
+
+// NewSinkWrite writes one batch of a streaming sink.
+func NewSinkWrite(in *Node, sink sinks.Sink, b sinks.Batch) *Node {
+	return &Node{Kind: KindWrite, Inputs: []*Node{in}, Write: &Write{Sink: sink, Batch: b}, Schema: exec.CommitSchema}
+}
+
+// BindStreams returns a copy of root whose stream scans read the given
+// splits, by source name; a stream without splits reads nothing.
+func BindStreams(root *Node, splits map[string][]sources.Split) *Node {
+	c := clone(root)
+	c.Walk(func(n *Node) {
+		if n.Kind == KindScan && n.Scan.Stream != nil {
+			n.Scan.StreamSplits = append([]sources.Split{}, splits[n.Scan.Stream.Name()]...)
+		}
+	})
+	return c
+}
+
+// Streams lists the streaming sources root reads, in plan order.
+func Streams(root *Node) []sources.Stream {
+	var out []sources.Stream
+	root.Walk(func(n *Node) {
+		if n.Kind == KindScan && n.Scan.Stream != nil {
+			out = append(out, n.Scan.Stream)
+		}
+	})
+	return out
 }
 
 func NewFilter(in *Node, cond *expr.Expr) (*Node, error) {

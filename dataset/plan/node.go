@@ -8,7 +8,9 @@ import (
 
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/expr"
+	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sinks/parquet"
+	"github.com/sluicedata/sluice/sources"
 	pq "github.com/sluicedata/sluice/sources/parquet"
 )
 
@@ -63,6 +65,10 @@ type Scan struct {
 	Splits  []pq.Split     // set by physical planning
 	Pruned  pq.PruneStats  // set by physical planning
 	Records []arrow.Record `json:"-"` // in-memory source; retained by the Dataset that made it
+	// Stream is a streaming source; StreamSplits are the splits of the
+	// batch being run, bound by BindStreams before planning.
+	Stream       sources.Stream  `json:"-"`
+	StreamSplits []sources.Split `json:"-"`
 }
 
 // Join is an equi-join.
@@ -73,11 +79,14 @@ type Join struct {
 	BuildRight bool // physical: which side becomes the hash table
 }
 
-// Write is a Parquet output.
+// Write is an output: a Parquet batch job (Target) or one batch of a
+// streaming sink (Sink).
 type Write struct {
 	Target  string
 	JobID   string
 	Options parquet.Options
+	Sink    sinks.Sink `json:"-"`
+	Batch   sinks.Batch
 }
 
 // Walk calls fn on n and its inputs, depth first, parents before children.
@@ -93,6 +102,13 @@ func (n *Node) describe() string {
 	switch n.Kind {
 	case KindScan:
 		s := n.Scan
+		if s.Stream != nil {
+			d := fmt.Sprintf("Scan stream %s [%s]", s.Stream.Name(), strings.Join(s.Columns, ", "))
+			if s.StreamSplits != nil {
+				d += fmt.Sprintf(" splits=%d", len(s.StreamSplits))
+			}
+			return d
+		}
 		if s.Table == nil {
 			rows := int64(0)
 			for _, r := range s.Records {
@@ -168,6 +184,9 @@ func (n *Node) describe() string {
 	case KindMapBatches:
 		return fmt.Sprintf("MapBatches %q", n.Func)
 	case KindWrite:
+		if n.Write.Sink != nil {
+			return fmt.Sprintf("Write sink %s batch=%d mode=%s", n.Write.Sink.Name(), n.Write.Batch.ID, n.Write.Batch.Mode)
+		}
 		s := fmt.Sprintf("Write parquet %s compression=%s", n.Write.Target, orDefault(n.Write.Options.Compression, "zstd"))
 		if len(n.Write.Options.PartitionBy) > 0 {
 			s += " partition_by=[" + strings.Join(n.Write.Options.PartitionBy, ", ") + "]"

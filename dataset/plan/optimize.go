@@ -380,7 +380,7 @@ func prune(n *Node, need map[string]bool) {
 	switch n.Kind {
 	case KindScan:
 		if n.Scan.Table == nil {
-			return
+			return // memory and stream scans keep their schema
 		}
 		var cols []string
 		for _, f := range n.Scan.Table.Schema.Fields() {

@@ -107,6 +107,12 @@ func estimateRows(n *Node) int64 {
 	switch n.Kind {
 	case KindScan:
 		var rows int64
+		if n.Scan.Stream != nil {
+			for _, s := range n.Scan.StreamSplits {
+				rows += max(s.Rows(), 0)
+			}
+			return rows
+		}
 		if n.Scan.Table == nil {
 			for _, r := range n.Scan.Records {
 				rows += r.NumRows()
@@ -214,7 +220,10 @@ func (st *Stage) countTasks() error {
 	}
 	for li, leaf := range st.Leaves {
 		n := len(leaf.Scan.Splits)
-		if leaf.Scan.Table == nil {
+		switch {
+		case leaf.Scan.Stream != nil:
+			n = len(leaf.Scan.StreamSplits)
+		case leaf.Scan.Table == nil:
 			n = len(leaf.Scan.Records)
 		}
 		for si := 0; si < n; si++ {

@@ -1,0 +1,84 @@
+package dataset
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/apache/arrow/go/v17/arrow/array"
+
+	"github.com/sluicedata/sluice/dataset/plan"
+	"github.com/sluicedata/sluice/sinks"
+	"github.com/sluicedata/sluice/sources"
+)
+
+// ReadStream makes a Dataset over a streaming source. It is run by package
+// microbatch, one micro-batch at a time; batch actions (Collect, Write) refuse it.
+func ReadStream(src sources.Stream) *Dataset {
+	return &Dataset{node: plan.NewStreamScan(src)}
+}
+
+// Streams lists the streaming sources the Dataset reads (none for a batch
+// Dataset), in plan order.
+func (d *Dataset) Streams() []sources.Stream {
+	if d.err != nil {
+		return nil
+	}
+	return plan.Streams(d.node)
+}
+
+// IsStreaming reports whether the Dataset reads a streaming source.
+func (d *Dataset) IsStreaming() bool { return len(d.Streams()) > 0 }
+
+// Stateful lists the plan's operators that keep state across micro-batches
+// (aggregates, joins, distinct), as EXPLAIN text; a checkpoint pins it so a
+// changed query cannot silently reuse another's state.
+func (d *Dataset) Stateful() []string {
+	if d.err != nil {
+		return nil
+	}
+	var out []string
+	d.node.Walk(func(n *plan.Node) {
+		switch n.Kind {
+		case plan.KindAggregate, plan.KindJoin, plan.KindSort, plan.KindLimit:
+			out = append(out, plan.Format(&plan.Node{Kind: n.Kind, Keys: n.Keys, Aggs: n.Aggs, Join: n.Join, SortKeys: n.SortKeys, N: n.N}))
+		}
+	})
+	return out
+}
+
+// RunBatch runs the plan once over the given splits of each stream (by
+// source name) and writes the output through sink for batch b. It returns
+// the tasks' commit messages in task order; committing them is the caller's
+// (the micro-batch driver's) job. Package microbatch calls it; it is not
+// meant for jobs.
+func (d *Dataset) RunBatch(ctx context.Context, splits map[string][]sources.Split, sink sinks.Sink, b sinks.Batch) ([]sinks.CommitMessage, error) {
+	if d.err != nil {
+		return nil, d.err
+	}
+	root := plan.NewSinkWrite(plan.BindStreams(d.node, splits), sink, b)
+	recs, err := d.run(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseAll(recs)
+	var msgs []sinks.CommitMessage
+	for _, r := range recs {
+		col := r.Column(0).(*array.Binary)
+		for i := 0; i < col.Len(); i++ {
+			msgs = append(msgs, append(sinks.CommitMessage(nil), col.Value(i)...))
+		}
+	}
+	return msgs, nil
+}
+
+var errStreaming = fmt.Errorf("dataset: this Dataset reads a stream; run it with microbatch.WriteStream")
+
+func (d *Dataset) checkBatch() error {
+	if d.err != nil {
+		return d.err
+	}
+	if d.IsStreaming() {
+		return errStreaming
+	}
+	return nil
+}
