@@ -684,6 +684,10 @@ func (s *countState) grow(n int) { s.c = growSlice(s.c, n) }
 func (s *countState) update(arg arrow.Array, ids []uint32) {
 	c := s.c
 	if arg == nil || arg.NullN() == 0 {
+		if len(c) <= lanesMax {
+			countLanes(c, ids)
+			return
+		}
 		for _, g := range ids {
 			c[g]++
 		}
@@ -695,6 +699,25 @@ func (s *countState) update(arg arrow.Array, ids []uint32) {
 		}
 	}
 }
+
+// countLanes counts rows per group for few groups; see sumLanes.
+func countLanes(c []int64, ids []uint32) {
+	var lanes [4][lanesMax]int64
+	n := len(ids) &^ 3
+	for i := 0; i < n; i += 4 {
+		lanes[0][ids[i]%lanesMax]++
+		lanes[1][ids[i+1]%lanesMax]++
+		lanes[2][ids[i+2]%lanesMax]++
+		lanes[3][ids[i+3]%lanesMax]++
+	}
+	for i := n; i < len(ids); i++ {
+		lanes[0][ids[i]%lanesMax]++
+	}
+	for g := range c {
+		c[g] += lanes[0][g] + lanes[1][g] + lanes[2][g] + lanes[3][g]
+	}
+}
+
 func (s *countState) merge(cols []arrow.Array, ids []uint32) {
 	vals := arrow.GetValues[int64](cols[0].Data(), 1)
 	c := s.c
@@ -805,6 +828,10 @@ type number interface {
 }
 
 func sumLoop[A int64 | uint64 | float64, T number](acc []A, seen []bool, vals []T, arg arrow.Array, ids []uint32) {
+	if arg.NullN() == 0 && len(acc) <= lanesMax {
+		sumLanes(acc, seen, vals, ids)
+		return
+	}
 	if arg.NullN() == 0 {
 		vals = vals[:len(ids)]
 		for i, g := range ids {
@@ -816,6 +843,40 @@ func sumLoop[A int64 | uint64 | float64, T number](acc []A, seen []bool, vals []
 	for i, g := range ids {
 		if arg.IsValid(i) {
 			acc[g] += A(vals[i])
+			seen[g] = true
+		}
+	}
+}
+
+// lanesMax is the most groups sumLanes handles.
+const lanesMax = 64
+
+// sumLanes is sumLoop for few groups and no nulls. With few groups,
+// consecutive rows often update the same accumulator, so a plain loop waits
+// on each add's store before the next load (Q1's four groups ran at 2.9 ns
+// per update); four independent lanes let those adds overlap. Lanes are
+// combined in a fixed order, so results stay deterministic.
+func sumLanes[A int64 | uint64 | float64, T number](acc []A, seen []bool, vals []T, ids []uint32) {
+	var lanes [4][lanesMax]A
+	var hit [lanesMax]bool
+	vals = vals[:len(ids)]
+	n := len(ids) &^ 3
+	for i := 0; i < n; i += 4 {
+		g0, g1, g2, g3 := ids[i]%lanesMax, ids[i+1]%lanesMax, ids[i+2]%lanesMax, ids[i+3]%lanesMax
+		lanes[0][g0] += A(vals[i])
+		lanes[1][g1] += A(vals[i+1])
+		lanes[2][g2] += A(vals[i+2])
+		lanes[3][g3] += A(vals[i+3])
+		hit[g0], hit[g1], hit[g2], hit[g3] = true, true, true, true
+	}
+	for i := n; i < len(ids); i++ {
+		g := ids[i] % lanesMax
+		lanes[0][g] += A(vals[i])
+		hit[g] = true
+	}
+	for g := range acc {
+		if hit[g] {
+			acc[g] += (lanes[0][g] + lanes[1][g]) + (lanes[2][g] + lanes[3][g])
 			seen[g] = true
 		}
 	}
