@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -519,28 +520,15 @@ func sameOrConflict(path string, stored, given any) error {
 	_ = json.Unmarshal(a, &fa)
 	_ = json.Unmarshal(b, &fb)
 	var diffs []string
-	for _, k := range slices.Sorted(mapsKeys(fa, fb)) {
+	all := map[string]json.RawMessage{}
+	maps.Copy(all, fa)
+	maps.Copy(all, fb)
+	for _, k := range slices.Sorted(maps.Keys(all)) {
 		if !bytes.Equal(fa[k], fb[k]) {
 			diffs = append(diffs, fmt.Sprintf("%s stored %s, given %s", k, short(fa[k]), short(fb[k])))
 		}
 	}
 	return fmt.Errorf("checkpoint: %s: exists with different content (%s): %w", path, strings.Join(diffs, "; "), ErrConflict)
-}
-
-func mapsKeys(ms ...map[string]json.RawMessage) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		seen := map[string]bool{}
-		for _, m := range ms {
-			for k := range m {
-				if !seen[k] {
-					seen[k] = true
-					if !yield(k) {
-						return
-					}
-				}
-			}
-		}
-	}
 }
 
 func short(b json.RawMessage) string {

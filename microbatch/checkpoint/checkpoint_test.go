@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"path/filepath"
 	"reflect"
@@ -597,15 +598,7 @@ func TestFailureAtEveryStep(t *testing.T) {
 	}
 }
 
-func keys(m map[string]string) []string {
-	return slices.Sorted(func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-}
+func keys(m map[string]string) []string { return slices.Sorted(maps.Keys(m)) }
 
 func TestFileFormat(t *testing.T) {
 	m := vfs.NewMem()
@@ -681,5 +674,25 @@ func crcOf(body string) string { return fmt.Sprintf("%08x\n", crc([]byte(body)))
 func must(err error) {
 	if err != nil {
 		panic(err)
+	}
+}
+
+// TestFormatDocExample keeps format.md's example file readable.
+func TestFormatDocExample(t *testing.T) {
+	doc, err := vfs.OS{}.ReadFile("format.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```\nv1 crc32c=")
+	example, _, ok2 := strings.Cut(rest, "```\n")
+	if !ok || !ok2 {
+		t.Fatal("format.md has no example file")
+	}
+	var e CommitEntry
+	if err := decode("format.md example", []byte("v1 crc32c="+example), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e != *commitFor(0) {
+		t.Fatalf("example decodes to %+v", e)
 	}
 }
