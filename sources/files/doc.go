@@ -1,0 +1,49 @@
+// Package files is a streaming source over a directory of Parquet files:
+// every file that lands in the directory is read once, in arrival order.
+//
+// In: a directory that writers drop complete Parquet files into. Out: per
+// batch, the Parquet splits (row groups) of the files newly assigned to it,
+// read as Arrow records projected to the source's schema.
+//
+// Offsets count files in the seen-file log, {"files":N}: batch (start, end]
+// reads log entries start .. end-1. The log, the ordered list of files
+// assigned to offsets, lives in the checkpoint (Config.LogDir, written
+// through vfs.FS) as one file per batch, <LogDir>/<end>.json; see format.md.
+// Latest writes it before returning, so when the driver records the offsets
+// the files behind them are already fixed, and a restarted source reads the
+// log back: Splits(start, end) names the same files however many new files
+// arrived since.
+//
+// Which files are taken:
+//   - only regular files directly in Dir (no recursion); names starting with
+//     "." or "_" are ignored (writers' temp files, _SUCCESS markers);
+//   - a file is complete once its size (non-zero) and modification time are
+//     the same in two listings. Latest lists the directory, and if some new
+//     file was not already seen unchanged by the previous call's listing, it
+//     waits Config.SettleDelay and lists again. Writers that write a hidden
+//     temp name and rename it into place are always safe; a writer pausing
+//     longer than SettleDelay mid-file is not (use the rename);
+//   - new complete files are ordered by (modification time, name), at most
+//     MaxFilesPerBatch per batch; a name already in the log is never taken
+//     again, even if rewritten.
+//
+// Invariants:
+//  1. The log only grows: entries are appended by Latest and never rewritten,
+//     and every entry is durable (temp, fsync, rename) before Latest returns
+//     the offset that covers it.
+//  2. Splits(start, end) depends only on the log and the files it names: a
+//     file deleted or resized since it was logged is sources.ErrOffsetGone
+//     naming the file, never a silent skip.
+//  3. A file whose column types conflict with the schema is an error naming
+//     the file and the column (wrapping parquet.ErrSchemaConflict); columns
+//     the file lacks read as nulls, extra columns are dropped.
+//
+// Latest, in pseudo-code:
+//
+//	n := parse(start)
+//	if n < len(log) { return min(len(log), n+MaxFilesPerBatch) }   // already assigned
+//	if bounded { return n }
+//	new := complete(list(Dir)) - log, sorted by (mtime, name), first MaxFilesPerBatch
+//	write <LogDir>/<n+len(new)>.json; log += new
+//	return n + len(new)
+package files

@@ -1,0 +1,439 @@
+package files
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/sources"
+	"github.com/sluicedata/sluice/sources/parquet"
+)
+
+var (
+	// ErrCorruptLog: a seen-file log entry that does not parse, fails its
+	// checksum or breaks the chain of offsets. Errors name the log file.
+	ErrCorruptLog = errors.New("files: corrupt seen-file log")
+	// ErrNoSchema: no Config.Schema and no file to infer one from.
+	ErrNoSchema = errors.New("files: no schema")
+)
+
+// DefaultSettleDelay is how long Latest waits between its two listings.
+const DefaultSettleDelay = 100 * time.Millisecond
+
+// Config configures a directory source.
+type Config struct {
+	// Name identifies the source within a query; default "files".
+	Name string
+	// Dir is the watched directory (required).
+	Dir string
+	// Schema the source yields; default: the schema of the first file (in
+	// log order, else in arrival order), read when New runs.
+	Schema *arrow.Schema
+	// MaxFilesPerBatch caps the files one batch takes; 0 = no cap.
+	MaxFilesPerBatch int
+	// LogDir holds the seen-file log (required); it belongs in the query's
+	// checkpoint, e.g. <checkpoint>/sources/<name>.
+	LogDir string
+	// FS writes and reads the log; default vfs.OS{}.
+	FS vfs.FS
+	// SettleDelay is the wait between the two listings that prove a new
+	// file complete; default DefaultSettleDelay.
+	SettleDelay time.Duration
+}
+
+// Validate reports a config New cannot use.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("files: config: Dir is required")
+	case c.LogDir == "":
+		return errors.New("files: config: LogDir is required (the seen-file log belongs in the checkpoint)")
+	case c.MaxFilesPerBatch < 0:
+		return fmt.Errorf("files: config: MaxFilesPerBatch %d is negative", c.MaxFilesPerBatch)
+	case c.SettleDelay < 0:
+		return fmt.Errorf("files: config: SettleDelay %s is negative", c.SettleDelay)
+	}
+	return nil
+}
+
+func (c Config) String() string {
+	return fmt.Sprintf("files{name=%s dir=%s log_dir=%s max_files_per_batch=%d settle_delay=%s}",
+		c.Name, c.Dir, c.LogDir, c.MaxFilesPerBatch, c.SettleDelay)
+}
+
+// Source is a directory of Parquet files read as a stream.
+type Source struct {
+	cfg    Config
+	schema *arrow.Schema
+
+	mu      sync.Mutex
+	log     []logged        // the seen-file log, in offset order
+	inLog   map[string]bool // names in log
+	last    map[string]stat // the previous listing, to prove files complete
+	bounded bool
+
+	// betweenListings, when set (by tests), runs between Latest's two
+	// listings, standing in for a writer still at work.
+	betweenListings func()
+}
+
+type stat struct {
+	size    int64
+	mtimeNs int64
+}
+
+var (
+	_ sources.Stream  = (*Source)(nil)
+	_ sources.Bounder = (*Source)(nil)
+)
+
+// New reads the seen-file log in cfg.LogDir and, without cfg.Schema, infers
+// the schema from the first file.
+func New(cfg Config) (*Source, error) {
+	if cfg.Name == "" {
+		cfg.Name = "files"
+	}
+	if cfg.FS == nil {
+		cfg.FS = vfs.OS{}
+	}
+	if cfg.SettleDelay == 0 {
+		cfg.SettleDelay = DefaultSettleDelay
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log, err := readLog(cfg.FS, cfg.LogDir)
+	if err != nil {
+		return nil, fmt.Errorf("files %q: read log: %w", cfg.Name, err)
+	}
+	s := &Source{cfg: cfg, schema: cfg.Schema, log: log, inLog: map[string]bool{}}
+	for _, f := range log {
+		s.inLog[f.Name] = true
+	}
+	if s.schema == nil {
+		if s.schema, err = s.inferSchema(context.Background()); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// inferSchema reads the schema of the first logged file still present,
+// else of the first candidate in the directory.
+func (s *Source) inferSchema(ctx context.Context) (*arrow.Schema, error) {
+	var first string
+	for _, f := range s.log {
+		if _, err := os.Stat(s.path(f.Name)); err == nil {
+			first = f.Name
+			break
+		}
+	}
+	if first == "" {
+		cands, err := s.list()
+		if err != nil {
+			return nil, err
+		}
+		if len(cands) > 0 {
+			first = cands[0].Name
+		}
+	}
+	if first == "" {
+		return nil, fmt.Errorf("files %q: %w: Config.Schema is unset and %s has no file to infer it from", s.cfg.Name, ErrNoSchema, s.cfg.Dir)
+	}
+	t, err := parquet.Open(ctx, s.path(first))
+	if err != nil {
+		return nil, fmt.Errorf("files %q: infer schema: %w", s.cfg.Name, err)
+	}
+	return t.Schema, nil
+}
+
+func (s *Source) Name() string          { return s.cfg.Name }
+func (s *Source) Schema() *arrow.Schema { return s.schema }
+
+func (s *Source) Initial(context.Context) (sources.Offset, error) { return encode(0), nil }
+
+// Latest assigns the files complete now to the next batch (see the package
+// documentation) and logs them before returning.
+func (s *Source) Latest(ctx context.Context, start sources.Offset) (sources.Offset, error) {
+	n, err := s.parse(start)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n > int64(len(s.log)) {
+		return nil, fmt.Errorf("files %q: offset %s is past the %d files in the log %s: %w",
+			s.cfg.Name, start, len(s.log), s.cfg.LogDir, sources.ErrBadOffset)
+	}
+	if n < int64(len(s.log)) {
+		return encode(s.capped(n, int64(len(s.log)))), nil
+	}
+	if s.bounded {
+		return start, nil
+	}
+	fresh, err := s.complete(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if m := s.cfg.MaxFilesPerBatch; m > 0 && len(fresh) > m {
+		fresh = fresh[:m]
+	}
+	if err := s.appendLog(fresh); err != nil {
+		return nil, err
+	}
+	return encode(int64(len(s.log))), nil
+}
+
+// Bound logs every file complete now; later Latest calls never list the
+// directory again, so the source ends there (an AvailableNow backfill).
+func (s *Source) Bound(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bounded {
+		return nil
+	}
+	fresh, err := s.complete(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.appendLog(fresh); err != nil {
+		return err
+	}
+	s.bounded = true
+	return nil
+}
+
+func (s *Source) capped(n, end int64) int64 {
+	if m := int64(s.cfg.MaxFilesPerBatch); m > 0 && end-n > m {
+		return n + m
+	}
+	return end
+}
+
+// appendLog makes fresh durable as the next log entry (s.mu held).
+func (s *Source) appendLog(fresh []logged) error {
+	if len(fresh) == 0 {
+		return nil
+	}
+	if err := writeLog(s.cfg.FS, s.cfg.LogDir, int64(len(s.log)), fresh); err != nil {
+		return fmt.Errorf("files %q: write log: %w", s.cfg.Name, err)
+	}
+	for _, f := range fresh {
+		s.log = append(s.log, f)
+		s.inLog[f.Name] = true
+	}
+	return nil
+}
+
+// complete lists the directory and returns the new files proven complete,
+// in (mtime, name) order (s.mu held).
+func (s *Source) complete(ctx context.Context) ([]logged, error) {
+	first, err := s.list()
+	if err != nil {
+		return nil, err
+	}
+	settled := true
+	for _, f := range first {
+		if prev, ok := s.last[f.Name]; !ok || prev != (stat{f.Size, f.MtimeNs}) {
+			settled = false
+			break
+		}
+	}
+	second := first
+	if !settled {
+		if s.betweenListings != nil {
+			s.betweenListings()
+		}
+		t := time.NewTimer(s.cfg.SettleDelay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("files %q: wait for files to settle: %w", s.cfg.Name, ctx.Err())
+		case <-t.C:
+		}
+		if second, err = s.list(); err != nil {
+			return nil, err
+		}
+	}
+	before := map[string]stat{}
+	for _, f := range first {
+		before[f.Name] = stat{f.Size, f.MtimeNs}
+	}
+	s.last = map[string]stat{}
+	var out []logged
+	for _, f := range second {
+		st := stat{f.Size, f.MtimeNs}
+		s.last[f.Name] = st
+		if before[f.Name] == st {
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+// list returns the candidate files of Dir not in the log, in (mtime, name)
+// order: regular, not hidden, not empty.
+func (s *Source) list() ([]logged, error) {
+	ents, err := os.ReadDir(s.cfg.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("files %q: list %s: %w", s.cfg.Name, s.cfg.Dir, err)
+	}
+	var out []logged
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || !e.Type().IsRegular() || s.inLog[name] {
+			continue
+		}
+		info, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since ReadDir
+		}
+		if err != nil {
+			return nil, fmt.Errorf("files %q: list %s: %w", s.cfg.Name, s.cfg.Dir, err)
+		}
+		if info.Size() == 0 {
+			continue // created, not yet written
+		}
+		out = append(out, logged{Name: name, Size: info.Size(), MtimeNs: info.ModTime().UnixNano()})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].MtimeNs != out[j].MtimeNs {
+			return out[i].MtimeNs < out[j].MtimeNs
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// Splits returns the Parquet splits of the files logged for (start, end],
+// in log order.
+func (s *Source) Splits(ctx context.Context, start, end sources.Offset) ([]sources.Split, error) {
+	lo, err := s.parse(start)
+	if err != nil {
+		return nil, err
+	}
+	hi, err := s.parse(end)
+	if err != nil {
+		return nil, err
+	}
+	if hi < lo {
+		return nil, fmt.Errorf("files %q: end offset %s before start %s: %w", s.cfg.Name, end, start, sources.ErrBadOffset)
+	}
+	s.mu.Lock()
+	if hi > int64(len(s.log)) {
+		n := len(s.log)
+		s.mu.Unlock()
+		return nil, fmt.Errorf("files %q: offset %s is past the %d files in the log %s: %w",
+			s.cfg.Name, end, n, s.cfg.LogDir, sources.ErrBadOffset)
+	}
+	batch := append([]logged(nil), s.log[lo:hi]...)
+	s.mu.Unlock()
+
+	var out []sources.Split
+	for _, f := range batch {
+		p := s.path(f.Name)
+		st, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("files %q: %s was deleted before its batch ran: %w", s.cfg.Name, p, sources.ErrOffsetGone)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("files %q: %w", s.cfg.Name, err)
+		}
+		if st.Size() != f.Size {
+			return nil, fmt.Errorf("files %q: %s is %d bytes, %d when logged; it was replaced: %w",
+				s.cfg.Name, p, st.Size(), f.Size, sources.ErrOffsetGone)
+		}
+		t, err := parquet.Open(ctx, p)
+		if err != nil {
+			return nil, fmt.Errorf("files %q: %w", s.cfg.Name, err)
+		}
+		if err := s.checkSchema(p, t.Schema); err != nil {
+			return nil, err
+		}
+		pss, _ := t.Splits(nil)
+		for _, ps := range pss {
+			out = append(out, &Split{Split: ps, schema: s.schema, source: s.cfg.Name})
+		}
+	}
+	return out, nil
+}
+
+// checkSchema refuses a file whose columns have other types than the
+// source schema's.
+func (s *Source) checkSchema(path string, file *arrow.Schema) error {
+	for _, want := range s.schema.Fields() {
+		idx := file.FieldIndices(want.Name)
+		if len(idx) == 0 {
+			continue
+		}
+		if got := file.Field(idx[0]).Type; !arrow.TypeEqual(got, want.Type) {
+			return fmt.Errorf("files %q: %s: %w: column %q is %s in the file, the source schema says %s",
+				s.cfg.Name, path, parquet.ErrSchemaConflict, want.Name, got, want.Type)
+		}
+	}
+	return nil
+}
+
+func (s *Source) path(name string) string { return filepath.Join(s.cfg.Dir, name) }
+
+// Split reads some row groups of one logged file.
+type Split struct {
+	parquet.Split
+	schema *arrow.Schema
+	source string
+}
+
+func (sp *Split) Rows() int64 { return sp.NumRows }
+
+// Read emits the split's rows projected to the source schema, in records
+// allocated from mem that emit owns.
+func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
+	err := parquet.ReadSplit(ctx, mem, sp.Split, sp.schema, nil, 0, emit)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("files %q: %s was deleted before its batch ran: %w: %w", sp.source, sp.Path, sources.ErrOffsetGone, err)
+	}
+	return err
+}
+
+// offset is the JSON form of a log position.
+type offset struct {
+	Files *int64 `json:"files"`
+}
+
+func encode(n int64) sources.Offset {
+	return sources.Offset(`{"files":` + strconv.FormatInt(n, 10) + `}`)
+}
+
+func (s *Source) parse(off sources.Offset) (int64, error) {
+	var o offset
+	d := json.NewDecoder(bytes.NewReader(off))
+	d.DisallowUnknownFields()
+	err := d.Decode(&o)
+	if err == nil {
+		if _, e := d.Token(); e != io.EOF {
+			err = errors.New("trailing data")
+		}
+	}
+	if err != nil || o.Files == nil || *o.Files < 0 {
+		return 0, fmt.Errorf("files %q: offset %q: want {\"files\":N} with N >= 0: %w", s.cfg.Name, string(off), sources.ErrBadOffset)
+	}
+	return *o.Files, nil
+}
