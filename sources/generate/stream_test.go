@@ -11,10 +11,13 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
+	"go.uber.org/goleak"
 
 	"github.com/sluicedata/sluice/sources"
 	"github.com/sluicedata/sluice/sources/generate"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 var origin = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
