@@ -23,7 +23,7 @@
 //	recover from the checkpoint; re-run an uncommitted batch
 //	for each trigger tick:
 //	    end[s] = s.Latest(start[s]) for every source; nothing new -> wait
-//	    checkpoint.WriteOffsets(N, start, end, watermark, now)
+//	    checkpoint.WriteOffsets(checkpoint.WriteOffsets(N, start, end, watermark, now)OffsetEntry{N, start/end per source, watermark, now})
 //	    msgs = dataset.RunBatch(splits of (start, end]) ; sink.Commit(N, msgs)
 //	    checkpoint.WriteCommit(N); sources' Commit(end); purge old batches
 //

@@ -2,10 +2,13 @@
 // one source:
 //
 //	parquet   bounded: a set of Parquet files read as Arrow records, split by row group
-//	generate  deterministic demo, test and benchmark data
+//	generate  deterministic demo, test and benchmark data; Rate and OrdersStream streams
+//	files     stream: a directory of Parquet files watched for new files
+//	memory    stream: records appended by a test
 //	kafka     unbounded: topic partitions read between recorded offsets (planned)
-//	files     a directory watched for new files (planned)
-//	memory    records pushed by a test (planned)
+//
+// The streaming contract is Stream (source.go), with optional Committer and
+// Bounder abilities.
 //
 // In: locations and options (paths, topics, seeds). Out: plain-data units of
 // work (splits, offset ranges) that the driver records and ships, and Arrow

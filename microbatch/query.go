@@ -1,0 +1,417 @@
+package microbatch
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/microbatch/checkpoint"
+	"github.com/sluicedata/sluice/sinks"
+	"github.com/sluicedata/sluice/sources"
+)
+
+var (
+	// ErrInvalidQuery: the query cannot start as configured; the message says why.
+	ErrInvalidQuery = errors.New("microbatch: invalid streaming query")
+	// ErrIncompatibleCheckpoint: the checkpoint belongs to a query with other
+	// sources or stateful operators.
+	ErrIncompatibleCheckpoint = errors.New("microbatch: checkpoint belongs to a different query")
+)
+
+// StreamWriter configures a streaming query; Start runs it.
+type StreamWriter struct {
+	ds      *dataset.Dataset
+	sink    sinks.Sink
+	trigger Trigger
+	dir     string
+	mode    sinks.Mode
+	fs      vfs.FS
+	clock   Clock
+	retain  int
+	poll    time.Duration
+}
+
+// WriteStream starts configuring a streaming query of ds into sink:
+//
+//	q, err := microbatch.WriteStream(ds, sink).Trigger(microbatch.ProcessingTime(time.Second)).
+//		Checkpoint(dir).OutputMode(sinks.Append).Start(ctx)
+func WriteStream(ds *dataset.Dataset, sink sinks.Sink) *StreamWriter {
+	return &StreamWriter{ds: ds, sink: sink, trigger: ProcessingTime(0), mode: sinks.Append,
+		fs: vfs.OS{}, clock: realClock{}, retain: 100, poll: 100 * time.Millisecond}
+}
+
+func (w *StreamWriter) Trigger(t Trigger) *StreamWriter            { w.trigger = t; return w }
+func (w *StreamWriter) Checkpoint(dir string) *StreamWriter        { w.dir = dir; return w }
+func (w *StreamWriter) OutputMode(m sinks.Mode) *StreamWriter      { w.mode = m; return w }
+func (w *StreamWriter) Clock(c Clock) *StreamWriter                { w.clock = c; return w }
+func (w *StreamWriter) FS(fs vfs.FS) *StreamWriter                 { w.fs = fs; return w }
+func (w *StreamWriter) Retain(batches int) *StreamWriter           { w.retain = batches; return w }
+func (w *StreamWriter) PollInterval(d time.Duration) *StreamWriter { w.poll = d; return w }
+
+func (w *StreamWriter) validate() error {
+	if err := w.ds.Err(); err != nil {
+		return err
+	}
+	if !w.ds.IsStreaming() {
+		return fmt.Errorf("%w: the Dataset reads no stream; run batch Datasets with Collect or Write", ErrInvalidQuery)
+	}
+	if w.dir == "" {
+		return fmt.Errorf("%w: a checkpoint directory is required (Checkpoint(dir)): it is what makes restarts exactly-once", ErrInvalidQuery)
+	}
+	if w.retain < 1 {
+		return fmt.Errorf("%w: Retain(%d): must keep at least one batch", ErrInvalidQuery, w.retain)
+	}
+	seen := map[string]bool{}
+	for _, s := range w.ds.Streams() {
+		if seen[s.Name()] {
+			return fmt.Errorf("%w: two sources are named %q; offsets are keyed by source name", ErrInvalidQuery, s.Name())
+		}
+		seen[s.Name()] = true
+	}
+	if st := w.ds.Stateful(); len(st) > 0 {
+		return fmt.Errorf("%w: stateful streaming operators are not supported yet: %s", ErrInvalidQuery, strings.TrimSpace(st[0]))
+	}
+	if w.mode == sinks.Complete {
+		return fmt.Errorf("%w: complete output mode needs a streaming aggregation; this query has none", ErrInvalidQuery)
+	}
+	if err := w.sink.Check(w.mode, w.ds.Schema()); err != nil {
+		return fmt.Errorf("%w: sink %s: %v", ErrInvalidQuery, w.sink.Name(), err)
+	}
+	return nil
+}
+
+// fingerprint pins what a checkpoint's state and offsets depend on: the
+// source names and the stateful operators.
+func (w *StreamWriter) fingerprint() string {
+	var names []string
+	for _, s := range w.ds.Streams() {
+		names = append(names, s.Name())
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	fmt.Fprintf(h, "sources=%s\n", strings.Join(names, ","))
+	for _, s := range w.ds.Stateful() {
+		fmt.Fprintln(h, s)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// Start validates the query, opens (or creates) its checkpoint and runs it
+// in the background until it ends (Once, AvailableNow), fails, or Stop is
+// called.
+func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
+	if err := w.validate(); err != nil {
+		return nil, err
+	}
+	cp, err := checkpoint.Open(w.fs, w.dir)
+	if err != nil {
+		return nil, err
+	}
+	meta, ok, err := cp.Metadata()
+	if err != nil {
+		return nil, err
+	}
+	fp := w.fingerprint()
+	if !ok {
+		var id [8]byte
+		rand.Read(id[:])
+		meta = &checkpoint.Metadata{QueryID: hex.EncodeToString(id[:]), FormatVersion: checkpoint.FormatVersion, KeyGroups: checkpoint.DefaultKeyGroups, Fingerprint: fp,
+			Config: map[string]string{"trigger": w.trigger.String(), "mode": string(w.mode), "sink": w.sink.Name()}}
+		if err := cp.WriteMetadata(meta); err != nil {
+			return nil, err
+		}
+	} else if meta.Fingerprint != fp {
+		return nil, fmt.Errorf("%w: %s was written by a query with fingerprint %s, this query's is %s (different sources or stateful operators); use a new checkpoint directory",
+			ErrIncompatibleCheckpoint, w.dir, meta.Fingerprint, fp)
+	}
+	rec, err := cp.Recover()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	q := &Query{w: w, cp: cp, meta: meta, cancel: cancel, done: make(chan struct{}),
+		status: Status{Message: "Initializing sources", Active: true}}
+	go q.run(ctx, rec)
+	return q, nil
+}
+
+// Query is a running streaming query.
+type Query struct {
+	w      *StreamWriter
+	cp     *checkpoint.Checkpoint
+	meta   *checkpoint.Metadata
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu       sync.Mutex
+	err      error
+	status   Status
+	progress []Progress
+}
+
+// ID is the query's id, stable across restarts from the same checkpoint.
+func (q *Query) ID() string { return q.meta.QueryID }
+
+// Stop stops the query after the batch in flight is abandoned (it will be
+// re-run on restart) and waits for it; it returns the terminating error, if
+// the query failed before it was stopped.
+func (q *Query) Stop() error {
+	q.cancel()
+	<-q.done
+	return q.Exception()
+}
+
+// AwaitTermination waits until the query ends and returns its error (nil
+// when it ended normally or was stopped).
+func (q *Query) AwaitTermination() error {
+	<-q.done
+	return q.Exception()
+}
+
+// Exception is the error that ended the query, or nil.
+func (q *Query) Exception() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.err
+}
+
+func (q *Query) Status() Status {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.status
+}
+
+// LastProgress is the progress of the last completed batch, or nil.
+func (q *Query) LastProgress() *Progress {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.progress) == 0 {
+		return nil
+	}
+	p := q.progress[len(q.progress)-1]
+	return &p
+}
+
+// RecentProgress is the progress of the last (up to 100) batches, oldest first.
+func (q *Query) RecentProgress() []Progress {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]Progress(nil), q.progress...)
+}
+
+func (q *Query) setStatus(msg string, batchActive bool) {
+	q.mu.Lock()
+	q.status = Status{Message: msg, Active: true, BatchActive: batchActive}
+	q.mu.Unlock()
+}
+
+func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
+	err := q.loop(ctx, rec)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil // stopped
+	}
+	q.mu.Lock()
+	q.err = err
+	q.status = Status{Message: "Stopped"}
+	q.mu.Unlock()
+	close(q.done)
+}
+
+// loop is the driver's main loop:
+//
+//	recover: re-run the batch whose offsets were written but not committed
+//	for each trigger tick:
+//	    end := Latest(start) per source; no new data -> wait (or stop)
+//	    write offsets/N (the write-ahead log), run N, commit the sink, write commits/N
+func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
+	w := q.w
+	streams := w.ds.Streams()
+	next := rec.Next
+	var starts map[string]sources.Offset
+	if rec.Rerun != nil {
+		if err := q.runBatch(ctx, rec.Rerun, time.Time{}, nil); err != nil {
+			return err
+		}
+		starts = ends(rec.Rerun)
+		next = rec.Rerun.Batch + 1
+	} else if rec.LastOffsets != nil {
+		starts = ends(rec.LastOffsets)
+	}
+	for _, s := range streams {
+		if _, ok := starts[s.Name()]; ok {
+			continue
+		}
+		if starts == nil {
+			starts = map[string]sources.Offset{}
+		}
+		o, err := s.Initial(ctx)
+		if err != nil {
+			return fmt.Errorf("source %s: initial offset: %w", s.Name(), err)
+		}
+		starts[s.Name()] = o
+	}
+	if w.trigger.kind == kindAvailableNow {
+		for _, s := range streams {
+			if b, ok := s.(sources.Bounder); ok {
+				if err := b.Bound(ctx); err != nil {
+					return fmt.Errorf("source %s: bound: %w", s.Name(), err)
+				}
+			}
+		}
+	}
+	var lastStart time.Time
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		tick := w.clock.Now()
+		q.setStatus("Getting offsets", false)
+		entry := &checkpoint.OffsetEntry{Batch: next, Sources: map[string]checkpoint.SourceOffsets{},
+			Watermark: math.MinInt64, Timestamp: tick.UnixMicro()}
+		hasData := false
+		pre := map[string]time.Duration{}
+		for _, s := range streams {
+			start := starts[s.Name()]
+			end, err := s.Latest(ctx, start)
+			if err != nil {
+				return fmt.Errorf("source %s: latest offset after %s: %w", s.Name(), start, err)
+			}
+			if !bytes.Equal(end, start) {
+				hasData = true
+			}
+			entry.Sources[s.Name()] = checkpoint.SourceOffsets{Start: start, End: end}
+		}
+		if !hasData {
+			if w.trigger.kind != kindProcessingTime {
+				return nil
+			}
+			q.setStatus("Waiting for data to arrive", false)
+			if err := q.sleep(ctx, max(w.trigger.interval, w.poll)); err != nil {
+				return err
+			}
+			continue
+		}
+		pre[PhaseLatestOffset] = w.clock.Now().Sub(tick)
+		t := w.clock.Now()
+		if err := q.cp.WriteOffsets(entry); err != nil {
+			return err
+		}
+		pre[PhaseWALCommit] = w.clock.Now().Sub(t)
+		if err := q.runBatch(ctx, entry, lastStart, pre); err != nil {
+			return err
+		}
+		lastStart = tick
+		starts = ends(entry)
+		next++
+		if w.trigger.kind == kindOnce {
+			return nil
+		}
+		if w.trigger.kind == kindProcessingTime && w.trigger.interval > 0 {
+			if wait := w.trigger.interval - w.clock.Now().Sub(tick); wait > 0 {
+				q.setStatus("Waiting for next trigger", false)
+				if err := q.sleep(ctx, wait); err != nil {
+					return err
+				}
+			}
+		}
+	}
+}
+
+func (q *Query) sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-q.w.clock.After(d):
+		return nil
+	}
+}
+
+func ends(e *checkpoint.OffsetEntry) map[string]sources.Offset {
+	m := map[string]sources.Offset{}
+	for name, o := range e.Sources {
+		m[name] = o.End
+	}
+	return m
+}
+
+// runBatch runs batch e.Batch with exactly its recorded offsets and commits
+// it: sink first (idempotent per batch id), then commits/<N>.
+func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevStart time.Time, pre map[string]time.Duration) error {
+	w := q.w
+	q.setStatus(fmt.Sprintf("Processing batch %d", e.Batch), true)
+	began := w.clock.Now()
+	dur := map[string]time.Duration{}
+	for k, v := range pre {
+		dur[k] = v
+	}
+	splits := map[string][]sources.Split{}
+	p := Progress{Batch: e.Batch, Timestamp: time.UnixMicro(e.Timestamp).UTC(), Durations: dur}
+	for _, s := range w.ds.Streams() {
+		o := e.Sources[s.Name()]
+		sp, err := s.Splits(ctx, o.Start, o.End)
+		if err != nil {
+			return fmt.Errorf("batch %d: source %s: read (%s, %s]: %w", e.Batch, s.Name(), o.Start, o.End, err)
+		}
+		splits[s.Name()] = sp
+		var rows int64
+		for _, x := range sp {
+			rows += max(x.Rows(), 0)
+		}
+		p.InputRows += rows
+		p.Sources = append(p.Sources, SourceProgress{Name: s.Name(), Start: o.Start, End: o.End, Rows: rows})
+	}
+	b := sinks.Batch{ID: e.Batch, Mode: w.mode, Schema: w.ds.Schema()}
+	t := w.clock.Now()
+	msgs, err := w.ds.RunBatch(ctx, splits, w.sink, b)
+	dur[PhaseAddBatch] = w.clock.Now().Sub(t)
+	if err != nil {
+		return fmt.Errorf("batch %d: %w", e.Batch, err)
+	}
+	t = w.clock.Now()
+	if err := w.sink.Commit(ctx, b, msgs); err != nil {
+		w.sink.Abort(ctx, b, msgs)
+		return fmt.Errorf("batch %d: sink %s commit: %w", e.Batch, w.sink.Name(), err)
+	}
+	dur[PhaseSinkCommit] = w.clock.Now().Sub(t)
+	t = w.clock.Now()
+	if err := q.cp.WriteCommit(&checkpoint.CommitEntry{Batch: e.Batch, NextWatermark: math.MinInt64}); err != nil {
+		return err
+	}
+	if err := q.cp.Purge(w.retain); err != nil {
+		return err
+	}
+	dur[PhaseCommitLog] = w.clock.Now().Sub(t)
+	for _, s := range w.ds.Streams() {
+		if c, ok := s.(sources.Committer); ok {
+			c.Commit(ctx, e.Sources[s.Name()].End) // best effort: only trims or reports
+		}
+	}
+	total := w.clock.Now().Sub(began)
+	dur[PhaseTotal] = total
+	if total > 0 {
+		p.ProcessedPerS = float64(p.InputRows) / total.Seconds()
+	}
+	if !prevStart.IsZero() {
+		if gap := began.Sub(prevStart); gap > 0 {
+			p.InputRowsPerS = float64(p.InputRows) / gap.Seconds()
+		}
+	}
+	q.mu.Lock()
+	q.progress = append(q.progress, p)
+	if len(q.progress) > 100 {
+		q.progress = q.progress[len(q.progress)-100:]
+	}
+	q.mu.Unlock()
+	return nil
+}

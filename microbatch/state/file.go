@@ -1,0 +1,416 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/bitutil"
+	"github.com/apache/arrow/go/v17/arrow/ipc"
+
+	"github.com/sluicedata/sluice/internal/vfs"
+)
+
+// FormatVersion is the state file format this code writes and reads
+// (format.md).
+const FormatVersion = 1
+
+// Schema metadata keys of a state file (format.md).
+const (
+	mdFormat    = "sluice.state.format"
+	mdKind      = "sluice.state.kind"
+	mdVersion   = "sluice.state.version"
+	mdOperator  = "sluice.state.operator"
+	mdKeyGroups = "sluice.state.key_groups"
+	mdRange     = "sluice.state.key_group_range"
+	mdRows      = "sluice.state.rows"
+	mdCRC       = "sluice.state.crc32c"
+)
+
+const (
+	kindDelta    = "delta"
+	kindSnapshot = "snapshot"
+)
+
+// fileChunk is the most rows per record batch in a state file.
+const fileChunk = 64 << 10
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func rangeDir(dir, op string, lo, hi int) string {
+	return filepath.Join(dir, op, fmt.Sprintf("%d-%d", lo, hi))
+}
+
+func fileName(v int64, kind string) string { return fmt.Sprintf("%d.%s.arrow", v, kind) }
+
+// parseName splits "<V>.<kind>.arrow"; ok is false for any other name.
+func parseName(name string) (v int64, kind string, ok bool) {
+	base, found := strings.CutSuffix(name, ".arrow")
+	if !found {
+		return 0, "", false
+	}
+	num, kind, found := strings.Cut(base, ".")
+	if !found || (kind != kindDelta && kind != kindSnapshot) {
+		return 0, "", false
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v <= 0 || strconv.FormatInt(v, 10) != num {
+		return 0, "", false
+	}
+	return v, kind, true
+}
+
+// load reads version into the empty store s.
+func (s *Store) load(version int64) error {
+	if version == 0 {
+		return nil
+	}
+	names, err := s.cfg.FS.List(s.dir)
+	if err != nil {
+		return fmt.Errorf("state: open version %d: %w", version, err)
+	}
+	var snap int64
+	for _, n := range names {
+		if v, k, ok := parseName(n); ok && k == kindSnapshot && v <= version && v > snap {
+			snap = v
+		}
+	}
+	if snap > 0 {
+		if err := s.loadFile(snap, kindSnapshot); err != nil {
+			return err
+		}
+	}
+	for v := snap + 1; v <= version; v++ {
+		if err := s.loadFile(v, kindDelta); err != nil {
+			return err
+		}
+	}
+	s.version = version
+	return nil
+}
+
+func (s *Store) loadFile(v int64, kind string) (err error) {
+	path := filepath.Join(s.dir, fileName(v, kind))
+	data, err := s.cfg.FS.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %s (needed to load version %d)", ErrMissing, path, v)
+	}
+	if err != nil {
+		return fmt.Errorf("state: read %s: %w", path, err)
+	}
+	// The IPC reader trusts offsets in the file; a damaged file can make it
+	// panic, which is a corrupt file, not a broken invariant of ours.
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %s: %v", ErrCorrupt, path, p)
+		}
+	}()
+	r, err := ipc.NewFileReader(bytes.NewReader(data), ipc.WithAllocator(s.cfg.Allocator))
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	}
+	defer r.Close()
+	want, err := s.checkFileSchema(path, r.Schema(), v, kind)
+	if err != nil {
+		return err
+	}
+	crc := crc32.New(castagnoli)
+	var (
+		rows int64
+		buf  []byte
+		offs []int
+	)
+	for i := 0; i < r.NumRecords(); i++ {
+		rec, err := r.RecordAt(i)
+		if err != nil {
+			return fmt.Errorf("%w: %s: record batch %d: %v", ErrCorrupt, path, i, err)
+		}
+		rows += rec.NumRows()
+		err = s.applyRecord(rec, kind, crc, &buf, &offs)
+		rec.Release()
+		if err != nil {
+			return fmt.Errorf("%w: %s: record batch %d: %v", ErrCorrupt, path, i, err)
+		}
+	}
+	if rows != want.rows || crc.Sum32() != want.crc {
+		return fmt.Errorf("%w: %s: %d rows with crc32c %08x, metadata says %d rows with %08x",
+			ErrCorrupt, path, rows, crc.Sum32(), want.rows, want.crc)
+	}
+	return nil
+}
+
+type fileCheck struct {
+	rows int64
+	crc  uint32
+}
+
+func (s *Store) checkFileSchema(path string, sch *arrow.Schema, v int64, kind string) (fileCheck, error) {
+	md := sch.Metadata()
+	get := func(k string) string {
+		if i := md.FindKey(k); i >= 0 {
+			return md.Values()[i]
+		}
+		return ""
+	}
+	var fc fileCheck
+	switch f := get(mdFormat); {
+	case f == "":
+		return fc, fmt.Errorf("%w: %s: no %s metadata: not a state file", ErrCorrupt, path, mdFormat)
+	case f != strconv.Itoa(FormatVersion):
+		return fc, fmt.Errorf("%w: %s has format %q, this build reads %d", ErrVersion, path, f, FormatVersion)
+	}
+	wantMD := map[string]string{
+		mdKind:      kind,
+		mdVersion:   strconv.FormatInt(v, 10),
+		mdOperator:  s.cfg.Operator,
+		mdKeyGroups: strconv.Itoa(s.cfg.KeyGroups),
+		mdRange:     fmt.Sprintf("%d-%d", s.cfg.Lo, s.cfg.Hi),
+	}
+	for _, k := range []string{mdKind, mdVersion, mdOperator, mdKeyGroups, mdRange} {
+		if got := get(k); got != wantMD[k] {
+			return fc, fmt.Errorf("%w: %s: %s is %q, want %q", ErrCorrupt, path, k, got, wantMD[k])
+		}
+	}
+	rows, err1 := strconv.ParseInt(get(mdRows), 10, 64)
+	crc, err2 := strconv.ParseUint(get(mdCRC), 16, 32)
+	if err1 != nil || err2 != nil {
+		return fc, fmt.Errorf("%w: %s: bad %s or %s metadata", ErrCorrupt, path, mdRows, mdCRC)
+	}
+	fc = fileCheck{rows: rows, crc: uint32(crc)}
+	ok := sch.NumFields() == s.fileSch.NumFields()
+	for i := 0; ok && i < sch.NumFields(); i++ {
+		a, b := sch.Field(i), s.fileSch.Field(i)
+		ok = a.Name == b.Name && arrow.TypeEqual(a.Type, b.Type)
+	}
+	if !ok {
+		return fc, fmt.Errorf("%w: %s has columns %s, the store's key ++ value ++ %s schema is %s",
+			ErrSchema, path, fieldsString(sch), deletedField, fieldsString(s.fileSch))
+	}
+	return fc, nil
+}
+
+func fieldsString(s *arrow.Schema) string {
+	parts := make([]string, s.NumFields())
+	for i, f := range s.Fields() {
+		parts[i] = f.Name + ": " + f.Type.String()
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// applyRecord checksums rec and applies its rows: upserts, or deletes for
+// rows flagged __deleted (never in a snapshot).
+func (s *Store) applyRecord(rec arrow.Record, kind string, crc io.Writer, buf *[]byte, offs *[]int) error {
+	n := int(rec.NumRows())
+	cols := rec.Columns()
+	*buf, *offs = s.fullc.encode(cols, n, *buf, *offs)
+	crc.Write(*buf)
+	nk := len(s.keyTypes)
+	del := cols[len(cols)-1]
+	if del.NullN() > 0 {
+		return fmt.Errorf("%s has nulls", deletedField)
+	}
+	bits := del.Data().Buffers()[1].Bytes()
+	s.kbuf, s.koffs = s.keyc.encode(cols[:nk], n, s.kbuf, s.koffs)
+	var rows, slots []int32
+	for i := 0; i < n; i++ {
+		r := s.row(i)
+		if bitutil.BitIsSet(bits, del.Data().Offset()+i) {
+			if kind == kindSnapshot {
+				return fmt.Errorf("row %d of a snapshot is a tombstone", i)
+			}
+			if pos, sl := s.find(s.hash(r), r); sl >= 0 {
+				s.removeAt(pos, sl, false)
+			}
+			continue
+		}
+		rows = append(rows, int32(i))
+		slots = append(slots, s.upsert(r, false))
+	}
+	for j := range s.vals {
+		s.vals[j].set(cols[nk+j], rows, slots)
+	}
+	s.maybeCompactArena()
+	return nil
+}
+
+func (s *Store) writeDelta(v int64) error {
+	keys := make([][]byte, 0, len(s.dirty)+len(s.tombs))
+	slots := make([]int32, 0, cap(keys))
+	for _, sl := range s.dirty {
+		if s.flags[sl]&fLive != 0 {
+			keys = append(keys, s.key(sl))
+			slots = append(slots, sl)
+		}
+	}
+	for k := range s.tombs {
+		keys = append(keys, []byte(k))
+		slots = append(slots, -1)
+	}
+	idx := make([]int, len(keys))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
+	sk := make([][]byte, len(idx))
+	ss := make([]int32, len(idx))
+	for i, j := range idx {
+		sk[i], ss[i] = keys[j], slots[j]
+	}
+	return s.writeFile(v, kindDelta, sk, ss)
+}
+
+func (s *Store) writeSnapshot(v int64) error {
+	live := s.sortedLive()
+	keys := make([][]byte, len(live))
+	for i, sl := range live {
+		keys[i] = s.key(sl)
+	}
+	return s.writeFile(v, kindSnapshot, keys, live)
+}
+
+// writeFile writes rows (keys[i], values of slots[i]; slot -1 = tombstone)
+// as state file v of kind through FS.
+func (s *Store) writeFile(v int64, kind string, keys [][]byte, slots []int32) error {
+	path := filepath.Join(s.dir, fileName(v, kind))
+	mem := s.cfg.Allocator
+	var recs []arrow.Record
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	crc := crc32.New(castagnoli)
+	var (
+		buf  []byte
+		offs []int
+	)
+	boolType := colType{kind: kBool, width: 1, dt: arrow.FixedWidthTypes.Boolean}
+	for a := 0; a < len(keys); a += fileChunk {
+		b := min(a+fileChunk, len(keys))
+		cols := s.keyc.decode(mem, keys[a:b])
+		for j := range s.vals {
+			cols = append(cols, s.vals[j].gather(mem, slots[a:b]))
+		}
+		del := newColBuilder(mem, boolType, b-a)
+		for i, sl := range slots[a:b] {
+			if sl < 0 {
+				del.setFixedRaw(i, []byte{1})
+			}
+		}
+		cols = append(cols, del.finish())
+		rec := newRecord(s.fileSch, cols, b-a)
+		recs = append(recs, rec)
+		buf, offs = s.fullc.encode(rec.Columns(), b-a, buf, offs)
+		crc.Write(buf)
+	}
+	md := arrow.NewMetadata(
+		[]string{mdFormat, mdKind, mdVersion, mdOperator, mdKeyGroups, mdRange, mdRows, mdCRC},
+		[]string{
+			strconv.Itoa(FormatVersion), kind, strconv.FormatInt(v, 10), s.cfg.Operator,
+			strconv.Itoa(s.cfg.KeyGroups), fmt.Sprintf("%d-%d", s.cfg.Lo, s.cfg.Hi),
+			strconv.Itoa(len(keys)), fmt.Sprintf("%08x", crc.Sum32()),
+		})
+	sch := arrow.NewSchema(s.fileSch.Fields(), &md)
+	var out seekBuffer
+	w, err := ipc.NewFileWriter(&out, ipc.WithSchema(sch), ipc.WithAllocator(mem))
+	if err != nil {
+		return fmt.Errorf("state: write %s: %w", path, err)
+	}
+	for _, rec := range recs {
+		if err := w.Write(rec); err != nil {
+			w.Close()
+			return fmt.Errorf("state: write %s: %w", path, err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("state: write %s: %w", path, err)
+	}
+	if err := s.cfg.FS.WriteFileAtomic(path, out.b); err != nil {
+		return fmt.Errorf("state: commit version %d: %w", v, err)
+	}
+	return nil
+}
+
+// seekBuffer is the io.WriteSeeker ipc.FileWriter needs (it only asks for
+// the current position).
+type seekBuffer struct{ b []byte }
+
+func (w *seekBuffer) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func (w *seekBuffer) Seek(off int64, whence int) (int64, error) {
+	if off == 0 && (whence == io.SeekCurrent || whence == io.SeekEnd) {
+		return int64(len(w.b)), nil
+	}
+	return 0, fmt.Errorf("state: seekBuffer cannot seek to %d from %d", off, whence)
+}
+
+// Purge deletes the state files under dir (a <checkpoint>/state directory:
+// every operator and key-group range below it) that no version >= keepFrom
+// needs: in each range, everything older than the last snapshot at or
+// before keepFrom, and the delta of that snapshot's version. A range with
+// no such snapshot keeps all its files. Loading any version >= keepFrom
+// that could be loaded before still works.
+func Purge(fsys vfs.FS, dir string, keepFrom int64) error {
+	ops, err := fsys.List(dir)
+	if err != nil {
+		return fmt.Errorf("state: purge %s: %w", dir, err)
+	}
+	var errs []error
+	for _, op := range ops {
+		ranges, err := fsys.List(filepath.Join(dir, op))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("state: purge: %w", err))
+			continue
+		}
+		for _, rg := range ranges {
+			lo, hi, ok := strings.Cut(rg, "-")
+			if _, e1 := strconv.Atoi(lo); e1 != nil || !ok {
+				continue
+			}
+			if _, e2 := strconv.Atoi(hi); e2 != nil {
+				continue
+			}
+			if err := purgeRange(fsys, filepath.Join(dir, op, rg), keepFrom); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func purgeRange(fsys vfs.FS, dir string, keepFrom int64) error {
+	names, err := fsys.List(dir)
+	if err != nil {
+		return fmt.Errorf("state: purge: %w", err)
+	}
+	var snap int64
+	for _, n := range names {
+		if v, k, ok := parseName(n); ok && k == kindSnapshot && v <= keepFrom && v > snap {
+			snap = v
+		}
+	}
+	if snap == 0 {
+		return nil
+	}
+	for _, n := range names {
+		v, k, ok := parseName(n)
+		if !ok || v > snap || (v == snap && k == kindSnapshot) {
+			continue
+		}
+		if err := fsys.Remove(filepath.Join(dir, n)); err != nil {
+			return fmt.Errorf("state: purge: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,703 @@
+package state
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"strings"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/internal/vfs"
+)
+
+var (
+	// ErrSchema: a record or a state file does not have the store's key or
+	// value schema. The message names both schemas (and the file).
+	ErrSchema = errors.New("state: schema mismatch")
+	// ErrCorrupt: a state file is not a state file of this store (bad IPC,
+	// bad checksum, wrong key-group range, version or kind). Names the file.
+	ErrCorrupt = errors.New("state: corrupt state file")
+	// ErrVersion: a state file has a format version this code does not read.
+	ErrVersion = errors.New("state: unknown state format version")
+	// ErrMissing: a file the requested version needs is not there.
+	ErrMissing = errors.New("state: missing state file")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("state: store is closed")
+)
+
+// DefaultSnapshotEvery is the snapshot interval K when Config leaves it 0.
+const DefaultSnapshotEvery = 10
+
+// deletedField is the tombstone column every state file ends with.
+const deletedField = "__deleted"
+
+// Config places a store and fixes the shape of its state. Everything but
+// FS and Allocator is pinned by the files it writes.
+type Config struct {
+	FS            vfs.FS
+	Dir           string // <checkpoint>/state
+	Operator      string // operator id, e.g. "agg-0"; one path element
+	KeyGroups     int    // total key groups of the query
+	Lo, Hi        int    // this store's key-group range [Lo, Hi)
+	KeySchema     *arrow.Schema
+	ValueSchema   *arrow.Schema // may have no fields (a set of keys)
+	SnapshotEvery int           // a snapshot every K versions; 0 = DefaultSnapshotEvery
+	// Allocator allocates every record the store returns; nil =
+	// memory.DefaultAllocator. The table itself lives in Go memory.
+	Allocator memory.Allocator
+}
+
+// Validate reports the first thing wrong with c.
+func (c Config) Validate() error {
+	switch {
+	case c.FS == nil:
+		return errors.New("state: config: FS is nil")
+	case c.Dir == "":
+		return errors.New("state: config: Dir is empty")
+	case c.Operator == "" || c.Operator == "." || c.Operator == ".." || strings.ContainsAny(c.Operator, `/\`):
+		return fmt.Errorf("state: config: Operator %q is not one path element", c.Operator)
+	case c.KeyGroups <= 0:
+		return fmt.Errorf("state: config: KeyGroups %d must be positive", c.KeyGroups)
+	case c.Lo < 0 || c.Lo >= c.Hi || c.Hi > c.KeyGroups:
+		return fmt.Errorf("state: config: key-group range [%d, %d) is not inside [0, %d)", c.Lo, c.Hi, c.KeyGroups)
+	case c.KeySchema == nil || c.KeySchema.NumFields() == 0:
+		return errors.New("state: config: KeySchema needs at least one field")
+	case c.ValueSchema == nil:
+		return errors.New("state: config: ValueSchema is nil")
+	case c.SnapshotEvery < 0:
+		return fmt.Errorf("state: config: SnapshotEvery %d is negative", c.SnapshotEvery)
+	}
+	if _, err := typesOf(c.KeySchema); err != nil {
+		return fmt.Errorf("state: config: key %w", err)
+	}
+	if _, err := typesOf(c.ValueSchema); err != nil {
+		return fmt.Errorf("state: config: value %w", err)
+	}
+	seen := map[string]bool{deletedField: true}
+	for _, f := range append(c.KeySchema.Fields(), c.ValueSchema.Fields()...) {
+		if seen[f.Name] {
+			return fmt.Errorf("state: config: field name %q is used twice or reserved", f.Name)
+		}
+		seen[f.Name] = true
+	}
+	return nil
+}
+
+// slot flags.
+const (
+	fLive  uint8 = 1 << iota
+	fDirty       // in s.dirty: changed since the last commit
+	fNew         // not live at the last commit (deleting it needs no tombstone)
+)
+
+// Store is the state of one operator's key-group range at one version, plus
+// the uncommitted changes of the batch being run. It is not safe for
+// concurrent use: one task owns it.
+//
+// Keys and values live in Go memory: canonical key bytes in one arena, value
+// columns as typed slices indexed by slot. No Arrow memory is held between
+// calls; every record a method returns is allocated from Config.Allocator
+// and owned by the caller, every record passed in is only read during the
+// call and never retained.
+type Store struct {
+	cfg     Config
+	dir     string // <Dir>/<Operator>/<Lo>-<Hi>
+	version int64
+	closed  bool
+
+	keyTypes []colType
+	keyc     *codec
+	fullc    *codec // keys ++ values ++ __deleted: the file checksum codec
+	vals     []column
+	fileSch  *arrow.Schema // without metadata
+
+	seed  maphash.Seed
+	table []int32 // open addressing, linear probing: slot+1, 0 = empty
+	mask  uint32
+
+	// Per slot.
+	keyOff []int64
+	keyLen []uint32
+	hashes []uint32
+	flags  []uint8
+
+	arena   []byte
+	garbage int64 // arena bytes of freed keys
+	free    []int32
+	live    int
+
+	dirty []int32
+	tombs map[string]struct{} // keys live at the last commit, deleted since
+
+	// Scratch reused across calls.
+	kbuf  []byte
+	koffs []int
+	slots []int32
+}
+
+func newStore(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.SnapshotEvery == 0 {
+		cfg.SnapshotEvery = DefaultSnapshotEvery
+	}
+	if cfg.Allocator == nil {
+		cfg.Allocator = memory.DefaultAllocator
+	}
+	kt, _ := typesOf(cfg.KeySchema)
+	vt, _ := typesOf(cfg.ValueSchema)
+	fields := append(append([]arrow.Field{}, cfg.KeySchema.Fields()...), cfg.ValueSchema.Fields()...)
+	fields = append(fields, arrow.Field{Name: deletedField, Type: arrow.FixedWidthTypes.Boolean})
+	all := append(append(append([]colType{}, kt...), vt...), colType{kind: kBool, width: 1, dt: arrow.FixedWidthTypes.Boolean})
+	s := &Store{
+		cfg:      cfg,
+		dir:      rangeDir(cfg.Dir, cfg.Operator, cfg.Lo, cfg.Hi),
+		keyTypes: kt,
+		keyc:     newCodec(kt),
+		fullc:    newCodec(all),
+		fileSch:  arrow.NewSchema(fields, nil),
+		seed:     maphash.MakeSeed(),
+		table:    make([]int32, 64),
+		mask:     63,
+		tombs:    map[string]struct{}{},
+	}
+	s.vals = make([]column, len(vt))
+	for i, t := range vt {
+		s.vals[i].t = t
+	}
+	return s, nil
+}
+
+// Open loads version of cfg's operator and key-group range: the last
+// snapshot at or before version plus the deltas after it. Version 0 is the
+// empty state and reads nothing. Errors name the file: ErrMissing for a
+// missing delta of the chain, ErrCorrupt for a file that does not decode or
+// check, ErrVersion for an unknown format, ErrSchema for a file whose columns
+// are not KeySchema ++ ValueSchema ++ __deleted.
+func Open(cfg Config, version int64) (*Store, error) {
+	s, err := newStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if version < 0 {
+		return nil, fmt.Errorf("state: open version %d: negative version", version)
+	}
+	if err := s.load(version); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) Version() int64 { return s.version }
+
+// Len is the number of live keys, uncommitted changes included.
+func (s *Store) Len() int { return s.live }
+
+// SizeBytes approximates the Go memory the store holds for keys, values,
+// the hash table and pending changes (capacities, not lengths).
+func (s *Store) SizeBytes() int64 {
+	n := int64(cap(s.arena) + cap(s.keyOff)*8 + cap(s.keyLen)*4 + cap(s.hashes)*4 + cap(s.flags) +
+		cap(s.table)*4 + cap(s.free)*4 + cap(s.dirty)*4)
+	for i := range s.vals {
+		n += s.vals[i].sizeBytes()
+	}
+	for k := range s.tombs {
+		n += int64(len(k)) + 32
+	}
+	return n
+}
+
+func (s *Store) checkOpen() error {
+	if s.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+func checkSchema(what string, want *arrow.Schema, got arrow.Record) error {
+	gs := got.Schema()
+	if gs.NumFields() != want.NumFields() {
+		return fmt.Errorf("%w: %s record has schema %s, store wants %s", ErrSchema, what, gs, want)
+	}
+	for i, f := range want.Fields() {
+		if !arrow.TypeEqual(f.Type, gs.Field(i).Type) {
+			return fmt.Errorf("%w: %s record has schema %s, store wants %s", ErrSchema, what, gs, want)
+		}
+	}
+	return nil
+}
+
+// encodeKeys fills s.kbuf/s.koffs with the canonical bytes of keys' rows.
+func (s *Store) encodeKeys(keys arrow.Record) (int, error) {
+	if err := s.checkOpen(); err != nil {
+		return 0, err
+	}
+	if err := checkSchema("key", s.cfg.KeySchema, keys); err != nil {
+		return 0, err
+	}
+	n := int(keys.NumRows())
+	s.kbuf, s.koffs = s.keyc.encode(keys.Columns(), n, s.kbuf, s.koffs)
+	return n, nil
+}
+
+func (s *Store) row(i int) []byte { return s.kbuf[s.koffs[i]:s.koffs[i+1]] }
+
+// Lookup writes to out[i] the slot of keys row i, or -1 when the key is not
+// live. out must have at least keys.NumRows() elements. A slot stays valid
+// until the key is deleted or evicted, Abort, or Close; Commit keeps slots.
+func (s *Store) Lookup(keys arrow.Record, out []int32) error {
+	n, err := s.encodeKeys(keys)
+	if err != nil {
+		return err
+	}
+	if len(out) < n {
+		return fmt.Errorf("state: lookup: out has %d elements for %d keys", len(out), n)
+	}
+	for i := 0; i < n; i++ {
+		r := s.row(i)
+		_, out[i] = s.find(s.hash(r), r)
+	}
+	return nil
+}
+
+// Put upserts keys row i -> values row i. Rows are applied in order, so for
+// a key repeated in keys the last row wins. The store copies the rows and
+// retains neither record. If slots is non-nil (len >= keys.NumRows()) it
+// receives the slot of each row.
+func (s *Store) Put(keys, values arrow.Record, slots []int32) error {
+	n, err := s.encodeKeys(keys)
+	if err != nil {
+		return err
+	}
+	if err := checkSchema("value", s.cfg.ValueSchema, values); err != nil {
+		return err
+	}
+	if int(values.NumRows()) != n {
+		return fmt.Errorf("state: put: %d key rows but %d value rows", n, values.NumRows())
+	}
+	if slots != nil && len(slots) < n {
+		return fmt.Errorf("state: put: slots has %d elements for %d keys", len(slots), n)
+	}
+	if slots == nil {
+		s.slots = growTo(s.slots[:0], n)
+		slots = s.slots
+	}
+	slots = slots[:n]
+	for i := 0; i < n; i++ {
+		slots[i] = s.upsert(s.row(i), true)
+	}
+	for j := range s.vals {
+		s.vals[j].set(values.Column(j), nil, slots)
+	}
+	return nil
+}
+
+// Update overwrites the values of live slots (from Lookup or Put) with the
+// rows of values: slots[i] gets row i. It skips hashing the keys again,
+// the shape of a vectorised aggregation's read-modify-write.
+func (s *Store) Update(slots []int32, values arrow.Record) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	if err := checkSchema("value", s.cfg.ValueSchema, values); err != nil {
+		return err
+	}
+	if int(values.NumRows()) != len(slots) {
+		return fmt.Errorf("state: update: %d slots but %d value rows", len(slots), values.NumRows())
+	}
+	for _, sl := range slots {
+		if sl < 0 || int(sl) >= len(s.flags) || s.flags[sl]&fLive == 0 {
+			return fmt.Errorf("state: update: slot %d is not live", sl)
+		}
+	}
+	for _, sl := range slots {
+		s.markDirty(sl)
+	}
+	for j := range s.vals {
+		s.vals[j].set(values.Column(j), nil, slots)
+	}
+	return nil
+}
+
+// Delete removes the keys' rows; a key that is not live is ignored. Deleting
+// a key that was live at Version() writes a tombstone in the next delta.
+func (s *Store) Delete(keys arrow.Record) error {
+	n, err := s.encodeKeys(keys)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		r := s.row(i)
+		if pos, sl := s.find(s.hash(r), r); sl >= 0 {
+			s.removeAt(pos, sl, true)
+		}
+	}
+	s.maybeCompactArena()
+	return nil
+}
+
+// Values gathers the values of slots into a record of ValueSchema; slot -1
+// gives a row of nulls. The caller releases the record.
+func (s *Store) Values(slots []int32) (arrow.Record, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	for _, sl := range slots {
+		if sl >= 0 && (int(sl) >= len(s.flags) || s.flags[sl]&fLive == 0) {
+			return nil, fmt.Errorf("state: values: slot %d is not live", sl)
+		}
+	}
+	return s.valuesRecord(slots), nil
+}
+
+func (s *Store) valuesRecord(slots []int32) arrow.Record {
+	cols := make([]arrow.Array, len(s.vals))
+	for j := range s.vals {
+		cols[j] = s.vals[j].gather(s.cfg.Allocator, slots)
+	}
+	return newRecord(s.cfg.ValueSchema, cols, len(slots))
+}
+
+// newRecord builds a record taking over the caller's references to cols.
+func newRecord(sch *arrow.Schema, cols []arrow.Array, n int) arrow.Record {
+	rec := array.NewRecord(sch, cols, int64(n))
+	for _, c := range cols {
+		c.Release()
+	}
+	return rec
+}
+
+// ScanChunk is the most rows Scan hands fn at once.
+const ScanChunk = 4096
+
+// Scan calls fn with every live entry, uncommitted changes included, in
+// ascending order of canonical key bytes, in chunks of at most ScanChunk
+// rows. keys and values are released when fn returns: fn must Retain what
+// it keeps. An error from fn stops the scan and is returned. fn must not
+// change the store.
+func (s *Store) Scan(fn func(keys, values arrow.Record) error) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	live := s.sortedLive()
+	rows := make([][]byte, 0, min(len(live), ScanChunk))
+	for a := 0; a < len(live); a += ScanChunk {
+		b := min(a+ScanChunk, len(live))
+		rows = rows[:0]
+		for _, sl := range live[a:b] {
+			rows = append(rows, s.key(sl))
+		}
+		k := newRecord(s.cfg.KeySchema, s.keyc.decode(s.cfg.Allocator, rows), len(rows))
+		v := s.valuesRecord(live[a:b])
+		err := fn(k, v)
+		k.Release()
+		v.Release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) key(sl int32) []byte {
+	return s.arena[s.keyOff[sl] : s.keyOff[sl]+int64(s.keyLen[sl])]
+}
+
+func (s *Store) sortedLive() []int32 {
+	live := make([]int32, 0, s.live)
+	for sl, f := range s.flags {
+		if f&fLive != 0 {
+			live = append(live, int32(sl))
+		}
+	}
+	slices.SortFunc(live, func(a, b int32) int { return bytes.Compare(s.key(a), s.key(b)) })
+	return live
+}
+
+// EvictWhere deletes every live entry whose key column col is not null and
+// less than less, and returns how many it deleted (watermark eviction: col
+// is e.g. a window end). col must be a 64- or 32-bit signed integer-like
+// column (int64, timestamp, date64, time64, duration, int32, date32, time32);
+// less is in the column's own unit. Evicted keys that were live at Version()
+// get tombstones; their memory is reused by later keys.
+func (s *Store) EvictWhere(col int, less int64) (int, error) {
+	if err := s.checkOpen(); err != nil {
+		return 0, err
+	}
+	if col < 0 || col >= len(s.keyTypes) {
+		return 0, fmt.Errorf("state: evict: key column %d out of range [0, %d)", col, len(s.keyTypes))
+	}
+	t := s.keyTypes[col]
+	if t.kind != kSigned || (t.width != 8 && t.width != 4) {
+		return 0, fmt.Errorf("state: evict: key column %d has type %s, want a 32- or 64-bit signed integer type", col, t.dt)
+	}
+	n := 0
+	for sl, f := range s.flags {
+		if f&fLive == 0 {
+			continue
+		}
+		v, ok := s.keyInt(int32(sl), col)
+		if !ok || v >= less {
+			continue
+		}
+		pos := s.posOf(int32(sl))
+		s.removeAt(pos, int32(sl), true)
+		n++
+	}
+	s.maybeCompactArena()
+	return n, nil
+}
+
+// keyInt decodes signed key column col of slot sl; false when it is null.
+func (s *Store) keyInt(sl int32, col int) (int64, bool) {
+	k := s.key(sl)
+	if k[col/8]&(1<<(col%8)) != 0 {
+		return 0, false
+	}
+	p := s.keyc.nb
+	for j := 0; j < col; j++ {
+		if k[j/8]&(1<<(j%8)) != 0 {
+			continue
+		}
+		if t := s.keyTypes[j]; t.fixed() {
+			p += t.width
+		} else {
+			l, m := binary.Uvarint(k[p:])
+			p += m + int(l)
+		}
+	}
+	var u uint64
+	w := s.keyTypes[col].width
+	for _, b := range k[p : p+w] {
+		u = u<<8 | uint64(b)
+	}
+	u ^= 1 << (8*w - 1)
+	if w == 4 {
+		return int64(int32(uint32(u))), true
+	}
+	return int64(u), true
+}
+
+// Commit makes the changes since Version() version `version`, which must be
+// Version()+1: it writes <version>.delta.arrow and, when version is a
+// multiple of SnapshotEvery, <version>.snapshot.arrow, each atomically
+// through FS. The bytes depend only on the committed state and changes,
+// never on the order of operations that led to them. On error the store
+// keeps its changes at Version(): Commit can be retried, or Abort called.
+func (s *Store) Commit(version int64) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	if version != s.version+1 {
+		return fmt.Errorf("state: commit version %d: store is at version %d, want %d", version, s.version, s.version+1)
+	}
+	if err := s.writeDelta(version); err != nil {
+		return err
+	}
+	if version%int64(s.cfg.SnapshotEvery) == 0 {
+		if err := s.writeSnapshot(version); err != nil {
+			return err
+		}
+	}
+	for _, sl := range s.dirty {
+		s.flags[sl] &^= fDirty | fNew
+	}
+	s.dirty = s.dirty[:0]
+	clear(s.tombs)
+	s.version = version
+	return nil
+}
+
+// Abort drops the changes since Version() by loading Version() again from
+// FS (a task retry costs one load; a store with no pending change returns
+// at once). Slots from before Abort are invalid after it.
+func (s *Store) Abort() error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	if len(s.dirty) == 0 && len(s.tombs) == 0 {
+		return nil
+	}
+	ns, err := Open(s.cfg, s.version)
+	if err != nil {
+		return fmt.Errorf("state: abort: %w", err)
+	}
+	*s = *ns
+	return nil
+}
+
+// Close drops the store's memory. It is idempotent; every other method
+// returns ErrClosed afterwards.
+func (s *Store) Close() error {
+	if s.closed {
+		return nil
+	}
+	*s = Store{cfg: s.cfg, dir: s.dir, version: s.version, closed: true}
+	return nil
+}
+
+// --- hash table -----------------------------------------------------------
+
+func (s *Store) hash(r []byte) uint32 {
+	h := maphash.Bytes(s.seed, r)
+	return uint32(h ^ h>>32)
+}
+
+// find returns the table position of key r (or the empty position where it
+// would go) and its slot, or -1.
+func (s *Store) find(h uint32, r []byte) (uint32, int32) {
+	pos := h & s.mask
+	for {
+		e := s.table[pos]
+		if e == 0 {
+			return pos, -1
+		}
+		sl := e - 1
+		if s.hashes[sl] == h && bytes.Equal(s.key(sl), r) {
+			return pos, sl
+		}
+		pos = (pos + 1) & s.mask
+	}
+}
+
+func (s *Store) posOf(sl int32) uint32 {
+	pos := s.hashes[sl] & s.mask
+	for s.table[pos] != sl+1 {
+		pos = (pos + 1) & s.mask
+	}
+	return pos
+}
+
+func (s *Store) markDirty(sl int32) {
+	if s.flags[sl]&fDirty == 0 {
+		s.flags[sl] |= fDirty
+		s.dirty = append(s.dirty, sl)
+	}
+}
+
+// upsert returns the slot of key r, inserting it (with null values) when it
+// is not live. track records the change for the next delta.
+func (s *Store) upsert(r []byte, track bool) int32 {
+	if (s.live+1)*4 > len(s.table)*3 {
+		s.rehash(len(s.table) * 2)
+	}
+	h := s.hash(r)
+	pos, sl := s.find(h, r)
+	if sl >= 0 {
+		if track {
+			s.markDirty(sl)
+		}
+		return sl
+	}
+	if n := len(s.free); n > 0 {
+		sl = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		sl = int32(len(s.flags))
+		s.keyOff = append(s.keyOff, 0)
+		s.keyLen = append(s.keyLen, 0)
+		s.hashes = append(s.hashes, 0)
+		s.flags = append(s.flags, 0)
+		for j := range s.vals {
+			s.vals[j].resize(len(s.flags))
+		}
+	}
+	s.keyOff[sl] = int64(len(s.arena))
+	s.keyLen[sl] = uint32(len(r))
+	s.arena = append(s.arena, r...)
+	s.hashes[sl] = h
+	s.table[pos] = sl + 1
+	s.live++
+	f := s.flags[sl] | fLive
+	if track {
+		if _, ok := s.tombs[string(r)]; ok {
+			delete(s.tombs, string(r))
+		} else {
+			f |= fNew
+		}
+		if f&fDirty == 0 {
+			f |= fDirty
+			s.dirty = append(s.dirty, sl)
+		}
+	}
+	s.flags[sl] = f
+	return sl
+}
+
+// removeAt deletes slot sl found at table position pos, closing the gap by
+// backward shifting so no probe chain breaks.
+func (s *Store) removeAt(pos uint32, sl int32, track bool) {
+	if track && s.flags[sl]&fNew == 0 {
+		s.tombs[string(s.key(sl))] = struct{}{}
+	}
+	s.flags[sl] &^= fLive | fNew
+	s.garbage += int64(s.keyLen[sl])
+	s.keyLen[sl] = 0
+	s.free = append(s.free, sl)
+	for j := range s.vals {
+		s.vals[j].free(sl)
+	}
+	s.live--
+	i := pos
+	j := pos
+	for {
+		j = (j + 1) & s.mask
+		e := s.table[j]
+		if e == 0 {
+			break
+		}
+		k := s.hashes[e-1] & s.mask
+		// e stays if its home k lies cyclically in (i, j].
+		if (i <= j && i < k && k <= j) || (i > j && (i < k || k <= j)) {
+			continue
+		}
+		s.table[i] = e
+		i = j
+	}
+	s.table[i] = 0
+}
+
+func (s *Store) rehash(size int) {
+	s.table = make([]int32, size)
+	s.mask = uint32(size - 1)
+	for sl, f := range s.flags {
+		if f&fLive == 0 {
+			continue
+		}
+		pos := s.hashes[sl] & s.mask
+		for s.table[pos] != 0 {
+			pos = (pos + 1) & s.mask
+		}
+		s.table[pos] = int32(sl) + 1
+	}
+}
+
+// maybeCompactArena rewrites the key arena once freed keys are half of it,
+// so eviction gives memory back.
+func (s *Store) maybeCompactArena() {
+	if s.garbage < 64<<10 || s.garbage < int64(len(s.arena))/2 {
+		return
+	}
+	arena := make([]byte, 0, int64(len(s.arena))-s.garbage)
+	for sl, f := range s.flags {
+		if f&fLive == 0 {
+			continue
+		}
+		k := s.key(int32(sl))
+		s.keyOff[sl] = int64(len(arena))
+		arena = append(arena, k...)
+	}
+	s.arena, s.garbage = arena, 0
+	for j := range s.vals {
+		if !s.vals[j].t.fixed() {
+			s.vals[j].maybeCompact()
+		}
+	}
+}
