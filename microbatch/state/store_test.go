@@ -752,3 +752,61 @@ func TestClosedStoreRefusesCalls(t *testing.T) {
 		t.Fatalf("Commit after Close: %v", err)
 	}
 }
+
+// TestEvictionCompactsAndStaysCorrect evicts most of a store with long
+// keys and string values, so the key arena and the value heap compact, and
+// checks the result against a reference, live and after reopening.
+func TestEvictionCompactsAndStaysCorrect(t *testing.T) {
+	mem := checked(t)
+	cfg := testConfig(vfs.NewMem(), mem)
+	s, err := Open(cfg, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := map[refKey]refVal{}
+	var keys []refKey
+	var vals []refVal
+	for i := 0; i < 20000; i++ {
+		k := mkKey(fmt.Sprintf("%0100d", i), false, int64(i%10))
+		v := refVal{count: int64(i), sum: int64(-i), note: fmt.Sprintf("%0100d", i)}
+		keys, vals = append(keys, k), append(vals, v)
+		if k.wend >= 9 {
+			want[k] = v
+		}
+	}
+	put(t, s, mem, keys, vals)
+	if err := s.Commit(1); err != nil {
+		t.Fatal(err)
+	}
+	arena := cap(s.arena)
+	if n, err := s.EvictWhere(1, 9); err != nil || n != 18000 {
+		t.Fatalf("EvictWhere: %d, %v", n, err)
+	}
+	if cap(s.arena) >= arena/2 {
+		t.Fatalf("key arena kept %d of %d bytes after evicting 90%%", cap(s.arena), arena)
+	}
+	// Overwrite the survivors' notes so the value heap compacts too.
+	var ks []refKey
+	var vs []refVal
+	for k, v := range want {
+		v.note = "short"
+		want[k] = v
+		ks, vs = append(ks, k), append(vs, v)
+	}
+	put(t, s, mem, ks, vs)
+	if d := diff(want, contents(t, s)); d != "" {
+		t.Fatalf("after eviction:\n%s", d)
+	}
+	if err := s.Commit(2); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(cfg, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if d := diff(want, contents(t, r)); d != "" {
+		t.Fatalf("reopened:\n%s", d)
+	}
+}
