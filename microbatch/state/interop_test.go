@@ -37,4 +37,3 @@ print(",".join(t.column_names), t.num_rows, md["sluice.state.format"], md["sluic
 		t.Fatalf("pyarrow read %q, want %q", strings.TrimSpace(out), want)
 	}
 }
-
