@@ -65,7 +65,9 @@ type fileMeta struct {
 
 // Open lists paths (files, directories searched recursively, or globs), reads
 // every footer, infers Hive partition columns and merges the schemas. See the
-// package documentation for the rules.
+// package documentation for the rules. A directory holding a _sluice_log
+// commit log (the streaming Parquet sink's) is not walked: only the files
+// its committed batches list are read.
 func Open(ctx context.Context, paths ...string) (*Table, error) {
 	if len(paths) == 0 {
 		return nil, fmt.Errorf("open: %w: no paths given", ErrNoFiles)
@@ -105,6 +107,14 @@ func Open(ctx context.Context, paths ...string) (*Table, error) {
 				continue
 			}
 			before := len(files)
+			if logged, err := listLogged(p, add); err != nil {
+				return nil, fmt.Errorf("open: %s: %w", p, err)
+			} else if logged {
+				if len(files) == before {
+					return nil, fmt.Errorf("open: %w in directory %s: its commit log lists none", ErrNoFiles, p)
+				}
+				continue
+			}
 			err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
 				if err != nil {
 					return err
