@@ -106,12 +106,16 @@ func (d *Dataset) Explain() (string, error) {
 	if d.err != nil {
 		return "", d.err
 	}
+	return d.explain(d.node, nil)
+}
+
+func (d *Dataset) explain(root *plan.Node, st *StreamState) (string, error) {
 	cfg := d.cfg.withDefaults()
-	opt, err := plan.Optimize(d.node)
+	opt, err := plan.Optimize(root)
 	if err != nil {
 		return "", err
 	}
-	phys, err := plan.Physical(opt, cfg.ShufflePartitions)
+	phys, err := plan.PhysicalStream(opt, cfg.ShufflePartitions, st)
 	if err != nil {
 		return "", err
 	}
@@ -121,7 +125,7 @@ func (d *Dataset) Explain() (string, error) {
 	}
 	var b strings.Builder
 	b.WriteString("== Logical Plan ==\n")
-	b.WriteString(plan.Format(d.node))
+	b.WriteString(plan.Format(root))
 	b.WriteString("== Optimized Plan ==\n")
 	b.WriteString(plan.Format(opt))
 	b.WriteString("== Physical Plan ==\n")

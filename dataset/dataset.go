@@ -101,12 +101,16 @@ func FromRecords(schema *arrow.Schema, recs ...arrow.Record) *Dataset {
 
 // run optimizes, plans and executes root; the caller owns the records.
 func (d *Dataset) run(ctx context.Context, root *plan.Node) ([]arrow.Record, error) {
+	return d.runStream(ctx, root, nil)
+}
+
+func (d *Dataset) runStream(ctx context.Context, root *plan.Node, st *StreamState) ([]arrow.Record, error) {
 	cfg := d.cfg.withDefaults()
 	opt, err := plan.Optimize(root)
 	if err != nil {
 		return nil, err
 	}
-	phys, err := plan.Physical(opt, cfg.ShufflePartitions)
+	phys, err := plan.PhysicalStream(opt, cfg.ShufflePartitions, st)
 	if err != nil {
 		return nil, err
 	}

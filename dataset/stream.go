@@ -51,12 +51,12 @@ func (d *Dataset) Stateful() []string {
 // the tasks' commit messages in task order; committing them is the caller's
 // (the micro-batch driver's) job. Package microbatch calls it; it is not
 // meant for jobs.
-func (d *Dataset) RunBatch(ctx context.Context, splits map[string][]sources.Split, sink sinks.Sink, b sinks.Batch) ([]sinks.CommitMessage, error) {
+func (d *Dataset) RunBatch(ctx context.Context, splits map[string][]sources.Split, sink sinks.Sink, b sinks.Batch, st *StreamState) ([]sinks.CommitMessage, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
 	root := plan.NewSinkWrite(plan.BindStreams(d.node, splits), sink, b)
-	recs, err := d.run(ctx, root)
+	recs, err := d.runStream(ctx, root, st)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +69,18 @@ func (d *Dataset) RunBatch(ctx context.Context, splits map[string][]sources.Spli
 		}
 	}
 	return msgs, nil
+}
+
+// StreamState places the state of a streaming query's stateful operators
+// for one micro-batch (see plan.StreamState).
+type StreamState = plan.StreamState
+
+// ExplainBatch is Explain for one micro-batch of a streaming Dataset.
+func (d *Dataset) ExplainBatch(splits map[string][]sources.Split, st *StreamState) (string, error) {
+	if d.err != nil {
+		return "", d.err
+	}
+	return d.explain(plan.BindStreams(d.node, splits), st)
 }
 
 var errStreaming = fmt.Errorf("dataset: this Dataset reads a stream; run it with microbatch.WriteStream")

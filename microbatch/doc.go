@@ -27,7 +27,12 @@
 //	    msgs = dataset.RunBatch(splits of (start, end]) ; sink.Commit(N, msgs)
 //	    checkpoint.WriteCommit(N); sources' Commit(end); purge old batches
 //
-// Not built yet: stateful operators (streaming aggregation, joins,
-// deduplication), watermarks and windows; a query using them is refused at
-// Start with a message saying so.
+// Streaming aggregations keep their groups in package state: partial
+// aggregates per split, an exchange by key group, and a stateful final
+// aggregate per key-group range that reads state version N and commits
+// N+1, emitting changed groups (update mode) or all groups (complete mode).
+//
+// Not built yet: watermarks, event-time windows and append mode for
+// aggregations, streaming joins, deduplication; a query using them is
+// refused at Start with a message saying so.
 package microbatch

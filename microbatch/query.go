@@ -17,6 +17,7 @@ import (
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch/checkpoint"
+	"github.com/sluicedata/sluice/microbatch/state"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sources"
 )
@@ -79,11 +80,23 @@ func (w *StreamWriter) validate() error {
 		}
 		seen[s.Name()] = true
 	}
-	if st := w.ds.Stateful(); len(st) > 0 {
-		return fmt.Errorf("%w: stateful streaming operators are not supported yet: %s", ErrInvalidQuery, strings.TrimSpace(st[0]))
+	aggregates := 0
+	for _, op := range w.ds.Stateful() {
+		if !strings.HasPrefix(op, "Aggregate") {
+			return fmt.Errorf("%w: streaming %s is not supported yet", ErrInvalidQuery, strings.TrimSpace(op))
+		}
+		aggregates++
 	}
-	if w.mode == sinks.Complete {
+	switch {
+	case w.mode == sinks.Complete && aggregates == 0:
 		return fmt.Errorf("%w: complete output mode needs a streaming aggregation; this query has none", ErrInvalidQuery)
+	case w.mode == sinks.Append && aggregates > 0:
+		return fmt.Errorf("%w: append output mode with an aggregation emits a group only once it can no longer change, which needs a watermark on an event-time window (not built yet); use update or complete mode", ErrInvalidQuery)
+	case aggregates > 1:
+		return fmt.Errorf("%w: a query may have one streaming aggregation, it has %d", ErrInvalidQuery, aggregates)
+	}
+	if _, err := w.ds.ExplainBatch(nil, &dataset.StreamState{FS: w.fs, KeyGroups: checkpoint.DefaultKeyGroups, Emit: string(w.mode)}); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidQuery, err)
 	}
 	if err := w.sink.Check(w.mode, w.ds.Schema()); err != nil {
 		return fmt.Errorf("%w: sink %s: %v", ErrInvalidQuery, w.sink.Name(), err)
@@ -328,6 +341,8 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 	}
 }
 
+func (q *Query) stateDir() string { return strings.TrimRight(q.w.dir, "/") + "/state" }
+
 func (q *Query) sleep(ctx context.Context, d time.Duration) error {
 	select {
 	case <-ctx.Done():
@@ -372,8 +387,22 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 		p.Sources = append(p.Sources, SourceProgress{Name: s.Name(), Start: o.Start, End: o.End, Rows: rows})
 	}
 	b := sinks.Batch{ID: e.Batch, Mode: w.mode, Schema: w.ds.Schema()}
+	var stateMu sync.Mutex
+	stateOps := map[string]*StateProgress{}
+	st := &dataset.StreamState{FS: w.fs, Dir: q.stateDir(), KeyGroups: q.meta.KeyGroups, Version: e.Batch, Emit: string(w.mode),
+		Report: func(op string, rows, bytes int64) {
+			stateMu.Lock()
+			defer stateMu.Unlock()
+			sp := stateOps[op]
+			if sp == nil {
+				sp = &StateProgress{Operator: op}
+				stateOps[op] = sp
+			}
+			sp.Rows += rows
+			sp.Bytes += bytes
+		}}
 	t := w.clock.Now()
-	msgs, err := w.ds.RunBatch(ctx, splits, w.sink, b)
+	msgs, err := w.ds.RunBatch(ctx, splits, w.sink, b, st)
 	dur[PhaseAddBatch] = w.clock.Now().Sub(t)
 	if err != nil {
 		return fmt.Errorf("batch %d: %w", e.Batch, err)
@@ -391,12 +420,22 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 	if err := q.cp.Purge(w.retain); err != nil {
 		return err
 	}
+	// State versions the retained batches may need to re-run from.
+	if keep := e.Batch + 2 - int64(w.retain); keep > 0 {
+		if err := state.Purge(w.fs, q.stateDir(), keep); err != nil {
+			return fmt.Errorf("batch %d: purge state: %w", e.Batch, err)
+		}
+	}
 	dur[PhaseCommitLog] = w.clock.Now().Sub(t)
 	for _, s := range w.ds.Streams() {
 		if c, ok := s.(sources.Committer); ok {
 			c.Commit(ctx, e.Sources[s.Name()].End) // best effort: only trims or reports
 		}
 	}
+	for _, sp := range stateOps {
+		p.StateOperators = append(p.StateOperators, *sp)
+	}
+	sort.Slice(p.StateOperators, func(i, j int) bool { return p.StateOperators[i].Operator < p.StateOperators[j].Operator })
 	total := w.clock.Now().Sub(began)
 	dur[PhaseTotal] = total
 	if total > 0 {

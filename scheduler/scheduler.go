@@ -116,7 +116,13 @@ func Partition(mem memory.Allocator, st *plan.Stage, recs []arrow.Record) ([][]a
 		keyCols = append(keyCols, idx[0])
 	}
 	for _, r := range recs {
-		split, err := exec.PartitionRecord(mem, r, keyCols, parts)
+		var split []arrow.Record
+		var err error
+		if kg := st.Out.KeyGroups; kg > 0 {
+			split, err = exec.PartitionByKeyGroup(mem, r, keyCols, kg, parts)
+		} else {
+			split, err = exec.PartitionRecord(mem, r, keyCols, parts)
+		}
 		if err != nil {
 			for _, d := range dst {
 				releaseAll(d)

@@ -1,11 +1,14 @@
 // Package sinks is the seam where data leaves sluice. Each subpackage is
 // one sink:
 //
-//	parquet   files under a directory, published per job by an atomic commit
+//	parquet   files under a directory: batch jobs publish by an atomic commit,
+//	          streams append per batch to a manifest log (_sluice_log/)
+//	console   each committed batch printed as a table
+//	memory    committed rows kept in memory (tests, small results)
 //	kafka     a topic written in transactions (planned)
-//	console   rows printed for demos (planned)
-//	memory    records kept for tests (planned)
-//	foreach   a user function per batch (planned)
+//
+// The streaming contract is Sink (sink.go); sinktest is the suite every
+// sink passes.
 //
 // In: Arrow records from tasks, and from the driver a job (batch) id and a
 // decision to commit or abort. Out: durable output that appears only when

@@ -90,6 +90,7 @@ const (
 	AggComplete AggMode = iota // input rows -> final values
 	AggPartial                 // input rows -> partial states (PartialSchema)
 	AggFinal                   // partial states -> final values
+	AggMerge                   // partial states -> merged partial states (streaming state)
 )
 
 const aggOutputChunk = 1 << 16
@@ -313,7 +314,7 @@ func AggSchema(in *arrow.Schema, keys []*expr.Expr, aggs []Agg) (*arrow.Schema, 
 func schemaOf(kf []arrow.Field, specs []aggSpec, mode AggMode) *arrow.Schema {
 	fields := append([]arrow.Field(nil), kf...)
 	for _, s := range specs {
-		if mode == AggPartial {
+		if mode.partialOut() {
 			fields = append(fields, s.partial...)
 		} else {
 			fields = append(fields, s.final)
@@ -321,6 +322,12 @@ func schemaOf(kf []arrow.Field, specs []aggSpec, mode AggMode) *arrow.Schema {
 	}
 	return arrow.NewSchema(fields, nil)
 }
+
+// partialIn: the input holds partial states (Final, Merge).
+func (m AggMode) partialIn() bool { return m == AggFinal || m == AggMerge }
+
+// partialOut: the output holds partial states (Partial, Merge).
+func (m AggMode) partialOut() bool { return m == AggPartial || m == AggMerge }
 
 type hashAggOp struct {
 	mem      memory.Allocator
@@ -351,7 +358,7 @@ func NewHashAgg(mem memory.Allocator, in Operator, keys []*expr.Expr, aggs []Agg
 	op := &hashAggOp{mem: mem, in: in, mode: mode}
 	var kf []arrow.Field
 	var err error
-	if mode == AggFinal {
+	if mode.partialIn() {
 		op.keys = make([]*expr.Expr, len(keys))
 		for i, k := range keys {
 			op.keys[i] = expr.Col(k.OutputName())
@@ -485,7 +492,7 @@ func (h *hashAggOp) add(rec arrow.Record) error {
 	}
 	for i, st := range h.states {
 		st.grow(h.grouper.n)
-		if h.mode == AggFinal {
+		if h.mode.partialIn() {
 			p := h.argPos[i]
 			st.merge(rec.Columns()[p:p+len(h.specs[i].partial)], ids)
 			continue
@@ -507,7 +514,7 @@ func (h *hashAggOp) add(rec arrow.Record) error {
 
 func (h *hashAggOp) emit() error {
 	n := h.grouper.n
-	if len(h.keys) == 0 && n == 0 && h.mode != AggPartial {
+	if len(h.keys) == 0 && n == 0 && !h.mode.partialOut() {
 		n = 1
 	}
 	if n == 0 {
@@ -519,7 +526,7 @@ func (h *hashAggOp) emit() error {
 	}
 	for _, st := range h.states {
 		st.grow(n)
-		if h.mode == AggPartial {
+		if h.mode.partialOut() {
 			cols = append(cols, st.partial(n)...)
 		} else {
 			cols = append(cols, st.final(n))

@@ -14,6 +14,27 @@ import (
 // every machine. Empty partitions are nil. The caller releases the non-nil
 // records (with n == 1 the result is rec itself, retained).
 func PartitionRecord(mem memory.Allocator, rec arrow.Record, keyCols []int, n int) ([]arrow.Record, error) {
+	return partitionRecord(mem, rec, keyCols, n, func(h uint64) int32 { return int32(h % uint64(n)) })
+}
+
+// PartitionByKeyGroup splits rec into n records by key group: a row's key
+// group is HashColumns(keys) % keyGroups, and partition p holds the key
+// groups [KeyGroupLo(p, n, keyGroups), KeyGroupLo(p+1, n, keyGroups)). State
+// is stored per key group, so a query restarted with another partition
+// count moves whole key groups and never rehashes state.
+func PartitionByKeyGroup(mem memory.Allocator, rec arrow.Record, keyCols []int, keyGroups, n int) ([]arrow.Record, error) {
+	if keyGroups < n {
+		return nil, fmt.Errorf("partition: %d key groups for %d partitions", keyGroups, n)
+	}
+	return partitionRecord(mem, rec, keyCols, n, func(h uint64) int32 {
+		return int32(int(h%uint64(keyGroups)) * n / keyGroups)
+	})
+}
+
+// KeyGroupLo is the first key group of partition p of n.
+func KeyGroupLo(p, n, keyGroups int) int { return (p*keyGroups + n - 1) / n }
+
+func partitionRecord(mem memory.Allocator, rec arrow.Record, keyCols []int, n int, route func(uint64) int32) ([]arrow.Record, error) {
 	if n <= 0 {
 		return nil, fmt.Errorf("partition: %d partitions", n)
 	}
@@ -42,7 +63,7 @@ func PartitionRecord(mem memory.Allocator, rec arrow.Record, keyCols []int, n in
 	counts := make([]int, n+1)
 	part := make([]int32, rows)
 	for i, h := range hashes {
-		p := int32(h % uint64(n))
+		p := route(h)
 		part[i] = p
 		counts[p+1]++
 	}

@@ -85,6 +85,12 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 	case KindProject:
 		return exec.NewProject(mem, ins[0], n.Exprs)
 	case KindAggregate:
+		if n.State != nil {
+			parts := max(n.Inputs[0].Parts, 1)
+			kg := n.State.KeyGroups
+			return exec.NewStatefulAgg(mem, ins[0], n.Keys, n.Aggs, *n.State,
+				exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
+		}
 		return exec.NewHashAgg(mem, ins[0], n.Keys, n.Aggs, n.AggMode)
 	case KindJoin:
 		return exec.NewHashJoin(mem, ins[0], ins[1], n.Join.LeftKeys, n.Join.RightKeys, n.Join.How, n.Join.BuildRight)

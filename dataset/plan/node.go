@@ -53,7 +53,12 @@ type Node struct {
 	Func     string         // MapBatches registered name
 	Write    *Write         // Write
 	Parts    int            // Exchange: number of output partitions (1 = gather)
-	Exchange int            // ShuffleRead: id of the exchange it reads
+	// KeyGroups, on an Exchange, routes rows by key group (see
+	// exec.PartitionByKeyGroup) so they meet the state of their key groups.
+	KeyGroups int
+	// State makes a final Aggregate stateful across micro-batches.
+	State    *exec.StateSpec `json:"-"`
+	Exchange int             // ShuffleRead: id of the exchange it reads
 }
 
 // Scan reads a Parquet table or in-memory records.
@@ -146,14 +151,18 @@ func (n *Node) describe() string {
 		for i, a := range n.Aggs {
 			aggs[i] = aggString(a)
 		}
-		return fmt.Sprintf("Aggregate%s keys=[%s] aggs=[%s]", mode, exprList(n.Keys), strings.Join(aggs, ", "))
+		d := fmt.Sprintf("Aggregate%s keys=[%s] aggs=[%s]", mode, exprList(n.Keys), strings.Join(aggs, ", "))
+		if n.State != nil {
+			d += fmt.Sprintf(" state=%s version=%d emit=%s", n.State.Operator, n.State.Version, n.State.Emit)
+		}
+		return d
 	case KindJoin:
 		keys := make([]string, len(n.Join.LeftKeys))
 		for i := range keys {
 			keys[i] = n.Join.LeftKeys[i].String() + " = " + n.Join.RightKeys[i].String()
 		}
 		s := fmt.Sprintf("Join %s on [%s]", n.Join.How, strings.Join(keys, ", "))
-		if n.Inputs[0].Kind == KindExchange || n.Inputs[0].Kind == KindShuffleRead {
+		if len(n.Inputs) > 0 && (n.Inputs[0].Kind == KindExchange || n.Inputs[0].Kind == KindShuffleRead) {
 			build := "left"
 			if n.Join.BuildRight {
 				build = "right"
@@ -195,6 +204,9 @@ func (n *Node) describe() string {
 	case KindExchange:
 		if n.Parts <= 1 {
 			return "Exchange single"
+		}
+		if n.KeyGroups > 0 {
+			return fmt.Sprintf("Exchange keygroups([%s], %d of %d)", exprList(n.Keys), n.Parts, n.KeyGroups)
 		}
 		return fmt.Sprintf("Exchange hash([%s], %d)", exprList(n.Keys), n.Parts)
 	case KindShuffleRead:

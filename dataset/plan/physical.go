@@ -3,6 +3,8 @@ package plan
 import (
 	"fmt"
 
+	"github.com/sluicedata/sluice/internal/vfs"
+
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/expr"
 )
@@ -13,14 +15,37 @@ import (
 // sorts and limits work per task first and then once after a gather. The
 // input plan is not modified.
 func Physical(root *Node, parts int) (*Node, error) {
+	return PhysicalStream(root, parts, nil)
+}
+
+// StreamState is what planning one micro-batch of a streaming query needs
+// beyond the plan: where stateful operators keep their state and which
+// version the batch reads.
+type StreamState struct {
+	FS        vfs.FS
+	Dir       string // <checkpoint>/state
+	KeyGroups int
+	Version   int64  // batch N reads state version N and commits N+1
+	Emit      string // "update" or "complete"
+	Report    func(operator string, rows, bytes int64)
+}
+
+// PhysicalStream is Physical for one micro-batch: with st set, aggregates
+// keep their groups in state (partial -> exchange by key group -> stateful
+// final), numbered agg-0, agg-1, ... in plan order.
+func PhysicalStream(root *Node, parts int, st *StreamState) (*Node, error) {
 	if parts < 1 {
 		parts = 1
 	}
-	p := &physical{parts: parts}
+	p := &physical{parts: parts, stream: st}
 	return p.plan(clone(root))
 }
 
-type physical struct{ parts int }
+type physical struct {
+	parts  int
+	stream *StreamState
+	aggs   int
+}
 
 func (p *physical) plan(n *Node) (*Node, error) {
 	for i, in := range n.Inputs {
@@ -51,7 +76,19 @@ func (p *physical) plan(n *Node) (*Node, error) {
 			parts = 1
 		}
 		ex := exchange(partial, keys, parts)
-		return &Node{Kind: KindAggregate, Inputs: []*Node{ex}, Keys: keys, Aggs: n.Aggs, AggMode: exec.AggFinal, Schema: n.Schema}, nil
+		final := &Node{Kind: KindAggregate, Inputs: []*Node{ex}, Keys: keys, Aggs: n.Aggs, AggMode: exec.AggFinal, Schema: n.Schema}
+		if p.stream != nil {
+			for _, a := range n.Aggs {
+				if a.Func == exec.AggCountDistinct {
+					return nil, fmt.Errorf("%w: %s: count_distinct is not supported in streaming aggregations", ErrPlan, aggString(a))
+				}
+			}
+			ex.KeyGroups = p.stream.KeyGroups
+			final.State = &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: fmt.Sprintf("agg-%d", p.aggs),
+				KeyGroups: p.stream.KeyGroups, Version: p.stream.Version, Emit: p.stream.Emit, Report: p.stream.Report}
+			p.aggs++
+		}
+		return final, nil
 	case KindJoin:
 		l, r := n.Inputs[0], n.Inputs[1]
 		n.Join.BuildRight = estimateRows(r) <= estimateRows(l)

@@ -1,0 +1,254 @@
+package exec
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/dataset/expr"
+	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/microbatch/state"
+)
+
+// StateSpec places a streaming aggregation's state: one store per key-group
+// range, versioned by micro-batch (batch N reads version N and writes N+1).
+type StateSpec struct {
+	FS        vfs.FS
+	Dir       string // <checkpoint>/state
+	Operator  string // e.g. "agg-0"
+	KeyGroups int
+	Version   int64 // the version this batch reads; it commits Version+1
+	// Emit is "update" (the groups this batch changed) or "complete" (every group).
+	Emit string
+	// Report, when set, receives the state's size after the commit.
+	Report func(operator string, rows, bytes int64)
+}
+
+// statefulAgg merges a batch's partial aggregates (one partition of the
+// exchange: the key groups [lo, hi)) into the stored partial states and
+// emits final values.
+type statefulAgg struct {
+	mem    memory.Allocator
+	in     Operator
+	keys   []*expr.Expr // column refs into the partial schema
+	aggs   []Agg
+	spec   StateSpec
+	lo, hi int
+	schema *arrow.Schema
+	out    []arrow.Record
+	done   bool
+	err    error
+}
+
+// NewStatefulAgg returns the final stage of a streaming aggregation for key
+// groups [lo, hi). in yields records of PartialSchema(keys, aggs).
+func NewStatefulAgg(mem memory.Allocator, in Operator, keys []*expr.Expr, aggs []Agg, spec StateSpec, lo, hi int) (Operator, error) {
+	for _, a := range aggs {
+		if a.Func == AggCountDistinct {
+			return nil, fmt.Errorf("%s: count_distinct is not supported in streaming aggregations", a)
+		}
+	}
+	final := make([]*expr.Expr, len(keys))
+	for i, k := range keys {
+		final[i] = expr.Col(k.OutputName())
+	}
+	// The output schema is Final's over the partial schema.
+	probe, err := NewHashAgg(mem, NewRecords(in.Schema(), nil), final, aggs, AggFinal)
+	if err != nil {
+		return nil, err
+	}
+	schema := probe.Schema()
+	probe.Close()
+	return &statefulAgg{mem: mem, in: in, keys: final, aggs: aggs, spec: spec, lo: lo, hi: hi, schema: schema}, nil
+}
+
+func (s *statefulAgg) Schema() *arrow.Schema { return s.schema }
+
+func (s *statefulAgg) Next(ctx context.Context) (arrow.Record, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	if !s.done {
+		s.done = true
+		if err := s.run(ctx); err != nil {
+			s.err = fmt.Errorf("stateful aggregate %s [%d, %d): %w", s.spec.Operator, s.lo, s.hi, err)
+			return nil, s.err
+		}
+	}
+	if len(s.out) == 0 {
+		s.err = io.EOF
+		return nil, io.EOF
+	}
+	r := s.out[0]
+	s.out = s.out[1:]
+	return r, nil
+}
+
+// run is the whole batch:
+//
+//	store := open version V of [lo, hi)
+//	prev  := stored partial states of the keys in this batch
+//	merged := Merge(prev, batch partials)       (prev first: first/last keep order)
+//	store.Put(merged); store.Commit(V+1)
+//	emit Final(merged) (update) or Final(every stored state) (complete)
+func (s *statefulAgg) run(ctx context.Context) error {
+	pschema := s.in.Schema()
+	nk := len(s.keys)
+	keySchema := arrow.NewSchema(pschema.Fields()[:nk], nil)
+	valSchema := arrow.NewSchema(pschema.Fields()[nk:], nil)
+	store, err := state.Open(state.Config{
+		FS: s.spec.FS, Dir: s.spec.Dir, Operator: s.spec.Operator, KeyGroups: s.spec.KeyGroups,
+		Lo: s.lo, Hi: s.hi, KeySchema: keySchema, ValueSchema: valSchema, Allocator: s.mem,
+	}, s.spec.Version)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	var batch []arrow.Record
+	defer func() { releaseRecords(batch) }()
+	for {
+		r, err := s.in.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		batch = append(batch, r)
+	}
+	var merged []arrow.Record
+	defer func() { releaseRecords(merged) }()
+	if len(batch) > 0 {
+		all, err := ConcatRecords(s.mem, pschema, batch)
+		if err != nil {
+			return err
+		}
+		prev, err := s.stored(store, all, nk, pschema)
+		if err != nil {
+			all.Release()
+			return err
+		}
+		inputs := []arrow.Record{all}
+		if prev != nil {
+			inputs = []arrow.Record{prev, all}
+		}
+		merged, err = drain(ctx, func() (Operator, error) {
+			return NewHashAgg(s.mem, NewRecords(pschema, inputs), s.keys, s.aggs, AggMerge)
+		})
+		releaseRecords(inputs)
+		if err != nil {
+			return err
+		}
+		for _, m := range merged {
+			k := array.NewRecord(keySchema, m.Columns()[:nk], m.NumRows())
+			v := array.NewRecord(valSchema, m.Columns()[nk:], m.NumRows())
+			err := store.Put(k, v, nil)
+			k.Release()
+			v.Release()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	if err := store.Commit(s.spec.Version + 1); err != nil {
+		return err
+	}
+	if s.spec.Report != nil {
+		s.spec.Report(s.spec.Operator, int64(store.Len()), store.SizeBytes())
+	}
+	emit := merged
+	if s.spec.Emit == "complete" {
+		var all []arrow.Record
+		err := store.Scan(func(k, v arrow.Record) error {
+			cols := append(append([]arrow.Array{}, k.Columns()...), v.Columns()...)
+			all = append(all, array.NewRecord(pschema, cols, k.NumRows()))
+			return nil
+		})
+		defer func() { releaseRecords(all) }()
+		if err != nil {
+			return err
+		}
+		emit = all
+	}
+	if len(emit) == 0 {
+		return nil
+	}
+	s.out, err = drain(ctx, func() (Operator, error) {
+		return NewHashAgg(s.mem, NewRecords(pschema, emit), s.keys, s.aggs, AggFinal)
+	})
+	return err
+}
+
+// stored returns the stored partial states (keys and values) of the distinct
+// keys of batch that the store has, or nil when it has none.
+func (s *statefulAgg) stored(store *state.Store, batch arrow.Record, nk int, pschema *arrow.Schema) (arrow.Record, error) {
+	keys := array.NewRecord(arrow.NewSchema(pschema.Fields()[:nk], nil), batch.Columns()[:nk], batch.NumRows())
+	defer keys.Release()
+	slots := make([]int32, batch.NumRows())
+	if err := store.Lookup(keys, slots); err != nil {
+		return nil, err
+	}
+	seen := map[int32]bool{}
+	var rows []int
+	var found []int32
+	for i, sl := range slots {
+		if sl >= 0 && !seen[sl] {
+			seen[sl] = true
+			rows = append(rows, i)
+			found = append(found, sl)
+		}
+	}
+	if len(found) == 0 {
+		return nil, nil
+	}
+	k, err := TakeRecord(s.mem, keys, rows)
+	if err != nil {
+		return nil, err
+	}
+	defer k.Release()
+	v, err := store.Values(found)
+	if err != nil {
+		return nil, err
+	}
+	defer v.Release()
+	cols := append(append([]arrow.Array{}, k.Columns()...), v.Columns()...)
+	return array.NewRecord(pschema, cols, int64(len(found))), nil
+}
+
+// drain runs an operator to the end and returns its records.
+func drain(ctx context.Context, mk func() (Operator, error)) ([]arrow.Record, error) {
+	op, err := mk()
+	if err != nil {
+		return nil, err
+	}
+	defer op.Close()
+	var out []arrow.Record
+	for {
+		r, err := op.Next(ctx)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			releaseRecords(out)
+			return nil, err
+		}
+		out = append(out, r)
+	}
+}
+
+func (s *statefulAgg) Close() error {
+	releaseRecords(s.out)
+	s.out = nil
+	return s.in.Close()
+}
+
+func releaseRecords(recs []arrow.Record) {
+	for _, r := range recs {
+		r.Release()
+	}
+}
