@@ -26,6 +26,21 @@ func (d *Dataset) Streams() []sources.Stream {
 	return plan.Streams(d.node)
 }
 
+// Watermarks lists the event-time columns declared with WithWatermark and
+// their delays.
+func (d *Dataset) Watermarks() []plan.WatermarkSpec {
+	if d.err != nil {
+		return nil
+	}
+	var out []plan.WatermarkSpec
+	d.node.Walk(func(n *plan.Node) {
+		if n.Kind == plan.KindWatermark {
+			out = append(out, *n.Watermark)
+		}
+	})
+	return out
+}
+
 // IsStreaming reports whether the Dataset reads a streaming source.
 func (d *Dataset) IsStreaming() bool { return len(d.Streams()) > 0 }
 
@@ -39,8 +54,8 @@ func (d *Dataset) Stateful() []string {
 	var out []string
 	d.node.Walk(func(n *plan.Node) {
 		switch n.Kind {
-		case plan.KindAggregate, plan.KindJoin, plan.KindSort, plan.KindLimit:
-			out = append(out, plan.Format(&plan.Node{Kind: n.Kind, Keys: n.Keys, Aggs: n.Aggs, Join: n.Join, SortKeys: n.SortKeys, N: n.N}))
+		case plan.KindAggregate, plan.KindJoin, plan.KindSort, plan.KindLimit, plan.KindWindow:
+			out = append(out, plan.Format(&plan.Node{Kind: n.Kind, Keys: n.Keys, Aggs: n.Aggs, Join: n.Join, SortKeys: n.SortKeys, N: n.N, Window: n.Window}))
 		}
 	})
 	return out

@@ -93,14 +93,27 @@ func (d *Dataset) Where(cond *Expr) *Dataset { return d.Filter(cond) }
 
 // Grouped is a Dataset waiting for its aggregates.
 type Grouped struct {
-	d    *Dataset
-	keys []*Expr
+	d        *Dataset
+	keys     []*Expr
+	windowed bool
 }
 
-// GroupBy groups by columns or expressions (names or *Expr).
+// GroupBy groups by columns or expressions (names or *Expr) and at most one
+// event-time window (Window, SlidingWindow), which becomes the keys
+// window_start and window_end.
 func (d *Dataset) GroupBy(keys ...any) *Grouped {
 	g := &Grouped{d: d}
 	for _, k := range keys {
+		if w, ok := k.(WindowKey); ok {
+			if g.windowed {
+				g.d = d.derive(nil, fmt.Errorf("group by: at most one window"))
+				continue
+			}
+			g.windowed = true
+			g.d = g.d.window(w)
+			g.keys = append(g.keys, expr.Col(WindowStart), expr.Col(WindowEnd))
+			continue
+		}
 		g.keys = append(g.keys, toExpr(k))
 	}
 	return g

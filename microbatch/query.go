@@ -82,6 +82,9 @@ func (w *StreamWriter) validate() error {
 	}
 	aggregates := 0
 	for _, op := range w.ds.Stateful() {
+		if strings.HasPrefix(op, "Window") {
+			continue
+		}
 		if !strings.HasPrefix(op, "Aggregate") {
 			return fmt.Errorf("%w: streaming %s is not supported yet", ErrInvalidQuery, strings.TrimSpace(op))
 		}
@@ -90,8 +93,8 @@ func (w *StreamWriter) validate() error {
 	switch {
 	case w.mode == sinks.Complete && aggregates == 0:
 		return fmt.Errorf("%w: complete output mode needs a streaming aggregation; this query has none", ErrInvalidQuery)
-	case w.mode == sinks.Append && aggregates > 0:
-		return fmt.Errorf("%w: append output mode with an aggregation emits a group only once it can no longer change, which needs a watermark on an event-time window (not built yet); use update or complete mode", ErrInvalidQuery)
+	case len(w.ds.Watermarks()) > 1:
+		return fmt.Errorf("%w: several watermarks (a min/max policy across inputs) are not supported yet; declare one", ErrInvalidQuery)
 	case aggregates > 1:
 		return fmt.Errorf("%w: a query may have one streaming aggregation, it has %d", ErrInvalidQuery, aggregates)
 	}
@@ -252,15 +255,28 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 	streams := w.ds.Streams()
 	next := rec.Next
 	var starts map[string]sources.Offset
+	// wm is the watermark the next batch runs with; lastWM the one the last
+	// batch ran with. A watermark that moved without new data still closes
+	// windows, so it earns a batch of its own.
+	wm, lastWM := int64(math.MinInt64), int64(math.MinInt64)
+	if rec.Last != nil {
+		wm = rec.Last.NextWatermark
+	}
+	if rec.LastOffsets != nil {
+		lastWM = rec.LastOffsets.Watermark
+	}
 	if rec.Rerun != nil {
-		if err := q.runBatch(ctx, rec.Rerun, time.Time{}, nil); err != nil {
+		nw, err := q.runBatch(ctx, rec.Rerun, time.Time{}, nil)
+		if err != nil {
 			return err
 		}
 		starts = ends(rec.Rerun)
 		next = rec.Rerun.Batch + 1
+		wm, lastWM = nw, rec.Rerun.Watermark
 	} else if rec.LastOffsets != nil {
 		starts = ends(rec.LastOffsets)
 	}
+	closesWindows := len(w.ds.Watermarks()) > 0 && len(w.ds.Stateful()) > 0
 	for _, s := range streams {
 		if _, ok := starts[s.Name()]; ok {
 			continue
@@ -291,7 +307,7 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 		tick := w.clock.Now()
 		q.setStatus("Getting offsets", false)
 		entry := &checkpoint.OffsetEntry{Batch: next, Sources: map[string]checkpoint.SourceOffsets{},
-			Watermark: math.MinInt64, Timestamp: tick.UnixMicro()}
+			Watermark: wm, Timestamp: tick.UnixMicro()}
 		hasData := false
 		pre := map[string]time.Duration{}
 		for _, s := range streams {
@@ -305,7 +321,7 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 			}
 			entry.Sources[s.Name()] = checkpoint.SourceOffsets{Start: start, End: end}
 		}
-		if !hasData {
+		if !hasData && !(closesWindows && wm > lastWM) {
 			if w.trigger.kind != kindProcessingTime {
 				return nil
 			}
@@ -321,9 +337,11 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 			return err
 		}
 		pre[PhaseWALCommit] = w.clock.Now().Sub(t)
-		if err := q.runBatch(ctx, entry, lastStart, pre); err != nil {
+		nw, err := q.runBatch(ctx, entry, lastStart, pre)
+		if err != nil {
 			return err
 		}
+		wm, lastWM = nw, entry.Watermark
 		lastStart = tick
 		starts = ends(entry)
 		next++
@@ -362,7 +380,7 @@ func ends(e *checkpoint.OffsetEntry) map[string]sources.Offset {
 
 // runBatch runs batch e.Batch with exactly its recorded offsets and commits
 // it: sink first (idempotent per batch id), then commits/<N>.
-func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevStart time.Time, pre map[string]time.Duration) error {
+func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevStart time.Time, pre map[string]time.Duration) (nextWM int64, err error) {
 	w := q.w
 	q.setStatus(fmt.Sprintf("Processing batch %d", e.Batch), true)
 	began := w.clock.Now()
@@ -372,11 +390,14 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 	}
 	splits := map[string][]sources.Split{}
 	p := Progress{Batch: e.Batch, Timestamp: time.UnixMicro(e.Timestamp).UTC(), Durations: dur}
+	if e.Watermark != math.MinInt64 {
+		p.Watermark = time.UnixMicro(e.Watermark).UTC()
+	}
 	for _, s := range w.ds.Streams() {
 		o := e.Sources[s.Name()]
 		sp, err := s.Splits(ctx, o.Start, o.End)
 		if err != nil {
-			return fmt.Errorf("batch %d: source %s: read (%s, %s]: %w", e.Batch, s.Name(), o.Start, o.End, err)
+			return 0, fmt.Errorf("batch %d: source %s: read (%s, %s]: %w", e.Batch, s.Name(), o.Start, o.End, err)
 		}
 		splits[s.Name()] = sp
 		var rows int64
@@ -389,41 +410,65 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 	b := sinks.Batch{ID: e.Batch, Mode: w.mode, Schema: w.ds.Schema()}
 	var stateMu sync.Mutex
 	stateOps := map[string]*StateProgress{}
+	observed := map[string]int64{}
+	opProgress := func(op string) *StateProgress {
+		sp := stateOps[op]
+		if sp == nil {
+			sp = &StateProgress{Operator: op}
+			stateOps[op] = sp
+		}
+		return sp
+	}
 	st := &dataset.StreamState{FS: w.fs, Dir: q.stateDir(), KeyGroups: q.meta.KeyGroups, Version: e.Batch, Emit: string(w.mode),
+		Watermark: e.Watermark,
 		Report: func(op string, rows, bytes int64) {
 			stateMu.Lock()
 			defer stateMu.Unlock()
-			sp := stateOps[op]
-			if sp == nil {
-				sp = &StateProgress{Operator: op}
-				stateOps[op] = sp
-			}
+			sp := opProgress(op)
 			sp.Rows += rows
 			sp.Bytes += bytes
+		},
+		Observe: func(col string, m int64) {
+			stateMu.Lock()
+			defer stateMu.Unlock()
+			if old, ok := observed[col]; !ok || m > old {
+				observed[col] = m
+			}
+		},
+		Dropped: func(op string, n int64) {
+			stateMu.Lock()
+			defer stateMu.Unlock()
+			opProgress(op).DroppedLate += n
 		}}
 	t := w.clock.Now()
 	msgs, err := w.ds.RunBatch(ctx, splits, w.sink, b, st)
 	dur[PhaseAddBatch] = w.clock.Now().Sub(t)
 	if err != nil {
-		return fmt.Errorf("batch %d: %w", e.Batch, err)
+		return 0, fmt.Errorf("batch %d: %w", e.Batch, err)
 	}
 	t = w.clock.Now()
 	if err := w.sink.Commit(ctx, b, msgs); err != nil {
 		w.sink.Abort(ctx, b, msgs)
-		return fmt.Errorf("batch %d: sink %s commit: %w", e.Batch, w.sink.Name(), err)
+		return 0, fmt.Errorf("batch %d: sink %s commit: %w", e.Batch, w.sink.Name(), err)
 	}
 	dur[PhaseSinkCommit] = w.clock.Now().Sub(t)
 	t = w.clock.Now()
-	if err := q.cp.WriteCommit(&checkpoint.CommitEntry{Batch: e.Batch, NextWatermark: math.MinInt64}); err != nil {
-		return err
+	nextWM = e.Watermark
+	for _, spec := range w.ds.Watermarks() {
+		if m, ok := observed[spec.Column]; ok && m != math.MinInt64 {
+			nextWM = max(nextWM, m-spec.DelayMicros)
+		}
+	}
+	if err := q.cp.WriteCommit(&checkpoint.CommitEntry{Batch: e.Batch, NextWatermark: nextWM}); err != nil {
+		return 0, err
 	}
 	if err := q.cp.Purge(w.retain); err != nil {
-		return err
+		return 0, err
 	}
 	// State versions the retained batches may need to re-run from.
 	if keep := e.Batch + 2 - int64(w.retain); keep > 0 {
 		if err := state.Purge(w.fs, q.stateDir(), keep); err != nil {
-			return fmt.Errorf("batch %d: purge state: %w", e.Batch, err)
+			return 0, fmt.Errorf("batch %d: purge state: %w", e.Batch, err)
 		}
 	}
 	dur[PhaseCommitLog] = w.clock.Now().Sub(t)
@@ -452,5 +497,5 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 		q.progress = q.progress[len(q.progress)-100:]
 	}
 	q.mu.Unlock()
-	return nil
+	return nextWM, nil
 }

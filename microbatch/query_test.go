@@ -25,7 +25,10 @@ import (
 	srcmem "github.com/sluicedata/sluice/sources/memory"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exitIfKillChild() // the kill test's child process runs its query, not the tests
+	goleak.VerifyTestMain(m)
+}
 
 // recordingSink is a test double of an external, durable, idempotent sink:
 // it keeps each committed batch's rows (rendered as text), survives the

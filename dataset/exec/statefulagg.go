@@ -22,8 +22,15 @@ type StateSpec struct {
 	Operator  string // e.g. "agg-0"
 	KeyGroups int
 	Version   int64 // the version this batch reads; it commits Version+1
-	// Emit is "update" (the groups this batch changed) or "complete" (every group).
+	// Emit is "update" (the groups this batch changed), "complete" (every
+	// group) or "append" (each group once, when the watermark closes it).
 	Emit string
+	// EventTimeKey is the index of the key column (a window end) the
+	// watermark closes groups by, or -1. A group whose key is <= Watermark
+	// (in that column's unit) is final: append mode emits it, and append and
+	// update modes drop it from state.
+	EventTimeKey int
+	Watermark    int64
 	// Report, when set, receives the state's size after the commit.
 	Report func(operator string, rows, bytes int64)
 }
@@ -155,6 +162,18 @@ func (s *statefulAgg) run(ctx context.Context) error {
 			}
 		}
 	}
+	var closed []arrow.Record
+	defer func() { releaseRecords(closed) }()
+	if s.spec.EventTimeKey >= 0 && s.spec.Emit != "complete" {
+		if s.spec.Emit == "append" {
+			if closed, err = s.closedGroups(store, pschema, nk); err != nil {
+				return err
+			}
+		}
+		if _, err := store.EvictWhere(s.spec.EventTimeKey, s.spec.Watermark+1); err != nil {
+			return err
+		}
+	}
 	if err := store.Commit(s.spec.Version + 1); err != nil {
 		return err
 	}
@@ -162,6 +181,9 @@ func (s *statefulAgg) run(ctx context.Context) error {
 		s.spec.Report(s.spec.Operator, int64(store.Len()), store.SizeBytes())
 	}
 	emit := merged
+	if s.spec.Emit == "append" {
+		emit = closed
+	}
 	if s.spec.Emit == "complete" {
 		var all []arrow.Record
 		err := store.Scan(func(k, v arrow.Record) error {
@@ -182,6 +204,38 @@ func (s *statefulAgg) run(ctx context.Context) error {
 		return NewHashAgg(s.mem, NewRecords(pschema, emit), s.keys, s.aggs, AggFinal)
 	})
 	return err
+}
+
+// closedGroups returns the stored partial states of every group whose
+// event-time key is at or behind the watermark, in key order.
+func (s *statefulAgg) closedGroups(store *state.Store, pschema *arrow.Schema, nk int) ([]arrow.Record, error) {
+	var out []arrow.Record
+	err := store.Scan(func(k, v arrow.Record) error {
+		ts := k.Column(s.spec.EventTimeKey).(*array.Timestamp)
+		var rows []int
+		for i, e := range ts.TimestampValues() {
+			if ts.IsValid(i) && int64(e) <= s.spec.Watermark {
+				rows = append(rows, i)
+			}
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		cols := append(append([]arrow.Array{}, k.Columns()...), v.Columns()...)
+		full := array.NewRecord(pschema, cols, k.NumRows())
+		defer full.Release()
+		r, err := TakeRecord(s.mem, full, rows)
+		if err != nil {
+			return err
+		}
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		releaseRecords(out)
+		return nil, err
+	}
+	return out, nil
 }
 
 // stored returns the stored partial states (keys and values) of the distinct

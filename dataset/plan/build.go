@@ -82,6 +82,15 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		return exec.NewRecords(n.Schema, b.env.Shuffle(n.Exchange, b.task)), nil
 	case KindFilter:
 		return exec.NewFilter(mem, ins[0], n.Cond)
+	case KindWatermark:
+		if n.Observe == nil {
+			return ins[0], nil
+		}
+		return exec.NewEventTimeObserver(ins[0], n.Watermark.Column, n.Observe)
+	case KindWindow:
+		return exec.NewWindow(mem, ins[0], *n.Window)
+	case KindLateFilter:
+		return exec.NewLateFilter(mem, ins[0], n.Late.Column, n.Late.Threshold, n.Late.Dropped)
 	case KindProject:
 		return exec.NewProject(mem, ins[0], n.Exprs)
 	case KindAggregate:

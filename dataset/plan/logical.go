@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 
@@ -76,6 +77,19 @@ func Streams(root *Node) []sources.Stream {
 		}
 	})
 	return out
+}
+
+// NewWatermark declares col (a timestamp) as event time whose rows may
+// arrive up to delay late. Batch jobs ignore it.
+func NewWatermark(in *Node, col string, delay time.Duration) (*Node, error) {
+	n := &Node{Kind: KindWatermark, Inputs: []*Node{in}, Watermark: &WatermarkSpec{Column: col, DelayMicros: delay.Microseconds()}}
+	return n, n.derive()
+}
+
+// NewWindow adds the start and end columns of each row's event-time windows.
+func NewWindow(in *Node, w exec.WindowSpec) (*Node, error) {
+	n := &Node{Kind: KindWindow, Inputs: []*Node{in}, Window: &w}
+	return n, n.derive()
 }
 
 func NewFilter(in *Node, cond *expr.Expr) (*Node, error) {
@@ -205,6 +219,24 @@ func (n *Node) derive() error {
 		n.Schema = in(0)
 	case KindLimit:
 		n.Schema = in(0)
+	case KindWatermark:
+		idx := in(0).FieldIndices(n.Watermark.Column)
+		if len(idx) == 0 {
+			return fmt.Errorf("watermark on %q: %w: available %s", n.Watermark.Column, expr.ErrUnknownColumn, columnNames(in(0)))
+		}
+		if _, ok := in(0).Field(idx[0]).Type.(*arrow.TimestampType); !ok {
+			return fmt.Errorf("watermark on %q: %w: the column is %s, not a timestamp", n.Watermark.Column, expr.ErrType, in(0).Field(idx[0]).Type)
+		}
+		if n.Watermark.DelayMicros < 0 {
+			return fmt.Errorf("%w: watermark on %q: negative delay", ErrPlan, n.Watermark.Column)
+		}
+		n.Schema = in(0)
+	case KindWindow:
+		s, err := exec.WindowSchema(in(0), *n.Window)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrPlan, err)
+		}
+		n.Schema = s
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 
@@ -29,6 +30,9 @@ const (
 	KindLimit       Kind = "Limit"
 	KindMapBatches  Kind = "MapBatches"
 	KindWrite       Kind = "Write"
+	KindWatermark   Kind = "Watermark"   // declares an event-time column and delay
+	KindWindow      Kind = "Window"      // adds event-time window start/end columns
+	KindLateFilter  Kind = "LateFilter"  // physical: drops rows of windows the watermark closed
 	KindExchange    Kind = "Exchange"    // a stage boundary: its input is repartitioned
 	KindShuffleRead Kind = "ShuffleRead" // the reading end of an Exchange inside a stage
 )
@@ -57,8 +61,17 @@ type Node struct {
 	// exec.PartitionByKeyGroup) so they meet the state of their key groups.
 	KeyGroups int
 	// State makes a final Aggregate stateful across micro-batches.
-	State    *exec.StateSpec `json:"-"`
-	Exchange int             // ShuffleRead: id of the exchange it reads
+	State *exec.StateSpec `json:"-"`
+	// Watermark declares Column as event time, DelayMicros late.
+	Watermark *WatermarkSpec
+	// Window assigns rows to event-time windows.
+	Window *exec.WindowSpec
+	// Late drops rows whose Column <= Threshold (physical, streaming).
+	Late *LateSpec
+	// Observe receives a Watermark node's max event time per task
+	// (physical, streaming).
+	Observe  func(maxMicros int64) `json:"-"`
+	Exchange int                   // ShuffleRead: id of the exchange it reads
 }
 
 // Scan reads a Parquet table or in-memory records.
@@ -74,6 +87,19 @@ type Scan struct {
 	// batch being run, bound by BindStreams before planning.
 	Stream       sources.Stream  `json:"-"`
 	StreamSplits []sources.Split `json:"-"`
+}
+
+// WatermarkSpec is an event-time column and how late its rows may arrive.
+type WatermarkSpec struct {
+	Column      string
+	DelayMicros int64
+}
+
+// LateSpec drops rows of closed windows before a stateful aggregate.
+type LateSpec struct {
+	Column    string
+	Threshold int64         // in the column's unit
+	Dropped   func(n int64) `json:"-"`
 }
 
 // Join is an equi-join.
@@ -172,6 +198,13 @@ func (n *Node) describe() string {
 		return s
 	case KindUnion:
 		return "Union"
+	case KindWatermark:
+		return fmt.Sprintf("Watermark %s delay=%v", n.Watermark.Column, time.Duration(n.Watermark.DelayMicros)*time.Microsecond)
+	case KindWindow:
+		w := n.Window
+		return fmt.Sprintf("Window %s size=%d slide=%d offset=%d -> [%s, %s]", w.Column, w.Size, w.Slide, w.Offset, w.StartName, w.EndName)
+	case KindLateFilter:
+		return fmt.Sprintf("LateFilter %s > %d", n.Late.Column, n.Late.Threshold)
 	case KindSort:
 		keys := make([]string, len(n.SortKeys))
 		for i, k := range n.SortKeys {

@@ -393,6 +393,16 @@ func prune(n *Node, need map[string]bool) {
 			cols = []string{cheapest(n.Scan.Table.Schema)}
 		}
 		n.Scan.Columns = cols
+	case KindWatermark:
+		m := copyOf(need)
+		m[n.Watermark.Column] = true
+		prune(n.Inputs[0], m)
+	case KindWindow:
+		m := copyOf(need)
+		delete(m, n.Window.StartName)
+		delete(m, n.Window.EndName)
+		m[n.Window.Column] = true
+		prune(n.Inputs[0], m)
 	case KindFilter, KindSort, KindLimit:
 		m := copyOf(need)
 		add(m, n.Cond)

@@ -3,6 +3,8 @@ package plan
 import (
 	"fmt"
 
+	"github.com/apache/arrow/go/v17/arrow"
+
 	"github.com/sluicedata/sluice/internal/vfs"
 
 	"github.com/sluicedata/sluice/dataset/exec"
@@ -26,8 +28,14 @@ type StreamState struct {
 	Dir       string // <checkpoint>/state
 	KeyGroups int
 	Version   int64  // batch N reads state version N and commits N+1
-	Emit      string // "update" or "complete"
+	Emit      string // "update", "complete" or "append"
 	Report    func(operator string, rows, bytes int64)
+	// Watermark in effect for the batch, microseconds (math.MinInt64: none).
+	Watermark int64
+	// Observe receives each task's max event time of a watermarked column.
+	Observe func(column string, maxMicros int64)
+	// Dropped receives counts of late rows dropped before an aggregate.
+	Dropped func(operator string, n int64)
 }
 
 // PhysicalStream is Physical for one micro-batch: with st set, aggregates
@@ -56,6 +64,14 @@ func (p *physical) plan(n *Node) (*Node, error) {
 		n.Inputs[i] = c
 	}
 	switch n.Kind {
+	case KindWatermark:
+		if p.stream == nil {
+			return n.Inputs[0], nil // batch jobs have no late data
+		}
+		if obs := p.stream.Observe; obs != nil {
+			col := n.Watermark.Column
+			n.Observe = func(max int64) { obs(col, max) }
+		}
 	case KindScan:
 		if n.Scan.Table != nil {
 			n.Scan.Splits, n.Scan.Pruned = n.Scan.Table.Splits(n.Scan.Preds)
@@ -78,14 +94,37 @@ func (p *physical) plan(n *Node) (*Node, error) {
 		ex := exchange(partial, keys, parts)
 		final := &Node{Kind: KindAggregate, Inputs: []*Node{ex}, Keys: keys, Aggs: n.Aggs, AggMode: exec.AggFinal, Schema: n.Schema}
 		if p.stream != nil {
+			op := fmt.Sprintf("agg-%d", p.aggs)
+			etKey, threshold := -1, int64(0)
+			if w := eventTimeWindow(n.Inputs[0]); w != nil {
+				for i, k := range keys {
+					if k.Name == w.EndName {
+						etKey = i
+					}
+				}
+				if etKey >= 0 {
+					unit := n.Inputs[0].Schema.Field(n.Inputs[0].Schema.FieldIndices(w.EndName)[0]).Type.(*arrow.TimestampType).Unit
+					threshold = exec.FromMicros(p.stream.Watermark, unit)
+					late := &Node{Kind: KindLateFilter, Inputs: partial.Inputs, Schema: partial.Inputs[0].Schema,
+						Late: &LateSpec{Column: w.EndName, Threshold: threshold}}
+					if d := p.stream.Dropped; d != nil {
+						late.Late.Dropped = func(k int64) { d(op, k) }
+					}
+					partial.Inputs = []*Node{late}
+				}
+			}
+			if p.stream.Emit == "append" && etKey < 0 {
+				return nil, fmt.Errorf("%w: append output mode needs the aggregation grouped by an event-time window on a column with a watermark (WithWatermark, then GroupBy(Window(...)))", ErrPlan)
+			}
 			for _, a := range n.Aggs {
 				if a.Func == exec.AggCountDistinct {
 					return nil, fmt.Errorf("%w: %s: count_distinct is not supported in streaming aggregations", ErrPlan, aggString(a))
 				}
 			}
 			ex.KeyGroups = p.stream.KeyGroups
-			final.State = &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: fmt.Sprintf("agg-%d", p.aggs),
-				KeyGroups: p.stream.KeyGroups, Version: p.stream.Version, Emit: p.stream.Emit, Report: p.stream.Report}
+			final.State = &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op,
+				KeyGroups: p.stream.KeyGroups, Version: p.stream.Version, Emit: p.stream.Emit, Report: p.stream.Report,
+				EventTimeKey: etKey, Watermark: threshold}
 			p.aggs++
 		}
 		return final, nil
@@ -118,6 +157,34 @@ func (p *physical) plan(n *Node) (*Node, error) {
 		}
 	}
 	return n, nil
+}
+
+// eventTimeWindow finds, below n within its pipeline, a window over a
+// watermarked column: the window whose end the watermark closes.
+func eventTimeWindow(n *Node) *exec.WindowSpec {
+	for {
+		switch n.Kind {
+		case KindWindow:
+			if watermarked(n.Inputs[0], n.Window.Column) {
+				return n.Window
+			}
+			return nil
+		case KindFilter, KindProject, KindWatermark, KindLateFilter, KindMapBatches:
+			n = n.Inputs[0]
+		default:
+			return nil
+		}
+	}
+}
+
+func watermarked(n *Node, col string) bool {
+	found := false
+	n.Walk(func(x *Node) {
+		if x.Kind == KindWatermark && x.Watermark.Column == col {
+			found = true
+		}
+	})
+	return found
 }
 
 func exchange(in *Node, keys []*expr.Expr, parts int) *Node {

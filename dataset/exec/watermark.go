@@ -1,0 +1,150 @@
+package exec
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+)
+
+// ToMicros converts a timestamp value of unit u to microseconds.
+func ToMicros(v int64, u arrow.TimeUnit) int64 {
+	switch u {
+	case arrow.Second:
+		return v * 1_000_000
+	case arrow.Millisecond:
+		return v * 1_000
+	case arrow.Nanosecond:
+		return floorDiv(v, 1_000)
+	}
+	return v
+}
+
+// FromMicros converts microseconds to unit u, rounding down.
+func FromMicros(us int64, u arrow.TimeUnit) int64 {
+	if us == math.MinInt64 {
+		return math.MinInt64
+	}
+	switch u {
+	case arrow.Second:
+		return floorDiv(us, 1_000_000)
+	case arrow.Millisecond:
+		return floorDiv(us, 1_000)
+	case arrow.Nanosecond:
+		return us * 1_000
+	}
+	return us
+}
+
+type observeOp struct {
+	in     Operator
+	col    int
+	unit   arrow.TimeUnit
+	max    int64
+	report func(maxMicros int64)
+	done   bool
+}
+
+// NewEventTimeObserver passes records through and, at the end of its input,
+// reports the largest event time of column col in microseconds (MinInt64 when
+// there were no non-null values): the raw material of the watermark.
+func NewEventTimeObserver(in Operator, col string, report func(maxMicros int64)) (Operator, error) {
+	idx := in.Schema().FieldIndices(col)
+	if len(idx) == 0 {
+		return nil, fmt.Errorf("watermark on %q: no such column", col)
+	}
+	ts, ok := in.Schema().Field(idx[0]).Type.(*arrow.TimestampType)
+	if !ok {
+		return nil, fmt.Errorf("watermark on %q: the column is %s, not a timestamp", col, in.Schema().Field(idx[0]).Type)
+	}
+	return &observeOp{in: in, col: idx[0], unit: ts.Unit, max: math.MinInt64, report: report}, nil
+}
+
+func (o *observeOp) Schema() *arrow.Schema { return o.in.Schema() }
+
+func (o *observeOp) Next(ctx context.Context) (arrow.Record, error) {
+	rec, err := o.in.Next(ctx)
+	if err == io.EOF && !o.done {
+		o.done = true
+		if o.report != nil {
+			o.report(o.max)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	ts := rec.Column(o.col).(*array.Timestamp)
+	for i, v := range ts.TimestampValues() {
+		if ts.IsValid(i) {
+			if m := ToMicros(int64(v), o.unit); m > o.max {
+				o.max = m
+			}
+		}
+	}
+	return rec, nil
+}
+
+func (o *observeOp) Close() error { return o.in.Close() }
+
+type lateOp struct {
+	mem       memory.Allocator
+	in        Operator
+	col       int
+	threshold int64
+	dropped   func(n int64)
+	err       error
+}
+
+// NewLateFilter drops rows whose column col (a timestamp, in its own unit)
+// is <= threshold: rows of windows the watermark has already closed. It
+// calls dropped with each batch's count of dropped rows.
+func NewLateFilter(mem memory.Allocator, in Operator, col string, threshold int64, dropped func(n int64)) (Operator, error) {
+	idx := in.Schema().FieldIndices(col)
+	if len(idx) == 0 {
+		return nil, fmt.Errorf("late filter on %q: no such column", col)
+	}
+	return &lateOp{mem: mem, in: in, col: idx[0], threshold: threshold, dropped: dropped}, nil
+}
+
+func (o *lateOp) Schema() *arrow.Schema { return o.in.Schema() }
+
+func (o *lateOp) Next(ctx context.Context) (arrow.Record, error) {
+	for o.err == nil {
+		rec, err := o.in.Next(ctx)
+		if err != nil {
+			o.err = err
+			break
+		}
+		ts := rec.Column(o.col).(*array.Timestamp)
+		var keep []int
+		for i, v := range ts.TimestampValues() {
+			if ts.IsValid(i) && int64(v) > o.threshold {
+				keep = append(keep, i)
+			}
+		}
+		if len(keep) == int(rec.NumRows()) {
+			return rec, nil
+		}
+		if o.dropped != nil {
+			o.dropped(rec.NumRows() - int64(len(keep)))
+		}
+		if len(keep) == 0 {
+			rec.Release()
+			continue
+		}
+		out, err := TakeRecord(o.mem, rec, keep)
+		rec.Release()
+		if err != nil {
+			o.err = err
+			break
+		}
+		return out, nil
+	}
+	return nil, o.err
+}
+
+func (o *lateOp) Close() error { return o.in.Close() }

@@ -1,0 +1,72 @@
+package dataset
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+
+	"github.com/sluicedata/sluice/dataset/exec"
+	"github.com/sluicedata/sluice/dataset/expr"
+	"github.com/sluicedata/sluice/dataset/plan"
+)
+
+// WithWatermark declares col (a timestamp) as the event time of a stream
+// whose rows arrive at most delay late. A streaming query's watermark is the
+// largest event time seen minus delay; windows that end at or before it are
+// final (append mode emits them once, state drops them) and rows for them
+// are dropped as late, and counted. Batch jobs ignore it.
+func (d *Dataset) WithWatermark(col string, delay time.Duration) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	return d.derive(plan.NewWatermark(d.node, col, delay))
+}
+
+// WindowKey groups rows by event-time window in GroupBy: the output gets
+// window_start and window_end columns.
+type WindowKey struct {
+	col                 string
+	size, slide, offset time.Duration
+}
+
+// Window is a tumbling window of the given size on a timestamp column.
+func Window(col string, size time.Duration) WindowKey {
+	return WindowKey{col: col, size: size, slide: size}
+}
+
+// SlidingWindow is a window of size starting every slide (slide <= size);
+// each row belongs to size/slide windows.
+func SlidingWindow(col string, size, slide time.Duration) WindowKey {
+	return WindowKey{col: col, size: size, slide: slide}
+}
+
+// Offset shifts window starts (e.g. hourly windows at :15).
+func (w WindowKey) Offset(d time.Duration) WindowKey { w.offset = d; return w }
+
+// Names of the window columns GroupBy(Window(...)) adds.
+const (
+	WindowStart = "window_start"
+	WindowEnd   = "window_end"
+)
+
+// window adds the window columns to d, in the time column's unit.
+func (d *Dataset) window(w WindowKey) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	idx := d.node.Schema.FieldIndices(w.col)
+	if len(idx) == 0 {
+		return d.derive(nil, fmt.Errorf("window on %q: %w: available %s", w.col, expr.ErrUnknownColumn, names(d.node.Schema)))
+	}
+	ts, ok := d.node.Schema.Field(idx[0]).Type.(*arrow.TimestampType)
+	if !ok {
+		return d.derive(nil, fmt.Errorf("window on %q: %w: the column is %s, not a timestamp", w.col, expr.ErrType, d.node.Schema.Field(idx[0]).Type))
+	}
+	unit := func(x time.Duration) int64 { return exec.FromMicros(x.Microseconds(), ts.Unit) }
+	if w.size%time.Microsecond != 0 || w.slide%time.Microsecond != 0 || w.offset%time.Microsecond != 0 {
+		return d.derive(nil, fmt.Errorf("window on %q: durations must be whole microseconds", w.col))
+	}
+	return d.derive(plan.NewWindow(d.node, exec.WindowSpec{Column: w.col, Size: unit(w.size), Slide: unit(w.slide),
+		Offset: unit(w.offset), StartName: WindowStart, EndName: WindowEnd}))
+}

@@ -1,0 +1,370 @@
+package microbatch_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/dataset/exec"
+	"github.com/sluicedata/sluice/microbatch"
+	"github.com/sluicedata/sluice/sinks"
+	"github.com/sluicedata/sluice/sinks/parquet"
+	"github.com/sluicedata/sluice/sources/generate"
+)
+
+// The kill test re-executes this test binary as the query process: TestMain
+// sees killChildEnv (a JSON killChild) and runs the query instead of the
+// tests (exitIfKillChild).
+const (
+	killChildEnv = "SLUICE_KILLTEST_CHILD"
+	// killSeedEnv replays a run's seed: the same orders and the same kill
+	// delays (where the kills land still depends on the machine's speed).
+	killSeedEnv = "SLUICE_KILLTEST_SEED"
+)
+
+// killChild is what the child process runs: the orders stream, bounded,
+// through killJob into a Parquet stream sink, with the AvailableNow trigger.
+type killChild struct {
+	Checkpoint string `json:"checkpoint"`
+	Out        string `json:"out"`
+	OrdersSeed uint64 `json:"orders_seed"`
+	Total      int64  `json:"total"`
+	BatchRows  int64  `json:"batch_rows"`
+}
+
+// killJob is stateless on purpose: the test is about the driver's and the
+// sink's commit protocol, and its output is a pure function of the input.
+func killJob(ds *dataset.Dataset) *dataset.Dataset {
+	return ds.Filter(dataset.Col("amount").Gt(50).Or(dataset.Col("region").Eq("apac"))).
+		WithColumn("cents", dataset.Col("amount").Mul(100).Cast(dataset.Type(arrow.PrimitiveTypes.Int64))).
+		WithColumn("customer", dataset.Upper(dataset.Col("customer"))).
+		Select("order_id", "customer", "region", "cents", "ts")
+}
+
+func (c killChild) ordersStream() (*generate.OrdersStream, error) {
+	return generate.NewOrdersStream(generate.OrdersStreamConfig{
+		Orders: generate.Orders{Seed: c.OrdersSeed}, Total: c.Total, MaxRowsPerBatch: c.BatchRows,
+	})
+}
+
+// exitIfKillChild runs the child query and exits, if this process is the
+// kill test's child; TestMain calls it before anything else.
+func exitIfKillChild() {
+	if cfg := os.Getenv(killChildEnv); cfg != "" {
+		os.Exit(runKillChild(cfg))
+	}
+}
+
+// runKillChild runs the child query to its end and returns the process's
+// exit status. On success it prints one line the parent parses:
+// "killtest: <batches> batches in <microseconds>us".
+func runKillChild(cfgJSON string) int {
+	var c killChild
+	if err := json.Unmarshal([]byte(cfgJSON), &c); err != nil {
+		fmt.Fprintf(os.Stderr, "killtest child: bad %s: %v\n", killChildEnv, err)
+		return 2
+	}
+	src, err := c.ordersStream()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "killtest child: %v\n", err)
+		return 1
+	}
+	// Partitioning by region gives each batch several files in several
+	// directories, so a kill can leave a batch half written.
+	sink, err := parquet.NewStream(parquet.StreamConfig{Dir: c.Out, Options: parquet.Options{PartitionBy: []string{"region"}}, CheckpointEvery: 4})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "killtest child: %v\n", err)
+		return 1
+	}
+	began := time.Now()
+	ds := killJob(dataset.ReadStream(src).WithConfig(dataset.Config{Parallelism: 2}))
+	// Retain(3) makes the checkpoint purge old batches as it goes, so kills
+	// also land in the purge.
+	q, err := microbatch.WriteStream(ds, sink).Trigger(microbatch.AvailableNow()).
+		Checkpoint(c.Checkpoint).OutputMode(sinks.Append).Retain(3).Start(context.Background())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "killtest child: start: %v\n", err)
+		return 1
+	}
+	if err := q.AwaitTermination(); err != nil {
+		fmt.Fprintf(os.Stderr, "killtest child: %v\n", err)
+		return 1
+	}
+	fmt.Printf("killtest: %d batches in %dus\n", len(q.RecentProgress()), time.Since(began).Microseconds())
+	return 0
+}
+
+// childRun is one started child process.
+type childRun struct {
+	cmd            *osexec.Cmd
+	stdout, stderr bytes.Buffer
+	done           chan error
+}
+
+func startChild(t *testing.T, c killChild) *childRun {
+	t.Helper()
+	cfg, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &childRun{done: make(chan error, 1)}
+	r.cmd = osexec.Command(os.Args[0], "-test.run=^$")
+	r.cmd.Env = append(os.Environ(), killChildEnv+"="+string(cfg))
+	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.done <- r.cmd.Wait() }()
+	return r
+}
+
+// runOrKill waits for the child to exit or, after delay, kills it with
+// SIGKILL; it says whether it killed it. A child that exits with an error
+// fails the test.
+func (r *childRun) runOrKill(t *testing.T, delay time.Duration) (killed bool) {
+	t.Helper()
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("child failed: %v\nstdout:\n%s\nstderr:\n%s", err, r.stdout.String(), r.stderr.String())
+		}
+		return false
+	case <-timer.C:
+	}
+	if err := r.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Fatal(err)
+	}
+	err := <-r.done
+	var exit *osexec.ExitError
+	if err == nil || !errors.As(err, &exit) {
+		// It finished just before the signal.
+		if err != nil {
+			t.Fatalf("child: %v\nstderr:\n%s", err, r.stderr.String())
+		}
+		return false
+	}
+	return true
+}
+
+// killPhase says where a kill left the query, from its checkpoint and the
+// sink's log: the batch numbers in offsets/ and commits/, and whether the
+// sink committed the newest batch.
+func killPhase(t *testing.T, c killChild) (phase string, uncommitted int64) {
+	t.Helper()
+	lastOf := func(dir, suffix string) int64 {
+		last := int64(-1)
+		ents, _ := os.ReadDir(dir)
+		for _, e := range ents {
+			name, ok := strings.CutSuffix(e.Name(), suffix)
+			if !ok {
+				continue
+			}
+			if n, err := strconv.ParseInt(name, 10, 64); err == nil {
+				last = max(last, n)
+			}
+		}
+		return last
+	}
+	lo := lastOf(filepath.Join(c.Checkpoint, "offsets"), ".json")
+	lc := lastOf(filepath.Join(c.Checkpoint, "commits"), ".json")
+	if lo == lc {
+		if lo < 0 {
+			return "before the first batch", -1
+		}
+		return "between batches", -1
+	}
+	log := filepath.Join(c.Out, "_sluice_log")
+	_, err := os.Stat(filepath.Join(log, strconv.FormatInt(lo, 10)+".json"))
+	if err == nil || lastOf(log, ".checkpoint.json") >= lo {
+		return "after the sink commit, before commits/N", lo
+	}
+	files, _ := filepath.Glob(filepath.Join(c.Out, "*", fmt.Sprintf("part-%d-*.parquet", lo)))
+	if len(files) > 0 {
+		return "in a batch, with files of it on disk", lo
+	}
+	return "in a batch, before its files", lo
+}
+
+// killRow is one output row: its order id and all its cells as text.
+type killRow struct {
+	id   int64
+	text string
+}
+
+// readOutput reads a sink directory the way a user would (dataset.Read
+// honours _sluice_log, so files of killed batches are invisible) and returns
+// its rows sorted by order id, then text.
+func readOutput(t *testing.T, dir string) []killRow {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ds := dataset.Read(dir).WithConfig(dataset.Config{Allocator: mem})
+	ds = ds.Select("order_id", "customer", "region", "cents", "ts")
+	recs, err := ds.CollectRecords(context.Background())
+	if err != nil {
+		t.Fatalf("read %s: %v", dir, err)
+	}
+	var rows []killRow
+	for _, r := range recs {
+		ids := r.Column(0).(*array.Int64)
+		for i := 0; i < int(r.NumRows()); i++ {
+			cells := make([]string, r.NumCols())
+			for c := range cells {
+				cells[c] = exec.FormatValue(r.Column(c), i)
+			}
+			rows = append(rows, killRow{id: ids.Value(i), text: strings.Join(cells, "|")})
+		}
+		r.Release()
+	}
+	slices.SortFunc(rows, func(a, b killRow) int {
+		if a.id != b.id {
+			return int(a.id - b.id)
+		}
+		return strings.Compare(a.text, b.text)
+	})
+	return rows
+}
+
+// diffRows explains the first way got differs from want: a duplicate, a
+// missing or extra order, or a changed row.
+func diffRows(got, want []killRow) string {
+	for i := 1; i < len(got); i++ {
+		if got[i].id == got[i-1].id {
+			return fmt.Sprintf("order %d is written twice: %q", got[i].id, got[i].text)
+		}
+	}
+	i, j := 0, 0
+	for i < len(got) && j < len(want) {
+		switch {
+		case got[i].id < want[j].id:
+			return fmt.Sprintf("order %d is extra: %q", got[i].id, got[i].text)
+		case got[i].id > want[j].id:
+			return fmt.Sprintf("order %d is lost: %q", want[j].id, want[j].text)
+		case got[i].text != want[j].text:
+			return fmt.Sprintf("order %d differs: %q, want %q", got[i].id, got[i].text, want[j].text)
+		}
+		i++
+		j++
+	}
+	switch {
+	case i < len(got):
+		return fmt.Sprintf("order %d is extra: %q", got[i].id, got[i].text)
+	case j < len(want):
+		return fmt.Sprintf("order %d is lost: %q", want[j].id, want[j].text)
+	}
+	return ""
+}
+
+// A query writing to the Parquet sink runs as a separate process, is killed
+// with SIGKILL at seeded random points and restarted until it finishes;
+// the table it leaves equals, row for row, that of a run never killed: no
+// order written twice, none lost. It repeats with fresh directories until
+// at least minKills kills have landed.
+func TestAQueryKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
+	const (
+		minKills  = 24
+		total     = 60_000
+		batchRows = 2_000 // 30 batches
+		// maxKillsPerRun bounds a run that makes no progress, e.g. because
+		// every kill lands before the first batch.
+		maxKillsPerRun = 400
+	)
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv(killSeedEnv); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("%s=%q: %v", killSeedEnv, s, err)
+		}
+	}
+	t.Logf("seed %d (replay with %s=%d)", seed, killSeedEnv, seed)
+	rng := rand.New(rand.NewPCG(seed, 0x6b696c6c))
+	cfg := func() killChild {
+		dir := t.TempDir()
+		return killChild{Checkpoint: filepath.Join(dir, "checkpoint"), Out: filepath.Join(dir, "out"),
+			OrdersSeed: seed, Total: total, BatchRows: batchRows}
+	}
+
+	// The reference: a run never killed. It also measures a process's
+	// start-up and a batch's time, which set the kill delays.
+	ref := cfg()
+	began := time.Now()
+	r := startChild(t, ref)
+	if r.runOrKill(t, time.Hour) {
+		t.Fatal("reference run was killed")
+	}
+	wall := time.Since(began)
+	var batches int
+	var runUs int64
+	if _, err := fmt.Sscanf(r.stdout.String(), "killtest: %d batches in %dus", &batches, &runUs); err != nil {
+		t.Fatalf("reference run printed %q: %v", r.stdout.String(), err)
+	}
+	if want := (total + batchRows - 1) / batchRows; batches != want {
+		t.Fatalf("reference run: %d batches, want %d", batches, want)
+	}
+	batchTime := time.Duration(runUs) * time.Microsecond / time.Duration(batches)
+	startup := max(wall-time.Duration(runUs)*time.Microsecond, 0)
+	want := readOutput(t, ref.Out)
+	t.Logf("reference: %d rows in %d batches; process start-up %v, a batch %v", len(want), batches, startup.Round(time.Millisecond), batchTime.Round(time.Microsecond))
+	if len(want) == 0 || len(want) >= total {
+		t.Fatalf("reference has %d of %d rows: the filter should drop some, keep most", len(want), total)
+	}
+	if d := diffRows(want, want); d != "" {
+		t.Fatalf("reference run: %s", d)
+	}
+
+	// Kills land from the process's start to 1.5 batches after its
+	// start-up, so some hit start-up and recovery (the re-run of the
+	// uncommitted batch), most hit a batch in one of its phases.
+	maxDelay := startup + batchTime*3/2
+	kills, runs, reruns := 0, 0, 0
+	phases := map[string]int{}
+	for kills < minKills {
+		c := cfg()
+		runs++
+		killed := 0
+		for {
+			delay := time.Duration(rng.Int64N(int64(maxDelay)))
+			r := startChild(t, c)
+			if !r.runOrKill(t, delay) {
+				break
+			}
+			killed++
+			if killed > maxKillsPerRun {
+				t.Fatalf("run %d: still not finished after %d kills (kill delays up to %v)", runs, killed, maxDelay)
+			}
+			phase, uncommitted := killPhase(t, c)
+			phases[phase]++
+			if uncommitted >= 0 {
+				reruns++
+			}
+		}
+		kills += killed
+		if d := diffRows(readOutput(t, c.Out), want); d != "" {
+			t.Fatalf("seed %d: run %d, killed %d times: %s", seed, runs, killed, d)
+		}
+	}
+	t.Logf("%d kills over %d runs in %v; kills landed %v", kills, runs, time.Since(began).Round(time.Millisecond), phases)
+	// Kills land in batches far more often than between them; a test whose
+	// restarts never had a batch to re-run would not test recovery.
+	if reruns == 0 {
+		t.Fatalf("none of %d kills left a batch to re-run (kill delays up to %v)", kills, maxDelay)
+	}
+}
