@@ -433,3 +433,16 @@ func TestAvgOfFloatsIsExact(t *testing.T) {
 }
 
 func parseF(s string) float64 { var f float64; fmt.Sscan(s, &f); return f }
+
+func TestDropDuplicatesKeepsTheFirstRowOfEachKey(t *testing.T) {
+	_, cfg := checked(t)
+	got := rows(t, dataset.FromStructs(orders()).WithConfig(cfg).DropDuplicates("customer").Select("id", "customer").OrderBy("id"))
+	// First row of each customer in input order: ann 1, bob 2, cid 4, dan 6, eve 8.
+	if want := []string{"1|ann", "2|bob", "4|cid", "6|dan", "8|eve"}; !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	got = rows(t, dataset.FromStructs(append(orders(), orders()...)).WithConfig(cfg).DropDuplicates().Select("id").OrderBy("id"))
+	if want := []string{"1", "2", "3", "4", "5", "6", "7", "8"}; !slices.Equal(got, want) {
+		t.Fatalf("all columns: got %q, want %q", got, want)
+	}
+}

@@ -151,6 +151,23 @@ func (d *Dataset) Distinct() *Dataset {
 	return d.derive(plan.NewAggregate(d.node, keys, nil))
 }
 
+// DropDuplicates keeps one row per distinct value of cols (all columns when
+// none are given): in a batch job the first in input order, in a stream the
+// first ever seen. A stream keeps every key seen in state, unless one of cols
+// is a watermarked event-time column: then keys at or behind the watermark
+// are forgotten and rows that late are dropped and counted.
+func (d *Dataset) DropDuplicates(cols ...string) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	if len(cols) == 0 {
+		for _, f := range d.node.Schema.Fields() {
+			cols = append(cols, f.Name)
+		}
+	}
+	return d.derive(plan.NewDropDuplicates(d.node, cols))
+}
+
 // OrderBy sorts by keys: SortKey values, or column names / *Expr (ascending).
 func (d *Dataset) OrderBy(keys ...any) *Dataset {
 	if d.err != nil {

@@ -73,7 +73,9 @@ func exitIfKillChild() {
 
 // runKillChild runs the child query to its end and returns the process's
 // exit status. On success it prints one line the parent parses:
-// "killtest: <batches> batches in <microseconds>us".
+// "killtest: <batches> batches in <µs>us from <unix µs>", the time the
+// query took and the wall-clock time it started, which tells the parent the
+// process's start-up.
 func runKillChild(cfgJSON string) int {
 	var c killChild
 	if err := json.Unmarshal([]byte(cfgJSON), &c); err != nil {
@@ -106,7 +108,7 @@ func runKillChild(cfgJSON string) int {
 		fmt.Fprintf(os.Stderr, "killtest child: %v\n", err)
 		return 1
 	}
-	fmt.Printf("killtest: %d batches in %dus\n", len(q.RecentProgress()), time.Since(began).Microseconds())
+	fmt.Printf("killtest: %d batches in %dus from %d\n", len(q.RecentProgress()), time.Since(began).Microseconds(), began.UnixMicro())
 	return 0
 }
 
@@ -125,7 +127,9 @@ func startChild(t *testing.T, c killChild) *childRun {
 	}
 	r := &childRun{done: make(chan error, 1)}
 	r.cmd = osexec.Command(os.Args[0], "-test.run=^$")
-	r.cmd.Env = append(os.Environ(), killChildEnv+"="+string(cfg))
+	// Under -race a process sleeps a second at exit (atexit_sleep_ms),
+	// where kills would land, after the query ended.
+	r.cmd.Env = append(os.Environ(), killChildEnv+"="+string(cfg), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -164,11 +168,15 @@ func (r *childRun) runOrKill(t *testing.T, delay time.Duration) (killed bool) {
 	return true
 }
 
-// killPhase says where a kill left the query, from its checkpoint and the
-// sink's log: the batch numbers in offsets/ and commits/, and whether the
-// sink committed the newest batch.
-func killPhase(t *testing.T, c killChild) (phase string, uncommitted int64) {
-	t.Helper()
+// killState is where a kill left the query, read from its checkpoint and
+// the sink's log.
+type killState struct {
+	phase       string
+	lastCommit  int64 // newest batch in commits/; -1 = none
+	uncommitted bool  // the newest batch in offsets/ has no commit: the next start re-runs it
+}
+
+func readKillState(c killChild) killState {
 	lastOf := func(dir, suffix string) int64 {
 		last := int64(-1)
 		ents, _ := os.ReadDir(dir)
@@ -185,22 +193,23 @@ func killPhase(t *testing.T, c killChild) (phase string, uncommitted int64) {
 	}
 	lo := lastOf(filepath.Join(c.Checkpoint, "offsets"), ".json")
 	lc := lastOf(filepath.Join(c.Checkpoint, "commits"), ".json")
-	if lo == lc {
-		if lo < 0 {
-			return "before the first batch", -1
-		}
-		return "between batches", -1
-	}
+	s := killState{lastCommit: lc, uncommitted: lo > lc}
 	log := filepath.Join(c.Out, "_sluice_log")
 	_, err := os.Stat(filepath.Join(log, strconv.FormatInt(lo, 10)+".json"))
-	if err == nil || lastOf(log, ".checkpoint.json") >= lo {
-		return "after the sink commit, before commits/N", lo
-	}
 	files, _ := filepath.Glob(filepath.Join(c.Out, "*", fmt.Sprintf("part-%d-*.parquet", lo)))
-	if len(files) > 0 {
-		return "in a batch, with files of it on disk", lo
+	switch {
+	case lo < 0:
+		s.phase = "before the first batch"
+	case !s.uncommitted:
+		s.phase = "between batches"
+	case err == nil || lastOf(log, ".checkpoint.json") >= lo:
+		s.phase = "after the sink commit, before commits/N"
+	case len(files) > 0:
+		s.phase = "in a batch, with files of it on disk"
+	default:
+		s.phase = "in a batch, before its files"
 	}
-	return "in a batch, before its files", lo
+	return s
 }
 
 // killRow is one output row: its order id and all its cells as text.
@@ -283,9 +292,9 @@ func TestAQueryKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 		minKills  = 24
 		total     = 60_000
 		batchRows = 2_000 // 30 batches
-		// maxKillsPerRun bounds a run that makes no progress, e.g. because
-		// every kill lands before the first batch.
-		maxKillsPerRun = 400
+		// stalled kills in a row without a new commit double the kill
+		// delays: start-up may have grown slower than it was measured.
+		stalled = 10
 	)
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv(killSeedEnv); s != "" {
@@ -310,17 +319,16 @@ func TestAQueryKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 	if r.runOrKill(t, time.Hour) {
 		t.Fatal("reference run was killed")
 	}
-	wall := time.Since(began)
 	var batches int
-	var runUs int64
-	if _, err := fmt.Sscanf(r.stdout.String(), "killtest: %d batches in %dus", &batches, &runUs); err != nil {
+	var runUs, startUs int64
+	if _, err := fmt.Sscanf(r.stdout.String(), "killtest: %d batches in %dus from %d", &batches, &runUs, &startUs); err != nil {
 		t.Fatalf("reference run printed %q: %v", r.stdout.String(), err)
 	}
 	if want := (total + batchRows - 1) / batchRows; batches != want {
 		t.Fatalf("reference run: %d batches, want %d", batches, want)
 	}
 	batchTime := time.Duration(runUs) * time.Microsecond / time.Duration(batches)
-	startup := max(wall-time.Duration(runUs)*time.Microsecond, 0)
+	startup := max(time.UnixMicro(startUs).Sub(began), time.Millisecond)
 	want := readOutput(t, ref.Out)
 	t.Logf("reference: %d rows in %d batches; process start-up %v, a batch %v", len(want), batches, startup.Round(time.Millisecond), batchTime.Round(time.Microsecond))
 	if len(want) == 0 || len(want) >= total {
@@ -339,7 +347,7 @@ func TestAQueryKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 	for kills < minKills {
 		c := cfg()
 		runs++
-		killed := 0
+		killed, lastCommit, noProgress := 0, int64(-1), 0
 		for {
 			delay := time.Duration(rng.Int64N(int64(maxDelay)))
 			r := startChild(t, c)
@@ -347,13 +355,17 @@ func TestAQueryKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 				break
 			}
 			killed++
-			if killed > maxKillsPerRun {
-				t.Fatalf("run %d: still not finished after %d kills (kill delays up to %v)", runs, killed, maxDelay)
-			}
-			phase, uncommitted := killPhase(t, c)
-			phases[phase]++
-			if uncommitted >= 0 {
+			s := readKillState(c)
+			phases[s.phase]++
+			if s.uncommitted {
 				reruns++
+			}
+			if s.lastCommit > lastCommit {
+				lastCommit, noProgress = s.lastCommit, 0
+			} else if noProgress++; noProgress == stalled {
+				maxDelay *= 2
+				noProgress = 0
+				t.Logf("run %d: %d kills without a new commit, kill delays now up to %v", runs, stalled, maxDelay)
 			}
 		}
 		kills += killed

@@ -80,23 +80,27 @@ func (w *StreamWriter) validate() error {
 		}
 		seen[s.Name()] = true
 	}
-	aggregates := 0
+	aggregates, dedups := 0, 0
 	for _, op := range w.ds.Stateful() {
-		if strings.HasPrefix(op, "Window") {
-			continue
-		}
-		if !strings.HasPrefix(op, "Aggregate") {
+		switch {
+		case strings.HasPrefix(op, "Window"):
+		case strings.HasPrefix(op, "Aggregate"):
+			aggregates++
+		case strings.HasPrefix(op, "DropDuplicates"):
+			dedups++
+		default:
 			return fmt.Errorf("%w: streaming %s is not supported yet", ErrInvalidQuery, strings.TrimSpace(op))
 		}
-		aggregates++
 	}
 	switch {
 	case w.mode == sinks.Complete && aggregates == 0:
 		return fmt.Errorf("%w: complete output mode needs a streaming aggregation; this query has none", ErrInvalidQuery)
 	case len(w.ds.Watermarks()) > 1:
 		return fmt.Errorf("%w: several watermarks (a min/max policy across inputs) are not supported yet; declare one", ErrInvalidQuery)
-	case aggregates > 1:
-		return fmt.Errorf("%w: a query may have one streaming aggregation, it has %d", ErrInvalidQuery, aggregates)
+	case aggregates+dedups > 1:
+		return fmt.Errorf("%w: a query may have one stateful operator (aggregation or DropDuplicates) for now, it has %d", ErrInvalidQuery, aggregates+dedups)
+	case dedups > 0 && w.mode == sinks.Complete:
+		return fmt.Errorf("%w: complete output mode needs a streaming aggregation; DropDuplicates emits new rows only (append or update)", ErrInvalidQuery)
 	}
 	if _, err := w.ds.ExplainBatch(nil, &dataset.StreamState{FS: w.fs, KeyGroups: checkpoint.DefaultKeyGroups, Emit: string(w.mode)}); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidQuery, err)

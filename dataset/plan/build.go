@@ -89,6 +89,10 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		return exec.NewEventTimeObserver(ins[0], n.Watermark.Column, n.Observe)
 	case KindWindow:
 		return exec.NewWindow(mem, ins[0], *n.Window)
+	case KindDedup:
+		parts := max(n.Inputs[0].Parts, 1)
+		kg := n.State.KeyGroups
+		return exec.NewStatefulDedup(mem, ins[0], n.DedupKeys, *n.State, exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
 	case KindLateFilter:
 		return exec.NewLateFilter(mem, ins[0], n.Late.Column, n.Late.Threshold, n.Late.Dropped)
 	case KindProject:

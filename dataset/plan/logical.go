@@ -92,6 +92,12 @@ func NewWindow(in *Node, w exec.WindowSpec) (*Node, error) {
 	return n, n.derive()
 }
 
+// NewDropDuplicates keeps the first row of each distinct value of keys.
+func NewDropDuplicates(in *Node, keys []string) (*Node, error) {
+	n := &Node{Kind: KindDedup, Inputs: []*Node{in}, DedupKeys: keys}
+	return n, n.derive()
+}
+
 func NewFilter(in *Node, cond *expr.Expr) (*Node, error) {
 	n := &Node{Kind: KindFilter, Inputs: []*Node{in}, Cond: cond}
 	return n, n.derive()
@@ -229,6 +235,16 @@ func (n *Node) derive() error {
 		}
 		if n.Watermark.DelayMicros < 0 {
 			return fmt.Errorf("%w: watermark on %q: negative delay", ErrPlan, n.Watermark.Column)
+		}
+		n.Schema = in(0)
+	case KindDedup:
+		if len(n.DedupKeys) == 0 {
+			return fmt.Errorf("%w: drop duplicates needs at least one column", ErrPlan)
+		}
+		for _, k := range n.DedupKeys {
+			if len(in(0).FieldIndices(k)) == 0 {
+				return fmt.Errorf("drop duplicates on %q: %w: available %s", k, expr.ErrUnknownColumn, columnNames(in(0)))
+			}
 		}
 		n.Schema = in(0)
 	case KindWindow:

@@ -30,9 +30,10 @@ const (
 	KindLimit       Kind = "Limit"
 	KindMapBatches  Kind = "MapBatches"
 	KindWrite       Kind = "Write"
-	KindWatermark   Kind = "Watermark"   // declares an event-time column and delay
-	KindWindow      Kind = "Window"      // adds event-time window start/end columns
-	KindLateFilter  Kind = "LateFilter"  // physical: drops rows of windows the watermark closed
+	KindWatermark   Kind = "Watermark"  // declares an event-time column and delay
+	KindWindow      Kind = "Window"     // adds event-time window start/end columns
+	KindLateFilter  Kind = "LateFilter" // physical: drops rows of windows the watermark closed
+	KindDedup       Kind = "DropDuplicates"
 	KindExchange    Kind = "Exchange"    // a stage boundary: its input is repartitioned
 	KindShuffleRead Kind = "ShuffleRead" // the reading end of an Exchange inside a stage
 )
@@ -68,6 +69,8 @@ type Node struct {
 	Window *exec.WindowSpec
 	// Late drops rows whose Column <= Threshold (physical, streaming).
 	Late *LateSpec
+	// DedupKeys are DropDuplicates' key columns.
+	DedupKeys []string
 	// Observe receives a Watermark node's max event time per task
 	// (physical, streaming).
 	Observe  func(maxMicros int64) `json:"-"`
@@ -205,6 +208,12 @@ func (n *Node) describe() string {
 		return fmt.Sprintf("Window %s size=%d slide=%d offset=%d -> [%s, %s]", w.Column, w.Size, w.Slide, w.Offset, w.StartName, w.EndName)
 	case KindLateFilter:
 		return fmt.Sprintf("LateFilter %s > %d", n.Late.Column, n.Late.Threshold)
+	case KindDedup:
+		d := fmt.Sprintf("DropDuplicates [%s]", strings.Join(n.DedupKeys, ", "))
+		if n.State != nil {
+			d += fmt.Sprintf(" state=%s version=%d", n.State.Operator, n.State.Version)
+		}
+		return d
 	case KindSort:
 		keys := make([]string, len(n.SortKeys))
 		for i, k := range n.SortKeys {

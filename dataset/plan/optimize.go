@@ -397,6 +397,12 @@ func prune(n *Node, need map[string]bool) {
 		m := copyOf(need)
 		m[n.Watermark.Column] = true
 		prune(n.Inputs[0], m)
+	case KindDedup:
+		m := copyOf(need)
+		for _, k := range n.DedupKeys {
+			m[k] = true
+		}
+		prune(n.Inputs[0], m)
 	case KindWindow:
 		m := copyOf(need)
 		delete(m, n.Window.StartName)

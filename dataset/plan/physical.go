@@ -77,57 +77,9 @@ func (p *physical) plan(n *Node) (*Node, error) {
 			n.Scan.Splits, n.Scan.Pruned = n.Scan.Table.Splits(n.Scan.Preds)
 		}
 	case KindAggregate:
-		partial := &Node{Kind: KindAggregate, Inputs: n.Inputs, Keys: n.Keys, Aggs: n.Aggs, AggMode: exec.AggPartial}
-		s, err := exec.PartialSchema(n.Inputs[0].Schema, n.Keys, n.Aggs)
-		if err != nil {
-			return nil, err
-		}
-		partial.Schema = s
-		keys := make([]*expr.Expr, len(n.Keys))
-		for i, k := range n.Keys {
-			keys[i] = expr.Col(k.OutputName())
-		}
-		parts := p.parts
-		if len(keys) == 0 {
-			parts = 1
-		}
-		ex := exchange(partial, keys, parts)
-		final := &Node{Kind: KindAggregate, Inputs: []*Node{ex}, Keys: keys, Aggs: n.Aggs, AggMode: exec.AggFinal, Schema: n.Schema}
-		if p.stream != nil {
-			op := fmt.Sprintf("agg-%d", p.aggs)
-			etKey, threshold := -1, int64(0)
-			if w := eventTimeWindow(n.Inputs[0]); w != nil {
-				for i, k := range keys {
-					if k.Name == w.EndName {
-						etKey = i
-					}
-				}
-				if etKey >= 0 {
-					unit := n.Inputs[0].Schema.Field(n.Inputs[0].Schema.FieldIndices(w.EndName)[0]).Type.(*arrow.TimestampType).Unit
-					threshold = exec.FromMicros(p.stream.Watermark, unit)
-					late := &Node{Kind: KindLateFilter, Inputs: partial.Inputs, Schema: partial.Inputs[0].Schema,
-						Late: &LateSpec{Column: w.EndName, Threshold: threshold}}
-					if d := p.stream.Dropped; d != nil {
-						late.Late.Dropped = func(k int64) { d(op, k) }
-					}
-					partial.Inputs = []*Node{late}
-				}
-			}
-			if p.stream.Emit == "append" && etKey < 0 {
-				return nil, fmt.Errorf("%w: append output mode needs the aggregation grouped by an event-time window on a column with a watermark (WithWatermark, then GroupBy(Window(...)))", ErrPlan)
-			}
-			for _, a := range n.Aggs {
-				if a.Func == exec.AggCountDistinct {
-					return nil, fmt.Errorf("%w: %s: count_distinct is not supported in streaming aggregations", ErrPlan, aggString(a))
-				}
-			}
-			ex.KeyGroups = p.stream.KeyGroups
-			final.State = &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op,
-				KeyGroups: p.stream.KeyGroups, Version: p.stream.Version, Emit: p.stream.Emit, Report: p.stream.Report,
-				EventTimeKey: etKey, Watermark: threshold}
-			p.aggs++
-		}
-		return final, nil
+		return p.aggregate(n)
+	case KindDedup:
+		return p.dedup(n)
 	case KindJoin:
 		l, r := n.Inputs[0], n.Inputs[1]
 		n.Join.BuildRight = estimateRows(r) <= estimateRows(l)
@@ -157,6 +109,116 @@ func (p *physical) plan(n *Node) (*Node, error) {
 		}
 	}
 	return n, nil
+}
+
+// aggregate plans partial -> exchange -> final, stateful in a stream.
+func (p *physical) aggregate(n *Node) (*Node, error) {
+	partial := &Node{Kind: KindAggregate, Inputs: n.Inputs, Keys: n.Keys, Aggs: n.Aggs, AggMode: exec.AggPartial}
+	s, err := exec.PartialSchema(n.Inputs[0].Schema, n.Keys, n.Aggs)
+	if err != nil {
+		return nil, err
+	}
+	partial.Schema = s
+	keys := make([]*expr.Expr, len(n.Keys))
+	for i, k := range n.Keys {
+		keys[i] = expr.Col(k.OutputName())
+	}
+	parts := p.parts
+	if len(keys) == 0 {
+		parts = 1
+	}
+	ex := exchange(partial, keys, parts)
+	final := &Node{Kind: KindAggregate, Inputs: []*Node{ex}, Keys: keys, Aggs: n.Aggs, AggMode: exec.AggFinal, Schema: n.Schema}
+	if p.stream != nil {
+		op := fmt.Sprintf("agg-%d", p.aggs)
+		etKey, threshold := -1, int64(0)
+		if w := eventTimeWindow(n.Inputs[0]); w != nil {
+			for i, k := range keys {
+				if k.Name == w.EndName {
+					etKey = i
+				}
+			}
+			if etKey >= 0 {
+				unit := n.Inputs[0].Schema.Field(n.Inputs[0].Schema.FieldIndices(w.EndName)[0]).Type.(*arrow.TimestampType).Unit
+				threshold = exec.FromMicros(p.stream.Watermark, unit)
+				late := &Node{Kind: KindLateFilter, Inputs: partial.Inputs, Schema: partial.Inputs[0].Schema,
+					Late: &LateSpec{Column: w.EndName, Threshold: threshold}}
+				if d := p.stream.Dropped; d != nil {
+					late.Late.Dropped = func(k int64) { d(op, k) }
+				}
+				partial.Inputs = []*Node{late}
+			}
+		}
+		if p.stream.Emit == "append" && etKey < 0 {
+			return nil, fmt.Errorf("%w: append output mode needs the aggregation grouped by an event-time window on a column with a watermark (WithWatermark, then GroupBy(Window(...)))", ErrPlan)
+		}
+		for _, a := range n.Aggs {
+			if a.Func == exec.AggCountDistinct {
+				return nil, fmt.Errorf("%w: %s: count_distinct is not supported in streaming aggregations", ErrPlan, aggString(a))
+			}
+		}
+		ex.KeyGroups = p.stream.KeyGroups
+		final.State = &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op,
+			KeyGroups: p.stream.KeyGroups, Version: p.stream.Version, Emit: p.stream.Emit, Report: p.stream.Report,
+			EventTimeKey: etKey, Watermark: threshold}
+		p.aggs++
+	}
+	return final, nil
+}
+
+// dedup plans DropDuplicates: in a batch job, the first row per key (an
+// aggregate of first() values, then the original column order); in a
+// stream, an exchange by key group and a stateful filter of keys seen.
+func (p *physical) dedup(n *Node) (*Node, error) {
+	in := n.Inputs[0]
+	keys := make([]*expr.Expr, len(n.DedupKeys))
+	isKey := map[string]bool{}
+	for i, k := range n.DedupKeys {
+		keys[i] = expr.Col(k)
+		isKey[k] = true
+	}
+	if p.stream == nil {
+		var aggs []exec.Agg
+		for _, f := range in.Schema.Fields() {
+			if !isKey[f.Name] {
+				aggs = append(aggs, exec.Agg{Func: exec.AggFirst, Arg: expr.Col(f.Name), Name: f.Name})
+			}
+		}
+		logical := &Node{Kind: KindAggregate, Inputs: []*Node{in}, Keys: keys, Aggs: aggs}
+		if err := logical.derive(); err != nil {
+			return nil, err
+		}
+		agg, err := p.aggregate(logical)
+		if err != nil {
+			return nil, err
+		}
+		cols := make([]*expr.Expr, in.Schema.NumFields())
+		for i, f := range in.Schema.Fields() {
+			cols[i] = expr.Col(f.Name)
+		}
+		return &Node{Kind: KindProject, Inputs: []*Node{agg}, Exprs: cols, Schema: n.Schema}, nil
+	}
+	op := fmt.Sprintf("dedup-%d", p.aggs)
+	p.aggs++
+	etKey, threshold := -1, int64(0)
+	for i, k := range n.DedupKeys {
+		if watermarked(in, k) {
+			etKey = i
+			unit := in.Schema.Field(in.Schema.FieldIndices(k)[0]).Type.(*arrow.TimestampType).Unit
+			threshold = exec.FromMicros(p.stream.Watermark, unit)
+			late := &Node{Kind: KindLateFilter, Inputs: []*Node{in}, Schema: in.Schema, Late: &LateSpec{Column: k, Threshold: threshold}}
+			if d := p.stream.Dropped; d != nil {
+				late.Late.Dropped = func(c int64) { d(op, c) }
+			}
+			in = late
+			break
+		}
+	}
+	ex := exchange(in, keys, p.parts)
+	ex.KeyGroups = p.stream.KeyGroups
+	return &Node{Kind: KindDedup, Inputs: []*Node{ex}, DedupKeys: n.DedupKeys, Schema: n.Schema,
+		State: &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op, KeyGroups: p.stream.KeyGroups,
+			Version: p.stream.Version, Emit: p.stream.Emit, Report: p.stream.Report, EventTimeKey: etKey, Watermark: threshold}}, nil
 }
 
 // eventTimeWindow finds, below n within its pipeline, a window over a
