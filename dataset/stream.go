@@ -54,8 +54,8 @@ func (d *Dataset) Stateful() []string {
 	var out []string
 	d.node.Walk(func(n *plan.Node) {
 		switch n.Kind {
-		case plan.KindAggregate, plan.KindJoin, plan.KindSort, plan.KindLimit, plan.KindWindow, plan.KindDedup:
-			out = append(out, plan.Format(&plan.Node{Kind: n.Kind, Keys: n.Keys, Aggs: n.Aggs, Join: n.Join, SortKeys: n.SortKeys, N: n.N, Window: n.Window, DedupKeys: n.DedupKeys}))
+		case plan.KindAggregate, plan.KindJoin, plan.KindSort, plan.KindLimit, plan.KindWindow, plan.KindDedup, plan.KindSession:
+			out = append(out, plan.Format(&plan.Node{Kind: n.Kind, Keys: n.Keys, Aggs: n.Aggs, Join: n.Join, SortKeys: n.SortKeys, N: n.N, Window: n.Window, DedupKeys: n.DedupKeys, Session: n.Session}))
 		}
 	})
 	return out

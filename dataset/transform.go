@@ -103,6 +103,39 @@ type Grouped struct {
 // window_start and window_end.
 func (d *Dataset) GroupBy(keys ...any) *Grouped {
 	g := &Grouped{d: d}
+	var session *SessionKey
+	var plain []string
+	for _, k := range keys {
+		switch x := k.(type) {
+		case SessionKey:
+			if session != nil || g.windowed {
+				return &Grouped{d: d.derive(nil, fmt.Errorf("group by: at most one window"))}
+			}
+			session = &x
+		case string:
+			plain = append(plain, x)
+		case *Expr:
+			if x.Op == expr.OpCol {
+				plain = append(plain, x.Name)
+			}
+		}
+	}
+	if session != nil {
+		// Session keys must be plain columns: every row of a key meets in one task.
+		if len(plain) != len(keys)-1 {
+			return &Grouped{d: d.derive(nil, fmt.Errorf("group by a session window: the other keys must be column names"))}
+		}
+		g.d = d.session(*session, plain)
+		g.windowed = true
+		for _, k := range keys {
+			if _, ok := k.(SessionKey); ok {
+				g.keys = append(g.keys, expr.Col(WindowStart), expr.Col(WindowEnd))
+			} else {
+				g.keys = append(g.keys, toExpr(k))
+			}
+		}
+		return g
+	}
 	for _, k := range keys {
 		if w, ok := k.(WindowKey); ok {
 			if g.windowed {

@@ -44,6 +44,36 @@ func SlidingWindow(col string, size, slide time.Duration) WindowKey {
 // Offset shifts window starts (e.g. hourly windows at :15).
 func (w WindowKey) Offset(d time.Duration) WindowKey { w.offset = d; return w }
 
+// SessionKey groups rows by session window in GroupBy: rows of the same
+// other keys whose event times are less than gap apart form one session
+// [first time, last time + gap); the output gets window_start and
+// window_end. In a stream, sessions merge across batches (a late row can
+// bridge two), and append mode emits a session once the watermark passes
+// its end.
+type SessionKey struct {
+	col string
+	gap time.Duration
+}
+
+// SessionWindow is a session window with the given gap on a timestamp column.
+func SessionWindow(col string, gap time.Duration) SessionKey { return SessionKey{col: col, gap: gap} }
+
+func (d *Dataset) session(s SessionKey, keys []string) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	idx := d.node.Schema.FieldIndices(s.col)
+	if len(idx) == 0 {
+		return d.derive(nil, fmt.Errorf("session window on %q: %w: available %s", s.col, expr.ErrUnknownColumn, names(d.node.Schema)))
+	}
+	ts, ok := d.node.Schema.Field(idx[0]).Type.(*arrow.TimestampType)
+	if !ok {
+		return d.derive(nil, fmt.Errorf("session window on %q: %w: the column is %s, not a timestamp", s.col, expr.ErrType, d.node.Schema.Field(idx[0]).Type))
+	}
+	return d.derive(plan.NewSessionWindow(d.node, exec.SessionSpec{Column: s.col, Gap: exec.FromMicros(s.gap.Microseconds(), ts.Unit),
+		Keys: keys, StartName: WindowStart, EndName: WindowEnd}))
+}
+
 // Names of the window columns GroupBy(Window(...)) adds.
 const (
 	WindowStart = "window_start"

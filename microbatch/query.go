@@ -83,7 +83,7 @@ func (w *StreamWriter) validate() error {
 	aggregates, dedups := 0, 0
 	for _, op := range w.ds.Stateful() {
 		switch {
-		case strings.HasPrefix(op, "Window"):
+		case strings.HasPrefix(op, "Window"), strings.HasPrefix(op, "SessionWindow"):
 		case strings.HasPrefix(op, "Aggregate"):
 			aggregates++
 		case strings.HasPrefix(op, "DropDuplicates"):

@@ -64,8 +64,10 @@ func NewStatefulAgg(mem memory.Allocator, in Operator, keys []*expr.Expr, aggs [
 		final[i] = expr.Col(k.OutputName())
 	}
 	// The output schema is Final's over the partial schema.
-	probe, err := NewHashAgg(mem, NewRecords(in.Schema(), nil), final, aggs, AggFinal)
+	empty := NewRecords(in.Schema(), nil)
+	probe, err := NewHashAgg(mem, empty, final, aggs, AggFinal)
 	if err != nil {
+		empty.Close()
 		return nil, err
 	}
 	schema := probe.Schema()
@@ -144,9 +146,7 @@ func (s *statefulAgg) run(ctx context.Context) error {
 		if prev != nil {
 			inputs = []arrow.Record{prev, all}
 		}
-		merged, err = drain(ctx, func() (Operator, error) {
-			return NewHashAgg(s.mem, NewRecords(pschema, inputs), s.keys, s.aggs, AggMerge)
-		})
+		merged, err = aggregateRecords(ctx, s.mem, pschema, inputs, s.keys, s.aggs, AggMerge)
 		releaseRecords(inputs)
 		if err != nil {
 			return err
@@ -200,9 +200,7 @@ func (s *statefulAgg) run(ctx context.Context) error {
 	if len(emit) == 0 {
 		return nil
 	}
-	s.out, err = drain(ctx, func() (Operator, error) {
-		return NewHashAgg(s.mem, NewRecords(pschema, emit), s.keys, s.aggs, AggFinal)
-	})
+	s.out, err = aggregateRecords(ctx, s.mem, pschema, emit, s.keys, s.aggs, AggFinal)
 	return err
 }
 
@@ -272,6 +270,18 @@ func (s *statefulAgg) stored(store *state.Store, batch arrow.Record, nk int, psc
 	defer v.Release()
 	cols := append(append([]arrow.Array{}, k.Columns()...), v.Columns()...)
 	return array.NewRecord(pschema, cols, int64(len(found))), nil
+}
+
+// aggregateRecords runs a hash aggregate over recs (not taken over: the
+// caller keeps its references) and returns its output.
+func aggregateRecords(ctx context.Context, mem memory.Allocator, schema *arrow.Schema, recs []arrow.Record, keys []*expr.Expr, aggs []Agg, mode AggMode) ([]arrow.Record, error) {
+	in := NewRecords(schema, recs)
+	op, err := NewHashAgg(mem, in, keys, aggs, mode)
+	if err != nil {
+		in.Close()
+		return nil, err
+	}
+	return drain(ctx, func() (Operator, error) { return op, nil })
 }
 
 // drain runs an operator to the end and returns its records.

@@ -97,7 +97,15 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		return exec.NewLateFilter(mem, ins[0], n.Late.Column, n.Late.Threshold, n.Late.Dropped)
 	case KindProject:
 		return exec.NewProject(mem, ins[0], n.Exprs)
+	case KindSession:
+		return exec.NewSessionWindow(mem, ins[0], *n.Session)
 	case KindAggregate:
+		if n.State != nil && n.Session != nil {
+			parts := max(n.Inputs[0].Parts, 1)
+			kg := n.State.KeyGroups
+			return exec.NewStatefulSession(mem, ins[0], *n.Session, n.Keys, n.Aggs, *n.State,
+				exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
+		}
 		if n.State != nil {
 			parts := max(n.Inputs[0].Parts, 1)
 			kg := n.State.KeyGroups

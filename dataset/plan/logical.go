@@ -92,6 +92,12 @@ func NewWindow(in *Node, w exec.WindowSpec) (*Node, error) {
 	return n, n.derive()
 }
 
+// NewSessionWindow adds each row's session start and end columns.
+func NewSessionWindow(in *Node, spec exec.SessionSpec) (*Node, error) {
+	n := &Node{Kind: KindSession, Inputs: []*Node{in}, Session: &spec}
+	return n, n.derive()
+}
+
 // NewDropDuplicates keeps the first row of each distinct value of keys.
 func NewDropDuplicates(in *Node, keys []string) (*Node, error) {
 	n := &Node{Kind: KindDedup, Inputs: []*Node{in}, DedupKeys: keys}
@@ -237,6 +243,12 @@ func (n *Node) derive() error {
 			return fmt.Errorf("%w: watermark on %q: negative delay", ErrPlan, n.Watermark.Column)
 		}
 		n.Schema = in(0)
+	case KindSession:
+		sch, err := exec.SessionSchema(in(0), *n.Session)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrPlan, err)
+		}
+		n.Schema = sch
 	case KindDedup:
 		if len(n.DedupKeys) == 0 {
 			return fmt.Errorf("%w: drop duplicates needs at least one column", ErrPlan)

@@ -34,8 +34,9 @@ const (
 	KindWindow      Kind = "Window"     // adds event-time window start/end columns
 	KindLateFilter  Kind = "LateFilter" // physical: drops rows of windows the watermark closed
 	KindDedup       Kind = "DropDuplicates"
-	KindExchange    Kind = "Exchange"    // a stage boundary: its input is repartitioned
-	KindShuffleRead Kind = "ShuffleRead" // the reading end of an Exchange inside a stage
+	KindSession     Kind = "SessionWindow" // adds session start/end columns
+	KindExchange    Kind = "Exchange"      // a stage boundary: its input is repartitioned
+	KindShuffleRead Kind = "ShuffleRead"   // the reading end of an Exchange inside a stage
 )
 
 // Node is one operator of a plan. It is plain data apart from in-memory scan
@@ -71,6 +72,9 @@ type Node struct {
 	Late *LateSpec
 	// DedupKeys are DropDuplicates' key columns.
 	DedupKeys []string
+	// Session assigns rows to session windows (and, on a stateful
+	// Aggregate, says the aggregate merges sessions across batches).
+	Session *exec.SessionSpec
 	// Observe receives a Watermark node's max event time per task
 	// (physical, streaming).
 	Observe  func(maxMicros int64) `json:"-"`
@@ -208,6 +212,9 @@ func (n *Node) describe() string {
 		return fmt.Sprintf("Window %s size=%d slide=%d offset=%d -> [%s, %s]", w.Column, w.Size, w.Slide, w.Offset, w.StartName, w.EndName)
 	case KindLateFilter:
 		return fmt.Sprintf("LateFilter %s > %d", n.Late.Column, n.Late.Threshold)
+	case KindSession:
+		return fmt.Sprintf("SessionWindow %s gap=%d keys=[%s] -> [%s, %s]", n.Session.Column, n.Session.Gap,
+			strings.Join(n.Session.Keys, ", "), n.Session.StartName, n.Session.EndName)
 	case KindDedup:
 		d := fmt.Sprintf("DropDuplicates [%s]", strings.Join(n.DedupKeys, ", "))
 		if n.State != nil {

@@ -397,6 +397,15 @@ func prune(n *Node, need map[string]bool) {
 		m := copyOf(need)
 		m[n.Watermark.Column] = true
 		prune(n.Inputs[0], m)
+	case KindSession:
+		m := copyOf(need)
+		delete(m, n.Session.StartName)
+		delete(m, n.Session.EndName)
+		m[n.Session.Column] = true
+		for _, k := range n.Session.Keys {
+			m[k] = true
+		}
+		prune(n.Inputs[0], m)
 	case KindDedup:
 		m := copyOf(need)
 		for _, k := range n.DedupKeys {

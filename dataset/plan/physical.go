@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/apache/arrow/go/v17/arrow"
 
@@ -76,7 +77,21 @@ func (p *physical) plan(n *Node) (*Node, error) {
 		if n.Scan.Table != nil {
 			n.Scan.Splits, n.Scan.Pruned = n.Scan.Table.Splits(n.Scan.Preds)
 		}
+	case KindSession:
+		// Every row of a key meets in one task.
+		keys := make([]*expr.Expr, len(n.Session.Keys))
+		for i, k := range n.Session.Keys {
+			keys[i] = expr.Col(k)
+		}
+		parts := p.parts
+		if len(keys) == 0 {
+			parts = 1
+		}
+		n.Inputs = []*Node{exchange(n.Inputs[0], keys, parts)}
 	case KindAggregate:
+		if p.stream != nil && n.Inputs[0].Kind == KindSession {
+			return p.sessionAggregate(n)
+		}
 		return p.aggregate(n)
 	case KindDedup:
 		return p.dedup(n)
@@ -164,6 +179,44 @@ func (p *physical) aggregate(n *Node) (*Node, error) {
 		p.aggs++
 	}
 	return final, nil
+}
+
+// sessionAggregate plans a streaming session window aggregation: late rows
+// dropped, an exchange by key group of the session keys, and a stateful
+// operator that merges stored sessions with the batch's.
+func (p *physical) sessionAggregate(n *Node) (*Node, error) {
+	sess := n.Inputs[0]
+	in := sess.Inputs[0].Inputs[0] // below the session's own exchange
+	spec := *sess.Session
+	op := fmt.Sprintf("agg-%d", p.aggs)
+	p.aggs++
+	etKey, closeAt := -1, int64(0)
+	if watermarked(in, spec.Column) {
+		unit := in.Schema.Field(in.Schema.FieldIndices(spec.Column)[0]).Type.(*arrow.TimestampType).Unit
+		closeAt = exec.FromMicros(p.stream.Watermark, unit)
+		etKey = 0
+		// A row at t opens [t, t+gap); at or behind the watermark it is late.
+		lateAt := closeAt
+		if lateAt != math.MinInt64 { // no watermark yet: nothing is late (and MinInt64 - gap would wrap)
+			lateAt -= spec.Gap
+		}
+		late := &Node{Kind: KindLateFilter, Inputs: []*Node{in}, Schema: in.Schema, Late: &LateSpec{Column: spec.Column, Threshold: lateAt}}
+		if d := p.stream.Dropped; d != nil {
+			late.Late.Dropped = func(c int64) { d(op, c) }
+		}
+		in = late
+	} else if p.stream.Emit == "append" {
+		return nil, fmt.Errorf("%w: append output mode needs a watermark on the session window's column %q", ErrPlan, spec.Column)
+	}
+	keys := make([]*expr.Expr, len(spec.Keys))
+	for i, k := range spec.Keys {
+		keys[i] = expr.Col(k)
+	}
+	ex := exchange(in, keys, p.parts)
+	ex.KeyGroups = p.stream.KeyGroups
+	return &Node{Kind: KindAggregate, Inputs: []*Node{ex}, Keys: n.Keys, Aggs: n.Aggs, AggMode: exec.AggFinal, Schema: n.Schema, Session: &spec,
+		State: &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op, KeyGroups: p.stream.KeyGroups, Version: p.stream.Version,
+			Emit: p.stream.Emit, Report: p.stream.Report, EventTimeKey: etKey, Watermark: closeAt}}, nil
 }
 
 // dedup plans DropDuplicates: in a batch job, the first row per key (an

@@ -1,0 +1,382 @@
+package exec
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/dataset/expr"
+	"github.com/sluicedata/sluice/microbatch/state"
+)
+
+// touched marks, through a merge, which sessions this batch's rows reached.
+const touched = "__touched"
+
+// statefulSession aggregates session windows across micro-batches for key
+// groups [lo, hi). State holds every open session: key = the group keys
+// with the session start, value = the session end and the partial
+// aggregates. Each batch's rows are sessionized, then merged with the
+// stored sessions, so a late-arriving row can join or bridge sessions.
+type statefulSession struct {
+	mem    memory.Allocator
+	in     Operator
+	sess   SessionSpec
+	keys   []*expr.Expr // group keys in output order, including start and end
+	aggs   []Agg
+	spec   StateSpec
+	lo, hi int
+	schema *arrow.Schema
+	out    []arrow.Record
+	done   bool
+	err    error
+}
+
+// NewStatefulSession returns the stateful final stage of a session window
+// aggregation. in yields raw rows (all rows of the partition's keys); keys
+// are the aggregate's group keys, which include sess.StartName and
+// sess.EndName.
+func NewStatefulSession(mem memory.Allocator, in Operator, sess SessionSpec, keys []*expr.Expr, aggs []Agg, spec StateSpec, lo, hi int) (Operator, error) {
+	for _, a := range aggs {
+		if a.Func == AggCountDistinct {
+			return nil, fmt.Errorf("%s: count_distinct is not supported in streaming aggregations", a)
+		}
+	}
+	sch, err := SessionSchema(in.Schema(), sess)
+	if err != nil {
+		return nil, err
+	}
+	out, err := AggSchema(sch, keys, aggs)
+	if err != nil {
+		return nil, err
+	}
+	return &statefulSession{mem: mem, in: in, sess: sess, keys: keys, aggs: aggs, spec: spec, lo: lo, hi: hi, schema: out}, nil
+}
+
+func (s *statefulSession) Schema() *arrow.Schema { return s.schema }
+
+func (s *statefulSession) Next(ctx context.Context) (arrow.Record, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	if !s.done {
+		s.done = true
+		if err := s.run(ctx); err != nil {
+			s.err = fmt.Errorf("session aggregate %s [%d, %d): %w", s.spec.Operator, s.lo, s.hi, err)
+			return nil, s.err
+		}
+	}
+	if len(s.out) == 0 {
+		s.err = io.EOF
+		return nil, io.EOF
+	}
+	r := s.out[0]
+	s.out = s.out[1:]
+	return r, nil
+}
+
+// run is the whole batch:
+//
+//	P := partial aggregates of this batch's sessions, touched = 1
+//	S := every stored session, touched = 0
+//	M := Merge(P and S with overlapping intervals of a key merged)
+//	state := M minus the sessions the watermark closed
+//	emit Final(closed M) (append), Final(touched M) (update) or Final(M) (complete)
+func (s *statefulSession) run(ctx context.Context) error {
+	sessSchema, err := SessionSchema(s.in.Schema(), s.sess)
+	if err != nil {
+		return err
+	}
+	keys := append([]*expr.Expr{}, s.keys...)
+	aggs := append(append([]Agg{}, s.aggs...), Agg{Func: AggMax, Arg: expr.Col(touched), Name: touched})
+	withTouched := arrow.NewSchema(append(append([]arrow.Field{}, sessSchema.Fields()...), arrow.Field{Name: touched, Type: arrow.PrimitiveTypes.Int64}), nil)
+	pschema, err := PartialSchema(withTouched, keys, aggs)
+	if err != nil {
+		return err
+	}
+	nk := len(keys)
+	startIdx, endIdx := -1, -1
+	for i, k := range keys {
+		switch k.OutputName() {
+		case s.sess.StartName:
+			startIdx = i
+		case s.sess.EndName:
+			endIdx = i
+		}
+	}
+	if startIdx < 0 || endIdx < 0 {
+		return fmt.Errorf("the group keys must include %s and %s", s.sess.StartName, s.sess.EndName)
+	}
+	// Stored key: every group key but the end; value: the end and the partials.
+	var keyFields, valFields []arrow.Field
+	for i, f := range pschema.Fields() {
+		switch {
+		case i == endIdx:
+			valFields = append([]arrow.Field{f}, valFields...)
+		case i < nk:
+			keyFields = append(keyFields, f)
+		default:
+			valFields = append(valFields, f)
+		}
+	}
+	keySchema, valSchema := arrow.NewSchema(keyFields, nil), arrow.NewSchema(valFields, nil)
+	store, err := state.Open(state.Config{FS: s.spec.FS, Dir: s.spec.Dir, Operator: s.spec.Operator, KeyGroups: s.spec.KeyGroups,
+		Lo: s.lo, Hi: s.hi, KeySchema: keySchema, ValueSchema: valSchema, Allocator: s.mem}, s.spec.Version)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	split := func(r arrow.Record) (k, v arrow.Record) {
+		var kc, vc []arrow.Array
+		for i, c := range r.Columns() {
+			switch {
+			case i == endIdx:
+				vc = append([]arrow.Array{c}, vc...)
+			case i < nk:
+				kc = append(kc, c)
+			default:
+				vc = append(vc, c)
+			}
+		}
+		return array.NewRecord(keySchema, kc, r.NumRows()), array.NewRecord(valSchema, vc, r.NumRows())
+	}
+	join := func(k, v arrow.Record) arrow.Record {
+		cols := make([]arrow.Array, 0, pschema.NumFields())
+		ki := 0
+		for i := 0; i < nk; i++ {
+			if i == endIdx {
+				cols = append(cols, v.Column(0))
+				continue
+			}
+			cols = append(cols, k.Column(ki))
+			ki++
+		}
+		cols = append(cols, v.Columns()[1:]...)
+		return array.NewRecord(pschema, cols, k.NumRows())
+	}
+
+	// P: this batch's sessions.
+	var parts []arrow.Record
+	defer func() { releaseRecords(parts) }()
+	rows, err := drain(ctx, func() (Operator, error) { return s.in, nil })
+	if err != nil {
+		return err
+	}
+	if len(rows) > 0 {
+		all, err := ConcatRecords(s.mem, s.in.Schema(), rows)
+		releaseRecords(rows)
+		if err != nil {
+			return err
+		}
+		sessions, err := sessionize(s.mem, all, s.sess, sessSchema)
+		all.Release()
+		if err != nil {
+			return err
+		}
+		marked := appendConst(s.mem, sessions, withTouched, 1)
+		sessions.Release()
+		p, err := aggregateRecords(ctx, s.mem, withTouched, []arrow.Record{marked}, keys, aggs, AggPartial)
+		marked.Release()
+		if err != nil {
+			return err
+		}
+		parts = append(parts, p...)
+	}
+	// S: every stored session, untouched.
+	var storedKeys []arrow.Record
+	defer func() { releaseRecords(storedKeys) }()
+	err = store.Scan(func(k, v arrow.Record) error {
+		k.Retain()
+		storedKeys = append(storedKeys, k)
+		full := join(k, v)
+		defer full.Release()
+		zero, err := setConst(s.mem, full, pschema.NumFields()-1, 0)
+		if err != nil {
+			return err
+		}
+		parts = append(parts, zero)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(parts) == 0 {
+		return store.Commit(s.spec.Version + 1)
+	}
+	combined, err := ConcatRecords(s.mem, pschema, parts)
+	if err != nil {
+		return err
+	}
+	defer combined.Release()
+	merged, err := s.mergeSessions(ctx, combined, pschema, keys, aggs, startIdx, endIdx)
+	if err != nil {
+		return err
+	}
+	defer func() { releaseRecords(merged) }()
+
+	for _, k := range storedKeys {
+		if err := store.Delete(k); err != nil {
+			return err
+		}
+	}
+	var emit []arrow.Record
+	defer func() { releaseRecords(emit) }()
+	for _, m := range merged {
+		ends := m.Column(endIdx).(*array.Timestamp).TimestampValues()
+		touch := m.Column(pschema.NumFields() - 1).(*array.Int64).Int64Values()
+		var keep, out []int
+		for i := range ends {
+			closed := s.spec.EventTimeKey >= 0 && int64(ends[i]) <= s.spec.Watermark && s.spec.Emit != "complete"
+			if !closed {
+				keep = append(keep, i)
+			}
+			switch s.spec.Emit {
+			case "append":
+				if closed {
+					out = append(out, i)
+				}
+			case "update":
+				if touch[i] == 1 {
+					out = append(out, i)
+				}
+			default:
+				out = append(out, i)
+			}
+		}
+		if len(keep) > 0 {
+			kept, err := TakeRecord(s.mem, m, keep)
+			if err != nil {
+				return err
+			}
+			k, v := split(kept)
+			err = store.Put(k, v, nil)
+			k.Release()
+			v.Release()
+			kept.Release()
+			if err != nil {
+				return err
+			}
+		}
+		if len(out) > 0 {
+			r, err := TakeRecord(s.mem, m, out)
+			if err != nil {
+				return err
+			}
+			emit = append(emit, r)
+		}
+	}
+	if err := store.Commit(s.spec.Version + 1); err != nil {
+		return err
+	}
+	if s.spec.Report != nil {
+		s.spec.Report(s.spec.Operator, int64(store.Len()), store.SizeBytes())
+	}
+	if len(emit) == 0 {
+		return nil
+	}
+	final := make([]*expr.Expr, nk)
+	for i, k := range keys {
+		final[i] = expr.Col(k.OutputName())
+	}
+	// Final over the partial states without the internal touched column.
+	outSchema := arrow.NewSchema(pschema.Fields()[:pschema.NumFields()-1], nil)
+	stripped := make([]arrow.Record, len(emit))
+	for i, r := range emit {
+		stripped[i] = array.NewRecord(outSchema, r.Columns()[:r.NumCols()-1], r.NumRows())
+	}
+	defer releaseRecords(stripped)
+	s.out, err = aggregateRecords(ctx, s.mem, outSchema, stripped, final, s.aggs, AggFinal)
+	return err
+}
+
+// mergeSessions merges the overlapping sessions of each key in combined
+// (partial-state rows) into one row per session.
+func (s *statefulSession) mergeSessions(ctx context.Context, combined arrow.Record, pschema *arrow.Schema, keys []*expr.Expr, aggs []Agg, startIdx, endIdx int) ([]arrow.Record, error) {
+	var groupCols []arrow.Array
+	for i := range keys {
+		if i != startIdx && i != endIdx {
+			groupCols = append(groupCols, combined.Column(i))
+		}
+	}
+	starts := timestamps(combined.Column(startIdx))
+	ends := timestamps(combined.Column(endIdx))
+	order, ss, se, err := mergeIntervals(groupCols, starts, ends)
+	if err != nil {
+		return nil, err
+	}
+	sorted, err := TakeRecord(s.mem, combined, order)
+	if err != nil {
+		return nil, err
+	}
+	defer sorted.Release()
+	typ := pschema.Field(startIdx).Type.(*arrow.TimestampType)
+	start, end := tsArray(s.mem, typ, ss), tsArray(s.mem, typ, se)
+	defer start.Release()
+	defer end.Release()
+	cols := append([]arrow.Array{}, sorted.Columns()...)
+	cols[startIdx], cols[endIdx] = start, end
+	rec := array.NewRecord(pschema, cols, sorted.NumRows())
+	defer rec.Release()
+	mergeKeys := make([]*expr.Expr, len(keys))
+	for i, k := range keys {
+		mergeKeys[i] = expr.Col(k.OutputName())
+	}
+	return aggregateRecords(ctx, s.mem, pschema, []arrow.Record{rec}, mergeKeys, aggs, AggMerge)
+}
+
+func timestamps(a arrow.Array) []int64 {
+	v := a.(*array.Timestamp).TimestampValues()
+	out := make([]int64, len(v))
+	for i, x := range v {
+		out[i] = int64(x)
+	}
+	return out
+}
+
+func tsArray(mem memory.Allocator, typ *arrow.TimestampType, v []int64) arrow.Array {
+	b := array.NewTimestampBuilder(mem, typ)
+	defer b.Release()
+	b.Reserve(len(v))
+	for _, x := range v {
+		b.UnsafeAppend(arrow.Timestamp(x))
+	}
+	return b.NewArray()
+}
+
+func int64Const(mem memory.Allocator, n int, v int64) arrow.Array {
+	b := array.NewInt64Builder(mem)
+	defer b.Release()
+	b.Reserve(n)
+	for i := 0; i < n; i++ {
+		b.UnsafeAppend(v)
+	}
+	return b.NewArray()
+}
+
+// appendConst returns rec with an int64 column of v appended (schema).
+func appendConst(mem memory.Allocator, rec arrow.Record, schema *arrow.Schema, v int64) arrow.Record {
+	c := int64Const(mem, int(rec.NumRows()), v)
+	defer c.Release()
+	return array.NewRecord(schema, append(append([]arrow.Array{}, rec.Columns()...), c), rec.NumRows())
+}
+
+// setConst returns rec with column i replaced by an int64 column of v.
+func setConst(mem memory.Allocator, rec arrow.Record, i int, v int64) (arrow.Record, error) {
+	if rec.Column(i).DataType().ID() != arrow.INT64 {
+		return nil, fmt.Errorf("column %d is %s, want int64", i, rec.Column(i).DataType())
+	}
+	c := int64Const(mem, int(rec.NumRows()), v)
+	defer c.Release()
+	cols := append([]arrow.Array{}, rec.Columns()...)
+	cols[i] = c
+	return array.NewRecord(rec.Schema(), cols, rec.NumRows()), nil
+}
+
+func (s *statefulSession) Close() error {
+	releaseRecords(s.out)
+	s.out = nil
+	return s.in.Close()
+}
