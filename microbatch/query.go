@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apache/arrow/go/v17/arrow"
+
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch/checkpoint"
@@ -41,6 +43,7 @@ type StreamWriter struct {
 	clock   Clock
 	retain  int
 	poll    time.Duration
+	late    sinks.Sink
 }
 
 // WriteStream starts configuring a streaming query of ds into sink:
@@ -59,6 +62,13 @@ func (w *StreamWriter) Clock(c Clock) *StreamWriter                { w.clock = c
 func (w *StreamWriter) FS(fs vfs.FS) *StreamWriter                 { w.fs = fs; return w }
 func (w *StreamWriter) Retain(batches int) *StreamWriter           { w.retain = batches; return w }
 func (w *StreamWriter) PollInterval(d time.Duration) *StreamWriter { w.poll = d; return w }
+
+// LateRows sends the rows a watermark drops as late to sink (append mode,
+// committed with the same batch id before the main sink), instead of only
+// counting them. The rows keep the columns they had where they were dropped
+// (for windows, with window_start and window_end). In-process only: the
+// rows travel from tasks to the driver in memory.
+func (w *StreamWriter) LateRows(sink sinks.Sink) *StreamWriter { w.late = sink; return w }
 
 func (w *StreamWriter) validate() error {
 	if err := w.ds.Err(); err != nil {
@@ -363,6 +373,38 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 	}
 }
 
+// commitLate writes a batch's late rows through the late-rows sink as one
+// task and commits them under the batch's id (idempotent, so a re-run after a
+// crash writes them once).
+func (q *Query) commitLate(ctx context.Context, batch int64, recs []arrow.Record) error {
+	sink := q.w.late
+	schema := recs[0].Schema()
+	if err := sink.Check(sinks.Append, schema); err != nil {
+		return err
+	}
+	b := sinks.Batch{ID: batch, Mode: sinks.Append, Schema: schema}
+	wr, err := sink.NewWriter(ctx, b, 0)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if err := wr.Write(r); err != nil {
+			wr.Abort()
+			return err
+		}
+	}
+	msg, err := wr.Prepare()
+	if err != nil {
+		wr.Abort()
+		return err
+	}
+	if err := sink.Commit(ctx, b, []sinks.CommitMessage{msg}); err != nil {
+		sink.Abort(ctx, b, []sinks.CommitMessage{msg})
+		return err
+	}
+	return nil
+}
+
 func (q *Query) stateDir() string { return strings.TrimRight(q.w.dir, "/") + "/state" }
 
 func (q *Query) sleep(ctx context.Context, d time.Duration) error {
@@ -444,11 +486,30 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 			defer stateMu.Unlock()
 			opProgress(op).DroppedLate += n
 		}}
+	var lateRecs []arrow.Record
+	defer func() {
+		for _, r := range lateRecs {
+			r.Release()
+		}
+	}()
+	if w.late != nil {
+		st.Late = func(_ string, r arrow.Record) {
+			stateMu.Lock()
+			defer stateMu.Unlock()
+			lateRecs = append(lateRecs, r)
+		}
+	}
 	t := w.clock.Now()
 	msgs, err := w.ds.RunBatch(ctx, splits, w.sink, b, st)
 	dur[PhaseAddBatch] = w.clock.Now().Sub(t)
 	if err != nil {
 		return 0, fmt.Errorf("batch %d: %w", e.Batch, err)
+	}
+	if len(lateRecs) > 0 {
+		if err := q.commitLate(ctx, e.Batch, lateRecs); err != nil {
+			w.sink.Abort(ctx, b, msgs)
+			return 0, fmt.Errorf("batch %d: late rows sink %s: %w", e.Batch, w.late.Name(), err)
+		}
 	}
 	t = w.clock.Now()
 	if err := w.sink.Commit(ctx, b, msgs); err != nil {

@@ -154,10 +154,10 @@ func TestLateRowsAreDroppedAndCounted(t *testing.T) {
 		}
 	}()
 	src.Append(recs...)
-	sink := newRecordingSink()
+	sink, lateSink := newRecordingSink(), newRecordingSink()
 	fs := vfs.NewMem()
 	run := func() *microbatch.Query {
-		q, err := microbatch.WriteStream(windowJob(dataset.ReadStream(src).WithConfig(cfg), 10*time.Second), sink).
+		q, err := microbatch.WriteStream(windowJob(dataset.ReadStream(src).WithConfig(cfg), 10*time.Second), sink).LateRows(lateSink).
 			Checkpoint("/ckpt").FS(fs).OutputMode(sinks.Append).Trigger(microbatch.AvailableNow()).Start(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -187,5 +187,23 @@ func TestLateRowsAreDroppedAndCounted(t *testing.T) {
 	}
 	if after := sink.rows(); !slices.Equal(after, before) {
 		t.Fatalf("late rows changed the output: %d rows before, %d after", len(before), len(after))
+	}
+	// The side output got exactly the late rows, with their windows.
+	var want []string
+	for _, r := range late {
+		want = append(want, render(r)...)
+	}
+	var got []string
+	for _, r := range lateSink.rows() {
+		f := strings.Split(r, "|")
+		got = append(got, strings.Join(f[:3], "|"))
+		if len(f) != 5 {
+			t.Fatalf("late row %q: want the input columns and the window start and end", r)
+		}
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("late rows sink got %d rows, want the %d late rows", len(got), len(want))
 	}
 }

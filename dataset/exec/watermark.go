@@ -96,18 +96,20 @@ type lateOp struct {
 	col       int
 	threshold int64
 	dropped   func(n int64)
+	side      func(arrow.Record)
 	err       error
 }
 
 // NewLateFilter drops rows whose column col (a timestamp, in its own unit)
 // is <= threshold: rows of windows the watermark has already closed. It
-// calls dropped with each batch's count of dropped rows.
-func NewLateFilter(mem memory.Allocator, in Operator, col string, threshold int64, dropped func(n int64)) (Operator, error) {
+// calls dropped with each record's count of dropped rows and, when side is
+// set, hands it the dropped rows (a record side owns and must release).
+func NewLateFilter(mem memory.Allocator, in Operator, col string, threshold int64, dropped func(n int64), side func(arrow.Record)) (Operator, error) {
 	idx := in.Schema().FieldIndices(col)
 	if len(idx) == 0 {
 		return nil, fmt.Errorf("late filter on %q: no such column", col)
 	}
-	return &lateOp{mem: mem, in: in, col: idx[0], threshold: threshold, dropped: dropped}, nil
+	return &lateOp{mem: mem, in: in, col: idx[0], threshold: threshold, dropped: dropped, side: side}, nil
 }
 
 func (o *lateOp) Schema() *arrow.Schema { return o.in.Schema() }
@@ -120,10 +122,12 @@ func (o *lateOp) Next(ctx context.Context) (arrow.Record, error) {
 			break
 		}
 		ts := rec.Column(o.col).(*array.Timestamp)
-		var keep []int
+		var keep, late []int
 		for i, v := range ts.TimestampValues() {
 			if ts.IsValid(i) && int64(v) > o.threshold {
 				keep = append(keep, i)
+			} else {
+				late = append(late, i)
 			}
 		}
 		if len(keep) == int(rec.NumRows()) {
@@ -131,6 +135,15 @@ func (o *lateOp) Next(ctx context.Context) (arrow.Record, error) {
 		}
 		if o.dropped != nil {
 			o.dropped(rec.NumRows() - int64(len(keep)))
+		}
+		if o.side != nil {
+			lr, err := TakeRecord(o.mem, rec, late)
+			if err != nil {
+				rec.Release()
+				o.err = err
+				break
+			}
+			o.side(lr)
 		}
 		if len(keep) == 0 {
 			rec.Release()

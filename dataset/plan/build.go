@@ -94,7 +94,7 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		kg := n.State.KeyGroups
 		return exec.NewStatefulDedup(mem, ins[0], n.DedupKeys, *n.State, exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
 	case KindLateFilter:
-		return exec.NewLateFilter(mem, ins[0], n.Late.Column, n.Late.Threshold, n.Late.Dropped)
+		return exec.NewLateFilter(mem, ins[0], n.Late.Column, n.Late.Threshold, n.Late.Dropped, n.Late.Side)
 	case KindProject:
 		return exec.NewProject(mem, ins[0], n.Exprs)
 	case KindSession:

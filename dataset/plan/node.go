@@ -105,8 +105,9 @@ type WatermarkSpec struct {
 // LateSpec drops rows of closed windows before a stateful aggregate.
 type LateSpec struct {
 	Column    string
-	Threshold int64         // in the column's unit
-	Dropped   func(n int64) `json:"-"`
+	Threshold int64              // in the column's unit
+	Dropped   func(n int64)      `json:"-"`
+	Side      func(arrow.Record) `json:"-"` // receives the late rows, when a side output is named
 }
 
 // Join is an equi-join.

@@ -37,6 +37,8 @@ type StreamState struct {
 	Observe func(column string, maxMicros int64)
 	// Dropped receives counts of late rows dropped before an aggregate.
 	Dropped func(operator string, n int64)
+	// Late, when set, receives the late rows themselves (owning them).
+	Late func(operator string, rec arrow.Record)
 }
 
 // PhysicalStream is Physical for one micro-batch: with st set, aggregates
@@ -158,9 +160,7 @@ func (p *physical) aggregate(n *Node) (*Node, error) {
 				threshold = exec.FromMicros(p.stream.Watermark, unit)
 				late := &Node{Kind: KindLateFilter, Inputs: partial.Inputs, Schema: partial.Inputs[0].Schema,
 					Late: &LateSpec{Column: w.EndName, Threshold: threshold}}
-				if d := p.stream.Dropped; d != nil {
-					late.Late.Dropped = func(k int64) { d(op, k) }
-				}
+				p.sideOutput(late.Late, op)
 				partial.Inputs = []*Node{late}
 			}
 		}
@@ -201,9 +201,7 @@ func (p *physical) sessionAggregate(n *Node) (*Node, error) {
 			lateAt -= spec.Gap
 		}
 		late := &Node{Kind: KindLateFilter, Inputs: []*Node{in}, Schema: in.Schema, Late: &LateSpec{Column: spec.Column, Threshold: lateAt}}
-		if d := p.stream.Dropped; d != nil {
-			late.Late.Dropped = func(c int64) { d(op, c) }
-		}
+		p.sideOutput(late.Late, op)
 		in = late
 	} else if p.stream.Emit == "append" {
 		return nil, fmt.Errorf("%w: append output mode needs a watermark on the session window's column %q", ErrPlan, spec.Column)
@@ -260,9 +258,7 @@ func (p *physical) dedup(n *Node) (*Node, error) {
 			unit := in.Schema.Field(in.Schema.FieldIndices(k)[0]).Type.(*arrow.TimestampType).Unit
 			threshold = exec.FromMicros(p.stream.Watermark, unit)
 			late := &Node{Kind: KindLateFilter, Inputs: []*Node{in}, Schema: in.Schema, Late: &LateSpec{Column: k, Threshold: threshold}}
-			if d := p.stream.Dropped; d != nil {
-				late.Late.Dropped = func(c int64) { d(op, c) }
-			}
+			p.sideOutput(late.Late, op)
 			in = late
 			break
 		}
@@ -272,6 +268,16 @@ func (p *physical) dedup(n *Node) (*Node, error) {
 	return &Node{Kind: KindDedup, Inputs: []*Node{ex}, DedupKeys: n.DedupKeys, Schema: n.Schema,
 		State: &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op, KeyGroups: p.stream.KeyGroups,
 			Version: p.stream.Version, Emit: p.stream.Emit, Report: p.stream.Report, EventTimeKey: etKey, Watermark: threshold}}, nil
+}
+
+// sideOutput connects a late filter to the batch's late-row callbacks.
+func (p *physical) sideOutput(l *LateSpec, op string) {
+	if d := p.stream.Dropped; d != nil {
+		l.Dropped = func(n int64) { d(op, n) }
+	}
+	if f := p.stream.Late; f != nil {
+		l.Side = func(r arrow.Record) { f(op, r) }
+	}
 }
 
 // eventTimeWindow finds, below n within its pipeline, a window over a
