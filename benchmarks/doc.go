@@ -10,8 +10,11 @@
 //
 // Subpackages:
 //
-//	batch   TPC-H lineitem generator, Q1 and Q6 through the Dataset API,
-//	        and a hand-written Go loop baseline (go run ./benchmarks/batch)
+//	batch      TPC-H lineitem generator, Q1 and Q6 through the Dataset API,
+//	           and a hand-written Go loop baseline (go run ./benchmarks/batch)
+//	streaming  generated events -> 10 s tumbling windows per key -> Parquet
+//	           sink with a local checkpoint, against a Go map baseline, and
+//	           the fixed cost of a batch (go run ./benchmarks/streaming)
 //
 // Invariants:
 //  1. Inputs are generated deterministically from a seed: the same flags

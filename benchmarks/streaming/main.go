@@ -1,0 +1,512 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/microbatch"
+	"github.com/sluicedata/sluice/sinks"
+	pqsink "github.com/sluicedata/sluice/sinks/parquet"
+	"github.com/sluicedata/sluice/sources/generate"
+)
+
+// options are the command line.
+type options struct {
+	events       int64
+	batchRows    int64
+	keys         int
+	eventRate    int64
+	window       time.Duration
+	delay        time.Duration
+	emptyBatches int
+	seed         uint64
+	parallelism  int
+	json         bool
+	dir          string
+	cpuProfile   string
+	emptyProfile string
+
+	mem memory.Allocator // every Arrow buffer of the run; nil = memory.DefaultAllocator (tests inject a checked one)
+}
+
+// report is the one JSON line of -json. Definitions are in doc.go.
+type report struct {
+	Events               int64   `json:"events"`
+	Seconds              float64 `json:"seconds"`
+	EventsPerSec         float64 `json:"events_per_sec"`
+	CPUSeconds           float64 `json:"cpu_seconds"`
+	Batches              int     `json:"batches"`
+	BatchRows            int64   `json:"batch_rows"`
+	BatchP50Ms           float64 `json:"batch_p50_ms"`
+	BatchP99Ms           float64 `json:"batch_p99_ms"`
+	BatchMaxMs           float64 `json:"batch_max_ms"`
+	AddBatchMsPerBatch   float64 `json:"add_batch_ms_per_batch"`
+	SinkCommitMsPerBatch float64 `json:"sink_commit_ms_per_batch"`
+	CheckpointMsPerBatch float64 `json:"checkpoint_ms_per_batch"`
+	StateRows            int64   `json:"state_rows"`
+	StateBytes           int64   `json:"state_bytes"`
+	StateBytesPerKey     float64 `json:"state_bytes_per_key"`
+	StateBytesPerInKey   float64 `json:"state_bytes_per_distinct_key"`
+	DroppedLate          int64   `json:"dropped_late"`
+	PeakRSSBytes         int64   `json:"peak_rss_bytes"`
+	OutputRows           int64   `json:"output_rows"`
+	Windows              int     `json:"windows"`
+	FinalWatermark       string  `json:"final_watermark"`
+	BaselineSeconds      float64 `json:"baseline_seconds"`
+
+	EmptyBatches            int                `json:"empty_batches"`
+	EmptyBatchP50Ms         float64            `json:"empty_batch_p50_ms"`
+	EmptyBatchMeanMs        float64            `json:"empty_batch_mean_ms"`
+	EmptyBatchCheckpointMs  float64            `json:"empty_batch_checkpoint_ms"`
+	EmptyBatchStateRows     int64              `json:"empty_batch_state_rows"`
+	EmptyBatchPhasesMs      map[string]float64 `json:"empty_batch_phases_ms"`
+	EmptyFreshBatchP50Ms    float64            `json:"empty_fresh_batch_p50_ms"`
+	EmptyFreshBatchMeanMs   float64            `json:"empty_fresh_batch_mean_ms"`
+	EmptyFreshCheckpointMs  float64            `json:"empty_fresh_checkpoint_ms"`
+	EmptyFreshPhasesMs      map[string]float64 `json:"empty_fresh_phases_ms"`
+	ProgressMissing         int                `json:"progress_missing"`
+	Keys                    int                `json:"keys"`
+	EventRate               int64              `json:"event_rate"`
+	GOMAXPROCS              int                `json:"gomaxprocs"`
+	Parallelism             int                `json:"parallelism"`
+	Check                   string             `json:"check"`
+	emptyBatchTotalsMs      []float64
+	emptyFreshBatchTotalsMs []float64
+}
+
+const (
+	defaultEvents    = 50_000_000
+	defaultBatchRows = 1_000_000
+	defaultKeys      = 10_000
+	defaultEventRate = 100_000
+	defaultSeed      = 20261101
+)
+
+// origin is the event time of row 0: on a window boundary, so window i of
+// the run is [origin + i*window, origin + (i+1)*window).
+var origin = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+func main() {
+	var o options
+	flag.Int64Var(&o.events, "events", defaultEvents, "events to generate and process")
+	flag.Int64Var(&o.batchRows, "batch-rows", defaultBatchRows, "max events per micro-batch (the source's MaxRowsPerBatch)")
+	flag.IntVar(&o.keys, "keys", defaultKeys, "distinct keys")
+	flag.Int64Var(&o.eventRate, "event-rate", defaultEventRate, "events per second of event time (row i has event time origin + i/event-rate)")
+	flag.DurationVar(&o.window, "window", 10*time.Second, "tumbling window size")
+	flag.DurationVar(&o.delay, "delay", 2*time.Second, "watermark delay")
+	flag.IntVar(&o.emptyBatches, "empty-batches", 100, "one-row batches run to measure the fixed cost of a batch (0 = skip)")
+	flag.Uint64Var(&o.seed, "seed", defaultSeed, "generator seed (keys)")
+	flag.IntVar(&o.parallelism, "parallelism", 0, "engine tasks (default GOMAXPROCS)")
+	flag.BoolVar(&o.json, "json", false, "print one JSON line instead of a table")
+	flag.StringVar(&o.dir, "dir", "", "checkpoint and output directory, must not exist or be empty (default: a temp dir, removed)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the main run to this file")
+	flag.StringVar(&o.emptyProfile, "empty-cpuprofile", "", "write a CPU profile of the one-row batches on the main checkpoint to this file")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	code, err := run(ctx, o, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "streaming:", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func (o options) validate() error {
+	switch {
+	case o.events <= 0:
+		return fmt.Errorf("-events %d must be positive", o.events)
+	case o.batchRows <= 0:
+		return fmt.Errorf("-batch-rows %d must be positive", o.batchRows)
+	case o.keys <= 0:
+		return fmt.Errorf("-keys %d must be positive", o.keys)
+	case o.eventRate <= 0 || o.eventRate > 1_000_000_000:
+		return fmt.Errorf("-event-rate %d must be in 1..1e9", o.eventRate)
+	case o.window <= 0 || o.window%time.Microsecond != 0:
+		return fmt.Errorf("-window %v must be a positive whole number of microseconds", o.window)
+	case o.delay < 0:
+		return fmt.Errorf("-delay %v must not be negative", o.delay)
+	case o.emptyBatches < 0:
+		return fmt.Errorf("-empty-batches %d must not be negative", o.emptyBatches)
+	}
+	return nil
+}
+
+// run is main without the process: it returns the exit code (2 when the
+// sink's output differs from the baseline) and an error to print.
+func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
+	if err := o.validate(); err != nil {
+		return 1, err
+	}
+	if o.parallelism <= 0 {
+		o.parallelism = runtime.GOMAXPROCS(0)
+	}
+	if o.mem == nil {
+		o.mem = memory.DefaultAllocator
+	}
+	dir := o.dir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "sluice-streaming-")
+		if err != nil {
+			return 1, err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	} else if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		return 1, fmt.Errorf("-dir %s is not empty: a checkpoint there would resume an old run", dir)
+	}
+	rep := report{Events: o.events, BatchRows: o.batchRows, Keys: o.keys, EventRate: o.eventRate,
+		GOMAXPROCS: runtime.GOMAXPROCS(0), Parallelism: o.parallelism}
+	cfg := dataset.Config{Allocator: o.mem, Parallelism: o.parallelism}
+	main := runDirs{checkpoint: filepath.Join(dir, "checkpoint"), out: filepath.Join(dir, "out")}
+
+	// The measured run: every event, AvailableNow, in batches of -batch-rows.
+	stopProfile, err := startProfile(o.cpuProfile)
+	if err != nil {
+		return 1, err
+	}
+	runtime.GC()
+	start, cpu := time.Now(), cpuTime()
+	progress, missing, err := runQuery(ctx, o, cfg, main, 0, o.events, o.batchRows)
+	rep.Seconds, rep.CPUSeconds = time.Since(start).Seconds(), cpuTime()-cpu
+	stopProfile()
+	if err != nil {
+		return 1, err
+	}
+	rep.PeakRSSBytes = peakRSS()
+	rep.ProgressMissing += missing
+	rep.EventsPerSec = float64(o.events) / rep.Seconds
+	summarise(&rep, progress)
+	var inputRows int64
+	for _, p := range progress {
+		inputRows += p.InputRows
+	}
+	if inputRows != o.events {
+		return 1, fmt.Errorf("the query read %d events, want %d", inputRows, o.events)
+	}
+	last := progress[len(progress)-1]
+	if last.Watermark.IsZero() {
+		return 1, errors.New("the last batch ran without a watermark")
+	}
+	wmMicros := last.Watermark.UnixMicro()
+	rep.FinalWatermark = last.Watermark.Format(time.RFC3339Nano)
+
+	// Correctness: the Parquet output against a plain Go loop over the same events.
+	start = time.Now()
+	want, err := baseline(ctx, o, wmMicros)
+	rep.BaselineSeconds = time.Since(start).Seconds()
+	if err != nil {
+		return 1, fmt.Errorf("baseline: %w", err)
+	}
+	got, rows, err := readOutput(ctx, cfg, main.out)
+	if err != nil {
+		return 1, fmt.Errorf("read back %s: %w", main.out, err)
+	}
+	rep.OutputRows, rep.Windows = rows, countWindows(want)
+	checkErr := compare(got, want, rows)
+	rep.Check = "ok"
+	if checkErr != nil {
+		rep.Check = "mismatch"
+	}
+
+	// The fixed cost of a batch: one-row batches, first on top of the main
+	// run's checkpoint (its live windows in state), then on a new checkpoint.
+	if o.emptyBatches > 0 && checkErr == nil {
+		stopProfile, err := startProfile(o.emptyProfile)
+		if err != nil {
+			return 1, err
+		}
+		warm, missing, err := runQuery(ctx, o, cfg, main, o.events, o.events+int64(o.emptyBatches), 1)
+		stopProfile()
+		if err != nil {
+			return 1, fmt.Errorf("one-row batches on the main checkpoint: %w", err)
+		}
+		rep.ProgressMissing += missing
+		rep.EmptyBatches = len(warm)
+		rep.emptyBatchTotalsMs, rep.EmptyBatchCheckpointMs, rep.EmptyBatchStateRows, rep.EmptyBatchPhasesMs = fixedCost(warm)
+		rep.EmptyBatchP50Ms, rep.EmptyBatchMeanMs = percentile(rep.emptyBatchTotalsMs, 0.5), mean(rep.emptyBatchTotalsMs)
+
+		fresh := runDirs{checkpoint: filepath.Join(dir, "checkpoint-empty"), out: filepath.Join(dir, "out-empty")}
+		cold, missing, err := runQuery(ctx, o, cfg, fresh, 0, int64(o.emptyBatches), 1)
+		if err != nil {
+			return 1, fmt.Errorf("one-row batches on a new checkpoint: %w", err)
+		}
+		rep.ProgressMissing += missing
+		rep.emptyFreshBatchTotalsMs, rep.EmptyFreshCheckpointMs, _, rep.EmptyFreshPhasesMs = fixedCost(cold)
+		rep.EmptyFreshBatchP50Ms, rep.EmptyFreshBatchMeanMs = percentile(rep.emptyFreshBatchTotalsMs, 0.5), mean(rep.emptyFreshBatchTotalsMs)
+	}
+
+	if o.json {
+		b, _ := json.Marshal(rep)
+		fmt.Fprintln(stdout, string(b))
+	} else {
+		printReport(stdout, rep)
+	}
+	if checkErr != nil {
+		return 2, fmt.Errorf("the Parquet output differs from the baseline: %w", checkErr)
+	}
+	return 0, nil
+}
+
+// runDirs are one query's checkpoint and Parquet output directories.
+type runDirs struct{ checkpoint, out string }
+
+// job is the benchmarked query: 10 s tumbling windows per key, count and sum.
+func job(src *generate.Rate, cfg dataset.Config, o options) *dataset.Dataset {
+	return dataset.ReadStream(src).WithConfig(cfg).
+		WithWatermark("timestamp", o.delay).
+		GroupBy(dataset.Window("timestamp", o.window), "key").
+		Agg(dataset.CountAll().As("count"), dataset.Sum(dataset.Col("value")).As("sum"))
+}
+
+// newSource is the Rate stream of the run, with a processing-time clock
+// frozen at the instant the row `until` is due: an AvailableNow query
+// reads rows [0, until) (those a checkpoint has not read yet) as fast as it
+// can, and row i's event time is origin + i/eventRate.
+func newSource(o options, until, batchRows int64) (*generate.Rate, error) {
+	now := origin.Add(dueAfter(until, o.eventRate))
+	return generate.NewRate(generate.RateConfig{Name: "events", RowsPerSecond: o.eventRate, Seed: o.seed, Keys: o.keys,
+		StartTime: origin, MaxRowsPerBatch: batchRows, Now: func() time.Time { return now }})
+}
+
+// dueAfter is the smallest duration after which exactly rows rows of a
+// rate stream are due (row i is due at i/rate s; generate counts rows in
+// whole nanoseconds, rounding down, so round up here).
+func dueAfter(rows, rate int64) time.Duration {
+	sec, rem := rows/rate, rows%rate
+	ns := (rem*int64(time.Second) + rate - 1) / rate
+	return time.Duration(sec)*time.Second + time.Duration(ns)
+}
+
+// runQuery runs the job over rows [from, until) in batches of at most
+// batchRows with the AvailableNow trigger, resuming the checkpoint in dirs,
+// and returns the progress of every batch it ran, oldest first, and how
+// many batches' progress it missed.
+//
+// Query.RecentProgress keeps only the last 100 batches, so a poller merges
+// it by batch id every 5 ms while the query runs; it misses a batch only if
+// more than 100 complete between two polls (counted, reported).
+func runQuery(ctx context.Context, o options, cfg dataset.Config, dirs runDirs, from, until, batchRows int64) ([]microbatch.Progress, int, error) {
+	src, err := newSource(o, until, batchRows)
+	if err != nil {
+		return nil, 0, err
+	}
+	sink, err := pqsink.NewStream(pqsink.StreamConfig{Dir: dirs.out, Mem: o.mem})
+	if err != nil {
+		return nil, 0, err
+	}
+	q, err := microbatch.WriteStream(job(src, cfg, o), sink).Trigger(microbatch.AvailableNow()).
+		Checkpoint(dirs.checkpoint).OutputMode(sinks.Append).Start(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	var mu sync.Mutex
+	seen := map[int64]microbatch.Progress{}
+	merge := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range q.RecentProgress() {
+			seen[p.Batch] = p
+		}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				merge()
+			}
+		}
+	})
+	err = q.AwaitTermination()
+	close(done)
+	wg.Wait()
+	merge()
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]microbatch.Progress, 0, len(seen))
+	for _, p := range seen {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Batch < out[j].Batch })
+	if len(out) == 0 {
+		return nil, 0, errors.New("the query ran no batch")
+	}
+	missing := int(out[len(out)-1].Batch-out[0].Batch+1) - len(out)
+	return out, missing, nil
+}
+
+// batchMs is a batch's whole duration: the driver's triggerExecution
+// starts after the offsets are written, so add latestOffset and walCommit.
+func batchMs(p microbatch.Progress) float64 {
+	d := p.Durations
+	return ms(d[microbatch.PhaseLatestOffset] + d[microbatch.PhaseWALCommit] + d[microbatch.PhaseTotal])
+}
+
+// checkpointMs is the driver's checkpoint I/O of a batch: the offsets WAL
+// and the commit log (with purging). The state store's commit is inside
+// addBatch and not counted here.
+func checkpointMs(p microbatch.Progress) float64 {
+	return ms(p.Durations[microbatch.PhaseWALCommit] + p.Durations[microbatch.PhaseCommitLog])
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func summarise(rep *report, ps []microbatch.Progress) {
+	var totals []float64
+	var add, sink, ckpt float64
+	for _, p := range ps {
+		totals = append(totals, batchMs(p))
+		add += ms(p.Durations[microbatch.PhaseAddBatch])
+		sink += ms(p.Durations[microbatch.PhaseSinkCommit])
+		ckpt += checkpointMs(p)
+		var rows, bytes int64
+		for _, s := range p.StateOperators {
+			rows += s.Rows
+			bytes += s.Bytes
+			rep.DroppedLate += s.DroppedLate
+		}
+		if bytes > rep.StateBytes {
+			rep.StateBytes, rep.StateRows = bytes, rows
+		}
+	}
+	n := float64(len(ps))
+	rep.Batches = len(ps)
+	rep.BatchP50Ms, rep.BatchP99Ms, rep.BatchMaxMs = percentile(totals, 0.5), percentile(totals, 0.99), percentile(totals, 1)
+	rep.AddBatchMsPerBatch, rep.SinkCommitMsPerBatch, rep.CheckpointMsPerBatch = add/n, sink/n, ckpt/n
+	if rep.StateRows > 0 {
+		rep.StateBytesPerKey = float64(rep.StateBytes) / float64(rep.StateRows)
+	}
+	rep.StateBytesPerInKey = float64(rep.StateBytes) / float64(rep.Keys)
+}
+
+// fixedCost summarises one-row batches: each batch's duration, the mean
+// checkpoint time, the largest state they ran with and the mean of each
+// driver phase.
+func fixedCost(ps []microbatch.Progress) (totals []float64, ckptMs float64, stateRows int64, phases map[string]float64) {
+	phases = map[string]float64{}
+	for _, p := range ps {
+		totals = append(totals, batchMs(p))
+		ckptMs += checkpointMs(p)
+		for k, d := range p.Durations {
+			phases[k] += ms(d) / float64(len(ps))
+		}
+		var rows int64
+		for _, s := range p.StateOperators {
+			rows += s.Rows
+		}
+		stateRows = max(stateRows, rows)
+	}
+	return totals, ckptMs / float64(len(ps)), stateRows, phases
+}
+
+// startProfile starts a CPU profile into path (nothing when path is
+// empty); the returned func stops it.
+func startProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// percentile is the nearest-rank percentile q (0 < q <= 1) of xs.
+func percentile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	i := int(q*float64(len(s))+0.999999) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+func mean(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	var t float64
+	for _, x := range xs {
+		t += x
+	}
+	return t / float64(len(xs))
+}
+
+// peakRSS is the process's peak resident set size so far (Linux reports
+// ru_maxrss in KiB).
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return -1
+	}
+	return int64(ru.Maxrss) * 1024
+}
+
+// cpuTime is the process's user plus system CPU time so far, in seconds.
+func cpuTime() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func printReport(w io.Writer, r report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	line := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\t\n", k, v) }
+	line("events", fmt.Sprintf("%d (%d keys, %d events/s of event time)", r.Events, r.Keys, r.EventRate))
+	line("wall", fmt.Sprintf("%.3f s  %.2f M events/s  %.2f s CPU", r.Seconds, r.EventsPerSec/1e6, r.CPUSeconds))
+	line("batches", fmt.Sprintf("%d of <= %d rows", r.Batches, r.BatchRows))
+	line("batch p50 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.BatchP50Ms, r.BatchP99Ms, r.BatchMaxMs))
+	line("per batch: addBatch / sinkCommit / checkpoint", fmt.Sprintf("%.1f / %.1f / %.2f ms", r.AddBatchMsPerBatch, r.SinkCommitMsPerBatch, r.CheckpointMsPerBatch))
+	line("state (largest)", fmt.Sprintf("%d rows, %d bytes, %.1f B/row", r.StateRows, r.StateBytes, r.StateBytesPerKey))
+	line("peak RSS", fmt.Sprintf("%.1f MiB", float64(r.PeakRSSBytes)/(1<<20)))
+	line("output", fmt.Sprintf("%d rows, %d windows, final watermark %s", r.OutputRows, r.Windows, r.FinalWatermark))
+	if r.EmptyBatches > 0 {
+		line("one-row batch, live state", fmt.Sprintf("p50 %.2f ms  mean %.2f ms  checkpoint %.2f ms  (%d batches, %d state rows)",
+			r.EmptyBatchP50Ms, r.EmptyBatchMeanMs, r.EmptyBatchCheckpointMs, r.EmptyBatches, r.EmptyBatchStateRows))
+		line("one-row batch, new checkpoint", fmt.Sprintf("p50 %.2f ms  mean %.2f ms  checkpoint %.2f ms",
+			r.EmptyFreshBatchP50Ms, r.EmptyFreshBatchMeanMs, r.EmptyFreshCheckpointMs))
+	}
+	if r.ProgressMissing > 0 {
+		line("progress missed", strconv.Itoa(r.ProgressMissing)+" batches")
+	}
+	line("baseline", fmt.Sprintf("%.3f s", r.BaselineSeconds))
+	line("GOMAXPROCS / parallelism", fmt.Sprintf("%d / %d", r.GOMAXPROCS, r.Parallelism))
+	line("check", r.Check)
+	tw.Flush()
+}
