@@ -2,6 +2,7 @@ package microbatch_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -171,38 +172,40 @@ func (r *childRun) runOrKill(t *testing.T, delay time.Duration) (killed bool) {
 // killState is where a kill left the query, read from its checkpoint and
 // the sink's log.
 type killState struct {
-	phase       string
-	lastCommit  int64 // newest batch in commits/; -1 = none
-	uncommitted bool  // the newest batch in offsets/ has no commit: the next start re-runs it
+	phase                   string
+	lastOffsets, lastCommit int64 // newest batch in offsets/ and commits/; -1 = none
+	lastSink                int64 // newest batch the sink's log holds; -1 = none
 }
 
 func readKillState(c killChild) killState {
-	lastOf := func(dir, suffix string) int64 {
+	lastOf := func(dir string, suffixes ...string) int64 {
 		last := int64(-1)
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
-			name, ok := strings.CutSuffix(e.Name(), suffix)
-			if !ok {
-				continue
-			}
-			if n, err := strconv.ParseInt(name, 10, 64); err == nil {
-				last = max(last, n)
+			for _, suffix := range suffixes {
+				name, ok := strings.CutSuffix(e.Name(), suffix)
+				if !ok {
+					continue
+				}
+				if n, err := strconv.ParseInt(name, 10, 64); err == nil {
+					last = max(last, n)
+				}
 			}
 		}
 		return last
 	}
-	lo := lastOf(filepath.Join(c.Checkpoint, "offsets"), ".json")
-	lc := lastOf(filepath.Join(c.Checkpoint, "commits"), ".json")
-	s := killState{lastCommit: lc, uncommitted: lo > lc}
-	log := filepath.Join(c.Out, "_sluice_log")
-	_, err := os.Stat(filepath.Join(log, strconv.FormatInt(lo, 10)+".json"))
-	files, _ := filepath.Glob(filepath.Join(c.Out, "*", fmt.Sprintf("part-%d-*.parquet", lo)))
+	s := killState{
+		lastOffsets: lastOf(filepath.Join(c.Checkpoint, "offsets"), ".json"),
+		lastCommit:  lastOf(filepath.Join(c.Checkpoint, "commits"), ".json"),
+		lastSink:    lastOf(filepath.Join(c.Out, "_sluice_log"), ".json", ".checkpoint.json"),
+	}
+	files, _ := filepath.Glob(filepath.Join(c.Out, "*", fmt.Sprintf("part-%d-*.parquet", s.lastOffsets)))
 	switch {
-	case lo < 0:
+	case s.lastOffsets < 0:
 		s.phase = "before the first batch"
-	case !s.uncommitted:
+	case s.lastOffsets == s.lastCommit:
 		s.phase = "between batches"
-	case err == nil || lastOf(log, ".checkpoint.json") >= lo:
+	case s.lastSink == s.lastOffsets:
 		s.phase = "after the sink commit, before commits/N"
 	case len(files) > 0:
 		s.phase = "in a batch, with files of it on disk"
@@ -231,6 +234,12 @@ func readOutput(t *testing.T, dir string) []killRow {
 	if err != nil {
 		t.Fatalf("read %s: %v", dir, err)
 	}
+	return sortedRows(recs)
+}
+
+// sortedRows renders recs (order_id first), releases them and sorts the
+// rows by order id, then text.
+func sortedRows(recs []arrow.Record) []killRow {
 	var rows []killRow
 	for _, r := range recs {
 		ids := r.Column(0).(*array.Int64)
@@ -244,12 +253,23 @@ func readOutput(t *testing.T, dir string) []killRow {
 		r.Release()
 	}
 	slices.SortFunc(rows, func(a, b killRow) int {
-		if a.id != b.id {
-			return int(a.id - b.id)
-		}
-		return strings.Compare(a.text, b.text)
+		return cmp.Or(cmp.Compare(a.id, b.id), strings.Compare(a.text, b.text))
 	})
 	return rows
+}
+
+// batchJobRows runs killJob as a batch job over orders 0..total-1.
+func batchJobRows(t *testing.T, seed uint64, total int64) []killRow {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	in := generate.Orders{Seed: seed}.Record(mem, 0, total)
+	defer in.Release()
+	recs, err := killJob(dataset.FromRecords(generate.OrdersSchema, in).WithConfig(dataset.Config{Allocator: mem})).CollectRecords(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sortedRows(recs)
 }
 
 // diffRows explains the first way got differs from want: a duplicate, a
@@ -280,6 +300,13 @@ func diffRows(got, want []killRow) string {
 		return fmt.Sprintf("order %d is lost: %q", want[j].id, want[j].text)
 	}
 	return ""
+}
+
+// firstAtOrAfter is the index of the first row of sorted rows whose order
+// id is at least id.
+func firstAtOrAfter(rows []killRow, id int64) int {
+	i, _ := slices.BinarySearchFunc(rows, id, func(r killRow, id int64) int { return cmp.Compare(r.id, id) })
+	return i
 }
 
 // A query writing to the Parquet sink runs as a separate process, is killed
@@ -334,14 +361,16 @@ func TestAQueryKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 	if len(want) == 0 || len(want) >= total {
 		t.Fatalf("reference has %d of %d rows: the filter should drop some, keep most", len(want), total)
 	}
-	if d := diffRows(want, want); d != "" {
-		t.Fatalf("reference run: %s", d)
+	// The same job over the same orders as one batch, in memory: an oracle
+	// that shares neither the driver nor the sink with the reference.
+	if d := diffRows(want, batchJobRows(t, seed, total)); d != "" {
+		t.Fatalf("seed %d: the never-killed run differs from the batch job: %s", seed, d)
 	}
 
-	// Kills land from the process's start to 1.5 batches after its
-	// start-up, so some hit start-up and recovery (the re-run of the
-	// uncommitted batch), most hit a batch in one of its phases.
-	maxDelay := startup + batchTime*3/2
+	// Kills land from the process's start to two batches after its
+	// start-up (a restart first re-runs the batch a kill interrupted), so
+	// some hit start-up and recovery, most a batch in one of its phases.
+	maxDelay := startup + 2*batchTime
 	kills, runs, reruns := 0, 0, 0
 	phases := map[string]int{}
 	for kills < minKills {
@@ -357,8 +386,21 @@ func TestAQueryKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 			killed++
 			s := readKillState(c)
 			phases[s.phase]++
-			if s.uncommitted {
+			if s.lastOffsets > s.lastCommit {
 				reruns++
+			}
+			// What a reader sees at any kill is exactly the batches the
+			// sink committed: the last committed one, or the one after it
+			// if the kill came between the sink commit and commits/N.
+			if s.lastSink != s.lastCommit && (s.lastSink != s.lastCommit+1 || s.lastSink != s.lastOffsets) {
+				t.Fatalf("seed %d: run %d, kill %d: the sink's log ends at batch %d, with offsets up to %d and commits up to %d", seed, runs, killed, s.lastSink, s.lastOffsets, s.lastCommit)
+			}
+			// (dataset.Read refuses a table whose log lists no file yet.)
+			if s.lastSink >= 0 {
+				visible := (s.lastSink + 1) * batchRows
+				if d := diffRows(readOutput(t, c.Out), want[:firstAtOrAfter(want, visible)]); d != "" {
+					t.Fatalf("seed %d: run %d, kill %d (%s), batches 0..%d committed to the sink: %s", seed, runs, killed, s.phase, s.lastSink, d)
+				}
 			}
 			if s.lastCommit > lastCommit {
 				lastCommit, noProgress = s.lastCommit, 0
