@@ -168,7 +168,6 @@ var corpusQueries = []corpusQuery{
 	{
 		name: "a global aggregate over every row (complete mode)",
 		mode: sinks.Complete, compare: lastBatch,
-		bug: "a streaming aggregate without keys fails its first batch (TestAStreamingGlobalAggregateRuns)",
 		job: func(in []*dataset.Dataset) *dataset.Dataset {
 			return in[0].Agg(
 				dataset.CountAll().As("n"),
@@ -450,7 +449,6 @@ func TestCorpusStreamsEqualTheBatchJob(t *testing.T) {
 // fails with "state: config: KeySchema needs at least one field" (the
 // stateful aggregate opens a state store keyed by zero columns).
 func TestAStreamingGlobalAggregateRuns(t *testing.T) {
-	t.Skip("bug: a streaming aggregate without keys fails its first batch: state: config: KeySchema needs at least one field")
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	data := corpusInput(mem, 1)

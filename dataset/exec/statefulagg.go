@@ -107,7 +107,7 @@ func (s *statefulAgg) Next(ctx context.Context) (arrow.Record, error) {
 func (s *statefulAgg) run(ctx context.Context) error {
 	pschema := s.in.Schema()
 	nk := len(s.keys)
-	keySchema := arrow.NewSchema(pschema.Fields()[:nk], nil)
+	keySchema := stateKeySchema(pschema, nk)
 	valSchema := arrow.NewSchema(pschema.Fields()[nk:], nil)
 	store, err := state.Open(state.Config{
 		FS: s.spec.FS, Dir: s.spec.Dir, Operator: s.spec.Operator, KeyGroups: s.spec.KeyGroups,
@@ -152,7 +152,7 @@ func (s *statefulAgg) run(ctx context.Context) error {
 			return err
 		}
 		for _, m := range merged {
-			k := array.NewRecord(keySchema, m.Columns()[:nk], m.NumRows())
+			k := stateKeys(s.mem, keySchema, m, nk)
 			v := array.NewRecord(valSchema, m.Columns()[nk:], m.NumRows())
 			err := store.Put(k, v, nil)
 			k.Release()
@@ -187,7 +187,7 @@ func (s *statefulAgg) run(ctx context.Context) error {
 	if s.spec.Emit == "complete" {
 		var all []arrow.Record
 		err := store.Scan(func(k, v arrow.Record) error {
-			cols := append(append([]arrow.Array{}, k.Columns()...), v.Columns()...)
+			cols := append(append([]arrow.Array{}, k.Columns()[:nk]...), v.Columns()...)
 			all = append(all, array.NewRecord(pschema, cols, k.NumRows()))
 			return nil
 		})
@@ -219,7 +219,7 @@ func (s *statefulAgg) closedGroups(store *state.Store, pschema *arrow.Schema, nk
 		if len(rows) == 0 {
 			return nil
 		}
-		cols := append(append([]arrow.Array{}, k.Columns()...), v.Columns()...)
+		cols := append(append([]arrow.Array{}, k.Columns()[:nk]...), v.Columns()...)
 		full := array.NewRecord(pschema, cols, k.NumRows())
 		defer full.Release()
 		r, err := TakeRecord(s.mem, full, rows)
@@ -239,7 +239,7 @@ func (s *statefulAgg) closedGroups(store *state.Store, pschema *arrow.Schema, nk
 // stored returns the stored partial states (keys and values) of the distinct
 // keys of batch that the store has, or nil when it has none.
 func (s *statefulAgg) stored(store *state.Store, batch arrow.Record, nk int, pschema *arrow.Schema) (arrow.Record, error) {
-	keys := array.NewRecord(arrow.NewSchema(pschema.Fields()[:nk], nil), batch.Columns()[:nk], batch.NumRows())
+	keys := stateKeys(s.mem, stateKeySchema(pschema, nk), batch, nk)
 	defer keys.Release()
 	slots := make([]int32, batch.NumRows())
 	if err := store.Lookup(keys, slots); err != nil {
@@ -268,8 +268,31 @@ func (s *statefulAgg) stored(store *state.Store, batch arrow.Record, nk int, psc
 		return nil, err
 	}
 	defer v.Release()
-	cols := append(append([]arrow.Array{}, k.Columns()...), v.Columns()...)
+	cols := append(append([]arrow.Array{}, k.Columns()[:nk]...), v.Columns()...)
 	return array.NewRecord(pschema, cols, int64(len(found))), nil
+}
+
+// globalKey is the state key of an aggregate without group keys: one
+// constant, so the whole result is one state entry.
+const globalKey = "__global"
+
+// stateKeySchema is the state store's key schema: the group keys, or the
+// constant global key when there are none.
+func stateKeySchema(pschema *arrow.Schema, nk int) *arrow.Schema {
+	if nk == 0 {
+		return arrow.NewSchema([]arrow.Field{{Name: globalKey, Type: arrow.PrimitiveTypes.Int64}}, nil)
+	}
+	return arrow.NewSchema(pschema.Fields()[:nk], nil)
+}
+
+// stateKeys is the key record of rec's rows (caller releases).
+func stateKeys(mem memory.Allocator, keySchema *arrow.Schema, rec arrow.Record, nk int) arrow.Record {
+	if nk == 0 {
+		c := int64Const(mem, int(rec.NumRows()), 0)
+		defer c.Release()
+		return array.NewRecord(keySchema, []arrow.Array{c}, rec.NumRows())
+	}
+	return array.NewRecord(keySchema, rec.Columns()[:nk], rec.NumRows())
 }
 
 // aggregateRecords runs a hash aggregate over recs (not taken over: the
