@@ -26,16 +26,23 @@ func (d *Dataset) Streams() []sources.Stream {
 	return plan.Streams(d.node)
 }
 
-// Watermarks lists the event-time columns declared with WithWatermark and
-// their delays.
-func (d *Dataset) Watermarks() []plan.WatermarkSpec {
+// Watermark is one WithWatermark declaration of a streaming Dataset.
+type Watermark struct {
+	ID          string // "wm-0", ... in plan order: the key of its watermark in checkpoints
+	Column      string
+	DelayMicros int64
+}
+
+// Watermarks lists the WithWatermark declarations in plan order.
+func (d *Dataset) Watermarks() []Watermark {
 	if d.err != nil {
 		return nil
 	}
-	var out []plan.WatermarkSpec
+	ids := plan.WatermarkIDs(d.node)
+	var out []Watermark
 	d.node.Walk(func(n *plan.Node) {
 		if n.Kind == plan.KindWatermark {
-			out = append(out, *n.Watermark)
+			out = append(out, Watermark{ID: ids[n.Watermark], Column: n.Watermark.Column, DelayMicros: n.Watermark.DelayMicros})
 		}
 	})
 	return out

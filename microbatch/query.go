@@ -44,7 +44,24 @@ type StreamWriter struct {
 	retain  int
 	poll    time.Duration
 	late    sinks.Sink
+	policy  WatermarkPolicy
 }
+
+// WatermarkPolicy combines the watermarks of several inputs (each
+// WithWatermark declaration) into the query's.
+type WatermarkPolicy int
+
+const (
+	// MinWatermark follows the slowest input: nothing any input may still
+	// send is treated as late (the default, as in Spark).
+	MinWatermark WatermarkPolicy = iota
+	// MaxWatermark follows the fastest input: results come sooner and
+	// slower inputs' rows may be dropped as late.
+	MaxWatermark
+)
+
+// WatermarkPolicy sets how several inputs' watermarks combine.
+func (w *StreamWriter) WatermarkPolicy(p WatermarkPolicy) *StreamWriter { w.policy = p; return w }
 
 // WriteStream starts configuring a streaming query of ds into sink:
 //
@@ -105,8 +122,6 @@ func (w *StreamWriter) validate() error {
 	switch {
 	case w.mode == sinks.Complete && aggregates == 0:
 		return fmt.Errorf("%w: complete output mode needs a streaming aggregation; this query has none", ErrInvalidQuery)
-	case len(w.ds.Watermarks()) > 1:
-		return fmt.Errorf("%w: several watermarks (a min/max policy across inputs) are not supported yet; declare one", ErrInvalidQuery)
 	case aggregates+dedups > 1:
 		return fmt.Errorf("%w: a query may have one stateful operator (aggregation or DropDuplicates) for now, it has %d", ErrInvalidQuery, aggregates+dedups)
 	case dedups > 0 && w.mode == sinks.Complete:
@@ -273,20 +288,27 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 	// batch ran with. A watermark that moved without new data still closes
 	// windows, so it earns a batch of its own.
 	wm, lastWM := int64(math.MinInt64), int64(math.MinInt64)
+	wms := map[string]int64{} // per input, as of the next batch
 	if rec.Last != nil {
 		wm = rec.Last.NextWatermark
+		for id, v := range rec.Last.Watermarks {
+			wms[id] = v
+		}
 	}
 	if rec.LastOffsets != nil {
 		lastWM = rec.LastOffsets.Watermark
 	}
 	if rec.Rerun != nil {
-		nw, err := q.runBatch(ctx, rec.Rerun, time.Time{}, nil)
+		nw, err := q.runBatch(ctx, rec.Rerun, time.Time{}, nil, wms)
 		if err != nil {
 			return err
 		}
 		starts = ends(rec.Rerun)
 		next = rec.Rerun.Batch + 1
 		wm, lastWM = nw, rec.Rerun.Watermark
+		if c, err := q.cp.Commit(rec.Rerun.Batch); err == nil {
+			wms = c.Watermarks
+		}
 	} else if rec.LastOffsets != nil {
 		starts = ends(rec.LastOffsets)
 	}
@@ -351,9 +373,12 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 			return err
 		}
 		pre[PhaseWALCommit] = w.clock.Now().Sub(t)
-		nw, err := q.runBatch(ctx, entry, lastStart, pre)
+		nw, err := q.runBatch(ctx, entry, lastStart, pre, wms)
 		if err != nil {
 			return err
+		}
+		if c, err := q.cp.Commit(entry.Batch); err == nil {
+			wms = c.Watermarks
 		}
 		wm, lastWM = nw, entry.Watermark
 		lastStart = tick
@@ -426,7 +451,7 @@ func ends(e *checkpoint.OffsetEntry) map[string]sources.Offset {
 
 // runBatch runs batch e.Batch with exactly its recorded offsets and commits
 // it: sink first (idempotent per batch id), then commits/<N>.
-func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevStart time.Time, pre map[string]time.Duration) (nextWM int64, err error) {
+func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevStart time.Time, pre map[string]time.Duration, wms map[string]int64) (nextWM int64, err error) {
 	w := q.w
 	q.setStatus(fmt.Sprintf("Processing batch %d", e.Batch), true)
 	began := w.clock.Now()
@@ -518,13 +543,35 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 	}
 	dur[PhaseSinkCommit] = w.clock.Now().Sub(t)
 	t = w.clock.Now()
+	// Each input's watermark only moves forward: its largest event time
+	// seen minus its delay. The query's combines them by the policy, and
+	// never moves back.
 	nextWM = e.Watermark
-	for _, spec := range w.ds.Watermarks() {
-		if m, ok := observed[spec.Column]; ok && m != math.MinInt64 {
-			nextWM = max(nextWM, m-spec.DelayMicros)
+	var perInput map[string]int64
+	if specs := w.ds.Watermarks(); len(specs) > 0 {
+		perInput = map[string]int64{}
+		combined := int64(math.MinInt64)
+		for i, spec := range specs {
+			v, ok := wms[spec.ID]
+			if !ok {
+				v = math.MinInt64
+			}
+			if m, ok := observed[spec.ID]; ok && m != math.MinInt64 {
+				v = max(v, m-spec.DelayMicros)
+			}
+			perInput[spec.ID] = v
+			switch {
+			case i == 0:
+				combined = v
+			case w.policy == MaxWatermark:
+				combined = max(combined, v)
+			default:
+				combined = min(combined, v)
+			}
 		}
+		nextWM = max(nextWM, combined)
 	}
-	if err := q.cp.WriteCommit(&checkpoint.CommitEntry{Batch: e.Batch, NextWatermark: nextWM}); err != nil {
+	if err := q.cp.WriteCommit(&checkpoint.CommitEntry{Batch: e.Batch, NextWatermark: nextWM, Watermarks: perInput}); err != nil {
 		return 0, err
 	}
 	if err := q.cp.Purge(w.retain); err != nil {

@@ -207,3 +207,49 @@ func TestLateRowsAreDroppedAndCounted(t *testing.T) {
 		t.Fatalf("late rows sink got %d rows, want the %d late rows", len(got), len(want))
 	}
 }
+
+// Two inputs with their own watermarks: the query's watermark follows the
+// slower one by default and the faster one under MaxWatermark, and each
+// input's watermark survives a restart through the commits log.
+func TestSeveralWatermarksCombineByPolicy(t *testing.T) {
+	for _, policy := range []microbatch.WatermarkPolicy{microbatch.MinWatermark, microbatch.MaxWatermark} {
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		cfg := dataset.Config{Allocator: mem, Parallelism: 2}
+		fast, _ := srcmem.New(srcmem.Config{Name: "fast", Schema: eventSchema})
+		slow, _ := srcmem.New(srcmem.Config{Name: "slow", Schema: eventSchema})
+		a := eventsAt(mem, 100, "a", 1)
+		b := eventsAt(mem, 40, "b", 1)
+		fast.Append(a)
+		slow.Append(b)
+		job := dataset.ReadStream(fast).WithConfig(cfg).WithWatermark("ts", 5*time.Second).
+			Union(dataset.ReadStream(slow).WithConfig(cfg).WithWatermark("ts", 5*time.Second)).
+			GroupBy(dataset.Window("ts", 10*time.Second), "user").Agg(dataset.CountAll().As("n"))
+		fs := vfs.NewMem()
+		var last *microbatch.Progress
+		for run := 0; run < 2; run++ { // the second run restarts from the checkpoint
+			q, err := microbatch.WriteStream(job, newRecordingSink()).Checkpoint("/ckpt").FS(fs).WatermarkPolicy(policy).
+				OutputMode(sinks.Append).Trigger(microbatch.AvailableNow()).Start(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := q.AwaitTermination(); err != nil {
+				t.Fatal(err)
+			}
+			if p := q.LastProgress(); p != nil {
+				last = p
+			}
+		}
+		want := t0.Add(35 * time.Second) // slow input: 40 s - 5 s
+		if policy == microbatch.MaxWatermark {
+			want = t0.Add(95 * time.Second)
+		}
+		if last == nil || !last.Watermark.Equal(want) {
+			t.Fatalf("policy %d: watermark %v, want %v", policy, last, want)
+		}
+		a.Release()
+		b.Release()
+		fast.Close()
+		slow.Close()
+		mem.AssertSize(t, 0)
+	}
+}

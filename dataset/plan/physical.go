@@ -33,8 +33,9 @@ type StreamState struct {
 	Report    func(operator string, rows, bytes int64)
 	// Watermark in effect for the batch, microseconds (math.MinInt64: none).
 	Watermark int64
-	// Observe receives each task's max event time of a watermarked column.
-	Observe func(column string, maxMicros int64)
+	// Observe receives each task's max event time for a watermark, by the
+	// watermark's id (WatermarkIDs).
+	Observe func(id string, maxMicros int64)
 	// Dropped receives counts of late rows dropped before an aggregate.
 	Dropped func(operator string, n int64)
 	// Late, when set, receives the late rows themselves (owning them).
@@ -48,14 +49,27 @@ func PhysicalStream(root *Node, parts int, st *StreamState) (*Node, error) {
 	if parts < 1 {
 		parts = 1
 	}
-	p := &physical{parts: parts, stream: st}
+	p := &physical{parts: parts, stream: st, wmIDs: WatermarkIDs(root)}
 	return p.plan(clone(root))
+}
+
+// WatermarkIDs names the plan's watermark declarations "wm-0", "wm-1", ...
+// in pre-order; the driver keeps one watermark per id.
+func WatermarkIDs(root *Node) map[*WatermarkSpec]string {
+	ids := map[*WatermarkSpec]string{}
+	root.Walk(func(n *Node) {
+		if n.Kind == KindWatermark {
+			ids[n.Watermark] = fmt.Sprintf("wm-%d", len(ids))
+		}
+	})
+	return ids
 }
 
 type physical struct {
 	parts  int
 	stream *StreamState
 	aggs   int
+	wmIDs  map[*WatermarkSpec]string
 }
 
 func (p *physical) plan(n *Node) (*Node, error) {
@@ -72,8 +86,8 @@ func (p *physical) plan(n *Node) (*Node, error) {
 			return n.Inputs[0], nil // batch jobs have no late data
 		}
 		if obs := p.stream.Observe; obs != nil {
-			col := n.Watermark.Column
-			n.Observe = func(max int64) { obs(col, max) }
+			id := p.wmIDs[n.Watermark]
+			n.Observe = func(max int64) { obs(id, max) }
 		}
 	case KindScan:
 		if n.Scan.Table != nil {

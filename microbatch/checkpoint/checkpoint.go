@@ -60,6 +60,10 @@ type OffsetEntry struct {
 type CommitEntry struct {
 	Batch         int64 `json:"batch"`
 	NextWatermark int64 `json:"next_watermark_us"` // watermark computed from this batch's data, used by batch N+1
+	// Watermarks are the per-input watermarks NextWatermark combines (by a
+	// min or max policy), keyed by the input's watermark id; absent when the
+	// query declares none.
+	Watermarks map[string]int64 `json:"watermarks_us,omitempty"`
 }
 
 // Recovery is what the driver does on start.

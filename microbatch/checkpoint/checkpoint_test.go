@@ -692,7 +692,7 @@ func TestFormatDocExample(t *testing.T) {
 	if err := decode("format.md example", []byte("v1 crc32c="+example), &e); err != nil {
 		t.Fatal(err)
 	}
-	if e != *commitFor(0) {
+	if !reflect.DeepEqual(e, *commitFor(0)) {
 		t.Fatalf("example decodes to %+v", e)
 	}
 }
