@@ -82,18 +82,25 @@
 // counted unless more than 100 finish between two polls (progress_missing).
 //
 // Measured (2 vCPU VM, GOMAXPROCS 2, ext4 on virtio, a machine shared with
-// other builds, 2026-11, defaults): 50 M events in 6.3-8.7 s wall (5.7-7.9 M
-// events/s; 9.1-9.2 s CPU, i.e. 5.5 M events per CPU second), 51 batches,
-// p50 104-171 ms, p99 250-350 ms, checkpoint 2-4 ms per batch, state 20,000
-// groups in 2.5 MB (125 B per state key, 250 B per distinct key), peak RSS
-// 98-113 MB. One-row batches: 4.3-12 ms on a new checkpoint (five fsynced
-// atomic writes per batch: offsets, two state deltas, the sink's log entry,
-// commits), 11-22 ms with 10,000 open groups, because the stateful
-// aggregate reopens its state from the snapshot and deltas on disk every
-// batch. CPU profile (asyncpreemptoff=1): the partial hash aggregate's
-// string dictionary (a Go map per row) a third, the generator 13%, state
-// load/lookup/commit about 20%, late filter, window expand and key-group
-// partitioning 5-8% each, large-allocation clearing 6%.
+// other builds, commit e64c82b, defaults, six runs): 50 M events in 5.8-8.7 s
+// wall (5.7-8.6 M events/s; 8.8-9.2 s CPU every run, about 5.5 M events per
+// CPU second), 51 batches, p50 102-171 ms, p99 189-350 ms, checkpoint
+// (walCommit + commitLog) 1.9-3.9 ms per batch, state 20,000 groups in 2.5 MB
+// (125 B per state key, 250 B per distinct key: two windows are open at the
+// peak), peak RSS 98-113 MB. One-row batches on a new checkpoint: p50 4.3 ms
+// on a quiet disk, 6-18 ms while other jobs write (five fsynced atomic writes
+// per batch: offsets, two state deltas, the sink's log entry, commits; about
+// 0.4 ms each here when idle). With 10,000 open groups: 10-22 ms, growing
+// with the state (1,000 / 10,000 / 100,000 groups: addBatch 4.7 / 15 / 58
+// ms), because the stateful aggregate reopens its state from the snapshot
+// and deltas on disk in every batch. CPU profile: the partial hash
+// aggregate's key dictionary (a Go map lookup per row for the string key)
+// 27-30%, the generator 13-15%, the state store (open from disk, lookup,
+// commit, closed-window scan) about 20%, late filter, window expand and
+// key-group partitioning 5-7% each, Parquet writing 5%, GC and clearing
+// large allocations about 10%. Under CPU contention 5-20% of samples land
+// in runtime.asyncPreempt; with GODEBUG=asyncpreemptoff=1 they vanish and
+// the CPU total is unchanged, so they are a sampling artifact.
 //
 // Invariants:
 //  1. Same flags, same events: the input depends only on (events, keys,
