@@ -68,6 +68,9 @@ const (
 	// closedWindows: append mode with windows, sorted, against the batch
 	// job's windows ending at or before the final watermark.
 	closedWindows
+	// allRowsSorted: every appended row, sorted (the order of a stateful
+	// operator's output depends on its partitions).
+	allRowsSorted
 )
 
 type corpusQuery struct {
@@ -229,6 +232,25 @@ var corpusQueries = []corpusQuery{
 				GroupBy(dataset.SlidingWindow("ts", 15*time.Second, 5*time.Second), "region").
 				Agg(dataset.CountAll().As("n"), dataset.Count(dataset.Col("note")).As("notes"),
 					dataset.Avg(dataset.Col("amount")).As("avg_amount"), dataset.Min(dataset.Col("ts")).As("earliest"))
+		},
+	},
+	{
+		name: "a session window aggregate with a watermark (append mode)",
+		mode: sinks.Append, compare: closedWindows,
+		job: func(in []*dataset.Dataset) *dataset.Dataset {
+			// Sessions of one user need a gap larger than the time between that
+			// user's rows to span several rows, and smaller to end.
+			return in[0].WithWatermark("ts", corpusDelay).
+				GroupBy(dataset.SessionWindow("ts", 4*time.Second), "user").
+				Agg(dataset.CountAll().As("n"), dataset.Sum(dataset.Col("amount")).As("total"),
+					dataset.Max(dataset.Col("ts")).As("latest"))
+		},
+	},
+	{
+		name: "DropDuplicates keeps the first row of each key",
+		mode: sinks.Append, compare: allRowsSorted,
+		job: func(in []*dataset.Dataset) *dataset.Dataset {
+			return in[0].DropDuplicates("user", "amount").Select("user", "amount", "id", "region")
 		},
 	},
 }
@@ -622,7 +644,7 @@ func corpusComparable(t *testing.T, q corpusQuery, rows []string, finalWM time.T
 			out = append(out, r)
 		}
 		sort.Strings(out)
-	case lastBatch:
+	case lastBatch, allRowsSorted:
 		sort.Strings(out)
 	case closedWindows:
 		out = out[:0]

@@ -27,12 +27,16 @@
 //	    msgs = dataset.RunBatch(splits of (start, end]) ; sink.Commit(N, msgs)
 //	    checkpoint.WriteCommit(N); sources' Commit(end); purge old batches
 //
-// Streaming aggregations keep their groups in package state: partial
-// aggregates per split, an exchange by key group, and a stateful final
-// aggregate per key-group range that reads state version N and commits
-// N+1, emitting changed groups (update mode) or all groups (complete mode).
+// Stateful operators keep their state in package state, per key-group
+// range, versioned by batch (batch N reads version N and commits N+1):
+// aggregations (update, complete, or append with an event-time window),
+// tumbling, sliding and session windows (sessions merge across batches),
+// and DropDuplicates. Watermarks (one per WithWatermark, combined by a min
+// or max policy) are computed from each batch's data and recorded in
+// commits/N; rows behind them are dropped and counted, or sent to a
+// LateRows sink, and a watermark that moved without new data earns a
+// no-data batch so windows close.
 //
-// Not built yet: watermarks, event-time windows and append mode for
-// aggregations, streaming joins, deduplication; a query using them is
-// refused at Start with a message saying so.
+// Not built yet: streaming joins, and more than one stateful operator in a
+// query; a query using them is refused at Start with a message saying so.
 package microbatch

@@ -122,6 +122,9 @@ func (o *lateOp) Next(ctx context.Context) (arrow.Record, error) {
 			break
 		}
 		ts := rec.Column(o.col).(*array.Timestamp)
+		if ts.NullN() == 0 && allAfter(ts.TimestampValues(), o.threshold) {
+			return rec, nil // the common case: nothing late
+		}
 		var keep, late []int
 		for i, v := range ts.TimestampValues() {
 			if ts.IsValid(i) && int64(v) > o.threshold {
@@ -158,6 +161,15 @@ func (o *lateOp) Next(ctx context.Context) (arrow.Record, error) {
 		return out, nil
 	}
 	return nil, o.err
+}
+
+func allAfter(v []arrow.Timestamp, threshold int64) bool {
+	for _, x := range v {
+		if int64(x) <= threshold {
+			return false
+		}
+	}
+	return true
 }
 
 func (o *lateOp) Close() error { return o.in.Close() }
