@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch/checkpoint"
 	"github.com/sluicedata/sluice/microbatch/state"
@@ -263,6 +264,7 @@ func (q *Query) setStatus(msg string, batchActive bool) {
 
 func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
 	err := q.loop(ctx, rec)
+	exec.ForgetState(q.w.fs, q.stateDir())
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil // stopped
 	}

@@ -57,9 +57,13 @@ func NewStatefulDedup(mem memory.Allocator, in Operator, keys []string, spec Sta
 
 func (d *statefulDedup) Schema() *arrow.Schema { return d.in.Schema() }
 
+func (d *statefulDedup) config() state.Config {
+	return state.Config{FS: d.spec.FS, Dir: d.spec.Dir, Operator: d.spec.Operator, KeyGroups: d.spec.KeyGroups,
+		Lo: d.lo, Hi: d.hi, KeySchema: d.keySch, ValueSchema: arrow.NewSchema(nil, nil), Allocator: d.mem}
+}
+
 func (d *statefulDedup) open() error {
-	st, err := state.Open(state.Config{FS: d.spec.FS, Dir: d.spec.Dir, Operator: d.spec.Operator, KeyGroups: d.spec.KeyGroups,
-		Lo: d.lo, Hi: d.hi, KeySchema: d.keySch, ValueSchema: arrow.NewSchema(nil, nil), Allocator: d.mem}, d.spec.Version)
+	st, err := openStore(d.config(), d.spec.Version)
 	if err != nil {
 		return err
 	}
@@ -172,6 +176,8 @@ func (d *statefulDedup) finish() error {
 	if d.spec.Report != nil {
 		d.spec.Report(d.spec.Operator, int64(d.store.Len()), d.store.SizeBytes())
 	}
+	keepStore(d.config(), d.store)
+	d.store = nil
 	return nil
 }
 

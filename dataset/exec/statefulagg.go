@@ -109,14 +109,22 @@ func (s *statefulAgg) run(ctx context.Context) error {
 	nk := len(s.keys)
 	keySchema := stateKeySchema(pschema, nk)
 	valSchema := arrow.NewSchema(pschema.Fields()[nk:], nil)
-	store, err := state.Open(state.Config{
+	cfg := state.Config{
 		FS: s.spec.FS, Dir: s.spec.Dir, Operator: s.spec.Operator, KeyGroups: s.spec.KeyGroups,
 		Lo: s.lo, Hi: s.hi, KeySchema: keySchema, ValueSchema: valSchema, Allocator: s.mem,
-	}, s.spec.Version)
+	}
+	store, err := openStore(cfg, s.spec.Version)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	committed := false
+	defer func() {
+		if committed {
+			keepStore(cfg, store)
+		} else {
+			store.Close()
+		}
+	}()
 
 	var batch []arrow.Record
 	defer func() { releaseRecords(batch) }()
@@ -177,6 +185,7 @@ func (s *statefulAgg) run(ctx context.Context) error {
 	if err := store.Commit(s.spec.Version + 1); err != nil {
 		return err
 	}
+	committed = true
 	if s.spec.Report != nil {
 		s.spec.Report(s.spec.Operator, int64(store.Len()), store.SizeBytes())
 	}

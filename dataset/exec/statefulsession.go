@@ -123,12 +123,20 @@ func (s *statefulSession) run(ctx context.Context) error {
 		}
 	}
 	keySchema, valSchema := arrow.NewSchema(keyFields, nil), arrow.NewSchema(valFields, nil)
-	store, err := state.Open(state.Config{FS: s.spec.FS, Dir: s.spec.Dir, Operator: s.spec.Operator, KeyGroups: s.spec.KeyGroups,
-		Lo: s.lo, Hi: s.hi, KeySchema: keySchema, ValueSchema: valSchema, Allocator: s.mem}, s.spec.Version)
+	cfg := state.Config{FS: s.spec.FS, Dir: s.spec.Dir, Operator: s.spec.Operator, KeyGroups: s.spec.KeyGroups,
+		Lo: s.lo, Hi: s.hi, KeySchema: keySchema, ValueSchema: valSchema, Allocator: s.mem}
+	store, err := openStore(cfg, s.spec.Version)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	committed := false
+	defer func() {
+		if committed {
+			keepStore(cfg, store)
+		} else {
+			store.Close()
+		}
+	}()
 	split := func(r arrow.Record) (k, v arrow.Record) {
 		var kc, vc []arrow.Array
 		for i, c := range r.Columns() {
@@ -204,7 +212,11 @@ func (s *statefulSession) run(ctx context.Context) error {
 		return err
 	}
 	if len(parts) == 0 {
-		return store.Commit(s.spec.Version + 1)
+		if err := store.Commit(s.spec.Version + 1); err != nil {
+			return err
+		}
+		committed = true
+		return nil
 	}
 	combined, err := ConcatRecords(s.mem, pschema, parts)
 	if err != nil {
@@ -271,6 +283,7 @@ func (s *statefulSession) run(ctx context.Context) error {
 	if err := store.Commit(s.spec.Version + 1); err != nil {
 		return err
 	}
+	committed = true
 	if s.spec.Report != nil {
 		s.spec.Report(s.spec.Operator, int64(store.Len()), store.SizeBytes())
 	}
