@@ -217,7 +217,7 @@ func (s *statefulAgg) run(ctx context.Context) error {
 // event-time key is at or behind the watermark, in key order.
 func (s *statefulAgg) closedGroups(store *state.Store, pschema *arrow.Schema, nk int) ([]arrow.Record, error) {
 	var out []arrow.Record
-	err := store.Scan(func(k, v arrow.Record) error {
+	err := store.ScanWhere(s.spec.EventTimeKey, s.spec.Watermark+1, func(k, v arrow.Record) error {
 		ts := k.Column(s.spec.EventTimeKey).(*array.Timestamp)
 		var rows []int
 		for i, e := range ts.TimestampValues() {

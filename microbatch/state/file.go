@@ -268,7 +268,7 @@ func (s *Store) writeDelta(v int64) error {
 }
 
 func (s *Store) writeSnapshot(v int64) error {
-	live := s.sortedLive()
+	live := s.sortedLive(nil)
 	keys := make([][]byte, len(live))
 	for i, sl := range live {
 		keys[i] = s.key(sl)

@@ -386,7 +386,29 @@ func (s *Store) Scan(fn func(keys, values arrow.Record) error) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
-	live := s.sortedLive()
+	return s.scan(s.sortedLive(nil), fn)
+}
+
+// ScanWhere is Scan restricted to the entries whose key column col (as in
+// EvictWhere) is not null and less than less: the groups a watermark has
+// closed, found without sorting the whole state.
+func (s *Store) ScanWhere(col int, less int64, fn func(keys, values arrow.Record) error) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	if col < 0 || col >= len(s.keyTypes) {
+		return fmt.Errorf("state: scan: key column %d out of range [0, %d)", col, len(s.keyTypes))
+	}
+	if t := s.keyTypes[col]; t.kind != kSigned || (t.width != 8 && t.width != 4) {
+		return fmt.Errorf("state: scan: key column %d has type %s, want a 32- or 64-bit signed integer type", col, t.dt)
+	}
+	return s.scan(s.sortedLive(func(sl int32) bool {
+		v, ok := s.keyInt(sl, col)
+		return ok && v < less
+	}), fn)
+}
+
+func (s *Store) scan(live []int32, fn func(keys, values arrow.Record) error) error {
 	rows := make([][]byte, 0, min(len(live), ScanChunk))
 	for a := 0; a < len(live); a += ScanChunk {
 		b := min(a+ScanChunk, len(live))
@@ -410,10 +432,13 @@ func (s *Store) key(sl int32) []byte {
 	return s.arena[s.keyOff[sl] : s.keyOff[sl]+int64(s.keyLen[sl])]
 }
 
-func (s *Store) sortedLive() []int32 {
-	live := make([]int32, 0, s.live)
+func (s *Store) sortedLive(keep func(sl int32) bool) []int32 {
+	var live []int32
+	if keep == nil {
+		live = make([]int32, 0, s.live)
+	}
 	for sl, f := range s.flags {
-		if f&fLive != 0 {
+		if f&fLive != 0 && (keep == nil || keep(int32(sl))) {
 			live = append(live, int32(sl))
 		}
 	}

@@ -810,3 +810,55 @@ func TestEvictionCompactsAndStaysCorrect(t *testing.T) {
 		t.Fatalf("reopened:\n%s", d)
 	}
 }
+
+func TestScanWhereSeesExactlyTheEntriesBelowTheBound(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	ks := arrow.NewSchema([]arrow.Field{{Name: "end", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
+	vs := arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	st, err := Open(Config{FS: vfs.NewMem(), Dir: "/s", Operator: "op", KeyGroups: 4, Lo: 0, Hi: 4, KeySchema: ks, ValueSchema: vs, Allocator: mem}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	kb, vb := array.NewInt64Builder(mem), array.NewInt64Builder(mem)
+	for i := int64(0); i < 100; i++ {
+		if i == 7 {
+			kb.AppendNull()
+		} else {
+			kb.Append((i * 37) % 100)
+		}
+		vb.Append(i)
+	}
+	kc, vc := kb.NewArray(), vb.NewArray()
+	kr, vr := array.NewRecord(ks, []arrow.Array{kc}, 100), array.NewRecord(vs, []arrow.Array{vc}, 100)
+	kb.Release()
+	vb.Release()
+	kc.Release()
+	vc.Release()
+	if err := st.Put(kr, vr, nil); err != nil {
+		t.Fatal(err)
+	}
+	kr.Release()
+	vr.Release()
+	var got []int64
+	err = st.ScanWhere(0, 30, func(k, v arrow.Record) error {
+		for i := 0; i < int(k.NumRows()); i++ {
+			got = append(got, k.Column(0).(*array.Int64).Value(i))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int64
+	for i := int64(0); i < 100; i++ {
+		if i != 7 && (i*37)%100 < 30 {
+			want = append(want, (i*37)%100)
+		}
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("ScanWhere(< 30) saw %v, want %v", got, want)
+	}
+}
