@@ -18,9 +18,10 @@ test: pyenv ## run every test (installs pyarrow into .cache/pyenv for the intero
 pyenv: ## make the Python virtualenv with pyarrow the Parquet interop tests use
 	@scripts/pyenv >/dev/null
 
-bench: ## run the batch benchmark (TPC-H Q1 and Q6 at BENCH_SF) and print JSON lines
+bench: ## run the benchmarks (TPC-H Q1 and Q6 at BENCH_SF, the streaming window job) and print JSON lines
 	$(GO) run ./benchmarks/batch -query q1 -sf $(BENCH_SF) -data .cache/tpch-sf$(BENCH_SF) -runs 5 -json
 	$(GO) run ./benchmarks/batch -query q6 -sf $(BENCH_SF) -data .cache/tpch-sf$(BENCH_SF) -runs 5 -json
+	$(GO) run ./benchmarks/streaming -json
 
 lint: ## gofmt, go vet, and the import-direction test
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
