@@ -46,9 +46,7 @@ type statefulAgg struct {
 	spec   StateSpec
 	lo, hi int
 	schema *arrow.Schema
-	out    []arrow.Record
-	done   bool
-	err    error
+	batchOutput
 }
 
 // NewStatefulAgg returns the final stage of a streaming aggregation for key
@@ -78,22 +76,36 @@ func NewStatefulAgg(mem memory.Allocator, in Operator, keys []*expr.Expr, aggs [
 func (s *statefulAgg) Schema() *arrow.Schema { return s.schema }
 
 func (s *statefulAgg) Next(ctx context.Context) (arrow.Record, error) {
-	if s.err != nil {
-		return nil, s.err
+	return s.batchOutput.next(ctx, s.run, func(err error) error {
+		return fmt.Errorf("stateful aggregate %s [%d, %d): %w", s.spec.Operator, s.lo, s.hi, err)
+	})
+}
+
+// batchOutput is the Next of an operator that does all its work in one run
+// and then hands out the records run left in out.
+type batchOutput struct {
+	out  []arrow.Record
+	done bool
+	err  error
+}
+
+func (b *batchOutput) next(ctx context.Context, run func(context.Context) error, wrap func(error) error) (arrow.Record, error) {
+	if b.err != nil {
+		return nil, b.err
 	}
-	if !s.done {
-		s.done = true
-		if err := s.run(ctx); err != nil {
-			s.err = fmt.Errorf("stateful aggregate %s [%d, %d): %w", s.spec.Operator, s.lo, s.hi, err)
-			return nil, s.err
+	if !b.done {
+		b.done = true
+		if err := run(ctx); err != nil {
+			b.err = wrap(err)
+			return nil, b.err
 		}
 	}
-	if len(s.out) == 0 {
-		s.err = io.EOF
+	if len(b.out) == 0 {
+		b.err = io.EOF
 		return nil, io.EOF
 	}
-	r := s.out[0]
-	s.out = s.out[1:]
+	r := b.out[0]
+	b.out = b.out[1:]
 	return r, nil
 }
 

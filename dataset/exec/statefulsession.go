@@ -3,7 +3,6 @@ package exec
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -30,9 +29,7 @@ type statefulSession struct {
 	spec   StateSpec
 	lo, hi int
 	schema *arrow.Schema
-	out    []arrow.Record
-	done   bool
-	err    error
+	batchOutput
 }
 
 // NewStatefulSession returns the stateful final stage of a session window
@@ -59,23 +56,9 @@ func NewStatefulSession(mem memory.Allocator, in Operator, sess SessionSpec, key
 func (s *statefulSession) Schema() *arrow.Schema { return s.schema }
 
 func (s *statefulSession) Next(ctx context.Context) (arrow.Record, error) {
-	if s.err != nil {
-		return nil, s.err
-	}
-	if !s.done {
-		s.done = true
-		if err := s.run(ctx); err != nil {
-			s.err = fmt.Errorf("session aggregate %s [%d, %d): %w", s.spec.Operator, s.lo, s.hi, err)
-			return nil, s.err
-		}
-	}
-	if len(s.out) == 0 {
-		s.err = io.EOF
-		return nil, io.EOF
-	}
-	r := s.out[0]
-	s.out = s.out[1:]
-	return r, nil
+	return s.batchOutput.next(ctx, s.run, func(err error) error {
+		return fmt.Errorf("session aggregate %s [%d, %d): %w", s.spec.Operator, s.lo, s.hi, err)
+	})
 }
 
 // run is the whole batch:
