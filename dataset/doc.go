@@ -2,7 +2,9 @@
 // batch jobs over Parquet today and, through package microbatch, for streams.
 //
 // In: Parquet files/directories/globs (Read), records (FromRecords), Go
-// structs (FromStructs). Out: an Arrow table (Collect), structs
+// structs (FromStructs), streams (ReadStream, run by package microbatch one
+// micro-batch at a time through RunBatch: the same plan, with stateful
+// operators keeping state between batches). Out: an Arrow table (Collect), structs
 // (CollectStructs), a text table (Show), Parquet (Write), plans (Explain).
 //
 //	ds := dataset.Read("s3like/orders/")                     // Hive dirs become columns
