@@ -31,3 +31,10 @@ lint: ## gofmt, go vet, and the import-direction test
 fuzz: ## fuzz the Parquet reader and expression evaluation for 30 s each
 	$(GO) test -run '^$$' -fuzz FuzzReadSplit -fuzztime 30s ./sources/parquet/
 	$(GO) test -run '^$$' -fuzz FuzzEval -fuzztime 30s ./dataset/expr/
+
+.PHONY: kafka-up kafka-down
+kafka-up: ## start a local Apache Kafka broker (KRaft) for the Kafka tests; export the line it prints
+	@scripts/kafka up
+
+kafka-down: ## stop the local Kafka broker and delete its data
+	@scripts/kafka down
