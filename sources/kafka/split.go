@@ -1,0 +1,297 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/sluicedata/sluice/sources"
+)
+
+// Split reads offsets [Start, End) of one partition. Its exported fields
+// are the whole unit of work; the source it came from supplies the client.
+type Split struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Start     int64  `json:"start"`
+	End       int64  `json:"end"`
+
+	src *Source
+}
+
+var _ sources.Split = (*Split)(nil)
+
+// Rows is -1: transaction markers, aborted records and compaction leave
+// offsets with no row, so End-Start is only an upper bound.
+func (sp *Split) Rows() int64 { return -1 }
+
+func (sp *Split) String() string {
+	return fmt.Sprintf("%s/%d[%d,%d)", sp.Topic, sp.Partition, sp.Start, sp.End)
+}
+
+// maxStalls is how many fetches in a row may return nothing while the
+// partition's log claims to end before the split does (a truncated log, or
+// a new leader catching up) before Read gives up.
+const maxStalls = 20
+
+// Read fetches the split's partition directly from its leader, from Start
+// until the next fetch position reaches End, and emits records of at most
+// RecordRows rows that emit owns.
+//
+// The fetch position, not the last record seen, decides the end: with
+// read_committed the offsets before End may be transaction markers or
+// aborted records that are never returned, and kgo.ProcessFetchPartition
+// reports the position past them.
+func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
+	s := sp.src
+	if err := s.check(); err != nil {
+		return err
+	}
+	rs := newRows(mem, s.schema, s.cfg.ValueSchema)
+	defer rs.release()
+	where := func() string { return fmt.Sprintf("kafka %q: topic %q partition %d", s.cfg.Name, sp.Topic, sp.Partition) }
+
+	iso := kgo.ReadCommitted()
+	if s.cfg.ReadUncommitted {
+		iso = kgo.ReadUncommitted()
+	}
+	off, refresh, stalls, failures := sp.Start, false, 0, 0
+	retry := func(err error) error {
+		failures++
+		if failures > maxStalls {
+			return fmt.Errorf("%s offset %d: fetch: %w", where(), off, err)
+		}
+		refresh = true
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(min(failures, 10)) * 50 * time.Millisecond):
+		}
+		return nil
+	}
+	for off < sp.End {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		leader, id, err := s.leader(ctx, sp.Topic, sp.Partition, refresh)
+		if err != nil {
+			if err := retry(err); err != nil {
+				return err
+			}
+			continue
+		}
+		refresh = false
+		resp, err := s.cl.Broker(int(leader)).Request(ctx, sp.fetchRequest(id, off, iso))
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err := retry(err); err != nil {
+				return err
+			}
+			continue
+		}
+		rp, err := findPartition(resp.(*kmsg.FetchResponse), sp.Topic, id, sp.Partition)
+		if err == nil {
+			err = kerr.ErrorForCode(rp.ErrorCode)
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, kerr.OffsetOutOfRange):
+			next, err := sp.gone(ctx, off)
+			if err != nil {
+				return err
+			}
+			off = next
+			continue
+		case kerr.IsRetriable(err) || errors.Is(err, kerr.UnknownTopicID):
+			if err := retry(err); err != nil {
+				return err
+			}
+			continue
+		default:
+			return fmt.Errorf("%s offset %d: fetch: %w", where(), off, err)
+		}
+		failures = 0
+
+		fp, next := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{
+			Offset: off, IsolationLevel: iso, Topic: sp.Topic, Partition: sp.Partition,
+		}, rp, s.dec, nil)
+		if fp.Err != nil {
+			return fmt.Errorf("%s offset %d: decode fetch: %w", where(), off, fp.Err)
+		}
+		for _, rec := range fp.Records {
+			if rec.Offset >= sp.End {
+				break
+			}
+			if rec.Offset < off {
+				continue
+			}
+			if rs.dec != nil {
+				if err := sp.decode(ctx, rs.dec, rec); err != nil {
+					return err
+				}
+				if rs.dec.skip {
+					continue
+				}
+			}
+			rs.add(rec)
+			if rs.n >= s.cfg.RecordRows {
+				if err := rs.flush(emit); err != nil {
+					return err
+				}
+			}
+		}
+		if next > off {
+			off, stalls = next, 0
+			continue
+		}
+		// Nothing new: fine while the data is on its way; an error once the
+		// log has ended before End for a while.
+		logEnd := fp.HighWatermark
+		if !s.cfg.ReadUncommitted {
+			logEnd = fp.LastStableOffset
+		}
+		if logEnd >= 0 && logEnd <= off {
+			if stalls++; stalls > maxStalls {
+				return fmt.Errorf("%s: offsets %d..%d no longer exist (the log ends at %d): %w", where(), off, sp.End-1, logEnd, sources.ErrOffsetGone)
+			}
+			refresh = true
+		}
+	}
+	return rs.flush(emit)
+}
+
+// decode decodes rec's value into dec's slots; a bad value follows the
+// BadRecords policy (dec.skip tells the caller to drop the record).
+func (sp *Split) decode(ctx context.Context, dec *jsonDecoder, rec *kgo.Record) error {
+	s := sp.src
+	dec.skip = false
+	var err error
+	if rec.Value == nil {
+		err = errors.New("null value (tombstone)")
+	} else {
+		err = dec.decode(rec.Value)
+	}
+	if err == nil {
+		return nil
+	}
+	switch s.cfg.BadRecords {
+	case BadRecordsSkip:
+		s.skipped.Add(1)
+	case BadRecordsDeadLetter:
+		if derr := s.cfg.DeadLetter(ctx, BadRecord{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value, Err: err}); derr != nil {
+			return fmt.Errorf("kafka %q: topic %q partition %d offset %d: dead letter: %w", s.cfg.Name, rec.Topic, rec.Partition, rec.Offset, derr)
+		}
+		s.deadLettered.Add(1)
+	default:
+		return fmt.Errorf("kafka %q: topic %q partition %d offset %d: %w: %w", s.cfg.Name, rec.Topic, rec.Partition, rec.Offset, ErrBadRecord, err)
+	}
+	dec.skip = true
+	return nil
+}
+
+// gone handles a fetch at off answered "offset out of range": retention
+// deleted it (fail, or skip to the log start and count the loss), or the
+// log ends before it.
+func (sp *Split) gone(ctx context.Context, off int64) (int64, error) {
+	s := sp.src
+	lo, err := s.listed(ctx, "earliest", []string{sp.Topic}, s.adm.ListStartOffsets)
+	if err != nil {
+		return 0, err
+	}
+	start, ok := lo.get(sp.Topic, sp.Partition)
+	if !ok || start <= off {
+		return 0, fmt.Errorf("kafka %q: topic %q partition %d: offset %d is out of range but not deleted (log starts at %d); was the log truncated? %w",
+			s.cfg.Name, sp.Topic, sp.Partition, off, start, sources.ErrOffsetGone)
+	}
+	next := min(start, sp.End)
+	if s.cfg.OffsetsGone != OffsetsGoneSkip {
+		return 0, fmt.Errorf("kafka %q: topic %q partition %d: offsets %d..%d were deleted by retention (the log now starts at %d); set OffsetsGone \"skip\" to skip them: %w",
+			s.cfg.Name, sp.Topic, sp.Partition, off, next-1, start, sources.ErrOffsetGone)
+	}
+	s.lost.Add(next - off)
+	return next, nil
+}
+
+func (sp *Split) fetchRequest(id [16]byte, off int64, iso kgo.IsolationLevel) *kmsg.FetchRequest {
+	cfg := sp.src.cfg
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID = -1
+	req.MaxWaitMillis = int32(cfg.FetchMaxWait.Milliseconds())
+	req.MinBytes = 1
+	req.MaxBytes = cfg.FetchMaxBytes
+	req.SessionEpoch = -1 // no fetch session: every request is complete
+	if !cfg.ReadUncommitted {
+		req.IsolationLevel = 1
+	}
+	t := kmsg.NewFetchRequestTopic()
+	t.Topic, t.TopicID = sp.Topic, id
+	p := kmsg.NewFetchRequestTopicPartition()
+	p.Partition = sp.Partition
+	p.FetchOffset = off
+	p.PartitionMaxBytes = cfg.FetchMaxBytes
+	p.CurrentLeaderEpoch = -1
+	p.LogStartOffset = -1
+	t.Partitions = append(t.Partitions, p)
+	req.Topics = append(req.Topics, t)
+	return req
+}
+
+func findPartition(resp *kmsg.FetchResponse, topic string, id [16]byte, partition int32) (*kmsg.FetchResponseTopicPartition, error) {
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return nil, err
+	}
+	for i := range resp.Topics {
+		t := &resp.Topics[i]
+		if t.Topic != topic && (t.TopicID != id || id == [16]byte{}) {
+			continue
+		}
+		for j := range t.Partitions {
+			if t.Partitions[j].Partition == partition {
+				return &t.Partitions[j], nil
+			}
+		}
+	}
+	return nil, kerr.UnknownTopicOrPartition
+}
+
+// leader returns the partition's leader and its topic's ID, from a cache
+// refreshed on request.
+func (s *Source) leader(ctx context.Context, topic string, partition int32, refresh bool) (int32, [16]byte, error) {
+	s.mu.Lock()
+	m, ok := s.meta[topic]
+	s.mu.Unlock()
+	if !ok || refresh {
+		md, err := s.adm.Metadata(ctx, topic)
+		if err != nil {
+			return 0, [16]byte{}, err
+		}
+		td, ok := md.Topics[topic]
+		if !ok {
+			return 0, [16]byte{}, kerr.UnknownTopicOrPartition
+		}
+		if td.Err != nil {
+			return 0, [16]byte{}, td.Err
+		}
+		m = topicMeta{id: td.ID, leaders: map[int32]int32{}}
+		for p, pd := range td.Partitions {
+			m.leaders[p] = pd.Leader
+		}
+		s.mu.Lock()
+		s.meta[topic] = m
+		s.mu.Unlock()
+	}
+	l, ok := m.leaders[partition]
+	if !ok || l < 0 {
+		return 0, [16]byte{}, kerr.LeaderNotAvailable
+	}
+	return l, m.id, nil
+}
