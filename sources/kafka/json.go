@@ -219,8 +219,9 @@ func (d *jsonDecoder) readField(idx int, data []byte, p int) (int, error) {
 		sl.state = 1
 		return np, nil
 	}
+	at := p
 	wrong := func(want string) error {
-		return fmt.Errorf("field %q: want %s at byte %d", f.Name, want, p)
+		return fmt.Errorf("field %q: want %s at byte %d", f.Name, want, at)
 	}
 	var err error
 	switch d.kinds[idx] {

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluicedata/sluice/sources"
 )
@@ -418,30 +419,47 @@ func (s *Source) ensureBound(ctx context.Context) error {
 	return nil
 }
 
-// discover lists the topics to read now, sorted.
+// discover lists the topics to read now, sorted. It asks a broker
+// directly: kadm's calls answer from kgo's metadata cache (up to
+// MetadataMinAge, 5s, old), which this request also refreshes, so new
+// topics and partitions are seen by the next batch.
 func (s *Source) discover(ctx context.Context) ([]string, error) {
-	var (
-		td  kadm.TopicDetails
-		err error
-	)
-	if s.re != nil {
-		td, err = s.adm.ListTopics(ctx)
-	} else {
-		td, err = s.adm.ListTopics(ctx, s.cfg.Topics...)
+	req := kmsg.NewPtrMetadataRequest()
+	if s.re == nil {
+		for _, t := range s.cfg.Topics {
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(t)
+			req.Topics = append(req.Topics, rt)
+		}
 	}
+	resp, err := req.RequestWith(ctx, s.cl)
 	if err != nil {
 		return nil, fmt.Errorf("kafka %q: list topics: %w", s.cfg.Name, err)
 	}
 	var out []string
-	for _, t := range td.Sorted() {
-		if t.Err != nil || t.IsInternal {
+	meta := map[string]topicMeta{}
+	for _, t := range resp.Topics {
+		if t.Topic == nil || t.ErrorCode != 0 || t.IsInternal {
 			continue // a topic not created yet is read once it exists
 		}
-		if s.re != nil && !s.re.MatchString(t.Topic) {
+		if s.re != nil && !s.re.MatchString(*t.Topic) {
 			continue
 		}
-		out = append(out, t.Topic)
+		out = append(out, *t.Topic)
+		m := topicMeta{id: t.TopicID, leaders: map[int32]int32{}}
+		for _, p := range t.Partitions {
+			if p.ErrorCode == 0 {
+				m.leaders[p.Partition] = p.Leader
+			}
+		}
+		meta[*t.Topic] = m
 	}
+	sort.Strings(out)
+	s.mu.Lock()
+	for t, m := range meta {
+		s.meta[t] = m
+	}
+	s.mu.Unlock()
 	return out, nil
 }
 
