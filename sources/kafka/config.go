@@ -233,8 +233,8 @@ func (c Config) String() string {
 
 // position is a parsed StartingOffsets or EndingOffsets.
 type position struct {
-	kind     string                      // Earliest, Latest, "time", "map" or "" (unbounded)
-	millis   int64                       // for "time"
+	kind     string                     // Earliest, Latest, "time", "map" or "" (unbounded)
+	millis   int64                      // for "time"
 	explicit map[string]map[int32]int64 // for "map"
 }
 

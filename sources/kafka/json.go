@@ -408,6 +408,9 @@ func parseDecimal(b []byte, prec, scale int32) (decimal128.Num, error) {
 		fracEnd = i
 	}
 	nInt, nFrac := intEnd-intStart, fracEnd-fracStart
+	if i == len(b) && nFrac > int(scale) {
+		return decimal128.Num{}, fmt.Errorf("more than %d decimal places", scale)
+	}
 	if i == len(b) && nInt+nFrac > 0 && nFrac <= int(scale) && scale >= 0 && nInt+int(scale) <= 18 {
 		var v int64
 		for _, c := range b[intStart:intEnd] {

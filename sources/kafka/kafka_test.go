@@ -20,10 +20,10 @@ import (
 func TestReadCommittedSkipsAbortedRecordsAndMarkers(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b *backend) {
 		tp := b.topic(t, "tx", 2)
-		b.produce(t, rec(tp, 0, "a"), rec(tp, 0, "b"))              // p0 @0,1
-		b.txn(t, true, rec(tp, 0, "c"), rec(tp, 1, "x"))            // p0 @2 +marker@3; p1 @0 +marker@1
+		b.produce(t, rec(tp, 0, "a"), rec(tp, 0, "b"))             // p0 @0,1
+		b.txn(t, true, rec(tp, 0, "c"), rec(tp, 1, "x"))           // p0 @2 +marker@3; p1 @0 +marker@1
 		b.txn(t, false, rec(tp, 0, "aborted"), rec(tp, 1, "gone")) // p0 @4 +marker@5; p1 @2 +marker@3
-		b.produce(t, rec(tp, 0, "d"))                               // p0 @6
+		b.produce(t, rec(tp, 0, "d"))                              // p0 @6
 
 		s := newSource(t, b, kafka.Config{Topics: []string{tp}})
 		start := initial(t, s)
@@ -395,14 +395,16 @@ func TestBadOffsetsAreRefused(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	ok := kafka.Config{Brokers: []string{"b:9092"}, Topics: []string{"t"}}
 	bad := map[string]func(c *kafka.Config){
-		"no brokers":                func(c *kafka.Config) { c.Brokers = nil },
-		"topics and regex":          func(c *kafka.Config) { c.TopicRegex = "x" },
-		"a bad regex":               func(c *kafka.Config) { c.Topics, c.TopicRegex = nil, "(" },
-		"an unknown start":          func(c *kafka.Config) { c.StartingOffsets = "yesterday" },
-		"an unknown end":            func(c *kafka.Config) { c.EndingOffsets = "earliest" },
-		"dead-letter without sink":  func(c *kafka.Config) { c.BadRecords = kafka.BadRecordsDeadLetter },
-		"an unknown policy":         func(c *kafka.Config) { c.OffsetsGone = "ignore" },
-		"a value column named like": func(c *kafka.Config) { c.ValueSchema = arrow.NewSchema([]arrow.Field{{Name: "offset", Type: arrow.PrimitiveTypes.Int64}}, nil) },
+		"no brokers":               func(c *kafka.Config) { c.Brokers = nil },
+		"topics and regex":         func(c *kafka.Config) { c.TopicRegex = "x" },
+		"a bad regex":              func(c *kafka.Config) { c.Topics, c.TopicRegex = nil, "(" },
+		"an unknown start":         func(c *kafka.Config) { c.StartingOffsets = "yesterday" },
+		"an unknown end":           func(c *kafka.Config) { c.EndingOffsets = "earliest" },
+		"dead-letter without sink": func(c *kafka.Config) { c.BadRecords = kafka.BadRecordsDeadLetter },
+		"an unknown policy":        func(c *kafka.Config) { c.OffsetsGone = "ignore" },
+		"a value column named like": func(c *kafka.Config) {
+			c.ValueSchema = arrow.NewSchema([]arrow.Field{{Name: "offset", Type: arrow.PrimitiveTypes.Int64}}, nil)
+		},
 		"an unsupported type": func(c *kafka.Config) {
 			c.ValueSchema = arrow.NewSchema([]arrow.Field{{Name: "l", Type: arrow.ListOf(arrow.PrimitiveTypes.Int64)}}, nil)
 		},

@@ -56,7 +56,9 @@ func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow
 	}
 	rs := newRows(mem, s.schema, s.cfg.ValueSchema)
 	defer rs.release()
-	where := func() string { return fmt.Sprintf("kafka %q: topic %q partition %d", s.cfg.Name, sp.Topic, sp.Partition) }
+	where := func() string {
+		return fmt.Sprintf("kafka %q: topic %q partition %d", s.cfg.Name, sp.Topic, sp.Partition)
+	}
 
 	iso := kgo.ReadCommitted()
 	if s.cfg.ReadUncommitted {
