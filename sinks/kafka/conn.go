@@ -1,0 +1,347 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// errKilled, returned by the test hook, makes commitTxn return at once and
+// leave its transaction open, as a driver killed mid-commit would.
+var errKilled = errors.New("kafka sink: killed (test)")
+
+// conn is one producer client of a Sink (transactional in exactly-once
+// mode) and an admin client over it. Callers hold the Sink's commitMu.
+type conn struct {
+	cfg     Config
+	cl      *kgo.Client
+	adm     *kadm.Client
+	topicID [16]byte
+	parts   int
+
+	failed bool // a transaction failed: redial (a fresh producer epoch) before the next
+	fenced bool // sticky: a newer sink with our QueryID owns the transactional id
+}
+
+func partitioner(p Partitioner) kgo.Partitioner {
+	switch p {
+	case RoundRobinPartitioner:
+		return kgo.RoundRobinPartitioner()
+	case StickyPartitioner:
+		return kgo.StickyPartitioner()
+	}
+	return kgo.StickyKeyPartitioner(nil) // murmur2, Kafka's default
+}
+
+// dial connects to the brokers, checks the topic and, in exactly-once mode,
+// initialises the transactional producer: InitProducerID bumps the epoch of
+// the QueryID's transactional id, which fences an older producer and aborts
+// any transaction it left open.
+func dial(ctx context.Context, cfg Config) (*conn, error) {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.DefaultProduceTopic(cfg.Topic),
+		kgo.RecordPartitioner(partitioner(cfg.Partitioner)),
+		kgo.ProducerBatchMaxBytes(cfg.MaxRecordBytes),
+		kgo.DialTimeout(cfg.Timeout),
+		kgo.RetryTimeout(cfg.Timeout),
+		kgo.RecordDeliveryTimeout(cfg.Timeout),
+		kgo.ProducerLinger(0),
+	}
+	if cfg.Semantics == ExactlyOnce {
+		opts = append(opts,
+			kgo.TransactionalID(GroupName(cfg.QueryID)),
+			kgo.TransactionTimeout(cfg.TxnTimeout),
+		)
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka sink: client for brokers %v: %w", cfg.Brokers, err)
+	}
+	c := &conn{cfg: cfg, cl: cl, adm: kadm.NewClient(cl)}
+	fail := func(err error) (*conn, error) {
+		cl.Close()
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	if err := cl.Ping(cctx); err != nil {
+		return fail(fmt.Errorf("%w: %v not reachable within %s: %v", ErrUnreachable, cfg.Brokers, cfg.Timeout, err))
+	}
+	topics, err := c.adm.ListTopics(cctx, cfg.Topic)
+	if err != nil {
+		return fail(fmt.Errorf("%w: metadata of topic %s from %v within %s: %v", ErrUnreachable, cfg.Topic, cfg.Brokers, cfg.Timeout, err))
+	}
+	td, ok := topics[cfg.Topic]
+	switch {
+	case !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) || errors.Is(td.Err, kerr.UnknownTopicID):
+		return fail(fmt.Errorf("%w: %s on brokers %v (the sink does not create topics)", ErrTopicMissing, cfg.Topic, cfg.Brokers))
+	case td.Err != nil:
+		return fail(fmt.Errorf("kafka sink: metadata of topic %s: %w", cfg.Topic, td.Err))
+	}
+	c.topicID, c.parts = td.ID, len(td.Partitions)
+	if _, _, err := cl.ProducerID(cctx); err != nil {
+		if isFenced(err) {
+			err = fmt.Errorf("%w: %v", ErrFenced, err)
+		}
+		return fail(fmt.Errorf("kafka sink: init producer %q on %v: %w", GroupName(cfg.QueryID), cfg.Brokers, err))
+	}
+	return c, nil
+}
+
+func (c *conn) broken() bool { return c.failed && !c.fenced }
+
+func (c *conn) close() { c.cl.Close() }
+
+func isFenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
+}
+
+// lastBatch returns the id of the last committed batch: the group's
+// committed offset on (topic, partition 0) minus one, -1 when none. It
+// waits for pending transactional offsets to settle (RequireStable); dial
+// has already aborted ours from a crashed predecessor.
+func (c *conn) lastBatch(ctx context.Context) (int64, error) {
+	if c.fenced {
+		return -1, ErrFenced
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	group := GroupName(c.cfg.QueryID)
+	for {
+		resps, err := c.adm.FetchOffsets(kadm.RequireStable(cctx), group)
+		if err == nil {
+			o, ok := resps.Lookup(c.cfg.Topic, 0)
+			switch {
+			case !ok:
+				return -1, nil
+			case o.Err == nil:
+				return o.At - 1, nil
+			}
+			err = o.Err
+		}
+		if errors.Is(err, kerr.GroupIDNotFound) {
+			return -1, nil
+		}
+		if !errors.Is(err, kerr.UnstableOffsetCommit) && !errors.Is(err, kerr.CoordinatorLoadInProgress) {
+			return -1, fmt.Errorf("fetch committed batch of group %s on %s[0]: %w", group, c.cfg.Topic, err)
+		}
+		select {
+		case <-cctx.Done():
+			return -1, fmt.Errorf("fetch committed batch of group %s on %s[0]: %w (last: %v)", group, c.cfg.Topic, cctx.Err(), err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// commitTxn writes recs and the batch id in one transaction:
+//
+//	BeginTransaction
+//	produce recs (or, when there are none, one marker record) and Flush
+//	AddOffsetsToTxn(group); TxnOffsetCommit(group, topic[0] = batch+1)
+//	EndTransaction(commit)
+//
+// Any failure aborts the transaction and marks the conn for a redial.
+func (c *conn) commitTxn(ctx context.Context, batch int64, recs []*kgo.Record, hook func() error) (err error) {
+	if c.fenced {
+		return ErrFenced
+	}
+	cl := c.cl
+	if err := cl.BeginTransaction(); err != nil {
+		c.failed = true
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	defer func() {
+		if err == nil || errors.Is(err, errKilled) {
+			return
+		}
+		c.failed = true
+		if isFenced(err) {
+			c.fenced = true
+			err = fmt.Errorf("%w: %w", ErrFenced, err)
+			return
+		}
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Timeout)
+		defer cancel()
+		_ = cl.AbortBufferedRecords(actx)
+		_ = cl.EndTransaction(actx, kgo.TryAbort) // redial re-inits the producer either way
+	}()
+
+	if len(recs) == 0 {
+		// EndTransaction sends nothing unless a record was produced, which
+		// would leave the offset commit below in an open transaction.
+		recs = []*kgo.Record{{
+			Key:     []byte(markerHeader),
+			Value:   []byte{},
+			Headers: []kgo.RecordHeader{{Key: markerHeader, Value: fmt.Appendf(nil, "%s/%d", c.cfg.QueryID, batch)}},
+		}}
+	}
+	if err := c.produceAll(ctx, recs); err != nil {
+		return err
+	}
+
+	id, epoch, err := cl.ProducerID(ctx)
+	if err != nil {
+		return fmt.Errorf("producer id: %w", err)
+	}
+	if err := c.commitOffset(ctx, id, epoch, batch); err != nil {
+		return err
+	}
+	if hook != nil {
+		if err := hook(); err != nil {
+			return err
+		}
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("commit transaction: %w", err)
+	}
+	return nil
+}
+
+// produce writes recs with the idempotent producer (at-least-once mode).
+func (c *conn) produce(ctx context.Context, recs []*kgo.Record) error {
+	if err := c.produceAll(ctx, recs); err != nil {
+		c.failed = true
+		return err
+	}
+	return nil
+}
+
+// produceAll produces recs and waits for all of them, returning the first
+// error, which names the record's topic and partition.
+func (c *conn) produceAll(ctx context.Context, recs []*kgo.Record) error {
+	var (
+		mu    sync.Mutex
+		first error
+	)
+	promise := func(r *kgo.Record, err error) {
+		if err == nil {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if first != nil {
+			return
+		}
+		if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
+			err = fmt.Errorf("%w: %d-byte record (key %d, value %d bytes) to %s[%d], limit %d: %w",
+				ErrRecordTooLarge, recordSize(r), len(r.Key), len(r.Value), r.Topic, r.Partition, c.cfg.MaxRecordBytes, err)
+		} else {
+			err = fmt.Errorf("produce to %s[%d]: %w", r.Topic, r.Partition, err)
+		}
+		first = err
+	}
+	for _, r := range recs {
+		// A Commit retried after a failure produces the same records again:
+		// clear what the last attempt set (partition, offset, timestamp).
+		*r = kgo.Record{Key: r.Key, Value: r.Value, Headers: r.Headers}
+		c.cl.Produce(ctx, r, promise)
+	}
+	if err := c.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("flush to %s: %w", c.cfg.Topic, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return first
+}
+
+func recordSize(r *kgo.Record) int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
+}
+
+// commitOffset commits offset batch+1 for (topic, partition 0) in group
+// GroupName(QueryID) inside the open transaction. kgo only commits offsets
+// in a transaction for a group consumer, so this sends the raw requests.
+func (c *conn) commitOffset(ctx context.Context, id int64, epoch int16, batch int64) error {
+	txnID := GroupName(c.cfg.QueryID)
+	group := txnID
+
+	add := kmsg.NewPtrAddOffsetsToTxnRequest()
+	add.TransactionalID = txnID
+	add.ProducerID = id
+	add.ProducerEpoch = epoch
+	add.Group = group
+	if err := retryConcurrent(ctx, func() (int16, error) {
+		resp, err := add.RequestWith(ctx, c.cl)
+		if err != nil {
+			return 0, err
+		}
+		return resp.ErrorCode, nil
+	}); err != nil {
+		return fmt.Errorf("add offsets of group %s to transaction %s: %w", group, txnID, err)
+	}
+
+	req := kmsg.NewPtrTxnOffsetCommitRequest()
+	req.TransactionalID = txnID
+	req.Group = group
+	req.ProducerID = id
+	req.ProducerEpoch = epoch
+	req.Generation = -1
+	rt := kmsg.NewTxnOffsetCommitRequestTopic()
+	rt.Topic = c.cfg.Topic
+	rt.TopicID = c.topicID // v6+ addresses topics by id only
+	rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	rp.Partition = 0
+	rp.Offset = batch + 1
+	rp.LeaderEpoch = -1
+	meta := fmt.Sprintf("sluice batch %d", batch)
+	rp.Metadata = &meta
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	if err := retryConcurrent(ctx, func() (int16, error) {
+		resp, err := req.RequestWith(ctx, c.cl)
+		if err != nil {
+			return 0, err
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if p.ErrorCode != 0 {
+					return p.ErrorCode, nil
+				}
+			}
+		}
+		return 0, nil
+	}); err != nil {
+		return fmt.Errorf("commit batch id offset of group %s on %s[0]: %w", group, c.cfg.Topic, err)
+	}
+	return nil
+}
+
+// retryConcurrent runs do until its error code is not a retriable one
+// (CONCURRENT_TRANSACTIONS while the coordinator finishes the previous
+// transaction, a coordinator moving or loading).
+func retryConcurrent(ctx context.Context, do func() (int16, error)) error {
+	backoff := 5 * time.Millisecond
+	for {
+		code, err := do()
+		if err != nil {
+			return err
+		}
+		err = kerr.ErrorForCode(code)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, kerr.ConcurrentTransactions) && !errors.Is(err, kerr.CoordinatorLoadInProgress) &&
+			!errors.Is(err, kerr.CoordinatorNotAvailable) && !errors.Is(err, kerr.NotCoordinator) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}

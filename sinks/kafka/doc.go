@@ -1,0 +1,64 @@
+// Package kafka is the Kafka topic sink: each micro-batch's rows become
+// Kafka records, written exactly once per batch id in one Kafka transaction.
+//
+// In: arrow.Records from tasks (Writer.Write), and from the driver Commit or
+// Abort of a batch id. Out: one record per row on Config.Topic — key from
+// KeyColumn, value from ValueColumn or the whole row as a JSON object
+// (encode.go says how each Arrow type renders), headers from HeadersColumn —
+// and, in exactly-once mode, the batch id as the committed offset of the
+// consumer group "sluice-sink-<QueryID>" on (Topic, partition 0): offset =
+// batch id + 1. Readers must use isolation.level=read_committed, and skip
+// records carrying the "sluice-marker" header (IsMarker): an empty batch
+// writes one such marker so that its transaction is not empty.
+//
+// Why the driver owns the transaction. A Kafka transaction belongs to one
+// producer (one transactional id, one connection), and Commit must be
+// atomic for readers. If each task opened its own transaction, the driver
+// could not commit them together: some would be visible and others not
+// after a crash. So tasks only encode: Writer.Write turns rows into Kafka
+// records kept in this process's memory, Prepare parks them under a token
+// and returns a small commit message (sink instance, batch, task, token,
+// counts), and Sink.Commit produces every task's records in task order in
+// one transaction that also commits the batch id. The cost: records cross
+// the driver, and commit messages only mean something to the Sink that made
+// them. With remote executors later, Writers must instead ship their
+// encoded records to the driver (or stage them where it can read them, e.g.
+// an Arrow IPC file, and put the path in the message); the transaction
+// stays with the driver. Records are kept in memory rather than spilled:
+// MaxPendingBytes bounds them and Write fails past it.
+//
+// Invariants:
+//  1. Nothing of a batch reaches Kafka before Commit, and a read_committed
+//     reader sees all of a batch's records or none: they and the batch-id
+//     offset commit are in one transaction.
+//  2. Commit is idempotent per batch id: it first initialises the producer
+//     (fencing any older one and aborting its open transaction), then reads
+//     the group's committed offset, and returns nil without writing when
+//     offset-1 >= the batch id (batch ids only grow). In at-least-once mode
+//     only this process's memory of committed ids protects a repeat.
+//  3. One transactional id per query ("sluice-sink-<QueryID>"): a new sink
+//     with the same QueryID fences a zombie, whose Commit then fails with
+//     ErrFenced; a transaction a killed driver left open is aborted when the
+//     next sink connects (first Commit or Abort), else by the broker after
+//     TxnTimeout.
+//  4. Every transaction produces at least one record (a marker when the
+//     batch has none): franz-go's EndTransaction sends nothing for a
+//     transaction without records, which would leave the offset commit in
+//     an open transaction.
+//  5. Write never retains the Arrow record: keys, values and headers are
+//     copied into the sink's own byte slices. The sink holds no Arrow memory.
+//  6. Errors name the brokers (unreachable, with the timeout), the topic
+//     (missing) or the topic and partition (a record too large).
+//
+// Commit, in pseudo-code:
+//
+//	connect once: ping brokers; check topic; InitProducerID (fence, abort)
+//	if exactly-once and committedOffset(group, topic[0]) - 1 >= batch:
+//	    drop pending of batch; return nil
+//	recs = pending records of each message, in task order
+//	BeginTransaction
+//	produce recs, or one marker record if none; Flush
+//	AddOffsetsToTxn(group); TxnOffsetCommit(group, topic[0] = batch + 1)
+//	EndTransaction(commit)           // on any error: abort, redial next time
+//	drop pending of batch
+package kafka

@@ -1,0 +1,350 @@
+package kafka
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/sluicedata/sluice/sinks"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+var (
+	// ErrConfig is returned by Validate (and New) for an invalid Config.
+	ErrConfig = errors.New("kafka sink: invalid config")
+	// ErrClosed is returned by every call after Close.
+	ErrClosed = errors.New("kafka sink: closed")
+	// ErrUnreachable is returned when no broker answered within Timeout;
+	// the error names the brokers and the timeout.
+	ErrUnreachable = errors.New("kafka sink: brokers unreachable")
+	// ErrTopicMissing is returned when the topic does not exist.
+	ErrTopicMissing = errors.New("kafka sink: topic does not exist")
+	// ErrRecordTooLarge is returned by Commit for a record larger than
+	// MaxRecordBytes or than the broker accepts; it names topic and partition.
+	ErrRecordTooLarge = errors.New("kafka sink: record too large")
+	// ErrSchema is returned for a schema the Config does not fit (a missing
+	// column, headers of the wrong type) or a record that differs from
+	// its batch's schema.
+	ErrSchema = errors.New("kafka sink: schema mismatch")
+	// ErrUnsupportedType is returned for a column type the sink cannot encode.
+	ErrUnsupportedType = errors.New("kafka sink: unsupported type")
+	// ErrPendingFull is returned by Write when prepared output would exceed
+	// MaxPendingBytes.
+	ErrPendingFull = errors.New("kafka sink: pending output over MaxPendingBytes")
+	// ErrUnknownMessage is returned by Commit for a commit message this
+	// Sink did not make (another process, or output dropped by Abort).
+	ErrUnknownMessage = errors.New("kafka sink: unknown commit message")
+	// ErrFenced is returned by Commit when another sink with the same
+	// QueryID started: this one's producer is fenced and must be closed.
+	ErrFenced = errors.New("kafka sink: fenced by a newer sink with the same QueryID")
+)
+
+// markerHeader marks the record an otherwise empty transaction writes (see
+// the package doc); readers of the topic skip records carrying it.
+const markerHeader = "sluice-marker"
+
+// IsMarker reports whether r is the marker record of an empty batch, which
+// consumers of the topic should skip.
+func IsMarker(r *kgo.Record) bool {
+	for _, h := range r.Headers {
+		if h.Key == markerHeader {
+			return true
+		}
+	}
+	return false
+}
+
+// Sink writes batches to a Kafka topic; see the package doc. It is safe for
+// concurrent use; Commits are serialised.
+type Sink struct {
+	cfg      Config
+	instance string // tells this Sink's commit messages from another's
+
+	mu           sync.Mutex
+	closed       bool
+	next         int64
+	pending      map[int64]*pending // by token
+	pendingBytes int64
+	// committed remembers batches this instance committed in at-least-once
+	// mode, so a repeated Commit within one process is a no-op; across
+	// restarts that mode may write a batch again.
+	committed map[int64]bool
+
+	commitMu sync.Mutex // one Commit (one transaction) at a time
+	conn     *conn      // nil until first needed; guarded by commitMu
+
+	// testHookBeforeEnd, when set, runs inside a transaction just before it
+	// is committed; returning errKilled leaves the transaction open as a
+	// killed driver would.
+	testHookBeforeEnd func() error
+}
+
+type pending struct {
+	batch int64
+	recs  []*kgo.Record
+	bytes int64
+}
+
+type message struct {
+	Sink    string `json:"sink"`
+	Batch   int64  `json:"batch"`
+	Task    int    `json:"task"`
+	Token   int64  `json:"token"`
+	Records int    `json:"records"`
+	Bytes   int64  `json:"bytes"`
+}
+
+var _ sinks.Sink = (*Sink)(nil)
+
+// New returns a sink for cfg. It does not contact the brokers: the first
+// Commit (or Abort, in exactly-once mode) connects, checks the topic and
+// fences any older producer of the same QueryID.
+func New(cfg Config) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	return &Sink{
+		cfg:       cfg.withDefaults(),
+		instance:  hex.EncodeToString(id[:]),
+		pending:   map[int64]*pending{},
+		committed: map[int64]bool{},
+	}, nil
+}
+
+func (s *Sink) Name() string { return s.cfg.Name }
+
+// Config returns the sink's configuration with defaults filled in.
+func (s *Sink) Config() Config { return s.cfg }
+
+// Check accepts Append, and Update when a KeyColumn is set (a compacted
+// topic then keeps the latest row per key). Complete is refused: a topic is
+// a log, and re-sending the whole result every batch is rarely meant.
+func (s *Sink) Check(mode sinks.Mode, schema *arrow.Schema) error {
+	switch mode {
+	case sinks.Append:
+	case sinks.Update:
+		if s.cfg.KeyColumn == "" {
+			return fmt.Errorf("kafka sink: mode %q needs a KeyColumn, so readers (or compaction) can tell which row a change replaces", mode)
+		}
+	case sinks.Complete:
+		return fmt.Errorf("kafka sink: mode %q is not supported: a topic is an append-only log; use update mode with a KeyColumn on a compacted topic", mode)
+	default:
+		return fmt.Errorf("kafka sink: unknown mode %q", mode)
+	}
+	if schema == nil {
+		return nil
+	}
+	_, err := newLayout(s.cfg, schema)
+	return err
+}
+
+// NewWriter returns the writer of one task of batch b.
+func (s *Sink) NewWriter(ctx context.Context, b sinks.Batch, task int) (sinks.Writer, error) {
+	if err := s.Check(b.Mode, b.Schema); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	w := &writer{s: s, batch: b, task: task}
+	if b.Schema != nil {
+		l, err := newLayout(s.cfg, b.Schema)
+		if err != nil {
+			return nil, err
+		}
+		w.layout = &l
+	}
+	return w, nil
+}
+
+// reserve accounts n more pending bytes, failing past MaxPendingBytes.
+func (s *Sink) reserve(n int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	if s.pendingBytes+n > s.cfg.MaxPendingBytes {
+		return fmt.Errorf("%w: %d bytes pending, %d more, limit %d", ErrPendingFull, s.pendingBytes, n, s.cfg.MaxPendingBytes)
+	}
+	s.pendingBytes += n
+	return nil
+}
+
+func (s *Sink) unreserve(n int64) {
+	s.mu.Lock()
+	s.pendingBytes -= n
+	s.mu.Unlock()
+}
+
+// Commit writes the batch's records once; see the package doc.
+func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMessage) error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	done := s.committed[b.ID]
+	s.mu.Unlock()
+	if done {
+		s.dropBatch(b.ID)
+		return nil
+	}
+
+	c, err := s.connect(ctx)
+	if err != nil {
+		return fmt.Errorf("commit batch %d: %w", b.ID, err)
+	}
+	if s.cfg.Semantics == ExactlyOnce {
+		last, err := c.lastBatch(ctx)
+		if err != nil {
+			return fmt.Errorf("commit batch %d: %w", b.ID, err)
+		}
+		if last >= b.ID {
+			// Batch ids only grow: the batch (or a later one) is in Kafka.
+			s.dropBatch(b.ID)
+			return nil
+		}
+	}
+	recs, err := s.collect(b, msgs)
+	if err != nil {
+		return fmt.Errorf("commit batch %d: %w", b.ID, err)
+	}
+	if s.cfg.Semantics == ExactlyOnce {
+		err = c.commitTxn(ctx, b.ID, recs, s.testHookBeforeEnd)
+	} else {
+		err = c.produce(ctx, recs)
+	}
+	if err != nil {
+		return fmt.Errorf("commit batch %d: %w", b.ID, err)
+	}
+	s.mu.Lock()
+	if s.cfg.Semantics == AtLeastOnce {
+		s.committed[b.ID] = true
+	}
+	s.mu.Unlock()
+	s.dropBatch(b.ID)
+	return nil
+}
+
+// collect returns the records of msgs in task order; they stay pending
+// until the batch commits, so a failed Commit can be retried.
+func (s *Sink) collect(b sinks.Batch, msgs []sinks.CommitMessage) ([]*kgo.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var recs []*kgo.Record
+	for _, raw := range msgs {
+		var m message
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnknownMessage, err)
+		}
+		p := s.pending[m.Token]
+		if m.Sink != s.instance || p == nil || m.Batch != b.ID || p.batch != b.ID {
+			return nil, fmt.Errorf("%w: %s (a message of another process or run, or dropped by Abort)", ErrUnknownMessage, raw)
+		}
+		recs = append(recs, p.recs...)
+	}
+	return recs, nil
+}
+
+// dropBatch forgets every pending output of batch.
+func (s *Sink) dropBatch(batch int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for tok, p := range s.pending {
+		if p.batch == batch {
+			s.pendingBytes -= p.bytes
+			delete(s.pending, tok)
+		}
+	}
+}
+
+// Abort drops what tasks of b prepared. Nothing of an uncommitted batch is
+// in Kafka (the transaction lives only inside Commit), so in exactly-once
+// mode Abort only makes sure this sink's producer is initialised: that
+// fences and aborts a transaction a crashed predecessor left open, which
+// would otherwise stall read_committed readers until TxnTimeout.
+func (s *Sink) Abort(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMessage) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	s.dropBatch(b.ID)
+	if s.cfg.Semantics != ExactlyOnce {
+		return nil
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	if _, err := s.connect(ctx); err != nil {
+		return fmt.Errorf("abort batch %d: %w", b.ID, err)
+	}
+	return nil
+}
+
+// LastCommitted returns the id of the last batch committed by this sink's
+// query (-1 if none). Exactly-once mode only.
+func (s *Sink) LastCommitted(ctx context.Context) (int64, error) {
+	if s.cfg.Semantics != ExactlyOnce {
+		return -1, fmt.Errorf("kafka sink: LastCommitted needs %s semantics", ExactlyOnce)
+	}
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	c, err := s.connect(ctx)
+	if err != nil {
+		return -1, err
+	}
+	return c.lastBatch(ctx)
+}
+
+// Close drops pending output and closes the producer. A transaction cannot
+// be open here (Commit ends or aborts its own). Close is idempotent.
+func (s *Sink) Close() error {
+	s.commitMu.Lock()
+	defer s.commitMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.pending = map[int64]*pending{}
+	s.pendingBytes = 0
+	s.mu.Unlock()
+	if s.conn != nil {
+		s.conn.close()
+		s.conn = nil
+	}
+	return nil
+}
+
+// connect returns the sink's connection, dialing on first use. Callers hold
+// commitMu.
+func (s *Sink) connect(ctx context.Context) (*conn, error) {
+	if s.conn != nil && !s.conn.broken() {
+		return s.conn, nil
+	}
+	if s.conn != nil {
+		s.conn.close()
+		s.conn = nil
+	}
+	c, err := dial(ctx, s.cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.conn = c
+	return c, nil
+}
