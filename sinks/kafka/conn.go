@@ -13,10 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// errKilled, returned by the test hook, makes commitTxn return at once and
-// leave its transaction open, as a driver killed mid-commit would.
-var errKilled = errors.New("kafka sink: killed (test)")
-
 // conn is one producer client of a Sink (transactional in exactly-once
 // mode) and an admin client over it. Callers hold the Sink's commitMu.
 type conn struct {
@@ -52,7 +48,7 @@ func dial(ctx context.Context, cfg Config) (*conn, error) {
 		kgo.ProducerBatchMaxBytes(cfg.MaxRecordBytes),
 		kgo.DialTimeout(cfg.Timeout),
 		kgo.RetryTimeout(cfg.Timeout),
-		kgo.RecordDeliveryTimeout(cfg.Timeout),
+		kgo.RecordDeliveryTimeout(max(cfg.Timeout, time.Second)), // kgo's floor
 		kgo.ProducerLinger(0),
 	}
 	if cfg.Semantics == ExactlyOnce {
@@ -150,7 +146,7 @@ func (c *conn) lastBatch(ctx context.Context) (int64, error) {
 //	EndTransaction(commit)
 //
 // Any failure aborts the transaction and marks the conn for a redial.
-func (c *conn) commitTxn(ctx context.Context, batch int64, recs []*kgo.Record, hook func() error) (err error) {
+func (c *conn) commitTxn(ctx context.Context, batch int64, recs []*kgo.Record, hook func()) (err error) {
 	if c.fenced {
 		return ErrFenced
 	}
@@ -160,7 +156,7 @@ func (c *conn) commitTxn(ctx context.Context, batch int64, recs []*kgo.Record, h
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	defer func() {
-		if err == nil || errors.Is(err, errKilled) {
+		if err == nil {
 			return
 		}
 		c.failed = true
@@ -196,9 +192,7 @@ func (c *conn) commitTxn(ctx context.Context, batch int64, recs []*kgo.Record, h
 		return err
 	}
 	if hook != nil {
-		if err := hook(); err != nil {
-			return err
-		}
+		hook()
 	}
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return fmt.Errorf("commit transaction: %w", err)

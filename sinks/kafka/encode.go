@@ -137,9 +137,11 @@ func appender(arr arrow.Array) appendFunc {
 	case *array.FixedSizeBinary:
 		return null(func(dst []byte, i int) []byte { return appendBase64(dst, a.Value(i)) })
 	case *array.Decimal128:
-		return null(func(dst []byte, i int) []byte { return strconv.AppendQuote(dst, a.ValueStr(i)) })
+		scale := a.DataType().(*arrow.Decimal128Type).Scale
+		return null(func(dst []byte, i int) []byte { return strconv.AppendQuote(dst, a.Value(i).ToString(scale)) })
 	case *array.Decimal256:
-		return null(func(dst []byte, i int) []byte { return strconv.AppendQuote(dst, a.ValueStr(i)) })
+		scale := a.DataType().(*arrow.Decimal256Type).Scale
+		return null(func(dst []byte, i int) []byte { return strconv.AppendQuote(dst, a.Value(i).ToString(scale)) })
 	case *array.Timestamp:
 		dt := a.DataType().(*arrow.TimestampType)
 		toTime, err := dt.GetToTimeFunc()

@@ -79,9 +79,8 @@ type Sink struct {
 	conn     *conn      // nil until first needed; guarded by commitMu
 
 	// testHookBeforeEnd, when set, runs inside a transaction just before it
-	// is committed; returning errKilled leaves the transaction open as a
-	// killed driver would.
-	testHookBeforeEnd func() error
+	// is committed: a test blocks there to play a driver that hangs.
+	testHookBeforeEnd func()
 }
 
 type pending struct {

@@ -69,7 +69,9 @@ var rowSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "key", Type: arrow.BinaryTypes.String, Nullable: true},
 }, nil)
 
-func rowBatch(id int64) sinks.Batch { return sinks.Batch{ID: id, Mode: sinks.Append, Schema: rowSchema} }
+func rowBatch(id int64) sinks.Batch {
+	return sinks.Batch{ID: id, Mode: sinks.Append, Schema: rowSchema}
+}
 
 // writeTask writes rows ids (key "k<id%keys>") as one task of b on a
 // checked allocator and returns the commit message.
@@ -172,41 +174,42 @@ func TestRestartCommitsABatchOnce(t *testing.T) {
 	})
 }
 
-func TestKilledDriversTransactionIsAbortedAndFenced(t *testing.T) {
+func TestHungDriversTransactionIsAbortedAndFenced(t *testing.T) {
 	eachBackend(t, func(t *testing.T, b backend) {
 		brokers, topic := b.topic(t, 2)
 		cfg := Config{Brokers: brokers, Topic: topic, QueryID: topic}
-		zombie, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		zombie := newSink(t, cfg)
 		commit(t, zombie, rowBatch(0), writeTask(t, zombie, rowBatch(0), 0, span(0, 3), 1))
-		// Batch 1: records produced and the offset added, then the driver
-		// "dies" before EndTransaction; its transaction stays open.
-		zombie.testHookBeforeEnd = func() error { return errKilled }
-		err = zombie.Commit(context.Background(), rowBatch(1), []sinks.CommitMessage{writeTask(t, zombie, rowBatch(1), 0, span(100, 110), 1)})
-		if !errors.Is(err, errKilled) {
-			t.Fatalf("killed Commit = %v", err)
-		}
-		zombie.testHookBeforeEnd = nil
+		// Batch 1: records produced and the batch id offset added, then the
+		// driver hangs before EndTransaction; its transaction stays open.
+		inside, resume := make(chan struct{}), make(chan struct{})
+		zombie.testHookBeforeEnd = func() { close(inside); <-resume }
+		msg := writeTask(t, zombie, rowBatch(1), 0, span(100, 110), 1)
+		zombieErr := make(chan error, 1)
+		go func() { zombieErr <- zombie.Commit(context.Background(), rowBatch(1), []sinks.CommitMessage{msg}) }()
+		<-inside
 
-		// A new driver starts with the same QueryID: connecting fences the
-		// zombie and aborts its open transaction, so batch 1 is not
+		// A new driver takes over with the same QueryID: connecting fences
+		// the zombie and aborts its open transaction, so batch 1 is not
 		// committed and read_committed readers are not stalled.
 		s := newSink(t, cfg)
 		if got := lastCommitted(t, s); got != 0 {
-			t.Errorf("LastCommitted after the killed batch = %d, want 0", got)
+			t.Errorf("LastCommitted with the zombie's batch 1 open = %d, want 0", got)
 		}
 		expectIDs(t, "after the new sink fenced the zombie", brokers, topic, span(0, 3))
 		commit(t, s, rowBatch(1), writeTask(t, s, rowBatch(1), 0, span(3, 6), 1))
 		expectIDs(t, "after the re-run of batch 1", brokers, topic, span(0, 6))
 
-		// The zombie wakes up and tries to commit batch 2: fenced.
-		err = zombie.Commit(context.Background(), rowBatch(2), []sinks.CommitMessage{writeTask(t, zombie, rowBatch(2), 0, span(200, 210), 1)})
-		if !errors.Is(err, ErrFenced) {
-			t.Errorf("zombie Commit = %v, want ErrFenced", err)
+		// The zombie wakes up and commits its transaction: fenced.
+		close(resume)
+		if err := <-zombieErr; !errors.Is(err, ErrFenced) {
+			t.Errorf("zombie's Commit of batch 1 = %v, want ErrFenced", err)
 		}
-		_ = zombie.Close()
+		err := zombie.Commit(context.Background(), rowBatch(2), []sinks.CommitMessage{writeTask(t, zombie, rowBatch(2), 0, span(200, 210), 1)})
+		if !errors.Is(err, ErrFenced) {
+			t.Errorf("zombie's next Commit = %v, want ErrFenced", err)
+		}
+		expectIDs(t, "after the zombie woke up", brokers, topic, span(0, 6))
 		commit(t, s, rowBatch(2), writeTask(t, s, rowBatch(2), 0, span(6, 8), 1))
 		expectIDs(t, "after batch 2", brokers, topic, span(0, 8))
 	})
