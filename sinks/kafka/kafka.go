@@ -74,6 +74,12 @@ type Sink struct {
 	// mode, so a repeated Commit within one process is a no-op; across
 	// restarts that mode may write a batch again.
 	committed map[int64]bool
+	// last is the highest batch id this instance committed in exactly-once
+	// mode. A real broker makes a transactional offset commit readable a
+	// few ms after EndTxn returns; within one process this closes that
+	// window, across processes InitProducerID does (it waits for the
+	// previous transaction's markers).
+	last int64
 
 	commitMu sync.Mutex // one Commit (one transaction) at a time
 	conn     *conn      // nil until first needed; guarded by commitMu
@@ -114,6 +120,7 @@ func New(cfg Config) (*Sink, error) {
 		instance:  hex.EncodeToString(id[:]),
 		pending:   map[int64]*pending{},
 		committed: map[int64]bool{},
+		last:      -1,
 	}, nil
 }
 
@@ -195,7 +202,7 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	done := s.committed[b.ID]
+	done := s.committed[b.ID] || s.last >= b.ID
 	s.mu.Unlock()
 	if done {
 		s.dropBatch(b.ID)
@@ -232,6 +239,8 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 	s.mu.Lock()
 	if s.cfg.Semantics == AtLeastOnce {
 		s.committed[b.ID] = true
+	} else {
+		s.last = max(s.last, b.ID)
 	}
 	s.mu.Unlock()
 	s.dropBatch(b.ID)
@@ -306,7 +315,10 @@ func (s *Sink) LastCommitted(ctx context.Context) (int64, error) {
 	if err != nil {
 		return -1, err
 	}
-	return c.lastBatch(ctx)
+	n, err := c.lastBatch(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return max(n, s.last), err
 }
 
 // Close drops pending output and closes the producer. A transaction cannot
