@@ -31,43 +31,48 @@ func benchRecord(mem memory.Allocator, n int) arrow.Record {
 }
 
 // BenchmarkCommit measures rows/s from Write to a committed transaction on
-// kfake: 4 tasks of 25 000 rows per batch, keyed by user, JSON values.
+// kfake (and the real broker of SLUICE_KAFKA_BROKERS): 4 tasks of 25 000
+// rows per batch, keyed by user, JSON values.
 func BenchmarkCommit(b *testing.B) {
-	for _, sem := range []Semantics{ExactlyOnce, AtLeastOnce} {
-		b.Run(string(sem), func(b *testing.B) {
-			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-			defer mem.AssertSize(b, 0)
-			const tasks, rows = 4, 25_000
-			rec := benchRecord(mem, rows)
-			defer rec.Release()
-			brokers, topic := backend{}.topic(b, 8)
-			s := newSink(b, Config{Brokers: brokers, Topic: topic, QueryID: topic, KeyColumn: "user", Semantics: sem, MaxPendingBytes: 1 << 30})
-			ctx := context.Background()
-			b.ResetTimer()
-			for i := range b.N {
-				bt := sinks.Batch{ID: int64(i), Mode: sinks.Append, Schema: benchSchema}
-				var msgs []sinks.CommitMessage
-				for task := range tasks {
-					w, err := s.NewWriter(ctx, bt, task)
-					if err != nil {
-						b.Fatal(err)
-					}
-					if err := w.Write(rec); err != nil {
-						b.Fatal(err)
-					}
-					msg, err := w.Prepare()
-					if err != nil {
-						b.Fatal(err)
-					}
-					msgs = append(msgs, msg)
-				}
-				if err := s.Commit(ctx, bt, msgs); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric(float64(b.N*tasks*rows)/b.Elapsed().Seconds(), "rows/s")
-		})
+	for _, be := range backends() {
+		for _, sem := range []Semantics{ExactlyOnce, AtLeastOnce} {
+			b.Run(be.name+"/"+string(sem), func(b *testing.B) { benchCommit(b, be, sem) })
+		}
 	}
+}
+
+func benchCommit(b *testing.B, be backend, sem Semantics) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(b, 0)
+	const tasks, rows = 4, 25_000
+	rec := benchRecord(mem, rows)
+	defer rec.Release()
+	brokers, topic := be.topic(b, 8)
+	s := newSink(b, Config{Brokers: brokers, Topic: topic, QueryID: topic, KeyColumn: "user", Semantics: sem, MaxPendingBytes: 1 << 30})
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := range b.N {
+		bt := sinks.Batch{ID: int64(i), Mode: sinks.Append, Schema: benchSchema}
+		var msgs []sinks.CommitMessage
+		for task := range tasks {
+			w, err := s.NewWriter(ctx, bt, task)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := w.Write(rec); err != nil {
+				b.Fatal(err)
+			}
+			msg, err := w.Prepare()
+			if err != nil {
+				b.Fatal(err)
+			}
+			msgs = append(msgs, msg)
+		}
+		if err := s.Commit(ctx, bt, msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*tasks*rows)/b.Elapsed().Seconds(), "rows/s")
 }
 
 // BenchmarkEncode measures Write alone: rows to Kafka records (JSON).

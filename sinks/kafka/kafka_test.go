@@ -204,6 +204,8 @@ func TestHungDriversTransactionIsAbortedAndFenced(t *testing.T) {
 		close(resume)
 		if err := <-zombieErr; !errors.Is(err, ErrFenced) {
 			t.Errorf("zombie's Commit of batch 1 = %v, want ErrFenced", err)
+		} else {
+			t.Logf("zombie: %v", err)
 		}
 		err := zombie.Commit(context.Background(), rowBatch(2), []sinks.CommitMessage{writeTask(t, zombie, rowBatch(2), 0, span(200, 210), 1)})
 		if !errors.Is(err, ErrFenced) {
@@ -382,6 +384,7 @@ func TestErrorsNameBrokersAndTopic(t *testing.T) {
 		s := newSink(t, Config{Brokers: []string{"127.0.0.1:1"}, Topic: "t", QueryID: "q", Timeout: 300 * time.Millisecond})
 		start := time.Now()
 		err := s.Commit(context.Background(), rowBatch(0), nil)
+		t.Logf("unreachable: %v", err)
 		if !errors.Is(err, ErrUnreachable) || !strings.Contains(err.Error(), "127.0.0.1:1") || !strings.Contains(err.Error(), "300ms") {
 			t.Errorf("Commit = %v, want ErrUnreachable naming the broker and the timeout", err)
 		}
@@ -394,6 +397,7 @@ func TestErrorsNameBrokersAndTopic(t *testing.T) {
 		t.Run("missing topic", func(t *testing.T) {
 			s := newSink(t, Config{Brokers: brokers, Topic: "no-such-" + topic, QueryID: topic})
 			err := s.Commit(context.Background(), rowBatch(0), nil)
+			t.Logf("missing topic: %v", err)
 			if !errors.Is(err, ErrTopicMissing) || !strings.Contains(err.Error(), "no-such-"+topic) {
 				t.Errorf("Commit = %v, want ErrTopicMissing naming the topic", err)
 			}
@@ -422,6 +426,7 @@ func TestErrorsNameBrokersAndTopic(t *testing.T) {
 				t.Fatal(err)
 			}
 			err = s.Commit(context.Background(), big, []sinks.CommitMessage{msg})
+			t.Logf("too large: %v", err)
 			if !errors.Is(err, ErrRecordTooLarge) || !strings.Contains(err.Error(), topic+"[") {
 				t.Fatalf("Commit = %v, want ErrRecordTooLarge naming topic[partition]", err)
 			}
