@@ -34,8 +34,12 @@
 //  2. Commit is idempotent per batch id: it first initialises the producer
 //     (fencing any older one and aborting its open transaction), then reads
 //     the group's committed offset, and returns nil without writing when
-//     offset-1 >= the batch id (batch ids only grow). In at-least-once mode
-//     only this process's memory of committed ids protects a repeat.
+//     offset-1 >= the batch id (batch ids only grow). A real broker makes
+//     the offset readable a few ms after EndTxn returns, so the sink also
+//     remembers the last id it committed itself (InitProducerID covers the
+//     same gap across processes: it waits for the previous transaction's
+//     markers). In at-least-once mode only this process's memory of
+//     committed ids protects a repeat.
 //  3. One transactional id per query ("sluice-sink-<QueryID>"): a new sink
 //     with the same QueryID fences a zombie, whose Commit then fails with
 //     ErrFenced; a transaction a killed driver left open is aborted when the
@@ -60,5 +64,6 @@
 //	produce recs, or one marker record if none; Flush
 //	AddOffsetsToTxn(group); TxnOffsetCommit(group, topic[0] = batch + 1)
 //	EndTransaction(commit)           // on any error: abort, redial next time
-//	drop pending of batch
+//	wait until the topic's last stable offsets pass our records (bounded)
+//	remember batch as committed; drop pending of batch
 package kafka

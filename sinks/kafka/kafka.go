@@ -189,7 +189,9 @@ func (s *Sink) reserve(n int64) error {
 
 func (s *Sink) unreserve(n int64) {
 	s.mu.Lock()
-	s.pendingBytes -= n
+	if !s.closed { // Close zeroed the count
+		s.pendingBytes -= n
+	}
 	s.mu.Unlock()
 }
 
