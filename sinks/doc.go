@@ -5,7 +5,7 @@
 //	          streams append per batch to a manifest log (_sluice_log/)
 //	console   each committed batch printed as a table
 //	memory    committed rows kept in memory (tests, small results)
-//	kafka     a topic written in transactions (planned)
+//	kafka     a topic written in one transaction per batch, exactly once
 //
 // The streaming contract is Sink (sink.go); sinktest is the suite every
 // sink passes.

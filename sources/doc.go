@@ -5,7 +5,7 @@
 //	generate  deterministic demo, test and benchmark data; Rate and OrdersStream streams
 //	files     stream: a directory of Parquet files watched for new files
 //	memory    stream: records appended by a test
-//	kafka     unbounded: topic partitions read between recorded offsets (planned)
+//	kafka     stream: topic partitions read between recorded offsets (read_committed)
 //
 // The streaming contract is Stream (source.go), with optional Committer and
 // Bounder abilities.
