@@ -127,7 +127,10 @@ func (c *conn) lastBatch(ctx context.Context) (int64, error) {
 		if errors.Is(err, kerr.GroupIDNotFound) {
 			return -1, nil
 		}
-		if !errors.Is(err, kerr.UnstableOffsetCommit) && !errors.Is(err, kerr.CoordinatorLoadInProgress) {
+		// Retriable: pending transactional offsets, and a coordinator that is
+		// loading or not there yet (a fresh cluster creates its offsets topic
+		// on the first group request).
+		if !errors.Is(err, kerr.UnstableOffsetCommit) && !kerr.IsRetriable(err) {
 			return -1, fmt.Errorf("fetch committed batch of group %s on %s[0]: %w", group, c.cfg.Topic, err)
 		}
 		select {
