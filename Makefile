@@ -9,8 +9,10 @@ BENCH_SF  ?= 1
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-demo: ## run the demo job: generate orders as Parquet, aggregate them, print a table
-	$(GO) run ./cmd/sluice demo
+DEMO_FLAGS ?= --duration 60s
+
+demo: ## run the order analytics stream on an in-process Kafka for 60 s (Ctrl-C stops it; DEMO_FLAGS= runs until Ctrl-C)
+	$(GO) run ./cmd/sluice demo $(DEMO_FLAGS)
 
 test: pyenv ## run every test (installs pyarrow into .cache/pyenv for the interop tests)
 	$(GO) test $(TESTFLAGS) $(PKGS)

@@ -265,8 +265,8 @@ func (q *Query) setStatus(msg string, batchActive bool) {
 func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
 	err := q.loop(ctx, rec)
 	exec.ForgetState(q.w.fs, q.stateDir())
-	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-		err = nil // stopped
+	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		err = nil // stopped: by Stop, or by the caller's context ending
 	}
 	q.mu.Lock()
 	q.err = err
@@ -519,6 +519,12 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 			r.Release()
 		}
 	}()
+	read := map[string]int64{}
+	st.Read = func(source string, rows int64) {
+		stateMu.Lock()
+		defer stateMu.Unlock()
+		read[source] += rows
+	}
 	if w.late != nil {
 		st.Late = func(_ string, r arrow.Record) {
 			stateMu.Lock()
@@ -548,6 +554,12 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 	// Each input's watermark only moves forward: its largest event time
 	// seen minus its delay. The query's combines them by the policy, and
 	// never moves back.
+	// Rows actually read (a split may not know its count before reading).
+	p.InputRows = 0
+	for i := range p.Sources {
+		p.Sources[i].Rows = read[p.Sources[i].Name]
+		p.InputRows += p.Sources[i].Rows
+	}
 	nextWM = e.Watermark
 	var perInput map[string]int64
 	if specs := w.ds.Watermarks(); len(specs) > 0 {

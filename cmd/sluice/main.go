@@ -1,4 +1,4 @@
-// Command sluice is the sluice CLI. Today it runs the demo job; later it
+// Command sluice is the sluice CLI. Today it runs the demo jobs; later it
 // gains run, executor, checkpoint inspect and nexmark subcommands.
 package main
 
@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 )
 
 func main() {
@@ -23,7 +24,10 @@ func usage() {
 	fmt.Fprint(os.Stderr, `usage: sluice <command> [flags]
 
 commands:
-  demo    generate a small orders dataset as Parquet, aggregate it, print the result
+  demo        the order analytics job as a stream: orders generated into Kafka (in-process
+              by default), hourly totals per customer printed each batch, written to a Kafka
+              topic and, per closed hour, to Parquet; Ctrl-C or --duration stops it
+  demo-batch  the same kind of job as a batch: orders written as Parquet, aggregated, printed
 `)
 }
 
@@ -35,6 +39,21 @@ func run(ctx context.Context, args []string) error {
 	switch args[0] {
 	case "demo":
 		fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+		duration := fs.Duration("duration", 0, "stop by itself after this long (0: run until Ctrl-C)")
+		rate := fs.Int("rate", 2000, "orders generated per second")
+		dir := fs.String("dir", "", "directory for checkpoints and Parquet output (default: a temp dir, removed at exit)")
+		brokers := fs.String("brokers", "", "a real Kafka cluster, host:port[,host:port] (default: an in-process one)")
+		rows := fs.Int("rows", 8, "updated rows printed per batch")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		var bs []string
+		if *brokers != "" {
+			bs = strings.Split(*brokers, ",")
+		}
+		return streamDemo(ctx, os.Stdout, streamOpts{duration: *duration, rate: *rate, dir: *dir, brokers: bs, maxRows: *rows})
+	case "demo-batch":
+		fs := flag.NewFlagSet("demo-batch", flag.ContinueOnError)
 		rows := fs.Int64("rows", 200_000, "orders to generate")
 		dir := fs.String("dir", "", "directory for the generated Parquet (default: a temp dir, removed at exit)")
 		if err := fs.Parse(args[1:]); err != nil {

@@ -69,8 +69,17 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		}
 		if n.Scan.Stream != nil {
 			sp := n.Scan.StreamSplits[b.assign.Split]
+			counted := n.Scan.Counted
 			return exec.NewPushScan(b.ctx, n.Schema, func(ctx context.Context, emit func(arrow.Record) error) error {
-				return sp.Read(ctx, mem, emit)
+				var rows int64
+				err := sp.Read(ctx, mem, func(r arrow.Record) error {
+					rows += r.NumRows()
+					return emit(r)
+				})
+				if counted != nil {
+					counted(rows)
+				}
+				return err
 			}), nil
 		}
 		if n.Scan.Table == nil {

@@ -94,6 +94,8 @@ type Scan struct {
 	// batch being run, bound by BindStreams before planning.
 	Stream       sources.Stream  `json:"-"`
 	StreamSplits []sources.Split `json:"-"`
+	// Counted, set by PhysicalStream, receives the rows each task read.
+	Counted func(rows int64) `json:"-"`
 }
 
 // WatermarkSpec is an event-time column and how late its rows may arrive.

@@ -40,6 +40,8 @@ type StreamState struct {
 	Dropped func(operator string, n int64)
 	// Late, when set, receives the late rows themselves (owning them).
 	Late func(operator string, rec arrow.Record)
+	// Read receives the rows each task read from a stream, by source name.
+	Read func(source string, rows int64)
 }
 
 // PhysicalStream is Physical for one micro-batch: with st set, aggregates
@@ -90,6 +92,10 @@ func (p *physical) plan(n *Node) (*Node, error) {
 			n.Observe = func(max int64) { obs(id, max) }
 		}
 	case KindScan:
+		if p.stream != nil && p.stream.Read != nil && n.Scan.Stream != nil {
+			read, name := p.stream.Read, n.Scan.Stream.Name()
+			n.Scan.Counted = func(rows int64) { read(name, rows) }
+		}
 		if n.Scan.Table != nil {
 			n.Scan.Splits, n.Scan.Pruned = n.Scan.Table.Splits(n.Scan.Preds)
 		}
