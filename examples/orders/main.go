@@ -19,7 +19,9 @@ import (
 	"github.com/sluicedata/sluice/sources/generate"
 )
 
-// HourlyTotals is the job: order value and count per customer per event-time hour.
+// HourlyTotals is the job: order value and count per customer per
+// event-time hour. The same function runs as a batch job over a Parquet
+// history, as a backfill over a directory stream, and on a Kafka stream.
 func HourlyTotals(orders *dataset.Dataset) *dataset.Dataset {
 	return orders.
 		WithColumn("hour", dataset.DateTrunc("hour", dataset.Col("ts"))).
@@ -27,8 +29,7 @@ func HourlyTotals(orders *dataset.Dataset) *dataset.Dataset {
 		Agg(
 			dataset.Sum(dataset.Col("amount")).As("total"),
 			dataset.CountAll().As("orders"),
-		).
-		OrderBy("hour", "customer")
+		)
 }
 
 func main() {
@@ -49,7 +50,7 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	job := HourlyTotals(dataset.Read(*input))
+	job := HourlyTotals(dataset.Read(*input)).OrderBy("hour", "customer")
 	if *out != "" {
 		if err := job.Write(ctx, *out, dataset.WriteOptions{Mode: parquet.Overwrite}); err != nil {
 			log.Fatal(err)
