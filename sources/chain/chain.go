@@ -1,0 +1,445 @@
+package chain
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/sources"
+)
+
+var (
+	// ErrSchemaMismatch: the history and live streams (or one of them and
+	// Config.Schema) disagree on a column; errors name the column and both
+	// types.
+	ErrSchemaMismatch = errors.New("chain: schema mismatch")
+	// ErrClosed: the chain was closed.
+	ErrClosed = errors.New("chain: closed")
+)
+
+// LiveFunc builds the live stream once the history is exhausted. handoff is
+// the history's final end offset. It is called at the handoff (then the
+// stream's Initial is where the live phase starts) and again after a
+// restart whose checkpoint is in the live phase (then Initial is never
+// called), so it must be a pure function of handoff and its own config.
+type LiveFunc func(ctx context.Context, handoff sources.Offset) (sources.Stream, error)
+
+// Config configures a chain.
+type Config struct {
+	// Name identifies the source within a query; default "chain".
+	Name string
+	// History is read first, to its end (required). It must be bounded:
+	// its Latest stops moving. When it is a sources.Bounder the chain
+	// bounds it before its first Latest, so a directory source ends at the
+	// files present then.
+	History sources.Stream
+	// Live builds the stream read after the history (required).
+	Live LiveFunc
+	// Schema both phases are projected to, by column name, casting
+	// nothing. Default: the history's schema, and the live stream must
+	// have exactly its columns with the same types.
+	Schema *arrow.Schema
+	// LiveSchema, when set, is the schema Live's stream will have, checked
+	// when New runs rather than at the handoff.
+	LiveSchema *arrow.Schema
+}
+
+// Validate reports a config New cannot use.
+func (c Config) Validate() error {
+	switch {
+	case c.History == nil:
+		return errors.New("chain: config: History is required")
+	case c.Live == nil:
+		return errors.New("chain: config: Live is required")
+	}
+	return nil
+}
+
+func (c Config) String() string {
+	schema := "history's"
+	if c.Schema != nil {
+		schema = c.Schema.String()
+	}
+	return fmt.Sprintf("chain{name=%s history=%s schema=%s}", c.Name, c.History.Name(), schema)
+}
+
+// Chain is a history stream followed by a live stream, as one stream.
+type Chain struct {
+	cfg      Config
+	schema   *arrow.Schema
+	histProj []int // history column per output column; nil = the same schema
+
+	mu       sync.Mutex
+	histBnd  bool           // History.Bound done
+	bounded  bool           // Bound called: bound the live stream when built
+	live     sources.Stream // built by Live for handoff liveH
+	liveH    sources.Offset
+	liveProj []int
+	closed   bool
+}
+
+var (
+	_ sources.Stream    = (*Chain)(nil)
+	_ sources.Bounder   = (*Chain)(nil)
+	_ sources.Committer = (*Chain)(nil)
+)
+
+// New checks the history's schema (and LiveSchema's, when set) against the
+// chain's. The chain owns both streams from then on: Close closes them.
+func New(cfg Config) (*Chain, error) {
+	if cfg.Name == "" {
+		cfg.Name = "chain"
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Chain{cfg: cfg, schema: cfg.Schema}
+	if c.schema == nil {
+		c.schema = cfg.History.Schema()
+	}
+	var err error
+	if c.histProj, err = c.project(PhaseHistory, cfg.History.Schema()); err != nil {
+		return nil, err
+	}
+	if cfg.LiveSchema != nil {
+		if _, err := c.project(PhaseLive, cfg.LiveSchema); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Chain) Name() string          { return c.cfg.Name }
+func (c *Chain) Schema() *arrow.Schema { return c.schema }
+
+// project maps every output column to a column of src by name. Without
+// Config.Schema, src must have exactly the output's columns. It returns nil
+// when src is the output schema already.
+func (c *Chain) project(phase string, src *arrow.Schema) ([]int, error) {
+	against := "Config.Schema"
+	if c.cfg.Schema == nil {
+		against = "the history"
+	}
+	mismatch := func(format string, args ...any) error {
+		return fmt.Errorf("chain %q: %w: "+format, append([]any{c.cfg.Name, ErrSchemaMismatch}, args...)...)
+	}
+	proj := make([]int, c.schema.NumFields())
+	same := src.NumFields() == len(proj)
+	for i, f := range c.schema.Fields() {
+		idx := src.FieldIndices(f.Name)
+		if len(idx) == 0 {
+			return nil, mismatch("column %q (%s in %s) is missing from the %s stream", f.Name, f.Type, against, phase)
+		}
+		if len(idx) > 1 {
+			return nil, mismatch("column %q appears %d times in the %s stream", f.Name, len(idx), phase)
+		}
+		if got := src.Field(idx[0]).Type; !arrow.TypeEqual(got, f.Type) {
+			return nil, mismatch("column %q is %s in %s but %s in the %s stream", f.Name, f.Type, against, got, phase)
+		}
+		proj[i] = idx[0]
+		same = same && idx[0] == i && src.Field(i).Nullable == f.Nullable
+	}
+	if c.cfg.Schema == nil {
+		for _, f := range src.Fields() {
+			if len(c.schema.FieldIndices(f.Name)) == 0 {
+				return nil, mismatch("column %q (%s) of the %s stream is not in the history; set Config.Schema to project it away", f.Name, f.Type, phase)
+			}
+		}
+	}
+	if same {
+		return nil, nil
+	}
+	return proj, nil
+}
+
+// Initial is the history's Initial, or, when the history is empty, the
+// live stream's Initial.
+func (c *Chain) Initial(ctx context.Context) (sources.Offset, error) {
+	if err := c.boundHistory(ctx); err != nil {
+		return nil, err
+	}
+	h, err := c.cfg.History.Initial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("chain %q: history: %w", c.cfg.Name, err)
+	}
+	h = compact(h)
+	e, err := c.historyLatest(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Equal(e, h) {
+		return c.handoff(ctx, h)
+	}
+	return encode(offset{Phase: PhaseHistory, H: h}), nil
+}
+
+// Latest, in the history phase, is the history's Latest; when that end is
+// the history's last (its Latest from there does not move), the end is
+// the live phase's first offset {"phase":"live","h":end,"l":live.Initial},
+// so the batch reads the rest of the history and nothing live. In the live
+// phase it is the live stream's Latest.
+func (c *Chain) Latest(ctx context.Context, start sources.Offset) (sources.Offset, error) {
+	st, err := c.parse(start)
+	if err != nil {
+		return nil, err
+	}
+	if st.Phase == PhaseLive {
+		live, err := c.liveFor(ctx, st.H)
+		if err != nil {
+			return nil, err
+		}
+		l, err := live.Latest(ctx, st.L)
+		if err != nil {
+			return nil, fmt.Errorf("chain %q: live: %w", c.cfg.Name, err)
+		}
+		return encode(offset{Phase: PhaseLive, H: st.H, L: compact(l)}), nil
+	}
+	if err := c.boundHistory(ctx); err != nil {
+		return nil, err
+	}
+	e, err := c.historyLatest(ctx, st.H)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(e, st.H) {
+		// Peek: is e the history's end?
+		next, err := c.historyLatest(ctx, e)
+		if err != nil {
+			return nil, err
+		}
+		if !bytes.Equal(next, e) {
+			return encode(offset{Phase: PhaseHistory, H: e}), nil
+		}
+	}
+	return c.handoff(ctx, e)
+}
+
+func (c *Chain) historyLatest(ctx context.Context, h sources.Offset) (sources.Offset, error) {
+	e, err := c.cfg.History.Latest(ctx, h)
+	if err != nil {
+		return nil, fmt.Errorf("chain %q: history: %w", c.cfg.Name, err)
+	}
+	return compact(e), nil
+}
+
+// handoff builds the live stream for the history's final end h and returns
+// the live phase's first offset.
+func (c *Chain) handoff(ctx context.Context, h sources.Offset) (sources.Offset, error) {
+	live, err := c.liveFor(ctx, h)
+	if err != nil {
+		return nil, err
+	}
+	l, err := live.Initial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("chain %q: live: %w", c.cfg.Name, err)
+	}
+	return encode(offset{Phase: PhaseLive, H: h, L: compact(l)}), nil
+}
+
+// liveFor returns the live stream for handoff h, building it on first use.
+// A chain serves one handoff: offsets naming another are foreign.
+func (c *Chain) liveFor(ctx context.Context, h sources.Offset) (sources.Stream, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, fmt.Errorf("chain %q: %w", c.cfg.Name, ErrClosed)
+	}
+	if c.live != nil {
+		if !bytes.Equal(c.liveH, h) {
+			return nil, fmt.Errorf("chain %q: live offset hands off at history offset %s, this chain handed off at %s: %w",
+				c.cfg.Name, h, c.liveH, sources.ErrBadOffset)
+		}
+		return c.live, nil
+	}
+	live, err := c.cfg.Live(ctx, h)
+	if err != nil {
+		return nil, fmt.Errorf("chain %q: build live stream at history offset %s: %w", c.cfg.Name, h, err)
+	}
+	proj, err := c.project(PhaseLive, live.Schema())
+	if err != nil {
+		closeStream(live)
+		return nil, err
+	}
+	if b, ok := live.(sources.Bounder); ok && c.bounded {
+		if err := b.Bound(ctx); err != nil {
+			closeStream(live)
+			return nil, fmt.Errorf("chain %q: bound live: %w", c.cfg.Name, err)
+		}
+	}
+	c.live, c.liveH, c.liveProj = live, h, proj
+	return live, nil
+}
+
+func (c *Chain) boundHistory(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return fmt.Errorf("chain %q: %w", c.cfg.Name, ErrClosed)
+	}
+	if c.histBnd {
+		return nil
+	}
+	if b, ok := c.cfg.History.(sources.Bounder); ok {
+		if err := b.Bound(ctx); err != nil {
+			return fmt.Errorf("chain %q: bound history: %w", c.cfg.Name, err)
+		}
+	}
+	c.histBnd = true
+	return nil
+}
+
+// Splits of a history batch are the history's, of a live batch the live
+// stream's; a batch from the history's last offsets to the live phase's
+// first reads the history only. Each split yields records of Schema().
+func (c *Chain) Splits(ctx context.Context, start, end sources.Offset) ([]sources.Split, error) {
+	st, err := c.parse(start)
+	if err != nil {
+		return nil, err
+	}
+	en, err := c.parse(end)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		inner []sources.Split
+		proj  []int
+		phase string
+	)
+	switch {
+	case st.Phase == PhaseLive && en.Phase == PhaseHistory:
+		return nil, fmt.Errorf("chain %q: end offset %s (history) before start %s (live): %w", c.cfg.Name, end, start, sources.ErrBadOffset)
+	case st.Phase == PhaseLive:
+		if !bytes.Equal(st.H, en.H) {
+			return nil, fmt.Errorf("chain %q: start %s and end %s hand off at different history offsets: %w", c.cfg.Name, start, end, sources.ErrBadOffset)
+		}
+		live, err := c.liveFor(ctx, st.H)
+		if err != nil {
+			return nil, err
+		}
+		if inner, err = live.Splits(ctx, st.L, en.L); err != nil {
+			return nil, fmt.Errorf("chain %q: live: %w", c.cfg.Name, err)
+		}
+		c.mu.Lock()
+		proj = c.liveProj
+		c.mu.Unlock()
+		phase = PhaseLive
+	default: // history to history, or history to the live phase's first offset
+		if inner, err = c.cfg.History.Splits(ctx, st.H, en.H); err != nil {
+			return nil, fmt.Errorf("chain %q: history: %w", c.cfg.Name, err)
+		}
+		proj, phase = c.histProj, PhaseHistory
+	}
+	out := make([]sources.Split, len(inner))
+	for i, sp := range inner {
+		out[i] = &Split{Phase: phase, Inner: sp, schema: c.schema, proj: proj}
+	}
+	return out, nil
+}
+
+// Commit passes end to the stream of its phase when that stream is a
+// sources.Committer (in the live phase: the live stream's offset).
+func (c *Chain) Commit(ctx context.Context, end sources.Offset) error {
+	en, err := c.parse(end)
+	if err != nil {
+		return err
+	}
+	var (
+		s   sources.Stream = c.cfg.History
+		off                = en.H
+	)
+	if en.Phase == PhaseLive {
+		if s, err = c.liveFor(ctx, en.H); err != nil {
+			return err
+		}
+		off = en.L
+	}
+	if cm, ok := s.(sources.Committer); ok {
+		if err := cm.Commit(ctx, off); err != nil {
+			return fmt.Errorf("chain %q: %s: %w", c.cfg.Name, en.Phase, err)
+		}
+	}
+	return nil
+}
+
+// Bound bounds both phases: the history now (it is bounded before its first
+// Latest anyway), the live stream now if it is built, else right when it is
+// built at the handoff. So an AvailableNow run over a chain reads the live
+// stream up to what it held at the handoff, not at the Bound call.
+func (c *Chain) Bound(ctx context.Context) error {
+	if err := c.boundHistory(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.bounded = true
+	if b, ok := c.live.(sources.Bounder); ok {
+		if err := b.Bound(ctx); err != nil {
+			return fmt.Errorf("chain %q: bound live: %w", c.cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// Close closes the history and the live stream (those that are
+// io.Closers). It is idempotent.
+func (c *Chain) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return errors.Join(closeStream(c.cfg.History), closeStream(c.live))
+}
+
+func closeStream(s sources.Stream) error {
+	if cl, ok := s.(io.Closer); ok {
+		return cl.Close()
+	}
+	return nil
+}
+
+func compact(o sources.Offset) sources.Offset {
+	var b bytes.Buffer
+	if json.Compact(&b, o) != nil {
+		return o // not JSON: kept as is, the inner stream will refuse it
+	}
+	return sources.Offset(b.Bytes())
+}
+
+// Split is one split of the history or the live stream, its records
+// projected to the chain's schema.
+type Split struct {
+	Phase string
+	Inner sources.Split
+
+	schema *arrow.Schema
+	proj   []int // nil: records pass through
+}
+
+func (sp *Split) Rows() int64 { return sp.Inner.Rows() }
+
+// Read emits the inner split's records, projected: each emitted record
+// (owned by emit) retains the inner record's columns it keeps.
+func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
+	if sp.proj == nil {
+		return sp.Inner.Read(ctx, mem, emit)
+	}
+	return sp.Inner.Read(ctx, mem, func(rec arrow.Record) error {
+		cols := make([]arrow.Array, len(sp.proj))
+		for i, j := range sp.proj {
+			cols[i] = rec.Column(j)
+		}
+		out := array.NewRecord(sp.schema, cols, rec.NumRows())
+		rec.Release()
+		return emit(out)
+	})
+}
