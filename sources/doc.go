@@ -6,6 +6,7 @@
 //	files     stream: a directory of Parquet files watched for new files
 //	memory    stream: records appended by a test
 //	kafka     stream: topic partitions read between recorded offsets (read_committed)
+//	chain     stream: a bounded history (e.g. Parquet) then a live stream (e.g. Kafka), one checkpoint
 //
 // The streaming contract is Stream (source.go), with optional Committer and
 // Bounder abilities.
