@@ -70,6 +70,7 @@ type result struct {
 	Readers      int     `json:"readers,omitempty"`
 	ArrowRecords int     `json:"arrow_records,omitempty"`
 	RatioToRaw   float64 `json:"ratio_to_raw,omitempty"`
+	CPURatio     float64 `json:"cpu_ratio_to_raw,omitempty"`
 	Target       float64 `json:"target,omitempty"`
 	TargetMet    *bool   `json:"target_met,omitempty"`
 
@@ -261,6 +262,7 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		srcErr = full.sums.compare(want)
 	}
 	srcRes.RatioToRaw = raw.Seconds / srcRes.Seconds // records/s over records/s of the same records
+	srcRes.CPURatio = raw.CPUSeconds / srcRes.CPUSeconds
 	met := srcRes.RatioToRaw >= target
 	srcRes.Target, srcRes.TargetMet = target, &met
 	srcRes.Check = "ok"
