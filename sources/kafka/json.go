@@ -134,6 +134,7 @@ func (d *jsonDecoder) decode(data []byte) error {
 		return errNotObject
 	}
 	p = skipWS(data, p+1)
+	next := 0 // the field expected next
 	if p < len(data) && data[p] == '}' {
 		p++
 	} else {
@@ -147,7 +148,14 @@ func (d *jsonDecoder) decode(data []byte) error {
 				return syntaxErr(data, p, "':'")
 			}
 			p = skipWS(data, p+1)
-			if idx, ok := d.byName[string(key)]; ok {
+			// Producers usually write fields in one order: try the field after
+			// the previous one before hashing the name.
+			idx, ok := next, next < len(d.fields) && string(key) == d.fields[next].Name
+			if !ok {
+				idx, ok = d.byName[string(key)]
+			}
+			if ok {
+				next = idx + 1
 				p, err = d.readField(idx, data, p)
 			} else {
 				p, err = skipValue(data, p, 0)
