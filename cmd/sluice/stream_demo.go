@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sinks/console"
@@ -111,7 +112,8 @@ func streamDemo(ctx context.Context, w io.Writer, o streamOpts) error {
 		return err
 	}
 	defer out.Close()
-	show, err := console.New(console.Config{Out: w, MaxRows: o.maxRows})
+	// The engine's table formatter: decimals keep their scale, timestamps their zone.
+	show, err := console.New(console.Config{Out: w, MaxRows: o.maxRows, Format: exec.FormatTable})
 	if err != nil {
 		return err
 	}
