@@ -1,0 +1,659 @@
+package generate
+
+// Nexmark: the online-auction benchmark generator of ../shared/nexmark.md.
+//
+// In: a NexmarkConfig and an event range [from, from+n) of the generator.
+// Out: three records (persons, auctions, bids) holding the events of each
+// kind in event order, built column by column; no per-event structs.
+//
+// Invariants:
+//  1. Event e (eventId = FirstEventID + e) is a pure function of (Seed,
+//     eventId, e): its PRNG is splitmix64 seeded from (Seed, eventId), and
+//     its time comes from e alone. Any range can be generated in parallel
+//     and a range generated in pieces equals the range generated at once.
+//  2. Kinds follow eventId % 50: 0 person, 1..3 auction, 4..49 bid, so every
+//     50 consecutive events hold exactly 1 person, 3 auctions and 46 bids.
+//  3. dateTime is non-decreasing in e.
+//
+// Per event (generate):
+//
+//	r := rng(splitmix64(Seed ^ eventId*golden))
+//	t := BaseTime + floor(e * 1e6/EventRate / 1000) ms
+//	switch eventId % 50 { 0: person(r, t); 1..3: auction(r, t); default: bid(r, t) }
+//	pad the event to its average size with `extra`
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+	"strconv"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+)
+
+// The generator's constants, as nexmark.md fixes them.
+const (
+	nexmarkTotal            = 50 // person:auction:bid = 1:3:46
+	nexmarkFirstPerson      = 1000
+	nexmarkFirstAuction     = 1000
+	nexmarkFirstCategory    = 10
+	nexmarkCategories       = 5
+	nexmarkHotGroup         = 100
+	nexmarkActivePeople     = 1000
+	nexmarkInFlightAuctions = 100
+	nexmarkIDLead           = 10
+	nexmarkChannels         = 10000
+	// nexmarkHorizonEvents is how many events it takes to open
+	// nexmarkInFlightAuctions more auctions (100*50/3).
+	nexmarkHorizonEvents = nexmarkInFlightAuctions * nexmarkTotal / 3
+
+	nexmarkAvgPersonBytes  = 200
+	nexmarkAvgAuctionBytes = 500
+	nexmarkAvgBidBytes     = 100
+
+	// Bytes the fixed-width fields of each kind count towards its size
+	// (8 per int64 or timestamp): person id, dateTime; auction id,
+	// initialBid, reserve, dateTime, expires, seller, category; bid
+	// auction, bidder, price, dateTime.
+	nexmarkPersonFixedBytes  = 2 * 8
+	nexmarkAuctionFixedBytes = 7 * 8
+	nexmarkBidFixedBytes     = 4 * 8
+)
+
+// NexmarkWatermarkDelay is how far the watermark declared on a Nexmark
+// stream trails dateTime.
+const NexmarkWatermarkDelay = 4 * time.Second
+
+var nexmarkTimestamp = &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}
+
+// PersonSchema is the schema of Nexmark person events.
+var PersonSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "name", Type: arrow.BinaryTypes.String},
+	{Name: "emailAddress", Type: arrow.BinaryTypes.String},
+	{Name: "creditCard", Type: arrow.BinaryTypes.String},
+	{Name: "city", Type: arrow.BinaryTypes.String},
+	{Name: "state", Type: arrow.BinaryTypes.String},
+	{Name: "dateTime", Type: nexmarkTimestamp},
+	{Name: "extra", Type: arrow.BinaryTypes.String},
+}, nil)
+
+// AuctionSchema is the schema of Nexmark auction events.
+var AuctionSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "itemName", Type: arrow.BinaryTypes.String},
+	{Name: "description", Type: arrow.BinaryTypes.String},
+	{Name: "initialBid", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "reserve", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "dateTime", Type: nexmarkTimestamp},
+	{Name: "expires", Type: nexmarkTimestamp},
+	{Name: "seller", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "category", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "extra", Type: arrow.BinaryTypes.String},
+}, nil)
+
+// BidSchema is the schema of Nexmark bid events; price is in cents.
+var BidSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "auction", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "bidder", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "price", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "channel", Type: arrow.BinaryTypes.String},
+	{Name: "url", Type: arrow.BinaryTypes.String},
+	{Name: "dateTime", Type: nexmarkTimestamp},
+	{Name: "extra", Type: arrow.BinaryTypes.String},
+}, nil)
+
+// The fixed lists of Flink's and Beam's Nexmark PersonGenerator.
+var (
+	nexmarkFirstNames = []string{"Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter"}
+	nexmarkLastNames  = []string{"Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris"}
+	nexmarkCities     = []string{"Phoenix", "Los Angeles", "San Francisco", "Boise", "Portland", "Bend", "Redmond", "Seattle", "Kent", "Cheyenne"}
+	nexmarkStates     = []string{"AZ", "CA", "ID", "OR", "WA", "WY"}
+)
+
+// The hot channels. Flink draws their urls at random once per process; ours
+// are fixed strings of the same shape so every run sees the same data.
+var (
+	nexmarkHotChannels = []string{"Google", "Facebook", "Baidu", "Apple"}
+	nexmarkHotURLs     = []string{
+		"https://www.nexmark.com/goo/gle/srch/item.htm?query=1",
+		"https://www.nexmark.com/face/boo/k_ad/item.htm?query=1",
+		"https://www.nexmark.com/bai/du/mkt/item.htm?query=1",
+		"https://www.nexmark.com/appl/e_s/tore/item.htm?query=1",
+	}
+)
+
+// NexmarkConfig configures the Nexmark generator and its streams.
+type NexmarkConfig struct {
+	// Name prefixes the streams' names (<Name>_person, ...); default "nexmark".
+	Name string
+	// Seed of every event's PRNG.
+	Seed uint64
+	// FirstEventID is the id of event 0 of this generator (>= 0), so a
+	// generator may own a contiguous id range.
+	FirstEventID int64
+	// EventRate is events per second of event time; default 10 000 000.
+	EventRate float64
+	// BaseTime is the dateTime of event 0; default 2015-07-15T00:00:00Z.
+	BaseTime time.Time
+	// Events of a bounded stream: Latest stops there. 0 = endless.
+	Events int64
+	// MaxEventsPerBatch caps how far a stream's Latest moves past its start
+	// (in events of all kinds); 0 = no cap.
+	MaxEventsPerBatch int64
+}
+
+func (c NexmarkConfig) withDefaults() NexmarkConfig {
+	if c.Name == "" {
+		c.Name = "nexmark"
+	}
+	if c.EventRate == 0 {
+		c.EventRate = 10_000_000
+	}
+	if c.BaseTime.IsZero() {
+		c.BaseTime = time.Date(2015, 7, 15, 0, 0, 0, 0, time.UTC)
+	}
+	return c
+}
+
+// Validate reports a config the generator cannot use; zero values mean the
+// defaults.
+func (c NexmarkConfig) Validate() error {
+	switch {
+	case c.FirstEventID < 0:
+		return fmt.Errorf("%w: nexmark: FirstEventID %d is negative", ErrConfig, c.FirstEventID)
+	case c.EventRate < 0 || math.IsNaN(c.EventRate) || math.IsInf(c.EventRate, 0):
+		return fmt.Errorf("%w: nexmark: EventRate %v must be positive and finite", ErrConfig, c.EventRate)
+	case c.Events < 0:
+		return fmt.Errorf("%w: nexmark: Events %d is negative", ErrConfig, c.Events)
+	case c.MaxEventsPerBatch < 0:
+		return fmt.Errorf("%w: nexmark: MaxEventsPerBatch %d is negative", ErrConfig, c.MaxEventsPerBatch)
+	case c.Events > math.MaxInt64-c.FirstEventID:
+		return fmt.Errorf("%w: nexmark: FirstEventID %d + Events %d overflows", ErrConfig, c.FirstEventID, c.Events)
+	}
+	return nil
+}
+
+func (c NexmarkConfig) String() string {
+	c = c.withDefaults()
+	return fmt.Sprintf("nexmark{name=%s seed=%d first_event_id=%d event_rate=%v base_time=%s events=%d max_events_per_batch=%d}",
+		c.Name, c.Seed, c.FirstEventID, c.EventRate, c.BaseTime.UTC().Format(time.RFC3339Nano), c.Events, c.MaxEventsPerBatch)
+}
+
+// Generate returns events [from, from+n) of the generator, each kind in its
+// own record (person, auction, bid; a record may have no rows), allocated
+// from mem; the caller releases all three. It panics if c is invalid or the
+// range is negative.
+func (c NexmarkConfig) Generate(mem memory.Allocator, from, n int64) (person, auction, bid arrow.Record) {
+	recs := c.generate(mem, from, n, kindPerson|kindAuction|kindBid)
+	return recs[0], recs[1], recs[2]
+}
+
+// nexmarkKind is a bit set of event kinds.
+type nexmarkKind uint8
+
+const (
+	kindPerson nexmarkKind = 1 << iota
+	kindAuction
+	kindBid
+)
+
+// generate builds the records of the kinds in want; the others are nil.
+func (c NexmarkConfig) generate(mem memory.Allocator, from, n int64, want nexmarkKind) (recs [3]arrow.Record) {
+	c = c.withDefaults()
+	if err := c.Validate(); err != nil {
+		panic(err)
+	}
+	if from < 0 || n < 0 || from > math.MaxInt64-c.FirstEventID-n {
+		panic(fmt.Sprintf("generate: nexmark range [%d, %d+%d) is invalid", from, from, n))
+	}
+	g := nexmarkGen{seed: c.Seed, clock: newNexmarkClock(c)}
+	lo, hi := c.FirstEventID+from, c.FirstEventID+from+n
+	np, na, nb := nexmarkCounts(lo, hi)
+	if want&kindPerson != 0 {
+		g.p = newPersonCols(mem, np)
+		defer g.p.b.Release()
+	}
+	if want&kindAuction != 0 {
+		g.a = newAuctionCols(mem, na)
+		defer g.a.b.Release()
+	}
+	if want&kindBid != 0 {
+		g.b = newBidCols(mem, nb)
+		defer g.b.b.Release()
+	}
+	g.buf = make([]byte, 0, 1024)
+	// Walk the ids kind by kind so that a stream wanting only bids skips
+	// persons and auctions without looking at them.
+	for id, e := lo, from; id < hi; id, e = id+1, e+1 {
+		r := id % nexmarkTotal
+		switch {
+		case r == 0:
+			if g.p != nil {
+				g.person(id, e)
+			}
+		case r < 4:
+			if g.a != nil {
+				g.auction(id, e)
+			}
+		default:
+			if g.b == nil {
+				// jump to the next person
+				skip := nexmarkTotal - r - 1
+				id, e = id+skip, e+skip
+				continue
+			}
+			g.bid(id, e)
+		}
+	}
+	if g.p != nil {
+		recs[0] = g.p.b.NewRecord()
+	}
+	if g.a != nil {
+		recs[1] = g.a.b.NewRecord()
+	}
+	if g.b != nil {
+		recs[2] = g.b.b.NewRecord()
+	}
+	return recs
+}
+
+// nexmarkCounts is the number of persons, auctions and bids among ids [lo, hi).
+func nexmarkCounts(lo, hi int64) (p, a, b int64) {
+	p = nexmarkPersonsBelow(hi) - nexmarkPersonsBelow(lo)
+	a = nexmarkAuctionsBelow(hi) - nexmarkAuctionsBelow(lo)
+	return p, a, hi - lo - p - a
+}
+
+// nexmarkPersonsBelow counts ids in [0, x) with id%50 == 0.
+func nexmarkPersonsBelow(x int64) int64 { return (x + nexmarkTotal - 1) / nexmarkTotal }
+
+// nexmarkAuctionsBelow counts ids in [0, x) with id%50 in 1..3.
+func nexmarkAuctionsBelow(x int64) int64 {
+	return x/nexmarkTotal*3 + min(max(x%nexmarkTotal-1, 0), 3)
+}
+
+// nexmarkLastPerson is the newest person id (0-based) at or before id.
+func nexmarkLastPerson(id int64) int64 { return id / nexmarkTotal }
+
+// nexmarkLastAuction is the newest auction id (0-based) at or before id.
+func nexmarkLastAuction(id int64) int64 {
+	epoch, off := id/nexmarkTotal, id%nexmarkTotal
+	switch {
+	case off < 1:
+		epoch--
+		off = 2
+	case off >= 4:
+		off = 2
+	default:
+		off--
+	}
+	return epoch*3 + off
+}
+
+// nexmarkClock maps event numbers to dateTime in Unix milliseconds.
+type nexmarkClock struct {
+	baseMs  int64
+	rate    int64   // integral EventRate, or 0
+	delayUs float64 // 1e6 / EventRate
+}
+
+func newNexmarkClock(c NexmarkConfig) nexmarkClock {
+	k := nexmarkClock{baseMs: c.BaseTime.UnixMilli(), delayUs: 1e6 / c.EventRate}
+	if c.EventRate == math.Trunc(c.EventRate) && c.EventRate <= 1e12 {
+		k.rate = int64(c.EventRate)
+	}
+	return k
+}
+
+// ms is baseTime + floor(e * interEventDelayUs / 1000). For an integral
+// rate it is computed exactly as floor(e*1000/rate): 1e6/rate is not exact
+// in binary, and the float product can land just below a millisecond.
+func (k nexmarkClock) ms(e int64) int64 {
+	if k.rate > 0 {
+		return k.baseMs + e/k.rate*1000 + e%k.rate*1000/k.rate
+	}
+	return k.baseMs + int64(math.Floor(float64(e)*k.delayUs/1000))
+}
+
+// nexmarkRand is an event's PRNG: a splitmix64 sequence.
+type nexmarkRand struct{ s uint64 }
+
+const golden = 0x9e3779b97f4a7c15
+
+func newNexmarkRand(seed uint64, id int64) nexmarkRand {
+	return nexmarkRand{s: splitmix64(seed ^ uint64(id)*golden)}
+}
+
+func (r *nexmarkRand) next() uint64 {
+	r.s += golden
+	x := r.s
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// intn is uniform in [0, n) for n > 0 (multiply-high; the bias is below
+// n/2^64).
+func (r *nexmarkRand) intn(n int64) int64 {
+	hi, _ := bits.Mul64(r.next(), uint64(n))
+	return int64(hi)
+}
+
+// float is uniform in [0, 1).
+func (r *nexmarkRand) float() float64 { return float64(r.next()>>11) * 0x1p-53 }
+
+// price is round(10^(6u) * 100) cents.
+func (r *nexmarkRand) price() int64 { return int64(math.Round(math.Pow(10, 6*r.float()) * 100)) }
+
+// str appends 3 + rand(max-3) characters, each special with P 1/13 and
+// else a letter a-z, and trims spaces at both ends. One 64-bit draw yields
+// five characters: each takes a digit in base 338 = 13*26 off the top.
+func (r *nexmarkRand) str(dst []byte, max int64, special byte) []byte {
+	n := 3 + r.intn(max-3)
+	start := len(dst)
+	for n > 0 {
+		x := r.next()
+		for k := 0; k < 5 && n > 0; k, n = k+1, n-1 {
+			var d uint64
+			d, x = bits.Mul64(x, 13*26)
+			if d < 26 {
+				dst = append(dst, special)
+			} else {
+				dst = append(dst, byte('a'+d%26))
+			}
+		}
+	}
+	if special == ' ' {
+		s := dst[start:]
+		i, j := 0, len(s)
+		for i < j && s[i] == ' ' {
+			i++
+		}
+		for j > i && s[j-1] == ' ' {
+			j--
+		}
+		dst = append(dst[:start], s[i:j]...)
+	}
+	return dst
+}
+
+// letters appends n letters a-z, eight per 64-bit draw (base-26 digits off
+// the top).
+func (r *nexmarkRand) letters(dst []byte, n int) []byte {
+	for n > 0 {
+		x := r.next()
+		for k := 0; k < 8 && n > 0; k, n = k+1, n-1 {
+			var d uint64
+			d, x = bits.Mul64(x, 26)
+			dst = append(dst, byte('a'+d))
+		}
+	}
+	return dst
+}
+
+// extra appends the padding that brings an event of size bytes to avg on
+// average: d = avg - size missing bytes, length d - delta + rand(2*delta)
+// with delta = round(0.2*d); nothing when the event is already big enough.
+func (r *nexmarkRand) extra(dst []byte, size, avg int) []byte {
+	d := avg - size
+	if d <= 0 {
+		return dst
+	}
+	delta := (2*d + 5) / 10 // round(0.2*d), exactly
+	n := d - delta
+	if delta > 0 {
+		n += int(r.intn(int64(2 * delta)))
+	}
+	return r.letters(dst, n)
+}
+
+// randomPerson is a 0-based person id among the active people, or up to
+// nexmarkIDLead beyond the newest.
+func (r *nexmarkRand) randomPerson(id int64) int64 {
+	n := nexmarkLastPerson(id) + 1
+	active := min(n, nexmarkActivePeople)
+	return n - active + r.intn(active+nexmarkIDLead)
+}
+
+// randomAuction is a 0-based auction id among the in-flight auctions, or
+// up to nexmarkIDLead beyond the newest.
+func (r *nexmarkRand) randomAuction(id int64) int64 {
+	hi := nexmarkLastAuction(id)
+	lo := max(hi-nexmarkInFlightAuctions, 0)
+	return lo + r.intn(hi-lo+1+nexmarkIDLead)
+}
+
+// nexmarkGen holds the column builders of one generate call.
+type nexmarkGen struct {
+	seed  uint64
+	clock nexmarkClock
+	p     *personCols
+	a     *auctionCols
+	b     *bidCols
+	buf   []byte
+}
+
+type personCols struct {
+	b                                     *array.RecordBuilder
+	id                                    *array.Int64Builder
+	name, email, card, city, state, extra *array.StringBuilder
+	dateTime                              *array.TimestampBuilder
+}
+
+func newPersonCols(mem memory.Allocator, n int64) *personCols {
+	b := array.NewRecordBuilder(mem, PersonSchema)
+	c := &personCols{b: b,
+		id: b.Field(0).(*array.Int64Builder), name: b.Field(1).(*array.StringBuilder),
+		email: b.Field(2).(*array.StringBuilder), card: b.Field(3).(*array.StringBuilder),
+		city: b.Field(4).(*array.StringBuilder), state: b.Field(5).(*array.StringBuilder),
+		dateTime: b.Field(6).(*array.TimestampBuilder), extra: b.Field(7).(*array.StringBuilder)}
+	for _, f := range b.Fields() {
+		f.Reserve(int(n))
+	}
+	c.name.ReserveData(int(n) * 12)
+	c.email.ReserveData(int(n) * 14)
+	c.card.ReserveData(int(n) * 19)
+	c.city.ReserveData(int(n) * 8)
+	c.state.ReserveData(int(n) * 2)
+	c.extra.ReserveData(int(n) * (nexmarkAvgPersonBytes - 70))
+	return c
+}
+
+type auctionCols struct {
+	b                                         *array.RecordBuilder
+	id, initialBid, reserve, seller, category *array.Int64Builder
+	itemName, description, extra              *array.StringBuilder
+	dateTime, expires                         *array.TimestampBuilder
+}
+
+func newAuctionCols(mem memory.Allocator, n int64) *auctionCols {
+	b := array.NewRecordBuilder(mem, AuctionSchema)
+	c := &auctionCols{b: b,
+		id: b.Field(0).(*array.Int64Builder), itemName: b.Field(1).(*array.StringBuilder),
+		description: b.Field(2).(*array.StringBuilder), initialBid: b.Field(3).(*array.Int64Builder),
+		reserve: b.Field(4).(*array.Int64Builder), dateTime: b.Field(5).(*array.TimestampBuilder),
+		expires: b.Field(6).(*array.TimestampBuilder), seller: b.Field(7).(*array.Int64Builder),
+		category: b.Field(8).(*array.Int64Builder), extra: b.Field(9).(*array.StringBuilder)}
+	for _, f := range b.Fields() {
+		f.Reserve(int(n))
+	}
+	c.itemName.ReserveData(int(n) * 11)
+	c.description.ReserveData(int(n) * 52)
+	c.extra.ReserveData(int(n) * (nexmarkAvgAuctionBytes - 115))
+	return c
+}
+
+type bidCols struct {
+	b                      *array.RecordBuilder
+	auction, bidder, price *array.Int64Builder
+	channel, url, extra    *array.StringBuilder
+	dateTime               *array.TimestampBuilder
+}
+
+func newBidCols(mem memory.Allocator, n int64) *bidCols {
+	b := array.NewRecordBuilder(mem, BidSchema)
+	c := &bidCols{b: b,
+		auction: b.Field(0).(*array.Int64Builder), bidder: b.Field(1).(*array.Int64Builder),
+		price: b.Field(2).(*array.Int64Builder), channel: b.Field(3).(*array.StringBuilder),
+		url: b.Field(4).(*array.StringBuilder), dateTime: b.Field(5).(*array.TimestampBuilder),
+		extra: b.Field(6).(*array.StringBuilder)}
+	for _, f := range b.Fields() {
+		f.Reserve(int(n))
+	}
+	c.channel.ReserveData(int(n) * 10)
+	c.url.ReserveData(int(n) * 64)
+	c.extra.ReserveData(int(n) * 8)
+	return c
+}
+
+func (g *nexmarkGen) person(id, e int64) {
+	r := newNexmarkRand(g.seed, id)
+	c := g.p
+	size := nexmarkPersonFixedBytes
+	c.id.UnsafeAppend(nexmarkLastPerson(id) + nexmarkFirstPerson)
+
+	b := append(g.buf[:0], nexmarkFirstNames[r.intn(int64(len(nexmarkFirstNames)))]...)
+	b = append(b, ' ')
+	b = append(b, nexmarkLastNames[r.intn(int64(len(nexmarkLastNames)))]...)
+	c.name.BinaryBuilder.Append(b)
+	size += len(b)
+
+	b = r.str(b[:0], 7, ' ')
+	b = append(b, '@')
+	b = r.str(b, 5, ' ')
+	b = append(b, ".com"...)
+	c.email.BinaryBuilder.Append(b)
+	size += len(b)
+
+	// four 4-digit groups from one draw uniform in [0, 10^16)
+	hi, _ := bits.Mul64(r.next(), 1e16)
+	var card [19]byte
+	for i := len(card) - 1; i >= 0; i-- {
+		if i%5 == 4 {
+			card[i] = ' '
+			continue
+		}
+		card[i] = byte('0' + hi%10)
+		hi /= 10
+	}
+	c.card.BinaryBuilder.Append(card[:])
+	size += len(card)
+
+	city := nexmarkCities[r.intn(int64(len(nexmarkCities)))]
+	c.city.Append(city)
+	state := nexmarkStates[r.intn(int64(len(nexmarkStates)))]
+	c.state.Append(state)
+	size += len(city) + len(state)
+
+	c.dateTime.UnsafeAppend(arrow.Timestamp(g.clock.ms(e)))
+	b = r.extra(b[:0], size, nexmarkAvgPersonBytes)
+	c.extra.BinaryBuilder.Append(b)
+	g.buf = b
+}
+
+func (g *nexmarkGen) auction(id, e int64) {
+	r := newNexmarkRand(g.seed, id)
+	c := g.a
+	size := nexmarkAuctionFixedBytes
+	c.id.UnsafeAppend(nexmarkLastAuction(id) + nexmarkFirstAuction)
+
+	b := r.str(g.buf[:0], 20, ' ')
+	c.itemName.BinaryBuilder.Append(b)
+	size += len(b)
+	b = r.str(b[:0], 100, ' ')
+	c.description.BinaryBuilder.Append(b)
+	size += len(b)
+
+	initial := r.price()
+	c.initialBid.UnsafeAppend(initial)
+	c.reserve.UnsafeAppend(initial + r.price())
+
+	t := g.clock.ms(e)
+	c.dateTime.UnsafeAppend(arrow.Timestamp(t))
+	horizon := g.clock.ms(e+nexmarkHorizonEvents) - t
+	c.expires.UnsafeAppend(arrow.Timestamp(t + 1 + r.intn(max(2*horizon, 1))))
+
+	var seller int64
+	if r.intn(4) > 0 {
+		seller = nexmarkLastPerson(id) / nexmarkHotGroup * nexmarkHotGroup
+	} else {
+		seller = r.randomPerson(id)
+	}
+	c.seller.UnsafeAppend(seller + nexmarkFirstPerson)
+	c.category.UnsafeAppend(nexmarkFirstCategory + r.intn(nexmarkCategories))
+
+	b = r.extra(b[:0], size, nexmarkAvgAuctionBytes)
+	c.extra.BinaryBuilder.Append(b)
+	g.buf = b
+}
+
+func (g *nexmarkGen) bid(id, e int64) {
+	r := newNexmarkRand(g.seed, id)
+	c := g.b
+	size := nexmarkBidFixedBytes
+
+	var auction int64
+	if r.intn(2) > 0 {
+		auction = nexmarkLastAuction(id) / nexmarkHotGroup * nexmarkHotGroup
+	} else {
+		auction = r.randomAuction(id)
+	}
+	c.auction.UnsafeAppend(auction + nexmarkFirstAuction)
+
+	var bidder int64
+	if r.intn(4) > 0 {
+		bidder = nexmarkLastPerson(id)/nexmarkHotGroup*nexmarkHotGroup + 1
+	} else {
+		bidder = r.randomPerson(id)
+	}
+	c.bidder.UnsafeAppend(bidder + nexmarkFirstPerson)
+	c.price.UnsafeAppend(r.price())
+
+	b := g.buf[:0]
+	if r.intn(2) > 0 {
+		i := r.intn(int64(len(nexmarkHotChannels)))
+		c.channel.Append(nexmarkHotChannels[i])
+		c.url.Append(nexmarkHotURLs[i])
+		size += len(nexmarkHotChannels[i]) + len(nexmarkHotURLs[i])
+	} else {
+		n := r.intn(nexmarkChannels)
+		b = strconv.AppendInt(append(b, "channel-"...), n, 10)
+		c.channel.BinaryBuilder.Append(b)
+		size += len(b)
+		b = nexmarkChannelURL(b[:0], g.seed, n)
+		c.url.BinaryBuilder.Append(b)
+		size += len(b)
+	}
+	c.dateTime.UnsafeAppend(arrow.Timestamp(g.clock.ms(e)))
+	b = r.extra(b[:0], size, nexmarkAvgBidBytes)
+	c.extra.BinaryBuilder.Append(b)
+	g.buf = b
+}
+
+// nexmarkChannelURL appends channel n's url, a function of (seed, n) alone
+// as in Flink, where a cache keyed by n makes it fixed per channel: three
+// str(5) path parts ('_' instead of a space, as Flink does for urls) and,
+// for 9 in 10 channels, &channel_id=abs(reverse_bits32(n)).
+func nexmarkChannelURL(dst []byte, seed uint64, n int64) []byte {
+	r := nexmarkRand{s: splitmix64(seed ^ 0x6e65786d61726b63 ^ uint64(n)*golden)}
+	dst = append(dst, "https://www.nexmark.com/"...)
+	for i := 0; i < 3; i++ {
+		dst = r.str(dst, 5, '_')
+		dst = append(dst, '/')
+	}
+	dst = append(dst, "item.htm?query=1"...)
+	if r.intn(10) > 0 {
+		// abs in 64 bits: Java's Math.abs(Integer.MIN_VALUE) stays
+		// negative for n = 1; ours is 2147483648.
+		v := int64(int32(bits.Reverse32(uint32(n))))
+		if v < 0 {
+			v = -v
+		}
+		dst = strconv.AppendInt(append(dst, "&channel_id="...), v, 10)
+	}
+	return dst
+}
