@@ -164,25 +164,25 @@ func TestNexmarkEventTime(t *testing.T) {
 // intended change of the generator (and say so in the commit).
 var nexmarkGolden = [3][]string{
 	{
-		"1000|John Noris|zbg@qmy.com|1953 5155 9716 1823|Seattle|AZ|2015-07-15 00:00:00Z|extra[146]#72a83999",
-		"1001|Kate White|yzqf@slgh.com|0816 7087 4400 7859|Kent|WY|2015-07-15 00:00:00Z|extra[159]#e601f595",
-		"1002|Paul Abrams|kvj@qt k.com|7365 1482 1733 1286|Kent|OR|2015-07-15 00:00:00Z|extra[127]#d22a9c4e",
-		"1003|Sarah White|kwlo@nqf.com|1219 2184 2784 0396|Seattle|AZ|2015-07-15 00:00:00Z|extra[117]#66660528",
-		"1004|Julie Abrams|xtg@cwjj.com|8927 5720 7053 0017|Boise|CA|2015-07-15 00:00:00Z|extra[155]#d95ed1a9",
+		"1000|John Noris|aru@rnq.com|1953 5155 9716 1823|Seattle|AZ|2015-07-15 00:00:00Z|extra[146]#21ffaa6d",
+		"1001|Kate White|hzkyy@xqz.com|8028 6512 7039 6843|Cheyenne|WY|2015-07-15 00:00:00Z|extra[117]#9c69f0d4",
+		"1002|Paul Abrams|uan@soq.com|7365 1482 1733 1286|Kent|OR|2015-07-15 00:00:00Z|extra[128]#f3c4f60f",
+		"1003|Sarah White|pysk@wuw.com|1219 2184 2784 0396|Seattle|AZ|2015-07-15 00:00:00Z|extra[117]#96107fdb",
+		"1004|Julie Abrams|fos@njpc.com|8927 5720 7053 0017|Boise|CA|2015-07-15 00:00:00Z|extra[155]#12146e8a",
 	},
 	{
-		"1000|aganqprfmtxigj p lb|ctivlelokfulolz rfskjxrsnvz wjkdibv fx|17810659|18171803|2015-07-15 00:00:00Z|2015-07-15 00:00:00.001Z|1000|13|extra[424]#bc0a412f",
-		"1001|cfm dn lsal|codaope te gikpad rrbcu qlkftljwqucu ereuklskztm mfsddmbktax fbopbqh x|275416|331887|2015-07-15 00:00:00Z|2015-07-15 00:00:00.001Z|1000|10|extra[359]#74f3ae0a",
-		"1002|nv  pmxpt whwrgx|d egrdwipqbmrhlyerujebuesmvbghnm prdssan roocxx xusprofjsc|8045806|8132120|2015-07-15 00:00:00Z|2015-07-15 00:00:00.001Z|1000|14|extra[347]#5561eec9",
-		"1003|pla jze|etojtwpjrlwna gpwmsh qwmvjqiuhohgl tuvqppxkav bpoviiqqgoquxwgfswbvij rqzizu|3743875|3744247|2015-07-15 00:00:00Z|2015-07-15 00:00:00.001Z|1000|12|extra[319]#13aa69e7",
-		"1004|ng mklrvfsbejzvoog|exzcywyts|101368|119460|2015-07-15 00:00:00Z|2015-07-15 00:00:00.001Z|1000|14|extra[363]#7e789135",
+		"1000|cfqabijpgaxxljspayv|qlveguaub j fdgjuaevjqwkxty thojrnosakufko tuzskfjvqvggg t sciwqpvamnfbekyijuu|252225|252350|2015-07-15 00:00:00Z|2015-07-15 00:00:00.001Z|1000|10|extra[302]#f5f54ca3",
+		"1001|gcoqtnexb|pyacfuaphho difal lbboclwmzjfagusswukfqzjbafrdhbrvk jtkbgsdlmpqzngnxid|367|73533|2015-07-15 00:00:00Z|2015-07-15 00:00:00.001Z|1001|12|extra[372]#6888af99",
+		"1002|lslnewrmfczwegkx|drn v wr dzqjoglqrdjvllsurkhyzjrvkwnzfncfo uivsfjlsq gyjsol|7015|69286532|2015-07-15 00:00:00Z|2015-07-15 00:00:00.001Z|1000|11|extra[378]#759b7c42",
+		"1003|olip jo|koelpdwvstwskrpgbu flqjgsxofagtwefpmty mbiiqn ozs g bgvvmwqocgxdpegvgiwhh|216850|218538|2015-07-15 00:00:00Z|2015-07-15 00:00:00.001Z|1000|14|extra[378]#af6d4024",
+		"1004|fuvniymlkpmbakvoay|jzuwrgqni jxyiexlsu|14674602|14675761|2015-07-15 00:00:00Z|2015-07-15 00:00:00.001Z|1007|10|extra[369]#cbbbb5cb",
 	},
 	{
-		"1000|1001|2808958|channel-5789|https://www.nexmark.com/srf/fllq/zxd/item.htm?query=1&channel_id=1184366592|2015-07-15 00:00:00Z|extra[0]#811c9dc5",
-		"1012|1001|8803|Facebook|https://www.nexmark.com/face/boo/k_ad/item.htm?query=1|2015-07-15 00:00:00Z|extra[5]#686dd4c4",
-		"1000|1005|114|Facebook|https://www.nexmark.com/face/boo/k_ad/item.htm?query=1|2015-07-15 00:00:00Z|extra[5]#17cc994f",
-		"1000|1001|75899307|Facebook|https://www.nexmark.com/face/boo/k_ad/item.htm?query=1|2015-07-15 00:00:00Z|extra[5]#bbe52486",
-		"1000|1001|45332|Facebook|https://www.nexmark.com/face/boo/k_ad/item.htm?query=1|2015-07-15 00:00:00Z|extra[6]#4ed3f8df",
+		"1000|1001|2808958|channel-5789|https://www.nexmark.com/iqr/pgwf/_oc/item.htm?query=1&channel_id=1184366592|2015-07-15 00:00:00Z|extra[0]#811c9dc5",
+		"1012|1001|8803|Facebook|https://www.nexmark.com/face/boo/k_ad/item.htm?query=1|2015-07-15 00:00:00Z|extra[5]#2bc933d4",
+		"1000|1005|114|Facebook|https://www.nexmark.com/face/boo/k_ad/item.htm?query=1|2015-07-15 00:00:00Z|extra[5]#1165c042",
+		"1000|1001|75899307|Facebook|https://www.nexmark.com/face/boo/k_ad/item.htm?query=1|2015-07-15 00:00:00Z|extra[5]#e3d2886a",
+		"1000|1001|45332|Facebook|https://www.nexmark.com/face/boo/k_ad/item.htm?query=1|2015-07-15 00:00:00Z|extra[6]#dd4254a1",
 	},
 }
 
