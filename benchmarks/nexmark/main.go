@@ -1,0 +1,426 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/microbatch"
+	"github.com/sluicedata/sluice/sinks"
+	pqsink "github.com/sluicedata/sluice/sinks/parquet"
+	"github.com/sluicedata/sluice/sources"
+	"github.com/sluicedata/sluice/sources/files"
+	"github.com/sluicedata/sluice/sources/generate"
+)
+
+// queries are the benchmark's queries over the bid stream, by name.
+var queries = map[string]func(*dataset.Dataset) *dataset.Dataset{
+	"q0": q0,
+	"q1": q1,
+	"q2": q2,
+}
+
+const (
+	defaultSeed        = 20261101
+	defaultBatchEvents = 1_000_000
+	// generateChunk is how many events generate makes (and writes) at once.
+	generateChunk = 1_000_000
+	// metaFile, in a generated directory, records the generator config.
+	metaFile = "nexmark.json"
+)
+
+// meta is the content of metaFile.
+type meta struct {
+	Events int64  `json:"events"`
+	Seed   uint64 `json:"seed"`
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := cli(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "nexmark:", err)
+		os.Exit(1)
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: go run ./benchmarks/nexmark <command> [flags]
+
+commands:
+  generate --events N --out DIR
+        write events [0, N) of the Nexmark generator as Parquet: DIR/person, DIR/auction, DIR/bid
+  run --query q0|q1|q2 --events N [--input DIR] [--out DIR] [--json]
+        run a query as a stream (AvailableNow) over the in-process generator, or over the
+        bids of a generated DIR, into a discarding sink or a Parquet DIR; report throughput
+`)
+}
+
+func cli(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		usage(os.Stderr)
+		return errors.New("no command")
+	}
+	switch args[0] {
+	case "generate":
+		fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+		events := fs.Int64("events", 10_000_000, "events to generate (all kinds)")
+		out := fs.String("out", "", "output directory (required; must not exist or be empty)")
+		seed := fs.Uint64("seed", defaultSeed, "generator seed")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *out == "" {
+			return errors.New("generate: --out is required")
+		}
+		return generateParquet(ctx, *out, *events, *seed, memory.DefaultAllocator)
+	case "run":
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		var o runOpts
+		fs.StringVar(&o.query, "query", "q0", "query: q0, q1 or q2")
+		fs.Int64Var(&o.events, "events", 10_000_000, "events of the in-process generator (all kinds); ignored with --input")
+		fs.StringVar(&o.input, "input", "", "read the bids of this generated directory instead of the in-process generator")
+		fs.StringVar(&o.out, "out", "", "write the result as Parquet here (default: a discarding sink)")
+		fs.BoolVar(&o.json, "json", false, "print one JSON line")
+		fs.Int64Var(&o.batchEvents, "batch-events", defaultBatchEvents, "max events per micro-batch (generator input)")
+		fs.Uint64Var(&o.seed, "seed", defaultSeed, "generator seed")
+		fs.IntVar(&o.parallelism, "parallelism", 0, "engine tasks (default GOMAXPROCS)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		rep, err := run(ctx, o, nil)
+		if err != nil {
+			return err
+		}
+		if o.json {
+			b, _ := json.Marshal(rep)
+			fmt.Fprintln(stdout, string(b))
+		} else {
+			printReport(stdout, rep)
+		}
+		return nil
+	case "help", "-h", "--help":
+		usage(stdout)
+		return nil
+	}
+	usage(os.Stderr)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// generateParquet writes events [0, events) as Parquet under out/person,
+// out/auction and out/bid, and the config in out/nexmark.json.
+func generateParquet(ctx context.Context, out string, events int64, seed uint64, mem memory.Allocator) error {
+	if events <= 0 {
+		return fmt.Errorf("generate: --events %d must be positive", events)
+	}
+	if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 {
+		return fmt.Errorf("generate: %s is not empty", out)
+	}
+	cfg := generate.NexmarkConfig{Seed: seed}
+	opts := pqsink.Options{TargetFileBytes: 32 << 20}
+	kinds := []struct {
+		name   string
+		schema *arrow.Schema
+	}{{"person", generate.PersonSchema}, {"auction", generate.AuctionSchema}, {"bid", generate.BidSchema}}
+	ws := make([]*pqsink.FileWriter, len(kinds))
+	for i, k := range kinds {
+		w, err := pqsink.NewFileWriter(mem, filepath.Join(out, k.name), "part", k.schema, opts)
+		if err != nil {
+			return err
+		}
+		ws[i] = w
+	}
+	abort := func() {
+		for _, w := range ws {
+			w.Abort()
+		}
+	}
+	for from := int64(0); from < events; from += generateChunk {
+		if err := ctx.Err(); err != nil {
+			abort()
+			return err
+		}
+		p, a, b := cfg.Generate(mem, from, min(generateChunk, events-from))
+		recs := []arrow.Record{p, a, b}
+		var err error
+		for i, r := range recs {
+			if err == nil && r.NumRows() > 0 {
+				err = ws[i].Write(r)
+			}
+			r.Release()
+		}
+		if err != nil {
+			abort()
+			return err
+		}
+	}
+	for _, w := range ws {
+		if _, err := w.Close(); err != nil {
+			abort()
+			return err
+		}
+	}
+	b, _ := json.Marshal(meta{Events: events, Seed: seed})
+	return os.WriteFile(filepath.Join(out, metaFile), append(b, '\n'), 0o644)
+}
+
+func readMeta(dir string) (meta, error) {
+	var m meta
+	b, err := os.ReadFile(filepath.Join(dir, metaFile))
+	if err != nil {
+		return m, fmt.Errorf("%s is not a generated directory: %w", dir, err)
+	}
+	return m, json.Unmarshal(b, &m)
+}
+
+// bidsIn is how many of events [0, n) are bids (event id % 50 >= 4).
+func bidsIn(n int64) int64 {
+	full, rem := n/50, n%50
+	return full*46 + max(rem-4, 0)
+}
+
+type runOpts struct {
+	query       string
+	events      int64
+	input       string
+	out         string
+	json        bool
+	batchEvents int64
+	seed        uint64
+	parallelism int
+	mem         memory.Allocator // default memory.DefaultAllocator
+}
+
+// report is the one JSON line of run --json.
+//
+// events counts events of all kinds (as Nexmark does), though q0-q2 read
+// only the bids (46 in 50); events_per_cpu_second is events divided by the
+// process CPU time (user + system) the streaming run used, i.e. events per
+// second per core actually used; batch_*_ms is a batch's latestOffset +
+// walCommit + triggerExecution.
+type report struct {
+	Query              string  `json:"query"`
+	Input              string  `json:"input"`
+	Sink               string  `json:"sink"`
+	Events             int64   `json:"events"`
+	Bids               int64   `json:"bids"`
+	OutputRows         int64   `json:"output_rows"`
+	Seconds            float64 `json:"seconds"`
+	EventsPerSec       float64 `json:"events_per_sec"`
+	CPUSeconds         float64 `json:"cpu_seconds"`
+	EventsPerCPUSecond float64 `json:"events_per_cpu_second"`
+	Batches            int     `json:"batches"`
+	BatchP50Ms         float64 `json:"batch_p50_ms"`
+	BatchP99Ms         float64 `json:"batch_p99_ms"`
+	BatchMaxMs         float64 `json:"batch_max_ms"`
+	PeakRSSBytes       int64   `json:"peak_rss_bytes"`
+	GOMAXPROCS         int     `json:"gomaxprocs"`
+	Parallelism        int     `json:"parallelism"`
+}
+
+// run runs o.query as a stream to completion and reports. sink, when not
+// nil, replaces the discarding or Parquet sink (tests collect with it).
+func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
+	q, ok := queries[o.query]
+	if !ok {
+		return report{}, fmt.Errorf("unknown query %q (want q0, q1 or q2)", o.query)
+	}
+	if o.mem == nil {
+		o.mem = memory.DefaultAllocator
+	}
+	if o.parallelism <= 0 {
+		o.parallelism = runtime.GOMAXPROCS(0)
+	}
+	if o.batchEvents <= 0 {
+		return report{}, fmt.Errorf("--batch-events %d must be positive", o.batchEvents)
+	}
+	tmp, err := os.MkdirTemp("", "sluice-nexmark-")
+	if err != nil {
+		return report{}, err
+	}
+	defer os.RemoveAll(tmp)
+	ckpt := filepath.Join(tmp, "checkpoint")
+
+	rep := report{Query: o.query, Input: "generator", Sink: "discard", GOMAXPROCS: runtime.GOMAXPROCS(0), Parallelism: o.parallelism}
+	var src sources.Stream
+	if o.input != "" {
+		m, err := readMeta(o.input)
+		if err != nil {
+			return report{}, err
+		}
+		rep.Input, rep.Events = o.input, m.Events
+		src, err = files.New(files.Config{Name: "bid", Dir: filepath.Join(o.input, "bid"), Schema: generate.BidSchema,
+			MaxFilesPerBatch: 1, LogDir: filepath.Join(ckpt, "sources", "bid"), SettleDelay: time.Millisecond})
+		if err != nil {
+			return report{}, err
+		}
+	} else {
+		if o.events <= 0 {
+			return report{}, fmt.Errorf("--events %d must be positive", o.events)
+		}
+		rep.Events = o.events
+		src, err = generate.NewNexmarkStream(generate.NexmarkConfig{Seed: o.seed, Events: o.events, MaxEventsPerBatch: o.batchEvents}, "bid")
+		if err != nil {
+			return report{}, err
+		}
+	}
+	var outRows atomic.Int64
+	switch {
+	case sink != nil:
+		rep.Sink = sink.Name()
+	case o.out != "":
+		rep.Sink = o.out
+		if sink, err = pqsink.NewStream(pqsink.StreamConfig{Dir: o.out, Mem: o.mem}); err != nil {
+			return report{}, err
+		}
+	default:
+		sink = microbatch.ForeachBatch(func(ctx context.Context, _ int64, ds *dataset.Dataset) error {
+			n, err := ds.Count(ctx)
+			outRows.Add(n)
+			return err
+		})
+	}
+	ds := q(dataset.ReadStream(src).WithConfig(dataset.Config{Allocator: o.mem, Parallelism: o.parallelism}))
+
+	runtime.GC()
+	start, cpu := time.Now(), cpuTime()
+	progress, err := runStream(ctx, ds, sink, ckpt)
+	rep.Seconds, rep.CPUSeconds = time.Since(start).Seconds(), cpuTime()-cpu
+	if err != nil {
+		return report{}, err
+	}
+	rep.PeakRSSBytes = peakRSS()
+	for _, p := range progress {
+		rep.Bids += p.InputRows
+	}
+	if o.input == "" && rep.Bids != bidsIn(o.events) {
+		return report{}, fmt.Errorf("the query read %d bids, want %d", rep.Bids, bidsIn(o.events))
+	}
+	rep.OutputRows = outRows.Load()
+	if o.out != "" {
+		if rep.OutputRows, err = dataset.Read(o.out).Count(ctx); err != nil {
+			return report{}, fmt.Errorf("read back %s: %w", o.out, err)
+		}
+	}
+	rep.EventsPerSec = float64(rep.Events) / rep.Seconds
+	if rep.CPUSeconds > 0 {
+		rep.EventsPerCPUSecond = float64(rep.Events) / rep.CPUSeconds
+	}
+	var totals []float64
+	for _, p := range progress {
+		d := p.Durations
+		totals = append(totals, ms(d[microbatch.PhaseLatestOffset]+d[microbatch.PhaseWALCommit]+d[microbatch.PhaseTotal]))
+	}
+	rep.Batches = len(progress)
+	rep.BatchP50Ms, rep.BatchP99Ms, rep.BatchMaxMs = percentile(totals, 0.5), percentile(totals, 0.99), percentile(totals, 1)
+	return rep, nil
+}
+
+// runStream runs ds into sink with the AvailableNow trigger and returns the
+// progress of every batch, oldest first. RecentProgress keeps only the last
+// 100 batches, so a poller merges it by batch id every 5 ms.
+func runStream(ctx context.Context, ds *dataset.Dataset, sink sinks.Sink, ckpt string) ([]microbatch.Progress, error) {
+	q, err := microbatch.WriteStream(ds, sink).Trigger(microbatch.AvailableNow()).
+		Checkpoint(ckpt).OutputMode(sinks.Append).Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	seen := map[int64]microbatch.Progress{}
+	merge := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range q.RecentProgress() {
+			seen[p.Batch] = p
+		}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				merge()
+			}
+		}
+	})
+	err = q.AwaitTermination()
+	close(done)
+	wg.Wait()
+	merge()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]microbatch.Progress, 0, len(seen))
+	for _, p := range seen {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Batch < out[j].Batch })
+	if len(out) == 0 {
+		return nil, errors.New("the query ran no batch")
+	}
+	if missing := int(out[len(out)-1].Batch-out[0].Batch+1) - len(out); missing > 0 {
+		return nil, fmt.Errorf("missed the progress of %d batches", missing)
+	}
+	return out, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func percentile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	i := int(q*float64(len(s))+0.999999) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// peakRSS is the process's peak resident set size so far (Linux reports
+// ru_maxrss in KiB).
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return -1
+	}
+	return int64(ru.Maxrss) * 1024
+}
+
+// cpuTime is the process's user plus system CPU time so far, in seconds.
+func cpuTime() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func printReport(w io.Writer, r report) {
+	fmt.Fprintf(w, "%s over %s into %s\n", r.Query, r.Input, r.Sink)
+	fmt.Fprintf(w, "events      %d (%d bids), %d output rows\n", r.Events, r.Bids, r.OutputRows)
+	fmt.Fprintf(w, "wall        %.3f s  %.2f M events/s\n", r.Seconds, r.EventsPerSec/1e6)
+	fmt.Fprintf(w, "cpu         %.3f s  %.2f M events/s per core used\n", r.CPUSeconds, r.EventsPerCPUSecond/1e6)
+	fmt.Fprintf(w, "batches     %d, p50 / p99 / max %.1f / %.1f / %.1f ms\n", r.Batches, r.BatchP50Ms, r.BatchP99Ms, r.BatchMaxMs)
+	fmt.Fprintf(w, "peak RSS    %.1f MiB (GOMAXPROCS %d, parallelism %d)\n", float64(r.PeakRSSBytes)/(1<<20), r.GOMAXPROCS, r.Parallelism)
+}
