@@ -25,6 +25,12 @@ bench: ## run the benchmarks (TPC-H Q1 and Q6 at BENCH_SF, the streaming window 
 	$(GO) run ./benchmarks/batch -query q6 -sf $(BENCH_SF) -data .cache/tpch-sf$(BENCH_SF) -runs 5 -json
 	$(GO) run ./benchmarks/streaming -json
 
+.PHONY: bench-nexmark
+bench-nexmark: ## run Nexmark q0, q1, q2, q11 at 10 M events and write benchmarks/RESULTS.md
+	@mkdir -p .cache && rm -f .cache/nexmark.jsonl
+	@for q in q0 q1 q2 q11; do $(GO) run ./benchmarks/nexmark run --query $$q --events 10000000 --json >> .cache/nexmark.jsonl || exit 1; tail -n 1 .cache/nexmark.jsonl; done
+	$(GO) run ./benchmarks/nexmark results --in .cache/nexmark.jsonl --out benchmarks/RESULTS.md
+
 lint: ## gofmt, go vet, and the import-direction test
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)

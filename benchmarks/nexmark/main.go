@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,9 +32,10 @@ import (
 
 // queries are the benchmark's queries over the bid stream, by name.
 var queries = map[string]func(*dataset.Dataset) *dataset.Dataset{
-	"q0": q0,
-	"q1": q1,
-	"q2": q2,
+	"q0":  q0,
+	"q1":  q1,
+	"q2":  q2,
+	"q11": q11,
 }
 
 const (
@@ -49,6 +51,9 @@ const (
 type meta struct {
 	Events int64  `json:"events"`
 	Seed   uint64 `json:"seed"`
+	// EventRate is the generator's events per second of event time (0:
+	// the default, 10 000 000).
+	EventRate float64 `json:"event_rate,omitempty"`
 }
 
 func main() {
@@ -66,9 +71,15 @@ func usage(w io.Writer) {
 commands:
   generate --events N --out DIR
         write events [0, N) of the Nexmark generator as Parquet: DIR/person, DIR/auction, DIR/bid
-  run --query q0|q1|q2 --events N [--input DIR] [--out DIR] [--json]
-        run a query as a stream (AvailableNow) over the in-process generator, or over the
-        bids of a generated DIR, into a discarding sink or a Parquet DIR; report throughput
+  run --query q0|q1|q2|q11 --events N [--input DIR] [--out DIR] [--json]
+        run a query as a stream (AvailableNow, append mode) over the in-process generator, or
+        over the bids of a generated DIR, into a discarding sink or a Parquet DIR; report throughput
+
+  results --in FILE [--out FILE.md]
+        turn run --json lines into the Markdown table of benchmarks/RESULTS.md, with the
+        machine (nproc, CPU model, Go version) and the date
+
+  generate and run take --event-rate R: events per second of event time (default 10 000 000)
 `)
 }
 
@@ -83,23 +94,25 @@ func cli(ctx context.Context, args []string, stdout io.Writer) error {
 		events := fs.Int64("events", 10_000_000, "events to generate (all kinds)")
 		out := fs.String("out", "", "output directory (required; must not exist or be empty)")
 		seed := fs.Uint64("seed", defaultSeed, "generator seed")
+		rate := fs.Float64("event-rate", 0, "events per second of event time (default 10 000 000)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		if *out == "" {
 			return errors.New("generate: --out is required")
 		}
-		return generateParquet(ctx, *out, *events, *seed, memory.DefaultAllocator)
+		return generateParquet(ctx, *out, generate.NexmarkConfig{Seed: *seed, EventRate: *rate}, *events, memory.DefaultAllocator)
 	case "run":
 		fs := flag.NewFlagSet("run", flag.ContinueOnError)
 		var o runOpts
-		fs.StringVar(&o.query, "query", "q0", "query: q0, q1 or q2")
+		fs.StringVar(&o.query, "query", "q0", "query: q0, q1, q2 or q11")
 		fs.Int64Var(&o.events, "events", 10_000_000, "events of the in-process generator (all kinds); ignored with --input")
 		fs.StringVar(&o.input, "input", "", "read the bids of this generated directory instead of the in-process generator")
 		fs.StringVar(&o.out, "out", "", "write the result as Parquet here (default: a discarding sink)")
 		fs.BoolVar(&o.json, "json", false, "print one JSON line")
 		fs.Int64Var(&o.batchEvents, "batch-events", defaultBatchEvents, "max events per micro-batch (generator input)")
 		fs.Uint64Var(&o.seed, "seed", defaultSeed, "generator seed")
+		fs.Float64Var(&o.eventRate, "event-rate", 0, "events per second of event time (generator input; default 10 000 000)")
 		fs.IntVar(&o.parallelism, "parallelism", 0, "engine tasks (default GOMAXPROCS)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
@@ -115,6 +128,29 @@ func cli(ctx context.Context, args []string, stdout io.Writer) error {
 			printReport(stdout, rep)
 		}
 		return nil
+	case "results":
+		fs := flag.NewFlagSet("results", flag.ContinueOnError)
+		in := fs.String("in", "", "file of run --json lines (required)")
+		out := fs.String("out", "", "Markdown file to write (default stdout)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *in == "" {
+			return errors.New("results: --in is required")
+		}
+		f, err := os.Open(*in)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if *out == "" {
+			return writeResults(f, stdout, time.Now())
+		}
+		var b strings.Builder
+		if err := writeResults(f, &b, time.Now()); err != nil {
+			return err
+		}
+		return os.WriteFile(*out, []byte(b.String()), 0o644)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return nil
@@ -125,14 +161,16 @@ func cli(ctx context.Context, args []string, stdout io.Writer) error {
 
 // generateParquet writes events [0, events) as Parquet under out/person,
 // out/auction and out/bid, and the config in out/nexmark.json.
-func generateParquet(ctx context.Context, out string, events int64, seed uint64, mem memory.Allocator) error {
+func generateParquet(ctx context.Context, out string, cfg generate.NexmarkConfig, events int64, mem memory.Allocator) error {
 	if events <= 0 {
 		return fmt.Errorf("generate: --events %d must be positive", events)
 	}
 	if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 {
 		return fmt.Errorf("generate: %s is not empty", out)
 	}
-	cfg := generate.NexmarkConfig{Seed: seed}
+	if cfg.EventRate < 0 {
+		return fmt.Errorf("generate: --event-rate %g must be positive", cfg.EventRate)
+	}
 	opts := pqsink.Options{TargetFileBytes: 32 << 20}
 	kinds := []struct {
 		name   string
@@ -176,7 +214,7 @@ func generateParquet(ctx context.Context, out string, events int64, seed uint64,
 			return err
 		}
 	}
-	b, _ := json.Marshal(meta{Events: events, Seed: seed})
+	b, _ := json.Marshal(meta{Events: events, Seed: cfg.Seed, EventRate: cfg.EventRate})
 	return os.WriteFile(filepath.Join(out, metaFile), append(b, '\n'), 0o644)
 }
 
@@ -203,6 +241,7 @@ type runOpts struct {
 	json        bool
 	batchEvents int64
 	seed        uint64
+	eventRate   float64 // events per second of event time; 0 = the generator's default
 	parallelism int
 	mem         memory.Allocator // default memory.DefaultAllocator
 }
@@ -239,7 +278,7 @@ type report struct {
 func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 	q, ok := queries[o.query]
 	if !ok {
-		return report{}, fmt.Errorf("unknown query %q (want q0, q1 or q2)", o.query)
+		return report{}, fmt.Errorf("unknown query %q (want q0, q1, q2 or q11)", o.query)
 	}
 	if o.mem == nil {
 		o.mem = memory.DefaultAllocator
@@ -275,7 +314,7 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 			return report{}, fmt.Errorf("--events %d must be positive", o.events)
 		}
 		rep.Events = o.events
-		src, err = generate.NewNexmarkStream(generate.NexmarkConfig{Seed: o.seed, Events: o.events, MaxEventsPerBatch: o.batchEvents}, "bid")
+		src, err = generate.NewNexmarkStream(generate.NexmarkConfig{Seed: o.seed, EventRate: o.eventRate, Events: o.events, MaxEventsPerBatch: o.batchEvents}, "bid")
 		if err != nil {
 			return report{}, err
 		}

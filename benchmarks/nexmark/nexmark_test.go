@@ -15,6 +15,7 @@ import (
 
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/microbatch"
+	"github.com/sluicedata/sluice/sources/generate"
 )
 
 const testEvents = 200_000
@@ -128,7 +129,7 @@ func TestStreamEqualsBatch(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	dir := t.TempDir()
 	gen := filepath.Join(dir, "gen")
-	if err := generateParquet(ctx, gen, testEvents, defaultSeed, mem); err != nil {
+	if err := generateParquet(ctx, gen, generate.NexmarkConfig{Seed: defaultSeed}, testEvents, mem); err != nil {
 		t.Fatal(err)
 	}
 	wantTypes := map[string]string{
