@@ -1,15 +1,13 @@
 package microbatch_test
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"github.com/sluicedata/sluice/internal/killtest"
 	"math/rand/v2"
 	"os"
-	osexec "os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -111,62 +109,6 @@ func runKillChild(cfgJSON string) int {
 	}
 	fmt.Printf("killtest: %d batches in %dus from %d\n", len(q.RecentProgress()), time.Since(began).Microseconds(), began.UnixMicro())
 	return 0
-}
-
-// childRun is one started child process.
-type childRun struct {
-	cmd            *osexec.Cmd
-	stdout, stderr bytes.Buffer
-	done           chan error
-}
-
-func startChild(t *testing.T, c killChild) *childRun {
-	t.Helper()
-	cfg, err := json.Marshal(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &childRun{done: make(chan error, 1)}
-	r.cmd = osexec.Command(os.Args[0], "-test.run=^$")
-	// Under -race a process sleeps a second at exit (atexit_sleep_ms),
-	// where kills would land, after the query ended.
-	r.cmd.Env = append(os.Environ(), killChildEnv+"="+string(cfg), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-	r.cmd.Stdout, r.cmd.Stderr = &r.stdout, &r.stderr
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { r.done <- r.cmd.Wait() }()
-	return r
-}
-
-// runOrKill waits for the child to exit or, after delay, kills it with
-// SIGKILL; it says whether it killed it. A child that exits with an error
-// fails the test.
-func (r *childRun) runOrKill(t *testing.T, delay time.Duration) (killed bool) {
-	t.Helper()
-	timer := time.NewTimer(delay)
-	defer timer.Stop()
-	select {
-	case err := <-r.done:
-		if err != nil {
-			t.Fatalf("child failed: %v\nstdout:\n%s\nstderr:\n%s", err, r.stdout.String(), r.stderr.String())
-		}
-		return false
-	case <-timer.C:
-	}
-	if err := r.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		t.Fatal(err)
-	}
-	err := <-r.done
-	var exit *osexec.ExitError
-	if err == nil || !errors.As(err, &exit) {
-		// It finished just before the signal.
-		if err != nil {
-			t.Fatalf("child: %v\nstderr:\n%s", err, r.stderr.String())
-		}
-		return false
-	}
-	return true
 }
 
 // killState is where a kill left the query, read from its checkpoint and
@@ -342,14 +284,14 @@ func TestAQueryKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 	// start-up and a batch's time, which set the kill delays.
 	ref := cfg()
 	began := time.Now()
-	r := startChild(t, ref)
-	if r.runOrKill(t, time.Hour) {
+	r := killtest.Start(t, killChildEnv, ref)
+	if r.RunOrKill(t, time.Hour) {
 		t.Fatal("reference run was killed")
 	}
 	var batches int
 	var runUs, startUs int64
-	if _, err := fmt.Sscanf(r.stdout.String(), "killtest: %d batches in %dus from %d", &batches, &runUs, &startUs); err != nil {
-		t.Fatalf("reference run printed %q: %v", r.stdout.String(), err)
+	if _, err := fmt.Sscanf(r.Stdout(), "killtest: %d batches in %dus from %d", &batches, &runUs, &startUs); err != nil {
+		t.Fatalf("reference run printed %q: %v", r.Stdout(), err)
 	}
 	if want := (total + batchRows - 1) / batchRows; batches != want {
 		t.Fatalf("reference run: %d batches, want %d", batches, want)
@@ -379,8 +321,8 @@ func TestAQueryKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 		killed, lastCommit, noProgress := 0, int64(-1), 0
 		for {
 			delay := time.Duration(rng.Int64N(int64(maxDelay)))
-			r := startChild(t, c)
-			if !r.runOrKill(t, delay) {
+			r := killtest.Start(t, killChildEnv, c)
+			if !r.RunOrKill(t, delay) {
 				break
 			}
 			killed++

@@ -1,0 +1,77 @@
+// Package killtest is the machinery of the exactly-once kill tests: it runs
+// the test binary again as a child process (which runs a job, told what by an
+// environment variable holding JSON) and SIGKILLs it at the moment a test
+// chooses.
+package killtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Child is one started child process.
+type Child struct {
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
+	done           chan error
+}
+
+// Start re-executes the test binary with env set to cfg as JSON; the
+// binary's TestMain must recognise env and run the job instead of tests.
+func Start(t testing.TB, env string, cfg any) *Child {
+	t.Helper()
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Child{done: make(chan error, 1)}
+	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	// Under -race a process sleeps a second at exit (atexit_sleep_ms),
+	// where kills would land, after the job ended.
+	c.cmd.Env = append(os.Environ(), env+"="+string(b), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	c.cmd.Stdout, c.cmd.Stderr = &c.stdout, &c.stderr
+	if err := c.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { c.done <- c.cmd.Wait() }()
+	return c
+}
+
+// RunOrKill waits for the child to exit or, after delay, kills it with
+// SIGKILL; it says whether it killed it. A child that exits with an error
+// fails the test.
+func (c *Child) RunOrKill(t testing.TB, delay time.Duration) (killed bool) {
+	t.Helper()
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	select {
+	case err := <-c.done:
+		if err != nil {
+			t.Fatalf("child failed: %v\nstdout:\n%s\nstderr:\n%s", err, c.stdout.String(), c.stderr.String())
+		}
+		return false
+	case <-timer.C:
+	}
+	if err := c.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Fatal(err)
+	}
+	err := <-c.done
+	var exit *exec.ExitError
+	if err == nil || !errors.As(err, &exit) {
+		// It finished just before the signal.
+		if err != nil {
+			t.Fatalf("child: %v\nstderr:\n%s", err, c.stderr.String())
+		}
+		return false
+	}
+	return true
+}
+
+// Stdout is what the child printed (complete once it has exited).
+func (c *Child) Stdout() string { return c.stdout.String() }
