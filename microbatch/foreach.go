@@ -2,13 +2,12 @@ package microbatch
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/internal/stage"
 	"github.com/sluicedata/sluice/sinks"
 )
 
@@ -23,14 +22,12 @@ type BatchFunc func(ctx context.Context, batchID int64, ds *dataset.Dataset) err
 // not copied) until the batch commits or aborts, so it works only with
 // in-process executors.
 func ForeachBatch(fn BatchFunc) sinks.Sink {
-	return &foreachSink{fn: fn, held: map[string][]arrow.Record{}}
+	return &foreachSink{fn: fn, stage: stage.New("foreachBatch")}
 }
 
 type foreachSink struct {
-	fn   BatchFunc
-	mu   sync.Mutex
-	held map[string][]arrow.Record // token -> records of one task
-	next int
+	fn    BatchFunc
+	stage *stage.Stage
 }
 
 func (s *foreachSink) Name() string { return "foreachBatch" }
@@ -44,26 +41,14 @@ func (s *foreachSink) Check(mode sinks.Mode, schema *arrow.Schema) error {
 }
 
 func (s *foreachSink) NewWriter(_ context.Context, b sinks.Batch, task int) (sinks.Writer, error) {
-	return &foreachWriter{s: s, batch: b.ID, task: task}, nil
-}
-
-func (s *foreachSink) take(msgs []sinks.CommitMessage) ([]arrow.Record, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var recs []arrow.Record
-	for _, m := range msgs {
-		var token string
-		if err := json.Unmarshal(m, &token); err != nil {
-			return nil, fmt.Errorf("foreachBatch: bad commit message %s: %w", m, err)
-		}
-		recs = append(recs, s.held[token]...)
-		delete(s.held, token)
-	}
-	return recs, nil
+	return s.stage.NewWriter(b, task, func(rec arrow.Record, _ int64) (arrow.Record, error) {
+		rec.Retain()
+		return rec, nil
+	})
 }
 
 func (s *foreachSink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMessage) error {
-	recs, err := s.take(msgs)
+	recs, _, err := s.stage.Take(b.ID, msgs)
 	if err != nil {
 		return err
 	}
@@ -78,41 +63,7 @@ func (s *foreachSink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.Co
 	return nil
 }
 
-func (s *foreachSink) Abort(_ context.Context, _ sinks.Batch, msgs []sinks.CommitMessage) error {
-	recs, err := s.take(msgs)
-	for _, r := range recs {
-		r.Release()
-	}
-	return err
-}
-
-type foreachWriter struct {
-	s     *foreachSink
-	batch int64
-	task  int
-	recs  []arrow.Record
-}
-
-func (w *foreachWriter) Write(rec arrow.Record) error {
-	rec.Retain()
-	w.recs = append(w.recs, rec)
-	return nil
-}
-
-func (w *foreachWriter) Prepare() (sinks.CommitMessage, error) {
-	w.s.mu.Lock()
-	defer w.s.mu.Unlock()
-	w.s.next++
-	token := fmt.Sprintf("%d/%d/%d", w.batch, w.task, w.s.next)
-	w.s.held[token] = w.recs
-	w.recs = nil
-	return json.Marshal(token)
-}
-
-func (w *foreachWriter) Abort() error {
-	for _, r := range w.recs {
-		r.Release()
-	}
-	w.recs = nil
+func (s *foreachSink) Abort(_ context.Context, b sinks.Batch, _ []sinks.CommitMessage) error {
+	s.stage.Drop(b.ID)
 	return nil
 }

@@ -3,8 +3,6 @@ package console
 import (
 	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,15 +13,16 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/sluicedata/sluice/internal/stage"
 	"github.com/sluicedata/sluice/sinks"
 )
 
 var (
 	// ErrClosed is returned by every call after Close.
-	ErrClosed = errors.New("console sink: closed")
+	ErrClosed = stage.ErrClosed
 	// ErrUnknownMessage is returned by Commit for a message this sink did
 	// not make.
-	ErrUnknownMessage = errors.New("console sink: unknown commit message")
+	ErrUnknownMessage = stage.ErrUnknownMessage
 )
 
 // FormatFunc writes at most maxRows rows of recs (all of schema) as text.
@@ -57,30 +56,10 @@ type Sink struct {
 	format  FormatFunc
 	mem     memory.Allocator
 
+	stage     *stage.Stage // what tasks prepared, until their batch commits
 	mu        sync.Mutex
 	closed    bool
-	next      int64
-	pending   map[int64]*pending // by token
 	committed map[int64]bool
-}
-
-type pending struct {
-	batch int64
-	rows  int64 // rows written, kept or not
-	recs  []arrow.Record
-}
-
-func (p *pending) release() {
-	for _, r := range p.recs {
-		r.Release()
-	}
-	p.recs = nil
-}
-
-type message struct {
-	Batch int64 `json:"batch"`
-	Task  int   `json:"task"`
-	Token int64 `json:"token"`
 }
 
 var _ sinks.Sink = (*Sink)(nil)
@@ -107,7 +86,7 @@ func New(cfg Config) (*Sink, error) {
 	}
 	return &Sink{
 		name: cfg.Name, out: cfg.Out, maxRows: cfg.MaxRows, format: cfg.Format, mem: cfg.Mem,
-		pending: map[int64]*pending{}, committed: map[int64]bool{},
+		stage: stage.New("console sink"), committed: map[int64]bool{},
 	}, nil
 }
 
@@ -126,15 +105,14 @@ func (s *Sink) NewWriter(ctx context.Context, b sinks.Batch, task int) (sinks.Wr
 	if err := s.Check(b.Mode, b.Schema); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
-	}
-	s.next++
-	p := &pending{batch: b.ID}
-	s.pending[s.next] = p
-	return &writer{s: s, p: p, schema: b.Schema, msg: message{Batch: b.ID, Task: task, Token: s.next}}, nil
+	// Keep only the rows still needed to show MaxRows rows.
+	return s.stage.NewWriter(b, task, func(rec arrow.Record, kept int64) (arrow.Record, error) {
+		n := min(rec.NumRows(), int64(s.maxRows)-kept)
+		if n <= 0 {
+			return nil, nil
+		}
+		return copyRows(s.mem, rec, n)
+	})
 }
 
 // Commit prints the batch once; see the package doc.
@@ -142,26 +120,21 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return ErrClosed
+		return fmt.Errorf("console sink: %w", ErrClosed)
 	}
 	if s.committed[b.ID] {
-		s.dropBatch(b.ID)
+		s.stage.Drop(b.ID)
 		return nil
 	}
-	var recs []arrow.Record
-	var total int64
-	for _, raw := range msgs {
-		var m message
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return fmt.Errorf("console sink: commit batch %d: %w: %v", b.ID, ErrUnknownMessage, err)
-		}
-		p := s.pending[m.Token]
-		if p == nil || m.Batch != b.ID || p.batch != b.ID {
-			return fmt.Errorf("console sink: commit batch %d: %w: %s", b.ID, ErrUnknownMessage, raw)
-		}
-		recs = append(recs, p.recs...)
-		total += p.rows
+	recs, total, err := s.stage.Take(b.ID, msgs)
+	if err != nil {
+		return err
 	}
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
 	schema := b.Schema
 	if schema == nil && len(recs) > 0 {
 		schema = recs[0].Schema()
@@ -182,18 +155,8 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 		return fmt.Errorf("console sink: print batch %d: %w", b.ID, err)
 	}
 	s.committed[b.ID] = true
-	s.dropBatch(b.ID)
+	s.stage.Drop(b.ID)
 	return nil
-}
-
-// dropBatch releases every pending output of batch. Callers hold s.mu.
-func (s *Sink) dropBatch(batch int64) {
-	for tok, p := range s.pending {
-		if p.batch == batch {
-			p.release()
-			delete(s.pending, tok)
-		}
-	}
 }
 
 // Abort drops what tasks of b prepared; a no-op for a committed batch.
@@ -201,9 +164,9 @@ func (s *Sink) Abort(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMess
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return ErrClosed
+		return fmt.Errorf("console sink: %w", ErrClosed)
 	}
-	s.dropBatch(b.ID)
+	s.stage.Drop(b.ID)
 	return nil
 }
 
@@ -215,74 +178,7 @@ func (s *Sink) Close() error {
 		return nil
 	}
 	s.closed = true
-	for _, p := range s.pending {
-		p.release()
-	}
-	s.pending = nil
-	return nil
-}
-
-type writer struct {
-	s        *Sink
-	p        *pending
-	schema   *arrow.Schema
-	msg      message
-	kept     int64
-	prepared bool
-	aborted  bool
-}
-
-// Write copies the rows of rec still needed to show MaxRows rows.
-func (w *writer) Write(rec arrow.Record) error {
-	if w.prepared || w.aborted {
-		return errors.New("console sink: write after Prepare or Abort")
-	}
-	if w.schema != nil && !rec.Schema().Equal(w.schema) {
-		return fmt.Errorf("console sink: schema mismatch: batch has %s, record has %s", w.schema, rec.Schema())
-	}
-	n := min(rec.NumRows(), int64(w.s.maxRows)-w.kept)
-	var c arrow.Record
-	if n > 0 {
-		var err error
-		if c, err = copyRows(w.s.mem, rec, n); err != nil {
-			return fmt.Errorf("console sink: copy record: %w", err)
-		}
-	}
-	w.s.mu.Lock()
-	defer w.s.mu.Unlock()
-	if w.s.closed || w.s.pending[w.msg.Token] != w.p {
-		if c != nil {
-			c.Release()
-		}
-		return errors.New("console sink: batch aborted or sink closed while writing")
-	}
-	w.p.rows += rec.NumRows()
-	if c != nil {
-		w.kept += n
-		w.p.recs = append(w.p.recs, c)
-	}
-	return nil
-}
-
-func (w *writer) Prepare() (sinks.CommitMessage, error) {
-	if w.aborted {
-		return nil, errors.New("console sink: Prepare after Abort")
-	}
-	w.prepared = true
-	return json.Marshal(w.msg)
-}
-
-func (w *writer) Abort() error {
-	if w.prepared || w.aborted {
-		return nil
-	}
-	w.aborted = true
-	w.s.mu.Lock()
-	defer w.s.mu.Unlock()
-	if w.s.pending[w.msg.Token] == w.p {
-		w.p.release()
-		delete(w.s.pending, w.msg.Token)
-	}
+	s.stage.Close()
 	return nil
 }
 

@@ -2,7 +2,6 @@ package memory
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,18 +13,19 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/compute"
 	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/sluicedata/sluice/internal/stage"
 	"github.com/sluicedata/sluice/sinks"
 )
 
 var (
 	// ErrClosed is returned by every call after Close.
-	ErrClosed = errors.New("memory sink: closed")
+	ErrClosed = stage.ErrClosed
 	// ErrUnknownMessage is returned by Commit for a message this sink did
 	// not make (another process, or rows already dropped by Abort).
-	ErrUnknownMessage = errors.New("memory sink: unknown commit message")
+	ErrUnknownMessage = stage.ErrUnknownMessage
 	// ErrSchemaMismatch is returned for a record or batch whose schema
 	// differs from the batch's or the table's.
-	ErrSchemaMismatch = errors.New("memory sink: schema mismatch")
+	ErrSchemaMismatch = stage.ErrSchemaMismatch
 )
 
 // Config configures a Sink.
@@ -53,25 +53,13 @@ type Sink struct {
 	mem  memory.Allocator
 	keys []string
 
+	stage     *stage.Stage // what tasks prepared, until their batch commits
 	mu        sync.Mutex
 	closed    bool
-	next      int64
-	pending   map[int64]*pending // by token
 	committed map[int64]bool
 	batches   []int64
 	schema    *arrow.Schema
 	recs      []arrow.Record
-}
-
-type pending struct {
-	batch int64
-	recs  []arrow.Record
-}
-
-type message struct {
-	Batch int64 `json:"batch"`
-	Task  int   `json:"task"`
-	Token int64 `json:"token"`
 }
 
 var _ sinks.Sink = (*Sink)(nil)
@@ -89,7 +77,7 @@ func New(cfg Config) (*Sink, error) {
 	}
 	return &Sink{
 		name: cfg.Name, mem: cfg.Mem, keys: slices.Clone(cfg.Keys),
-		pending: map[int64]*pending{}, committed: map[int64]bool{},
+		stage: stage.New("memory sink"), committed: map[int64]bool{},
 	}, nil
 }
 
@@ -127,15 +115,12 @@ func (s *Sink) NewWriter(ctx context.Context, b sinks.Batch, task int) (sinks.Wr
 	if err := s.Check(b.Mode, b.Schema); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, ErrClosed
-	}
-	s.next++
-	p := &pending{batch: b.ID}
-	s.pending[s.next] = p
-	return &writer{s: s, p: p, schema: b.Schema, msg: message{Batch: b.ID, Task: task, Token: s.next}}, nil
+	return s.stage.NewWriter(b, task, func(rec arrow.Record, _ int64) (arrow.Record, error) {
+		if rec.NumRows() == 0 {
+			return nil, nil
+		}
+		return copyRecord(s.mem, rec)
+	})
 }
 
 // Commit applies the batch's rows to the table once; see the package doc.
@@ -143,35 +128,25 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return ErrClosed
+		return fmt.Errorf("memory sink: %w", ErrClosed)
 	}
 	if s.committed[b.ID] {
-		s.dropBatch(b.ID)
+		s.stage.Drop(b.ID)
 		return nil
 	}
-	var recs []arrow.Record
-	var used []int64
-	for _, raw := range msgs {
-		var m message
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return fmt.Errorf("memory sink: commit batch %d: %w: %v", b.ID, ErrUnknownMessage, err)
-		}
-		p := s.pending[m.Token]
-		if p == nil || m.Batch != b.ID || p.batch != b.ID {
-			return fmt.Errorf("memory sink: commit batch %d: %w: %s", b.ID, ErrUnknownMessage, raw)
-		}
-		recs = append(recs, p.recs...)
-		used = append(used, m.Token)
+	recs, _, err := s.stage.Take(b.ID, msgs)
+	if err != nil {
+		return err
 	}
 	if err := s.apply(b, recs); err != nil {
+		for _, r := range recs {
+			r.Release()
+		}
 		return fmt.Errorf("memory sink: commit batch %d: %w", b.ID, err)
-	}
-	for _, tok := range used {
-		delete(s.pending, tok) // their records now belong to the table
 	}
 	s.committed[b.ID] = true
 	s.batches = append(s.batches, b.ID)
-	s.dropBatch(b.ID)
+	s.stage.Drop(b.ID)
 	return nil
 }
 
@@ -330,14 +305,6 @@ func appendKey(b []byte, r arrow.Record, keyIdx []int, i int) []byte {
 }
 
 // dropBatch releases every pending output of batch. Callers hold s.mu.
-func (s *Sink) dropBatch(batch int64) {
-	for tok, p := range s.pending {
-		if p.batch == batch {
-			p.release()
-			delete(s.pending, tok)
-		}
-	}
-}
 
 // Abort drops what tasks of b prepared (from this run or an earlier one);
 // it is a no-op for a committed batch.
@@ -345,9 +312,9 @@ func (s *Sink) Abort(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMess
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return ErrClosed
+		return fmt.Errorf("memory sink: %w", ErrClosed)
 	}
-	s.dropBatch(b.ID)
+	s.stage.Drop(b.ID)
 	return nil
 }
 
@@ -404,78 +371,11 @@ func (s *Sink) Close() error {
 		return nil
 	}
 	s.closed = true
-	for _, p := range s.pending {
-		p.release()
-	}
-	s.pending = nil
+	s.stage.Close()
 	for _, r := range s.recs {
 		r.Release()
 	}
 	s.recs = nil
-	return nil
-}
-
-func (p *pending) release() {
-	for _, r := range p.recs {
-		r.Release()
-	}
-	p.recs = nil
-}
-
-type writer struct {
-	s        *Sink
-	p        *pending
-	schema   *arrow.Schema
-	msg      message
-	prepared bool
-	aborted  bool
-}
-
-// Write copies rec's rows into the sink's allocator.
-func (w *writer) Write(rec arrow.Record) error {
-	if w.prepared || w.aborted {
-		return errors.New("memory sink: write after Prepare or Abort")
-	}
-	if w.schema != nil && !rec.Schema().Equal(w.schema) {
-		return fmt.Errorf("%w: batch has %s, record has %s", ErrSchemaMismatch, w.schema, rec.Schema())
-	}
-	if rec.NumRows() == 0 {
-		return nil
-	}
-	c, err := copyRecord(w.s.mem, rec)
-	if err != nil {
-		return fmt.Errorf("memory sink: copy record: %w", err)
-	}
-	w.s.mu.Lock()
-	defer w.s.mu.Unlock()
-	if w.s.closed || w.s.pending[w.msg.Token] != w.p {
-		c.Release()
-		return errors.New("memory sink: batch aborted or sink closed while writing")
-	}
-	w.p.recs = append(w.p.recs, c)
-	return nil
-}
-
-func (w *writer) Prepare() (sinks.CommitMessage, error) {
-	if w.aborted {
-		return nil, errors.New("memory sink: Prepare after Abort")
-	}
-	w.prepared = true
-	b, err := json.Marshal(w.msg)
-	return b, err
-}
-
-func (w *writer) Abort() error {
-	if w.prepared || w.aborted {
-		return nil
-	}
-	w.aborted = true
-	w.s.mu.Lock()
-	defer w.s.mu.Unlock()
-	if w.s.pending[w.msg.Token] == w.p {
-		w.p.release()
-		delete(w.s.pending, w.msg.Token)
-	}
 	return nil
 }
 
