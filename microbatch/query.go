@@ -46,6 +46,7 @@ type StreamWriter struct {
 	poll    time.Duration
 	late    sinks.Sink
 	policy  WatermarkPolicy
+	listen  func(Progress)
 }
 
 // WatermarkPolicy combines the watermarks of several inputs (each
@@ -60,6 +61,11 @@ const (
 	// slower inputs' rows may be dropped as late.
 	MaxWatermark
 )
+
+// OnProgress calls fn with the progress of every completed batch, on the
+// query's goroutine, after the batch committed (RecentProgress keeps only
+// the last 100). fn must be quick and must not call back into the query.
+func (w *StreamWriter) OnProgress(fn func(Progress)) *StreamWriter { w.listen = fn; return w }
 
 // WatermarkPolicy sets how several inputs' watermarks combine.
 func (w *StreamWriter) WatermarkPolicy(p WatermarkPolicy) *StreamWriter { w.policy = p; return w }
@@ -624,5 +630,8 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 		q.progress = q.progress[len(q.progress)-100:]
 	}
 	q.mu.Unlock()
+	if w.listen != nil {
+		w.listen(p)
+	}
 	return nextWM, nil
 }

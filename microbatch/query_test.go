@@ -238,7 +238,9 @@ func TestAStreamOfSmallBatchesEqualsTheBatchJob(t *testing.T) {
 	for _, maxRows := range []int64{1, 37, 0} {
 		t.Run(fmt.Sprintf("max %d rows per batch", maxRows), func(t *testing.T) {
 			sink := newRecordingSink()
-			q, err := f.query(f.source(t, maxRows), sink, vfs.NewMem()).Trigger(microbatch.AvailableNow()).Start(context.Background())
+			var heard []int64
+			q, err := f.query(f.source(t, maxRows), sink, vfs.NewMem()).Trigger(microbatch.AvailableNow()).
+				OnProgress(func(p microbatch.Progress) { heard = append(heard, p.Batch) }).Start(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -255,6 +257,9 @@ func TestAStreamOfSmallBatchesEqualsTheBatchJob(t *testing.T) {
 				}
 				if n := len(q.RecentProgress()); int64(n) != min(total, 100) {
 					t.Fatalf("%d progress entries for %d one-row batches", n, total)
+				}
+				if int64(len(heard)) != total || heard[len(heard)-1] != total-1 {
+					t.Fatalf("OnProgress heard %d batches, want every one of %d in order", len(heard), total)
 				}
 			}
 		})

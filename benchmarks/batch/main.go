@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sluicedata/sluice/benchmarks/internal/measure"
 	"io"
 	"os"
 	"os/exec"
@@ -13,7 +14,6 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strconv"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -160,9 +160,9 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 	for i := range o.runs {
 		releaseAll(recs)
 		runtime.GC()
-		start, cpu := time.Now(), cpuTime()
+		start, cpu := time.Now(), measure.CPUSeconds()
 		s, rs, err := runEngine(ctx, q, files, cfg)
-		sec, cpu := time.Since(start).Seconds(), cpuTime()-cpu
+		sec, cpu := time.Since(start).Seconds(), measure.CPUSeconds()-cpu
 		if err != nil {
 			pprof.StopCPUProfile()
 			return 1, err
@@ -174,7 +174,7 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 	}
 	pprof.StopCPUProfile()
 	defer func() { releaseAll(recs) }()
-	rep.PeakRSSBytes = peakRSS()
+	rep.PeakRSSBytes = measure.PeakRSS()
 	floats, ints := q.resultColumns()
 	got, err := engineAnswer(schema, recs, floats, ints)
 	if err != nil {
@@ -186,9 +186,9 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 	var want answer
 	for i := range o.runs {
 		runtime.GC()
-		start, cpu := time.Now(), cpuTime()
+		start, cpu := time.Now(), measure.CPUSeconds()
 		in, err := decode(ctx, o.mem, files, q.columns, o.parallelism)
-		dec, cpu := time.Since(start).Seconds(), cpuTime()-cpu
+		dec, cpu := time.Since(start).Seconds(), measure.CPUSeconds()-cpu
 		if err != nil {
 			return 1, err
 		}
@@ -206,7 +206,7 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 			rep.HandloopSeconds = loop
 		}
 	}
-	rep.PeakRSSTotalBytes = peakRSS()
+	rep.PeakRSSTotalBytes = measure.PeakRSS()
 
 	rep.Seconds = rep.EngineSeconds
 	rep.RowsPerSec = float64(rep.Rows) / rep.EngineSeconds
@@ -260,25 +260,6 @@ func generateInChild(ctx context.Context, dir string, o options) error {
 		return fmt.Errorf("generate sf %g into %s: %w", o.sf, dir, err)
 	}
 	return nil
-}
-
-// peakRSS is the process's peak resident set size so far (Linux reports
-// ru_maxrss in KiB).
-func peakRSS() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return -1
-	}
-	return int64(ru.Maxrss) * 1024
-}
-
-// cpuTime is the process's user plus system CPU time so far, in seconds.
-func cpuTime() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func printTimings(w io.Writer, r report) {

@@ -57,7 +57,7 @@
 //	end_to_end: batches (data batches + the no-data batch for the final
 //	            watermark), batch_records (MaxOffsetsPerBatch),
 //	            batch_p50_ms, batch_p99_ms, batch_max_ms (nearest rank of
-//	            latestOffset + walCommit + triggerExecution), add_batch_ms_per_batch,
+//	            triggerExecution, the whole trigger), add_batch_ms_per_batch,
 //	            sink_commit_ms_per_batch, output_records (data records in the
 //	            output topic), groups (after the fold), dropped_late,
 //	            check_seconds (read back + Go computation), progress_missing, check

@@ -6,15 +6,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	mx "github.com/sluicedata/sluice/benchmarks/internal/measure"
 	"io"
 	"math/rand/v2"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
-	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -299,15 +298,15 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 	var add, sink float64
 	for _, p := range progress {
 		inputRows += p.InputRows
-		totals = append(totals, batchMs(p))
-		add += ms(p.Durations["addBatch"])
-		sink += ms(p.Durations["sinkCommit"])
+		totals = append(totals, mx.BatchMS(p))
+		add += mx.MS(p.Durations["addBatch"])
+		sink += mx.MS(p.Durations["sinkCommit"])
 		for _, s := range p.StateOperators {
 			late += s.DroppedLate
 		}
 	}
 	e2e.Batches = len(progress)
-	e2e.BatchP50Ms, e2e.BatchP99Ms, e2e.BatchMaxMs = percentile(totals, 0.5), percentile(totals, 0.99), percentile(totals, 1)
+	e2e.BatchP50Ms, e2e.BatchP99Ms, e2e.BatchMaxMs = mx.Percentile(totals, 0.5), mx.Percentile(totals, 0.99), mx.Percentile(totals, 1)
 	e2e.AddBatchMs, e2e.SinkCommitMs = add/float64(len(progress)), sink/float64(len(progress))
 	e2e.DroppedLate = &late
 
@@ -349,14 +348,14 @@ type measure struct {
 
 func startMeasure() measure {
 	runtime.GC()
-	return measure{start: time.Now(), cpu: cpuTime()}
+	return measure{start: time.Now(), cpu: mx.CPUSeconds()}
 }
 
 // done fills in seconds, CPU seconds and the peak RSS so far.
 func (m measure) done(r result) result {
 	r.Seconds = time.Since(m.start).Seconds()
-	r.CPUSeconds = cpuTime() - m.cpu
-	r.PeakRSSBytes = peakRSS()
+	r.CPUSeconds = mx.CPUSeconds() - m.cpu
+	r.PeakRSSBytes = mx.PeakRSS()
 	return r
 }
 
@@ -375,38 +374,6 @@ func startProfile(path string) (stop func(), err error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// percentile is the nearest-rank percentile q (0 < q <= 1) of xs.
-func percentile(xs []float64, q float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	i := int(q*float64(len(s))+0.999999) - 1
-	return s[min(max(i, 0), len(s)-1)]
-}
-
-// peakRSS is the process's peak resident set size so far (Linux reports
-// ru_maxrss in KiB).
-func peakRSS() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return -1
-	}
-	return int64(ru.Maxrss) * 1024
-}
-
-// cpuTime is the process's user plus system CPU time so far, in seconds.
-func cpuTime() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func printResult(w io.Writer, r result) {

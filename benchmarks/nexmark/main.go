@@ -6,16 +6,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sluicedata/sluice/benchmarks/internal/measure"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -338,13 +336,13 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 	ds := q(dataset.ReadStream(src).WithConfig(dataset.Config{Allocator: o.mem, Parallelism: o.parallelism}))
 
 	runtime.GC()
-	start, cpu := time.Now(), cpuTime()
+	start, cpu := time.Now(), measure.CPUSeconds()
 	progress, err := runStream(ctx, ds, sink, ckpt)
-	rep.Seconds, rep.CPUSeconds = time.Since(start).Seconds(), cpuTime()-cpu
+	rep.Seconds, rep.CPUSeconds = time.Since(start).Seconds(), measure.CPUSeconds()-cpu
 	if err != nil {
 		return report{}, err
 	}
-	rep.PeakRSSBytes = peakRSS()
+	rep.PeakRSSBytes = measure.PeakRSS()
 	for _, p := range progress {
 		rep.Bids += p.InputRows
 	}
@@ -363,96 +361,22 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 	}
 	var totals []float64
 	for _, p := range progress {
-		d := p.Durations
-		totals = append(totals, ms(d[microbatch.PhaseLatestOffset]+d[microbatch.PhaseWALCommit]+d[microbatch.PhaseTotal]))
+		totals = append(totals, measure.BatchMS(p))
 	}
 	rep.Batches = len(progress)
-	rep.BatchP50Ms, rep.BatchP99Ms, rep.BatchMaxMs = percentile(totals, 0.5), percentile(totals, 0.99), percentile(totals, 1)
+	rep.BatchP50Ms, rep.BatchP99Ms, rep.BatchMaxMs = measure.Percentile(totals, 0.5), measure.Percentile(totals, 0.99), measure.Percentile(totals, 1)
 	return rep, nil
 }
 
 // runStream runs ds into sink with the AvailableNow trigger and returns the
-// progress of every batch, oldest first. RecentProgress keeps only the last
-// 100 batches, so a poller merges it by batch id every 5 ms.
+// progress of every batch, oldest first.
 func runStream(ctx context.Context, ds *dataset.Dataset, sink sinks.Sink, ckpt string) ([]microbatch.Progress, error) {
-	q, err := microbatch.WriteStream(ds, sink).Trigger(microbatch.AvailableNow()).
-		Checkpoint(ckpt).OutputMode(sinks.Append).Start(ctx)
+	out, err := measure.Run(ctx, microbatch.WriteStream(ds, sink).Trigger(microbatch.AvailableNow()).
+		Checkpoint(ckpt).OutputMode(sinks.Append))
 	if err != nil {
 		return nil, err
-	}
-	var mu sync.Mutex
-	seen := map[int64]microbatch.Progress{}
-	merge := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range q.RecentProgress() {
-			seen[p.Batch] = p
-		}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				merge()
-			}
-		}
-	})
-	err = q.AwaitTermination()
-	close(done)
-	wg.Wait()
-	merge()
-	if err != nil {
-		return nil, err
-	}
-	out := make([]microbatch.Progress, 0, len(seen))
-	for _, p := range seen {
-		out = append(out, p)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Batch < out[j].Batch })
-	if len(out) == 0 {
-		return nil, errors.New("the query ran no batch")
-	}
-	if missing := int(out[len(out)-1].Batch-out[0].Batch+1) - len(out); missing > 0 {
-		return nil, fmt.Errorf("missed the progress of %d batches", missing)
 	}
 	return out, nil
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func percentile(xs []float64, q float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	i := int(q*float64(len(s))+0.999999) - 1
-	return s[min(max(i, 0), len(s)-1)]
-}
-
-// peakRSS is the process's peak resident set size so far (Linux reports
-// ru_maxrss in KiB).
-func peakRSS() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return -1
-	}
-	return int64(ru.Maxrss) * 1024
-}
-
-// cpuTime is the process's user plus system CPU time so far, in seconds.
-func cpuTime() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func printReport(w io.Writer, r report) {

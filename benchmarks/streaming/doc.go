@@ -46,9 +46,8 @@
 //	batches                  batches of the main run, including the last
 //	                         no-data batch run for the final watermark
 //	batch_p50_ms, _p99_ms,   nearest-rank percentiles and maximum of a batch's
-//	batch_max_ms             whole duration: latestOffset + walCommit +
-//	                         triggerExecution (the driver's triggerExecution
-//	                         starts after the offsets are written)
+//	batch_max_ms             whole duration: triggerExecution (offsets, WAL,
+//	                         run, sink and commits log)
 //	add_batch_ms_per_batch   mean addBatch: reading, windowing, aggregating,
 //	                         the state store's load and commit, writing Parquet
 //	sink_commit_ms_per_batch mean sinkCommit (the sink's _sluice_log entry)

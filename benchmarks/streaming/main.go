@@ -6,16 +6,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/sluicedata/sluice/benchmarks/internal/measure"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"sort"
 	"strconv"
-	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -187,14 +185,14 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		return 1, err
 	}
 	runtime.GC()
-	start, cpu := time.Now(), cpuTime()
+	start, cpu := time.Now(), measure.CPUSeconds()
 	progress, missing, err := runQuery(ctx, o, cfg, main, 0, o.events, o.batchRows)
-	rep.Seconds, rep.CPUSeconds = time.Since(start).Seconds(), cpuTime()-cpu
+	rep.Seconds, rep.CPUSeconds = time.Since(start).Seconds(), measure.CPUSeconds()-cpu
 	stopProfile()
 	if err != nil {
 		return 1, err
 	}
-	rep.PeakRSSBytes = peakRSS()
+	rep.PeakRSSBytes = measure.PeakRSS()
 	rep.ProgressMissing += missing
 	rep.EventsPerSec = float64(o.events) / rep.Seconds
 	summarise(&rep, progress)
@@ -245,7 +243,7 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		rep.ProgressMissing += missing
 		rep.EmptyBatches = len(warm)
 		rep.emptyBatchTotalsMs, rep.EmptyBatchCheckpointMs, rep.EmptyBatchStateRows, rep.EmptyBatchPhasesMs = fixedCost(warm)
-		rep.EmptyBatchP50Ms, rep.EmptyBatchMeanMs = percentile(rep.emptyBatchTotalsMs, 0.5), mean(rep.emptyBatchTotalsMs)
+		rep.EmptyBatchP50Ms, rep.EmptyBatchMeanMs = measure.Percentile(rep.emptyBatchTotalsMs, 0.5), mean(rep.emptyBatchTotalsMs)
 
 		fresh := runDirs{checkpoint: filepath.Join(dir, "checkpoint-empty"), out: filepath.Join(dir, "out-empty")}
 		cold, missing, err := runQuery(ctx, o, cfg, fresh, 0, int64(o.emptyBatches), 1)
@@ -254,7 +252,7 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		}
 		rep.ProgressMissing += missing
 		rep.emptyFreshBatchTotalsMs, rep.EmptyFreshCheckpointMs, _, rep.EmptyFreshPhasesMs = fixedCost(cold)
-		rep.EmptyFreshBatchP50Ms, rep.EmptyFreshBatchMeanMs = percentile(rep.emptyFreshBatchTotalsMs, 0.5), mean(rep.emptyFreshBatchTotalsMs)
+		rep.EmptyFreshBatchP50Ms, rep.EmptyFreshBatchMeanMs = measure.Percentile(rep.emptyFreshBatchTotalsMs, 0.5), mean(rep.emptyFreshBatchTotalsMs)
 	}
 
 	if o.json {
@@ -316,76 +314,29 @@ func runQuery(ctx context.Context, o options, cfg dataset.Config, dirs runDirs, 
 	if err != nil {
 		return nil, 0, err
 	}
-	q, err := microbatch.WriteStream(job(src, cfg, o), sink).Trigger(microbatch.AvailableNow()).
-		Checkpoint(dirs.checkpoint).OutputMode(sinks.Append).Start(ctx)
+	out, err := measure.Run(ctx, microbatch.WriteStream(job(src, cfg, o), sink).Trigger(microbatch.AvailableNow()).
+		Checkpoint(dirs.checkpoint).OutputMode(sinks.Append))
 	if err != nil {
 		return nil, 0, err
-	}
-	var mu sync.Mutex
-	seen := map[int64]microbatch.Progress{}
-	merge := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range q.RecentProgress() {
-			seen[p.Batch] = p
-		}
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				merge()
-			}
-		}
-	})
-	err = q.AwaitTermination()
-	close(done)
-	wg.Wait()
-	merge()
-	if err != nil {
-		return nil, 0, err
-	}
-	out := make([]microbatch.Progress, 0, len(seen))
-	for _, p := range seen {
-		out = append(out, p)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Batch < out[j].Batch })
-	if len(out) == 0 {
-		return nil, 0, errors.New("the query ran no batch")
 	}
 	missing := int(out[len(out)-1].Batch-out[0].Batch+1) - len(out)
 	return out, missing, nil
-}
-
-// batchMs is a batch's whole duration: the driver's triggerExecution
-// starts after the offsets are written, so add latestOffset and walCommit.
-func batchMs(p microbatch.Progress) float64 {
-	d := p.Durations
-	return ms(d[microbatch.PhaseLatestOffset] + d[microbatch.PhaseWALCommit] + d[microbatch.PhaseTotal])
 }
 
 // checkpointMs is the driver's checkpoint I/O of a batch: the offsets WAL
 // and the commit log (with purging). The state store's commit is inside
 // addBatch and not counted here.
 func checkpointMs(p microbatch.Progress) float64 {
-	return ms(p.Durations[microbatch.PhaseWALCommit] + p.Durations[microbatch.PhaseCommitLog])
+	return measure.MS(p.Durations[microbatch.PhaseWALCommit] + p.Durations[microbatch.PhaseCommitLog])
 }
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func summarise(rep *report, ps []microbatch.Progress) {
 	var totals []float64
 	var add, sink, ckpt float64
 	for _, p := range ps {
-		totals = append(totals, batchMs(p))
-		add += ms(p.Durations[microbatch.PhaseAddBatch])
-		sink += ms(p.Durations[microbatch.PhaseSinkCommit])
+		totals = append(totals, measure.BatchMS(p))
+		add += measure.MS(p.Durations[microbatch.PhaseAddBatch])
+		sink += measure.MS(p.Durations[microbatch.PhaseSinkCommit])
 		ckpt += checkpointMs(p)
 		var rows, bytes int64
 		for _, s := range p.StateOperators {
@@ -399,7 +350,7 @@ func summarise(rep *report, ps []microbatch.Progress) {
 	}
 	n := float64(len(ps))
 	rep.Batches = len(ps)
-	rep.BatchP50Ms, rep.BatchP99Ms, rep.BatchMaxMs = percentile(totals, 0.5), percentile(totals, 0.99), percentile(totals, 1)
+	rep.BatchP50Ms, rep.BatchP99Ms, rep.BatchMaxMs = measure.Percentile(totals, 0.5), measure.Percentile(totals, 0.99), measure.Percentile(totals, 1)
 	rep.AddBatchMsPerBatch, rep.SinkCommitMsPerBatch, rep.CheckpointMsPerBatch = add/n, sink/n, ckpt/n
 	if rep.StateRows > 0 {
 		rep.StateBytesPerKey = float64(rep.StateBytes) / float64(rep.StateRows)
@@ -413,10 +364,10 @@ func summarise(rep *report, ps []microbatch.Progress) {
 func fixedCost(ps []microbatch.Progress) (totals []float64, ckptMs float64, stateRows int64, phases map[string]float64) {
 	phases = map[string]float64{}
 	for _, p := range ps {
-		totals = append(totals, batchMs(p))
+		totals = append(totals, measure.BatchMS(p))
 		ckptMs += checkpointMs(p)
 		for k, d := range p.Durations {
-			phases[k] += ms(d) / float64(len(ps))
+			phases[k] += measure.MS(d) / float64(len(ps))
 		}
 		var rows int64
 		for _, s := range p.StateOperators {
@@ -444,17 +395,6 @@ func startProfile(path string) (stop func(), err error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
-// percentile is the nearest-rank percentile q (0 < q <= 1) of xs.
-func percentile(xs []float64, q float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	i := int(q*float64(len(s))+0.999999) - 1
-	return s[min(max(i, 0), len(s)-1)]
-}
-
 func mean(xs []float64) float64 {
 	if len(xs) == 0 {
 		return 0
@@ -464,25 +404,6 @@ func mean(xs []float64) float64 {
 		t += x
 	}
 	return t / float64(len(xs))
-}
-
-// peakRSS is the process's peak resident set size so far (Linux reports
-// ru_maxrss in KiB).
-func peakRSS() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return -1
-	}
-	return int64(ru.Maxrss) * 1024
-}
-
-// cpuTime is the process's user plus system CPU time so far, in seconds.
-func cpuTime() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func printReport(w io.Writer, r report) {
