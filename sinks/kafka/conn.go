@@ -71,13 +71,26 @@ func dial(ctx context.Context, cfg Config) (*conn, error) {
 	if err := cl.Ping(cctx); err != nil {
 		return fail(fmt.Errorf("%w: %v not reachable within %s: %v", ErrUnreachable, cfg.Brokers, cfg.Timeout, err))
 	}
-	topics, err := c.adm.ListTopics(cctx, cfg.Topic)
-	if err != nil {
-		return fail(fmt.Errorf("%w: metadata of topic %s from %v within %s: %v", ErrUnreachable, cfg.Topic, cfg.Brokers, cfg.Timeout, err))
+	// A topic created just before the query starts may not have reached
+	// every broker's metadata cache yet: look again for a short while (as
+	// Kafka's producer waits max.block.ms) before calling it missing.
+	var td kadm.TopicDetail
+	missing := true
+	for wait := time.Now().Add(min(cfg.Timeout, 5*time.Second)); ; {
+		topics, err := c.adm.ListTopics(cctx, cfg.Topic)
+		if err != nil {
+			return fail(fmt.Errorf("%w: metadata of topic %s from %v within %s: %v", ErrUnreachable, cfg.Topic, cfg.Brokers, cfg.Timeout, err))
+		}
+		var ok bool
+		td, ok = topics[cfg.Topic]
+		missing = !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) || errors.Is(td.Err, kerr.UnknownTopicID)
+		if !missing || time.Now().After(wait) || cctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	td, ok := topics[cfg.Topic]
 	switch {
-	case !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) || errors.Is(td.Err, kerr.UnknownTopicID):
+	case missing:
 		return fail(fmt.Errorf("%w: %s on brokers %v (the sink does not create topics)", ErrTopicMissing, cfg.Topic, cfg.Brokers))
 	case td.Err != nil:
 		return fail(fmt.Errorf("kafka sink: metadata of topic %s: %w", cfg.Topic, td.Err))

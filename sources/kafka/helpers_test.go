@@ -231,6 +231,19 @@ func batch(t *testing.T, b *backend, s *kafka.Source, start sources.Offset) (sou
 	return end, read(t, b, s, start, end)
 }
 
+// batchUntil is batch retried (up to 10 s) until it returns n rows: a
+// real broker writes transaction markers, and so moves the last stable
+// offset, asynchronously after EndTransaction returns.
+func batchUntil(t *testing.T, b *backend, s *kafka.Source, start sources.Offset, n int) (sources.Offset, []string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		end, rows := batch(t, b, s, start)
+		if len(rows) >= n || time.Now().After(deadline) {
+			return end, rows
+		}
+	}
+}
+
 func initial(t *testing.T, s *kafka.Source) sources.Offset {
 	t.Helper()
 	o, err := s.Initial(context.Background())

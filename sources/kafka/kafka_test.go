@@ -30,7 +30,7 @@ func TestReadCommittedSkipsAbortedRecordsAndMarkers(t *testing.T) {
 		if got := unprefix(b, start); got != `{"t":{"tx":{"0":0,"1":0}}}` {
 			t.Fatalf("initial %s", got)
 		}
-		end, rows := batch(t, b, s, start)
+		end, rows := batchUntil(t, b, s, start, 5)
 		// p1 ends with an aborted record and its marker: the read stops at
 		// the end offset all the same. (A real broker writes transaction
 		// markers asynchronously after EndTransaction, so exact offsets are
@@ -60,7 +60,7 @@ func TestReadCommittedSkipsAbortedRecordsAndMarkers(t *testing.T) {
 		if err := cl.EndTransaction(context.Background(), kgo.TryCommit); err != nil {
 			t.Fatal(err)
 		}
-		end3, rows := batch(t, b, s, end2)
+		end3, rows := batchUntil(t, b, s, end2, 2)
 		b.want(t, "rows after commit", rows, []string{"tx/0@7=open", "tx/0@8=after-open"})
 		if got := unprefix(b, end3); b.exactOffsets() && got != `{"t":{"tx":{"0":10,"1":4}}}` {
 			t.Errorf("end after commit %s", got)
