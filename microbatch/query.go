@@ -114,25 +114,24 @@ func (w *StreamWriter) validate() error {
 		}
 		seen[s.Name()] = true
 	}
-	aggregates, dedups := 0, 0
+	aggregates, stateful := 0, 0
 	for _, op := range w.ds.Stateful() {
 		switch {
 		case strings.HasPrefix(op, "Window"), strings.HasPrefix(op, "SessionWindow"):
 		case strings.HasPrefix(op, "Aggregate"):
 			aggregates++
-		case strings.HasPrefix(op, "DropDuplicates"):
-			dedups++
+			stateful++
+		case strings.HasPrefix(op, "DropDuplicates"), strings.HasPrefix(op, "Join"), strings.HasPrefix(op, "FlatMapGroupsWithState"):
+			stateful++
 		default:
-			return fmt.Errorf("%w: streaming %s is not supported yet", ErrInvalidQuery, strings.TrimSpace(op))
+			return fmt.Errorf("%w: streaming %s is not supported (sort and limit need the whole input; use them in a ForeachBatch function)", ErrInvalidQuery, strings.TrimSpace(op))
 		}
 	}
 	switch {
 	case w.mode == sinks.Complete && aggregates == 0:
 		return fmt.Errorf("%w: complete output mode needs a streaming aggregation; this query has none", ErrInvalidQuery)
-	case aggregates+dedups > 1:
-		return fmt.Errorf("%w: a query may have one stateful operator (aggregation or DropDuplicates) for now, it has %d", ErrInvalidQuery, aggregates+dedups)
-	case dedups > 0 && w.mode == sinks.Complete:
-		return fmt.Errorf("%w: complete output mode needs a streaming aggregation; DropDuplicates emits new rows only (append or update)", ErrInvalidQuery)
+	case stateful > 1 && w.mode != sinks.Append:
+		return fmt.Errorf("%w: a query with %d stateful operators needs append output mode: an operator may only consume rows the one below it will never change", ErrInvalidQuery, stateful)
 	}
 	if _, err := w.ds.ExplainBatch(nil, &dataset.StreamState{FS: w.fs, KeyGroups: checkpoint.DefaultKeyGroups, Emit: string(w.mode)}); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidQuery, err)
@@ -350,8 +349,9 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 		}
 		tick := w.clock.Now()
 		q.setStatus("Getting offsets", false)
+		prev := lastWM
 		entry := &checkpoint.OffsetEntry{Batch: next, Sources: map[string]checkpoint.SourceOffsets{},
-			Watermark: wm, Timestamp: tick.UnixMicro()}
+			Watermark: wm, PrevWatermark: &prev, Timestamp: tick.UnixMicro()}
 		hasData := false
 		pre := map[string]time.Duration{}
 		for _, s := range streams {
@@ -449,6 +449,14 @@ func (q *Query) sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// prevWatermark is the watermark of the batch before e, as e recorded it.
+func prevWatermark(e *checkpoint.OffsetEntry) int64 {
+	if e.PrevWatermark == nil {
+		return math.MinInt64
+	}
+	return *e.PrevWatermark
+}
+
 func ends(e *checkpoint.OffsetEntry) map[string]sources.Offset {
 	m := map[string]sources.Offset{}
 	for name, o := range e.Sources {
@@ -499,7 +507,7 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 		return sp
 	}
 	st := &dataset.StreamState{FS: w.fs, Dir: q.stateDir(), KeyGroups: q.meta.KeyGroups, Version: e.Batch, Emit: string(w.mode),
-		Watermark: e.Watermark,
+		Watermark: e.Watermark, PrevWatermark: prevWatermark(e), BatchTime: e.Timestamp,
 		Report: func(op string, rows, bytes int64) {
 			stateMu.Lock()
 			defer stateMu.Unlock()

@@ -431,7 +431,7 @@ func TestQueriesThatCannotRunAreRefusedAtStartWithAReason(t *testing.T) {
 		{"no checkpoint directory", microbatch.WriteStream(ds, newRecordingSink()).FS(fs), []string{"checkpoint directory is required"}},
 		{"an aggregation in append mode (needs watermarks, not built yet)", microbatch.WriteStream(ds.GroupBy("region").Count(), newRecordingSink()).Checkpoint("/y").FS(fs), []string{"append output mode", "watermark"}},
 		{"a distinct count", microbatch.WriteStream(ds.GroupBy("region").Agg(dataset.CountDistinct(dataset.Col("id"))), newRecordingSink()).Checkpoint("/y").FS(fs).OutputMode(sinks.Update), []string{"count_distinct"}},
-		{"a streaming join (not built yet)", microbatch.WriteStream(ds.Join(dataset.ReadStream(other).Select("id"), []string{"id"}, dataset.Inner), newRecordingSink()).Checkpoint("/y").FS(fs), []string{"Join", "not supported yet"}},
+		{"a streaming sort", microbatch.WriteStream(ds.OrderBy(dataset.Col("id")), newRecordingSink()).Checkpoint("/y").FS(fs), []string{"Sort", "not supported"}},
 		{"complete mode without an aggregation", microbatch.WriteStream(ds, newRecordingSink()).Checkpoint("/z").FS(fs).OutputMode(sinks.Complete), []string{"complete output mode"}},
 		{"another query's checkpoint", microbatch.WriteStream(dataset.ReadStream(other), newRecordingSink()).Checkpoint("/c").FS(fs), []string{"/c", "different query"}},
 		{"a transformation error", microbatch.WriteStream(ds.Select("nope"), newRecordingSink()).Checkpoint("/w").FS(fs), []string{"nope"}},

@@ -33,6 +33,15 @@ type StreamState struct {
 	Report    func(operator string, rows, bytes int64)
 	// Watermark in effect for the batch, microseconds (math.MinInt64: none).
 	Watermark int64
+	// PrevWatermark is the watermark the previous batch ran with. Rows a
+	// stateful operator emits in this batch have event times in
+	// (PrevWatermark, Watermark], so an operator fed by another drops rows
+	// as late only at or behind PrevWatermark, and evicts by Watermark.
+	PrevWatermark int64
+	// BatchTime is the batch's processing time in microseconds, as recorded
+	// in the offsets log (reruns see the same value): processing-time
+	// timeouts and state TTLs read it, never the wall clock.
+	BatchTime int64
 	// Observe receives each task's max event time for a watermark, by the
 	// watermark's id (WatermarkIDs).
 	Observe func(id string, maxMicros int64)
@@ -119,6 +128,9 @@ func (p *physical) plan(n *Node) (*Node, error) {
 		return p.dedup(n)
 	case KindJoin:
 		l, r := n.Inputs[0], n.Inputs[1]
+		if p.stream != nil && len(Streams(l)) > 0 && len(Streams(r)) > 0 {
+			return nil, fmt.Errorf("%w: a join of two streams is not supported yet", ErrPlan)
+		}
 		n.Join.BuildRight = estimateRows(r) <= estimateRows(l)
 		n.Inputs = []*Node{exchange(l, n.Join.LeftKeys, p.parts), exchange(r, n.Join.RightKeys, p.parts)}
 	case KindSort:

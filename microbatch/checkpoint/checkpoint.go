@@ -54,6 +54,10 @@ type OffsetEntry struct {
 	Sources   map[string]SourceOffsets `json:"sources"`      // by source name
 	Watermark int64                    `json:"watermark_us"` // event-time watermark in effect for the batch, µs since epoch (math.MinInt64 = none)
 	Timestamp int64                    `json:"timestamp_us"` // the batch's processing time, read by current_timestamp and processing-time windows
+	// PrevWatermark is the watermark the previous batch ran with: operators
+	// fed by another stateful operator drop rows as late only behind it
+	// (math.MinInt64 = none; absent in logs of older versions = none).
+	PrevWatermark *int64 `json:"prev_watermark_us,omitempty"`
 }
 
 // CommitEntry is commits/<N>.json, written after the sink and state commit.
