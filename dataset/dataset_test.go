@@ -246,48 +246,60 @@ func TestJoinsMatchANestedLoopReference(t *testing.T) {
 		}
 		buys = append(buys, purchase{id, fmt.Sprintf("i%d", i), float64(i)})
 	}
-	left := dataset.FromStructs(people).WithConfig(cfg)
-	right := dataset.FromStructs(buys).WithConfig(cfg)
 	str := func(p *int64) string {
 		if p == nil {
 			return "null"
 		}
 		return fmt.Sprint(*p)
 	}
-	for _, how := range []dataset.JoinType{dataset.Inner, dataset.Left, dataset.Right, dataset.Full, dataset.Semi, dataset.Anti} {
-		t.Run(string(how), func(t *testing.T) {
-			var want []string
-			rightMatched := make([]bool, len(buys))
-			for _, p := range people {
-				matched := false
-				for j, b := range buys {
-					if p.ID != nil && b.ID != nil && *p.ID == *b.ID {
-						matched = true
-						rightMatched[j] = true
-						if how != dataset.Semi && how != dataset.Anti {
-							want = append(want, fmt.Sprintf("%d|%s|%s|%s", *p.ID, p.Name, b.Item, exec.FormatValue(floatArray(nil, b.Price), 0)))
+	// Both build sides (the smaller side is built), with and without a
+	// residual condition on columns of both sides.
+	for _, nbuys := range []int{60, 20} {
+		for _, where := range []bool{false, true} {
+			buys := buys[:nbuys]
+			left := dataset.FromStructs(people).WithConfig(cfg)
+			right := dataset.FromStructs(buys).WithConfig(cfg)
+			cond := func(p person, b purchase) bool { return !where || b.Price < float64(2**p.ID) }
+			for _, how := range []dataset.JoinType{dataset.Inner, dataset.Left, dataset.Right, dataset.Full, dataset.Semi, dataset.Anti} {
+				t.Run(fmt.Sprintf("%s/buys=%d/where=%v", how, nbuys, where), func(t *testing.T) {
+					var want []string
+					rightMatched := make([]bool, len(buys))
+					for _, p := range people {
+						matched := false
+						for j, b := range buys {
+							if p.ID != nil && b.ID != nil && *p.ID == *b.ID && cond(p, b) {
+								matched = true
+								rightMatched[j] = true
+								if how != dataset.Semi && how != dataset.Anti {
+									want = append(want, fmt.Sprintf("%d|%s|%s|%s", *p.ID, p.Name, b.Item, exec.FormatValue(floatArray(nil, b.Price), 0)))
+								}
+							}
+						}
+						switch {
+						case how == dataset.Semi && matched, how == dataset.Anti && !matched:
+							want = append(want, fmt.Sprintf("%s|%s", str(p.ID), p.Name))
+						case !matched && (how == dataset.Left || how == dataset.Full):
+							want = append(want, fmt.Sprintf("%s|%s|null|null", str(p.ID), p.Name))
 						}
 					}
-				}
-				switch {
-				case how == dataset.Semi && matched, how == dataset.Anti && !matched:
-					want = append(want, fmt.Sprintf("%s|%s", str(p.ID), p.Name))
-				case !matched && (how == dataset.Left || how == dataset.Full):
-					want = append(want, fmt.Sprintf("%s|%s|null|null", str(p.ID), p.Name))
-				}
-			}
-			if how == dataset.Right || how == dataset.Full {
-				for j, b := range buys {
-					if !rightMatched[j] {
-						want = append(want, fmt.Sprintf("%s|null|%s|%s", str(b.ID), b.Item, exec.FormatValue(floatArray(nil, b.Price), 0)))
+					if how == dataset.Right || how == dataset.Full {
+						for j, b := range buys {
+							if !rightMatched[j] {
+								want = append(want, fmt.Sprintf("%s|null|%s|%s", str(b.ID), b.Item, exec.FormatValue(floatArray(nil, b.Price), 0)))
+							}
+						}
 					}
-				}
+					joined := left.Join(right, []string{"id"}, how)
+					if where {
+						joined = left.JoinWhere(right, []string{"id"}, how, dataset.Col("price").Lt(dataset.Col("id").Mul(dataset.Lit(2.0))))
+					}
+					got := rows(t, joined)
+					if g, w := sorted(got), sorted(want); !slices.Equal(g, w) {
+						t.Fatalf("seed %d: %s join\ngot  %q\nwant %q", seed, how, g, w)
+					}
+				})
 			}
-			got := rows(t, left.Join(right, []string{"id"}, how))
-			if g, w := sorted(got), sorted(want); !slices.Equal(g, w) {
-				t.Fatalf("seed %d: %s join\ngot  %q\nwant %q", seed, how, g, w)
-			}
-		})
+		}
 	}
 }
 

@@ -282,6 +282,19 @@ const (
 // columns; semi and anti joins keep only the left columns. Other columns with
 // the same name on both sides are an error: rename one first.
 func (d *Dataset) Join(right *Dataset, on []string, how JoinType) *Dataset {
+	return d.JoinWhere(right, on, how, nil)
+}
+
+// JoinWhere is Join with a further condition on each pair of rows whose keys
+// are equal, over the columns of both sides by name (a key column by its
+// name is the left one): only pairs for which it is true join, and outer,
+// semi and anti joins count only those as matches. In a stream joined with
+// a stream, a time range here is what bounds the join's state:
+//
+//	orders.JoinWhere(payments, []string{"order_id"}, dataset.Left,
+//		dataset.Col("paid_at").Between(dataset.Col("ordered_at"),
+//			dataset.AddDuration(dataset.Col("ordered_at"), 0, int64(15*time.Minute))))
+func (d *Dataset) JoinWhere(right *Dataset, on []string, how JoinType, cond *Expr) *Dataset {
 	if d.err != nil {
 		return d
 	}
@@ -338,7 +351,7 @@ func (d *Dataset) Join(right *Dataset, on []string, how JoinType) *Dataset {
 	for i, k := range on {
 		lk[i], rk[i] = expr.Col(k), expr.Col(hidden(k))
 	}
-	j, err := plan.NewJoin(lnode, rnode, lk, rk, how)
+	j, err := plan.NewJoin(lnode, rnode, lk, rk, how, cond)
 	if err != nil || how == Semi || how == Anti {
 		return d.derive(j, err)
 	}

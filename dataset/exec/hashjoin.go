@@ -28,6 +28,10 @@ package exec
 //     float64, string with large_string, binary with large_binary. Mixing
 //     signed and unsigned, or decimals of different precision/scale, is an
 //     error naming both keys (cast one side first).
+//  5. With a residual condition (NewHashJoinWhere) a pair matches only when
+//     the condition is true over the pair's left and right columns (null is
+//     false); outer, semi and anti joins then count matches per row, not per
+//     key group.
 
 import (
 	"context"
@@ -84,6 +88,11 @@ type hashJoinOp struct {
 	gmatched  []bool   // group matched by some probe row
 	probeDone bool
 
+	cond     *expr.Expr // residual condition over the pair, or nil
+	condSch  *arrow.Schema
+	condCols [2][]int // left, right columns the condition reads, in condSch order
+	bmatched []bool   // with cond: build row matched by some probe row
+
 	out    []arrow.Record
 	err    error
 	closed bool
@@ -123,6 +132,13 @@ func joinKeyTypesCompatible(a, b arrow.DataType) bool {
 // then right (semi/anti: left only); fields an outer join can null become
 // nullable. It owns both inputs and closes them.
 func NewHashJoin(mem memory.Allocator, left, right Operator, leftKeys, rightKeys []*expr.Expr, how JoinType, buildRight bool) (Operator, error) {
+	return NewHashJoinWhere(mem, left, right, leftKeys, rightKeys, how, buildRight, nil)
+}
+
+// NewHashJoinWhere is NewHashJoin with a residual condition: a boolean
+// expression over the columns of both sides (by name; the two sides' names
+// must not clash where it reads them), true for the pairs that join.
+func NewHashJoinWhere(mem memory.Allocator, left, right Operator, leftKeys, rightKeys []*expr.Expr, how JoinType, buildRight bool, cond *expr.Expr) (Operator, error) {
 	if len(leftKeys) == 0 || len(leftKeys) != len(rightKeys) {
 		return nil, fmt.Errorf("join: need equally many left and right keys, got %d and %d", len(leftKeys), len(rightKeys))
 	}
@@ -187,7 +203,96 @@ func NewHashJoin(mem memory.Allocator, left, right Operator, leftKeys, rightKeys
 	if j.grouper, err = newKeyGrouper(j.keyTypes); err != nil {
 		return nil, fmt.Errorf("join: %w", err)
 	}
+	if cond != nil {
+		if err := j.setCond(cond, ls, rs); err != nil {
+			return nil, err
+		}
+	}
 	return j, nil
+}
+
+func (j *hashJoinOp) setCond(cond *expr.Expr, ls, rs *arrow.Schema) error {
+	var fields []arrow.Field
+	seen := map[string]bool{}
+	for _, name := range cond.Columns() {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		li, ri := ls.FieldIndices(name), rs.FieldIndices(name)
+		switch {
+		case len(li) > 0 && len(ri) > 0:
+			return fmt.Errorf("join condition %s: column %q is on both sides; rename one", cond, name)
+		case len(li) > 0:
+			j.condCols[0] = append(j.condCols[0], li[0])
+			fields = append(fields, ls.Field(li[0]))
+		case len(ri) > 0:
+			j.condCols[1] = append(j.condCols[1], ri[0])
+			fields = append(fields, rs.Field(ri[0]))
+		default:
+			return fmt.Errorf("join condition %s: %w: %q is on neither side", cond, expr.ErrUnknownColumn, name)
+		}
+	}
+	// Left columns first, then right: the order pairs are gathered in.
+	var lf, rf []arrow.Field
+	for _, i := range j.condCols[0] {
+		lf = append(lf, ls.Field(i))
+	}
+	for _, i := range j.condCols[1] {
+		rf = append(rf, rs.Field(i))
+	}
+	j.condSch = arrow.NewSchema(append(lf, rf...), nil)
+	t, err := cond.DataType(j.condSch)
+	if err != nil {
+		return fmt.Errorf("join condition %s: %w", cond, err)
+	}
+	if t.ID() != arrow.BOOL {
+		return fmt.Errorf("join condition %s: %w: it is %s, not boolean", cond, expr.ErrType, t)
+	}
+	j.cond = cond
+	return nil
+}
+
+// residual keeps the candidate pairs (probe row pIdx[k], build row bIdx[k])
+// for which the condition is true, in order.
+func (j *hashJoinOp) residual(pcols []arrow.Array, pIdx, bIdx []int32) ([]int32, []int32, error) {
+	var kp, kb []int32
+	lIdx, rIdx := pIdx, bIdx
+	lsrc, rsrc := pcols, j.bcols
+	if !j.buildRight {
+		lIdx, rIdx, lsrc, rsrc = bIdx, pIdx, j.bcols, pcols
+	}
+	for s := 0; s < len(pIdx); s += joinOutputChunk {
+		e := min(len(pIdx), s+joinOutputChunk)
+		var cols []arrow.Array
+		for side, idx := range [2][]int32{lIdx[s:e], rIdx[s:e]} {
+			src := lsrc
+			if side == 1 {
+				src = rsrc
+			}
+			pick := make([]arrow.Array, len(j.condCols[side]))
+			types := make([]arrow.DataType, len(pick))
+			for i, c := range j.condCols[side] {
+				pick[i], types[i] = src[c], src[c].DataType()
+			}
+			cols = append(cols, takeColumns(j.mem, pick, types, idx)...)
+		}
+		rec := array.NewRecord(j.condSch, cols, int64(e-s))
+		releaseAll(cols)
+		res, err := expr.Eval(j.mem, j.cond, rec)
+		rec.Release()
+		if err != nil {
+			return nil, nil, fmt.Errorf("join condition %s: %w", j.cond, err)
+		}
+		b := res.(*array.Boolean)
+		for k := 0; k < e-s; k++ {
+			if b.IsValid(k) && b.Value(k) {
+				kp, kb = append(kp, pIdx[s+k]), append(kb, bIdx[s+k])
+			}
+		}
+		res.Release()
+	}
+	return kp, kb, nil
 }
 
 func (j *hashJoinOp) Schema() *arrow.Schema { return j.schema }
@@ -301,6 +406,9 @@ func (j *hashJoinOp) buildTable(ctx context.Context) error {
 		j.head[g] = int32(r)
 	}
 	j.gmatched = make([]bool, j.grouper.n)
+	if j.cond != nil {
+		j.bmatched = make([]bool, j.brows)
+	}
 	j.bcols = make([]arrow.Array, len(j.buildTypes))
 	for c := range j.bcols {
 		switch len(recs) {
@@ -336,6 +444,9 @@ func (j *hashJoinOp) probeBatch(rec arrow.Record) error {
 	gids := make([]int32, n)
 	j.grouper.find(cols, gids)
 	releaseAll(cols)
+	if j.cond != nil {
+		return j.probeWhere(rec, gids)
+	}
 	probeIsLeft := j.buildRight
 	var pIdx, bIdx []int32
 	switch {
@@ -370,6 +481,58 @@ func (j *hashJoinOp) probeBatch(rec arrow.Record) error {
 	return nil
 }
 
+// probeWhere is probeBatch with a residual condition: the key matches are
+// candidates, the condition picks the pairs, and matches count per row.
+func (j *hashJoinOp) probeWhere(rec arrow.Record, gids []int32) error {
+	var cp, cb []int32
+	for i, g := range gids {
+		if g < 0 {
+			continue
+		}
+		for r := j.head[g]; r >= 0; r = j.next[r] {
+			cp, cb = append(cp, int32(i)), append(cb, r)
+		}
+	}
+	kp, kb, err := j.residual(rec.Columns(), cp, cb)
+	if err != nil {
+		return err
+	}
+	pm := make([]bool, len(gids))
+	for k, i := range kp {
+		pm[i] = true
+		j.bmatched[kb[k]] = true
+	}
+	var pIdx, bIdx []int32
+	switch {
+	case j.filterOnly && j.buildRight:
+		want := j.how == JoinSemi
+		for i, m := range pm {
+			if m == want {
+				pIdx = append(pIdx, int32(i))
+			}
+		}
+		bIdx = nil
+	case j.filterOnly:
+		return nil
+	case j.probeOuter:
+		// The pairs of each probe row in order, or the row with nulls.
+		k := 0
+		for i := range gids {
+			if !pm[i] {
+				pIdx, bIdx = append(pIdx, int32(i)), append(bIdx, -1)
+				continue
+			}
+			for ; k < len(kp) && kp[k] == int32(i); k++ {
+				pIdx, bIdx = append(pIdx, kp[k]), append(bIdx, kb[k])
+			}
+		}
+	default:
+		pIdx, bIdx = kp, kb
+	}
+	j.emit(rec.Columns(), pIdx, bIdx)
+	return nil
+}
+
 // emit gathers output records from probe rows pIdx and build rows bIdx
 // (negative = null; bIdx nil for semi/anti with the probe on the left).
 func (j *hashJoinOp) emit(pcols []arrow.Array, pIdx, bIdx []int32) {
@@ -393,17 +556,23 @@ func (j *hashJoinOp) emit(pcols []arrow.Array, pIdx, bIdx []int32) {
 // finish emits the build rows that only appear once the probe side is done.
 func (j *hashJoinOp) finish() {
 	var rows []int32
+	matched := func(r int, g uint32) bool {
+		if j.bmatched != nil {
+			return j.bmatched[r]
+		}
+		return j.gmatched[g]
+	}
 	switch {
 	case j.filterOnly && !j.buildRight:
 		want := j.how == JoinSemi
 		for r, g := range j.bgroup {
-			if j.gmatched[g] == want {
+			if matched(r, g) == want {
 				rows = append(rows, int32(r))
 			}
 		}
 	case j.buildOuter:
 		for r, g := range j.bgroup {
-			if !j.gmatched[g] {
+			if !matched(r, g) {
 				rows = append(rows, int32(r))
 			}
 		}

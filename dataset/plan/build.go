@@ -123,7 +123,7 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		}
 		return exec.NewHashAgg(mem, ins[0], n.Keys, n.Aggs, n.AggMode)
 	case KindJoin:
-		return exec.NewHashJoin(mem, ins[0], ins[1], n.Join.LeftKeys, n.Join.RightKeys, n.Join.How, n.Join.BuildRight)
+		return exec.NewHashJoinWhere(mem, ins[0], ins[1], n.Join.LeftKeys, n.Join.RightKeys, n.Join.How, n.Join.BuildRight, n.Join.Cond)
 	case KindUnion:
 		return exec.NewUnion(mem, n.Schema, ins...)
 	case KindSort:

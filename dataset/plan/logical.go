@@ -122,8 +122,8 @@ func NewAggregate(in *Node, keys []*expr.Expr, aggs []exec.Agg) (*Node, error) {
 // NewJoin joins on leftKeys[i] = rightKeys[i]; keys must be column references
 // of equal types (the Dataset API casts them first), and the two sides must
 // not share column names (the API renames).
-func NewJoin(left, right *Node, leftKeys, rightKeys []*expr.Expr, how exec.JoinType) (*Node, error) {
-	n := &Node{Kind: KindJoin, Inputs: []*Node{left, right}, Join: &Join{How: how, LeftKeys: leftKeys, RightKeys: rightKeys}}
+func NewJoin(left, right *Node, leftKeys, rightKeys []*expr.Expr, how exec.JoinType, cond *expr.Expr) (*Node, error) {
+	n := &Node{Kind: KindJoin, Inputs: []*Node{left, right}, Join: &Join{How: how, LeftKeys: leftKeys, RightKeys: rightKeys, Cond: cond}}
 	return n, n.derive()
 }
 
@@ -295,6 +295,16 @@ func (n *Node) deriveJoin() error {
 			out[i] = f
 		}
 		return out
+	}
+	if j.Cond != nil {
+		both := arrow.NewSchema(append(append([]arrow.Field{}, l.Fields()...), r.Fields()...), nil)
+		t, err := j.Cond.DataType(both)
+		if err != nil {
+			return fmt.Errorf("join condition %s: %w", j.Cond, err)
+		}
+		if t.ID() != arrow.BOOL {
+			return fmt.Errorf("%w: join condition %s is %s, not boolean", ErrPlan, j.Cond, t)
+		}
 	}
 	switch j.How {
 	case "semi", "anti":

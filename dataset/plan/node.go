@@ -117,6 +117,9 @@ type Join struct {
 	How        exec.JoinType
 	LeftKeys   []*expr.Expr
 	RightKeys  []*expr.Expr
+	// Cond, when set, is a residual condition over both sides' columns: a
+	// pair of rows with equal keys joins only when it is true.
+	Cond       *expr.Expr
 	BuildRight bool // physical: which side becomes the hash table
 }
 
@@ -198,6 +201,9 @@ func (n *Node) describe() string {
 			keys[i] = n.Join.LeftKeys[i].String() + " = " + n.Join.RightKeys[i].String()
 		}
 		s := fmt.Sprintf("Join %s on [%s]", n.Join.How, strings.Join(keys, ", "))
+		if n.Join.Cond != nil {
+			s += " where " + n.Join.Cond.String()
+		}
 		if len(n.Inputs) > 0 && (n.Inputs[0].Kind == KindExchange || n.Inputs[0].Kind == KindShuffleRead) {
 			build := "left"
 			if n.Join.BuildRight {

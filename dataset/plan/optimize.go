@@ -450,6 +450,9 @@ func prune(n *Node, need map[string]bool) {
 		m := copyOf(need)
 		add(m, n.Join.LeftKeys...)
 		add(m, n.Join.RightKeys...)
+		if n.Join.Cond != nil {
+			add(m, n.Join.Cond)
+		}
 		prune(n.Inputs[0], intersect(m, n.Inputs[0].Schema))
 		prune(n.Inputs[1], intersect(m, n.Inputs[1].Schema))
 	case KindUnion:
