@@ -110,6 +110,22 @@ func (d *Dataset) runStream(ctx context.Context, root *plan.Node, st *StreamStat
 	if err != nil {
 		return nil, err
 	}
+	if st != nil && st.Static != nil {
+		joins, side := plan.StaticJoins(opt)
+		for i, j := range joins {
+			static := j.Inputs[side[i]]
+			err := st.Static.Load(fmt.Sprintf("static-%d", i), st.Version, j.Join.Refresh, func() ([]arrow.Record, error) {
+				recs, err := d.run(ctx, static)
+				if err != nil {
+					return nil, fmt.Errorf("collect the bounded side of a stream-static join: %w", err)
+				}
+				return recs, nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
 	phys, err := plan.PhysicalStream(opt, cfg.ShufflePartitions, st)
 	if err != nil {
 		return nil, err

@@ -100,6 +100,10 @@ func (d *Dataset) RunBatch(ctx context.Context, splits map[string][]sources.Spli
 // for one micro-batch (see plan.StreamState).
 type StreamState = plan.StreamState
 
+// StaticCache keeps the bounded sides of a streaming query's stream-static
+// joins between micro-batches (see plan.StaticCache); the query owns it.
+type StaticCache = plan.StaticCache
+
 // ExplainBatch is Explain for one micro-batch of a streaming Dataset.
 func (d *Dataset) ExplainBatch(splits map[string][]sources.Split, st *StreamState) (string, error) {
 	if d.err != nil {

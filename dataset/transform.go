@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 
@@ -377,6 +378,57 @@ func (d *Dataset) JoinWhere(right *Dataset, on []string, how JoinType, cond *Exp
 		}
 	}
 	return d.derive(plan.NewProject(j, out))
+}
+
+// RefreshEvery makes the join that produced d, a stream joined with a
+// bounded Dataset, collect the bounded side again every n micro-batches
+// (by default it is collected once, when the query starts).
+func (d *Dataset) RefreshEvery(n int) *Dataset {
+	if n < 0 {
+		return d.derive(nil, fmt.Errorf("refresh every %d batches: must not be negative", n))
+	}
+	return d.withJoin("RefreshEvery", func(j *plan.Join) { j.Refresh = n })
+}
+
+// StateTTL makes the join that produced d, an inner join of two streams,
+// drop a stored row once its key has not been seen on either side for ttl of
+// processing time (the batch times in the checkpoint, so reruns drop the
+// same rows). Progress reports the rows dropped. Without a TTL or a time
+// range, such a join's state grows with every key it sees.
+func (d *Dataset) StateTTL(ttl time.Duration) *Dataset {
+	if ttl <= 0 {
+		return d.derive(nil, fmt.Errorf("state TTL %v: must be positive", ttl))
+	}
+	return d.withJoin("StateTTL", func(j *plan.Join) { j.TTL = ttl.Microseconds() })
+}
+
+// withJoin copies the nodes from d down to the join that produced it
+// (through projections and filters) and changes the copy's join.
+func (d *Dataset) withJoin(what string, set func(*plan.Join)) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	var copyDown func(n *plan.Node) (*plan.Node, bool)
+	copyDown = func(n *plan.Node) (*plan.Node, bool) {
+		c := *n
+		switch n.Kind {
+		case plan.KindJoin:
+			j := *n.Join
+			set(&j)
+			c.Join = &j
+			return &c, true
+		case plan.KindProject, plan.KindFilter:
+			in, ok := copyDown(n.Inputs[0])
+			c.Inputs = []*plan.Node{in}
+			return &c, ok
+		}
+		return n, false
+	}
+	n, ok := copyDown(d.node)
+	if !ok {
+		return d.derive(nil, fmt.Errorf("%s: %w: the Dataset is not the result of a Join", what, plan.ErrPlan))
+	}
+	return d.derive(n, nil)
 }
 
 // castKey widens integer keys of different widths to int64 so both sides

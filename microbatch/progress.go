@@ -32,6 +32,8 @@ type StateProgress struct {
 	Rows        int64
 	Bytes       int64
 	DroppedLate int64
+	// Evicted counts rows a state TTL dropped in the batch.
+	Evicted int64
 }
 
 // Status is what the query is doing now.

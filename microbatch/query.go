@@ -191,7 +191,7 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	q := &Query{w: w, cp: cp, meta: meta, cancel: cancel, done: make(chan struct{}),
+	q := &Query{w: w, cp: cp, meta: meta, cancel: cancel, done: make(chan struct{}), static: &dataset.StaticCache{},
 		status: Status{Message: "Initializing sources", Active: true}}
 	go q.run(ctx, rec)
 	return q, nil
@@ -204,6 +204,8 @@ type Query struct {
 	meta   *checkpoint.Metadata
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	static *dataset.StaticCache // bounded sides of stream-static joins
 
 	mu       sync.Mutex
 	err      error
@@ -270,6 +272,7 @@ func (q *Query) setStatus(msg string, batchActive bool) {
 func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
 	err := q.loop(ctx, rec)
 	exec.ForgetState(q.w.fs, q.stateDir())
+	q.static.Release()
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		err = nil // stopped: by Stop, or by the caller's context ending
 	}
@@ -526,7 +529,13 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 			stateMu.Lock()
 			defer stateMu.Unlock()
 			opProgress(op).DroppedLate += n
-		}}
+		},
+		Evicted: func(op string, n int64) {
+			stateMu.Lock()
+			defer stateMu.Unlock()
+			opProgress(op).Evicted += n
+		},
+		Static: q.static}
 	var lateRecs []arrow.Record
 	defer func() {
 		for _, r := range lateRecs {

@@ -33,6 +33,10 @@ type StateSpec struct {
 	Watermark    int64
 	// Report, when set, receives the state's size after the commit.
 	Report func(operator string, rows, bytes int64)
+	// BatchTime is the batch's processing time, µs (TTLs and timeouts).
+	BatchTime int64
+	// Evicted, when set, receives how many state rows a TTL dropped.
+	Evicted func(n int64)
 }
 
 // statefulAgg merges a batch's partial aggregates (one partition of the

@@ -123,6 +123,18 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		}
 		return exec.NewHashAgg(mem, ins[0], n.Keys, n.Aggs, n.AggMode)
 	case KindJoin:
+		if n.StreamJoin != nil {
+			parts := max(n.Inputs[0].Parts, 1)
+			kg := n.State.KeyGroups
+			return exec.NewStreamJoin(mem, ins[0], ins[1], *n.StreamJoin, *n.State, exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
+		}
+		if bc := n.Join.Broadcast; bc != nil {
+			static := exec.NewRecords(bc.Schema, bc.Records)
+			if bc.Left {
+				return exec.NewHashJoinWhere(mem, static, ins[0], n.Join.LeftKeys, n.Join.RightKeys, n.Join.How, false, n.Join.Cond)
+			}
+			return exec.NewHashJoinWhere(mem, ins[0], static, n.Join.LeftKeys, n.Join.RightKeys, n.Join.How, true, n.Join.Cond)
+		}
 		return exec.NewHashJoinWhere(mem, ins[0], ins[1], n.Join.LeftKeys, n.Join.RightKeys, n.Join.How, n.Join.BuildRight, n.Join.Cond)
 	case KindUnion:
 		return exec.NewUnion(mem, n.Schema, ins...)

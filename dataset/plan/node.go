@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -75,6 +76,8 @@ type Node struct {
 	// Session assigns rows to session windows (and, on a stateful
 	// Aggregate, says the aggregate merges sessions across batches).
 	Session *exec.SessionSpec
+	// StreamJoin makes a Join of two streams stateful (physical).
+	StreamJoin *exec.StreamJoinSpec
 	// Observe receives a Watermark node's max event time per task
 	// (physical, streaming).
 	Observe  func(maxMicros int64) `json:"-"`
@@ -114,13 +117,21 @@ type LateSpec struct {
 
 // Join is an equi-join.
 type Join struct {
-	How        exec.JoinType
-	LeftKeys   []*expr.Expr
-	RightKeys  []*expr.Expr
+	How       exec.JoinType
+	LeftKeys  []*expr.Expr
+	RightKeys []*expr.Expr
 	// Cond, when set, is a residual condition over both sides' columns: a
 	// pair of rows with equal keys joins only when it is true.
 	Cond       *expr.Expr
 	BuildRight bool // physical: which side becomes the hash table
+	// Refresh: in a stream-static join, collect the bounded side again
+	// every Refresh batches (0: once per query).
+	Refresh int
+	// TTL, in a stream-stream inner join, drops a stored row whose key has
+	// not been seen on either side for TTL microseconds of batch time.
+	TTL int64
+	// Broadcast (physical, stream-static) replaces the bounded input.
+	Broadcast *Broadcast `json:"-"`
 }
 
 // Write is an output: a Parquet batch job (Target) or one batch of a
@@ -211,6 +222,22 @@ func (n *Node) describe() string {
 			}
 			s += " build=" + build // the build side is chosen in physical planning
 		}
+		if b := n.Join.Broadcast; b != nil {
+			side := "right"
+			if b.Left {
+				side = "left"
+			}
+			s += fmt.Sprintf(" broadcast=%s rows=%d", side, b.Rows)
+		}
+		if n.Join.TTL > 0 {
+			s += fmt.Sprintf(" ttl=%v", time.Duration(n.Join.TTL)*time.Microsecond)
+		}
+		if sj := n.StreamJoin; sj != nil {
+			if sj.LeftTime != "" {
+				s += fmt.Sprintf(" time=%s-%s in [%s, %s]", sj.RightTime, sj.LeftTime, boundString(sj.Lower), boundString(sj.Upper))
+			}
+			s += fmt.Sprintf(" state=%s version=%d", n.State.Operator, n.State.Version)
+		}
 		return s
 	case KindUnion:
 		return "Union"
@@ -271,6 +298,16 @@ func (n *Node) describe() string {
 		return fmt.Sprintf("ShuffleRead exchange=%d", n.Exchange)
 	}
 	return string(n.Kind)
+}
+
+func boundString(us int64) string {
+	switch us {
+	case math.MinInt64:
+		return "-inf"
+	case math.MaxInt64:
+		return "+inf"
+	}
+	return (time.Duration(us) * time.Microsecond).String()
 }
 
 func orDefault(s, d string) string {

@@ -51,6 +51,12 @@ type StreamState struct {
 	Late func(operator string, rec arrow.Record)
 	// Read receives the rows each task read from a stream, by source name.
 	Read func(source string, rows int64)
+	// Evicted receives counts of state rows dropped by a TTL.
+	Evicted func(operator string, n int64)
+	// Static holds the bounded sides of stream-static joins, collected by
+	// the caller before planning (see StaticJoins); nil when planning only
+	// to check or explain.
+	Static *StaticCache
 }
 
 // PhysicalStream is Physical for one micro-batch: with st set, aggregates
@@ -60,8 +66,13 @@ func PhysicalStream(root *Node, parts int, st *StreamState) (*Node, error) {
 	if parts < 1 {
 		parts = 1
 	}
-	p := &physical{parts: parts, stream: st, wmIDs: WatermarkIDs(root)}
-	return p.plan(clone(root))
+	p := &physical{parts: parts, stream: st, wmIDs: WatermarkIDs(root), static: map[*Node]string{}}
+	c := clone(root)
+	joins, _ := StaticJoins(c)
+	for i, j := range joins {
+		p.static[j] = fmt.Sprintf("static-%d", i)
+	}
+	return p.plan(c)
 }
 
 // WatermarkIDs names the plan's watermark declarations "wm-0", "wm-1", ...
@@ -81,6 +92,7 @@ type physical struct {
 	stream *StreamState
 	aggs   int
 	wmIDs  map[*WatermarkSpec]string
+	static map[*Node]string // stream-static joins' cache keys
 }
 
 func (p *physical) plan(n *Node) (*Node, error) {
@@ -128,8 +140,19 @@ func (p *physical) plan(n *Node) (*Node, error) {
 		return p.dedup(n)
 	case KindJoin:
 		l, r := n.Inputs[0], n.Inputs[1]
-		if p.stream != nil && len(Streams(l)) > 0 && len(Streams(r)) > 0 {
-			return nil, fmt.Errorf("%w: a join of two streams is not supported yet", ErrPlan)
+		if p.stream != nil {
+			ls, rs := len(Streams(l)) > 0, len(Streams(r)) > 0
+			switch {
+			case ls && rs:
+				return p.streamJoin(n)
+			case ls:
+				return p.staticJoin(n, p.static[n], 1)
+			case rs:
+				return p.staticJoin(n, p.static[n], 0)
+			}
+		}
+		if n.Join.TTL > 0 {
+			return nil, fmt.Errorf("%w: a state TTL applies to a join of two streams only", ErrPlan)
 		}
 		n.Join.BuildRight = estimateRows(r) <= estimateRows(l)
 		n.Inputs = []*Node{exchange(l, n.Join.LeftKeys, p.parts), exchange(r, n.Join.RightKeys, p.parts)}
@@ -190,8 +213,14 @@ func (p *physical) aggregate(n *Node) (*Node, error) {
 			if etKey >= 0 {
 				unit := n.Inputs[0].Schema.Field(n.Inputs[0].Schema.FieldIndices(w.EndName)[0]).Type.(*arrow.TimestampType).Unit
 				threshold = exec.FromMicros(p.stream.Watermark, unit)
+				lateAt := threshold
+				if hasStateful(n.Inputs[0]) {
+					// Its input's rows of this batch have event times in
+					// (PrevWatermark, Watermark]: late only behind the former.
+					lateAt = exec.FromMicros(p.stream.PrevWatermark, unit)
+				}
 				late := &Node{Kind: KindLateFilter, Inputs: partial.Inputs, Schema: partial.Inputs[0].Schema,
-					Late: &LateSpec{Column: w.EndName, Threshold: threshold}}
+					Late: &LateSpec{Column: w.EndName, Threshold: lateAt}}
 				p.sideOutput(late.Late, op)
 				partial.Inputs = []*Node{late}
 			}

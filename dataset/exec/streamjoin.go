@@ -1,0 +1,637 @@
+package exec
+
+// Stream-stream join.
+//
+// Each side's rows live in a state store of their own (operator
+// "<op>-left" / "<op>-right", key groups [lo, hi)), keyed by (event time,
+// sequence number) with the row's columns, whether it has matched, and when
+// its join key was last seen as values. One batch, per task:
+//
+//	lnew, rnew := this batch's rows of the task's key groups
+//	lold, rold := the stored rows (state version V)
+//	pairs      := lnew ⋈ (rold ∪ rnew)  ∪  lold ⋈ rnew     (keys, then the condition)
+//	emit pairs (inner, outer), or each left row the first time it matches (semi)
+//	evict      := left rows with t + Upper <= watermark, right rows with
+//	              t - Lower <= watermark (no later row can match them), and
+//	              rows whose key was not seen for TTL of batch time
+//	emit the evicted rows of an outer side that never matched, null-padded
+//	store what is left (and the new rows) as version V+1
+//
+// Invariants:
+//  1. A pair is emitted exactly once: in the batch where the later of its
+//     two rows arrives (old rows never meet old rows again).
+//  2. An outer row is emitted with nulls exactly once, when it is evicted
+//     unmatched; rows the late filter lets through have t > the previous
+//     batch's watermark, so nothing that could still match them was evicted.
+//  3. Sequence numbers are version<<32 | row index of the task's input, so a
+//     re-run of batch V stores the same keys and emits the same rows.
+//  4. Rows of the batch are kept in input order, state rows in key order:
+//     the output order depends only on input and state.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/dataset/expr"
+	"github.com/sluicedata/sluice/microbatch/state"
+)
+
+// StreamJoinSpec is a join of two streams.
+type StreamJoinSpec struct {
+	How                 JoinType
+	LeftKeys, RightKeys []string
+	Cond                *expr.Expr
+	// LeftTime and RightTime are the event-time columns bounding the state
+	// ("" when the join has no bound); right time - left time lies in
+	// [Lower, Upper] microseconds (math.MinInt64 / MaxInt64: open).
+	LeftTime, RightTime string
+	Lower, Upper        int64
+	// TTL drops a stored row whose join key was not seen on either side for
+	// TTL microseconds of batch time (0: never).
+	TTL int64
+}
+
+type joinSide struct {
+	name    string // "left" or "right"
+	in      Operator
+	sch     *arrow.Schema
+	keys    []int
+	timeCol int // -1: none
+	unit    arrow.TimeUnit
+	ext     *arrow.Schema // sch + seq, matched, seen, t
+	cfg     state.Config
+	store   *state.Store
+}
+
+const (
+	extSeq = iota
+	extMatched
+	extSeen
+	extTime
+	extCols
+)
+
+var joinKeySchema = arrow.NewSchema([]arrow.Field{
+	{Name: "__t", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "__seq", Type: arrow.PrimitiveTypes.Int64},
+}, nil)
+
+type streamJoin struct {
+	batchOutput
+	mem          memory.Allocator
+	spec         StreamJoinSpec
+	st           StateSpec
+	lo, hi       int
+	l, r         *joinSide
+	schema       *arrow.Schema
+	keyTypes     []arrow.DataType
+	nullL, nullR bool // outer sides: the other side's columns may be null
+}
+
+// NewStreamJoin joins the rows of two streams with the rows both have stored
+// (see the file comment). left and right are one partition of exchanges by
+// key group of the join keys: key groups [lo, hi). The output is left
+// columns then right columns (semi: left only), as NewHashJoin's.
+func NewStreamJoin(mem memory.Allocator, left, right Operator, spec StreamJoinSpec, st StateSpec, lo, hi int) (Operator, error) {
+	j := &streamJoin{mem: mem, spec: spec, st: st, lo: lo, hi: hi}
+	var err error
+	if j.l, err = j.side("left", "__l.", left, spec.LeftKeys, spec.LeftTime); err != nil {
+		return nil, err
+	}
+	if j.r, err = j.side("right", "__r.", right, spec.RightKeys, spec.RightTime); err != nil {
+		return nil, err
+	}
+	for i, k := range j.l.keys {
+		lt, rt := j.l.sch.Field(k).Type, j.r.sch.Field(j.r.keys[i]).Type
+		if !arrow.TypeEqual(lt, rt) {
+			return nil, fmt.Errorf("stream join: key %s (%s) and %s (%s) have different types", spec.LeftKeys[i], lt, spec.RightKeys[i], rt)
+		}
+		j.keyTypes = append(j.keyTypes, lt)
+	}
+	switch spec.How {
+	case JoinInner, JoinSemi:
+	case JoinLeft:
+		j.nullR = true
+	case JoinRight:
+		j.nullL = true
+	case JoinFull:
+		j.nullL, j.nullR = true, true
+	default:
+		return nil, fmt.Errorf("stream join: %s joins of two streams are not supported", spec.How)
+	}
+	var fields []arrow.Field
+	for _, f := range j.l.sch.Fields() {
+		f.Nullable = f.Nullable || j.nullL
+		fields = append(fields, f)
+	}
+	if spec.How != JoinSemi {
+		for _, f := range j.r.sch.Fields() {
+			f.Nullable = f.Nullable || j.nullR
+			fields = append(fields, f)
+		}
+	}
+	j.schema = arrow.NewSchema(fields, nil)
+	return j, nil
+}
+
+func (j *streamJoin) side(name, prefix string, in Operator, keys []string, timeCol string) (*joinSide, error) {
+	s := &joinSide{name: name, in: in, sch: in.Schema(), timeCol: -1}
+	for _, k := range keys {
+		idx := s.sch.FieldIndices(k)
+		if len(idx) == 0 {
+			return nil, fmt.Errorf("stream join: %s side has no key column %q", name, k)
+		}
+		s.keys = append(s.keys, idx[0])
+	}
+	if timeCol != "" {
+		idx := s.sch.FieldIndices(timeCol)
+		if len(idx) == 0 {
+			return nil, fmt.Errorf("stream join: %s side has no event-time column %q", name, timeCol)
+		}
+		t, ok := s.sch.Field(idx[0]).Type.(*arrow.TimestampType)
+		if !ok {
+			return nil, fmt.Errorf("stream join: event-time column %q is %s, not a timestamp", timeCol, s.sch.Field(idx[0]).Type)
+		}
+		s.timeCol, s.unit = idx[0], t.Unit
+	}
+	ext := append([]arrow.Field{}, s.sch.Fields()...)
+	ext = append(ext,
+		arrow.Field{Name: prefix + "seq", Type: arrow.PrimitiveTypes.Int64},
+		arrow.Field{Name: prefix + "matched", Type: arrow.FixedWidthTypes.Boolean},
+		arrow.Field{Name: prefix + "seen", Type: arrow.PrimitiveTypes.Int64},
+		arrow.Field{Name: prefix + "t", Type: arrow.PrimitiveTypes.Int64})
+	s.ext = arrow.NewSchema(ext, nil)
+	vals := append([]arrow.Field{}, s.sch.Fields()...)
+	vals = append(vals,
+		arrow.Field{Name: "__matched", Type: arrow.FixedWidthTypes.Boolean},
+		arrow.Field{Name: "__seen", Type: arrow.PrimitiveTypes.Int64})
+	s.cfg = state.Config{FS: j.st.FS, Dir: j.st.Dir, Operator: j.st.Operator + "-" + name, KeyGroups: j.st.KeyGroups,
+		Lo: j.lo, Hi: j.hi, KeySchema: joinKeySchema, ValueSchema: arrow.NewSchema(vals, nil), Allocator: j.mem}
+	return s, nil
+}
+
+func (j *streamJoin) Schema() *arrow.Schema { return j.schema }
+
+func (j *streamJoin) Next(ctx context.Context) (arrow.Record, error) {
+	return j.batchOutput.next(ctx, j.run, func(err error) error {
+		return fmt.Errorf("stream join %s [%d, %d): %w", j.st.Operator, j.lo, j.hi, err)
+	})
+}
+
+// sideRows is one side's rows of the batch: stored rows then new rows, in
+// the ext schema, with per-row bookkeeping.
+type sideRows struct {
+	old, new arrow.Record
+	matched  []bool // old ++ new: matched before or in this batch
+	was      []bool // old ++ new: matched before this batch
+	seen     []int64
+	t        []int64
+}
+
+func (j *streamJoin) run(ctx context.Context) error {
+	for _, s := range []*joinSide{j.l, j.r} {
+		st, err := openStore(s.cfg, j.st.Version)
+		if err != nil {
+			return err
+		}
+		s.store = st
+	}
+	committed := false
+	defer func() {
+		for _, s := range []*joinSide{j.l, j.r} {
+			if committed {
+				keepStore(s.cfg, s.store)
+			} else if s.store != nil {
+				s.store.Close()
+			}
+			s.store = nil
+		}
+	}()
+	var rows [2]*sideRows
+	defer func() {
+		for _, r := range rows {
+			if r != nil {
+				release(r.old, r.new)
+			}
+		}
+	}()
+	for i, s := range []*joinSide{j.l, j.r} {
+		r, err := j.load(ctx, s)
+		if err != nil {
+			return err
+		}
+		rows[i] = r
+	}
+	lr, rr := rows[0], rows[1]
+	// lnew ⋈ (rold ∪ rnew), then lold ⋈ rnew.
+	rall, err := ConcatRecords(j.mem, j.r.ext, []arrow.Record{rr.old, rr.new})
+	if err != nil {
+		return err
+	}
+	p1, err := j.pairs(ctx, lr.new, rall)
+	rall.Release()
+	if err != nil {
+		return err
+	}
+	p2, err := j.pairs(ctx, lr.old, rr.new)
+	if err != nil {
+		releaseRecords(p1)
+		return err
+	}
+	pairs := append(p1, p2...)
+	defer releaseRecords(pairs)
+	nl, nr := len(j.l.sch.Fields()), len(j.r.sch.Fields())
+	lOld, rOld := int(lr.old.NumRows()), int(rr.old.NumRows())
+	// Which rows matched: pairs carry both sides' sequence numbers.
+	lIdx, rIdx := seqIndex(lr), seqIndex(rr)
+	track := j.spec.How != JoinInner // inner joins never look at matched
+	var semi []int                   // left rows (old ++ new) emitted by a semi join, first match order
+	for _, p := range pairs {
+		ls := p.Column(nl + extSeq).(*array.Int64).Int64Values()
+		rs := p.Column(nl + extCols + nr + extSeq).(*array.Int64).Int64Values()
+		for k := range ls {
+			li, ri := lIdx[ls[k]], rIdx[rs[k]]
+			if j.spec.How == JoinSemi && !lr.matched[li] {
+				semi = append(semi, li)
+			}
+			if track {
+				lr.matched[li], rr.matched[ri] = true, true
+			}
+		}
+		if j.spec.How != JoinSemi {
+			cols := append(append([]arrow.Array{}, p.Columns()[:nl]...), p.Columns()[nl+extCols:nl+extCols+nr]...)
+			j.out = append(j.out, array.NewRecord(j.schema, cols, p.NumRows()))
+		}
+	}
+	if len(semi) > 0 {
+		lall, err := ConcatRecords(j.mem, j.l.ext, []arrow.Record{lr.old, lr.new})
+		if err != nil {
+			return err
+		}
+		rec, err := TakeRecord(j.mem, lall, semi)
+		lall.Release()
+		if err != nil {
+			return err
+		}
+		j.out = append(j.out, projectCols(rec, j.schema, 0, nl))
+	}
+	if j.spec.TTL > 0 {
+		if err := j.touch(lr, rr); err != nil {
+			return err
+		}
+	}
+	// Evict, emit outer rows, and write what stays.
+	var evicted int64
+	for i, s := range []*joinSide{j.l, j.r} {
+		sr := rows[i]
+		nOld := lOld
+		if i == 1 {
+			nOld = rOld
+		}
+		limit, bounded := j.evictAt(i == 0)
+		outer := (i == 0 && j.nullR) || (i == 1 && j.nullL)
+		var gone, keep, outerRows []int
+		oldSeen := sr.old.Column(len(s.sch.Fields()) + extSeen).(*array.Int64).Int64Values()
+		for k := range sr.matched {
+			switch {
+			case bounded && sr.t[k] <= limit:
+				gone = append(gone, k)
+				if outer && !sr.matched[k] {
+					outerRows = append(outerRows, k)
+				}
+			case j.spec.TTL > 0 && sr.seen[k] <= j.st.BatchTime-j.spec.TTL:
+				gone = append(gone, k)
+				evicted++
+			case i == 0 && j.spec.How == JoinSemi && sr.matched[k]:
+				gone = append(gone, k) // emitted: a semi join row never emits again
+			case k >= nOld || sr.matched[k] != sr.was[k] || sr.seen[k] != oldSeen[k]:
+				keep = append(keep, k)
+			}
+		}
+		if err := j.write(s, sr, nOld, gone, keep); err != nil {
+			return err
+		}
+		if len(outerRows) > 0 {
+			if err := j.emitOuter(sr, i == 0, outerRows); err != nil {
+				return err
+			}
+		}
+	}
+	for _, s := range []*joinSide{j.l, j.r} {
+		if err := s.store.Commit(j.st.Version + 1); err != nil {
+			return fmt.Errorf("%s side: %w", s.name, err)
+		}
+	}
+	committed = true
+	if j.st.Report != nil {
+		j.st.Report(j.st.Operator, int64(j.l.store.Len()+j.r.store.Len()), j.l.store.SizeBytes()+j.r.store.SizeBytes())
+	}
+	if evicted > 0 && j.st.Evicted != nil {
+		j.st.Evicted(evicted)
+	}
+	return nil
+}
+
+// evictAt returns the event time at or below which a side's stored rows can
+// no longer match a row the late filter lets through, and whether there is one.
+func (j *streamJoin) evictAt(left bool) (int64, bool) {
+	wm := j.st.Watermark
+	if j.spec.LeftTime == "" || wm == math.MinInt64 {
+		return 0, false
+	}
+	if left {
+		// A later right row has t > wm; it matches left t only if t + Upper >= it.
+		if j.spec.Upper == math.MaxInt64 {
+			return 0, false
+		}
+		return satAdd(wm, -j.spec.Upper), true
+	}
+	if j.spec.Lower == math.MinInt64 {
+		return 0, false
+	}
+	return satAdd(wm, j.spec.Lower), true
+}
+
+func satAdd(a, b int64) int64 {
+	c := a + b
+	switch {
+	case b > 0 && c < a:
+		return math.MaxInt64
+	case b < 0 && c > a:
+		return math.MinInt64
+	}
+	return c
+}
+
+// load reads a side's stored rows and this batch's rows into ext records.
+func (j *streamJoin) load(ctx context.Context, s *joinSide) (*sideRows, error) {
+	nu := len(s.sch.Fields())
+	var olds []arrow.Record
+	defer func() { releaseRecords(olds) }()
+	err := s.store.Scan(func(k, v arrow.Record) error {
+		cols := append([]arrow.Array{}, v.Columns()[:nu]...)
+		cols = append(cols, k.Column(1), v.Column(nu), v.Column(nu+1), k.Column(0))
+		olds = append(olds, array.NewRecord(s.ext, cols, k.NumRows()))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sr := &sideRows{}
+	if sr.old, err = ConcatRecords(j.mem, s.ext, olds); err != nil {
+		return nil, err
+	}
+	var news []arrow.Record
+	defer func() { releaseRecords(news) }()
+	for {
+		r, err := s.in.Next(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			sr.old.Release()
+			return nil, err
+		}
+		news = append(news, r)
+	}
+	in, err := ConcatRecords(j.mem, s.sch, news)
+	if err != nil {
+		sr.old.Release()
+		return nil, err
+	}
+	defer in.Release()
+	n := int(in.NumRows())
+	seq := make([]int64, n)
+	tm := make([]int64, n)
+	seen := make([]int64, n)
+	for i := range seq {
+		seq[i] = j.st.Version<<32 | int64(i)
+		seen[i] = j.st.BatchTime
+	}
+	if s.timeCol >= 0 {
+		c := in.Column(s.timeCol).(*array.Timestamp)
+		for i := range tm {
+			if c.IsNull(i) {
+				tm[i] = math.MinInt64 // matches no time range: evicted first
+			} else {
+				tm[i] = ToMicros(int64(c.Value(i)), s.unit)
+			}
+		}
+	}
+	cols := append([]arrow.Array{}, in.Columns()...)
+	extra := []arrow.Array{int64Array(j.mem, seq), boolArray(j.mem, make([]bool, n)), int64Array(j.mem, seen), int64Array(j.mem, tm)}
+	cols = append(cols, extra...)
+	sr.new = array.NewRecord(s.ext, cols, int64(n))
+	releaseAll(extra)
+	total := int(sr.old.NumRows()) + n
+	sr.matched, sr.was = make([]bool, total), make([]bool, total)
+	sr.seen, sr.t = make([]int64, 0, total), make([]int64, 0, total)
+	nu0 := nu
+	m := sr.old.Column(nu0 + extMatched).(*array.Boolean)
+	for i := 0; i < int(sr.old.NumRows()); i++ {
+		sr.matched[i] = m.Value(i)
+		sr.was[i] = sr.matched[i]
+	}
+	sr.seen = append(append(sr.seen, sr.old.Column(nu0+extSeen).(*array.Int64).Int64Values()...), seen...)
+	sr.t = append(append(sr.t, sr.old.Column(nu0+extTime).(*array.Int64).Int64Values()...), tm...)
+	return sr, nil
+}
+
+// seqIndex maps a side's sequence numbers to their row in old ++ new.
+func seqIndex(sr *sideRows) map[int64]int {
+	idx := make(map[int64]int, int(sr.old.NumRows()+sr.new.NumRows()))
+	i := 0
+	for _, r := range []arrow.Record{sr.old, sr.new} {
+		for _, s := range r.Column(int(r.NumCols()) - extCols + extSeq).(*array.Int64).Int64Values() {
+			idx[s] = i
+			i++
+		}
+	}
+	return idx
+}
+
+// pairs inner-joins two ext records on the keys and the condition.
+func (j *streamJoin) pairs(ctx context.Context, l, r arrow.Record) ([]arrow.Record, error) {
+	if l.NumRows() == 0 || r.NumRows() == 0 {
+		return nil, nil
+	}
+	lk, rk := make([]*expr.Expr, len(j.l.keys)), make([]*expr.Expr, len(j.r.keys))
+	for i := range lk {
+		lk[i], rk[i] = expr.Col(j.spec.LeftKeys[i]), expr.Col(j.spec.RightKeys[i])
+	}
+	return drain(ctx, func() (Operator, error) {
+		return NewHashJoinWhere(j.mem, NewRecords(j.l.ext, []arrow.Record{l}), NewRecords(j.r.ext, []arrow.Record{r}),
+			lk, rk, JoinInner, r.NumRows() <= l.NumRows(), j.spec.Cond)
+	})
+}
+
+// touch sets the last-seen time of the stored rows whose join key appears
+// among this batch's rows of either side to the batch time.
+func (j *streamJoin) touch(lr, rr *sideRows) error {
+	g, err := newKeyGrouper(j.keyTypes)
+	if err != nil {
+		return err
+	}
+	for i, sr := range []*sideRows{lr, rr} {
+		s := []*joinSide{j.l, j.r}[i]
+		n := int(sr.new.NumRows())
+		if n == 0 {
+			continue
+		}
+		cols := make([]arrow.Array, len(s.keys))
+		for c, k := range s.keys {
+			cols[c] = sr.new.Column(k)
+		}
+		g.assign(cols, make([]uint32, n))
+	}
+	for i, sr := range []*sideRows{lr, rr} {
+		s := []*joinSide{j.l, j.r}[i]
+		n := int(sr.old.NumRows())
+		if n == 0 || g.n == 0 {
+			continue
+		}
+		cols := make([]arrow.Array, len(s.keys))
+		for c, k := range s.keys {
+			cols[c] = sr.old.Column(k)
+		}
+		ids := make([]int32, n)
+		g.find(cols, ids)
+		for k, id := range ids {
+			if id >= 0 {
+				sr.seen[k] = j.st.BatchTime
+			}
+		}
+	}
+	return nil
+}
+
+// write deletes a side's gone rows from its store and puts its kept rows
+// (new ones, and old ones whose values changed).
+func (j *streamJoin) write(s *joinSide, sr *sideRows, nOld int, gone, keep []int) error {
+	var goneOld []int
+	for _, k := range gone {
+		if k < nOld {
+			goneOld = append(goneOld, k)
+		}
+	}
+	if len(goneOld) > 0 {
+		rec, err := TakeRecord(j.mem, sr.old, goneOld)
+		if err != nil {
+			return err
+		}
+		keys := j.stateKeys(s, rec)
+		err = s.store.Delete(keys)
+		keys.Release()
+		rec.Release()
+		if err != nil {
+			return err
+		}
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	all, err := ConcatRecords(j.mem, s.ext, []arrow.Record{sr.old, sr.new})
+	if err != nil {
+		return err
+	}
+	rec, err := TakeRecord(j.mem, all, keep)
+	all.Release()
+	if err != nil {
+		return err
+	}
+	defer rec.Release()
+	matched := make([]bool, len(keep))
+	seen := make([]int64, len(keep))
+	for i, k := range keep {
+		matched[i], seen[i] = sr.matched[k], sr.seen[k]
+	}
+	nu := len(s.sch.Fields())
+	mc, sc := boolArray(j.mem, matched), int64Array(j.mem, seen)
+	defer releaseAll([]arrow.Array{mc, sc})
+	vals := array.NewRecord(s.cfg.ValueSchema, append(append([]arrow.Array{}, rec.Columns()[:nu]...), mc, sc), rec.NumRows())
+	defer vals.Release()
+	keys := j.stateKeys(s, rec)
+	defer keys.Release()
+	return s.store.Put(keys, vals, nil)
+}
+
+func (j *streamJoin) stateKeys(s *joinSide, ext arrow.Record) arrow.Record {
+	nu := len(s.sch.Fields())
+	return array.NewRecord(joinKeySchema, []arrow.Array{ext.Column(nu + extTime), ext.Column(nu + extSeq)}, ext.NumRows())
+}
+
+// emitOuter emits rows of one side padded with nulls for the other.
+func (j *streamJoin) emitOuter(sr *sideRows, left bool, idx []int) error {
+	s, other := j.l, j.r
+	if !left {
+		s, other = j.r, j.l
+	}
+	all, err := ConcatRecords(j.mem, s.ext, []arrow.Record{sr.old, sr.new})
+	if err != nil {
+		return err
+	}
+	rec, err := TakeRecord(j.mem, all, idx)
+	all.Release()
+	if err != nil {
+		return err
+	}
+	defer rec.Release()
+	n := int(rec.NumRows())
+	nu := len(s.sch.Fields())
+	nulls := make([]arrow.Array, len(other.sch.Fields()))
+	for i, f := range other.sch.Fields() {
+		nulls[i] = array.MakeArrayOfNull(j.mem, f.Type, n)
+	}
+	defer releaseAll(nulls)
+	var cols []arrow.Array
+	if left {
+		cols = append(append(cols, rec.Columns()[:nu]...), nulls...)
+	} else {
+		cols = append(append(cols, nulls...), rec.Columns()[:nu]...)
+	}
+	j.out = append(j.out, array.NewRecord(j.schema, cols, int64(n)))
+	return nil
+}
+
+func (j *streamJoin) Close() error {
+	releaseRecords(j.out)
+	j.out = nil
+	return errors.Join(j.l.in.Close(), j.r.in.Close())
+}
+
+// projectCols returns columns [from, to) of rec as a record of schema and
+// releases rec.
+func projectCols(rec arrow.Record, schema *arrow.Schema, from, to int) arrow.Record {
+	out := array.NewRecord(schema, rec.Columns()[from:to], rec.NumRows())
+	rec.Release()
+	return out
+}
+
+func release(recs ...arrow.Record) {
+	for _, r := range recs {
+		if r != nil {
+			r.Release()
+		}
+	}
+}
+
+func int64Array(mem memory.Allocator, v []int64) arrow.Array {
+	b := array.NewInt64Builder(mem)
+	defer b.Release()
+	b.AppendValues(v, nil)
+	return b.NewArray()
+}
+
+func boolArray(mem memory.Allocator, v []bool) arrow.Array {
+	b := array.NewBooleanBuilder(mem)
+	defer b.Release()
+	b.AppendValues(v, nil)
+	return b.NewArray()
+}
