@@ -99,6 +99,39 @@ func FromRecords(schema *arrow.Schema, recs ...arrow.Record) *Dataset {
 	return &Dataset{node: plan.NewMemoryScan(schema, recs)}
 }
 
+// reopen copies n with every Parquet table listed and read again, so files
+// added since the Dataset was made are seen. A scanned column whose type
+// changed is an error.
+func reopen(ctx context.Context, n *plan.Node) (*plan.Node, error) {
+	c := *n
+	c.Inputs = make([]*plan.Node, len(n.Inputs))
+	for i, in := range n.Inputs {
+		x, err := reopen(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		c.Inputs[i] = x
+	}
+	if n.Kind != plan.KindScan || n.Scan.Table == nil {
+		return &c, nil
+	}
+	t, err := pq.Open(ctx, n.Scan.Paths...)
+	if err != nil {
+		return nil, fmt.Errorf("read %v: %w", n.Scan.Paths, err)
+	}
+	for _, col := range n.Scan.Columns {
+		was := n.Scan.Table.Schema.Field(n.Scan.Table.Schema.FieldIndices(col)[0])
+		idx := t.Schema.FieldIndices(col)
+		if len(idx) == 0 || !arrow.TypeEqual(t.Schema.Field(idx[0]).Type, was.Type) {
+			return nil, fmt.Errorf("read %v: column %q was %s and is now %v", n.Scan.Paths, col, was.Type, t.Schema)
+		}
+	}
+	scan := *n.Scan
+	scan.Table = t
+	c.Scan = &scan
+	return &c, nil
+}
+
 // run optimizes, plans and executes root; the caller owns the records.
 func (d *Dataset) run(ctx context.Context, root *plan.Node) ([]arrow.Record, error) {
 	return d.runStream(ctx, root, nil)
@@ -115,7 +148,11 @@ func (d *Dataset) runStream(ctx context.Context, root *plan.Node, st *StreamStat
 		for i, j := range joins {
 			static := j.Inputs[side[i]]
 			err := st.Static.Load(fmt.Sprintf("static-%d", i), st.Version, j.Join.Refresh, func() ([]arrow.Record, error) {
-				recs, err := d.run(ctx, static)
+				fresh, err := reopen(ctx, static)
+				if err != nil {
+					return nil, fmt.Errorf("refresh the bounded side of a stream-static join: %w", err)
+				}
+				recs, err := d.run(ctx, fresh)
 				if err != nil {
 					return nil, fmt.Errorf("collect the bounded side of a stream-static join: %w", err)
 				}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
+	sinkpq "github.com/sluicedata/sluice/sinks/parquet"
 	srcmem "github.com/sluicedata/sluice/sources/memory"
 )
 
@@ -206,4 +208,278 @@ func diff(got, want []string) string {
 		}
 	}
 	return b.String()
+}
+
+// stepClock is a clock tests move by hand; After fires at once.
+type stepClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *stepClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *stepClock) After(time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	ch <- c.Now()
+	return ch
+}
+
+func (c *stepClock) set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
+}
+
+func recordOf(mem memory.Allocator, sch *arrow.Schema, rows ...[3]int64) arrow.Record {
+	b := array.NewRecordBuilder(mem, sch)
+	defer b.Release()
+	for _, r := range rows {
+		b.Field(0).(*array.Int64Builder).Append(r[0])
+		b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(r[1]))
+		b.Field(2).(*array.Int64Builder).Append(r[2])
+	}
+	return b.NewRecord()
+}
+
+// An inner join of two streams with no time bound keeps every row; with a
+// state TTL, rows whose key was not seen for the TTL (of batch time, from
+// the offsets log) leave state, are counted, and no longer match.
+func TestUnboundedInnerJoinGrowsAndATTLEvictsKeysNotSeen(t *testing.T) {
+	for _, ttl := range []time.Duration{0, time.Minute} {
+		t.Run(fmt.Sprintf("ttl=%v", ttl), func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			cfg := dataset.Config{Allocator: mem, Parallelism: 2, ShufflePartitions: 2}
+			os, _ := srcmem.New(srcmem.Config{Name: "orders", Schema: orderSchema})
+			defer os.Close()
+			ps, _ := srcmem.New(srcmem.Config{Name: "payments", Schema: paymentSchema})
+			defer ps.Close()
+			job := dataset.ReadStream(os).WithConfig(cfg).Join(dataset.ReadStream(ps).WithConfig(cfg), []string{"order_id"}, dataset.Inner)
+			if ttl > 0 {
+				job = job.StateTTL(ttl)
+			}
+			sink := newRecordingSink()
+			fs := vfs.NewMem()
+			clock := &stepClock{t: t0}
+			step := func(at time.Duration, orders, payments [][3]int64) microbatch.Progress {
+				t.Helper()
+				for _, x := range []struct {
+					src  *srcmem.Source
+					sch  *arrow.Schema
+					rows [][3]int64
+				}{{os, orderSchema, orders}, {ps, paymentSchema, payments}} {
+					if len(x.rows) > 0 {
+						r := recordOf(mem, x.sch, x.rows...)
+						x.src.Append(r)
+						r.Release()
+					}
+				}
+				clock.set(t0.Add(at))
+				q, err := microbatch.WriteStream(job, sink).Checkpoint("/ckpt").FS(fs).Clock(clock).Trigger(microbatch.Once()).Start(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := q.AwaitTermination(); err != nil {
+					t.Fatal(err)
+				}
+				return *q.LastProgress()
+			}
+			var orders [][3]int64
+			for i := int64(0); i < 100; i++ {
+				orders = append(orders, [3]int64{i, 0, i})
+			}
+			p := step(0, orders, [][3]int64{{5, 0, 50}})
+			if got := p.StateOperators[0].Rows; got != 101 {
+				t.Fatalf("state after batch 0: %d rows, want 101", got)
+			}
+			// Two minutes later: order 7 is paid (its key is seen again).
+			p = step(2*time.Minute, [][3]int64{{200, 0, 1}}, [][3]int64{{7, 0, 70}})
+			wantRows, wantEvicted := int64(103), int64(0)
+			if ttl > 0 {
+				// Everything of batch 0 but order 7 was last seen 2 min ago.
+				wantRows, wantEvicted = 3, 100
+			}
+			if got := p.StateOperators[0]; got.Rows != wantRows || got.Evicted != wantEvicted {
+				t.Fatalf("state after batch 1: %+v, want %d rows and %d evicted", got, wantRows, wantEvicted)
+			}
+			// Order 5 is paid again: it only matches while it is in state.
+			step(2*time.Minute+10*time.Second, nil, [][3]int64{{5, 0, 51}, {7, 0, 71}})
+			want := []string{"5|1970-01-01 00:00:00|5|1970-01-01 00:00:00|50", "7|1970-01-01 00:00:00|7|1970-01-01 00:00:00|70", "7|1970-01-01 00:00:00|7|1970-01-01 00:00:00|71"}
+			if ttl == 0 {
+				want = append(want, "5|1970-01-01 00:00:00|5|1970-01-01 00:00:00|51")
+			}
+			got := sink.rows()
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Fatalf("got %q\nwant %q", got, want)
+			}
+		})
+	}
+}
+
+// A stream joined with a bounded Dataset: every join type the stream can
+// drive gives the batch join's rows; the bounded side is read once per
+// query, or again every N batches with RefreshEvery.
+func TestStreamStaticJoinsEqualTheBatchJoinAndRefresh(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	cfg := dataset.Config{Allocator: mem, Parallelism: 2, ShufflePartitions: 3}
+	orders, payments := ordersAndPayments(mem, 5, 400)
+	defer func() {
+		for _, r := range append(orders, payments...) {
+			r.Release()
+		}
+	}()
+	static := dataset.FromRecords(paymentSchema, payments...).WithConfig(cfg).Where(dataset.Col("paid").Gt(dataset.Lit(int64(500))))
+	for _, how := range []dataset.JoinType{dataset.Inner, dataset.Left, dataset.Semi, dataset.Anti} {
+		t.Run(string(how), func(t *testing.T) {
+			want := collectRows(t, dataset.FromRecords(orderSchema, orders...).WithConfig(cfg).Join(static, []string{"order_id"}, how))
+			src, _ := srcmem.New(srcmem.Config{Name: "orders", Schema: orderSchema, MaxRowsPerBatch: 50})
+			defer src.Close()
+			src.Append(orders...)
+			sink := newRecordingSink()
+			q, err := microbatch.WriteStream(dataset.ReadStream(src).WithConfig(cfg).Join(static, []string{"order_id"}, how), sink).
+				Checkpoint("/ckpt").FS(vfs.NewMem()).Trigger(microbatch.AvailableNow()).Start(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := q.AwaitTermination(); err != nil {
+				t.Fatal(err)
+			}
+			got := sink.rows()
+			slices.Sort(got)
+			if !slices.Equal(got, want) || len(q.RecentProgress()) < 5 {
+				t.Fatalf("%d batches: stream gave %d rows, batch %d\n%s", len(q.RecentProgress()), len(got), len(want), diff(got, want))
+			}
+		})
+	}
+	t.Run("static on the left of a right join", func(t *testing.T) {
+		want := collectRows(t, static.Join(dataset.FromRecords(orderSchema, orders...).WithConfig(cfg), []string{"order_id"}, dataset.Right))
+		src, _ := srcmem.New(srcmem.Config{Name: "orders", Schema: orderSchema, MaxRowsPerBatch: 50})
+		defer src.Close()
+		src.Append(orders...)
+		sink := newRecordingSink()
+		q, err := microbatch.WriteStream(static.Join(dataset.ReadStream(src).WithConfig(cfg), []string{"order_id"}, dataset.Right), sink).
+			Checkpoint("/ckpt").FS(vfs.NewMem()).Trigger(microbatch.AvailableNow()).Start(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := q.AwaitTermination(); err != nil {
+			t.Fatal(err)
+		}
+		got := sink.rows()
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("stream gave %d rows, batch %d\n%s", len(got), len(want), diff(got, want))
+		}
+	})
+}
+
+// The checks a streaming join gets at Start name what is missing.
+func TestStreamingJoinsThatCannotBeBoundedAreRefusedAtStart(t *testing.T) {
+	os, _ := srcmem.New(srcmem.Config{Name: "orders", Schema: orderSchema})
+	defer os.Close()
+	ps, _ := srcmem.New(srcmem.Config{Name: "payments", Schema: paymentSchema})
+	defer ps.Close()
+	o, p := dataset.ReadStream(os), dataset.ReadStream(ps)
+	ow, pw := o.WithWatermark("ordered_at", time.Second), p.WithWatermark("paid_at", time.Second)
+	upperOnly := dataset.Col("paid_at").Le(dataset.AddDuration(dataset.Col("ordered_at"), 0, int64(time.Minute)))
+	static := dataset.FromRecords(paymentSchema)
+	cases := []struct {
+		name string
+		ds   *dataset.Dataset
+		mode sinks.Mode
+		want []string
+	}{
+		{"an outer join without watermarks", o.Join(p, []string{"order_id"}, dataset.Left), sinks.Append, []string{"left join", "WithWatermark", "time range"}},
+		{"an outer join with watermarks but no time range", ow.Join(pw, []string{"order_id"}, dataset.Left), sinks.Append, []string{"left join", "time range"}},
+		{"a time range without a lower bound", ow.JoinWhere(pw, []string{"order_id"}, dataset.Full, upperOnly), sinks.Append, []string{"no lower bound", "paid_at - ordered_at"}},
+		{"a time range on columns without a watermark", o.JoinWhere(p, []string{"order_id"}, dataset.Semi, withinFifteenMinutes()), sinks.Append, []string{"semi join", "WithWatermark"}},
+		{"an anti join of two streams", ow.JoinWhere(pw, []string{"order_id"}, dataset.Anti, withinFifteenMinutes()), sinks.Append, []string{"anti join", "not supported"}},
+		{"a TTL on an outer join", ow.JoinWhere(pw, []string{"order_id"}, dataset.Left, withinFifteenMinutes()).StateTTL(time.Minute), sinks.Append, []string{"TTL", "inner"}},
+		{"a full join of a stream with a bounded Dataset", o.Join(static, []string{"order_id"}, dataset.Full), sinks.Append, []string{"full join", "bounded", "every batch"}},
+		{"a join of streams in complete mode", o.Join(p, []string{"order_id"}, dataset.Inner), sinks.Complete, []string{"complete output mode"}},
+		{"a join then an aggregation in update mode", o.Join(p, []string{"order_id"}, dataset.Inner).GroupBy("order_id").Count(), sinks.Update, []string{"2 stateful operators", "append"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			q, err := microbatch.WriteStream(c.ds, newRecordingSink()).Checkpoint("/c").FS(vfs.NewMem()).OutputMode(c.mode).Start(context.Background())
+			if err == nil {
+				q.Stop()
+				t.Fatal("started")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// RefreshEvery(1) reads the bounded side again before every batch, so rows
+// added to its Parquet directory meanwhile join; without it, the side read
+// at start is used for the whole query.
+func TestStreamStaticJoinRefreshSeesNewFiles(t *testing.T) {
+	for _, refresh := range []int{0, 1} {
+		t.Run(fmt.Sprintf("refresh=%d", refresh), func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			cfg := dataset.Config{Allocator: mem, Parallelism: 2, ShufflePartitions: 2}
+			dir := t.TempDir() + "/discounts"
+			writeDiscounts := func(from int64) {
+				var rows [][3]int64
+				for i := from; i < from+50; i++ {
+					rows = append(rows, [3]int64{i, 0, i % 7})
+				}
+				r := recordOf(mem, paymentSchema, rows...)
+				defer r.Release()
+				err := dataset.FromRecords(paymentSchema, r).WithConfig(cfg).Select("order_id", "paid").
+					Write(context.Background(), dir, dataset.WriteOptions{Mode: sinkpq.Append})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			writeDiscounts(0)
+			var rows [][3]int64
+			for i := int64(0); i < 100; i++ {
+				rows = append(rows, [3]int64{i, 0, i})
+			}
+			orders := recordOf(mem, orderSchema, rows...)
+			defer orders.Release()
+			src, _ := srcmem.New(srcmem.Config{Name: "orders", Schema: orderSchema, MaxRowsPerBatch: 50})
+			defer src.Close()
+			src.Append(orders)
+			static := dataset.Read(dir).WithConfig(cfg)
+			job := dataset.ReadStream(src).WithConfig(cfg).Join(static, []string{"order_id"}, dataset.Inner)
+			if refresh > 0 {
+				job = job.RefreshEvery(refresh)
+			}
+			sink := newRecordingSink()
+			q, err := microbatch.WriteStream(job, sink).Checkpoint("/ckpt").FS(vfs.NewMem()).Trigger(microbatch.AvailableNow()).
+				OnProgress(func(p microbatch.Progress) {
+					if p.Batch == 0 {
+						writeDiscounts(50)
+					}
+				}).Start(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := q.AwaitTermination(); err != nil {
+				t.Fatal(err)
+			}
+			want := 50
+			if refresh > 0 {
+				want = 100
+			}
+			if got := len(sink.rows()); got != want || len(q.RecentProgress()) != 2 {
+				t.Fatalf("%d batches joined %d rows, want 2 batches and %d rows", len(q.RecentProgress()), got, want)
+			}
+		})
+	}
 }
