@@ -483,3 +483,106 @@ func TestStreamStaticJoinRefreshSeesNewFiles(t *testing.T) {
 		})
 	}
 }
+
+// runToEnd runs job over two event streams (each given its records, then
+// one far-future event that moves the watermark past everything) with
+// random batch sizes and a restart every batch, and returns the rows whose
+// text does not mention the far-future day.
+func runToEnd(t *testing.T, mem memory.Allocator, job func(a, b *dataset.Dataset) *dataset.Dataset, cfg dataset.Config, a, b []arrow.Record) []string {
+	t.Helper()
+	far := t0.Add(48 * time.Hour)
+	farRec := func() arrow.Record {
+		bl := array.NewRecordBuilder(mem, eventSchema)
+		defer bl.Release()
+		bl.Field(0).(*array.TimestampBuilder).Append(arrow.Timestamp(far.UnixMilli()))
+		bl.Field(1).(*array.StringBuilder).Append("u0")
+		bl.Field(2).(*array.Int64Builder).Append(0)
+		return bl.NewRecord()
+	}
+	sa, _ := srcmem.New(srcmem.Config{Name: "a", Schema: eventSchema, MaxRowsPerBatch: 61})
+	defer sa.Close()
+	sb, _ := srcmem.New(srcmem.Config{Name: "b", Schema: eventSchema, MaxRowsPerBatch: 83})
+	defer sb.Close()
+	sa.Append(a...)
+	sb.Append(b...)
+	fa, fb := farRec(), farRec()
+	sa.Append(fa)
+	sb.Append(fb)
+	fa.Release()
+	fb.Release()
+	ds := job(dataset.ReadStream(sa).WithConfig(cfg), dataset.ReadStream(sb).WithConfig(cfg))
+	sink := newRecordingSink()
+	fs := vfs.NewMem()
+	for i := 0; i < 1000; i++ {
+		q, err := microbatch.WriteStream(ds, sink).Checkpoint("/ckpt").FS(fs).OutputMode(sinks.Append).Trigger(microbatch.Once()).Start(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := q.AwaitTermination(); err != nil {
+			t.Fatal(err)
+		}
+		if q.LastProgress() == nil {
+			break
+		}
+	}
+	return withoutDay(sink.rows(), far)
+}
+
+func withoutDay(rows []string, day time.Time) []string {
+	var out []string
+	for _, r := range rows {
+		if !strings.Contains(r, day.Format("2006-01-02")) {
+			out = append(out, r)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Window joins (Nexmark q8's shape): each stream aggregated per user and
+// 10 s window, then the two joined on user and window end, in append mode.
+// And an aggregate joined back to its input (q7's shape): the largest
+// amount of each window joined with the events that have it.
+func TestWindowJoinsAndAggregatesJoinedBackEqualTheBatchJob(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	cfg := dataset.Config{Allocator: mem, Parallelism: 2, ShufflePartitions: 3}
+	a, b := events(mem, 21, 0, 900, 0), events(mem, 22, 0, 700, 0)
+	defer func() {
+		for _, r := range append(a, b...) {
+			r.Release()
+		}
+	}()
+	jobs := map[string]func(x, y *dataset.Dataset) *dataset.Dataset{
+		"window join": func(x, y *dataset.Dataset) *dataset.Dataset {
+			clicks := x.WithWatermark("ts", 5*time.Second).GroupBy(dataset.Window("ts", 10*time.Second), "user").Agg(dataset.CountAll().As("clicks"))
+			spent := y.WithWatermark("ts", 5*time.Second).GroupBy(dataset.Window("ts", 10*time.Second), "user").Agg(dataset.Sum(dataset.Col("amount")).As("spent")).Drop("window_start")
+			return clicks.Join(spent, []string{"user", "window_end"}, dataset.Inner)
+		},
+		"window left join": func(x, y *dataset.Dataset) *dataset.Dataset {
+			clicks := x.WithWatermark("ts", 5*time.Second).GroupBy(dataset.Window("ts", 10*time.Second), "user").Agg(dataset.CountAll().As("clicks"))
+			spent := y.WithWatermark("ts", 5*time.Second).Where(dataset.Col("amount").Gt(dataset.Lit(int64(60)))).
+				GroupBy(dataset.Window("ts", 10*time.Second), "user").Agg(dataset.Sum(dataset.Col("amount")).As("spent")).Drop("window_start")
+			return clicks.Join(spent, []string{"user", "window_end"}, dataset.Left)
+		},
+		"max per window joined back": func(x, _ *dataset.Dataset) *dataset.Dataset {
+			x = x.WithWatermark("ts", 5*time.Second)
+			top := x.GroupBy(dataset.Window("ts", 10*time.Second)).Agg(dataset.Max(dataset.Col("amount")).As("amount"))
+			return x.JoinWhere(top, []string{"amount"}, dataset.Inner,
+				dataset.Col("ts").Ge(dataset.Col("window_start")).And(dataset.Col("ts").Lt(dataset.Col("window_end"))).
+					And(dataset.Col("ts").Ge(dataset.AddDuration(dataset.Col("window_end"), 0, -int64(10*time.Second)))))
+		},
+	}
+	for name, job := range jobs {
+		t.Run(name, func(t *testing.T) {
+			want := withoutDay(collectRows(t, job(dataset.FromRecords(eventSchema, a...).WithConfig(cfg), dataset.FromRecords(eventSchema, b...).WithConfig(cfg))), t0.Add(48*time.Hour))
+			if len(want) < 20 {
+				t.Fatalf("only %d rows expected", len(want))
+			}
+			got := runToEnd(t, mem, job, cfg, a, b)
+			if !slices.Equal(got, want) {
+				t.Fatalf("stream gave %d rows, batch %d\n%s", len(got), len(want), diff(got, want))
+			}
+		})
+	}
+}

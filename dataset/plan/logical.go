@@ -3,6 +3,7 @@ package plan
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -68,11 +69,12 @@ func BindStreams(root *Node, splits map[string][]sources.Split) *Node {
 	return c
 }
 
-// Streams lists the streaming sources root reads, in plan order.
+// Streams lists the streaming sources root reads, in plan order, each once
+// (a stream joined with itself is one source with one offset range).
 func Streams(root *Node) []sources.Stream {
 	var out []sources.Stream
 	root.Walk(func(n *Node) {
-		if n.Kind == KindScan && n.Scan.Stream != nil {
+		if n.Kind == KindScan && n.Scan.Stream != nil && !slices.Contains(out, n.Scan.Stream) {
 			out = append(out, n.Scan.Stream)
 		}
 	})

@@ -66,7 +66,7 @@ func PhysicalStream(root *Node, parts int, st *StreamState) (*Node, error) {
 	if parts < 1 {
 		parts = 1
 	}
-	p := &physical{parts: parts, stream: st, wmIDs: WatermarkIDs(root), static: map[*Node]string{}}
+	p := &physical{parts: parts, stream: st, wmIDs: WatermarkIDs(root), static: map[*Node]string{}, counted: map[string]bool{}}
 	c := clone(root)
 	joins, _ := StaticJoins(c)
 	for i, j := range joins {
@@ -88,11 +88,12 @@ func WatermarkIDs(root *Node) map[*WatermarkSpec]string {
 }
 
 type physical struct {
-	parts  int
-	stream *StreamState
-	aggs   int
-	wmIDs  map[*WatermarkSpec]string
-	static map[*Node]string // stream-static joins' cache keys
+	parts   int
+	stream  *StreamState
+	aggs    int
+	wmIDs   map[*WatermarkSpec]string
+	static  map[*Node]string // stream-static joins' cache keys
+	counted map[string]bool  // streams whose reads are counted
 }
 
 func (p *physical) plan(n *Node) (*Node, error) {
@@ -113,7 +114,9 @@ func (p *physical) plan(n *Node) (*Node, error) {
 			n.Observe = func(max int64) { obs(id, max) }
 		}
 	case KindScan:
-		if p.stream != nil && p.stream.Read != nil && n.Scan.Stream != nil {
+		if p.stream != nil && p.stream.Read != nil && n.Scan.Stream != nil && !p.counted[n.Scan.Stream.Name()] {
+			// A stream read twice (a self-join) counts its rows once.
+			p.counted[n.Scan.Stream.Name()] = true
 			read, name := p.stream.Read, n.Scan.Stream.Name()
 			n.Scan.Counted = func(rows int64) { read(name, rows) }
 		}
