@@ -23,7 +23,7 @@
 //	recover from the checkpoint; re-run an uncommitted batch
 //	for each trigger tick:
 //	    end[s] = s.Latest(start[s]) for every source; nothing new -> wait
-//	    checkpoint.WriteOffsets(checkpoint.WriteOffsets(N, start, end, watermark, now)OffsetEntry{N, start/end per source, watermark, now})
+//	    checkpoint.WriteOffsets(OffsetEntry{N, start/end per source, watermark, previous watermark, now})
 //	    msgs = dataset.RunBatch(splits of (start, end]) ; sink.Commit(N, msgs)
 //	    checkpoint.WriteCommit(N); sources' Commit(end); purge old batches
 //
@@ -31,12 +31,21 @@
 // range, versioned by batch (batch N reads version N and commits N+1):
 // aggregations (update, complete, or append with an event-time window),
 // tumbling, sliding and session windows (sessions merge across batches),
-// and DropDuplicates. Watermarks (one per WithWatermark, combined by a min
-// or max policy) are computed from each batch's data and recorded in
-// commits/N; rows behind them are dropped and counted, or sent to a
-// LateRows sink, and a watermark that moved without new data earns a
-// no-data batch so windows close.
+// DropDuplicates, and joins of two streams (each side's rows, evicted by
+// watermark and time range or by a TTL of batch time). A stream joined with
+// a bounded Dataset keeps no state: the bounded side is collected once per
+// query (or every N batches) into the query's StaticCache. Watermarks (one
+// per WithWatermark, combined by a min or max policy) are computed from each
+// batch's data and recorded in commits/N; rows behind them are dropped and
+// counted, or sent to a LateRows sink, and a watermark that moved without
+// new data earns a no-data batch so windows close.
 //
-// Not built yet: streaming joins, and more than one stateful operator in a
-// query; a query using them is refused at Start with a message saying so.
+// Several stateful operators in one query run in append mode only: the rows
+// an operator emits in batch N have event times in (watermark of N-1,
+// watermark of N], so an operator fed by another drops late rows behind the
+// previous batch's watermark (recorded in offsets/N) and evicts by the
+// current one.
+//
+// Not built: streaming sort and limit (they need the whole input; a query
+// using them is refused at Start), and anti joins of two streams.
 package microbatch

@@ -71,10 +71,11 @@ type joinSide struct {
 }
 
 const (
-	extSeq = iota
-	extMatched
+	extSeq     = iota
+	extMatched // stored values
 	extSeen
 	extTime
+	extRow // the row's index in old ++ new (not stored)
 	extCols
 )
 
@@ -166,7 +167,8 @@ func (j *streamJoin) side(name, prefix string, in Operator, keys []string, timeC
 		arrow.Field{Name: prefix + "seq", Type: arrow.PrimitiveTypes.Int64},
 		arrow.Field{Name: prefix + "matched", Type: arrow.FixedWidthTypes.Boolean},
 		arrow.Field{Name: prefix + "seen", Type: arrow.PrimitiveTypes.Int64},
-		arrow.Field{Name: prefix + "t", Type: arrow.PrimitiveTypes.Int64})
+		arrow.Field{Name: prefix + "t", Type: arrow.PrimitiveTypes.Int64},
+		arrow.Field{Name: prefix + "row", Type: arrow.PrimitiveTypes.Int64})
 	s.ext = arrow.NewSchema(ext, nil)
 	vals := append([]arrow.Field{}, s.sch.Fields()...)
 	vals = append(vals,
@@ -249,15 +251,14 @@ func (j *streamJoin) run(ctx context.Context) error {
 	defer releaseRecords(pairs)
 	nl, nr := len(j.l.sch.Fields()), len(j.r.sch.Fields())
 	lOld, rOld := int(lr.old.NumRows()), int(rr.old.NumRows())
-	// Which rows matched: pairs carry both sides' sequence numbers.
-	lIdx, rIdx := seqIndex(lr), seqIndex(rr)
+	// Which rows matched: pairs carry both sides' row indexes.
 	track := j.spec.How != JoinInner // inner joins never look at matched
 	var semi []int                   // left rows (old ++ new) emitted by a semi join, first match order
 	for _, p := range pairs {
-		ls := p.Column(nl + extSeq).(*array.Int64).Int64Values()
-		rs := p.Column(nl + extCols + nr + extSeq).(*array.Int64).Int64Values()
+		ls := p.Column(nl + extRow).(*array.Int64).Int64Values()
+		rs := p.Column(nl + extCols + nr + extRow).(*array.Int64).Int64Values()
 		for k := range ls {
-			li, ri := lIdx[ls[k]], rIdx[rs[k]]
+			li, ri := int(ls[k]), int(rs[k])
 			if j.spec.How == JoinSemi && !lr.matched[li] {
 				semi = append(semi, li)
 			}
@@ -375,10 +376,19 @@ func (j *streamJoin) load(ctx context.Context, s *joinSide) (*sideRows, error) {
 	nu := len(s.sch.Fields())
 	var olds []arrow.Record
 	defer func() { releaseRecords(olds) }()
+	nOld := 0
 	err := s.store.Scan(func(k, v arrow.Record) error {
+		n := int(k.NumRows())
+		idx := make([]int64, n)
+		for i := range idx {
+			idx[i] = int64(nOld + i)
+		}
+		row := int64Array(j.mem, idx)
+		defer row.Release()
 		cols := append([]arrow.Array{}, v.Columns()[:nu]...)
-		cols = append(cols, k.Column(1), v.Column(nu), v.Column(nu+1), k.Column(0))
-		olds = append(olds, array.NewRecord(s.ext, cols, k.NumRows()))
+		cols = append(cols, k.Column(1), v.Column(nu), v.Column(nu+1), k.Column(0), row)
+		olds = append(olds, array.NewRecord(s.ext, cols, int64(n)))
+		nOld += n
 		return nil
 	})
 	if err != nil {
@@ -411,9 +421,11 @@ func (j *streamJoin) load(ctx context.Context, s *joinSide) (*sideRows, error) {
 	seq := make([]int64, n)
 	tm := make([]int64, n)
 	seen := make([]int64, n)
+	row := make([]int64, n)
 	for i := range seq {
 		seq[i] = j.st.Version<<32 | int64(i)
 		seen[i] = j.st.BatchTime
+		row[i] = int64(nOld + i)
 	}
 	if s.timeCol >= 0 {
 		c := in.Column(s.timeCol).(*array.Timestamp)
@@ -426,7 +438,7 @@ func (j *streamJoin) load(ctx context.Context, s *joinSide) (*sideRows, error) {
 		}
 	}
 	cols := append([]arrow.Array{}, in.Columns()...)
-	extra := []arrow.Array{int64Array(j.mem, seq), boolArray(j.mem, make([]bool, n)), int64Array(j.mem, seen), int64Array(j.mem, tm)}
+	extra := []arrow.Array{int64Array(j.mem, seq), boolArray(j.mem, make([]bool, n)), int64Array(j.mem, seen), int64Array(j.mem, tm), int64Array(j.mem, row)}
 	cols = append(cols, extra...)
 	sr.new = array.NewRecord(s.ext, cols, int64(n))
 	releaseAll(extra)
@@ -442,19 +454,6 @@ func (j *streamJoin) load(ctx context.Context, s *joinSide) (*sideRows, error) {
 	sr.seen = append(append(sr.seen, sr.old.Column(nu0+extSeen).(*array.Int64).Int64Values()...), seen...)
 	sr.t = append(append(sr.t, sr.old.Column(nu0+extTime).(*array.Int64).Int64Values()...), tm...)
 	return sr, nil
-}
-
-// seqIndex maps a side's sequence numbers to their row in old ++ new.
-func seqIndex(sr *sideRows) map[int64]int {
-	idx := make(map[int64]int, int(sr.old.NumRows()+sr.new.NumRows()))
-	i := 0
-	for _, r := range []arrow.Record{sr.old, sr.new} {
-		for _, s := range r.Column(int(r.NumCols()) - extCols + extSeq).(*array.Int64).Int64Values() {
-			idx[s] = i
-			i++
-		}
-	}
-	return idx
 }
 
 // pairs inner-joins two ext records on the keys and the condition.
