@@ -132,7 +132,7 @@ func (d *Dataset) explain(root *plan.Node, st *StreamState) (string, error) {
 	for _, st := range stages {
 		out := "result"
 		if st.Out != nil {
-			out = strings.TrimPrefix(plan.Format(&plan.Node{Kind: plan.KindExchange, Keys: st.Out.Keys, Parts: st.Out.Parts}), "Exchange ")
+			out = strings.TrimPrefix(plan.Format(&plan.Node{Kind: plan.KindExchange, Keys: st.Out.Keys, Parts: st.Out.Parts, KeyGroups: st.Out.KeyGroups}), "Exchange ")
 			out = "exchange " + strings.TrimSpace(out)
 		}
 		fmt.Fprintf(&b, "Stage %d: %d tasks -> %s\n", st.ID, st.Tasks, out)

@@ -215,7 +215,7 @@ func (n *Node) describe() string {
 		if n.Join.Cond != nil {
 			s += " where " + n.Join.Cond.String()
 		}
-		if len(n.Inputs) > 0 && (n.Inputs[0].Kind == KindExchange || n.Inputs[0].Kind == KindShuffleRead) {
+		if n.StreamJoin == nil && len(n.Inputs) > 0 && (n.Inputs[0].Kind == KindExchange || n.Inputs[0].Kind == KindShuffleRead) {
 			build := "left"
 			if n.Join.BuildRight {
 				build = "right"
