@@ -565,6 +565,12 @@ func TestWindowJoinsAndAggregatesJoinedBackEqualTheBatchJob(t *testing.T) {
 				GroupBy(dataset.Window("ts", 10*time.Second), "user").Agg(dataset.Sum(dataset.Col("amount")).As("spent")).Drop("window_start")
 			return clicks.Join(spent, []string{"user", "window_end"}, dataset.Left)
 		},
+		"hot items (q5 shape): counts per sliding window joined with their maximum": func(x, _ *dataset.Dataset) *dataset.Dataset {
+			counts := x.WithWatermark("ts", 5*time.Second).GroupBy(dataset.SlidingWindow("ts", 10*time.Second, 5*time.Second), "user").
+				Agg(dataset.CountAll().As("n"))
+			maxes := counts.GroupBy("window_end").Agg(dataset.Max(dataset.Col("n")).As("n"))
+			return counts.Join(maxes, []string{"window_end", "n"}, dataset.Inner)
+		},
 		"max per window joined back": func(x, _ *dataset.Dataset) *dataset.Dataset {
 			x = x.WithWatermark("ts", 5*time.Second)
 			top := x.GroupBy(dataset.Window("ts", 10*time.Second)).Agg(dataset.Max(dataset.Col("amount")).As("amount"))

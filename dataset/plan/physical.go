@@ -207,14 +207,33 @@ func (p *physical) aggregate(n *Node) (*Node, error) {
 	if p.stream != nil {
 		op := fmt.Sprintf("agg-%d", p.aggs)
 		etKey, threshold := -1, int64(0)
+		// The key the watermark closes groups by: the end of an event-time
+		// window below, or a key that is itself an event time (a window end
+		// an aggregate or join below passes on, or a watermarked column).
+		etCol := ""
 		if w := eventTimeWindow(n.Inputs[0]); w != nil {
+			etCol = w.EndName
+		} else {
+			in := n.Inputs[0].Schema
 			for i, k := range keys {
-				if k.Name == w.EndName {
+				idx := in.FieldIndices(k.Name)
+				if n.Keys[i].Op != expr.OpCol || len(idx) == 0 {
+					continue
+				}
+				if _, ok := in.Field(idx[0]).Type.(*arrow.TimestampType); ok && isEventTime(n.Inputs[0], k.Name) {
+					etCol = k.Name
+					break
+				}
+			}
+		}
+		if etCol != "" {
+			for i, k := range keys {
+				if k.Name == etCol {
 					etKey = i
 				}
 			}
 			if etKey >= 0 {
-				unit := n.Inputs[0].Schema.Field(n.Inputs[0].Schema.FieldIndices(w.EndName)[0]).Type.(*arrow.TimestampType).Unit
+				unit := n.Inputs[0].Schema.Field(n.Inputs[0].Schema.FieldIndices(etCol)[0]).Type.(*arrow.TimestampType).Unit
 				threshold = exec.FromMicros(p.stream.Watermark, unit)
 				lateAt := threshold
 				if hasStateful(n.Inputs[0]) {
@@ -223,7 +242,7 @@ func (p *physical) aggregate(n *Node) (*Node, error) {
 					lateAt = exec.FromMicros(p.stream.PrevWatermark, unit)
 				}
 				late := &Node{Kind: KindLateFilter, Inputs: partial.Inputs, Schema: partial.Inputs[0].Schema,
-					Late: &LateSpec{Column: w.EndName, Threshold: lateAt}}
+					Late: &LateSpec{Column: etCol, Threshold: lateAt}}
 				p.sideOutput(late.Late, op)
 				partial.Inputs = []*Node{late}
 			}
