@@ -1,17 +1,19 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/sluicedata/sluice/benchmarks/internal/measure"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
+	"github.com/sluicedata/sluice/benchmarks/internal/measure"
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
@@ -28,12 +31,71 @@ import (
 	"github.com/sluicedata/sluice/sources/generate"
 )
 
-// queries are the benchmark's queries over the bid stream, by name.
-var queries = map[string]func(*dataset.Dataset) *dataset.Dataset{
-	"q0":  q0,
-	"q1":  q1,
-	"q2":  q2,
-	"q11": q11,
+// Streams are the inputs of a Nexmark query: the person, auction and bid
+// events of one generator, as streams (over the in-process generator or a
+// generated directory's Parquet) or as batch Datasets over that Parquet.
+// A query reads only the ones it needs; the others stay out of its plan.
+type Streams struct {
+	Person, Auction, Bid *dataset.Dataset
+	// Config is the generator's config (seed and event rate); q4 derives
+	// the longest auction from its event rate.
+	Config generate.NexmarkConfig
+}
+
+// query builds one Nexmark query over s with the public Dataset API.
+type query func(s Streams) *dataset.Dataset
+
+// queries are the benchmark's queries, by name.
+var queries = map[string]query{
+	"q0":         q0,
+	"q1":         q1,
+	"q2":         q2,
+	"q3":         q3,
+	"q4-winning": q4Winning,
+	"q5":         q5,
+	"q7":         q7,
+	"q8":         q8,
+	"q11":        q11,
+}
+
+// unsupported names the Nexmark queries sluice cannot run yet, and why.
+var unsupported = map[string]string{
+	"q4": q4Unsupported,
+}
+
+// queryNames lists the runnable queries in Nexmark order.
+func queryNames() []string {
+	names := make([]string, 0, len(queries))
+	for n := range queries {
+		names = append(names, n)
+	}
+	num := func(n string) int {
+		v, _ := strconv.Atoi(strings.TrimLeft(strings.SplitN(n, "-", 2)[0], "q"))
+		return v
+	}
+	slices.SortFunc(names, func(a, b string) int { return cmp.Or(cmp.Compare(num(a), num(b)), cmp.Compare(a, b)) })
+	return names
+}
+
+// kinds are the Nexmark event kinds, each a stream and a subdirectory of a
+// generated directory.
+var kinds = []struct {
+	name   string
+	schema *arrow.Schema
+}{{"person", generate.PersonSchema}, {"auction", generate.AuctionSchema}, {"bid", generate.BidSchema}}
+
+// readStreams returns the Parquet of a generated directory as batch Datasets.
+func readStreams(dir string) (Streams, error) {
+	m, err := readMeta(dir)
+	if err != nil {
+		return Streams{}, err
+	}
+	return Streams{
+		Person:  dataset.Read(filepath.Join(dir, "person")),
+		Auction: dataset.Read(filepath.Join(dir, "auction")),
+		Bid:     dataset.Read(filepath.Join(dir, "bid")),
+		Config:  generate.NexmarkConfig{Seed: m.Seed, EventRate: m.EventRate},
+	}, nil
 }
 
 const (
@@ -69,9 +131,11 @@ func usage(w io.Writer) {
 commands:
   generate --events N --out DIR
         write events [0, N) of the Nexmark generator as Parquet: DIR/person, DIR/auction, DIR/bid
-  run --query q0|q1|q2|q11 --events N [--input DIR] [--out DIR] [--json]
+  run --query QUERY --events N [--input DIR] [--out DIR] [--json]
         run a query as a stream (AvailableNow, append mode) over the in-process generator, or
-        over the bids of a generated DIR, into a discarding sink or a Parquet DIR; report throughput
+        over the Parquet of a generated DIR, into a discarding sink or a Parquet DIR; report
+        throughput. QUERY: q0, q1, q2, q3, q4-winning, q5, q7, q8, q11 (q4 is not supported yet:
+        run it to see why)
 
   results --in FILE [--out FILE.md]
         turn run --json lines into the Markdown table of benchmarks/RESULTS.md, with the
@@ -103,9 +167,9 @@ func cli(ctx context.Context, args []string, stdout io.Writer) error {
 	case "run":
 		fs := flag.NewFlagSet("run", flag.ContinueOnError)
 		var o runOpts
-		fs.StringVar(&o.query, "query", "q0", "query: q0, q1, q2 or q11")
+		fs.StringVar(&o.query, "query", "q0", "query: "+strings.Join(queryNames(), ", "))
 		fs.Int64Var(&o.events, "events", 10_000_000, "events of the in-process generator (all kinds); ignored with --input")
-		fs.StringVar(&o.input, "input", "", "read the bids of this generated directory instead of the in-process generator")
+		fs.StringVar(&o.input, "input", "", "read the Parquet of this generated directory instead of the in-process generator")
 		fs.StringVar(&o.out, "out", "", "write the result as Parquet here (default: a discarding sink)")
 		fs.BoolVar(&o.json, "json", false, "print one JSON line")
 		fs.Int64Var(&o.batchEvents, "batch-events", defaultBatchEvents, "max events per micro-batch (generator input)")
@@ -170,10 +234,6 @@ func generateParquet(ctx context.Context, out string, cfg generate.NexmarkConfig
 		return fmt.Errorf("generate: --event-rate %g must be positive", cfg.EventRate)
 	}
 	opts := pqsink.Options{TargetFileBytes: 32 << 20}
-	kinds := []struct {
-		name   string
-		schema *arrow.Schema
-	}{{"person", generate.PersonSchema}, {"auction", generate.AuctionSchema}, {"bid", generate.BidSchema}}
 	ws := make([]*pqsink.FileWriter, len(kinds))
 	for i, k := range kinds {
 		w, err := pqsink.NewFileWriter(mem, filepath.Join(out, k.name), "part", k.schema, opts)
@@ -231,6 +291,19 @@ func bidsIn(n int64) int64 {
 	return full*46 + max(rem-4, 0)
 }
 
+// kindIn is how many of events [0, n) are of kind: people have event id %
+// 50 == 0, auctions 1, 2 or 3, bids the rest.
+func kindIn(kind string, n int64) int64 {
+	full, rem := n/50, n%50
+	switch kind {
+	case "person":
+		return full + min(rem, 1)
+	case "auction":
+		return full*3 + min(max(rem-1, 0), 3)
+	}
+	return bidsIn(n)
+}
+
 type runOpts struct {
 	query       string
 	events      int64
@@ -246,8 +319,10 @@ type runOpts struct {
 
 // report is the one JSON line of run --json.
 //
-// events counts events of all kinds (as Nexmark does), though q0-q2 read
-// only the bids (46 in 50); events_per_cpu_second is events divided by the
+// events counts events of all kinds (as Nexmark does), though most queries
+// read only some kinds (q0-q2 the bids, 46 in 50); input_rows counts the
+// events of the kinds the query read, bids the bids among them;
+// events_per_cpu_second is events divided by the
 // process CPU time (user + system) the streaming run used, i.e. events per
 // second per core actually used; batch_*_ms is a batch's latestOffset +
 // walCommit + triggerExecution.
@@ -256,6 +331,7 @@ type report struct {
 	Input              string  `json:"input"`
 	Sink               string  `json:"sink"`
 	Events             int64   `json:"events"`
+	InputRows          int64   `json:"input_rows"`
 	Bids               int64   `json:"bids"`
 	OutputRows         int64   `json:"output_rows"`
 	Seconds            float64 `json:"seconds"`
@@ -276,7 +352,10 @@ type report struct {
 func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 	q, ok := queries[o.query]
 	if !ok {
-		return report{}, fmt.Errorf("unknown query %q (want q0, q1, q2 or q11)", o.query)
+		if why, ok := unsupported[o.query]; ok {
+			return report{}, fmt.Errorf("%s is not supported yet: %s", o.query, why)
+		}
+		return report{}, fmt.Errorf("unknown query %q (want one of %s)", o.query, strings.Join(queryNames(), ", "))
 	}
 	if o.mem == nil {
 		o.mem = memory.DefaultAllocator
@@ -295,27 +374,42 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 	ckpt := filepath.Join(tmp, "checkpoint")
 
 	rep := report{Query: o.query, Input: "generator", Sink: "discard", GOMAXPROCS: runtime.GOMAXPROCS(0), Parallelism: o.parallelism}
-	var src sources.Stream
+	cfg := generate.NexmarkConfig{Seed: o.seed, EventRate: o.eventRate, Events: o.events, MaxEventsPerBatch: o.batchEvents}
 	if o.input != "" {
 		m, err := readMeta(o.input)
 		if err != nil {
 			return report{}, err
 		}
 		rep.Input, rep.Events = o.input, m.Events
-		src, err = files.New(files.Config{Name: "bid", Dir: filepath.Join(o.input, "bid"), Schema: generate.BidSchema,
-			MaxFilesPerBatch: 1, LogDir: filepath.Join(ckpt, "sources", "bid"), SettleDelay: time.Millisecond})
-		if err != nil {
-			return report{}, err
-		}
+		cfg = generate.NexmarkConfig{Seed: m.Seed, EventRate: m.EventRate}
 	} else {
 		if o.events <= 0 {
 			return report{}, fmt.Errorf("--events %d must be positive", o.events)
 		}
 		rep.Events = o.events
-		src, err = generate.NewNexmarkStream(generate.NexmarkConfig{Seed: o.seed, EventRate: o.eventRate, Events: o.events, MaxEventsPerBatch: o.batchEvents}, "bid")
+	}
+	// One stream per kind; the query's plan reads those it uses. Over
+	// Parquet each stream takes one file per batch, so the three move
+	// through event time at their own pace (the watermark is the minimum).
+	dcfg := dataset.Config{Allocator: o.mem, Parallelism: o.parallelism}
+	ds := map[string]*dataset.Dataset{}
+	kindOf := map[string]string{} // source name -> kind
+	for _, k := range kinds {
+		var src sources.Stream
+		if o.input != "" {
+			src, err = files.New(files.Config{Name: k.name, Dir: filepath.Join(o.input, k.name), Schema: k.schema,
+				MaxFilesPerBatch: 1, LogDir: filepath.Join(ckpt, "sources", k.name), SettleDelay: time.Millisecond})
+		} else {
+			src, err = generate.NewNexmarkStream(cfg, k.name)
+		}
 		if err != nil {
 			return report{}, err
 		}
+		ds[k.name], kindOf[src.Name()] = dataset.ReadStream(src).WithConfig(dcfg), k.name
+	}
+	out := q(Streams{Person: ds["person"], Auction: ds["auction"], Bid: ds["bid"], Config: cfg})
+	if err := out.Err(); err != nil {
+		return report{}, fmt.Errorf("%s: %w", o.query, err)
 	}
 	var outRows atomic.Int64
 	switch {
@@ -333,22 +427,34 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 			return err
 		})
 	}
-	ds := q(dataset.ReadStream(src).WithConfig(dataset.Config{Allocator: o.mem, Parallelism: o.parallelism}))
 
 	runtime.GC()
 	start, cpu := time.Now(), measure.CPUSeconds()
-	progress, err := runStream(ctx, ds, sink, ckpt)
+	progress, err := runStream(ctx, out, sink, ckpt)
 	rep.Seconds, rep.CPUSeconds = time.Since(start).Seconds(), measure.CPUSeconds()-cpu
 	if err != nil {
 		return report{}, err
 	}
 	rep.PeakRSSBytes = measure.PeakRSS()
+	read := map[string]int64{} // rows per kind
 	for _, p := range progress {
-		rep.Bids += p.InputRows
+		for _, sp := range p.Sources {
+			read[kindOf[sp.Name]] += sp.Rows
+		}
 	}
-	if o.input == "" && rep.Bids != bidsIn(o.events) {
-		return report{}, fmt.Errorf("the query read %d bids, want %d", rep.Bids, bidsIn(o.events))
+	seen := map[string]bool{}
+	for _, src := range out.Streams() {
+		k := kindOf[src.Name()]
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		if o.input == "" && read[k] != kindIn(k, o.events) {
+			return report{}, fmt.Errorf("the query read %d %s events, want %d", read[k], k, kindIn(k, o.events))
+		}
+		rep.InputRows += read[k]
 	}
+	rep.Bids = read["bid"]
 	rep.OutputRows = outRows.Load()
 	if o.out != "" {
 		if rep.OutputRows, err = dataset.Read(o.out).Count(ctx); err != nil {
@@ -381,7 +487,7 @@ func runStream(ctx context.Context, ds *dataset.Dataset, sink sinks.Sink, ckpt s
 
 func printReport(w io.Writer, r report) {
 	fmt.Fprintf(w, "%s over %s into %s\n", r.Query, r.Input, r.Sink)
-	fmt.Fprintf(w, "events      %d (%d bids), %d output rows\n", r.Events, r.Bids, r.OutputRows)
+	fmt.Fprintf(w, "events      %d (the query read %d, %d bids), %d output rows\n", r.Events, r.InputRows, r.Bids, r.OutputRows)
 	fmt.Fprintf(w, "wall        %.3f s  %.2f M events/s\n", r.Seconds, r.EventsPerSec/1e6)
 	fmt.Fprintf(w, "cpu         %.3f s  %.2f M events/s per core used\n", r.CPUSeconds, r.EventsPerCPUSecond/1e6)
 	fmt.Fprintf(w, "batches     %d, p50 / p99 / max %.1f / %.1f / %.1f ms\n", r.Batches, r.BatchP50Ms, r.BatchP99Ms, r.BatchMaxMs)

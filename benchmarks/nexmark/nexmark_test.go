@@ -61,9 +61,9 @@ func (c *collector) fn(ctx context.Context, _ int64, ds *dataset.Dataset) error 
 	return nil
 }
 
-func batchRows(t *testing.T, ctx context.Context, q func(*dataset.Dataset) *dataset.Dataset, dir string) ([]string, *arrow.Schema) {
+// batchRows runs the batch Dataset ds and renders its rows, sorted.
+func batchRows(t *testing.T, ctx context.Context, ds *dataset.Dataset) ([]string, *arrow.Schema) {
 	t.Helper()
-	ds := q(dataset.Read(dir))
 	recs, err := ds.CollectRecords(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +74,16 @@ func batchRows(t *testing.T, ctx context.Context, q func(*dataset.Dataset) *data
 		}
 	}()
 	return rowStrings(recs), ds.Schema()
+}
+
+// batchStreams reads a generated directory as batch Datasets.
+func batchStreams(t *testing.T, dir string) Streams {
+	t.Helper()
+	s, err := readStreams(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // baseline computes query name over the bids in dir with a plain Go loop.
@@ -139,7 +149,7 @@ func TestStreamEqualsBatch(t *testing.T) {
 	}
 	for _, name := range []string{"q0", "q1", "q2"} {
 		t.Run(name, func(t *testing.T) {
-			want, schema := batchRows(t, ctx, queries[name], filepath.Join(gen, "bid"))
+			want, schema := batchRows(t, ctx, queries[name](batchStreams(t, gen)))
 			var types []string
 			for _, f := range schema.Fields() {
 				types = append(types, f.Name+":"+f.Type.String())
@@ -173,7 +183,7 @@ func TestStreamEqualsBatch(t *testing.T) {
 				t.Errorf("Parquet stream: %d events, %d bids, %d output rows; want %d, %d, %d",
 					rep.Events, rep.Bids, rep.OutputRows, testEvents, bidsIn(testEvents), len(want))
 			}
-			got, _ := batchRows(t, ctx, func(d *dataset.Dataset) *dataset.Dataset { return d }, out)
+			got, _ := batchRows(t, ctx, dataset.Read(out))
 			compareRows(t, "stream over Parquet into Parquet", got, want)
 		})
 	}

@@ -5,6 +5,6 @@ import "github.com/sluicedata/sluice/dataset"
 // q0 is Nexmark's pass-through: every bid, every column.
 //
 //	SELECT auction, bidder, price, channel, url, dateTime, extra FROM bid
-func q0(bids *dataset.Dataset) *dataset.Dataset {
-	return bids.Select("auction", "bidder", "price", "channel", "url", "dateTime", "extra")
+func q0(s Streams) *dataset.Dataset {
+	return s.Bid.Select("auction", "bidder", "price", "channel", "url", "dateTime", "extra")
 }

@@ -7,8 +7,8 @@ import "github.com/sluicedata/sluice/dataset"
 //	SELECT auction, bidder, 0.908 * price AS price, dateTime, extra FROM bid
 //
 // Flink computes a DECIMAL; here price becomes a float64.
-func q1(bids *dataset.Dataset) *dataset.Dataset {
-	return bids.Select("auction", "bidder",
+func q1(s Streams) *dataset.Dataset {
+	return s.Bid.Select("auction", "bidder",
 		dataset.Col("price").Mul(dataset.Lit(0.908)).As("price"),
 		"dateTime", "extra")
 }

@@ -20,8 +20,8 @@ const q11WatermarkDelay = 4 * time.Second
 // As a stream in append mode each session is emitted once, when the
 // watermark (max dateTime - 4 s) passes its end; a batch query ignores the
 // watermark and returns every session.
-func q11(bids *dataset.Dataset) *dataset.Dataset {
-	return bids.WithWatermark("dateTime", q11WatermarkDelay).
+func q11(s Streams) *dataset.Dataset {
+	return s.Bid.WithWatermark("dateTime", q11WatermarkDelay).
 		GroupBy(dataset.SessionWindow("dateTime", 10*time.Second), "bidder").
 		Agg(dataset.CountAll().As("bid_count")).
 		Select("bidder", "bid_count",

@@ -116,7 +116,7 @@ func TestQ11StreamEqualsClosedBatchSessions(t *testing.T) {
 	}
 	wm := maxTS - q11WatermarkDelay.Milliseconds()
 
-	batch := q11(dataset.Read(filepath.Join(gen, "bid")))
+	batch := q11(batchStreams(t, gen))
 	var types []string
 	for _, f := range batch.Schema().Fields() {
 		types = append(types, f.Name+":"+f.Type.String())
@@ -167,7 +167,7 @@ func TestQ11StreamEqualsClosedBatchSessions(t *testing.T) {
 	if rep.OutputRows != int64(len(want)) {
 		t.Errorf("Parquet stream: %d output rows, want %d", rep.OutputRows, len(want))
 	}
-	got, _ := batchRows(t, ctx, func(d *dataset.Dataset) *dataset.Dataset { return d }, out)
+	got, _ := batchRows(t, ctx, dataset.Read(out))
 	compareRows(t, "stream over Parquet into Parquet", got, want)
 	t.Logf("%d sessions, %d closed by the final watermark %v", all, len(want), time.UnixMilli(wm).UTC())
 }
