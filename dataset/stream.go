@@ -64,8 +64,8 @@ func (d *Dataset) Stateful() []string {
 			return // a stream joined with a bounded Dataset keeps no state
 		}
 		switch n.Kind {
-		case plan.KindAggregate, plan.KindJoin, plan.KindSort, plan.KindLimit, plan.KindWindow, plan.KindDedup, plan.KindSession:
-			out = append(out, plan.Format(&plan.Node{Kind: n.Kind, Keys: n.Keys, Aggs: n.Aggs, Join: n.Join, SortKeys: n.SortKeys, N: n.N, Window: n.Window, DedupKeys: n.DedupKeys, Session: n.Session}))
+		case plan.KindAggregate, plan.KindJoin, plan.KindSort, plan.KindLimit, plan.KindWindow, plan.KindDedup, plan.KindSession, plan.KindGroups:
+			out = append(out, plan.Format(&plan.Node{Kind: n.Kind, Keys: n.Keys, Aggs: n.Aggs, Join: n.Join, SortKeys: n.SortKeys, N: n.N, Window: n.Window, DedupKeys: n.DedupKeys, Session: n.Session, Groups: n.Groups}))
 		}
 	})
 	return out
