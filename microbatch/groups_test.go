@@ -499,3 +499,115 @@ func TestFlatMapGroupsRefusesUnsupportedQueriesAtStart(t *testing.T) {
 		}
 	}
 }
+
+// endAfterASecond counts a key's rows and, with an event-time timeout a
+// second after its last row, emits its count when the watermark passes.
+func endAfterASecond(key dataset.Key, rows arrow.Record, st *dataset.State[runningCount], out *array.RecordBuilder) error {
+	s, _ := st.Get()
+	if st.HasTimedOut() {
+		emit(out, key[0].(string), "end", s.N)
+		st.Remove()
+		return nil
+	}
+	ts := rows.Column(2).(*array.Timestamp)
+	s.Last = max(s.Last, int64(ts.Value(ts.Len()-1)))
+	s.N += rows.NumRows()
+	st.Update(s)
+	st.SetTimeoutTimestamp(time.UnixMilli(s.Last).Add(time.Second))
+	return nil
+}
+
+// countOnly counts a key's rows forever (no timeout, no output).
+func countOnly(key dataset.Key, rows arrow.Record, st *dataset.State[runningCount], out *array.RecordBuilder) error {
+	s, _ := st.Get()
+	s.N += rows.NumRows()
+	st.Update(s)
+	return nil
+}
+
+// Three million rows over 30 000 keys, each busy for 100 ms of event time:
+// with an event-time timeout under a moving watermark the state stays at
+// about one batch's keys however long the stream runs, and every key ends
+// with all its rows; without timeouts it grows with every batch.
+func TestFlatMapGroupsStateStaysFlatUnderAMovingWatermark(t *testing.T) {
+	const (
+		total    = 3_000_000
+		perKey   = 100
+		perBatch = 100_000
+		keys     = total / perKey
+	)
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	cfg := dataset.Config{Allocator: mem, Parallelism: 2, ShufflePartitions: 2}
+	var recs []arrow.Record
+	for from := 0; from < total; from += perBatch {
+		b := array.NewRecordBuilder(mem, keyedSchema)
+		ids, ks, ts := b.Field(0).(*array.Int64Builder), b.Field(1).(*array.StringBuilder), b.Field(2).(*array.TimestampBuilder)
+		for i := from; i < from+perBatch; i++ {
+			ids.Append(int64(i))
+			ks.Append(fmt.Sprintf("k%05d", i/perKey))
+			ts.Append(arrow.Timestamp(t0.UnixMilli() + int64(i)))
+		}
+		recs = append(recs, b.NewRecord())
+		b.Release()
+	}
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	run := func(name string, timeout dataset.Timeout, fn dataset.GroupFunc) ([]int64, *recordingSink) {
+		began := time.Now()
+		src, err := srcmem.New(srcmem.Config{Name: "keyed", Schema: keyedSchema, MaxRowsPerBatch: perBatch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		src.Append(recs...)
+		ds := dataset.ReadStream(src).WithConfig(cfg).WithWatermark("ts", 500*time.Millisecond).GroupByKey("key").
+			FlatMapGroupsWithState(name, groupsOut, timeout, fn)
+		sink := newRecordingSink()
+		var stateRows []int64
+		q := runToEnd(t, groupsQuery(ds, sink, vfs.NewMem()).Trigger(microbatch.AvailableNow()).OnProgress(func(p microbatch.Progress) {
+			stateRows = append(stateRows, p.StateOperators[0].Rows)
+		}))
+		var in int64
+		for _, p := range q.RecentProgress() {
+			in += p.InputRows
+		}
+		if in != total {
+			t.Fatalf("%s: read %d rows, want %d", name, in, total)
+		}
+		t.Logf("%s: %d rows in %v; state rows per batch %v", name, total, time.Since(began).Round(time.Millisecond), stateRows)
+		return stateRows, sink
+	}
+
+	flat, sink := run("test.endAfterASecond", dataset.EventTimeTimeout, dataset.StateFunc(endAfterASecond))
+	// One batch brings 1000 new keys; a few of the batch before are not
+	// timed out yet.
+	for i, n := range flat {
+		if n > 2*perBatch/perKey {
+			t.Fatalf("batch %d keeps %d state rows; with timeouts it should keep about one batch's %d keys: %v", i, n, perBatch/perKey, flat)
+		}
+	}
+	ended := 0
+	for _, r := range sink.rows() {
+		if !strings.HasSuffix(r, fmt.Sprintf("|end|%d", perKey)) {
+			t.Fatalf("key ended with %q, want all its %d rows", r, perKey)
+		}
+		ended++
+	}
+	if left := flat[len(flat)-1]; int64(ended)+left != keys {
+		t.Fatalf("%d keys ended and %d are left in state, want %d in all", ended, left, keys)
+	}
+
+	grows, _ := run("test.countOnly", dataset.NoTimeout, dataset.StateFunc(countOnly))
+	for i := 1; i < total/perBatch; i++ { // the last batch has no data: the watermark's
+		if grows[i] <= grows[i-1] {
+			t.Fatalf("without timeouts the state should grow every batch: %v", grows)
+		}
+	}
+	if last := grows[len(grows)-1]; last != keys {
+		t.Fatalf("without timeouts the state keeps %d keys at the end, want all %d", last, keys)
+	}
+}
