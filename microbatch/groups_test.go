@@ -378,6 +378,58 @@ func TestFlatMapGroupsProcessingTimeTimeoutFollowsTheBatchTime(t *testing.T) {
 	check(7, "keep|count|2")
 }
 
+// sleepClock is a query clock whose time only moves when the query
+// sleeps: After(d) moves it d ahead and fires at once.
+type sleepClock struct{ setClock }
+
+func (c *sleepClock) After(d time.Duration) <-chan time.Time {
+	c.Set(c.Now().Add(d))
+	return c.setClock.After(0)
+}
+
+// With a periodic trigger, processing-time timeouts fire in no-data
+// batches: an idle stream still times its keys out, at the first trigger
+// at or after the timeout.
+func TestFlatMapGroupsProcessingTimeTimeoutFiresWithoutNewData(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	src, err := srcmem.New(srcmem.Config{Name: "keyed", Schema: keyedSchema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	rec := keyedRecord(mem, 0, []keyedRow{{"a", t0}, {"a", t0}, {"b", t0}})
+	src.Append(rec)
+	rec.Release()
+	ds := dataset.ReadStream(src).WithConfig(dataset.Config{Allocator: mem, Parallelism: 2}).GroupByKey("key").
+		FlatMapGroupsWithState("test.idleTimeout", groupsOut, dataset.ProcessingTimeTimeout, dataset.StateFunc(idleTimeout))
+	sink := newRecordingSink()
+	clock := &sleepClock{}
+	clock.Set(t0)
+	q, err := groupsQuery(ds, sink, vfs.NewMem()).Clock(clock).Trigger(microbatch.ProcessingTime(25 * time.Second)).Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(sink.rows()) < 4 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if err := q.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Batches at 0, 25, 50 and 75 s: the keys are due at 60 s.
+	b := sink.sortedBatches()
+	if want := []string{"a|count|2", "b|count|1"}; !slices.Equal(b[0], want) {
+		t.Fatalf("batch 0: %q, want %q", b[0], want)
+	}
+	if len(b[1]) != 0 || len(b[2]) != 0 {
+		t.Fatalf("batches 1 and 2 (25 s, 50 s) emitted %q and %q, want nothing", b[1], b[2])
+	}
+	if want := []string{"a|idle|2", "b|idle|1"}; !slices.Equal(b[3], want) {
+		t.Fatalf("batch 3 (75 s): %q, want %q", b[3], want)
+	}
+}
+
 // batchClock gives batch N the time t0 + N×20 s whatever happened before,
 // by counting the checkpoint's offsets files: a run that crashed and
 // restarted sees the same batch times as one that did not.
