@@ -37,10 +37,10 @@
 // DropDuplicates, and FlatMapGroupsWithState (user Go state per key, with
 // event-time or processing-time timeouts read from the batch's recorded
 // watermark and timestamp, never the wall clock). Watermarks (one per
-// WithWatermark, combined by a min or max policy) are computed from each batch's data and recorded in
-// commits/N; rows behind them are dropped and counted, or sent to a
-// LateRows sink, and a watermark that moved without new data earns a
-// no-data batch so windows close.
+// WithWatermark, combined by a min or max policy) are computed from each
+// batch's data and recorded in commits/N; rows behind them are dropped and
+// counted, or sent to a LateRows sink, and a watermark that moved without
+// new data earns a no-data batch so windows close.
 //
 // Not built yet: streaming joins, and more than one stateful operator in a
 // query; a query using them is refused at Start with a message saying so.
