@@ -152,8 +152,12 @@ func TestFlatMapGroupsKeepsARunningCountPerKeyAcrossBatchesAndRestarts(t *testin
 		return dataset.ReadStream(src).WithConfig(cfg).GroupByKey("key").
 			FlatMapGroupsWithState("test.countRows", groupsOut, dataset.NoTimeout, dataset.StateFunc(countRows))
 	}
-	for _, restart := range []bool{false, true} {
-		t.Run(fmt.Sprintf("restart before every batch: %v", restart), func(t *testing.T) {
+	for _, c := range []struct {
+		restart bool
+		mode    sinks.Mode
+	}{{false, sinks.Append}, {true, sinks.Append}, {false, sinks.Update}} {
+		restart := c.restart
+		t.Run(fmt.Sprintf("%s mode, restart before every batch: %v", c.mode, restart), func(t *testing.T) {
 			src, err := srcmem.New(srcmem.Config{Name: "keyed", Schema: keyedSchema, MaxRowsPerBatch: perBatch})
 			if err != nil {
 				t.Fatal(err)
@@ -165,14 +169,14 @@ func TestFlatMapGroupsKeepsARunningCountPerKeyAcrossBatchesAndRestarts(t *testin
 			var last *microbatch.Progress
 			if restart {
 				for {
-					q := runToEnd(t, groupsQuery(job(src), sink, fs).Trigger(microbatch.Once()))
+					q := runToEnd(t, groupsQuery(job(src), sink, fs).OutputMode(c.mode).Trigger(microbatch.Once()))
 					if q.LastProgress() == nil {
 						break
 					}
 					last = q.LastProgress()
 				}
 			} else {
-				last = runToEnd(t, groupsQuery(job(src), sink, fs).Trigger(microbatch.AvailableNow())).LastProgress()
+				last = runToEnd(t, groupsQuery(job(src), sink, fs).OutputMode(c.mode).Trigger(microbatch.AvailableNow())).LastProgress()
 			}
 			got := sink.sortedBatches()
 			if len(got) != len(want) {
@@ -243,7 +247,8 @@ func TestFlatMapGroupsEventTimeTimeoutEndsSessions(t *testing.T) {
 	ds := dataset.ReadStream(src).WithConfig(cfg).WithWatermark("ts", 5*time.Second).GroupByKey("key").
 		FlatMapGroupsWithState("test.sessionEnd", groupsOut, dataset.EventTimeTimeout, dataset.StateFunc(sessionEnd))
 	sink := newRecordingSink()
-	q := runToEnd(t, groupsQuery(ds, sink, vfs.NewMem()).Trigger(microbatch.AvailableNow()))
+	fs := vfs.NewMem()
+	q := runToEnd(t, groupsQuery(ds, sink, fs).Trigger(microbatch.AvailableNow()))
 	got := sink.rows()
 	sort.Strings(got)
 	if want := []string{"a|end|6", "b|end|26"}; !slices.Equal(got, want) {
@@ -259,6 +264,19 @@ func TestFlatMapGroupsEventTimeTimeoutEndsSessions(t *testing.T) {
 	}
 	if lp := q.LastProgress(); lp.StateOperators[0].Rows != 1 {
 		t.Fatalf("state keeps %d keys at the end, want only c's", lp.StateOperators[0].Rows)
+	}
+	// A row for a at the start, far behind the watermark, is late: dropped
+	// and counted, and a's ended session stays ended.
+	late := keyedRecord(mem, 1000, []keyedRow{{"a", t0}, {"c", t0.Add(101 * time.Second)}})
+	defer late.Release()
+	src.Append(late)
+	q = runToEnd(t, groupsQuery(ds, sink, fs).Trigger(microbatch.AvailableNow()))
+	var dropped int64
+	for _, p := range q.RecentProgress() {
+		dropped += p.StateOperators[0].DroppedLate
+	}
+	if lp := q.LastProgress(); dropped != 1 || lp.StateOperators[0].Rows != 1 || len(sink.rows()) != 2 {
+		t.Fatalf("after a late row: %d dropped, state %+v, %d output rows; want one late row dropped, c alone in state, no new output", dropped, lp.StateOperators, len(sink.rows()))
 	}
 }
 
