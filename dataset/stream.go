@@ -60,12 +60,16 @@ func (d *Dataset) Stateful() []string {
 	}
 	var out []string
 	d.node.Walk(func(n *plan.Node) {
+		if n.Kind == plan.KindGroups {
+			out = append(out, plan.Format(&plan.Node{Kind: n.Kind, Groups: n.Groups}))
+			return
+		}
 		if n.Kind == plan.KindJoin && (len(plan.Streams(n.Inputs[0])) == 0 || len(plan.Streams(n.Inputs[1])) == 0) {
 			return // a stream joined with a bounded Dataset keeps no state
 		}
 		switch n.Kind {
-		case plan.KindAggregate, plan.KindJoin, plan.KindSort, plan.KindLimit, plan.KindWindow, plan.KindDedup, plan.KindSession, plan.KindGroups:
-			out = append(out, plan.Format(&plan.Node{Kind: n.Kind, Keys: n.Keys, Aggs: n.Aggs, Join: n.Join, SortKeys: n.SortKeys, N: n.N, Window: n.Window, DedupKeys: n.DedupKeys, Session: n.Session, Groups: n.Groups}))
+		case plan.KindAggregate, plan.KindJoin, plan.KindSort, plan.KindLimit, plan.KindWindow, plan.KindDedup, plan.KindSession:
+			out = append(out, plan.Format(&plan.Node{Kind: n.Kind, Keys: n.Keys, Aggs: n.Aggs, Join: n.Join, SortKeys: n.SortKeys, N: n.N, Window: n.Window, DedupKeys: n.DedupKeys, Session: n.Session}))
 		}
 	})
 	return out
