@@ -60,6 +60,10 @@ func (d *Dataset) Stateful() []string {
 	}
 	var out []string
 	d.node.Walk(func(n *plan.Node) {
+		if n.Kind == plan.KindGroups {
+			out = append(out, plan.Format(&plan.Node{Kind: n.Kind, Groups: n.Groups}))
+			return
+		}
 		if n.Kind == plan.KindJoin && (len(plan.Streams(n.Inputs[0])) == 0 || len(plan.Streams(n.Inputs[1])) == 0) {
 			return // a stream joined with a bounded Dataset keeps no state
 		}

@@ -1,3 +1,4 @@
 // Package examples holds runnable sluice jobs from real use, one directory
-// each (orders: order analytics). Nothing imports them.
+// each (orders: order analytics; fraud: card fraud rules with
+// FlatMapGroupsWithState). Nothing imports them.
 package examples

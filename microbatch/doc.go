@@ -16,7 +16,10 @@
 //     its recorded offsets, watermark and timestamp: same input, same output.
 //  4. A checkpoint is pinned to its query's sources and stateful operators
 //     (a fingerprint in metadata.json); another query is refused.
-//  5. Batches run only when some source has new data.
+//  5. Batches run only when some source has new data, when the watermark
+//     moved (so windows close and event-time timeouts fire), or, under a
+//     periodic ProcessingTime trigger, every interval for a query with
+//     processing-time timeouts.
 //
 // Main loop:
 //
@@ -31,11 +34,14 @@
 // range, versioned by batch (batch N reads version N and commits N+1):
 // aggregations (update, complete, or append with an event-time window),
 // tumbling, sliding and session windows (sessions merge across batches),
-// DropDuplicates, and joins of two streams (each side's rows, evicted by
-// watermark and time range or by a TTL of batch time). A stream joined with
-// a bounded Dataset keeps no state: the bounded side is collected once per
-// query (or every N batches) into the query's StaticCache. Watermarks (one
-// per WithWatermark, combined by a min or max policy) are computed from each
+// DropDuplicates, FlatMapGroupsWithState (user Go state per key, with
+// event-time or processing-time timeouts read from the batch's recorded
+// watermark and timestamp, never the wall clock), and joins of two streams
+// (each side's rows, evicted by watermark and time range or by a TTL of
+// batch time). A stream joined with a bounded Dataset keeps no state: the
+// bounded side is collected once per query (or every N batches) into the
+// query's StaticCache. Watermarks (one per WithWatermark, combined by a min
+// or max policy) are computed from each
 // batch's data and recorded in commits/N; rows behind them are dropped and
 // counted, or sent to a LateRows sink, and a watermark that moved without
 // new data earns a no-data batch so windows close.

@@ -484,11 +484,11 @@ func TestStreamStaticJoinRefreshSeesNewFiles(t *testing.T) {
 	}
 }
 
-// runToEnd runs job over two event streams (each given its records, then
+// runTwoStreamsToEnd runs job over two event streams (each given its records, then
 // one far-future event that moves the watermark past everything) with
 // random batch sizes and a restart every batch, and returns the rows whose
 // text does not mention the far-future day.
-func runToEnd(t *testing.T, mem memory.Allocator, job func(a, b *dataset.Dataset) *dataset.Dataset, cfg dataset.Config, a, b []arrow.Record) []string {
+func runTwoStreamsToEnd(t *testing.T, mem memory.Allocator, job func(a, b *dataset.Dataset) *dataset.Dataset, cfg dataset.Config, a, b []arrow.Record) []string {
 	t.Helper()
 	far := t0.Add(48 * time.Hour)
 	farRec := func() arrow.Record {
@@ -585,7 +585,7 @@ func TestWindowJoinsAndAggregatesJoinedBackEqualTheBatchJob(t *testing.T) {
 			if len(want) < 20 {
 				t.Fatalf("only %d rows expected", len(want))
 			}
-			got := runToEnd(t, mem, job, cfg, a, b)
+			got := runTwoStreamsToEnd(t, mem, job, cfg, a, b)
 			if !slices.Equal(got, want) {
 				t.Fatalf("stream gave %d rows, batch %d\n%s", len(got), len(want), diff(got, want))
 			}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -323,6 +324,10 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 		starts = ends(rec.LastOffsets)
 	}
 	closesWindows := len(w.ds.Watermarks()) > 0 && len(w.ds.Stateful()) > 0
+	// Processing-time timeouts fire as batch time passes, data or not: a
+	// periodic trigger runs a no-data batch every interval for them.
+	timesOut := w.trigger.kind == kindProcessingTime && w.trigger.interval > 0 &&
+		slices.ContainsFunc(w.ds.Stateful(), func(op string) bool { return strings.Contains(op, "timeout="+string(exec.ProcessingTimeTimeout)) })
 	for _, s := range streams {
 		if _, ok := starts[s.Name()]; ok {
 			continue
@@ -368,7 +373,7 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 			}
 			entry.Sources[s.Name()] = checkpoint.SourceOffsets{Start: start, End: end}
 		}
-		if !hasData && !(closesWindows && wm > lastWM) {
+		if !hasData && !(closesWindows && wm > lastWM) && !timesOut {
 			if w.trigger.kind != kindProcessingTime {
 				return nil
 			}

@@ -102,6 +102,17 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		parts := max(n.Inputs[0].Parts, 1)
 		kg := n.State.KeyGroups
 		return exec.NewStatefulDedup(mem, ins[0], n.DedupKeys, *n.State, exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
+	case KindGroups:
+		fn, ok := exec.LookupGroupFunc(n.Groups.Func)
+		if !ok {
+			return nil, fmt.Errorf("%w: flatMapGroupsWithState function %q is not registered in this process", ErrPlan, n.Groups.Func)
+		}
+		if n.State == nil {
+			return exec.NewFlatMapGroups(mem, ins[0], *n.Groups, fn, n.Schema, nil, 0, 0)
+		}
+		parts := max(n.Inputs[0].Parts, 1)
+		kg := n.State.KeyGroups
+		return exec.NewFlatMapGroups(mem, ins[0], *n.Groups, fn, n.Schema, n.State, exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
 	case KindLateFilter:
 		return exec.NewLateFilter(mem, ins[0], n.Late.Column, n.Late.Threshold, n.Late.Dropped, n.Late.Side)
 	case KindProject:

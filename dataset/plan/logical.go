@@ -106,6 +106,13 @@ func NewDropDuplicates(in *Node, keys []string) (*Node, error) {
 	return n, n.derive()
 }
 
+// NewFlatMapGroups calls a registered GroupFunc per key of g.Keys; its
+// output rows have schema out.
+func NewFlatMapGroups(in *Node, g exec.GroupsSpec, out *arrow.Schema) (*Node, error) {
+	n := &Node{Kind: KindGroups, Inputs: []*Node{in}, Groups: &g, Schema: out}
+	return n, n.derive()
+}
+
 func NewFilter(in *Node, cond *expr.Expr) (*Node, error) {
 	n := &Node{Kind: KindFilter, Inputs: []*Node{in}, Cond: cond}
 	return n, n.derive()
@@ -261,6 +268,18 @@ func (n *Node) derive() error {
 			}
 		}
 		n.Schema = in(0)
+	case KindGroups: // the output schema is the user's, fixed when made
+		if len(n.Groups.Keys) == 0 {
+			return fmt.Errorf("%w: flatMapGroupsWithState needs at least one key column", ErrPlan)
+		}
+		for _, k := range n.Groups.Keys {
+			if len(in(0).FieldIndices(k)) == 0 {
+				return fmt.Errorf("group by key %q: %w: available %s", k, expr.ErrUnknownColumn, columnNames(in(0)))
+			}
+		}
+		if n.Schema == nil || n.Schema.NumFields() == 0 {
+			return fmt.Errorf("%w: flatMapGroupsWithState %q needs an output schema with at least one column", ErrPlan, n.Groups.Func)
+		}
 	case KindWindow:
 		s, err := exec.WindowSchema(in(0), *n.Window)
 		if err != nil {

@@ -78,6 +78,8 @@ type Node struct {
 	Session *exec.SessionSpec
 	// StreamJoin makes a Join of two streams stateful (physical).
 	StreamJoin *exec.StreamJoinSpec
+	// Groups is a FlatMapGroupsWithState's function, keys and timeout.
+	Groups *exec.GroupsSpec
 	// Observe receives a Watermark node's max event time per task
 	// (physical, streaming).
 	Observe  func(maxMicros int64) `json:"-"`
@@ -277,6 +279,12 @@ func (n *Node) describe() string {
 		return fmt.Sprintf("Limit %d", n.N)
 	case KindMapBatches:
 		return fmt.Sprintf("MapBatches %q", n.Func)
+	case KindGroups:
+		d := fmt.Sprintf("FlatMapGroupsWithState %q keys=[%s] timeout=%s", n.Groups.Func, strings.Join(n.Groups.Keys, ", "), n.Groups.Timeout)
+		if n.State != nil {
+			d += fmt.Sprintf(" state=%s version=%d", n.State.Operator, n.State.Version)
+		}
+		return d
 	case KindWrite:
 		if n.Write.Sink != nil {
 			return fmt.Sprintf("Write sink %s batch=%d mode=%s", n.Write.Sink.Name(), n.Write.Batch.ID, n.Write.Batch.Mode)

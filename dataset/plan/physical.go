@@ -141,6 +141,8 @@ func (p *physical) plan(n *Node) (*Node, error) {
 		return p.aggregate(n)
 	case KindDedup:
 		return p.dedup(n)
+	case KindGroups:
+		return p.flatMapGroups(n)
 	case KindJoin:
 		l, r := n.Inputs[0], n.Inputs[1]
 		if p.stream != nil {

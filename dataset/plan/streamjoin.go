@@ -405,7 +405,7 @@ func hasStateful(n *Node) bool {
 	found := false
 	n.Walk(func(x *Node) {
 		switch x.Kind {
-		case KindAggregate, KindDedup:
+		case KindAggregate, KindDedup, KindGroups:
 			found = true
 		case KindJoin:
 			if len(Streams(x.Inputs[0])) > 0 && (len(x.Inputs) < 2 || len(Streams(x.Inputs[1])) > 0) {
