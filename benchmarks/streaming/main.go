@@ -28,6 +28,7 @@ import (
 
 // options are the command line.
 type options struct {
+	job          string // "window" (also "") or "join"
 	events       int64
 	batchRows    int64
 	keys         int
@@ -104,6 +105,7 @@ var origin = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 
 func main() {
 	var o options
+	flag.StringVar(&o.job, "job", "window", "what to run: window (tumbling window count/sum) or join (orders left join payments; see doc.go)")
 	flag.Int64Var(&o.events, "events", defaultEvents, "events to generate and process")
 	flag.Int64Var(&o.batchRows, "batch-rows", defaultBatchRows, "max events per micro-batch (the source's MaxRowsPerBatch)")
 	flag.IntVar(&o.keys, "keys", defaultKeys, "distinct keys")
@@ -118,6 +120,19 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the main run to this file")
 	flag.StringVar(&o.emptyProfile, "empty-cpuprofile", "", "write a CPU profile of the one-row batches on the main checkpoint to this file")
 	flag.Parse()
+	if o.job == "join" {
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["events"] {
+			o.events = joinDefaultEvents
+		}
+		if !set["batch-rows"] {
+			o.batchRows = joinDefaultBatchRows
+		}
+		if !set["keys"] {
+			o.keys = joinDefaultKeys
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -133,6 +148,8 @@ func main() {
 
 func (o options) validate() error {
 	switch {
+	case o.job != "" && o.job != "window" && o.job != "join":
+		return fmt.Errorf("-job %q: want window or join", o.job)
 	case o.events <= 0:
 		return fmt.Errorf("-events %d must be positive", o.events)
 	case o.batchRows <= 0:
@@ -173,6 +190,9 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		dir = tmp
 	} else if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 		return 1, fmt.Errorf("-dir %s is not empty: a checkpoint there would resume an old run", dir)
+	}
+	if o.job == "join" {
+		return runJoin(ctx, o, dir, stdout)
 	}
 	rep := report{Events: o.events, BatchRows: o.batchRows, Keys: o.keys, EventRate: o.eventRate,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), Parallelism: o.parallelism}
