@@ -325,7 +325,8 @@ type runOpts struct {
 // events_per_cpu_second is events divided by the
 // process CPU time (user + system) the streaming run used, i.e. events per
 // second per core actually used; batch_*_ms is a batch's latestOffset +
-// walCommit + triggerExecution.
+// walCommit + triggerExecution; final_watermark is the watermark after the
+// last batch (append mode emits the windows that end at or before it).
 type report struct {
 	Query              string  `json:"query"`
 	Input              string  `json:"input"`
@@ -345,6 +346,9 @@ type report struct {
 	PeakRSSBytes       int64   `json:"peak_rss_bytes"`
 	GOMAXPROCS         int     `json:"gomaxprocs"`
 	Parallelism        int     `json:"parallelism"`
+	// FinalWatermark is the watermark after the last batch (zero for a
+	// query without one): windows ending at or before it were emitted.
+	FinalWatermark time.Time `json:"final_watermark,omitzero"`
 }
 
 // run runs o.query as a stream to completion and reports. sink, when not
@@ -470,6 +474,7 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 		totals = append(totals, measure.BatchMS(p))
 	}
 	rep.Batches = len(progress)
+	rep.FinalWatermark = progress[len(progress)-1].Watermark
 	rep.BatchP50Ms, rep.BatchP99Ms, rep.BatchMaxMs = measure.Percentile(totals, 0.5), measure.Percentile(totals, 0.99), measure.Percentile(totals, 1)
 	return rep, nil
 }
