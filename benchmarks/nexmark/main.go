@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -142,6 +143,7 @@ commands:
         machine (nproc, CPU model, Go version) and the date
 
   generate and run take --event-rate R: events per second of event time (default 10 000 000)
+  run --cpuprofile FILE writes a CPU profile for go tool pprof
 `)
 }
 
@@ -176,8 +178,20 @@ func cli(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.Uint64Var(&o.seed, "seed", defaultSeed, "generator seed")
 		fs.Float64Var(&o.eventRate, "event-rate", 0, "events per second of event time (generator input; default 10 000 000)")
 		fs.IntVar(&o.parallelism, "parallelism", 0, "engine tasks (default GOMAXPROCS)")
+		cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole command to this file (go tool pprof)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
+		}
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
 		}
 		rep, err := run(ctx, o, nil)
 		if err != nil {
