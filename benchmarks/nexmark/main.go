@@ -333,7 +333,8 @@ type runOpts struct {
 
 // report is the one JSON line of run --json.
 //
-// events counts events of all kinds (as Nexmark does), though most queries
+// event_rate is the generator's events per second of event time (absent:
+// the default 10 M); events counts events of all kinds (as Nexmark does), though most queries
 // read only some kinds (q0-q2 the bids, 46 in 50); input_rows counts the
 // events of the kinds the query read, bids the bids among them;
 // events_per_cpu_second is events divided by the
@@ -346,6 +347,7 @@ type report struct {
 	Input              string  `json:"input"`
 	Sink               string  `json:"sink"`
 	Events             int64   `json:"events"`
+	EventRate          float64 `json:"event_rate,omitempty"`
 	InputRows          int64   `json:"input_rows"`
 	Bids               int64   `json:"bids"`
 	OutputRows         int64   `json:"output_rows"`
@@ -406,6 +408,7 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 		}
 		rep.Events = o.events
 	}
+	rep.EventRate = cfg.EventRate
 	// One stream per kind; the query's plan reads those it uses. Over
 	// Parquet each stream takes one file per batch, so the three move
 	// through event time at their own pace (the watermark is the minimum).
