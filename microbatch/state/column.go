@@ -153,11 +153,11 @@ func (c *column) maybeCompact() {
 	}
 	heap := make([]byte, 0, len(c.heap)-c.garbage)
 	for s := 0; s < c.n; s++ {
-		if l := c.ln[s]; l > 0 {
-			o := c.off[s]
-			c.off[s] = int64(len(heap))
-			heap = append(heap, c.heap[o:o+int64(l)]...)
-		}
+		// Empty values move too: an offset into the old heap may lie
+		// beyond the end of the new one.
+		o, l := c.off[s], int64(c.ln[s])
+		c.off[s] = int64(len(heap))
+		heap = append(heap, c.heap[o:o+l]...)
 	}
 	c.heap, c.garbage = heap, 0
 }

@@ -786,11 +786,16 @@ func TestEvictionCompactsAndStaysCorrect(t *testing.T) {
 	if cap(s.arena) >= arena/2 {
 		t.Fatalf("key arena kept %d of %d bytes after evicting 90%%", cap(s.arena), arena)
 	}
-	// Overwrite the survivors' notes so the value heap compacts too.
+	// Overwrite the survivors' notes so the value heap compacts too; empty
+	// notes (not null) have offsets at the end of the old heap.
 	var ks []refKey
 	var vs []refVal
+	i := 0
 	for k, v := range want {
 		v.note = "short"
+		if i++; i%2 == 0 {
+			v.note = ""
+		}
 		want[k] = v
 		ks, vs = append(ks, k), append(vs, v)
 	}
