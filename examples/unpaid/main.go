@@ -12,7 +12,8 @@
 // files in a temp dir (ten minutes of a stream per file, as an upstream job
 // would drop them), reads both directories as streams with the AvailableNow
 // trigger (one file of each per micro-batch) and prints the unpaid orders as
-// the batches find them. With -follow it keeps watching the directories.
+// the batches find them. With -follow it keeps watching the directories,
+// starting a micro-batch every -interval.
 //
 // Data path:
 //
@@ -36,10 +37,12 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"time"
@@ -89,7 +92,8 @@ type options struct {
 	orders, payments string // directories of Parquet files
 	checkpoint       string
 	filesPerBatch    int
-	follow           bool
+	follow           bool // keep running, a batch every interval
+	interval         time.Duration
 	mem              memory.Allocator // nil: the default allocator (tests inject a checked one)
 }
 
@@ -139,7 +143,7 @@ func run(ctx context.Context, o options, emit func(batch int64, u UnpaidOrder)) 
 	})
 	trigger := microbatch.AvailableNow()
 	if o.follow {
-		trigger = microbatch.ProcessingTime(5 * time.Second)
+		trigger = microbatch.ProcessingTime(o.interval)
 	}
 	q, err := microbatch.WriteStream(Unpaid(orders, payments), out).Checkpoint(o.checkpoint).
 		OutputMode(sinks.Append).Trigger(trigger).
@@ -165,6 +169,7 @@ func main() {
 	flag.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint directory (default: a temp dir)")
 	flag.IntVar(&o.filesPerBatch, "files-per-batch", 1, "files of each stream a micro-batch takes at most (0 = all)")
 	flag.BoolVar(&o.follow, "follow", false, "keep watching the directories for new files (Ctrl-C stops)")
+	flag.DurationVar(&o.interval, "interval", time.Second, "with -follow, how often a micro-batch starts")
 	hours := flag.Int("hours", 6, "hours of orders to generate (without -orders)")
 	seed := flag.Uint64("seed", 1, "generator seed")
 	show := flag.Int("show", 20, "unpaid orders to print (the rest are counted)")
@@ -172,7 +177,8 @@ func main() {
 	if (o.orders == "") != (o.payments == "") {
 		log.Fatal("unpaid: give both -orders and -payments, or neither")
 	}
-	ctx := context.Background()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
 	tmp, err := os.MkdirTemp("", "sluice-unpaid-")
 	if err != nil {
 		log.Fatal(err)
@@ -201,7 +207,7 @@ func main() {
 		}
 		printed++
 	})
-	if err != nil {
+	if err != nil && !(o.follow && errors.Is(err, context.Canceled)) {
 		log.Fatal(err)
 	}
 	fmt.Printf("%d unpaid orders in %d batches", sum.unpaid, sum.batches)
