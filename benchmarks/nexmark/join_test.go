@@ -344,21 +344,6 @@ func TestJoinQueriesStreamEqualBatch(t *testing.T) {
 			smem := memory.NewCheckedAllocator(memory.DefaultAllocator)
 			rep, err := run(ctx, runOpts{query: c.name, events: joinEvents, eventRate: joinRate, batchEvents: joinBatchEvents, seed: defaultSeed, mem: smem},
 				microbatch.ForeachBatch(col.fn))
-			if err != nil && c.name == "q7" && strings.Contains(err.Error(), knownStateBug) {
-				// The panicking task also leaks its builders: smem is not
-				// checked. All events in one batch (then the no-data batch
-				// that closes the windows) do not reach the bug.
-				one := &collector{}
-				if _, err := run(ctx, runOpts{query: c.name, events: joinEvents, eventRate: joinRate, batchEvents: joinEvents, seed: defaultSeed, mem: mem},
-					microbatch.ForeachBatch(one.fn)); err != nil {
-					t.Fatal(err)
-				}
-				slices.Sort(one.rows)
-				compareRows(t, "stream over the generator in one batch", one.rows, want)
-				t.Skipf("engine bug, not the query: in %d-event batches the stream panics in %s (the stream join's state loses "+
-					"an empty string's heap offset when it compacts its string heap; bid.extra is sometimes empty); "+
-					"in one batch it emits the %d final batch rows", joinBatchEvents, knownStateBug, len(want))
-			}
 			defer smem.AssertSize(t, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -395,13 +380,6 @@ func TestJoinQueriesStreamEqualBatch(t *testing.T) {
 		})
 	}
 }
-
-// knownStateBug is where the engine panics on q7's stream (reported; see
-// the Nexmark notes): microbatch/state's column.maybeCompact rewrites the
-// heap offsets of non-empty values only, so a valid empty string written
-// after other strings keeps an offset past the compacted heap, and gather
-// slices out of range.
-const knownStateBug = "state.(*column).gather"
 
 // TestQ4IsRefusedWithTheReason: q4's outer average cannot run; the runner
 // says why and names the query that runs its inner part.
