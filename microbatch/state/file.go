@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -258,7 +257,7 @@ func (s *Store) writeDelta(v int64) error {
 	for i := range idx {
 		idx[i] = i
 	}
-	slices.SortFunc(idx, func(a, b int) int { return bytes.Compare(keys[a], keys[b]) })
+	sortByKey(idx, func(i int) []byte { return keys[i] })
 	sk := make([][]byte, len(idx))
 	ss := make([]int32, len(idx))
 	for i, j := range idx {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"slices"
 	"strings"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -442,7 +441,7 @@ func (s *Store) sortedLive(keep func(sl int32) bool) []int32 {
 			live = append(live, int32(sl))
 		}
 	}
-	slices.SortFunc(live, func(a, b int32) int { return bytes.Compare(s.key(a), s.key(b)) })
+	sortByKey(live, s.key)
 	return live
 }
 
