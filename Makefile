@@ -20,10 +20,11 @@ test: pyenv ## run every test (installs pyarrow into .cache/pyenv for the intero
 pyenv: ## make the Python virtualenv with pyarrow the Parquet interop tests use
 	@scripts/pyenv >/dev/null
 
-bench: ## run the benchmarks (TPC-H Q1 and Q6 at BENCH_SF, the streaming window job) and print JSON lines
+bench: ## run the benchmarks (TPC-H Q1 and Q6 at BENCH_SF, the streaming window and join jobs) and print JSON lines
 	$(GO) run ./benchmarks/batch -query q1 -sf $(BENCH_SF) -data .cache/tpch-sf$(BENCH_SF) -runs 5 -json
 	$(GO) run ./benchmarks/batch -query q6 -sf $(BENCH_SF) -data .cache/tpch-sf$(BENCH_SF) -runs 5 -json
 	$(GO) run ./benchmarks/streaming -json
+	$(GO) run ./benchmarks/streaming -job join -json
 
 .PHONY: bench-nexmark
 bench-nexmark: ## run the Nexmark queries at 10 M events (windowed ones also at 100 000 events/s of event time) and write benchmarks/RESULTS.md
