@@ -46,11 +46,14 @@
 // counted, or sent to a LateRows sink, and a watermark that moved without
 // new data earns a no-data batch so windows close.
 //
-// Several stateful operators in one query run in append mode only: the rows
-// an operator emits in batch N have event times in (watermark of N-1,
-// watermark of N], so an operator fed by another drops late rows behind the
-// previous batch's watermark (recorded in offsets/N) and evicts by the
-// current one.
+// Several stateful operators chain: every operator that feeds another emits
+// append-style (each row once, when final; an aggregation must then be
+// grouped by an event-time window), and only the last one follows the
+// query's output mode (a join feeding an updating aggregation, say). The
+// rows an inner operator emits in batch N have event times in (watermark of
+// N-1, watermark of N], so an operator fed by another drops late rows
+// behind the previous batch's watermark (recorded in offsets/N) and evicts
+// by the current one.
 //
 // Not built: streaming sort and limit (they need the whole input; a query
 // using them is refused at Start), and anti joins of two streams.

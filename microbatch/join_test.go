@@ -404,7 +404,8 @@ func TestStreamingJoinsThatCannotBeBoundedAreRefusedAtStart(t *testing.T) {
 		{"a TTL on an outer join", ow.JoinWhere(pw, []string{"order_id"}, dataset.Left, withinFifteenMinutes()).StateTTL(time.Minute), sinks.Append, []string{"TTL", "inner"}},
 		{"a full join of a stream with a bounded Dataset", o.Join(static, []string{"order_id"}, dataset.Full), sinks.Append, []string{"full join", "bounded", "every batch"}},
 		{"a join of streams in complete mode", o.Join(p, []string{"order_id"}, dataset.Inner), sinks.Complete, []string{"complete output mode"}},
-		{"a join then an aggregation in update mode", o.Join(p, []string{"order_id"}, dataset.Inner).GroupBy("order_id").Count(), sinks.Update, []string{"2 stateful operators", "append"}},
+		{"an aggregation without a window feeding a join", o.GroupBy("order_id").Count().Join(p, []string{"order_id"}, dataset.Inner), sinks.Update, []string{"feeding another stateful operator", "event-time window"}},
+		{"complete mode ending in a join", ow.GroupBy(dataset.Window("ordered_at", time.Minute), "order_id").Count().Join(p, []string{"order_id"}, dataset.Inner), sinks.Complete, []string{"complete output mode", "end in an aggregation"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -588,6 +589,76 @@ func TestWindowJoinsAndAggregatesJoinedBackEqualTheBatchJob(t *testing.T) {
 			got := runTwoStreamsToEnd(t, mem, job, cfg, a, b)
 			if !slices.Equal(got, want) {
 				t.Fatalf("stream gave %d rows, batch %d\n%s", len(got), len(want), diff(got, want))
+			}
+		})
+	}
+}
+
+// The last stateful operator of a query may update: a join of two streams
+// (whose rows are final) feeding an aggregation in complete mode gives, in
+// its last batch, the batch job's table; the same in update mode gives each
+// group's latest value.
+func TestAJoinFeedingAnUpdatingAggregationEqualsTheBatchJob(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	cfg := dataset.Config{Allocator: mem, Parallelism: 2, ShufflePartitions: 3}
+	orders, payments := ordersAndPayments(mem, 31, 600)
+	defer func() {
+		for _, r := range append(orders, payments...) {
+			r.Release()
+		}
+	}()
+	job := func(o, p *dataset.Dataset) *dataset.Dataset {
+		return o.JoinWhere(p, []string{"order_id"}, dataset.Inner, withinFifteenMinutes()).
+			WithColumn("bucket", dataset.Col("order_id").Mod(dataset.Lit(int64(7)))).
+			GroupBy("bucket").Agg(dataset.CountAll().As("payments"), dataset.Sum(dataset.Col("paid")).As("paid"))
+	}
+	want := collectRows(t, job(dataset.FromRecords(orderSchema, orders...).WithConfig(cfg), dataset.FromRecords(paymentSchema, payments...).WithConfig(cfg)))
+	for _, mode := range []sinks.Mode{sinks.Complete, sinks.Update} {
+		t.Run(string(mode), func(t *testing.T) {
+			os, _ := srcmem.New(srcmem.Config{Name: "orders", Schema: orderSchema, MaxRowsPerBatch: 97})
+			defer os.Close()
+			ps, _ := srcmem.New(srcmem.Config{Name: "payments", Schema: paymentSchema, MaxRowsPerBatch: 131})
+			defer ps.Close()
+			os.Append(orders...)
+			ps.Append(payments...)
+			o := dataset.ReadStream(os).WithConfig(cfg).WithWatermark("ordered_at", 10*time.Second)
+			p := dataset.ReadStream(ps).WithConfig(cfg).WithWatermark("paid_at", 10*time.Second)
+			sink := newRecordingSink()
+			q, err := microbatch.WriteStream(job(o, p), sink).Checkpoint("/ckpt").FS(vfs.NewMem()).OutputMode(mode).
+				Trigger(microbatch.AvailableNow()).Start(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := q.AwaitTermination(); err != nil {
+				t.Fatal(err)
+			}
+			sink.mu.Lock()
+			latest := map[string]string{} // bucket -> its last row
+			var ids []int64
+			for id := range sink.batches {
+				ids = append(ids, id)
+			}
+			slices.Sort(ids)
+			for _, id := range ids {
+				if mode == sinks.Complete {
+					clear(latest)
+				}
+				for _, r := range sink.batches[id] {
+					latest[strings.SplitN(r, "|", 2)[0]] = r
+				}
+			}
+			sink.mu.Unlock()
+			var got []string
+			for _, r := range latest {
+				got = append(got, r)
+			}
+			// The sentinels (order -1, paid at the same time) join too.
+			got = dropSentinel(got)
+			slices.Sort(got)
+			wantHere := dropSentinel(want)
+			if len(ids) < 5 || !slices.Equal(got, wantHere) {
+				t.Fatalf("%d batches: got %q\nwant %q", len(ids), got, wantHere)
 			}
 		})
 	}

@@ -131,8 +131,6 @@ func (w *StreamWriter) validate() error {
 	switch {
 	case w.mode == sinks.Complete && aggregates == 0:
 		return fmt.Errorf("%w: complete output mode needs a streaming aggregation; this query has none", ErrInvalidQuery)
-	case stateful > 1 && w.mode != sinks.Append:
-		return fmt.Errorf("%w: a query with %d stateful operators needs append output mode: an operator may only consume rows the one below it will never change", ErrInvalidQuery, stateful)
 	}
 	if _, err := w.ds.ExplainBatch(nil, &dataset.StreamState{FS: w.fs, KeyGroups: checkpoint.DefaultKeyGroups, Emit: string(w.mode)}); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidQuery, err)

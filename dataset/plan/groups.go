@@ -33,7 +33,7 @@ func (p *physical) flatMapGroups(n *Node) (*Node, error) {
 		n.Inputs = []*Node{exchange(in, keys, p.parts)}
 		return n, nil
 	}
-	if p.stream.Emit == "complete" {
+	if p.emit(n) == "complete" {
 		return nil, fmt.Errorf("%w: flatMapGroupsWithState %q: complete output mode is not supported (it emits rows, not a result table); use append or update", ErrPlan, g.Func)
 	}
 	op := fmt.Sprintf("groups-%d", p.aggs)
@@ -71,7 +71,7 @@ func (p *physical) flatMapGroups(n *Node) (*Node, error) {
 	ex.KeyGroups = p.stream.KeyGroups
 	n.Inputs = []*Node{ex}
 	n.State = &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op, KeyGroups: p.stream.KeyGroups,
-		Version: p.stream.Version, Emit: p.stream.Emit, Report: p.stream.Report, EventTimeKey: -1}
+		Version: p.stream.Version, Emit: p.emit(n), Report: p.stream.Report, EventTimeKey: -1}
 	return n, nil
 }
 

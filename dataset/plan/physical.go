@@ -68,6 +68,8 @@ func PhysicalStream(root *Node, parts int, st *StreamState) (*Node, error) {
 	}
 	p := &physical{parts: parts, stream: st, wmIDs: WatermarkIDs(root), static: map[*Node]string{}, counted: map[string]bool{}}
 	c := clone(root)
+	p.inner = map[*Node]bool{}
+	markInner(c, false, p.inner)
 	joins, _ := StaticJoins(c)
 	for i, j := range joins {
 		p.static[j] = fmt.Sprintf("static-%d", i)
@@ -94,6 +96,36 @@ type physical struct {
 	wmIDs   map[*WatermarkSpec]string
 	static  map[*Node]string // stream-static joins' cache keys
 	counted map[string]bool  // streams whose reads are counted
+	// inner marks stateful operators that feed another one: they emit
+	// append-style (each row once, final) whatever the query's output mode.
+	inner map[*Node]bool
+}
+
+// markInner sets inner[n] for every stateful streaming operator below
+// another one.
+func markInner(n *Node, under bool, inner map[*Node]bool) {
+	st := false
+	switch n.Kind {
+	case KindAggregate, KindDedup, KindGroups:
+		st = len(Streams(n)) > 0
+	case KindJoin:
+		st = len(Streams(n.Inputs[0])) > 0 && len(Streams(n.Inputs[1])) > 0
+	}
+	if st && under {
+		inner[n] = true
+	}
+	for _, in := range n.Inputs {
+		markInner(in, under || st, inner)
+	}
+}
+
+// emit is how stateful operator n emits: the query's output mode, or append
+// when its rows feed another stateful operator.
+func (p *physical) emit(n *Node) string {
+	if p.inner[n] {
+		return "append"
+	}
+	return p.stream.Emit
 }
 
 func (p *physical) plan(n *Node) (*Node, error) {
@@ -249,7 +281,10 @@ func (p *physical) aggregate(n *Node) (*Node, error) {
 				partial.Inputs = []*Node{late}
 			}
 		}
-		if p.stream.Emit == "append" && etKey < 0 {
+		if p.emit(n) == "append" && etKey < 0 {
+			if p.inner[n] {
+				return nil, fmt.Errorf("%w: an aggregation feeding another stateful operator emits each group once, when the watermark closes it: group it by an event-time window on a column with a watermark (WithWatermark, then GroupBy(Window(...)))", ErrPlan)
+			}
 			return nil, fmt.Errorf("%w: append output mode needs the aggregation grouped by an event-time window on a column with a watermark (WithWatermark, then GroupBy(Window(...)))", ErrPlan)
 		}
 		for _, a := range n.Aggs {
@@ -259,7 +294,7 @@ func (p *physical) aggregate(n *Node) (*Node, error) {
 		}
 		ex.KeyGroups = p.stream.KeyGroups
 		final.State = &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op,
-			KeyGroups: p.stream.KeyGroups, Version: p.stream.Version, Emit: p.stream.Emit, Report: p.stream.Report,
+			KeyGroups: p.stream.KeyGroups, Version: p.stream.Version, Emit: p.emit(n), Report: p.stream.Report,
 			EventTimeKey: etKey, Watermark: threshold}
 		p.aggs++
 	}
@@ -288,7 +323,7 @@ func (p *physical) sessionAggregate(n *Node) (*Node, error) {
 		late := &Node{Kind: KindLateFilter, Inputs: []*Node{in}, Schema: in.Schema, Late: &LateSpec{Column: spec.Column, Threshold: lateAt}}
 		p.sideOutput(late.Late, op)
 		in = late
-	} else if p.stream.Emit == "append" {
+	} else if p.emit(n) == "append" {
 		return nil, fmt.Errorf("%w: append output mode needs a watermark on the session window's column %q", ErrPlan, spec.Column)
 	}
 	keys := make([]*expr.Expr, len(spec.Keys))
@@ -299,7 +334,7 @@ func (p *physical) sessionAggregate(n *Node) (*Node, error) {
 	ex.KeyGroups = p.stream.KeyGroups
 	return &Node{Kind: KindAggregate, Inputs: []*Node{ex}, Keys: n.Keys, Aggs: n.Aggs, AggMode: exec.AggFinal, Schema: n.Schema, Session: &spec,
 		State: &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op, KeyGroups: p.stream.KeyGroups, Version: p.stream.Version,
-			Emit: p.stream.Emit, Report: p.stream.Report, EventTimeKey: etKey, Watermark: closeAt}}, nil
+			Emit: p.emit(n), Report: p.stream.Report, EventTimeKey: etKey, Watermark: closeAt}}, nil
 }
 
 // dedup plans DropDuplicates: in a batch job, the first row per key (an
@@ -334,6 +369,9 @@ func (p *physical) dedup(n *Node) (*Node, error) {
 		}
 		return &Node{Kind: KindProject, Inputs: []*Node{agg}, Exprs: cols, Schema: n.Schema}, nil
 	}
+	if p.emit(n) == "complete" {
+		return nil, fmt.Errorf("%w: complete output mode needs the query to end in an aggregation; DropDuplicates emits new rows only (append or update)", ErrPlan)
+	}
 	op := fmt.Sprintf("dedup-%d", p.aggs)
 	p.aggs++
 	etKey, threshold := -1, int64(0)
@@ -352,7 +390,7 @@ func (p *physical) dedup(n *Node) (*Node, error) {
 	ex.KeyGroups = p.stream.KeyGroups
 	return &Node{Kind: KindDedup, Inputs: []*Node{ex}, DedupKeys: n.DedupKeys, Schema: n.Schema,
 		State: &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op, KeyGroups: p.stream.KeyGroups,
-			Version: p.stream.Version, Emit: p.stream.Emit, Report: p.stream.Report, EventTimeKey: etKey, Watermark: threshold}}, nil
+			Version: p.stream.Version, Emit: p.emit(n), Report: p.stream.Report, EventTimeKey: etKey, Watermark: threshold}}, nil
 }
 
 // sideOutput connects a late filter to the batch's late-row callbacks.

@@ -178,6 +178,9 @@ func (p *physical) streamJoin(n *Node) (*Node, error) {
 			return nil, fmt.Errorf("%w: a state TTL would drop %s join rows that may still match or must be emitted; a TTL is for inner joins", ErrPlan, j.How)
 		}
 	}
+	if p.emit(n) == "complete" {
+		return nil, fmt.Errorf("%w: complete output mode needs the query to end in an aggregation; a join of two streams emits each row once", ErrPlan)
+	}
 	spec := exec.StreamJoinSpec{How: j.How, Cond: j.Cond, TTL: j.TTL, Lower: math.MinInt64, Upper: math.MaxInt64}
 	for i := range j.LeftKeys {
 		spec.LeftKeys = append(spec.LeftKeys, j.LeftKeys[i].Name)
@@ -194,7 +197,7 @@ func (p *physical) streamJoin(n *Node) (*Node, error) {
 	n.Inputs = []*Node{lx, rx}
 	n.StreamJoin = &spec
 	n.State = &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op, KeyGroups: p.stream.KeyGroups,
-		Version: p.stream.Version, Emit: p.stream.Emit, Report: p.stream.Report, EventTimeKey: -1,
+		Version: p.stream.Version, Emit: p.emit(n), Report: p.stream.Report, EventTimeKey: -1,
 		Watermark: p.stream.Watermark, BatchTime: p.stream.BatchTime}
 	if e := p.stream.Evicted; e != nil {
 		n.State.Evicted = func(k int64) { e(op, k) }
