@@ -30,8 +30,8 @@
 //	q2  auction, price of the bids with auction % 123 == 0
 //	q3  name, city, state, id: people in OR, ID or CA selling in category
 //	    10; an unbounded stream-stream inner join, no watermark
-//	q4  refused with the reason: its outer AVG per category is an updating
-//	    aggregation after a join, which sluice does not run
+//	q4  category, avg: the average winning bid per category, in update mode
+//	    (q4-winning feeding an updating aggregation)
 //	q4-winning  id, category, final: q4's inner query, the highest bid of
 //	    each auction placed while it was open, emitted once it expires
 //	q5  auction, num: the auctions with the most bids per 10 s window

@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -381,12 +382,61 @@ func TestJoinQueriesStreamEqualBatch(t *testing.T) {
 	}
 }
 
-// TestQ4IsRefusedWithTheReason: q4's outer average cannot run; the runner
-// says why and names the query that runs its inner part.
-func TestQ4IsRefusedWithTheReason(t *testing.T) {
-	_, err := run(context.Background(), runOpts{query: "q4", events: 1000, batchEvents: 1000}, nil)
-	if err == nil || !strings.Contains(err.Error(), "not supported") || !strings.Contains(err.Error(), "q4-winning") {
-		t.Fatalf("q4: %v", err)
+// TestQ4AveragesTheWinningBidsPerCategory: q4 in update mode; the last
+// value the stream emitted for each category is the average of the winning
+// bids of the auctions closed by its final watermark (a plain Go loop over
+// the same events).
+func TestQ4AveragesTheWinningBidsPerCategory(t *testing.T) {
+	ctx := context.Background()
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	gen := filepath.Join(t.TempDir(), "gen")
+	const events = 300_000
+	if err := generateParquet(ctx, gen, generate.NexmarkConfig{Seed: defaultSeed, EventRate: joinRate}, events, mem); err != nil {
+		t.Fatal(err)
+	}
+	ev := readEvents(t, ctx, batchStreams(t, gen))
+	defer ev.release()
+	var winning joinCase
+	for _, c := range joinCases {
+		if c.name == "q4-winning" {
+			winning = c
+		}
+	}
+	wm := winning.watermark(ev)
+	sum, n := map[string]float64{}, map[string]float64{}
+	for _, r := range winning.loop(ev, wm) { // id|category|final
+		f := strings.Split(r, "|")
+		p, _ := strconv.ParseFloat(f[2], 64)
+		sum[f[1]] += p
+		n[f[1]]++
+	}
+	col := &collector{}
+	smem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer smem.AssertSize(t, 0)
+	rep, err := run(ctx, runOpts{query: "q4", events: events, eventRate: joinRate, batchEvents: 50_000, seed: defaultSeed, mem: smem},
+		microbatch.ForeachBatch(col.fn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.FinalWatermark.UnixMilli() != wm {
+		t.Fatalf("final watermark %v, want %v", rep.FinalWatermark, time.UnixMilli(wm).UTC())
+	}
+	last := map[string]float64{}
+	updates := 0
+	for _, r := range col.rows { // category|avg, batch by batch
+		f := strings.Split(r, "|")
+		v, _ := strconv.ParseFloat(f[1], 64)
+		last[f[0]] = v
+		updates++
+	}
+	if len(last) != len(n) || len(n) < 3 || updates <= len(n) {
+		t.Fatalf("%d categories in %d updates, want the %d of the loop, updated more than once", len(last), updates, len(n))
+	}
+	for c, s := range sum {
+		if want := s / n[c]; math.Abs(last[c]-want) > 1e-9*math.Abs(want) {
+			t.Errorf("category %s: average %v, want %v", c, last[c], want)
+		}
 	}
 }
 

@@ -20,18 +20,15 @@ import (
 //	) Q
 //	GROUP BY Q.category
 //
-// sluice runs the inner query Q as q4-winning (below) but not the outer
-// average: it is an aggregation over every auction ever closed, so its
-// result per category changes with each one (an updating result, no event
-// time to close it). A stream with more than one stateful operator (here a
-// join and two aggregations) runs only in append mode, where a row is
-// emitted once, final; update mode, which would emit the changing averages,
-// takes a single stateful operator. Averaging per window of closing time
-// instead would be a different query, so q4 is refused with this message.
-const q4Unsupported = "its outer AVG per category is an updating aggregation over all auctions, " +
-	"and sluice runs a join followed by aggregations only in append mode (each row final once emitted), " +
-	"which has no event time at which a category's average is final; " +
-	"q4-winning runs its inner query (the winning bid of each auction, emitted when the auction closes)"
+// In sluice Q is q4Winning (below), each auction's winning bid, emitted once
+// when the watermark passes the auction's expiry; the outer average per
+// category then runs in update mode: each batch emits the categories whose
+// average changed. Only the last stateful operator of a query follows its
+// output mode; the join and the inner aggregation feeding it emit
+// append-style, so every winning bid is counted once.
+func q4(s Streams) *dataset.Dataset {
+	return q4Windowed(s).GroupBy("category").Agg(dataset.Avg(dataset.Col("final")).As("avg"))
+}
 
 // auctionHorizonEvents is how many events ahead the generator looks to set
 // an auction's expiry (nexmark.md: 100*50/3).
