@@ -18,7 +18,7 @@ import (
 	"github.com/sluicedata/sluice/sources/generate"
 )
 
-const testEvents = 200_000
+const testEvents = 1_000_000
 
 // rowStrings renders every row of recs as one string, sorted.
 func rowStrings(recs []arrow.Record) []string {
@@ -168,8 +168,8 @@ func TestStreamEqualsBatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.Batches != 7 || rep.Bids != bidsIn(testEvents) {
-				t.Errorf("generator stream: %d batches and %d bids, want 7 and %d", rep.Batches, rep.Bids, bidsIn(testEvents))
+			if want := int((testEvents + 30_000 - 1) / 30_000); rep.Batches != want || rep.Bids != bidsIn(testEvents) {
+				t.Errorf("generator stream: %d batches and %d bids, want %d and %d", rep.Batches, rep.Bids, want, bidsIn(testEvents))
 			}
 			slices.Sort(c.rows)
 			compareRows(t, "stream over the generator", c.rows, want)

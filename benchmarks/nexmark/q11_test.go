@@ -19,11 +19,11 @@ import (
 )
 
 const (
-	q11Events = 150_000
-	// q11Rate spreads the events over 75 s of event time (the default rate
-	// puts 150 K events in 15 ms: one open session per bidder), so many
+	q11Events = 1_000_000
+	// q11Rate spreads the events over 100 s of event time (the default rate
+	// puts 1 M events in 100 ms: one open session per bidder), so many
 	// sessions (gap 10 s) close before the final watermark.
-	q11Rate = 2_000
+	q11Rate = 10_000
 )
 
 // closedSessions renders the rows of q11's records whose endtime is at or
