@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/dataset/exec"
@@ -70,10 +71,27 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		if n.Scan.Stream != nil {
 			sp := n.Scan.StreamSplits[b.assign.Split]
 			counted := n.Scan.Counted
+			// The columns the plan reads, when pruning dropped some.
+			var pick []int
+			if src := n.Scan.Stream.Schema(); n.Schema != src {
+				for _, f := range n.Schema.Fields() {
+					pick = append(pick, src.FieldIndices(f.Name)[0])
+				}
+			}
+			schema := n.Schema
 			return exec.NewPushScan(b.ctx, n.Schema, func(ctx context.Context, emit func(arrow.Record) error) error {
 				var rows int64
 				err := sp.Read(ctx, mem, func(r arrow.Record) error {
 					rows += r.NumRows()
+					if pick != nil {
+						cols := make([]arrow.Array, len(pick))
+						for i, c := range pick {
+							cols[i] = r.Column(c)
+						}
+						p := array.NewRecord(schema, cols, r.NumRows())
+						r.Release()
+						r = p
+					}
 					return emit(r)
 				})
 				if counted != nil {

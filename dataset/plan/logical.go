@@ -172,8 +172,25 @@ func (n *Node) derive() error {
 	in := func(i int) *arrow.Schema { return n.Inputs[i].Schema }
 	switch n.Kind {
 	case KindScan:
+		if n.Scan.Stream != nil {
+			src := n.Scan.Stream.Schema()
+			fields := make([]arrow.Field, 0, len(n.Scan.Columns))
+			for _, c := range n.Scan.Columns {
+				idx := src.FieldIndices(c)
+				if len(idx) == 0 {
+					return fmt.Errorf("%w: unknown column %q in stream %s", expr.ErrUnknownColumn, c, n.Scan.Stream.Name())
+				}
+				fields = append(fields, src.Field(idx[0]))
+			}
+			if len(fields) == src.NumFields() {
+				n.Schema = src // every column, in order: the source's schema
+				return nil
+			}
+			n.Schema = arrow.NewSchema(fields, nil)
+			return nil
+		}
 		if n.Scan.Table == nil {
-			return nil // memory scans keep their schema; pruning projects above them
+			return nil // memory scans keep their schema
 		}
 		fields := make([]arrow.Field, 0, len(n.Scan.Columns))
 		for _, c := range n.Scan.Columns {

@@ -379,8 +379,23 @@ func prune(n *Node, need map[string]bool) {
 	}
 	switch n.Kind {
 	case KindScan:
+		if n.Scan.Stream != nil {
+			// A stream's records come whole; the scan keeps the columns
+			// needed (zero-copy) so windows and exchanges copy no others.
+			var cols []string
+			for _, f := range n.Scan.Stream.Schema().Fields() {
+				if need[f.Name] {
+					cols = append(cols, f.Name)
+				}
+			}
+			if len(cols) == 0 {
+				cols = []string{cheapest(n.Scan.Stream.Schema())}
+			}
+			n.Scan.Columns = cols
+			return
+		}
 		if n.Scan.Table == nil {
-			return // memory and stream scans keep their schema
+			return // memory scans keep their schema
 		}
 		var cols []string
 		for _, f := range n.Scan.Table.Schema.Fields() {
