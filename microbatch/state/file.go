@@ -241,7 +241,7 @@ func (s *Store) applyRecord(rec arrow.Record, kind string, crc io.Writer, buf *[
 }
 
 func (s *Store) writeDelta(v int64) error {
-	keys := make([][]byte, 0, len(s.dirty)+len(s.tombs))
+	keys := make([][]byte, 0, len(s.dirty)+s.ntomb)
 	slots := make([]int32, 0, cap(keys))
 	for _, sl := range s.dirty {
 		if s.flags[sl]&fLive != 0 {
@@ -249,9 +249,11 @@ func (s *Store) writeDelta(v int64) error {
 			slots = append(slots, sl)
 		}
 	}
-	for k := range s.tombs {
-		keys = append(keys, []byte(k))
-		slots = append(slots, -1)
+	for _, sl := range s.tombs {
+		if s.flags[sl]&fTomb != 0 {
+			keys = append(keys, s.key(sl))
+			slots = append(slots, -1)
+		}
 	}
 	idx := make([]int, len(keys))
 	for i := range idx {

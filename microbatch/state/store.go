@@ -93,6 +93,10 @@ const (
 	fLive  uint8 = 1 << iota
 	fDirty       // in s.dirty: changed since the last commit
 	fNew         // not live at the last commit (deleting it needs no tombstone)
+	// fTomb: live at the last commit and deleted since. The slot keeps its
+	// key and its place in the hash table until Commit writes the
+	// tombstone (a Put of the key revives it); it is not live.
+	fTomb
 )
 
 // Store is the state of one operator's key-group range at one version, plus
@@ -132,7 +136,8 @@ type Store struct {
 	live    int
 
 	dirty []int32
-	tombs map[string]struct{} // keys live at the last commit, deleted since
+	tombs []int32 // slots marked fTomb since the last commit (revived ones too)
+	ntomb int     // slots with fTomb set
 
 	// Scratch reused across calls.
 	kbuf  []byte
@@ -165,7 +170,6 @@ func newStore(cfg Config) (*Store, error) {
 		seed:     maphash.MakeSeed(),
 		table:    make([]int32, 64),
 		mask:     63,
-		tombs:    map[string]struct{}{},
 	}
 	s.vals = make([]column, len(vt))
 	for i, t := range vt {
@@ -203,12 +207,9 @@ func (s *Store) Len() int { return s.live }
 // the hash table and pending changes (capacities, not lengths).
 func (s *Store) SizeBytes() int64 {
 	n := int64(cap(s.arena) + cap(s.keyOff)*8 + cap(s.keyLen)*4 + cap(s.hashes)*4 + cap(s.flags) +
-		cap(s.table)*4 + cap(s.free)*4 + cap(s.dirty)*4)
+		cap(s.table)*4 + cap(s.free)*4 + cap(s.dirty)*4 + cap(s.tombs)*4)
 	for i := range s.vals {
 		n += s.vals[i].sizeBytes()
-	}
-	for k := range s.tombs {
-		n += int64(len(k)) + 32
 	}
 	return n
 }
@@ -261,7 +262,11 @@ func (s *Store) Lookup(keys arrow.Record, out []int32) error {
 	}
 	for i := 0; i < n; i++ {
 		r := s.row(i)
-		_, out[i] = s.find(s.hash(r), r)
+		_, sl := s.find(s.hash(r), r)
+		if sl >= 0 && s.flags[sl]&fTomb != 0 {
+			sl = -1
+		}
+		out[i] = sl
 	}
 	return nil
 }
@@ -334,7 +339,7 @@ func (s *Store) Delete(keys arrow.Record) error {
 	}
 	for i := 0; i < n; i++ {
 		r := s.row(i)
-		if pos, sl := s.find(s.hash(r), r); sl >= 0 {
+		if pos, sl := s.find(s.hash(r), r); sl >= 0 && s.flags[sl]&fTomb == 0 {
 			s.removeAt(pos, sl, true)
 		}
 	}
@@ -534,7 +539,15 @@ func (s *Store) Commit(version int64) error {
 		s.flags[sl] &^= fDirty | fNew
 	}
 	s.dirty = s.dirty[:0]
-	clear(s.tombs)
+	for _, sl := range s.tombs {
+		if s.flags[sl]&fTomb != 0 {
+			s.flags[sl] &^= fTomb
+			s.ntomb--
+			s.dropSlot(s.posOf(sl), sl)
+		}
+	}
+	s.tombs = s.tombs[:0]
+	s.maybeCompactArena()
 	s.version = version
 	return nil
 }
@@ -546,7 +559,7 @@ func (s *Store) Abort() error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
-	if len(s.dirty) == 0 && len(s.tombs) == 0 {
+	if len(s.dirty) == 0 && s.ntomb == 0 {
 		return nil
 	}
 	ns, err := Open(s.cfg, s.version)
@@ -609,11 +622,20 @@ func (s *Store) markDirty(sl int32) {
 // upsert returns the slot of key r, inserting it (with null values) when it
 // is not live. track records the change for the next delta.
 func (s *Store) upsert(r []byte, track bool) int32 {
-	if (s.live+1)*4 > len(s.table)*3 {
+	if (s.live+s.ntomb+1)*4 > len(s.table)*3 {
 		s.rehash(len(s.table) * 2)
 	}
 	h := s.hash(r)
 	pos, sl := s.find(h, r)
+	if sl >= 0 && s.flags[sl]&fTomb != 0 {
+		// Deleted since the last commit and put again: live, with null
+		// values, and changed (no tombstone, not new).
+		s.flags[sl] = s.flags[sl]&^fTomb | fLive
+		s.ntomb--
+		s.live++
+		s.markDirty(sl)
+		return sl
+	}
 	if sl >= 0 {
 		if track {
 			s.markDirty(sl)
@@ -641,11 +663,7 @@ func (s *Store) upsert(r []byte, track bool) int32 {
 	s.live++
 	f := s.flags[sl] | fLive
 	if track {
-		if _, ok := s.tombs[string(r)]; ok {
-			delete(s.tombs, string(r))
-		} else {
-			f |= fNew
-		}
+		f |= fNew
 		if f&fDirty == 0 {
 			f |= fDirty
 			s.dirty = append(s.dirty, sl)
@@ -655,20 +673,30 @@ func (s *Store) upsert(r []byte, track bool) int32 {
 	return sl
 }
 
-// removeAt deletes slot sl found at table position pos, closing the gap by
-// backward shifting so no probe chain breaks.
+// removeAt deletes slot sl found at table position pos. A tracked delete of
+// a key that was live at the last commit leaves a tombstone slot (fTomb)
+// in the table until Commit; anything else frees the slot at once.
 func (s *Store) removeAt(pos uint32, sl int32, track bool) {
-	if track && s.flags[sl]&fNew == 0 {
-		s.tombs[string(s.key(sl))] = struct{}{}
-	}
-	s.flags[sl] &^= fLive | fNew
-	s.garbage += int64(s.keyLen[sl])
-	s.keyLen[sl] = 0
-	s.free = append(s.free, sl)
 	for j := range s.vals {
 		s.vals[j].free(sl)
 	}
 	s.live--
+	if track && s.flags[sl]&fNew == 0 {
+		s.flags[sl] = s.flags[sl]&^fLive | fTomb // still in s.dirty if it was
+		s.ntomb++
+		s.tombs = append(s.tombs, sl)
+		return
+	}
+	s.flags[sl] &^= fLive | fNew
+	s.dropSlot(pos, sl)
+}
+
+// dropSlot frees slot sl and its key, found at table position pos, closing
+// the gap by backward shifting so no probe chain breaks.
+func (s *Store) dropSlot(pos uint32, sl int32) {
+	s.garbage += int64(s.keyLen[sl])
+	s.keyLen[sl] = 0
+	s.free = append(s.free, sl)
 	i := pos
 	j := pos
 	for {
@@ -692,7 +720,7 @@ func (s *Store) rehash(size int) {
 	s.table = make([]int32, size)
 	s.mask = uint32(size - 1)
 	for sl, f := range s.flags {
-		if f&fLive == 0 {
+		if f&(fLive|fTomb) == 0 {
 			continue
 		}
 		pos := s.hashes[sl] & s.mask
@@ -711,7 +739,7 @@ func (s *Store) maybeCompactArena() {
 	}
 	arena := make([]byte, 0, int64(len(s.arena))-s.garbage)
 	for sl, f := range s.flags {
-		if f&fLive == 0 {
+		if f&(fLive|fTomb) == 0 {
 			continue
 		}
 		k := s.key(int32(sl))
