@@ -182,6 +182,14 @@
 // tombstone) and every stored row is sorted and copied once per batch it
 // stays, so the cost per event grows with (window + batch) / batch.
 //
+// After two state-store changes (commit 1e05203: keys sorted by an integer
+// prefix; the commit after it: tombstones as slots of the hash table
+// instead of strings in a map), measured on a quiet machine: 8 M events
+// 0.91 -> 1.14 M events/s and 15.5 -> 12.8 s CPU; defaults (20 M events)
+// 0.89 -> 1.16 M events/s, 40.9 -> 31.4 s CPU, batch p99 228 ms, state
+// flat (growth 1.000; 50.5 MB as SizeBytes counts it, the hash table now
+// sized for a batch's tombstones too), peak RSS 459 MB.
+//
 // Invariants:
 //  1. Same flags, same events: the input depends only on (events, keys,
 //     event-rate, seed), for the join on (events, keys, window, seed); -dir
