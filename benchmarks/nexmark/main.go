@@ -19,11 +19,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/benchmarks/internal/measure"
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/internal/nexmarkfiles"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
 	pqsink "github.com/sluicedata/sluice/sinks/parquet"
@@ -82,13 +82,6 @@ func queryNames() []string {
 	return names
 }
 
-// kinds are the Nexmark event kinds, each a stream and a subdirectory of a
-// generated directory.
-var kinds = []struct {
-	name   string
-	schema *arrow.Schema
-}{{"person", generate.PersonSchema}, {"auction", generate.AuctionSchema}, {"bid", generate.BidSchema}}
-
 // readStreams returns the Parquet of a generated directory as batch Datasets.
 func readStreams(dir string) (Streams, error) {
 	m, err := readMeta(dir)
@@ -106,20 +99,7 @@ func readStreams(dir string) (Streams, error) {
 const (
 	defaultSeed        = 20261101
 	defaultBatchEvents = 1_000_000
-	// generateChunk is how many events generate makes (and writes) at once.
-	generateChunk = 1_000_000
-	// metaFile, in a generated directory, records the generator config.
-	metaFile = "nexmark.json"
 )
-
-// meta is the content of metaFile.
-type meta struct {
-	Events int64  `json:"events"`
-	Seed   uint64 `json:"seed"`
-	// EventRate is the generator's events per second of event time (0:
-	// the default, 10 000 000).
-	EventRate float64 `json:"event_rate,omitempty"`
-}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -241,66 +221,10 @@ func cli(ctx context.Context, args []string, stdout io.Writer) error {
 // generateParquet writes events [0, events) as Parquet under out/person,
 // out/auction and out/bid, and the config in out/nexmark.json.
 func generateParquet(ctx context.Context, out string, cfg generate.NexmarkConfig, events int64, mem memory.Allocator) error {
-	if events <= 0 {
-		return fmt.Errorf("generate: --events %d must be positive", events)
-	}
-	if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 {
-		return fmt.Errorf("generate: %s is not empty", out)
-	}
-	if cfg.EventRate < 0 {
-		return fmt.Errorf("generate: --event-rate %g must be positive", cfg.EventRate)
-	}
-	opts := pqsink.Options{TargetFileBytes: 32 << 20}
-	ws := make([]*pqsink.FileWriter, len(kinds))
-	for i, k := range kinds {
-		w, err := pqsink.NewFileWriter(mem, filepath.Join(out, k.name), "part", k.schema, opts)
-		if err != nil {
-			return err
-		}
-		ws[i] = w
-	}
-	abort := func() {
-		for _, w := range ws {
-			w.Abort()
-		}
-	}
-	for from := int64(0); from < events; from += generateChunk {
-		if err := ctx.Err(); err != nil {
-			abort()
-			return err
-		}
-		p, a, b := cfg.Generate(mem, from, min(generateChunk, events-from))
-		recs := []arrow.Record{p, a, b}
-		var err error
-		for i, r := range recs {
-			if err == nil && r.NumRows() > 0 {
-				err = ws[i].Write(r)
-			}
-			r.Release()
-		}
-		if err != nil {
-			abort()
-			return err
-		}
-	}
-	for _, w := range ws {
-		if _, err := w.Close(); err != nil {
-			abort()
-			return err
-		}
-	}
-	b, _ := json.Marshal(meta{Events: events, Seed: cfg.Seed, EventRate: cfg.EventRate})
-	return os.WriteFile(filepath.Join(out, metaFile), append(b, '\n'), 0o644)
+	return nexmarkfiles.Write(ctx, out, cfg, events, mem)
 }
 
-func readMeta(dir string) (meta, error) {
-	var m meta
-	b, err := os.ReadFile(filepath.Join(dir, metaFile))
-	if err != nil {
-		return m, fmt.Errorf("%s is not a generated directory: %w", dir, err)
-	}
-	return m, json.Unmarshal(b, &m)
-}
+func readMeta(dir string) (nexmarkfiles.Meta, error) { return nexmarkfiles.ReadMeta(dir) }
 
 // bidsIn is how many of events [0, n) are bids (event id % 50 >= 4).
 func bidsIn(n int64) int64 {
@@ -418,18 +342,18 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 	dcfg := dataset.Config{Allocator: o.mem, Parallelism: o.parallelism}
 	ds := map[string]*dataset.Dataset{}
 	kindOf := map[string]string{} // source name -> kind
-	for _, k := range kinds {
+	for _, k := range nexmarkfiles.Kinds {
 		var src sources.Stream
 		if o.input != "" {
-			src, err = files.New(files.Config{Name: k.name, Dir: filepath.Join(o.input, k.name), Schema: k.schema,
-				MaxFilesPerBatch: 1, LogDir: filepath.Join(ckpt, "sources", k.name), SettleDelay: time.Millisecond})
+			src, err = files.New(files.Config{Name: k.Name, Dir: filepath.Join(o.input, k.Name), Schema: k.Schema,
+				MaxFilesPerBatch: 1, LogDir: filepath.Join(ckpt, "sources", k.Name), SettleDelay: time.Millisecond})
 		} else {
-			src, err = generate.NewNexmarkStream(cfg, k.name)
+			src, err = generate.NewNexmarkStream(cfg, k.Name)
 		}
 		if err != nil {
 			return report{}, err
 		}
-		ds[k.name], kindOf[src.Name()] = dataset.ReadStream(src).WithConfig(dcfg), k.name
+		ds[k.Name], kindOf[src.Name()] = dataset.ReadStream(src).WithConfig(dcfg), k.Name
 	}
 	out := q(Streams{Person: ds["person"], Auction: ds["auction"], Bid: ds["bid"], Config: cfg})
 	if err := out.Err(); err != nil {

@@ -1,5 +1,5 @@
-// Command sluice is the sluice CLI. Today it runs the demo jobs; later it
-// gains run, executor, checkpoint inspect and nexmark subcommands.
+// Command sluice is the sluice CLI: the demo jobs and Nexmark data
+// generation; later run, executor and checkpoint inspect.
 package main
 
 import (
@@ -28,6 +28,10 @@ commands:
               by default), hourly totals per customer printed each batch, written to a Kafka
               topic and, per closed hour, to Parquet; Ctrl-C or --duration stops it
   demo-batch  the same kind of job as a batch: orders written as Parquet, aggregated, printed
+  nexmark generate --events N --out DIR [--seed S] [--event-rate R]
+              write events [0, N) of the Nexmark generator as Parquet: DIR/person,
+              DIR/auction, DIR/bid (and DIR/nexmark.json); the queries run with
+              go run ./benchmarks/nexmark run --query qN --input DIR
 `)
 }
 
@@ -60,6 +64,8 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		return demo(ctx, os.Stdout, *rows, *dir)
+	case "nexmark":
+		return nexmark(ctx, args[1:])
 	case "help", "-h", "--help":
 		usage()
 		return nil
