@@ -411,7 +411,9 @@ func hasStateful(n *Node) bool {
 		case KindAggregate, KindDedup, KindGroups:
 			found = true
 		case KindJoin:
-			if len(Streams(x.Inputs[0])) > 0 && (len(x.Inputs) < 2 || len(Streams(x.Inputs[1])) > 0) {
+			// A stream-stream join (physical: StreamJoin set); a stream
+			// joined with a bounded Dataset keeps no state.
+			if x.StreamJoin != nil || (len(x.Inputs) == 2 && len(Streams(x.Inputs[0])) > 0 && len(Streams(x.Inputs[1])) > 0) {
 				found = true
 			}
 		}
