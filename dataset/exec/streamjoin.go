@@ -190,7 +190,8 @@ func (j *streamJoin) Next(ctx context.Context) (arrow.Record, error) {
 // sideRows is one side's rows of the batch: stored rows then new rows, in
 // the ext schema, with per-row bookkeeping.
 type sideRows struct {
-	old, new arrow.Record
+	all      arrow.Record // old ++ new
+	old, new arrow.Record // slices of all
 	matched  []bool // old ++ new: matched before or in this batch
 	was      []bool // old ++ new: matched before this batch
 	seen     []int64
@@ -220,7 +221,7 @@ func (j *streamJoin) run(ctx context.Context) error {
 	defer func() {
 		for _, r := range rows {
 			if r != nil {
-				release(r.old, r.new)
+				release(r.all, r.old, r.new)
 			}
 		}
 	}()
@@ -233,12 +234,7 @@ func (j *streamJoin) run(ctx context.Context) error {
 	}
 	lr, rr := rows[0], rows[1]
 	// lnew ⋈ (rold ∪ rnew), then lold ⋈ rnew.
-	rall, err := ConcatRecords(j.mem, j.r.ext, []arrow.Record{rr.old, rr.new})
-	if err != nil {
-		return err
-	}
-	p1, err := j.pairs(ctx, lr.new, rall)
-	rall.Release()
+	p1, err := j.pairs(ctx, lr.new, rr.all)
 	if err != nil {
 		return err
 	}
@@ -272,12 +268,7 @@ func (j *streamJoin) run(ctx context.Context) error {
 		}
 	}
 	if len(semi) > 0 {
-		lall, err := ConcatRecords(j.mem, j.l.ext, []arrow.Record{lr.old, lr.new})
-		if err != nil {
-			return err
-		}
-		rec, err := TakeRecord(j.mem, lall, semi)
-		lall.Release()
+		rec, err := TakeRecord(j.mem, lr.all, semi)
 		if err != nil {
 			return err
 		}
@@ -374,7 +365,7 @@ func satAdd(a, b int64) int64 {
 // load reads a side's stored rows and this batch's rows into ext records.
 func (j *streamJoin) load(ctx context.Context, s *joinSide) (*sideRows, error) {
 	nu := len(s.sch.Fields())
-	var olds []arrow.Record
+	var olds []arrow.Record // stored rows, then this batch's
 	defer func() { releaseRecords(olds) }()
 	nOld := 0
 	err := s.store.Scan(func(k, v arrow.Record) error {
@@ -394,65 +385,57 @@ func (j *streamJoin) load(ctx context.Context, s *joinSide) (*sideRows, error) {
 	if err != nil {
 		return nil, err
 	}
-	sr := &sideRows{}
-	if sr.old, err = ConcatRecords(j.mem, s.ext, olds); err != nil {
-		return nil, err
-	}
-	var news []arrow.Record
-	defer func() { releaseRecords(news) }()
+	// This batch's rows, each input record extended with its bookkeeping
+	// columns; then stored and new rows copied once into one record.
+	var seen, tm []int64
+	n := 0
 	for {
 		r, err := s.in.Next(ctx)
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			sr.old.Release()
 			return nil, err
 		}
-		news = append(news, r)
-	}
-	in, err := ConcatRecords(j.mem, s.sch, news)
-	if err != nil {
-		sr.old.Release()
-		return nil, err
-	}
-	defer in.Release()
-	n := int(in.NumRows())
-	seq := make([]int64, n)
-	tm := make([]int64, n)
-	seen := make([]int64, n)
-	row := make([]int64, n)
-	for i := range seq {
-		seq[i] = j.st.Version<<32 | int64(i)
-		seen[i] = j.st.BatchTime
-		row[i] = int64(nOld + i)
-	}
-	if s.timeCol >= 0 {
-		c := in.Column(s.timeCol).(*array.Timestamp)
-		for i := range tm {
-			if c.IsNull(i) {
-				tm[i] = math.MinInt64 // matches no time range: evicted first
-			} else {
-				tm[i] = ToMicros(int64(c.Value(i)), s.unit)
+		k := int(r.NumRows())
+		seq, rt, rs, row := make([]int64, k), make([]int64, k), make([]int64, k), make([]int64, k)
+		for i := range seq {
+			seq[i] = j.st.Version<<32 | int64(n+i)
+			rs[i] = j.st.BatchTime
+			row[i] = int64(nOld + n + i)
+		}
+		if s.timeCol >= 0 {
+			c := r.Column(s.timeCol).(*array.Timestamp)
+			for i := range rt {
+				if c.IsNull(i) {
+					rt[i] = math.MinInt64 // matches no time range: evicted first
+				} else {
+					rt[i] = ToMicros(int64(c.Value(i)), s.unit)
+				}
 			}
 		}
+		extra := []arrow.Array{int64Array(j.mem, seq), boolArray(j.mem, make([]bool, k)), int64Array(j.mem, rs), int64Array(j.mem, rt), int64Array(j.mem, row)}
+		olds = append(olds, array.NewRecord(s.ext, append(append([]arrow.Array{}, r.Columns()...), extra...), int64(k)))
+		releaseAll(extra)
+		r.Release()
+		seen, tm = append(seen, rs...), append(tm, rt...)
+		n += k
 	}
-	cols := append([]arrow.Array{}, in.Columns()...)
-	extra := []arrow.Array{int64Array(j.mem, seq), boolArray(j.mem, make([]bool, n)), int64Array(j.mem, seen), int64Array(j.mem, tm), int64Array(j.mem, row)}
-	cols = append(cols, extra...)
-	sr.new = array.NewRecord(s.ext, cols, int64(n))
-	releaseAll(extra)
-	total := int(sr.old.NumRows()) + n
+	all, err := ConcatRecords(j.mem, s.ext, olds)
+	if err != nil {
+		return nil, err
+	}
+	sr := &sideRows{all: all, old: all.NewSlice(0, int64(nOld)), new: all.NewSlice(int64(nOld), int64(nOld+n))}
+	total := nOld + n
 	sr.matched, sr.was = make([]bool, total), make([]bool, total)
 	sr.seen, sr.t = make([]int64, 0, total), make([]int64, 0, total)
-	nu0 := nu
-	m := sr.old.Column(nu0 + extMatched).(*array.Boolean)
-	for i := 0; i < int(sr.old.NumRows()); i++ {
+	m := sr.old.Column(nu + extMatched).(*array.Boolean)
+	for i := 0; i < nOld; i++ {
 		sr.matched[i] = m.Value(i)
 		sr.was[i] = sr.matched[i]
 	}
-	sr.seen = append(append(sr.seen, sr.old.Column(nu0+extSeen).(*array.Int64).Int64Values()...), seen...)
-	sr.t = append(append(sr.t, sr.old.Column(nu0+extTime).(*array.Int64).Int64Values()...), tm...)
+	sr.seen = append(append(sr.seen, sr.old.Column(nu+extSeen).(*array.Int64).Int64Values()...), seen...)
+	sr.t = append(append(sr.t, sr.old.Column(nu+extTime).(*array.Int64).Int64Values()...), tm...)
 	return sr, nil
 }
 
@@ -536,12 +519,7 @@ func (j *streamJoin) write(s *joinSide, sr *sideRows, nOld int, gone, keep []int
 	if len(keep) == 0 {
 		return nil
 	}
-	all, err := ConcatRecords(j.mem, s.ext, []arrow.Record{sr.old, sr.new})
-	if err != nil {
-		return err
-	}
-	rec, err := TakeRecord(j.mem, all, keep)
-	all.Release()
+	rec, err := TakeRecord(j.mem, sr.all, keep)
 	if err != nil {
 		return err
 	}
@@ -572,12 +550,7 @@ func (j *streamJoin) emitOuter(sr *sideRows, left bool, idx []int) error {
 	if !left {
 		s, other = j.r, j.l
 	}
-	all, err := ConcatRecords(j.mem, s.ext, []arrow.Record{sr.old, sr.new})
-	if err != nil {
-		return err
-	}
-	rec, err := TakeRecord(j.mem, all, idx)
-	all.Release()
+	rec, err := TakeRecord(j.mem, sr.all, idx)
 	if err != nil {
 		return err
 	}
