@@ -192,8 +192,8 @@ func (j *streamJoin) Next(ctx context.Context) (arrow.Record, error) {
 type sideRows struct {
 	all      arrow.Record // old ++ new
 	old, new arrow.Record // slices of all
-	matched  []bool // old ++ new: matched before or in this batch
-	was      []bool // old ++ new: matched before this batch
+	matched  []bool       // old ++ new: matched before or in this batch
+	was      []bool       // old ++ new: matched before this batch
 	seen     []int64
 	t        []int64
 }
