@@ -88,6 +88,8 @@ type hashJoinOp struct {
 	gmatched  []bool   // group matched by some probe row
 	probeDone bool
 
+	shared bool // the build side is a JoinTable: not ours to release
+
 	cond     *expr.Expr // residual condition over the pair, or nil
 	condSch  *arrow.Schema
 	condCols [2][]int // left, right columns the condition reads, in condSch order
@@ -606,7 +608,9 @@ func (j *hashJoinOp) Close() error {
 		return nil
 	}
 	j.closed = true
-	releaseAll(j.bcols)
+	if !j.shared {
+		releaseAll(j.bcols)
+	}
 	j.bcols = nil
 	for _, r := range j.out {
 		r.Release()
@@ -614,4 +618,79 @@ func (j *hashJoinOp) Close() error {
 	j.out = nil
 	j.grouper = nil
 	return errors.Join(j.left.Close(), j.right.Close())
+}
+
+// JoinTable is the build side of a hash join made once and probed by many
+// joins, at the same time (a stream-static join's bounded side, shared by
+// every task of every batch until it is collected again). It is read-only
+// once built; Release frees it when no join uses it any more.
+type JoinTable struct {
+	schema   *arrow.Schema
+	keys     []*expr.Expr
+	cols     []arrow.Array
+	rows     int
+	grouper  *keyGrouper
+	group    []uint32
+	head     []int32
+	next     []int32
+	released bool
+}
+
+// NewJoinTable builds the hash table of recs (all of schema) on keys. It
+// does not take ownership of recs.
+func NewJoinTable(ctx context.Context, mem memory.Allocator, schema *arrow.Schema, recs []arrow.Record, keys []*expr.Expr) (*JoinTable, error) {
+	types := make([]arrow.DataType, len(keys))
+	for i, k := range keys {
+		t, err := k.DataType(schema)
+		if err != nil {
+			return nil, fmt.Errorf("join key %s: %w", k, err)
+		}
+		types[i] = t
+	}
+	g, err := newKeyGrouper(types)
+	if err != nil {
+		return nil, fmt.Errorf("join: %w", err)
+	}
+	j := &hashJoinOp{mem: mem, build: NewRecords(schema, recs), buildKeys: keys, grouper: g}
+	for _, f := range schema.Fields() {
+		j.buildTypes = append(j.buildTypes, f.Type)
+	}
+	defer j.build.Close()
+	if err := j.buildTable(ctx); err != nil {
+		return nil, err
+	}
+	return &JoinTable{schema: schema, keys: keys, cols: j.bcols, rows: j.brows, grouper: j.grouper,
+		group: j.bgroup, head: j.head, next: j.next}, nil
+}
+
+// Release frees the table's columns.
+func (t *JoinTable) Release() {
+	if t != nil && !t.released {
+		t.released = true
+		releaseAll(t.cols)
+	}
+}
+
+// NewHashJoinTable is NewHashJoinWhere with one side prebuilt: probe joins
+// table (the left side when tableLeft) on probeKeys = the table's keys.
+func NewHashJoinTable(mem memory.Allocator, probe Operator, table *JoinTable, probeKeys []*expr.Expr, how JoinType, tableLeft bool, cond *expr.Expr) (Operator, error) {
+	placeholder := NewRecords(table.schema, nil)
+	var op Operator
+	var err error
+	if tableLeft {
+		op, err = NewHashJoinWhere(mem, placeholder, probe, table.keys, probeKeys, how, false, cond)
+	} else {
+		op, err = NewHashJoinWhere(mem, probe, placeholder, probeKeys, table.keys, how, true, cond)
+	}
+	if err != nil {
+		return nil, err
+	}
+	j := op.(*hashJoinOp)
+	j.shared, j.built = true, true
+	j.bcols, j.brows, j.grouper, j.bgroup, j.head, j.next = table.cols, table.rows, table.grouper, table.group, table.head, table.next
+	j.gmatched = make([]bool, table.grouper.n)
+	if j.cond != nil {
+		j.bmatched = make([]bool, j.brows)
+	}
+	return j, nil
 }

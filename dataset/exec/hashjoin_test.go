@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -285,5 +286,81 @@ func TestHashOperatorsCloseWithoutNextAndCancel(t *testing.T) {
 		}
 		r.Release()
 		op.Close()
+	}
+}
+
+// A JoinTable built once and probed by several joins at the same time gives
+// each of them the nested-loop result, whichever side it is, and is freed
+// by its Release alone.
+func TestSharedJoinTableProbedConcurrently(t *testing.T) {
+	for _, nkeys := range []int{1, 2} {
+		for _, how := range []JoinType{JoinInner, JoinLeft, JoinRight, JoinSemi, JoinAnti} {
+			for _, tableLeft := range []bool{false, true} {
+				if tableLeft && how != JoinInner && how != JoinRight {
+					continue // a stream-static join probes with the stream's side
+				}
+				t.Run(fmt.Sprintf("%s/keys=%d/table_left=%v", how, nkeys, tableLeft), func(t *testing.T) {
+					mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+					defer mem.AssertSize(t, 0)
+					rng := rand.New(rand.NewPCG(uint64(nkeys), 11))
+					ls, lrecs := joinSideForTest(mem, rng, "l", arrow.PrimitiveTypes.Int64, []int{40, 25})
+					rs, rrecs := joinSideForTest(mem, rng, "r", arrow.PrimitiveTypes.Int64, []int{30, 17})
+					defer releaseRecs(lrecs)
+					defer releaseRecs(rrecs)
+					lkeys, rkeys := colsForTest("lk", "lk2")[:nkeys], colsForTest("rk", "rk2")[:nkeys]
+					tsch, trecs, tkeys, pkeys := rs, rrecs, rkeys, lkeys
+					if tableLeft {
+						tsch, trecs, tkeys, pkeys = ls, lrecs, lkeys, rkeys
+					}
+					table, err := NewJoinTable(context.Background(), mem, tsch, trecs, tkeys)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer table.Release()
+					want := strings.Join(nestedLoopJoinForTest(joinRowsForTest(lrecs, nkeys), joinRowsForTest(rrecs, nkeys), how), "\n")
+					var wg sync.WaitGroup
+					errs := make([]string, 4)
+					for g := range errs {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							var probe Operator
+							if tableLeft {
+								probe = newSliceOpForTest(rs, rrecs...)
+							} else {
+								probe = newSliceOpForTest(ls, lrecs...)
+							}
+							op, err := NewHashJoinTable(mem, probe, table, pkeys, how, tableLeft, nil)
+							if err != nil {
+								errs[g] = err.Error()
+								return
+							}
+							defer op.Close()
+							var got []string
+							for {
+								r, err := op.Next(context.Background())
+								if err != nil {
+									break
+								}
+								for i := 0; i < int(r.NumRows()); i++ {
+									got = append(got, rowKeyForTest(r.Columns(), i))
+								}
+								r.Release()
+							}
+							sort.Strings(got)
+							if res := strings.Join(got, "\n"); res != want {
+								errs[g] = fmt.Sprintf("got\n%s\nwant\n%s", res, want)
+							}
+						}()
+					}
+					wg.Wait()
+					for g, e := range errs {
+						if e != "" {
+							t.Fatalf("probe %d: %s", g, e)
+						}
+					}
+				})
+			}
+		}
 	}
 }

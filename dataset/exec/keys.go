@@ -470,8 +470,7 @@ type keyGrouper struct {
 	pairs  []*u64Table
 	counts []uint32 // entries of each pairs table
 	n      int      // groups so far
-	colIDs []uint32 // scratch
-	findK  []int32  // scratch
+	colIDs []uint32 // scratch of assign
 }
 
 func newKeyGrouper(types []arrow.DataType) (*keyGrouper, error) {
@@ -531,10 +530,9 @@ func (g *keyGrouper) find(cols []arrow.Array, ids []int32) {
 	if len(cols) == 1 {
 		return
 	}
-	if cap(g.findK) < len(ids) {
-		g.findK = make([]int32, len(ids))
-	}
-	tmp := g.findK[:len(ids)]
+	// No scratch kept in g: a built join table is probed by several tasks
+	// at once, and find must only read it.
+	tmp := make([]int32, len(ids))
 	for k := 1; k < len(cols); k++ {
 		g.dicts[k].find(cols[k], tmp)
 		t := g.pairs[k-1]

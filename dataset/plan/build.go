@@ -157,6 +157,17 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 			kg := n.State.KeyGroups
 			return exec.NewStreamJoin(mem, ins[0], ins[1], *n.StreamJoin, *n.State, exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
 		}
+		if bc := n.Join.Broadcast; bc != nil && bc.Table != nil {
+			table, err := bc.Table(b.ctx, mem)
+			if err != nil {
+				return nil, fmt.Errorf("stream-static join: build the bounded side's hash table: %w", err)
+			}
+			probeKeys := n.Join.LeftKeys
+			if bc.Left {
+				probeKeys = n.Join.RightKeys
+			}
+			return exec.NewHashJoinTable(mem, ins[0], table, probeKeys, n.Join.How, bc.Left, n.Join.Cond)
+		}
 		if bc := n.Join.Broadcast; bc != nil {
 			static := exec.NewRecords(bc.Schema, bc.Records)
 			if bc.Left {

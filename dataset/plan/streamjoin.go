@@ -1,11 +1,13 @@
 package plan
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/expr"
@@ -33,6 +35,7 @@ type StaticCache struct {
 	mu     sync.Mutex
 	recs   map[string][]arrow.Record
 	loaded map[string]int64 // batch version each side was collected at
+	tables map[string]*exec.JoinTable
 }
 
 // Load collects join key's bounded side with fn when it was never collected,
@@ -41,7 +44,7 @@ func (c *StaticCache) Load(key string, version int64, every int, fn func() ([]ar
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.recs == nil {
-		c.recs, c.loaded = map[string][]arrow.Record{}, map[string]int64{}
+		c.recs, c.loaded, c.tables = map[string][]arrow.Record{}, map[string]int64{}, map[string]*exec.JoinTable{}
 	}
 	at, ok := c.loaded[key]
 	if ok && (every <= 0 || version-at < int64(every)) && version >= at {
@@ -54,8 +57,30 @@ func (c *StaticCache) Load(key string, version int64, every int, fn func() ([]ar
 	for _, r := range c.recs[key] {
 		r.Release()
 	}
+	c.tables[key].Release() // the tasks of earlier batches are done with it
+	delete(c.tables, key)
 	c.recs[key], c.loaded[key] = recs, version
 	return nil
+}
+
+// Table returns the hash table of join key's bounded side on keys, built
+// by the first task that asks and shared by every task until the side is
+// collected again.
+func (c *StaticCache) Table(ctx context.Context, key string, mem memory.Allocator, schema *arrow.Schema, keys []*expr.Expr) (*exec.JoinTable, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t := c.tables[key]; t != nil {
+		return t, nil
+	}
+	t, err := exec.NewJoinTable(ctx, mem, schema, c.recs[key], keys)
+	if err != nil {
+		return nil, err
+	}
+	if c.tables == nil {
+		c.tables = map[string]*exec.JoinTable{}
+	}
+	c.tables[key] = t
+	return t, nil
 }
 
 // Records returns join key's bounded side; the cache keeps ownership.
@@ -80,7 +105,10 @@ func (c *StaticCache) Release() {
 			r.Release()
 		}
 	}
-	c.recs, c.loaded = nil, nil
+	for _, t := range c.tables {
+		t.Release()
+	}
+	c.recs, c.loaded, c.tables = nil, nil, nil
 }
 
 // StaticJoins returns the stream-static joins of a plan in pre-order, with
@@ -118,7 +146,14 @@ func (p *physical) staticJoin(n *Node, key string, staticSide int) (*Node, error
 	}
 	static := n.Inputs[staticSide]
 	n.Join.Broadcast = &Broadcast{Key: key, Left: !streamLeft, Schema: static.Schema, Rows: -1}
-	if p.stream.Static != nil {
+	if cache := p.stream.Static; cache != nil {
+		keys, schema := n.Join.RightKeys, static.Schema
+		if !streamLeft {
+			keys = n.Join.LeftKeys
+		}
+		n.Join.Broadcast.Table = func(ctx context.Context, mem memory.Allocator) (*exec.JoinTable, error) {
+			return cache.Table(ctx, key, mem, schema, keys)
+		}
 		recs := p.stream.Static.Records(key)
 		n.Join.Broadcast.Records = recs
 		n.Join.Broadcast.Rows = 0
@@ -139,6 +174,9 @@ type Broadcast struct {
 	Schema  *arrow.Schema
 	Records []arrow.Record `json:"-"` // owned by the query's StaticCache
 	Rows    int64          // -1 when not collected (EXPLAIN at Start)
+	// Table returns the side's hash table, built once and shared by the
+	// tasks (nil: each task builds its own from Records).
+	Table func(ctx context.Context, mem memory.Allocator) (*exec.JoinTable, error) `json:"-"`
 }
 
 // timeBound is an event-time pair of a stream-stream join and the range of
