@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -49,8 +50,9 @@ type Key []any
 
 // GroupFunc is a per-key function with typed state; StateFunc makes one.
 type GroupFunc struct {
-	id uintptr
-	fn exec.GroupFunc
+	id        uintptr
+	fn        exec.GroupFunc
+	stateType string // S of StateFunc[S]: pinned in the checkpoint's fingerprint
 }
 
 // FlatMapGroupsWithState calls fn once per key with the key's rows, in
@@ -96,7 +98,7 @@ func (k *KeyedDataset) FlatMapGroupsWithState(name string, out *arrow.Schema, ti
 	if err := exec.RegisterGroupFunc(name, fn.id, fn.fn); err != nil {
 		return d.derive(nil, err)
 	}
-	return d.derive(plan.NewFlatMapGroups(d.node, exec.GroupsSpec{Func: name, Keys: k.keys, Timeout: timeout}, out))
+	return d.derive(plan.NewFlatMapGroups(d.node, exec.GroupsSpec{Func: name, Keys: k.keys, Timeout: timeout, StateType: fn.stateType}, out))
 }
 
 // StateFunc makes a GroupFunc of fn with state of type S, stored as JSON
@@ -109,7 +111,7 @@ func StateFunc[S any](fn func(key Key, rows arrow.Record, st *State[S], out *arr
 	if fn == nil {
 		return GroupFunc{}
 	}
-	return GroupFunc{id: exec.FuncID(fn), fn: func(c *exec.GroupCall) (exec.GroupResult, error) {
+	return GroupFunc{id: exec.FuncID(fn), stateType: reflect.TypeFor[S]().String(), fn: func(c *exec.GroupCall) (exec.GroupResult, error) {
 		st := &State[S]{raw: c.State, exists: c.State != nil, timedOut: c.TimedOut, kind: c.Timeout,
 			watermark: c.Watermark, batchTime: c.BatchTime, timeout: exec.NoTimestamp}
 		if err := fn(Key(c.Key), c.Rows, st, c.Out); err != nil {

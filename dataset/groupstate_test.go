@@ -85,7 +85,7 @@ func TestFlatMapGroupsInABatchJobCallsOncePerKeyWithAllRowsInOrder(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(text, `FlatMapGroupsWithState "test.countIDs" keys=[user] timeout=NoTimeout`) || !strings.Contains(text, "exchange hash([user]") {
+	if !strings.Contains(text, `FlatMapGroupsWithState "test.countIDs" keys=[user] timeout=NoTimeout state_type=dataset_test.groupCount`) || !strings.Contains(text, "exchange hash([user]") {
 		t.Fatalf("explain:\n%s", text)
 	}
 }

@@ -35,6 +35,9 @@ type GroupsSpec struct {
 	Func    string // the GroupFunc's registered name
 	Keys    []string
 	Timeout TimeoutKind
+	// StateType names the Go type the state is (JSON of): a checkpoint
+	// made with another type is refused (it is part of the fingerprint).
+	StateType string `json:",omitempty"`
 	// Watermark and BatchTime (µs, NoTimestamp = none) are the batch's,
 	// set by physical planning of a micro-batch; batch jobs leave them
 	// NoTimestamp and their timeouts never fire.

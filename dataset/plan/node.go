@@ -281,6 +281,9 @@ func (n *Node) describe() string {
 		return fmt.Sprintf("MapBatches %q", n.Func)
 	case KindGroups:
 		d := fmt.Sprintf("FlatMapGroupsWithState %q keys=[%s] timeout=%s", n.Groups.Func, strings.Join(n.Groups.Keys, ", "), n.Groups.Timeout)
+		if n.Groups.StateType != "" {
+			d += " state_type=" + n.Groups.StateType
+		}
 		if n.State != nil {
 			d += fmt.Sprintf(" state=%s version=%d", n.State.Operator, n.State.Version)
 		}
