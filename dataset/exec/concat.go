@@ -174,7 +174,10 @@ func takeFixed[T any](mem memory.Allocator, data arrow.ArrayData, indices []int)
 }
 
 func takeBool(mem memory.Allocator, data arrow.ArrayData, indices []int) []*memory.Buffer {
-	src := data.Buffers()[1].Bytes()
+	var src []byte
+	if b := data.Buffers()[1]; b != nil { // an empty array may have none
+		src = b.Bytes()
+	}
 	off := data.Offset()
 	out := memory.NewResizableBuffer(mem)
 	out.Resize(int(bitutil.BytesForBits(int64(len(indices)))))

@@ -79,9 +79,12 @@ const (
 	extCols
 )
 
+// joinKeySchema keys stored rows by sequence number first, so key order is
+// arrival order: the rows kept after a batch (old ones, then new ones) are
+// already in the order a scan of the store returns.
 var joinKeySchema = arrow.NewSchema([]arrow.Field{
-	{Name: "__t", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "__seq", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "__t", Type: arrow.PrimitiveTypes.Int64},
 }, nil)
 
 type streamJoin struct {
@@ -199,18 +202,23 @@ type sideRows struct {
 }
 
 func (j *streamJoin) run(ctx context.Context) error {
-	for _, s := range []*joinSide{j.l, j.r} {
-		st, err := openStore(s.cfg, j.st.Version)
+	// The rows each side kept after the last batch, when its store is warm:
+	// no scan of the store needed.
+	var kept, survivors [2]arrow.Record
+	defer func() { release(kept[0], kept[1], survivors[0], survivors[1]) }()
+	for i, s := range []*joinSide{j.l, j.r} {
+		st, aux, err := openStoreAux(s.cfg, j.st.Version)
 		if err != nil {
 			return err
 		}
-		s.store = st
+		s.store, kept[i] = st, aux
 	}
 	committed := false
 	defer func() {
-		for _, s := range []*joinSide{j.l, j.r} {
+		for i, s := range []*joinSide{j.l, j.r} {
 			if committed {
-				keepStore(s.cfg, s.store)
+				keepStoreAux(s.cfg, s.store, survivors[i])
+				survivors[i] = nil
 			} else if s.store != nil {
 				s.store.Close()
 			}
@@ -226,7 +234,7 @@ func (j *streamJoin) run(ctx context.Context) error {
 		}
 	}()
 	for i, s := range []*joinSide{j.l, j.r} {
-		r, err := j.load(ctx, s)
+		r, err := j.load(ctx, s, kept[i])
 		if err != nil {
 			return err
 		}
@@ -310,6 +318,9 @@ func (j *streamJoin) run(ctx context.Context) error {
 		if err := j.write(s, sr, nOld, gone, keep); err != nil {
 			return err
 		}
+		if survivors[i], err = j.survivors(sr, gone); err != nil {
+			return err
+		}
 		if len(outerRows) > 0 {
 			if err := j.emitOuter(sr, i == 0, outerRows); err != nil {
 				return err
@@ -363,12 +374,31 @@ func satAdd(a, b int64) int64 {
 }
 
 // load reads a side's stored rows and this batch's rows into ext records.
-func (j *streamJoin) load(ctx context.Context, s *joinSide) (*sideRows, error) {
+func (j *streamJoin) load(ctx context.Context, s *joinSide, kept arrow.Record) (*sideRows, error) {
 	nu := len(s.sch.Fields())
 	var olds []arrow.Record // stored rows, then this batch's
 	defer func() { releaseRecords(olds) }()
 	nOld := 0
-	err := s.store.Scan(func(k, v arrow.Record) error {
+	if kept != nil && int(kept.NumRows()) == s.store.Len() {
+		// Warm: the rows kept after the last batch, in key order; only the
+		// row index column is renumbered.
+		n := int(kept.NumRows())
+		idx := make([]int64, n)
+		for i := range idx {
+			idx[i] = int64(i)
+		}
+		row := int64Array(j.mem, idx)
+		cols := append([]arrow.Array{}, kept.Columns()...)
+		cols[nu+extRow] = row
+		olds = append(olds, array.NewRecord(s.ext, cols, int64(n)))
+		row.Release()
+		nOld = n
+	}
+	scan := s.store.Scan
+	if len(olds) > 0 {
+		scan = func(func(k, v arrow.Record) error) error { return nil }
+	}
+	err := scan(func(k, v arrow.Record) error {
 		n := int(k.NumRows())
 		idx := make([]int64, n)
 		for i := range idx {
@@ -377,7 +407,7 @@ func (j *streamJoin) load(ctx context.Context, s *joinSide) (*sideRows, error) {
 		row := int64Array(j.mem, idx)
 		defer row.Release()
 		cols := append([]arrow.Array{}, v.Columns()[:nu]...)
-		cols = append(cols, k.Column(1), v.Column(nu), v.Column(nu+1), k.Column(0), row)
+		cols = append(cols, k.Column(0), v.Column(nu), v.Column(nu+1), k.Column(1), row)
 		olds = append(olds, array.NewRecord(s.ext, cols, int64(n)))
 		nOld += n
 		return nil
@@ -541,7 +571,39 @@ func (j *streamJoin) write(s *joinSide, sr *sideRows, nOld int, gone, keep []int
 
 func (j *streamJoin) stateKeys(s *joinSide, ext arrow.Record) arrow.Record {
 	nu := len(s.sch.Fields())
-	return array.NewRecord(joinKeySchema, []arrow.Array{ext.Column(nu + extTime), ext.Column(nu + extSeq)}, ext.NumRows())
+	return array.NewRecord(joinKeySchema, []arrow.Array{ext.Column(nu + extSeq), ext.Column(nu + extTime)}, ext.NumRows())
+}
+
+// survivors returns a side's rows that stay in state after this batch (all
+// but gone, which is in ascending order), with their matched and seen
+// values of now: what the store holds at the next version, in its key
+// order, so the next batch need not scan the store.
+func (j *streamJoin) survivors(sr *sideRows, gone []int) (arrow.Record, error) {
+	stay := make([]int, 0, len(sr.matched)-len(gone))
+	g := 0
+	for k := range sr.matched {
+		if g < len(gone) && gone[g] == k {
+			g++
+			continue
+		}
+		stay = append(stay, k)
+	}
+	rec, err := TakeRecord(j.mem, sr.all, stay)
+	if err != nil {
+		return nil, err
+	}
+	defer rec.Release()
+	matched := make([]bool, len(stay))
+	seen := make([]int64, len(stay))
+	for i, k := range stay {
+		matched[i], seen[i] = sr.matched[k], sr.seen[k]
+	}
+	mc, sc := boolArray(j.mem, matched), int64Array(j.mem, seen)
+	defer releaseAll([]arrow.Array{mc, sc})
+	nu := int(rec.NumCols()) - extCols
+	cols := append([]arrow.Array{}, rec.Columns()...)
+	cols[nu+extMatched], cols[nu+extSeen] = mc, sc
+	return array.NewRecord(rec.Schema(), cols, rec.NumRows()), nil
 }
 
 // emitOuter emits rows of one side padded with nulls for the other.

@@ -3,6 +3,8 @@ package exec
 import (
 	"sync"
 
+	"github.com/apache/arrow/go/v17/arrow"
+
 	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch/state"
 )
@@ -22,37 +24,67 @@ type warmKey struct {
 	lo, hi int
 }
 
+// warmStore is a parked store and, optionally, what its operator derived
+// from it at the same version (released with it).
+type warmStore struct {
+	st  *state.Store
+	aux arrow.Record
+}
+
 var (
 	warmMu sync.Mutex
-	warm   = map[warmKey]*state.Store{}
+	warm   = map[warmKey]warmStore{}
 )
 
 // openStore returns cfg's store at version: the warm one when it is at that
 // version, else one loaded from the checkpoint.
 func openStore(cfg state.Config, version int64) (*state.Store, error) {
+	st, aux, err := openStoreAux(cfg, version)
+	if aux != nil {
+		aux.Release()
+	}
+	return st, err
+}
+
+// openStoreAux is openStore also returning the record its operator parked
+// with the warm store (nil when the store was loaded); the caller owns it.
+func openStoreAux(cfg state.Config, version int64) (*state.Store, arrow.Record, error) {
 	k := warmKey{cfg.FS, cfg.Dir, cfg.Operator, cfg.Lo, cfg.Hi}
 	warmMu.Lock()
-	st := warm[k]
+	w, ok := warm[k]
 	delete(warm, k)
 	warmMu.Unlock()
-	if st != nil {
-		if st.Version() == version {
-			return st, nil
+	if ok {
+		if w.st.Version() == version {
+			return w.st, w.aux, nil
 		}
-		st.Close()
+		w.st.Close()
+		if w.aux != nil {
+			w.aux.Release()
+		}
 	}
-	return state.Open(cfg, version)
+	st, err := state.Open(cfg, version)
+	return st, nil, err
 }
 
 // keepStore parks a store whose last Commit succeeded for the next batch.
-func keepStore(cfg state.Config, st *state.Store) {
+func keepStore(cfg state.Config, st *state.Store) { keepStoreAux(cfg, st, nil) }
+
+// keepStoreAux parks a store with a record derived from it at its version
+// (taking ownership of aux), for the next batch's openStoreAux.
+func keepStoreAux(cfg state.Config, st *state.Store, aux arrow.Record) {
 	k := warmKey{cfg.FS, cfg.Dir, cfg.Operator, cfg.Lo, cfg.Hi}
 	warmMu.Lock()
 	defer warmMu.Unlock()
-	if old := warm[k]; old != nil && old != st {
-		old.Close()
+	if old, ok := warm[k]; ok {
+		if old.st != st {
+			old.st.Close()
+		}
+		if old.aux != nil {
+			old.aux.Release()
+		}
 	}
-	warm[k] = st
+	warm[k] = warmStore{st, aux}
 }
 
 // ForgetState closes the warm stores of the checkpoint state directory dir
@@ -60,9 +92,12 @@ func keepStore(cfg state.Config, st *state.Store) {
 func ForgetState(fs vfs.FS, dir string) {
 	warmMu.Lock()
 	defer warmMu.Unlock()
-	for k, st := range warm {
+	for k, w := range warm {
 		if k.fs == fs && k.dir == dir {
-			st.Close()
+			w.st.Close()
+			if w.aux != nil {
+				w.aux.Release()
+			}
 			delete(warm, k)
 		}
 	}
