@@ -111,50 +111,8 @@ func runKillChild(cfgJSON string) int {
 	return 0
 }
 
-// killState is where a kill left the query, read from its checkpoint and
-// the sink's log.
-type killState struct {
-	phase                   string
-	lastOffsets, lastCommit int64 // newest batch in offsets/ and commits/; -1 = none
-	lastSink                int64 // newest batch the sink's log holds; -1 = none
-}
-
-func readKillState(c killChild) killState {
-	lastOf := func(dir string, suffixes ...string) int64 {
-		last := int64(-1)
-		ents, _ := os.ReadDir(dir)
-		for _, e := range ents {
-			for _, suffix := range suffixes {
-				name, ok := strings.CutSuffix(e.Name(), suffix)
-				if !ok {
-					continue
-				}
-				if n, err := strconv.ParseInt(name, 10, 64); err == nil {
-					last = max(last, n)
-				}
-			}
-		}
-		return last
-	}
-	s := killState{
-		lastOffsets: lastOf(filepath.Join(c.Checkpoint, "offsets"), ".json"),
-		lastCommit:  lastOf(filepath.Join(c.Checkpoint, "commits"), ".json"),
-		lastSink:    lastOf(filepath.Join(c.Out, "_sluice_log"), ".json", ".checkpoint.json"),
-	}
-	files, _ := filepath.Glob(filepath.Join(c.Out, "*", fmt.Sprintf("part-%d-*.parquet", s.lastOffsets)))
-	switch {
-	case s.lastOffsets < 0:
-		s.phase = "before the first batch"
-	case s.lastOffsets == s.lastCommit:
-		s.phase = "between batches"
-	case s.lastSink == s.lastOffsets:
-		s.phase = "after the sink commit, before commits/N"
-	case len(files) > 0:
-		s.phase = "in a batch, with files of it on disk"
-	default:
-		s.phase = "in a batch, before its files"
-	}
-	return s
+func readKillState(c killChild) killtest.Progress {
+	return killtest.ReadProgress(c.Checkpoint, c.Out)
 }
 
 // killRow is one output row: its order id and all its cells as text.
@@ -327,25 +285,25 @@ func TestAQueryKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 			}
 			killed++
 			s := readKillState(c)
-			phases[s.phase]++
-			if s.lastOffsets > s.lastCommit {
+			phases[s.Phase]++
+			if s.LastOffsets > s.LastCommit {
 				reruns++
 			}
 			// What a reader sees at any kill is exactly the batches the
 			// sink committed: the last committed one, or the one after it
 			// if the kill came between the sink commit and commits/N.
-			if s.lastSink != s.lastCommit && (s.lastSink != s.lastCommit+1 || s.lastSink != s.lastOffsets) {
-				t.Fatalf("seed %d: run %d, kill %d: the sink's log ends at batch %d, with offsets up to %d and commits up to %d", seed, runs, killed, s.lastSink, s.lastOffsets, s.lastCommit)
+			if s.LastSink != s.LastCommit && (s.LastSink != s.LastCommit+1 || s.LastSink != s.LastOffsets) {
+				t.Fatalf("seed %d: run %d, kill %d: the sink's log ends at batch %d, with offsets up to %d and commits up to %d", seed, runs, killed, s.LastSink, s.LastOffsets, s.LastCommit)
 			}
 			// (dataset.Read refuses a table whose log lists no file yet.)
-			if s.lastSink >= 0 {
-				visible := (s.lastSink + 1) * batchRows
+			if s.LastSink >= 0 {
+				visible := (s.LastSink + 1) * batchRows
 				if d := diffRows(readOutput(t, c.Out), want[:firstAtOrAfter(want, visible)]); d != "" {
-					t.Fatalf("seed %d: run %d, kill %d (%s), batches 0..%d committed to the sink: %s", seed, runs, killed, s.phase, s.lastSink, d)
+					t.Fatalf("seed %d: run %d, kill %d (%s), batches 0..%d committed to the sink: %s", seed, runs, killed, s.Phase, s.LastSink, d)
 				}
 			}
-			if s.lastCommit > lastCommit {
-				lastCommit, noProgress = s.lastCommit, 0
+			if s.LastCommit > lastCommit {
+				lastCommit, noProgress = s.LastCommit, 0
 			} else if noProgress++; noProgress == stalled {
 				maxDelay *= 2
 				noProgress = 0

@@ -300,48 +300,8 @@ func diff(got, want []string) string {
 	return ""
 }
 
-// killState is where a kill left the query, read from its checkpoint and
-// the sink's log.
-type killState struct {
-	phase                   string
-	lastOffsets, lastCommit int64 // newest batch in offsets/ and commits/; -1 = none
-	lastSink                int64 // newest batch the sink's log holds; -1 = none
-}
-
-func readKillState(c child) killState {
-	lastOf := func(dir string, suffixes ...string) int64 {
-		last := int64(-1)
-		ents, _ := os.ReadDir(dir)
-		for _, e := range ents {
-			for _, suffix := range suffixes {
-				if name, ok := strings.CutSuffix(e.Name(), suffix); ok {
-					if n, err := strconv.ParseInt(name, 10, 64); err == nil {
-						last = max(last, n)
-					}
-				}
-			}
-		}
-		return last
-	}
-	s := killState{
-		lastOffsets: lastOf(filepath.Join(c.Checkpoint, "offsets"), ".json"),
-		lastCommit:  lastOf(filepath.Join(c.Checkpoint, "commits"), ".json"),
-		lastSink:    lastOf(filepath.Join(c.Out, "_sluice_log"), ".json", ".checkpoint.json"),
-	}
-	written, _ := filepath.Glob(filepath.Join(c.Out, "*", fmt.Sprintf("part-%d-*.parquet", s.lastOffsets)))
-	switch {
-	case s.lastOffsets < 0:
-		s.phase = "before the first batch"
-	case s.lastOffsets == s.lastCommit:
-		s.phase = "between batches"
-	case s.lastSink == s.lastOffsets:
-		s.phase = "after the sink commit, before commits/N"
-	case len(written) > 0:
-		s.phase = "in a batch, with files of it on disk"
-	default:
-		s.phase = "in a batch, before its files"
-	}
-	return s
+func readKillState(c child) killtest.Progress {
+	return killtest.ReadProgress(c.Checkpoint, c.Out)
 }
 
 // A full outer join of two streams writing to the Parquet sink runs as a
@@ -443,30 +403,30 @@ func TestAJoinKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 			}
 			killed++
 			s := readKillState(c)
-			phases[s.phase]++
-			if s.lastOffsets > s.lastCommit {
+			phases[s.Phase]++
+			if s.LastOffsets > s.LastCommit {
 				reruns++
 			}
 			// What a reader sees at any kill is exactly the batches the
 			// sink committed: the last committed one, or the one after it
 			// if the kill came between the sink commit and commits/N.
-			if s.lastSink != s.lastCommit && (s.lastSink != s.lastCommit+1 || s.lastSink != s.lastOffsets) {
+			if s.LastSink != s.LastCommit && (s.LastSink != s.LastCommit+1 || s.LastSink != s.LastOffsets) {
 				t.Fatalf("seed %d: run %d, kill %d: the sink's log ends at batch %d, with offsets up to %d and commits up to %d",
-					seed, runs, killed, s.lastSink, s.lastOffsets, s.lastCommit)
+					seed, runs, killed, s.LastSink, s.LastOffsets, s.LastCommit)
 			}
-			if s.lastSink >= int64(len(perBatch)) {
-				t.Fatalf("seed %d: run %d, kill %d: the sink committed batch %d; the never-killed run had %d batches", seed, runs, killed, s.lastSink, len(perBatch))
+			if s.LastSink >= int64(len(perBatch)) {
+				t.Fatalf("seed %d: run %d, kill %d: the sink committed batch %d; the never-killed run had %d batches", seed, runs, killed, s.LastSink, len(perBatch))
 			}
 			// (Before its first commit the sink's directory may not exist.)
-			if s.lastSink >= 0 {
-				visible := slices.Concat(perBatch[:s.lastSink+1]...)
+			if s.LastSink >= 0 {
+				visible := slices.Concat(perBatch[:s.LastSink+1]...)
 				slices.Sort(visible)
 				if d := diff(read(t, c.Out), visible); d != "" {
-					t.Fatalf("seed %d: run %d, kill %d (%s), batches 0..%d committed to the sink: %s", seed, runs, killed, s.phase, s.lastSink, d)
+					t.Fatalf("seed %d: run %d, kill %d (%s), batches 0..%d committed to the sink: %s", seed, runs, killed, s.Phase, s.LastSink, d)
 				}
 			}
-			if s.lastCommit > lastCommit {
-				lastCommit, noProgress = s.lastCommit, 0
+			if s.LastCommit > lastCommit {
+				lastCommit, noProgress = s.LastCommit, 0
 			} else if noProgress++; noProgress == stalled {
 				maxDelay *= 2
 				noProgress = 0
