@@ -382,38 +382,26 @@ func (j *streamJoin) load(ctx context.Context, s *joinSide, kept arrow.Record) (
 	if kept != nil && int(kept.NumRows()) == s.store.Len() {
 		// Warm: the rows kept after the last batch, in key order; only the
 		// row index column is renumbered.
-		n := int(kept.NumRows())
-		idx := make([]int64, n)
-		for i := range idx {
-			idx[i] = int64(i)
-		}
-		row := int64Array(j.mem, idx)
+		nOld = int(kept.NumRows())
+		row := rowIndexes(j.mem, 0, nOld)
 		cols := append([]arrow.Array{}, kept.Columns()...)
 		cols[nu+extRow] = row
-		olds = append(olds, array.NewRecord(s.ext, cols, int64(n)))
+		olds = append(olds, array.NewRecord(s.ext, cols, int64(nOld)))
 		row.Release()
-		nOld = n
-	}
-	scan := s.store.Scan
-	if len(olds) > 0 {
-		scan = func(func(k, v arrow.Record) error) error { return nil }
-	}
-	err := scan(func(k, v arrow.Record) error {
-		n := int(k.NumRows())
-		idx := make([]int64, n)
-		for i := range idx {
-			idx[i] = int64(nOld + i)
+	} else {
+		err := s.store.Scan(func(k, v arrow.Record) error {
+			n := int(k.NumRows())
+			row := rowIndexes(j.mem, nOld, n)
+			defer row.Release()
+			cols := append([]arrow.Array{}, v.Columns()[:nu]...)
+			cols = append(cols, k.Column(0), v.Column(nu), v.Column(nu+1), k.Column(1), row)
+			olds = append(olds, array.NewRecord(s.ext, cols, int64(n)))
+			nOld += n
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		row := int64Array(j.mem, idx)
-		defer row.Release()
-		cols := append([]arrow.Array{}, v.Columns()[:nu]...)
-		cols = append(cols, k.Column(0), v.Column(nu), v.Column(nu+1), k.Column(1), row)
-		olds = append(olds, array.NewRecord(s.ext, cols, int64(n)))
-		nOld += n
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	// This batch's rows, each input record extended with its bookkeeping
 	// columns; then stored and new rows copied once into one record.
@@ -654,6 +642,15 @@ func release(recs ...arrow.Record) {
 			r.Release()
 		}
 	}
+}
+
+// rowIndexes is the int64 array from, from+1, ..., from+n-1.
+func rowIndexes(mem memory.Allocator, from, n int) arrow.Array {
+	idx := make([]int64, n)
+	for i := range idx {
+		idx[i] = int64(from + i)
+	}
+	return int64Array(mem, idx)
 }
 
 func int64Array(mem memory.Allocator, v []int64) arrow.Array {
