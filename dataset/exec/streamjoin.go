@@ -3,12 +3,13 @@ package exec
 // Stream-stream join.
 //
 // Each side's rows live in a state store of their own (operator
-// "<op>-left" / "<op>-right", key groups [lo, hi)), keyed by (event time,
-// sequence number) with the row's columns, whether it has matched, and when
-// its join key was last seen as values. One batch, per task:
+// "<op>-left" / "<op>-right", key groups [lo, hi)), keyed by (sequence
+// number, event time) with the row's columns, whether it has matched, and
+// when its join key was last seen as values. One batch, per task:
 //
 //	lnew, rnew := this batch's rows of the task's key groups
-//	lold, rold := the stored rows (state version V)
+//	lold, rold := the stored rows (state version V): the rows kept after the
+//	              last batch when the store is warm, else a scan of it
 //	pairs      := lnew ⋈ (rold ∪ rnew)  ∪  lold ⋈ rnew     (keys, then the condition)
 //	emit pairs (inner, outer), or each left row the first time it matches (semi)
 //	evict      := left rows with t + Upper <= watermark, right rows with
@@ -25,8 +26,9 @@ package exec
 //     batch's watermark, so nothing that could still match them was evicted.
 //  3. Sequence numbers are version<<32 | row index of the task's input, so a
 //     re-run of batch V stores the same keys and emits the same rows.
-//  4. Rows of the batch are kept in input order, state rows in key order:
-//     the output order depends only on input and state.
+//  4. Rows of the batch are kept in input order, state rows in key order
+//     (= arrival order, as sequence numbers grow): the output order depends
+//     only on input and state, warm or loaded.
 
 import (
 	"context"
