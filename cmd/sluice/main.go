@@ -1,5 +1,5 @@
-// Command sluice is the sluice CLI: the demo jobs and Nexmark data
-// generation; later run, executor and checkpoint inspect.
+// Command sluice is the sluice CLI: the demo jobs and Nexmark; later run,
+// executor and checkpoint inspect.
 package main
 
 import (
@@ -30,8 +30,10 @@ commands:
   demo-batch  the same kind of job as a batch: orders written as Parquet, aggregated, printed
   nexmark generate --events N --out DIR [--seed S] [--event-rate R]
               write events [0, N) of the Nexmark generator as Parquet: DIR/person,
-              DIR/auction, DIR/bid (and DIR/nexmark.json); the queries run with
-              go run ./benchmarks/nexmark run --query qN --input DIR
+              DIR/auction, DIR/bid (and DIR/nexmark.json)
+  nexmark run --query qN --events N [--input DIR] [--out DIR] [--json] [--event-rate R]
+              run a Nexmark query as a stream and report its throughput (it starts the
+              benchmark runner, benchmarks/nexmark, with the Go toolchain)
 `)
 }
 
