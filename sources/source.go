@@ -63,6 +63,14 @@ type Split interface {
 	Rows() int64
 }
 
+// ColumnReader is an optional ability of a Split: ReadColumns is Read
+// building only the named columns of the source's schema (a subset, in
+// schema order), so a query that reads few columns does not pay for the
+// others. Its records have exactly those columns.
+type ColumnReader interface {
+	ReadColumns(ctx context.Context, mem memory.Allocator, cols []string, emit func(arrow.Record) error) error
+}
+
 // Committer is an optional ability of a Stream: the driver calls Commit(end)
 // after batch ending at end is committed, so the source may trim what it
 // keeps (a memory source drops records) or report progress (a Kafka source

@@ -11,6 +11,7 @@ import (
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sinks/parquet"
+	"github.com/sluicedata/sluice/sources"
 	pq "github.com/sluicedata/sluice/sources/parquet"
 )
 
@@ -79,9 +80,18 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 				}
 			}
 			schema := n.Schema
+			read := sp.Read
+			if cr, ok := sp.(sources.ColumnReader); ok && pick != nil {
+				// The split builds only the columns read.
+				cols := n.Scan.Columns
+				read = func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
+					return cr.ReadColumns(ctx, mem, cols, emit)
+				}
+				pick = nil
+			}
 			return exec.NewPushScan(b.ctx, n.Schema, func(ctx context.Context, emit func(arrow.Record) error) error {
 				var rows int64
-				err := sp.Read(ctx, mem, func(r arrow.Record) error {
+				err := read(ctx, mem, func(r arrow.Record) error {
 					rows += r.NumRows()
 					if pick != nil {
 						cols := make([]arrow.Array, len(pick))

@@ -37,74 +37,112 @@ func schemaFor(value *arrow.Schema) *arrow.Schema {
 	return arrow.NewSchema(fs, nil)
 }
 
-// rows builds the records one split emits.
+// rows builds the records one split emits: every column of the schema, or
+// only some (a projection); builders of columns not built are nil, and JSON
+// value fields not built decode into builders that are thrown away.
 type rows struct {
-	rb    *array.RecordBuilder
-	key   *array.BinaryBuilder
-	value *array.BinaryBuilder // raw values
-	dec   *jsonDecoder         // decoded values
-	topic *array.StringBuilder
-	part  *array.Int32Builder
-	off   *array.Int64Builder
-	ts    *array.TimestampBuilder
-	hdr   *array.ListBuilder
-	hs    *array.StructBuilder
-	hk    *array.StringBuilder
-	hv    *array.BinaryBuilder
-	n     int
+	rb      *array.RecordBuilder
+	key     *array.BinaryBuilder
+	value   *array.BinaryBuilder // raw values
+	dec     *jsonDecoder         // decoded values
+	discard []array.Builder      // decoded value fields not built
+	topic   *array.StringBuilder
+	part    *array.Int32Builder
+	off     *array.Int64Builder
+	ts      *array.TimestampBuilder
+	hdr     *array.ListBuilder
+	hs      *array.StructBuilder
+	hk      *array.StringBuilder
+	hv      *array.BinaryBuilder
+	n       int
 }
 
-func newRows(mem memory.Allocator, schema, value *arrow.Schema) *rows {
-	rb := array.NewRecordBuilder(mem, schema)
-	r := &rows{rb: rb, key: rb.Field(0).(*array.BinaryBuilder)}
-	i := 1
+// newRows builds schema's columns named in cols (all when cols is nil).
+func newRows(mem memory.Allocator, schema, value *arrow.Schema, cols []string) *rows {
+	out := schema
+	if cols != nil {
+		var fs []arrow.Field
+		for _, c := range cols {
+			if idx := schema.FieldIndices(c); len(idx) > 0 {
+				fs = append(fs, schema.Field(idx[0]))
+			}
+		}
+		out = arrow.NewSchema(fs, nil)
+	}
+	rb := array.NewRecordBuilder(mem, out)
+	field := func(name string) array.Builder {
+		if idx := out.FieldIndices(name); len(idx) > 0 {
+			return rb.Field(idx[0])
+		}
+		return nil
+	}
+	r := &rows{rb: rb}
+	r.key, _ = field("key").(*array.BinaryBuilder)
 	if value == nil {
-		r.value = rb.Field(1).(*array.BinaryBuilder)
-		i++
+		r.value, _ = field("value").(*array.BinaryBuilder)
 	} else {
 		r.dec = newJSONDecoder(value)
-		for range value.Fields() {
-			r.dec.builders = append(r.dec.builders, rb.Field(i))
-			i++
+		for _, f := range value.Fields() {
+			b := field(f.Name)
+			if b == nil {
+				b = array.NewBuilder(mem, f.Type)
+				r.discard = append(r.discard, b)
+			}
+			r.dec.builders = append(r.dec.builders, b)
 		}
 	}
-	r.topic = rb.Field(i).(*array.StringBuilder)
-	r.part = rb.Field(i + 1).(*array.Int32Builder)
-	r.off = rb.Field(i + 2).(*array.Int64Builder)
-	r.ts = rb.Field(i + 3).(*array.TimestampBuilder)
-	r.hdr = rb.Field(i + 4).(*array.ListBuilder)
-	r.hs = r.hdr.ValueBuilder().(*array.StructBuilder)
-	r.hk = r.hs.FieldBuilder(0).(*array.StringBuilder)
-	r.hv = r.hs.FieldBuilder(1).(*array.BinaryBuilder)
+	r.topic, _ = field("topic").(*array.StringBuilder)
+	r.part, _ = field("partition").(*array.Int32Builder)
+	r.off, _ = field("offset").(*array.Int64Builder)
+	r.ts, _ = field("timestamp").(*array.TimestampBuilder)
+	if r.hdr, _ = field("headers").(*array.ListBuilder); r.hdr != nil {
+		r.hs = r.hdr.ValueBuilder().(*array.StructBuilder)
+		r.hk = r.hs.FieldBuilder(0).(*array.StringBuilder)
+		r.hv = r.hs.FieldBuilder(1).(*array.BinaryBuilder)
+	}
 	return r
 }
 
 // add appends rec; with a decoder, decode must have succeeded for it.
 func (r *rows) add(rec *kgo.Record) {
-	if rec.Key == nil {
+	switch {
+	case r.key == nil:
+	case rec.Key == nil:
 		r.key.AppendNull()
-	} else {
+	default:
 		r.key.Append(rec.Key)
 	}
-	if r.dec != nil {
+	switch {
+	case r.dec != nil:
 		r.dec.append()
-	} else if rec.Value == nil {
+	case r.value == nil:
+	case rec.Value == nil:
 		r.value.AppendNull()
-	} else {
+	default:
 		r.value.Append(rec.Value)
 	}
-	r.topic.Append(rec.Topic)
-	r.part.Append(rec.Partition)
-	r.off.Append(rec.Offset)
-	r.ts.Append(arrow.Timestamp(rec.Timestamp.UnixMilli()))
-	r.hdr.Append(true)
-	for _, h := range rec.Headers {
-		r.hs.Append(true)
-		r.hk.Append(h.Key)
-		if h.Value == nil {
-			r.hv.AppendNull()
-		} else {
-			r.hv.Append(h.Value)
+	if r.topic != nil {
+		r.topic.Append(rec.Topic)
+	}
+	if r.part != nil {
+		r.part.Append(rec.Partition)
+	}
+	if r.off != nil {
+		r.off.Append(rec.Offset)
+	}
+	if r.ts != nil {
+		r.ts.Append(arrow.Timestamp(rec.Timestamp.UnixMilli()))
+	}
+	if r.hdr != nil {
+		r.hdr.Append(true)
+		for _, h := range rec.Headers {
+			r.hs.Append(true)
+			r.hk.Append(h.Key)
+			if h.Value == nil {
+				r.hv.AppendNull()
+			} else {
+				r.hv.Append(h.Value)
+			}
 		}
 	}
 	r.n++
@@ -118,10 +156,19 @@ func (r *rows) flush(emit func(arrow.Record) error) error {
 	n := r.n
 	r.n = 0
 	rec := r.rb.NewRecord()
+	for _, b := range r.discard {
+		b.NewArray().Release()
+		b.Reserve(n)
+	}
 	// The next record is likely as big: size its buffers once instead of
 	// growing them by doubling (12% of a read's CPU went to regrowth).
 	r.rb.Reserve(n)
 	return emit(rec)
 }
 
-func (r *rows) release() { r.rb.Release() }
+func (r *rows) release() {
+	r.rb.Release()
+	for _, b := range r.discard {
+		b.Release()
+	}
+}

@@ -50,11 +50,23 @@ const maxStalls = 20
 // aborted records that are never returned, and kgo.ProcessFetchPartition
 // reports the position past them.
 func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
+	return sp.read(ctx, mem, nil, emit)
+}
+
+// ReadColumns is Read building only the columns cols (sources.ColumnReader):
+// a query that reads none of the metadata columns does not build them.
+func (sp *Split) ReadColumns(ctx context.Context, mem memory.Allocator, cols []string, emit func(arrow.Record) error) error {
+	return sp.read(ctx, mem, cols, emit)
+}
+
+var _ sources.ColumnReader = (*Split)(nil)
+
+func (sp *Split) read(ctx context.Context, mem memory.Allocator, cols []string, emit func(arrow.Record) error) error {
 	s := sp.src
 	if err := s.check(); err != nil {
 		return err
 	}
-	rs := newRows(mem, s.schema, s.cfg.ValueSchema)
+	rs := newRows(mem, s.schema, s.cfg.ValueSchema, cols)
 	defer rs.release()
 	where := func() string {
 		return fmt.Sprintf("kafka %q: topic %q partition %d", s.cfg.Name, sp.Topic, sp.Partition)
