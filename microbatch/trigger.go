@@ -21,7 +21,9 @@ const (
 
 // ProcessingTime starts a batch every interval (measured from the previous
 // batch's start); 0 starts the next batch as soon as the previous one ends.
-// Batches run only when some source has new data.
+// Batches run only when some source has new data, when the watermark moved
+// (so windows close), or, with an interval and a processing-time timeout
+// in the query, every interval (so timeouts fire on an idle stream).
 func ProcessingTime(interval time.Duration) Trigger {
 	return Trigger{kind: kindProcessingTime, interval: interval}
 }
