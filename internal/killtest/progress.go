@@ -53,3 +53,13 @@ func ReadProgress(checkpoint, out string) Progress {
 	}
 	return p
 }
+
+// CheckSink reports an error unless what a reader sees matches the
+// checkpoint: the sink's log ends at the last committed batch, or at the
+// one after it when the kill came between the sink commit and commits/N.
+func (p Progress) CheckSink() error {
+	if p.LastSink != p.LastCommit && (p.LastSink != p.LastCommit+1 || p.LastSink != p.LastOffsets) {
+		return fmt.Errorf("the sink's log ends at batch %d, with offsets up to %d and commits up to %d", p.LastSink, p.LastOffsets, p.LastCommit)
+	}
+	return nil
+}
