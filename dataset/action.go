@@ -101,46 +101,35 @@ func (d *Dataset) Write(ctx context.Context, path string, opts WriteOptions) err
 	return nil
 }
 
-// Explain returns the logical, optimized and physical plans as text.
+// Explain returns the logical, optimized and physical plans as text; the
+// physical plan is printed from the compiled spec.
 func (d *Dataset) Explain() (string, error) {
 	if d.err != nil {
 		return "", d.err
 	}
-	return d.explain(d.node, nil)
+	cfg := d.cfg.withDefaults()
+	opt, err := plan.Optimize(d.node)
+	if err != nil {
+		return "", err
+	}
+	// A streaming Dataset is explained as a batch job over its streams;
+	// microbatch's query explains its compiled micro-batch plan.
+	spec, err := plan.Compile(d.node, cfg.ShufflePartitions, nil)
+	if err != nil {
+		return "", err
+	}
+	return explainText(d.node, opt, spec), nil
 }
 
-func (d *Dataset) explain(root *plan.Node, st *StreamState) (string, error) {
-	cfg := d.cfg.withDefaults()
-	opt, err := plan.Optimize(root)
-	if err != nil {
-		return "", err
-	}
-	phys, err := plan.PhysicalStream(opt, cfg.ShufflePartitions, st)
-	if err != nil {
-		return "", err
-	}
-	stages, err := plan.Stages(phys)
-	if err != nil {
-		return "", err
-	}
+func explainText(logical, opt *plan.Node, spec *plan.Spec) string {
 	var b strings.Builder
 	b.WriteString("== Logical Plan ==\n")
-	b.WriteString(plan.Format(root))
+	b.WriteString(plan.Format(logical))
 	b.WriteString("== Optimized Plan ==\n")
 	b.WriteString(plan.Format(opt))
 	b.WriteString("== Physical Plan ==\n")
-	for _, st := range stages {
-		out := "result"
-		if st.Out != nil {
-			out = strings.TrimPrefix(plan.Format(&plan.Node{Kind: plan.KindExchange, Keys: st.Out.Keys, Parts: st.Out.Parts, KeyGroups: st.Out.KeyGroups}), "Exchange ")
-			out = "exchange " + strings.TrimSpace(out)
-		}
-		fmt.Fprintf(&b, "Stage %d: %d tasks -> %s\n", st.ID, st.Tasks, out)
-		for _, line := range strings.Split(strings.TrimRight(plan.Format(st.Root), "\n"), "\n") {
-			b.WriteString("  " + line + "\n")
-		}
-	}
-	return b.String(), nil
+	b.WriteString(spec.Explain())
+	return b.String()
 }
 
 func releaseAll(recs []arrow.Record) {

@@ -3,13 +3,13 @@ package dataset
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/dataset/plan"
-	"github.com/sluicedata/sluice/scheduler"
 	pq "github.com/sluicedata/sluice/sources/parquet"
 )
 
@@ -19,7 +19,18 @@ type Config struct {
 	Parallelism       int              // tasks run at once; default GOMAXPROCS
 	ShufflePartitions int              // partitions of aggregates and joins; default Parallelism
 	BatchRows         int              // max rows per record; default 65536
+	// Executor is how tasks run: ExecutorLocal (default: in this process)
+	// or ExecutorIsolated (in this process, every task and its result
+	// crossing as bytes, as they will to a remote executor; for tests).
+	// The default comes from $SLUICE_EXECUTOR when set.
+	Executor string
 }
+
+// Executors.
+const (
+	ExecutorLocal    = "local"
+	ExecutorIsolated = "local-isolated"
+)
 
 func (c Config) withDefaults() Config {
 	if c.Allocator == nil {
@@ -33,6 +44,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BatchRows <= 0 {
 		c.BatchRows = 1 << 16
+	}
+	if c.Executor == "" {
+		c.Executor = os.Getenv("SLUICE_EXECUTOR")
+	}
+	if c.Executor == "" {
+		c.Executor = ExecutorLocal
 	}
 	return c
 }
@@ -132,40 +149,39 @@ func reopen(ctx context.Context, n *plan.Node) (*plan.Node, error) {
 	return &c, nil
 }
 
-// run optimizes, plans and executes root; the caller owns the records.
+// run compiles and executes a batch plan; the caller owns the records.
 func (d *Dataset) run(ctx context.Context, root *plan.Node) ([]arrow.Record, error) {
-	return d.runStream(ctx, root, nil)
+	cfg := d.cfg.withDefaults()
+	spec, err := plan.Compile(root, cfg.ShufflePartitions, nil)
+	if err != nil {
+		return nil, err
+	}
+	bc := &plan.StaticCache{}
+	defer bc.Release()
+	for _, key := range spec.Memory {
+		bc.Set(key, spec.MemoryRecords(key))
+	}
+	ex := d.executor(cfg, nil, bc, plan.StateEnv{})
+	defer ex.Close()
+	out, err := ex.Execute(ctx, spec, &plan.Run{Batch: plan.NoBatch, Workers: cfg.Parallelism})
+	if err != nil {
+		return nil, err
+	}
+	defer ex.Release(out.FinalStage)
+	var recs []arrow.Record
+	for _, r := range out.Final {
+		recs = append(recs, ex.Fetch(r.Outputs)...)
+	}
+	return recs, nil
 }
 
-func (d *Dataset) runStream(ctx context.Context, root *plan.Node, st *StreamState) ([]arrow.Record, error) {
-	cfg := d.cfg.withDefaults()
-	opt, err := plan.Optimize(root)
-	if err != nil {
-		return nil, err
+// executor makes the in-process executor of a run of d's plan.
+func (d *Dataset) executor(cfg Config, job *plan.Job, bc plan.BroadcastStore, st plan.StateEnv) *plan.LocalExecutor {
+	if job == nil {
+		job = &plan.Job{}
 	}
-	if st != nil && st.Static != nil {
-		joins, side := plan.StaticJoins(opt)
-		for i, j := range joins {
-			static := j.Inputs[side[i]]
-			err := st.Static.Load(fmt.Sprintf("static-%d", i), st.Version, j.Join.Refresh, func() ([]arrow.Record, error) {
-				fresh, err := reopen(ctx, static)
-				if err != nil {
-					return nil, fmt.Errorf("refresh the bounded side of a stream-static join: %w", err)
-				}
-				recs, err := d.run(ctx, fresh)
-				if err != nil {
-					return nil, fmt.Errorf("collect the bounded side of a stream-static join: %w", err)
-				}
-				return recs, nil
-			})
-			if err != nil {
-				return nil, err
-			}
-		}
+	return &plan.LocalExecutor{
+		Env:      plan.ExecEnv{Node: "local", Mem: cfg.Allocator, BatchRows: cfg.BatchRows, Job: job, State: st, Broadcast: bc, Shuffle: &plan.MemShuffle{}},
+		Isolated: cfg.Executor == ExecutorIsolated,
 	}
-	phys, err := plan.PhysicalStream(opt, cfg.ShufflePartitions, st)
-	if err != nil {
-		return nil, err
-	}
-	return scheduler.Run(ctx, phys, scheduler.Config{Allocator: cfg.Allocator, Workers: cfg.Parallelism, BatchRows: cfg.BatchRows})
 }

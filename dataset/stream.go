@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow"
 
+	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/plan"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sources"
@@ -75,45 +76,114 @@ func (d *Dataset) Stateful() []string {
 	return out
 }
 
-// RunBatch runs the plan once over the given splits of each stream (by
-// source name) and writes the output through sink for batch b. It returns
-// the tasks' commit messages in task order; committing them is the caller's
-// (the micro-batch driver's) job. Package microbatch calls it; it is not
-// meant for jobs.
-func (d *Dataset) RunBatch(ctx context.Context, splits map[string][]sources.Split, sink sinks.Sink, b sinks.Batch, st *StreamState) ([]sinks.CommitMessage, error) {
+// StreamOptions configure a streaming query's compilation.
+type StreamOptions struct {
+	KeyGroups int
+	Emit      sinks.Mode
+	// State is where stateful operators keep their state.
+	State plan.StateEnv
+}
+
+// StreamQuery is a streaming Dataset compiled once for a sink: every
+// micro-batch runs the same spec with the batch's values and splits, on an
+// in-process executor that keeps warm what lasts between batches (the
+// bounded sides of stream-static joins). Package microbatch drives it; it
+// is not meant for jobs.
+type StreamQuery struct {
+	ds     *Dataset
+	cfg    Config
+	spec   *plan.Spec
+	root   *plan.Node // the logical plan with its sink write
+	opt    *plan.Node
+	static *plan.StaticCache
+	ex     *plan.LocalExecutor
+}
+
+// CompileStream compiles d into a StreamQuery writing into sink.
+func (d *Dataset) CompileStream(sink sinks.Sink, o StreamOptions) (*StreamQuery, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	root := plan.NewSinkWrite(plan.BindStreams(d.node, splits), sink, b)
-	recs, err := d.runStream(ctx, root, st)
+	cfg := d.cfg.withDefaults()
+	root := plan.NewSinkWrite(d.node, sink)
+	opt, err := plan.Optimize(root)
 	if err != nil {
 		return nil, err
 	}
-	defer releaseAll(recs)
-	var msgs []sinks.CommitMessage
-	for _, r := range recs {
-		col := r.Column(0).(*array.Binary)
-		for i := 0; i < col.Len(); i++ {
-			msgs = append(msgs, append(sinks.CommitMessage(nil), col.Value(i)...))
-		}
+	spec, err := plan.Compile(root, cfg.ShufflePartitions, &plan.StreamOptions{KeyGroups: o.KeyGroups, Emit: string(o.Emit)})
+	if err != nil {
+		return nil, err
 	}
-	return msgs, nil
+	job := &plan.Job{Streams: map[string]sources.Stream{}, Sinks: map[string]sinks.Sink{sink.Name(): sink}}
+	for _, s := range d.Streams() {
+		job.Streams[s.Name()] = s
+	}
+	q := &StreamQuery{ds: d, cfg: cfg, spec: spec, root: root, opt: opt, static: &plan.StaticCache{}}
+	for _, key := range spec.Memory {
+		q.static.Set(key, spec.MemoryRecords(key))
+	}
+	q.ex = d.executor(cfg, job, q.static, o.State)
+	return q, nil
 }
 
-// StreamState places the state of a streaming query's stateful operators
-// for one micro-batch (see plan.StreamState).
-type StreamState = plan.StreamState
+// Spec is the compiled query.
+func (q *StreamQuery) Spec() *plan.Spec { return q.spec }
 
-// StaticCache keeps the bounded sides of a streaming query's stream-static
-// joins between micro-batches (see plan.StaticCache); the query owns it.
-type StaticCache = plan.StaticCache
+// Explain is the query's EXPLAIN text.
+func (q *StreamQuery) Explain() string {
+	return explainText(q.root, q.opt, q.spec)
+}
 
-// ExplainBatch is Explain for one micro-batch of a streaming Dataset.
-func (d *Dataset) ExplainBatch(splits map[string][]sources.Split, st *StreamState) (string, error) {
-	if d.err != nil {
-		return "", d.err
+// BatchResult is what one micro-batch's tasks returned.
+type BatchResult struct {
+	Commit  []sinks.CommitMessage // in task order
+	Metrics *exec.Metrics
+	// Late are the rows late filters dropped, when kept; the caller owns them.
+	Late []arrow.Record
+}
+
+// RunBatch runs one micro-batch with the batch's values and each stream's
+// splits (by source name). Committing the returned messages is the
+// caller's (the micro-batch driver's) job.
+func (q *StreamQuery) RunBatch(ctx context.Context, b plan.BatchContext, splits map[string][]sources.Split, keepLate bool) (*BatchResult, error) {
+	for _, side := range q.spec.Statics {
+		static := q.spec.StaticPlan(side.Key)
+		err := q.static.Load(side.Key, b.StateVersion, side.Refresh, func() ([]arrow.Record, error) {
+			fresh, err := reopen(ctx, static)
+			if err != nil {
+				return nil, fmt.Errorf("refresh the bounded side of a stream-static join: %w", err)
+			}
+			recs, err := q.ds.run(ctx, fresh)
+			if err != nil {
+				return nil, fmt.Errorf("collect the bounded side of a stream-static join: %w", err)
+			}
+			return recs, nil
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
-	return d.explain(plan.BindStreams(d.node, splits), st)
+	out, err := q.ex.Execute(ctx, q.spec, &plan.Run{Batch: b, Splits: splits, KeepLate: keepLate, Workers: q.cfg.Parallelism})
+	if err != nil {
+		return nil, err
+	}
+	res := &BatchResult{Metrics: out.Metrics}
+	for _, r := range out.Final {
+		for _, m := range r.Commit {
+			res.Commit = append(res.Commit, sinks.CommitMessage(m))
+		}
+	}
+	if len(out.Late) > 0 {
+		res.Late = q.ex.Fetch(out.Late)
+		q.ex.Release(plan.LateStage)
+	}
+	return res, nil
+}
+
+// Close frees what the query kept between batches.
+func (q *StreamQuery) Close() {
+	q.ex.Close()
+	q.static.Release()
 }
 
 var errStreaming = fmt.Errorf("dataset: this Dataset reads a stream; run it with microbatch.WriteStream")

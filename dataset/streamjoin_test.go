@@ -1,7 +1,6 @@
 package dataset_test
 
 import (
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,7 +9,8 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"github.com/sluicedata/sluice/dataset"
-	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/sinks"
+	sinkmem "github.com/sluicedata/sluice/sinks/memory"
 	srcmem "github.com/sluicedata/sluice/sources/memory"
 )
 
@@ -37,11 +37,17 @@ func TestExplainStreamingJoinsGolden(t *testing.T) {
 	}
 	for name, ds := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, err := ds.ExplainBatch(nil, &dataset.StreamState{FS: vfs.NewMem(), Dir: "/state", KeyGroups: 8, Version: 3,
-				Emit: "append", Watermark: 1_000_000, PrevWatermark: math.MinInt64})
+			sink, err := sinkmem.New(sinkmem.Config{Name: "out"})
 			if err != nil {
 				t.Fatal(err)
 			}
+			defer sink.Close()
+			q, err := ds.CompileStream(sink, dataset.StreamOptions{KeyGroups: 8, Emit: sinks.Append})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer q.Close()
+			got := q.Explain()
 			path := filepath.Join("testdata", "explain", name+".txt")
 			if *update {
 				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/dataset/exec"
+	"github.com/sluicedata/sluice/dataset/plan"
 	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch/checkpoint"
 	"github.com/sluicedata/sluice/microbatch/state"
@@ -132,9 +133,6 @@ func (w *StreamWriter) validate() error {
 	case w.mode == sinks.Complete && aggregates == 0:
 		return fmt.Errorf("%w: complete output mode needs a streaming aggregation; this query has none", ErrInvalidQuery)
 	}
-	if _, err := w.ds.ExplainBatch(nil, &dataset.StreamState{FS: w.fs, KeyGroups: checkpoint.DefaultKeyGroups, Emit: string(w.mode)}); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidQuery, err)
-	}
 	if err := w.sink.Check(w.mode, w.ds.Schema()); err != nil {
 		return fmt.Errorf("%w: sink %s: %v", ErrInvalidQuery, w.sink.Name(), err)
 	}
@@ -164,6 +162,26 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 	if err := w.validate(); err != nil {
 		return nil, err
 	}
+	// Compiled once, before the checkpoint is touched: a plan that cannot
+	// run is refused without leaving a checkpoint behind.
+	stateEnv := plan.StateEnv{FS: w.fs, Dir: strings.TrimRight(w.dir, "/") + "/state"}
+	compile := func(keyGroups int) (*dataset.StreamQuery, error) {
+		cq, err := w.ds.CompileStream(w.sink, dataset.StreamOptions{KeyGroups: keyGroups, Emit: w.mode, State: stateEnv})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidQuery, err)
+		}
+		return cq, nil
+	}
+	cq, err := compile(checkpoint.DefaultKeyGroups)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			cq.Close()
+		}
+	}()
 	cp, err := checkpoint.Open(w.fs, w.dir)
 	if err != nil {
 		return nil, err
@@ -189,9 +207,16 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 	if err != nil {
 		return nil, err
 	}
+	if meta.KeyGroups != checkpoint.DefaultKeyGroups {
+		cq.Close()
+		if cq, err = compile(meta.KeyGroups); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithCancel(ctx)
-	q := &Query{w: w, cp: cp, meta: meta, cancel: cancel, done: make(chan struct{}), static: &dataset.StaticCache{},
+	q := &Query{w: w, cp: cp, meta: meta, cancel: cancel, done: make(chan struct{}), cq: cq,
 		status: Status{Message: "Initializing sources", Active: true}}
+	started = true
 	go q.run(ctx, rec)
 	return q, nil
 }
@@ -204,7 +229,7 @@ type Query struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	static *dataset.StaticCache // bounded sides of stream-static joins
+	cq *dataset.StreamQuery // the compiled query and its executor
 
 	mu       sync.Mutex
 	err      error
@@ -271,7 +296,7 @@ func (q *Query) setStatus(msg string, batchActive bool) {
 func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
 	err := q.loop(ctx, rec)
 	exec.ForgetState(q.w.fs, q.stateDir())
-	q.static.Release()
+	q.cq.Close()
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		err = nil // stopped: by Stop, or by the caller's context ending
 	}
@@ -501,68 +526,25 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 		p.Sources = append(p.Sources, SourceProgress{Name: s.Name(), Start: o.Start, End: o.End, Rows: rows})
 	}
 	b := sinks.Batch{ID: e.Batch, Mode: w.mode, Schema: w.ds.Schema()}
-	var stateMu sync.Mutex
-	stateOps := map[string]*StateProgress{}
-	observed := map[string]int64{}
-	opProgress := func(op string) *StateProgress {
-		sp := stateOps[op]
-		if sp == nil {
-			sp = &StateProgress{Operator: op}
-			stateOps[op] = sp
-		}
-		return sp
+	bctx := plan.BatchContext{ID: e.Batch, StateVersion: e.Batch, Watermark: e.Watermark, PrevWatermark: prevWatermark(e),
+		BatchTime: e.Timestamp, OutputMode: w.mode}
+	t := w.clock.Now()
+	res, err := q.cq.RunBatch(ctx, bctx, splits, w.late != nil)
+	dur[PhaseAddBatch] = w.clock.Now().Sub(t)
+	if err != nil {
+		return 0, fmt.Errorf("batch %d: %w", e.Batch, err)
 	}
-	st := &dataset.StreamState{FS: w.fs, Dir: q.stateDir(), KeyGroups: q.meta.KeyGroups, Version: e.Batch, Emit: string(w.mode),
-		Watermark: e.Watermark, PrevWatermark: prevWatermark(e), BatchTime: e.Timestamp,
-		Report: func(op string, rows, bytes int64) {
-			stateMu.Lock()
-			defer stateMu.Unlock()
-			sp := opProgress(op)
-			sp.Rows += rows
-			sp.Bytes += bytes
-		},
-		Observe: func(col string, m int64) {
-			stateMu.Lock()
-			defer stateMu.Unlock()
-			if old, ok := observed[col]; !ok || m > old {
-				observed[col] = m
-			}
-		},
-		Dropped: func(op string, n int64) {
-			stateMu.Lock()
-			defer stateMu.Unlock()
-			opProgress(op).DroppedLate += n
-		},
-		Evicted: func(op string, n int64) {
-			stateMu.Lock()
-			defer stateMu.Unlock()
-			opProgress(op).Evicted += n
-		},
-		Static: q.static}
-	var lateRecs []arrow.Record
+	msgs, lateRecs := res.Commit, res.Late
 	defer func() {
 		for _, r := range lateRecs {
 			r.Release()
 		}
 	}()
-	read := map[string]int64{}
-	st.Read = func(source string, rows int64) {
-		stateMu.Lock()
-		defer stateMu.Unlock()
-		read[source] += rows
-	}
-	if w.late != nil {
-		st.Late = func(_ string, r arrow.Record) {
-			stateMu.Lock()
-			defer stateMu.Unlock()
-			lateRecs = append(lateRecs, r)
-		}
-	}
-	t := w.clock.Now()
-	msgs, err := w.ds.RunBatch(ctx, splits, w.sink, b, st)
-	dur[PhaseAddBatch] = w.clock.Now().Sub(t)
-	if err != nil {
-		return 0, fmt.Errorf("batch %d: %w", e.Batch, err)
+	observed := res.Metrics.MaxEventTime
+	read := res.Metrics.SourceRows
+	var stateOps []StateProgress
+	for op, m := range res.Metrics.Operators {
+		stateOps = append(stateOps, StateProgress{Operator: op, Rows: m.StateRows, Bytes: m.StateBytes, DroppedLate: m.DroppedLate, Evicted: m.Evicted})
 	}
 	if len(lateRecs) > 0 {
 		if err := q.commitLate(ctx, e.Batch, lateRecs); err != nil {
@@ -629,9 +611,7 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 			c.Commit(ctx, e.Sources[s.Name()].End) // best effort: only trims or reports
 		}
 	}
-	for _, sp := range stateOps {
-		p.StateOperators = append(p.StateOperators, *sp)
-	}
+	p.StateOperators = stateOps
 	sort.Slice(p.StateOperators, func(i, j int) bool { return p.StateOperators[i].Operator < p.StateOperators[j].Operator })
 	total := w.clock.Now().Sub(began)
 	// The whole trigger, as in Spark: offsets and the write-ahead log too.

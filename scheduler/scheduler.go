@@ -4,220 +4,177 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"runtime"
 	"runtime/debug"
 	"sync"
-
-	"github.com/apache/arrow/go/v17/arrow"
-	"github.com/apache/arrow/go/v17/arrow/memory"
-
-	"github.com/sluicedata/sluice/dataset/exec"
-	"github.com/sluicedata/sluice/dataset/plan"
 )
+
+// Stage is what the scheduler knows of a stage: its place in the job's
+// graph and how many tasks it has. What a task does is the Executor's
+// business (it holds the query's compiled spec); the scheduler never sees
+// an operator, a file or a topic.
+type Stage struct {
+	ID    int
+	Deps  []int // stages whose map output this stage reads, by stage id
+	Tasks int
+	// Parts is the partition count of the exchange this stage feeds; 0 for
+	// the final stage, whose task results go back to the caller.
+	Parts int
+}
+
+// Location names one map output block: the rows map task Map of stage
+// Stage wrote for partition Part, held by executor Node until the stage
+// is released.
+type Location struct {
+	Node  string `json:"node"`
+	Stage int    `json:"stage"`
+	Map   int    `json:"map"`
+	Part  int    `json:"part"`
+	Rows  int64  `json:"rows"`
+	Bytes int64  `json:"bytes,omitempty"`
+}
+
+// Task is one task to run: task Index of stage Stage, with the locations
+// of every map output block it reads, by exchange (the id of the stage
+// that feeds it), in map-task order.
+type Task struct {
+	Stage  int                `json:"stage"`
+	Index  int                `json:"index"`
+	Inputs map[int][]Location `json:"inputs,omitempty"`
+}
+
+// Result is what a task returns: plain data that crosses a process
+// boundary as it is.
+type Result struct {
+	// Outputs are the task's map output blocks, one per non-empty
+	// partition (for the final stage: partition 0).
+	Outputs []Location `json:"outputs,omitempty"`
+	// Commit are the sink commit messages the task prepared.
+	Commit [][]byte `json:"commit,omitempty"`
+	// Metrics are the task's metrics, encoded by the executor; the
+	// scheduler passes them through.
+	Metrics []byte `json:"metrics,omitempty"`
+}
+
+// Executor runs tasks of one job.
+//
+// Contract:
+//  1. RunTask runs one task to the end and returns its result; an error
+//     means the task's outputs, if any, are discarded by the executor.
+//     A panic in a task is returned as that task's error.
+//  2. RunTask is called concurrently for tasks of one stage; a stage's
+//     tasks run only after every stage it depends on has finished.
+//  3. Release(stage) frees every map output block of stage; the scheduler
+//     calls it once no stage still reads them (never for the final stage,
+//     whose blocks the caller fetches and then releases).
+type Executor interface {
+	RunTask(ctx context.Context, t Task) (*Result, error)
+	Release(stage int)
+}
 
 // Config shapes one job run.
 type Config struct {
-	Allocator memory.Allocator // default memory.DefaultAllocator
-	Workers   int              // concurrent tasks; default GOMAXPROCS
-	BatchRows int              // max rows per record from scans and sorts; default 65536
-	Executor  Executor         // default Local
+	Workers int // concurrent tasks; default GOMAXPROCS
 }
 
 func (c Config) withDefaults() Config {
-	if c.Allocator == nil {
-		c.Allocator = memory.DefaultAllocator
-	}
 	if c.Workers <= 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
-	}
-	if c.BatchRows <= 0 {
-		c.BatchRows = 1 << 16
-	}
-	if c.Executor == nil {
-		c.Executor = Local{}
 	}
 	return c
 }
 
-// Executor runs one task: the operators of stage st for task index `task`,
-// drained to the end. It returns the task's output records by partition of
-// the exchange the stage feeds (one partition for the final stage); the
-// caller owns them. The first implementation is Local (goroutines in this
-// process); cluster executors implement the same contract over RPC.
-type Executor interface {
-	RunTask(ctx context.Context, st *plan.Stage, task int, env plan.TaskEnv) ([][]arrow.Record, error)
-}
-
-// Local runs tasks in the calling process.
-type Local struct{}
-
-var _ Executor = Local{}
-
-func (Local) RunTask(ctx context.Context, st *plan.Stage, task int, env plan.TaskEnv) (parts [][]arrow.Record, err error) {
-	var out []arrow.Record
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
-		}
-		releaseAll(out)
-		if err != nil {
-			for _, p := range parts {
-				releaseAll(p)
-			}
-			parts = nil
-		}
-	}()
-	op, err := plan.Build(ctx, st, task, env)
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if cerr := op.Close(); err == nil && cerr != nil {
-			err = cerr
-		}
-	}()
-	for {
-		rec, err := op.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rec)
-	}
-	return Partition(env.Mem, st, out)
-}
-
-// Partition splits a task's output by the keys of the exchange st feeds
-// (hash of the key columns modulo the partition count, see exec.HashColumns),
-// keeping record order within each partition. It does not take ownership of
-// recs; the returned records are new references the caller owns.
-func Partition(mem memory.Allocator, st *plan.Stage, recs []arrow.Record) ([][]arrow.Record, error) {
-	parts := 1
-	if st.Out != nil {
-		parts = max(st.Out.Parts, 1)
-	}
-	dst := make([][]arrow.Record, parts)
-	if parts == 1 {
-		for _, r := range recs {
-			r.Retain()
-			dst[0] = append(dst[0], r)
-		}
-		return dst, nil
-	}
-	var keyCols []int
-	for _, k := range st.Out.Keys {
-		idx := st.Out.Schema.FieldIndices(k.Name)
-		if len(idx) == 0 {
-			return nil, fmt.Errorf("%w: exchange key %s is not a column of %s", plan.ErrPlan, k, st.Out.Schema)
-		}
-		keyCols = append(keyCols, idx[0])
-	}
-	for _, r := range recs {
-		var split []arrow.Record
-		var err error
-		if kg := st.Out.KeyGroups; kg > 0 {
-			split, err = exec.PartitionByKeyGroup(mem, r, keyCols, kg, parts)
-		} else {
-			split, err = exec.PartitionRecord(mem, r, keyCols, parts)
-		}
-		if err != nil {
-			for _, d := range dst {
-				releaseAll(d)
-			}
-			return nil, fmt.Errorf("partition: %w", err)
-		}
-		for p, s := range split {
-			if s != nil {
-				dst[p] = append(dst[p], s)
-			}
-		}
-	}
-	return dst, nil
-}
-
-func releaseAll(recs []arrow.Record) {
-	for _, r := range recs {
-		r.Release()
-	}
-}
-
-// Run executes a physical plan and returns the final stage's records in task
-// order (deterministic for a given input). The caller owns them.
-func Run(ctx context.Context, root *plan.Node, cfg Config) ([]arrow.Record, error) {
+// Run runs stages (dependencies first, the last one final) on ex and
+// returns the final stage's task results in task order, and every task's
+// result of the other stages in stage then task order (for their
+// metrics). The final stage's map outputs are the caller's to release.
+func Run(ctx context.Context, stages []Stage, ex Executor, cfg Config) (final []*Result, others []*Result, err error) {
 	cfg = cfg.withDefaults()
-	stages, err := plan.Stages(root)
-	if err != nil {
-		return nil, err
+	if len(stages) == 0 {
+		return nil, nil, errors.New("scheduler: a job needs at least one stage")
 	}
-	j := &job{cfg: cfg, stages: stages, shuffle: map[int][][]arrow.Record{}, readers: map[int]int{}}
-	defer j.releaseAll()
+	readers := map[int]int{}
 	for _, st := range stages {
 		for _, d := range st.Deps {
-			j.readers[d]++
+			readers[d]++
 		}
 	}
-	var final []arrow.Record
-	for _, st := range stages {
-		outs, err := j.runStage(ctx, st)
+	// outputs[stage][part] are the stage's blocks in map-task order.
+	outputs := map[int][][]Location{}
+	live := map[int]bool{} // stages whose blocks are not released yet
+	defer func() {
 		if err != nil {
-			return nil, err
+			for id := range live {
+				ex.Release(id)
+			}
 		}
+	}()
+	for i, st := range stages {
+		live[st.ID] = true // a failed stage may have blocks of its tasks that succeeded
+		res, err := runStage(ctx, st, ex, cfg, outputs)
+		if err != nil {
+			return nil, nil, err
+		}
+		if i == len(stages)-1 {
+			for _, d := range st.Deps {
+				ex.Release(d)
+			}
+			return res, others, nil
+		}
+		parts := make([][]Location, max(st.Parts, 1))
+		for _, r := range res {
+			for _, l := range r.Outputs {
+				if l.Part < 0 || l.Part >= len(parts) {
+					return nil, nil, fmt.Errorf("scheduler: stage %d task %d returned a block for partition %d of %d", st.ID, l.Map, l.Part, len(parts))
+				}
+				parts[l.Part] = append(parts[l.Part], l)
+			}
+		}
+		outputs[st.ID] = parts
+		others = append(others, res...)
 		for _, d := range st.Deps {
-			if j.readers[d]--; j.readers[d] == 0 {
-				j.release(d)
+			if readers[d]--; readers[d] == 0 {
+				ex.Release(d)
+				delete(live, d)
 			}
 		}
-		if st.Out == nil {
-			for _, o := range outs {
-				final = append(final, o[0]...)
-			}
-			continue
-		}
-		j.store(st, outs)
 	}
-	return final, nil
+	return nil, nil, errors.New("unreachable")
 }
 
-type job struct {
-	cfg     Config
-	stages  []*plan.Stage
-	mu      sync.Mutex
-	shuffle map[int][][]arrow.Record // stage id -> partition -> records in map task order
-	readers map[int]int              // stage id -> stages still to read it
-}
-
-func (j *job) env() plan.TaskEnv {
-	return plan.TaskEnv{
-		Mem:       j.cfg.Allocator,
-		BatchRows: j.cfg.BatchRows,
-		Shuffle: func(ex, p int) []arrow.Record {
-			j.mu.Lock()
-			defer j.mu.Unlock()
-			return j.shuffle[ex][p]
-		},
-	}
-}
-
-// runStage runs every task of st on the worker pool and returns the outputs
-// indexed by task. The first failure cancels the rest.
-func (j *job) runStage(parent context.Context, st *plan.Stage) ([][][]arrow.Record, error) {
+// runStage runs every task of st on the worker pool and returns their
+// results by task. The first failure cancels the rest.
+func runStage(parent context.Context, st Stage, ex Executor, cfg Config, outputs map[int][][]Location) ([]*Result, error) {
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
-	outs := make([][][]arrow.Record, st.Tasks)
+	res := make([]*Result, st.Tasks)
 	errs := make([]error, st.Tasks)
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for w := 0; w < min(j.cfg.Workers, st.Tasks); w++ {
+	run := func(t int) (r *Result, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+			}
+		}()
+		task := Task{Stage: st.ID, Index: t}
+		if len(st.Deps) > 0 {
+			task.Inputs = map[int][]Location{}
+			for _, d := range st.Deps {
+				if parts := outputs[d]; t < len(parts) {
+					task.Inputs[d] = parts[t]
+				}
+			}
+		}
+		return ex.RunTask(ctx, task)
+	}
+	for w := 0; w < min(cfg.Workers, st.Tasks); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for t := range next {
-				out, err := j.cfg.Executor.RunTask(ctx, st, t, j.env())
-				outs[t], errs[t] = out, err
-				if err != nil {
+				res[t], errs[t] = run(t)
+				if errs[t] != nil {
 					cancel()
 				}
 			}
@@ -243,43 +200,7 @@ feed:
 		first = parent.Err()
 	}
 	if first != nil {
-		for _, o := range outs {
-			for _, p := range o {
-				releaseAll(p)
-			}
-		}
-		return nil, first
+		return res, first
 	}
-	return outs, nil
-}
-
-// store keeps a stage's map outputs as its exchange's partitions, each in
-// map-task order.
-func (j *job) store(st *plan.Stage, outs [][][]arrow.Record) {
-	dst := make([][]arrow.Record, max(st.Out.Parts, 1))
-	for _, o := range outs {
-		for p, recs := range o {
-			dst[p] = append(dst[p], recs...)
-		}
-	}
-	j.mu.Lock()
-	j.shuffle[st.ID] = dst
-	j.mu.Unlock()
-}
-
-func (j *job) release(id int) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	for _, p := range j.shuffle[id] {
-		for _, r := range p {
-			r.Release()
-		}
-	}
-	delete(j.shuffle, id)
-}
-
-func (j *job) releaseAll() {
-	for id := range j.shuffle {
-		j.release(id)
-	}
+	return res, nil
 }

@@ -173,9 +173,7 @@ func (d *statefulDedup) finish() error {
 	if err := d.store.Commit(d.spec.Version + 1); err != nil {
 		return fmt.Errorf("drop duplicates %s: %w", d.spec.Operator, err)
 	}
-	if d.spec.Report != nil {
-		d.spec.Report(d.spec.Operator, int64(d.store.Len()), d.store.SizeBytes())
-	}
+	d.spec.Metrics.AddState(d.spec.Operator, int64(d.store.Len()), d.store.SizeBytes())
 	keepStore(d.config(), d.store)
 	d.store = nil
 	return nil

@@ -348,9 +348,7 @@ func (f *flatMapGroups) run(ctx context.Context) error {
 	if err := store.Commit(f.spec.Version + 1); err != nil {
 		return err
 	}
-	if f.spec.Report != nil {
-		f.spec.Report(f.spec.Operator, int64(store.Len()), store.SizeBytes())
-	}
+	f.spec.Metrics.AddState(f.spec.Operator, int64(store.Len()), store.SizeBytes())
 	return nil
 }
 

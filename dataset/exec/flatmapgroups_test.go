@@ -61,9 +61,8 @@ func fmgRecord(mem memory.Allocator, keys []string, vals []int64) arrow.Record {
 // given watermark; it returns the output lines and the state rows reported.
 func fmgRun(t *testing.T, mem memory.Allocator, fs vfs.FS, version, watermark int64, recs ...arrow.Record) ([]string, int64) {
 	t.Helper()
-	var rows int64 = -1
-	spec := &StateSpec{FS: fs, Dir: "/ckpt/state", Operator: "groups-0", KeyGroups: 4, Version: version, EventTimeKey: -1,
-		Report: func(_ string, r, _ int64) { rows = r }}
+	m := &Metrics{}
+	spec := &StateSpec{FS: fs, Dir: "/ckpt/state", Operator: "groups-0", KeyGroups: 4, Version: version, EventTimeKey: -1, Metrics: m}
 	g := GroupsSpec{Func: "fmgCount", Keys: []string{"k"}, Timeout: EventTimeTimeout, Watermark: watermark, BatchTime: NoTimestamp}
 	op, err := NewFlatMapGroups(mem, NewRecords(fmgIn, recs), g, fmgCount, fmgOut, spec, 0, 4)
 	if err != nil {
@@ -84,6 +83,10 @@ func fmgRun(t *testing.T, mem memory.Allocator, fs vfs.FS, version, watermark in
 			out = append(out, col.Value(i))
 		}
 		r.Release()
+	}
+	var rows int64 = -1
+	if o := m.Operators["groups-0"]; o != nil {
+		rows = o.StateRows
 	}
 	return out, rows
 }

@@ -14,14 +14,17 @@ import (
 	"github.com/sluicedata/sluice/microbatch/state"
 )
 
-// StateSpec places a streaming aggregation's state: one store per key-group
+// StateSpec places a stateful operator's state: one store per key-group
 // range, versioned by micro-batch (batch N reads version N and writes N+1).
+// Operator, KeyGroups, Emit, EventTimeKey and Unit are the compiled plan's;
+// the fields marked json:"-" are the batch's and the task's, filled where
+// the task runs.
 type StateSpec struct {
-	FS        vfs.FS
-	Dir       string // <checkpoint>/state
+	FS        vfs.FS `json:"-"`
+	Dir       string `json:"-"` // <checkpoint>/state
 	Operator  string // e.g. "agg-0"
 	KeyGroups int
-	Version   int64 // the version this batch reads; it commits Version+1
+	Version   int64 `json:"-"` // the version this batch reads; it commits Version+1
 	// Emit is "update" (the groups this batch changed), "complete" (every
 	// group) or "append" (each group once, when the watermark closes it).
 	Emit string
@@ -30,13 +33,15 @@ type StateSpec struct {
 	// (in that column's unit) is final: append mode emits it, and append and
 	// update modes drop it from state.
 	EventTimeKey int
-	Watermark    int64
-	// Report, when set, receives the state's size after the commit.
-	Report func(operator string, rows, bytes int64)
+	// Unit is the unit Watermark is in: the event-time key's (a join's:
+	// microseconds). Watermark is the batch's, converted (set per task).
+	Unit      arrow.TimeUnit
+	Watermark int64 `json:"-"`
+	// Metrics, when set, receives the state's size after the commit and
+	// the rows a TTL evicted (the task's metrics; not part of a plan).
+	Metrics *Metrics `json:"-"`
 	// BatchTime is the batch's processing time, µs (TTLs and timeouts).
-	BatchTime int64
-	// Evicted, when set, receives how many state rows a TTL dropped.
-	Evicted func(n int64)
+	BatchTime int64 `json:"-"`
 }
 
 // statefulAgg merges a batch's partial aggregates (one partition of the
@@ -202,9 +207,7 @@ func (s *statefulAgg) run(ctx context.Context) error {
 		return err
 	}
 	committed = true
-	if s.spec.Report != nil {
-		s.spec.Report(s.spec.Operator, int64(store.Len()), store.SizeBytes())
-	}
+	s.spec.Metrics.AddState(s.spec.Operator, int64(store.Len()), store.SizeBytes())
 	emit := merged
 	if s.spec.Emit == "append" {
 		emit = closed

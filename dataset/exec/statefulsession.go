@@ -267,9 +267,7 @@ func (s *statefulSession) run(ctx context.Context) error {
 		return err
 	}
 	committed = true
-	if s.spec.Report != nil {
-		s.spec.Report(s.spec.Operator, int64(store.Len()), store.SizeBytes())
-	}
+	s.spec.Metrics.AddState(s.spec.Operator, int64(store.Len()), store.SizeBytes())
 	if len(emit) == 0 {
 		return nil
 	}

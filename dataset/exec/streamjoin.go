@@ -335,11 +335,9 @@ func (j *streamJoin) run(ctx context.Context) error {
 		}
 	}
 	committed = true
-	if j.st.Report != nil {
-		j.st.Report(j.st.Operator, int64(j.l.store.Len()+j.r.store.Len()), j.l.store.SizeBytes()+j.r.store.SizeBytes())
-	}
-	if evicted > 0 && j.st.Evicted != nil {
-		j.st.Evicted(evicted)
+	j.st.Metrics.AddState(j.st.Operator, int64(j.l.store.Len()+j.r.store.Len()), j.l.store.SizeBytes()+j.r.store.SizeBytes())
+	if evicted > 0 {
+		j.st.Metrics.AddEvicted(j.st.Operator, evicted)
 	}
 	return nil
 }

@@ -41,18 +41,20 @@ func FromMicros(us int64, u arrow.TimeUnit) int64 {
 }
 
 type observeOp struct {
-	in     Operator
-	col    int
-	unit   arrow.TimeUnit
-	max    int64
-	report func(maxMicros int64)
-	done   bool
+	in   Operator
+	col  int
+	unit arrow.TimeUnit
+	max  int64
+	id   string
+	m    *Metrics
+	done bool
 }
 
 // NewEventTimeObserver passes records through and, at the end of its input,
-// reports the largest event time of column col in microseconds (MinInt64 when
-// there were no non-null values): the raw material of the watermark.
-func NewEventTimeObserver(in Operator, col string, report func(maxMicros int64)) (Operator, error) {
+// records the largest event time of column col in microseconds (MinInt64 when
+// there were no non-null values) as watermark id's in m: the raw material of
+// the watermark.
+func NewEventTimeObserver(in Operator, col, id string, m *Metrics) (Operator, error) {
 	idx := in.Schema().FieldIndices(col)
 	if len(idx) == 0 {
 		return nil, fmt.Errorf("watermark on %q: no such column", col)
@@ -61,7 +63,7 @@ func NewEventTimeObserver(in Operator, col string, report func(maxMicros int64))
 	if !ok {
 		return nil, fmt.Errorf("watermark on %q: the column is %s, not a timestamp", col, in.Schema().Field(idx[0]).Type)
 	}
-	return &observeOp{in: in, col: idx[0], unit: ts.Unit, max: math.MinInt64, report: report}, nil
+	return &observeOp{in: in, col: idx[0], unit: ts.Unit, max: math.MinInt64, id: id, m: m}, nil
 }
 
 func (o *observeOp) Schema() *arrow.Schema { return o.in.Schema() }
@@ -70,9 +72,7 @@ func (o *observeOp) Next(ctx context.Context) (arrow.Record, error) {
 	rec, err := o.in.Next(ctx)
 	if err == io.EOF && !o.done {
 		o.done = true
-		if o.report != nil {
-			o.report(o.max)
-		}
+		o.m.ObserveEventTime(o.id, o.max)
 	}
 	if err != nil {
 		return nil, err
@@ -95,21 +95,21 @@ type lateOp struct {
 	in        Operator
 	col       int
 	threshold int64
-	dropped   func(n int64)
-	side      func(arrow.Record)
+	op        string
+	m         *Metrics
 	err       error
 }
 
 // NewLateFilter drops rows whose column col (a timestamp, in its own unit)
 // is <= threshold: rows of windows the watermark has already closed. It
-// calls dropped with each record's count of dropped rows and, when side is
-// set, hands it the dropped rows (a record side owns and must release).
-func NewLateFilter(mem memory.Allocator, in Operator, col string, threshold int64, dropped func(n int64), side func(arrow.Record)) (Operator, error) {
+// counts them against operator op in m and, when m.KeepLate is set, keeps
+// the dropped rows there (the late-rows side output).
+func NewLateFilter(mem memory.Allocator, in Operator, col string, threshold int64, op string, m *Metrics) (Operator, error) {
 	idx := in.Schema().FieldIndices(col)
 	if len(idx) == 0 {
 		return nil, fmt.Errorf("late filter on %q: no such column", col)
 	}
-	return &lateOp{mem: mem, in: in, col: idx[0], threshold: threshold, dropped: dropped, side: side}, nil
+	return &lateOp{mem: mem, in: in, col: idx[0], threshold: threshold, op: op, m: m}, nil
 }
 
 func (o *lateOp) Schema() *arrow.Schema { return o.in.Schema() }
@@ -136,17 +136,15 @@ func (o *lateOp) Next(ctx context.Context) (arrow.Record, error) {
 		if len(keep) == int(rec.NumRows()) {
 			return rec, nil
 		}
-		if o.dropped != nil {
-			o.dropped(rec.NumRows() - int64(len(keep)))
-		}
-		if o.side != nil {
+		o.m.AddDropped(o.op, rec.NumRows()-int64(len(keep)))
+		if o.m != nil && o.m.KeepLate {
 			lr, err := TakeRecord(o.mem, rec, late)
 			if err != nil {
 				rec.Release()
 				o.err = err
 				break
 			}
-			o.side(lr)
+			o.m.AddLate(lr)
 		}
 		if len(keep) == 0 {
 			rec.Release()

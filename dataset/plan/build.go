@@ -3,6 +3,7 @@ package plan
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -15,30 +16,49 @@ import (
 	pq "github.com/sluicedata/sluice/sources/parquet"
 )
 
-// TaskEnv is what a task needs besides its stage fragment.
+// TaskEnv is what a task runs with besides its stage fragment: made fresh
+// for every task by the executor that runs it (see RunTask).
 type TaskEnv struct {
 	Mem       memory.Allocator
 	BatchRows int
 	// Shuffle returns the records of one partition of an exchange, in map
 	// task order. The task does not own them.
 	Shuffle func(exchange, partition int) []arrow.Record
+	Batch   BatchContext
+	Metrics *exec.Metrics // the task's; operators record into it
+	Job     *Job
+	State   StateEnv
+	// Broadcast serves stream-static joins' bounded sides and in-memory
+	// scans' records.
+	Broadcast BroadcastStore
+	// Leaf and Split: the scan leaf this task reads (-1: none) and which of
+	// its splits; StreamSplit is that split for a stream leaf.
+	Leaf, Split int
+	StreamSplit sources.Split
 }
 
 // Build instantiates the operators of task `task` of stage st.
 func Build(ctx context.Context, st *Stage, task int, env TaskEnv) (exec.Operator, error) {
 	b := &builder{ctx: ctx, st: st, task: task, env: env}
-	if len(st.Assign) > 0 {
-		b.assign = st.Assign[task]
-	}
 	return b.build(st.Root)
 }
 
 type builder struct {
-	ctx    context.Context
-	st     *Stage
-	task   int
-	env    TaskEnv
-	assign Assignment
+	ctx  context.Context
+	st   *Stage
+	task int
+	env  TaskEnv
+}
+
+// state is n's state spec with the batch's and the task's values filled in.
+func (b *builder) state(n *Node) exec.StateSpec {
+	s := *n.State
+	s.FS, s.Dir = b.env.State.FS, b.env.State.Dir
+	s.Version = b.env.Batch.StateVersion
+	s.BatchTime = b.env.Batch.BatchTime
+	s.Watermark = exec.FromMicros(b.env.Batch.Watermark, s.Unit)
+	s.Metrics = b.env.Metrics
+	return s
 }
 
 func (b *builder) build(n *Node) (op exec.Operator, err error) {
@@ -60,89 +80,53 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 	mem := b.env.Mem
 	switch n.Kind {
 	case KindScan:
-		leaf := -1
-		for i, l := range b.st.Leaves {
-			if l == n {
-				leaf = i
-			}
-		}
-		if leaf != b.assign.Leaf {
+		if n.Scan.Leaf != b.env.Leaf {
 			return exec.NewRecords(n.Schema, nil), nil
 		}
-		if n.Scan.Stream != nil {
-			sp := n.Scan.StreamSplits[b.assign.Split]
-			counted := n.Scan.Counted
-			// The columns the plan reads, when pruning dropped some.
-			var pick []int
-			if src := n.Scan.Stream.Schema(); n.Schema != src {
-				for _, f := range n.Schema.Fields() {
-					pick = append(pick, src.FieldIndices(f.Name)[0])
-				}
+		switch sc := n.Scan; {
+		case sc.Source != "":
+			return b.streamScan(n)
+		case sc.MemoryKey != "":
+			recs, ok := b.env.Broadcast.Records(sc.MemoryKey)
+			if !ok || b.env.Split >= len(recs) {
+				return nil, fmt.Errorf("%w: in-memory scan %s: record %d was not broadcast", ErrPlan, sc.MemoryKey, b.env.Split)
 			}
-			schema := n.Schema
-			read := sp.Read
-			if cr, ok := sp.(sources.ColumnReader); ok && pick != nil {
-				// The split builds only the columns read.
-				cols := n.Scan.Columns
-				read = func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
-					return cr.ReadColumns(ctx, mem, cols, emit)
-				}
-				pick = nil
-			}
-			return exec.NewPushScan(b.ctx, n.Schema, func(ctx context.Context, emit func(arrow.Record) error) error {
-				var rows int64
-				err := read(ctx, mem, func(r arrow.Record) error {
-					rows += r.NumRows()
-					if pick != nil {
-						cols := make([]arrow.Array, len(pick))
-						for i, c := range pick {
-							cols[i] = r.Column(c)
-						}
-						p := array.NewRecord(schema, cols, r.NumRows())
-						r.Release()
-						r = p
-					}
-					return emit(r)
-				})
-				if counted != nil {
-					counted(rows)
-				}
-				return err
-			}), nil
+			return exec.NewRecords(n.Schema, []arrow.Record{recs[b.env.Split]}), nil
 		}
-		if n.Scan.Table == nil {
-			return b.memoryScan(n)
-		}
-		sp := n.Scan.Splits[b.assign.Split]
-		return exec.NewParquetScan(b.ctx, mem, []pq.Split{sp}, n.Schema, n.Scan.Table.PartitionColumns, b.env.BatchRows), nil
+		sp := n.Scan.Splits[b.env.Split]
+		return exec.NewParquetScan(b.ctx, mem, []pq.Split{sp}, n.Schema, n.Scan.PartitionColumns, b.env.BatchRows), nil
 	case KindShuffleRead:
 		return exec.NewRecords(n.Schema, b.env.Shuffle(n.Exchange, b.task)), nil
 	case KindFilter:
 		return exec.NewFilter(mem, ins[0], n.Cond)
 	case KindWatermark:
-		if n.Observe == nil {
+		if n.Watermark.ID == "" || b.env.Metrics == nil {
 			return ins[0], nil
 		}
-		return exec.NewEventTimeObserver(ins[0], n.Watermark.Column, n.Observe)
+		return exec.NewEventTimeObserver(ins[0], n.Watermark.Column, n.Watermark.ID, b.env.Metrics)
 	case KindWindow:
 		return exec.NewWindow(mem, ins[0], *n.Window)
 	case KindDedup:
 		parts := max(n.Inputs[0].Parts, 1)
 		kg := n.State.KeyGroups
-		return exec.NewStatefulDedup(mem, ins[0], n.DedupKeys, *n.State, exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
+		return exec.NewStatefulDedup(mem, ins[0], n.DedupKeys, b.state(n), exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
 	case KindGroups:
 		fn, ok := exec.LookupGroupFunc(n.Groups.Func)
 		if !ok {
 			return nil, fmt.Errorf("%w: flatMapGroupsWithState function %q is not registered in this process", ErrPlan, n.Groups.Func)
 		}
+		g := *n.Groups
+		g.Watermark, g.BatchTime = exec.NoTimestamp, exec.NoTimestamp
 		if n.State == nil {
-			return exec.NewFlatMapGroups(mem, ins[0], *n.Groups, fn, n.Schema, nil, 0, 0)
+			return exec.NewFlatMapGroups(mem, ins[0], g, fn, n.Schema, nil, 0, 0)
 		}
+		g.Watermark, g.BatchTime = b.env.Batch.Watermark, b.env.Batch.BatchTime
 		parts := max(n.Inputs[0].Parts, 1)
 		kg := n.State.KeyGroups
-		return exec.NewFlatMapGroups(mem, ins[0], *n.Groups, fn, n.Schema, n.State, exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
+		spec := b.state(n)
+		return exec.NewFlatMapGroups(mem, ins[0], g, fn, n.Schema, &spec, exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
 	case KindLateFilter:
-		return exec.NewLateFilter(mem, ins[0], n.Late.Column, n.Late.Threshold, n.Late.Dropped, n.Late.Side)
+		return exec.NewLateFilter(mem, ins[0], n.Late.Column, n.Late.Threshold(b.env.Batch), n.Late.Operator, b.env.Metrics)
 	case KindProject:
 		return exec.NewProject(mem, ins[0], n.Exprs)
 	case KindSession:
@@ -151,13 +135,13 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		if n.State != nil && n.Session != nil {
 			parts := max(n.Inputs[0].Parts, 1)
 			kg := n.State.KeyGroups
-			return exec.NewStatefulSession(mem, ins[0], *n.Session, n.Keys, n.Aggs, *n.State,
+			return exec.NewStatefulSession(mem, ins[0], *n.Session, n.Keys, n.Aggs, b.state(n),
 				exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
 		}
 		if n.State != nil {
 			parts := max(n.Inputs[0].Parts, 1)
 			kg := n.State.KeyGroups
-			return exec.NewStatefulAgg(mem, ins[0], n.Keys, n.Aggs, *n.State,
+			return exec.NewStatefulAgg(mem, ins[0], n.Keys, n.Aggs, b.state(n),
 				exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
 		}
 		return exec.NewHashAgg(mem, ins[0], n.Keys, n.Aggs, n.AggMode)
@@ -165,25 +149,18 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		if n.StreamJoin != nil {
 			parts := max(n.Inputs[0].Parts, 1)
 			kg := n.State.KeyGroups
-			return exec.NewStreamJoin(mem, ins[0], ins[1], *n.StreamJoin, *n.State, exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
+			return exec.NewStreamJoin(mem, ins[0], ins[1], *n.StreamJoin, b.state(n), exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
 		}
-		if bc := n.Join.Broadcast; bc != nil && bc.Table != nil {
-			table, err := bc.Table(b.ctx, mem)
+		if bc := n.Join.Broadcast; bc != nil {
+			buildKeys, probeKeys := n.Join.RightKeys, n.Join.LeftKeys
+			if bc.Left {
+				buildKeys, probeKeys = n.Join.LeftKeys, n.Join.RightKeys
+			}
+			table, err := b.env.Broadcast.Table(b.ctx, bc.Key, mem, bc.Schema, buildKeys)
 			if err != nil {
 				return nil, fmt.Errorf("stream-static join: build the bounded side's hash table: %w", err)
 			}
-			probeKeys := n.Join.LeftKeys
-			if bc.Left {
-				probeKeys = n.Join.RightKeys
-			}
 			return exec.NewHashJoinTable(mem, ins[0], table, probeKeys, n.Join.How, bc.Left, n.Join.Cond)
-		}
-		if bc := n.Join.Broadcast; bc != nil {
-			static := exec.NewRecords(bc.Schema, bc.Records)
-			if bc.Left {
-				return exec.NewHashJoinWhere(mem, static, ins[0], n.Join.LeftKeys, n.Join.RightKeys, n.Join.How, false, n.Join.Cond)
-			}
-			return exec.NewHashJoinWhere(mem, ins[0], static, n.Join.LeftKeys, n.Join.RightKeys, n.Join.How, true, n.Join.Cond)
 		}
 		return exec.NewHashJoinWhere(mem, ins[0], ins[1], n.Join.LeftKeys, n.Join.RightKeys, n.Join.How, n.Join.BuildRight, n.Join.Cond)
 	case KindUnion:
@@ -199,10 +176,15 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		}
 		return exec.NewMapBatches(mem, ins[0], n.Func, n.Schema, fn), nil
 	case KindWrite:
-		if w := n.Write; w.Sink != nil {
+		if w := n.Write; w.SinkName != "" {
+			sink, ok := b.env.Job.Sinks[w.SinkName]
+			if !ok {
+				return nil, fmt.Errorf("%w: sink %q is not part of this job", ErrPlan, w.SinkName)
+			}
+			batch := sinks.Batch{ID: b.env.Batch.ID, Mode: b.env.Batch.OutputMode, Schema: n.Inputs[0].Schema}
 			task := b.task
 			return exec.NewSinkWrite(mem, ins[0], func() (sinks.Writer, error) {
-				return w.Sink.NewWriter(b.ctx, w.Batch, task)
+				return sink.NewWriter(b.ctx, batch, task)
 			}), nil
 		}
 		dir := parquet.StagingDir(n.Write.Target, n.Write.JobID)
@@ -212,8 +194,53 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 	return nil, fmt.Errorf("%w: cannot run a %s node in a task", ErrPlan, n.Kind)
 }
 
-// memoryScan projects the in-memory record a task reads to the scan's columns.
-func (b *builder) memoryScan(n *Node) (exec.Operator, error) {
-	rec := n.Scan.Records[b.assign.Split]
-	return exec.NewRecords(n.Schema, []arrow.Record{rec}), nil
+// streamScan reads the task's split of a stream, building only the columns
+// the scan keeps, and counts the rows read against the source.
+func (b *builder) streamScan(n *Node) (exec.Operator, error) {
+	sc, sp, mem := n.Scan, b.env.StreamSplit, b.env.Mem
+	if sp == nil {
+		return nil, fmt.Errorf("%w: stream %s: task %d of stage %d has no split", ErrPlan, sc.Source, b.task, b.st.ID)
+	}
+	// The columns the plan reads, when pruning dropped some.
+	var pick []int
+	if len(sc.SourceColumns) != len(sc.Columns) {
+		for _, c := range sc.Columns {
+			i := slices.Index(sc.SourceColumns, c)
+			if i < 0 {
+				return nil, fmt.Errorf("%w: stream %s has no column %q", ErrPlan, sc.Source, c)
+			}
+			pick = append(pick, i)
+		}
+	}
+	schema := n.Schema
+	read := sp.Read
+	if cr, ok := sp.(sources.ColumnReader); ok && pick != nil {
+		// The split builds only the columns read.
+		cols := sc.Columns
+		read = func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
+			return cr.ReadColumns(ctx, mem, cols, emit)
+		}
+		pick = nil
+	}
+	m, source, count := b.env.Metrics, sc.Source, sc.Count
+	return exec.NewPushScan(b.ctx, n.Schema, func(ctx context.Context, emit func(arrow.Record) error) error {
+		var rows int64
+		err := read(ctx, mem, func(r arrow.Record) error {
+			rows += r.NumRows()
+			if pick != nil {
+				cols := make([]arrow.Array, len(pick))
+				for i, c := range pick {
+					cols[i] = r.Column(c)
+				}
+				p := array.NewRecord(schema, cols, r.NumRows())
+				r.Release()
+				r = p
+			}
+			return emit(r)
+		})
+		if count {
+			m.AddSourceRows(source, rows)
+		}
+		return err
+	}), nil
 }

@@ -38,7 +38,6 @@ func (p *physical) flatMapGroups(n *Node) (*Node, error) {
 	}
 	op := fmt.Sprintf("groups-%d", p.aggs)
 	p.aggs++
-	g.Watermark, g.BatchTime = p.stream.Watermark, p.stream.BatchTime
 	if g.Timeout == exec.EventTimeTimeout {
 		col := ""
 		in.Walk(func(x *Node) {
@@ -57,21 +56,14 @@ func (p *physical) flatMapGroups(n *Node) (*Node, error) {
 		// An operator fed by another stateful one receives rows with event
 		// times in (PrevWatermark, Watermark]: only rows behind the
 		// previous watermark are late for it.
-		wm := p.stream.Watermark
-		if statefulBelow(in) {
-			wm = p.stream.PrevWatermark
-		}
 		unit := in.Schema.Field(in.Schema.FieldIndices(col)[0]).Type.(*arrow.TimestampType).Unit
-		late := &Node{Kind: KindLateFilter, Inputs: []*Node{in}, Schema: in.Schema,
-			Late: &LateSpec{Column: col, Threshold: exec.FromMicros(wm, unit)}}
-		p.sideOutput(late.Late, op)
-		in = late
+		in = &Node{Kind: KindLateFilter, Inputs: []*Node{in}, Schema: in.Schema,
+			Late: &LateSpec{Column: col, Operator: op, Unit: unit, Prev: statefulBelow(in)}}
 	}
 	ex := exchange(in, keys, p.parts)
 	ex.KeyGroups = p.stream.KeyGroups
 	n.Inputs = []*Node{ex}
-	n.State = &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op, KeyGroups: p.stream.KeyGroups,
-		Version: p.stream.Version, Emit: p.emit(n), Report: p.stream.Report, EventTimeKey: -1}
+	n.State = &exec.StateSpec{Operator: op, KeyGroups: p.stream.KeyGroups, Emit: p.emit(n), EventTimeKey: -1}
 	return n, nil
 }
 

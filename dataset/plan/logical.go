@@ -52,21 +52,9 @@ func NewStreamScan(src sources.Stream) *Node {
 	return &Node{Kind: KindScan, Schema: schema, Scan: &Scan{Columns: cols, Stream: src}}
 }
 
-// NewSinkWrite writes one batch of a streaming sink.
-func NewSinkWrite(in *Node, sink sinks.Sink, b sinks.Batch) *Node {
-	return &Node{Kind: KindWrite, Inputs: []*Node{in}, Write: &Write{Sink: sink, Batch: b}, Schema: exec.CommitSchema}
-}
-
-// BindStreams returns a copy of root whose stream scans read the given
-// splits, by source name; a stream without splits reads nothing.
-func BindStreams(root *Node, splits map[string][]sources.Split) *Node {
-	c := clone(root)
-	c.Walk(func(n *Node) {
-		if n.Kind == KindScan && n.Scan.Stream != nil {
-			n.Scan.StreamSplits = append([]sources.Split{}, splits[n.Scan.Stream.Name()]...)
-		}
-	})
-	return c
+// NewSinkWrite writes into a streaming sink, one batch per run.
+func NewSinkWrite(in *Node, sink sinks.Sink) *Node {
+	return &Node{Kind: KindWrite, Inputs: []*Node{in}, Write: &Write{SinkName: sink.Name(), Sink: sink}, Schema: exec.CommitSchema}
 }
 
 // Streams lists the streaming sources root reads, in plan order, each once

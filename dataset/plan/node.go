@@ -63,8 +63,9 @@ type Node struct {
 	// KeyGroups, on an Exchange, routes rows by key group (see
 	// exec.PartitionByKeyGroup) so they meet the state of their key groups.
 	KeyGroups int
-	// State makes a final Aggregate stateful across micro-batches.
-	State *exec.StateSpec `json:"-"`
+	// State makes a final Aggregate stateful across micro-batches. Its
+	// per-batch fields are filled where the task runs (Build).
+	State *exec.StateSpec
 	// Watermark declares Column as event time, DelayMicros late.
 	Watermark *WatermarkSpec
 	// Window assigns rows to event-time windows.
@@ -80,41 +81,74 @@ type Node struct {
 	StreamJoin *exec.StreamJoinSpec
 	// Groups is a FlatMapGroupsWithState's function, keys and timeout.
 	Groups *exec.GroupsSpec
-	// Observe receives a Watermark node's max event time per task
-	// (physical, streaming).
-	Observe  func(maxMicros int64) `json:"-"`
-	Exchange int                   // ShuffleRead: id of the exchange it reads
+	Exchange int // ShuffleRead: id of the exchange it reads
 }
 
-// Scan reads a Parquet table or in-memory records.
+// Scan reads a Parquet table, in-memory records or a stream. The logical
+// plan holds the live table, records or stream; physical planning turns
+// them into data (splits, a broadcast key, a source name).
 type Scan struct {
-	Table   *pq.Table      // nil for in-memory
+	Table   *pq.Table      `json:"-"` // nil for in-memory and streams
 	Paths   []string       // as the user gave them
 	Columns []string       // projected columns, in output order
-	Preds   []pq.Predicate // pushed-down conjuncts used for pruning
-	Splits  []pq.Split     // set by physical planning
-	Pruned  pq.PruneStats  // set by physical planning
+	Preds   []pq.Predicate `json:"-"` // pushed-down conjuncts used for pruning
 	Records []arrow.Record `json:"-"` // in-memory source; retained by the Dataset that made it
-	// Stream is a streaming source; StreamSplits are the splits of the
-	// batch being run, bound by BindStreams before planning.
-	Stream       sources.Stream  `json:"-"`
-	StreamSplits []sources.Split `json:"-"`
-	// Counted, set by PhysicalStream, receives the rows each task read.
-	Counted func(rows int64) `json:"-"`
+	Stream  sources.Stream `json:"-"` // streaming source
+
+	// Set by physical planning:
+	Splits           []pq.Split    `json:",omitempty"` // Parquet splits
+	Pruned           pq.PruneStats `json:",omitempty"`
+	Files            int           `json:",omitempty"` // Parquet files listed
+	Pushed           []string      `json:",omitempty"` // predicates used for pruning, as text
+	PartitionColumns []string      `json:",omitempty"` // Hive partition columns of the table
+	// MemoryKey is the broadcast key of an in-memory scan's records, one
+	// task per record (MemoryParts), MemoryRows in all.
+	MemoryKey   string `json:",omitempty"`
+	MemoryParts int    `json:",omitempty"`
+	MemoryRows  int64  `json:",omitempty"`
+	// Source names a stream scan's source; SourceColumns are the source's
+	// columns, so a task knows which of them the scan keeps.
+	Source        string   `json:",omitempty"`
+	SourceColumns []string `json:",omitempty"`
+	// Count: rows this scan reads count as its source's input rows (a
+	// stream read twice, by a self-join, counts once).
+	Count bool `json:",omitempty"`
+	// Leaf is the scan's index among its stage's scan leaves.
+	Leaf int
 }
 
 // WatermarkSpec is an event-time column and how late its rows may arrive.
+// ID ("wm-0", ...) is set by physical planning: the key of its watermark in
+// checkpoints and in task metrics.
 type WatermarkSpec struct {
+	ID          string `json:",omitempty"`
 	Column      string
 	DelayMicros int64
 }
 
-// LateSpec drops rows of closed windows before a stateful aggregate.
+// LateSpec drops rows at or behind the batch's watermark (Prev: the
+// previous batch's), converted to the column's Unit, minus Gap, before
+// stateful operator Operator.
 type LateSpec struct {
-	Column    string
-	Threshold int64              // in the column's unit
-	Dropped   func(n int64)      `json:"-"`
-	Side      func(arrow.Record) `json:"-"` // receives the late rows, when a side output is named
+	Column   string
+	Operator string
+	Unit     arrow.TimeUnit
+	Prev     bool  `json:",omitempty"`
+	Gap      int64 `json:",omitempty"`
+}
+
+// Threshold is the event time (in the column's unit) at or behind which
+// rows are late in batch b.
+func (l *LateSpec) Threshold(b BatchContext) int64 {
+	wm := b.Watermark
+	if l.Prev {
+		wm = b.PrevWatermark
+	}
+	t := exec.FromMicros(wm, l.Unit)
+	if t != math.MinInt64 { // no watermark yet: nothing is late (and MinInt64 - gap would wrap)
+		t -= l.Gap
+	}
+	return t
 }
 
 // Join is an equi-join.
@@ -133,17 +167,18 @@ type Join struct {
 	// not been seen on either side for TTL microseconds of batch time.
 	TTL int64
 	// Broadcast (physical, stream-static) replaces the bounded input.
-	Broadcast *Broadcast `json:"-"`
+	Broadcast *Broadcast `json:",omitempty"`
 }
 
-// Write is an output: a Parquet batch job (Target) or one batch of a
-// streaming sink (Sink).
+// Write is an output: a Parquet batch job (Target) or a streaming sink
+// (SinkName; the task finds the sink in its Job, and the batch id and mode
+// in its BatchContext).
 type Write struct {
-	Target  string
-	JobID   string
-	Options parquet.Options
-	Sink    sinks.Sink `json:"-"`
-	Batch   sinks.Batch
+	Target   string          `json:",omitempty"`
+	JobID    string          `json:",omitempty"`
+	Options  parquet.Options `json:",omitempty"`
+	SinkName string          `json:",omitempty"`
+	Sink     sinks.Sink      `json:"-"`
 }
 
 // Walk calls fn on n and its inputs, depth first, parents before children.
@@ -159,28 +194,31 @@ func (n *Node) describe() string {
 	switch n.Kind {
 	case KindScan:
 		s := n.Scan
-		if s.Stream != nil {
-			d := fmt.Sprintf("Scan stream %s [%s]", s.Stream.Name(), strings.Join(s.Columns, ", "))
-			if s.StreamSplits != nil {
-				d += fmt.Sprintf(" splits=%d", len(s.StreamSplits))
-			}
-			return d
-		}
-		if s.Table == nil {
+		switch {
+		case s.Stream != nil:
+			return fmt.Sprintf("Scan stream %s [%s]", s.Stream.Name(), strings.Join(s.Columns, ", "))
+		case s.Source != "":
+			return fmt.Sprintf("Scan stream %s [%s]", s.Source, strings.Join(s.Columns, ", "))
+		case s.Records != nil:
 			rows := int64(0)
 			for _, r := range s.Records {
 				rows += r.NumRows()
 			}
 			return fmt.Sprintf("Scan memory [%s] rows=%d", strings.Join(s.Columns, ", "), rows)
+		case s.MemoryKey != "":
+			return fmt.Sprintf("Scan memory [%s] rows=%d", strings.Join(s.Columns, ", "), s.MemoryRows)
 		}
 		var b strings.Builder
-		fmt.Fprintf(&b, "Scan parquet [%s] files=%d", strings.Join(s.Columns, ", "), len(s.Table.Files))
-		if len(s.Preds) > 0 {
-			ps := make([]string, len(s.Preds))
-			for i, p := range s.Preds {
-				ps[i] = predString(p)
+		files, pushed := s.Files, s.Pushed
+		if s.Table != nil {
+			files, pushed = len(s.Table.Files), nil
+			for _, p := range s.Preds {
+				pushed = append(pushed, predString(p))
 			}
-			fmt.Fprintf(&b, " pushed=[%s]", strings.Join(ps, ", "))
+		}
+		fmt.Fprintf(&b, "Scan parquet [%s] files=%d", strings.Join(s.Columns, ", "), files)
+		if len(pushed) > 0 {
+			fmt.Fprintf(&b, " pushed=[%s]", strings.Join(pushed, ", "))
 		}
 		if s.Splits != nil {
 			fmt.Fprintf(&b, " splits=%d row_groups_pruned=%d/%d files_pruned=%d/%d",
@@ -205,7 +243,7 @@ func (n *Node) describe() string {
 		}
 		d := fmt.Sprintf("Aggregate%s keys=[%s] aggs=[%s]", mode, exprList(n.Keys), strings.Join(aggs, ", "))
 		if n.State != nil {
-			d += fmt.Sprintf(" state=%s version=%d emit=%s", n.State.Operator, n.State.Version, n.State.Emit)
+			d += fmt.Sprintf(" state=%s emit=%s", n.State.Operator, n.State.Emit)
 		}
 		return d
 	case KindJoin:
@@ -229,7 +267,7 @@ func (n *Node) describe() string {
 			if b.Left {
 				side = "left"
 			}
-			s += fmt.Sprintf(" broadcast=%s rows=%d", side, b.Rows)
+			s += fmt.Sprintf(" broadcast=%s key=%s", side, b.Key)
 		}
 		if n.Join.TTL > 0 {
 			s += fmt.Sprintf(" ttl=%v", time.Duration(n.Join.TTL)*time.Microsecond)
@@ -238,7 +276,7 @@ func (n *Node) describe() string {
 			if sj.LeftTime != "" {
 				s += fmt.Sprintf(" time=%s-%s in [%s, %s]", sj.RightTime, sj.LeftTime, boundString(sj.Lower), boundString(sj.Upper))
 			}
-			s += fmt.Sprintf(" state=%s version=%d", n.State.Operator, n.State.Version)
+			s += " state=" + n.State.Operator
 		}
 		return s
 	case KindUnion:
@@ -249,14 +287,21 @@ func (n *Node) describe() string {
 		w := n.Window
 		return fmt.Sprintf("Window %s size=%d slide=%d offset=%d -> [%s, %s]", w.Column, w.Size, w.Slide, w.Offset, w.StartName, w.EndName)
 	case KindLateFilter:
-		return fmt.Sprintf("LateFilter %s > %d", n.Late.Column, n.Late.Threshold)
+		wm := "watermark"
+		if n.Late.Prev {
+			wm = "previous watermark"
+		}
+		if n.Late.Gap != 0 {
+			wm += fmt.Sprintf(" - %d", n.Late.Gap)
+		}
+		return fmt.Sprintf("LateFilter %s > %s", n.Late.Column, wm)
 	case KindSession:
 		return fmt.Sprintf("SessionWindow %s gap=%d keys=[%s] -> [%s, %s]", n.Session.Column, n.Session.Gap,
 			strings.Join(n.Session.Keys, ", "), n.Session.StartName, n.Session.EndName)
 	case KindDedup:
 		d := fmt.Sprintf("DropDuplicates [%s]", strings.Join(n.DedupKeys, ", "))
 		if n.State != nil {
-			d += fmt.Sprintf(" state=%s version=%d", n.State.Operator, n.State.Version)
+			d += " state=" + n.State.Operator
 		}
 		return d
 	case KindSort:
@@ -285,12 +330,12 @@ func (n *Node) describe() string {
 			d += " state_type=" + n.Groups.StateType
 		}
 		if n.State != nil {
-			d += fmt.Sprintf(" state=%s version=%d", n.State.Operator, n.State.Version)
+			d += " state=" + n.State.Operator
 		}
 		return d
 	case KindWrite:
-		if n.Write.Sink != nil {
-			return fmt.Sprintf("Write sink %s batch=%d mode=%s", n.Write.Sink.Name(), n.Write.Batch.ID, n.Write.Batch.Mode)
+		if n.Write.SinkName != "" {
+			return "Write sink " + n.Write.SinkName
 		}
 		s := fmt.Sprintf("Write parquet %s compression=%s", n.Write.Target, orDefault(n.Write.Options.Compression, "zstd"))
 		if len(n.Write.Options.PartitionBy) > 0 {

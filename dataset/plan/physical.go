@@ -2,11 +2,9 @@ package plan
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/apache/arrow/go/v17/arrow"
 
-	"github.com/sluicedata/sluice/internal/vfs"
 
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/expr"
@@ -21,48 +19,12 @@ func Physical(root *Node, parts int) (*Node, error) {
 	return PhysicalStream(root, parts, nil)
 }
 
-// StreamState is what planning one micro-batch of a streaming query needs
-// beyond the plan: where stateful operators keep their state and which
-// version the batch reads.
-type StreamState struct {
-	FS        vfs.FS
-	Dir       string // <checkpoint>/state
-	KeyGroups int
-	Version   int64  // batch N reads state version N and commits N+1
-	Emit      string // "update", "complete" or "append"
-	Report    func(operator string, rows, bytes int64)
-	// Watermark in effect for the batch, microseconds (math.MinInt64: none).
-	Watermark int64
-	// PrevWatermark is the watermark the previous batch ran with. Rows a
-	// stateful operator emits in this batch have event times in
-	// (PrevWatermark, Watermark], so an operator fed by another drops rows
-	// as late only at or behind PrevWatermark, and evicts by Watermark.
-	PrevWatermark int64
-	// BatchTime is the batch's processing time in microseconds, as recorded
-	// in the offsets log (reruns see the same value): processing-time
-	// timeouts and state TTLs read it, never the wall clock.
-	BatchTime int64
-	// Observe receives each task's max event time for a watermark, by the
-	// watermark's id (WatermarkIDs).
-	Observe func(id string, maxMicros int64)
-	// Dropped receives counts of late rows dropped before an aggregate.
-	Dropped func(operator string, n int64)
-	// Late, when set, receives the late rows themselves (owning them).
-	Late func(operator string, rec arrow.Record)
-	// Read receives the rows each task read from a stream, by source name.
-	Read func(source string, rows int64)
-	// Evicted receives counts of state rows dropped by a TTL.
-	Evicted func(operator string, n int64)
-	// Static holds the bounded sides of stream-static joins, collected by
-	// the caller before planning (see StaticJoins); nil when planning only
-	// to check or explain.
-	Static *StaticCache
-}
-
-// PhysicalStream is Physical for one micro-batch: with st set, aggregates
-// keep their groups in state (partial -> exchange by key group -> stateful
-// final), numbered agg-0, agg-1, ... in plan order.
-func PhysicalStream(root *Node, parts int, st *StreamState) (*Node, error) {
+// PhysicalStream is Physical for a streaming query: with st set,
+// aggregates keep their groups in state (partial -> exchange by key group ->
+// stateful final), numbered agg-0, agg-1, ... in plan order. The plan holds
+// no per-batch value: thresholds and state versions come from each batch's
+// BatchContext where the tasks run.
+func PhysicalStream(root *Node, parts int, st *StreamOptions) (*Node, error) {
 	if parts < 1 {
 		parts = 1
 	}
@@ -91,7 +53,7 @@ func WatermarkIDs(root *Node) map[*WatermarkSpec]string {
 
 type physical struct {
 	parts   int
-	stream  *StreamState
+	stream  *StreamOptions
 	aggs    int
 	wmIDs   map[*WatermarkSpec]string
 	static  map[*Node]string // stream-static joins' cache keys
@@ -141,19 +103,34 @@ func (p *physical) plan(n *Node) (*Node, error) {
 		if p.stream == nil {
 			return n.Inputs[0], nil // batch jobs have no late data
 		}
-		if obs := p.stream.Observe; obs != nil {
-			id := p.wmIDs[n.Watermark]
-			n.Observe = func(max int64) { obs(id, max) }
-		}
+		w := *n.Watermark
+		w.ID = p.wmIDs[n.Watermark]
+		n.Watermark = &w
 	case KindScan:
-		if p.stream != nil && p.stream.Read != nil && n.Scan.Stream != nil && !p.counted[n.Scan.Stream.Name()] {
+		s := n.Scan
+		switch {
+		case s.Stream != nil:
+			s.Source = s.Stream.Name()
+			s.SourceColumns = nil
+			for _, f := range s.Stream.Schema().Fields() {
+				s.SourceColumns = append(s.SourceColumns, f.Name)
+			}
 			// A stream read twice (a self-join) counts its rows once.
-			p.counted[n.Scan.Stream.Name()] = true
-			read, name := p.stream.Read, n.Scan.Stream.Name()
-			n.Scan.Counted = func(rows int64) { read(name, rows) }
-		}
-		if n.Scan.Table != nil {
-			n.Scan.Splits, n.Scan.Pruned = n.Scan.Table.Splits(n.Scan.Preds)
+			s.Count = !p.counted[s.Source]
+			p.counted[s.Source] = true
+		case s.Table != nil:
+			s.Splits, s.Pruned = s.Table.Splits(s.Preds)
+			s.Files, s.PartitionColumns = len(s.Table.Files), s.Table.PartitionColumns
+			s.Pushed = nil
+			for _, pr := range s.Preds {
+				s.Pushed = append(s.Pushed, predString(pr))
+			}
+		default:
+			s.MemoryParts = len(s.Records)
+			s.MemoryRows = 0
+			for _, r := range s.Records {
+				s.MemoryRows += r.NumRows()
+			}
 		}
 	case KindSession:
 		// Every row of a key meets in one task.
@@ -240,7 +217,7 @@ func (p *physical) aggregate(n *Node) (*Node, error) {
 	final := &Node{Kind: KindAggregate, Inputs: []*Node{ex}, Keys: keys, Aggs: n.Aggs, AggMode: exec.AggFinal, Schema: n.Schema}
 	if p.stream != nil {
 		op := fmt.Sprintf("agg-%d", p.aggs)
-		etKey, threshold := -1, int64(0)
+		etKey, unit := -1, arrow.Microsecond
 		// The key the watermark closes groups by: the end of an event-time
 		// window below, or a key that is itself an event time (a window end
 		// an aggregate or join below passes on, or a watermarked column).
@@ -267,17 +244,12 @@ func (p *physical) aggregate(n *Node) (*Node, error) {
 				}
 			}
 			if etKey >= 0 {
-				unit := n.Inputs[0].Schema.Field(n.Inputs[0].Schema.FieldIndices(etCol)[0]).Type.(*arrow.TimestampType).Unit
-				threshold = exec.FromMicros(p.stream.Watermark, unit)
-				lateAt := threshold
-				if hasStateful(n.Inputs[0]) {
-					// Its input's rows of this batch have event times in
-					// (PrevWatermark, Watermark]: late only behind the former.
-					lateAt = exec.FromMicros(p.stream.PrevWatermark, unit)
-				}
+				unit = n.Inputs[0].Schema.Field(n.Inputs[0].Schema.FieldIndices(etCol)[0]).Type.(*arrow.TimestampType).Unit
+				// Its input's rows of this batch have event times in
+				// (PrevWatermark, Watermark] when a stateful operator feeds
+				// it: late only behind the former.
 				late := &Node{Kind: KindLateFilter, Inputs: partial.Inputs, Schema: partial.Inputs[0].Schema,
-					Late: &LateSpec{Column: etCol, Threshold: lateAt}}
-				p.sideOutput(late.Late, op)
+					Late: &LateSpec{Column: etCol, Operator: op, Unit: unit, Prev: hasStateful(n.Inputs[0])}}
 				partial.Inputs = []*Node{late}
 			}
 		}
@@ -293,9 +265,8 @@ func (p *physical) aggregate(n *Node) (*Node, error) {
 			}
 		}
 		ex.KeyGroups = p.stream.KeyGroups
-		final.State = &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op,
-			KeyGroups: p.stream.KeyGroups, Version: p.stream.Version, Emit: p.emit(n), Report: p.stream.Report,
-			EventTimeKey: etKey, Watermark: threshold}
+		final.State = &exec.StateSpec{Operator: op, KeyGroups: p.stream.KeyGroups, Emit: p.emit(n),
+			EventTimeKey: etKey, Unit: unit}
 		p.aggs++
 	}
 	return final, nil
@@ -310,18 +281,13 @@ func (p *physical) sessionAggregate(n *Node) (*Node, error) {
 	spec := *sess.Session
 	op := fmt.Sprintf("agg-%d", p.aggs)
 	p.aggs++
-	etKey, closeAt := -1, int64(0)
+	etKey, unit := -1, arrow.Microsecond
 	if watermarked(in, spec.Column) {
-		unit := in.Schema.Field(in.Schema.FieldIndices(spec.Column)[0]).Type.(*arrow.TimestampType).Unit
-		closeAt = exec.FromMicros(p.stream.Watermark, unit)
+		unit = in.Schema.Field(in.Schema.FieldIndices(spec.Column)[0]).Type.(*arrow.TimestampType).Unit
 		etKey = 0
 		// A row at t opens [t, t+gap); at or behind the watermark it is late.
-		lateAt := closeAt
-		if lateAt != math.MinInt64 { // no watermark yet: nothing is late (and MinInt64 - gap would wrap)
-			lateAt -= spec.Gap
-		}
-		late := &Node{Kind: KindLateFilter, Inputs: []*Node{in}, Schema: in.Schema, Late: &LateSpec{Column: spec.Column, Threshold: lateAt}}
-		p.sideOutput(late.Late, op)
+		late := &Node{Kind: KindLateFilter, Inputs: []*Node{in}, Schema: in.Schema,
+			Late: &LateSpec{Column: spec.Column, Operator: op, Unit: unit, Gap: spec.Gap}}
 		in = late
 	} else if p.emit(n) == "append" {
 		return nil, fmt.Errorf("%w: append output mode needs a watermark on the session window's column %q", ErrPlan, spec.Column)
@@ -333,8 +299,7 @@ func (p *physical) sessionAggregate(n *Node) (*Node, error) {
 	ex := exchange(in, keys, p.parts)
 	ex.KeyGroups = p.stream.KeyGroups
 	return &Node{Kind: KindAggregate, Inputs: []*Node{ex}, Keys: n.Keys, Aggs: n.Aggs, AggMode: exec.AggFinal, Schema: n.Schema, Session: &spec,
-		State: &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op, KeyGroups: p.stream.KeyGroups, Version: p.stream.Version,
-			Emit: p.emit(n), Report: p.stream.Report, EventTimeKey: etKey, Watermark: closeAt}}, nil
+		State: &exec.StateSpec{Operator: op, KeyGroups: p.stream.KeyGroups, Emit: p.emit(n), EventTimeKey: etKey, Unit: unit}}, nil
 }
 
 // dedup plans DropDuplicates: in a batch job, the first row per key (an
@@ -374,33 +339,19 @@ func (p *physical) dedup(n *Node) (*Node, error) {
 	}
 	op := fmt.Sprintf("dedup-%d", p.aggs)
 	p.aggs++
-	etKey, threshold := -1, int64(0)
+	etKey, unit := -1, arrow.Microsecond
 	for i, k := range n.DedupKeys {
 		if watermarked(in, k) {
 			etKey = i
-			unit := in.Schema.Field(in.Schema.FieldIndices(k)[0]).Type.(*arrow.TimestampType).Unit
-			threshold = exec.FromMicros(p.stream.Watermark, unit)
-			late := &Node{Kind: KindLateFilter, Inputs: []*Node{in}, Schema: in.Schema, Late: &LateSpec{Column: k, Threshold: threshold}}
-			p.sideOutput(late.Late, op)
-			in = late
+			unit = in.Schema.Field(in.Schema.FieldIndices(k)[0]).Type.(*arrow.TimestampType).Unit
+			in = &Node{Kind: KindLateFilter, Inputs: []*Node{in}, Schema: in.Schema, Late: &LateSpec{Column: k, Operator: op, Unit: unit}}
 			break
 		}
 	}
 	ex := exchange(in, keys, p.parts)
 	ex.KeyGroups = p.stream.KeyGroups
 	return &Node{Kind: KindDedup, Inputs: []*Node{ex}, DedupKeys: n.DedupKeys, Schema: n.Schema,
-		State: &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op, KeyGroups: p.stream.KeyGroups,
-			Version: p.stream.Version, Emit: p.emit(n), Report: p.stream.Report, EventTimeKey: etKey, Watermark: threshold}}, nil
-}
-
-// sideOutput connects a late filter to the batch's late-row callbacks.
-func (p *physical) sideOutput(l *LateSpec, op string) {
-	if d := p.stream.Dropped; d != nil {
-		l.Dropped = func(n int64) { d(op, n) }
-	}
-	if f := p.stream.Late; f != nil {
-		l.Side = func(r arrow.Record) { f(op, r) }
-	}
+		State: &exec.StateSpec{Operator: op, KeyGroups: p.stream.KeyGroups, Emit: p.emit(n), EventTimeKey: etKey, Unit: unit}}, nil
 }
 
 // eventTimeWindow finds, below n within its pipeline, a window over a
@@ -455,13 +406,10 @@ func estimateRows(n *Node) int64 {
 	switch n.Kind {
 	case KindScan:
 		var rows int64
-		if n.Scan.Stream != nil {
-			for _, s := range n.Scan.StreamSplits {
-				rows += max(s.Rows(), 0)
-			}
-			return rows
-		}
-		if n.Scan.Table == nil {
+		switch {
+		case n.Scan.Stream != nil:
+			return 0 // unknown when compiling; stream joins do not use it
+		case n.Scan.Table == nil:
 			for _, r := range n.Scan.Records {
 				rows += r.NumRows()
 			}
@@ -484,17 +432,18 @@ func estimateRows(n *Node) int64 {
 // Stage is a pipeline between exchanges, run as one task per split (when its
 // leaves are scans) or per shuffle partition (when they are shuffle reads).
 type Stage struct {
-	ID    int
-	Root  *Node // fragment; exchanges below are replaced by ShuffleRead leaves
-	Out   *Node // the Exchange this stage feeds; nil for the final stage
-	Deps  []int // stages whose output this stage reads
+	ID   int
+	Root *Node // fragment; exchanges below are replaced by ShuffleRead leaves
+	// Out is the Exchange this stage feeds (without its input); nil for
+	// the final stage.
+	Out  *Node `json:",omitempty"`
+	Deps []int `json:",omitempty"` // stages whose output this stage reads
+	// Tasks: a shuffle stage's partitions; a scan stage's tasks when it
+	// reads no stream (streams: one per split of a batch, see Assign).
 	Tasks int
-	// Leaves are the scan leaves in order; task i reads split Assign[i].Split
-	// of leaf Assign[i].Leaf (scan stages only).
-	Leaves []*Node
-	Assign []Assignment
 }
 
+// Assignment: a scan task reads split Split of scan leaf Leaf (-1: none).
 type Assignment struct{ Leaf, Split int }
 
 // Stages cuts a physical plan into stages, dependencies first; the last stage
@@ -503,7 +452,13 @@ func Stages(root *Node) ([]*Stage, error) {
 	var stages []*Stage
 	var cut func(n *Node, out *Node) (*Stage, error)
 	cut = func(top *Node, out *Node) (*Stage, error) {
-		st := &Stage{Out: out}
+		st := &Stage{}
+		if out != nil {
+			o := *out
+			o.Inputs = nil
+			st.Out = &o
+		}
+		leaves := 0
 		var copyDown func(n *Node) (*Node, error)
 		copyDown = func(n *Node) (*Node, error) {
 			if n.Kind == KindExchange {
@@ -524,7 +479,10 @@ func Stages(root *Node) ([]*Stage, error) {
 				c.Inputs[i] = x
 			}
 			if c.Kind == KindScan {
-				st.Leaves = append(st.Leaves, &c)
+				sc := *c.Scan
+				sc.Leaf = leaves
+				c.Scan = &sc
+				leaves++
 			}
 			return &c, nil
 		}
@@ -560,30 +518,12 @@ func (st *Stage) countTasks() error {
 	switch {
 	case parts == -2:
 		return fmt.Errorf("%w: stage reads exchanges with different partition counts", ErrPlan)
-	case parts >= 0 && len(st.Leaves) > 0:
+	case parts >= 0 && len(st.Leaves()) > 0:
 		return fmt.Errorf("%w: stage reads both scans and exchanges", ErrPlan)
 	case parts >= 0:
 		st.Tasks = parts
 		return nil
 	}
-	for li, leaf := range st.Leaves {
-		n := len(leaf.Scan.Splits)
-		switch {
-		case leaf.Scan.Stream != nil:
-			n = len(leaf.Scan.StreamSplits)
-		case leaf.Scan.Table == nil:
-			n = len(leaf.Scan.Records)
-		}
-		for si := 0; si < n; si++ {
-			st.Assign = append(st.Assign, Assignment{Leaf: li, Split: si})
-		}
-	}
-	st.Tasks = len(st.Assign)
-	if st.Tasks == 0 {
-		// Nothing to read (everything pruned): one task still runs so
-		// global aggregates produce their row.
-		st.Tasks = 1
-		st.Assign = []Assignment{{Leaf: -1}}
-	}
+	st.Tasks = len(st.Assign(nil))
 	return nil
 }

@@ -30,7 +30,9 @@ import (
 // TTL drops it); outer and semi joins need both bounds.
 
 // StaticCache holds the collected bounded side of each stream-static join of
-// a query between micro-batches. It owns the records; Release frees them.
+// a query between micro-batches (and the records of in-memory scans): the
+// BroadcastStore of an in-process executor. It owns the records; Release frees
+// them.
 type StaticCache struct {
 	mu     sync.Mutex
 	recs   map[string][]arrow.Record
@@ -83,15 +85,35 @@ func (c *StaticCache) Table(ctx context.Context, key string, mem memory.Allocato
 	return t, nil
 }
 
-// Records returns join key's bounded side; the cache keeps ownership.
-func (c *StaticCache) Records(key string) []arrow.Record {
+// Records returns key's records; the cache keeps ownership.
+func (c *StaticCache) Records(key string) ([]arrow.Record, bool) {
 	if c == nil {
-		return nil
+		return nil, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.recs[key]
+	r, ok := c.recs[key]
+	return r, ok
 }
+
+// Set keeps recs (retaining each) under key, replacing what was there:
+// how in-memory scans' records reach tasks.
+func (c *StaticCache) Set(key string, recs []arrow.Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.recs == nil {
+		c.recs, c.loaded, c.tables = map[string][]arrow.Record{}, map[string]int64{}, map[string]*exec.JoinTable{}
+	}
+	for _, r := range c.recs[key] {
+		r.Release()
+	}
+	for _, r := range recs {
+		r.Retain()
+	}
+	c.recs[key] = recs
+}
+
+var _ BroadcastStore = (*StaticCache)(nil)
 
 // Release frees every collected side.
 func (c *StaticCache) Release() {
@@ -130,7 +152,8 @@ func StaticJoins(root *Node) (joins []*Node, side []int) {
 }
 
 // staticJoin plans a stream-static join: the bounded input is replaced by its
-// collected records (Join.Broadcast) and the stream side is not exchanged.
+// collected records, broadcast under key (Join.Broadcast), and the stream
+// side is not exchanged.
 func (p *physical) staticJoin(n *Node, key string, staticSide int) (*Node, error) {
 	how := n.Join.How
 	streamLeft := staticSide == 1
@@ -145,38 +168,18 @@ func (p *physical) staticJoin(n *Node, key string, staticSide int) (*Node, error
 		return nil, fmt.Errorf("%w: a %s join of a stream (on the %s) with a bounded Dataset would emit the bounded side's unmatched rows again every batch; use inner, left outer, left semi or left anti with the stream on the left", ErrPlan, how, side)
 	}
 	static := n.Inputs[staticSide]
-	n.Join.Broadcast = &Broadcast{Key: key, Left: !streamLeft, Schema: static.Schema, Rows: -1}
-	if cache := p.stream.Static; cache != nil {
-		keys, schema := n.Join.RightKeys, static.Schema
-		if !streamLeft {
-			keys = n.Join.LeftKeys
-		}
-		n.Join.Broadcast.Table = func(ctx context.Context, mem memory.Allocator) (*exec.JoinTable, error) {
-			return cache.Table(ctx, key, mem, schema, keys)
-		}
-		recs := p.stream.Static.Records(key)
-		n.Join.Broadcast.Records = recs
-		n.Join.Broadcast.Rows = 0
-		for _, r := range recs {
-			n.Join.Broadcast.Rows += r.NumRows()
-		}
-	}
+	n.Join.Broadcast = &Broadcast{Key: key, Left: !streamLeft, Schema: static.Schema}
 	n.Join.BuildRight = streamLeft
 	n.Inputs = []*Node{n.Inputs[1-staticSide]}
 	return n, nil
 }
 
-// Broadcast is the collected bounded side of a stream-static join, held by
-// the join node in place of that input.
+// Broadcast is the bounded side of a stream-static join, collected by the
+// driver and served to tasks under Key (TaskEnv.Broadcast).
 type Broadcast struct {
-	Key     string
-	Left    bool // the bounded side is the join's left input
-	Schema  *arrow.Schema
-	Records []arrow.Record `json:"-"` // owned by the query's StaticCache
-	Rows    int64          // -1 when not collected (EXPLAIN at Start)
-	// Table returns the side's hash table, built once and shared by the
-	// tasks (nil: each task builds its own from Records).
-	Table func(ctx context.Context, mem memory.Allocator) (*exec.JoinTable, error) `json:"-"`
+	Key    string
+	Left   bool // the bounded side is the join's left input
+	Schema *arrow.Schema
 }
 
 // timeBound is an event-time pair of a stream-stream join and the range of
@@ -224,37 +227,31 @@ func (p *physical) streamJoin(n *Node) (*Node, error) {
 		spec.LeftKeys = append(spec.LeftKeys, j.LeftKeys[i].Name)
 		spec.RightKeys = append(spec.RightKeys, j.RightKeys[i].Name)
 	}
-	lateAt := p.stream.PrevWatermark
 	if b != nil {
 		spec.LeftTime, spec.RightTime, spec.Lower, spec.Upper = b.left, b.right, b.lower, b.upper
-		l = p.lateFilter(l, b.left, lateAt, op)
-		r = p.lateFilter(r, b.right, lateAt, op)
+		l = lateFilter(l, b.left, op)
+		r = lateFilter(r, b.right, op)
 	}
 	lx, rx := exchange(l, j.LeftKeys, p.parts), exchange(r, j.RightKeys, p.parts)
 	lx.KeyGroups, rx.KeyGroups = p.stream.KeyGroups, p.stream.KeyGroups
 	n.Inputs = []*Node{lx, rx}
 	n.StreamJoin = &spec
-	n.State = &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op, KeyGroups: p.stream.KeyGroups,
-		Version: p.stream.Version, Emit: p.emit(n), Report: p.stream.Report, EventTimeKey: -1,
-		Watermark: p.stream.Watermark, BatchTime: p.stream.BatchTime}
-	if e := p.stream.Evicted; e != nil {
-		n.State.Evicted = func(k int64) { e(op, k) }
-	}
+	// The join evicts by the watermark itself, in µs.
+	n.State = &exec.StateSpec{Operator: op, KeyGroups: p.stream.KeyGroups, Emit: p.emit(n), EventTimeKey: -1, Unit: arrow.Microsecond}
 	return n, nil
 }
 
 // lateFilter drops in's rows whose event-time column col is at or behind
-// the watermark (µs), counting them against operator op.
-func (p *physical) lateFilter(in *Node, col string, wmMicros int64, op string) *Node {
+// the previous batch's watermark (a stream join's inputs), counting them
+// against operator op.
+func lateFilter(in *Node, col string, op string) *Node {
 	f := in.Schema.Field(in.Schema.FieldIndices(col)[0])
 	t, ok := f.Type.(*arrow.TimestampType)
 	if !ok {
 		return in
 	}
-	late := &Node{Kind: KindLateFilter, Inputs: []*Node{in}, Schema: in.Schema,
-		Late: &LateSpec{Column: col, Threshold: exec.FromMicros(wmMicros, t.Unit)}}
-	p.sideOutput(late.Late, op)
-	return late
+	return &Node{Kind: KindLateFilter, Inputs: []*Node{in}, Schema: in.Schema,
+		Late: &LateSpec{Column: col, Operator: op, Unit: t.Unit, Prev: true}}
 }
 
 // findTimeBound finds the event-time pair that bounds a stream-stream join:

@@ -1,0 +1,165 @@
+package exec
+
+import (
+	"sync"
+
+	"github.com/apache/arrow/go/v17/arrow"
+)
+
+// Metrics is what one task's operators observed: rows read per source, the
+// largest event time per watermark, and per stateful operator the late rows
+// dropped, the rows a TTL evicted and the state's size. It is returned with
+// the task's result and folded by the driver into progress and the next
+// watermark, so it is plain data (JSON) apart from Late.
+//
+// Operators record into it concurrently (a push scan reads on its own
+// goroutine); every method is safe on a nil *Metrics, which records nothing.
+type Metrics struct {
+	mu           sync.Mutex
+	SourceRows   map[string]int64            `json:"source_rows,omitempty"`
+	MaxEventTime map[string]int64            `json:"max_event_time,omitempty"` // by watermark id, µs
+	Operators    map[string]*OperatorMetrics `json:"operators,omitempty"`
+	// KeepLate asks late filters to keep the rows they drop in Late (a
+	// query with a late-rows sink); set before the task runs.
+	KeepLate bool `json:"-"`
+	// Late are the dropped rows when KeepLate is set; the Metrics owns them
+	// until TakeLate.
+	Late []arrow.Record `json:"-"`
+}
+
+// OperatorMetrics are one stateful operator's counts in a task.
+type OperatorMetrics struct {
+	DroppedLate int64 `json:"dropped_late,omitempty"`
+	Evicted     int64 `json:"evicted,omitempty"`
+	StateRows   int64 `json:"state_rows,omitempty"`
+	StateBytes  int64 `json:"state_bytes,omitempty"`
+}
+
+func (m *Metrics) op(name string) *OperatorMetrics {
+	if m.Operators == nil {
+		m.Operators = map[string]*OperatorMetrics{}
+	}
+	o := m.Operators[name]
+	if o == nil {
+		o = &OperatorMetrics{}
+		m.Operators[name] = o
+	}
+	return o
+}
+
+// AddSourceRows counts rows read from source.
+func (m *Metrics) AddSourceRows(source string, n int64) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.SourceRows == nil {
+		m.SourceRows = map[string]int64{}
+	}
+	m.SourceRows[source] += n
+}
+
+// ObserveEventTime records the largest event time (µs) seen for watermark id.
+func (m *Metrics) ObserveEventTime(id string, maxMicros int64) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.MaxEventTime == nil {
+		m.MaxEventTime = map[string]int64{}
+	}
+	if old, ok := m.MaxEventTime[id]; !ok || maxMicros > old {
+		m.MaxEventTime[id] = maxMicros
+	}
+}
+
+// AddDropped counts late rows operator dropped.
+func (m *Metrics) AddDropped(operator string, n int64) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.op(operator).DroppedLate += n
+}
+
+// AddEvicted counts state rows operator's TTL dropped.
+func (m *Metrics) AddEvicted(operator string, n int64) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.op(operator).Evicted += n
+}
+
+// AddState adds the size of one of operator's stores after its commit.
+func (m *Metrics) AddState(operator string, rows, bytes int64) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	o := m.op(operator)
+	o.StateRows += rows
+	o.StateBytes += bytes
+}
+
+// AddLate keeps dropped rows (taking ownership) when KeepLate is set, and
+// releases them otherwise.
+func (m *Metrics) AddLate(rec arrow.Record) {
+	if m == nil || !m.KeepLate {
+		rec.Release()
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.Late = append(m.Late, rec)
+}
+
+// TakeLate returns the kept late rows; the caller owns them.
+func (m *Metrics) TakeLate() []arrow.Record {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.Late
+	m.Late = nil
+	return l
+}
+
+// Merge adds o's counts to m (event times by max); o's late rows move to m.
+func (m *Metrics) Merge(o *Metrics) {
+	if m == nil || o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for k, v := range o.SourceRows {
+		m.AddSourceRows(k, v)
+	}
+	for k, v := range o.MaxEventTime {
+		m.ObserveEventTime(k, v)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, v := range o.Operators {
+		d := m.op(k)
+		d.DroppedLate += v.DroppedLate
+		d.Evicted += v.Evicted
+		d.StateRows += v.StateRows
+		d.StateBytes += v.StateBytes
+	}
+	m.Late = append(m.Late, o.Late...)
+	o.Late = nil
+}
+
+// Release frees kept late rows.
+func (m *Metrics) Release() {
+	for _, r := range m.TakeLate() {
+		r.Release()
+	}
+}

@@ -1,0 +1,167 @@
+package plan_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/dataset/exec"
+	"github.com/sluicedata/sluice/dataset/expr"
+	"github.com/sluicedata/sluice/dataset/plan"
+)
+
+var schema = arrow.NewSchema([]arrow.Field{{Name: "k", Type: arrow.PrimitiveTypes.Int64}}, nil)
+
+// records makes n one-column records of size rows each: n tasks in a scan stage.
+func records(mem memory.Allocator, n, rows int) []arrow.Record {
+	var out []arrow.Record
+	for i := 0; i < n; i++ {
+		b := array.NewInt64Builder(mem)
+		for j := 0; j < rows; j++ {
+			b.Append(int64(i*rows + j))
+		}
+		col := b.NewArray()
+		out = append(out, array.NewRecord(schema, []arrow.Array{col}, int64(rows)))
+		col.Release()
+		b.Release()
+	}
+	return out
+}
+
+// run compiles n for 3 shuffle partitions and runs it on a LocalExecutor;
+// the caller owns the records.
+func run(ctx context.Context, t *testing.T, mem memory.Allocator, n *plan.Node, workers int) ([]arrow.Record, error) {
+	t.Helper()
+	spec, err := plan.Compile(n, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := &plan.StaticCache{}
+	defer bc.Release()
+	for _, k := range spec.Memory {
+		bc.Set(k, spec.MemoryRecords(k))
+	}
+	ex := &plan.LocalExecutor{Env: plan.ExecEnv{Node: "local", Mem: mem, Job: &plan.Job{}, Broadcast: bc, Shuffle: &plan.MemShuffle{}}}
+	defer ex.Close()
+	out, err := ex.Execute(ctx, spec, &plan.Run{Batch: plan.NoBatch, Workers: workers})
+	if err != nil {
+		return nil, err
+	}
+	defer ex.Release(out.FinalStage)
+	var recs []arrow.Record
+	for _, r := range out.Final {
+		recs = append(recs, ex.Fetch(r.Outputs)...)
+	}
+	return recs, nil
+}
+
+func TestAggregateAcrossTasksAndPartitionsSumsEveryRowOnce(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	recs := records(mem, 7, 100)
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	mod, err := plan.NewProject(plan.NewMemoryScan(schema, recs), []*expr.Expr{expr.Col("k").Mod(5).As("g"), expr.Col("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg, err := plan.NewAggregate(mod, []*expr.Expr{expr.Col("g")}, []exec.Agg{{Func: "sum", Arg: expr.Col("k"), Name: "s"}, {Func: "count", Name: "n"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(context.Background(), t, mem, agg, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total, rows int64
+	groups := 0
+	for _, r := range out {
+		groups += int(r.NumRows())
+		for i := 0; i < int(r.NumRows()); i++ {
+			total += r.Column(1).(*array.Int64).Value(i)
+			rows += r.Column(2).(*array.Int64).Value(i)
+		}
+		r.Release()
+	}
+	if groups != 5 || rows != 700 || total != 699*700/2 {
+		t.Fatalf("groups=%d rows=%d sum=%d; want 5, 700, %d", groups, rows, total, 699*700/2)
+	}
+}
+
+// failing returns a plan whose task `bad` fails (with a panic when panics is
+// set) and whose other tasks block until cancelled, counting how many ran.
+func failing(t *testing.T, recs []arrow.Record, bad int64, panics bool, started *atomic.Int32) *plan.Node {
+	name := t.Name()
+	exec.RegisterBatchFunc(name, func(mem memory.Allocator, in arrow.Record) (arrow.Record, error) {
+		started.Add(1)
+		if in.Column(0).(*array.Int64).Value(0)/100 == bad {
+			if panics {
+				panic("broken invariant")
+			}
+			return nil, errors.New("disk on fire")
+		}
+		time.Sleep(20 * time.Millisecond)
+		in.Retain()
+		return in, nil
+	})
+	return plan.NewMapBatches(plan.NewMemoryScan(schema, recs), name, schema)
+}
+
+func TestATaskFailureNamesStageAndTaskAndReleasesEverything(t *testing.T) {
+	for _, panics := range []bool{false, true} {
+		t.Run(map[bool]string{false: "error", true: "panic"}[panics], func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			recs := records(mem, 40, 100)
+			defer func() {
+				for _, r := range recs {
+					r.Release()
+				}
+			}()
+			var started atomic.Int32
+			_, err := run(context.Background(), t, mem, failing(t, recs, 3, panics, &started), 2)
+			want := "disk on fire"
+			if panics {
+				want = "panic: broken invariant"
+			}
+			if err == nil || !strings.Contains(err.Error(), "stage 0 task 3") || !strings.Contains(err.Error(), want) {
+				t.Fatalf("err = %v; want it to name stage 0 task 3 and %q", err, want)
+			}
+			if n := started.Load(); n >= 40 {
+				t.Fatalf("all %d tasks ran; the failure should have stopped the stage", n)
+			}
+		})
+	}
+}
+
+func TestCancellingTheContextStopsTheJob(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	recs := records(mem, 200, 10)
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	var started atomic.Int32
+	start := time.Now()
+	_, err := run(ctx, t, mem, failing(t, recs, -1, false, &started), 2)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Fatalf("job took %v after cancellation", el)
+	}
+}

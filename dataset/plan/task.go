@@ -1,0 +1,310 @@
+package plan
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/dataset/exec"
+	"github.com/sluicedata/sluice/dataset/expr"
+	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/scheduler"
+	"github.com/sluicedata/sluice/sinks"
+	"github.com/sluicedata/sluice/sources"
+)
+
+// The task seam: what one task needs besides the query's compiled Spec,
+// and what it returns. Nothing here holds a closure or a handle of the
+// driver: a TaskSpec encodes to bytes (see Codec) and a task's result is a
+// scheduler.Result (locations, commit messages, metrics).
+
+// BatchContext is the per-batch values every task of a micro-batch gets.
+// A batch job runs with NoBatch.
+type BatchContext struct {
+	ID int64 `json:"id"`
+	// StateVersion is the state version tasks read; they commit StateVersion+1.
+	StateVersion int64 `json:"state_version"`
+	// Watermark the batch runs with and the one the previous batch ran
+	// with, µs (math.MinInt64: none). Rows a stateful operator emits in this
+	// batch have event times in (PrevWatermark, Watermark].
+	Watermark     int64 `json:"watermark"`
+	PrevWatermark int64 `json:"prev_watermark"`
+	// BatchTime is the batch's processing time in µs as recorded in the
+	// offsets log (re-runs see the same value).
+	BatchTime  int64      `json:"batch_time"`
+	OutputMode sinks.Mode `json:"output_mode,omitempty"`
+}
+
+// NoBatch is the context of a batch job.
+var NoBatch = BatchContext{Watermark: math.MinInt64, PrevWatermark: math.MinInt64, BatchTime: math.MinInt64}
+
+// TaskSpec is one task as it crosses to an executor: which task of which
+// stage, the batch's values, the split it reads (scan stages) and the map
+// output blocks it reads (shuffle stages).
+type TaskSpec struct {
+	Task  scheduler.Task `json:"task"`
+	Batch BatchContext   `json:"batch"`
+	// Leaf and Split: a scan task reads split Split of scan leaf Leaf
+	// (Leaf -1: nothing). For a stream leaf, StreamSplit is the encoded
+	// split; Parquet and in-memory leaves index their spec's splits.
+	Leaf        int    `json:"leaf"`
+	Split       int    `json:"split"`
+	StreamSplit []byte `json:"stream_split,omitempty"`
+	// KeepLate: late filters keep dropped rows for the late-rows sink.
+	KeepLate bool `json:"keep_late,omitempty"`
+
+	split sources.Split // the live split, when the task runs where it was made
+}
+
+// TaskMetrics is what a task reports besides its outputs: its operators'
+// metrics and, when late rows were kept, where they are.
+type TaskMetrics struct {
+	*exec.Metrics
+	Late []scheduler.Location `json:"late,omitempty"`
+}
+
+// LateStage is the stage id under which executors keep late rows.
+const LateStage = -1
+
+// Job is what a task resolves names against: the job's functions, streams
+// and sinks. The job's own code builds it in every process that runs its
+// tasks (the driver, each executor), as Spark and Flink rebuild a job's
+// user code from its jar; only names cross the boundary.
+type Job struct {
+	Streams map[string]sources.Stream
+	Sinks   map[string]sinks.Sink
+}
+
+// BroadcastStore serves what the driver ships to every task that reads it: the
+// collected bounded sides of stream-static joins and in-memory scans.
+// StaticCache implements it.
+type BroadcastStore interface {
+	// Records returns key's records; the Broadcast keeps ownership.
+	Records(key string) ([]arrow.Record, bool)
+	// Table returns key's hash table on keys, built once and shared.
+	Table(ctx context.Context, key string, mem memory.Allocator, schema *arrow.Schema, keys []*expr.Expr) (*exec.JoinTable, error)
+}
+
+// StateEnv places stateful operators' state.
+type StateEnv struct {
+	FS  vfs.FS
+	Dir string // <checkpoint>/state
+}
+
+// ExecEnv is what an executor gives every task it runs.
+type ExecEnv struct {
+	Node      string // the executor's name in Locations
+	Mem       memory.Allocator
+	BatchRows int
+	Job       *Job
+	State     StateEnv
+	Broadcast BroadcastStore
+	Shuffle   *MemShuffle
+}
+
+// RunTask runs task ts of spec in env: builds its operators, drains them,
+// and keeps the output in env.Shuffle (map stages, and the final stage of
+// a collect) or returns it as commit messages (the final stage of a sink
+// write).
+func RunTask(ctx context.Context, spec *Spec, ts *TaskSpec, env *ExecEnv) (res *scheduler.Result, err error) {
+	if ts.Task.Stage < 0 || ts.Task.Stage >= len(spec.Stages) {
+		return nil, fmt.Errorf("%w: task of stage %d, the spec has %d stages", ErrPlan, ts.Task.Stage, len(spec.Stages))
+	}
+	st := spec.Stages[ts.Task.Stage]
+	metrics := &exec.Metrics{KeepLate: ts.KeepLate}
+	defer metrics.Release()
+	split := ts.split
+	if split == nil && ts.StreamSplit != nil {
+		leaf := st.Leaves()[ts.Leaf]
+		s, ok := env.Job.Streams[leaf.Scan.Source]
+		if !ok {
+			return nil, fmt.Errorf("%w: stream %q is not part of this job", ErrPlan, leaf.Scan.Source)
+		}
+		dec, ok := s.(interface {
+			DecodeSplit([]byte) (sources.Split, error)
+		})
+		if !ok {
+			return nil, fmt.Errorf("%w: stream %q cannot decode splits", ErrPlan, leaf.Scan.Source)
+		}
+		if split, err = dec.DecodeSplit(ts.StreamSplit); err != nil {
+			return nil, fmt.Errorf("stream %s: %w", leaf.Scan.Source, err)
+		}
+	}
+	tenv := TaskEnv{
+		Mem: env.Mem, BatchRows: env.BatchRows, Batch: ts.Batch, Metrics: metrics, Job: env.Job,
+		State: env.State, Broadcast: env.Broadcast, Leaf: ts.Leaf, Split: ts.Split, StreamSplit: split,
+		Shuffle: func(exchange, _ int) []arrow.Record { return env.Shuffle.Fetch(ts.Task.Inputs[exchange]) },
+	}
+	var out []arrow.Record
+	defer func() { releaseRecords(out) }()
+	op, err := Build(ctx, st, ts.Task.Index, tenv)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := op.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	for {
+		rec, err := op.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	res = &scheduler.Result{}
+	if st.Out == nil && st.Root.Kind == KindWrite && st.Root.Write.SinkName != "" {
+		for _, r := range out {
+			col := r.Column(0).(*array.Binary)
+			for i := 0; i < col.Len(); i++ {
+				res.Commit = append(res.Commit, append([]byte(nil), col.Value(i)...))
+			}
+		}
+	} else {
+		parts, err := partition(env.Mem, st, out)
+		if err != nil {
+			return nil, err
+		}
+		for p, recs := range parts {
+			if len(recs) == 0 {
+				continue
+			}
+			res.Outputs = append(res.Outputs, env.Shuffle.Put(env.Node, st.ID, ts.Task.Index, p, recs))
+		}
+	}
+	tm := TaskMetrics{Metrics: metrics}
+	if late := metrics.TakeLate(); len(late) > 0 {
+		tm.Late = []scheduler.Location{env.Shuffle.Put(env.Node, LateStage, st.ID<<20|ts.Task.Index, 0, late)}
+	}
+	if res.Metrics, err = json.Marshal(tm); err != nil {
+		return nil, fmt.Errorf("encode task metrics: %w", err)
+	}
+	return res, nil
+}
+
+// partition splits a task's output by the keys of the exchange st feeds
+// (exec.HashColumns of the key columns, modulo the partition count, or by
+// key group), keeping record order within each partition. It does not take
+// ownership of recs; the returned records are new references.
+func partition(mem memory.Allocator, st *Stage, recs []arrow.Record) ([][]arrow.Record, error) {
+	parts := 1
+	if st.Out != nil {
+		parts = max(st.Out.Parts, 1)
+	}
+	dst := make([][]arrow.Record, parts)
+	if parts == 1 {
+		for _, r := range recs {
+			r.Retain()
+			dst[0] = append(dst[0], r)
+		}
+		return dst, nil
+	}
+	var keyCols []int
+	for _, k := range st.Out.Keys {
+		idx := st.Out.Schema.FieldIndices(k.Name)
+		if len(idx) == 0 {
+			return nil, fmt.Errorf("%w: exchange key %s is not a column of %s", ErrPlan, k, st.Out.Schema)
+		}
+		keyCols = append(keyCols, idx[0])
+	}
+	for _, r := range recs {
+		var split []arrow.Record
+		var err error
+		if kg := st.Out.KeyGroups; kg > 0 {
+			split, err = exec.PartitionByKeyGroup(mem, r, keyCols, kg, parts)
+		} else {
+			split, err = exec.PartitionRecord(mem, r, keyCols, parts)
+		}
+		if err != nil {
+			for _, d := range dst {
+				releaseRecords(d)
+			}
+			return nil, fmt.Errorf("partition: %w", err)
+		}
+		for p, s := range split {
+			if s != nil {
+				dst[p] = append(dst[p], s)
+			}
+		}
+	}
+	return dst, nil
+}
+
+func releaseRecords(recs []arrow.Record) {
+	for _, r := range recs {
+		r.Release()
+	}
+}
+
+// MemShuffle keeps map output blocks in memory, where the tasks that made
+// them ran, until their stage is released: the shuffle service of an
+// in-process executor.
+type MemShuffle struct {
+	mu     sync.Mutex
+	blocks map[blockKey][]arrow.Record
+}
+
+type blockKey struct{ stage, mapTask, part int }
+
+// Put keeps recs (taking ownership) as block (stage, mapTask, part).
+func (s *MemShuffle) Put(node string, stage, mapTask, part int, recs []arrow.Record) scheduler.Location {
+	loc := scheduler.Location{Node: node, Stage: stage, Map: mapTask, Part: part}
+	for _, r := range recs {
+		loc.Rows += r.NumRows()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.blocks == nil {
+		s.blocks = map[blockKey][]arrow.Record{}
+	}
+	k := blockKey{stage, mapTask, part}
+	releaseRecords(s.blocks[k]) // a re-run task's block replaces the old one
+	s.blocks[k] = recs
+	return loc
+}
+
+// Fetch returns the records of locs in order; the shuffle keeps ownership,
+// valid until the blocks' stage is released.
+func (s *MemShuffle) Fetch(locs []scheduler.Location) []arrow.Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []arrow.Record
+	for _, l := range locs {
+		out = append(out, s.blocks[blockKey{l.Stage, l.Map, l.Part}]...)
+	}
+	return out
+}
+
+// Release frees every block of stage.
+func (s *MemShuffle) Release(stage int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, recs := range s.blocks {
+		if k.stage == stage {
+			releaseRecords(recs)
+			delete(s.blocks, k)
+		}
+	}
+}
+
+// Close frees every block.
+func (s *MemShuffle) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, recs := range s.blocks {
+		releaseRecords(recs)
+		delete(s.blocks, k)
+	}
+}
