@@ -121,6 +121,17 @@ func (d *Dataset) Explain() (string, error) {
 	return explainText(d.node, opt, spec), nil
 }
 
+// Compile compiles the Dataset as a batch job into the spec its actions run:
+// stages of operators over Arrow records, plain data that encodes to bytes
+// (plan.Spec.Encode). A streaming Dataset compiles as a batch job over its
+// streams; microbatch compiles it per query (CompileStream).
+func (d *Dataset) Compile() (*plan.Spec, error) {
+	if d.err != nil {
+		return nil, d.err
+	}
+	return plan.Compile(d.node, d.cfg.withDefaults().ShufflePartitions, nil)
+}
+
 func explainText(logical, opt *plan.Node, spec *plan.Spec) string {
 	var b strings.Builder
 	b.WriteString("== Logical Plan ==\n")

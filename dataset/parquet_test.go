@@ -159,6 +159,11 @@ func TestExplainGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got = strings.ReplaceAll(got, dir, "$DIR")
+			spec, err := ds.Compile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			roundTrip(t, spec)
 			path := filepath.Join("testdata", "explain", name+".txt")
 			if *update {
 				os.MkdirAll(filepath.Dir(path), 0o755)

@@ -48,6 +48,7 @@ func TestExplainStreamingJoinsGolden(t *testing.T) {
 			}
 			defer q.Close()
 			got := q.Explain()
+			roundTrip(t, q.Spec())
 			path := filepath.Join("testdata", "explain", name+".txt")
 			if *update {
 				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
