@@ -80,7 +80,7 @@ type Node struct {
 	// StreamJoin makes a Join of two streams stateful (physical).
 	StreamJoin *exec.StreamJoinSpec
 	// Groups is a FlatMapGroupsWithState's function, keys and timeout.
-	Groups *exec.GroupsSpec
+	Groups   *exec.GroupsSpec
 	Exchange int // ShuffleRead: id of the exchange it reads
 }
 
