@@ -3,7 +3,8 @@
 //
 // In: Parquet files/directories/globs (Read), records (FromRecords), Go
 // structs (FromStructs), streams (ReadStream, run by package microbatch one
-// micro-batch at a time through RunBatch: the same plan, with stateful
+// micro-batch at a time: CompileStream compiles the query once and
+// StreamQuery.RunBatch runs the same spec per batch, with stateful
 // operators keeping state between batches). Out: an Arrow table (Collect), structs
 // (CollectStructs), a text table (Show), Parquet (Write), plans (Explain).
 //
@@ -18,9 +19,10 @@
 //  1. A Dataset is immutable and lazy: transformations build a logical plan
 //     (package plan) and check it (types, column names) at once; the first
 //     failure is carried to every later action, which returns it.
-//  2. An action optimizes the plan (filter and projection pushdown), plans it
-//     physically (splits, exchanges, partial/final aggregates), and runs it
-//     with package scheduler. No action mutates a plan.
+//  2. An action compiles the plan once (plan.Compile: filter and projection
+//     pushdown, splits, exchanges, partial/final aggregates, stages) and runs
+//     the spec's tasks on an executor through package scheduler. No action
+//     mutates a plan.
 //  3. Every record of a job is allocated from Config.Allocator and released
 //     before the action returns, except what the action hands to the caller
 //     (Collect's table), which the caller releases.
@@ -31,8 +33,8 @@
 //
 // Main loop of an action:
 //
-//	logical := d.node                      // built by transformations
-//	opt := plan.Optimize(logical)          // pushdown, pruning
-//	phys := plan.Physical(opt, partitions) // splits, exchanges
-//	recs := scheduler.Run(ctx, phys)       // stages in order, tasks in parallel
+//	logical := d.node                           // built by transformations
+//	spec := plan.Compile(logical, partitions)   // pushdown, pruning, splits, exchanges, stages
+//	out := executor.Execute(ctx, spec, run)     // scheduler.Run: stages in order, tasks in parallel
+//	recs := executor.Fetch(out.Final)           // the final stage's blocks
 package dataset

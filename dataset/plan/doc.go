@@ -1,16 +1,23 @@
 // Package plan holds sluice's plans: the logical plan the Dataset API builds,
-// the optimizer, the physical plan, its cut into stages, and the building of
-// one task's operators.
+// the optimizer, the physical plan, its compilation into a Spec (stages cut
+// at exchanges), the task seam (TaskSpec, TaskEnv, results) and the
+// in-process executor that runs a Spec's tasks.
 //
 // In: nodes made by the Dataset API (Scan, Filter, Project, Aggregate, Join,
-// Union, Sort, Limit, MapBatches, Write). Out: Stages, each a fragment of
-// nodes that runs as one task per split or per shuffle partition; Build turns
-// one task of a stage into a tree of exec.Operators.
+// Union, Sort, Limit, MapBatches, Write). Out: a Spec, each stage a fragment
+// of nodes that runs as one task per split or per shuffle partition; Build
+// turns one task of a stage into a tree of exec.Operators.
 //
 // Invariants:
-//  1. Nodes are plain data (expressions are expr.Expr trees, functions are
-//     referenced by registered name); only in-memory scan records are not
-//     serializable yet.
+//  1. A compiled Spec is plain data: expressions are expr.Expr trees,
+//     functions, streams and sinks are referenced by name (resolved in the
+//     task's Job), in-memory records and stream-static joins' bounded sides
+//     by broadcast key. It encodes to JSON with a format version and decodes
+//     to an equal Spec. Logical plans hold live tables, streams and records;
+//     physical planning turns them into data.
+//  2. A Spec holds no per-batch value: watermarks, state versions and batch
+//     time reach tasks in a BatchContext, and tasks report what they saw in
+//     exec.Metrics, returned with their result. No closure crosses a task.
 //  2. Every node's Schema is computed when it is made; Optimize and Physical
 //     work on copies and re-derive schemas, so a plan is never mutated in place.
 //  3. Optimize only drops work that provably cannot change the result:
@@ -19,6 +26,12 @@
 //  4. A stage reads either scans (one task per split) or exchanges with equal
 //     partition counts (one task per partition), never both.
 //  5. Shuffle inputs are read in map-task order, so reruns are deterministic.
+//
+// A task (RunTask):
+//
+//	ops := Build(stage, task, TaskEnv{batch, split, shuffle reader, state, job, broadcast, metrics})
+//	drain ops -> partition by the exchange's keys -> keep blocks in the shuffle, return their Locations
+//	(the final stage of a sink write returns its commit messages instead)
 //
 // Physical shapes:
 //
