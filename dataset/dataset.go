@@ -3,11 +3,13 @@ package dataset
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"runtime"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
+	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/plan"
 	"github.com/sluicedata/sluice/scheduler"
 	pq "github.com/sluicedata/sluice/sources/parquet"
@@ -45,6 +47,11 @@ type Dataset struct {
 	node *plan.Node
 	err  error
 	cfg  Config
+	// funcs holds the user functions node names (MapBatches,
+	// FlatMapGroupsWithState): the job's registry, handed to every task.
+	// Copy-on-write, so a Dataset never sees a registration made on
+	// another Dataset derived from the same parent.
+	funcs *exec.Funcs
 }
 
 func errDataset(err error) *Dataset { return &Dataset{err: err} }
@@ -56,7 +63,42 @@ func (d *Dataset) derive(n *plan.Node, err error) *Dataset {
 	if err != nil {
 		return &Dataset{err: err, cfg: d.cfg}
 	}
-	return &Dataset{node: n, cfg: d.cfg}
+	return &Dataset{node: n, cfg: d.cfg, funcs: d.funcs}
+}
+
+// combine returns d with the function registry of a plan made of d and
+// others (a union, a join), to derive that plan from: the registry has the
+// functions of all of them, and a name registered differently by two of
+// them is an error (see exec.Funcs). On an error it returns d itself.
+func (d *Dataset) combine(what string, others ...*Dataset) (*Dataset, error) {
+	funcs := d.funcs
+	for _, o := range others {
+		var err error
+		if funcs, err = funcs.Merge(o.funcs); err != nil {
+			return d, fmt.Errorf("%s: %w: %w", what, plan.ErrPlan, err)
+		}
+	}
+	out := *d
+	out.funcs = funcs
+	return &out, nil
+}
+
+// withFunc is derive for a node that names the user function fn,
+// registered by the caller of the Dataset method calling withFunc.
+func (d *Dataset) withFunc(what string, n *plan.Node, fn *exec.Func) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	if _, file, line, ok := runtime.Caller(2); ok {
+		fn.At = fmt.Sprintf("%s:%d", filepath.Join(filepath.Base(filepath.Dir(file)), filepath.Base(file)), line)
+	}
+	funcs, err := d.funcs.With(fn)
+	if err != nil {
+		return d.derive(nil, fmt.Errorf("%s: %w: %w", what, plan.ErrPlan, err))
+	}
+	out := d.derive(n, nil)
+	out.funcs = funcs
+	return out
 }
 
 // Err is the error of the first failed transformation, if any.
@@ -167,5 +209,5 @@ func (d *Dataset) runStream(ctx context.Context, root *plan.Node, st *StreamStat
 	if err != nil {
 		return nil, err
 	}
-	return scheduler.Run(ctx, phys, scheduler.Config{Allocator: cfg.Allocator, Workers: cfg.Parallelism, BatchRows: cfg.BatchRows})
+	return scheduler.Run(ctx, phys, scheduler.Config{Allocator: cfg.Allocator, Workers: cfg.Parallelism, BatchRows: cfg.BatchRows, Funcs: d.funcs})
 }

@@ -28,11 +28,16 @@
 //     are combined in task order, never in completion order.
 //  5. Write is atomic: files appear under the target only when every task
 //     succeeded, followed by a _SUCCESS marker.
+//  6. User functions (MapBatches, FlatMapGroupsWithState) belong to the
+//     Dataset that registered them and to the Datasets made from it: the plan
+//     names them, the Dataset carries them in an exec.Funcs (merged by Union
+//     and Join; a name means one registration per plan), and every task gets
+//     that registry. Nothing is registered process-wide.
 //
 // Main loop of an action:
 //
 //	logical := d.node                      // built by transformations
 //	opt := plan.Optimize(logical)          // pushdown, pruning
 //	phys := plan.Physical(opt, partitions) // splits, exchanges
-//	recs := scheduler.Run(ctx, phys)       // stages in order, tasks in parallel
+//	recs := scheduler.Run(ctx, phys, d.funcs) // stages in order, tasks in parallel
 package dataset

@@ -22,6 +22,9 @@ type Config struct {
 	Workers   int              // concurrent tasks; default GOMAXPROCS
 	BatchRows int              // max rows per record from scans and sorts; default 65536
 	Executor  Executor         // default Local
+	// Funcs is the job's function registry, handed to every task (the
+	// plan names user functions; tasks find them here).
+	Funcs *exec.Funcs
 }
 
 func (c Config) withDefaults() Config {
@@ -193,6 +196,7 @@ func (j *job) env() plan.TaskEnv {
 	return plan.TaskEnv{
 		Mem:       j.cfg.Allocator,
 		BatchRows: j.cfg.BatchRows,
+		Funcs:     j.cfg.Funcs,
 		Shuffle: func(ex, p int) []arrow.Record {
 			j.mu.Lock()
 			defer j.mu.Unlock()

@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -85,10 +86,11 @@ func TestAggregateAcrossTasksAndPartitionsSumsEveryRowOnce(t *testing.T) {
 }
 
 // failing returns a plan whose task `bad` fails (with a panic when panics is
-// set) and whose other tasks block until cancelled, counting how many ran.
-func failing(t *testing.T, recs []arrow.Record, bad int64, panics bool, started *atomic.Int32) *plan.Node {
+// set) and whose other tasks block until cancelled, counting how many ran,
+// and the registry holding its function.
+func failing(t *testing.T, recs []arrow.Record, bad int64, panics bool, started *atomic.Int32) (*plan.Node, *exec.Funcs) {
 	name := t.Name()
-	exec.RegisterBatchFunc(name, func(mem memory.Allocator, in arrow.Record) (arrow.Record, error) {
+	funcs, err := (*exec.Funcs)(nil).With(&exec.Func{Name: name, Batch: func(mem memory.Allocator, in arrow.Record) (arrow.Record, error) {
 		started.Add(1)
 		if in.Column(0).(*array.Int64).Value(0)/100 == bad {
 			if panics {
@@ -99,8 +101,11 @@ func failing(t *testing.T, recs []arrow.Record, bad int64, panics bool, started 
 		time.Sleep(20 * time.Millisecond)
 		in.Retain()
 		return in, nil
-	})
-	return plan.NewMapBatches(plan.NewMemoryScan(schema, recs), name, schema)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan.NewMapBatches(plan.NewMemoryScan(schema, recs), name, schema), funcs
 }
 
 func TestATaskFailureNamesStageAndTaskAndReleasesEverything(t *testing.T) {
@@ -115,7 +120,8 @@ func TestATaskFailureNamesStageAndTaskAndReleasesEverything(t *testing.T) {
 				}
 			}()
 			var started atomic.Int32
-			_, err := scheduler.Run(context.Background(), physical(t, failing(t, recs, 3, panics, &started)), scheduler.Config{Allocator: mem, Workers: 2})
+			n, funcs := failing(t, recs, 3, panics, &started)
+			_, err := scheduler.Run(context.Background(), physical(t, n), scheduler.Config{Allocator: mem, Workers: 2, Funcs: funcs})
 			want := "disk on fire"
 			if panics {
 				want = "panic: broken invariant"
@@ -143,11 +149,62 @@ func TestCancellingTheContextStopsTheJob(t *testing.T) {
 	defer cancel()
 	var started atomic.Int32
 	start := time.Now()
-	_, err := scheduler.Run(ctx, physical(t, failing(t, recs, -1, false, &started)), scheduler.Config{Allocator: mem, Workers: 2})
+	n, funcs := failing(t, recs, -1, false, &started)
+	_, err := scheduler.Run(ctx, physical(t, n), scheduler.Config{Allocator: mem, Workers: 2, Funcs: funcs})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
 	}
 	if el := time.Since(start); el > time.Second {
 		t.Fatalf("job took %v after cancellation", el)
+	}
+}
+
+// A task finds user functions only in the registry of its environment: a
+// plan naming a function the job's registry lacks fails, saying which, both
+// through Run and for a task run by hand.
+func TestAFunctionMissingFromTheJobsRegistryFailsNamingIt(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	recs := records(mem, 2, 10)
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	var started atomic.Int32
+	n, funcs := failing(t, recs, -1, false, &started)
+	other, err := (*exec.Funcs)(nil).With(&exec.Func{Name: "something else", Batch: func(memory.Allocator, arrow.Record) (arrow.Record, error) {
+		return nil, errors.New("not this one")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("map_batches function %q is not registered in this job", t.Name())
+	for name, funcs := range map[string]*exec.Funcs{"no registry": nil, "a registry without it": other} {
+		_, err := scheduler.Run(context.Background(), physical(t, n), scheduler.Config{Allocator: mem, Workers: 2, Funcs: funcs})
+		if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, plan.ErrPlan) {
+			t.Errorf("run with %s: err = %v; want plan.ErrPlan saying %q", name, err, want)
+		}
+	}
+	stages, err := plan.Stages(physical(t, n))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := plan.TaskEnv{Mem: mem, BatchRows: 1 << 16, Funcs: other}
+	if _, err := (scheduler.Local{}).RunTask(context.Background(), stages[0], 0, env); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a task whose environment lacks the function: err = %v; want it to say %q", err, want)
+	}
+	env.Funcs = funcs
+	parts, err := (scheduler.Local{}).RunTask(context.Background(), stages[0], 0, env)
+	if err != nil {
+		t.Fatalf("the same task with the function in its environment: %v", err)
+	}
+	for _, p := range parts {
+		for _, r := range p {
+			r.Release()
+		}
+	}
+	if started.Load() != 1 {
+		t.Fatalf("the function ran %d times, want once", started.Load())
 	}
 }

@@ -22,6 +22,9 @@ type TaskEnv struct {
 	// Shuffle returns the records of one partition of an exchange, in map
 	// task order. The task does not own them.
 	Shuffle func(exchange, partition int) []arrow.Record
+	// Funcs is the job's function registry: where MapBatches and
+	// FlatMapGroupsWithState nodes find their code by name.
+	Funcs *exec.Funcs
 }
 
 // Build instantiates the operators of task `task` of stage st.
@@ -131,9 +134,9 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		kg := n.State.KeyGroups
 		return exec.NewStatefulDedup(mem, ins[0], n.DedupKeys, *n.State, exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
 	case KindGroups:
-		fn, ok := exec.LookupGroupFunc(n.Groups.Func)
+		fn, ok := b.env.Funcs.Group(n.Groups.Func)
 		if !ok {
-			return nil, fmt.Errorf("%w: flatMapGroupsWithState function %q is not registered in this process", ErrPlan, n.Groups.Func)
+			return nil, fmt.Errorf("%w: flatMapGroupsWithState function %q is not registered in this job", ErrPlan, n.Groups.Func)
 		}
 		if n.State == nil {
 			return exec.NewFlatMapGroups(mem, ins[0], *n.Groups, fn, n.Schema, nil, 0, 0)
@@ -193,9 +196,9 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 	case KindLimit:
 		return exec.NewLimit(ins[0], n.N), nil
 	case KindMapBatches:
-		fn, ok := exec.LookupBatchFunc(n.Func)
+		fn, ok := b.env.Funcs.Batch(n.Func)
 		if !ok {
-			return nil, fmt.Errorf("%w: map_batches function %q is not registered in this process", ErrPlan, n.Func)
+			return nil, fmt.Errorf("%w: map_batches function %q is not registered in this job", ErrPlan, n.Func)
 		}
 		return exec.NewMapBatches(mem, ins[0], n.Func, n.Schema, fn), nil
 	case KindWrite:
