@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
+	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/plan"
 	pq "github.com/sluicedata/sluice/sources/parquet"
 )
@@ -62,6 +64,11 @@ type Dataset struct {
 	node *plan.Node
 	err  error
 	cfg  Config
+	// funcs holds the user functions node names (MapBatches,
+	// FlatMapGroupsWithState): the job's registry, handed to every task.
+	// Copy-on-write, so a Dataset never sees a registration made on
+	// another Dataset derived from the same parent.
+	funcs *exec.Funcs
 }
 
 func errDataset(err error) *Dataset { return &Dataset{err: err} }
@@ -73,7 +80,42 @@ func (d *Dataset) derive(n *plan.Node, err error) *Dataset {
 	if err != nil {
 		return &Dataset{err: err, cfg: d.cfg}
 	}
-	return &Dataset{node: n, cfg: d.cfg}
+	return &Dataset{node: n, cfg: d.cfg, funcs: d.funcs}
+}
+
+// combine returns d with the function registry of a plan made of d and
+// others (a union, a join), to derive that plan from: the registry has the
+// functions of all of them, and a name registered differently by two of
+// them is an error (see exec.Funcs). On an error it returns d itself.
+func (d *Dataset) combine(what string, others ...*Dataset) (*Dataset, error) {
+	funcs := d.funcs
+	for _, o := range others {
+		var err error
+		if funcs, err = funcs.Merge(o.funcs); err != nil {
+			return d, fmt.Errorf("%s: %w: %w", what, plan.ErrPlan, err)
+		}
+	}
+	out := *d
+	out.funcs = funcs
+	return &out, nil
+}
+
+// withFunc is derive for a node that names the user function fn,
+// registered by the caller of the Dataset method calling withFunc.
+func (d *Dataset) withFunc(what string, n *plan.Node, fn *exec.Func) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	if _, file, line, ok := runtime.Caller(2); ok {
+		fn.At = fmt.Sprintf("%s:%d", filepath.Join(filepath.Base(filepath.Dir(file)), filepath.Base(file)), line)
+	}
+	funcs, err := d.funcs.With(fn)
+	if err != nil {
+		return d.derive(nil, fmt.Errorf("%s: %w: %w", what, plan.ErrPlan, err))
+	}
+	out := d.derive(n, nil)
+	out.funcs = funcs
+	return out
 }
 
 // Err is the error of the first failed transformation, if any.
@@ -161,7 +203,7 @@ func (d *Dataset) run(ctx context.Context, root *plan.Node) ([]arrow.Record, err
 	for _, key := range spec.Memory {
 		bc.Set(key, spec.MemoryRecords(key))
 	}
-	ex := d.executor(cfg, nil, bc, plan.StateEnv{})
+	ex := d.executor(cfg, &plan.Job{Funcs: d.funcs}, bc, plan.StateEnv{})
 	defer ex.Close()
 	out, err := ex.Execute(ctx, spec, &plan.Run{Batch: plan.NoBatch, Workers: cfg.Parallelism})
 	if err != nil {

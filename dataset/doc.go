@@ -30,6 +30,11 @@
 //     are combined in task order, never in completion order.
 //  5. Write is atomic: files appear under the target only when every task
 //     succeeded, followed by a _SUCCESS marker.
+//  6. User functions (MapBatches, FlatMapGroupsWithState) belong to the
+//     Dataset that registered them and to the Datasets made from it: the plan
+//     names them, the Dataset carries them in an exec.Funcs (merged by Union
+//     and Join; a name means one registration per plan), and every task gets
+//     that registry. Nothing is registered process-wide.
 //
 // Main loop of an action:
 //

@@ -50,7 +50,6 @@ type Key []any
 
 // GroupFunc is a per-key function with typed state; StateFunc makes one.
 type GroupFunc struct {
-	id        uintptr
 	fn        exec.GroupFunc
 	stateType string // S of StateFunc[S]: pinned in the checkpoint's fingerprint
 }
@@ -73,10 +72,15 @@ type GroupFunc struct {
 // In a batch job fn runs once per key with all its rows and no state, and
 // timeouts never fire.
 //
-// Executors find fn by name: register each function under one stable name.
-// Naming another function (another function literal or func) with a name
-// already registered in this process is an error; closures of one literal
-// count as the same function, and the last one registered is used.
+// The registration of fn under name belongs to the returned Dataset and to
+// the Datasets made from it, not to the process; the rule is MapBatches's:
+// tasks find fn by name in the job's registry (executors in other processes
+// rebuild the same job from the same code, so use a stable name), and
+// within one plan a name means one registration. Registering a name the
+// plan already has (earlier in this lineage, or brought in by a Union or
+// Join; MapBatches names count too) makes the result carry an error naming
+// the name and both places, even for the same fn; the same Dataset reached
+// twice (a self-union) is one registration and is fine.
 func (k *KeyedDataset) FlatMapGroupsWithState(name string, out *arrow.Schema, timeout Timeout, fn GroupFunc) *Dataset {
 	d := k.d
 	if d.err != nil {
@@ -95,10 +99,11 @@ func (k *KeyedDataset) FlatMapGroupsWithState(name string, out *arrow.Schema, ti
 	default:
 		return d.derive(nil, fmt.Errorf("flatMapGroupsWithState %q: %w: unknown timeout %q", name, plan.ErrPlan, timeout))
 	}
-	if err := exec.RegisterGroupFunc(name, fn.id, fn.fn); err != nil {
+	n, err := plan.NewFlatMapGroups(d.node, exec.GroupsSpec{Func: name, Keys: k.keys, Timeout: timeout, StateType: fn.stateType}, out)
+	if err != nil {
 		return d.derive(nil, err)
 	}
-	return d.derive(plan.NewFlatMapGroups(d.node, exec.GroupsSpec{Func: name, Keys: k.keys, Timeout: timeout, StateType: fn.stateType}, out))
+	return d.withFunc("flatMapGroupsWithState", n, &exec.Func{Name: name, Group: fn.fn})
 }
 
 // StateFunc makes a GroupFunc of fn with state of type S, stored as JSON
@@ -111,7 +116,7 @@ func StateFunc[S any](fn func(key Key, rows arrow.Record, st *State[S], out *arr
 	if fn == nil {
 		return GroupFunc{}
 	}
-	return GroupFunc{id: exec.FuncID(fn), stateType: reflect.TypeFor[S]().String(), fn: func(c *exec.GroupCall) (exec.GroupResult, error) {
+	return GroupFunc{stateType: reflect.TypeFor[S]().String(), fn: func(c *exec.GroupCall) (exec.GroupResult, error) {
 		st := &State[S]{raw: c.State, exists: c.State != nil, timedOut: c.TimedOut, kind: c.Timeout,
 			watermark: c.Watermark, batchTime: c.BatchTime, timeout: exec.NoTimestamp}
 		if err := fn(Key(c.Key), c.Rows, st, c.Out); err != nil {

@@ -97,6 +97,8 @@ func otherCount(key dataset.Key, rows arrow.Record, st *dataset.State[groupCount
 func TestFlatMapGroupsRefusesMisuse(t *testing.T) {
 	sch := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}, {Name: "user", Type: arrow.BinaryTypes.String}}, nil)
 	base := dataset.FromRecords(sch)
+	// Registrations belong to a plan (issue 9): a reuse is one in the same plan.
+	counted := base.GroupByKey("user").FlatMapGroupsWithState("test.countIDs", groupOut, dataset.NoTimeout, dataset.StateFunc(countIDs))
 	for name, ds := range map[string]*dataset.Dataset{
 		"unknown key":    base.GroupByKey("nope").FlatMapGroupsWithState("test.misuse1", groupOut, dataset.NoTimeout, dataset.StateFunc(countIDs)),
 		"no key":         base.GroupByKey().FlatMapGroupsWithState("test.misuse2", groupOut, dataset.NoTimeout, dataset.StateFunc(countIDs)),
@@ -104,14 +106,14 @@ func TestFlatMapGroupsRefusesMisuse(t *testing.T) {
 		"no schema":      base.GroupByKey("user").FlatMapGroupsWithState("test.misuse3", nil, dataset.NoTimeout, dataset.StateFunc(countIDs)),
 		"bad timeout":    base.GroupByKey("user").FlatMapGroupsWithState("test.misuse4", groupOut, "Sometimes", dataset.StateFunc(countIDs)),
 		"no function":    base.GroupByKey("user").FlatMapGroupsWithState("test.misuse5", groupOut, dataset.NoTimeout, dataset.GroupFunc{}),
-		"name is reused": base.GroupByKey("user").FlatMapGroupsWithState("test.countIDs", groupOut, dataset.NoTimeout, dataset.StateFunc(otherCount)),
+		"name is reused": counted.GroupByKey("user").FlatMapGroupsWithState("test.countIDs", groupOut, dataset.NoTimeout, dataset.StateFunc(otherCount)),
 	} {
 		if ds.Err() == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}
-	// The same function under the same name again is fine: a job function
-	// builds its plan once per run.
+	// The same function under the same name again, in another plan, is
+	// fine: a job function builds its plan once per run.
 	again := base.GroupByKey("user").FlatMapGroupsWithState("test.countIDs", groupOut, dataset.NoTimeout, dataset.StateFunc(countIDs))
 	if again.Err() != nil {
 		t.Fatal(again.Err())

@@ -114,7 +114,7 @@ func (d *Dataset) CompileStream(sink sinks.Sink, o StreamOptions) (*StreamQuery,
 	if err != nil {
 		return nil, err
 	}
-	job := &plan.Job{Streams: map[string]sources.Stream{}, Sinks: map[string]sinks.Sink{sink.Name(): sink}}
+	job := &plan.Job{Funcs: d.funcs, Streams: map[string]sources.Stream{}, Sinks: map[string]sinks.Sink{sink.Name(): sink}}
 	for _, s := range d.Streams() {
 		job.Streams[s.Name()] = s
 	}

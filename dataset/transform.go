@@ -248,12 +248,27 @@ func (d *Dataset) Union(others ...*Dataset) *Dataset {
 		}
 		ins = append(ins, o.node)
 	}
+	d, err := d.combine("union", others...)
+	if err != nil {
+		return d.derive(nil, err)
+	}
 	return d.derive(plan.NewUnion(ins...))
 }
 
 // MapBatches runs fn, user Go code registered under name, over every record.
 // The function's output records must have schema (nil: the input schema).
-// Executors look functions up by name, so register with a stable name.
+//
+// The registration belongs to the returned Dataset and to the Datasets made
+// from it, not to the process: another MapBatches of the same name on
+// another Dataset does not change what this one runs. The plan names the
+// function and its tasks look the name up in the job's registry; executors
+// in other processes rebuild the same job from the same code, and so the
+// same registry, so use a stable name. Within one plan a name means one
+// function: registering a name the plan already has (earlier in this
+// lineage, or brought in by a Union or Join) makes the result carry an error
+// naming the name and both places, even for the same fn; the same Dataset
+// reached twice (a self-union or self-join) is one registration and is
+// fine. The name space is shared with FlatMapGroupsWithState.
 func (d *Dataset) MapBatches(name string, schema *arrow.Schema, fn exec.BatchFunc) *Dataset {
 	if d.err != nil {
 		return d
@@ -261,8 +276,7 @@ func (d *Dataset) MapBatches(name string, schema *arrow.Schema, fn exec.BatchFun
 	if schema == nil {
 		schema = d.node.Schema
 	}
-	exec.RegisterBatchFunc(name, fn)
-	return d.derive(plan.NewMapBatches(d.node, name, schema), nil)
+	return d.withFunc("map_batches", plan.NewMapBatches(d.node, name, schema), &exec.Func{Name: name, Batch: fn})
 }
 
 // JoinType is how rows without a match are treated.
@@ -301,6 +315,10 @@ func (d *Dataset) JoinWhere(right *Dataset, on []string, how JoinType, cond *Exp
 	}
 	if right.err != nil {
 		return d.derive(nil, right.err)
+	}
+	d, err := d.combine("join", right)
+	if err != nil {
+		return d.derive(nil, err)
 	}
 	ls, rs := d.node.Schema, right.node.Schema
 	isKey := map[string]bool{}

@@ -13,10 +13,13 @@
 //     memory.NewCheckedAllocator and assert zero bytes outstanding.
 //  4. Operators are deterministic: the same input records in the same order
 //     give the same output records.
+//  5. User code reaches operators only as arguments: plans name user
+//     functions, and a task finds them in its job's registry (Funcs, in
+//     plan.TaskEnv). There is no process-wide registry.
 //
 // Main loop of a task (see plan.Build and scheduler.Local):
 //
-//	op := plan.Build(stage, task)
+//	op := plan.Build(stage, task, env)   // env: allocator, shuffle reader, Funcs
 //	for rec, err := op.Next(ctx); err != io.EOF; rec, err = op.Next(ctx) { out = append(out, rec) }
 //	op.Close()
 package exec

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"reflect"
-	"sync"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -74,42 +72,6 @@ type GroupResult struct {
 // GroupFunc is user code of FlatMapGroupsWithState (dataset.StateFunc
 // builds one). A panic in it becomes the task's error.
 type GroupFunc func(c *GroupCall) (GroupResult, error)
-
-var (
-	groupFuncsMu sync.RWMutex
-	groupFuncs   = map[string]registeredGroupFunc{}
-)
-
-type registeredGroupFunc struct {
-	fn GroupFunc
-	id uintptr
-}
-
-// RegisterGroupFunc makes fn available to plans by name. id identifies the
-// user's function (its code pointer): registering a name again with the
-// same id replaces fn (the job function ran again), with another id is an
-// error, since executors find functions by name.
-func RegisterGroupFunc(name string, id uintptr, fn GroupFunc) error {
-	groupFuncsMu.Lock()
-	defer groupFuncsMu.Unlock()
-	if old, ok := groupFuncs[name]; ok && old.id != id {
-		return fmt.Errorf("flatMapGroupsWithState: the name %q is already registered for another function", name)
-	}
-	groupFuncs[name] = registeredGroupFunc{fn: fn, id: id}
-	return nil
-}
-
-// FuncID is the identity RegisterGroupFunc compares: the code pointer of a
-// function value (closures of one function literal share it).
-func FuncID(fn any) uintptr { return reflect.ValueOf(fn).Pointer() }
-
-// LookupGroupFunc finds a function registered with RegisterGroupFunc.
-func LookupGroupFunc(name string) (GroupFunc, bool) {
-	groupFuncsMu.RLock()
-	defer groupFuncsMu.RUnlock()
-	r, ok := groupFuncs[name]
-	return r.fn, ok
-}
 
 // groupStateSchema is a FlatMapGroupsWithState entry's value in the state
 // store: the serialized state and the absolute timeout (null: none).

@@ -27,14 +27,14 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"math"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/compute"
 	"github.com/apache/arrow/go/v17/arrow/decimal128"
 	"github.com/apache/arrow/go/v17/arrow/memory"
-	"github.com/cespare/xxhash/v2"
+
+	"github.com/sluicedata/sluice/internal/rowhash"
 )
 
 // keyKind is the physical class of a key column: values of the same kind are
@@ -69,17 +69,9 @@ func keyKindOf(dt arrow.DataType) (keyKind, error) {
 	return 0, fmt.Errorf("unsupported key type %s", dt)
 }
 
-// canonFloat maps -0 to 0 and every NaN to one NaN, so grouping and hashing
-// treat them as equal (Spark semantics).
-func canonFloat(f float64) uint64 {
-	if f == 0 {
-		return 0
-	}
-	if f != f {
-		return 0x7ff8000000000000
-	}
-	return math.Float64bits(f)
-}
+// canonFloat maps -0 to 0 and every NaN to one NaN, so grouping treats
+// them as equal (Spark semantics), with the codes the shuffle hash uses.
+func canonFloat(f float64) uint64 { return rowhash.CanonFloat(f) }
 
 // u64Table is an open-addressing map from uint64 to uint32 with linear
 // probing and Fibonacci hashing, kept at most half full. Key and value share
@@ -546,126 +538,15 @@ func (g *keyGrouper) find(cols []arrow.Array, ids []int32) {
 	}
 }
 
-// HashColumns writes a stable 64-bit hash of every row of cols to out
-// (len(out) = rows). Shuffles route rows with it, so the recipe is part of the
-// wire contract and must never change (golden values are pinned in tests):
-//
-//	bytes = for each column in order:
-//	    null      -> 0x00
-//	    otherwise -> 0x01 then
-//	        bool                         1 byte (0 or 1)
-//	        signed ints, date32/64,
-//	        time32/64, timestamp,
-//	        duration                     int64 little-endian (widened; a timestamp in its own unit)
-//	        unsigned ints                uint64 little-endian (widened)
-//	        float32/64                   float64 bits little-endian, -0 as 0, every NaN as 0x7ff8000000000000
-//	        string/binary (and large)    uint32 little-endian length, then the bytes
-//	        decimal128                   low uint64 LE, then high int64 LE (the unscaled value)
-//	hash  = xxhash64(bytes, seed 0)
-//
-// Integers are widened so int32 and int64 keys of equal value hash alike.
-// It panics on a type keyKindOf rejects; callers validate types at plan time.
+// HashColumns writes the shuffle hash of every row of cols to out
+// (len(out) = rows): rowhash.Columns, the one row hash of sluice, which the
+// hash expression uses too. Shuffles route rows and key groups place state
+// by it, so its recipe (in package rowhash) never changes; testdata/
+// hash.golden pins it for every accepted type. It panics on a type
+// rowhash.Supports rejects; callers validate types at plan time.
 func HashColumns(cols []arrow.Array, out []uint64) {
-	n := len(out)
-	ends := make([]int, n)
-	for _, c := range cols {
-		kind, err := keyKindOf(c.DataType())
-		if err != nil {
-			panic("exec: HashColumns: " + err.Error())
-		}
-		w := 9
-		switch kind {
-		case kindBool:
-			w = 2
-		case kindDecimal:
-			w = 17
-		case kindBytes:
-			w = 0
-		}
-		if w > 0 {
-			for i := range ends {
-				if c.IsNull(i) {
-					ends[i]++
-				} else {
-					ends[i] += w
-				}
-			}
-			continue
-		}
-		forEachBytes(c, func(i int, b []byte, valid bool) {
-			if valid {
-				ends[i] += 5 + len(b)
-			} else {
-				ends[i]++
-			}
-		})
-	}
-	pos := make([]int, n)
-	total := 0
-	for i, w := range ends {
-		pos[i] = total
-		total += w
-		ends[i] = total
-	}
-	arena := make([]byte, total)
-	codes := make([]uint64, n)
-	for _, c := range cols {
-		kind, _ := keyKindOf(c.DataType())
-		switch kind {
-		case kindBytes:
-			forEachBytes(c, func(i int, b []byte, valid bool) {
-				p := pos[i]
-				if !valid {
-					arena[p] = 0
-					pos[i] = p + 1
-					return
-				}
-				arena[p] = 1
-				binary.LittleEndian.PutUint32(arena[p+1:], uint32(len(b)))
-				copy(arena[p+5:], b)
-				pos[i] = p + 5 + len(b)
-			})
-		case kindDecimal:
-			vals := arrow.GetValues[decimal128.Num](c.Data(), 1)
-			for i := range pos {
-				p := pos[i]
-				if c.IsNull(i) {
-					arena[p] = 0
-					pos[i] = p + 1
-					continue
-				}
-				arena[p] = 1
-				binary.LittleEndian.PutUint64(arena[p+1:], vals[i].LowBits())
-				binary.LittleEndian.PutUint64(arena[p+9:], uint64(vals[i].HighBits()))
-				pos[i] = p + 17
-			}
-		default:
-			rowCodes(c, codes)
-			w := 8
-			if kind == kindBool {
-				w = 1
-			}
-			for i := range pos {
-				p := pos[i]
-				if c.IsNull(i) {
-					arena[p] = 0
-					pos[i] = p + 1
-					continue
-				}
-				arena[p] = 1
-				if w == 1 {
-					arena[p+1] = byte(codes[i])
-				} else {
-					binary.LittleEndian.PutUint64(arena[p+1:], codes[i])
-				}
-				pos[i] = p + 1 + w
-			}
-		}
-	}
-	start := 0
-	for i, e := range ends {
-		out[i] = xxhash.Sum64(arena[start:e])
-		start = e
+	if err := rowhash.Columns(cols, out); err != nil {
+		panic("exec: HashColumns: " + err.Error())
 	}
 }
 

@@ -3,7 +3,6 @@ package exec
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -71,25 +70,3 @@ func (m *mapBatchesOp) call(rec arrow.Record) (out arrow.Record, err error) {
 }
 
 func (m *mapBatchesOp) Close() error { return m.in.Close() }
-
-var (
-	funcsMu sync.RWMutex
-	funcs   = map[string]BatchFunc{}
-)
-
-// RegisterBatchFunc makes fn available to plans by name. Executors rebuild the
-// same plans from the same code, so registration happens where the plan is
-// built; registering a name again replaces the function.
-func RegisterBatchFunc(name string, fn BatchFunc) {
-	funcsMu.Lock()
-	defer funcsMu.Unlock()
-	funcs[name] = fn
-}
-
-// LookupBatchFunc finds a function registered with RegisterBatchFunc.
-func LookupBatchFunc(name string) (BatchFunc, bool) {
-	funcsMu.RLock()
-	defer funcsMu.RUnlock()
-	fn, ok := funcs[name]
-	return fn, ok
-}

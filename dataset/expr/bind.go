@@ -295,9 +295,6 @@ func isBoolish(t arrow.DataType) bool {
 func isTemporal(t arrow.DataType) bool {
 	return t.ID() == arrow.DATE32 || t.ID() == arrow.TIMESTAMP
 }
-func hashable(t arrow.DataType) bool {
-	return isNumeric(t) || isString(t) || isBinary(t) || isTemporal(t) || t.ID() == arrow.BOOL || t.ID() == arrow.NULL
-}
 
 func intBits(t arrow.DataType) int { return t.(arrow.FixedWidthDataType).BitWidth() }
 

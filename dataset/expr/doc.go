@@ -40,9 +40,10 @@
 //     no per-row allocation for numeric, temporal, decimal and string
 //     comparison and arithmetic kernels. A literal operand stays a scalar; it
 //     is never materialized as a column for arithmetic or comparisons.
-//  7. hash(...) is a wire contract used for shuffle partitioning across
-//     executors: its byte recipe is documented in hash.go and pinned by a
-//     test; it must not change without a format version bump.
+//  7. hash(...) is the shuffle hash itself (package internal/rowhash, which
+//     exchanges and key groups use too), a wire and checkpoint contract: its
+//     byte recipe is documented there and pinned by a golden test over every
+//     accepted type; it must not change without a format version bump.
 //  8. Timestamps with a zone compute calendar fields (extract, date_trunc,
 //     add_duration months, casts to date/string) in that zone; without a
 //     zone, in UTC. Comparisons of timestamps are of instants, whatever the

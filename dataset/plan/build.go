@@ -111,9 +111,9 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		kg := n.State.KeyGroups
 		return exec.NewStatefulDedup(mem, ins[0], n.DedupKeys, b.state(n), exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
 	case KindGroups:
-		fn, ok := exec.LookupGroupFunc(n.Groups.Func)
+		fn, ok := b.env.Job.Funcs.Group(n.Groups.Func)
 		if !ok {
-			return nil, fmt.Errorf("%w: flatMapGroupsWithState function %q is not registered in this process", ErrPlan, n.Groups.Func)
+			return nil, fmt.Errorf("%w: flatMapGroupsWithState function %q is not registered in this job", ErrPlan, n.Groups.Func)
 		}
 		g := *n.Groups
 		g.Watermark, g.BatchTime = exec.NoTimestamp, exec.NoTimestamp
@@ -170,9 +170,9 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 	case KindLimit:
 		return exec.NewLimit(ins[0], n.N), nil
 	case KindMapBatches:
-		fn, ok := exec.LookupBatchFunc(n.Func)
+		fn, ok := b.env.Job.Funcs.Batch(n.Func)
 		if !ok {
-			return nil, fmt.Errorf("%w: map_batches function %q is not registered in this process", ErrPlan, n.Func)
+			return nil, fmt.Errorf("%w: map_batches function %q is not registered in this job", ErrPlan, n.Func)
 		}
 		return exec.NewMapBatches(mem, ins[0], n.Func, n.Schema, fn), nil
 	case KindWrite:

@@ -3,6 +3,7 @@ package plan_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -37,7 +38,7 @@ func records(mem memory.Allocator, n, rows int) []arrow.Record {
 
 // run compiles n for 3 shuffle partitions and runs it on a LocalExecutor;
 // the caller owns the records.
-func run(ctx context.Context, t *testing.T, mem memory.Allocator, n *plan.Node, workers int) ([]arrow.Record, error) {
+func run(ctx context.Context, t *testing.T, mem memory.Allocator, n *plan.Node, funcs *exec.Funcs, workers int) ([]arrow.Record, error) {
 	t.Helper()
 	spec, err := plan.Compile(n, 3, nil)
 	if err != nil {
@@ -48,7 +49,7 @@ func run(ctx context.Context, t *testing.T, mem memory.Allocator, n *plan.Node, 
 	for _, k := range spec.Memory {
 		bc.Set(k, spec.MemoryRecords(k))
 	}
-	ex := &plan.LocalExecutor{Env: plan.ExecEnv{Node: "local", Mem: mem, Job: &plan.Job{}, Broadcast: bc, Shuffle: &plan.MemShuffle{}}}
+	ex := &plan.LocalExecutor{Env: plan.ExecEnv{Node: "local", Mem: mem, Job: &plan.Job{Funcs: funcs}, Broadcast: bc, Shuffle: &plan.MemShuffle{}}}
 	defer ex.Close()
 	out, err := ex.Execute(ctx, spec, &plan.Run{Batch: plan.NoBatch, Workers: workers})
 	if err != nil {
@@ -79,7 +80,7 @@ func TestAggregateAcrossTasksAndPartitionsSumsEveryRowOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := run(context.Background(), t, mem, agg, 2)
+	out, err := run(context.Background(), t, mem, agg, nil, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,9 +101,9 @@ func TestAggregateAcrossTasksAndPartitionsSumsEveryRowOnce(t *testing.T) {
 
 // failing returns a plan whose task `bad` fails (with a panic when panics is
 // set) and whose other tasks block until cancelled, counting how many ran.
-func failing(t *testing.T, recs []arrow.Record, bad int64, panics bool, started *atomic.Int32) *plan.Node {
+func failing(t *testing.T, recs []arrow.Record, bad int64, panics bool, started *atomic.Int32) (*plan.Node, *exec.Funcs) {
 	name := t.Name()
-	exec.RegisterBatchFunc(name, func(mem memory.Allocator, in arrow.Record) (arrow.Record, error) {
+	funcs, err := (*exec.Funcs)(nil).With(&exec.Func{Name: name, Batch: func(mem memory.Allocator, in arrow.Record) (arrow.Record, error) {
 		started.Add(1)
 		if in.Column(0).(*array.Int64).Value(0)/100 == bad {
 			if panics {
@@ -113,8 +114,11 @@ func failing(t *testing.T, recs []arrow.Record, bad int64, panics bool, started 
 		time.Sleep(20 * time.Millisecond)
 		in.Retain()
 		return in, nil
-	})
-	return plan.NewMapBatches(plan.NewMemoryScan(schema, recs), name, schema)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan.NewMapBatches(plan.NewMemoryScan(schema, recs), name, schema), funcs
 }
 
 func TestATaskFailureNamesStageAndTaskAndReleasesEverything(t *testing.T) {
@@ -129,7 +133,8 @@ func TestATaskFailureNamesStageAndTaskAndReleasesEverything(t *testing.T) {
 				}
 			}()
 			var started atomic.Int32
-			_, err := run(context.Background(), t, mem, failing(t, recs, 3, panics, &started), 2)
+			n, funcs := failing(t, recs, 3, panics, &started)
+			_, err := run(context.Background(), t, mem, n, funcs, 2)
 			want := "disk on fire"
 			if panics {
 				want = "panic: broken invariant"
@@ -157,11 +162,48 @@ func TestCancellingTheContextStopsTheJob(t *testing.T) {
 	defer cancel()
 	var started atomic.Int32
 	start := time.Now()
-	_, err := run(ctx, t, mem, failing(t, recs, -1, false, &started), 2)
+	n, funcs := failing(t, recs, -1, false, &started)
+	_, err := run(ctx, t, mem, n, funcs, 2)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want context.DeadlineExceeded", err)
 	}
 	if el := time.Since(start); el > time.Second {
 		t.Fatalf("job took %v after cancellation", el)
+	}
+}
+
+func TestAFunctionMissingFromTheJobsRegistryFailsNamingIt(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	recs := records(mem, 2, 10)
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	var started atomic.Int32
+	n, funcs := failing(t, recs, -1, false, &started)
+	other, err := (*exec.Funcs)(nil).With(&exec.Func{Name: "something else", Batch: func(memory.Allocator, arrow.Record) (arrow.Record, error) {
+		return nil, errors.New("not this one")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("map_batches function %q is not registered in this job", t.Name())
+	for name, funcs := range map[string]*exec.Funcs{"no registry": nil, "a registry without it": other} {
+		_, err := run(context.Background(), t, mem, n, funcs, 2)
+		if err == nil || !strings.Contains(err.Error(), want) || !errors.Is(err, plan.ErrPlan) {
+			t.Errorf("run with %s: err = %v; want plan.ErrPlan saying %q", name, err, want)
+		}
+	}
+	recs2, err := run(context.Background(), t, mem, n, funcs, 2)
+	if err != nil {
+		t.Fatalf("the same plan with the function in its registry: %v", err)
+	}
+	for _, r := range recs2 {
+		r.Release()
+	}
+	if started.Load() != 2 {
+		t.Fatalf("the function ran %d times, want once per record (2)", started.Load())
 	}
 }

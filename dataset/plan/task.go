@@ -79,6 +79,7 @@ const LateStage = -1
 // tasks (the driver, each executor), as Spark and Flink rebuild a job's
 // user code from its jar; only names cross the boundary.
 type Job struct {
+	Funcs   *exec.Funcs
 	Streams map[string]sources.Stream
 	Sinks   map[string]sinks.Sink
 }
