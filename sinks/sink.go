@@ -58,7 +58,8 @@ type Sink interface {
 // process, so its tasks must run in the driver's process, and a query that
 // would run them elsewhere is refused at Start. InProcess says why,
 // completing an error such as `sink memory "out" works in one process only:
-// <why>`.
+// <why>`; "" means the sink works across processes after all (a wrapper,
+// like Tee, answers for the sinks it wraps).
 type InProcess interface {
 	InProcess() string
 }

@@ -111,7 +111,9 @@ type ColumnReader interface {
 // memory of the process that made it (records a test appended): its splits
 // decode only on the same stream instance, so a task reading it must run in
 // that process. InProcess says why, completing an error such as
-// `source memory "m" works in one process only: <why>`.
+// `source memory "m" works in one process only: <why>`; "" means the
+// stream works across processes after all (a wrapper, like a chain, answers
+// for the streams it wraps).
 type InProcess interface {
 	InProcess() string
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -90,7 +91,27 @@ var (
 	_ sources.Stream    = (*Chain)(nil)
 	_ sources.Bounder   = (*Chain)(nil)
 	_ sources.Committer = (*Chain)(nil)
+	_ sources.InProcess = (*Chain)(nil)
 )
+
+// InProcess answers for the history and, once built, the live stream: ""
+// when neither works in one process only. A live stream not built yet
+// (before the handoff) is not known: if it is in-process, its splits fail
+// to decode in another process (ErrBadSplit naming it), later than Start.
+func (c *Chain) InProcess() string {
+	c.mu.Lock()
+	live := c.live
+	c.mu.Unlock()
+	var why []string
+	for _, s := range []sources.Stream{c.cfg.History, live} {
+		if ip, ok := s.(sources.InProcess); ok {
+			if r := ip.InProcess(); r != "" {
+				why = append(why, fmt.Sprintf("stream %q: %s", s.Name(), r))
+			}
+		}
+	}
+	return strings.Join(why, "; ")
+}
 
 // New checks the history's schema (and LiveSchema's, when set) against the
 // chain's. The chain owns both streams from then on: Close closes them.
