@@ -30,6 +30,12 @@ type foreachSink struct {
 	stage *stage.Stage
 }
 
+var _ sinks.InProcess = (*foreachSink)(nil)
+
+func (s *foreachSink) InProcess() string {
+	return "tasks' records are retained in memory and handed to fn in the driver"
+}
+
 func (s *foreachSink) Name() string { return "foreachBatch" }
 
 func (s *foreachSink) Check(mode sinks.Mode, schema *arrow.Schema) error {

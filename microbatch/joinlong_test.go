@@ -91,6 +91,17 @@ func (s *longStream) Splits(_ context.Context, start, end sources.Offset) ([]sou
 	return out, err
 }
 
+func (s *longStream) DecodeSplit(b []byte) (sources.Split, error) {
+	var r struct{ From, To int64 }
+	if err := sources.UnmarshalSplit(b, "long", s.Name(), &r); err != nil {
+		return nil, err
+	}
+	if r.From < 0 || r.To < r.From || r.To > s.total {
+		return nil, sources.BadSplitf("long", s.Name(), "rows [%d, %d)", r.From, r.To)
+	}
+	return &longSplit{s: s, from: r.From, to: r.To}, nil
+}
+
 func longOffset(n int64) sources.Offset {
 	return sources.Offset(`{"rows":` + strconv.FormatInt(n, 10) + `}`)
 }
@@ -109,6 +120,10 @@ type longSplit struct {
 }
 
 func (sp *longSplit) Rows() int64 { return sp.to - sp.from }
+
+func (sp *longSplit) Encode() ([]byte, error) {
+	return sources.MarshalSplit("long", sp.s.Name(), struct{ From, To int64 }{sp.from, sp.to})
+}
 
 func (sp *longSplit) Read(_ context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
 	b := array.NewRecordBuilder(mem, sp.s.Schema())

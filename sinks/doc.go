@@ -8,7 +8,9 @@
 //	kafka     a topic written in one transaction per batch, exactly once
 //
 // The streaming contract is Sink (sink.go); sinktest is the suite every
-// sink passes.
+// sink passes. A sink whose tasks hand rows to the driver through memory
+// (memory, console, kafka, microbatch's ForeachBatch) has the optional
+// InProcess ability: its tasks must run in the driver's process.
 //
 // In: Arrow records from tasks, and from the driver a job (batch) id and a
 // decision to commit or abort. Out: durable output that appears only when
@@ -23,4 +25,6 @@
 //  4. Records written are not retained: the caller releases them.
 //  5. Sinks never import dataset, microbatch or scheduler; those import
 //     sinks.
+//  6. A commit message is plain data meaningful to the Sink in the driver
+//     wherever the task ran, unless the sink says InProcess (why it is not).
 package sinks

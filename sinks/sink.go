@@ -53,6 +53,17 @@ type Sink interface {
 	Abort(ctx context.Context, b Batch, msgs []CommitMessage) error
 }
 
+// InProcess is an optional ability of a Sink whose writers hand rows to the
+// driver through memory: its commit messages name rows kept in this
+// process, so its tasks must run in the driver's process, and a query that
+// would run them elsewhere is refused at Start. InProcess says why,
+// completing an error such as `sink memory "out" works in one process only:
+// <why>`; "" means the sink works across processes after all (a wrapper,
+// like Tee, answers for the sinks it wraps).
+type InProcess interface {
+	InProcess() string
+}
+
 // Writer is the task side of a Sink for one batch.
 type Writer interface {
 	Write(rec arrow.Record) error

@@ -17,7 +17,24 @@ func Tee(sinks ...Sink) Sink { return tee(sinks) }
 
 type tee []Sink
 
-var _ Sink = tee(nil)
+var (
+	_ Sink      = tee(nil)
+	_ InProcess = tee(nil)
+)
+
+// InProcess is the reasons of the sinks that work in one process, "" when
+// none does.
+func (t tee) InProcess() string {
+	var why []string
+	for _, s := range t {
+		if ip, ok := s.(InProcess); ok {
+			if r := ip.InProcess(); r != "" {
+				why = append(why, s.Name()+": "+r)
+			}
+		}
+	}
+	return strings.Join(why, "; ")
+}
 
 func (t tee) Name() string {
 	names := make([]string, len(t))

@@ -8,16 +8,26 @@
 //	kafka     stream: topic partitions read between recorded offsets (read_committed)
 //	chain     stream: a bounded history (e.g. Parquet) then a live stream (e.g. Kafka), one checkpoint
 //
-// The streaming contract is Stream (source.go), with optional Committer and
-// Bounder abilities.
+// The streaming contract is Stream (source.go), with optional Committer,
+// Bounder and InProcess abilities.
 //
 // In: locations and options (paths, topics, seeds). Out: plain-data units of
 // work (splits, offset ranges) that the driver records and ships, and Arrow
 // records read from one such unit on any machine.
 //
+// A split crosses a process boundary as bytes (split.go):
+//
+//	driver:   b := split.Encode()     // {"v":1,"kind":"kafka","name":"orders","split":{...}}
+//	executor: s := stream.DecodeSplit(b)   // the executor's own stream, same config
+//	          s.Read(ctx, mem, emit)
+//
 // Invariants:
-//  1. A unit of work is plain, JSON-serializable data: an executor reads it
-//     with nothing but the unit itself and the projected schema.
+//  1. A unit of work is plain data: Split.Encode writes all of it (no
+//     client, no pointer), and the reading process rebuilds it with
+//     nothing but those bytes and its own instance of the stream, built
+//     from the same configuration. Bytes a stream did not make fail with
+//     ErrBadSplit naming the source. An InProcess stream (memory) holds its
+//     data in one process and decodes only its own splits.
 //  2. Reading the same unit twice yields the same rows in the same order, so
 //     a batch re-run after a crash is deterministic.
 //  3. Records are allocated from the caller's memory.Allocator and handed to

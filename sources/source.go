@@ -23,6 +23,10 @@ var (
 	// ErrBadOffset: an offset this source did not write (corrupt or foreign
 	// checkpoint).
 	ErrBadOffset = errors.New("sources: malformed offset")
+	// ErrBadSplit: bytes a stream's DecodeSplit did not make (garbage, a
+	// truncated buffer, a split of another source). Errors wrapping it name
+	// the decoding source, kind and name.
+	ErrBadSplit = errors.New("sources: malformed split")
 )
 
 // Stream is a streaming input read in micro-batches: batch N covers the rows
@@ -38,7 +42,20 @@ var (
 //  3. A bounded source (a directory of history) returns the same Latest once
 //     everything is read; the driver then knows no new batch has data.
 //  4. Methods may be called from the driver goroutine only; splits are read
-//     concurrently from tasks.
+//     concurrently from tasks. DecodeSplit is the exception: tasks call it
+//     concurrently, with each other and with the driver's calls.
+//  5. A split crosses processes as bytes. The driver calls Split.Encode;
+//     the process that reads the split calls DecodeSplit on its own
+//     instance of the stream, built from the same configuration (the same
+//     job code). The decoded split reads exactly the rows the encoded one
+//     reads, in the same order, using the decoding stream's configuration
+//     and resources (a Kafka stream's own client, connected on first use).
+//     An executor may call DecodeSplit and Read and nothing else: decoding
+//     never depends on Initial, Latest or Splits having run in its process.
+//  6. DecodeSplit of bytes this stream did not make (garbage, a truncated
+//     buffer, a split of another source, even one of the same kind) returns
+//     an error wrapping ErrBadSplit that names the source (kind and name);
+//     it never panics. An InProcess stream decodes only its own splits.
 type Stream interface {
 	// Name identifies the source within a query; offsets are keyed by it.
 	Name() string
@@ -52,15 +69,34 @@ type Stream interface {
 	Latest(ctx context.Context, start Offset) (Offset, error)
 	// Splits divides (start, end] into units tasks read in parallel, in order.
 	Splits(ctx context.Context, start, end Offset) ([]Split, error)
+	// DecodeSplit rebuilds a split of this source from the bytes of its
+	// Encode (contracts 5 and 6). b is not retained.
+	DecodeSplit(b []byte) (Split, error)
 }
 
 // Split is one unit of a batch's input.
+//
+// Contract:
+//  1. Read may run more than once (a re-run of its batch) and yields the
+//     same rows in the same order each time, until the data is gone
+//     (ErrOffsetGone).
+//  2. Encode returns the split's whole unit of work as bytes: plain data
+//     (Kafka: topic, partition, offset range; files: the file and its row
+//     groups; generators: the row range), never a process-local handle, so
+//     the stream's DecodeSplit in another process rebuilds a split that
+//     reads the same rows (Stream contracts 5 and 6). Parameters the
+//     stream has from its configuration are left out. The bytes of an
+//     InProcess stream's split name data in that process's memory; they
+//     decode only there.
 type Split interface {
 	// Read emits the split's records in order; emit owns each record.
 	// Errors name the file, partition or offset where reading failed.
 	Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error
 	// Rows is the number of rows, or -1 when unknown before reading.
 	Rows() int64
+	// Encode returns the split as bytes for its stream's DecodeSplit
+	// (contract 2). The caller owns the returned slice.
+	Encode() ([]byte, error)
 }
 
 // ColumnReader is an optional ability of a Split: ReadColumns is Read
@@ -69,6 +105,17 @@ type Split interface {
 // others. Its records have exactly those columns.
 type ColumnReader interface {
 	ReadColumns(ctx context.Context, mem memory.Allocator, cols []string, emit func(arrow.Record) error) error
+}
+
+// InProcess is an optional ability of a Stream whose data lives only in the
+// memory of the process that made it (records a test appended): its splits
+// decode only on the same stream instance, so a task reading it must run in
+// that process. InProcess says why, completing an error such as
+// `source memory "m" works in one process only: <why>`; "" means the
+// stream works across processes after all (a wrapper, like a chain, answers
+// for the streams it wraps).
+type InProcess interface {
+	InProcess() string
 }
 
 // Committer is an optional ability of a Stream: the driver calls Commit(end)

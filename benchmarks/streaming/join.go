@@ -112,9 +112,26 @@ func (s *joinStream) Splits(_ context.Context, start, end sources.Offset) ([]sou
 	}
 	var out []sources.Split
 	for from := lo; from < hi; from += joinSplitRows {
-		out = append(out, &joinSplit{orders: s.name == "orders", gen: s.gen, from: from, to: min(hi, from+joinSplitRows)})
+		out = append(out, &joinSplit{orders: s.name == "orders", gen: s.gen, from: from, to: min(hi, from+joinSplitRows), source: s.name})
 	}
 	return out, nil
+}
+
+// joinRange is a split's encoded body; the generator is the stream's.
+type joinRange struct {
+	From int64 `json:"from"`
+	To   int64 `json:"to"`
+}
+
+func (s *joinStream) DecodeSplit(b []byte) (sources.Split, error) {
+	var r joinRange
+	if err := sources.UnmarshalSplit(b, "join", s.name, &r); err != nil {
+		return nil, err
+	}
+	if r.From < 0 || r.To <= r.From || r.To > s.total {
+		return nil, sources.BadSplitf("join", s.name, "rows [%d, %d) of %d", r.From, r.To, s.total)
+	}
+	return &joinSplit{orders: s.name == "orders", gen: s.gen, from: r.From, to: r.To, source: s.name}, nil
 }
 
 func joinOffset(n int64) sources.Offset {
@@ -135,9 +152,14 @@ type joinSplit struct {
 	orders   bool
 	gen      joinGen
 	from, to int64
+	source   string
 }
 
 func (sp *joinSplit) Rows() int64 { return sp.to - sp.from }
+
+func (sp *joinSplit) Encode() ([]byte, error) {
+	return sources.MarshalSplit("join", sp.source, joinRange{From: sp.from, To: sp.to})
+}
 
 func (sp *joinSplit) Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
 	if err := ctx.Err(); err != nil {

@@ -62,7 +62,16 @@ type Sink struct {
 	committed map[int64]bool
 }
 
-var _ sinks.Sink = (*Sink)(nil)
+var (
+	_ sinks.Sink      = (*Sink)(nil)
+	_ sinks.InProcess = (*Sink)(nil)
+)
+
+// InProcess: commit messages name rows pending in this Sink, which prints
+// them in the driver.
+func (s *Sink) InProcess() string {
+	return "rows are handed to the driver in memory to be printed there"
+}
 
 // New returns a sink printing to cfg.Out.
 func New(cfg Config) (*Sink, error) {

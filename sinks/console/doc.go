@@ -23,7 +23,7 @@
 //     order, in one Write to Out. A committed batch is remembered: a second
 //     Commit (a re-run) prints nothing.
 //  2. Messages carry a token naming rows kept in this Sink: driver and
-//     tasks share one process.
+//     tasks share one process (the Sink is sinks.InProcess).
 //  3. Write copies (at most MaxRows rows per task); it never retains the
 //     caller's record. Close releases everything pending.
 //

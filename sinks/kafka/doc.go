@@ -24,7 +24,7 @@
 // them. With remote executors later, Writers must instead ship their
 // encoded records to the driver (or stage them where it can read them, e.g.
 // an Arrow IPC file, and put the path in the message); the transaction
-// stays with the driver. Records are kept in memory rather than spilled:
+// stays with the driver. Until then the Sink is sinks.InProcess. Records are kept in memory rather than spilled:
 // MaxPendingBytes bounds them and Write fails past it.
 //
 // Invariants:

@@ -104,7 +104,17 @@ type message struct {
 	Bytes   int64  `json:"bytes"`
 }
 
-var _ sinks.Sink = (*Sink)(nil)
+var (
+	_ sinks.Sink      = (*Sink)(nil)
+	_ sinks.InProcess = (*Sink)(nil)
+)
+
+// InProcess: Prepare parks the encoded records in this Sink under a token
+// for the driver's transaction (see the package doc), so until writers ship
+// their records the tasks must run in the driver's process.
+func (s *Sink) InProcess() string {
+	return "encoded records are parked in memory for the driver's transaction"
+}
 
 // New returns a sink for cfg. It does not contact the brokers: the first
 // Commit (or Abort, in exactly-once mode) connects, checks the topic and

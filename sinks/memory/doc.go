@@ -13,7 +13,8 @@
 //  1. Tasks' rows live in a pending area keyed by a token that the commit
 //     message carries; only Commit moves them into the table, so nothing is
 //     visible before it. Messages only mean something to the Sink that made
-//     them: driver and tasks share one process.
+//     them: driver and tasks share one process, which the Sink declares
+//     by being sinks.InProcess.
 //  2. Commit is idempotent per batch id: a committed batch is remembered and
 //     a later Commit of it only drops pending rows of that id (a re-run).
 //     Abort drops the batch's pending rows and is a no-op once committed.

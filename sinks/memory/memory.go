@@ -62,7 +62,15 @@ type Sink struct {
 	recs      []arrow.Record
 }
 
-var _ sinks.Sink = (*Sink)(nil)
+var (
+	_ sinks.Sink      = (*Sink)(nil)
+	_ sinks.InProcess = (*Sink)(nil)
+)
+
+// InProcess: commit messages name rows pending in this Sink.
+func (s *Sink) InProcess() string {
+	return "records are handed to the driver in memory"
+}
 
 // New returns an empty sink.
 func New(cfg Config) (*Sink, error) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -90,7 +91,27 @@ var (
 	_ sources.Stream    = (*Chain)(nil)
 	_ sources.Bounder   = (*Chain)(nil)
 	_ sources.Committer = (*Chain)(nil)
+	_ sources.InProcess = (*Chain)(nil)
 )
+
+// InProcess answers for the history and, once built, the live stream: ""
+// when neither works in one process only. A live stream not built yet
+// (before the handoff) is not known: if it is in-process, its splits fail
+// to decode in another process (ErrBadSplit naming it), later than Start.
+func (c *Chain) InProcess() string {
+	c.mu.Lock()
+	live := c.live
+	c.mu.Unlock()
+	var why []string
+	for _, s := range []sources.Stream{c.cfg.History, live} {
+		if ip, ok := s.(sources.InProcess); ok {
+			if r := ip.InProcess(); r != "" {
+				why = append(why, fmt.Sprintf("stream %q: %s", s.Name(), r))
+			}
+		}
+	}
+	return strings.Join(why, "; ")
+}
 
 // New checks the history's schema (and LiveSchema's, when set) against the
 // chain's. The chain owns both streams from then on: Close closes them.
@@ -337,11 +358,91 @@ func (c *Chain) Splits(ctx context.Context, start, end sources.Offset) ([]source
 		}
 		proj, phase = c.histProj, PhaseHistory
 	}
+	var h sources.Offset
+	if phase == PhaseLive {
+		h = st.H
+	}
 	out := make([]sources.Split, len(inner))
 	for i, sp := range inner {
-		out[i] = &Split{Phase: phase, Inner: sp, schema: c.schema, proj: proj}
+		out[i] = &Split{Phase: phase, Inner: sp, schema: c.schema, proj: proj, chain: c, h: h}
 	}
 	return out, nil
+}
+
+// splitKind names chain splits in the sources envelope.
+const splitKind = "chain"
+
+// chainSplit is a Split's encoded body: the phase, the inner stream's
+// split bytes (kept as JSON when they are, for people reading them, else
+// base64), and for a live split the handoff, which names the live stream.
+// Rows is the inner split's, for a live split decoded before its stream
+// is built.
+type chainSplit struct {
+	Phase      string          `json:"phase"`
+	H          json.RawMessage `json:"h,omitempty"`
+	Inner      json.RawMessage `json:"inner,omitempty"`
+	InnerBytes []byte          `json:"inner_bytes,omitempty"`
+	Rows       int64           `json:"rows"`
+}
+
+// DecodeSplit rebuilds a split from Split.Encode's bytes through the
+// stream of its phase: the history's DecodeSplit, or the live stream's.
+// When this chain has not built its live stream (an executor that never
+// saw the handoff), building it may read the history (MaxEventTime) and
+// so needs a context: the split is checked here but decoded by the live
+// stream at Read, which builds the stream with Read's context; an inner
+// split the live stream refuses then fails the Read with ErrBadSplit.
+func (c *Chain) DecodeSplit(b []byte) (sources.Split, error) {
+	var body chainSplit
+	if err := sources.UnmarshalSplit(b, splitKind, c.cfg.Name, &body); err != nil {
+		return nil, err
+	}
+	bad := func(format string, args ...any) (sources.Split, error) {
+		return nil, sources.BadSplitf(splitKind, c.cfg.Name, format, args...)
+	}
+	inner := []byte(body.Inner)
+	if len(inner) == 0 {
+		inner = body.InnerBytes
+	} else if len(body.InnerBytes) > 0 {
+		return bad("both inner and inner_bytes")
+	}
+	if len(inner) == 0 {
+		return bad("no inner split")
+	}
+	switch body.Phase {
+	case PhaseHistory:
+		if len(body.H) > 0 {
+			return bad("a history split has no handoff")
+		}
+		sp, err := c.cfg.History.DecodeSplit(inner)
+		if err != nil {
+			return nil, fmt.Errorf("chain %q: history: %w", c.cfg.Name, err)
+		}
+		return &Split{Phase: PhaseHistory, Inner: sp, schema: c.schema, proj: c.histProj, chain: c}, nil
+	case PhaseLive:
+		h := compact(sources.Offset(body.H))
+		if len(h) == 0 || !json.Valid(h) || string(h) == "null" {
+			return bad("a live split needs its handoff offset")
+		}
+		if body.Rows < -1 {
+			return bad("rows %d", body.Rows)
+		}
+		c.mu.Lock()
+		live, liveH, proj := c.live, c.liveH, c.liveProj
+		c.mu.Unlock()
+		if live == nil {
+			return &Split{Phase: PhaseLive, schema: c.schema, chain: c, h: h, enc: bytes.Clone(inner), rows: body.Rows}, nil
+		}
+		if !bytes.Equal(liveH, h) {
+			return bad("it hands off at history offset %s, this chain handed off at %s", h, liveH)
+		}
+		sp, err := live.DecodeSplit(inner)
+		if err != nil {
+			return nil, fmt.Errorf("chain %q: live: %w", c.cfg.Name, err)
+		}
+		return &Split{Phase: PhaseLive, Inner: sp, schema: c.schema, proj: proj, chain: c, h: h}, nil
+	}
+	return bad("phase %q is not %q or %q", body.Phase, PhaseHistory, PhaseLive)
 }
 
 // Commit passes end to the stream of its phase when that stream is a
@@ -419,23 +520,83 @@ func compact(o sources.Offset) sources.Offset {
 // projected to the chain's schema.
 type Split struct {
 	Phase string
+	// Inner is the history's or live stream's split; nil in a live split
+	// decoded before the chain built its live stream (see DecodeSplit).
 	Inner sources.Split
 
 	schema *arrow.Schema
 	proj   []int // nil: records pass through
+	chain  *Chain
+	h      sources.Offset // live: the handoff
+	enc    []byte         // Inner == nil: the inner split's bytes
+	rows   int64          // Inner == nil: the inner split's Rows
 }
 
-func (sp *Split) Rows() int64 { return sp.Inner.Rows() }
+var _ sources.Split = (*Split)(nil)
+
+func (sp *Split) Rows() int64 {
+	if sp.Inner == nil {
+		return sp.rows
+	}
+	return sp.Inner.Rows()
+}
+
+// Encode is {"v":1,"kind":"chain","name":..,"split":{"phase":..,"h":<handoff,
+// live only>,"inner":<the inner split's bytes>,"rows":..}}.
+func (sp *Split) Encode() ([]byte, error) {
+	if sp.chain == nil {
+		return nil, fmt.Errorf("chain: encode %s split: not made by a chain", sp.Phase)
+	}
+	inner := sp.enc
+	if sp.Inner != nil {
+		var err error
+		if inner, err = sp.Inner.Encode(); err != nil {
+			return nil, fmt.Errorf("chain %q: %s: %w", sp.chain.cfg.Name, sp.Phase, err)
+		}
+	}
+	body := chainSplit{Phase: sp.Phase, H: json.RawMessage(sp.h), Rows: sp.Rows()}
+	if json.Valid(inner) {
+		body.Inner = inner
+	} else {
+		body.InnerBytes = inner
+	}
+	return sources.MarshalSplit(splitKind, sp.chain.cfg.Name, body)
+}
+
+// resolve returns the inner split and its projection, decoding a pending
+// live split through the live stream, built now if need be.
+func (sp *Split) resolve(ctx context.Context) (sources.Split, []int, error) {
+	if sp.Inner != nil {
+		return sp.Inner, sp.proj, nil
+	}
+	c := sp.chain
+	live, err := c.liveFor(ctx, sp.h)
+	if err != nil {
+		return nil, nil, err
+	}
+	inner, err := live.DecodeSplit(sp.enc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("chain %q: live: %w", c.cfg.Name, err)
+	}
+	c.mu.Lock()
+	proj := c.liveProj
+	c.mu.Unlock()
+	return inner, proj, nil
+}
 
 // Read emits the inner split's records, projected: each emitted record
 // (owned by emit) retains the inner record's columns it keeps.
 func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
-	if sp.proj == nil {
-		return sp.Inner.Read(ctx, mem, emit)
+	inner, proj, err := sp.resolve(ctx)
+	if err != nil {
+		return err
 	}
-	return sp.Inner.Read(ctx, mem, func(rec arrow.Record) error {
-		cols := make([]arrow.Array, len(sp.proj))
-		for i, j := range sp.proj {
+	if proj == nil {
+		return inner.Read(ctx, mem, emit)
+	}
+	return inner.Read(ctx, mem, func(rec arrow.Record) error {
+		cols := make([]arrow.Array, len(proj))
+		for i, j := range proj {
 			cols[i] = rec.Column(j)
 		}
 		out := array.NewRecord(sp.schema, cols, rec.NumRows())

@@ -36,6 +36,11 @@
 //     sources.ErrBadOffset, as is any offset it did not write.
 //  5. Records pass through or are projected without copying: a projected
 //     record retains the inner record's columns; emit owns it.
+//  6. A split encodes to its phase and its inner split's bytes (and, live,
+//     the handoff that names the live stream), and decodes through the
+//     stream of its phase (format.md). A chain that has not built its live
+//     stream yet (an executor) decodes a live split at Read, building the
+//     stream with Read's context, as after a restart.
 //
 // Latest, in pseudo-code:
 //

@@ -144,10 +144,46 @@ func (h *History) Splits(_ context.Context, start, end sources.Offset) ([]source
 		return nil, fmt.Errorf("history %q: end offset %s before start %s: %w", h.cfg.Name, end, start, sources.ErrBadOffset)
 	}
 	out := make([]sources.Split, 0, hi-lo)
-	for _, ps := range h.splits[lo:hi] {
-		out = append(out, &HistorySplit{Split: ps, Schema: h.schema, PartitionColumns: h.table.PartitionColumns, BatchRows: h.cfg.BatchRows})
+	for i := lo; i < hi; i++ {
+		out = append(out, h.split(i))
 	}
 	return out, nil
+}
+
+func (h *History) split(i int) *HistorySplit {
+	return &HistorySplit{Split: h.splits[i], Schema: h.schema, PartitionColumns: h.table.PartitionColumns, BatchRows: h.cfg.BatchRows,
+		index: i, fp: h.fp, source: h.cfg.Name}
+}
+
+// historyKind names History splits in the sources envelope.
+const historyKind = "history"
+
+// historySplit is a HistorySplit's encoded body: its index among the
+// history's splits and the fingerprint of the files they were cut from, as
+// in the offsets; the path is there for people reading it, and checked.
+type historySplit struct {
+	Files string `json:"files"`
+	Split int    `json:"split"`
+	Path  string `json:"path"`
+}
+
+// DecodeSplit rebuilds a split from HistorySplit.Encode's bytes. The
+// decoding History lists the same directory: a fingerprint other than its
+// own means it sees other files, an error that wraps both
+// sources.ErrBadSplit and sources.ErrOffsetGone.
+func (h *History) DecodeSplit(b []byte) (sources.Split, error) {
+	var body historySplit
+	if err := sources.UnmarshalSplit(b, historyKind, h.cfg.Name, &body); err != nil {
+		return nil, err
+	}
+	if body.Files != h.fp {
+		return nil, fmt.Errorf("history %q: decode split: it was cut from other files than %s holds now (fingerprint %s, now %s): %w: %w",
+			h.cfg.Name, h.cfg.Dir, body.Files, h.fp, sources.ErrBadSplit, sources.ErrOffsetGone)
+	}
+	if body.Split < 0 || body.Split >= len(h.splits) || h.splits[body.Split].Path != body.Path {
+		return nil, sources.BadSplitf(historyKind, h.cfg.Name, "split %d (%s) is not one of the %d splits of %s", body.Split, body.Path, len(h.splits), h.cfg.Dir)
+	}
+	return h.split(body.Split), nil
 }
 
 func (h *History) encode(n int) sources.Offset {
@@ -186,9 +222,24 @@ type HistorySplit struct {
 	Schema           *arrow.Schema `json:"-"`
 	PartitionColumns []string
 	BatchRows        int
+
+	index  int    // among the History's splits
+	fp     string // the History's file fingerprint
+	source string // the History's name
 }
 
+var _ sources.Split = (*HistorySplit)(nil)
+
 func (sp *HistorySplit) Rows() int64 { return sp.NumRows }
+
+// Encode is {"v":1,"kind":"history","name":..,"split":{"files":<fingerprint>,
+// "split":N,"path":..}}.
+func (sp *HistorySplit) Encode() ([]byte, error) {
+	if sp.fp == "" {
+		return nil, fmt.Errorf("history: encode split of %s: not made by a History", sp.Path)
+	}
+	return sources.MarshalSplit(historyKind, sp.source, historySplit{Files: sp.fp, Split: sp.index, Path: sp.Path})
+}
 
 // Read emits the split's rows projected to the history schema, in records
 // allocated from mem that emit owns.

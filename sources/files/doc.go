@@ -14,6 +14,11 @@
 // log back: Splits(start, end) names the same files however many new files
 // arrived since.
 //
+// A split is one logged file's name and some of its row groups; Encode
+// writes {"v":1,"kind":"files","name":<source>,"split":{"file":"a.parquet",
+// "row_groups":[0,1],"rows":2048}}, and DecodeSplit in another process
+// reads that file in its own Config.Dir with its own schema.
+//
 // Which files are taken:
 //   - only regular files directly in Dir (no recursion); names starting with
 //     "." or "_" are ignored (writers' temp files, _SUCCESS markers);

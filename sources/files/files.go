@@ -370,7 +370,7 @@ func (s *Source) Splits(ctx context.Context, start, end sources.Offset) ([]sourc
 		}
 		pss, _ := t.Splits(nil)
 		for _, ps := range pss {
-			out = append(out, &Split{Split: ps, schema: s.schema, source: s.cfg.Name})
+			out = append(out, &Split{Split: ps, schema: s.schema, source: s.cfg.Name, file: f.Name})
 		}
 	}
 	return out, nil
@@ -399,9 +399,64 @@ type Split struct {
 	parquet.Split
 	schema *arrow.Schema
 	source string
+	file   string // the name in the log: Path is Dir/file
 }
 
+var _ sources.Split = (*Split)(nil)
+
 func (sp *Split) Rows() int64 { return sp.NumRows }
+
+// splitKind names files splits in the sources envelope.
+const splitKind = "files"
+
+// splitBody is a split's plain data. The file is its name in the log, not
+// its path: the decoding source finds it in its own Config.Dir.
+type splitBody struct {
+	File      string `json:"file"`
+	RowGroups []int  `json:"row_groups"`
+	Rows      int64  `json:"rows"`
+}
+
+// Encode is {"v":1,"kind":"files","name":<source>,"split":{"file":..,
+// "row_groups":[..],"rows":..}}.
+func (sp *Split) Encode() ([]byte, error) {
+	if sp.file == "" {
+		return nil, fmt.Errorf("files: encode split of %s: not made by a source", sp.Path)
+	}
+	return sources.MarshalSplit(splitKind, sp.source, splitBody{File: sp.file, RowGroups: sp.RowGroups, Rows: sp.NumRows})
+}
+
+// DecodeSplit rebuilds a split from Split.Encode's bytes, reading the file
+// of that name in this source's Dir with this source's schema. It does not
+// consult the log (an executor's copy may be older than the driver's); the
+// driver's Splits checked the file when it made the split, and a file gone
+// since fails the read with sources.ErrOffsetGone.
+func (s *Source) DecodeSplit(b []byte) (sources.Split, error) {
+	var body splitBody
+	if err := sources.UnmarshalSplit(b, splitKind, s.cfg.Name, &body); err != nil {
+		return nil, err
+	}
+	bad := func(why string) (sources.Split, error) {
+		return nil, sources.BadSplitf(splitKind, s.cfg.Name, "file %q: %s", body.File, why)
+	}
+	switch {
+	case body.File == "" || body.File == "." || body.File == ".." || filepath.Base(body.File) != body.File || strings.ContainsRune(body.File, '/'):
+		return bad("not a file name in the directory")
+	case len(body.RowGroups) == 0:
+		return bad("no row groups")
+	case body.Rows < 0:
+		return bad("negative row count")
+	}
+	for i, rg := range body.RowGroups {
+		if rg < 0 || i > 0 && rg <= body.RowGroups[i-1] {
+			return bad(fmt.Sprintf("row groups %v are not ascending indexes", body.RowGroups))
+		}
+	}
+	return &Split{
+		Split:  parquet.Split{Path: s.path(body.File), RowGroups: body.RowGroups, NumRows: body.Rows},
+		schema: s.schema, source: s.cfg.Name, file: body.File,
+	}, nil
+}
 
 // Read emits the split's rows projected to the source schema, in records
 // allocated from mem that emit owns.

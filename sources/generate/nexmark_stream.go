@@ -11,7 +11,9 @@ package generate
 //  1. Splits(start, end) reads the same rows forever (generator invariant 1).
 //  2. Latest = min(start + MaxEventsPerBatch, Events); there is no
 //     processing-time rate: EventRate spaces event time only.
-//  3. Splits cover at most SplitRows events each and hold plain data.
+//  3. Splits cover at most SplitRows events each and hold plain data; one
+//     encodes to its event range, and the stream that decodes it supplies
+//     the generator config and the kind.
 //
 // Driver loop as seen from here:
 //
@@ -107,9 +109,23 @@ func (s *NexmarkStream) Splits(_ context.Context, start, end sources.Offset) ([]
 	}
 	var out []sources.Split
 	rowRanges(lo, hi, func(from, to int64) {
-		out = append(out, &NexmarkSplit{Config: s.cfg, Kind: s.kindName(), From: from, To: to})
+		out = append(out, &NexmarkSplit{Config: s.cfg, Kind: s.kindName(), From: from, To: to, source: s.name})
 	})
 	return out, nil
+}
+
+// DecodeSplit rebuilds a split from NexmarkSplit.Encode's bytes; the
+// generator config and the event kind are this stream's (the kind is part
+// of its name, which the envelope checks).
+func (s *NexmarkStream) DecodeSplit(b []byte) (sources.Split, error) {
+	var body rowRange
+	if err := sources.UnmarshalSplit(b, nexmarkKindName, s.name, &body); err != nil {
+		return nil, err
+	}
+	if err := checkRange(nexmarkKindName, s.name, body.From, body.To, s.cfg.Events); err != nil {
+		return nil, err
+	}
+	return &NexmarkSplit{Config: s.cfg, Kind: s.kindName(), From: body.From, To: body.To, source: s.name}, nil
 }
 
 func (s *NexmarkStream) kindName() string {
@@ -154,6 +170,14 @@ type NexmarkSplit struct {
 	Config   NexmarkConfig
 	Kind     string
 	From, To int64
+
+	source string // the stream's name, for Encode
+}
+
+// Encode is {"v":1,"kind":"nexmark","name":<stream>,"split":{"from":..,"to":..}},
+// event ids counted from the config's FirstEventID.
+func (s *NexmarkSplit) Encode() ([]byte, error) {
+	return sources.MarshalSplit(nexmarkKindName, s.source, rowRange{From: s.From, To: s.To})
 }
 
 func (s *NexmarkSplit) kind() (nexmarkKind, int) {

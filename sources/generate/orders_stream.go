@@ -140,15 +140,36 @@ func (o *OrdersStream) Splits(_ context.Context, start, end sources.Offset) ([]s
 	}
 	var out []sources.Split
 	rowRanges(lo.rows, hi.rows, func(from, to int64) {
-		out = append(out, &OrdersSplit{Orders: o.cfg.Orders, From: from, To: to})
+		out = append(out, &OrdersSplit{Orders: o.cfg.Orders, From: from, To: to, source: o.cfg.Name})
 	})
 	return out, nil
+}
+
+// DecodeSplit rebuilds a split from OrdersSplit.Encode's bytes; the
+// generator is this stream's Orders.
+func (o *OrdersStream) DecodeSplit(b []byte) (sources.Split, error) {
+	var body rowRange
+	if err := sources.UnmarshalSplit(b, ordersKind, o.cfg.Name, &body); err != nil {
+		return nil, err
+	}
+	if err := checkRange(ordersKind, o.cfg.Name, body.From, body.To, o.cfg.Total); err != nil {
+		return nil, err
+	}
+	return &OrdersSplit{Orders: o.cfg.Orders, From: body.From, To: body.To, source: o.cfg.Name}, nil
 }
 
 // OrdersSplit generates orders [From, To). Plain data.
 type OrdersSplit struct {
 	Orders   Orders
 	From, To int64
+
+	source string // the stream's name, for Encode
+}
+
+// Encode is {"v":1,"kind":"orders","name":<stream>,"split":{"from":..,"to":..}}:
+// the generator's parameters are the decoding stream's config.
+func (s *OrdersSplit) Encode() ([]byte, error) {
+	return sources.MarshalSplit(ordersKind, s.source, rowRange{From: s.From, To: s.To})
 }
 
 func (s *OrdersSplit) Rows() int64 { return s.To - s.From }

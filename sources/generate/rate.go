@@ -133,10 +133,35 @@ func (r *Rate) Splits(_ context.Context, start, end sources.Offset) ([]sources.S
 	}
 	var out []sources.Split
 	rowRanges(lo.rows, hi.rows, func(from, to int64) {
-		out = append(out, &RateSplit{Seed: r.cfg.Seed, Keys: r.cfg.Keys, StartUs: lo.startUs,
-			RowsPerSecond: r.cfg.RowsPerSecond, From: from, To: to})
+		out = append(out, r.split(lo.startUs, from, to))
 	})
 	return out, nil
+}
+
+func (r *Rate) split(startUs, from, to int64) *RateSplit {
+	return &RateSplit{Seed: r.cfg.Seed, Keys: r.cfg.Keys, StartUs: startUs,
+		RowsPerSecond: r.cfg.RowsPerSecond, From: from, To: to, source: r.cfg.Name}
+}
+
+// rateSplit is a Rate split's encoded body: the row range and the time
+// origin, which comes from the offsets, not the config. Seed, Keys and
+// RowsPerSecond are the decoding stream's.
+type rateSplit struct {
+	From    int64 `json:"from"`
+	To      int64 `json:"to"`
+	StartUs int64 `json:"start_us"`
+}
+
+// DecodeSplit rebuilds a split from RateSplit.Encode's bytes.
+func (r *Rate) DecodeSplit(b []byte) (sources.Split, error) {
+	var body rateSplit
+	if err := sources.UnmarshalSplit(b, rateKind, r.cfg.Name, &body); err != nil {
+		return nil, err
+	}
+	if err := checkRange(rateKind, r.cfg.Name, body.From, body.To, 0); err != nil {
+		return nil, err
+	}
+	return r.split(body.StartUs, body.From, body.To), nil
 }
 
 // RateSplit generates rows [From, To) of a Rate stream. Plain data.
@@ -146,6 +171,14 @@ type RateSplit struct {
 	StartUs       int64 // time origin, Unix microseconds
 	RowsPerSecond int64
 	From, To      int64
+
+	source string // the stream's name, for Encode
+}
+
+// Encode is {"v":1,"kind":"rate","name":<stream>,"split":{"from":..,"to":..,
+// "start_us":..}}.
+func (s *RateSplit) Encode() ([]byte, error) {
+	return sources.MarshalSplit(rateKind, s.source, rateSplit{From: s.From, To: s.To, StartUs: s.StartUs})
 }
 
 func (s *RateSplit) Rows() int64 { return s.To - s.From }

@@ -19,6 +19,11 @@ package generate
 //  2. Latest never goes backwards: if the clock does, it returns start.
 //  3. Splits hold plain data (no source, no records) and are capped at
 //     SplitRows rows, so a big batch reads in parallel.
+//  4. A split encodes to its row range only (Rate: and its time origin),
+//     {"v":1,"kind":"rate"|"orders"|"nexmark","name":..,"split":{"from":F,
+//     "to":T}}; the generator's parameters (seed, keys, rate, Nexmark
+//     config) are the decoding stream's own config, which the same job
+//     code builds identically in every process.
 //
 // Driver loop as seen from here:
 //
@@ -130,6 +135,34 @@ func nextEnd(start, available, maxPerBatch, total int64) int64 {
 		end = total
 	}
 	return max(end, start)
+}
+
+// Source kinds in the sources split envelope.
+const (
+	rateKind        = "rate"
+	ordersKind      = "orders"
+	nexmarkKindName = "nexmark"
+)
+
+// rowRange is the encoded body of an orders or Nexmark split: everything
+// else the read needs is the decoding stream's config.
+type rowRange struct {
+	From int64 `json:"from"`
+	To   int64 `json:"to"`
+}
+
+// checkRange refuses a decoded range no Splits makes: negative, reversed,
+// empty, longer than SplitRows, or past a bounded stream's total.
+func checkRange(kind, name string, from, to, total int64) error {
+	switch {
+	case from < 0 || to <= from:
+		return sources.BadSplitf(kind, name, "rows [%d, %d) are not a range", from, to)
+	case to-from > SplitRows:
+		return sources.BadSplitf(kind, name, "rows [%d, %d) are more than the %d a split holds", from, to, SplitRows)
+	case total > 0 && to > total:
+		return sources.BadSplitf(kind, name, "rows [%d, %d) end past the %d rows of the stream", from, to, total)
+	}
+	return nil
 }
 
 // rowRanges cuts [lo, hi) into pieces of at most SplitRows.

@@ -53,6 +53,13 @@
 //	    start = end
 //	}
 //
-// Splits hold a pointer to their Source, whose client they share; a split
-// shipped to another process needs a Source built from the same Config.
+// A split is topic, partition and offset range, and that is all its
+// Encode writes: {"v":1,"kind":"kafka","name":<source>,"split":{"topic":
+// "orders","partition":0,"start":120,"end":180}}. In each process a split
+// reads through the Source that made or decoded it: an executor builds a
+// Source from the same Config and calls DecodeSplit and Read only. New
+// builds the client without contacting a broker; it connects on the first
+// fetch, and a read looks up its partition's leader and topic ID itself,
+// so nothing depends on Initial, Latest or Splits having run there. Stats
+// and DeadLetter are those of the reading process's Source.
 package kafka

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -16,17 +17,67 @@ import (
 )
 
 // Split reads offsets [Start, End) of one partition. Its exported fields
-// are the whole unit of work; the source it came from supplies the client.
+// are the whole unit of work (and its encoding); the stream it belongs to
+// in this process supplies the client and the config: the Source whose
+// Splits made it, or whose DecodeSplit rebuilt it.
 type Split struct {
 	Topic     string `json:"topic"`
 	Partition int32  `json:"partition"`
 	Start     int64  `json:"start"`
 	End       int64  `json:"end"`
 
-	src *Source
+	src *Source // the local stream; never encoded
 }
 
 var _ sources.Split = (*Split)(nil)
+
+// splitKind names Kafka splits in the sources envelope.
+const splitKind = "kafka"
+
+// Encode is {"v":1,"kind":"kafka","name":<source>,"split":{"topic":..,
+// "partition":..,"start":..,"end":..}}.
+func (sp *Split) Encode() ([]byte, error) {
+	if sp.src == nil {
+		return nil, fmt.Errorf("kafka: encode split %s: not made by a source", sp)
+	}
+	return sources.MarshalSplit(splitKind, sp.src.cfg.Name, sp)
+}
+
+// DecodeSplit rebuilds a split from Split.Encode's bytes. The split reads
+// through this source's client, which connects on first use, so a Source
+// that only decodes and reads (an executor's) needs nothing else: leaders
+// and topic IDs are looked up by the read itself. A topic this source's
+// config does not read is refused.
+func (s *Source) DecodeSplit(b []byte) (sources.Split, error) {
+	sp := &Split{}
+	if err := sources.UnmarshalSplit(b, splitKind, s.cfg.Name, sp); err != nil {
+		return nil, err
+	}
+	bad := func(why string) (sources.Split, error) {
+		return nil, sources.BadSplitf(splitKind, s.cfg.Name, "%s: %s", sp, why)
+	}
+	switch {
+	case sp.Topic == "":
+		return bad("no topic")
+	case sp.Partition < 0:
+		return bad("negative partition")
+	case sp.Start < 0 || sp.End < sp.Start:
+		return bad("not an offset range")
+	case !s.reads(sp.Topic):
+		return bad("this source does not read the topic")
+	}
+	sp.src = s
+	return sp, nil
+}
+
+// reads says whether topic is one of the config's topics or matches its
+// regex.
+func (s *Source) reads(topic string) bool {
+	if s.re != nil {
+		return s.re.MatchString(topic)
+	}
+	return slices.Contains(s.cfg.Topics, topic)
+}
 
 // Rows is -1: transaction markers, aborted records and compaction leave
 // offsets with no row, so End-Start is only an upper bound.

@@ -18,6 +18,11 @@
 //  3. Every method is safe for concurrent use: a test appends while the
 //     driver plans and tasks read.
 //  4. Close releases every retained record; later calls fail.
+//  5. The source is sources.InProcess: its rows exist only in this
+//     process. A split encodes to its row range and a random id of the
+//     Source instance, {"v":1,"kind":"memory","name":..,"split":{"source":
+//     "9f3c..","lo":0,"hi":100}}, and only that instance's DecodeSplit
+//     accepts it (sources.ErrBadSplit otherwise).
 //
 // The driver's loop, as seen from here:
 //

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"sort"
 	"strconv"
 	"sync"
@@ -52,6 +53,7 @@ func (c Config) String() string {
 // Source is a stream of records appended by a test.
 type Source struct {
 	cfg Config
+	id  uint64 // random: names this instance in its encoded splits
 
 	mu     sync.Mutex
 	pieces []piece // in position order; pieces[i].pos+rows == pieces[i+1].pos
@@ -69,6 +71,7 @@ type piece struct {
 var (
 	_ sources.Stream    = (*Source)(nil)
 	_ sources.Committer = (*Source)(nil)
+	_ sources.InProcess = (*Source)(nil)
 )
 
 // New returns an empty source.
@@ -79,7 +82,12 @@ func New(cfg Config) (*Source, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Source{cfg: cfg}, nil
+	return &Source{cfg: cfg, id: rand.Uint64()}, nil
+}
+
+// InProcess: the rows are records a test appended to this instance.
+func (s *Source) InProcess() string {
+	return "its rows are records appended to this Source in the memory of the process that made it"
 }
 
 func (s *Source) Name() string          { return s.cfg.Name }
@@ -257,6 +265,52 @@ type split struct {
 }
 
 func (sp *split) Rows() int64 { return sp.hi - sp.lo }
+
+// splitKind names memory splits in the sources envelope.
+const splitKind = "memory"
+
+// splitBody is a split's encoded body: the row range and the instance
+// whose records hold it (the source is InProcess).
+type splitBody struct {
+	Source string `json:"source"` // Source.id in hex
+	Lo     int64  `json:"lo"`
+	Hi     int64  `json:"hi"`
+}
+
+// Encode is {"v":1,"kind":"memory","name":..,"split":{"source":<instance>,
+// "lo":..,"hi":..}}; only the same Source decodes it.
+func (sp *split) Encode() ([]byte, error) {
+	return sources.MarshalSplit(splitKind, sp.src.cfg.Name, splitBody{Source: strconv.FormatUint(sp.src.id, 16), Lo: sp.lo, Hi: sp.hi})
+}
+
+// DecodeSplit rebuilds a split this Source made: its rows live in this
+// instance's memory, so a split of any other instance (another process, or
+// another Source with the same name) is refused.
+func (s *Source) DecodeSplit(b []byte) (sources.Split, error) {
+	var body splitBody
+	if err := sources.UnmarshalSplit(b, splitKind, s.cfg.Name, &body); err != nil {
+		return nil, err
+	}
+	bad := func(format string, args ...any) (sources.Split, error) {
+		return nil, sources.BadSplitf(splitKind, s.cfg.Name, format, args...)
+	}
+	if id, err := strconv.ParseUint(body.Source, 16, 64); err != nil || id != s.id {
+		return bad("made by another memory source instance (%s), not this one: %s", body.Source, s.InProcess())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if body.Lo < 0 || body.Hi <= body.Lo || body.Hi > s.total {
+		return bad("rows [%d, %d) are not a range of the %d rows appended", body.Lo, body.Hi, s.total)
+	}
+	// Rows Commit dropped fail the read (ErrOffsetGone); rows still held
+	// must lie in one appended record, as Splits cuts them.
+	if body.Lo >= s.low && !s.closed {
+		if p := s.pieces[s.find(body.Lo)]; body.Hi > p.pos+p.rec.NumRows() {
+			return bad("rows [%d, %d) span appended records", body.Lo, body.Hi)
+		}
+	}
+	return &split{src: s, lo: body.Lo, hi: body.Hi}, nil
+}
 
 // Read emits one record, a slice of the appended record, that emit owns. The
 // slice shares the appended record's buffers (allocated by whoever built
