@@ -171,16 +171,9 @@ func (r *localRun) RunTask(ctx context.Context, t scheduler.Task) (*scheduler.Re
 	return r.runIsolated(ctx, ts)
 }
 
-// splitEncoder is the ability every split has once sources encode them.
-type splitEncoder interface{ Encode() ([]byte, error) }
-
 func (r *localRun) runIsolated(ctx context.Context, ts TaskSpec) (*scheduler.Result, error) {
 	if ts.split != nil {
-		enc, ok := ts.split.(splitEncoder)
-		if !ok {
-			return nil, fmt.Errorf("%w: a split of %T cannot be encoded", ErrPlan, ts.split)
-		}
-		b, err := enc.Encode()
+		b, err := ts.split.Encode()
 		if err != nil {
 			return nil, fmt.Errorf("encode split: %w", err)
 		}

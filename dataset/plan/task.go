@@ -129,13 +129,7 @@ func RunTask(ctx context.Context, spec *Spec, ts *TaskSpec, env *ExecEnv) (res *
 		if !ok {
 			return nil, fmt.Errorf("%w: stream %q is not part of this job", ErrPlan, leaf.Scan.Source)
 		}
-		dec, ok := s.(interface {
-			DecodeSplit([]byte) (sources.Split, error)
-		})
-		if !ok {
-			return nil, fmt.Errorf("%w: stream %q cannot decode splits", ErrPlan, leaf.Scan.Source)
-		}
-		if split, err = dec.DecodeSplit(ts.StreamSplit); err != nil {
+		if split, err = s.DecodeSplit(ts.StreamSplit); err != nil {
 			return nil, fmt.Errorf("stream %s: %w", leaf.Scan.Source, err)
 		}
 	}
