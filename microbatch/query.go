@@ -194,7 +194,7 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 	}
 	lock, err := cp.Lock()
 	if err != nil {
-		return nil, fmt.Errorf("microbatch: start on %s: %w", w.dir, err)
+		return nil, err
 	}
 	// Again as the owner: another instance may have created the checkpoint
 	// between the check and the lock.
