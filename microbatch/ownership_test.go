@@ -303,6 +303,21 @@ func TestOneOwnerAtATime(t *testing.T) {
 		runAll(t, query(dir, microbatch.AvailableNow()))
 	})
 
+	t.Run("a failed query releases it", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "ckpt")
+		sink := newRecordingSink()
+		sink.failNext = errors.New("sink down")
+		q, err := microbatch.WriteStream(perCustomer(ordersStream(t, 1, 400)), sink).Checkpoint(dir).OutputMode(sinks.Update).
+			Trigger(microbatch.ProcessingTime(10 * time.Millisecond)).Start(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := q.AwaitTermination(); err == nil || !strings.Contains(err.Error(), "sink down") {
+			t.Fatalf("query ended with %v; want the sink's failure", err)
+		}
+		runAll(t, query(dir, microbatch.AvailableNow()))
+	})
+
 	t.Run("across processes, the first SIGKILLed", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "ckpt")
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
