@@ -202,6 +202,15 @@ func (c *Checkpoint) Metadata() (*Metadata, bool, error) {
 	return &m, true, nil
 }
 
+// metadata is Metadata without the copy, for reading only: the cached
+// metadata once known (WriteOffsets runs every batch).
+func (c *Checkpoint) metadata() (*Metadata, bool, error) {
+	if m := c.meta.Load(); m != nil {
+		return m, true, nil
+	}
+	return c.Metadata()
+}
+
 func cloneMetadata(m *Metadata) *Metadata {
 	n := *m
 	n.Identity = m.Identity.Canonical()
@@ -273,7 +282,7 @@ func (c *Checkpoint) WriteOffsets(e *OffsetEntry) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	meta, ok, err := c.Metadata()
+	meta, ok, err := c.metadata()
 	if err != nil {
 		return err
 	}
@@ -399,7 +408,7 @@ func (c *Checkpoint) Recover() (*Recovery, error) {
 	if _, ok := l.lastOffsets(); !ok {
 		return r, nil
 	}
-	meta, ok, err := c.Metadata()
+	meta, ok, err := c.metadata()
 	if err != nil {
 		return nil, err
 	}
