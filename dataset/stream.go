@@ -53,8 +53,8 @@ func (d *Dataset) Watermarks() []Watermark {
 func (d *Dataset) IsStreaming() bool { return len(d.Streams()) > 0 }
 
 // Stateful lists the plan's operators that keep state across micro-batches
-// (aggregates, joins, distinct), as EXPLAIN text; a checkpoint pins it so a
-// changed query cannot silently reuse another's state.
+// (aggregates, joins, distinct), as EXPLAIN text, for the driver's checks
+// and messages. Checkpoints pin StatefulOperators, never this text.
 func (d *Dataset) Stateful() []string {
 	if d.err != nil {
 		return nil
@@ -97,6 +97,18 @@ type StreamQuery struct {
 	opt    *plan.Node
 	static *plan.StaticCache
 	ex     *plan.LocalExecutor
+}
+
+// StatefulOperators lists the stateful operators a streaming query of d
+// runs with keyGroups key groups, as typed facts (kind, operator id, key
+// and value schemas; see plan.StatefulOp), in operator-id order: what a
+// checkpoint pins. It plans d the way a micro-batch does and returns its
+// planning error, if any.
+func (d *Dataset) StatefulOperators(keyGroups int) ([]plan.StatefulOp, error) {
+	if d.err != nil {
+		return nil, d.err
+	}
+	return plan.StatefulOperators(d.node, keyGroups)
 }
 
 // CompileStream compiles d into a StreamQuery writing into sink.

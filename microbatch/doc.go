@@ -14,15 +14,23 @@
 //     and the sink ignores the second commit.
 //  3. On restart, a batch with offsets but no commit is re-run with exactly
 //     its recorded offsets, watermark and timestamp: same input, same output.
-//  4. A checkpoint is pinned to its query's sources and stateful operators
-//     (a fingerprint in metadata.json); another query is refused.
-//  5. Batches run only when some source has new data, when the watermark
+//  4. A checkpoint is pinned to its query: metadata.json holds its identity
+//     (key groups, each source's name and identity, the stateful operators'
+//     kinds, ids and schemas: typed facts, never EXPLAIN text) and every
+//     offsets file names the query and its sources. Start refuses another
+//     query's checkpoint, or a foreign offsets file, naming the file and
+//     what differs, and changes nothing in it.
+//  5. One instance owns a checkpoint at a time: Start takes its lock (an
+//     flock that dies with the process, so a crash never blocks a restart)
+//     and the query releases it when it ends, however it ends.
+//  6. Batches run only when some source has new data, when the watermark
 //     moved (so windows close and event-time timeouts fire), or, under a
 //     periodic ProcessingTime trigger, every interval for a query with
 //     processing-time timeouts.
 //
 // Main loop:
 //
+//	check the checkpoint's identity and offsets (read only); take its lock
 //	recover from the checkpoint; re-run an uncommitted batch
 //	for each trigger tick:
 //	    end[s] = s.Latest(start[s]) for every source; nothing new -> wait

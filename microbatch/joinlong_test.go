@@ -64,6 +64,10 @@ func (s *longStream) Name() string {
 	return "payments"
 }
 
+func (s *longStream) Identity() string {
+	return fmt.Sprintf("longjoin %s step=%s max_lag=%d", s.Name(), s.gen.step, s.gen.maxLag)
+}
+
 func (s *longStream) Schema() *arrow.Schema {
 	if s.orders {
 		return longOrders

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -31,7 +32,9 @@ var (
 	// ErrInvalidQuery: the query cannot start as configured; the message says why.
 	ErrInvalidQuery = errors.New("microbatch: invalid streaming query")
 	// ErrIncompatibleCheckpoint: the checkpoint belongs to a query with other
-	// sources or stateful operators.
+	// sources (names or identities), stateful operators or key groups, or
+	// holds an offsets file of another query. The error names the file and
+	// what differs; the checkpoint is left as it was.
 	ErrIncompatibleCheckpoint = errors.New("microbatch: checkpoint belongs to a different query")
 )
 
@@ -139,25 +142,36 @@ func (w *StreamWriter) validate() error {
 	return nil
 }
 
-// fingerprint pins what a checkpoint's state and offsets depend on: the
-// source names and the stateful operators.
-func (w *StreamWriter) fingerprint() string {
-	var names []string
+// identity is what the query's checkpoint must belong to (checkpoint.
+// Identity): the key groups, each source's name and identity, and the
+// stateful operators' kinds, ids and schemas, all typed facts.
+func (w *StreamWriter) identity(keyGroups int) (checkpoint.Identity, error) {
+	id := checkpoint.Identity{KeyGroups: keyGroups}
 	for _, s := range w.ds.Streams() {
-		names = append(names, s.Name())
+		id.Sources = append(id.Sources, checkpoint.SourceIdentity{Name: s.Name(), Identity: s.Identity()})
 	}
-	sort.Strings(names)
-	h := sha256.New()
-	fmt.Fprintf(h, "sources=%s\n", strings.Join(names, ","))
-	for _, s := range w.ds.Stateful() {
-		fmt.Fprintln(h, s)
+	ops, err := w.ds.StatefulOperators(keyGroups)
+	if err != nil {
+		return id, err
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	for _, op := range ops {
+		id.Operators = append(id.Operators, checkpoint.OperatorIdentity{Kind: op.Kind, ID: op.ID,
+			KeySchema: checkpoint.SchemaText(op.KeySchema), ValueSchema: checkpoint.SchemaText(op.ValueSchema),
+			Aggregates: op.Aggregates, StateType: op.StateType})
+	}
+	return id.Canonical(), nil
 }
 
-// Start validates the query, opens (or creates) its checkpoint and runs it
-// in the background until it ends (Once, AvailableNow), fails, or Stop is
-// called.
+// Start validates the query, opens (or creates) its checkpoint, becomes
+// its one owner and runs it in the background until it ends (Once,
+// AvailableNow), fails, or Stop is called.
+//
+// A checkpoint of another query (another identity: sources, their
+// identities, stateful operators, key groups; or an offsets file of another
+// query) is refused with ErrIncompatibleCheckpoint naming the file and what
+// differs, one of an older format with checkpoint.ErrVersion, and one
+// another instance owns with checkpoint.ErrLocked. A refused Start changes
+// nothing in the checkpoint.
 func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 	if err := w.validate(); err != nil {
 		return nil, err
@@ -182,43 +196,79 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 			cq.Close()
 		}
 	}()
+	id, err := w.identity(checkpoint.DefaultKeyGroups)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidQuery, err)
+	}
 	cp, err := checkpoint.Open(w.fs, w.dir)
 	if err != nil {
 		return nil, err
 	}
-	meta, ok, err := cp.Metadata()
+	// Checked before taking the lock, reading only: a start refused for a
+	// foreign checkpoint leaves every byte of it as it was, the lock file
+	// (which records its holder's pid) included.
+	if _, _, err := recoverCheckpoint(cp, id); err != nil {
+		return nil, err
+	}
+	lock, err := cp.Lock()
 	if err != nil {
 		return nil, err
 	}
-	fp := w.fingerprint()
-	if !ok {
-		var id [8]byte
-		rand.Read(id[:])
-		meta = &checkpoint.Metadata{QueryID: hex.EncodeToString(id[:]), FormatVersion: checkpoint.FormatVersion, KeyGroups: checkpoint.DefaultKeyGroups, Fingerprint: fp,
+	// Again as the owner: another instance may have created the checkpoint
+	// between the check and the lock.
+	meta, rec, err := recoverCheckpoint(cp, id)
+	if err == nil && meta == nil {
+		var qid [8]byte
+		rand.Read(qid[:])
+		meta = &checkpoint.Metadata{QueryID: hex.EncodeToString(qid[:]), FormatVersion: checkpoint.FormatVersion, KeyGroups: id.KeyGroups, Identity: id,
 			Config: map[string]string{"trigger": w.trigger.String(), "mode": string(w.mode), "sink": w.sink.Name()}}
-		if err := cp.WriteMetadata(meta); err != nil {
-			return nil, err
+		if err = cp.WriteMetadata(meta); err == nil {
+			meta, _, err = cp.Metadata()
 		}
-	} else if meta.Fingerprint != fp {
-		return nil, fmt.Errorf("%w: %s was written by a query with fingerprint %s, this query's is %s (different sources or stateful operators); use a new checkpoint directory",
-			ErrIncompatibleCheckpoint, w.dir, meta.Fingerprint, fp)
 	}
-	rec, err := cp.Recover()
 	if err != nil {
+		lock.Close()
 		return nil, err
 	}
 	if meta.KeyGroups != checkpoint.DefaultKeyGroups {
 		cq.Close()
 		if cq, err = compile(meta.KeyGroups); err != nil {
+			lock.Close()
 			return nil, err
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	q := &Query{w: w, cp: cp, meta: meta, cancel: cancel, done: make(chan struct{}), cq: cq,
+	q := &Query{w: w, cp: cp, meta: meta, lock: lock, cancel: cancel, done: make(chan struct{}), cq: cq,
 		status: Status{Message: "Initializing sources", Active: true}}
 	started = true
 	go q.run(ctx, rec)
 	return q, nil
+}
+
+// recoverCheckpoint reads cp's metadata and recovery state and checks them
+// against the query's identity, writing nothing. meta is nil for a new
+// checkpoint (rec then says batch 0).
+func recoverCheckpoint(cp *checkpoint.Checkpoint, id checkpoint.Identity) (meta *checkpoint.Metadata, rec *checkpoint.Recovery, err error) {
+	meta, ok, err := cp.Metadata()
+	if err != nil {
+		return nil, nil, err
+	}
+	if ok {
+		if d := meta.Identity.Diff(id); len(d) > 0 {
+			return nil, nil, fmt.Errorf("%w: %s was written by a query that differs from this one: %s; run this query on a new checkpoint directory",
+				ErrIncompatibleCheckpoint, filepath.Join(cp.Dir(), "metadata.json"), strings.Join(d, "; "))
+		}
+	} else {
+		meta = nil
+	}
+	rec, err = cp.Recover()
+	if errors.Is(err, checkpoint.ErrForeign) {
+		return nil, nil, fmt.Errorf("%w: %w", ErrIncompatibleCheckpoint, err)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return meta, rec, nil
 }
 
 // Query is a running streaming query.
@@ -226,6 +276,7 @@ type Query struct {
 	w      *StreamWriter
 	cp     *checkpoint.Checkpoint
 	meta   *checkpoint.Metadata
+	lock   io.Closer // the checkpoint's lock, released when run ends
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -297,6 +348,9 @@ func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
 	err := q.loop(ctx, rec)
 	exec.ForgetState(q.w.fs, q.stateDir())
 	q.cq.Close()
+	// Released before done closes: once Stop or AwaitTermination returns,
+	// a new instance may start on the checkpoint.
+	q.lock.Close()
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		err = nil // stopped: by Stop, or by the caller's context ending
 	}
@@ -381,7 +435,7 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 		tick := w.clock.Now()
 		q.setStatus("Getting offsets", false)
 		prev := lastWM
-		entry := &checkpoint.OffsetEntry{Batch: next, Sources: map[string]checkpoint.SourceOffsets{},
+		entry := &checkpoint.OffsetEntry{Batch: next, QueryID: q.meta.QueryID, Sources: map[string]checkpoint.SourceOffsets{},
 			Watermark: wm, PrevWatermark: &prev, Timestamp: tick.UnixMicro()}
 		hasData := false
 		pre := map[string]time.Duration{}
@@ -394,7 +448,7 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 			if !bytes.Equal(end, start) {
 				hasData = true
 			}
-			entry.Sources[s.Name()] = checkpoint.SourceOffsets{Start: start, End: end}
+			entry.Sources[s.Name()] = checkpoint.SourceOffsets{Identity: s.Identity(), Start: start, End: end}
 		}
 		if !hasData && !(closesWindows && wm > lastWM) && !timesOut {
 			if w.trigger.kind != kindProcessingTime {

@@ -26,7 +26,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	exitIfKillChild() // the kill test's child process runs its query, not the tests
+	exitIfKillChild()  // the kill test's child process runs its query, not the tests
+	exitIfOwnerChild() // so does TestOneOwnerAtATime's
 	goleak.VerifyTestMain(m)
 }
 

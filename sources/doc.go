@@ -36,4 +36,7 @@
 //     sources.
 //  5. Bad input is an error naming the file, topic or offset; never a panic,
 //     never a silent skip.
+//  6. A stream's Identity names what data it reads (topics, a directory, a
+//     generator's row-defining parameters), not how it reaches or paces it;
+//     a checkpoint pins it, so a restart reading other data is refused.
 package sources

@@ -59,6 +59,16 @@ var (
 type Stream interface {
 	// Name identifies the source within a query; offsets are keyed by it.
 	Name() string
+	// Identity is a canonical description of what data the stream reads:
+	// two streams with equal identities read the same offset space, so
+	// one's offsets mean the same rows to the other. It names what the
+	// data is (Kafka topics or topic pattern, a directory, a generator's
+	// kind and every parameter that changes its rows), never how it is
+	// reached or paced (brokers, credentials, rate limits, split sizes).
+	// A checkpoint records it, and a restart with another identity under
+	// the same Name is refused. It must not change during the stream's
+	// life.
+	Identity() string
 	// Schema of every record the source yields.
 	Schema() *arrow.Schema
 	// Initial is the offset before the first row the query reads.

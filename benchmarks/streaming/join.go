@@ -85,6 +85,11 @@ type joinStream struct {
 var _ sources.Stream = (*joinStream)(nil)
 
 func (s *joinStream) Name() string { return s.name }
+
+func (s *joinStream) Identity() string {
+	return fmt.Sprintf("join-bench %s seed=%d step=%s max_lag=%d", s.name, s.gen.seed, s.gen.step, s.gen.maxLag)
+}
+
 func (s *joinStream) Schema() *arrow.Schema {
 	if s.name == "orders" {
 		return joinOrders

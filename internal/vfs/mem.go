@@ -31,6 +31,9 @@ type Mem struct {
 	failErr   error // the error injected failures wrap
 	failLate  bool  // failed writes land (visible) but are not durable
 	mutations int   // mutating calls made so far, failed ones included
+
+	locks   map[string]uint64 // held locks by path, with the holder's token
+	lockSeq uint64
 }
 
 var _ FS = (*Mem)(nil)
@@ -78,12 +81,13 @@ func (m *Mem) Mutations() int {
 }
 
 // Crash simulates power loss and a restart: every path goes back to its
-// durable content. Injected failures stay armed; clear them with
-// FailAfter(-1, nil).
+// durable content and every lock is released. Injected failures stay armed;
+// clear them with FailAfter(-1, nil).
 func (m *Mem) Crash() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.files = cloneFiles(m.durable)
+	m.locks = nil
 }
 
 // Corrupt replaces the stored content of path (the durable copy too) by

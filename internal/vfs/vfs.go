@@ -8,11 +8,15 @@
 //     temp file in the same directory, fsyncs it, renames it over path and
 //     fsyncs the directory.
 //  2. Every error names the path it concerns.
+//  3. At most one Lock of a path is held at a time, across processes for
+//     OS (an flock) and within the Mem for Mem; a holder that dies releases
+//     it.
 package vfs
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -34,6 +38,12 @@ type FS interface {
 	Remove(path string) error
 	// RemoveAll deletes a directory tree; a missing one is not an error.
 	RemoveAll(path string) error
+	// Lock takes the exclusive lock named by path, or fails at once with
+	// an error wrapping ErrLocked that names path and, when known, the pid
+	// of the holder. Close of the returned lock releases it (once; later
+	// calls do nothing). The lock dies with the process that holds it (see
+	// lock.go), so a crashed holder never blocks the next one.
+	Lock(path string) (io.Closer, error)
 }
 
 // OS is the real filesystem.

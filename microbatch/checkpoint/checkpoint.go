@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sluicedata/sluice/internal/vfs"
 )
@@ -27,30 +29,47 @@ var (
 	// (different content for an existing batch or metadata, or a batch out
 	// of order).
 	ErrConflict = errors.New("conflicting checkpoint write")
+	// ErrForeign: an offsets file names another query or other sources
+	// than metadata.json (a file copied from another checkpoint, say). The
+	// error names the file and what differs.
+	ErrForeign = errors.New("checkpoint file of another query")
+	// ErrLocked: another owner holds the checkpoint's lock (Lock); the
+	// error also wraps vfs.ErrLocked and names the holder when known.
+	ErrLocked = errors.New("checkpoint is owned by another running query")
 )
 
 // DefaultKeyGroups is used when WriteMetadata gets KeyGroups == 0.
 const DefaultKeyGroups = 128
 
-// Metadata pins what shapes the query's state; written once, at creation.
+// Metadata pins whose the checkpoint is; written once, at creation.
 type Metadata struct {
-	QueryID       string            `json:"query_id"`         // stable id of the query (uuid-like, made by the driver)
-	FormatVersion int               `json:"format_version"`   // FormatVersion; 0 in WriteMetadata means current
-	KeyGroups     int               `json:"key_groups"`       // pinned at creation (0 in WriteMetadata means DefaultKeyGroups)
-	Fingerprint   string            `json:"plan_fingerprint"` // fingerprint of the stateful part of the plan
-	Config        map[string]string `json:"config,omitempty"` // other pinned settings, printable
+	QueryID       string `json:"query_id"`       // stable id of the query (uuid-like, made by the driver)
+	FormatVersion int    `json:"format_version"` // FormatVersion; 0 in WriteMetadata means current
+	KeyGroups     int    `json:"key_groups"`     // pinned at creation (0 in WriteMetadata means DefaultKeyGroups)
+	// Identity is what the state and offsets belong to (stored canonical;
+	// its KeyGroups equals KeyGroups, 0 in WriteMetadata meaning the same).
+	Identity Identity `json:"identity"`
+	// IdentityHash is Identity.Hash(), filled by WriteMetadata.
+	IdentityHash string            `json:"identity_hash"`
+	Config       map[string]string `json:"config,omitempty"` // other pinned settings, printable
 }
 
 // SourceOffsets is one source's range of a batch, in the source's own JSON
 // encoding. A nil offset is stored as JSON null and reads back as nil.
 type SourceOffsets struct {
-	Start json.RawMessage `json:"start"`
-	End   json.RawMessage `json:"end"`
+	// Identity is the source's identity (as in metadata.json): what data
+	// Start and End count.
+	Identity string          `json:"identity"`
+	Start    json.RawMessage `json:"start"`
+	End      json.RawMessage `json:"end"`
 }
 
-// OffsetEntry is offsets/<N>.json, written before batch N runs.
+// OffsetEntry is offsets/<N>.json, written before batch N runs. Its query
+// id and source identities must be metadata.json's: writes and Recover
+// check them (ErrForeign).
 type OffsetEntry struct {
 	Batch     int64                    `json:"batch"`
+	QueryID   string                   `json:"query_id"`
 	Sources   map[string]SourceOffsets `json:"sources"`      // by source name
 	Watermark int64                    `json:"watermark_us"` // event-time watermark in effect for the batch, µs since epoch (math.MinInt64 = none)
 	Timestamp int64                    `json:"timestamp_us"` // the batch's processing time, read by current_timestamp and processing-time windows
@@ -81,12 +100,13 @@ type Recovery struct {
 }
 
 // Checkpoint is a query's checkpoint directory. Its methods are safe for
-// concurrent use; one process at a time may write a directory (nothing
-// enforces it).
+// concurrent use; one owner at a time may write a directory, which Lock
+// enforces for owners that take it.
 type Checkpoint struct {
-	fs  vfs.FS
-	dir string
-	mu  sync.Mutex // serialises writers: each checks the logs, then writes
+	fs   vfs.FS
+	dir  string
+	mu   sync.Mutex               // serialises writers: each checks the logs, then writes
+	meta atomic.Pointer[Metadata] // metadata.json once read or written: it never changes
 }
 
 // Open returns the checkpoint in dir; it creates nothing until the first
@@ -111,7 +131,28 @@ const (
 	metadataName = "metadata.json"
 	offsetsDir   = "offsets"
 	commitsDir   = "commits"
+	lockName     = "lock"
 )
+
+// Lock makes the caller the checkpoint's one owner until it closes the
+// returned lock: a second Lock of the same directory, in this process or
+// another, fails at once with ErrLocked, naming the directory and, when
+// the FS records it, the holder's pid. It is vfs.FS.Lock on
+// <dir>/lock: on a local filesystem an flock, released by the kernel when
+// the owner exits however it exits, so a crashed owner never blocks a
+// restart (vfs/lock.go says why a lock and not a lease, and when a lease
+// will be needed). Lock writes nothing the logs hold; the lock file is
+// left in place after Close.
+func (c *Checkpoint) Lock() (io.Closer, error) {
+	l, err := c.fs.Lock(filepath.Join(c.dir, lockName))
+	if errors.Is(err, vfs.ErrLocked) {
+		return nil, fmt.Errorf("checkpoint: %s: %w: %w", c.dir, ErrLocked, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: lock %s: %w", c.dir, err)
+	}
+	return l, nil
+}
 
 func (c *Checkpoint) path(sub string, n int64) string {
 	return filepath.Join(c.dir, sub, strconv.FormatInt(n, 10)+".json")
@@ -120,6 +161,9 @@ func (c *Checkpoint) path(sub string, n int64) string {
 // Metadata reads metadata.json; false means a new checkpoint. A missing
 // metadata.json beside non-empty logs is ErrCorrupt, never "new".
 func (c *Checkpoint) Metadata() (*Metadata, bool, error) {
+	if m := c.meta.Load(); m != nil {
+		return cloneMetadata(m), true, nil
+	}
 	path := filepath.Join(c.dir, metadataName)
 	data, err := c.fs.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -141,13 +185,37 @@ func (c *Checkpoint) Metadata() (*Metadata, bool, error) {
 		return nil, false, err
 	}
 	switch {
-	case m.FormatVersion > FormatVersion:
-		return nil, false, fmt.Errorf("checkpoint: %s: format_version %d, this build reads %d: %w", path, m.FormatVersion, FormatVersion, ErrVersion)
-	case m.FormatVersion < 1 || m.QueryID == "" || m.KeyGroups < 1:
-		return nil, false, fmt.Errorf("checkpoint: %s: format_version %d, query_id %q, key_groups %d: want a version >= 1, an id and key groups >= 1: %w",
-			path, m.FormatVersion, m.QueryID, m.KeyGroups, ErrCorrupt)
+	case m.FormatVersion != FormatVersion: // the header said FormatVersion
+		return nil, false, fmt.Errorf("checkpoint: %s: format_version %d in a version %d file: %w", path, m.FormatVersion, FormatVersion, ErrCorrupt)
+	case m.QueryID == "" || m.KeyGroups < 1:
+		return nil, false, fmt.Errorf("checkpoint: %s: query_id %q, key_groups %d: want an id and key groups >= 1: %w",
+			path, m.QueryID, m.KeyGroups, ErrCorrupt)
+	case m.Identity.KeyGroups != m.KeyGroups:
+		return nil, false, fmt.Errorf("checkpoint: %s: key_groups %d, identity.key_groups %d: want them equal: %w",
+			path, m.KeyGroups, m.Identity.KeyGroups, ErrCorrupt)
+	case m.IdentityHash != m.Identity.Hash():
+		return nil, false, fmt.Errorf("checkpoint: %s: identity_hash %q, the identity's hash is %q: %w",
+			path, m.IdentityHash, m.Identity.Hash(), ErrCorrupt)
 	}
+	m.Identity = m.Identity.Canonical()
+	c.meta.Store(cloneMetadata(&m))
 	return &m, true, nil
+}
+
+// metadata is Metadata without the copy, for reading only: the cached
+// metadata once known (WriteOffsets runs every batch).
+func (c *Checkpoint) metadata() (*Metadata, bool, error) {
+	if m := c.meta.Load(); m != nil {
+		return m, true, nil
+	}
+	return c.Metadata()
+}
+
+func cloneMetadata(m *Metadata) *Metadata {
+	n := *m
+	n.Identity = m.Identity.Canonical()
+	n.Config = maps.Clone(m.Config)
+	return &n
 }
 
 // WriteMetadata writes metadata.json once; writing it again is accepted when
@@ -157,20 +225,28 @@ func (c *Checkpoint) WriteMetadata(m *Metadata) error {
 	if m == nil {
 		return fmt.Errorf("checkpoint: write %s: nil metadata", path)
 	}
-	n := *m
+	n := *cloneMetadata(m)
 	if n.FormatVersion == 0 {
 		n.FormatVersion = FormatVersion
 	}
 	if n.KeyGroups == 0 {
 		n.KeyGroups = DefaultKeyGroups
 	}
-	switch {
-	case n.FormatVersion > FormatVersion:
-		return fmt.Errorf("checkpoint: write %s: format_version %d, this build writes %d: %w", path, n.FormatVersion, FormatVersion, ErrVersion)
-	case n.FormatVersion < 0 || n.KeyGroups < 0 || n.QueryID == "":
-		return fmt.Errorf("checkpoint: write %s: format_version %d, query_id %q, key_groups %d: want a version >= 0, an id and key groups >= 0",
-			path, n.FormatVersion, n.QueryID, n.KeyGroups)
+	if n.Identity.KeyGroups == 0 {
+		n.Identity.KeyGroups = n.KeyGroups
 	}
+	switch {
+	case n.FormatVersion != FormatVersion:
+		return fmt.Errorf("checkpoint: write %s: format_version %d, this build writes only %d: %w", path, n.FormatVersion, FormatVersion, ErrVersion)
+	case n.KeyGroups < 0 || n.QueryID == "":
+		return fmt.Errorf("checkpoint: write %s: query_id %q, key_groups %d: want an id and key groups >= 0",
+			path, n.QueryID, n.KeyGroups)
+	case n.Identity.KeyGroups != n.KeyGroups:
+		return fmt.Errorf("checkpoint: write %s: key_groups %d, identity key groups %d: want them equal", path, n.KeyGroups, n.Identity.KeyGroups)
+	case n.IdentityHash != "" && n.IdentityHash != n.Identity.Hash():
+		return fmt.Errorf("checkpoint: write %s: identity_hash %q, the identity's hash is %q", path, n.IdentityHash, n.Identity.Hash())
+	}
+	n.IdentityHash = n.Identity.Hash()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	old, exists, err := c.Metadata()
@@ -178,14 +254,23 @@ func (c *Checkpoint) WriteMetadata(m *Metadata) error {
 		return err
 	}
 	if exists {
+		if d := old.Identity.Diff(n.Identity); len(d) > 0 {
+			return fmt.Errorf("checkpoint: %s: exists with another identity (%s): %w", path, strings.Join(d, "; "), ErrConflict)
+		}
 		return sameOrConflict(path, old, &n)
 	}
-	return c.write(path, &n)
+	if err := c.write(path, &n); err != nil {
+		return err
+	}
+	c.meta.Store(cloneMetadata(&n))
+	return nil
 }
 
-// WriteOffsets writes offsets/<N>.json before batch N runs. N must follow
-// the last batch, which must be committed (any N >= 0 starts an empty log);
-// rewriting an existing batch is accepted only with the same content.
+// WriteOffsets writes offsets/<N>.json before batch N runs. metadata.json
+// must exist and name the entry's query id and source identities
+// (ErrForeign otherwise). N must follow the last batch, which must be
+// committed (any N >= 0 starts an empty log); rewriting an existing batch
+// is accepted only with the same content.
 func (c *Checkpoint) WriteOffsets(e *OffsetEntry) error {
 	if e == nil || e.Batch < 0 {
 		return fmt.Errorf("checkpoint: write offsets: want an entry with batch >= 0, got %+v", e)
@@ -197,6 +282,16 @@ func (c *Checkpoint) WriteOffsets(e *OffsetEntry) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	meta, ok, err := c.metadata()
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("checkpoint: write %s: no %s yet (it is written before the first offsets): %w", path, metadataName, ErrConflict)
+	}
+	if err := checkOwner(path, &n, meta); err != nil {
+		return err
+	}
 	l, err := c.layout()
 	if err != nil {
 		return err
@@ -257,7 +352,7 @@ func (c *Checkpoint) Offsets(n int64) (*OffsetEntry, error) {
 		e.Sources = map[string]SourceOffsets{}
 	}
 	for name, s := range e.Sources {
-		e.Sources[name] = SourceOffsets{Start: compact(s.Start), End: compact(s.End)}
+		e.Sources[name] = SourceOffsets{Identity: s.Identity, Start: compact(s.Start), End: compact(s.End)}
 	}
 	return &e, nil
 }
@@ -300,29 +395,59 @@ func (c *Checkpoint) LatestCommit() (*CommitEntry, bool, error) {
 	return e, err == nil, err
 }
 
-// Recover reads the logs and says which batch runs next (see doc.go).
+// Recover reads the logs and says which batch runs next (see doc.go). The
+// offsets it returns (Rerun, LastOffsets) must name metadata.json's query
+// and source identities: a file copied from another query is ErrForeign,
+// naming the file and what differs.
 func (c *Checkpoint) Recover() (*Recovery, error) {
 	l, err := c.layout()
 	if err != nil {
 		return nil, err
 	}
 	r := &Recovery{}
+	if _, ok := l.lastOffsets(); !ok {
+		return r, nil
+	}
+	meta, ok, err := c.metadata()
+	if err != nil {
+		return nil, err
+	}
+	if !ok { // Metadata reports missing metadata beside logs as corrupt
+		return nil, fmt.Errorf("checkpoint: %s: no %s beside the logs: %w", c.dir, metadataName, ErrCorrupt)
+	}
+	offsets := func(n int64) (*OffsetEntry, error) {
+		e, err := c.Offsets(n)
+		if err != nil {
+			return nil, err
+		}
+		return e, checkOwner(c.path(offsetsDir, n), e, meta)
+	}
 	if lc, ok := l.lastCommit(); ok {
 		if r.Last, err = c.Commit(lc); err != nil {
 			return nil, err
 		}
-		if r.LastOffsets, err = c.Offsets(lc); err != nil {
+		if r.LastOffsets, err = offsets(lc); err != nil {
 			return nil, err
 		}
 		r.Next = lc + 1
 	}
 	if lo, ok := l.lastOffsets(); ok && (r.Last == nil || lo > r.Last.Batch) {
-		if r.Rerun, err = c.Offsets(lo); err != nil {
+		if r.Rerun, err = offsets(lo); err != nil {
 			return nil, err
 		}
 		r.Next = lo
 	}
 	return r, nil
+}
+
+// checkOwner refuses an offsets entry whose query id or sources are not
+// metadata's.
+func checkOwner(path string, e *OffsetEntry, meta *Metadata) error {
+	if d := ownerDiff(e, meta); len(d) > 0 {
+		return fmt.Errorf("checkpoint: %s: written for another query or other sources than %s (%s): %w",
+			path, metadataName, strings.Join(d, "; "), ErrForeign)
+	}
+	return nil
 }
 
 // Purge keeps the last keep committed batches (and an uncommitted one after
@@ -543,7 +668,7 @@ func short(b json.RawMessage) string {
 	if b == nil {
 		return "nothing"
 	}
-	const max = 60
+	const max = 160
 	if len(b) > max {
 		return string(b[:max]) + "..."
 	}

@@ -33,8 +33,18 @@ func open(t *testing.T, fsys vfs.FS, dir string) *Checkpoint {
 	return c
 }
 
+const testQueryID = "5f0c6f1e-query"
+
+func testIdentity() Identity {
+	return Identity{
+		Sources: []SourceIdentity{{Name: "orders", Identity: "kafka topics=orders"}},
+		Operators: []OperatorIdentity{{Kind: "aggregate", ID: "agg-0", KeySchema: "customer: utf8",
+			ValueSchema: "total: int64, n: int64 not null", Aggregates: []string{"sum", "count"}}},
+	}
+}
+
 func testMetadata() *Metadata {
-	return &Metadata{QueryID: "5f0c6f1e-query", Fingerprint: "fp-1", Config: map[string]string{"watermark.policy": "min"}}
+	return &Metadata{QueryID: testQueryID, Identity: testIdentity(), Config: map[string]string{"watermark.policy": "min"}}
 }
 
 // offsetsFor and commitFor are what a deterministic driver writes for batch n.
@@ -44,9 +54,10 @@ func offsetsFor(n int64) *OffsetEntry {
 		start = nil
 	}
 	return &OffsetEntry{
-		Batch: n,
+		Batch:   n,
+		QueryID: testQueryID,
 		Sources: map[string]SourceOffsets{
-			"orders": {Start: start, End: json.RawMessage(fmt.Sprintf(`{"p0":%d}`, n*10+10))},
+			"orders": {Identity: "kafka topics=orders", Start: start, End: json.RawMessage(fmt.Sprintf(`{"p0":%d}`, n*10+10))},
 		},
 		Watermark: map[bool]int64{true: math.MinInt64, false: n * 1000}[n == 0],
 		Timestamp: 1_700_000_000_000_000 + n,
@@ -107,7 +118,8 @@ func TestRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := testMetadata()
-		want.FormatVersion, want.KeyGroups = FormatVersion, DefaultKeyGroups
+		want.FormatVersion, want.KeyGroups, want.Identity.KeyGroups = FormatVersion, DefaultKeyGroups, DefaultKeyGroups
+		want.IdentityHash = want.Identity.Hash()
 		if got, ok, err := c.Metadata(); err != nil || !ok || !reflect.DeepEqual(got, want) {
 			t.Fatalf("Metadata() = %+v, %v, %v; want %+v", got, ok, err, want)
 		}
@@ -176,6 +188,7 @@ func TestRecover(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			filesystems(t, func(t *testing.T, fsys vfs.FS, dir string) {
 				c := open(t, fsys, dir)
+				must(c.WriteMetadata(testMetadata()))
 				for n := range tt.offsets {
 					if err := c.WriteOffsets(offsetsFor(n)); err != nil {
 						t.Fatal(err)
@@ -218,14 +231,27 @@ func TestRewrites(t *testing.T) {
 		{"an identical offsets rewrite is accepted", func(c *Checkpoint) error { return c.WriteOffsets(offsetsFor(1)) }, nil, ""},
 		{"offsets reformatted inside a source offset are the same offsets", func(c *Checkpoint) error {
 			return c.WriteOffsets(changed(func(e *OffsetEntry) {
-				e.Sources["orders"] = SourceOffsets{Start: json.RawMessage(`{ "p0" : 10 }`), End: json.RawMessage("{\"p0\":\n20}")}
+				e.Sources["orders"] = SourceOffsets{Identity: "kafka topics=orders", Start: json.RawMessage(`{ "p0" : 10 }`), End: json.RawMessage("{\"p0\":\n20}")}
 			}))
 		}, nil, ""},
 		{"offsets with another end are refused", func(c *Checkpoint) error {
 			return c.WriteOffsets(changed(func(e *OffsetEntry) {
-				e.Sources["orders"] = SourceOffsets{Start: json.RawMessage(`{"p0":10}`), End: json.RawMessage(`{"p0":99}`)}
+				e.Sources["orders"] = SourceOffsets{Identity: "kafka topics=orders", Start: json.RawMessage(`{"p0":10}`), End: json.RawMessage(`{"p0":99}`)}
 			}))
-		}, ErrConflict, `/offsets/1.json: exists with different content (sources stored {"orders":{"start":{"p0":10},"end":{"p0":20}}}, given {"orders":{"start":{"p0":10},"end":{"p0":99}}})`},
+		}, ErrConflict, `/offsets/1.json: exists with different content (sources stored {"orders":{"identity":"kafka topics=orders","start":{"p0":10},"end":{"p0":20}}}, given {"orders":{"identity":"kafka topics=orders","start":{"p0":10},"end":{"p0":99}}})`},
+		{"offsets naming another query are refused", func(c *Checkpoint) error {
+			return c.WriteOffsets(changed(func(e *OffsetEntry) { e.QueryID = "other-query" }))
+		}, ErrForeign, `/offsets/1.json: written for another query or other sources than metadata.json (query_id is "other-query", metadata.json's is "5f0c6f1e-query")`},
+		{"offsets with another source identity are refused", func(c *Checkpoint) error {
+			return c.WriteOffsets(changed(func(e *OffsetEntry) {
+				s := e.Sources["orders"]
+				s.Identity = "kafka topics=orders2"
+				e.Sources["orders"] = s
+			}))
+		}, ErrForeign, `(source "orders": identity is "kafka topics=orders2", metadata.json's is "kafka topics=orders")`},
+		{"offsets with another source are refused", func(c *Checkpoint) error {
+			return c.WriteOffsets(changed(func(e *OffsetEntry) { e.Sources["payments"] = SourceOffsets{Identity: "memory name=payments"} }))
+		}, ErrForeign, `(source "payments" (identity "memory name=payments") is not in metadata.json)`},
 		{"offsets with another watermark are refused", func(c *Checkpoint) error {
 			return c.WriteOffsets(changed(func(e *OffsetEntry) { e.Watermark++ }))
 		}, ErrConflict, "watermark_us stored 1000, given 1001"},
@@ -241,24 +267,30 @@ func TestRewrites(t *testing.T) {
 		{"an identical metadata rewrite is accepted", func(c *Checkpoint) error { return c.WriteMetadata(testMetadata()) }, nil, ""},
 		{"metadata spelling out the defaults is the same metadata", func(c *Checkpoint) error {
 			m := testMetadata()
-			m.FormatVersion, m.KeyGroups = 1, 128
+			m.FormatVersion, m.KeyGroups, m.Identity.KeyGroups = 2, 128, 128
+			m.IdentityHash = m.Identity.Hash()
 			return c.WriteMetadata(m)
 		}, nil, ""},
-		{"metadata with another fingerprint is refused", func(c *Checkpoint) error {
+		{"metadata with another identity is refused", func(c *Checkpoint) error {
 			m := testMetadata()
-			m.Fingerprint = "fp-2"
+			m.Identity.Sources[0].Identity = "kafka topics=orders2"
 			return c.WriteMetadata(m)
-		}, ErrConflict, `metadata.json: exists with different content (plan_fingerprint stored "fp-1", given "fp-2")`},
+		}, ErrConflict, `metadata.json: exists with another identity (source "orders": identity was "kafka topics=orders" and is now "kafka topics=orders2")`},
 		{"metadata with other key groups is refused", func(c *Checkpoint) error {
 			m := testMetadata()
 			m.KeyGroups = 64
 			return c.WriteMetadata(m)
-		}, ErrConflict, "key_groups stored 128, given 64"},
+		}, ErrConflict, "exists with another identity (key groups were 128 and are now 64)"},
 		{"metadata of a newer format is refused", func(c *Checkpoint) error {
 			m := testMetadata()
-			m.FormatVersion = 2
+			m.FormatVersion = 3
 			return c.WriteMetadata(m)
-		}, ErrVersion, "format_version 2"},
+		}, ErrVersion, "format_version 3, this build writes only 2"},
+		{"metadata of an older format is refused", func(c *Checkpoint) error {
+			m := testMetadata()
+			m.FormatVersion = 1
+			return c.WriteMetadata(m)
+		}, ErrVersion, "format_version 1, this build writes only 2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -287,6 +319,10 @@ func TestRewrites(t *testing.T) {
 
 func TestWriteOrder(t *testing.T) {
 	c := open(t, vfs.NewMem(), "/ckpt")
+	if err := c.WriteOffsets(offsetsFor(0)); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "/ckpt/offsets/0.json: no metadata.json yet") {
+		t.Fatalf("offsets before metadata: %v; want ErrConflict", err)
+	}
+	must(c.WriteMetadata(testMetadata()))
 	if err := c.WriteOffsets(offsetsFor(0)); err != nil {
 		t.Fatal(err)
 	}
@@ -298,6 +334,16 @@ func TestWriteOrder(t *testing.T) {
 	}
 	if err := c.WriteMetadata(&Metadata{}); err == nil {
 		t.Fatal("metadata without a query id accepted")
+	}
+	m := testMetadata()
+	m.IdentityHash = "0123456789abcdef"
+	if err := open(t, vfs.NewMem(), "/ckpt").WriteMetadata(m); err == nil || !strings.Contains(err.Error(), `identity_hash "0123456789abcdef", the identity's hash is`) {
+		t.Fatalf("metadata with a wrong identity hash: %v", err)
+	}
+	m = testMetadata()
+	m.KeyGroups, m.Identity.KeyGroups = 64, 32
+	if err := open(t, vfs.NewMem(), "/ckpt").WriteMetadata(m); err == nil || !strings.Contains(err.Error(), "key_groups 64, identity key groups 32") {
+		t.Fatalf("metadata with two key group counts: %v", err)
 	}
 }
 
@@ -334,10 +380,12 @@ func TestDamagedFiles(t *testing.T) {
 		{"a file cut inside its header is corrupt", func(b []byte) []byte { return b[:6] }, ErrCorrupt, "truncated in the header line"},
 		{"an empty file is corrupt", func([]byte) []byte { return nil }, ErrCorrupt, "empty file"},
 		{"a flipped byte fails the checksum", func(b []byte) []byte { b[len(b)-4] ^= 0x01; return b }, ErrCorrupt, "checksum mismatch (stored "},
-		{"an unknown version is refused", func(b []byte) []byte { return append([]byte("v2"), b[2:]...) }, ErrVersion, "format version 2, this build reads 1"},
+		{"a newer version is refused", func(b []byte) []byte { return append([]byte("v3"), b[2:]...) }, ErrVersion, "format version 3, this build reads only version 2"},
+		{"an older version is refused, not upgraded", func(b []byte) []byte { return append([]byte("v1"), b[2:]...) }, ErrVersion,
+			"format version 1, written by an older sluice; this build reads only version 2 and does not upgrade checkpoints"},
 		{"a foreign JSON file is corrupt", func([]byte) []byte { return []byte(`{"batch": 2}` + "\n") }, ErrCorrupt, `not a checkpoint file (first line "{\"batch\": 2}"`},
 		{"a file that is not JSON at all is corrupt", func([]byte) []byte { return []byte("\x00\x01binary junk") }, ErrCorrupt, "not a checkpoint file"},
-		{"a malformed checksum is corrupt", func(b []byte) []byte { return append([]byte("v1 crc32c=xyz"), b[bytesIndex(b, '\n'):]...) }, ErrCorrupt, "malformed header"},
+		{"a malformed checksum is corrupt", func(b []byte) []byte { return append([]byte("v2 crc32c=xyz"), b[bytesIndex(b, '\n'):]...) }, ErrCorrupt, "malformed header"},
 		{"a valid envelope around a broken body is corrupt", func([]byte) []byte { return envelope("{\"batch\": ") }, ErrCorrupt, "body: "},
 		{"a valid envelope around another batch is corrupt", func([]byte) []byte { return envelope(`{"batch": 9, "query_id": ""}`) }, ErrCorrupt, ""},
 	}
@@ -384,7 +432,7 @@ func bytesIndex(b []byte, c byte) int { return slices.Index(b, c) }
 
 // envelope wraps body in a correct header, so only the body is wrong.
 func envelope(body string) []byte {
-	return append(fmt.Appendf(nil, "v1 crc32c=%08x\n", crc([]byte(body))), body...)
+	return append(fmt.Appendf(nil, "v%d crc32c=%08x\n", FormatVersion, crc([]byte(body))), body...)
 }
 
 func TestBrokenLogs(t *testing.T) {
@@ -608,20 +656,43 @@ func TestFileFormat(t *testing.T) {
 	must(c.WriteCommit(commitFor(0)))
 	must(c.WriteOffsets(offsetsFor(1)))
 	golden := map[string]string{
-		"/ckpt/metadata.json": `v1 crc32c=` + crcOf(`{
+		"/ckpt/metadata.json": `v2 crc32c=` + crcOf(`{
   "query_id": "5f0c6f1e-query",
-  "format_version": 1,
+  "format_version": 2,
   "key_groups": 128,
-  "plan_fingerprint": "fp-1",
+  "identity": {
+    "key_groups": 128,
+    "sources": [
+      {
+        "name": "orders",
+        "identity": "kafka topics=orders"
+      }
+    ],
+    "stateful_operators": [
+      {
+        "kind": "aggregate",
+        "id": "agg-0",
+        "key_schema": "customer: utf8",
+        "value_schema": "total: int64, n: int64 not null",
+        "aggregates": [
+          "sum",
+          "count"
+        ]
+      }
+    ]
+  },
+  "identity_hash": "c0b58a35f6cd0bee",
   "config": {
     "watermark.policy": "min"
   }
 }
 `),
-		"/ckpt/offsets/0.json": `v1 crc32c=` + crcOf(`{
+		"/ckpt/offsets/0.json": `v2 crc32c=` + crcOf(`{
   "batch": 0,
+  "query_id": "5f0c6f1e-query",
   "sources": {
     "orders": {
+      "identity": "kafka topics=orders",
       "start": null,
       "end": {
         "p0": 10
@@ -632,10 +703,12 @@ func TestFileFormat(t *testing.T) {
   "timestamp_us": 1700000000000000
 }
 `),
-		"/ckpt/offsets/1.json": `v1 crc32c=` + crcOf(`{
+		"/ckpt/offsets/1.json": `v2 crc32c=` + crcOf(`{
   "batch": 1,
+  "query_id": "5f0c6f1e-query",
   "sources": {
     "orders": {
+      "identity": "kafka topics=orders",
       "start": {
         "p0": 10
       },
@@ -648,7 +721,7 @@ func TestFileFormat(t *testing.T) {
   "timestamp_us": 1700000000000001
 }
 `),
-		"/ckpt/commits/0.json": `v1 crc32c=` + crcOf(`{
+		"/ckpt/commits/0.json": `v2 crc32c=` + crcOf(`{
   "batch": 0,
   "next_watermark_us": 1000
 }
@@ -683,13 +756,13 @@ func TestFormatDocExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(doc), "```\nv1 crc32c=")
+	_, rest, ok := strings.Cut(string(doc), "```\nv2 crc32c=")
 	example, _, ok2 := strings.Cut(rest, "```\n")
 	if !ok || !ok2 {
 		t.Fatal("format.md has no example file")
 	}
 	var e CommitEntry
-	if err := decode("format.md example", []byte("v1 crc32c="+example), &e); err != nil {
+	if err := decode("format.md example", []byte("v2 crc32c="+example), &e); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(e, *commitFor(0)) {

@@ -2,9 +2,10 @@
 // the write-ahead offsets log and the commits log of DESIGN.md's checkpoint
 // layout (state files live beside them, owned by the state store).
 //
-// In: from the driver, the query's Metadata once, then per batch N an
-// OffsetEntry (before N runs) and a CommitEntry (after the sink and state
-// committed N). Out: on start, a Recovery saying which batch runs next and
+// In: from the driver, the query's Metadata (with its Identity: key groups,
+// source identities, stateful operators' kinds, ids and schemas) once, then
+// per batch N an OffsetEntry naming the query and its sources (before N
+// runs) and a CommitEntry (after the sink and state committed N). Out: on start, a Recovery saying which batch runs next and
 // whether it is a re-run of recorded offsets; files under the checkpoint
 // directory in the format of format.md, all written through
 // vfs.FS.WriteFileAtomic.
@@ -26,16 +27,25 @@
 //     the newest offsets or commit, so a crash at any point of it leaves
 //     logs that Recover accepts.
 //  6. metadata.json is written once and pins the query id, key groups and
-//     the plan fingerprint; comparing them with the running query is the
-//     driver's job.
+//     the Identity (typed facts, never EXPLAIN text); comparing the
+//     Identity with the running query's (Identity.Diff) is the driver's job.
+//  7. Every offsets file names its query id and each source's identity;
+//     WriteOffsets and Recover refuse one that is not metadata.json's
+//     (ErrForeign, naming the file and what differs).
+//  8. One owner at a time: the driver holds Lock (an flock on <dir>/lock
+//     that dies with its process) while it writes.
+//  9. Files of another format version are ErrVersion, naming both
+//     versions; nothing is upgraded in place.
 //
 // The driver's use of it:
 //
 //	cp := checkpoint.Open(fs, dir)
-//	meta, ok := cp.Metadata()
+//	check: meta, ok := cp.Metadata(); refuse if ok and meta.Identity.Diff(query's) != nil
+//	       rec := cp.Recover()                 // refuses foreign offsets files
+//	lock := cp.Lock()                          // refused while another owner runs
+//	check again (another owner may have written meta meanwhile)
 //	if !ok: cp.WriteMetadata(new metadata)     // before the first offsets
-//	else:   refuse unless meta matches the query (id, key groups, fingerprint)
-//	rec := cp.Recover()
+//	... run; lock.Close() when the query ends, however it ends
 //	if rec.Rerun != nil:
 //	    run batch rec.Next with rec.Rerun's offsets, watermark and timestamp
 //	    sink commit; state commit; cp.WriteCommit(next watermark)
@@ -43,7 +53,7 @@
 //	else if rec.Last != nil:
 //	    start, watermark = rec.LastOffsets ends, rec.Last.NextWatermark
 //	for each trigger tick, N = next batch:
-//	    cp.WriteOffsets({N, start..end per source, watermark, now})
+//	    cp.WriteOffsets({N, query id, identity + start..end per source, watermark, now})
 //	    run batch N
 //	    sink commit N (idempotent per N); state commit version N
 //	    cp.WriteCommit({N, watermark computed from N's data})

@@ -10,15 +10,31 @@ import (
 )
 
 // FormatVersion is the version of the files this package writes and the
-// only one it reads (format.md).
-const FormatVersion = 1
+// only one it reads (format.md). Version 2 added the checkpoint identity to
+// metadata.json and the query id and source identities to offsets files;
+// version 1 checkpoints are refused, not upgraded: their offsets do not say
+// whose they are.
+const FormatVersion = 2
+
+// versionError is ErrVersion for a file (or a field of one) of another
+// format version, naming both versions and what to do.
+func versionError(path, what string, n int) error {
+	if n < FormatVersion {
+		return fmt.Errorf("checkpoint: %s: %s %d, written by an older sluice; this build reads only version %d and does not upgrade checkpoints (start the query on a new checkpoint directory, or run it with the sluice that wrote this one): %w",
+			path, what, n, FormatVersion, ErrVersion)
+	}
+	return fmt.Errorf("checkpoint: %s: %s %d, this build reads only version %d (written by a newer sluice?): %w", path, what, n, FormatVersion, ErrVersion)
+}
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// headerShape is what a header line looks like, for errors.
+var headerShape = fmt.Sprintf("v%d crc32c=XXXXXXXX", FormatVersion)
 
 func crc(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
 // encode renders v as a checkpoint file: the header line
-// "v1 crc32c=XXXXXXXX" and an indented JSON body ending in a newline, the
+// "v2 crc32c=XXXXXXXX" and an indented JSON body ending in a newline, the
 // checksum covering every byte after the header's newline.
 func encode(v any) ([]byte, error) {
 	body, err := json.MarshalIndent(v, "", "  ")
@@ -45,21 +61,21 @@ func decode(path string, data []byte, v any) error {
 		if bytes.HasPrefix(data, []byte("v")) && len(data) < 32 {
 			return corrupt("truncated in the header line (%d bytes)", len(data))
 		}
-		return corrupt("not a checkpoint file (no header line %q)", "v1 crc32c=XXXXXXXX")
+		return corrupt("not a checkpoint file (no header line %q)", headerShape)
 	}
 	vers, sum, ok := strings.Cut(string(header), " ")
 	digits, isV := strings.CutPrefix(vers, "v")
 	n, err := strconv.Atoi(digits)
 	if !isV || err != nil || n < 0 {
-		return corrupt("not a checkpoint file (first line %s, want %q)", quoteShort(header), "v1 crc32c=XXXXXXXX")
+		return corrupt("not a checkpoint file (first line %s, want %q)", quoteShort(header), headerShape)
 	}
 	if n != FormatVersion {
-		return fmt.Errorf("checkpoint: %s: format version %d, this build reads %d: %w", path, n, FormatVersion, ErrVersion)
+		return versionError(path, "format version", n)
 	}
 	hex, ok := strings.CutPrefix(sum, "crc32c=")
 	stored, err := strconv.ParseUint(hex, 16, 32)
 	if !ok || err != nil || len(hex) != 8 {
-		return corrupt("malformed header %s, want %q", quoteShort(header), "v1 crc32c=XXXXXXXX")
+		return corrupt("malformed header %s, want %q", quoteShort(header), headerShape)
 	}
 	if computed := crc(body); uint32(stored) != computed {
 		what := "checksum mismatch"

@@ -51,6 +51,11 @@ type Config struct {
 	// LiveSchema, when set, is the schema Live's stream will have, checked
 	// when New runs rather than at the handoff.
 	LiveSchema *arrow.Schema
+	// LiveIdentity is the Identity of the stream Live builds (it is built
+	// only at the handoff, too late for a checkpoint to pin it). Empty:
+	// the live phase's data is not part of the chain's identity, and a
+	// restart that reads another live stream is not detected.
+	LiveIdentity string
 }
 
 // Validate reports a config New cannot use.
@@ -138,7 +143,18 @@ func New(cfg Config) (*Chain, error) {
 	return c, nil
 }
 
-func (c *Chain) Name() string          { return c.cfg.Name }
+func (c *Chain) Name() string { return c.cfg.Name }
+
+// Identity is "chain history=(<history's identity>) live=(<LiveIdentity>)",
+// with live=(unnamed) when Config.LiveIdentity is empty.
+func (c *Chain) Identity() string {
+	live := c.cfg.LiveIdentity
+	if live == "" {
+		live = "unnamed"
+	}
+	return fmt.Sprintf("chain history=(%s) live=(%s)", c.cfg.History.Identity(), live)
+}
+
 func (c *Chain) Schema() *arrow.Schema { return c.schema }
 
 // project maps every output column to a column of src by name. Without

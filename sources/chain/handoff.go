@@ -192,7 +192,7 @@ func NewParquetKafka(ctx context.Context, cfg ParquetKafkaConfig) (*Chain, error
 		}
 		return kafka.New(kcfg)
 	}
-	c, err := New(Config{Name: cfg.Name, History: hist, Live: live, Schema: cfg.Schema, LiveSchema: liveSchema})
+	c, err := New(Config{Name: cfg.Name, History: hist, Live: live, Schema: cfg.Schema, LiveSchema: liveSchema, LiveIdentity: probe.Identity()})
 	if err != nil {
 		return nil, err
 	}

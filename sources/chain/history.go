@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path/filepath"
 	"strconv"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -69,6 +70,7 @@ type History struct {
 	schema *arrow.Schema
 	splits []parquet.Split
 	fp     string
+	absDir string // cfg.Dir made absolute when NewHistory ran (Identity)
 }
 
 var _ sources.Stream = (*History)(nil)
@@ -85,7 +87,11 @@ func NewHistory(ctx context.Context, cfg HistoryConfig) (*History, error) {
 	if err != nil {
 		return nil, fmt.Errorf("history %q: %w", cfg.Name, err)
 	}
-	h := &History{cfg: cfg, table: t, schema: t.Schema}
+	absDir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("history %q: %w", cfg.Name, err)
+	}
+	h := &History{cfg: cfg, table: t, schema: t.Schema, absDir: absDir}
 	if cfg.Schema != nil {
 		for _, f := range cfg.Schema.Fields() {
 			idx := t.Schema.FieldIndices(f.Name)
@@ -108,7 +114,12 @@ func NewHistory(ctx context.Context, cfg HistoryConfig) (*History, error) {
 	return h, nil
 }
 
-func (h *History) Name() string          { return h.cfg.Name }
+func (h *History) Name() string { return h.cfg.Name }
+
+// Identity is "history dir=<absolute directory>"; which files the offsets
+// were taken over is pinned by the offsets themselves (their fingerprint).
+func (h *History) Identity() string { return "history dir=" + h.absDir }
+
 func (h *History) Schema() *arrow.Schema { return h.schema }
 
 // Table is the opened directory (files and merged schema).

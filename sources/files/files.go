@@ -80,6 +80,7 @@ func (c Config) String() string {
 type Source struct {
 	cfg    Config
 	schema *arrow.Schema
+	absDir string // cfg.Dir made absolute when New ran (Identity)
 
 	mu      sync.Mutex
 	log     []logged        // the seen-file log, in offset order
@@ -121,7 +122,11 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("files %q: read log: %w", cfg.Name, err)
 	}
-	s := &Source{cfg: cfg, schema: cfg.Schema, log: log, inLog: map[string]bool{}}
+	absDir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("files %q: %w", cfg.Name, err)
+	}
+	s := &Source{cfg: cfg, schema: cfg.Schema, absDir: absDir, log: log, inLog: map[string]bool{}}
 	for _, f := range log {
 		s.inLog[f.Name] = true
 	}
@@ -162,7 +167,12 @@ func (s *Source) inferSchema(ctx context.Context) (*arrow.Schema, error) {
 	return t.Schema, nil
 }
 
-func (s *Source) Name() string          { return s.cfg.Name }
+func (s *Source) Name() string { return s.cfg.Name }
+
+// Identity is "files dir=<absolute directory>": offsets number the files
+// of that directory in the seen-file log's order.
+func (s *Source) Identity() string { return "files dir=" + s.absDir }
+
 func (s *Source) Schema() *arrow.Schema { return s.schema }
 
 func (s *Source) Initial(context.Context) (sources.Offset, error) { return encode(0), nil }

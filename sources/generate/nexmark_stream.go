@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -74,7 +75,17 @@ func NewNexmarkStream(cfg NexmarkConfig, kind string) (*NexmarkStream, error) {
 	return s, nil
 }
 
-func (s *NexmarkStream) Name() string          { return s.name }
+func (s *NexmarkStream) Name() string { return s.name }
+
+// Identity names the event kind and every generator parameter an event
+// depends on; Events and MaxEventsPerBatch only bound or batch them.
+func (s *NexmarkStream) Identity() string {
+	c := s.cfg
+	kind := map[nexmarkKind]string{kindPerson: "person", kindAuction: "auction", kindBid: "bid"}[s.kind]
+	return fmt.Sprintf("nexmark kind=%s seed=%d first_event_id=%d event_rate=%s base_time=%s",
+		kind, c.Seed, c.FirstEventID, strconv.FormatFloat(c.EventRate, 'g', -1, 64), c.BaseTime.UTC().Format(time.RFC3339Nano))
+}
+
 func (s *NexmarkStream) Schema() *arrow.Schema { return s.schema }
 
 func (s *NexmarkStream) Initial(context.Context) (sources.Offset, error) {

@@ -84,7 +84,18 @@ func NewOrdersStream(cfg OrdersStreamConfig) (*OrdersStream, error) {
 	return &OrdersStream{cfg: cfg, startUs: cfg.StartTime.UnixMicro()}, nil
 }
 
-func (o *OrdersStream) Name() string          { return o.cfg.Name }
+func (o *OrdersStream) Name() string { return o.cfg.Name }
+
+// Identity names every parameter of the Orders generator (defaults
+// spelled out, so an explicit default is the same data). The pace
+// (RowsPerSecond), batch size and Total are not part of it: order i is the
+// same whatever they are.
+func (o *OrdersStream) Identity() string {
+	g := o.cfg.Orders.withDefaults()
+	return fmt.Sprintf("orders seed=%d customers=%d start=%s interval=%s max_delay=%s",
+		g.Seed, g.Customers, g.Start.UTC().Format(time.RFC3339Nano), g.Interval, g.MaxDelay)
+}
+
 func (o *OrdersStream) Schema() *arrow.Schema { return OrdersSchema }
 
 // rated says whether offsets carry a time origin.

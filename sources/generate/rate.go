@@ -96,7 +96,15 @@ func NewRate(cfg RateConfig) (*Rate, error) {
 	return &Rate{cfg: cfg, startUs: cfg.StartTime.UnixMicro()}, nil
 }
 
-func (r *Rate) Name() string          { return r.cfg.Name }
+func (r *Rate) Name() string { return r.cfg.Name }
+
+// Identity names every parameter row i depends on: the rate (it spaces the
+// timestamps), the seed and the key count. The time origin is not one: it
+// is recorded in the offsets.
+func (r *Rate) Identity() string {
+	return fmt.Sprintf("rate rows_per_second=%d seed=%d keys=%d", r.cfg.RowsPerSecond, r.cfg.Seed, r.cfg.Keys)
+}
+
 func (r *Rate) Schema() *arrow.Schema { return RateSchema }
 
 func (r *Rate) Initial(context.Context) (sources.Offset, error) {

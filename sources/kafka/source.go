@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math/bits"
 	"regexp"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -95,7 +97,22 @@ func New(cfg Config) (*Source, error) {
 	return s, nil
 }
 
-func (s *Source) Name() string          { return s.cfg.Name }
+func (s *Source) Name() string { return s.cfg.Name }
+
+// Identity is "kafka topics=<names, sorted>" or "kafka pattern=<TopicRegex>":
+// the topics are the offset space. Brokers are not part of it (a cluster
+// reached through other brokers holds the same data), nor are the value
+// schema, isolation level or rate limits (they change how records are
+// decoded or batched, not which offsets exist).
+func (s *Source) Identity() string {
+	if s.cfg.TopicRegex != "" {
+		return "kafka pattern=" + s.cfg.TopicRegex
+	}
+	topics := slices.Clone(s.cfg.Topics)
+	slices.Sort(topics)
+	return "kafka topics=" + strings.Join(slices.Compact(topics), ",")
+}
+
 func (s *Source) Schema() *arrow.Schema { return s.schema }
 func (s *Source) Config() Config        { return s.cfg }
 

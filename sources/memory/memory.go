@@ -90,7 +90,12 @@ func (s *Source) InProcess() string {
 	return "its rows are records appended to this Source in the memory of the process that made it"
 }
 
-func (s *Source) Name() string          { return s.cfg.Name }
+func (s *Source) Name() string { return s.cfg.Name }
+
+// Identity is "memory name=<Name>": the records live in this process and
+// have no other name.
+func (s *Source) Identity() string { return "memory name=" + s.cfg.Name }
+
 func (s *Source) Schema() *arrow.Schema { return s.cfg.Schema }
 
 // Append makes recs readable after the rows appended so far. The source
