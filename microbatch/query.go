@@ -144,22 +144,19 @@ func (w *StreamWriter) validate() error {
 
 // identity is what the query's checkpoint must belong to (checkpoint.
 // Identity): the key groups, each source's name and identity, and the
-// stateful operators' kinds, ids and schemas, all typed facts.
-func (w *StreamWriter) identity(keyGroups int) (checkpoint.Identity, error) {
-	id := checkpoint.Identity{KeyGroups: keyGroups}
+// stateful operators' kinds, ids and schemas from the compiled spec, all
+// typed facts.
+func (w *StreamWriter) identity(spec *plan.Spec) checkpoint.Identity {
+	id := checkpoint.Identity{KeyGroups: spec.KeyGroups}
 	for _, s := range w.ds.Streams() {
 		id.Sources = append(id.Sources, checkpoint.SourceIdentity{Name: s.Name(), Identity: s.Identity()})
 	}
-	ops, err := w.ds.StatefulOperators(keyGroups)
-	if err != nil {
-		return id, err
-	}
-	for _, op := range ops {
+	for _, op := range spec.Stateful {
 		id.Operators = append(id.Operators, checkpoint.OperatorIdentity{Kind: op.Kind, ID: op.ID,
 			KeySchema: checkpoint.SchemaText(op.KeySchema), ValueSchema: checkpoint.SchemaText(op.ValueSchema),
 			Aggregates: op.Aggregates, StateType: op.StateType})
 	}
-	return id.Canonical(), nil
+	return id.Canonical()
 }
 
 // Start validates the query, opens (or creates) its checkpoint, becomes
@@ -196,10 +193,7 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 			cq.Close()
 		}
 	}()
-	id, err := w.identity(checkpoint.DefaultKeyGroups)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidQuery, err)
-	}
+	id := w.identity(cq.Spec())
 	cp, err := checkpoint.Open(w.fs, w.dir)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -68,6 +69,11 @@ func StatefulOperators(root *Node, keyGroups int) ([]StatefulOp, error) {
 	if err != nil {
 		return nil, err
 	}
+	return statefulOfPhysical(phys)
+}
+
+// statefulOfPhysical lists the stateful operators of a physical plan.
+func statefulOfPhysical(phys *Node) ([]StatefulOp, error) {
 	var ops []StatefulOp
 	var werr error
 	phys.Walk(func(n *Node) {
@@ -88,6 +94,30 @@ func StatefulOperators(root *Node, keyGroups int) ([]StatefulOp, error) {
 		return cmp.Or(cmp.Compare(opNumber(a.ID), opNumber(b.ID)), strings.Compare(a.ID, b.ID))
 	})
 	return ops, nil
+}
+
+type statefulOpAlias StatefulOp
+
+// MarshalJSON encodes the schemas as IPC schema messages.
+func (o StatefulOp) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		statefulOpAlias
+		KeySchema, ValueSchema schemaJSON
+	}{statefulOpAlias(o), schemaJSON{o.KeySchema}, schemaJSON{o.ValueSchema}})
+}
+
+// UnmarshalJSON decodes what MarshalJSON encoded.
+func (o *StatefulOp) UnmarshalJSON(b []byte) error {
+	var v struct {
+		statefulOpAlias
+		KeySchema, ValueSchema schemaJSON
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*o = StatefulOp(v.statefulOpAlias)
+	o.KeySchema, o.ValueSchema = v.KeySchema.s, v.ValueSchema.s
+	return nil
 }
 
 // opNumber is the planning-order number in an operator id ("join-3-left": 3).

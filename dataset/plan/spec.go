@@ -48,6 +48,9 @@ type Spec struct {
 	Statics []StaticSide `json:"statics,omitempty"`
 	// Memory are the broadcast keys of in-memory scans.
 	Memory []string `json:"memory,omitempty"`
+	// Stateful are what the stateful operators of a streaming query keep
+	// (kind, id, key and value schemas): the facts its checkpoint pins.
+	Stateful []StatefulOp `json:"stateful,omitempty"`
 
 	// Driver-side only (not encoded): the logical plans of the bounded
 	// sides, and the records of in-memory scans.
@@ -102,6 +105,9 @@ func compileOptimized(opt *Node, parts int, st *StreamOptions) (*Spec, error) {
 	})
 	phys, err := PhysicalStream(opt, parts, st)
 	if err != nil {
+		return nil, err
+	}
+	if spec.Stateful, err = statefulOfPhysical(phys); err != nil {
 		return nil, err
 	}
 	phys.Walk(func(n *Node) {
