@@ -14,8 +14,14 @@ DEMO_FLAGS ?= --duration 60s
 demo: ## run the order analytics stream on an in-process Kafka for 60 s (Ctrl-C stops it; DEMO_FLAGS= runs until Ctrl-C)
 	$(GO) run ./cmd/sluice demo $(DEMO_FLAGS)
 
-test: pyenv ## run every test (installs pyarrow into .cache/pyenv for the interop tests)
+# The packages whose tests run a second time with every task crossing as
+# bytes (dataset.ExecutorIsolated): the batch-equals-stream corpus, joins,
+# FlatMapGroupsWithState, the SIGKILL tests and the Nexmark correctness tests.
+ISOLATED_PKGS ?= ./dataset/ ./microbatch/ ./microbatch/killjoin/ ./microbatch/killgroups/ ./benchmarks/nexmark/
+
+test: pyenv ## run every test (installs pyarrow into .cache/pyenv for the interop tests), then the executor contract pass
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	SLUICE_EXECUTOR=local-isolated $(GO) test $(TESTFLAGS) $(ISOLATED_PKGS)
 
 pyenv: ## make the Python virtualenv with pyarrow the Parquet interop tests use
 	@scripts/pyenv >/dev/null

@@ -203,7 +203,10 @@ func (d *Dataset) run(ctx context.Context, root *plan.Node) ([]arrow.Record, err
 	for _, key := range spec.Memory {
 		bc.Set(key, spec.MemoryRecords(key))
 	}
-	ex := d.executor(cfg, &plan.Job{Funcs: d.funcs}, bc, plan.StateEnv{})
+	ex, err := d.executor(cfg, &plan.Job{Funcs: d.funcs}, bc, plan.StateEnv{})
+	if err != nil {
+		return nil, err
+	}
 	defer ex.Close()
 	out, err := ex.Execute(ctx, spec, &plan.Run{Batch: plan.NoBatch, Workers: cfg.Parallelism})
 	if err != nil {
@@ -218,12 +221,12 @@ func (d *Dataset) run(ctx context.Context, root *plan.Node) ([]arrow.Record, err
 }
 
 // executor makes the in-process executor of a run of d's plan.
-func (d *Dataset) executor(cfg Config, job *plan.Job, bc plan.BroadcastStore, st plan.StateEnv) *plan.LocalExecutor {
-	if job == nil {
-		job = &plan.Job{}
+func (d *Dataset) executor(cfg Config, job *plan.Job, bc plan.BroadcastStore, st plan.StateEnv) (*plan.LocalExecutor, error) {
+	if cfg.Executor != ExecutorLocal && cfg.Executor != ExecutorIsolated {
+		return nil, fmt.Errorf("dataset: executor %q (Config.Executor or $SLUICE_EXECUTOR): want %q or %q", cfg.Executor, ExecutorLocal, ExecutorIsolated)
 	}
 	return &plan.LocalExecutor{
 		Env:      plan.ExecEnv{Node: "local", Mem: cfg.Allocator, BatchRows: cfg.BatchRows, Job: job, State: st, Broadcast: bc, Shuffle: &plan.MemShuffle{}},
 		Isolated: cfg.Executor == ExecutorIsolated,
-	}
+	}, nil
 }

@@ -134,7 +134,10 @@ func (d *Dataset) CompileStream(sink sinks.Sink, o StreamOptions) (*StreamQuery,
 	for _, key := range spec.Memory {
 		q.static.Set(key, spec.MemoryRecords(key))
 	}
-	q.ex = d.executor(cfg, job, q.static, o.State)
+	if q.ex, err = d.executor(cfg, job, q.static, o.State); err != nil {
+		q.static.Release()
+		return nil, err
+	}
 	return q, nil
 }
 
