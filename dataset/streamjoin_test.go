@@ -10,7 +10,6 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"github.com/sluicedata/sluice/dataset"
-	"github.com/sluicedata/sluice/internal/vfs"
 	srcmem "github.com/sluicedata/sluice/sources/memory"
 )
 
@@ -37,7 +36,7 @@ func TestExplainStreamingJoinsGolden(t *testing.T) {
 	}
 	for name, ds := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, err := ds.ExplainBatch(nil, &dataset.StreamState{FS: vfs.NewMem(), Dir: "/state", KeyGroups: 8, Version: 3,
+			got, err := ds.ExplainBatch(nil, &dataset.StreamState{KeyGroups: 8, Version: 3,
 				Emit: "append", Watermark: 1_000_000, PrevWatermark: math.MinInt64})
 			if err != nil {
 				t.Fatal(err)

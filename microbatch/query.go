@@ -19,9 +19,9 @@ import (
 
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/dataset/exec"
+	"github.com/sluicedata/sluice/internal/state"
 	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch/checkpoint"
-	"github.com/sluicedata/sluice/microbatch/state"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sources"
 )
@@ -132,7 +132,7 @@ func (w *StreamWriter) validate() error {
 	case w.mode == sinks.Complete && aggregates == 0:
 		return fmt.Errorf("%w: complete output mode needs a streaming aggregation; this query has none", ErrInvalidQuery)
 	}
-	if _, err := w.ds.ExplainBatch(nil, &dataset.StreamState{FS: w.fs, KeyGroups: checkpoint.DefaultKeyGroups, Emit: string(w.mode)}); err != nil {
+	if _, err := w.ds.ExplainBatch(nil, &dataset.StreamState{KeyGroups: checkpoint.DefaultKeyGroups, Emit: string(w.mode)}); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidQuery, err)
 	}
 	if err := w.sink.Check(w.mode, w.ds.Schema()); err != nil {
@@ -205,6 +205,9 @@ type Query struct {
 	done   chan struct{}
 
 	static *dataset.StaticCache // bounded sides of stream-static joins
+	// stores serves the stateful operators' state under <checkpoint>/state
+	// and keeps it warm between batches; run makes it and closes it.
+	stores *state.FileProvider
 
 	mu       sync.Mutex
 	err      error
@@ -269,8 +272,9 @@ func (q *Query) setStatus(msg string, batchActive bool) {
 }
 
 func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
+	q.stores = state.NewFileProvider(q.w.fs, q.stateDir())
 	err := q.loop(ctx, rec)
-	exec.ForgetState(q.w.fs, q.stateDir())
+	q.stores.Close()
 	q.static.Release()
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		err = nil // stopped: by Stop, or by the caller's context ending
@@ -512,7 +516,7 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 		}
 		return sp
 	}
-	st := &dataset.StreamState{FS: w.fs, Dir: q.stateDir(), KeyGroups: q.meta.KeyGroups, Version: e.Batch, Emit: string(w.mode),
+	st := &dataset.StreamState{State: q.stores, KeyGroups: q.meta.KeyGroups, Version: e.Batch, Emit: string(w.mode),
 		Watermark: e.Watermark, PrevWatermark: prevWatermark(e), BatchTime: e.Timestamp,
 		Report: func(op string, rows, bytes int64) {
 			stateMu.Lock()
@@ -619,7 +623,7 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 	}
 	// State versions the retained batches may need to re-run from.
 	if keep := e.Batch + 2 - int64(w.retain); keep > 0 {
-		if err := state.Purge(w.fs, q.stateDir(), keep); err != nil {
+		if err := q.stores.Purge(keep); err != nil {
 			return 0, fmt.Errorf("batch %d: purge state: %w", e.Batch, err)
 		}
 	}

@@ -70,7 +70,7 @@ func (p *physical) flatMapGroups(n *Node) (*Node, error) {
 	ex := exchange(in, keys, p.parts)
 	ex.KeyGroups = p.stream.KeyGroups
 	n.Inputs = []*Node{ex}
-	n.State = &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op, KeyGroups: p.stream.KeyGroups,
+	n.State = &exec.StateSpec{Provider: p.stream.State, Operator: op, KeyGroups: p.stream.KeyGroups,
 		Version: p.stream.Version, Emit: p.emit(n), Report: p.stream.Report, EventTimeKey: -1}
 	return n, nil
 }

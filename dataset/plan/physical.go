@@ -6,7 +6,7 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 
-	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/internal/state"
 
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/expr"
@@ -25,8 +25,10 @@ func Physical(root *Node, parts int) (*Node, error) {
 // beyond the plan: where stateful operators keep their state and which
 // version the batch reads.
 type StreamState struct {
-	FS        vfs.FS
-	Dir       string // <checkpoint>/state
+	// State opens and keeps the stateful operators' stores; the caller owns
+	// it (the micro-batch driver: one per query, over <checkpoint>/state).
+	// Nil when planning only to check or explain.
+	State     state.Provider
 	KeyGroups int
 	Version   int64  // batch N reads state version N and commits N+1
 	Emit      string // "update", "complete" or "append"
@@ -293,7 +295,7 @@ func (p *physical) aggregate(n *Node) (*Node, error) {
 			}
 		}
 		ex.KeyGroups = p.stream.KeyGroups
-		final.State = &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op,
+		final.State = &exec.StateSpec{Provider: p.stream.State, Operator: op,
 			KeyGroups: p.stream.KeyGroups, Version: p.stream.Version, Emit: p.emit(n), Report: p.stream.Report,
 			EventTimeKey: etKey, Watermark: threshold}
 		p.aggs++
@@ -333,7 +335,7 @@ func (p *physical) sessionAggregate(n *Node) (*Node, error) {
 	ex := exchange(in, keys, p.parts)
 	ex.KeyGroups = p.stream.KeyGroups
 	return &Node{Kind: KindAggregate, Inputs: []*Node{ex}, Keys: n.Keys, Aggs: n.Aggs, AggMode: exec.AggFinal, Schema: n.Schema, Session: &spec,
-		State: &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op, KeyGroups: p.stream.KeyGroups, Version: p.stream.Version,
+		State: &exec.StateSpec{Provider: p.stream.State, Operator: op, KeyGroups: p.stream.KeyGroups, Version: p.stream.Version,
 			Emit: p.emit(n), Report: p.stream.Report, EventTimeKey: etKey, Watermark: closeAt}}, nil
 }
 
@@ -389,7 +391,7 @@ func (p *physical) dedup(n *Node) (*Node, error) {
 	ex := exchange(in, keys, p.parts)
 	ex.KeyGroups = p.stream.KeyGroups
 	return &Node{Kind: KindDedup, Inputs: []*Node{ex}, DedupKeys: n.DedupKeys, Schema: n.Schema,
-		State: &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op, KeyGroups: p.stream.KeyGroups,
+		State: &exec.StateSpec{Provider: p.stream.State, Operator: op, KeyGroups: p.stream.KeyGroups,
 			Version: p.stream.Version, Emit: p.emit(n), Report: p.stream.Report, EventTimeKey: etKey, Watermark: threshold}}, nil
 }
 

@@ -234,7 +234,7 @@ func (p *physical) streamJoin(n *Node) (*Node, error) {
 	lx.KeyGroups, rx.KeyGroups = p.stream.KeyGroups, p.stream.KeyGroups
 	n.Inputs = []*Node{lx, rx}
 	n.StreamJoin = &spec
-	n.State = &exec.StateSpec{FS: p.stream.FS, Dir: p.stream.Dir, Operator: op, KeyGroups: p.stream.KeyGroups,
+	n.State = &exec.StateSpec{Provider: p.stream.State, Operator: op, KeyGroups: p.stream.KeyGroups,
 		Version: p.stream.Version, Emit: p.emit(n), Report: p.stream.Report, EventTimeKey: -1,
 		Watermark: p.stream.Watermark, BatchTime: p.stream.BatchTime}
 	if e := p.stream.Evicted; e != nil {
