@@ -13,6 +13,10 @@
 //     memory.NewCheckedAllocator and assert zero bytes outstanding.
 //  4. Operators are deterministic: the same input records in the same order
 //     give the same output records.
+//  5. Stateful operators reach their state only through the state.Provider
+//     in their StateSpec (open a store for operator, key-group range and
+//     version; Keep it once committed): exec knows no files, directories or
+//     checkpoints.
 //
 // Main loop of a task (see plan.Build and scheduler.Local):
 //
