@@ -166,7 +166,7 @@ func contents(t *testing.T, s *Store) map[refKey]refVal {
 	return got
 }
 
-func put(t *testing.T, s *Store, mem memory.Allocator, keys []refKey, vals []refVal) {
+func put(t testing.TB, s *Store, mem memory.Allocator, keys []refKey, vals []refVal) {
 	t.Helper()
 	k, v := keyRecord(mem, keys), valueRecord(mem, vals)
 	defer k.Release()
