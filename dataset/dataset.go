@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/plan"
+	"github.com/sluicedata/sluice/internal/state"
 	pq "github.com/sluicedata/sluice/sources/parquet"
 )
 
@@ -203,7 +204,7 @@ func (d *Dataset) run(ctx context.Context, root *plan.Node) ([]arrow.Record, err
 	for _, key := range spec.Memory {
 		bc.Set(key, spec.MemoryRecords(key))
 	}
-	ex, err := d.executor(cfg, &plan.Job{Funcs: d.funcs}, bc, plan.StateEnv{})
+	ex, err := d.executor(cfg, &plan.Job{Funcs: d.funcs}, bc, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +222,7 @@ func (d *Dataset) run(ctx context.Context, root *plan.Node) ([]arrow.Record, err
 }
 
 // executor makes the in-process executor of a run of d's plan.
-func (d *Dataset) executor(cfg Config, job *plan.Job, bc plan.BroadcastStore, st plan.StateEnv) (*plan.LocalExecutor, error) {
+func (d *Dataset) executor(cfg Config, job *plan.Job, bc plan.BroadcastStore, st state.Provider) (*plan.LocalExecutor, error) {
 	if cfg.Executor != ExecutorLocal && cfg.Executor != ExecutorIsolated {
 		return nil, fmt.Errorf("dataset: executor %q (Config.Executor or $SLUICE_EXECUTOR): want %q or %q", cfg.Executor, ExecutorLocal, ExecutorIsolated)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/plan"
+	"github.com/sluicedata/sluice/internal/state"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sources"
 )
@@ -80,8 +81,9 @@ func (d *Dataset) Stateful() []string {
 type StreamOptions struct {
 	KeyGroups int
 	Emit      sinks.Mode
-	// State is where stateful operators keep their state.
-	State plan.StateEnv
+	// State serves stateful operators' stores; the caller owns it (the
+	// micro-batch driver: one per query, over <checkpoint>/state).
+	State state.Provider
 }
 
 // StreamQuery is a streaming Dataset compiled once for a sink: every

@@ -38,15 +38,19 @@
 //	    msgs = dataset.RunBatch(splits of (start, end]) ; sink.Commit(N, msgs)
 //	    checkpoint.WriteCommit(N); sources' Commit(end); purge old batches
 //
-// Stateful operators keep their state in package state, per key-group
-// range, versioned by batch (batch N reads version N and commits N+1):
+// Stateful operators keep their state in package state (internal/state), per
+// key-group range, versioned by batch (batch N reads version N and commits
+// N+1):
 // aggregations (update, complete, or append with an event-time window),
 // tumbling, sliding and session windows (sessions merge across batches),
 // DropDuplicates, FlatMapGroupsWithState (user Go state per key, with
 // event-time or processing-time timeouts read from the batch's recorded
 // watermark and timestamp, never the wall clock), and joins of two streams
 // (each side's rows, evicted by watermark and time range or by a TTL of
-// batch time). A stream joined with a bounded Dataset keeps no state: the
+// batch time). They reach it through the query's state.FileProvider over
+// <checkpoint>/state, which keeps committed stores warm for the next batch;
+// the query purges old versions through it and closes it when it ends. A
+// stream joined with a bounded Dataset keeps no state: the
 // bounded side is collected once per query (or every N batches) into the
 // query's StaticCache. Watermarks (one per WithWatermark, combined by a min
 // or max policy) are computed from each

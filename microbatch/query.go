@@ -21,9 +21,9 @@ import (
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/plan"
+	"github.com/sluicedata/sluice/internal/state"
 	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch/checkpoint"
-	"github.com/sluicedata/sluice/microbatch/state"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sources"
 )
@@ -175,9 +175,9 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 	}
 	// Compiled once, before the checkpoint is touched: a plan that cannot
 	// run is refused without leaving a checkpoint behind.
-	stateEnv := plan.StateEnv{FS: w.fs, Dir: strings.TrimRight(w.dir, "/") + "/state"}
+	stores := state.NewFileProvider(w.fs, strings.TrimRight(w.dir, "/")+"/state")
 	compile := func(keyGroups int) (*dataset.StreamQuery, error) {
-		cq, err := w.ds.CompileStream(w.sink, dataset.StreamOptions{KeyGroups: keyGroups, Emit: w.mode, State: stateEnv})
+		cq, err := w.ds.CompileStream(w.sink, dataset.StreamOptions{KeyGroups: keyGroups, Emit: w.mode, State: stores})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrInvalidQuery, err)
 		}
@@ -185,12 +185,14 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 	}
 	cq, err := compile(checkpoint.DefaultKeyGroups)
 	if err != nil {
+		stores.Close()
 		return nil, err
 	}
 	started := false
 	defer func() {
 		if !started {
 			cq.Close()
+			stores.Close()
 		}
 	}()
 	id := w.identity(cq.Spec())
@@ -232,7 +234,7 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	q := &Query{w: w, cp: cp, meta: meta, lock: lock, cancel: cancel, done: make(chan struct{}), cq: cq,
+	q := &Query{w: w, cp: cp, meta: meta, lock: lock, cancel: cancel, done: make(chan struct{}), cq: cq, stores: stores,
 		status: Status{Message: "Initializing sources", Active: true}}
 	started = true
 	go q.run(ctx, rec)
@@ -275,6 +277,9 @@ type Query struct {
 	done   chan struct{}
 
 	cq *dataset.StreamQuery // the compiled query and its executor
+	// stores serves the stateful operators' state under <checkpoint>/state
+	// and keeps it warm between batches; Start makes it, run closes it.
+	stores *state.FileProvider
 
 	mu       sync.Mutex
 	err      error
@@ -340,8 +345,8 @@ func (q *Query) setStatus(msg string, batchActive bool) {
 
 func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
 	err := q.loop(ctx, rec)
-	exec.ForgetState(q.w.fs, q.stateDir())
 	q.cq.Close()
+	q.stores.Close()
 	// Released before done closes: once Stop or AwaitTermination returns,
 	// a new instance may start on the checkpoint.
 	q.lock.Close()
@@ -517,7 +522,6 @@ func (q *Query) commitLate(ctx context.Context, batch int64, recs []arrow.Record
 	return nil
 }
 
-func (q *Query) stateDir() string { return strings.TrimRight(q.w.dir, "/") + "/state" }
 
 func (q *Query) sleep(ctx context.Context, d time.Duration) error {
 	select {
@@ -649,7 +653,7 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 	}
 	// State versions the retained batches may need to re-run from.
 	if keep := e.Batch + 2 - int64(w.retain); keep > 0 {
-		if err := state.Purge(w.fs, q.stateDir(), keep); err != nil {
+		if err := q.stores.Purge(keep); err != nil {
 			return 0, fmt.Errorf("batch %d: purge state: %w", e.Batch, err)
 		}
 	}

@@ -9,7 +9,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
-	"github.com/sluicedata/sluice/microbatch/state"
+	"github.com/sluicedata/sluice/internal/state"
 )
 
 // statefulDedup passes on the first row of each key it has never seen, across
@@ -57,13 +57,17 @@ func NewStatefulDedup(mem memory.Allocator, in Operator, keys []string, spec Sta
 
 func (d *statefulDedup) Schema() *arrow.Schema { return d.in.Schema() }
 
-func (d *statefulDedup) config() state.Config {
-	return state.Config{FS: d.spec.FS, Dir: d.spec.Dir, Operator: d.spec.Operator, KeyGroups: d.spec.KeyGroups,
-		Lo: d.lo, Hi: d.hi, KeySchema: d.keySch, ValueSchema: arrow.NewSchema(nil, nil), Allocator: d.mem}
+func (d *statefulDedup) stores() (state.Provider, error) {
+	return needProvider(d.spec.Provider, d.spec.Operator)
 }
 
 func (d *statefulDedup) open() error {
-	st, err := openStore(d.config(), d.spec.Version)
+	stores, err := d.stores()
+	if err != nil {
+		return err
+	}
+	st, err := stores.Open(state.StoreSpec{Operator: d.spec.Operator, KeyGroups: d.spec.KeyGroups,
+		Lo: d.lo, Hi: d.hi, KeySchema: d.keySch, ValueSchema: arrow.NewSchema(nil, nil), Allocator: d.mem}, d.spec.Version)
 	if err != nil {
 		return err
 	}
@@ -174,7 +178,11 @@ func (d *statefulDedup) finish() error {
 		return fmt.Errorf("drop duplicates %s: %w", d.spec.Operator, err)
 	}
 	d.spec.Metrics.AddState(d.spec.Operator, int64(d.store.Len()), d.store.SizeBytes())
-	keepStore(d.config(), d.store)
+	stores, err := d.stores()
+	if err != nil {
+		return err
+	}
+	stores.Keep(d.store, nil)
 	d.store = nil
 	return nil
 }

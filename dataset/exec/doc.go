@@ -16,6 +16,10 @@
 //  5. User code reaches operators only as arguments: plans name user
 //     functions, and a task finds them in its job's registry (Funcs, in
 //     plan.TaskEnv). There is no process-wide registry.
+//  6. Stateful operators reach their state only through the state.Provider
+//     in their StateSpec (open a store for operator, key-group range and
+//     version; Keep it once committed): exec knows no files, directories or
+//     checkpoints.
 //
 // Main loop of a task (see plan.Build and scheduler.Local):
 //

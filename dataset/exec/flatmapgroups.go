@@ -13,7 +13,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/decimal128"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
-	"github.com/sluicedata/sluice/microbatch/state"
+	"github.com/sluicedata/sluice/internal/state"
 )
 
 // TimeoutKind says what may time a key of FlatMapGroupsWithState out.
@@ -124,6 +124,10 @@ func NewFlatMapGroups(mem memory.Allocator, in Operator, g GroupsSpec, fn GroupF
 
 func (f *flatMapGroups) Schema() *arrow.Schema { return f.outSch }
 
+func (f *flatMapGroups) stores() (state.Provider, error) {
+	return needProvider(f.spec.Provider, f.spec.Operator)
+}
+
 func (f *flatMapGroups) Next(ctx context.Context) (arrow.Record, error) {
 	return f.batchOutput.next(ctx, f.run, func(err error) error {
 		if f.spec != nil {
@@ -152,15 +156,17 @@ func (f *flatMapGroups) Close() error {
 func (f *flatMapGroups) run(ctx context.Context) error {
 	var store *state.Store
 	if f.spec != nil {
-		cfg := state.Config{FS: f.spec.FS, Dir: f.spec.Dir, Operator: f.spec.Operator, KeyGroups: f.spec.KeyGroups,
-			Lo: f.lo, Hi: f.hi, KeySchema: f.keySch, ValueSchema: groupStateSchema, Allocator: f.mem}
-		var err error
-		if store, err = openStore(cfg, f.spec.Version); err != nil {
+		stores, err := f.stores()
+		if err != nil {
+			return err
+		}
+		if store, err = stores.Open(state.StoreSpec{Operator: f.spec.Operator, KeyGroups: f.spec.KeyGroups,
+			Lo: f.lo, Hi: f.hi, KeySchema: f.keySch, ValueSchema: groupStateSchema, Allocator: f.mem}, f.spec.Version); err != nil {
 			return err
 		}
 		defer func() {
 			if store.Version() == f.spec.Version+1 {
-				keepStore(cfg, store)
+				stores.Keep(store, nil)
 			} else {
 				store.Close()
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
+	"github.com/sluicedata/sluice/internal/state"
 	"github.com/sluicedata/sluice/internal/vfs"
 )
 
@@ -59,10 +60,10 @@ func fmgRecord(mem memory.Allocator, keys []string, vals []int64) arrow.Record {
 
 // fmgRun runs one batch (state version) of the operator over recs with the
 // given watermark; it returns the output lines and the state rows reported.
-func fmgRun(t *testing.T, mem memory.Allocator, fs vfs.FS, version, watermark int64, recs ...arrow.Record) ([]string, int64) {
+func fmgRun(t *testing.T, mem memory.Allocator, stores state.Provider, version, watermark int64, recs ...arrow.Record) ([]string, int64) {
 	t.Helper()
 	m := &Metrics{}
-	spec := &StateSpec{FS: fs, Dir: "/ckpt/state", Operator: "groups-0", KeyGroups: 4, Version: version, EventTimeKey: -1, Metrics: m}
+	spec := &StateSpec{Provider: stores, Operator: "groups-0", KeyGroups: 4, Version: version, EventTimeKey: -1, Metrics: m}
 	g := GroupsSpec{Func: "fmgCount", Keys: []string{"k"}, Timeout: EventTimeTimeout, Watermark: watermark, BatchTime: NoTimestamp}
 	op, err := NewFlatMapGroups(mem, NewRecords(fmgIn, recs), g, fmgCount, fmgOut, spec, 0, 4)
 	if err != nil {
@@ -105,9 +106,10 @@ func TestFlatMapGroupsOperatorCallsTimesOutAndRestores(t *testing.T) {
 	defer r0.Release()
 	defer r0b.Release()
 	defer r1.Release()
-	defer ForgetState(fs, "/ckpt/state")
+	stores := state.NewFileProvider(fs, "/ckpt/state")
+	defer func() { stores.Close() }()
 
-	out, rows := fmgRun(t, mem, fs, 0, NoTimestamp, r0, r0b)
+	out, rows := fmgRun(t, mem, stores, 0, NoTimestamp, r0, r0b)
 	want := []string{
 		"tb timedout=false had=0 rows=[1 4]",
 		"c timedout=false had=0 rows=[2]",
@@ -127,15 +129,18 @@ func TestFlatMapGroupsOperatorCallsTimesOutAndRestores(t *testing.T) {
 	}
 	for _, cold := range []bool{false, true} {
 		if cold {
-			ForgetState(fs, "/ckpt/state") // a restart: version 1 is loaded from files
+			// A restart: a new provider loads version 1 from files.
+			stores.Close()
+			stores = state.NewFileProvider(fs, "/ckpt/state")
 		}
-		out, rows = fmgRun(t, mem, fs, 1, 101, r1)
+		out, rows = fmgRun(t, mem, stores, 1, 101, r1)
 		if !slices.Equal(out, want) || rows != 2 {
 			t.Fatalf("version 1 (cold %v): %q (%d state rows), want %q (2)", cold, out, rows, want)
 		}
 	}
-	ForgetState(fs, "/ckpt/state")
-	out, rows = fmgRun(t, mem, fs, 2, 200, r1)
+	stores.Close()
+	stores = state.NewFileProvider(fs, "/ckpt/state")
+	out, rows = fmgRun(t, mem, stores, 2, 200, r1)
 	want = []string{"c timedout=false had=2 rows=[7]", "ta timedout=false had=3 rows=[8]"}
 	if !slices.Equal(out, want) || rows != 2 {
 		t.Fatalf("version 2: %q (%d state rows), want %q (2)", out, rows, want)

@@ -10,8 +10,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/dataset/expr"
-	"github.com/sluicedata/sluice/internal/vfs"
-	"github.com/sluicedata/sluice/microbatch/state"
+	"github.com/sluicedata/sluice/internal/state"
 )
 
 // StateSpec places a stateful operator's state: one store per key-group
@@ -20,9 +19,11 @@ import (
 // the fields marked json:"-" are the batch's and the task's, filled where
 // the task runs.
 type StateSpec struct {
-	FS        vfs.FS `json:"-"`
-	Dir       string `json:"-"` // <checkpoint>/state
-	Operator  string // e.g. "agg-0"
+	// Provider opens and keeps the operator's stores (state.Provider); it is
+	// a live handle, not part of the spec's data. Each operator reads it in
+	// one method (stores).
+	Provider  state.Provider `json:"-"`
+	Operator  string         // e.g. "agg-0"
 	KeyGroups int
 	Version   int64 `json:"-"` // the version this batch reads; it commits Version+1
 	// Emit is "update" (the groups this batch changed), "complete" (every
@@ -84,6 +85,19 @@ func NewStatefulAgg(mem memory.Allocator, in Operator, keys []*expr.Expr, aggs [
 
 func (s *statefulAgg) Schema() *arrow.Schema { return s.schema }
 
+func (s *statefulAgg) stores() (state.Provider, error) {
+	return needProvider(s.spec.Provider, s.spec.Operator)
+}
+
+// needProvider is p, or an error naming the operator when the plan gave it
+// no state provider.
+func needProvider(p state.Provider, op string) (state.Provider, error) {
+	if p == nil {
+		return nil, fmt.Errorf("state of %s: no state provider", op)
+	}
+	return p, nil
+}
+
 func (s *statefulAgg) Next(ctx context.Context) (arrow.Record, error) {
 	return s.batchOutput.next(ctx, s.run, func(err error) error {
 		return fmt.Errorf("stateful aggregate %s [%d, %d): %w", s.spec.Operator, s.lo, s.hi, err)
@@ -130,18 +144,21 @@ func (s *statefulAgg) run(ctx context.Context) error {
 	nk := len(s.keys)
 	keySchema := stateKeySchema(pschema, nk)
 	valSchema := arrow.NewSchema(pschema.Fields()[nk:], nil)
-	cfg := state.Config{
-		FS: s.spec.FS, Dir: s.spec.Dir, Operator: s.spec.Operator, KeyGroups: s.spec.KeyGroups,
-		Lo: s.lo, Hi: s.hi, KeySchema: keySchema, ValueSchema: valSchema, Allocator: s.mem,
+	stores, err := s.stores()
+	if err != nil {
+		return err
 	}
-	store, err := openStore(cfg, s.spec.Version)
+	store, err := stores.Open(state.StoreSpec{
+		Operator: s.spec.Operator, KeyGroups: s.spec.KeyGroups,
+		Lo: s.lo, Hi: s.hi, KeySchema: keySchema, ValueSchema: valSchema, Allocator: s.mem,
+	}, s.spec.Version)
 	if err != nil {
 		return err
 	}
 	committed := false
 	defer func() {
 		if committed {
-			keepStore(cfg, store)
+			stores.Keep(store, nil)
 		} else {
 			store.Close()
 		}

@@ -9,7 +9,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/dataset/expr"
-	"github.com/sluicedata/sluice/microbatch/state"
+	"github.com/sluicedata/sluice/internal/state"
 )
 
 // touched marks, through a merge, which sessions this batch's rows reached.
@@ -54,6 +54,10 @@ func NewStatefulSession(mem memory.Allocator, in Operator, sess SessionSpec, key
 }
 
 func (s *statefulSession) Schema() *arrow.Schema { return s.schema }
+
+func (s *statefulSession) stores() (state.Provider, error) {
+	return needProvider(s.spec.Provider, s.spec.Operator)
+}
 
 func (s *statefulSession) Next(ctx context.Context) (arrow.Record, error) {
 	return s.batchOutput.next(ctx, s.run, func(err error) error {
@@ -106,16 +110,19 @@ func (s *statefulSession) run(ctx context.Context) error {
 		}
 	}
 	keySchema, valSchema := arrow.NewSchema(keyFields, nil), arrow.NewSchema(valFields, nil)
-	cfg := state.Config{FS: s.spec.FS, Dir: s.spec.Dir, Operator: s.spec.Operator, KeyGroups: s.spec.KeyGroups,
-		Lo: s.lo, Hi: s.hi, KeySchema: keySchema, ValueSchema: valSchema, Allocator: s.mem}
-	store, err := openStore(cfg, s.spec.Version)
+	stores, err := s.stores()
+	if err != nil {
+		return err
+	}
+	store, err := stores.Open(state.StoreSpec{Operator: s.spec.Operator, KeyGroups: s.spec.KeyGroups,
+		Lo: s.lo, Hi: s.hi, KeySchema: keySchema, ValueSchema: valSchema, Allocator: s.mem}, s.spec.Version)
 	if err != nil {
 		return err
 	}
 	committed := false
 	defer func() {
 		if committed {
-			keepStore(cfg, store)
+			stores.Keep(store, nil)
 		} else {
 			store.Close()
 		}

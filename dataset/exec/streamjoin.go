@@ -42,7 +42,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/dataset/expr"
-	"github.com/sluicedata/sluice/microbatch/state"
+	"github.com/sluicedata/sluice/internal/state"
 )
 
 // StreamJoinSpec is a join of two streams.
@@ -68,7 +68,7 @@ type joinSide struct {
 	timeCol int // -1: none
 	unit    arrow.TimeUnit
 	ext     *arrow.Schema // sch + seq, matched, seen, t
-	cfg     state.Config
+	spec    state.StoreSpec
 	store   *state.Store
 }
 
@@ -179,12 +179,16 @@ func (j *streamJoin) side(name, prefix string, in Operator, keys []string, timeC
 	vals = append(vals,
 		arrow.Field{Name: "__matched", Type: arrow.FixedWidthTypes.Boolean},
 		arrow.Field{Name: "__seen", Type: arrow.PrimitiveTypes.Int64})
-	s.cfg = state.Config{FS: j.st.FS, Dir: j.st.Dir, Operator: j.st.Operator + "-" + name, KeyGroups: j.st.KeyGroups,
+	s.spec = state.StoreSpec{Operator: j.st.Operator + "-" + name, KeyGroups: j.st.KeyGroups,
 		Lo: j.lo, Hi: j.hi, KeySchema: joinKeySchema, ValueSchema: arrow.NewSchema(vals, nil), Allocator: j.mem}
 	return s, nil
 }
 
 func (j *streamJoin) Schema() *arrow.Schema { return j.schema }
+
+func (j *streamJoin) stores() (state.Provider, error) {
+	return needProvider(j.st.Provider, j.st.Operator)
+}
 
 func (j *streamJoin) Next(ctx context.Context) (arrow.Record, error) {
 	return j.batchOutput.next(ctx, j.run, func(err error) error {
@@ -208,8 +212,12 @@ func (j *streamJoin) run(ctx context.Context) error {
 	// no scan of the store needed.
 	var kept, survivors [2]arrow.Record
 	defer func() { release(kept[0], kept[1], survivors[0], survivors[1]) }()
+	stores, err := j.stores()
+	if err != nil {
+		return err
+	}
 	for i, s := range []*joinSide{j.l, j.r} {
-		st, aux, err := openStoreAux(s.cfg, j.st.Version)
+		st, aux, err := stores.OpenAux(s.spec, j.st.Version)
 		if err != nil {
 			return err
 		}
@@ -219,7 +227,7 @@ func (j *streamJoin) run(ctx context.Context) error {
 	defer func() {
 		for i, s := range []*joinSide{j.l, j.r} {
 			if committed {
-				keepStoreAux(s.cfg, s.store, survivors[i])
+				stores.Keep(s.store, survivors[i])
 				survivors[i] = nil
 			} else if s.store != nil {
 				s.store.Close()
@@ -550,7 +558,7 @@ func (j *streamJoin) write(s *joinSide, sr *sideRows, nOld int, gone, keep []int
 	nu := len(s.sch.Fields())
 	mc, sc := boolArray(j.mem, matched), int64Array(j.mem, seen)
 	defer releaseAll([]arrow.Array{mc, sc})
-	vals := array.NewRecord(s.cfg.ValueSchema, append(append([]arrow.Array{}, rec.Columns()[:nu]...), mc, sc), rec.NumRows())
+	vals := array.NewRecord(s.spec.ValueSchema, append(append([]arrow.Array{}, rec.Columns()[:nu]...), mc, sc), rec.NumRows())
 	defer vals.Release()
 	keys := j.stateKeys(s, rec)
 	defer keys.Release()

@@ -10,6 +10,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/dataset/exec"
+	"github.com/sluicedata/sluice/internal/state"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/sources"
@@ -27,7 +28,7 @@ type TaskEnv struct {
 	Batch   BatchContext
 	Metrics *exec.Metrics // the task's; operators record into it
 	Job     *Job
-	State   StateEnv
+	State   state.Provider // nil for a batch job
 	// Broadcast serves stream-static joins' bounded sides and in-memory
 	// scans' records.
 	Broadcast BroadcastStore
@@ -53,7 +54,7 @@ type builder struct {
 // state is n's state spec with the batch's and the task's values filled in.
 func (b *builder) state(n *Node) exec.StateSpec {
 	s := *n.State
-	s.FS, s.Dir = b.env.State.FS, b.env.State.Dir
+	s.Provider = b.env.State
 	s.Version = b.env.Batch.StateVersion
 	s.BatchTime = b.env.Batch.BatchTime
 	s.Watermark = exec.FromMicros(b.env.Batch.Watermark, s.Unit)

@@ -15,7 +15,7 @@ import (
 
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/expr"
-	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/internal/state"
 	"github.com/sluicedata/sluice/scheduler"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sources"
@@ -94,19 +94,15 @@ type BroadcastStore interface {
 	Table(ctx context.Context, key string, mem memory.Allocator, schema *arrow.Schema, keys []*expr.Expr) (*exec.JoinTable, error)
 }
 
-// StateEnv places stateful operators' state.
-type StateEnv struct {
-	FS  vfs.FS
-	Dir string // <checkpoint>/state
-}
-
 // ExecEnv is what an executor gives every task it runs.
 type ExecEnv struct {
 	Node      string // the executor's name in Locations
 	Mem       memory.Allocator
 	BatchRows int
 	Job       *Job
-	State     StateEnv
+	// State serves stateful operators' stores: the executor's provider,
+	// which keeps them warm between the batches it runs.
+	State     state.Provider
 	Broadcast BroadcastStore
 	Shuffle   *MemShuffle
 }

@@ -9,8 +9,18 @@
 // <checkpoint>/state/<operator>/<lo>-<hi>/ (format.md): a delta of the
 // changed rows and tombstones, and every SnapshotEvery versions a snapshot of
 // every live row. The package is a seam: it imports arrow and internal/vfs,
-// never dataset, scheduler or microbatch; the caller routes rows to the
-// store that owns their key group (the store does not hash into groups).
+// never dataset, scheduler or microbatch (it lives under internal/ so that
+// dataset's operators may use it without knowing checkpoints); the caller
+// routes rows to the store that owns their key group (the store does not
+// hash into groups).
+//
+// Operators reach stores only through a Provider (provider.go): Open a
+// StoreSpec (operator, key-group range, schemas) at a version, hand the
+// committed store back with Keep, and the owner of the provider Purges old
+// versions and Closes it when the query ends. FileProvider serves one
+// checkpoint state directory and keeps committed stores warm in memory for
+// the next batch; the warm stores are the provider's, never a package
+// global, so two queries (or two executors) never share one.
 //
 // Invariants:
 //  1. Loading version V gives exactly the state committed as V: the last
@@ -31,18 +41,22 @@
 //     is only read during the call; every record returned is the caller's
 //     to release.
 //  6. Purge(keepFrom) removes only files no version >= keepFrom needs.
+//  7. A Provider reuses a warm store only at exactly the version asked for,
+//     with the same operator, range and schemas, and only one whose last
+//     Commit succeeded; otherwise it loads from the files (invariant 1).
 //
 // Main loop of a stateful task (batch N):
 //
-//	s := Open(cfg, N-1)                     // or keep the warm store at N-1
+//	s := provider.Open(spec, N-1)           // warm store at N-1, or loaded
 //	for each input record (keys, inputs):
 //	    s.Lookup(keys, slots)               // slot or -1
 //	    cur := s.Values(slots)              // nulls for new keys
 //	    next := merge(cur, inputs)          // vectorised, the operator's job
 //	    s.Put(keys, next, slots)            // or s.Update(slots, next) when all exist
 //	s.EvictWhere(windowEndCol, watermark)   // after emitting closed windows
-//	s.Commit(N)                             // or s.Abort() when the task fails
-//	driver, after commits/N: Purge(fs, <checkpoint>/state, oldest version to keep)
+//	s.Commit(N); provider.Keep(s, nil)      // or s.Close() when the task fails
+//	driver, after commits/N: provider.Purge(oldest version to keep)
+//	driver, when the query ends: provider.Close()
 //
 // Memory: keys as canonical bytes in one arena, values as typed slices per
 // column, an open-addressing table of int32 slots. Measured on the target

@@ -73,8 +73,8 @@ func checked(t testing.TB) *memory.CheckedAllocator {
 
 func testConfig(fs vfs.FS, mem memory.Allocator) Config {
 	return Config{
-		FS: fs, Dir: "/ck/state", Operator: "agg-0", KeyGroups: 128, Lo: 32, Hi: 64,
-		KeySchema: testKeySchema, ValueSchema: testValueSchema, SnapshotEvery: 3, Allocator: mem,
+		FS: fs, Dir: "/ck/state", StoreSpec: StoreSpec{Operator: "agg-0", KeyGroups: 128, Lo: 32, Hi: 64,
+			KeySchema: testKeySchema, ValueSchema: testValueSchema, SnapshotEvery: 3, Allocator: mem},
 	}
 }
 
@@ -166,7 +166,7 @@ func contents(t *testing.T, s *Store) map[refKey]refVal {
 	return got
 }
 
-func put(t *testing.T, s *Store, mem memory.Allocator, keys []refKey, vals []refVal) {
+func put(t testing.TB, s *Store, mem memory.Allocator, keys []refKey, vals []refVal) {
 	t.Helper()
 	k, v := keyRecord(mem, keys), valueRecord(mem, vals)
 	defer k.Release()
@@ -822,7 +822,7 @@ func TestScanWhereSeesExactlyTheEntriesBelowTheBound(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	ks := arrow.NewSchema([]arrow.Field{{Name: "end", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
 	vs := arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.PrimitiveTypes.Int64}}, nil)
-	st, err := Open(Config{FS: vfs.NewMem(), Dir: "/s", Operator: "op", KeyGroups: 4, Lo: 0, Hi: 4, KeySchema: ks, ValueSchema: vs, Allocator: mem}, 0)
+	st, err := Open(Config{FS: vfs.NewMem(), Dir: "/s", StoreSpec: StoreSpec{Operator: "op", KeyGroups: 4, Lo: 0, Hi: 4, KeySchema: ks, ValueSchema: vs, Allocator: mem}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

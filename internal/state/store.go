@@ -28,6 +28,8 @@ var (
 	ErrMissing = errors.New("state: missing state file")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("state: store is closed")
+	// ErrProviderClosed: Open on a Provider after its Close.
+	ErrProviderClosed = errors.New("state: provider is closed")
 )
 
 // DefaultSnapshotEvery is the snapshot interval K when Config leaves it 0.
@@ -36,11 +38,10 @@ const DefaultSnapshotEvery = 10
 // deletedField is the tombstone column every state file ends with.
 const deletedField = "__deleted"
 
-// Config places a store and fixes the shape of its state. Everything but
-// FS and Allocator is pinned by the files it writes.
-type Config struct {
-	FS            vfs.FS
-	Dir           string // <checkpoint>/state
+// StoreSpec is what a stateful operator asks a Provider for: which store
+// (operator and key-group range) and the shape of its state. Everything but
+// Allocator and SnapshotEvery is pinned by the files the store writes.
+type StoreSpec struct {
 	Operator      string // operator id, e.g. "agg-0"; one path element
 	KeyGroups     int    // total key groups of the query
 	Lo, Hi        int    // this store's key-group range [Lo, Hi)
@@ -53,12 +54,8 @@ type Config struct {
 }
 
 // Validate reports the first thing wrong with c.
-func (c Config) Validate() error {
+func (c StoreSpec) Validate() error {
 	switch {
-	case c.FS == nil:
-		return errors.New("state: config: FS is nil")
-	case c.Dir == "":
-		return errors.New("state: config: Dir is empty")
 	case c.Operator == "" || c.Operator == "." || c.Operator == ".." || strings.ContainsAny(c.Operator, `/\`):
 		return fmt.Errorf("state: config: Operator %q is not one path element", c.Operator)
 	case c.KeyGroups <= 0:
@@ -86,6 +83,26 @@ func (c Config) Validate() error {
 		seen[f.Name] = true
 	}
 	return nil
+}
+
+// Config places a store's files (FS, Dir) and fixes its shape (StoreSpec).
+// Stateful operators do not build one: they ask a Provider, which places
+// the store (FileProvider: under its checkpoint state directory).
+type Config struct {
+	FS  vfs.FS
+	Dir string // <checkpoint>/state
+	StoreSpec
+}
+
+// Validate reports the first thing wrong with c.
+func (c Config) Validate() error {
+	switch {
+	case c.FS == nil:
+		return errors.New("state: config: FS is nil")
+	case c.Dir == "":
+		return errors.New("state: config: Dir is empty")
+	}
+	return c.StoreSpec.Validate()
 }
 
 // slot flags.

@@ -137,8 +137,8 @@ func allTypesRecord(mem memory.Allocator, n int) arrow.Record {
 func TestEveryKeyTypeRoundTrips(t *testing.T) {
 	mem := checked(t)
 	fs := vfs.NewMem()
-	cfg := Config{FS: fs, Dir: "/st", Operator: "op", KeyGroups: 4, Lo: 0, Hi: 4,
-		KeySchema: allTypes, ValueSchema: allTypes.WithEndianness(allTypes.Endianness()), Allocator: mem}
+	cfg := Config{FS: fs, Dir: "/st", StoreSpec: StoreSpec{Operator: "op", KeyGroups: 4, Lo: 0, Hi: 4,
+		KeySchema: allTypes, ValueSchema: allTypes.WithEndianness(allTypes.Endianness()), Allocator: mem}}
 	// Values reuse the types under other names.
 	var vf []arrow.Field
 	for _, f := range allTypes.Fields() {
@@ -209,8 +209,8 @@ func TestEveryKeyTypeRoundTrips(t *testing.T) {
 func TestIntegerKeysSortNumerically(t *testing.T) {
 	mem := checked(t)
 	sch := arrow.NewSchema([]arrow.Field{{Name: "i", Type: arrow.PrimitiveTypes.Int64}, {Name: "f", Type: arrow.PrimitiveTypes.Float64}}, nil)
-	s, err := Open(Config{FS: vfs.NewMem(), Dir: "/st", Operator: "op", KeyGroups: 1, Lo: 0, Hi: 1,
-		KeySchema: sch, ValueSchema: arrow.NewSchema(nil, nil), Allocator: mem}, 0)
+	s, err := Open(Config{FS: vfs.NewMem(), Dir: "/st", StoreSpec: StoreSpec{Operator: "op", KeyGroups: 1, Lo: 0, Hi: 1,
+		KeySchema: sch, ValueSchema: arrow.NewSchema(nil, nil), Allocator: mem}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

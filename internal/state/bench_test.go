@@ -58,8 +58,8 @@ func BenchmarkMillionKeys(b *testing.B) {
 		before := heapInUse()
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		fs := vfs.NewMem()
-		cfg := Config{FS: fs, Dir: "/st", Operator: "agg", KeyGroups: 128, Lo: 0, Hi: 128,
-			KeySchema: wcKeys, ValueSchema: wcVals, SnapshotEvery: 1, Allocator: mem}
+		cfg := Config{FS: fs, Dir: "/st", StoreSpec: StoreSpec{Operator: "agg", KeyGroups: 128, Lo: 0, Hi: 128,
+			KeySchema: wcKeys, ValueSchema: wcVals, SnapshotEvery: 1, Allocator: mem}}
 		var recs [][2]arrow.Record
 		for from := 0; from < keys; from += batch {
 			k, v := wcBatch(mem, from, batch)
@@ -125,8 +125,8 @@ func BenchmarkMillionKeys(b *testing.B) {
 func BenchmarkLookupUpdate(b *testing.B) {
 	const keys, batch = 1 << 20, 64 << 10
 	mem := memory.NewGoAllocator()
-	cfg := Config{FS: vfs.NewMem(), Dir: "/st", Operator: "agg", KeyGroups: 128, Lo: 0, Hi: 128,
-		KeySchema: wcKeys, ValueSchema: wcVals, Allocator: mem}
+	cfg := Config{FS: vfs.NewMem(), Dir: "/st", StoreSpec: StoreSpec{Operator: "agg", KeyGroups: 128, Lo: 0, Hi: 128,
+		KeySchema: wcKeys, ValueSchema: wcVals, Allocator: mem}}
 	s, err := Open(cfg, 0)
 	if err != nil {
 		b.Fatal(err)
