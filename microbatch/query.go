@@ -522,7 +522,6 @@ func (q *Query) commitLate(ctx context.Context, batch int64, recs []arrow.Record
 	return nil
 }
 
-
 func (q *Query) sleep(ctx context.Context, d time.Duration) error {
 	select {
 	case <-ctx.Done():
