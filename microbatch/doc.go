@@ -30,12 +30,14 @@
 //
 // Main loop:
 //
+//	compile the query once (dataset.CompileStream: a plan.Spec)
 //	check the checkpoint's identity and offsets (read only); take its lock
 //	recover from the checkpoint; re-run an uncommitted batch
 //	for each trigger tick:
 //	    end[s] = s.Latest(start[s]) for every source; nothing new -> wait
 //	    checkpoint.WriteOffsets(OffsetEntry{N, start/end per source, watermark, previous watermark, now})
-//	    msgs = dataset.RunBatch(splits of (start, end]) ; sink.Commit(N, msgs)
+//	    res = StreamQuery.RunBatch(BatchContext of N, splits of (start, end])
+//	    late rows, then sink.Commit(N, res.Commit); next watermark from res.Metrics
 //	    checkpoint.WriteCommit(N); sources' Commit(end); purge old batches
 //
 // Stateful operators keep their state in package state (internal/state), per

@@ -548,102 +548,45 @@ func ends(e *checkpoint.OffsetEntry) map[string]sources.Offset {
 }
 
 // runBatch runs batch e.Batch with exactly its recorded offsets and commits
-// it: sink first (idempotent per batch id), then commits/<N>.
+// it: sink first (idempotent per batch id), then commits/<N>. It reads as
+// DESIGN.md's data path:
+//
+//	splits of (start, end] per source -> run the compiled query with the batch's values
+//	-> late rows, sink commit -> next watermark from the tasks' metrics -> commits/N
 func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevStart time.Time, pre map[string]time.Duration, wms map[string]int64) (nextWM int64, err error) {
 	w := q.w
 	q.setStatus(fmt.Sprintf("Processing batch %d", e.Batch), true)
 	began := w.clock.Now()
-	dur := map[string]time.Duration{}
+	p := Progress{Batch: e.Batch, Timestamp: time.UnixMicro(e.Timestamp).UTC(), Durations: map[string]time.Duration{}}
 	for k, v := range pre {
-		dur[k] = v
+		p.Durations[k] = v
 	}
-	splits := map[string][]sources.Split{}
-	p := Progress{Batch: e.Batch, Timestamp: time.UnixMicro(e.Timestamp).UTC(), Durations: dur}
 	if e.Watermark != math.MinInt64 {
 		p.Watermark = time.UnixMicro(e.Watermark).UTC()
 	}
-	for _, s := range w.ds.Streams() {
-		o := e.Sources[s.Name()]
-		sp, err := s.Splits(ctx, o.Start, o.End)
-		if err != nil {
-			return 0, fmt.Errorf("batch %d: source %s: read (%s, %s]: %w", e.Batch, s.Name(), o.Start, o.End, err)
-		}
-		splits[s.Name()] = sp
-		var rows int64
-		for _, x := range sp {
-			rows += max(x.Rows(), 0)
-		}
-		p.InputRows += rows
-		p.Sources = append(p.Sources, SourceProgress{Name: s.Name(), Start: o.Start, End: o.End, Rows: rows})
+	splits, err := q.splits(ctx, e, &p)
+	if err != nil {
+		return 0, err
 	}
-	b := sinks.Batch{ID: e.Batch, Mode: w.mode, Schema: w.ds.Schema()}
-	bctx := plan.BatchContext{ID: e.Batch, StateVersion: e.Batch, Watermark: e.Watermark, PrevWatermark: prevWatermark(e),
-		BatchTime: e.Timestamp, OutputMode: w.mode}
 	t := w.clock.Now()
-	res, err := q.cq.RunBatch(ctx, bctx, splits, w.late != nil)
-	dur[PhaseAddBatch] = w.clock.Now().Sub(t)
+	res, err := q.cq.RunBatch(ctx, plan.BatchContext{ID: e.Batch, StateVersion: e.Batch, Watermark: e.Watermark,
+		PrevWatermark: prevWatermark(e), BatchTime: e.Timestamp, OutputMode: w.mode}, splits, w.late != nil)
+	p.Durations[PhaseAddBatch] = w.clock.Now().Sub(t)
 	if err != nil {
 		return 0, fmt.Errorf("batch %d: %w", e.Batch, err)
 	}
-	msgs, lateRecs := res.Commit, res.Late
 	defer func() {
-		for _, r := range lateRecs {
+		for _, r := range res.Late {
 			r.Release()
 		}
 	}()
-	observed := res.Metrics.MaxEventTime
-	read := res.Metrics.SourceRows
-	var stateOps []StateProgress
-	for op, m := range res.Metrics.Operators {
-		stateOps = append(stateOps, StateProgress{Operator: op, Rows: m.StateRows, Bytes: m.StateBytes, DroppedLate: m.DroppedLate, Evicted: m.Evicted})
-	}
-	if len(lateRecs) > 0 {
-		if err := q.commitLate(ctx, e.Batch, lateRecs); err != nil {
-			w.sink.Abort(ctx, b, msgs)
-			return 0, fmt.Errorf("batch %d: late rows sink %s: %w", e.Batch, w.late.Name(), err)
-		}
-	}
 	t = w.clock.Now()
-	if err := w.sink.Commit(ctx, b, msgs); err != nil {
-		w.sink.Abort(ctx, b, msgs)
-		return 0, fmt.Errorf("batch %d: sink %s commit: %w", e.Batch, w.sink.Name(), err)
+	if err := q.commitSinks(ctx, e.Batch, res); err != nil {
+		return 0, err
 	}
-	dur[PhaseSinkCommit] = w.clock.Now().Sub(t)
+	p.Durations[PhaseSinkCommit] = w.clock.Now().Sub(t)
 	t = w.clock.Now()
-	// Each input's watermark only moves forward: its largest event time
-	// seen minus its delay. The query's combines them by the policy, and
-	// never moves back.
-	// Rows actually read (a split may not know its count before reading).
-	p.InputRows = 0
-	for i := range p.Sources {
-		p.Sources[i].Rows = read[p.Sources[i].Name]
-		p.InputRows += p.Sources[i].Rows
-	}
-	nextWM = e.Watermark
-	var perInput map[string]int64
-	if specs := w.ds.Watermarks(); len(specs) > 0 {
-		perInput = map[string]int64{}
-		combined := int64(math.MinInt64)
-		for i, spec := range specs {
-			v, ok := wms[spec.ID]
-			if !ok {
-				v = math.MinInt64
-			}
-			if m, ok := observed[spec.ID]; ok && m != math.MinInt64 {
-				v = max(v, m-spec.DelayMicros)
-			}
-			perInput[spec.ID] = v
-			switch {
-			case i == 0:
-				combined = v
-			case w.policy == MaxWatermark:
-				combined = max(combined, v)
-			default:
-				combined = min(combined, v)
-			}
-		}
-		nextWM = max(nextWM, combined)
-	}
+	nextWM, perInput := q.nextWatermark(e, wms, res.Metrics.MaxEventTime)
 	if err := q.cp.WriteCommit(&checkpoint.CommitEntry{Batch: e.Batch, NextWatermark: nextWM, Watermarks: perInput}); err != nil {
 		return 0, err
 	}
@@ -656,17 +599,103 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 			return 0, fmt.Errorf("batch %d: purge state: %w", e.Batch, err)
 		}
 	}
-	dur[PhaseCommitLog] = w.clock.Now().Sub(t)
+	p.Durations[PhaseCommitLog] = w.clock.Now().Sub(t)
 	for _, s := range w.ds.Streams() {
 		if c, ok := s.(sources.Committer); ok {
 			c.Commit(ctx, e.Sources[s.Name()].End) // best effort: only trims or reports
 		}
 	}
-	p.StateOperators = stateOps
+	q.report(&p, res.Metrics, began, prevStart, pre)
+	return nextWM, nil
+}
+
+// splits lists each source's splits of the batch's (start, end] and adds
+// the sources to p (rows as the splits count them; report corrects them by
+// what the tasks read).
+func (q *Query) splits(ctx context.Context, e *checkpoint.OffsetEntry, p *Progress) (map[string][]sources.Split, error) {
+	splits := map[string][]sources.Split{}
+	for _, s := range q.w.ds.Streams() {
+		o := e.Sources[s.Name()]
+		sp, err := s.Splits(ctx, o.Start, o.End)
+		if err != nil {
+			return nil, fmt.Errorf("batch %d: source %s: read (%s, %s]: %w", e.Batch, s.Name(), o.Start, o.End, err)
+		}
+		splits[s.Name()] = sp
+		var rows int64
+		for _, x := range sp {
+			rows += max(x.Rows(), 0)
+		}
+		p.Sources = append(p.Sources, SourceProgress{Name: s.Name(), Start: o.Start, End: o.End, Rows: rows})
+	}
+	return splits, nil
+}
+
+// commitSinks commits a batch's late rows (when a late-rows sink is set),
+// then its output, both under the batch's id; a failure aborts the output.
+func (q *Query) commitSinks(ctx context.Context, batch int64, res *dataset.BatchResult) error {
+	w := q.w
+	b := sinks.Batch{ID: batch, Mode: w.mode, Schema: w.ds.Schema()}
+	if len(res.Late) > 0 {
+		if err := q.commitLate(ctx, batch, res.Late); err != nil {
+			w.sink.Abort(ctx, b, res.Commit)
+			return fmt.Errorf("batch %d: late rows sink %s: %w", batch, w.late.Name(), err)
+		}
+	}
+	if err := w.sink.Commit(ctx, b, res.Commit); err != nil {
+		w.sink.Abort(ctx, b, res.Commit)
+		return fmt.Errorf("batch %d: sink %s commit: %w", batch, w.sink.Name(), err)
+	}
+	return nil
+}
+
+// nextWatermark is the watermark of the batch after e: each input's only
+// moves forward, to its largest event time seen (by the tasks) minus its
+// delay; the query's combines them by the policy and never moves back.
+func (q *Query) nextWatermark(e *checkpoint.OffsetEntry, wms map[string]int64, observed map[string]int64) (int64, map[string]int64) {
+	next := e.Watermark
+	specs := q.cq.Spec().Watermarks
+	if len(specs) == 0 {
+		return next, nil
+	}
+	perInput := map[string]int64{}
+	combined := int64(math.MinInt64)
+	for i, spec := range specs {
+		v, ok := wms[spec.ID]
+		if !ok {
+			v = math.MinInt64
+		}
+		if m, ok := observed[spec.ID]; ok && m != math.MinInt64 {
+			v = max(v, m-spec.DelayMicros)
+		}
+		perInput[spec.ID] = v
+		switch {
+		case i == 0:
+			combined = v
+		case q.w.policy == MaxWatermark:
+			combined = max(combined, v)
+		default:
+			combined = min(combined, v)
+		}
+	}
+	return max(next, combined), perInput
+}
+
+// report completes a batch's progress from its tasks' metrics and
+// publishes it.
+func (q *Query) report(p *Progress, m *exec.Metrics, began, prevStart time.Time, pre map[string]time.Duration) {
+	// Rows actually read (a split may not know its count before reading).
+	p.InputRows = 0
+	for i := range p.Sources {
+		p.Sources[i].Rows = m.SourceRows[p.Sources[i].Name]
+		p.InputRows += p.Sources[i].Rows
+	}
+	for op, o := range m.Operators {
+		p.StateOperators = append(p.StateOperators, StateProgress{Operator: op, Rows: o.StateRows, Bytes: o.StateBytes, DroppedLate: o.DroppedLate, Evicted: o.Evicted})
+	}
 	sort.Slice(p.StateOperators, func(i, j int) bool { return p.StateOperators[i].Operator < p.StateOperators[j].Operator })
-	total := w.clock.Now().Sub(began)
+	total := q.w.clock.Now().Sub(began)
 	// The whole trigger, as in Spark: offsets and the write-ahead log too.
-	dur[PhaseTotal] = total + pre[PhaseLatestOffset] + pre[PhaseWALCommit]
+	p.Durations[PhaseTotal] = total + pre[PhaseLatestOffset] + pre[PhaseWALCommit]
 	if total > 0 {
 		p.ProcessedPerS = float64(p.InputRows) / total.Seconds()
 	}
@@ -676,13 +705,12 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 		}
 	}
 	q.mu.Lock()
-	q.progress = append(q.progress, p)
+	q.progress = append(q.progress, *p)
 	if len(q.progress) > 100 {
 		q.progress = q.progress[len(q.progress)-100:]
 	}
 	q.mu.Unlock()
-	if w.listen != nil {
-		w.listen(p)
+	if q.w.listen != nil {
+		q.w.listen(*p)
 	}
-	return nextWM, nil
 }
