@@ -89,6 +89,7 @@ func (e *LocalExecutor) Execute(ctx context.Context, spec *Spec, run *Run) (*Out
 	}
 	final, others, err := scheduler.Run(ctx, stages, r, scheduler.Config{Workers: run.Workers})
 	if err != nil {
+		e.Release(LateStage) // late rows of the tasks that succeeded
 		return nil, err
 	}
 	out := &Outcome{Final: final, FinalStage: stages[len(stages)-1].ID, Metrics: &exec.Metrics{}}

@@ -40,6 +40,11 @@ func records(mem memory.Allocator, n, rows int) []arrow.Record {
 // the caller owns the records.
 func run(ctx context.Context, t *testing.T, mem memory.Allocator, n *plan.Node, funcs *exec.Funcs, workers int) ([]arrow.Record, error) {
 	t.Helper()
+	return runOn(ctx, t, mem, n, funcs, workers, false)
+}
+
+func runOn(ctx context.Context, t *testing.T, mem memory.Allocator, n *plan.Node, funcs *exec.Funcs, workers int, isolated bool) ([]arrow.Record, error) {
+	t.Helper()
 	spec, err := plan.Compile(n, 3, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +54,7 @@ func run(ctx context.Context, t *testing.T, mem memory.Allocator, n *plan.Node, 
 	for _, k := range spec.Memory {
 		bc.Set(k, spec.MemoryRecords(k))
 	}
-	ex := &plan.LocalExecutor{Env: plan.ExecEnv{Node: "local", Mem: mem, Job: &plan.Job{Funcs: funcs}, Broadcast: bc, Shuffle: &plan.MemShuffle{}}}
+	ex := &plan.LocalExecutor{Env: plan.ExecEnv{Node: "local", Mem: mem, Job: &plan.Job{Funcs: funcs}, Broadcast: bc, Shuffle: &plan.MemShuffle{}}, Isolated: isolated}
 	defer ex.Close()
 	out, err := ex.Execute(ctx, spec, &plan.Run{Batch: plan.NoBatch, Workers: workers})
 	if err != nil {
@@ -205,5 +210,52 @@ func TestAFunctionMissingFromTheJobsRegistryFailsNamingIt(t *testing.T) {
 	}
 	if started.Load() != 2 {
 		t.Fatalf("the function ran %d times, want once per record (2)", started.Load())
+	}
+}
+
+// The isolated executor runs every task from its bytes against a spec
+// decoded from bytes: a plan with a shuffle, partial and final aggregates
+// and a sort gives the same rows as the in-process run.
+func TestTheIsolatedExecutorGivesTheSameRowsAsTheLocalOne(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	recs := records(mem, 5, 200)
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	mod, err := plan.NewProject(plan.NewMemoryScan(schema, recs), []*expr.Expr{expr.Col("k").Mod(7).As("g"), expr.Col("k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg, err := plan.NewAggregate(mod, []*expr.Expr{expr.Col("g")}, []exec.Agg{{Func: "sum", Arg: expr.Col("k"), Name: "s"}, {Func: "max", Arg: expr.Col("k"), Name: "m"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sorted, err := plan.NewSort(agg, []exec.SortKey{{Expr: expr.Col("g")}}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got [2]string
+	for i, isolated := range []bool{false, true} {
+		out, err := runOn(context.Background(), t, mem, sorted, nil, 2, isolated)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for _, r := range out {
+			for row := 0; row < int(r.NumRows()); row++ {
+				for c := 0; c < int(r.NumCols()); c++ {
+					fmt.Fprintf(&b, "%s ", r.Column(c).ValueStr(row))
+				}
+				b.WriteByte('\n')
+			}
+			r.Release()
+		}
+		got[i] = b.String()
+	}
+	if got[0] != got[1] || strings.Count(got[0], "\n") != 7 {
+		t.Fatalf("local run:\n%s\nisolated run:\n%s", got[0], got[1])
 	}
 }
