@@ -53,30 +53,6 @@ func (d *Dataset) Watermarks() []Watermark {
 // IsStreaming reports whether the Dataset reads a streaming source.
 func (d *Dataset) IsStreaming() bool { return len(d.Streams()) > 0 }
 
-// Stateful lists the plan's operators that keep state across micro-batches
-// (aggregates, joins, distinct), as EXPLAIN text, for the driver's checks
-// and messages. Checkpoints pin StatefulOperators, never this text.
-func (d *Dataset) Stateful() []string {
-	if d.err != nil {
-		return nil
-	}
-	var out []string
-	d.node.Walk(func(n *plan.Node) {
-		if n.Kind == plan.KindGroups {
-			out = append(out, plan.Format(&plan.Node{Kind: n.Kind, Groups: n.Groups}))
-			return
-		}
-		if n.Kind == plan.KindJoin && (len(plan.Streams(n.Inputs[0])) == 0 || len(plan.Streams(n.Inputs[1])) == 0) {
-			return // a stream joined with a bounded Dataset keeps no state
-		}
-		switch n.Kind {
-		case plan.KindAggregate, plan.KindJoin, plan.KindSort, plan.KindLimit, plan.KindWindow, plan.KindDedup, plan.KindSession:
-			out = append(out, plan.Format(&plan.Node{Kind: n.Kind, Keys: n.Keys, Aggs: n.Aggs, Join: n.Join, SortKeys: n.SortKeys, N: n.N, Window: n.Window, DedupKeys: n.DedupKeys, Session: n.Session}))
-		}
-	})
-	return out
-}
-
 // StreamOptions configure a streaming query's compilation.
 type StreamOptions struct {
 	KeyGroups int

@@ -119,23 +119,6 @@ func (w *StreamWriter) validate() error {
 		}
 		seen[s.Name()] = true
 	}
-	aggregates, stateful := 0, 0
-	for _, op := range w.ds.Stateful() {
-		switch {
-		case strings.HasPrefix(op, "Window"), strings.HasPrefix(op, "SessionWindow"):
-		case strings.HasPrefix(op, "Aggregate"):
-			aggregates++
-			stateful++
-		case strings.HasPrefix(op, "DropDuplicates"), strings.HasPrefix(op, "Join"), strings.HasPrefix(op, "FlatMapGroupsWithState"):
-			stateful++
-		default:
-			return fmt.Errorf("%w: streaming %s is not supported (sort and limit need the whole input; use them in a ForeachBatch function)", ErrInvalidQuery, strings.TrimSpace(op))
-		}
-	}
-	switch {
-	case w.mode == sinks.Complete && aggregates == 0:
-		return fmt.Errorf("%w: complete output mode needs a streaming aggregation; this query has none", ErrInvalidQuery)
-	}
 	if err := w.sink.Check(w.mode, w.ds.Schema()); err != nil {
 		return fmt.Errorf("%w: sink %s: %v", ErrInvalidQuery, w.sink.Name(), err)
 	}
@@ -184,6 +167,11 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 		return cq, nil
 	}
 	cq, err := compile(checkpoint.DefaultKeyGroups)
+	if err == nil {
+		if err = streamable(cq.Spec(), w.mode); err != nil {
+			cq.Close()
+		}
+	}
 	if err != nil {
 		stores.Close()
 		return nil, err
@@ -239,6 +227,27 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 	started = true
 	go q.run(ctx, rec)
 	return q, nil
+}
+
+// streamable refuses what a compiled streaming query cannot do: sort or
+// limit (they need the whole input), or complete output mode without a
+// streaming aggregation (there is no result table to emit whole).
+func streamable(spec *plan.Spec, mode sinks.Mode) error {
+	var err error
+	spec.Walk(func(n *plan.Node) {
+		if (n.Kind == plan.KindSort || n.Kind == plan.KindLimit) && err == nil {
+			err = fmt.Errorf("%w: streaming %s is not supported (sort and limit need the whole input; use them in a ForeachBatch function)", ErrInvalidQuery, n.Kind)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if mode == sinks.Complete && !slices.ContainsFunc(spec.Stateful, func(op plan.StatefulOp) bool {
+		return op.Kind == plan.OpAggregate || op.Kind == plan.OpSessionAggregate
+	}) {
+		return fmt.Errorf("%w: complete output mode needs a streaming aggregation; this query has none", ErrInvalidQuery)
+	}
+	return nil
 }
 
 // recoverCheckpoint reads cp's metadata and recovery state and checks them
@@ -399,11 +408,19 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 	} else if rec.LastOffsets != nil {
 		starts = ends(rec.LastOffsets)
 	}
-	closesWindows := len(w.ds.Watermarks()) > 0 && len(w.ds.Stateful()) > 0
+	spec := q.cq.Spec()
+	// A watermark that moves closes windows and evicts state: a batch of
+	// its own even without data, when something keeps state.
+	closesWindows := len(spec.Watermarks) > 0 && len(spec.Stateful) > 0
 	// Processing-time timeouts fire as batch time passes, data or not: a
 	// periodic trigger runs a no-data batch every interval for them.
-	timesOut := w.trigger.kind == kindProcessingTime && w.trigger.interval > 0 &&
-		slices.ContainsFunc(w.ds.Stateful(), func(op string) bool { return strings.Contains(op, "timeout="+string(exec.ProcessingTimeTimeout)) })
+	timesOut := false
+	spec.Walk(func(n *plan.Node) {
+		if n.Kind == plan.KindGroups && n.State != nil && n.Groups.Timeout == exec.ProcessingTimeTimeout {
+			timesOut = true
+		}
+	})
+	timesOut = timesOut && w.trigger.kind == kindProcessingTime && w.trigger.interval > 0
 	for _, s := range streams {
 		if _, ok := starts[s.Name()]; ok {
 			continue

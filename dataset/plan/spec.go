@@ -123,6 +123,13 @@ func compileOptimized(opt *Node, parts int, st *StreamOptions) (*Spec, error) {
 	return spec, nil
 }
 
+// Walk calls fn on every node of every stage, stages in order.
+func (s *Spec) Walk(fn func(*Node)) {
+	for _, st := range s.Stages {
+		st.Root.Walk(fn)
+	}
+}
+
 // StaticPlan is the logical plan of a stream-static join's bounded side
 // (driver side only: nil on a decoded Spec).
 func (s *Spec) StaticPlan(key string) *Node { return s.statics[key] }
