@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
@@ -107,12 +109,23 @@ func readTopic(t testing.TB, brokers []string, topic string) []*kgo.Record {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ends, err := kadm.NewClient(admCl).ListCommittedOffsets(ctx, topic)
+	// A broker that created the topic a moment ago may not host its
+	// partitions yet (a fresh KRaft broker propagates metadata
+	// asynchronously): ask again for a while, as a producer waits for
+	// metadata, before calling it an error.
+	var ends kadm.ListedOffsets
+	for {
+		ends, err = kadm.NewClient(admCl).ListCommittedOffsets(ctx, topic)
+		if err == nil {
+			err = ends.Error()
+		}
+		if !errors.Is(err, kerr.UnknownTopicOrPartition) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	admCl.Close()
 	if err != nil {
-		t.Fatalf("list committed offsets of %s: %v", topic, err)
-	}
-	if err := ends.Error(); err != nil {
 		t.Fatalf("list committed offsets of %s: %v", topic, err)
 	}
 	want := map[int32]int64{}
