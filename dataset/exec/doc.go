@@ -15,15 +15,19 @@
 //     give the same output records.
 //  5. User code reaches operators only as arguments: plans name user
 //     functions, and a task finds them in its job's registry (Funcs, in
-//     plan.TaskEnv). There is no process-wide registry.
+//     plan.TaskEnv's Job). There is no process-wide registry.
 //  6. Stateful operators reach their state only through the state.Provider
 //     in their StateSpec (open a store for operator, key-group range and
 //     version; Keep it once committed): exec knows no files, directories or
 //     checkpoints.
+//  7. Operators report what they observe (rows read, max event time, late
+//     and evicted rows, state size) into the task's Metrics, plain data
+//     returned with the task's result; no operator calls back into the
+//     driver.
 //
-// Main loop of a task (see plan.Build and scheduler.Local):
+// Main loop of a task (see plan.Build and plan.RunTask):
 //
-//	op := plan.Build(stage, task, env)   // env: allocator, shuffle reader, Funcs
+//	op := plan.Build(stage, task, env)   // env: allocator, batch values, shuffle reader, state, job, metrics
 //	for rec, err := op.Next(ctx); err != io.EOF; rec, err = op.Next(ctx) { out = append(out, rec) }
 //	op.Close()
 package exec

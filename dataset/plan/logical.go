@@ -41,8 +41,8 @@ func NewMemoryScan(schema *arrow.Schema, recs []arrow.Record) *Node {
 	return &Node{Kind: KindScan, Schema: schema, Scan: &Scan{Columns: cols, Records: recs}}
 }
 
-// NewStreamScan reads a streaming source; each run reads the splits bound
-// by BindStreams.
+// NewStreamScan reads a streaming source; physical planning names it by
+// source, and each task of a run reads the one split its TaskSpec carries.
 func NewStreamScan(src sources.Stream) *Node {
 	schema := src.Schema()
 	cols := make([]string, schema.NumFields())
