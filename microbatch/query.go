@@ -299,6 +299,11 @@ type Query struct {
 // ID is the query's id, stable across restarts from the same checkpoint.
 func (q *Query) ID() string { return q.meta.QueryID }
 
+// Explain is the query's plan as it runs: the logical and optimized plans
+// with the sink write, and the physical plan printed from the compiled spec
+// every micro-batch runs.
+func (q *Query) Explain() string { return q.cq.Explain() }
+
 // Stop stops the query after the batch in flight is abandoned (it will be
 // re-run on restart) and waits for it; it returns the terminating error, if
 // the query failed before it was stopped.

@@ -423,6 +423,10 @@ func TestQueriesThatCannotRunAreRefusedAtStartWithAReason(t *testing.T) {
 	if err := q.AwaitTermination(); err != nil {
 		t.Fatal(err)
 	}
+	if plan := q.Explain(); !strings.Contains(plan, "== Physical Plan ==\nStage 0: a task per split -> result\n  Write sink ") ||
+		!strings.Contains(plan, "Scan stream "+src.Name()) {
+		t.Fatalf("the query's EXPLAIN does not show its compiled plan:\n%s", plan)
+	}
 	cases := []struct {
 		name string
 		w    *microbatch.StreamWriter
