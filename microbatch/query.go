@@ -157,22 +157,17 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 		return nil, err
 	}
 	// Compiled once, before the checkpoint is touched: a plan that cannot
-	// run is refused without leaving a checkpoint behind.
+	// run is refused without leaving a checkpoint behind. The key-group
+	// count is part of the checkpoint's identity, so a checkpoint with
+	// another count is refused below rather than recompiled for.
 	stores := state.NewFileProvider(w.fs, strings.TrimRight(w.dir, "/")+"/state")
-	compile := func(keyGroups int) (*dataset.StreamQuery, error) {
-		cq, err := w.ds.CompileStream(w.sink, dataset.StreamOptions{KeyGroups: keyGroups, Emit: w.mode, State: stores})
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalidQuery, err)
-		}
-		return cq, nil
-	}
-	cq, err := compile(checkpoint.DefaultKeyGroups)
-	if err == nil {
-		if err = streamable(cq.Spec(), w.mode); err != nil {
-			cq.Close()
-		}
-	}
+	cq, err := w.ds.CompileStream(w.sink, dataset.StreamOptions{KeyGroups: checkpoint.DefaultKeyGroups, Emit: w.mode, State: stores})
 	if err != nil {
+		stores.Close()
+		return nil, fmt.Errorf("%w: %v", ErrInvalidQuery, err)
+	}
+	if err := streamable(cq.Spec(), w.mode); err != nil {
+		cq.Close()
 		stores.Close()
 		return nil, err
 	}
@@ -213,13 +208,6 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 	if err != nil {
 		lock.Close()
 		return nil, err
-	}
-	if meta.KeyGroups != checkpoint.DefaultKeyGroups {
-		cq.Close()
-		if cq, err = compile(meta.KeyGroups); err != nil {
-			lock.Close()
-			return nil, err
-		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	q := &Query{w: w, cp: cp, meta: meta, lock: lock, cancel: cancel, done: make(chan struct{}), cq: cq, stores: stores,
