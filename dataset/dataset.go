@@ -201,24 +201,13 @@ func (d *Dataset) run(ctx context.Context, root *plan.Node) ([]arrow.Record, err
 	}
 	bc := &plan.StaticCache{}
 	defer bc.Release()
-	for _, key := range spec.Memory {
-		bc.Set(key, spec.MemoryRecords(key))
-	}
+	bc.SetMemory(spec)
 	ex, err := d.executor(cfg, &plan.Job{Funcs: d.funcs}, bc, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer ex.Close()
-	out, err := ex.Execute(ctx, spec, &plan.Run{Batch: plan.NoBatch, Workers: cfg.Parallelism})
-	if err != nil {
-		return nil, err
-	}
-	defer ex.Release(out.FinalStage)
-	var recs []arrow.Record
-	for _, r := range out.Final {
-		recs = append(recs, ex.Fetch(r.Outputs)...)
-	}
-	return recs, nil
+	return ex.Collect(ctx, spec, &plan.Run{Batch: plan.NoBatch, Workers: cfg.Parallelism})
 }
 
 // executor makes the in-process executor of a run of d's plan.

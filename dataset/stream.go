@@ -77,18 +77,6 @@ type StreamQuery struct {
 	ex     *plan.LocalExecutor
 }
 
-// StatefulOperators lists the stateful operators a streaming query of d
-// runs with keyGroups key groups, as typed facts (kind, operator id, key
-// and value schemas; see plan.StatefulOp), in operator-id order: what a
-// checkpoint pins. It plans d the way a micro-batch does and returns its
-// planning error, if any.
-func (d *Dataset) StatefulOperators(keyGroups int) ([]plan.StatefulOp, error) {
-	if d.err != nil {
-		return nil, d.err
-	}
-	return plan.StatefulOperators(d.node, keyGroups)
-}
-
 // CompileStream compiles d into a StreamQuery writing into sink.
 func (d *Dataset) CompileStream(sink sinks.Sink, o StreamOptions) (*StreamQuery, error) {
 	if d.err != nil {
@@ -109,9 +97,7 @@ func (d *Dataset) CompileStream(sink sinks.Sink, o StreamOptions) (*StreamQuery,
 		job.Streams[s.Name()] = s
 	}
 	q := &StreamQuery{ds: d, cfg: cfg, spec: spec, root: root, opt: opt, static: &plan.StaticCache{}}
-	for _, key := range spec.Memory {
-		q.static.Set(key, spec.MemoryRecords(key))
-	}
+	q.static.SetMemory(spec)
 	if q.ex, err = d.executor(cfg, job, q.static, o.State); err != nil {
 		q.static.Release()
 		return nil, err

@@ -374,7 +374,7 @@ func (d *colDict) find(arr arrow.Array, out []int32) {
 		}
 	default:
 		codes := make([]uint64, len(out))
-		rowCodes(arr, codes)
+		rowhash.RowCodes(arr, codes)
 		nulls := arr.NullN() > 0
 		for i := range out {
 			if nulls && arr.IsNull(i) {
@@ -383,48 +383,6 @@ func (d *colDict) find(arr arrow.Array, out []int32) {
 			}
 			out[i] = d.ints.find(codes[i])
 		}
-	}
-}
-
-// rowCodes writes the widened uint64 code of every non-bytes row (nulls: 0).
-func rowCodes(arr arrow.Array, out []uint64) {
-	data := arr.Data()
-	switch arr.DataType().ID() {
-	case arrow.BOOL:
-		a := arr.(*array.Boolean)
-		for i := range out {
-			if a.Value(i) {
-				out[i] = 1
-			} else {
-				out[i] = 0
-			}
-		}
-	case arrow.INT8:
-		codesT(arrow.GetValues[int8](data, 1), out, func(v int8) uint64 { return uint64(int64(v)) })
-	case arrow.INT16:
-		codesT(arrow.GetValues[int16](data, 1), out, func(v int16) uint64 { return uint64(int64(v)) })
-	case arrow.INT32, arrow.DATE32, arrow.TIME32:
-		codesT(arrow.GetValues[int32](data, 1), out, func(v int32) uint64 { return uint64(int64(v)) })
-	case arrow.UINT8:
-		codesT(arrow.GetValues[uint8](data, 1), out, func(v uint8) uint64 { return uint64(v) })
-	case arrow.UINT16:
-		codesT(arrow.GetValues[uint16](data, 1), out, func(v uint16) uint64 { return uint64(v) })
-	case arrow.UINT32:
-		codesT(arrow.GetValues[uint32](data, 1), out, func(v uint32) uint64 { return uint64(v) })
-	case arrow.UINT64:
-		codesT(arrow.GetValues[uint64](data, 1), out, func(v uint64) uint64 { return v })
-	case arrow.FLOAT32:
-		codesT(arrow.GetValues[float32](data, 1), out, func(v float32) uint64 { return canonFloat(float64(v)) })
-	case arrow.FLOAT64:
-		codesT(arrow.GetValues[float64](data, 1), out, canonFloat)
-	default: // 64-bit signed and temporals
-		codesT(arrow.GetValues[int64](data, 1), out, func(v int64) uint64 { return uint64(v) })
-	}
-}
-
-func codesT[T any](vals []T, out []uint64, code func(T) uint64) {
-	for i := range out {
-		out[i] = code(vals[i])
 	}
 }
 

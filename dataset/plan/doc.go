@@ -6,7 +6,7 @@
 // In: nodes made by the Dataset API (Scan, Filter, Project, Aggregate, Join,
 // Union, Sort, Limit, MapBatches, Write). Out: a Spec, each stage a fragment
 // of nodes that runs as one task per split or per shuffle partition; Build
-// turns one task of a stage into a tree of exec.Operators; StatefulOperators
+// turns one task of a stage into a tree of exec.Operators; Spec.Stateful
 // (identity.go) states what each stateful operator of a streaming plan keeps
 // (kind, id, key and value schemas), the facts a checkpoint pins.
 //

@@ -108,6 +108,21 @@ func (e *LocalExecutor) Execute(ctx context.Context, spec *Spec, run *Run) (*Out
 	return out, nil
 }
 
+// Collect runs spec as Execute does and returns the final stage's records
+// in task order (a batch job's result); the caller owns them.
+func (e *LocalExecutor) Collect(ctx context.Context, spec *Spec, run *Run) ([]arrow.Record, error) {
+	out, err := e.Execute(ctx, spec, run)
+	if err != nil {
+		return nil, err
+	}
+	defer e.Release(out.FinalStage)
+	var recs []arrow.Record
+	for _, r := range out.Final {
+		recs = append(recs, e.Fetch(r.Outputs)...)
+	}
+	return recs, nil
+}
+
 // Fetch returns the records of blocks, each retained for the caller.
 func (e *LocalExecutor) Fetch(locs []scheduler.Location) []arrow.Record {
 	recs := e.Env.Shuffle.Fetch(locs)

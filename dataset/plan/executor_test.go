@@ -51,21 +51,10 @@ func runOn(ctx context.Context, t *testing.T, mem memory.Allocator, n *plan.Node
 	}
 	bc := &plan.StaticCache{}
 	defer bc.Release()
-	for _, k := range spec.Memory {
-		bc.Set(k, spec.MemoryRecords(k))
-	}
+	bc.SetMemory(spec)
 	ex := &plan.LocalExecutor{Env: plan.ExecEnv{Node: "local", Mem: mem, Job: &plan.Job{Funcs: funcs}, Broadcast: bc, Shuffle: &plan.MemShuffle{}}, Isolated: isolated}
 	defer ex.Close()
-	out, err := ex.Execute(ctx, spec, &plan.Run{Batch: plan.NoBatch, Workers: workers})
-	if err != nil {
-		return nil, err
-	}
-	defer ex.Release(out.FinalStage)
-	var recs []arrow.Record
-	for _, r := range out.Final {
-		recs = append(recs, ex.Fetch(r.Outputs)...)
-	}
-	return recs, nil
+	return ex.Collect(ctx, spec, &plan.Run{Batch: plan.NoBatch, Workers: workers})
 }
 
 func TestAggregateAcrossTasksAndPartitionsSumsEveryRowOnce(t *testing.T) {

@@ -54,24 +54,6 @@ type StatefulOp struct {
 	StateType string
 }
 
-// StatefulOperators plans root (a logical streaming plan) for one
-// micro-batch the way a query plans it, with keyGroups key groups, and
-// returns its stateful operators in operator-id order. Planning errors are
-// returned as they are: a plan that cannot run has no identity.
-func StatefulOperators(root *Node, keyGroups int) ([]StatefulOp, error) {
-	opt, err := Optimize(root)
-	if err != nil {
-		return nil, err
-	}
-	// The output mode changes which plans are refused, never what an
-	// operator keeps; "update" refuses least.
-	phys, err := PhysicalStream(opt, 1, &StreamOptions{KeyGroups: keyGroups, Emit: "update"})
-	if err != nil {
-		return nil, err
-	}
-	return statefulOfPhysical(phys)
-}
-
 // statefulOfPhysical lists the stateful operators of a physical plan.
 func statefulOfPhysical(phys *Node) ([]StatefulOp, error) {
 	var ops []StatefulOp

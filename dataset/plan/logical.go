@@ -54,7 +54,7 @@ func NewStreamScan(src sources.Stream) *Node {
 
 // NewSinkWrite writes into a streaming sink, one batch per run.
 func NewSinkWrite(in *Node, sink sinks.Sink) *Node {
-	return &Node{Kind: KindWrite, Inputs: []*Node{in}, Write: &Write{SinkName: sink.Name(), Sink: sink}, Schema: exec.CommitSchema}
+	return &Node{Kind: KindWrite, Inputs: []*Node{in}, Write: &Write{SinkName: sink.Name()}, Schema: exec.CommitSchema}
 }
 
 // Streams lists the streaming sources root reads, in plan order, each once

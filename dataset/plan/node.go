@@ -10,7 +10,6 @@ import (
 
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/expr"
-	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/sources"
 	pq "github.com/sluicedata/sluice/sources/parquet"
@@ -178,7 +177,6 @@ type Write struct {
 	JobID    string          `json:",omitempty"`
 	Options  parquet.Options `json:",omitempty"`
 	SinkName string          `json:",omitempty"`
-	Sink     sinks.Sink      `json:"-"`
 }
 
 // Walk calls fn on n and its inputs, depth first, parents before children.

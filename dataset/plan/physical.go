@@ -9,16 +9,11 @@ import (
 	"github.com/sluicedata/sluice/dataset/expr"
 )
 
-// Physical turns an optimized logical plan into a physical one: scans get
-// their (pruned) splits, aggregates become partial -> exchange -> final, joins
-// hash-partition both sides into parts partitions and build the smaller one,
-// sorts and limits work per task first and then once after a gather. The
-// input plan is not modified.
-func Physical(root *Node, parts int) (*Node, error) {
-	return PhysicalStream(root, parts, nil)
-}
-
-// PhysicalStream is Physical for a streaming query: with st set,
+// PhysicalStream turns an optimized logical plan into a physical one:
+// scans get their (pruned) splits, aggregates become partial -> exchange ->
+// final, joins hash-partition both sides into parts partitions and build
+// the smaller one, sorts and limits work per task first and then once after
+// a gather. The input plan is not modified. With st set (a streaming query),
 // aggregates keep their groups in state (partial -> exchange by key group ->
 // stateful final), numbered agg-0, agg-1, ... in plan order. The plan holds
 // no per-batch value: thresholds and state versions come from each batch's

@@ -2,8 +2,6 @@ package plan
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -136,16 +134,6 @@ func (s *Spec) StaticPlan(key string) *Node { return s.statics[key] }
 
 // MemoryRecords are the records of in-memory scan key (driver side only).
 func (s *Spec) MemoryRecords(key string) []arrow.Record { return s.memory[key] }
-
-// ID identifies the spec's content: the hash of its encoding.
-func (s *Spec) ID() (string, error) {
-	b, err := s.Encode()
-	if err != nil {
-		return "", err
-	}
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:8]), nil
-}
 
 // Encode returns the spec as JSON. Expressions are their JSON trees,
 // schemas Arrow IPC schema messages (base64), so every Arrow type and its

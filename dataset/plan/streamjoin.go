@@ -113,6 +113,14 @@ func (c *StaticCache) Set(key string, recs []arrow.Record) {
 	c.recs[key] = recs
 }
 
+// SetMemory keeps the records of every in-memory scan of spec under its
+// broadcast key (Set).
+func (c *StaticCache) SetMemory(spec *Spec) {
+	for _, key := range spec.Memory {
+		c.Set(key, spec.MemoryRecords(key))
+	}
+}
+
 var _ BroadcastStore = (*StaticCache)(nil)
 
 // Release frees every collected side.

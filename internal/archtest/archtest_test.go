@@ -26,24 +26,11 @@ type pkg struct {
 	XTestImports []string
 }
 
-// goList runs go list -json with args in the module root.
+// goList runs go list -json with args in the module root and checks it
+// found the module's packages.
 func goList(t *testing.T, args ...string) []pkg {
 	t.Helper()
-	cmd := exec.Command("go", append([]string{"list", "-json"}, args...)...)
-	cmd.Dir = testenv.Root()
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list %s: %v", strings.Join(args, " "), err)
-	}
-	dec := json.NewDecoder(strings.NewReader(string(out)))
-	var pkgs []pkg
-	for dec.More() {
-		var p pkg
-		if err := dec.Decode(&p); err != nil {
-			t.Fatal(err)
-		}
-		pkgs = append(pkgs, p)
-	}
+	pkgs := goListAll(t, args...)
 	if len(pkgs) < 5 {
 		t.Fatalf("go list %s found only %d packages", strings.Join(args, " "), len(pkgs))
 	}

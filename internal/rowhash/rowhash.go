@@ -170,7 +170,7 @@ func Columns(cols []arrow.Array, out []uint64) error {
 			if codes == nil {
 				codes = make([]uint64, n)
 			}
-			rowCodes(c, codes)
+			RowCodes(c, codes)
 			nulls := c.NullN() > 0
 			if classes[k] == classBool {
 				for i := range pos {
@@ -207,9 +207,11 @@ func Columns(cols []arrow.Array, out []uint64) error {
 	return nil
 }
 
-// rowCodes writes the widened 8-byte code of every bool, integer, temporal
-// or float row (nulls: unspecified).
-func rowCodes(arr arrow.Array, out []uint64) {
+// RowCodes writes the widened 8-byte code of every bool, integer, temporal
+// or float row (nulls: unspecified): what the hash reads of such a value,
+// and the group key of grouping and dictionary codes (exec), so the two
+// never disagree on which values are equal.
+func RowCodes(arr arrow.Array, out []uint64) {
 	data := arr.Data()
 	switch arr.DataType().ID() {
 	case arrow.BOOL:
