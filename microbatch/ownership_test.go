@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -275,7 +276,10 @@ func exitIfOwnerChild() {
 		time.Sleep(5 * time.Millisecond)
 	}
 	fmt.Println("owner: running")
-	q.AwaitTermination() // until killed
+	// Until killed, or until the parent goes away (its end of our stdin
+	// closes), so a parent that dies never leaves this query running.
+	io.Copy(io.Discard, os.Stdin)
+	q.Stop()
 	os.Exit(1)
 }
 
@@ -327,10 +331,18 @@ func TestOneOwnerAtATime(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd.Stderr = os.Stderr
+		stdin, err := cmd.StdinPipe() // closed when this process exits: the child's cue to exit too
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stdin.Close()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		defer cmd.Process.Kill()
+		defer func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}()
 		line, err := bufio.NewReader(out).ReadString('\n')
 		if err != nil || line != "owner: running\n" {
 			t.Fatalf("child said %q, %v", line, err)

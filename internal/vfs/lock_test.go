@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,6 +89,12 @@ func TestLockHelperProcess(t *testing.T) {
 		os.Exit(1)
 	}
 	fmt.Println("locked")
+	// Until killed, or until the parent goes away (its end of our stdin
+	// closes), so a parent that dies never leaves this process behind.
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
 	time.Sleep(time.Minute)
 	os.Exit(0)
 }
@@ -100,10 +107,18 @@ func TestOSLockDiesWithItsProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stdin, err := cmd.StdinPipe() // closed when this process exits: the child's cue to exit too
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil || line != "locked\n" {
 		t.Fatalf("child said %q, %v", line, err)
