@@ -108,17 +108,13 @@ func (d *Dataset) Explain() (string, error) {
 		return "", d.err
 	}
 	cfg := d.cfg.withDefaults()
-	opt, err := plan.Optimize(d.node)
-	if err != nil {
-		return "", err
-	}
 	// A streaming Dataset is explained as a batch job over its streams;
 	// microbatch's query explains its compiled micro-batch plan.
 	spec, err := plan.Compile(d.node, cfg.ShufflePartitions, nil)
 	if err != nil {
 		return "", err
 	}
-	return explainText(d.node, opt, spec), nil
+	return explainText(d.node, spec), nil
 }
 
 // Compile compiles the Dataset as a batch job into the spec its actions run:
@@ -132,12 +128,12 @@ func (d *Dataset) Compile() (*plan.Spec, error) {
 	return plan.Compile(d.node, d.cfg.withDefaults().ShufflePartitions, nil)
 }
 
-func explainText(logical, opt *plan.Node, spec *plan.Spec) string {
+func explainText(logical *plan.Node, spec *plan.Spec) string {
 	var b strings.Builder
 	b.WriteString("== Logical Plan ==\n")
 	b.WriteString(plan.Format(logical))
 	b.WriteString("== Optimized Plan ==\n")
-	b.WriteString(plan.Format(opt))
+	b.WriteString(plan.Format(spec.Optimized()))
 	b.WriteString("== Physical Plan ==\n")
 	b.WriteString(spec.Explain())
 	return b.String()

@@ -72,7 +72,6 @@ type StreamQuery struct {
 	cfg    Config
 	spec   *plan.Spec
 	root   *plan.Node // the logical plan with its sink write
-	opt    *plan.Node
 	static *plan.StaticCache
 	ex     *plan.LocalExecutor
 }
@@ -84,10 +83,6 @@ func (d *Dataset) CompileStream(sink sinks.Sink, o StreamOptions) (*StreamQuery,
 	}
 	cfg := d.cfg.withDefaults()
 	root := plan.NewSinkWrite(d.node, sink)
-	opt, err := plan.Optimize(root)
-	if err != nil {
-		return nil, err
-	}
 	spec, err := plan.Compile(root, cfg.ShufflePartitions, &plan.StreamOptions{KeyGroups: o.KeyGroups, Emit: string(o.Emit)})
 	if err != nil {
 		return nil, err
@@ -96,7 +91,7 @@ func (d *Dataset) CompileStream(sink sinks.Sink, o StreamOptions) (*StreamQuery,
 	for _, s := range d.Streams() {
 		job.Streams[s.Name()] = s
 	}
-	q := &StreamQuery{ds: d, cfg: cfg, spec: spec, root: root, opt: opt, static: &plan.StaticCache{}}
+	q := &StreamQuery{ds: d, cfg: cfg, spec: spec, root: root, static: &plan.StaticCache{}}
 	q.static.SetMemory(spec)
 	if q.ex, err = d.executor(cfg, job, q.static, o.State); err != nil {
 		q.static.Release()
@@ -110,7 +105,7 @@ func (q *StreamQuery) Spec() *plan.Spec { return q.spec }
 
 // Explain is the query's EXPLAIN text.
 func (q *StreamQuery) Explain() string {
-	return explainText(q.root, q.opt, q.spec)
+	return explainText(q.root, q.spec)
 }
 
 // BatchResult is what one micro-batch's tasks returned.

@@ -30,15 +30,12 @@ var ErrSpecVersion = errors.New("plan: unsupported spec format version")
 // a BatchContext and the batch's splits. Scan stages over streams have one
 // task per split of the batch, so their task count is known per batch only.
 type Spec struct {
-	Version   int    `json:"version"`
-	Streaming bool   `json:"streaming,omitempty"`
-	Parts     int    `json:"parts"`
+	Version int `json:"version"`
+	// KeyGroups and Emit are a streaming query's (0 and "" for a batch job).
 	KeyGroups int    `json:"key_groups,omitempty"`
 	Emit      string `json:"emit,omitempty"`
 	// Stages in dependency order; the last is final.
 	Stages []*Stage `json:"stages"`
-	// Sources are the streams the query reads, by name, in plan order.
-	Sources []string `json:"sources,omitempty"`
 	// Watermarks are the WithWatermark declarations, by id.
 	Watermarks []WatermarkSpec `json:"watermarks,omitempty"`
 	// Statics are the stream-static joins' bounded sides, collected by the
@@ -50,10 +47,11 @@ type Spec struct {
 	// (kind, id, key and value schemas): the facts its checkpoint pins.
 	Stateful []StatefulOp `json:"stateful,omitempty"`
 
-	// Driver-side only (not encoded): the logical plans of the bounded
-	// sides, and the records of in-memory scans.
-	statics map[string]*Node
-	memory  map[string][]arrow.Record
+	// Driver-side only (not encoded): the optimized logical plan, the
+	// logical plans of the bounded sides, and the records of in-memory scans.
+	optimized *Node
+	statics   map[string]*Node
+	memory    map[string][]arrow.Record
 }
 
 // StaticSide is the bounded side of a stream-static join.
@@ -75,23 +73,16 @@ func Compile(root *Node, parts int, st *StreamOptions) (*Spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	return compileOptimized(opt, parts, st)
-}
-
-func compileOptimized(opt *Node, parts int, st *StreamOptions) (*Spec, error) {
 	parts = max(parts, 1)
-	spec := &Spec{Version: SpecVersion, Parts: parts, statics: map[string]*Node{}, memory: map[string][]arrow.Record{}}
+	spec := &Spec{Version: SpecVersion, optimized: opt, statics: map[string]*Node{}, memory: map[string][]arrow.Record{}}
 	if st != nil {
-		spec.Streaming, spec.KeyGroups, spec.Emit = true, st.KeyGroups, st.Emit
+		spec.KeyGroups, spec.Emit = st.KeyGroups, st.Emit
 		joins, side := StaticJoins(opt)
 		for i, j := range joins {
 			key := fmt.Sprintf("static-%d", i)
 			spec.Statics = append(spec.Statics, StaticSide{Key: key, Refresh: j.Join.Refresh})
 			spec.statics[key] = j.Inputs[side[i]]
 		}
-	}
-	for _, s := range Streams(opt) {
-		spec.Sources = append(spec.Sources, s.Name())
 	}
 	ids := WatermarkIDs(opt)
 	opt.Walk(func(n *Node) {
@@ -127,6 +118,10 @@ func (s *Spec) Walk(fn func(*Node)) {
 		st.Root.Walk(fn)
 	}
 }
+
+// Optimized is the optimized logical plan the spec was compiled from
+// (driver side only: nil on a decoded Spec).
+func (s *Spec) Optimized() *Node { return s.optimized }
 
 // StaticPlan is the logical plan of a stream-static join's bounded side
 // (driver side only: nil on a decoded Spec).

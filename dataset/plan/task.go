@@ -132,7 +132,7 @@ func RunTask(ctx context.Context, spec *Spec, ts *TaskSpec, env *ExecEnv) (res *
 	tenv := TaskEnv{
 		Mem: env.Mem, BatchRows: env.BatchRows, Batch: ts.Batch, Metrics: metrics, Job: env.Job,
 		State: env.State, Broadcast: env.Broadcast, Leaf: ts.Leaf, Split: ts.Split, StreamSplit: split,
-		Shuffle: func(exchange, _ int) []arrow.Record { return env.Shuffle.Fetch(ts.Task.Inputs[exchange]) },
+		Shuffle: func(exchange int) []arrow.Record { return env.Shuffle.Fetch(ts.Task.Inputs[exchange]) },
 	}
 	var out []arrow.Record
 	defer func() { releaseRecords(out) }()
