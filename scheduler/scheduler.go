@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"runtime"
 	"runtime/debug"
+	"sort"
 	"sync"
 )
 
@@ -20,6 +22,11 @@ type Stage struct {
 	// Parts is the partition count of the exchange this stage feeds; 0 for
 	// the final stage, whose task results go back to the caller.
 	Parts int
+	// Sticky: the stage's tasks own key-group ranges of state, so task i
+	// runs on the node rendezvous hashing picks for (stage, i) among the
+	// live nodes, batch after batch, and its state stays warm there. When
+	// nodes join or leave only the tasks whose pick changed move.
+	Sticky bool
 }
 
 // Location names one map output block: the rows map task Map of stage
@@ -34,12 +41,16 @@ type Location struct {
 	Bytes int64  `json:"bytes,omitempty"`
 }
 
-// Task is one task to run: task Index of stage Stage, with the locations
-// of every map output block it reads, by exchange (the id of the stage
-// that feeds it), in map-task order.
+// Task is one attempt of one task: task Index of stage Stage, placed on
+// Node, with the locations of every map output block it reads, by
+// exchange (the id of the stage that feeds it), in map-task order.
 type Task struct {
-	Stage  int                `json:"stage"`
-	Index  int                `json:"index"`
+	Stage   int `json:"stage"`
+	Index   int `json:"index"`
+	Attempt int `json:"attempt,omitempty"` // 0 for the first
+	// Node is where the scheduler placed the attempt ("" when the
+	// executor runs every task itself: Config.Nodes is nil).
+	Node   string             `json:"node,omitempty"`
 	Inputs map[int][]Location `json:"inputs,omitempty"`
 }
 
@@ -56,12 +67,40 @@ type Result struct {
 	Metrics []byte `json:"metrics,omitempty"`
 }
 
+// Node is a place tasks run: a live executor and how many tasks it runs
+// at once.
+type Node struct {
+	Name  string
+	Slots int
+}
+
+// ErrNodeLost marks a task error that says nothing of the task: the node
+// running it died, hung past its deadline or could not be reached. The
+// task is retried elsewhere and the node's blocks are treated as lost.
+var ErrNodeLost = errors.New("node lost")
+
+// FetchError is a task's failure to read a map output block: the block's
+// node is gone or no longer has it. The scheduler re-runs the map tasks
+// whose blocks lived on that node, then the task.
+type FetchError struct {
+	Loc Location
+	Err error
+}
+
+func (e *FetchError) Error() string {
+	return fmt.Sprintf("fetch block (stage %d, map %d, part %d) from node %s: %v", e.Loc.Stage, e.Loc.Map, e.Loc.Part, e.Loc.Node, e.Err)
+}
+
+func (e *FetchError) Unwrap() error { return e.Err }
+
 // Executor runs tasks of one job.
 //
 // Contract:
-//  1. RunTask runs one task to the end and returns its result; an error
-//     means the task's outputs, if any, are discarded by the executor.
-//     A panic in a task is returned as that task's error.
+//  1. RunTask runs one task attempt to the end, on t.Node when set, and
+//     returns its result; an error means the attempt's outputs, if any,
+//     are discarded. A panic in a task is returned as that task's error.
+//     Errors wrapping ErrNodeLost or *FetchError are retried (up to
+//     Config.MaxAttempts); any other error fails the job.
 //  2. RunTask is called concurrently for tasks of one stage; a stage's
 //     tasks run only after every stage it depends on has finished.
 //  3. Release(stage) frees every map output block of stage; the scheduler
@@ -74,33 +113,66 @@ type Executor interface {
 
 // Config shapes one job run.
 type Config struct {
-	Workers int // concurrent tasks; default GOMAXPROCS
+	// Workers is how many tasks run at once when Nodes is nil; default
+	// GOMAXPROCS.
+	Workers int
+	// Nodes lists the live nodes to place tasks on, each running up to
+	// its Slots tasks at once. It may wait (bounded by ctx) for a node to
+	// come alive. Nil: the executor runs every task itself.
+	Nodes func(ctx context.Context) ([]Node, error)
+	// MaxAttempts bounds the attempts of a task whose attempts failed
+	// with ErrNodeLost or a FetchError; default 1 without Nodes, 4 with.
+	MaxAttempts int
 }
 
 func (c Config) withDefaults() Config {
 	if c.Workers <= 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
 	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 1
+		if c.Nodes != nil {
+			c.MaxAttempts = 4
+		}
+	}
 	return c
+}
+
+// job is one Run: what every stage produced so far.
+type job struct {
+	ctx    context.Context
+	ex     Executor
+	cfg    Config
+	stages map[int]Stage
+	// blocks[stage][task] are the blocks of the task's successful attempt.
+	blocks  map[int][][]Location
+	results map[int][]*Result
+	lost    map[string]bool // nodes whose blocks are gone; no task goes there again
+	slots   *slots
 }
 
 // Run runs stages (dependencies first, the last one final) on ex and
 // returns the final stage's task results in task order, and every task's
 // result of the other stages in stage then task order (for their
-// metrics). The final stage's map outputs are the caller's to release.
+// metrics): exactly one successful attempt's result per task. The final
+// stage's map outputs are the caller's to release.
+//
+// With Config.Nodes, every stage's blocks stay until the job ends, so a
+// map task whose blocks were lost can be re-run from its own inputs.
 func Run(ctx context.Context, stages []Stage, ex Executor, cfg Config) (final []*Result, others []*Result, err error) {
 	cfg = cfg.withDefaults()
 	if len(stages) == 0 {
 		return nil, nil, errors.New("scheduler: a job needs at least one stage")
 	}
+	j := &job{ctx: ctx, ex: ex, cfg: cfg, stages: map[int]Stage{}, blocks: map[int][][]Location{},
+		results: map[int][]*Result{}, lost: map[string]bool{}, slots: newSlots()}
 	readers := map[int]int{}
 	for _, st := range stages {
+		j.stages[st.ID] = st
 		for _, d := range st.Deps {
 			readers[d]++
 		}
 	}
-	// outputs[stage][part] are the stage's blocks in map-task order.
-	outputs := map[int][][]Location{}
 	live := map[int]bool{} // stages whose blocks are not released yet
 	defer func() {
 		if err != nil {
@@ -111,27 +183,30 @@ func Run(ctx context.Context, stages []Stage, ex Executor, cfg Config) (final []
 	}()
 	for i, st := range stages {
 		live[st.ID] = true // a failed stage may have blocks of its tasks that succeeded
-		res, err := runStage(ctx, st, ex, cfg, outputs)
-		if err != nil {
+		if err := j.runStage(st, nil); err != nil {
 			return nil, nil, err
 		}
 		if i == len(stages)-1 {
-			for _, d := range st.Deps {
-				ex.Release(d)
-			}
-			return res, others, nil
-		}
-		parts := make([][]Location, max(st.Parts, 1))
-		for _, r := range res {
-			for _, l := range r.Outputs {
-				if l.Part < 0 || l.Part >= len(parts) {
-					return nil, nil, fmt.Errorf("scheduler: stage %d task %d returned a block for partition %d of %d", st.ID, l.Map, l.Part, len(parts))
+			for id := range live {
+				if id != st.ID {
+					ex.Release(id)
 				}
-				parts[l.Part] = append(parts[l.Part], l)
+			}
+			for _, s := range stages[:i] {
+				others = append(others, j.results[s.ID]...)
+			}
+			return j.results[st.ID], others, nil
+		}
+		for _, task := range j.blocks[st.ID] {
+			for _, l := range task {
+				if l.Part < 0 || l.Part >= max(st.Parts, 1) {
+					return nil, nil, fmt.Errorf("scheduler: stage %d task %d returned a block for partition %d of %d", st.ID, l.Map, l.Part, max(st.Parts, 1))
+				}
 			}
 		}
-		outputs[st.ID] = parts
-		others = append(others, res...)
+		if cfg.Nodes != nil {
+			continue // kept for re-runs until the job ends
+		}
 		for _, d := range st.Deps {
 			if readers[d]--; readers[d] == 0 {
 				ex.Release(d)
@@ -142,65 +217,389 @@ func Run(ctx context.Context, stages []Stage, ex Executor, cfg Config) (final []
 	return nil, nil, errors.New("unreachable")
 }
 
-// runStage runs every task of st on the worker pool and returns their
-// results by task. The first failure cancels the rest.
-func runStage(parent context.Context, st Stage, ex Executor, cfg Config, outputs map[int][][]Location) ([]*Result, error) {
-	ctx, cancel := context.WithCancel(parent)
-	defer cancel()
-	res := make([]*Result, st.Tasks)
-	errs := make([]error, st.Tasks)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	run := func(t int) (r *Result, err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
-			}
-		}()
-		task := Task{Stage: st.ID, Index: t}
-		if len(st.Deps) > 0 {
-			task.Inputs = map[int][]Location{}
-			for _, d := range st.Deps {
-				if parts := outputs[d]; t < len(parts) {
-					task.Inputs[d] = parts[t]
+// inputs are task t of st's blocks: for each stage it reads, the blocks of
+// partition t in map-task order.
+func (j *job) inputs(st Stage, t int) map[int][]Location {
+	if len(st.Deps) == 0 {
+		return nil
+	}
+	in := map[int][]Location{}
+	for _, d := range st.Deps {
+		for _, task := range j.blocks[d] {
+			for _, l := range task {
+				if l.Part == t {
+					in[d] = append(in[d], l)
 				}
 			}
 		}
-		return ex.RunTask(ctx, task)
 	}
-	for w := 0; w < min(cfg.Workers, st.Tasks); w++ {
+	return in
+}
+
+// runStage runs tasks (nil: every task) of st until each has a successful
+// attempt, retrying attempts that failed with ErrNodeLost or a FetchError
+// after re-running the map tasks whose blocks were lost.
+func (j *job) runStage(st Stage, tasks []int) error {
+	if j.results[st.ID] == nil {
+		j.results[st.ID] = make([]*Result, st.Tasks)
+		j.blocks[st.ID] = make([][]Location, st.Tasks)
+	}
+	if tasks == nil {
+		tasks = make([]int, st.Tasks)
+		for t := range tasks {
+			tasks[t] = t
+		}
+	}
+	attempts := map[int]int{}
+	tried := map[int][]string{} // nodes each task failed on
+	for len(tasks) > 0 {
+		errs, nodes, err := j.round(st, tasks, attempts, tried)
+		if err != nil {
+			return err
+		}
+		var retry []int
+		var first error
+		for i, t := range tasks {
+			err := errs[i]
+			if err == nil {
+				continue
+			}
+			var fe *FetchError
+			switch {
+			case errors.As(err, &fe):
+				j.lose(fe.Loc.Node)
+			case errors.Is(err, ErrNodeLost) && nodes[i] != "":
+				j.lose(nodes[i])
+			default:
+				if first == nil || errors.Is(first, context.Canceled) {
+					first = fmt.Errorf("stage %d task %d: %w", st.ID, t, err)
+				}
+				continue
+			}
+			attempts[t]++
+			tried[t] = append(tried[t], nodes[i])
+			if attempts[t] >= j.cfg.MaxAttempts {
+				if first == nil || errors.Is(first, context.Canceled) {
+					first = fmt.Errorf("stage %d task %d: %d attempts failed, the last: %w", st.ID, t, attempts[t], err)
+				}
+				continue
+			}
+			retry = append(retry, t)
+		}
+		if first == nil {
+			first = j.ctx.Err()
+		}
+		if first != nil {
+			return first
+		}
+		// The tasks of this stage that succeeded on a node lost since
+		// lost their blocks too.
+		for t, blocks := range j.blocks[st.ID] {
+			if j.results[st.ID][t] != nil && j.onLost(blocks) && !contains(retry, t) {
+				j.results[st.ID][t] = nil
+				retry = append(retry, t)
+			}
+		}
+		if len(retry) > 0 {
+			for _, d := range st.Deps {
+				if err := j.recover(d); err != nil {
+					return err
+				}
+			}
+		}
+		sort.Ints(retry)
+		tasks = retry
+	}
+	return nil
+}
+
+// recover re-runs the tasks of stage id whose blocks were on a lost node
+// (after recovering the stages they read).
+func (j *job) recover(id int) error {
+	var redo []int
+	for t, blocks := range j.blocks[id] {
+		if j.onLost(blocks) {
+			redo = append(redo, t)
+		}
+	}
+	if len(redo) == 0 {
+		return nil
+	}
+	st := j.stages[id]
+	for _, d := range st.Deps {
+		if err := j.recover(d); err != nil {
+			return err
+		}
+	}
+	return j.runStage(st, redo)
+}
+
+func (j *job) onLost(blocks []Location) bool {
+	for _, l := range blocks {
+		if j.lost[l.Node] {
+			return true
+		}
+	}
+	return false
+}
+
+func (j *job) lose(node string) {
+	if node != "" {
+		j.lost[node] = true
+	}
+}
+
+// round runs one attempt of each of tasks concurrently and returns, per
+// task, its error and the node it ran on. A failure that is not retried
+// cancels the round. The error is for the round itself (no node alive
+// within the context's time).
+func (j *job) round(st Stage, tasks []int, attempts map[int]int, tried map[int][]string) ([]error, []string, error) {
+	ctx, cancel := context.WithCancel(j.ctx)
+	defer cancel()
+	var nodes []Node
+	if j.cfg.Nodes != nil {
+		var err error
+		if nodes, err = j.liveNodes(ctx); err != nil {
+			return nil, nil, fmt.Errorf("stage %d: %w", st.ID, err)
+		}
+	} else {
+		nodes = []Node{{Slots: j.cfg.Workers}}
+	}
+	j.slots.set(nodes)
+	errs := make([]error, len(tasks))
+	placed := make([]string, len(tasks))
+	var wg sync.WaitGroup
+	for i, t := range tasks {
+		task := Task{Stage: st.ID, Index: t, Attempt: attempts[t], Inputs: j.inputs(st, t)}
+		var want []string // nodes in order of preference; nil: any
+		if st.Sticky && j.cfg.Nodes != nil {
+			want = rendezvous(fmt.Sprintf("%d/%d", st.ID, t), nodes, tried[t])
+		} else if j.cfg.Nodes != nil {
+			want = avoid(nodes, tried[t])
+		}
+		// A task of a sticky stage waits for a slot of its node in its own
+		// goroutine, holding up no other; any other takes the next free
+		// slot in task order.
+		node := ""
+		if !st.Sticky {
+			var err error
+			if node, err = j.slots.acquire(ctx, want, false); err != nil {
+				for k := i; k < len(tasks); k++ {
+					errs[k] = err
+				}
+				break
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for t := range next {
-				res[t], errs[t] = run(t)
-				if errs[t] != nil {
-					cancel()
+			if st.Sticky {
+				var err error
+				if node, err = j.slots.acquire(ctx, want, true); err != nil {
+					errs[i] = err
+					return
 				}
+			}
+			defer j.slots.release(node)
+			task.Node, placed[i] = node, node
+			res, err := j.run(ctx, task)
+			if err == nil {
+				j.results[st.ID][t] = res
+				j.blocks[st.ID][t] = res.Outputs
+				return
+			}
+			errs[i] = err
+			var fe *FetchError
+			if !errors.Is(err, ErrNodeLost) && !errors.As(err, &fe) {
+				cancel()
 			}
 		}()
 	}
-feed:
-	for t := 0; t < st.Tasks; t++ {
-		select {
-		case next <- t:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
 	wg.Wait()
-	var first error
-	for t, err := range errs {
-		if err != nil && (first == nil || errors.Is(first, context.Canceled)) {
-			first = fmt.Errorf("stage %d task %d: %w", st.ID, t, err)
+	return errs, placed, nil
+}
+
+// liveNodes asks Config.Nodes for the live nodes, less the lost ones.
+func (j *job) liveNodes(ctx context.Context) ([]Node, error) {
+	all, err := j.cfg.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var nodes []Node
+	for _, n := range all {
+		if !j.lost[n.Name] && n.Slots > 0 {
+			nodes = append(nodes, n)
 		}
 	}
-	if first == nil {
-		first = parent.Err()
+	if len(nodes) == 0 {
+		return nil, fmt.Errorf("no live node to run tasks on (%d listed, lost this job: %v)", len(all), keys(j.lost))
 	}
-	if first != nil {
-		return res, first
+	return nodes, nil
+}
+
+func (j *job) run(ctx context.Context, t Task) (r *Result, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	return j.ex.RunTask(ctx, t)
+}
+
+// rendezvous orders nodes by their highest-random-weight score for key,
+// those in avoid last: the first is the key's owner while it lives.
+func rendezvous(key string, nodes []Node, avoidNodes []string) []string {
+	type scored struct {
+		name  string
+		score uint64
+		avoid bool
 	}
-	return res, nil
+	s := make([]scored, len(nodes))
+	for i, n := range nodes {
+		h := fnv.New64a()
+		h.Write([]byte(n.Name))
+		h.Write([]byte{0})
+		h.Write([]byte(key))
+		s[i] = scored{n.Name, mix(h.Sum64()), contains(avoidNodes, n.Name)}
+	}
+	sort.Slice(s, func(a, b int) bool {
+		if s[a].avoid != s[b].avoid {
+			return !s[a].avoid
+		}
+		return s[a].score > s[b].score
+	})
+	out := make([]string, len(s))
+	for i := range s {
+		out[i] = s[i].name
+	}
+	return out
+}
+
+// mix is a 64-bit finalizer (splitmix64's), so node names differing in
+// their last byte still score independently.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// Owner is the node rendezvous hashing gives task of a sticky stage among
+// nodes (for tests and status pages).
+func Owner(stage, task int, nodes []Node) string {
+	if len(nodes) == 0 {
+		return ""
+	}
+	return rendezvous(fmt.Sprintf("%d/%d", stage, task), nodes, nil)[0]
+}
+
+// avoid lists nodes, the ones in bad last.
+func avoid(nodes []Node, bad []string) []string {
+	var good, rest []string
+	for _, n := range nodes {
+		if contains(bad, n.Name) {
+			rest = append(rest, n.Name)
+		} else {
+			good = append(good, n.Name)
+		}
+	}
+	return append(good, rest...)
+}
+
+func contains[T comparable](s []T, v T) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// slots counts the free task slots of each node.
+type slots struct {
+	mu   sync.Mutex
+	free map[string]int
+	cap  map[string]int
+	wake chan struct{} // closed on every release
+}
+
+func newSlots() *slots {
+	return &slots{free: map[string]int{}, cap: map[string]int{}, wake: make(chan struct{})}
+}
+
+// set makes nodes the ones tasks are placed on, keeping the slots in use
+// of nodes that stay.
+func (s *slots) set(nodes []Node) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cap := map[string]int{}
+	free := map[string]int{}
+	for _, n := range nodes {
+		cap[n.Name] = n.Slots
+		used := s.cap[n.Name] - s.free[n.Name]
+		free[n.Name] = n.Slots - used
+	}
+	s.cap, s.free = cap, free
+}
+
+// acquire takes a slot: on want[0] when strict (waiting for it), else on
+// the first node of want (or any node, want nil) with a free slot, the
+// one with most free slots among equals.
+func (s *slots) acquire(ctx context.Context, want []string, strict bool) (string, error) {
+	for {
+		s.mu.Lock()
+		node, ok := s.pick(want, strict)
+		if ok {
+			s.free[node]--
+			s.mu.Unlock()
+			return node, nil
+		}
+		wake := s.wake
+		s.mu.Unlock()
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+}
+
+func (s *slots) pick(want []string, strict bool) (string, bool) {
+	if strict && len(want) > 0 {
+		n := want[0]
+		return n, s.free[n] > 0
+	}
+	if want == nil {
+		for n := range s.free {
+			want = append(want, n)
+		}
+		sort.Strings(want)
+	}
+	best, most := "", 0
+	for _, n := range want { // in order: an earlier node wins a tie
+		if f := s.free[n]; f > most {
+			best, most = n, f
+		}
+	}
+	return best, most > 0
+}
+
+func (s *slots) release(node string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.cap[node]; ok {
+		s.free[node]++
+	}
+	close(s.wake)
+	s.wake = make(chan struct{})
 }
