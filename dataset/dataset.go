@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/plan"
+	"github.com/sluicedata/sluice/internal/shuffle"
 	"github.com/sluicedata/sluice/internal/state"
 	pq "github.com/sluicedata/sluice/sources/parquet"
 )
@@ -207,7 +208,7 @@ func (d *Dataset) run(ctx context.Context, root *plan.Node) ([]arrow.Record, err
 		return nil, err
 	}
 	defer ex.Close()
-	return ex.Collect(ctx, spec, &plan.Run{Batch: plan.NoBatch, Workers: cfg.Parallelism})
+	return plan.Collect(ctx, ex, spec, &plan.Run{Batch: plan.NoBatch, Workers: cfg.Parallelism})
 }
 
 // executor makes the in-process executor of a run of d's plan.
@@ -216,7 +217,7 @@ func (d *Dataset) executor(cfg Config, job *plan.Job, bc plan.BroadcastStore, st
 		return nil, fmt.Errorf("dataset: executor %q (Config.Executor or $SLUICE_EXECUTOR): want %q or %q", cfg.Executor, ExecutorLocal, ExecutorIsolated)
 	}
 	return &plan.LocalExecutor{
-		Env:      plan.ExecEnv{Node: "local", Mem: cfg.Allocator, BatchRows: cfg.BatchRows, Job: job, State: st, Broadcast: bc, Shuffle: &plan.MemShuffle{}},
+		Env:      plan.ExecEnv{Node: "local", Mem: cfg.Allocator, BatchRows: cfg.BatchRows, Job: job, State: st, Broadcast: bc, Blocks: &shuffle.Mem{Node: "local"}},
 		Isolated: cfg.Executor == ExecutorIsolated,
 	}, nil
 }

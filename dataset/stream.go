@@ -147,9 +147,11 @@ func (q *StreamQuery) RunBatch(ctx context.Context, b plan.BatchContext, splits 
 			res.Commit = append(res.Commit, sinks.CommitMessage(m))
 		}
 	}
+	defer out.Release()
 	if len(out.Late) > 0 {
-		res.Late = q.ex.Fetch(out.Late)
-		q.ex.Release(plan.LateStage)
+		if res.Late, err = out.Fetch(ctx, out.Late); err != nil {
+			return nil, fmt.Errorf("fetch late rows: %w", err)
+		}
 	}
 	return res, nil
 }

@@ -23,8 +23,8 @@ type TaskEnv struct {
 	Mem       memory.Allocator
 	BatchRows int
 	// Shuffle returns the records of this task's partition of an exchange,
-	// in map task order. The task does not own them.
-	Shuffle func(exchange int) []arrow.Record
+	// in map task order; the caller owns them.
+	Shuffle func(exchange int) ([]arrow.Record, error)
 	Batch   BatchContext
 	Metrics *exec.Metrics // the task's; operators record into it
 	Job     *Job
@@ -97,7 +97,12 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		sp := n.Scan.Splits[b.env.Split]
 		return exec.NewParquetScan(b.ctx, mem, []pq.Split{sp}, n.Schema, n.Scan.PartitionColumns, b.env.BatchRows), nil
 	case KindShuffleRead:
-		return exec.NewRecords(n.Schema, b.env.Shuffle(n.Exchange)), nil
+		recs, err := b.env.Shuffle(n.Exchange)
+		if err != nil {
+			return nil, err
+		}
+		defer releaseRecords(recs)
+		return exec.NewRecords(n.Schema, recs), nil
 	case KindFilter:
 		return exec.NewFilter(mem, ins[0], n.Cond)
 	case KindWatermark:

@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"github.com/sluicedata/sluice/dataset/exec"
+	"github.com/sluicedata/sluice/internal/shuffle"
 	"github.com/sluicedata/sluice/scheduler"
 	"github.com/sluicedata/sluice/sources"
 )
@@ -26,19 +27,69 @@ type Run struct {
 type Outcome struct {
 	// Final are the final stage's task results in task order: commit
 	// messages of a sink write, or blocks to Fetch.
-	Final      []*scheduler.Result
-	FinalStage int
+	Final []*scheduler.Result
 	// Metrics are every task's metrics folded together.
 	Metrics *exec.Metrics
 	// Late are the blocks of late rows kept (Run.KeepLate).
 	Late []scheduler.Location
+
+	blocks     blockHolder
+	finalStage int
+}
+
+// blockHolder is where a run's final and late blocks live until Release.
+type blockHolder interface {
+	Fetch(ctx context.Context, locs []scheduler.Location) ([]arrow.Record, error)
+	Release(stage int)
+}
+
+// Fetch returns the records of blocks of this run (the final stage's, the
+// late rows'); the caller owns them.
+func (o *Outcome) Fetch(ctx context.Context, locs []scheduler.Location) ([]arrow.Record, error) {
+	return o.blocks.Fetch(ctx, locs)
+}
+
+// FinalBlocks are the final stage's blocks in task order.
+func (o *Outcome) FinalBlocks() []scheduler.Location {
+	var locs []scheduler.Location
+	for _, r := range o.Final {
+		locs = append(locs, r.Outputs...)
+	}
+	return locs
+}
+
+// Release frees the run's final and late blocks.
+func (o *Outcome) Release() {
+	o.blocks.Release(o.finalStage)
+	o.blocks.Release(LateStage)
+}
+
+// Executor runs a compiled spec's tasks: LocalExecutor in this process,
+// RemoteExecutor on a cluster's executors.
+type Executor interface {
+	// Execute runs every stage of spec for run. The final stage's and the
+	// late rows' blocks stay until the outcome's Release.
+	Execute(ctx context.Context, spec *Spec, run *Run) (*Outcome, error)
+	// Close frees what the executor keeps between runs.
+	Close()
+}
+
+// Collect runs spec on ex and returns the final stage's records in task
+// order (a batch job's result); the caller owns them.
+func Collect(ctx context.Context, ex Executor, spec *Spec, run *Run) ([]arrow.Record, error) {
+	out, err := ex.Execute(ctx, spec, run)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Release()
+	return out.Fetch(ctx, out.FinalBlocks())
 }
 
 // LocalExecutor runs a spec's tasks in this process, on the scheduler's
 // worker pool: the executor of a job without a cluster. It owns the
-// shuffle blocks its tasks write (Env.Shuffle).
+// shuffle blocks its tasks write (Env.Blocks, a shuffle.Mem by default).
 //
-// With Isolated set, every task crosses as bytes, the way it will reach a
+// With Isolated set, every task crosses as bytes, the way it reaches a
 // remote executor: the TaskSpec (with its stream split encoded) and the
 // spec are encoded and decoded, the task runs against the decoded spec in a
 // fresh task environment, and its result comes back through JSON. Nothing
@@ -53,52 +104,74 @@ type LocalExecutor struct {
 	decoded map[*Spec]*Spec
 }
 
-// Execute runs every stage of spec for run and returns the outcome. The
-// final stage's blocks stay in the shuffle until Release(outcome.FinalStage).
+var _ Executor = (*LocalExecutor)(nil)
+
+// Execute implements Executor.
 func (e *LocalExecutor) Execute(ctx context.Context, spec *Spec, run *Run) (*Outcome, error) {
-	if e.Env.Shuffle == nil {
-		e.Env.Shuffle = &MemShuffle{}
+	if e.Env.Blocks == nil {
+		e.Env.Blocks = &shuffle.Mem{Node: e.Env.Node}
 	}
-	r := &localRun{e: e, spec: spec, run: run, tasks: map[int][]TaskSpec{}}
+	do := func(ctx context.Context, ts TaskSpec) (*scheduler.Result, error) {
+		return RunTask(ctx, spec, &ts, &e.Env)
+	}
+	if e.Isolated {
+		decoded, err := e.decodedSpec(spec)
+		if err != nil {
+			return nil, err
+		}
+		do = func(ctx context.Context, ts TaskSpec) (*scheduler.Result, error) {
+			return e.runIsolated(ctx, decoded, ts)
+		}
+	}
+	return execute(ctx, spec, run, scheduler.Config{Workers: run.Workers}, do, e.Env.Blocks)
+}
+
+// Close frees every block.
+func (e *LocalExecutor) Close() {
+	if c, ok := e.Env.Blocks.(interface{ Close() }); ok {
+		c.Close()
+	}
+}
+
+// execute runs spec's stages with the scheduler, each task through do,
+// and folds the results into an outcome whose blocks live in blocks.
+func execute(ctx context.Context, spec *Spec, run *Run, cfg scheduler.Config, do func(context.Context, TaskSpec) (*scheduler.Result, error), blocks blockHolder) (*Outcome, error) {
+	a := &adapter{run: run, do: do, blocks: blocks, tasks: map[int][]TaskSpec{}}
 	stages := make([]scheduler.Stage, len(spec.Stages))
 	for i, st := range spec.Stages {
-		s := scheduler.Stage{ID: st.ID, Deps: st.Deps, Tasks: st.Tasks}
+		s := scheduler.Stage{ID: st.ID, Deps: st.Deps, Tasks: st.Tasks, Sticky: st.Stateful()}
 		if st.Out != nil {
 			s.Parts = max(st.Out.Parts, 1)
 		}
 		if assign := st.Assign(run.Splits); assign != nil {
 			leaves := st.Leaves()
 			ts := make([]TaskSpec, len(assign))
-			for t, a := range assign {
-				ts[t] = TaskSpec{Batch: run.Batch, Leaf: a.Leaf, Split: a.Split, KeepLate: run.KeepLate}
-				if a.Leaf >= 0 {
-					if src := leaves[a.Leaf].Scan.Source; src != "" {
-						ts[t].split = run.Splits[src][a.Split]
+			for t, as := range assign {
+				ts[t] = TaskSpec{Batch: run.Batch, Leaf: as.Leaf, Split: as.Split, KeepLate: run.KeepLate}
+				if as.Leaf >= 0 {
+					if src := leaves[as.Leaf].Scan.Source; src != "" {
+						ts[t].split = run.Splits[src][as.Split]
 					}
 				}
 			}
-			r.tasks[st.ID] = ts
+			a.tasks[st.ID] = ts
 			s.Tasks = len(ts)
 		}
 		stages[i] = s
 	}
-	if e.Isolated {
-		if _, err := e.decodedSpec(spec); err != nil {
-			return nil, err
-		}
-	}
-	final, others, err := scheduler.Run(ctx, stages, r, scheduler.Config{Workers: run.Workers})
+	out := &Outcome{Metrics: &exec.Metrics{}, blocks: blocks, finalStage: stages[len(stages)-1].ID}
+	cfg.Workers = run.Workers
+	final, others, err := scheduler.Run(ctx, stages, a, cfg)
 	if err != nil {
-		e.Release(LateStage) // late rows of the tasks that succeeded
+		blocks.Release(LateStage) // late rows of the tasks that succeeded
 		return nil, err
 	}
-	out := &Outcome{Final: final, FinalStage: stages[len(stages)-1].ID, Metrics: &exec.Metrics{}}
+	out.Final = final
 	for _, res := range append(others, final...) {
 		tm := TaskMetrics{Metrics: &exec.Metrics{}}
 		if len(res.Metrics) > 0 {
 			if err := json.Unmarshal(res.Metrics, &tm); err != nil {
-				e.Release(out.FinalStage)
-				e.Release(LateStage)
+				out.Release()
 				return nil, fmt.Errorf("decode task metrics: %w", err)
 			}
 		}
@@ -108,43 +181,24 @@ func (e *LocalExecutor) Execute(ctx context.Context, spec *Spec, run *Run) (*Out
 	return out, nil
 }
 
-// Collect runs spec as Execute does and returns the final stage's records
-// in task order (a batch job's result); the caller owns them.
-func (e *LocalExecutor) Collect(ctx context.Context, spec *Spec, run *Run) ([]arrow.Record, error) {
-	out, err := e.Execute(ctx, spec, run)
-	if err != nil {
-		return nil, err
-	}
-	defer e.Release(out.FinalStage)
-	var recs []arrow.Record
-	for _, r := range out.Final {
-		recs = append(recs, e.Fetch(r.Outputs)...)
-	}
-	return recs, nil
+// adapter is one run as the scheduler's Executor.
+type adapter struct {
+	run    *Run
+	do     func(context.Context, TaskSpec) (*scheduler.Result, error)
+	blocks blockHolder
+	tasks  map[int][]TaskSpec // scan stages' tasks
 }
 
-// Fetch returns the records of blocks, each retained for the caller.
-func (e *LocalExecutor) Fetch(locs []scheduler.Location) []arrow.Record {
-	recs := e.Env.Shuffle.Fetch(locs)
-	for _, r := range recs {
-		r.Retain()
+func (a *adapter) RunTask(ctx context.Context, t scheduler.Task) (*scheduler.Result, error) {
+	ts := TaskSpec{Batch: a.run.Batch, Leaf: -1, KeepLate: a.run.KeepLate}
+	if tasks, ok := a.tasks[t.Stage]; ok {
+		ts = tasks[t.Index]
 	}
-	return recs
+	ts.Task = t
+	return a.do(ctx, ts)
 }
 
-// Release frees the blocks of stage.
-func (e *LocalExecutor) Release(stage int) {
-	if e.Env.Shuffle != nil {
-		e.Env.Shuffle.Release(stage)
-	}
-}
-
-// Close frees every block.
-func (e *LocalExecutor) Close() {
-	if e.Env.Shuffle != nil {
-		e.Env.Shuffle.Close()
-	}
-}
+func (a *adapter) Release(stage int) { a.blocks.Release(stage) }
 
 func (e *LocalExecutor) decodedSpec(spec *Spec) (*Spec, error) {
 	e.mu.Lock()
@@ -167,47 +221,18 @@ func (e *LocalExecutor) decodedSpec(spec *Spec) (*Spec, error) {
 	return d, nil
 }
 
-// localRun adapts one run to the scheduler's Executor.
-type localRun struct {
-	e     *LocalExecutor
-	spec  *Spec
-	run   *Run
-	tasks map[int][]TaskSpec // scan stages' tasks
-}
-
-func (r *localRun) RunTask(ctx context.Context, t scheduler.Task) (*scheduler.Result, error) {
-	ts := TaskSpec{Batch: r.run.Batch, Leaf: -1, KeepLate: r.run.KeepLate}
-	if tasks, ok := r.tasks[t.Stage]; ok {
-		ts = tasks[t.Index]
-	}
-	ts.Task = t
-	if !r.e.Isolated {
-		return RunTask(ctx, r.spec, &ts, &r.e.Env)
-	}
-	return r.runIsolated(ctx, ts)
-}
-
-func (r *localRun) runIsolated(ctx context.Context, ts TaskSpec) (*scheduler.Result, error) {
-	if ts.split != nil {
-		b, err := ts.split.Encode()
-		if err != nil {
-			return nil, fmt.Errorf("encode split: %w", err)
-		}
-		ts.StreamSplit, ts.split = b, nil
-	}
-	b, err := json.Marshal(&ts)
+// runIsolated runs ts as a remote executor would: the task and its
+// result cross as JSON, against the decoded spec.
+func (e *LocalExecutor) runIsolated(ctx context.Context, spec *Spec, ts TaskSpec) (*scheduler.Result, error) {
+	b, err := encodeTask(&ts)
 	if err != nil {
-		return nil, fmt.Errorf("encode task: %w", err)
+		return nil, err
 	}
 	var got TaskSpec
 	if err := json.Unmarshal(b, &got); err != nil {
 		return nil, fmt.Errorf("decode task: %w", err)
 	}
-	spec, err := r.e.decodedSpec(r.spec)
-	if err != nil {
-		return nil, err
-	}
-	env := r.e.Env // a fresh environment sharing only the services
+	env := e.Env // a fresh environment sharing only the services
 	res, err := RunTask(ctx, spec, &got, &env)
 	if err != nil {
 		return nil, err
@@ -223,4 +248,20 @@ func (r *localRun) runIsolated(ctx context.Context, ts TaskSpec) (*scheduler.Res
 	return out, nil
 }
 
-func (r *localRun) Release(stage int) { r.e.Release(stage) }
+// encodeTask encodes ts, its live split (if any) as the split's bytes.
+func encodeTask(ts *TaskSpec) ([]byte, error) {
+	if ts.split != nil {
+		b, err := ts.split.Encode()
+		if err != nil {
+			return nil, fmt.Errorf("encode split: %w", err)
+		}
+		c := *ts
+		c.StreamSplit, c.split = b, nil
+		ts = &c
+	}
+	b, err := json.Marshal(ts)
+	if err != nil {
+		return nil, fmt.Errorf("encode task: %w", err)
+	}
+	return b, nil
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/expr"
 	"github.com/sluicedata/sluice/dataset/plan"
+	"github.com/sluicedata/sluice/internal/shuffle"
 )
 
 var schema = arrow.NewSchema([]arrow.Field{{Name: "k", Type: arrow.PrimitiveTypes.Int64}}, nil)
@@ -52,9 +53,9 @@ func runOn(ctx context.Context, t *testing.T, mem memory.Allocator, n *plan.Node
 	bc := &plan.StaticCache{}
 	defer bc.Release()
 	bc.SetMemory(spec)
-	ex := &plan.LocalExecutor{Env: plan.ExecEnv{Node: "local", Mem: mem, Job: &plan.Job{Funcs: funcs}, Broadcast: bc, Shuffle: &plan.MemShuffle{}}, Isolated: isolated}
+	ex := &plan.LocalExecutor{Env: plan.ExecEnv{Node: "local", Mem: mem, Job: &plan.Job{Funcs: funcs}, Broadcast: bc, Blocks: &shuffle.Mem{Node: "local"}}, Isolated: isolated}
 	defer ex.Close()
-	return ex.Collect(ctx, spec, &plan.Run{Batch: plan.NoBatch, Workers: workers})
+	return plan.Collect(ctx, ex, spec, &plan.Run{Batch: plan.NoBatch, Workers: workers})
 }
 
 func TestAggregateAcrossTasksAndPartitionsSumsEveryRowOnce(t *testing.T) {

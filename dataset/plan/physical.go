@@ -437,6 +437,14 @@ type Stage struct {
 	Tasks int
 }
 
+// Stateful reports whether the stage's operators keep state (its tasks own
+// key-group ranges, so the scheduler keeps each on one node).
+func (s *Stage) Stateful() bool {
+	found := false
+	s.Root.Walk(func(n *Node) { found = found || n.State != nil })
+	return found
+}
+
 // Assignment: a scan task reads split Split of scan leaf Leaf (-1: none).
 type Assignment struct{ Leaf, Split int }
 

@@ -65,6 +65,14 @@ func (c *StaticCache) Load(key string, version int64, every int, fn func() ([]ar
 	return nil
 }
 
+// Gen is the batch version key was last collected at (0 for in-memory
+// scans): executors that cache key refetch it when it changes.
+func (c *StaticCache) Gen(key string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.loaded[key]
+}
+
 // Table returns the hash table of join key's bounded side on keys, built
 // by the first task that asks and shared by every task until the side is
 // collected again.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/expr"
+	"github.com/sluicedata/sluice/internal/shuffle"
 	"github.com/sluicedata/sluice/internal/state"
 	"github.com/sluicedata/sluice/scheduler"
 	"github.com/sluicedata/sluice/sinks"
@@ -104,11 +104,13 @@ type ExecEnv struct {
 	// which keeps them warm between the batches it runs.
 	State     state.Provider
 	Broadcast BroadcastStore
-	Shuffle   *MemShuffle
+	// Blocks keeps the map output of the tasks run here and fetches their
+	// inputs; one store per run.
+	Blocks shuffle.Store
 }
 
 // RunTask runs task ts of spec in env: builds its operators, drains them,
-// and keeps the output in env.Shuffle (map stages, and the final stage of
+// and keeps the output in env.Blocks (map stages, and the final stage of
 // a collect) or returns it as commit messages (the final stage of a sink
 // write).
 func RunTask(ctx context.Context, spec *Spec, ts *TaskSpec, env *ExecEnv) (res *scheduler.Result, err error) {
@@ -132,7 +134,9 @@ func RunTask(ctx context.Context, spec *Spec, ts *TaskSpec, env *ExecEnv) (res *
 	tenv := TaskEnv{
 		Mem: env.Mem, BatchRows: env.BatchRows, Batch: ts.Batch, Metrics: metrics, Job: env.Job,
 		State: env.State, Broadcast: env.Broadcast, Leaf: ts.Leaf, Split: ts.Split, StreamSplit: split,
-		Shuffle: func(exchange int) []arrow.Record { return env.Shuffle.Fetch(ts.Task.Inputs[exchange]) },
+		Shuffle: func(exchange int) ([]arrow.Record, error) {
+			return env.Blocks.Fetch(ctx, ts.Task.Inputs[exchange])
+		},
 	}
 	var out []arrow.Record
 	defer func() { releaseRecords(out) }()
@@ -172,12 +176,22 @@ func RunTask(ctx context.Context, spec *Spec, ts *TaskSpec, env *ExecEnv) (res *
 			if len(recs) == 0 {
 				continue
 			}
-			res.Outputs = append(res.Outputs, env.Shuffle.Put(env.Node, st.ID, ts.Task.Index, p, recs))
+			loc, err := env.Blocks.Put(st.ID, ts.Task.Index, p, recs)
+			if err != nil {
+				releaseRecords(recs)
+				return nil, fmt.Errorf("keep map output (stage %d, task %d, partition %d): %w", st.ID, ts.Task.Index, p, err)
+			}
+			res.Outputs = append(res.Outputs, loc)
 		}
 	}
 	tm := TaskMetrics{Metrics: metrics}
 	if late := metrics.TakeLate(); len(late) > 0 {
-		tm.Late = []scheduler.Location{env.Shuffle.Put(env.Node, LateStage, st.ID<<20|ts.Task.Index, 0, late)}
+		loc, err := env.Blocks.Put(LateStage, st.ID<<20|ts.Task.Index, 0, late)
+		if err != nil {
+			releaseRecords(late)
+			return nil, fmt.Errorf("keep late rows (stage %d, task %d): %w", st.ID, ts.Task.Index, err)
+		}
+		tm.Late = []scheduler.Location{loc}
 	}
 	if res.Metrics, err = json.Marshal(tm); err != nil {
 		return nil, fmt.Errorf("encode task metrics: %w", err)
@@ -236,66 +250,5 @@ func partition(mem memory.Allocator, st *Stage, recs []arrow.Record) ([][]arrow.
 func releaseRecords(recs []arrow.Record) {
 	for _, r := range recs {
 		r.Release()
-	}
-}
-
-// MemShuffle keeps map output blocks in memory, where the tasks that made
-// them ran, until their stage is released: the shuffle service of an
-// in-process executor.
-type MemShuffle struct {
-	mu     sync.Mutex
-	blocks map[blockKey][]arrow.Record
-}
-
-type blockKey struct{ stage, mapTask, part int }
-
-// Put keeps recs (taking ownership) as block (stage, mapTask, part).
-func (s *MemShuffle) Put(node string, stage, mapTask, part int, recs []arrow.Record) scheduler.Location {
-	loc := scheduler.Location{Node: node, Stage: stage, Map: mapTask, Part: part}
-	for _, r := range recs {
-		loc.Rows += r.NumRows()
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.blocks == nil {
-		s.blocks = map[blockKey][]arrow.Record{}
-	}
-	k := blockKey{stage, mapTask, part}
-	releaseRecords(s.blocks[k]) // a re-run task's block replaces the old one
-	s.blocks[k] = recs
-	return loc
-}
-
-// Fetch returns the records of locs in order; the shuffle keeps ownership,
-// valid until the blocks' stage is released.
-func (s *MemShuffle) Fetch(locs []scheduler.Location) []arrow.Record {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []arrow.Record
-	for _, l := range locs {
-		out = append(out, s.blocks[blockKey{l.Stage, l.Map, l.Part}]...)
-	}
-	return out
-}
-
-// Release frees every block of stage.
-func (s *MemShuffle) Release(stage int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, recs := range s.blocks {
-		if k.stage == stage {
-			releaseRecords(recs)
-			delete(s.blocks, k)
-		}
-	}
-}
-
-// Close frees every block.
-func (s *MemShuffle) Close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, recs := range s.blocks {
-		releaseRecords(recs)
-		delete(s.blocks, k)
 	}
 }

@@ -171,3 +171,12 @@ func (p *FileProvider) Close() error {
 	p.closed = true
 	return nil
 }
+
+// Shared returns the provider's directory when it is on the operating
+// system's filesystem, where another process can open the same files
+// (cluster executors, given a shared directory); false for an in-memory
+// filesystem.
+func (p *FileProvider) Shared() (string, bool) {
+	_, ok := p.fs.(vfs.OS)
+	return p.dir, ok
+}

@@ -1,0 +1,365 @@
+package plan
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/internal/shuffle"
+	"github.com/sluicedata/sluice/internal/state"
+	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/scheduler"
+)
+
+// Dispatcher carries a run's tasks to a cluster's executors and their
+// blocks back: package cluster's Driver implements it. Only bytes, blocks
+// and names cross it.
+type Dispatcher interface {
+	// Nodes lists the live executors and their task slots, waiting
+	// (bounded by ctx) while there is none.
+	Nodes(ctx context.Context) ([]scheduler.Node, error)
+	// RunTask runs an encoded task of run on node and returns the encoded
+	// result. An error saying the node is gone, unreachable or past its
+	// deadline wraps scheduler.ErrNodeLost; the task's own error does not.
+	RunTask(ctx context.Context, node, run string, task []byte) ([]byte, error)
+	// Fetch returns the records of blocks of run, wherever they live; the
+	// caller owns them. A block that cannot be read is a
+	// *scheduler.FetchError.
+	Fetch(ctx context.Context, run string, locs []scheduler.Location) ([]arrow.Record, error)
+	// Release frees the blocks of stage of run on every executor
+	// (AllStages: every block of the run).
+	Release(run string, stage int)
+	// Serve makes this driver serve fn's records under name to executors
+	// (shuffle.Env.Broadcast) until stop is called.
+	Serve(name string, fn func(key string) ([]arrow.Record, bool)) (stop func())
+}
+
+// AllStages names every stage of a run in Dispatcher.Release.
+const AllStages = -1 << 30
+
+// TaskRequest is what an executor's TaskServer gets for one task.
+type TaskRequest struct {
+	// SpecID is the hash of the encoded spec; Spec is the spec, sent only
+	// the first time a node gets a task of it.
+	SpecID string          `json:"spec_id"`
+	Spec   []byte          `json:"spec,omitempty"`
+	Task   json.RawMessage `json:"task"`
+	// State is the directory of the query's state (shared by every
+	// process), "" when the query keeps none.
+	State string `json:"state,omitempty"`
+	// Broadcast names what the driver serves this query's broadcast keys
+	// under, with each key's generation (StaticCache.Gen).
+	Broadcast string           `json:"broadcast,omitempty"`
+	Gens      map[string]int64 `json:"gens,omitempty"`
+}
+
+// ErrUnknownSpec is an executor's answer to a task whose spec it does not
+// hold (it restarted, or dropped it); the driver sends it again.
+var ErrUnknownSpec = errors.New("spec unknown to this executor")
+
+// RemoteExecutor runs a spec's tasks on a cluster's executors through a
+// Dispatcher: tasks and results cross as bytes, blocks stay on the
+// executors that wrote them, the scheduler places tasks (stateful ones
+// sticky) and retries the attempts whose node was lost.
+type RemoteExecutor struct {
+	D Dispatcher
+	// Broadcast is what executors fetch from this driver (in-memory scans,
+	// stream-static joins' bounded sides).
+	Broadcast *StaticCache
+	// StateDir is the query's state directory, which every executor opens.
+	StateDir    string
+	MaxAttempts int
+
+	once  sync.Once
+	id    string
+	stop  func()
+	mu    sync.Mutex
+	seq   int
+	specs map[*Spec]encodedSpec
+	sent  map[string]bool // node + " " + spec id
+}
+
+type encodedSpec struct {
+	id string
+	b  []byte
+}
+
+var _ Executor = (*RemoteExecutor)(nil)
+
+// Execute implements Executor.
+func (e *RemoteExecutor) Execute(ctx context.Context, spec *Spec, run *Run) (*Outcome, error) {
+	e.once.Do(func() {
+		var b [8]byte
+		rand.Read(b[:])
+		e.id = hex.EncodeToString(b[:])
+		if e.Broadcast != nil {
+			e.stop = e.D.Serve(e.id, e.Broadcast.Records)
+		}
+	})
+	enc, err := e.encoded(spec)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.seq++
+	runID := fmt.Sprintf("%s-%d", e.id, e.seq)
+	e.mu.Unlock()
+	gens := map[string]int64{}
+	if e.Broadcast != nil {
+		for _, k := range spec.Memory {
+			gens[k] = e.Broadcast.Gen(k)
+		}
+		for _, side := range spec.Statics {
+			gens[side.Key] = e.Broadcast.Gen(side.Key)
+		}
+	}
+	do := func(ctx context.Context, ts TaskSpec) (*scheduler.Result, error) {
+		task, err := encodeTask(&ts)
+		if err != nil {
+			return nil, err
+		}
+		req := TaskRequest{SpecID: enc.id, Task: task, State: e.StateDir, Gens: gens}
+		if len(gens) > 0 {
+			req.Broadcast = e.id
+		}
+		return e.send(ctx, ts.Task.Node, runID, &req, enc)
+	}
+	blocks := &remoteBlocks{d: e.D, run: runID}
+	out, err := execute(ctx, spec, run, scheduler.Config{Nodes: e.D.Nodes, MaxAttempts: e.MaxAttempts}, do, blocks)
+	if err != nil {
+		e.D.Release(runID, AllStages)
+		return nil, err
+	}
+	return out, nil
+}
+
+// send runs req on node, with the spec when the node may not hold it.
+func (e *RemoteExecutor) send(ctx context.Context, node, run string, req *TaskRequest, enc encodedSpec) (*scheduler.Result, error) {
+	for try := 0; ; try++ {
+		sentKey := node + " " + enc.id
+		e.mu.Lock()
+		req.Spec = nil
+		if !e.sent[sentKey] {
+			req.Spec = enc.b
+		}
+		e.mu.Unlock()
+		body, err := json.Marshal(req)
+		if err != nil {
+			return nil, fmt.Errorf("encode task request: %w", err)
+		}
+		resp, err := e.D.RunTask(ctx, node, run, body)
+		if err != nil && try == 0 && strings.Contains(err.Error(), ErrUnknownSpec.Error()) {
+			e.mu.Lock()
+			delete(e.sent, sentKey)
+			e.mu.Unlock()
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		e.mu.Lock()
+		e.sent[sentKey] = true
+		e.mu.Unlock()
+		res := &scheduler.Result{}
+		if err := json.Unmarshal(resp, res); err != nil {
+			return nil, fmt.Errorf("decode the result of node %s: %w", node, err)
+		}
+		return res, nil
+	}
+}
+
+func (e *RemoteExecutor) encoded(spec *Spec) (encodedSpec, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if enc, ok := e.specs[spec]; ok {
+		return enc, nil
+	}
+	b, err := spec.Encode()
+	if err != nil {
+		return encodedSpec{}, err
+	}
+	sum := sha256.Sum256(b)
+	enc := encodedSpec{id: hex.EncodeToString(sum[:16]), b: b}
+	if e.specs == nil {
+		e.specs, e.sent = map[*Spec]encodedSpec{}, map[string]bool{}
+	}
+	e.specs[spec] = enc
+	return enc, nil
+}
+
+// Close stops serving broadcast keys.
+func (e *RemoteExecutor) Close() {
+	if e.stop != nil {
+		e.stop()
+	}
+}
+
+// remoteBlocks are one run's blocks on the cluster.
+type remoteBlocks struct {
+	d   Dispatcher
+	run string
+}
+
+func (b *remoteBlocks) Fetch(ctx context.Context, locs []scheduler.Location) ([]arrow.Record, error) {
+	return b.d.Fetch(ctx, b.run, locs)
+}
+
+func (b *remoteBlocks) Release(stage int) { b.d.Release(b.run, stage) }
+
+// TaskServer runs the tasks a driver sends to this process: it decodes
+// the request (keeping each spec it got, by id), resolves names against
+// the job's code (Job), opens the query's state directory with a provider
+// that keeps stores warm between the batches this process runs, and
+// caches the driver's broadcast keys by generation. It implements
+// shuffle.Runner for package cluster.
+type TaskServer struct {
+	Job       *Job
+	Mem       memory.Allocator
+	BatchRows int
+
+	mu     sync.Mutex
+	specs  map[string]*Spec
+	order  []string // spec ids, oldest first (a bounded cache)
+	states map[string]*state.FileProvider
+	bcast  map[string]*StaticCache // by broadcast name
+}
+
+// maxSpecs bounds the specs a TaskServer keeps: a driver sends a dropped
+// one again (ErrUnknownSpec).
+const maxSpecs = 64
+
+var _ shuffle.Runner = (*TaskServer)(nil)
+
+// RunTask implements shuffle.Runner.
+func (s *TaskServer) RunTask(ctx context.Context, body []byte, env shuffle.Env) ([]byte, error) {
+	var req TaskRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, fmt.Errorf("%w: decode task request: %v", ErrPlan, err)
+	}
+	spec, err := s.spec(&req)
+	if err != nil {
+		return nil, err
+	}
+	var ts TaskSpec
+	if err := json.Unmarshal(req.Task, &ts); err != nil {
+		return nil, fmt.Errorf("%w: decode task: %v", ErrPlan, err)
+	}
+	xenv := ExecEnv{Node: env.Node, Mem: s.Mem, BatchRows: s.BatchRows, Job: s.Job, Blocks: env.Blocks}
+	if xenv.Mem == nil {
+		xenv.Mem = memory.DefaultAllocator
+	}
+	if xenv.BatchRows <= 0 {
+		xenv.BatchRows = 1 << 16
+	}
+	if req.State != "" {
+		xenv.State = s.state(req.State)
+	}
+	if req.Broadcast != "" {
+		bc, err := s.broadcast(ctx, &req, env)
+		if err != nil {
+			return nil, err
+		}
+		xenv.Broadcast = bc
+	}
+	res, err := RunTask(ctx, spec, &ts, &xenv)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(res)
+}
+
+func (s *TaskServer) spec(req *TaskRequest) (*Spec, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sp, ok := s.specs[req.SpecID]; ok {
+		return sp, nil
+	}
+	if req.Spec == nil {
+		return nil, fmt.Errorf("spec %s: %w", req.SpecID, ErrUnknownSpec)
+	}
+	sum := sha256.Sum256(req.Spec)
+	if id := hex.EncodeToString(sum[:16]); id != req.SpecID {
+		return nil, fmt.Errorf("%w: spec %s arrived with hash %s", ErrPlan, req.SpecID, id)
+	}
+	sp, err := DecodeSpec(req.Spec)
+	if err != nil {
+		return nil, err
+	}
+	if s.specs == nil {
+		s.specs = map[string]*Spec{}
+	}
+	s.specs[req.SpecID] = sp
+	s.order = append(s.order, req.SpecID)
+	if len(s.order) > maxSpecs {
+		delete(s.specs, s.order[0])
+		s.order = s.order[1:]
+	}
+	return sp, nil
+}
+
+func (s *TaskServer) state(dir string) state.Provider {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.states[dir]; ok {
+		return p
+	}
+	if s.states == nil {
+		s.states = map[string]*state.FileProvider{}
+	}
+	p := state.NewFileProvider(vfs.OS{}, dir)
+	s.states[dir] = p
+	return p
+}
+
+// broadcast returns the cache of req's broadcast name with every key at
+// the request's generation, fetching the keys that changed.
+func (s *TaskServer) broadcast(ctx context.Context, req *TaskRequest, env shuffle.Env) (*StaticCache, error) {
+	s.mu.Lock()
+	bc, ok := s.bcast[req.Broadcast]
+	if !ok {
+		if s.bcast == nil {
+			s.bcast = map[string]*StaticCache{}
+		}
+		bc = &StaticCache{}
+		s.bcast[req.Broadcast] = bc
+	}
+	s.mu.Unlock()
+	for key, gen := range req.Gens {
+		err := bc.Load(key, gen+1, 1, func() ([]arrow.Record, error) {
+			if env.Broadcast == nil {
+				return nil, fmt.Errorf("broadcast %s: this executor cannot fetch from its driver", key)
+			}
+			return env.Broadcast(ctx, req.Broadcast, key)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("fetch broadcast %q from the driver: %w", key, err)
+		}
+	}
+	return bc, nil
+}
+
+// Close frees the cached broadcast data and the warm state stores.
+func (s *TaskServer) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var first error
+	for _, p := range s.states {
+		if err := p.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	for _, bc := range s.bcast {
+		bc.Release()
+	}
+	s.states, s.bcast = nil, nil
+	return first
+}
