@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,15 +26,21 @@ type Config struct {
 	BatchRows         int              // max rows per record; default 65536
 	// Executor is how tasks run: ExecutorLocal (default: in this process)
 	// or ExecutorIsolated (in this process, every task and its result
-	// crossing as bytes, as they will to a remote executor; for tests).
-	// The default comes from $SLUICE_EXECUTOR when set.
+	// crossing as bytes, as they do to a remote executor; for tests).
+	// The default comes from $SLUICE_EXECUTOR when set. With Cluster set
+	// it is ExecutorCluster.
 	Executor string
+	// Cluster runs the tasks on a cluster's executors: package cluster's
+	// Driver. The executors run the same job binary (NewTaskServer); a
+	// streaming query's checkpoint must be on a directory they all reach.
+	Cluster plan.Dispatcher
 }
 
 // Executors.
 const (
 	ExecutorLocal    = "local"
 	ExecutorIsolated = "local-isolated"
+	ExecutorCluster  = "cluster"
 )
 
 func (c Config) withDefaults() Config {
@@ -48,6 +55,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BatchRows <= 0 {
 		c.BatchRows = 1 << 16
+	}
+	if c.Executor == "" && c.Cluster != nil {
+		c.Executor = ExecutorCluster
 	}
 	if c.Executor == "" {
 		c.Executor = os.Getenv("SLUICE_EXECUTOR")
@@ -211,13 +221,44 @@ func (d *Dataset) run(ctx context.Context, root *plan.Node) ([]arrow.Record, err
 	return plan.Collect(ctx, ex, spec, &plan.Run{Batch: plan.NoBatch, Workers: cfg.Parallelism})
 }
 
-// executor makes the in-process executor of a run of d's plan.
-func (d *Dataset) executor(cfg Config, job *plan.Job, bc plan.BroadcastStore, st state.Provider) (*plan.LocalExecutor, error) {
-	if cfg.Executor != ExecutorLocal && cfg.Executor != ExecutorIsolated {
-		return nil, fmt.Errorf("dataset: executor %q (Config.Executor or $SLUICE_EXECUTOR): want %q or %q", cfg.Executor, ExecutorLocal, ExecutorIsolated)
+// executor makes the executor of a run of d's plan.
+func (d *Dataset) executor(cfg Config, job *plan.Job, bc *plan.StaticCache, st state.Provider) (plan.Executor, error) {
+	switch {
+	case cfg.Executor == ExecutorCluster && cfg.Cluster != nil:
+		ex := &plan.RemoteExecutor{D: cfg.Cluster, Broadcast: bc}
+		if st != nil {
+			dir, ok := sharedDir(st)
+			if !ok {
+				return nil, errors.New("dataset: a query with state runs on a cluster only with its checkpoint on a filesystem directory every executor reaches")
+			}
+			ex.StateDir = dir
+		}
+		return ex, nil
+	case cfg.Executor == ExecutorCluster:
+		return nil, errors.New("dataset: executor \"cluster\" needs Config.Cluster (a cluster.Driver)")
+	case cfg.Cluster != nil:
+		return nil, fmt.Errorf("dataset: Config.Cluster is set but the executor is %q", cfg.Executor)
+	case cfg.Executor != ExecutorLocal && cfg.Executor != ExecutorIsolated:
+		return nil, fmt.Errorf("dataset: executor %q (Config.Executor or $SLUICE_EXECUTOR): want %q, %q or %q with Config.Cluster", cfg.Executor, ExecutorLocal, ExecutorIsolated, ExecutorCluster)
 	}
 	return &plan.LocalExecutor{
 		Env:      plan.ExecEnv{Node: "local", Mem: cfg.Allocator, BatchRows: cfg.BatchRows, Job: job, State: st, Broadcast: bc, Blocks: &shuffle.Mem{Node: "local"}},
 		Isolated: cfg.Executor == ExecutorIsolated,
 	}, nil
+}
+
+func sharedDir(st state.Provider) (string, bool) {
+	s, ok := st.(interface{ Shared() (string, bool) })
+	if !ok {
+		return "", false
+	}
+	dir, ok := s.Shared()
+	if ok && !filepath.IsAbs(dir) {
+		abs, err := filepath.Abs(dir)
+		if err != nil {
+			return "", false
+		}
+		dir = abs
+	}
+	return dir, ok
 }

@@ -73,7 +73,7 @@ type StreamQuery struct {
 	spec   *plan.Spec
 	root   *plan.Node // the logical plan with its sink write
 	static *plan.StaticCache
-	ex     *plan.LocalExecutor
+	ex     plan.Executor
 }
 
 // CompileStream compiles d into a StreamQuery writing into sink.
@@ -90,6 +90,11 @@ func (d *Dataset) CompileStream(sink sinks.Sink, o StreamOptions) (*StreamQuery,
 	job := &plan.Job{Funcs: d.funcs, Streams: map[string]sources.Stream{}, Sinks: map[string]sinks.Sink{sink.Name(): sink}}
 	for _, s := range d.Streams() {
 		job.Streams[s.Name()] = s
+	}
+	if cfg.Executor == ExecutorCluster {
+		if err := refuseInProcess(job); err != nil {
+			return nil, err
+		}
 	}
 	q := &StreamQuery{ds: d, cfg: cfg, spec: spec, root: root, static: &plan.StaticCache{}}
 	q.static.SetMemory(spec)
@@ -170,6 +175,26 @@ func (d *Dataset) checkBatch() error {
 	}
 	if d.IsStreaming() {
 		return errStreaming
+	}
+	return nil
+}
+
+// refuseInProcess refuses a job whose streams or sinks keep their data in
+// this process: a cluster's executors could not read or write them.
+func refuseInProcess(job *plan.Job) error {
+	for name, s := range job.Streams {
+		if ip, ok := s.(sources.InProcess); ok {
+			if why := ip.InProcess(); why != "" {
+				return fmt.Errorf("dataset: stream %q cannot run on a cluster: %s", name, why)
+			}
+		}
+	}
+	for name, s := range job.Sinks {
+		if ip, ok := s.(sinks.InProcess); ok {
+			if why := ip.InProcess(); why != "" {
+				return fmt.Errorf("dataset: sink %q cannot run on a cluster: %s", name, why)
+			}
+		}
 	}
 	return nil
 }

@@ -1,0 +1,193 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/flight"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/sluicedata/sluice/scheduler"
+)
+
+// Driver is a driver's member of the cluster: it learns executors by
+// gossip, sends them tasks, fetches their blocks and serves them the
+// driver's broadcast data. It is the Dispatcher of dataset/plan's
+// RemoteExecutor (set it as dataset.Config.Cluster).
+type Driver struct {
+	*node
+
+	mu      sync.Mutex
+	served  map[string]func(key string) ([]arrow.Record, bool)
+	refused map[string]bool // executors logged as refused (fingerprint)
+}
+
+// StartDriver starts a driver's member: Flight on cfg.Flight (executors
+// fetch broadcast data from it) and gossip through cfg.Seeds.
+func StartDriver(ctx context.Context, cfg Config) (*Driver, error) {
+	cfg = cfg.withDefaults()
+	d := &Driver{served: map[string]func(string) ([]arrow.Record, bool){}, refused: map[string]bool{}}
+	n, err := start(ctx, cfg, RoleDriver, &driverService{d: d})
+	if err != nil {
+		return nil, err
+	}
+	d.node = n
+	return d, nil
+}
+
+// Close leaves the cluster and stops serving.
+func (d *Driver) Close() error { return d.close() }
+
+// Executors lists the live executors this driver gives work to: those of
+// its fingerprint with a Flight address. Others are logged once.
+func (d *Driver) Executors() []Member {
+	var out []Member
+	for _, m := range d.members.Executors() {
+		if m.Meta.Fingerprint != d.cfg.Fingerprint || m.Meta.Flight == "" {
+			d.mu.Lock()
+			if !d.refused[m.Name] {
+				d.refused[m.Name] = true
+				d.log.Warn("executor refused: its build differs from the driver's; it gets no work",
+					"node", m.Name, "flight", m.Meta.Flight, "fingerprint", m.Meta.Fingerprint, "driver_fingerprint", d.cfg.Fingerprint)
+			}
+			d.mu.Unlock()
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// Nodes lists the live executors and their slots, waiting up to
+// Config.WaitForExecutors (and ctx) while there is none, logging every
+// few seconds that it waits.
+func (d *Driver) Nodes(ctx context.Context) ([]scheduler.Node, error) {
+	deadline := time.Now().Add(d.cfg.WaitForExecutors)
+	logged := time.Time{}
+	for {
+		changed := d.members.Changed()
+		var nodes []scheduler.Node
+		for _, m := range d.Executors() {
+			nodes = append(nodes, scheduler.Node{Name: m.Name, Slots: max(m.Meta.Slots, 1)})
+		}
+		if len(nodes) > 0 {
+			return nodes, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("cluster: no executor alive after waiting %v (driver %s, members %v)", d.cfg.WaitForExecutors, d.Name(), sortedNames(d.members.Members()))
+		}
+		if time.Since(logged) > 5*time.Second {
+			d.log.Warn("waiting for an executor to join", "driver", d.Name(), "gossip", d.members.Self().Gossip, "waited_until", deadline.Format(time.RFC3339))
+			logged = time.Now()
+		}
+		select {
+		case <-changed:
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// RunTask sends an encoded task of run to executor node and returns its
+// encoded result. Errors of the transport (the node is gone, unreachable,
+// past the task deadline) wrap scheduler.ErrNodeLost; a block the task
+// could not fetch is a *scheduler.FetchError; the task's own error says
+// which node ran it.
+func (d *Driver) RunTask(ctx context.Context, node, run string, task []byte) ([]byte, error) {
+	m, ok := d.member(node)
+	if !ok {
+		return nil, fmt.Errorf("node %s is not a live member: %w", node, scheduler.ErrNodeLost)
+	}
+	body, err := json.Marshal(taskCall{Run: run, Driver: d.Name(), Body: task})
+	if err != nil {
+		return nil, err
+	}
+	tctx, cancel := context.WithTimeout(ctx, d.cfg.TaskTimeout)
+	defer cancel()
+	res, err := d.action(tctx, m.Meta.Flight, actionTask, body)
+	if err == nil {
+		return res, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	st, _ := status.FromError(err)
+	switch st.Code() {
+	case codes.Aborted, codes.FailedPrecondition, codes.InvalidArgument:
+		return nil, fmt.Errorf("on node %s: %s", node, st.Message())
+	case codes.DataLoss:
+		var fe fetchError
+		if json.Unmarshal([]byte(st.Message()), &fe) == nil {
+			return nil, &scheduler.FetchError{Loc: fe.Loc, Err: fmt.Errorf("on node %s: %s", node, fe.Err)}
+		}
+	}
+	if tctx.Err() != nil {
+		err = fmt.Errorf("no result within the task deadline %v", d.cfg.TaskTimeout)
+	}
+	d.log.Warn("task attempt lost its executor", "node", node, "flight", m.Meta.Flight, "run", run, "err", err)
+	return nil, fmt.Errorf("node %s (%s): %v: %w", node, m.Meta.Flight, err, scheduler.ErrNodeLost)
+}
+
+// Fetch returns the records of blocks of run from their executors.
+func (d *Driver) Fetch(ctx context.Context, run string, locs []scheduler.Location) ([]arrow.Record, error) {
+	return fetchBlocks(ctx, d.node, run, locs, nil)
+}
+
+// Release frees blocks of run on every executor, in the background: a
+// release that does not arrive costs memory until the run's blocks expire,
+// never a result.
+func (d *Driver) Release(run string, stage int) {
+	call := releaseCall{Run: run, Stage: stage, All: stage < -1<<20}
+	body, _ := json.Marshal(call)
+	for _, m := range d.Executors() {
+		go func(addr string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			d.action(ctx, addr, actionRelease, body)
+		}(m.Meta.Flight)
+	}
+}
+
+// Serve makes this driver serve fn's records under name.
+func (d *Driver) Serve(name string, fn func(key string) ([]arrow.Record, bool)) (stop func()) {
+	d.mu.Lock()
+	d.served[name] = fn
+	d.mu.Unlock()
+	return func() {
+		d.mu.Lock()
+		delete(d.served, name)
+		d.mu.Unlock()
+	}
+}
+
+type driverService struct {
+	flight.BaseFlightServer
+	d *Driver
+}
+
+func (s *driverService) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+	var tk ticket
+	if err := json.Unmarshal(t.Ticket, &tk); err != nil {
+		return status.Errorf(codes.InvalidArgument, "decode ticket: %v", err)
+	}
+	s.d.mu.Lock()
+	fn, ok := s.d.served[tk.Name]
+	s.d.mu.Unlock()
+	if !ok {
+		return status.Errorf(codes.NotFound, "driver %s serves no %q", s.d.Name(), tk.Name)
+	}
+	recs, ok := fn(tk.Key)
+	if !ok {
+		return status.Errorf(codes.NotFound, "driver %s: %q has no key %q", s.d.Name(), tk.Name, tk.Key)
+	}
+	return send(stream, s.d.cfg.Mem, [][]arrow.Record{recs})
+}
+
+var _ = errors.New

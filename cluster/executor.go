@@ -1,0 +1,284 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/flight"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/sluicedata/sluice/internal/shuffle"
+	"github.com/sluicedata/sluice/scheduler"
+)
+
+// Executor is an executor process's member: it runs the tasks drivers send
+// with the job's Runner, keeps their map output blocks and serves them to
+// the reduce tasks of other executors and to drivers.
+type Executor struct {
+	*node
+	runner shuffle.Runner
+
+	mu   sync.Mutex
+	runs map[string]*runBlocks
+}
+
+// Task actions.
+const (
+	actionTask    = "task"
+	actionRelease = "release"
+)
+
+// taskCall is a task as the driver sends it.
+type taskCall struct {
+	Run    string `json:"run"`
+	Driver string `json:"driver"` // the driver's member name
+	Body   []byte `json:"body"`
+}
+
+type releaseCall struct {
+	Run   string `json:"run"`
+	Stage int    `json:"stage"`
+	All   bool   `json:"all,omitempty"`
+}
+
+// StartExecutor starts an executor: it listens for Flight on cfg.Flight,
+// joins the cluster through cfg.Seeds and runs the tasks drivers send with
+// runner (the job's code: dataset/plan's TaskServer). Close stops it.
+func StartExecutor(ctx context.Context, cfg Config, runner shuffle.Runner) (*Executor, error) {
+	cfg = cfg.withDefaults()
+	if cfg.Slots <= 0 {
+		cfg.Slots = runtime.GOMAXPROCS(0)
+	}
+	e := &Executor{runner: runner, runs: map[string]*runBlocks{}}
+	n, err := start(ctx, cfg, RoleExecutor, &executorService{e: e})
+	if err != nil {
+		return nil, err
+	}
+	e.node = n
+	return e, nil
+}
+
+// Close leaves the cluster, stops serving and frees every block.
+func (e *Executor) Close() error {
+	err := e.close()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, r := range e.runs {
+		r.mem.Close()
+		delete(e.runs, id)
+	}
+	return err
+}
+
+// Blocks is the memory the executor's map output blocks hold.
+func (e *Executor) Blocks() int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var n int64
+	for _, r := range e.runs {
+		n += r.mem.Bytes()
+	}
+	return n
+}
+
+func (e *Executor) run(id string) *runBlocks {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, ok := e.runs[id]
+	if !ok {
+		r = &runBlocks{e: e, run: id, mem: &shuffle.Mem{Node: e.Name()}}
+		e.runs[id] = r
+	}
+	r.used = time.Now()
+	return r
+}
+
+// runBlocks is one run's shuffle.Store on this executor: its own blocks in
+// memory, other executors' fetched over Flight.
+type runBlocks struct {
+	e    *Executor
+	run  string
+	mem  *shuffle.Mem
+	used time.Time
+}
+
+func (r *runBlocks) Put(stage, mapTask, part int, recs []arrow.Record) (scheduler.Location, error) {
+	return r.mem.Put(stage, mapTask, part, recs)
+}
+
+func (r *runBlocks) Release(stage int) { r.mem.Release(stage) }
+
+// Fetch reads the local blocks from memory and the others from their
+// executors, one DoGet per executor and stage, and returns them in the
+// order of locs.
+func (r *runBlocks) Fetch(ctx context.Context, locs []scheduler.Location) ([]arrow.Record, error) {
+	return fetchBlocks(ctx, r.e.node, r.run, locs, r.mem)
+}
+
+// fetchBlocks reads locs of run: from local when their node is this one,
+// else from their node over Flight.
+func fetchBlocks(ctx context.Context, n *node, run string, locs []scheduler.Location, local shuffle.Store) ([]arrow.Record, error) {
+	byBlock := make([][]arrow.Record, len(locs))
+	release := func() {
+		for _, recs := range byBlock {
+			for _, r := range recs {
+				r.Release()
+			}
+		}
+	}
+	type group struct {
+		node  string
+		stage int
+	}
+	groups := map[group][]int{}
+	var order []group
+	for i, l := range locs {
+		g := group{l.Node, l.Stage}
+		if l.Stage < 0 {
+			g.stage = -1 - i // late rows of different stages differ in schema: one call each
+		}
+		if _, ok := groups[g]; !ok {
+			order = append(order, g)
+		}
+		groups[g] = append(groups[g], i)
+	}
+	for _, g := range order {
+		idx := groups[g]
+		want := make([]scheduler.Location, len(idx))
+		for k, i := range idx {
+			want[k] = locs[i]
+		}
+		if local != nil && g.node == n.Name() {
+			for k, i := range idx {
+				recs, err := local.Fetch(ctx, want[k:k+1])
+				if err != nil {
+					release()
+					return nil, err
+				}
+				byBlock[i] = recs
+			}
+			continue
+		}
+		m, ok := n.member(g.node)
+		if !ok {
+			release()
+			return nil, &scheduler.FetchError{Loc: want[0], Err: fmt.Errorf("node %s is not a live member of the cluster", g.node)}
+		}
+		recs, blocks, err := n.fetch(ctx, m.Meta.Flight, ticket{Run: run, Blocks: want})
+		if err != nil {
+			release()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, &scheduler.FetchError{Loc: want[0], Err: fmt.Errorf("from %s (%s): %w", g.node, m.Meta.Flight, err)}
+		}
+		for k, rec := range recs {
+			i := idx[blocks[k]]
+			byBlock[i] = append(byBlock[i], rec)
+		}
+	}
+	var out []arrow.Record
+	for _, recs := range byBlock {
+		out = append(out, recs...)
+	}
+	return out, nil
+}
+
+// executorService is the executor's Flight service.
+type executorService struct {
+	flight.BaseFlightServer
+	e *Executor
+}
+
+func (s *executorService) DoAction(a *flight.Action, stream flight.FlightService_DoActionServer) error {
+	e := s.e
+	switch a.Type {
+	case actionTask:
+		var call taskCall
+		if err := json.Unmarshal(a.Body, &call); err != nil {
+			return status.Errorf(codes.InvalidArgument, "decode task: %v", err)
+		}
+		env := shuffle.Env{Node: e.Name(), Blocks: e.run(call.Run),
+			Broadcast: func(ctx context.Context, name, key string) ([]arrow.Record, error) {
+				return e.broadcast(ctx, call.Driver, name, key)
+			}}
+		res, err := e.runner.RunTask(stream.Context(), call.Body, env)
+		if err != nil {
+			e.log.Debug("task failed", "node", e.Name(), "run", call.Run, "err", err)
+			return taskStatus(err)
+		}
+		return stream.Send(&flight.Result{Body: res})
+	case actionRelease:
+		var call releaseCall
+		if err := json.Unmarshal(a.Body, &call); err != nil {
+			return status.Errorf(codes.InvalidArgument, "decode release: %v", err)
+		}
+		e.mu.Lock()
+		r, ok := e.runs[call.Run]
+		if ok && call.All {
+			delete(e.runs, call.Run)
+		}
+		e.mu.Unlock()
+		if ok {
+			if call.All {
+				r.mem.Close()
+			} else {
+				r.mem.Release(call.Stage)
+			}
+		}
+		return stream.Send(&flight.Result{})
+	}
+	return status.Errorf(codes.Unimplemented, "no action %q", a.Type)
+}
+
+func (s *executorService) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+	var tk ticket
+	if err := json.Unmarshal(t.Ticket, &tk); err != nil {
+		return status.Errorf(codes.InvalidArgument, "decode ticket: %v", err)
+	}
+	e := s.e
+	e.mu.Lock()
+	r, ok := e.runs[tk.Run]
+	e.mu.Unlock()
+	if !ok {
+		return status.Errorf(codes.NotFound, "node %s holds no block of run %s", e.Name(), tk.Run)
+	}
+	blocks := make([][]arrow.Record, len(tk.Blocks))
+	defer func() {
+		for _, recs := range blocks {
+			for _, rec := range recs {
+				rec.Release()
+			}
+		}
+	}()
+	for i, l := range tk.Blocks {
+		recs, err := r.mem.Fetch(stream.Context(), []scheduler.Location{l})
+		if err != nil {
+			return status.Errorf(codes.NotFound, "node %s: %v", e.Name(), err)
+		}
+		blocks[i] = recs
+	}
+	return send(stream, e.cfg.Mem, blocks)
+}
+
+// broadcast fetches key of name from the driver that sent a task.
+func (e *Executor) broadcast(ctx context.Context, driver, name, key string) ([]arrow.Record, error) {
+	m, ok := e.member(driver)
+	if !ok {
+		return nil, fmt.Errorf("driver %s is not a live member of the cluster", driver)
+	}
+	recs, _, err := e.fetch(ctx, m.Meta.Flight, ticket{Name: name, Key: key})
+	if err != nil {
+		return nil, fmt.Errorf("driver %s (%s): %w", driver, m.Meta.Flight, err)
+	}
+	return recs, nil
+}
+
+var errClosed = errors.New("cluster: closed")
