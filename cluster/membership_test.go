@@ -546,3 +546,65 @@ func TestGossipKeyFiles(t *testing.T) {
 		})
 	}
 }
+
+func TestMembershipAddresses(t *testing.T) {
+	key := testKey(t)
+	// Host names are resolved: memberlist would take a name it cannot
+	// parse as an IP for "every interface".
+	m := start(t, MembershipConfig{Key: key, Bind: "localhost:0", Meta: Meta{Role: RoleDriver}})
+	if g := m.Self().Gossip; !strings.HasPrefix(g, "127.0.0.1:") || strings.HasSuffix(g, ":0") {
+		t.Fatalf("bound at %s, want 127.0.0.1 and a real port", g)
+	}
+	_, port, _ := net.SplitHostPort(m.Self().Gossip)
+
+	// An advertised address is what the others are told, port 0 meaning the bound one.
+	adv := start(t, MembershipConfig{Key: key, Advertise: "localhost:0", Seeds: []string{m.Self().Gossip}, Meta: Meta{Role: RoleExecutor}})
+	if g := adv.Self().Gossip; !strings.HasPrefix(g, "127.0.0.1:") || strings.HasSuffix(g, ":0") || strings.HasSuffix(g, ":"+port) {
+		t.Fatalf("advertised %s, want 127.0.0.1 and its own bound port", g)
+	}
+	waitFor(t, 3*time.Second, "the first member sees the advertised address", func() bool { return sees(m, m, adv) })
+
+	fixed := start(t, MembershipConfig{Key: key, Advertise: "127.0.0.1:7", Meta: Meta{Role: RoleExecutor}})
+	if g := fixed.Self().Gossip; g != "127.0.0.1:7" {
+		t.Fatalf("advertised %s, want 127.0.0.1:7", g)
+	}
+}
+
+// The event delegate runs under memberlist's lock: with nobody reading
+// Events it must still return at once, count the drop and wake Changed.
+func TestMembershipEventsNeverBlock(t *testing.T) {
+	m := &Membership{
+		log:     slog.New(slog.DiscardHandler),
+		members: map[string]Member{},
+		changed: make(chan struct{}),
+		events:  make(chan Event, 1),
+	}
+	wire, err := Meta{Role: RoleExecutor, Flight: "127.0.0.1:1"}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := eventDelegate{m}
+	done := make(chan struct{})
+	changed := m.Changed()
+	go func() {
+		defer close(done)
+		ev.NotifyJoin(&memberlist.Node{Name: "a", Addr: net.IPv4(127, 0, 0, 1), Port: 1, Meta: wire})
+		ev.NotifyJoin(&memberlist.Node{Name: "b", Addr: net.IPv4(127, 0, 0, 1), Port: 2, Meta: wire})
+		ev.NotifyLeave(&memberlist.Node{Name: "a", Addr: net.IPv4(127, 0, 0, 1), Port: 1, Meta: wire})
+	}()
+	if !closedWithin(done, time.Second) {
+		t.Fatal("event delegate blocked on a full events channel")
+	}
+	if !closedWithin(changed, 100*time.Millisecond) {
+		t.Fatal("Changed did not fire")
+	}
+	if got := m.DroppedEvents(); got != 2 {
+		t.Fatalf("dropped %d events, want 2", got)
+	}
+	if got := names(m.Executors()); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("executors = %v, want [b]", got)
+	}
+	if e := <-m.Events(); e.Kind != EventJoin || e.Member.Name != "a" || e.Member.Gossip != "127.0.0.1:1" {
+		t.Fatalf("first event = %+v", e)
+	}
+}
