@@ -33,7 +33,7 @@ type Driver struct {
 func StartDriver(ctx context.Context, cfg Config) (*Driver, error) {
 	cfg = cfg.withDefaults()
 	d := &Driver{served: map[string]func(string) ([]arrow.Record, bool){}, refused: map[string]bool{}}
-	n, err := start(ctx, cfg, RoleDriver, &driverService{d: d})
+	n, err := startNode(ctx, cfg, RoleDriver, &driverService{d: d})
 	if err != nil {
 		return nil, err
 	}
@@ -80,7 +80,7 @@ func (d *Driver) Nodes(ctx context.Context) ([]scheduler.Node, error) {
 			return nodes, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("cluster: no executor alive after waiting %v (driver %s, members %v)", d.cfg.WaitForExecutors, d.Name(), sortedNames(d.members.Members()))
+			return nil, fmt.Errorf("cluster: no executor alive after waiting %v (driver %s, members %v)", d.cfg.WaitForExecutors, d.Name(), memberNames(d.members.Members()))
 		}
 		if time.Since(logged) > 5*time.Second {
 			d.log.Warn("waiting for an executor to join", "driver", d.Name(), "gossip", d.members.Self().Gossip, "waited_until", deadline.Format(time.RFC3339))

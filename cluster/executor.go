@@ -57,7 +57,7 @@ func StartExecutor(ctx context.Context, cfg Config, runner shuffle.Runner) (*Exe
 		cfg.Slots = runtime.GOMAXPROCS(0)
 	}
 	e := &Executor{runner: runner, runs: map[string]*runBlocks{}}
-	n, err := start(ctx, cfg, RoleExecutor, &executorService{e: e})
+	n, err := startNode(ctx, cfg, RoleExecutor, &executorService{e: e})
 	if err != nil {
 		return nil, err
 	}

@@ -144,8 +144,8 @@ type node struct {
 	clients map[string]*grpc.ClientConn // by Flight address
 }
 
-// start listens for Flight, serves svc and joins the cluster as role.
-func start(ctx context.Context, cfg Config, role string, svc flight.FlightServer) (*node, error) {
+// startNode listens for Flight, serves svc and joins the cluster as role.
+func startNode(ctx context.Context, cfg Config, role string, svc flight.FlightServer) (*node, error) {
 	if cfg.TLS == nil {
 		return nil, errors.New("cluster: no TLS identity (Config.TLS): every Flight connection is mutual TLS; make one with `sluice certs`")
 	}
@@ -361,8 +361,8 @@ func taskStatus(err error) error {
 	return status.Error(codes.Aborted, err.Error())
 }
 
-// sortedNames lists members' names.
-func sortedNames(ms []Member) []string {
+// memberNames lists members' names.
+func memberNames(ms []Member) []string {
 	var out []string
 	for _, m := range ms {
 		out = append(out, m.Name)
