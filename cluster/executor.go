@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -24,6 +25,7 @@ import (
 type Executor struct {
 	*node
 	runner shuffle.Runner
+	tasks  atomic.Int64
 
 	mu   sync.Mutex
 	runs map[string]*runBlocks
@@ -76,6 +78,9 @@ func (e *Executor) Close() error {
 	}
 	return err
 }
+
+// Tasks counts the task attempts this executor was sent.
+func (e *Executor) Tasks() int64 { return e.tasks.Load() }
 
 // Blocks is the memory the executor's map output blocks hold.
 func (e *Executor) Blocks() int64 {
@@ -209,6 +214,7 @@ func (s *executorService) DoAction(a *flight.Action, stream flight.FlightService
 			Broadcast: func(ctx context.Context, name, key string) ([]arrow.Record, error) {
 				return e.broadcast(ctx, call.Driver, name, key)
 			}}
+		e.tasks.Add(1)
 		res, err := e.runner.RunTask(stream.Context(), call.Body, env)
 		if err != nil {
 			e.log.Debug("task failed", "node", e.Name(), "run", call.Run, "err", err)

@@ -370,3 +370,9 @@ func memberNames(ms []Member) []string {
 	sort.Strings(out)
 	return out
 }
+
+// Gossip is this member's gossip address: the seed others join through.
+func (n *node) Gossip() string { return n.members.Self().Gossip }
+
+// Flight is this member's Flight address.
+func (n *node) Flight() string { return n.members.Self().Meta.Flight }

@@ -1,0 +1,120 @@
+package cluster_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/cluster"
+	"github.com/sluicedata/sluice/dataset"
+)
+
+// startCluster starts a driver and executors in this process, on
+// 127.0.0.1 with ports chosen now, sharing one dev CA and gossip key.
+func startCluster(t *testing.T, executors int, server func() *planServer) (*cluster.Driver, []*cluster.Executor) {
+	t.Helper()
+	ctx := context.Background()
+	id, _, err := cluster.DevTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := cluster.NewGossipKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := cluster.StartDriver(ctx, cluster.Config{GossipKey: key, TLS: id, WaitForExecutors: 20 * time.Second, JoinTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	var exs []*cluster.Executor
+	for i := 0; i < executors; i++ {
+		srv, err := dataset.NewTaskServer(dataset.Config{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := cluster.StartExecutor(ctx, cluster.Config{Seeds: []string{d.Gossip()}, GossipKey: key, TLS: id, Slots: 2, JoinTimeout: 5 * time.Second}, srv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close(); srv.Close() })
+		exs = append(exs, e)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(d.Executors()) < executors {
+		if time.Now().After(deadline) {
+			t.Fatalf("driver sees %d of %d executors after 10 s", len(d.Executors()), executors)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return d, exs
+}
+
+type planServer struct{}
+
+func rowsOf(t *testing.T, recs []arrow.Record) []string {
+	t.Helper()
+	var out []string
+	for _, r := range recs {
+		for i := 0; i < int(r.NumRows()); i++ {
+			var b strings.Builder
+			for j, c := range r.Columns() {
+				if j > 0 {
+					b.WriteByte('|')
+				}
+				b.WriteString(c.ValueStr(i))
+			}
+			out = append(out, b.String())
+		}
+		r.Release()
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestABatchJobOnThreeExecutorsGivesTheLocalAnswer(t *testing.T) {
+	d, exs := startCluster(t, 3, nil)
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "k", Type: arrow.BinaryTypes.String},
+		{Name: "v", Type: arrow.PrimitiveTypes.Int64},
+	}, nil)
+	var recs []arrow.Record
+	for b := 0; b < 5; b++ {
+		kb := array.NewStringBuilder(memory.DefaultAllocator)
+		vb := array.NewInt64Builder(memory.DefaultAllocator)
+		for i := 0; i < 1000; i++ {
+			kb.Append(fmt.Sprintf("k%d", (b*1000+i)%37))
+			vb.Append(int64(b*1000 + i))
+		}
+		recs = append(recs, array.NewRecord(schema, []arrow.Array{kb.NewArray(), vb.NewArray()}, 1000))
+	}
+	query := func(cfg dataset.Config) []string {
+		ds := dataset.FromRecords(schema, recs...).WithConfig(cfg).
+			GroupBy("k").Agg(dataset.Sum(dataset.Col("v")).As("s"), dataset.CountAll().As("n"))
+		out, err := ds.CollectRecords(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rowsOf(t, out)
+	}
+	want := query(dataset.Config{Parallelism: 2, ShufflePartitions: 4})
+	got := query(dataset.Config{Parallelism: 2, ShufflePartitions: 4, Cluster: d})
+	if !slices.Equal(got, want) {
+		t.Fatalf("cluster answer differs:\n got %v\nwant %v", got, want)
+	}
+	for _, e := range exs {
+		if e.Tasks() == 0 {
+			t.Errorf("executor %s ran no task", e.Name())
+		}
+	}
+	if len(want) != 37 {
+		t.Fatalf("%d groups, want 37", len(want))
+	}
+}
