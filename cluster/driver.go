@@ -3,9 +3,9 @@ package cluster
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -22,6 +22,8 @@ import (
 // RemoteExecutor (set it as dataset.Config.Cluster).
 type Driver struct {
 	*node
+
+	lost atomic.Int64 // task attempts that lost their executor
 
 	mu      sync.Mutex
 	served  map[string]func(key string) ([]arrow.Record, bool)
@@ -40,6 +42,9 @@ func StartDriver(ctx context.Context, cfg Config) (*Driver, error) {
 	d.node = n
 	return d, nil
 }
+
+// LostAttempts counts the task attempts that lost their executor.
+func (d *Driver) LostAttempts() int64 { return d.lost.Load() }
 
 // Close leaves the cluster and stops serving.
 func (d *Driver) Close() error { return d.close() }
@@ -131,6 +136,7 @@ func (d *Driver) RunTask(ctx context.Context, node, run string, task []byte) ([]
 	if tctx.Err() != nil {
 		err = fmt.Errorf("no result within the task deadline %v", d.cfg.TaskTimeout)
 	}
+	d.lost.Add(1)
 	d.log.Warn("task attempt lost its executor", "node", node, "flight", m.Meta.Flight, "run", run, "err", err)
 	return nil, fmt.Errorf("node %s (%s): %v: %w", node, m.Meta.Flight, err, scheduler.ErrNodeLost)
 }
@@ -189,5 +195,3 @@ func (s *driverService) DoGet(t *flight.Ticket, stream flight.FlightService_DoGe
 	}
 	return send(stream, s.d.cfg.Mem, [][]arrow.Record{recs})
 }
-
-var _ = errors.New

@@ -49,3 +49,15 @@ func checkGossipKey(key []byte) error {
 		return fmt.Errorf("gossip key is %d bytes, want 16, 24 or 32", len(key))
 	}
 }
+
+// WriteGossipKey writes key base64-encoded to path (mode 0600), the form
+// LoadGossipKey reads and a Kubernetes Secret mounts.
+func WriteGossipKey(path string, key []byte) error {
+	if err := checkGossipKey(key); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write gossip key: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package e2e_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+
+	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/internal/clustertest"
+	"github.com/sluicedata/sluice/internal/shuffle"
+)
+
+func TestMain(m *testing.M) {
+	clustertest.Main(m, func() (shuffle.Runner, error) {
+		return dataset.NewTaskServer(dataset.Config{}, nil, slowJob(nil))
+	})
+}
+
+var schema = arrow.NewSchema([]arrow.Field{
+	{Name: "k", Type: arrow.BinaryTypes.String},
+	{Name: "v", Type: arrow.PrimitiveTypes.Int64},
+}, nil)
+
+// input is n records of 500 rows over 37 keys.
+func input(n int) []arrow.Record {
+	var recs []arrow.Record
+	for b := 0; b < n; b++ {
+		kb := array.NewStringBuilder(memory.DefaultAllocator)
+		vb := array.NewInt64Builder(memory.DefaultAllocator)
+		for i := 0; i < 500; i++ {
+			kb.Append(fmt.Sprintf("k%d", (b*500+i)%37))
+			vb.Append(int64(b*500 + i))
+		}
+		recs = append(recs, array.NewRecord(schema, []arrow.Array{kb.NewArray(), vb.NewArray()}, 500))
+	}
+	return recs
+}
+
+// slowJob is the job's code: every record passes a registered function
+// that takes 30 ms (so a kill lands mid-job), then a shuffle, a grouped
+// aggregate and a second shuffle to a sort. Driver and executors build it
+// alike (the executors for its registered function).
+func slowJob(recs []arrow.Record) *dataset.Dataset {
+	return dataset.FromRecords(schema, recs...).
+		MapBatches("slow", nil, func(_ memory.Allocator, in arrow.Record) (arrow.Record, error) {
+			time.Sleep(30 * time.Millisecond)
+			in.Retain()
+			return in, nil
+		}).
+		GroupBy("k").Agg(dataset.Sum(dataset.Col("v")).As("s"), dataset.CountAll().As("n")).
+		OrderBy("k")
+}
+
+func rows(t *testing.T, recs []arrow.Record) []string {
+	t.Helper()
+	var out []string
+	for _, r := range recs {
+		for i := 0; i < int(r.NumRows()); i++ {
+			var b strings.Builder
+			for j, c := range r.Columns() {
+				if j > 0 {
+					b.WriteByte('|')
+				}
+				b.WriteString(c.ValueStr(i))
+			}
+			out = append(out, b.String())
+		}
+		r.Release()
+	}
+	return out
+}
+
+func collect(t *testing.T, ds *dataset.Dataset) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	recs, err := ds.CollectRecords(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows(t, recs)
+}
+
+func TestABatchJobOnThreeExecutorProcessesGivesTheLocalAnswer(t *testing.T) {
+	c := clustertest.Start(t, clustertest.Options{Executors: 3})
+	recs := input(12)
+	cfg := dataset.Config{Parallelism: 2, ShufflePartitions: 5}
+	want := collect(t, slowJob(recs).WithConfig(cfg))
+	cfg.Cluster = c.Driver
+	got := collect(t, slowJob(recs).WithConfig(cfg))
+	if !slices.Equal(got, want) {
+		t.Fatalf("cluster answer differs:\n got %v\nwant %v", got, want)
+	}
+	if len(want) != 37 {
+		t.Fatalf("%d groups, want 37", len(want))
+	}
+}
+
+func TestAnExecutorKilledMidJobCostsRetriesNotRows(t *testing.T) {
+	recs := input(60)
+	cfg := dataset.Config{Parallelism: 2, ShufflePartitions: 5}
+	want := collect(t, slowJob(recs).WithConfig(cfg))
+	for _, after := range []time.Duration{150 * time.Millisecond, 400 * time.Millisecond} {
+		t.Run(fmt.Sprint(after), func(t *testing.T) {
+			c := clustertest.Start(t, clustertest.Options{Executors: 3})
+			cfg := cfg
+			cfg.Cluster = c.Driver
+			victim := c.Executors()[1]
+			timer := time.AfterFunc(after, func() { victim.Signal(syscall.SIGKILL) })
+			defer timer.Stop()
+			start := time.Now()
+			got := collect(t, slowJob(recs).WithConfig(cfg))
+			took := time.Since(start)
+			if !slices.Equal(got, want) {
+				t.Fatalf("after killing %s at %v the answer differs:\n got %v\nwant %v", victim.Name, after, got, want)
+			}
+			if took < after {
+				t.Fatalf("the job took %v, it ended before the kill at %v", took, after)
+			}
+			t.Logf("job took %v, %d attempts lost their executor", took, c.Driver.LostAttempts())
+		})
+	}
+}

@@ -1,0 +1,286 @@
+// Package clustertest runs a real cluster for tests: a driver in the test
+// process and executors as child processes of the test binary, on
+// 127.0.0.1 with ports chosen at run time, with a fresh CA and gossip key
+// written to files the way an operator would make them. Children exit when
+// the test process goes away (their stdin closes), so a dying test leaves
+// no executor behind.
+//
+// A test binary that uses it calls Main from its TestMain with the job its
+// executors run (the same code the driver's Datasets come from).
+package clustertest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluicedata/sluice/cluster"
+	"github.com/sluicedata/sluice/internal/shuffle"
+)
+
+const envExecutor = "SLUICE_CLUSTERTEST_EXECUTOR"
+
+// executorConfig is what a child executor is started with.
+type executorConfig struct {
+	Seeds     []string `json:"seeds"`
+	KeyFile   string   `json:"key_file"`
+	TLS       cluster.TLSFiles
+	Slots     int    `json:"slots"`
+	SpillDir  string `json:"spill_dir"`
+	MemLimit  int64  `json:"mem_limit,omitempty"`
+	Verbose   bool   `json:"verbose,omitempty"`
+	NoGossKey bool   `json:"no_gossip_key,omitempty"`
+}
+
+// Main runs the tests, or, in a child started by Cluster.AddExecutor, an
+// executor running job until its stdin closes or it is signalled.
+func Main(m *testing.M, job func() (shuffle.Runner, error)) {
+	raw := os.Getenv(envExecutor)
+	if raw == "" {
+		os.Exit(m.Run())
+	}
+	if err := runExecutor(raw, job); err != nil {
+		fmt.Fprintln(os.Stderr, "executor:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func runExecutor(raw string, job func() (shuffle.Runner, error)) error {
+	var cfg executorConfig
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		return err
+	}
+	key, err := cluster.LoadGossipKey(cfg.KeyFile)
+	if err != nil {
+		return err
+	}
+	id, err := cfg.TLS.Load()
+	if err != nil {
+		return err
+	}
+	runner, err := job()
+	if err != nil {
+		return err
+	}
+	level := slog.LevelWarn
+	if cfg.Verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	e, err := cluster.StartExecutor(ctx, cluster.Config{Seeds: cfg.Seeds, GossipKey: key, TLS: id, Slots: cfg.Slots,
+		SpillDir: cfg.SpillDir, MemoryLimit: cfg.MemLimit, Logger: log, JoinTimeout: 10 * time.Second}, runner)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("ready %s %s\n", e.Name(), e.Flight())
+	go func() { // the parent went away
+		io.Copy(io.Discard, os.Stdin)
+		stop()
+	}()
+	<-ctx.Done()
+	return e.Close()
+}
+
+// Cluster is a driver in this process and executor child processes.
+type Cluster struct {
+	t      testing.TB
+	Dir    string // CA, certificates, gossip key
+	Driver *cluster.Driver
+	Key    []byte
+	TLS    cluster.TLSFiles
+
+	mu    sync.Mutex
+	execs []*Executor
+}
+
+// Executor is one child executor process.
+type Executor struct {
+	Name   string
+	Flight string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stderr *lockedBuffer
+	done   chan error
+	exited bool
+}
+
+// Options shape a test cluster.
+type Options struct {
+	Executors int
+	Slots     int // per executor; default 2
+	// Driver adjusts the driver's config before it starts.
+	Driver func(*cluster.Config)
+}
+
+// Start writes a CA, certificates and a gossip key under t.TempDir,
+// starts the driver and o.Executors executor processes, and waits until
+// the driver sees them all.
+func Start(t testing.TB, o Options) *Cluster {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := cluster.WriteDevCluster(dir, []string{"driver", "executor"}, []string{"127.0.0.1", "localhost"}, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	key, err := cluster.NewGossipKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "gossip.key")
+	if err := cluster.WriteGossipKey(keyFile, key); err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{t: t, Dir: dir, Key: key,
+		TLS: cluster.TLSFiles{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "executor.pem"), Key: filepath.Join(dir, "executor-key.pem")}}
+	id, err := cluster.TLSFiles{CA: c.TLS.CA, Cert: filepath.Join(dir, "driver.pem"), Key: filepath.Join(dir, "driver-key.pem")}.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cluster.Config{GossipKey: key, TLS: id, WaitForExecutors: 30 * time.Second, JoinTimeout: 10 * time.Second, TaskTimeout: time.Minute}
+	if o.Driver != nil {
+		o.Driver(&cfg)
+	}
+	c.Driver, err = cluster.StartDriver(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	for i := 0; i < o.Executors; i++ {
+		c.AddExecutor(max(o.Slots, 2))
+	}
+	c.WaitExecutors(o.Executors)
+	return c
+}
+
+// AddExecutor starts one more executor process and returns it once it
+// joined.
+func (c *Cluster) AddExecutor(slots int) *Executor {
+	c.t.Helper()
+	cfg := executorConfig{Seeds: []string{c.Driver.Gossip()}, KeyFile: filepath.Join(c.Dir, "gossip.key"), TLS: c.TLS,
+		Slots: slots, SpillDir: c.t.TempDir(), Verbose: os.Getenv("SLUICE_CLUSTERTEST_VERBOSE") != ""}
+	b, _ := json.Marshal(cfg)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envExecutor+"="+string(b), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	e := &Executor{cmd: cmd, stdin: stdin, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = e.stderr
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if line := sc.Text(); strings.HasPrefix(line, "ready ") {
+				ready <- line
+			}
+		}
+	}()
+	go func() { e.done <- cmd.Wait() }()
+	select {
+	case line := <-ready:
+		f := strings.Fields(line)
+		e.Name, e.Flight = f[1], f[2]
+	case err := <-e.done:
+		c.t.Fatalf("executor process exited before it was ready: %v\n%s", err, e.stderr.String())
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		c.t.Fatalf("executor process not ready after 30 s:\n%s", e.stderr.String())
+	}
+	c.mu.Lock()
+	c.execs = append(c.execs, e)
+	c.mu.Unlock()
+	return e
+}
+
+// Executors are the executor processes started, dead or alive.
+func (c *Cluster) Executors() []*Executor {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*Executor(nil), c.execs...)
+}
+
+// WaitExecutors waits (up to 30 s) until the driver sees n live executors.
+func (c *Cluster) WaitExecutors(n int) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(c.Driver.Executors()) != n {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the driver sees %d executors after 30 s, want %d", len(c.Driver.Executors()), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Signal sends sig to executor e (SIGKILL, SIGSTOP, SIGCONT).
+func (e *Executor) Signal(sig syscall.Signal) error { return e.cmd.Process.Signal(sig) }
+
+// Kill SIGKILLs e and waits for it to exit.
+func (e *Executor) Kill() {
+	e.cmd.Process.Kill()
+	if !e.exited {
+		<-e.done
+		e.exited = true
+	}
+}
+
+// Stderr is what e logged.
+func (e *Executor) Stderr() string { return e.stderr.String() }
+
+// Close stops every executor (closing its stdin, then killing one that
+// does not exit within 5 s) and the driver.
+func (c *Cluster) Close() {
+	for _, e := range c.Executors() {
+		e.cmd.Process.Signal(syscall.SIGCONT)
+		e.stdin.Close()
+		if e.exited {
+			continue
+		}
+		select {
+		case <-e.done:
+		case <-time.After(5 * time.Second):
+			e.cmd.Process.Kill()
+			<-e.done
+		}
+		e.exited = true
+	}
+	c.Driver.Close()
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
