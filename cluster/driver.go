@@ -24,6 +24,7 @@ type Driver struct {
 	*node
 
 	lost atomic.Int64 // task attempts that lost their executor
+	sent atomic.Int64 // task attempts sent
 
 	mu      sync.Mutex
 	served  map[string]func(key string) ([]arrow.Record, bool)
@@ -42,6 +43,9 @@ func StartDriver(ctx context.Context, cfg Config) (*Driver, error) {
 	d.node = n
 	return d, nil
 }
+
+// SentAttempts counts the task attempts sent to executors.
+func (d *Driver) SentAttempts() int64 { return d.sent.Load() }
 
 // LostAttempts counts the task attempts that lost their executor.
 func (d *Driver) LostAttempts() int64 { return d.lost.Load() }
@@ -114,6 +118,7 @@ func (d *Driver) RunTask(ctx context.Context, node, run string, task []byte) ([]
 	if err != nil {
 		return nil, err
 	}
+	d.sent.Add(1)
 	tctx, cancel := context.WithTimeout(ctx, d.cfg.TaskTimeout)
 	defer cancel()
 	res, err := d.action(tctx, m.Meta.Flight, actionTask, body)

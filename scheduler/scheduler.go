@@ -268,7 +268,7 @@ func (j *job) runStage(st Stage, tasks []int) error {
 			switch {
 			case errors.As(err, &fe):
 				j.lose(fe.Loc.Node)
-			case errors.Is(err, ErrNodeLost) && nodes[i] != "":
+			case errors.Is(err, ErrNodeLost):
 				j.lose(nodes[i])
 			default:
 				if first == nil || errors.Is(first, context.Canceled) {
@@ -410,7 +410,12 @@ func (j *job) round(st Stage, tasks []int, attempts map[int]int, tried map[int][
 			}
 			errs[i] = err
 			var fe *FetchError
-			if !errors.Is(err, ErrNodeLost) && !errors.As(err, &fe) {
+			switch {
+			case errors.Is(err, ErrNodeLost):
+				j.slots.drop(node) // no more of this round's tasks go there
+			case errors.As(err, &fe):
+				j.slots.drop(fe.Loc.Node)
+			default:
 				cancel()
 			}
 		}()
@@ -558,6 +563,10 @@ func (s *slots) set(nodes []Node) {
 func (s *slots) acquire(ctx context.Context, want []string, strict bool) (string, error) {
 	for {
 		s.mu.Lock()
+		if len(s.cap) == 0 {
+			s.mu.Unlock()
+			return "", fmt.Errorf("every node of this round was lost: %w", ErrNodeLost)
+		}
 		node, ok := s.pick(want, strict)
 		if ok {
 			s.free[node]--
@@ -576,8 +585,12 @@ func (s *slots) acquire(ctx context.Context, want []string, strict bool) (string
 
 func (s *slots) pick(want []string, strict bool) (string, bool) {
 	if strict && len(want) > 0 {
-		n := want[0]
-		return n, s.free[n] > 0
+		for _, n := range want { // the first that was not dropped
+			if _, ok := s.cap[n]; ok {
+				return n, s.free[n] > 0
+			}
+		}
+		return "", false
 	}
 	if want == nil {
 		for n := range s.free {
@@ -592,6 +605,16 @@ func (s *slots) pick(want []string, strict bool) (string, bool) {
 		}
 	}
 	return best, most > 0
+}
+
+// drop takes node out of placement until the next set.
+func (s *slots) drop(node string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.cap, node)
+	delete(s.free, node)
+	close(s.wake)
+	s.wake = make(chan struct{})
 }
 
 func (s *slots) release(node string) {
