@@ -34,6 +34,7 @@ func startCluster(t *testing.T, executors int, server func() *planServer) (*clus
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
+	secrets[d] = secret{key, id}
 	var exs []*cluster.Executor
 	for i := 0; i < executors; i++ {
 		srv, err := dataset.NewTaskServer(dataset.Config{}, nil)
@@ -58,6 +59,16 @@ func startCluster(t *testing.T, executors int, server func() *planServer) (*clus
 }
 
 type planServer struct{}
+
+type secret struct {
+	key []byte
+	id  *cluster.TLS
+}
+
+// secrets are each test cluster's gossip key and TLS identity, by driver.
+var secrets = map[*cluster.Driver]secret{}
+
+func gossipKeyOf(t *testing.T, d *cluster.Driver) []byte { return secrets[d].key }
 
 func rowsOf(t *testing.T, recs []arrow.Record) []string {
 	t.Helper()
