@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -26,6 +28,9 @@ type Executor struct {
 	*node
 	runner shuffle.Runner
 	tasks  atomic.Int64
+	budget *shuffle.Budget
+	spill  string // root of the runs' spill directories
+	ownDir bool   // spill is a temporary directory this executor made
 
 	mu   sync.Mutex
 	runs map[string]*runBlocks
@@ -58,9 +63,19 @@ func StartExecutor(ctx context.Context, cfg Config, runner shuffle.Runner) (*Exe
 	if cfg.Slots <= 0 {
 		cfg.Slots = runtime.GOMAXPROCS(0)
 	}
-	e := &Executor{runner: runner, runs: map[string]*runBlocks{}}
+	e := &Executor{runner: runner, runs: map[string]*runBlocks{}, budget: &shuffle.Budget{Limit: cfg.MemoryLimit}, spill: cfg.SpillDir}
+	if e.spill == "" {
+		dir, err := os.MkdirTemp("", "sluice-spill-")
+		if err != nil {
+			return nil, fmt.Errorf("cluster: executor spill directory: %w", err)
+		}
+		e.spill, e.ownDir = dir, true
+	}
 	n, err := startNode(ctx, cfg, RoleExecutor, &executorService{e: e})
 	if err != nil {
+		if e.ownDir {
+			os.RemoveAll(e.spill)
+		}
 		return nil, err
 	}
 	e.node = n
@@ -76,19 +91,25 @@ func (e *Executor) Close() error {
 		r.mem.Close()
 		delete(e.runs, id)
 	}
+	if e.ownDir {
+		os.RemoveAll(e.spill)
+	}
 	return err
 }
 
 // Tasks counts the task attempts this executor was sent.
 func (e *Executor) Tasks() int64 { return e.tasks.Load() }
 
-// Blocks is the memory the executor's map output blocks hold.
-func (e *Executor) Blocks() int64 {
+// BlockMemory is the memory the executor's map output blocks hold.
+func (e *Executor) BlockMemory() int64 { return e.budget.Used() }
+
+// Spilled counts the blocks the executor keeps on disk.
+func (e *Executor) Spilled() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var n int64
+	n := 0
 	for _, r := range e.runs {
-		n += r.mem.Bytes()
+		n += r.mem.Spilled()
 	}
 	return n
 }
@@ -98,7 +119,7 @@ func (e *Executor) run(id string) *runBlocks {
 	defer e.mu.Unlock()
 	r, ok := e.runs[id]
 	if !ok {
-		r = &runBlocks{e: e, run: id, mem: &shuffle.Mem{Node: e.Name()}}
+		r = &runBlocks{e: e, run: id, mem: &shuffle.Spill{Node: e.Name(), Dir: filepath.Join(e.spill, filepath.Base(id)), Budget: e.budget, Mem: e.cfg.Mem}}
 		e.runs[id] = r
 	}
 	r.used = time.Now()
@@ -110,7 +131,7 @@ func (e *Executor) run(id string) *runBlocks {
 type runBlocks struct {
 	e    *Executor
 	run  string
-	mem  *shuffle.Mem
+	mem  *shuffle.Spill
 	used time.Time
 }
 

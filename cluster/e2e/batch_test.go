@@ -89,17 +89,22 @@ func collect(t *testing.T, ds *dataset.Dataset) []string {
 }
 
 func TestABatchJobOnThreeExecutorProcessesGivesTheLocalAnswer(t *testing.T) {
-	c := clustertest.Start(t, clustertest.Options{Executors: 3})
 	recs := input(12)
 	cfg := dataset.Config{Parallelism: 2, ShufflePartitions: 5}
 	want := collect(t, slowJob(recs).WithConfig(cfg))
-	cfg.Cluster = c.Driver
-	got := collect(t, slowJob(recs).WithConfig(cfg))
-	if !slices.Equal(got, want) {
-		t.Fatalf("cluster answer differs:\n got %v\nwant %v", got, want)
-	}
 	if len(want) != 37 {
 		t.Fatalf("%d groups, want 37", len(want))
+	}
+	for name, memLimit := range map[string]int64{"in memory": 0, "every block spilled": 1} {
+		t.Run(name, func(t *testing.T) {
+			c := clustertest.Start(t, clustertest.Options{Executors: 3, ExecutorMemory: memLimit})
+			cfg := cfg
+			cfg.Cluster = c.Driver
+			got := collect(t, slowJob(recs).WithConfig(cfg))
+			if !slices.Equal(got, want) {
+				t.Fatalf("cluster answer differs:\n got %v\nwant %v", got, want)
+			}
+		})
 	}
 }
 

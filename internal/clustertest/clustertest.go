@@ -104,6 +104,8 @@ type Cluster struct {
 	Key    []byte
 	TLS    cluster.TLSFiles
 
+	memLimit int64
+
 	mu    sync.Mutex
 	execs []*Executor
 }
@@ -123,6 +125,9 @@ type Executor struct {
 type Options struct {
 	Executors int
 	Slots     int // per executor; default 2
+	// ExecutorMemory is each executor's memory for map output blocks
+	// (cluster.Config.MemoryLimit); beyond it they spill to disk.
+	ExecutorMemory int64
 	// Driver adjusts the driver's config before it starts.
 	Driver func(*cluster.Config)
 }
@@ -159,6 +164,7 @@ func Start(t testing.TB, o Options) *Cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
+	c.memLimit = o.ExecutorMemory
 	for i := 0; i < o.Executors; i++ {
 		c.AddExecutor(max(o.Slots, 2))
 	}
@@ -171,7 +177,7 @@ func Start(t testing.TB, o Options) *Cluster {
 func (c *Cluster) AddExecutor(slots int) *Executor {
 	c.t.Helper()
 	cfg := executorConfig{Seeds: []string{c.Driver.Gossip()}, KeyFile: filepath.Join(c.Dir, "gossip.key"), TLS: c.TLS,
-		Slots: slots, SpillDir: c.t.TempDir(), Verbose: os.Getenv("SLUICE_CLUSTERTEST_VERBOSE") != ""}
+		Slots: slots, SpillDir: c.t.TempDir(), MemLimit: c.memLimit, Verbose: os.Getenv("SLUICE_CLUSTERTEST_VERBOSE") != ""}
 	b, _ := json.Marshal(cfg)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envExecutor+"="+string(b), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
