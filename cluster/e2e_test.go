@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicedata/sluice/cluster"
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/sinks"
 )
 
 // startCluster starts a driver and executors in this process, on
@@ -37,10 +38,7 @@ func startCluster(t *testing.T, executors int, server func() *planServer) (*clus
 	secrets[d] = secret{key, id}
 	var exs []*cluster.Executor
 	for i := 0; i < executors; i++ {
-		srv, err := dataset.NewTaskServer(dataset.Config{}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		srv := dataset.NewTaskServer(dataset.Config{}, noJob)
 		e, err := cluster.StartExecutor(ctx, cluster.Config{Seeds: []string{d.Gossip()}, GossipKey: key, TLS: id, Slots: 2, JoinTimeout: 5 * time.Second}, srv)
 		if err != nil {
 			t.Fatal(err)
@@ -59,6 +57,10 @@ func startCluster(t *testing.T, executors int, server func() *planServer) (*clus
 }
 
 type planServer struct{}
+
+// noJob is a job of no registered function, stream or sink: batch jobs
+// over in-memory data need nothing else.
+func noJob(map[string]string) ([]sinks.Sink, []*dataset.Dataset, error) { return nil, nil, nil }
 
 type secret struct {
 	key []byte

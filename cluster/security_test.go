@@ -102,7 +102,7 @@ func TestAnExecutorWithoutTheGossipKeyCannotJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, _ := dataset.NewTaskServer(dataset.Config{}, nil)
+	srv := dataset.NewTaskServer(dataset.Config{}, noJob)
 	_, err = cluster.StartExecutor(context.Background(), cluster.Config{Seeds: []string{d.Gossip()}, GossipKey: other, TLS: id, JoinTimeout: 500 * time.Millisecond}, srv)
 	if err == nil || !strings.Contains(err.Error(), d.Gossip()) || !strings.Contains(err.Error(), "gossip key") {
 		t.Fatalf("err = %v, want a refused join naming the seed and the gossip key", err)
@@ -131,7 +131,7 @@ func TestNothingListensBeyondLoopbackByDefault(t *testing.T) {
 
 func TestAnExecutorOfAnotherBuildGetsNoWork(t *testing.T) {
 	d, _ := startCluster(t, 0, nil)
-	srv, _ := dataset.NewTaskServer(dataset.Config{}, nil)
+	srv := dataset.NewTaskServer(dataset.Config{}, noJob)
 	e, err := cluster.StartExecutor(context.Background(), cluster.Config{Seeds: []string{d.Gossip()}, GossipKey: gossipKeyOf(t, d), TLS: secrets[d].id, Fingerprint: "another-build"}, srv)
 	if err != nil {
 		t.Fatal(err)

@@ -34,6 +34,10 @@ type Config struct {
 	// Driver. The executors run the same job binary (NewTaskServer); a
 	// streaming query's checkpoint must be on a directory they all reach.
 	Cluster plan.Dispatcher
+	// Params are the job's parameters (brokers, topics, paths: whatever
+	// its code is built from), sent with every task so executors rebuild
+	// the same job (NewTaskServer's JobFunc).
+	Params map[string]string
 }
 
 // Executors.
@@ -225,7 +229,7 @@ func (d *Dataset) run(ctx context.Context, root *plan.Node) ([]arrow.Record, err
 func (d *Dataset) executor(cfg Config, job *plan.Job, bc *plan.StaticCache, st state.Provider) (plan.Executor, error) {
 	switch {
 	case cfg.Executor == ExecutorCluster && cfg.Cluster != nil:
-		ex := &plan.RemoteExecutor{D: cfg.Cluster, Broadcast: bc}
+		ex := &plan.RemoteExecutor{D: cfg.Cluster, Broadcast: bc, Params: cfg.Params}
 		if st != nil {
 			dir, ok := sharedDir(st)
 			if !ok {

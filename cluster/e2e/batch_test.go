@@ -15,11 +15,14 @@ import (
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/internal/clustertest"
 	"github.com/sluicedata/sluice/internal/shuffle"
+	"github.com/sluicedata/sluice/sinks"
 )
 
 func TestMain(m *testing.M) {
 	clustertest.Main(m, func() (shuffle.Runner, error) {
-		return dataset.NewTaskServer(dataset.Config{}, nil, slowJob(nil))
+		return dataset.NewTaskServer(dataset.Config{}, func(map[string]string) ([]sinks.Sink, []*dataset.Dataset, error) {
+			return nil, []*dataset.Dataset{slowJob(nil)}, nil
+		}), nil
 	})
 }
 

@@ -60,6 +60,9 @@ type TaskRequest struct {
 	// under, with each key's generation (StaticCache.Gen).
 	Broadcast string           `json:"broadcast,omitempty"`
 	Gens      map[string]int64 `json:"gens,omitempty"`
+	// Params are the job's parameters: the executor rebuilds the job's
+	// code with them (TaskServer.Jobs).
+	Params map[string]string `json:"params,omitempty"`
 }
 
 // ErrUnknownSpec is an executor's answer to a task whose spec it does not
@@ -78,6 +81,8 @@ type RemoteExecutor struct {
 	// StateDir is the query's state directory, which every executor opens.
 	StateDir    string
 	MaxAttempts int
+	// Params are the job's parameters, sent with every task.
+	Params map[string]string
 
 	once  sync.Once
 	id    string
@@ -127,7 +132,7 @@ func (e *RemoteExecutor) Execute(ctx context.Context, spec *Spec, run *Run) (*Ou
 		if err != nil {
 			return nil, err
 		}
-		req := TaskRequest{SpecID: enc.id, Task: task, State: e.StateDir, Gens: gens}
+		req := TaskRequest{SpecID: enc.id, Task: task, State: e.StateDir, Gens: gens, Params: e.Params}
 		if len(gens) > 0 {
 			req.Broadcast = e.id
 		}
@@ -217,16 +222,18 @@ func (b *remoteBlocks) Release(stage int) { b.d.Release(b.run, stage) }
 
 // TaskServer runs the tasks a driver sends to this process: it decodes
 // the request (keeping each spec it got, by id), resolves names against
-// the job's code (Job), opens the query's state directory with a provider
+// the job's code (Jobs, built once per set of parameters), opens the query's state directory with a provider
 // that keeps stores warm between the batches this process runs, and
 // caches the driver's broadcast keys by generation. It implements
 // shuffle.Runner for package cluster.
 type TaskServer struct {
-	Job       *Job
+	// Jobs builds the job's code for the driver's parameters.
+	Jobs      func(params map[string]string) (*Job, error)
 	Mem       memory.Allocator
 	BatchRows int
 
 	mu     sync.Mutex
+	jobs   map[string]*Job // by canonical parameters
 	specs  map[string]*Spec
 	order  []string // spec ids, oldest first (a bounded cache)
 	states map[string]*state.FileProvider
@@ -253,7 +260,11 @@ func (s *TaskServer) RunTask(ctx context.Context, body []byte, env shuffle.Env) 
 	if err := json.Unmarshal(req.Task, &ts); err != nil {
 		return nil, fmt.Errorf("%w: decode task: %v", ErrPlan, err)
 	}
-	xenv := ExecEnv{Node: env.Node, Mem: s.Mem, BatchRows: s.BatchRows, Job: s.Job, Blocks: env.Blocks}
+	job, err := s.job(req.Params)
+	if err != nil {
+		return nil, err
+	}
+	xenv := ExecEnv{Node: env.Node, Mem: s.Mem, BatchRows: s.BatchRows, Job: job, Blocks: env.Blocks}
 	if xenv.Mem == nil {
 		xenv.Mem = memory.DefaultAllocator
 	}
@@ -275,6 +286,24 @@ func (s *TaskServer) RunTask(ctx context.Context, body []byte, env shuffle.Env) 
 		return nil, err
 	}
 	return json.Marshal(res)
+}
+
+func (s *TaskServer) job(params map[string]string) (*Job, error) {
+	b, _ := json.Marshal(params) // map keys are sorted: one key per set
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j, ok := s.jobs[string(b)]; ok {
+		return j, nil
+	}
+	j, err := s.Jobs(params)
+	if err != nil {
+		return nil, fmt.Errorf("build the job with parameters %s: %w", b, err)
+	}
+	if s.jobs == nil {
+		s.jobs = map[string]*Job{}
+	}
+	s.jobs[string(b)] = j
+	return j, nil
 }
 
 func (s *TaskServer) spec(req *TaskRequest) (*Spec, error) {
