@@ -105,6 +105,16 @@ func (d *Dataset) CompileStream(sink sinks.Sink, o StreamOptions) (*StreamQuery,
 	return q, nil
 }
 
+// Fence names the query and this driver's epoch (a count of the query's
+// starts, from its checkpoint) in every task: executors refuse tasks of an
+// epoch lower than one they served, so a driver that a newer one replaced
+// runs nothing more. In-process executors have nothing to fence.
+func (q *StreamQuery) Fence(query string, epoch int64) {
+	if r, ok := q.ex.(*plan.RemoteExecutor); ok {
+		r.Query, r.Epoch = query, epoch
+	}
+}
+
 // Spec is the compiled query.
 func (q *StreamQuery) Spec() *plan.Spec { return q.spec }
 

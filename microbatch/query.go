@@ -205,10 +205,15 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 			meta, _, err = cp.Metadata()
 		}
 	}
+	var epoch int64
+	if err == nil {
+		epoch, err = cp.NextEpoch()
+	}
 	if err != nil {
 		lock.Close()
 		return nil, err
 	}
+	cq.Fence(meta.QueryID, epoch)
 	ctx, cancel := context.WithCancel(ctx)
 	q := &Query{w: w, cp: cp, meta: meta, lock: lock, cancel: cancel, done: make(chan struct{}), cq: cq, stores: stores,
 		status: Status{Message: "Initializing sources", Active: true}}

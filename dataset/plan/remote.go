@@ -63,7 +63,14 @@ type TaskRequest struct {
 	// Params are the job's parameters: the executor rebuilds the job's
 	// code with them (TaskServer.Jobs).
 	Params map[string]string `json:"params,omitempty"`
+	// Query and Epoch fence drivers: an executor refuses a task of Query
+	// with an epoch lower than one it served (ErrFenced).
+	Query string `json:"query,omitempty"`
+	Epoch int64  `json:"epoch,omitempty"`
 }
+
+// ErrFenced is an executor's answer to a driver a newer one replaced.
+var ErrFenced = errors.New("fenced: a newer driver runs this query")
 
 // ErrUnknownSpec is an executor's answer to a task whose spec it does not
 // hold (it restarted, or dropped it); the driver sends it again.
@@ -83,6 +90,10 @@ type RemoteExecutor struct {
 	MaxAttempts int
 	// Params are the job's parameters, sent with every task.
 	Params map[string]string
+	// Query and Epoch name the streaming query and this driver's epoch
+	// (see TaskRequest).
+	Query string
+	Epoch int64
 
 	once  sync.Once
 	id    string
@@ -132,7 +143,7 @@ func (e *RemoteExecutor) Execute(ctx context.Context, spec *Spec, run *Run) (*Ou
 		if err != nil {
 			return nil, err
 		}
-		req := TaskRequest{SpecID: enc.id, Task: task, State: e.StateDir, Gens: gens, Params: e.Params}
+		req := TaskRequest{SpecID: enc.id, Task: task, State: e.StateDir, Gens: gens, Params: e.Params, Query: e.Query, Epoch: e.Epoch}
 		if len(gens) > 0 {
 			req.Broadcast = e.id
 		}
@@ -234,6 +245,7 @@ type TaskServer struct {
 
 	mu     sync.Mutex
 	jobs   map[string]*Job // by canonical parameters
+	epochs map[string]int64 // the highest driver epoch served, by query
 	specs  map[string]*Spec
 	order  []string // spec ids, oldest first (a bounded cache)
 	states map[string]*state.FileProvider
@@ -251,6 +263,9 @@ func (s *TaskServer) RunTask(ctx context.Context, body []byte, env shuffle.Env) 
 	var req TaskRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, fmt.Errorf("%w: decode task request: %v", ErrPlan, err)
+	}
+	if err := s.fence(&req); err != nil {
+		return nil, err
 	}
 	spec, err := s.spec(&req)
 	if err != nil {
@@ -286,6 +301,23 @@ func (s *TaskServer) RunTask(ctx context.Context, body []byte, env shuffle.Env) 
 		return nil, err
 	}
 	return json.Marshal(res)
+}
+
+// fence refuses a task of a driver epoch lower than the query's highest.
+func (s *TaskServer) fence(req *TaskRequest) error {
+	if req.Query == "" {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if hi := s.epochs[req.Query]; req.Epoch < hi {
+		return fmt.Errorf("query %s: this driver's epoch is %d, a driver of epoch %d took over: %w", req.Query, req.Epoch, hi, ErrFenced)
+	}
+	if s.epochs == nil {
+		s.epochs = map[string]int64{}
+	}
+	s.epochs[req.Query] = req.Epoch
+	return nil
 }
 
 func (s *TaskServer) job(params map[string]string) (*Job, error) {

@@ -684,3 +684,33 @@ func compact(b json.RawMessage) json.RawMessage {
 	}
 	return out.Bytes()
 }
+
+const epochName = "epoch.json"
+
+type epochEntry struct {
+	Epoch int64 `json:"epoch"`
+}
+
+// NextEpoch counts one more owner of the checkpoint and returns the
+// count: each start of the query (under Lock) gets a higher epoch than any
+// before it. Executors that ran tasks for an earlier epoch refuse its
+// tasks from then on, so a driver that lost the checkpoint (a zombie after
+// a partition) can no longer run anything.
+func (c *Checkpoint) NextEpoch() (int64, error) {
+	path := filepath.Join(c.dir, epochName)
+	var e epochEntry
+	data, err := c.fs.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := decode(path, data, &e); err != nil {
+			return 0, err
+		}
+	case !errors.Is(err, fs.ErrNotExist):
+		return 0, fmt.Errorf("checkpoint: read %s: %w", path, err)
+	}
+	e.Epoch++
+	if err := c.write(path, e); err != nil {
+		return 0, err
+	}
+	return e.Epoch, nil
+}
