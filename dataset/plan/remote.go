@@ -244,7 +244,7 @@ type TaskServer struct {
 	BatchRows int
 
 	mu     sync.Mutex
-	jobs   map[string]*Job // by canonical parameters
+	jobs   map[string]*Job  // by canonical parameters
 	epochs map[string]int64 // the highest driver epoch served, by query
 	specs  map[string]*Spec
 	order  []string // spec ids, oldest first (a bounded cache)
