@@ -11,9 +11,9 @@ import (
 
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/internal/stage"
-	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch"
+	"github.com/sluicedata/sluice/sinks"
 )
 
 func TestForeachBatchSeesEachBatchAsADataset(t *testing.T) {
