@@ -18,22 +18,17 @@ import (
 type BatchFunc func(ctx context.Context, batchID int64, ds *dataset.Dataset) error
 
 // ForeachBatch returns a sink that hands each batch to fn, in the driver
-// process. Unlike other sinks it keeps the records tasks write (retained,
-// not copied) until the batch commits or aborts, so it works only with
-// in-process executors.
+// process. A task beside the driver keeps the records it writes (retained,
+// not copied) until the batch commits or aborts; a task on a cluster
+// executor (sinks.WithRemote) sends them in its commit message as Arrow
+// IPC, decoded in the driver with the Go allocator.
 func ForeachBatch(fn BatchFunc) sinks.Sink {
-	return &foreachSink{fn: fn, stage: stage.New("foreachBatch")}
+	return &foreachSink{fn: fn, stage: stage.New("foreachBatch", nil)}
 }
 
 type foreachSink struct {
 	fn    BatchFunc
 	stage *stage.Stage
-}
-
-var _ sinks.InProcess = (*foreachSink)(nil)
-
-func (s *foreachSink) InProcess() string {
-	return "tasks' records are retained in memory and handed to fn in the driver"
 }
 
 func (s *foreachSink) Name() string { return "foreachBatch" }
@@ -46,15 +41,15 @@ func (s *foreachSink) Check(mode sinks.Mode, schema *arrow.Schema) error {
 	return fmt.Errorf("foreachBatch: unknown output mode %q", mode)
 }
 
-func (s *foreachSink) NewWriter(_ context.Context, b sinks.Batch, task int) (sinks.Writer, error) {
-	return s.stage.NewWriter(b, task, func(rec arrow.Record, _ int64) (arrow.Record, error) {
+func (s *foreachSink) NewWriter(ctx context.Context, b sinks.Batch, task int) (sinks.Writer, error) {
+	return s.stage.NewWriter(ctx, b, task, func(rec arrow.Record, _ int64) (arrow.Record, error) {
 		rec.Retain()
 		return rec, nil
 	})
 }
 
 func (s *foreachSink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMessage) error {
-	recs, _, err := s.stage.Take(b.ID, msgs)
+	recs, _, err := s.stage.Take(b, msgs)
 	if err != nil {
 		return err
 	}

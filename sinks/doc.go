@@ -8,8 +8,11 @@
 //	kafka     a topic written in one transaction per batch, exactly once
 //
 // The streaming contract is Sink (sink.go); sinktest is the suite every
-// sink passes. A sink whose tasks hand rows to the driver through memory
-// (memory, console, kafka, microbatch's ForeachBatch) has the optional
+// sink passes. Sinks whose driver needs the rows themselves (memory,
+// console, kafka, microbatch's ForeachBatch) keep a task's output in the
+// task's process under a token when the task runs beside the driver, and
+// put it inline in the commit message when the task's ctx says WithRemote
+// (a cluster executor). A sink that cannot do either has the optional
 // InProcess ability: its tasks must run in the driver's process.
 //
 // In: Arrow records from tasks, and from the driver a job (batch) id and a
@@ -27,4 +30,7 @@
 //     sinks.
 //  6. A commit message is plain data meaningful to the Sink in the driver
 //     wherever the task ran, unless the sink says InProcess (why it is not).
+//     A message made under WithRemote means the same to any instance of the
+//     Sink with the same name and configuration (the executor's instance
+//     makes it, the driver's commits it).
 package sinks

@@ -21,7 +21,13 @@ func inProcess(s sinks.Sink) string {
 	return ""
 }
 
-func TestSinksWhoseMessagesNameRowsInMemorySayTheyWorkInOneProcess(t *testing.T) {
+// local is a sink that works in one process only, as a sink whose
+// messages name live handles would.
+type local struct{ sinks.Sink }
+
+func (local) InProcess() string { return "its messages name handles of this process" }
+
+func TestSinksSayWhetherTheyWorkInOneProcess(t *testing.T) {
 	mem, err := sinkmem.New(sinkmem.Config{Name: "out"})
 	if err != nil {
 		t.Fatal(err)
@@ -41,17 +47,18 @@ func TestSinksWhoseMessagesNameRowsInMemorySayTheyWorkInOneProcess(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
+	one := local{mem}
 	for _, c := range []struct {
 		name string
 		sink sinks.Sink
 		want string // a part of the reason; "" = works across processes
 	}{
-		{"the memory sink hands records to the driver in memory", mem, "handed to the driver in memory"},
-		{"the console sink prints rows kept in the driver", con, "printed there"},
-		{"the Kafka sink parks encoded records for the driver's transaction", kaf, "parked in memory"},
+		{"the memory sink ships rows in remote tasks' messages", mem, ""},
+		{"the console sink ships rows in remote tasks' messages", con, ""},
+		{"the Kafka sink ships encoded records in remote tasks' messages", kaf, ""},
 		{"the Parquet sink's messages are files, readable anywhere", pq, ""},
-		{"a tee is in one process when one of its sinks is, and names it", sinks.Tee(pq, mem), "out: records are handed"},
-		{"a tee of sinks that work anywhere works anywhere", sinks.Tee(pq, pq), ""},
+		{"a tee is in one process when one of its sinks is, and names it", sinks.Tee(pq, one), "out: its messages name handles"},
+		{"a tee of sinks that work anywhere works anywhere", sinks.Tee(pq, mem, con, kaf), ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got := inProcess(c.sink)
@@ -59,5 +66,15 @@ func TestSinksWhoseMessagesNameRowsInMemorySayTheyWorkInOneProcess(t *testing.T)
 				t.Fatalf("InProcess() = %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+func TestOnlyAContextMarkedWithRemoteIsRemote(t *testing.T) {
+	ctx := t.Context()
+	if sinks.IsRemote(ctx) {
+		t.Error("a plain context is remote")
+	}
+	if !sinks.IsRemote(sinks.WithRemote(ctx)) {
+		t.Error("a context marked with WithRemote is not remote")
 	}
 }

@@ -35,7 +35,10 @@ type CommitMessage = json.RawMessage
 //
 // Contract:
 //  1. Tasks call NewWriter(batch, task), Write any number of records and
-//     Prepare; nothing is visible to readers yet.
+//     Prepare; nothing is visible to readers yet. A task running in another
+//     process than the driver's gets a ctx marked by WithRemote: its
+//     commit message must then mean the same to the driver's own instance
+//     of the Sink (same name and configuration) as to this one.
 //  2. The driver calls Commit once with every task's message in task order.
 //     Commit is atomic for readers and idempotent per batch id: committing a
 //     batch that was already committed (a re-run after a crash between the
@@ -51,6 +54,22 @@ type Sink interface {
 	NewWriter(ctx context.Context, b Batch, task int) (Writer, error)
 	Commit(ctx context.Context, b Batch, msgs []CommitMessage) error
 	Abort(ctx context.Context, b Batch, msgs []CommitMessage) error
+}
+
+type remoteKey struct{}
+
+// WithRemote marks ctx as the context of a task that runs in another process than the
+// driver's (a cluster executor): a Writer made with it must put in its commit message
+// everything the driver's Commit needs (the rows themselves), never a token of this
+// process's memory.
+func WithRemote(ctx context.Context) context.Context {
+	return context.WithValue(ctx, remoteKey{}, true)
+}
+
+// IsRemote reports whether ctx was marked by WithRemote.
+func IsRemote(ctx context.Context) bool {
+	r, _ := ctx.Value(remoteKey{}).(bool)
+	return r
 }
 
 // InProcess is an optional ability of a Sink whose writers hand rows to the

@@ -26,8 +26,9 @@
 //     client, no pointer), and the reading process rebuilds it with
 //     nothing but those bytes and its own instance of the stream, built
 //     from the same configuration. Bytes a stream did not make fail with
-//     ErrBadSplit naming the source. An InProcess stream (memory) holds its
-//     data in one process and decodes only its own splits.
+//     ErrBadSplit naming the source. An InProcess stream holds its data in
+//     one process and decodes only its own splits (none of ours does: a
+//     memory split carries its rows).
 //  2. Reading the same unit twice yields the same rows in the same order, so
 //     a batch re-run after a crash is deterministic.
 //  3. Records are allocated from the caller's memory.Allocator and handed to

@@ -118,7 +118,7 @@ type ColumnReader interface {
 }
 
 // InProcess is an optional ability of a Stream whose data lives only in the
-// memory of the process that made it (records a test appended): its splits
+// memory of the process that made it (a test double's records): its splits
 // decode only on the same stream instance, so a task reading it must run in
 // that process. InProcess says why, completing an error such as
 // `source memory "m" works in one process only: <why>`; "" means the

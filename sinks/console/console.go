@@ -20,9 +20,12 @@ import (
 var (
 	// ErrClosed is returned by every call after Close.
 	ErrClosed = stage.ErrClosed
-	// ErrUnknownMessage is returned by Commit for a message this sink did
-	// not make.
+	// ErrUnknownMessage is returned by Commit for a message of another
+	// batch, or a token this sink does not hold.
 	ErrUnknownMessage = stage.ErrUnknownMessage
+	// ErrCorruptMessage is returned by Commit for an inline message whose
+	// rows do not decode to records of the batch's schema.
+	ErrCorruptMessage = stage.ErrCorruptMessage
 )
 
 // FormatFunc writes at most maxRows rows of recs (all of schema) as text.
@@ -62,16 +65,7 @@ type Sink struct {
 	committed map[int64]bool
 }
 
-var (
-	_ sinks.Sink      = (*Sink)(nil)
-	_ sinks.InProcess = (*Sink)(nil)
-)
-
-// InProcess: commit messages name rows pending in this Sink, which prints
-// them in the driver.
-func (s *Sink) InProcess() string {
-	return "rows are handed to the driver in memory to be printed there"
-}
+var _ sinks.Sink = (*Sink)(nil)
 
 // New returns a sink printing to cfg.Out.
 func New(cfg Config) (*Sink, error) {
@@ -95,7 +89,7 @@ func New(cfg Config) (*Sink, error) {
 	}
 	return &Sink{
 		name: cfg.Name, out: cfg.Out, maxRows: cfg.MaxRows, format: cfg.Format, mem: cfg.Mem,
-		stage: stage.New("console sink"), committed: map[int64]bool{},
+		stage: stage.New("console sink", cfg.Mem), committed: map[int64]bool{},
 	}, nil
 }
 
@@ -115,10 +109,15 @@ func (s *Sink) NewWriter(ctx context.Context, b sinks.Batch, task int) (sinks.Wr
 		return nil, err
 	}
 	// Keep only the rows still needed to show MaxRows rows.
-	return s.stage.NewWriter(b, task, func(rec arrow.Record, kept int64) (arrow.Record, error) {
+	remote := sinks.IsRemote(ctx)
+	return s.stage.NewWriter(ctx, b, task, func(rec arrow.Record, kept int64) (arrow.Record, error) {
 		n := min(rec.NumRows(), int64(s.maxRows)-kept)
 		if n <= 0 {
 			return nil, nil
+		}
+		if remote {
+			// Encoded into the commit message at once: a slice will do.
+			return rec.NewSlice(0, n), nil
 		}
 		return copyRows(s.mem, rec, n)
 	})
@@ -135,7 +134,7 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 		s.stage.Drop(b.ID)
 		return nil
 	}
-	recs, total, err := s.stage.Take(b.ID, msgs)
+	recs, total, err := s.stage.Take(b, msgs)
 	if err != nil {
 		return err
 	}

@@ -16,16 +16,24 @@
 // atomic for readers. If each task opened its own transaction, the driver
 // could not commit them together: some would be visible and others not
 // after a crash. So tasks only encode: Writer.Write turns rows into Kafka
-// records kept in this process's memory, Prepare parks them under a token
-// and returns a small commit message (sink instance, batch, task, token,
-// counts), and Sink.Commit produces every task's records in task order in
-// one transaction that also commits the batch id. The cost: records cross
-// the driver, and commit messages only mean something to the Sink that made
-// them. With remote executors later, Writers must instead ship their
-// encoded records to the driver (or stage them where it can read them, e.g.
-// an Arrow IPC file, and put the path in the message); the transaction
-// stays with the driver. Until then the Sink is sinks.InProcess. Records are kept in memory rather than spilled:
-// MaxPendingBytes bounds them and Write fails past it.
+// records, and Sink.Commit produces every task's records in task order in
+// one transaction that also commits the batch id. How the records reach
+// the driver depends on where the task ran:
+//
+//   - beside the driver: Prepare parks them in this Sink under a token and
+//     returns a small commit message (sink instance, batch, task, token,
+//     counts); nothing is copied. Such a message only means something to
+//     the Sink that made it.
+//   - on a cluster executor (the task's ctx is marked by sinks.WithRemote):
+//     Prepare puts the records themselves in the message, in a compact
+//     length-prefixed binary of key, value and headers (inline.go; base64
+//     in the JSON), and the driver's Sink (another instance of the same
+//     config) decodes and produces them exactly as parked ones. A message
+//     that does not decode is ErrCorruptMessage, naming the sink and task.
+//
+// The cost: records cross the driver. Records are kept in memory rather
+// than spilled: MaxPendingBytes bounds those a Sink holds (parked, or
+// encoded by its remote writers before Prepare) and Write fails past it.
 //
 // Invariants:
 //  1. Nothing of a batch reaches Kafka before Commit, and a read_committed
@@ -59,7 +67,7 @@
 //	connect once: ping brokers; check topic; InitProducerID (fence, abort)
 //	if exactly-once and committedOffset(group, topic[0]) - 1 >= batch:
 //	    drop pending of batch; return nil
-//	recs = pending records of each message, in task order
+//	recs = records of each message (parked, or decoded inline), in task order
 //	BeginTransaction
 //	produce recs, or one marker record if none; Flush
 //	AddOffsetsToTxn(group); TxnOffsetCommit(group, topic[0] = batch + 1)

@@ -36,9 +36,13 @@ var (
 	// ErrPendingFull is returned by Write when prepared output would exceed
 	// MaxPendingBytes.
 	ErrPendingFull = errors.New("kafka sink: pending output over MaxPendingBytes")
-	// ErrUnknownMessage is returned by Commit for a commit message this
-	// Sink did not make (another process, or output dropped by Abort).
+	// ErrUnknownMessage is returned by Commit for a commit message of
+	// another batch, or a token this Sink does not hold (another process's,
+	// or output dropped by Abort).
 	ErrUnknownMessage = errors.New("kafka sink: unknown commit message")
+	// ErrCorruptMessage is returned by Commit for an inline commit message
+	// (from a remote task) whose records do not decode.
+	ErrCorruptMessage = errors.New("kafka sink: corrupt commit message")
 	// ErrFenced is returned by Commit when another sink with the same
 	// QueryID started: this one's producer is fenced and must be closed.
 	ErrFenced = errors.New("kafka sink: fenced by a newer sink with the same QueryID")
@@ -95,26 +99,21 @@ type pending struct {
 	bytes int64
 }
 
+// message is a task's commit message: parked records name this Sink's
+// instance and a token; inline ones (a remote task's) carry the records
+// in Rows, in the inline form of inline.go.
 type message struct {
-	Sink    string `json:"sink"`
+	Sink    string `json:"sink,omitempty"`
 	Batch   int64  `json:"batch"`
 	Task    int    `json:"task"`
-	Token   int64  `json:"token"`
+	Token   int64  `json:"token,omitempty"`
+	Inline  bool   `json:"inline,omitempty"`
+	Rows    []byte `json:"rows,omitempty"`
 	Records int    `json:"records"`
 	Bytes   int64  `json:"bytes"`
 }
 
-var (
-	_ sinks.Sink      = (*Sink)(nil)
-	_ sinks.InProcess = (*Sink)(nil)
-)
-
-// InProcess: Prepare parks the encoded records in this Sink under a token
-// for the driver's transaction (see the package doc), so until writers ship
-// their records the tasks must run in the driver's process.
-func (s *Sink) InProcess() string {
-	return "encoded records are parked in memory for the driver's transaction"
-}
+var _ sinks.Sink = (*Sink)(nil)
 
 // New returns a sink for cfg. It does not contact the brokers: the first
 // Commit (or Abort, in exactly-once mode) connects, checks the topic and
@@ -172,7 +171,7 @@ func (s *Sink) NewWriter(ctx context.Context, b sinks.Batch, task int) (sinks.Wr
 	if closed {
 		return nil, ErrClosed
 	}
-	w := &writer{s: s, batch: b, task: task}
+	w := &writer{s: s, batch: b, task: task, remote: sinks.IsRemote(ctx)}
 	if b.Schema != nil {
 		l, err := newLayout(s.cfg, b.Schema)
 		if err != nil {
@@ -259,20 +258,43 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 	return nil
 }
 
-// collect returns the records of msgs in task order; they stay pending
-// until the batch commits, so a failed Commit can be retried.
+// collect returns the records of msgs in task order: parked ones stay
+// pending until the batch commits, so a failed Commit can be retried; an
+// inline message is decoded again on each try.
 func (s *Sink) collect(b sinks.Batch, msgs []sinks.CommitMessage) ([]*kgo.Record, error) {
+	ms := make([]message, len(msgs))
+	inline := make([][]*kgo.Record, len(msgs))
+	for i, raw := range msgs {
+		m := &ms[i]
+		if err := json.Unmarshal(raw, m); err != nil {
+			return nil, fmt.Errorf("%w: %.200s: %v", ErrUnknownMessage, raw, err)
+		}
+		if m.Batch != b.ID {
+			return nil, fmt.Errorf("%w: a message of batch %d: %.200s", ErrUnknownMessage, m.Batch, raw)
+		}
+		if !m.Inline {
+			continue
+		}
+		recs, err := parseInline(m.Rows)
+		if err == nil && len(recs) != m.Records {
+			err = fmt.Errorf("%d records, the message says %d", len(recs), m.Records)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: sink %s, task %d: %v", ErrCorruptMessage, s.cfg.Name, m.Task, err)
+		}
+		inline[i] = recs
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var recs []*kgo.Record
-	for _, raw := range msgs {
-		var m message
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnknownMessage, err)
+	for i, m := range ms {
+		if m.Inline {
+			recs = append(recs, inline[i]...)
+			continue
 		}
 		p := s.pending[m.Token]
-		if m.Sink != s.instance || p == nil || m.Batch != b.ID || p.batch != b.ID {
-			return nil, fmt.Errorf("%w: %s (a message of another process or run, or dropped by Abort)", ErrUnknownMessage, raw)
+		if m.Sink != s.instance || p == nil || p.batch != b.ID {
+			return nil, fmt.Errorf("%w: %.200s (a message of another process or run, or dropped by Abort)", ErrUnknownMessage, msgs[i])
 		}
 		recs = append(recs, p.recs...)
 	}

@@ -11,11 +11,13 @@ import (
 
 // writer encodes one task's records into Kafka records kept in process
 // memory; Prepare hands them to the Sink under a token the commit message
-// carries. It is used by one goroutine.
+// carries or, for a remote task, puts them in the message itself (the
+// inline form, inline.go). It is used by one goroutine.
 type writer struct {
 	s      *Sink
 	batch  sinks.Batch
 	task   int
+	remote bool    // the task runs on a cluster executor: ship the records
 	layout *layout // nil until the first record when the batch has no schema
 
 	recs     []*kgo.Record
@@ -56,6 +58,17 @@ func (w *writer) Prepare() (sinks.CommitMessage, error) {
 	}
 	w.done = true
 	s := w.s
+	if w.remote {
+		rows := appendInline(make([]byte, 0, inlineSize(w.recs)), w.recs)
+		msg, err := json.Marshal(message{
+			Batch: w.batch.ID, Task: w.task, Inline: true, Rows: rows,
+			Records: len(w.recs), Bytes: w.bytes,
+		})
+		s.unreserve(w.bytes)
+		w.recs, w.bytes = nil, 0
+		w.prepared = true
+		return msg, err
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -20,9 +20,13 @@ import (
 var (
 	// ErrClosed is returned by every call after Close.
 	ErrClosed = stage.ErrClosed
-	// ErrUnknownMessage is returned by Commit for a message this sink did
-	// not make (another process, or rows already dropped by Abort).
+	// ErrUnknownMessage is returned by Commit for a message of another
+	// batch, or a token this sink does not hold (another process's, or
+	// rows already dropped by Abort).
 	ErrUnknownMessage = stage.ErrUnknownMessage
+	// ErrCorruptMessage is returned by Commit for an inline message whose
+	// rows do not decode to records of the batch's schema.
+	ErrCorruptMessage = stage.ErrCorruptMessage
 	// ErrSchemaMismatch is returned for a record or batch whose schema
 	// differs from the batch's or the table's.
 	ErrSchemaMismatch = stage.ErrSchemaMismatch
@@ -62,15 +66,7 @@ type Sink struct {
 	recs      []arrow.Record
 }
 
-var (
-	_ sinks.Sink      = (*Sink)(nil)
-	_ sinks.InProcess = (*Sink)(nil)
-)
-
-// InProcess: commit messages name rows pending in this Sink.
-func (s *Sink) InProcess() string {
-	return "records are handed to the driver in memory"
-}
+var _ sinks.Sink = (*Sink)(nil)
 
 // New returns an empty sink.
 func New(cfg Config) (*Sink, error) {
@@ -85,7 +81,7 @@ func New(cfg Config) (*Sink, error) {
 	}
 	return &Sink{
 		name: cfg.Name, mem: cfg.Mem, keys: slices.Clone(cfg.Keys),
-		stage: stage.New("memory sink"), committed: map[int64]bool{},
+		stage: stage.New("memory sink", cfg.Mem), committed: map[int64]bool{},
 	}, nil
 }
 
@@ -123,9 +119,15 @@ func (s *Sink) NewWriter(ctx context.Context, b sinks.Batch, task int) (sinks.Wr
 	if err := s.Check(b.Mode, b.Schema); err != nil {
 		return nil, err
 	}
-	return s.stage.NewWriter(b, task, func(rec arrow.Record, _ int64) (arrow.Record, error) {
+	remote := sinks.IsRemote(ctx)
+	return s.stage.NewWriter(ctx, b, task, func(rec arrow.Record, _ int64) (arrow.Record, error) {
 		if rec.NumRows() == 0 {
 			return nil, nil
+		}
+		if remote {
+			// Encoded into the commit message at once: no copy needed.
+			rec.Retain()
+			return rec, nil
 		}
 		return copyRecord(s.mem, rec)
 	})
@@ -142,7 +144,7 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 		s.stage.Drop(b.ID)
 		return nil
 	}
-	recs, _, err := s.stage.Take(b.ID, msgs)
+	recs, _, err := s.stage.Take(b, msgs)
 	if err != nil {
 		return err
 	}

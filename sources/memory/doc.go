@@ -4,7 +4,8 @@
 //
 // In: arrow.Records appended by the test (retained by the source). Out:
 // splits, one per appended record piece in a batch's range; reading one
-// yields a zero-copy slice of the appended record.
+// yields a zero-copy slice of the appended record, or, in another process,
+// the rows the split carried there.
 //
 // Offsets are row positions, {"pos":N}: batch (start, end] covers the rows
 // start .. end-1 in append order.
@@ -18,11 +19,17 @@
 //  3. Every method is safe for concurrent use: a test appends while the
 //     driver plans and tasks read.
 //  4. Close releases every retained record; later calls fail.
-//  5. The source is sources.InProcess: its rows exist only in this
-//     process. A split encodes to its row range and a random id of the
-//     Source instance, {"v":1,"kind":"memory","name":..,"split":{"source":
-//     "9f3c..","lo":0,"hi":100}}, and only that instance's DecodeSplit
-//     accepts it (sources.ErrBadSplit otherwise).
+//  5. A split travels with its rows: Encode writes its row range, a random
+//     id of the Source instance and the rows themselves as an Arrow IPC
+//     stream, {"v":1,"kind":"memory","name":..,"split":{"source":"9f3c..",
+//     "lo":0,"hi":100,"rows":"<base64>"}}. The instance that made it
+//     decodes it to its appended records (zero-copy; ErrOffsetGone once
+//     committed away); any other memory source with the same name and
+//     schema (the job's own source in a cluster executor) decodes it to the
+//     carried rows, decoded once with the Go allocator. Another name, a
+//     schema mismatch, or rows that do not decode or do not fill the range
+//     are sources.ErrBadSplit naming the source. So the source works on a
+//     cluster; Encode fails with ErrOffsetGone once its rows were dropped.
 //
 // The driver's loop, as seen from here:
 //

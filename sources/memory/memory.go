@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/ipc"
 	arrowmem "github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/sources"
@@ -71,7 +72,6 @@ type piece struct {
 var (
 	_ sources.Stream    = (*Source)(nil)
 	_ sources.Committer = (*Source)(nil)
-	_ sources.InProcess = (*Source)(nil)
 )
 
 // New returns an empty source.
@@ -83,11 +83,6 @@ func New(cfg Config) (*Source, error) {
 		return nil, err
 	}
 	return &Source{cfg: cfg, id: rand.Uint64()}, nil
-}
-
-// InProcess: the rows are records a test appended to this instance.
-func (s *Source) InProcess() string {
-	return "its rows are records appended to this Source in the memory of the process that made it"
 }
 
 func (s *Source) Name() string { return s.cfg.Name }
@@ -274,23 +269,55 @@ func (sp *split) Rows() int64 { return sp.hi - sp.lo }
 // splitKind names memory splits in the sources envelope.
 const splitKind = "memory"
 
-// splitBody is a split's encoded body: the row range and the instance
-// whose records hold it (the source is InProcess).
+// splitBody is a split's encoded body: the row range, the instance whose
+// records hold it, and the rows themselves as an Arrow IPC stream (base64
+// in the JSON) for any other instance to read.
 type splitBody struct {
 	Source string `json:"source"` // Source.id in hex
 	Lo     int64  `json:"lo"`
 	Hi     int64  `json:"hi"`
+	Rows   []byte `json:"rows,omitempty"`
 }
 
 // Encode is {"v":1,"kind":"memory","name":..,"split":{"source":<instance>,
-// "lo":..,"hi":..}}; only the same Source decodes it.
+// "lo":..,"hi":..,"rows":<Arrow IPC>}}. It fails with ErrOffsetGone once
+// Commit or Close dropped the split's rows.
 func (sp *split) Encode() ([]byte, error) {
-	return sources.MarshalSplit(splitKind, sp.src.cfg.Name, splitBody{Source: strconv.FormatUint(sp.src.id, 16), Lo: sp.lo, Hi: sp.hi})
+	s := sp.src
+	rec, err := s.slice(sp.lo, sp.hi)
+	if err != nil {
+		return nil, err
+	}
+	defer rec.Release()
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(s.cfg.Schema), ipc.WithAllocator(arrowmem.NewGoAllocator()))
+	err = w.Write(rec)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("memory %q: encode split of rows %d..%d: %w", s.cfg.Name, sp.lo, sp.hi-1, err)
+	}
+	return sources.MarshalSplit(splitKind, s.cfg.Name, splitBody{Source: strconv.FormatUint(s.id, 16), Lo: sp.lo, Hi: sp.hi, Rows: buf.Bytes()})
 }
 
-// DecodeSplit rebuilds a split this Source made: its rows live in this
-// instance's memory, so a split of any other instance (another process, or
-// another Source with the same name) is refused.
+// slice returns rows [lo, hi) of the appended record holding them (the
+// caller releases it), or ErrOffsetGone once they were dropped.
+func (s *Source) slice(lo, hi int64) (arrow.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || lo < s.low {
+		return nil, fmt.Errorf("memory %q: rows %d..%d were dropped: %w", s.cfg.Name, lo, hi-1, sources.ErrOffsetGone)
+	}
+	p := s.pieces[s.find(lo)]
+	return p.rec.NewSlice(lo-p.pos, hi-p.pos), nil
+}
+
+// DecodeSplit rebuilds a split of a memory source of this name. On the
+// instance that made it, it reads the appended records (zero-copy, as the
+// original split). On any other instance (the same job's source in
+// another process) it reads the rows the split carries, which must have
+// this source's schema and be exactly the split's range.
 func (s *Source) DecodeSplit(b []byte) (sources.Split, error) {
 	var body splitBody
 	if err := sources.UnmarshalSplit(b, splitKind, s.cfg.Name, &body); err != nil {
@@ -299,12 +326,15 @@ func (s *Source) DecodeSplit(b []byte) (sources.Split, error) {
 	bad := func(format string, args ...any) (sources.Split, error) {
 		return nil, sources.BadSplitf(splitKind, s.cfg.Name, format, args...)
 	}
+	if body.Lo < 0 || body.Hi <= body.Lo {
+		return bad("rows [%d, %d) are not a range of rows", body.Lo, body.Hi)
+	}
 	if id, err := strconv.ParseUint(body.Source, 16, 64); err != nil || id != s.id {
-		return bad("made by another memory source instance (%s), not this one: %s", body.Source, s.InProcess())
+		return s.decodeInline(body, bad)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if body.Lo < 0 || body.Hi <= body.Lo || body.Hi > s.total {
+	if body.Hi > s.total {
 		return bad("rows [%d, %d) are not a range of the %d rows appended", body.Lo, body.Hi, s.total)
 	}
 	// Rows Commit dropped fail the read (ErrOffsetGone); rows still held
@@ -317,6 +347,38 @@ func (s *Source) DecodeSplit(b []byte) (sources.Split, error) {
 	return &split{src: s, lo: body.Lo, hi: body.Hi}, nil
 }
 
+// decodeInline reads the rows a split of another instance carries. They
+// are decoded once, with the Go allocator (the split has no Release), and
+// shared by every Read.
+func (s *Source) decodeInline(body splitBody, bad func(string, ...any) (sources.Split, error)) (sources.Split, error) {
+	if len(body.Rows) == 0 {
+		return bad("a split of memory source instance %q, which carries no rows", body.Source)
+	}
+	r, err := ipc.NewReader(bytes.NewReader(body.Rows), ipc.WithAllocator(arrowmem.NewGoAllocator()))
+	if err != nil {
+		return bad("rows [%d, %d): %v", body.Lo, body.Hi, err)
+	}
+	defer r.Release()
+	if !r.Schema().Equal(s.cfg.Schema) {
+		return bad("rows [%d, %d) have schema %s, the source %s", body.Lo, body.Hi, r.Schema(), s.cfg.Schema)
+	}
+	var recs []arrow.Record
+	var n int64
+	for r.Next() {
+		rec := r.Record()
+		rec.Retain()
+		recs = append(recs, rec)
+		n += rec.NumRows()
+	}
+	if err := r.Err(); err != nil {
+		return bad("rows [%d, %d): %v", body.Lo, body.Hi, err)
+	}
+	if n != body.Hi-body.Lo {
+		return bad("rows [%d, %d) carry %d rows", body.Lo, body.Hi, n)
+	}
+	return &inlineSplit{body: body, name: s.cfg.Name, recs: recs}, nil
+}
+
 // Read emits one record, a slice of the appended record, that emit owns. The
 // slice shares the appended record's buffers (allocated by whoever built
 // it), so mem is not used.
@@ -324,14 +386,38 @@ func (sp *split) Read(ctx context.Context, _ arrowmem.Allocator, emit func(arrow
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	s := sp.src
-	s.mu.Lock()
-	if s.closed || sp.lo < s.low {
-		s.mu.Unlock()
-		return fmt.Errorf("memory %q: rows %d..%d were dropped: %w", s.cfg.Name, sp.lo, sp.hi-1, sources.ErrOffsetGone)
+	rec, err := sp.src.slice(sp.lo, sp.hi)
+	if err != nil {
+		return err
 	}
-	p := s.pieces[s.find(sp.lo)]
-	rec := p.rec.NewSlice(sp.lo-p.pos, sp.hi-p.pos)
-	s.mu.Unlock()
 	return emit(rec)
+}
+
+// inlineSplit reads the rows a split carried to another instance.
+type inlineSplit struct {
+	body splitBody
+	name string
+	recs []arrow.Record // decoded once; immutable, shared by every Read
+}
+
+func (sp *inlineSplit) Rows() int64 { return sp.body.Hi - sp.body.Lo }
+
+// Encode returns the bytes it was decoded from, re-marshalled.
+func (sp *inlineSplit) Encode() ([]byte, error) {
+	return sources.MarshalSplit(splitKind, sp.name, sp.body)
+}
+
+// Read emits the carried records, each a new reference emit owns. They
+// were decoded with the Go allocator, so mem is not used.
+func (sp *inlineSplit) Read(ctx context.Context, _ arrowmem.Allocator, emit func(arrow.Record) error) error {
+	for _, rec := range sp.recs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rec.Retain()
+		if err := emit(rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
