@@ -295,3 +295,40 @@ func TestTheMemorySourceWorksAcrossProcesses(t *testing.T) {
 		t.Fatalf("memory source says it works in one process: %s", ip.InProcess())
 	}
 }
+
+// TestAPartOfARecordOfStringsTravels checks the inline rows of a split that
+// starts inside a record with variable-width and null values: the slice's
+// offsets must travel rebased.
+func TestAPartOfARecordOfStringsTravels(t *testing.T) {
+	mem := arrowmem.NewCheckedAllocator(arrowmem.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	sch := arrow.NewSchema([]arrow.Field{
+		{Name: "s", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "l", Type: arrow.ListOf(arrow.PrimitiveTypes.Int32), Nullable: true},
+	}, nil)
+	newSource := func() *memory.Source {
+		s, err := memory.New(memory.Config{Name: "m", Schema: sch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	driver, executor := newSource(), newSource()
+	defer driver.Close()
+	defer executor.Close()
+	rec, _, err := array.RecordFromJSON(mem, sch, strings.NewReader(`[
+		{"s":"first","l":[1,2]},{"s":null,"l":null},{"s":"third one","l":[]},
+		{"s":"","l":[3]},{"s":"fifth","l":[4,5,6]}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendOwned(t, driver, rec)
+	splits, err := driver.Splits(context.Background(), sources.Offset(`{"pos":1}`), sources.Offset(`{"pos":4}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sourcetest.CheckRoundTrip(t, mem, splits, executor)
+	if got, want := fmt.Sprint(sourcetest.Read(t, mem, splits)), `[{"l":null,"s":null} {"l":[],"s":"third one"} {"l":[3],"s":""}]`; got != want {
+		t.Fatalf("read %s, want %s", got, want)
+	}
+}
