@@ -29,13 +29,22 @@ type Driver struct {
 	mu      sync.Mutex
 	served  map[string]func(key string) ([]arrow.Record, bool)
 	refused map[string]bool // executors logged as refused (fingerprint)
+	// quarantine holds executors an attempt lost, until when: gossip
+	// takes seconds to declare a dead member dead, and a node that lost
+	// an attempt gets no work meanwhile.
+	quarantine map[string]time.Time
 }
+
+// quarantineFor is how long an executor that lost an attempt gets no work:
+// longer than memberlist takes to declare a crashed member dead, short
+// enough that a node that only hiccuped is used again soon.
+const quarantineFor = 10 * time.Second
 
 // StartDriver starts a driver's member: Flight on cfg.Flight (executors
 // fetch broadcast data from it) and gossip through cfg.Seeds.
 func StartDriver(ctx context.Context, cfg Config) (*Driver, error) {
 	cfg = cfg.withDefaults()
-	d := &Driver{served: map[string]func(string) ([]arrow.Record, bool){}, refused: map[string]bool{}}
+	d := &Driver{served: map[string]func(string) ([]arrow.Record, bool){}, refused: map[string]bool{}, quarantine: map[string]time.Time{}}
 	n, err := startNode(ctx, cfg, RoleDriver, &driverService{d: d})
 	if err != nil {
 		return nil, err
@@ -54,10 +63,22 @@ func (d *Driver) LostAttempts() int64 { return d.lost.Load() }
 func (d *Driver) Close() error { return d.close() }
 
 // Executors lists the live executors this driver gives work to: those of
-// its fingerprint with a Flight address. Others are logged once.
+// its fingerprint with a Flight address, less those in quarantine for a
+// lost attempt. Others are logged once.
 func (d *Driver) Executors() []Member {
 	var out []Member
+	now := time.Now()
 	for _, m := range d.members.Executors() {
+		d.mu.Lock()
+		until, held := d.quarantine[m.Name]
+		if held && now.After(until) {
+			delete(d.quarantine, m.Name)
+			held = false
+		}
+		d.mu.Unlock()
+		if held {
+			continue
+		}
 		if m.Meta.Fingerprint != d.cfg.Fingerprint || m.Meta.Flight == "" {
 			d.mu.Lock()
 			if !d.refused[m.Name] {
@@ -142,7 +163,10 @@ func (d *Driver) RunTask(ctx context.Context, node, run string, task []byte) ([]
 		err = fmt.Errorf("no result within the task deadline %v", d.cfg.TaskTimeout)
 	}
 	d.lost.Add(1)
-	d.log.Warn("task attempt lost its executor", "node", node, "flight", m.Meta.Flight, "run", run, "err", err)
+	d.mu.Lock()
+	d.quarantine[node] = time.Now().Add(quarantineFor)
+	d.mu.Unlock()
+	d.log.Warn("task attempt lost its executor; it gets no work for a while", "node", node, "flight", m.Meta.Flight, "run", run, "err", err)
 	return nil, fmt.Errorf("node %s (%s): %v: %w", node, m.Meta.Flight, err, scheduler.ErrNodeLost)
 }
 

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sluicedata/sluice/scheduler"
 )
@@ -143,17 +144,49 @@ func mustRun(t *testing.T, stages []scheduler.Stage, f *nodesFake, nodes []strin
 	return strings.Join(rows, ",")
 }
 
-func TestATaskThatKeepsLosingItsNodeFailsAfterMaxAttemptsNamingIt(t *testing.T) {
+func TestATaskWhoseEveryNodeDiesFailsNamingThemAfterWaitingForANewOne(t *testing.T) {
 	stages := []scheduler.Stage{{ID: 0, Tasks: 2}}
 	f := newNodesFake(stages)
 	f.kill = func(scheduler.Task) bool { return true }
-	_, _, err := scheduler.Run(context.Background(), stages, f, scheduler.Config{Nodes: f.nodes("a", "b", "c", "d", "e"), MaxAttempts: 3})
-	if err == nil || !strings.Contains(err.Error(), "3 attempts failed") || !errors.Is(err, scheduler.ErrNodeLost) {
-		t.Fatalf("err = %v, want 3 attempts failed with a lost node", err)
+	start := time.Now()
+	_, _, err := scheduler.Run(context.Background(), stages, f, scheduler.Config{Nodes: f.nodes("a", "b", "c", "d", "e"), NodeWait: 200 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "no live node") || !strings.Contains(err.Error(), "[a b c d e]") {
+		t.Fatalf("err = %v, want no live node, naming the five lost", err)
 	}
-	_, _, err = scheduler.Run(context.Background(), stages, newNodesFake(stages), scheduler.Config{Nodes: f.nodes("a", "b", "c", "d", "e")})
-	if err == nil || !strings.Contains(err.Error(), "no live node") {
-		t.Fatalf("err = %v, want no live node", err)
+	if el := time.Since(start); el < 200*time.Millisecond || el > 5*time.Second {
+		t.Fatalf("failed after %v, want after waiting NodeWait (200ms) for a new node", el)
+	}
+	// Each attempt that found a node dead for the first time was free:
+	// together the tasks tried every node (at most its 2 slots at once).
+	if n := len(f.ranOn["0/0"]) + len(f.ranOn["0/1"]); n < 5 || n > 10 {
+		t.Fatalf("%d attempts, want every node tried (5 to 10)", n)
+	}
+}
+
+func TestANodeThatJoinsWhileAStageWaitsGetsItsTasks(t *testing.T) {
+	stages := []scheduler.Stage{{ID: 0, Tasks: 3}}
+	f := newNodesFake(stages)
+	var mu sync.Mutex
+	names := []string{"a"}
+	f.kill = func(task scheduler.Task) bool { return task.Node == "a" }
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		mu.Lock()
+		names = append(names, "b")
+		mu.Unlock()
+	}()
+	nodes := func(ctx context.Context) ([]scheduler.Node, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return f.nodes(names...)(ctx)
+	}
+	if _, _, err := scheduler.Run(context.Background(), stages, f, scheduler.Config{Nodes: nodes, NodeWait: 10 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	for id, on := range f.ranOn {
+		if on[len(on)-1] != "b" {
+			t.Fatalf("task %s last ran on %v, want b", id, on)
+		}
 	}
 }
 

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"runtime"
 	"runtime/debug"
 	"sort"
 	"sync"
+	"time"
 )
 
 // Stage is what the scheduler knows of a stage: its place in the job's
@@ -121,13 +123,21 @@ type Config struct {
 	// come alive. Nil: the executor runs every task itself.
 	Nodes func(ctx context.Context) ([]Node, error)
 	// MaxAttempts bounds the attempts of a task whose attempts failed
-	// with ErrNodeLost or a FetchError; default 1 without Nodes, 4 with.
+	// with ErrNodeLost or a FetchError on a node lost before (an attempt
+	// that finds a node dead for the first time is retried without
+	// counting); default 1 without Nodes, 4 with.
 	MaxAttempts int
+	// NodeWait is how long a stage waits for a node while every node
+	// listed was lost in this job; default 1 min.
+	NodeWait time.Duration
 }
 
 func (c Config) withDefaults() Config {
 	if c.Workers <= 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	if c.NodeWait <= 0 {
+		c.NodeWait = time.Minute
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 1
@@ -259,21 +269,33 @@ func (j *job) runStage(st Stage, tasks []int) error {
 		}
 		var retry []int
 		var first error
+		lostBefore := maps.Clone(j.lost)
 		for i, t := range tasks {
 			err := errs[i]
 			if err == nil {
 				continue
 			}
 			var fe *FetchError
+			var gone string
 			switch {
 			case errors.As(err, &fe):
-				j.lose(fe.Loc.Node)
+				gone = fe.Loc.Node
 			case errors.Is(err, ErrNodeLost):
-				j.lose(nodes[i])
+				gone = nodes[i]
 			default:
 				if first == nil || errors.Is(first, context.Canceled) {
 					first = fmt.Errorf("stage %d task %d: %w", st.ID, t, err)
 				}
+				continue
+			}
+			j.lose(gone)
+			// An attempt that failed because a node died this round is
+			// no fault of the task (Spark does not count executor loss
+			// either): it is retried without counting. Each such retry
+			// takes a node out of the job, which bounds them.
+			if gone != "" && !lostBefore[gone] {
+				tried[t] = append(tried[t], nodes[i])
+				retry = append(retry, t)
 				continue
 			}
 			attempts[t]++
@@ -425,21 +447,33 @@ func (j *job) round(st Stage, tasks []int, attempts map[int]int, tried map[int][
 }
 
 // liveNodes asks Config.Nodes for the live nodes, less the lost ones.
+// It waits (polling, up to Config.NodeWait) while every node listed is
+// lost: gossip takes a while to drop the dead and to bring replacements.
 func (j *job) liveNodes(ctx context.Context) ([]Node, error) {
-	all, err := j.cfg.Nodes(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var nodes []Node
-	for _, n := range all {
-		if !j.lost[n.Name] && n.Slots > 0 {
-			nodes = append(nodes, n)
+	deadline := time.Now().Add(j.cfg.NodeWait)
+	for {
+		all, err := j.cfg.Nodes(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var nodes []Node
+		for _, n := range all {
+			if !j.lost[n.Name] && n.Slots > 0 {
+				nodes = append(nodes, n)
+			}
+		}
+		if len(nodes) > 0 {
+			return nodes, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("no live node to run tasks on after waiting %v (%d listed, lost this job: %v)", j.cfg.NodeWait, len(all), keys(j.lost))
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
-	if len(nodes) == 0 {
-		return nil, fmt.Errorf("no live node to run tasks on (%d listed, lost this job: %v)", len(all), keys(j.lost))
-	}
-	return nodes, nil
 }
 
 func (j *job) run(ctx context.Context, t Task) (r *Result, err error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/sluicedata/sluice/internal/state"
 	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/scheduler"
+	"github.com/sluicedata/sluice/sinks"
 )
 
 // Dispatcher carries a run's tasks to a cluster's executors and their
@@ -296,7 +297,9 @@ func (s *TaskServer) RunTask(ctx context.Context, body []byte, env shuffle.Env) 
 		}
 		xenv.Broadcast = bc
 	}
-	res, err := RunTask(ctx, spec, &ts, &xenv)
+	// Sinks' writers put their rows in the commit message: the driver's
+	// own sink instance commits them.
+	res, err := RunTask(sinks.WithRemote(ctx), spec, &ts, &xenv)
 	if err != nil {
 		return nil, err
 	}

@@ -227,6 +227,17 @@ func (c *Cluster) Executors() []*Executor {
 	return append([]*Executor(nil), c.execs...)
 }
 
+// Live are the executor processes not killed.
+func (c *Cluster) Live() []*Executor {
+	var out []*Executor
+	for _, e := range c.Executors() {
+		if !e.exited {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // WaitExecutors waits (up to 30 s) until the driver sees n live executors.
 func (c *Cluster) WaitExecutors(n int) {
 	c.t.Helper()

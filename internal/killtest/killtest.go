@@ -75,3 +75,19 @@ func (c *Child) RunOrKill(t testing.TB, delay time.Duration) (killed bool) {
 
 // Stdout is what the child printed (complete once it has exited).
 func (c *Child) Stdout() string { return c.stdout.String() }
+
+// Wait waits up to d for the child to exit and says whether it did; a
+// child that exits with an error fails the test.
+func (c *Child) Wait(t testing.TB, d time.Duration) (exited bool) {
+	t.Helper()
+	select {
+	case err := <-c.done:
+		c.done <- err // for a later Wait or RunOrKill
+		if err != nil {
+			t.Fatalf("child failed: %v\nstdout:\n%s\nstderr:\n%s", err, c.stdout.String(), c.stderr.String())
+		}
+		return true
+	case <-time.After(d):
+		return false
+	}
+}

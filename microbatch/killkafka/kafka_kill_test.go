@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sluicedata/sluice/internal/clustertest"
 	"github.com/sluicedata/sluice/internal/killtest"
 	"math"
 	"math/rand/v2"
@@ -52,7 +53,8 @@ func TestMain(m *testing.M) {
 	if cfg := os.Getenv(childEnv); cfg != "" {
 		os.Exit(runChild(cfg))
 	}
-	os.Exit(m.Run())
+	// Or an executor of the cluster test (cluster_kill_test.go).
+	clustertest.Main(m, executorJob)
 }
 
 // The input: orders one second apart in event time, each moved back by up
@@ -96,6 +98,8 @@ type child struct {
 	Out        string   `json:"out"`
 	QueryID    string   `json:"query_id"`
 	Checkpoint string   `json:"checkpoint"`
+	// Cluster, when set, runs the query's tasks on a cluster's executors.
+	Cluster *clusterChild `json:"cluster,omitempty"`
 }
 
 // job counts and sums each customer's orders per one-minute window; append
@@ -105,6 +109,23 @@ func job(ds *dataset.Dataset) *dataset.Dataset {
 		WithWatermark("ts", watermarkDelay).
 		GroupBy(dataset.Window("ts", windowSize), "customer").
 		Agg(dataset.CountAll().As("orders"), dataset.Sum(dataset.Col("amount")).As("total"))
+}
+
+// kafkaJob is the job's code as a function of its parameters: the driver
+// and every executor build it alike.
+func kafkaJob(p map[string]string) ([]sinks.Sink, []*dataset.Dataset, error) {
+	brokers := strings.Split(p["brokers"], ",")
+	src, err := srckafka.New(srckafka.Config{Name: "orders", Brokers: brokers, Topics: []string{p["in"]},
+		ValueSchema: valueSchema, MaxOffsetsPerBatch: offsetsPerBatch, FetchMaxWait: 50 * time.Millisecond})
+	if err != nil {
+		return nil, nil, fmt.Errorf("source: %w", err)
+	}
+	sink, err := sinkkafka.New(sinkkafka.Config{Brokers: brokers, Topic: p["out"], KeyColumn: "customer", QueryID: p["query_id"]})
+	if err != nil {
+		src.Close()
+		return nil, nil, fmt.Errorf("sink: %w", err)
+	}
+	return []sinks.Sink{sink}, []*dataset.Dataset{job(dataset.ReadStream(src))}, nil
 }
 
 // runChild runs the child query to its end and returns the process's exit
@@ -121,18 +142,24 @@ func runChild(cfgJSON string) int {
 		return 1
 	}
 	began := time.Now()
-	src, err := srckafka.New(srckafka.Config{Name: "orders", Brokers: c.Brokers, Topics: []string{c.In},
-		ValueSchema: valueSchema, MaxOffsetsPerBatch: offsetsPerBatch, FetchMaxWait: 50 * time.Millisecond})
+	params := map[string]string{"brokers": strings.Join(c.Brokers, ","), "in": c.In, "out": c.Out, "query_id": c.QueryID}
+	outs, dss, err := kafkaJob(params)
 	if err != nil {
-		return fail("source", err)
+		return fail("job", err)
 	}
+	src, sink := dss[0].Streams()[0].(*srckafka.Source), outs[0].(*sinkkafka.Sink)
 	defer src.Close()
-	sink, err := sinkkafka.New(sinkkafka.Config{Brokers: c.Brokers, Topic: c.Out, KeyColumn: "customer", QueryID: c.QueryID})
-	if err != nil {
-		return fail("sink", err)
-	}
 	defer sink.Close()
-	ds := job(dataset.ReadStream(src).WithConfig(dataset.Config{Parallelism: 2, ShufflePartitions: 3}))
+	cfg := dataset.Config{Parallelism: 2, ShufflePartitions: 3}
+	if c.Cluster != nil {
+		d, err := c.Cluster.driver()
+		if err != nil {
+			return fail("cluster", err)
+		}
+		defer d.Close()
+		cfg.Cluster, cfg.Params = d, params
+	}
+	ds := dss[0].WithConfig(cfg)
 	q, err := microbatch.WriteStream(ds, sink).Trigger(microbatch.AvailableNow()).
 		Checkpoint(c.Checkpoint).OutputMode(sinks.Append).Start(context.Background())
 	if err != nil {
@@ -147,13 +174,13 @@ func runChild(cfgJSON string) int {
 
 // cluster is where the topics live: a kfake cluster the parent runs, or a
 // real one.
-type cluster struct {
+type kafkaCluster struct {
 	brokers []string
 	adm     *kadm.Client
 	cl      *kgo.Client
 }
 
-func newCluster(t *testing.T, brokers []string) *cluster {
+func newCluster(t *testing.T, brokers []string) *kafkaCluster {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchMaxBytes(1<<20))
@@ -161,12 +188,12 @@ func newCluster(t *testing.T, brokers []string) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	return &cluster{brokers: brokers, adm: kadm.NewClient(cl), cl: cl}
+	return &kafkaCluster{brokers: brokers, adm: kadm.NewClient(cl), cl: cl}
 }
 
 // createTopic creates topic with n partitions; on a real cluster it is
 // deleted (with the sink's group) at cleanup.
-func (c *cluster) createTopic(t *testing.T, topic string, n int32, real bool) {
+func (c *kafkaCluster) createTopic(t *testing.T, topic string, n int32, real bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -189,7 +216,7 @@ func (c *cluster) createTopic(t *testing.T, topic string, n int32, real bool) {
 
 // produceOrders writes orders 0..n-1 as JSON values keyed by customer,
 // order i to partition i%partitions.
-func (c *cluster) produceOrders(t *testing.T, topic string, gen generate.Orders, n int64) {
+func (c *kafkaCluster) produceOrders(t *testing.T, topic string, gen generate.Orders, n int64) {
 	t.Helper()
 	rec := gen.Record(memory.NewGoAllocator(), 0, n)
 	defer rec.Release()
@@ -217,7 +244,7 @@ type outRecord struct{ key, value string }
 // readTopic returns every data record a read_committed consumer sees from
 // the start of each partition up to its last stable offset, markers of
 // empty batches skipped (sinks/kafka.IsMarker).
-func (c *cluster) readTopic(t *testing.T, topic string) []outRecord {
+func (c *kafkaCluster) readTopic(t *testing.T, topic string) []outRecord {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -483,7 +510,7 @@ func TestKafkaQueryKilledAtRandomPointsWritesEveryWindowExactlyOnce(t *testing.T
 	})
 }
 
-func killTest(t *testing.T, c *cluster, real bool) {
+func killTest(t *testing.T, c *kafkaCluster, real bool) {
 	const (
 		minKills = 24
 		// stalled kills in a row without a new commit double the kill

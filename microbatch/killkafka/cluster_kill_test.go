@@ -1,0 +1,170 @@
+package killkafka
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/sluicedata/sluice/cluster"
+	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/internal/clustertest"
+	"github.com/sluicedata/sluice/internal/killtest"
+	"github.com/sluicedata/sluice/internal/shuffle"
+	"github.com/sluicedata/sluice/internal/testenv"
+)
+
+// clusterChild is how a child driver joins the test's cluster.
+type clusterChild struct {
+	Seeds   []string         `json:"seeds"`
+	KeyFile string           `json:"key_file"`
+	TLS     cluster.TLSFiles `json:"tls"`
+}
+
+func (c *clusterChild) driver() (*cluster.Driver, error) {
+	key, err := cluster.LoadGossipKey(c.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	id, err := c.TLS.Load()
+	if err != nil {
+		return nil, err
+	}
+	return cluster.StartDriver(context.Background(), cluster.Config{Seeds: c.Seeds, GossipKey: key, TLS: id,
+		JoinTimeout: 10 * time.Second, WaitForExecutors: time.Minute, TaskTimeout: 30 * time.Second})
+}
+
+// executorJob is what the test's executor processes run: the same job,
+// built from the driver's parameters.
+func executorJob() (shuffle.Runner, error) {
+	return dataset.NewTaskServer(dataset.Config{}, kafkaJob), nil
+}
+
+// The Kafka -> windowed aggregation -> exactly-once Kafka query of the
+// kill test above, its tasks on three executor processes: executors are
+// SIGKILLed at seeded random points (and replaced), and so, now and then,
+// is the driver (restarted from its checkpoint, with a new epoch). Each
+// run's output, read with read_committed, must equal a run never killed,
+// and the windows computed in Go.
+func TestClusterKafkaQueryWithExecutorsAndDriverKilledWritesEveryWindowExactlyOnce(t *testing.T) {
+	t.Run("kfake", func(t *testing.T) {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "orders", "out-reference"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		clusterKillTest(t, newCluster(t, c.ListenAddrs()), false)
+	})
+	t.Run("apache-kafka", func(t *testing.T) {
+		if os.Getenv(testenv.KafkaBrokersEnv) == "" {
+			t.Skipf("%s unset: run scripts/kafka up and export the line it prints to run against a real broker", testenv.KafkaBrokersEnv)
+		}
+		clusterKillTest(t, newCluster(t, testenv.KafkaSeeds(t)), true)
+	})
+}
+
+func clusterKillTest(t *testing.T, kc *kafkaCluster, real bool) {
+	const (
+		minExecutorKills = 30
+		minDriverKills   = 3
+	)
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv(seedEnv); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("%s=%q: %v", seedEnv, s, err)
+		}
+	}
+	t.Logf("seed %d (replay with %s=%d)", seed, seedEnv, seed)
+	rng := rand.New(rand.NewPCG(seed, 0x636c7573))
+
+	in, refOut := "orders", "out-reference"
+	if real {
+		in, refOut = uniqueName("sluice-clusterkill-in"), uniqueName("sluice-clusterkill-ref")
+		kc.createTopic(t, in, partitions, true)
+		kc.createTopic(t, refOut, partitions, true)
+	}
+	kc.produceOrders(t, in, ordersGen(seed), orders)
+
+	cl := clustertest.Start(t, clustertest.Options{Executors: 3})
+	join := &clusterChild{Seeds: []string{cl.Driver.Gossip()}, KeyFile: filepath.Join(cl.Dir, "gossip.key"),
+		TLS: cluster.TLSFiles{CA: cl.TLS.CA, Cert: filepath.Join(cl.Dir, "driver.pem"), Key: filepath.Join(cl.Dir, "driver-key.pem")}}
+	runCfg := func(out string) child {
+		return child{Brokers: kc.brokers, In: in, Out: out, QueryID: out, Checkpoint: filepath.Join(t.TempDir(), "checkpoint"), Cluster: join}
+	}
+
+	// The reference: a cluster run never killed.
+	ref := runCfg(refOut)
+	began := time.Now()
+	if killtest.Start(t, childEnv, ref).RunOrKill(t, 5*time.Minute) {
+		t.Fatal("reference run was killed")
+	}
+	took := time.Since(began)
+	refState := readKillState(t, ref.Checkpoint)
+	finalWM := refState.watermarks[refState.lastOffsets]
+	refRecs := recordStrings(kc.readTopic(t, refOut))
+	wantWindows := expectedWindows(seed, orders, finalWM)
+	if d := diffSorted(parseWindows(t, kc.readTopic(t, refOut)), wantWindows); d != "" {
+		t.Fatalf("seed %d: the never-killed cluster run's output differs from the windows computed in Go (%d): %s", seed, len(wantWindows), d)
+	}
+	t.Logf("reference: %d records in %d batches, %v", len(refRecs), refState.lastOffsets+1, took.Round(time.Millisecond))
+
+	// Executors die every up-to-a-quarter of the reference run; a driver
+	// run is killed (one in three) somewhere in its first half.
+	maxExecDelay := max(took/4, 100*time.Millisecond)
+	execKills, driverKills, runs := 0, 0, 0
+	for execKills < minExecutorKills || driverKills < minDriverKills {
+		runs++
+		out := fmt.Sprintf("out-run%d", runs)
+		if real {
+			out = uniqueName(fmt.Sprintf("sluice-clusterkill-run%d", runs))
+		}
+		kc.createTopic(t, out, partitions, real)
+		cfg := runCfg(out)
+		restarts := 0
+		for {
+			child := killtest.Start(t, childEnv, cfg)
+			var driverAt time.Duration = -1
+			if rng.IntN(3) == 0 || (execKills >= minExecutorKills && driverKills < minDriverKills) {
+				driverAt = time.Duration(rng.Int64N(int64(took / 2)))
+			}
+			start := time.Now()
+			exited, killedDriver := false, false
+			for !exited && !killedDriver {
+				wait := time.Duration(rng.Int64N(int64(maxExecDelay)))
+				if driverAt >= 0 && time.Since(start)+wait >= driverAt {
+					wait = max(driverAt-time.Since(start), 0)
+					if exited = child.Wait(t, wait); !exited {
+						killedDriver = child.RunOrKill(t, 0)
+						exited = !killedDriver
+					}
+					break
+				}
+				if exited = child.Wait(t, wait); exited {
+					break
+				}
+				live := cl.Live()
+				live[rng.IntN(len(live))].Kill()
+				execKills++
+				cl.AddExecutor(2)
+			}
+			if !killedDriver {
+				break
+			}
+			driverKills++
+			restarts++
+		}
+		got := recordStrings(kc.readTopic(t, out))
+		if d := diffSorted(got, refRecs); d != "" {
+			t.Fatalf("seed %d: run %d (driver restarted %d times): the output topic (%d records) differs from the never-killed run's (%d): %s", seed, runs, restarts, len(got), len(refRecs), d)
+		}
+		t.Logf("run %d: output equals the reference (%d records); executor kills so far %d, driver kills %d", runs, len(got), execKills, driverKills)
+	}
+	t.Logf("%d executor kills and %d driver kills over %d runs in %v", execKills, driverKills, runs, time.Since(began).Round(time.Millisecond))
+}
