@@ -135,7 +135,11 @@ func (d *Driver) RunTask(ctx context.Context, node, run string, task []byte) ([]
 	if !ok {
 		return nil, fmt.Errorf("node %s is not a live member: %w", node, scheduler.ErrNodeLost)
 	}
-	body, err := json.Marshal(taskCall{Run: run, Driver: d.Name(), Body: task})
+	peers := map[string]string{d.Name(): d.Flight()}
+	for _, x := range d.members.Executors() {
+		peers[x.Name] = x.Meta.Flight
+	}
+	body, err := json.Marshal(taskCall{Run: run, Driver: d.Name(), Body: task, Peers: peers})
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +176,7 @@ func (d *Driver) RunTask(ctx context.Context, node, run string, task []byte) ([]
 
 // Fetch returns the records of blocks of run from their executors.
 func (d *Driver) Fetch(ctx context.Context, run string, locs []scheduler.Location) ([]arrow.Record, error) {
-	return fetchBlocks(ctx, d.node, run, locs, nil)
+	return fetchBlocks(ctx, d.node, run, locs, nil, nil)
 }
 
 // Release frees blocks of run on every executor, in the background: a

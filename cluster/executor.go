@@ -47,6 +47,10 @@ type taskCall struct {
 	Run    string `json:"run"`
 	Driver string `json:"driver"` // the driver's member name
 	Body   []byte `json:"body"`
+	// Peers are the Flight addresses of the driver and the executors, as
+	// the driver sees them: gossip reaches executors a moment later, and a
+	// task must not fail to find a node the driver already placed work on.
+	Peers map[string]string `json:"peers"`
 }
 
 type releaseCall struct {
@@ -114,12 +118,15 @@ func (e *Executor) Spilled() int {
 	return n
 }
 
-func (e *Executor) run(id string) *runBlocks {
+func (e *Executor) run(id string, peers map[string]string) *runBlocks {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r, ok := e.runs[id]
-	if !ok {
+	if ok {
+		r.addPeers(peers)
+	} else {
 		r = &runBlocks{e: e, run: id, mem: &shuffle.Spill{Node: e.Name(), Dir: filepath.Join(e.spill, filepath.Base(id)), Budget: e.budget, Mem: e.cfg.Mem}}
+		r.addPeers(peers)
 		e.runs[id] = r
 	}
 	r.used = time.Now()
@@ -133,6 +140,27 @@ type runBlocks struct {
 	run  string
 	mem  *shuffle.Spill
 	used time.Time
+
+	mu    sync.Mutex
+	known map[string]string // peers' Flight addresses, from the driver
+}
+
+func (r *runBlocks) addPeers(peers map[string]string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.known == nil {
+		r.known = map[string]string{}
+	}
+	for k, v := range peers {
+		r.known[k] = v
+	}
+}
+
+func (r *runBlocks) peers(name string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, ok := r.known[name]
+	return a, ok
 }
 
 func (r *runBlocks) Put(stage, mapTask, part int, recs []arrow.Record) (scheduler.Location, error) {
@@ -145,12 +173,12 @@ func (r *runBlocks) Release(stage int) { r.mem.Release(stage) }
 // executors, one DoGet per executor and stage, and returns them in the
 // order of locs.
 func (r *runBlocks) Fetch(ctx context.Context, locs []scheduler.Location) ([]arrow.Record, error) {
-	return fetchBlocks(ctx, r.e.node, r.run, locs, r.mem)
+	return fetchBlocks(ctx, r.e.node, r.run, locs, r.mem, r.peers)
 }
 
 // fetchBlocks reads locs of run: from local when their node is this one,
 // else from their node over Flight.
-func fetchBlocks(ctx context.Context, n *node, run string, locs []scheduler.Location, local shuffle.Store) ([]arrow.Record, error) {
+func fetchBlocks(ctx context.Context, n *node, run string, locs []scheduler.Location, local shuffle.Store, peers func(string) (string, bool)) ([]arrow.Record, error) {
 	byBlock := make([][]arrow.Record, len(locs))
 	release := func() {
 		for _, recs := range byBlock {
@@ -192,18 +220,18 @@ func fetchBlocks(ctx context.Context, n *node, run string, locs []scheduler.Loca
 			}
 			continue
 		}
-		m, ok := n.member(g.node)
+		addr, ok := n.flightOf(g.node, peers)
 		if !ok {
 			release()
 			return nil, &scheduler.FetchError{Loc: want[0], Err: fmt.Errorf("node %s is not a live member of the cluster", g.node)}
 		}
-		recs, blocks, err := n.fetch(ctx, m.Meta.Flight, ticket{Run: run, Blocks: want})
+		recs, blocks, err := n.fetch(ctx, addr, ticket{Run: run, Blocks: want})
 		if err != nil {
 			release()
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			return nil, &scheduler.FetchError{Loc: want[0], Err: fmt.Errorf("from %s (%s): %w", g.node, m.Meta.Flight, err)}
+			return nil, &scheduler.FetchError{Loc: want[0], Err: fmt.Errorf("from %s (%s): %w", g.node, addr, err)}
 		}
 		for k, rec := range recs {
 			i := idx[blocks[k]]
@@ -231,9 +259,9 @@ func (s *executorService) DoAction(a *flight.Action, stream flight.FlightService
 		if err := json.Unmarshal(a.Body, &call); err != nil {
 			return status.Errorf(codes.InvalidArgument, "decode task: %v", err)
 		}
-		env := shuffle.Env{Node: e.Name(), Blocks: e.run(call.Run),
+		env := shuffle.Env{Node: e.Name(), Blocks: e.run(call.Run, call.Peers),
 			Broadcast: func(ctx context.Context, name, key string) ([]arrow.Record, error) {
-				return e.broadcast(ctx, call.Driver, name, key)
+				return e.broadcast(ctx, call.Driver, call.Peers, name, key)
 			}}
 		e.tasks.Add(1)
 		res, err := e.runner.RunTask(stream.Context(), call.Body, env)
@@ -296,14 +324,14 @@ func (s *executorService) DoGet(t *flight.Ticket, stream flight.FlightService_Do
 }
 
 // broadcast fetches key of name from the driver that sent a task.
-func (e *Executor) broadcast(ctx context.Context, driver, name, key string) ([]arrow.Record, error) {
-	m, ok := e.member(driver)
+func (e *Executor) broadcast(ctx context.Context, driver string, peers map[string]string, name, key string) ([]arrow.Record, error) {
+	addr, ok := e.flightOf(driver, func(n string) (string, bool) { a, ok := peers[n]; return a, ok })
 	if !ok {
 		return nil, fmt.Errorf("driver %s is not a live member of the cluster", driver)
 	}
-	recs, _, err := e.fetch(ctx, m.Meta.Flight, ticket{Name: name, Key: key})
+	recs, _, err := e.fetch(ctx, addr, ticket{Name: name, Key: key})
 	if err != nil {
-		return nil, fmt.Errorf("driver %s (%s): %w", driver, m.Meta.Flight, err)
+		return nil, fmt.Errorf("driver %s (%s): %w", driver, addr, err)
 	}
 	return recs, nil
 }

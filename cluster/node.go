@@ -218,6 +218,18 @@ func (n *node) member(name string) (Member, bool) {
 	return Member{}, false
 }
 
+// flightOf is the Flight address of member name: as the driver told
+// (peers, may be nil), else as gossip says.
+func (n *node) flightOf(name string, peers func(string) (string, bool)) (string, bool) {
+	if peers != nil {
+		if a, ok := peers(name); ok && a != "" {
+			return a, true
+		}
+	}
+	m, ok := n.member(name)
+	return m.Meta.Flight, ok && m.Meta.Flight != ""
+}
+
 // client returns a Flight client of the member's address, dialled once.
 func (n *node) client(addr string) (flight.FlightServiceClient, error) {
 	n.mu.Lock()

@@ -34,6 +34,10 @@ type StateProgress struct {
 	DroppedLate int64
 	// Evicted counts rows a state TTL dropped in the batch.
 	Evicted int64
+	// Loads counts the key-group ranges read from the checkpoint in the
+	// batch instead of found warm (after a restart, or ranges that moved
+	// to another executor).
+	Loads int64
 }
 
 // Status is what the query is doing now.

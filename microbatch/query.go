@@ -705,7 +705,7 @@ func (q *Query) report(p *Progress, m *exec.Metrics, began, prevStart time.Time,
 		p.InputRows += p.Sources[i].Rows
 	}
 	for op, o := range m.Operators {
-		p.StateOperators = append(p.StateOperators, StateProgress{Operator: op, Rows: o.StateRows, Bytes: o.StateBytes, DroppedLate: o.DroppedLate, Evicted: o.Evicted})
+		p.StateOperators = append(p.StateOperators, StateProgress{Operator: op, Rows: o.StateRows, Bytes: o.StateBytes, DroppedLate: o.DroppedLate, Evicted: o.Evicted, Loads: o.Loads})
 	}
 	sort.Slice(p.StateOperators, func(i, j int) bool { return p.StateOperators[i].Operator < p.StateOperators[j].Operator })
 	total := q.w.clock.Now().Sub(began)

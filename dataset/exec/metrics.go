@@ -33,6 +33,10 @@ type OperatorMetrics struct {
 	Evicted     int64 `json:"evicted,omitempty"`
 	StateRows   int64 `json:"state_rows,omitempty"`
 	StateBytes  int64 `json:"state_bytes,omitempty"`
+	// Loads counts the key-group ranges whose state was read from the
+	// checkpoint rather than found warm where the task ran (the first
+	// batch after a restart, or a range that moved to another executor).
+	Loads int64 `json:"loads,omitempty"`
 }
 
 func (m *Metrics) op(name string) *OperatorMetrics {
@@ -45,6 +49,16 @@ func (m *Metrics) op(name string) *OperatorMetrics {
 		m.Operators[name] = o
 	}
 	return o
+}
+
+// AddStateLoad counts a range of op's state loaded from files.
+func (m *Metrics) AddStateLoad(op string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.op(op).Loads++
 }
 
 // AddSourceRows counts rows read from source.
@@ -151,6 +165,7 @@ func (m *Metrics) Merge(o *Metrics) {
 		d.DroppedLate += v.DroppedLate
 		d.Evicted += v.Evicted
 		d.StateRows += v.StateRows
+		d.Loads += v.Loads
 		d.StateBytes += v.StateBytes
 	}
 	m.Late = append(m.Late, o.Late...)

@@ -131,9 +131,13 @@ func RunTask(ctx context.Context, spec *Spec, ts *TaskSpec, env *ExecEnv) (res *
 			return nil, fmt.Errorf("stream %s: %w", leaf.Scan.Source, err)
 		}
 	}
+	var stores state.Provider
+	if env.State != nil {
+		stores = countLoads{env.State, metrics}
+	}
 	tenv := TaskEnv{
 		Mem: env.Mem, BatchRows: env.BatchRows, Batch: ts.Batch, Metrics: metrics, Job: env.Job,
-		State: env.State, Broadcast: env.Broadcast, Leaf: ts.Leaf, Split: ts.Split, StreamSplit: split,
+		State: stores, Broadcast: env.Broadcast, Leaf: ts.Leaf, Split: ts.Split, StreamSplit: split,
 		Shuffle: func(exchange int) ([]arrow.Record, error) {
 			return env.Blocks.Fetch(ctx, ts.Task.Inputs[exchange])
 		},
@@ -251,4 +255,27 @@ func releaseRecords(recs []arrow.Record) {
 	for _, r := range recs {
 		r.Release()
 	}
+}
+
+// countLoads counts in a task's metrics the stores its operators had to
+// load from files.
+type countLoads struct {
+	state.Provider
+	m *exec.Metrics
+}
+
+func (c countLoads) Open(spec state.StoreSpec, version int64) (*state.Store, error) {
+	st, err := c.Provider.Open(spec, version)
+	if err == nil && st.Loaded() {
+		c.m.AddStateLoad(spec.Operator)
+	}
+	return st, err
+}
+
+func (c countLoads) OpenAux(spec state.StoreSpec, version int64) (*state.Store, arrow.Record, error) {
+	st, aux, err := c.Provider.OpenAux(spec, version)
+	if err == nil && st.Loaded() {
+		c.m.AddStateLoad(spec.Operator)
+	}
+	return st, aux, err
 }

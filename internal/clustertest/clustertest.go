@@ -262,6 +262,22 @@ func (e *Executor) Kill() {
 	}
 }
 
+// Stop makes e leave the cluster and exit (its stdin closes, as when the
+// test ends), waiting up to 10 s.
+func (e *Executor) Stop() error {
+	e.stdin.Close()
+	select {
+	case err := <-e.done:
+		e.exited = true
+		return err
+	case <-time.After(10 * time.Second):
+		e.cmd.Process.Kill()
+		<-e.done
+		e.exited = true
+		return fmt.Errorf("executor %s did not exit within 10 s of its stdin closing", e.Name)
+	}
+}
+
 // Stderr is what e logged.
 func (e *Executor) Stderr() string { return e.stderr.String() }
 

@@ -85,6 +85,7 @@ func (p *FileProvider) OpenAux(spec StoreSpec, version int64) (*Store, arrow.Rec
 			if spec.Allocator != nil {
 				w.st.cfg.Allocator = spec.Allocator
 			}
+			w.st.loaded = false
 			return w.st, w.aux, nil
 		}
 		w.close()

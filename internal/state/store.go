@@ -130,6 +130,7 @@ type Store struct {
 	dir     string // <Dir>/<Operator>/<Lo>-<Hi>
 	version int64
 	closed  bool
+	loaded  bool // this Open read version > 0 from files (not a warm store)
 
 	keyTypes []colType
 	keyc     *codec
@@ -212,10 +213,16 @@ func Open(cfg Config, version int64) (*Store, error) {
 	if err := s.load(version); err != nil {
 		return nil, err
 	}
+	s.loaded = version > 0
 	return s, nil
 }
 
 func (s *Store) Version() int64 { return s.version }
+
+// Loaded reports whether the Open that returned the store read it from
+// files (a version > 0 that no warm store held), rather than reusing a
+// warm one: what a key-group range that moved to another process costs.
+func (s *Store) Loaded() bool { return s.loaded }
 
 // Len is the number of live keys, uncommitted changes included.
 func (s *Store) Len() int { return s.live }
