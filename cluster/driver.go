@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -146,6 +147,8 @@ func (d *Driver) RunTask(ctx context.Context, node, run string, task []byte) ([]
 	d.sent.Add(1)
 	tctx, cancel := context.WithTimeout(ctx, d.cfg.TaskTimeout)
 	defer cancel()
+	tctx, done := d.watch(tctx, m.Meta.Flight)
+	defer done()
 	res, err := d.action(tctx, m.Meta.Flight, actionTask, body)
 	if err == nil {
 		return res, nil
@@ -163,7 +166,9 @@ func (d *Driver) RunTask(ctx context.Context, node, run string, task []byte) ([]
 			return nil, &scheduler.FetchError{Loc: fe.Loc, Err: fmt.Errorf("on node %s: %s", node, fe.Err)}
 		}
 	}
-	if tctx.Err() != nil {
+	if cause := context.Cause(tctx); errors.Is(cause, errHung) {
+		err = cause
+	} else if tctx.Err() != nil {
 		err = fmt.Errorf("no result within the task deadline %v", d.cfg.TaskTimeout)
 	}
 	d.lost.Add(1)
@@ -209,6 +214,13 @@ func (d *Driver) Serve(name string, fn func(key string) ([]arrow.Record, bool)) 
 type driverService struct {
 	flight.BaseFlightServer
 	d *Driver
+}
+
+func (s *driverService) DoAction(a *flight.Action, stream flight.FlightService_DoActionServer) error {
+	if a.Type == actionPing {
+		return stream.Send(&flight.Result{})
+	}
+	return status.Errorf(codes.Unimplemented, "no action %q", a.Type)
 }
 
 func (s *driverService) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {

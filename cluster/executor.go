@@ -254,6 +254,8 @@ type executorService struct {
 func (s *executorService) DoAction(a *flight.Action, stream flight.FlightService_DoActionServer) error {
 	e := s.e
 	switch a.Type {
+	case actionPing:
+		return stream.Send(&flight.Result{})
 	case actionTask:
 		var call taskCall
 		if err := json.Unmarshal(a.Body, &call); err != nil {

@@ -142,6 +142,7 @@ type node struct {
 
 	mu      sync.Mutex
 	clients map[string]*grpc.ClientConn // by Flight address
+	health  health
 }
 
 // startNode listens for Flight, serves svc and joins the cluster as role.
@@ -268,8 +269,8 @@ func (n *node) fetch(ctx context.Context, addr string, t ticket) (recs []arrow.R
 	if err != nil {
 		return nil, nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, done := n.watch(ctx, addr)
+	defer done()
 	stream, err := c.DoGet(ctx, &flight.Ticket{Ticket: tb})
 	if err != nil {
 		return nil, nil, err
@@ -301,6 +302,9 @@ func (n *node) fetch(ctx context.Context, addr string, t ticket) (recs []arrow.R
 		blocks = append(blocks, idx)
 	}
 	if err := r.Err(); err != nil && !errors.Is(err, io.EOF) {
+		if cause := context.Cause(ctx); errors.Is(cause, errHung) {
+			err = cause
+		}
 		return nil, nil, err
 	}
 	return recs, blocks, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -155,5 +156,43 @@ func TestAnExecutorKilledMidJobCostsRetriesNotRows(t *testing.T) {
 			}
 			t.Logf("%d attempts sent, %d lost their executor", c.Driver.SentAttempts(), c.Driver.LostAttempts())
 		})
+	}
+}
+
+// SIGSTOP is the stand-in for a partitioned or hung executor: its running
+// attempts and the blocks it holds are given up after the keepalive
+// timeout and redone elsewhere, and the job's answer is the local one.
+// After SIGCONT it is a member again, and a late answer to an attempt the
+// driver gave up on reaches no one: the next job's answer is right too.
+func TestAHungExecutorsWorkMovesElsewhereAndItRejoinsAfterwards(t *testing.T) {
+	recs := input(60)
+	cfg := dataset.Config{Parallelism: 2, ShufflePartitions: 5}
+	want := collect(t, slowJob(recs).WithConfig(cfg))
+	c := clustertest.Start(t, clustertest.Options{Executors: 3})
+	cfg.Cluster = c.Driver
+	victim := c.Executors()[0]
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for c.Driver.SentAttempts() < 20 {
+			time.Sleep(time.Millisecond)
+		}
+		victim.Signal(syscall.SIGSTOP)
+	}()
+	start := time.Now()
+	got := collect(t, slowJob(recs).WithConfig(cfg))
+	<-stopped
+	t.Logf("with %s stopped: %v, %d attempts lost their executor", victim.Name, time.Since(start).Round(time.Millisecond), c.Driver.LostAttempts())
+	if !slices.Equal(got, want) {
+		t.Fatalf("with %s stopped the answer differs:\n got %v\nwant %v", victim.Name, got, want)
+	}
+	if c.Driver.LostAttempts() == 0 {
+		t.Fatal("no attempt was lost: the stop landed after the job")
+	}
+	if err := victim.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if got := collect(t, slowJob(recs).WithConfig(cfg)); !slices.Equal(got, want) {
+		t.Fatalf("after SIGCONT the answer differs:\n got %v\nwant %v", got, want)
 	}
 }
