@@ -96,6 +96,34 @@ func runExecutor(raw string, job func() (shuffle.Runner, error)) error {
 	return e.Close()
 }
 
+// Join is how another process's driver joins a test cluster (it travels
+// to a child process as JSON).
+type Join struct {
+	Seeds   []string         `json:"seeds"`
+	KeyFile string           `json:"key_file"`
+	TLS     cluster.TLSFiles `json:"tls"`
+}
+
+// Join returns how a driver in another process joins c.
+func (c *Cluster) Join() *Join {
+	return &Join{Seeds: []string{c.Driver.Gossip()}, KeyFile: filepath.Join(c.Dir, "gossip.key"),
+		TLS: cluster.TLSFiles{CA: c.TLS.CA, Cert: filepath.Join(c.Dir, "driver.pem"), Key: filepath.Join(c.Dir, "driver-key.pem")}}
+}
+
+// Driver starts a driver that joins the cluster j names.
+func (j *Join) Driver() (*cluster.Driver, error) {
+	key, err := cluster.LoadGossipKey(j.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	id, err := j.TLS.Load()
+	if err != nil {
+		return nil, err
+	}
+	return cluster.StartDriver(context.Background(), cluster.Config{Seeds: j.Seeds, GossipKey: key, TLS: id,
+		JoinTimeout: 10 * time.Second, WaitForExecutors: time.Minute, TaskTimeout: 30 * time.Second})
+}
+
 // Cluster is a driver in this process and executor child processes.
 type Cluster struct {
 	t      testing.TB

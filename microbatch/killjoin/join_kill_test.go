@@ -37,6 +37,8 @@ import (
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sinks/parquet"
+	"github.com/sluicedata/sluice/internal/clustertest"
+	"github.com/sluicedata/sluice/internal/shuffle"
 	"github.com/sluicedata/sluice/sources/files"
 	srcpq "github.com/sluicedata/sluice/sources/parquet"
 )
@@ -54,7 +56,8 @@ func TestMain(m *testing.M) {
 	if cfg := os.Getenv(childEnv); cfg != "" {
 		os.Exit(runChild(cfg))
 	}
-	os.Exit(m.Run())
+	// Or an executor of the cluster test (cluster_kill_test.go).
+	clustertest.Main(m, func() (shuffle.Runner, error) { return dataset.NewTaskServer(dataset.Config{}, joinJob), nil })
 }
 
 // The input: orders about every 100 ms of event time, payments for most of
@@ -183,6 +186,34 @@ type child struct {
 	Out        string `json:"out"`
 	Orders     string `json:"orders"`
 	Payments   string `json:"payments"`
+	// Cluster, when set, runs the query's tasks on a cluster's executors.
+	Cluster *clustertest.Join `json:"cluster,omitempty"`
+}
+
+// joinJob is the job's code as a function of its parameters: the driver
+// and every executor build it alike.
+func joinJob(p map[string]string) ([]sinks.Sink, []*dataset.Dataset, error) {
+	stream := func(name, dir string, sch *arrow.Schema) (*dataset.Dataset, error) {
+		src, err := files.New(files.Config{Name: name, Dir: dir, Schema: sch, LogDir: filepath.Join(p["checkpoint"], "sources", name),
+			MaxFilesPerBatch: 1, SettleDelay: time.Millisecond})
+		if err != nil {
+			return nil, err
+		}
+		return dataset.ReadStream(src), nil
+	}
+	o, err := stream("orders", p["orders"], ordersSchema)
+	if err != nil {
+		return nil, nil, err
+	}
+	pay, err := stream("payments", p["payments"], paymentSchema)
+	if err != nil {
+		return nil, nil, err
+	}
+	sink, err := parquet.NewStream(parquet.StreamConfig{Dir: p["out"], Options: parquet.Options{PartitionBy: []string{"bucket"}}, CheckpointEvery: 4})
+	if err != nil {
+		return nil, nil, err
+	}
+	return []sinks.Sink{sink}, []*dataset.Dataset{job(o, pay)}, nil
 }
 
 // runChild runs the child query to its end and returns the process's exit
@@ -199,30 +230,24 @@ func runChild(cfgJSON string) int {
 		return 1
 	}
 	began := time.Now()
+	params := map[string]string{"checkpoint": c.Checkpoint, "out": c.Out, "orders": c.Orders, "payments": c.Payments}
+	outs, dss, err := joinJob(params)
+	if err != nil {
+		return fail(err)
+	}
 	cfg := dataset.Config{Parallelism: 2}
-	stream := func(name, dir string, sch *arrow.Schema) (*dataset.Dataset, error) {
-		src, err := files.New(files.Config{Name: name, Dir: dir, Schema: sch, LogDir: filepath.Join(c.Checkpoint, "sources", name),
-			MaxFilesPerBatch: 1, SettleDelay: time.Millisecond})
+	if c.Cluster != nil {
+		d, err := c.Cluster.Driver()
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
-		return dataset.ReadStream(src).WithConfig(cfg), nil
+		defer d.Close()
+		cfg.Cluster, cfg.Params = d, params
 	}
-	o, err := stream("orders", c.Orders, ordersSchema)
-	if err != nil {
-		return fail(err)
-	}
-	p, err := stream("payments", c.Payments, paymentSchema)
-	if err != nil {
-		return fail(err)
-	}
-	sink, err := parquet.NewStream(parquet.StreamConfig{Dir: c.Out, Options: parquet.Options{PartitionBy: []string{"bucket"}}, CheckpointEvery: 4})
-	if err != nil {
-		return fail(err)
-	}
+	joined, sink := dss[0].WithConfig(cfg), outs[0]
 	// Retain(3) makes the checkpoint purge old batches (and state versions)
 	// as it goes, so kills also land in the purge.
-	q, err := microbatch.WriteStream(job(o, p), sink).Trigger(microbatch.AvailableNow()).
+	q, err := microbatch.WriteStream(joined, sink).Trigger(microbatch.AvailableNow()).
 		Checkpoint(c.Checkpoint).OutputMode(sinks.Append).Retain(3).Start(context.Background())
 	if err != nil {
 		return fail(fmt.Errorf("start: %w", err))
@@ -374,16 +399,9 @@ func TestAJoinKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 	}
 	// The same join over the same files as one batch job: an oracle that
 	// shares neither the driver, the state nor the sink with the reference.
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	bcfg := dataset.Config{Allocator: mem, Parallelism: 2}
-	recs, err := job(dataset.Read(ordersDir).WithConfig(bcfg), dataset.Read(paymentsDir).WithConfig(bcfg)).Select(toAny(outColumns)...).CollectRecords(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := diff(withoutSentinel(want), withoutSentinel(render(recs))); d != "" {
+	if d := diff(withoutSentinel(want), withoutSentinel(batchJoin(t, ordersDir, paymentsDir))); d != "" {
 		t.Fatalf("seed %d: the never-killed run differs from the batch join: %s", seed, d)
 	}
-	mem.AssertSize(t, 0)
 
 	// Kills land from the process's start to two batches after its
 	// start-up (a restart first re-runs the batch a kill interrupted), so
@@ -440,6 +458,22 @@ func TestAJoinKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 	if reruns == 0 {
 		t.Fatalf("none of %d kills left a batch to re-run (kill delays up to %v)", kills, maxDelay)
 	}
+}
+
+// batchJoin is the same join over the same files as one batch job: an
+// oracle that shares neither the driver, the state nor the sink with a
+// streaming run.
+func batchJoin(t *testing.T, ordersDir, paymentsDir string) []string {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	bcfg := dataset.Config{Allocator: mem, Parallelism: 2}
+	recs, err := job(dataset.Read(ordersDir).WithConfig(bcfg), dataset.Read(paymentsDir).WithConfig(bcfg)).Select(toAny(outColumns)...).CollectRecords(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := render(recs)
+	mem.AssertSize(t, 0)
+	return rows
 }
 
 func toAny(ss []string) []any {

@@ -1,7 +1,6 @@
 package killkafka
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -12,33 +11,12 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	"github.com/sluicedata/sluice/cluster"
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/internal/clustertest"
 	"github.com/sluicedata/sluice/internal/killtest"
 	"github.com/sluicedata/sluice/internal/shuffle"
 	"github.com/sluicedata/sluice/internal/testenv"
 )
-
-// clusterChild is how a child driver joins the test's cluster.
-type clusterChild struct {
-	Seeds   []string         `json:"seeds"`
-	KeyFile string           `json:"key_file"`
-	TLS     cluster.TLSFiles `json:"tls"`
-}
-
-func (c *clusterChild) driver() (*cluster.Driver, error) {
-	key, err := cluster.LoadGossipKey(c.KeyFile)
-	if err != nil {
-		return nil, err
-	}
-	id, err := c.TLS.Load()
-	if err != nil {
-		return nil, err
-	}
-	return cluster.StartDriver(context.Background(), cluster.Config{Seeds: c.Seeds, GossipKey: key, TLS: id,
-		JoinTimeout: 10 * time.Second, WaitForExecutors: time.Minute, TaskTimeout: 30 * time.Second})
-}
 
 // executorJob is what the test's executor processes run: the same job,
 // built from the driver's parameters.
@@ -93,8 +71,7 @@ func clusterKillTest(t *testing.T, kc *kafkaCluster, real bool) {
 	kc.produceOrders(t, in, ordersGen(seed), orders)
 
 	cl := clustertest.Start(t, clustertest.Options{Executors: 3})
-	join := &clusterChild{Seeds: []string{cl.Driver.Gossip()}, KeyFile: filepath.Join(cl.Dir, "gossip.key"),
-		TLS: cluster.TLSFiles{CA: cl.TLS.CA, Cert: filepath.Join(cl.Dir, "driver.pem"), Key: filepath.Join(cl.Dir, "driver-key.pem")}}
+	join := cl.Join()
 	runCfg := func(out string) child {
 		return child{Brokers: kc.brokers, In: in, Out: out, QueryID: out, Checkpoint: filepath.Join(t.TempDir(), "checkpoint"), Cluster: join}
 	}

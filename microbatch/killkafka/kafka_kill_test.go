@@ -99,7 +99,7 @@ type child struct {
 	QueryID    string   `json:"query_id"`
 	Checkpoint string   `json:"checkpoint"`
 	// Cluster, when set, runs the query's tasks on a cluster's executors.
-	Cluster *clusterChild `json:"cluster,omitempty"`
+	Cluster *clustertest.Join `json:"cluster,omitempty"`
 }
 
 // job counts and sums each customer's orders per one-minute window; append
@@ -152,7 +152,7 @@ func runChild(cfgJSON string) int {
 	defer sink.Close()
 	cfg := dataset.Config{Parallelism: 2, ShufflePartitions: 3}
 	if c.Cluster != nil {
-		d, err := c.Cluster.driver()
+		d, err := c.Cluster.Driver()
 		if err != nil {
 			return fail("cluster", err)
 		}

@@ -1,0 +1,97 @@
+package killjoin
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sluicedata/sluice/internal/clustertest"
+	"github.com/sluicedata/sluice/internal/killtest"
+)
+
+// The stream-stream join into the Parquet sink of the test above, its
+// tasks on three executor processes that are SIGKILLed at seeded random
+// points (and replaced), its driver killed now and then and restarted
+// from its checkpoint: the table each run leaves equals, row for row, a
+// cluster run never killed, which equals the batch join of the same files.
+func TestAClusterJoinWithExecutorsAndDriverKilledWritesEveryRowExactlyOnce(t *testing.T) {
+	const (
+		minExecutorKills = 30
+		minDriverKills   = 3
+	)
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv(seedEnv); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("%s=%q: %v", seedEnv, s, err)
+		}
+	}
+	t.Logf("seed %d (replay with %s=%d)", seed, seedEnv, seed)
+	rng := rand.New(rand.NewPCG(seed, 0x636c6a6e))
+	ordersDir, paymentsDir := writeInput(t, seed, t.TempDir())
+	cl := clustertest.Start(t, clustertest.Options{Executors: 3})
+	cfg := func() child {
+		dir := t.TempDir()
+		return child{Checkpoint: filepath.Join(dir, "checkpoint"), Out: filepath.Join(dir, "out"), Orders: ordersDir, Payments: paymentsDir, Cluster: cl.Join()}
+	}
+
+	ref := cfg()
+	began := time.Now()
+	if killtest.Start(t, childEnv, ref).RunOrKill(t, 10*time.Minute) {
+		t.Fatal("reference run was killed")
+	}
+	took := time.Since(began)
+	want := read(t, ref.Out)
+	if d := diff(withoutSentinel(want), withoutSentinel(batchJoin(t, ordersDir, paymentsDir))); d != "" {
+		t.Fatalf("seed %d: the never-killed cluster run differs from the batch join: %s", seed, d)
+	}
+	t.Logf("reference: %d rows in %v", len(want), took.Round(time.Millisecond))
+
+	maxExecDelay := max(took/4, 100*time.Millisecond)
+	execKills, driverKills, runs := 0, 0, 0
+	for execKills < minExecutorKills || driverKills < minDriverKills {
+		runs++
+		c := cfg()
+		for {
+			r := killtest.Start(t, childEnv, c)
+			driverAt := time.Duration(-1)
+			if rng.IntN(3) == 0 || (execKills >= minExecutorKills && driverKills < minDriverKills) {
+				driverAt = time.Duration(rng.Int64N(int64(took / 2)))
+			}
+			start := time.Now()
+			exited, killedDriver := false, false
+			for !exited && !killedDriver {
+				wait := time.Duration(rng.Int64N(int64(maxExecDelay)))
+				if driverAt >= 0 && time.Since(start)+wait >= driverAt {
+					if exited = r.Wait(t, max(driverAt-time.Since(start), 0)); !exited {
+						killedDriver = r.RunOrKill(t, 0)
+					}
+					break
+				}
+				if exited = r.Wait(t, wait); exited {
+					break
+				}
+				live := cl.Live()
+				live[rng.IntN(len(live))].Kill()
+				execKills++
+				cl.AddExecutor(2)
+			}
+			if !killedDriver {
+				break
+			}
+			driverKills++
+			s := readKillState(c)
+			if err := s.CheckSink(); err != nil {
+				t.Fatalf("seed %d: run %d, driver kill %d: %v", seed, runs, driverKills, err)
+			}
+		}
+		if d := diff(read(t, c.Out), want); d != "" {
+			t.Fatalf("seed %d: run %d: %s", seed, runs, d)
+		}
+		t.Logf("run %d: the table equals the reference; executor kills so far %d, driver kills %d", runs, execKills, driverKills)
+	}
+	t.Logf("%d executor kills and %d driver kills over %d runs in %v", execKills, driverKills, runs, time.Since(began).Round(time.Millisecond))
+}
