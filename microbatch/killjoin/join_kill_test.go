@@ -33,12 +33,12 @@ import (
 
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/dataset/exec"
+	"github.com/sluicedata/sluice/internal/clustertest"
 	"github.com/sluicedata/sluice/internal/killtest"
+	"github.com/sluicedata/sluice/internal/shuffle"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sinks/parquet"
-	"github.com/sluicedata/sluice/internal/clustertest"
-	"github.com/sluicedata/sluice/internal/shuffle"
 	"github.com/sluicedata/sluice/sources/files"
 	srcpq "github.com/sluicedata/sluice/sources/parquet"
 )
