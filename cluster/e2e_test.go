@@ -131,3 +131,44 @@ func TestABatchJobOnThreeExecutorsGivesTheLocalAnswer(t *testing.T) {
 		t.Fatalf("%d groups, want 37", len(want))
 	}
 }
+
+func TestWithNoExecutorAJobWaitsBoundedAndRunsWhenOneJoins(t *testing.T) {
+	d, _ := startCluster(t, 0, nil)
+	schema := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	b := array.NewInt64Builder(memory.DefaultAllocator)
+	b.AppendValues([]int64{1, 2, 3}, nil)
+	rec := array.NewRecord(schema, []arrow.Array{b.NewArray()}, 3)
+	ds := dataset.FromRecords(schema, rec).WithConfig(dataset.Config{Cluster: d}).Agg(dataset.Sum(dataset.Col("v")).As("s"))
+
+	// Nobody comes: the job fails after the driver's wait, saying so.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	short, err := cluster.StartDriver(ctx, cluster.Config{Seeds: []string{d.Gossip()}, GossipKey: secrets[d].key, TLS: secrets[d].id, WaitForExecutors: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer short.Close()
+	_, err = ds.WithConfig(dataset.Config{Cluster: short}).CollectRecords(ctx)
+	if err == nil || !strings.Contains(err.Error(), "no executor alive after waiting 300ms") || !strings.Contains(err.Error(), short.Name()) {
+		t.Fatalf("err = %v, want no executor alive after waiting, naming the driver", err)
+	}
+
+	// One joins while the job waits: it runs there.
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		srv := dataset.NewTaskServer(dataset.Config{}, noJob)
+		e, err := cluster.StartExecutor(context.Background(), cluster.Config{Seeds: []string{d.Gossip()}, GossipKey: secrets[d].key, TLS: secrets[d].id}, srv)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		t.Cleanup(func() { e.Close() })
+	}()
+	recs, err := ds.CollectRecords(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(t, recs); !slices.Equal(got, []string{"6"}) {
+		t.Fatalf("got %v, want [6]", got)
+	}
+}
