@@ -40,6 +40,6 @@
 //
 //	logical := d.node                           // built by transformations
 //	spec := plan.Compile(logical, partitions)   // pushdown, pruning, splits, exchanges, stages
-//	out := executor.Execute(ctx, spec, run)     // scheduler.Run: stages in order, tasks in parallel
-//	recs := executor.Fetch(out.Final)           // the final stage's blocks
+//	out := executor.Execute(ctx, spec, run)     // scheduler.Run: stages in order, tasks in parallel (local or on a cluster)
+//	recs := out.Fetch(ctx, out.FinalBlocks())   // the final stage's blocks; out.Release() frees them
 package dataset
