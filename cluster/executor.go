@@ -34,7 +34,13 @@ type Executor struct {
 
 	mu   sync.Mutex
 	runs map[string]*runBlocks
+	stop chan struct{}
 }
+
+// A run's blocks are dropped once its driver is gone from the cluster and
+// the run was idle this long (gossip may tell of a new driver a moment
+// after its first task arrives).
+var orphanAfter = 30 * time.Second
 
 // Task actions.
 const (
@@ -83,11 +89,45 @@ func StartExecutor(ctx context.Context, cfg Config, runner shuffle.Runner) (*Exe
 		return nil, err
 	}
 	e.node = n
+	e.stop = make(chan struct{})
+	go e.sweep()
 	return e, nil
+}
+
+// sweep drops the blocks of runs whose driver left the cluster (it died or
+// was restarted: a new process is a new member) without releasing them.
+func (e *Executor) sweep() {
+	t := time.NewTicker(orphanAfter / 6)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+		}
+		live := map[string]bool{}
+		for _, m := range e.members.Members() {
+			live[m.Name] = true
+		}
+		e.mu.Lock()
+		var gone []*runBlocks
+		for id, r := range e.runs {
+			if !live[r.driver] && time.Since(r.used) > orphanAfter {
+				gone = append(gone, r)
+				delete(e.runs, id)
+			}
+		}
+		e.mu.Unlock()
+		for _, r := range gone {
+			e.log.Info("dropped the blocks of a run whose driver left", "node", e.Name(), "run", r.run, "driver", r.driver)
+			r.mem.Close()
+		}
+	}
 }
 
 // Close leaves the cluster, stops serving and frees every block.
 func (e *Executor) Close() error {
+	close(e.stop)
 	err := e.close()
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -118,14 +158,14 @@ func (e *Executor) Spilled() int {
 	return n
 }
 
-func (e *Executor) run(id string, peers map[string]string) *runBlocks {
+func (e *Executor) run(id, driver string, peers map[string]string) *runBlocks {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r, ok := e.runs[id]
 	if ok {
 		r.addPeers(peers)
 	} else {
-		r = &runBlocks{e: e, run: id, mem: &shuffle.Spill{Node: e.Name(), Dir: filepath.Join(e.spill, filepath.Base(id)), Budget: e.budget, Mem: e.cfg.Mem}}
+		r = &runBlocks{e: e, run: id, driver: driver, mem: &shuffle.Spill{Node: e.Name(), Dir: filepath.Join(e.spill, filepath.Base(id)), Budget: e.budget, Mem: e.cfg.Mem}}
 		r.addPeers(peers)
 		e.runs[id] = r
 	}
@@ -136,10 +176,11 @@ func (e *Executor) run(id string, peers map[string]string) *runBlocks {
 // runBlocks is one run's shuffle.Store on this executor: its own blocks in
 // memory, other executors' fetched over Flight.
 type runBlocks struct {
-	e    *Executor
-	run  string
-	mem  *shuffle.Spill
-	used time.Time
+	e      *Executor
+	run    string
+	driver string
+	mem    *shuffle.Spill
+	used   time.Time
 
 	mu    sync.Mutex
 	known map[string]string // peers' Flight addresses, from the driver
@@ -261,7 +302,7 @@ func (s *executorService) DoAction(a *flight.Action, stream flight.FlightService
 		if err := json.Unmarshal(a.Body, &call); err != nil {
 			return status.Errorf(codes.InvalidArgument, "decode task: %v", err)
 		}
-		env := shuffle.Env{Node: e.Name(), Blocks: e.run(call.Run, call.Peers),
+		env := shuffle.Env{Node: e.Name(), Blocks: e.run(call.Run, call.Driver, call.Peers),
 			Broadcast: func(ctx context.Context, name, key string) ([]arrow.Record, error) {
 				return e.broadcast(ctx, call.Driver, call.Peers, name, key)
 			}}
