@@ -143,3 +143,21 @@ func TestAnExecutorOfAnotherBuildGetsNoWork(t *testing.T) {
 		t.Fatalf("the driver offers %v for work; the executor's build differs", nodes)
 	}
 }
+
+func TestAPortInUseOrUnreachableSeedsAreClearErrors(t *testing.T) {
+	d, exs := startCluster(t, 1, nil)
+	srv := dataset.NewTaskServer(dataset.Config{}, noJob)
+	taken := exs[0].Flight()
+	_, err := cluster.StartExecutor(context.Background(), cluster.Config{Seeds: []string{d.Gossip()}, GossipKey: secrets[d].key, TLS: secrets[d].id, Flight: taken}, srv)
+	if err == nil || !strings.Contains(err.Error(), taken) || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("err = %v, want the Flight address in use named", err)
+	}
+	_, err = cluster.StartExecutor(context.Background(), cluster.Config{Seeds: []string{d.Gossip()}, GossipKey: secrets[d].key, TLS: secrets[d].id, Bind: d.Gossip()}, srv)
+	if err == nil || !strings.Contains(err.Error(), d.Gossip()) || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("err = %v, want the gossip address in use named", err)
+	}
+	_, err = cluster.StartExecutor(context.Background(), cluster.Config{Seeds: []string{"127.0.0.1:1"}, GossipKey: secrets[d].key, TLS: secrets[d].id, JoinTimeout: 300 * time.Millisecond}, srv)
+	if err == nil || !strings.Contains(err.Error(), "127.0.0.1:1") || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("err = %v, want the unreachable seed named", err)
+	}
+}
