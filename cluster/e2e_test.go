@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicedata/sluice/cluster"
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/dataset/plan"
 	"github.com/sluicedata/sluice/sinks"
 )
 
@@ -40,6 +41,7 @@ func startCluster(t *testing.T, executors int, server func() *planServer) (*clus
 	for i := 0; i < executors; i++ {
 		srv := dataset.NewTaskServer(dataset.Config{}, noJob)
 		e, err := cluster.StartExecutor(ctx, cluster.Config{Seeds: []string{d.Gossip()}, GossipKey: key, TLS: id, Slots: 2, JoinTimeout: 5 * time.Second}, srv)
+		servers[e] = srv
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,6 +68,9 @@ type secret struct {
 	key []byte
 	id  *cluster.TLS
 }
+
+// servers are the in-process executors' task servers.
+var servers = map[*cluster.Executor]*plan.TaskServer{}
 
 // secrets are each test cluster's gossip key and TLS identity, by driver.
 var secrets = map[*cluster.Driver]secret{}
@@ -170,5 +175,25 @@ func TestWithNoExecutorAJobWaitsBoundedAndRunsWhenOneJoins(t *testing.T) {
 	}
 	if got := rowsOf(t, recs); !slices.Equal(got, []string{"6"}) {
 		t.Fatalf("got %v, want [6]", got)
+	}
+}
+
+func TestAnExecutorKeepsTheBroadcastDataOfBoundedlyManyJobs(t *testing.T) {
+	d, exs := startCluster(t, 1, nil)
+	schema := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	b := array.NewInt64Builder(memory.DefaultAllocator)
+	b.AppendValues([]int64{1, 2, 3}, nil)
+	rec := array.NewRecord(schema, []arrow.Array{b.NewArray()}, 3)
+	for i := 0; i < 40; i++ {
+		recs, err := dataset.FromRecords(schema, rec).WithConfig(dataset.Config{Cluster: d}).Agg(dataset.Sum(dataset.Col("v")).As("s")).CollectRecords(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := rowsOf(t, recs); !slices.Equal(got, []string{"6"}) {
+			t.Fatalf("job %d: got %v", i, got)
+		}
+	}
+	if n := servers[exs[0]].Broadcasts(); n == 0 || n > 16 {
+		t.Fatalf("the executor keeps the broadcast data of %d jobs after 40, want 1 to 16", n)
 	}
 }

@@ -250,7 +250,8 @@ type TaskServer struct {
 	specs  map[string]*Spec
 	order  []string // spec ids, oldest first (a bounded cache)
 	states map[string]*state.FileProvider
-	bcast  map[string]*StaticCache // by broadcast name
+	bcast  map[string]*bcEntry // by broadcast name
+	ticks  int64
 }
 
 // maxSpecs bounds the specs a TaskServer keeps: a driver sends a dropped
@@ -291,7 +292,8 @@ func (s *TaskServer) RunTask(ctx context.Context, body []byte, env shuffle.Env) 
 		xenv.State = s.state(req.State)
 	}
 	if req.Broadcast != "" {
-		bc, err := s.broadcast(ctx, &req, env)
+		bc, done, err := s.broadcast(ctx, &req, env)
+		defer done()
 		if err != nil {
 			return nil, err
 		}
@@ -384,31 +386,79 @@ func (s *TaskServer) state(dir string) state.Provider {
 	return p
 }
 
+// maxBroadcasts bounds the broadcast caches an executor keeps: each batch
+// job and each start of a streaming query has its own, and a driver that
+// is gone never says so.
+const maxBroadcasts = 16
+
+// bcEntry is one driver query's broadcast cache and the tasks using it.
+type bcEntry struct {
+	cache *StaticCache
+	refs  int
+	used  int64 // a tick of s.ticks at the last use
+}
+
 // broadcast returns the cache of req's broadcast name with every key at
-// the request's generation, fetching the keys that changed.
-func (s *TaskServer) broadcast(ctx context.Context, req *TaskRequest, env shuffle.Env) (*StaticCache, error) {
+// the request's generation, fetching the keys that changed; done says the
+// task no longer uses it. Caches beyond maxBroadcasts that no task uses
+// are freed, least recently used first.
+func (s *TaskServer) broadcast(ctx context.Context, req *TaskRequest, env shuffle.Env) (*StaticCache, func(), error) {
 	s.mu.Lock()
-	bc, ok := s.bcast[req.Broadcast]
+	s.ticks++
+	e, ok := s.bcast[req.Broadcast]
 	if !ok {
 		if s.bcast == nil {
-			s.bcast = map[string]*StaticCache{}
+			s.bcast = map[string]*bcEntry{}
 		}
-		bc = &StaticCache{}
-		s.bcast[req.Broadcast] = bc
+		e = &bcEntry{cache: &StaticCache{}}
+		s.bcast[req.Broadcast] = e
 	}
+	e.refs++
+	e.used = s.ticks
+	s.evictBroadcasts()
 	s.mu.Unlock()
+	done := func() {
+		s.mu.Lock()
+		e.refs--
+		s.evictBroadcasts()
+		s.mu.Unlock()
+	}
 	for key, gen := range req.Gens {
-		err := bc.Load(key, gen+1, 1, func() ([]arrow.Record, error) {
+		err := e.cache.Load(key, gen+1, 1, func() ([]arrow.Record, error) {
 			if env.Broadcast == nil {
 				return nil, fmt.Errorf("broadcast %s: this executor cannot fetch from its driver", key)
 			}
 			return env.Broadcast(ctx, req.Broadcast, key)
 		})
 		if err != nil {
-			return nil, fmt.Errorf("fetch broadcast %q from the driver: %w", key, err)
+			return nil, done, fmt.Errorf("fetch broadcast %q from the driver: %w", key, err)
 		}
 	}
-	return bc, nil
+	return e.cache, done, nil
+}
+
+// Broadcasts counts the broadcast caches the server keeps.
+func (s *TaskServer) Broadcasts() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.bcast)
+}
+
+// evictBroadcasts frees idle caches beyond maxBroadcasts. Callers hold s.mu.
+func (s *TaskServer) evictBroadcasts() {
+	for len(s.bcast) > maxBroadcasts {
+		oldest := ""
+		for name, e := range s.bcast {
+			if e.refs == 0 && (oldest == "" || e.used < s.bcast[oldest].used) {
+				oldest = name
+			}
+		}
+		if oldest == "" {
+			return // every cache is in use
+		}
+		s.bcast[oldest].cache.Release()
+		delete(s.bcast, oldest)
+	}
 }
 
 // Close frees the cached broadcast data and the warm state stores.
@@ -421,8 +471,8 @@ func (s *TaskServer) Close() error {
 			first = err
 		}
 	}
-	for _, bc := range s.bcast {
-		bc.Release()
+	for _, e := range s.bcast {
+		e.cache.Release()
 	}
 	s.states, s.bcast = nil, nil
 	return first
