@@ -36,6 +36,9 @@ type Outcome struct {
 
 	blocks     blockHolder
 	finalStage int
+	// releaseAll, when set, frees every block of the run at once (a
+	// remote run: one call per executor instead of one per stage).
+	releaseAll func()
 }
 
 // blockHolder is where a run's final and late blocks live until Release.
@@ -61,6 +64,10 @@ func (o *Outcome) FinalBlocks() []scheduler.Location {
 
 // Release frees the run's final and late blocks.
 func (o *Outcome) Release() {
+	if o.releaseAll != nil {
+		o.releaseAll()
+		return
+	}
 	o.blocks.Release(o.finalStage)
 	o.blocks.Release(LateStage)
 }

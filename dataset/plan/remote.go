@@ -156,6 +156,7 @@ func (e *RemoteExecutor) Execute(ctx context.Context, spec *Spec, run *Run) (*Ou
 		e.D.Release(runID, AllStages)
 		return nil, err
 	}
+	out.releaseAll = func() { e.D.Release(runID, AllStages) }
 	return out, nil
 }
 
