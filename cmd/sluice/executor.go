@@ -76,9 +76,10 @@ func executor(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	tasks := e.Tasks()
 	if err := e.Close(); err != nil {
-		// The others then find it gone by probing, as after a crash: the
+		// Usual when it is the last member (nobody left to confirm); else
+		// the others find it gone by probing, as after a crash, and the
 		// driver re-runs whatever it held. Not a failure of this stop.
-		log.Warn("left the cluster without a goodbye", "node", e.Name(), "err", err)
+		log.Info("left the cluster; no member confirmed the goodbye", "node", e.Name(), "err", err)
 	}
 	log.Info("executor stopped", "node", e.Name(), "tasks", tasks)
 	return nil
