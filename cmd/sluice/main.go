@@ -5,10 +5,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,7 +22,7 @@ func main() {
 	// demo stops its queries and an executor leaves the cluster, as on Ctrl-C.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
+	if err := run(ctx, os.Args[1:]); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "sluice:", err)
 		os.Exit(1)
 	}
@@ -32,7 +34,7 @@ func usage() {
 commands:
   demo        the order analytics job as a stream: orders generated into Kafka (in-process
               by default), hourly totals per customer printed each batch, written to a Kafka
-              topic and, per closed hour, to Parquet; Ctrl-C or --duration stops it
+              topic and, per closed hour, to Parquet; Ctrl-C or --duration stops it;
               with --cluster-join its tasks run on executors (docs/cluster.md)
   demo-batch  the same kind of job as a batch: orders written as Parquet, aggregated, printed
   certs --dir DIR [--nodes driver,executor] [--hosts 127.0.0.1,localhost] [--valid 8760h]
@@ -100,7 +102,7 @@ func demoCommand(ctx context.Context, args []string) error {
 			}
 		})
 		if len(stray) > 0 {
-			return fmt.Errorf("demo: %v configure cluster mode, which needs --cluster-join too (without it the demo runs in this process)", stray)
+			return fmt.Errorf("demo: %s: cluster flags need --cluster-join (without it the demo runs in this process)", strings.Join(stray, ", "))
 		}
 		return streamDemo(ctx, os.Stdout, o)
 	}
