@@ -300,3 +300,12 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// Key material given without --cluster-join would be ignored by a demo
+// that then runs locally: refused, naming the flags.
+func TestClusterFlagsWithoutClusterJoinAreRefused(t *testing.T) {
+	err := run(context.Background(), []string{"demo", "--tls-cert", "x.pem", "--flight", "127.0.0.1:1", "--duration", "1s"})
+	if err == nil || !strings.Contains(err.Error(), "--flight, --tls-cert") || !strings.Contains(err.Error(), "--cluster-join") {
+		t.Fatalf("demo with cluster flags and no --cluster-join: %v", err)
+	}
+}
