@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -9,10 +11,12 @@ import (
 
 // The streaming demo runs on embedded defaults, prints batches, closes hours
 // into Parquet and stops by itself after --duration without an error.
+// --checkpoint moves the checkpoints out of --dir; the Parquet stays there.
 func TestTheStreamingDemoRunsAndStopsByItself(t *testing.T) {
 	var out strings.Builder
 	start := time.Now()
-	err := streamDemo(context.Background(), &out, streamOpts{duration: 12 * time.Second, rate: 3000, dir: t.TempDir(), maxRows: 3})
+	dir, checkpoints := t.TempDir(), t.TempDir()
+	err := streamDemo(context.Background(), &out, streamOpts{duration: 12 * time.Second, rate: 3000, dir: dir, checkpoint: checkpoints, maxRows: 3})
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
@@ -25,8 +29,16 @@ func TestTheStreamingDemoRunsAndStopsByItself(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, s[max(0, len(s)-2000):])
 		}
 	}
-	if strings.Contains(s, "holds 0 closed") {
-		t.Errorf("no hour was closed into Parquet:\n%s", s[max(0, len(s)-1000):])
+	if strings.Contains(s, "holds 0 closed") || !strings.Contains(s, filepath.Join(dir, "hourly")+" holds") {
+		t.Errorf("no hour was closed into Parquet under --dir:\n%s", s[max(0, len(s)-1000):])
+	}
+	for _, q := range []string{"totals", "hourly"} {
+		if _, err := os.Stat(filepath.Join(checkpoints, q, "commits")); err != nil {
+			t.Errorf("query %s committed no batch under --checkpoint: %v", q, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "checkpoints", q)); err == nil {
+			t.Errorf("query %s has a checkpoint under --dir too", q)
+		}
 	}
 }
 

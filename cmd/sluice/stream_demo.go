@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sluicedata/sluice/cluster"
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/microbatch"
@@ -31,11 +34,16 @@ import (
 
 // streamOpts configures the streaming demo.
 type streamOpts struct {
-	duration time.Duration // 0: until Ctrl-C
-	rate     int           // orders produced per second
-	dir      string        // checkpoints and Parquet output; "" = a temp dir, removed at exit
-	brokers  []string      // a real Kafka; empty = an in-process one (kfake)
-	maxRows  int           // rows printed per batch
+	duration   time.Duration // 0: until Ctrl-C
+	rate       int           // orders produced per second
+	dir        string        // checkpoints and Parquet output; "" = a temp dir, removed at exit
+	checkpoint string        // checkpoints (overrides dir's); Parquet then goes under it unless dir is set
+	brokers    []string      // a real Kafka; empty = an in-process one (kfake)
+	maxRows    int           // rows printed per batch
+	// cluster, when set, runs the queries' tasks on the executors this
+	// driver finds; log receives its membership events.
+	cluster *cluster.Driver
+	log     *slog.Logger
 }
 
 const (
@@ -52,23 +60,143 @@ func hourlyTotals(orders *dataset.Dataset) *dataset.Dataset {
 		Agg(dataset.Sum(dataset.Col("amount")).As("total"), dataset.CountAll().As("orders"))
 }
 
+// The built-in jobs, by their "job" parameter: the demo's two queries. A
+// driver builds a query's Datasets and sinks with buildJob from the
+// parameters it then sends with every task (dataset.Config.Params), and
+// `sluice executor` rebuilds the same code from them.
+const (
+	jobTotals = "demo-totals" // updated hourly totals -> console and a Kafka topic
+	jobHourly = "demo-hourly" // closed hours -> Parquet
+)
+
+// builtJob is one query's code built from its parameters, and what to
+// close when the process is done with it.
+type builtJob struct {
+	sinks   []sinks.Sink
+	ds      []*dataset.Dataset
+	closers []func() error
+}
+
+func (j *builtJob) close() error {
+	var errs []error
+	for i := len(j.closers) - 1; i >= 0; i-- {
+		errs = append(errs, j.closers[i]())
+	}
+	return errors.Join(errs...)
+}
+
+// buildJob builds the built-in job params["job"] from params. out is where
+// the console sink prints: the driver's stdout (on an executor the console
+// sink's rows travel to the driver, which prints them).
+//
+//	demo-totals: brokers, in (topic), out (topic), query_id, rows
+//	demo-hourly: brokers, in (topic), parquet (directory)
+func buildJob(params map[string]string, out io.Writer) (*builtJob, error) {
+	need := func(keys ...string) error {
+		for _, k := range keys {
+			if params[k] == "" {
+				return fmt.Errorf("job %s: parameter %q is missing (parameters %v)", params["job"], k, params)
+			}
+		}
+		return nil
+	}
+	j := &builtJob{}
+	fail := func(err error) (*builtJob, error) {
+		j.close()
+		return nil, fmt.Errorf("job %s: %w", params["job"], err)
+	}
+	source := func() (*dataset.Dataset, error) {
+		src, err := kafka.New(kafka.Config{Name: ordersTopic, Brokers: split(params["brokers"]), Topics: []string{params["in"]},
+			ValueSchema: generate.OrdersSchema, MaxOffsetsPerBatch: 50_000})
+		if err != nil {
+			return nil, err
+		}
+		j.closers = append(j.closers, src.Close)
+		return dataset.ReadStream(src), nil
+	}
+	switch params["job"] {
+	case jobTotals:
+		if err := need("brokers", "in", "out", "query_id", "rows"); err != nil {
+			return nil, err
+		}
+		rows, err := strconv.Atoi(params["rows"])
+		if err != nil {
+			return nil, fmt.Errorf("job %s: parameter rows %q: %w", jobTotals, params["rows"], err)
+		}
+		orders, err := source()
+		if err != nil {
+			return fail(err)
+		}
+		// Updates, printed and written to Kafka with a key per (customer, hour).
+		totals := hourlyTotals(orders).
+			WithColumn("key", dataset.Concat(dataset.Col("customer"), dataset.Lit("@"),
+				dataset.Col(dataset.WindowStart).Cast(dataset.Type(arrow.BinaryTypes.String))))
+		topic, err := kafkasink.New(kafkasink.Config{Brokers: split(params["brokers"]), Topic: params["out"], KeyColumn: "key", QueryID: params["query_id"]})
+		if err != nil {
+			return fail(err)
+		}
+		j.closers = append(j.closers, topic.Close)
+		// The engine's table formatter: decimals keep their scale, timestamps their zone.
+		show, err := console.New(console.Config{Out: out, MaxRows: rows, Format: exec.FormatTable})
+		if err != nil {
+			return fail(err)
+		}
+		j.closers = append(j.closers, show.Close)
+		j.sinks, j.ds = []sinks.Sink{sinks.Tee(show, topic)}, []*dataset.Dataset{totals}
+	case jobHourly:
+		if err := need("brokers", "in", "parquet"); err != nil {
+			return nil, err
+		}
+		orders, err := source()
+		if err != nil {
+			return fail(err)
+		}
+		// Each hour once, when the watermark closes it, appended to Parquet.
+		pq, err := parquet.NewStream(parquet.StreamConfig{Dir: params["parquet"]})
+		if err != nil {
+			return fail(err)
+		}
+		j.sinks, j.ds = []sinks.Sink{pq}, []*dataset.Dataset{hourlyTotals(orders)}
+	default:
+		return nil, fmt.Errorf("no built-in job %q (parameter job): want %s or %s", params["job"], jobTotals, jobHourly)
+	}
+	return j, nil
+}
+
 // streamDemo runs the order analytics job on embedded defaults: orders are
 // generated into a Kafka topic; one query prints each batch's updated
 // hourly totals and writes them to the order-totals topic (exactly once),
-// another appends each closed hour to a Parquet directory.
+// another appends each closed hour to a Parquet directory. With
+// o.cluster their tasks run on the cluster's executors.
 func streamDemo(ctx context.Context, w io.Writer, o streamOpts) error {
 	if o.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
-	if o.dir == "" {
+	if o.dir == "" && o.checkpoint == "" {
 		tmp, err := os.MkdirTemp("", "sluice-demo-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(tmp)
 		o.dir = tmp
+	}
+	// Executors are told these paths: they must not depend on the
+	// driver's working directory.
+	checkpoints, hourlyDir := filepath.Join(o.dir, "checkpoints"), filepath.Join(o.dir, "hourly")
+	if o.checkpoint != "" {
+		checkpoints = o.checkpoint
+		if o.dir == "" {
+			hourlyDir = filepath.Join(o.checkpoint, "parquet", "hourly")
+		}
+	}
+	var err error
+	if checkpoints, err = filepath.Abs(checkpoints); err != nil {
+		return err
+	}
+	if hourlyDir, err = filepath.Abs(hourlyDir); err != nil {
+		return err
 	}
 	brokers := o.brokers
 	if len(brokers) == 0 {
@@ -79,8 +207,18 @@ func streamDemo(ctx context.Context, w io.Writer, o streamOpts) error {
 		defer c.Close()
 		brokers = c.ListenAddrs()
 		fmt.Fprintf(w, "in-process Kafka (kfake) on %s\n", strings.Join(brokers, ","))
+		if o.cluster != nil {
+			fmt.Fprintln(w, "(only executors on this machine reach it; give --brokers for executors on other machines)")
+		}
 	} else if err := ensureTopics(ctx, brokers, ordersTopic, totalsTopic); err != nil {
 		return err
+	}
+	if o.cluster != nil {
+		fmt.Fprintf(w, "cluster mode: driver %s, gossip %s, Flight %s; checkpoints in %s, Parquet in %s (every executor must reach both)\n",
+			o.cluster.Name(), o.cluster.Gossip(), o.cluster.Flight(), checkpoints, hourlyDir)
+		wctx, stopWatching := context.WithCancel(ctx)
+		defer stopWatching()
+		go watchExecutors(wctx, o.cluster, o.log)
 	}
 
 	produced := make(chan error, 1)
@@ -88,51 +226,37 @@ func streamDemo(ctx context.Context, w io.Writer, o streamOpts) error {
 	defer stopProducing()
 	go func() { produced <- produceOrders(pctx, brokers, o.rate) }()
 
-	source := func() (*kafka.Source, error) {
-		return kafka.New(kafka.Config{Name: ordersTopic, Brokers: brokers, Topics: []string{ordersTopic},
-			ValueSchema: generate.OrdersSchema, MaxOffsetsPerBatch: 50_000})
+	// start builds a query's job from its parameters and starts it; in
+	// cluster mode the same parameters travel with its tasks.
+	var jobs []*builtJob
+	defer func() {
+		for _, j := range jobs {
+			j.close()
+		}
+	}()
+	start := func(params map[string]string, mode sinks.Mode, every time.Duration, checkpoint string) (*microbatch.Query, error) {
+		j, err := buildJob(params, w)
+		if err != nil {
+			return nil, err
+		}
+		jobs = append(jobs, j)
+		cfg := dataset.Config{}
+		if o.cluster != nil {
+			cfg.Cluster, cfg.Params = o.cluster, params
+		}
+		return microbatch.WriteStream(j.ds[0].WithConfig(cfg), j.sinks[0]).
+			OutputMode(mode).Trigger(microbatch.ProcessingTime(every)).
+			Checkpoint(checkpoint).Start(ctx)
 	}
-	src1, err := source()
+	joined := strings.Join(brokers, ",")
+	q1, err := start(map[string]string{"job": jobTotals, "brokers": joined, "in": ordersTopic, "out": totalsTopic,
+		"query_id": "demo-hourly-totals", "rows": strconv.Itoa(o.maxRows)},
+		sinks.Update, 2*time.Second, filepath.Join(checkpoints, "totals"))
 	if err != nil {
 		return err
 	}
-	defer src1.Close()
-	src2, err := source()
-	if err != nil {
-		return err
-	}
-	defer src2.Close()
-
-	// Query 1: updates, printed and written to Kafka with a key per (customer, hour).
-	totals := hourlyTotals(dataset.ReadStream(src1)).
-		WithColumn("key", dataset.Concat(dataset.Col("customer"), dataset.Lit("@"),
-			dataset.Col(dataset.WindowStart).Cast(dataset.Type(arrow.BinaryTypes.String))))
-	out, err := kafkasink.New(kafkasink.Config{Brokers: brokers, Topic: totalsTopic, KeyColumn: "key", QueryID: "demo-hourly-totals"})
-	if err != nil {
-		return err
-	}
-	defer out.Close()
-	// The engine's table formatter: decimals keep their scale, timestamps their zone.
-	show, err := console.New(console.Config{Out: w, MaxRows: o.maxRows, Format: exec.FormatTable})
-	if err != nil {
-		return err
-	}
-	q1, err := microbatch.WriteStream(totals, sinks.Tee(show, out)).
-		OutputMode(sinks.Update).Trigger(microbatch.ProcessingTime(2 * time.Second)).
-		Checkpoint(filepath.Join(o.dir, "checkpoints", "totals")).Start(ctx)
-	if err != nil {
-		return err
-	}
-	// Query 2: each hour once, when the watermark closes it, appended to Parquet.
-	hourlyDir := filepath.Join(o.dir, "hourly")
-	pq, err := parquet.NewStream(parquet.StreamConfig{Dir: hourlyDir})
-	if err != nil {
-		q1.Stop()
-		return err
-	}
-	q2, err := microbatch.WriteStream(hourlyTotals(dataset.ReadStream(src2)), pq).
-		OutputMode(sinks.Append).Trigger(microbatch.ProcessingTime(5 * time.Second)).
-		Checkpoint(filepath.Join(o.dir, "checkpoints", "hourly")).Start(ctx)
+	q2, err := start(map[string]string{"job": jobHourly, "brokers": joined, "in": ordersTopic, "parquet": hourlyDir},
+		sinks.Append, 5*time.Second, filepath.Join(checkpoints, "hourly"))
 	if err != nil {
 		q1.Stop()
 		return err
@@ -165,10 +289,41 @@ func streamDemo(ctx context.Context, w io.Writer, o streamOpts) error {
 		}
 		fmt.Fprintf(w, "%-24s %d batches, %d orders read, watermark %s -> %s\n", q.name, batches, rows, wm, q.to)
 	}
+	if o.cluster != nil {
+		fmt.Fprintf(w, "cluster: %d task attempts sent to executors, %d lost their executor\n", o.cluster.SentAttempts(), o.cluster.LostAttempts())
+	}
 	if n, err := dataset.Read(hourlyDir).Count(context.Background()); err == nil {
 		fmt.Fprintf(w, "%s holds %d closed (customer, hour) totals; read it with dataset.Read\n", hourlyDir, n)
 	}
 	return nil
+}
+
+// watchExecutors logs the executors the driver gives work to as they come
+// and go, checking every second until ctx ends.
+func watchExecutors(ctx context.Context, d *cluster.Driver, log *slog.Logger) {
+	known := map[string]cluster.Member{}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		live := map[string]cluster.Member{}
+		for _, m := range d.Executors() {
+			live[m.Name] = m
+			if _, ok := known[m.Name]; !ok {
+				log.Info("executor joined", "node", m.Name, "gossip", m.Gossip, "flight", m.Meta.Flight, "slots", m.Meta.Slots)
+			}
+		}
+		for name, m := range known {
+			if _, ok := live[name]; !ok {
+				log.Warn("executor left or failed", "node", name, "gossip", m.Gossip, "flight", m.Meta.Flight)
+			}
+		}
+		known = live
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // produceOrders writes generated orders (JSON values keyed by customer) at
