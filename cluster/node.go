@@ -387,6 +387,9 @@ func memberNames(ms []Member) []string {
 	return out
 }
 
+// Membership is this member's view of the cluster (members, events).
+func (n *node) Membership() *Membership { return n.members }
+
 // Gossip is this member's gossip address: the seed others join through.
 func (n *node) Gossip() string { return n.members.Self().Gossip }
 

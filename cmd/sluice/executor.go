@@ -63,10 +63,17 @@ func executor(ctx context.Context, args []string, stderr io.Writer) error {
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
 	var reported int64
+	events := e.Membership().Events()
 	for done := false; !done; {
 		select {
 		case <-ctx.Done():
 			done = true
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			log.Info("member "+ev.Kind, "node", e.Name(), "member", ev.Member.Name, "role", ev.Member.Meta.Role, "flight", ev.Member.Meta.Flight)
 		case <-tick.C:
 			if n := e.Tasks(); n != reported {
 				log.Info("tasks run", "node", e.Name(), "tasks", n, "block_memory", e.BlockMemory(), "spilled_blocks", e.Spilled())
