@@ -21,6 +21,7 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
+	"github.com/sluicedata/sluice/benchmarks/internal/localcluster"
 	"github.com/sluicedata/sluice/benchmarks/internal/measure"
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/internal/nexmarkfiles"
@@ -215,8 +216,8 @@ func cli(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 		return os.WriteFile(*out, []byte(b.String()), 0o644)
-	case "executor": // started by run --cluster; see cluster.go
-		return executorMain(ctx, args[1:], stdout)
+	case "executor": // started by run --cluster (benchmarks/internal/localcluster)
+		return localcluster.ExecutorMain(ctx, args[1:], clusterJob, stdout)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return nil
@@ -377,14 +378,16 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 	// Parquet each stream takes one file per batch, so the three move
 	// through event time at their own pace (the watermark is the minimum).
 	dcfg := dataset.Config{Allocator: o.mem, Parallelism: o.parallelism}
-	var cl *localCluster
+	var cl *localcluster.Cluster
 	if o.cluster > 0 {
-		if cl, err = startLocalCluster(ctx, o, tmp); err != nil {
+		cl, err = localcluster.Start(ctx, tmp, localcluster.Options{Executors: o.cluster, Slots: o.executorSlots,
+			Profile: o.profile, Command: o.executorCommand, Mem: o.mem})
+		if err != nil {
 			return report{}, err
 		}
-		defer cl.close()
-		dcfg.Cluster, dcfg.Params = cl.driver, o.params()
-		rep.Executors, rep.ExecutorSlots = o.cluster, cl.slots
+		defer cl.Close()
+		dcfg.Cluster, dcfg.Params = cl.Driver, o.params()
+		rep.Executors, rep.ExecutorSlots = o.cluster, cl.Slots
 	}
 	out, kindOf, err := buildQuery(o, cfg, dcfg, ckpt)
 	if err != nil {
@@ -405,9 +408,9 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 	}
 
 	runtime.GC()
-	var before clusterSample
+	var before localcluster.Sample
 	if cl != nil {
-		if before, err = cl.sample(ctx); err != nil {
+		if before, err = cl.Sample(ctx); err != nil {
 			return report{}, err
 		}
 	}
@@ -422,11 +425,11 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 		return report{}, err
 	}
 	if cl != nil {
-		after, err := cl.sample(ctx)
+		after, err := cl.Sample(ctx)
 		if err != nil {
 			return report{}, err
 		}
-		cl.fill(&rep, before, after)
+		fill(&rep, localcluster.Between(before, after))
 	}
 	rep.PeakRSSBytes = measure.PeakRSS()
 	read := map[string]int64{} // rows per kind
