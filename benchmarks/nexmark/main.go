@@ -126,7 +126,13 @@ commands:
 
   results --in FILE [--out FILE.md]
         turn run --json lines into the Markdown table of benchmarks/RESULTS.md, with the
-        machine (nproc, CPU model, Go version) and the date
+        machine (nproc, CPU model, Go version) and the date (keeping the file's cluster section)
+
+  cluster-results --in FILE [--results FILE.md]
+        pair the local and --cluster run --json lines of FILE per query (and summarise the
+        benchmarks/streaming -json lines' one-row batch latency per mode): print one JSON line
+        each with the cluster/local ratio of events per CPU-second, and write them as the
+        "Cluster mode" section of FILE.md
 
   generate and run take --event-rate R: events per second of event time (default 10 000 000)
   run --cpuprofile FILE writes a CPU profile for go tool pprof
@@ -215,7 +221,30 @@ func cli(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := writeResults(f, &b, time.Now()); err != nil {
 			return err
 		}
-		return os.WriteFile(*out, []byte(b.String()), 0o644)
+		// The cluster section is bench-cluster's (cluster-results): keep it.
+		doc := b.String()
+		if old, err := os.ReadFile(*out); err == nil {
+			if sec := section(string(old), clusterHeading); sec != "" {
+				doc = replaceSection(doc, clusterHeading, sec)
+			}
+		}
+		return os.WriteFile(*out, []byte(doc), 0o644)
+	case "cluster-results":
+		fs := flag.NewFlagSet("cluster-results", flag.ContinueOnError)
+		in := fs.String("in", "", "file of run --json lines, local and --cluster, and of benchmarks/streaming -json lines (required)")
+		results := fs.String("results", "", "Markdown file whose cluster section to write (default: only print)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *in == "" {
+			return errors.New("cluster-results: --in is required")
+		}
+		f, err := os.Open(*in)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return writeClusterResults(f, stdout, *results, time.Now())
 	case "executor": // started by run --cluster (benchmarks/internal/localcluster)
 		return localcluster.ExecutorMain(ctx, args[1:], clusterJob, stdout)
 	case "help", "-h", "--help":
