@@ -6,6 +6,8 @@
 //	go run ./benchmarks/nexmark generate --events N --out DIR
 //	go run ./benchmarks/nexmark run --query QUERY --events N [--input DIR] [--out DIR] [--json]
 //	go run ./benchmarks/nexmark results --in FILE [--out FILE.md]
+//	go run ./benchmarks/nexmark run --query QUERY --events N --cluster 2 [--cpuprofile FILE]
+//	go run ./benchmarks/nexmark cluster-results --in FILE [--results FILE.md]
 //
 // generate writes events [0, N) as Parquet under DIR/person, DIR/auction and
 // DIR/bid, and the generator config in DIR/nexmark.json. run builds the
@@ -16,7 +18,9 @@
 // batch, sources/files); a query's plan reads only the streams it uses. It
 // runs the query with the AvailableNow trigger and a checkpoint in a temp
 // dir into a discarding sink (microbatch.ForeachBatch counting rows) or,
-// with --out, the streaming Parquet sink, always in append mode.
+// with --out, the streaming Parquet sink, always in append mode. The
+// discarding sink counts rows: each task's commit message is its row
+// count, so it costs the same in the driver's process as on an executor.
 // --event-rate (generate and run) sets the generator's events per second of
 // event time (default 10 000 000). results turns run --json lines into the
 // Markdown table of benchmarks/RESULTS.md (make bench-nexmark runs q0, q1,
@@ -61,6 +65,43 @@
 //	events_per_cpu_second  events / cpu_seconds: events per second per core used
 //	batch_p50/p99/max_ms   per batch latestOffset + walCommit + triggerExecution
 //	peak_rss_bytes         the process's peak RSS (getrusage ru_maxrss)
+//
+// Cluster mode (run --cluster N). The runner writes a dev CA, certificates
+// and a gossip key to its temp dir, starts N executor processes of its own
+// binary (the hidden subcommand `executor --join ... --key-file ... --tls-*`,
+// benchmarks/internal/localcluster) on 127.0.0.1 with ports chosen at run
+// time, and a cluster.Driver in its own process, and runs the query with
+// dataset.Config{Cluster: driver, Params: {query, events, seed, event_rate,
+// batch_events}}: each executor rebuilds the same generator streams, query
+// and counting sink from the parameters (clusterJob); generator splits
+// cross processes. Only the generator input and the counting sink are
+// supported. Extra report fields:
+//
+//	cpu_seconds              the runner's CPU time (the driver's) plus every
+//	                         executor's during the run: utime + stime of
+//	                         /proc/<pid>/stat, read before and after it
+//	driver_cpu_seconds, executor_cpu_seconds  the two parts
+//	executor_peak_rss_bytes  the executors' VmHWM, summed
+//	task_attempts, tasks_failed  attempts the executors were sent, failed
+//	shuffle_gets, shuffle_blocks, shuffle_bytes  DoGet calls the executors
+//	                         served, the blocks and the Arrow IPC bytes they
+//	                         sent (cluster.Driver.ExecutorStats, before and
+//	                         after): reduce tasks' fetches from the other
+//	                         executor and the driver's; blocks read from an
+//	                         executor's own memory do not count
+//	shuffle_bytes_per_sec    shuffle_bytes / seconds
+//	shuffle_bytes_per_cpu_second  shuffle_bytes / cpu_seconds: bytes shuffled
+//	                         per second per core used
+//
+// With --cpuprofile FILE, executor i writes its profile to
+// FILE.executor-<i> (its whole life, startup included). cluster-results
+// pairs the local and cluster lines of one sitting per query (make
+// bench-cluster interleaves them), prints one JSON line per query with the
+// medians, the cluster/local ratio of events per CPU-second (target >=
+// 0.75) and the ratios of the interleaved pairs, and one per mode for the
+// one-row batch latency of benchmarks/streaming -json lines (target p50 <=
+// 15 ms on a cluster), and writes them as RESULTS.md's "Cluster mode"
+// section (results keeps that section when it rewrites the file).
 //
 // This is a main package under benchmarks/ rather than a cmd/sluice
 // subcommand: internal/archtest forbids importing benchmarks/ from outside
