@@ -32,6 +32,25 @@ bench: ## run the benchmarks (TPC-H Q1 and Q6 at BENCH_SF, the streaming window 
 	$(GO) run ./benchmarks/streaming -json
 	$(GO) run ./benchmarks/streaming -job join -json
 
+# bench-cluster: the distribution tax. Each Nexmark query runs locally and
+# on 2 executor processes (--cluster 0 is local), interleaved, the same
+# events; then the one-row micro-batch latency in both modes.
+BENCH_CLUSTER_EVENTS ?= 10000000
+BENCH_CLUSTER_RUNS   ?= 3
+.PHONY: bench-cluster
+bench-cluster: ## run Nexmark q0 q5 q8 q11 locally and on 2 executor processes (interleaved, BENCH_CLUSTER_RUNS times) and the one-row batch latency in both modes; print the ratios and write the cluster section of benchmarks/RESULTS.md
+	@mkdir -p .cache/bin
+	$(GO) build -o .cache/bin/nexmark ./benchmarks/nexmark
+	$(GO) build -o .cache/bin/streaming ./benchmarks/streaming
+	@rm -f .cache/nexmark-cluster.jsonl
+	@for r in $$(seq $(BENCH_CLUSTER_RUNS)); do for q in q0 q5 q8 q11; do for c in 0 2; do \
+		.cache/bin/nexmark run --query $$q --events $(BENCH_CLUSTER_EVENTS) --cluster $$c --json >> .cache/nexmark-cluster.jsonl || exit 1; \
+		tail -n 1 .cache/nexmark-cluster.jsonl; done; done; done
+	@for r in $$(seq $(BENCH_CLUSTER_RUNS)); do for c in 0 2; do \
+		.cache/bin/streaming -events 1000000 -batch-rows 250000 -empty-batches 200 -cluster $$c -json >> .cache/nexmark-cluster.jsonl || exit 1; \
+		tail -n 1 .cache/nexmark-cluster.jsonl; done; done
+	.cache/bin/nexmark cluster-results --in .cache/nexmark-cluster.jsonl --results benchmarks/RESULTS.md
+
 .PHONY: bench-nexmark
 bench-nexmark: ## run the Nexmark queries at 10 M events (windowed ones also at 100 000 events/s of event time) and write benchmarks/RESULTS.md
 	@mkdir -p .cache && rm -f .cache/nexmark.jsonl

@@ -15,6 +15,11 @@
 //	streaming  generated events -> 10 s tumbling windows per key -> Parquet
 //	           sink with a local checkpoint, against a Go map baseline, and
 //	           the fixed cost of a batch (go run ./benchmarks/streaming)
+//	nexmark    the Nexmark queries over the in-process generator
+//	           (go run ./benchmarks/nexmark run), results in RESULTS.md
+//	internal/localcluster  a driver and executor processes of the
+//	           benchmark's own binary on 127.0.0.1, for nexmark run --cluster
+//	           and streaming -cluster (make bench-cluster)
 //
 // Invariants:
 //  1. Inputs are generated deterministically from a seed: the same flags

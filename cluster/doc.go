@@ -41,4 +41,7 @@
 //	on DoAction "task" {run, driver, body}: runner.RunTask(body, blocks of run, broadcast from driver)
 //	on DoGet {run, blocks}: stream the blocks (each record tagged with its block)
 //	on DoAction "release" {run, stage}: free the stage's blocks (or the run's)
+//	on DoAction "stats": its counters as JSON (ExecutorStats: task attempts,
+//	    failed ones, DoGet calls, blocks and bytes served), which
+//	    Driver.ExecutorStats gathers from every executor for benchmarks
 package cluster

@@ -28,6 +28,7 @@ type Executor struct {
 	*node
 	runner shuffle.Runner
 	tasks  atomic.Int64
+	stats  serveStats
 	budget *shuffle.Budget
 	spill  string // root of the runs' spill directories
 	ownDir bool   // spill is a temporary directory this executor made
@@ -297,6 +298,8 @@ func (s *executorService) DoAction(a *flight.Action, stream flight.FlightService
 	switch a.Type {
 	case actionPing:
 		return stream.Send(&flight.Result{})
+	case actionStats:
+		return e.sendStats(stream)
 	case actionTask:
 		var call taskCall
 		if err := json.Unmarshal(a.Body, &call); err != nil {
@@ -309,6 +312,7 @@ func (s *executorService) DoAction(a *flight.Action, stream flight.FlightService
 		e.tasks.Add(1)
 		res, err := e.runner.RunTask(stream.Context(), call.Body, env)
 		if err != nil {
+			e.stats.failed.Add(1)
 			e.log.Debug("task failed", "node", e.Name(), "run", call.Run, "err", err)
 			return taskStatus(err)
 		}
@@ -363,7 +367,7 @@ func (s *executorService) DoGet(t *flight.Ticket, stream flight.FlightService_Do
 		}
 		blocks[i] = recs
 	}
-	return send(stream, e.cfg.Mem, blocks)
+	return send(e.stats.serving(stream, len(tk.Blocks)), e.cfg.Mem, blocks)
 }
 
 // broadcast fetches key of name from the driver that sent a task.

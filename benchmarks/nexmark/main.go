@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -16,11 +17,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
+	"github.com/sluicedata/sluice/benchmarks/internal/localcluster"
 	"github.com/sluicedata/sluice/benchmarks/internal/measure"
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/internal/nexmarkfiles"
@@ -116,14 +117,22 @@ func usage(w io.Writer) {
 commands:
   generate --events N --out DIR
         write events [0, N) of the Nexmark generator as Parquet: DIR/person, DIR/auction, DIR/bid
-  run --query QUERY --events N [--input DIR] [--out DIR] [--json]
+  run --query QUERY --events N [--input DIR] [--out DIR] [--json] [--cluster N]
         run a query as a stream (AvailableNow; append mode, q4 update mode) over the in-process
         generator, or over the Parquet of a generated DIR, into a discarding sink or a Parquet
         DIR; report throughput. QUERY: q0, q1, q2, q3, q4, q4-winning, q5, q7, q8, q11
+        --cluster N runs it on N executor processes of this binary (127.0.0.1, a dev CA made
+        for the run) and reports their CPU time too, and the bytes they shuffled over Flight
 
   results --in FILE [--out FILE.md]
         turn run --json lines into the Markdown table of benchmarks/RESULTS.md, with the
-        machine (nproc, CPU model, Go version) and the date
+        machine (nproc, CPU model, Go version) and the date (keeping the file's cluster section)
+
+  cluster-results --in FILE [--results FILE.md]
+        pair the local and --cluster run --json lines of FILE per query (and summarise the
+        benchmarks/streaming -json lines' one-row batch latency per mode): print one JSON line
+        each with the cluster/local ratio of events per CPU-second, and write them as the
+        "Cluster mode" section of FILE.md
 
   generate and run take --event-rate R: events per second of event time (default 10 000 000)
   run --cpuprofile FILE writes a CPU profile for go tool pprof
@@ -161,10 +170,13 @@ func cli(ctx context.Context, args []string, stdout io.Writer) error {
 		fs.Uint64Var(&o.seed, "seed", defaultSeed, "generator seed")
 		fs.Float64Var(&o.eventRate, "event-rate", 0, "events per second of event time (generator input; default 10 000 000)")
 		fs.IntVar(&o.parallelism, "parallelism", 0, "engine tasks (default GOMAXPROCS)")
-		cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole command to this file (go tool pprof)")
+		fs.IntVar(&o.cluster, "cluster", 0, "run on this many executor processes of this binary (127.0.0.1, a dev CA) with a driver in this process")
+		fs.IntVar(&o.executorSlots, "executor-slots", 0, "task slots per executor with --cluster (default GOMAXPROCS)")
+		cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole command to this file (go tool pprof); with --cluster executor i writes FILE.executor-<i>")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
+		o.profile = *cpuProfile
 		if *cpuProfile != "" {
 			f, err := os.Create(*cpuProfile)
 			if err != nil {
@@ -209,7 +221,32 @@ func cli(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := writeResults(f, &b, time.Now()); err != nil {
 			return err
 		}
-		return os.WriteFile(*out, []byte(b.String()), 0o644)
+		// The cluster section is bench-cluster's (cluster-results): keep it.
+		doc := b.String()
+		if old, err := os.ReadFile(*out); err == nil {
+			if sec := section(string(old), clusterHeading); sec != "" {
+				doc = replaceSection(doc, clusterHeading, sec)
+			}
+		}
+		return os.WriteFile(*out, []byte(doc), 0o644)
+	case "cluster-results":
+		fs := flag.NewFlagSet("cluster-results", flag.ContinueOnError)
+		in := fs.String("in", "", "file of run --json lines, local and --cluster, and of benchmarks/streaming -json lines (required)")
+		results := fs.String("results", "", "Markdown file whose cluster section to write (default: only print)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *in == "" {
+			return errors.New("cluster-results: --in is required")
+		}
+		f, err := os.Open(*in)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return writeClusterResults(f, stdout, *results, time.Now())
+	case "executor": // started by run --cluster (benchmarks/internal/localcluster)
+		return localcluster.ExecutorMain(ctx, args[1:], clusterJob, stdout)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return nil
@@ -256,6 +293,17 @@ type runOpts struct {
 	eventRate   float64 // events per second of event time; 0 = the generator's default
 	parallelism int
 	mem         memory.Allocator // default memory.DefaultAllocator
+
+	// cluster > 0 runs the query on that many executor processes of this
+	// binary (see cluster.go), each with executorSlots task slots (default
+	// GOMAXPROCS); with profile set, executor i writes a CPU profile to
+	// profile.executor-<i>.
+	cluster       int
+	executorSlots int
+	profile       string
+	// executorCommand makes the command of an executor process with the
+	// executor subcommand's arguments; default this executable.
+	executorCommand func(args []string) *exec.Cmd
 }
 
 // report is the one JSON line of run --json.
@@ -292,13 +340,27 @@ type report struct {
 	// FinalWatermark is the watermark after the last batch (zero for a
 	// query without one): windows ending at or before it were emitted.
 	FinalWatermark time.Time `json:"final_watermark,omitzero"`
+
+	// Cluster mode (--cluster N): cpu_seconds is the driver's plus the
+	// executors'; see doc.go.
+	Executors                int     `json:"executors,omitempty"`
+	ExecutorSlots            int     `json:"executor_slots,omitempty"`
+	DriverCPUSeconds         float64 `json:"driver_cpu_seconds,omitempty"`
+	ExecutorCPUSeconds       float64 `json:"executor_cpu_seconds,omitempty"`
+	ExecutorPeakRSSBytes     int64   `json:"executor_peak_rss_bytes,omitempty"`
+	TaskAttempts             int64   `json:"task_attempts,omitempty"`
+	TasksFailed              int64   `json:"tasks_failed,omitempty"`
+	ShuffleGets              int64   `json:"shuffle_gets,omitempty"`
+	ShuffleBlocks            int64   `json:"shuffle_blocks,omitempty"`
+	ShuffleBytes             int64   `json:"shuffle_bytes,omitempty"`
+	ShuffleBytesPerSec       float64 `json:"shuffle_bytes_per_sec,omitempty"`
+	ShuffleBytesPerCPUSecond float64 `json:"shuffle_bytes_per_cpu_second,omitempty"`
 }
 
 // run runs o.query as a stream to completion and reports. sink, when not
 // nil, replaces the discarding or Parquet sink (tests collect with it).
 func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
-	q, ok := queries[o.query]
-	if !ok {
+	if _, ok := queries[o.query]; !ok {
 		if why, ok := unsupported[o.query]; ok {
 			return report{}, fmt.Errorf("%s is not supported yet: %s", o.query, why)
 		}
@@ -312,6 +374,11 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 	}
 	if o.batchEvents <= 0 {
 		return report{}, fmt.Errorf("--batch-events %d must be positive", o.batchEvents)
+	}
+	// Executors rebuild the query from parameters: generator streams and
+	// the counting sink.
+	if o.cluster > 0 && (o.input != "" || o.out != "" || sink != nil) {
+		return report{}, errors.New("--cluster runs over the in-process generator into the counting sink only, not --input or --out")
 	}
 	tmp, err := os.MkdirTemp("", "sluice-nexmark-")
 	if err != nil {
@@ -340,26 +407,22 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 	// Parquet each stream takes one file per batch, so the three move
 	// through event time at their own pace (the watermark is the minimum).
 	dcfg := dataset.Config{Allocator: o.mem, Parallelism: o.parallelism}
-	ds := map[string]*dataset.Dataset{}
-	kindOf := map[string]string{} // source name -> kind
-	for _, k := range nexmarkfiles.Kinds {
-		var src sources.Stream
-		if o.input != "" {
-			src, err = files.New(files.Config{Name: k.Name, Dir: filepath.Join(o.input, k.Name), Schema: k.Schema,
-				MaxFilesPerBatch: 1, LogDir: filepath.Join(ckpt, "sources", k.Name), SettleDelay: time.Millisecond})
-		} else {
-			src, err = generate.NewNexmarkStream(cfg, k.Name)
-		}
+	var cl *localcluster.Cluster
+	if o.cluster > 0 {
+		cl, err = localcluster.Start(ctx, tmp, localcluster.Options{Executors: o.cluster, Slots: o.executorSlots,
+			Profile: o.profile, Command: o.executorCommand, Mem: o.mem})
 		if err != nil {
 			return report{}, err
 		}
-		ds[k.Name], kindOf[src.Name()] = dataset.ReadStream(src).WithConfig(dcfg), k.Name
+		defer cl.Close()
+		dcfg.Cluster, dcfg.Params = cl.Driver, o.params()
+		rep.Executors, rep.ExecutorSlots = o.cluster, cl.Slots
 	}
-	out := q(Streams{Person: ds["person"], Auction: ds["auction"], Bid: ds["bid"], Config: cfg})
-	if err := out.Err(); err != nil {
-		return report{}, fmt.Errorf("%s: %w", o.query, err)
+	out, kindOf, err := buildQuery(o, cfg, dcfg, ckpt)
+	if err != nil {
+		return report{}, err
 	}
-	var outRows atomic.Int64
+	var counted *countSink
 	switch {
 	case sink != nil:
 		rep.Sink = sink.Name()
@@ -369,14 +432,17 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 			return report{}, err
 		}
 	default:
-		sink = microbatch.ForeachBatch(func(ctx context.Context, _ int64, ds *dataset.Dataset) error {
-			n, err := ds.Count(ctx)
-			outRows.Add(n)
-			return err
-		})
+		counted = &countSink{}
+		sink = counted
 	}
 
 	runtime.GC()
+	var before localcluster.Sample
+	if cl != nil {
+		if before, err = cl.Sample(ctx); err != nil {
+			return report{}, err
+		}
+	}
 	start, cpu := time.Now(), measure.CPUSeconds()
 	mode := sinks.Append
 	if updating[o.query] {
@@ -386,6 +452,13 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 	rep.Seconds, rep.CPUSeconds = time.Since(start).Seconds(), measure.CPUSeconds()-cpu
 	if err != nil {
 		return report{}, err
+	}
+	if cl != nil {
+		after, err := cl.Sample(ctx)
+		if err != nil {
+			return report{}, err
+		}
+		fill(&rep, localcluster.Between(before, after))
 	}
 	rep.PeakRSSBytes = measure.PeakRSS()
 	read := map[string]int64{} // rows per kind
@@ -407,7 +480,9 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 		rep.InputRows += read[k]
 	}
 	rep.Bids = read["bid"]
-	rep.OutputRows = outRows.Load()
+	if counted != nil {
+		rep.OutputRows = counted.rows.Load()
+	}
 	if o.out != "" {
 		if rep.OutputRows, err = dataset.Read(o.out).Count(ctx); err != nil {
 			return report{}, fmt.Errorf("read back %s: %w", o.out, err)
@@ -425,6 +500,37 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 	rep.FinalWatermark = progress[len(progress)-1].Watermark
 	rep.BatchP50Ms, rep.BatchP99Ms, rep.BatchMaxMs = measure.Percentile(totals, 0.5), measure.Percentile(totals, 0.99), measure.Percentile(totals, 1)
 	return rep, nil
+}
+
+// buildQuery builds o.query over one stream per event kind (the
+// generator's, or the Parquet of o.input's) with dcfg; kindOf maps each
+// stream's name to its kind. A cluster's executors build the same streams
+// and query from the driver's parameters (clusterJob).
+func buildQuery(o runOpts, cfg generate.NexmarkConfig, dcfg dataset.Config, ckpt string) (out *dataset.Dataset, kindOf map[string]string, err error) {
+	q, ok := queries[o.query]
+	if !ok {
+		return nil, nil, fmt.Errorf("unknown query %q (want one of %s)", o.query, strings.Join(queryNames(), ", "))
+	}
+	ds := map[string]*dataset.Dataset{}
+	kindOf = map[string]string{} // source name -> kind
+	for _, k := range nexmarkfiles.Kinds {
+		var src sources.Stream
+		if o.input != "" {
+			src, err = files.New(files.Config{Name: k.Name, Dir: filepath.Join(o.input, k.Name), Schema: k.Schema,
+				MaxFilesPerBatch: 1, LogDir: filepath.Join(ckpt, "sources", k.Name), SettleDelay: time.Millisecond})
+		} else {
+			src, err = generate.NewNexmarkStream(cfg, k.Name)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		ds[k.Name], kindOf[src.Name()] = dataset.ReadStream(src).WithConfig(dcfg), k.Name
+	}
+	out = q(Streams{Person: ds["person"], Auction: ds["auction"], Bid: ds["bid"], Config: cfg})
+	if err := out.Err(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", o.query, err)
+	}
+	return out, kindOf, nil
 }
 
 // runStream runs ds into sink with the AvailableNow trigger and returns the

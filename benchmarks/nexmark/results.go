@@ -43,6 +43,9 @@ func writeResults(in io.Reader, w io.Writer, now time.Time) error {
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			return fmt.Errorf("results: %w in %q", err, line)
 		}
+		if r.Executors > 0 {
+			continue // cluster runs are cluster-results'
+		}
 		reps = append(reps, r)
 	}
 	if err := sc.Err(); err != nil {

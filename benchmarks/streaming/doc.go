@@ -70,13 +70,25 @@
 //	                         windows closed by the final watermark
 //	baseline_seconds         the Go map baseline (regenerates the events)
 //	empty_batches            one-row batches run on the main checkpoint
-//	empty_batch_p50_ms,      their whole duration (as batch_p50_ms), median
+//	empty_batch_p50_ms,      their whole duration (as batch_p50_ms), median,
+//	empty_batch_p99_ms,      99th percentile
 //	empty_batch_mean_ms      and mean
 //	empty_batch_checkpoint_ms  their mean walCommit + commitLog
 //	empty_batch_phases_ms    their mean per driver phase
 //	empty_fresh_*            the same on a new checkpoint (almost no state)
 //	progress_missing         batches whose progress the poller missed (0 expected)
 //	check                    "ok" or "mismatch" (exit status 2)
+//
+// Cluster mode (-cluster N, the window job only): the job's tasks run on N
+// executor processes of this binary (the hidden `executor` subcommand,
+// benchmarks/internal/localcluster: 127.0.0.1, a dev CA and gossip key made
+// for the run), the driver in this process; executors rebuild the source,
+// job and Parquet sink from the driver's parameters (clusterJob), and the
+// checkpoint and output stay on local disk, which every process here
+// reaches. The report adds executors, driver_cpu_seconds and
+// executor_cpu_seconds (cpu_seconds is their sum for the main run),
+// task_attempts and shuffle_bytes. make bench-cluster compares the one-row
+// batches local and on 2 executors (target p50 <= 15 ms).
 //
 // Progress. Query.RecentProgress keeps only the last 100 batches; a poller
 // merges it by batch id every 5 ms while the query runs, so every batch is

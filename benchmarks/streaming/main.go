@@ -6,9 +6,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/sluicedata/sluice/benchmarks/internal/measure"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -19,6 +19,8 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
+	"github.com/sluicedata/sluice/benchmarks/internal/localcluster"
+	"github.com/sluicedata/sluice/benchmarks/internal/measure"
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
@@ -42,6 +44,12 @@ type options struct {
 	dir          string
 	cpuProfile   string
 	emptyProfile string
+	// cluster > 0 runs the window job's tasks on that many executor
+	// processes of this binary (benchmarks/internal/localcluster);
+	// executorCommand makes an executor's command (default this
+	// executable).
+	cluster         int
+	executorCommand func(args []string) *exec.Cmd
 
 	mem memory.Allocator // every Arrow buffer of the run; nil = memory.DefaultAllocator (tests inject a checked one)
 }
@@ -71,22 +79,31 @@ type report struct {
 	FinalWatermark       string  `json:"final_watermark"`
 	BaselineSeconds      float64 `json:"baseline_seconds"`
 
-	EmptyBatches            int                `json:"empty_batches"`
-	EmptyBatchP50Ms         float64            `json:"empty_batch_p50_ms"`
-	EmptyBatchMeanMs        float64            `json:"empty_batch_mean_ms"`
-	EmptyBatchCheckpointMs  float64            `json:"empty_batch_checkpoint_ms"`
-	EmptyBatchStateRows     int64              `json:"empty_batch_state_rows"`
-	EmptyBatchPhasesMs      map[string]float64 `json:"empty_batch_phases_ms"`
-	EmptyFreshBatchP50Ms    float64            `json:"empty_fresh_batch_p50_ms"`
-	EmptyFreshBatchMeanMs   float64            `json:"empty_fresh_batch_mean_ms"`
-	EmptyFreshCheckpointMs  float64            `json:"empty_fresh_checkpoint_ms"`
-	EmptyFreshPhasesMs      map[string]float64 `json:"empty_fresh_phases_ms"`
-	ProgressMissing         int                `json:"progress_missing"`
-	Keys                    int                `json:"keys"`
-	EventRate               int64              `json:"event_rate"`
-	GOMAXPROCS              int                `json:"gomaxprocs"`
-	Parallelism             int                `json:"parallelism"`
-	Check                   string             `json:"check"`
+	EmptyBatches           int                `json:"empty_batches"`
+	EmptyBatchP50Ms        float64            `json:"empty_batch_p50_ms"`
+	EmptyBatchP99Ms        float64            `json:"empty_batch_p99_ms"`
+	EmptyBatchMeanMs       float64            `json:"empty_batch_mean_ms"`
+	EmptyBatchCheckpointMs float64            `json:"empty_batch_checkpoint_ms"`
+	EmptyBatchStateRows    int64              `json:"empty_batch_state_rows"`
+	EmptyBatchPhasesMs     map[string]float64 `json:"empty_batch_phases_ms"`
+	EmptyFreshBatchP50Ms   float64            `json:"empty_fresh_batch_p50_ms"`
+	EmptyFreshBatchP99Ms   float64            `json:"empty_fresh_batch_p99_ms"`
+	EmptyFreshBatchMeanMs  float64            `json:"empty_fresh_batch_mean_ms"`
+	EmptyFreshCheckpointMs float64            `json:"empty_fresh_checkpoint_ms"`
+	EmptyFreshPhasesMs     map[string]float64 `json:"empty_fresh_phases_ms"`
+	ProgressMissing        int                `json:"progress_missing"`
+	Keys                   int                `json:"keys"`
+	EventRate              int64              `json:"event_rate"`
+	GOMAXPROCS             int                `json:"gomaxprocs"`
+	Parallelism            int                `json:"parallelism"`
+	Check                  string             `json:"check"`
+	// Cluster mode (-cluster N): cpu_seconds is the driver's plus the
+	// executors' during the main run; see doc.go.
+	Executors               int     `json:"executors,omitempty"`
+	DriverCPUSeconds        float64 `json:"driver_cpu_seconds,omitempty"`
+	ExecutorCPUSeconds      float64 `json:"executor_cpu_seconds,omitempty"`
+	ShuffleBytes            int64   `json:"shuffle_bytes,omitempty"`
+	TaskAttempts            int64   `json:"task_attempts,omitempty"`
 	emptyBatchTotalsMs      []float64
 	emptyFreshBatchTotalsMs []float64
 }
@@ -119,6 +136,14 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "", "checkpoint and output directory, must not exist or be empty (default: a temp dir, removed)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the main run to this file")
 	flag.StringVar(&o.emptyProfile, "empty-cpuprofile", "", "write a CPU profile of the one-row batches on the main checkpoint to this file")
+	flag.IntVar(&o.cluster, "cluster", 0, "run the window job's tasks on this many executor processes of this binary (127.0.0.1, a dev CA) with the driver in this process")
+	if len(os.Args) > 1 && os.Args[1] == "executor" { // started by -cluster
+		if err := localcluster.ExecutorMain(context.Background(), os.Args[2:], clusterJob, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "streaming executor:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	flag.Parse()
 	if o.job == "join" {
 		set := map[string]bool{}
@@ -164,6 +189,10 @@ func (o options) validate() error {
 		return fmt.Errorf("-delay %v must not be negative", o.delay)
 	case o.emptyBatches < 0:
 		return fmt.Errorf("-empty-batches %d must not be negative", o.emptyBatches)
+	case o.cluster < 0:
+		return fmt.Errorf("-cluster %d must not be negative", o.cluster)
+	case o.cluster > 0 && o.job == "join":
+		return errors.New("-cluster runs the window job only")
 	}
 	return nil
 }
@@ -198,6 +227,17 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		GOMAXPROCS: runtime.GOMAXPROCS(0), Parallelism: o.parallelism}
 	cfg := dataset.Config{Allocator: o.mem, Parallelism: o.parallelism}
 	main := runDirs{checkpoint: filepath.Join(dir, "checkpoint"), out: filepath.Join(dir, "out")}
+	var cl *localcluster.Cluster
+	if o.cluster > 0 {
+		var err error
+		cl, err = localcluster.Start(ctx, dir, localcluster.Options{Executors: o.cluster, Command: o.executorCommand, Mem: o.mem,
+			Profile: o.cpuProfile})
+		if err != nil {
+			return 1, err
+		}
+		defer cl.Close()
+		cfg.Cluster, rep.Executors = cl.Driver, o.cluster
+	}
 
 	// The measured run: every event, AvailableNow, in batches of -batch-rows.
 	stopProfile, err := startProfile(o.cpuProfile)
@@ -205,12 +245,28 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		return 1, err
 	}
 	runtime.GC()
+	var before localcluster.Sample
+	if cl != nil {
+		if before, err = cl.Sample(ctx); err != nil {
+			return 1, err
+		}
+	}
 	start, cpu := time.Now(), measure.CPUSeconds()
 	progress, missing, err := runQuery(ctx, o, cfg, main, 0, o.events, o.batchRows)
 	rep.Seconds, rep.CPUSeconds = time.Since(start).Seconds(), measure.CPUSeconds()-cpu
 	stopProfile()
 	if err != nil {
 		return 1, err
+	}
+	if cl != nil {
+		after, err := cl.Sample(ctx)
+		if err != nil {
+			return 1, err
+		}
+		w := localcluster.Between(before, after)
+		rep.DriverCPUSeconds, rep.ExecutorCPUSeconds = rep.CPUSeconds, w.CPUSeconds
+		rep.CPUSeconds += w.CPUSeconds
+		rep.ShuffleBytes, rep.TaskAttempts = w.Bytes, w.Tasks
 	}
 	rep.PeakRSSBytes = measure.PeakRSS()
 	rep.ProgressMissing += missing
@@ -237,7 +293,8 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 	if err != nil {
 		return 1, fmt.Errorf("baseline: %w", err)
 	}
-	got, rows, err := readOutput(ctx, cfg, main.out)
+	// Read back in this process: the check is not part of the job.
+	got, rows, err := readOutput(ctx, dataset.Config{Allocator: o.mem, Parallelism: o.parallelism}, main.out)
 	if err != nil {
 		return 1, fmt.Errorf("read back %s: %w", main.out, err)
 	}
@@ -264,6 +321,7 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		rep.EmptyBatches = len(warm)
 		rep.emptyBatchTotalsMs, rep.EmptyBatchCheckpointMs, rep.EmptyBatchStateRows, rep.EmptyBatchPhasesMs = fixedCost(warm)
 		rep.EmptyBatchP50Ms, rep.EmptyBatchMeanMs = measure.Percentile(rep.emptyBatchTotalsMs, 0.5), mean(rep.emptyBatchTotalsMs)
+		rep.EmptyBatchP99Ms = measure.Percentile(rep.emptyBatchTotalsMs, 0.99)
 
 		fresh := runDirs{checkpoint: filepath.Join(dir, "checkpoint-empty"), out: filepath.Join(dir, "out-empty")}
 		cold, missing, err := runQuery(ctx, o, cfg, fresh, 0, int64(o.emptyBatches), 1)
@@ -273,6 +331,7 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		rep.ProgressMissing += missing
 		rep.emptyFreshBatchTotalsMs, rep.EmptyFreshCheckpointMs, _, rep.EmptyFreshPhasesMs = fixedCost(cold)
 		rep.EmptyFreshBatchP50Ms, rep.EmptyFreshBatchMeanMs = measure.Percentile(rep.emptyFreshBatchTotalsMs, 0.5), mean(rep.emptyFreshBatchTotalsMs)
+		rep.EmptyFreshBatchP99Ms = measure.Percentile(rep.emptyFreshBatchTotalsMs, 0.99)
 	}
 
 	if o.json {
@@ -334,6 +393,9 @@ func runQuery(ctx context.Context, o options, cfg dataset.Config, dirs runDirs, 
 	if err != nil {
 		return nil, 0, err
 	}
+	if cfg.Cluster != nil {
+		cfg.Params = o.params(until, batchRows, dirs.out)
+	}
 	out, err := measure.Run(ctx, microbatch.WriteStream(job(src, cfg, o), sink).Trigger(microbatch.AvailableNow()).
 		Checkpoint(dirs.checkpoint).OutputMode(sinks.Append))
 	if err != nil {
@@ -341,6 +403,48 @@ func runQuery(ctx context.Context, o options, cfg dataset.Config, dirs runDirs, 
 	}
 	missing := int(out[len(out)-1].Batch-out[0].Batch+1) - len(out)
 	return out, missing, nil
+}
+
+// params are what a cluster's executors rebuild runQuery's source, job
+// and sink from (clusterJob).
+func (o options) params(until, batchRows int64, out string) map[string]string {
+	return map[string]string{
+		"until": strconv.FormatInt(until, 10), "batch_rows": strconv.FormatInt(batchRows, 10),
+		"event_rate": strconv.FormatInt(o.eventRate, 10), "seed": strconv.FormatUint(o.seed, 10), "keys": strconv.Itoa(o.keys),
+		"window": o.window.String(), "delay": o.delay.String(), "out": out,
+	}
+}
+
+// clusterJob is the job an executor process runs: runQuery's source, job
+// and Parquet sink, from the driver's parameters.
+func clusterJob(p map[string]string) ([]sinks.Sink, []*dataset.Dataset, error) {
+	var o options
+	var until, batchRows int64
+	var errs []error
+	parse := func(k string, f func(string) error) {
+		if err := f(p[k]); err != nil {
+			errs = append(errs, fmt.Errorf("parameter %s=%q: %w", k, p[k], err))
+		}
+	}
+	parse("until", func(s string) (err error) { until, err = strconv.ParseInt(s, 10, 64); return })
+	parse("batch_rows", func(s string) (err error) { batchRows, err = strconv.ParseInt(s, 10, 64); return })
+	parse("event_rate", func(s string) (err error) { o.eventRate, err = strconv.ParseInt(s, 10, 64); return })
+	parse("seed", func(s string) (err error) { o.seed, err = strconv.ParseUint(s, 10, 64); return })
+	parse("keys", func(s string) (err error) { o.keys, err = strconv.Atoi(s); return })
+	parse("window", func(s string) (err error) { o.window, err = time.ParseDuration(s); return })
+	parse("delay", func(s string) (err error) { o.delay, err = time.ParseDuration(s); return })
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, fmt.Errorf("streaming job: %w", err)
+	}
+	src, err := newSource(o, until, batchRows)
+	if err != nil {
+		return nil, nil, err
+	}
+	sink, err := pqsink.NewStream(pqsink.StreamConfig{Dir: p["out"]})
+	if err != nil {
+		return nil, nil, err
+	}
+	return []sinks.Sink{sink}, []*dataset.Dataset{job(src, dataset.Config{}, o)}, nil
 }
 
 // checkpointMs is the driver's checkpoint I/O of a batch: the offsets WAL
@@ -438,15 +542,19 @@ func printReport(w io.Writer, r report) {
 	line("peak RSS", fmt.Sprintf("%.1f MiB", float64(r.PeakRSSBytes)/(1<<20)))
 	line("output", fmt.Sprintf("%d rows, %d windows, final watermark %s", r.OutputRows, r.Windows, r.FinalWatermark))
 	if r.EmptyBatches > 0 {
-		line("one-row batch, live state", fmt.Sprintf("p50 %.2f ms  mean %.2f ms  checkpoint %.2f ms  (%d batches, %d state rows)",
-			r.EmptyBatchP50Ms, r.EmptyBatchMeanMs, r.EmptyBatchCheckpointMs, r.EmptyBatches, r.EmptyBatchStateRows))
-		line("one-row batch, new checkpoint", fmt.Sprintf("p50 %.2f ms  mean %.2f ms  checkpoint %.2f ms",
-			r.EmptyFreshBatchP50Ms, r.EmptyFreshBatchMeanMs, r.EmptyFreshCheckpointMs))
+		line("one-row batch, live state", fmt.Sprintf("p50 %.2f ms  p99 %.2f ms  mean %.2f ms  checkpoint %.2f ms  (%d batches, %d state rows)",
+			r.EmptyBatchP50Ms, r.EmptyBatchP99Ms, r.EmptyBatchMeanMs, r.EmptyBatchCheckpointMs, r.EmptyBatches, r.EmptyBatchStateRows))
+		line("one-row batch, new checkpoint", fmt.Sprintf("p50 %.2f ms  p99 %.2f ms  mean %.2f ms  checkpoint %.2f ms",
+			r.EmptyFreshBatchP50Ms, r.EmptyFreshBatchP99Ms, r.EmptyFreshBatchMeanMs, r.EmptyFreshCheckpointMs))
 	}
 	if r.ProgressMissing > 0 {
 		line("progress missed", strconv.Itoa(r.ProgressMissing)+" batches")
 	}
 	line("baseline", fmt.Sprintf("%.3f s", r.BaselineSeconds))
+	if r.Executors > 0 {
+		line("cluster", fmt.Sprintf("%d executors: CPU driver %.2f s + executors %.2f s, %d task attempts, %d bytes shuffled",
+			r.Executors, r.DriverCPUSeconds, r.ExecutorCPUSeconds, r.TaskAttempts, r.ShuffleBytes))
+	}
 	line("GOMAXPROCS / parallelism", fmt.Sprintf("%d / %d", r.GOMAXPROCS, r.Parallelism))
 	line("check", r.Check)
 	tw.Flush()

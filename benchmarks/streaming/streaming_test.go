@@ -4,15 +4,73 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"go.uber.org/goleak"
+
+	"github.com/sluicedata/sluice/benchmarks/internal/localcluster"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// executorEnv makes this test binary an executor process of -cluster: its
+// value is the executor subcommand's arguments (JSON).
+const executorEnv = "SLUICE_STREAMING_TEST_EXECUTOR"
+
+func TestMain(m *testing.M) {
+	if raw := os.Getenv(executorEnv); raw != "" {
+		var args []string
+		err := json.Unmarshal([]byte(raw), &args)
+		if err == nil {
+			err = localcluster.ExecutorMain(context.Background(), args[1:], clusterJob, os.Stdout)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "executor:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func testExecutor(args []string) *exec.Cmd {
+	b, _ := json.Marshal(args)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), executorEnv+"="+string(b))
+	return cmd
+}
+
+// The window job with its tasks on two executor processes: the Parquet
+// they write equals the baseline, the one-row batches are measured with
+// p50 and p99, and the report has the executors' CPU time and shuffle.
+func TestTinyRunOnTwoExecutorsMatchesTheBaseline(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	o := tiny(t)
+	o.mem, o.cluster, o.executorCommand = mem, 2, testExecutor
+	var out bytes.Buffer
+	code, err := run(context.Background(), o, &out)
+	if err != nil || code != 0 {
+		t.Fatalf("run: code %d, %v\n%s", code, err, out.String())
+	}
+	var rep map[string]any
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("not one JSON line: %v\n%s", err, out.String())
+	}
+	if rep["check"] != "ok" || rep["output_rows"] != 100.0 || rep["executors"] != 2.0 {
+		t.Errorf("check %v, %v output rows, %v executors; want ok, 100, 2", rep["check"], rep["output_rows"], rep["executors"])
+	}
+	for _, k := range []string{"executor_cpu_seconds", "shuffle_bytes", "task_attempts", "empty_batch_p99_ms", "empty_fresh_batch_p50_ms", "empty_fresh_batch_p99_ms"} {
+		if v, ok := rep[k].(float64); !ok || v <= 0 {
+			t.Errorf("report field %s = %v, want a positive number", k, rep[k])
+		}
+	}
+	t.Logf("%s", out.String())
+}
 
 // tiny is 200,000 events over 100 keys at 10,000 events/s of event time:
 // 20 s of event time, so windows close during the run, in 8 batches.

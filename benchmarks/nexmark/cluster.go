@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/apache/arrow/go/v17/arrow"
+
+	"github.com/sluicedata/sluice/benchmarks/internal/localcluster"
+	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/sinks"
+	"github.com/sluicedata/sluice/sources/generate"
+)
+
+// params are what a cluster's executors rebuild the query from
+// (dataset.Config.Params): the same generator streams and query as the
+// driver's.
+func (o runOpts) params() map[string]string {
+	return map[string]string{
+		"query":        o.query,
+		"events":       strconv.FormatInt(o.events, 10),
+		"seed":         strconv.FormatUint(o.seed, 10),
+		"event_rate":   strconv.FormatFloat(o.eventRate, 'g', -1, 64),
+		"batch_events": strconv.FormatInt(o.batchEvents, 10),
+	}
+}
+
+// clusterJob is the job an executor process runs: the query of the
+// driver's parameters over the generator, into the counting sink.
+func clusterJob(p map[string]string) ([]sinks.Sink, []*dataset.Dataset, error) {
+	var o runOpts
+	var errs []error
+	num := func(k string, parse func(string) error) {
+		if err := parse(p[k]); err != nil {
+			errs = append(errs, fmt.Errorf("parameter %s=%q: %w", k, p[k], err))
+		}
+	}
+	o.query = p["query"]
+	num("events", func(s string) (err error) { o.events, err = strconv.ParseInt(s, 10, 64); return })
+	num("seed", func(s string) (err error) { o.seed, err = strconv.ParseUint(s, 10, 64); return })
+	num("event_rate", func(s string) (err error) { o.eventRate, err = strconv.ParseFloat(s, 64); return })
+	num("batch_events", func(s string) (err error) { o.batchEvents, err = strconv.ParseInt(s, 10, 64); return })
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, fmt.Errorf("nexmark job: %w", err)
+	}
+	cfg := generate.NexmarkConfig{Seed: o.seed, EventRate: o.eventRate, Events: o.events, MaxEventsPerBatch: o.batchEvents}
+	out, _, err := buildQuery(o, cfg, dataset.Config{}, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	return []sinks.Sink{&countSink{}}, []*dataset.Dataset{out}, nil
+}
+
+// countSink discards rows and counts them: a writer's commit message is
+// its row count, so it costs the same in a task of the driver's process
+// as on an executor (a ForeachBatch sink would carry every row to the
+// driver in its commit messages).
+type countSink struct {
+	rows atomic.Int64
+	mu   sync.Mutex
+	last int64 // last batch committed, for idempotent commits
+	any  bool
+}
+
+func (s *countSink) Name() string { return "count" }
+
+func (s *countSink) Check(sinks.Mode, *arrow.Schema) error { return nil }
+
+func (s *countSink) NewWriter(context.Context, sinks.Batch, int) (sinks.Writer, error) {
+	return &countWriter{}, nil
+}
+
+func (s *countSink) Commit(_ context.Context, b sinks.Batch, msgs []sinks.CommitMessage) error {
+	var n int64
+	for _, m := range msgs {
+		var c countMsg
+		if err := json.Unmarshal(m, &c); err != nil {
+			return fmt.Errorf("count sink: batch %d: commit message %q: %w", b.ID, m, err)
+		}
+		n += c.Rows
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.any && b.ID <= s.last {
+		return nil
+	}
+	s.any, s.last = true, b.ID
+	s.rows.Add(n)
+	return nil
+}
+
+func (s *countSink) Abort(context.Context, sinks.Batch, []sinks.CommitMessage) error { return nil }
+
+type countMsg struct {
+	Rows int64 `json:"rows"`
+}
+
+type countWriter struct{ n int64 }
+
+func (w *countWriter) Write(rec arrow.Record) error { w.n += rec.NumRows(); return nil }
+
+func (w *countWriter) Prepare() (sinks.CommitMessage, error) {
+	return json.Marshal(countMsg{Rows: w.n})
+}
+
+func (w *countWriter) Abort() error { return nil }
+
+// fill adds to rep what the executors did during the run: their CPU
+// time (cpu_seconds becomes the driver's plus theirs), peak RSS, task
+// attempts and the bytes they served over Flight.
+func fill(rep *report, w localcluster.Work) {
+	rep.DriverCPUSeconds = rep.CPUSeconds
+	rep.ExecutorCPUSeconds = w.CPUSeconds
+	rep.CPUSeconds += w.CPUSeconds
+	rep.ExecutorPeakRSSBytes = w.PeakRSSBytes
+	rep.TaskAttempts, rep.TasksFailed = w.Tasks, w.TasksFailed
+	rep.ShuffleGets, rep.ShuffleBlocks, rep.ShuffleBytes = w.Gets, w.Blocks, w.Bytes
+	rep.ShuffleBytesPerSec = float64(w.Bytes) / rep.Seconds
+	if rep.CPUSeconds > 0 {
+		rep.ShuffleBytesPerCPUSecond = float64(w.Bytes) / rep.CPUSeconds
+	}
+}
