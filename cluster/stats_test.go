@@ -85,7 +85,7 @@ func TestExecutorStatsCountTasksAndTheBytesOfTheBlocksServed(t *testing.T) {
 	schema := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
 	var locs []scheduler.Location
 	var bufBytes int64
-	run := e.run("run-1", nil)
+	run := e.run("run-1", d.Name(), nil)
 	for part := 0; part < 2; part++ {
 		b := array.NewInt64Builder(mem)
 		for i := 0; i < 10_000; i++ {
