@@ -23,6 +23,7 @@ import (
 
 	"github.com/sluicedata/sluice/benchmarks/internal/measure"
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/dataset/plan"
 	"github.com/sluicedata/sluice/internal/nexmarkfiles"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
@@ -256,6 +257,9 @@ type runOpts struct {
 	eventRate   float64 // events per second of event time; 0 = the generator's default
 	parallelism int
 	mem         memory.Allocator // default memory.DefaultAllocator
+	// cluster, when set, runs the query's tasks on a cluster's executors,
+	// which build the job with streamJob.
+	cluster plan.Dispatcher
 }
 
 // report is the one JSON line of run --json.
@@ -297,8 +301,7 @@ type report struct {
 // run runs o.query as a stream to completion and reports. sink, when not
 // nil, replaces the discarding or Parquet sink (tests collect with it).
 func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
-	q, ok := queries[o.query]
-	if !ok {
+	if _, ok := queries[o.query]; !ok {
 		if why, ok := unsupported[o.query]; ok {
 			return report{}, fmt.Errorf("%s is not supported yet: %s", o.query, why)
 		}
@@ -321,43 +324,17 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 	ckpt := filepath.Join(tmp, "checkpoint")
 
 	rep := report{Query: o.query, Input: "generator", Sink: "discard", GOMAXPROCS: runtime.GOMAXPROCS(0), Parallelism: o.parallelism}
-	cfg := generate.NexmarkConfig{Seed: o.seed, EventRate: o.eventRate, Events: o.events, MaxEventsPerBatch: o.batchEvents}
 	if o.input != "" {
 		m, err := readMeta(o.input)
 		if err != nil {
 			return report{}, err
 		}
-		rep.Input, rep.Events = o.input, m.Events
-		cfg = generate.NexmarkConfig{Seed: m.Seed, EventRate: m.EventRate}
+		rep.Input, rep.Events, rep.EventRate = o.input, m.Events, m.EventRate
 	} else {
 		if o.events <= 0 {
 			return report{}, fmt.Errorf("--events %d must be positive", o.events)
 		}
-		rep.Events = o.events
-	}
-	rep.EventRate = cfg.EventRate
-	// One stream per kind; the query's plan reads those it uses. Over
-	// Parquet each stream takes one file per batch, so the three move
-	// through event time at their own pace (the watermark is the minimum).
-	dcfg := dataset.Config{Allocator: o.mem, Parallelism: o.parallelism}
-	ds := map[string]*dataset.Dataset{}
-	kindOf := map[string]string{} // source name -> kind
-	for _, k := range nexmarkfiles.Kinds {
-		var src sources.Stream
-		if o.input != "" {
-			src, err = files.New(files.Config{Name: k.Name, Dir: filepath.Join(o.input, k.Name), Schema: k.Schema,
-				MaxFilesPerBatch: 1, LogDir: filepath.Join(ckpt, "sources", k.Name), SettleDelay: time.Millisecond})
-		} else {
-			src, err = generate.NewNexmarkStream(cfg, k.Name)
-		}
-		if err != nil {
-			return report{}, err
-		}
-		ds[k.Name], kindOf[src.Name()] = dataset.ReadStream(src).WithConfig(dcfg), k.Name
-	}
-	out := q(Streams{Person: ds["person"], Auction: ds["auction"], Bid: ds["bid"], Config: cfg})
-	if err := out.Err(); err != nil {
-		return report{}, fmt.Errorf("%s: %w", o.query, err)
+		rep.Events, rep.EventRate = o.events, o.eventRate
 	}
 	var outRows atomic.Int64
 	switch {
@@ -375,7 +352,14 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 			return err
 		})
 	}
-
+	dcfg := dataset.Config{Allocator: o.mem, Parallelism: o.parallelism}
+	if o.cluster != nil {
+		dcfg.Cluster, dcfg.Params = o.cluster, o.params(ckpt, sink.Name())
+	}
+	out, kindOf, err := buildStream(o, ckpt, dcfg)
+	if err != nil {
+		return report{}, err
+	}
 	runtime.GC()
 	start, cpu := time.Now(), measure.CPUSeconds()
 	mode := sinks.Append
@@ -425,6 +409,107 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 	rep.FinalWatermark = progress[len(progress)-1].Watermark
 	rep.BatchP50Ms, rep.BatchP99Ms, rep.BatchMaxMs = measure.Percentile(totals, 0.5), measure.Percentile(totals, 0.99), measure.Percentile(totals, 1)
 	return rep, nil
+}
+
+// buildStream builds o.query over one stream per kind (the in-process
+// generator's, or the Parquet of o.input's), with cfg, and returns it with
+// each stream's kind by source name. Over Parquet each stream takes one
+// file per batch, so the three move through event time at their own pace
+// (the watermark is the minimum); the seen-file logs live in ckpt. A
+// query's plan reads only the streams it uses.
+func buildStream(o runOpts, ckpt string, cfg dataset.Config) (*dataset.Dataset, map[string]string, error) {
+	q, ok := queries[o.query]
+	if !ok {
+		return nil, nil, fmt.Errorf("unknown query %q (want one of %s)", o.query, strings.Join(queryNames(), ", "))
+	}
+	gen := generate.NexmarkConfig{Seed: o.seed, EventRate: o.eventRate, Events: o.events, MaxEventsPerBatch: o.batchEvents}
+	if o.input != "" {
+		m, err := readMeta(o.input)
+		if err != nil {
+			return nil, nil, err
+		}
+		gen = generate.NexmarkConfig{Seed: m.Seed, EventRate: m.EventRate}
+	}
+	ds := map[string]*dataset.Dataset{}
+	kindOf := map[string]string{} // source name -> kind
+	for _, k := range nexmarkfiles.Kinds {
+		var src sources.Stream
+		var err error
+		if o.input != "" {
+			src, err = files.New(files.Config{Name: k.Name, Dir: filepath.Join(o.input, k.Name), Schema: k.Schema,
+				MaxFilesPerBatch: 1, LogDir: filepath.Join(ckpt, "sources", k.Name), SettleDelay: time.Millisecond})
+		} else {
+			src, err = generate.NewNexmarkStream(gen, k.Name)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		ds[k.Name], kindOf[src.Name()] = dataset.ReadStream(src).WithConfig(cfg), k.Name
+	}
+	out := q(Streams{Person: ds["person"], Auction: ds["auction"], Bid: ds["bid"], Config: gen})
+	if err := out.Err(); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", o.query, err)
+	}
+	return out, kindOf, nil
+}
+
+// params are what a cluster's executors rebuild a run's job from
+// (streamJob): the options that shape its streams and query, its
+// checkpoint and the name of its sink.
+func (o runOpts) params(ckpt, sink string) map[string]string {
+	return map[string]string{
+		"query":        o.query,
+		"events":       strconv.FormatInt(o.events, 10),
+		"input":        o.input,
+		"batch_events": strconv.FormatInt(o.batchEvents, 10),
+		"seed":         strconv.FormatUint(o.seed, 10),
+		"event_rate":   strconv.FormatFloat(o.eventRate, 'g', -1, 64),
+		"checkpoint":   ckpt,
+		"sink":         sink,
+	}
+}
+
+// streamJob is the job of a run on a cluster, built in an executor from
+// the driver's parameters (runOpts.params): the stream buildStream makes
+// and a sink of the driver's sink's name — the foreachBatch sink (its
+// function runs in the driver only) or the Parquet sink of a directory.
+func streamJob(p map[string]string) ([]sinks.Sink, []*dataset.Dataset, error) {
+	var o runOpts
+	var err error
+	num := func(key string) int64 {
+		v, e := strconv.ParseInt(p[key], 10, 64)
+		if e != nil && err == nil {
+			err = fmt.Errorf("parameter %s=%q: %w", key, p[key], e)
+		}
+		return v
+	}
+	o.query, o.input = p["query"], p["input"]
+	o.events, o.batchEvents = num("events"), num("batch_events")
+	o.seed = uint64(num("seed"))
+	if o.eventRate, err = strconv.ParseFloat(p["event_rate"], 64); err != nil {
+		return nil, nil, fmt.Errorf("parameter event_rate=%q: %w", p["event_rate"], err)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var sink sinks.Sink
+	switch name := p["sink"]; {
+	case name == "foreachBatch":
+		sink = microbatch.ForeachBatch(func(context.Context, int64, *dataset.Dataset) error {
+			return errors.New("foreachBatch: the function runs in the driver")
+		})
+	case strings.HasPrefix(name, "parquet:"):
+		if sink, err = pqsink.NewStream(pqsink.StreamConfig{Dir: strings.TrimPrefix(name, "parquet:")}); err != nil {
+			return nil, nil, err
+		}
+	default:
+		return nil, nil, fmt.Errorf("sink %q: a cluster run writes to foreachBatch or a Parquet directory", name)
+	}
+	out, _, err := buildStream(o, p["checkpoint"], dataset.Config{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return []sinks.Sink{sink}, []*dataset.Dataset{out}, nil
 }
 
 // runStream runs ds into sink with the AvailableNow trigger and returns the
