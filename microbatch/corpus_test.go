@@ -27,7 +27,9 @@ import (
 // The corpus is STYLE.md's habit 9: every query below runs as a batch job
 // and as a stream fed four ways (one-row micro-batches, random batch cuts,
 // random arrivals between Once triggers, a restart every k batches), and
-// every stream must give the batch job's result.
+// every stream must give the batch job's result. In the cluster pass
+// (SLUICE_TEST_CLUSTER=3, cluster_test.go) the batch job and the streams
+// run on the package's cluster and must give the local batch job's result.
 //
 // Replay a failure with SLUICE_CORPUS_SEED=<seed printed by the test>.
 

@@ -78,4 +78,8 @@
 // events' maxima), and q8 is also streamed over the Parquet into a Parquet
 // sink. q4 (update mode, 300 000 events) ends with each category's average
 // of the winning bids the Go loop finds for the auctions closed by then.
+// In make test's cluster pass (SLUICE_TEST_CLUSTER=3) the same tests run
+// every batch query and stream also on a driver and three executor
+// processes of the test binary, which rebuild a run's job by name from
+// its parameters (streamJob), and compare with the local answers.
 package main
