@@ -27,7 +27,9 @@ import (
 // The corpus is STYLE.md's habit 9: every query below runs as a batch job
 // and as a stream fed four ways (one-row micro-batches, random batch cuts,
 // random arrivals between Once triggers, a restart every k batches), and
-// every stream must give the batch job's result.
+// every stream must give the batch job's result. In the cluster pass
+// (SLUICE_TEST_CLUSTER=3, cluster_test.go) the batch job and the streams
+// run on the package's cluster and must give the local batch job's result.
 //
 // Replay a failure with SLUICE_CORPUS_SEED=<seed printed by the test>.
 
@@ -390,9 +392,9 @@ func (d *corpusData) release() {
 // inputs is each source's name and records for q.
 func (d *corpusData) inputs(q corpusQuery) ([]string, [][]arrow.Record) {
 	if q.union {
-		return []string{"orders", "returns"}, d.split[:]
+		return q.sourceNames(), d.split[:]
 	}
-	return []string{"orders"}, [][]arrow.Record{d.all}
+	return q.sourceNames(), [][]arrow.Record{d.all}
 }
 
 func corpusSeed(t *testing.T) uint64 {
@@ -417,17 +419,34 @@ func TestCorpusStreamsEqualTheBatchJob(t *testing.T) {
 	cfg := dataset.Config{Allocator: mem, Parallelism: 2, ShufflePartitions: 3}
 	// Windows ending at or before the last batch's watermark are closed.
 	finalWM := data.maxTS.Add(-corpusDelay)
+	if testCluster != nil {
+		t.Logf("the batch jobs and streams run on the package's cluster (%d executors); the answers they must give are the local batch jobs'", len(testCluster.Live()))
+	}
 
 	for _, q := range corpusQueries {
 		t.Run(q.name, func(t *testing.T) {
 			names, recs := data.inputs(q)
-			var ins []*dataset.Dataset
-			for _, rs := range recs {
-				ins = append(ins, dataset.FromRecords(corpusSchema, rs...).WithConfig(cfg))
+			batchJob := func(cfg dataset.Config) *dataset.Dataset {
+				var ins []*dataset.Dataset
+				for _, rs := range recs {
+					ins = append(ins, dataset.FromRecords(corpusSchema, rs...).WithConfig(cfg))
+				}
+				return q.job(ins)
 			}
-			want := corpusComparable(t, q, collectInOrder(t, q.job(ins)), finalWM)
+			want := corpusComparable(t, q, collectInOrder(t, batchJob(cfg)), finalWM)
 			if len(want) == 0 || q.compare != lastPerKey && q.compare != lastBatch && len(want) < 20 {
 				t.Fatalf("seed %d: the batch job gave only %d rows; the query tests too little", seed, len(want))
+			}
+			scfg := cfg
+			if testCluster != nil {
+				ccfg, sent := onCluster(t, cfg, map[string]string{"query": q.clusterName()})
+				got := corpusComparable(t, q, collectInOrder(t, batchJob(ccfg)), finalWM)
+				sent("the batch job")
+				if !slices.Equal(got, want) {
+					t.Fatalf("seed %d: the batch job on the cluster gave %d rows, locally %d; first difference at %d\n%s",
+						seed, len(got), len(want), firstDiff(got, want), corpusDiff(got, want))
+				}
+				scfg = ccfg
 			}
 			if q.bug != "" {
 				t.Skip("bug: " + q.bug)
@@ -435,7 +454,14 @@ func TestCorpusStreamsEqualTheBatchJob(t *testing.T) {
 			r := rand.New(rand.NewPCG(seed, corpusHash(q.name)))
 			for _, run := range corpusRuns(r) {
 				t.Run(run.name, func(t *testing.T) {
-					sink, batches := corpusStream(t, q, run, names, recs, cfg, rand.New(rand.NewPCG(seed, corpusHash(q.name+run.name))))
+					var sent func(string)
+					if testCluster != nil {
+						scfg, sent = onCluster(t, scfg, scfg.Params)
+					}
+					sink, batches := corpusStream(t, q, run, names, recs, scfg, rand.New(rand.NewPCG(seed, corpusHash(q.name+run.name))))
+					if sent != nil {
+						sent("the stream")
+					}
 					var raw []string
 					if q.compare == lastBatch {
 						raw = sink.lastBatch()
@@ -464,6 +490,34 @@ func TestCorpusStreamsEqualTheBatchJob(t *testing.T) {
 			}
 		})
 	}
+}
+
+// clusterName is q's name in clusterJobs.
+func (q corpusQuery) clusterName() string { return "corpus: " + q.name }
+
+// sourceNames are the memory sources q reads.
+func (q corpusQuery) sourceNames() []string {
+	if q.union {
+		return []string{"orders", "returns"}
+	}
+	return []string{"orders"}
+}
+
+// clusterJob is q as a cluster executor builds it from a task's
+// parameters: the stream the test builds (q.job over memory sources of the
+// same names and schema, whose splits carry their rows) into a recording
+// sink (whose remote writers ship their rows in commit messages). A batch
+// job of q needs nothing of it: its in-memory scans come from the driver.
+func (q corpusQuery) clusterJob(map[string]string) ([]sinks.Sink, []*dataset.Dataset, error) {
+	var ins []*dataset.Dataset
+	for _, name := range q.sourceNames() {
+		src, err := srcmem.New(srcmem.Config{Name: name, Schema: corpusSchema})
+		if err != nil {
+			return nil, nil, err
+		}
+		ins = append(ins, dataset.ReadStream(src))
+	}
+	return []sinks.Sink{newRecordingSink()}, []*dataset.Dataset{q.job(ins)}, nil
 }
 
 // The minimal reproduction of the corpus's global aggregate failure: Start
@@ -502,7 +556,9 @@ func TestAStreamingGlobalAggregateRuns(t *testing.T) {
 }
 
 // corpusStream runs q as a stream fed as run says and returns the sink and
-// the number of batches committed.
+// the number of batches committed. With cfg.Cluster set the checkpoint is
+// a directory of the OS's filesystem, which the cluster's executors open
+// too; otherwise it is in memory.
 func corpusStream(t *testing.T, q corpusQuery, run corpusRun, names []string, recs [][]arrow.Record, cfg dataset.Config, r *rand.Rand) (*recordingSink, int) {
 	t.Helper()
 	srcs := make([]*srcmem.Source, len(names))
@@ -520,13 +576,17 @@ func corpusStream(t *testing.T, q corpusQuery, run corpusRun, names []string, re
 		}
 	}
 	sink := newRecordingSink()
-	fs := vfs.NewMem()
+	var fs vfs.FS = vfs.NewMem()
+	ckpt := "/ckpt"
+	if cfg.Cluster != nil {
+		fs, ckpt = vfs.OS{}, t.TempDir()
+	}
 	writer := func(trigger microbatch.Trigger) *microbatch.StreamWriter {
 		ins := make([]*dataset.Dataset, len(srcs))
 		for i, src := range srcs {
 			ins[i] = dataset.ReadStream(src).WithConfig(cfg)
 		}
-		return microbatch.WriteStream(q.job(ins), sink).Checkpoint("/ckpt").FS(fs).OutputMode(q.mode).Trigger(trigger)
+		return microbatch.WriteStream(q.job(ins), sink).Checkpoint(ckpt).FS(fs).OutputMode(q.mode).Trigger(trigger)
 	}
 	// once starts w for one batch; false: there was nothing to run.
 	once := func(w *microbatch.StreamWriter) bool {

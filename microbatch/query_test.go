@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/dataset/exec"
+	"github.com/sluicedata/sluice/internal/clustertest"
 	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
@@ -28,12 +29,19 @@ import (
 func TestMain(m *testing.M) {
 	exitIfKillChild()  // the kill test's child process runs its query, not the tests
 	exitIfOwnerChild() // so does TestOneOwnerAtATime's
-	goleak.VerifyTestMain(m)
+	// An executor of the cluster pass runs its tasks, not the tests; in
+	// the pass ($SLUICE_TEST_CLUSTER) the package's cluster starts here.
+	var run clustertest.Runner
+	testCluster, run = clustertest.Package(m, clusterExecutor)
+	goleak.VerifyTestMain(run)
 }
 
 // recordingSink is a test double of an external, durable, idempotent sink:
 // it keeps each committed batch's rows (rendered as text), survives the
-// driver's "crashes", and can fail its next commit on demand.
+// driver's "crashes", and can fail its next commit on demand. A writer in
+// the driver's process stages its rows here and commits a key to them; a
+// writer on a cluster executor (sinks.IsRemote) puts the rows themselves
+// in its commit message, for the driver's instance to commit.
 type recordingSink struct {
 	mu        sync.Mutex
 	batches   map[int64][]string
@@ -49,8 +57,13 @@ func newRecordingSink() *recordingSink {
 
 func (s *recordingSink) Name() string                              { return "recording" }
 func (s *recordingSink) Check(m sinks.Mode, _ *arrow.Schema) error { return nil }
-func (s *recordingSink) NewWriter(_ context.Context, b sinks.Batch, task int) (sinks.Writer, error) {
-	return &recordingWriter{s: s, tag: fmt.Sprintf("%d/%d", b.ID, task)}, nil
+func (s *recordingSink) NewWriter(ctx context.Context, b sinks.Batch, task int) (sinks.Writer, error) {
+	return &recordingWriter{s: s, tag: fmt.Sprintf("%d/%d", b.ID, task), remote: sinks.IsRemote(ctx)}, nil
+}
+
+// remoteRows is the commit message of a writer on a cluster executor.
+type remoteRows struct {
+	Rows []string `json:"rows"`
 }
 
 func (s *recordingSink) Commit(_ context.Context, b sinks.Batch, msgs []sinks.CommitMessage) error {
@@ -62,11 +75,23 @@ func (s *recordingSink) Commit(_ context.Context, b sinks.Batch, msgs []sinks.Co
 	}
 	rows := []string{}
 	for _, m := range msgs {
+		var remote remoteRows
+		if len(m) > 0 && m[0] == '{' {
+			if err := json.Unmarshal(m, &remote); err != nil {
+				return err
+			}
+			rows = append(rows, remote.Rows...)
+			continue
+		}
 		var key string
 		if err := json.Unmarshal(m, &key); err != nil {
 			return err
 		}
-		rows = append(rows, s.staged[key]...)
+		staged, ok := s.staged[key]
+		if !ok {
+			return fmt.Errorf("recording sink: batch %d: no rows staged under %q in this process", b.ID, key)
+		}
+		rows = append(rows, staged...)
 	}
 	if prev, done := s.batches[b.ID]; done {
 		// Idempotent per batch id; a re-run must also have produced the
@@ -112,9 +137,10 @@ func (s *recordingSink) lastBatch() []string {
 }
 
 type recordingWriter struct {
-	s    *recordingSink
-	tag  string
-	rows []string
+	s      *recordingSink
+	tag    string
+	remote bool
+	rows   []string
 }
 
 func (w *recordingWriter) Write(rec arrow.Record) error {
@@ -123,6 +149,9 @@ func (w *recordingWriter) Write(rec arrow.Record) error {
 }
 
 func (w *recordingWriter) Prepare() (sinks.CommitMessage, error) {
+	if w.remote {
+		return json.Marshal(remoteRows{Rows: append([]string{}, w.rows...)})
+	}
 	w.s.mu.Lock()
 	defer w.s.mu.Unlock()
 	w.s.nextStage++

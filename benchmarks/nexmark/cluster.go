@@ -3,58 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"github.com/sluicedata/sluice/benchmarks/internal/localcluster"
-	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/sinks"
-	"github.com/sluicedata/sluice/sources/generate"
 )
-
-// params are what a cluster's executors rebuild the query from
-// (dataset.Config.Params): the same generator streams and query as the
-// driver's.
-func (o runOpts) params() map[string]string {
-	return map[string]string{
-		"query":        o.query,
-		"events":       strconv.FormatInt(o.events, 10),
-		"seed":         strconv.FormatUint(o.seed, 10),
-		"event_rate":   strconv.FormatFloat(o.eventRate, 'g', -1, 64),
-		"batch_events": strconv.FormatInt(o.batchEvents, 10),
-	}
-}
-
-// clusterJob is the job an executor process runs: the query of the
-// driver's parameters over the generator, into the counting sink.
-func clusterJob(p map[string]string) ([]sinks.Sink, []*dataset.Dataset, error) {
-	var o runOpts
-	var errs []error
-	num := func(k string, parse func(string) error) {
-		if err := parse(p[k]); err != nil {
-			errs = append(errs, fmt.Errorf("parameter %s=%q: %w", k, p[k], err))
-		}
-	}
-	o.query = p["query"]
-	num("events", func(s string) (err error) { o.events, err = strconv.ParseInt(s, 10, 64); return })
-	num("seed", func(s string) (err error) { o.seed, err = strconv.ParseUint(s, 10, 64); return })
-	num("event_rate", func(s string) (err error) { o.eventRate, err = strconv.ParseFloat(s, 64); return })
-	num("batch_events", func(s string) (err error) { o.batchEvents, err = strconv.ParseInt(s, 10, 64); return })
-	if err := errors.Join(errs...); err != nil {
-		return nil, nil, fmt.Errorf("nexmark job: %w", err)
-	}
-	cfg := generate.NexmarkConfig{Seed: o.seed, EventRate: o.eventRate, Events: o.events, MaxEventsPerBatch: o.batchEvents}
-	out, _, err := buildQuery(o, cfg, dataset.Config{}, "")
-	if err != nil {
-		return nil, nil, err
-	}
-	return []sinks.Sink{&countSink{}}, []*dataset.Dataset{out}, nil
-}
 
 // countSink discards rows and counts them: a writer's commit message is
 // its row count, so it costs the same in a task of the driver's process

@@ -73,7 +73,7 @@
 // time, and a cluster.Driver in its own process, and runs the query with
 // dataset.Config{Cluster: driver, Params: {query, events, seed, event_rate,
 // batch_events}}: each executor rebuilds the same generator streams, query
-// and counting sink from the parameters (clusterJob); generator splits
+// and counting sink from the parameters (streamJob); generator splits
 // cross processes. Only the generator input and the counting sink are
 // supported. Extra report fields:
 //
@@ -155,4 +155,8 @@
 // events' maxima), and q8 is also streamed over the Parquet into a Parquet
 // sink. q4 (update mode, 300 000 events) ends with each category's average
 // of the winning bids the Go loop finds for the auctions closed by then.
+// In make test's cluster pass (SLUICE_TEST_CLUSTER=3) the same tests run
+// every batch query and stream also on a driver and three executor
+// processes of the test binary, which rebuild a run's job by name from
+// its parameters (streamJob), and compare with the local answers.
 package main

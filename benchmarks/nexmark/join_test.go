@@ -304,7 +304,9 @@ func finalRows(c joinCase, tb table, wm int64) []string {
 // and auctions that end at or before it for the others); the final
 // watermark is the one the events' maxima give, the batch query matches a
 // plain Go loop over the events, and q4's bound on auction lifetimes holds
-// on the data. q8 also runs over the Parquet into a Parquet sink.
+// on the data. q8 also runs over the Parquet into a Parquet sink. In the
+// cluster pass the batch queries and streams also run on the package's
+// cluster and must give the local batch query's rows.
 func TestJoinQueriesStreamEqualBatch(t *testing.T) {
 	ctx := context.Background()
 	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
@@ -340,15 +342,22 @@ func TestJoinQueriesStreamEqualBatch(t *testing.T) {
 			if len(want) < 5 || (c.closeCol != "" && len(want) == len(all)) {
 				t.Fatalf("test data: %d of %d batch rows final by the watermark; want some, and some not", len(want), len(all))
 			}
+			if testCluster != nil {
+				got := clusterBatch(t, ctx, "batch "+c.name+" windowed", gen)
+				compareRows(t, "batch on the cluster against the local batch", finalRows(c, got, math.MaxInt64), all)
+				got.release()
+			}
 
 			col := &collector{}
 			smem := memory.NewCheckedAllocator(memory.DefaultAllocator)
-			rep, err := run(ctx, runOpts{query: c.name, events: joinEvents, eventRate: joinRate, batchEvents: joinBatchEvents, seed: defaultSeed, mem: smem},
-				microbatch.ForeachBatch(col.fn))
+			o := runOpts{query: c.name, events: joinEvents, eventRate: joinRate, batchEvents: joinBatchEvents, seed: defaultSeed, mem: smem}
+			sent := onCluster(t, &o)
+			rep, err := run(ctx, o, microbatch.ForeachBatch(col.fn))
 			defer smem.AssertSize(t, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
+			sent("stream over the generator")
 			if rep.Batches < joinEvents/joinBatchEvents {
 				t.Errorf("generator stream: %d batches, want >= %d", rep.Batches, joinEvents/joinBatchEvents)
 			}
@@ -368,10 +377,13 @@ func TestJoinQueriesStreamEqualBatch(t *testing.T) {
 				return
 			}
 			out := filepath.Join(dir, "out-"+c.name)
-			rep, err = run(ctx, runOpts{query: c.name, input: gen, out: out, batchEvents: defaultBatchEvents, mem: mem}, nil)
+			o = runOpts{query: c.name, input: gen, out: out, batchEvents: defaultBatchEvents, mem: mem}
+			sent = onCluster(t, &o)
+			rep, err = run(ctx, o, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			sent("stream over Parquet into Parquet")
 			if rep.FinalWatermark.UnixMilli() != wm || rep.InputRows != ev.personCount+ev.auctionCount {
 				t.Errorf("Parquet stream: final watermark %v and %d input rows, want %v and %d",
 					rep.FinalWatermark, rep.InputRows, time.UnixMilli(wm).UTC(), ev.personCount+ev.auctionCount)
@@ -385,7 +397,8 @@ func TestJoinQueriesStreamEqualBatch(t *testing.T) {
 // TestQ4AveragesTheWinningBidsPerCategory: q4 in update mode; the last
 // value the stream emitted for each category is the average of the winning
 // bids of the auctions closed by its final watermark (a plain Go loop over
-// the same events).
+// the same events); in the cluster pass the stream runs on the package's
+// cluster.
 func TestQ4AveragesTheWinningBidsPerCategory(t *testing.T) {
 	ctx := context.Background()
 	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
@@ -414,11 +427,13 @@ func TestQ4AveragesTheWinningBidsPerCategory(t *testing.T) {
 	col := &collector{}
 	smem := memory.NewCheckedAllocator(memory.DefaultAllocator)
 	defer smem.AssertSize(t, 0)
-	rep, err := run(ctx, runOpts{query: "q4", events: events, eventRate: joinRate, batchEvents: 50_000, seed: defaultSeed, mem: smem},
-		microbatch.ForeachBatch(col.fn))
+	o := runOpts{query: "q4", events: events, eventRate: joinRate, batchEvents: 50_000, seed: defaultSeed, mem: smem}
+	sent := onCluster(t, &o)
+	rep, err := run(ctx, o, microbatch.ForeachBatch(col.fn))
 	if err != nil {
 		t.Fatal(err)
 	}
+	sent("stream over the generator")
 	if rep.FinalWatermark.UnixMilli() != wm {
 		t.Fatalf("final watermark %v, want %v", rep.FinalWatermark, time.UnixMilli(wm).UTC())
 	}

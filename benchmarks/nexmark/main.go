@@ -24,6 +24,7 @@ import (
 	"github.com/sluicedata/sluice/benchmarks/internal/localcluster"
 	"github.com/sluicedata/sluice/benchmarks/internal/measure"
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/dataset/plan"
 	"github.com/sluicedata/sluice/internal/nexmarkfiles"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
@@ -246,7 +247,7 @@ func cli(ctx context.Context, args []string, stdout io.Writer) error {
 		defer f.Close()
 		return writeClusterResults(f, stdout, *results, time.Now())
 	case "executor": // started by run --cluster (benchmarks/internal/localcluster)
-		return localcluster.ExecutorMain(ctx, args[1:], clusterJob, stdout)
+		return localcluster.ExecutorMain(ctx, args[1:], streamJob, stdout)
 	case "help", "-h", "--help":
 		usage(stdout)
 		return nil
@@ -304,6 +305,9 @@ type runOpts struct {
 	// executorCommand makes the command of an executor process with the
 	// executor subcommand's arguments; default this executable.
 	executorCommand func(args []string) *exec.Cmd
+	// dispatcher, when set, runs the query's tasks on that cluster's
+	// executors (the tests' cluster), which build the job with streamJob.
+	dispatcher plan.Dispatcher
 }
 
 // report is the one JSON line of run --json.
@@ -388,39 +392,17 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 	ckpt := filepath.Join(tmp, "checkpoint")
 
 	rep := report{Query: o.query, Input: "generator", Sink: "discard", GOMAXPROCS: runtime.GOMAXPROCS(0), Parallelism: o.parallelism}
-	cfg := generate.NexmarkConfig{Seed: o.seed, EventRate: o.eventRate, Events: o.events, MaxEventsPerBatch: o.batchEvents}
 	if o.input != "" {
 		m, err := readMeta(o.input)
 		if err != nil {
 			return report{}, err
 		}
-		rep.Input, rep.Events = o.input, m.Events
-		cfg = generate.NexmarkConfig{Seed: m.Seed, EventRate: m.EventRate}
+		rep.Input, rep.Events, rep.EventRate = o.input, m.Events, m.EventRate
 	} else {
 		if o.events <= 0 {
 			return report{}, fmt.Errorf("--events %d must be positive", o.events)
 		}
-		rep.Events = o.events
-	}
-	rep.EventRate = cfg.EventRate
-	// One stream per kind; the query's plan reads those it uses. Over
-	// Parquet each stream takes one file per batch, so the three move
-	// through event time at their own pace (the watermark is the minimum).
-	dcfg := dataset.Config{Allocator: o.mem, Parallelism: o.parallelism}
-	var cl *localcluster.Cluster
-	if o.cluster > 0 {
-		cl, err = localcluster.Start(ctx, tmp, localcluster.Options{Executors: o.cluster, Slots: o.executorSlots,
-			Profile: o.profile, Command: o.executorCommand, Mem: o.mem})
-		if err != nil {
-			return report{}, err
-		}
-		defer cl.Close()
-		dcfg.Cluster, dcfg.Params = cl.Driver, o.params()
-		rep.Executors, rep.ExecutorSlots = o.cluster, cl.Slots
-	}
-	out, kindOf, err := buildQuery(o, cfg, dcfg, ckpt)
-	if err != nil {
-		return report{}, err
+		rep.Events, rep.EventRate = o.events, o.eventRate
 	}
 	var counted *countSink
 	switch {
@@ -435,7 +417,25 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 		counted = &countSink{}
 		sink = counted
 	}
-
+	dcfg := dataset.Config{Allocator: o.mem, Parallelism: o.parallelism}
+	var cl *localcluster.Cluster
+	switch {
+	case o.cluster > 0:
+		cl, err = localcluster.Start(ctx, tmp, localcluster.Options{Executors: o.cluster, Slots: o.executorSlots,
+			Profile: o.profile, Command: o.executorCommand, Mem: o.mem})
+		if err != nil {
+			return report{}, err
+		}
+		defer cl.Close()
+		dcfg.Cluster, dcfg.Params = cl.Driver, o.params(ckpt, sink.Name())
+		rep.Executors, rep.ExecutorSlots = o.cluster, cl.Slots
+	case o.dispatcher != nil:
+		dcfg.Cluster, dcfg.Params = o.dispatcher, o.params(ckpt, sink.Name())
+	}
+	out, kindOf, err := buildStream(o, ckpt, dcfg)
+	if err != nil {
+		return report{}, err
+	}
 	runtime.GC()
 	var before localcluster.Sample
 	if cl != nil {
@@ -502,35 +502,107 @@ func run(ctx context.Context, o runOpts, sink sinks.Sink) (report, error) {
 	return rep, nil
 }
 
-// buildQuery builds o.query over one stream per event kind (the
-// generator's, or the Parquet of o.input's) with dcfg; kindOf maps each
-// stream's name to its kind. A cluster's executors build the same streams
-// and query from the driver's parameters (clusterJob).
-func buildQuery(o runOpts, cfg generate.NexmarkConfig, dcfg dataset.Config, ckpt string) (out *dataset.Dataset, kindOf map[string]string, err error) {
+// buildStream builds o.query over one stream per kind (the in-process
+// generator's, or the Parquet of o.input's), with cfg, and returns it with
+// each stream's kind by source name. Over Parquet each stream takes one
+// file per batch, so the three move through event time at their own pace
+// (the watermark is the minimum); the seen-file logs live in ckpt. A
+// query's plan reads only the streams it uses.
+func buildStream(o runOpts, ckpt string, cfg dataset.Config) (*dataset.Dataset, map[string]string, error) {
 	q, ok := queries[o.query]
 	if !ok {
 		return nil, nil, fmt.Errorf("unknown query %q (want one of %s)", o.query, strings.Join(queryNames(), ", "))
 	}
+	gen := generate.NexmarkConfig{Seed: o.seed, EventRate: o.eventRate, Events: o.events, MaxEventsPerBatch: o.batchEvents}
+	if o.input != "" {
+		m, err := readMeta(o.input)
+		if err != nil {
+			return nil, nil, err
+		}
+		gen = generate.NexmarkConfig{Seed: m.Seed, EventRate: m.EventRate}
+	}
 	ds := map[string]*dataset.Dataset{}
-	kindOf = map[string]string{} // source name -> kind
+	kindOf := map[string]string{} // source name -> kind
 	for _, k := range nexmarkfiles.Kinds {
 		var src sources.Stream
+		var err error
 		if o.input != "" {
 			src, err = files.New(files.Config{Name: k.Name, Dir: filepath.Join(o.input, k.Name), Schema: k.Schema,
 				MaxFilesPerBatch: 1, LogDir: filepath.Join(ckpt, "sources", k.Name), SettleDelay: time.Millisecond})
 		} else {
-			src, err = generate.NewNexmarkStream(cfg, k.Name)
+			src, err = generate.NewNexmarkStream(gen, k.Name)
 		}
 		if err != nil {
 			return nil, nil, err
 		}
-		ds[k.Name], kindOf[src.Name()] = dataset.ReadStream(src).WithConfig(dcfg), k.Name
+		ds[k.Name], kindOf[src.Name()] = dataset.ReadStream(src).WithConfig(cfg), k.Name
 	}
-	out = q(Streams{Person: ds["person"], Auction: ds["auction"], Bid: ds["bid"], Config: cfg})
+	out := q(Streams{Person: ds["person"], Auction: ds["auction"], Bid: ds["bid"], Config: gen})
 	if err := out.Err(); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", o.query, err)
 	}
 	return out, kindOf, nil
+}
+
+// params are what a cluster's executors rebuild a run's job from
+// (streamJob): the options that shape its streams and query, its
+// checkpoint and the name of its sink.
+func (o runOpts) params(ckpt, sink string) map[string]string {
+	return map[string]string{
+		"query":        o.query,
+		"events":       strconv.FormatInt(o.events, 10),
+		"input":        o.input,
+		"batch_events": strconv.FormatInt(o.batchEvents, 10),
+		"seed":         strconv.FormatUint(o.seed, 10),
+		"event_rate":   strconv.FormatFloat(o.eventRate, 'g', -1, 64),
+		"checkpoint":   ckpt,
+		"sink":         sink,
+	}
+}
+
+// streamJob is the job of a run on a cluster, built in an executor from
+// the driver's parameters (runOpts.params): the stream buildStream makes
+// and a sink of the driver's sink's name — the foreachBatch sink (its
+// function runs in the driver only) or the Parquet sink of a directory.
+func streamJob(p map[string]string) ([]sinks.Sink, []*dataset.Dataset, error) {
+	var o runOpts
+	var err error
+	num := func(key string) int64 {
+		v, e := strconv.ParseInt(p[key], 10, 64)
+		if e != nil && err == nil {
+			err = fmt.Errorf("parameter %s=%q: %w", key, p[key], e)
+		}
+		return v
+	}
+	o.query, o.input = p["query"], p["input"]
+	o.events, o.batchEvents = num("events"), num("batch_events")
+	o.seed = uint64(num("seed"))
+	if o.eventRate, err = strconv.ParseFloat(p["event_rate"], 64); err != nil {
+		return nil, nil, fmt.Errorf("parameter event_rate=%q: %w", p["event_rate"], err)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var sink sinks.Sink
+	switch name := p["sink"]; {
+	case name == "count":
+		sink = &countSink{}
+	case name == "foreachBatch":
+		sink = microbatch.ForeachBatch(func(context.Context, int64, *dataset.Dataset) error {
+			return errors.New("foreachBatch: the function runs in the driver")
+		})
+	case strings.HasPrefix(name, "parquet:"):
+		if sink, err = pqsink.NewStream(pqsink.StreamConfig{Dir: strings.TrimPrefix(name, "parquet:")}); err != nil {
+			return nil, nil, err
+		}
+	default:
+		return nil, nil, fmt.Errorf("sink %q: a cluster run writes to the counting sink, foreachBatch or a Parquet directory", name)
+	}
+	out, _, err := buildStream(o, p["checkpoint"], dataset.Config{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return []sinks.Sink{sink}, []*dataset.Dataset{out}, nil
 }
 
 // runStream runs ds into sink with the AvailableNow trigger and returns the

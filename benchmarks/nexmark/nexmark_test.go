@@ -132,7 +132,9 @@ func compareRows(t *testing.T, what string, got, want []string) {
 // TestStreamEqualsBatch: each query as a stream over the in-process
 // generator (several micro-batches) gives the rows the same query gives as a
 // batch over the generated Parquet of the same events; so does the stream
-// over that Parquet into a Parquet sink.
+// over that Parquet into a Parquet sink. In the cluster pass the batch
+// queries and streams also run on the package's cluster and must give the
+// local batch query's rows.
 func TestStreamEqualsBatch(t *testing.T) {
 	ctx := context.Background()
 	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
@@ -161,13 +163,20 @@ func TestStreamEqualsBatch(t *testing.T) {
 				t.Fatal("the batch query returned no rows")
 			}
 			compareRows(t, "batch against a Go loop", want, baseline(t, ctx, name, filepath.Join(gen, "bid")))
+			if testCluster != nil {
+				got := clusterBatch(t, ctx, "batch "+name, gen)
+				compareRows(t, "batch on the cluster against the local batch", rowStrings(got.recs), want)
+				got.release()
+			}
 
 			c := &collector{}
-			rep, err := run(ctx, runOpts{query: name, events: testEvents, batchEvents: 30_000, seed: defaultSeed, mem: mem},
-				microbatch.ForeachBatch(c.fn))
+			o := runOpts{query: name, events: testEvents, batchEvents: 30_000, seed: defaultSeed, mem: mem}
+			sent := onCluster(t, &o)
+			rep, err := run(ctx, o, microbatch.ForeachBatch(c.fn))
 			if err != nil {
 				t.Fatal(err)
 			}
+			sent("stream over the generator")
 			if want := int((testEvents + 30_000 - 1) / 30_000); rep.Batches != want || rep.Bids != bidsIn(testEvents) {
 				t.Errorf("generator stream: %d batches and %d bids, want %d and %d", rep.Batches, rep.Bids, want, bidsIn(testEvents))
 			}
@@ -175,10 +184,13 @@ func TestStreamEqualsBatch(t *testing.T) {
 			compareRows(t, "stream over the generator", c.rows, want)
 
 			out := filepath.Join(dir, "out-"+name)
-			rep, err = run(ctx, runOpts{query: name, input: gen, out: out, batchEvents: defaultBatchEvents, mem: mem}, nil)
+			o = runOpts{query: name, input: gen, out: out, batchEvents: defaultBatchEvents, mem: mem}
+			sent = onCluster(t, &o)
+			rep, err = run(ctx, o, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			sent("stream over Parquet into Parquet")
 			if rep.Events != testEvents || rep.Bids != bidsIn(testEvents) || rep.OutputRows != int64(len(want)) {
 				t.Errorf("Parquet stream: %d events, %d bids, %d output rows; want %d, %d, %d",
 					rep.Events, rep.Bids, rep.OutputRows, testEvents, bidsIn(testEvents), len(want))

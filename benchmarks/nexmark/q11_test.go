@@ -88,7 +88,9 @@ func directSessions(recs []arrow.Record, wm int64) (rows []string, all int) {
 // watermark dateTime - 4 s) over the generator emits exactly the sessions
 // the batch query over the Parquet of the same events finds that end at or
 // before the final watermark (max dateTime - 4 s); so does the stream over
-// that Parquet into a Parquet sink. The batch query matches a Go loop.
+// that Parquet into a Parquet sink. The batch query matches a Go loop. In
+// the cluster pass the batch query and the streams also run on the
+// package's cluster and must give the local batch query's rows.
 func TestQ11StreamEqualsClosedBatchSessions(t *testing.T) {
 	ctx := context.Background()
 	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
@@ -146,13 +148,20 @@ func TestQ11StreamEqualsClosedBatchSessions(t *testing.T) {
 	if len(want) < 1000 || len(want) == all {
 		t.Fatalf("test data: %d closed sessions of %d; want many closed and some open", len(want), all)
 	}
+	if testCluster != nil {
+		got := clusterBatch(t, ctx, "batch q11", gen)
+		compareRows(t, "batch on the cluster against the local batch", rowStrings(got.recs), rowStrings(recs))
+		got.release()
+	}
 
 	c := &collector{}
-	rep, err := run(ctx, runOpts{query: "q11", events: q11Events, eventRate: q11Rate, batchEvents: 20_000, seed: defaultSeed, mem: mem},
-		microbatch.ForeachBatch(c.fn))
+	o := runOpts{query: "q11", events: q11Events, eventRate: q11Rate, batchEvents: 20_000, seed: defaultSeed, mem: mem}
+	sent := onCluster(t, &o)
+	rep, err := run(ctx, o, microbatch.ForeachBatch(c.fn))
 	if err != nil {
 		t.Fatal(err)
 	}
+	sent("stream over the generator")
 	if rep.Batches < 8 || rep.Bids != bidsIn(q11Events) {
 		t.Errorf("generator stream: %d batches and %d bids, want >= 8 and %d", rep.Batches, rep.Bids, bidsIn(q11Events))
 	}
@@ -160,10 +169,13 @@ func TestQ11StreamEqualsClosedBatchSessions(t *testing.T) {
 	compareRows(t, "stream over the generator (each session once)", c.rows, want)
 
 	out := filepath.Join(dir, "out")
-	rep, err = run(ctx, runOpts{query: "q11", input: gen, out: out, batchEvents: defaultBatchEvents, mem: mem}, nil)
+	o = runOpts{query: "q11", input: gen, out: out, batchEvents: defaultBatchEvents, mem: mem}
+	sent = onCluster(t, &o)
+	rep, err = run(ctx, o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	sent("stream over Parquet into Parquet")
 	if rep.OutputRows != int64(len(want)) {
 		t.Errorf("Parquet stream: %d output rows, want %d", rep.OutputRows, len(want))
 	}

@@ -6,7 +6,15 @@
 // no executor behind.
 //
 // A test binary that uses it calls Main from its TestMain with the job its
-// executors run (the same code the driver's Datasets come from).
+// executors run (the same code the driver's Datasets come from). A package
+// with a cluster pass (its tests run again with $SLUICE_TEST_CLUSTER=N, as
+// make test does) calls Package instead: it starts one cluster of N
+// executors for the whole package before the tests and stops it after
+// them; tests that can run on a cluster use it, the others ignore it.
+//
+// Start makes a cluster for one test (failures fail the test); StartMain
+// makes one outside any test (failures are errors, or panics from the
+// methods that have no error to return).
 package clustertest
 
 import (
@@ -20,6 +28,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -31,6 +40,10 @@ import (
 )
 
 const envExecutor = "SLUICE_CLUSTERTEST_EXECUTOR"
+
+// EnvExecutors asks a package with a cluster pass (see Package) for a
+// cluster of that many executor processes: SLUICE_TEST_CLUSTER=3.
+const EnvExecutors = "SLUICE_TEST_CLUSTER"
 
 // executorConfig is what a child executor is started with.
 type executorConfig struct {
@@ -47,15 +60,84 @@ type executorConfig struct {
 // Main runs the tests, or, in a child started by Cluster.AddExecutor, an
 // executor running job until its stdin closes or it is signalled.
 func Main(m *testing.M, job func() (shuffle.Runner, error)) {
+	ExitIfExecutor(job)
+	os.Exit(m.Run())
+}
+
+// ExitIfExecutor runs an executor of job and exits when this process is
+// a child started by Cluster.AddExecutor; otherwise it returns at once. A
+// TestMain that runs other children of its binary calls their checks and
+// this one first, before it starts anything.
+func ExitIfExecutor(job func() (shuffle.Runner, error)) {
 	raw := os.Getenv(envExecutor)
 	if raw == "" {
-		os.Exit(m.Run())
+		return
 	}
 	if err := runExecutor(raw, job); err != nil {
 		fmt.Fprintln(os.Stderr, "executor:", err)
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// Executors is the number of executors $SLUICE_TEST_CLUSTER asks for: 0
+// when it is unset.
+func Executors() (int, error) {
+	v := os.Getenv(EnvExecutors)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%s=%q: want a number of executors, at least 1", EnvExecutors, v)
+	}
+	return n, nil
+}
+
+// Runner runs a package's tests: a *testing.M, or what Package returns,
+// as goleak.VerifyTestMain takes it.
+type Runner interface{ Run() int }
+
+// Package is the start of the TestMain of a package with a cluster pass.
+// In an executor child it runs the executor of job and exits
+// (ExitIfExecutor). Otherwise, when $SLUICE_TEST_CLUSTER asks for N
+// executors, it starts a cluster (StartMain) and returns it with m
+// wrapped so that the cluster stops when the tests end (before a leak
+// check that runs after them, as goleak.VerifyTestMain's); without the
+// variable the cluster is nil and the runner is m. A cluster that cannot
+// start fails the package: it prints why and exits with status 1.
+//
+//	func TestMain(m *testing.M) {
+//		cl, run := clustertest.Package(m, job)
+//		testCluster = cl
+//		goleak.VerifyTestMain(run)
+//	}
+func Package(m *testing.M, job func() (shuffle.Runner, error)) (*Cluster, Runner) {
+	ExitIfExecutor(job)
+	n, err := Executors()
+	if err == nil && n == 0 {
+		return nil, m
+	}
+	var c *Cluster
+	stop := func() {}
+	if err == nil {
+		c, stop, err = StartMain(Options{Executors: n})
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "clustertest: the package's cluster:", err)
+		os.Exit(1)
+	}
+	return c, stopAfter{m, stop}
+}
+
+type stopAfter struct {
+	m    *testing.M
+	stop func()
+}
+
+func (s stopAfter) Run() int {
+	defer s.stop()
+	return s.m.Run()
 }
 
 func runExecutor(raw string, job func() (shuffle.Runner, error)) error {
@@ -126,8 +208,8 @@ func (j *Join) Driver() (*cluster.Driver, error) {
 
 // Cluster is a driver in this process and executor child processes.
 type Cluster struct {
-	t      testing.TB
-	Dir    string // CA, certificates, gossip key
+	t      testing.TB // nil for a cluster of StartMain
+	Dir    string     // CA, certificates, gossip key
 	Driver *cluster.Driver
 	Key    []byte
 	TLS    cluster.TLSFiles
@@ -162,26 +244,55 @@ type Options struct {
 
 // Start writes a CA, certificates and a gossip key under t.TempDir,
 // starts the driver and o.Executors executor processes, and waits until
-// the driver sees them all.
+// the driver sees them all. The cluster stops when t ends.
 func Start(t testing.TB, o Options) *Cluster {
 	t.Helper()
-	dir := t.TempDir()
-	if _, err := cluster.WriteDevCluster(dir, []string{"driver", "executor"}, []string{"127.0.0.1", "localhost"}, 24*time.Hour); err != nil {
+	c, err := start(t, t.TempDir(), o)
+	if err != nil {
 		t.Fatal(err)
+	}
+	return c
+}
+
+// StartMain is Start outside any test (a TestMain's cluster for a whole
+// package): its files go to a new temporary directory, and stop stops the
+// executors and the driver and removes that directory. The cluster's
+// methods that fail a test in a cluster of Start (AddExecutor,
+// WaitExecutors) panic instead.
+func StartMain(o Options) (c *Cluster, stop func(), err error) {
+	dir, err := os.MkdirTemp("", "sluice-clustertest-")
+	if err != nil {
+		return nil, nil, err
+	}
+	if c, err = start(nil, dir, o); err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return c, func() {
+		c.Close()
+		os.RemoveAll(dir)
+	}, nil
+}
+
+// start starts a cluster with its files in dir; t, when not nil, owns it
+// (its Cleanup closes it). On an error what was started is stopped.
+func start(t testing.TB, dir string, o Options) (*Cluster, error) {
+	if _, err := cluster.WriteDevCluster(dir, []string{"driver", "executor"}, []string{"127.0.0.1", "localhost"}, 24*time.Hour); err != nil {
+		return nil, err
 	}
 	key, err := cluster.NewGossipKey()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	keyFile := filepath.Join(dir, "gossip.key")
 	if err := cluster.WriteGossipKey(keyFile, key); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	c := &Cluster{t: t, Dir: dir, Key: key,
+	c := &Cluster{t: t, Dir: dir, Key: key, memLimit: o.ExecutorMemory,
 		TLS: cluster.TLSFiles{CA: filepath.Join(dir, "ca.pem"), Cert: filepath.Join(dir, "executor.pem"), Key: filepath.Join(dir, "executor-key.pem")}}
 	id, err := cluster.TLSFiles{CA: c.TLS.CA, Cert: filepath.Join(dir, "driver.pem"), Key: filepath.Join(dir, "driver-key.pem")}.Load()
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	cfg := cluster.Config{GossipKey: key, TLS: id, WaitForExecutors: 30 * time.Second, JoinTimeout: 10 * time.Second, TaskTimeout: time.Minute}
 	if o.Driver != nil {
@@ -189,38 +300,77 @@ func Start(t testing.TB, o Options) *Cluster {
 	}
 	c.Driver, err = cluster.StartDriver(context.Background(), cfg)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(c.Close)
-	c.memLimit = o.ExecutorMemory
+	if t != nil {
+		t.Cleanup(c.Close)
+	}
 	for i := 0; i < o.Executors; i++ {
-		c.AddExecutor(max(o.Slots, 2))
+		if _, err := c.addExecutor(max(o.Slots, 2)); err != nil {
+			if t == nil {
+				c.Close()
+			}
+			return nil, err
+		}
 	}
-	c.WaitExecutors(o.Executors)
-	return c
+	if err := c.waitExecutors(o.Executors); err != nil {
+		if t == nil {
+			c.Close()
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// fail fails c's test, or panics for a cluster of StartMain.
+func (c *Cluster) fail(err error) {
+	if c.t == nil {
+		panic(fmt.Sprintf("clustertest: %v", err))
+	}
+	c.t.Helper()
+	c.t.Fatal(err)
 }
 
 // AddExecutor starts one more executor process and returns it once it
 // joined.
 func (c *Cluster) AddExecutor(slots int) *Executor {
-	c.t.Helper()
+	if c.t != nil {
+		c.t.Helper()
+	}
+	e, err := c.addExecutor(slots)
+	if err != nil {
+		c.fail(err)
+	}
+	return e
+}
+
+func (c *Cluster) addExecutor(slots int) (*Executor, error) {
+	var spill string
+	if c.t != nil {
+		spill = c.t.TempDir()
+	} else {
+		var err error
+		if spill, err = os.MkdirTemp(c.Dir, "executor-"); err != nil {
+			return nil, err
+		}
+	}
 	cfg := executorConfig{Seeds: []string{c.Driver.Gossip()}, KeyFile: filepath.Join(c.Dir, "gossip.key"), TLS: c.TLS,
-		Slots: slots, SpillDir: c.t.TempDir(), MemLimit: c.memLimit, Verbose: os.Getenv("SLUICE_CLUSTERTEST_VERBOSE") != ""}
+		Slots: slots, SpillDir: spill, MemLimit: c.memLimit, Verbose: os.Getenv("SLUICE_CLUSTERTEST_VERBOSE") != ""}
 	b, _ := json.Marshal(cfg)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envExecutor+"="+string(b), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		c.t.Fatal(err)
+		return nil, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		c.t.Fatal(err)
+		return nil, err
 	}
 	e := &Executor{cmd: cmd, stdin: stdin, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = e.stderr
 	if err := cmd.Start(); err != nil {
-		c.t.Fatal(err)
+		return nil, fmt.Errorf("start an executor process: %w", err)
 	}
 	ready := make(chan string, 1)
 	go func() {
@@ -237,15 +387,16 @@ func (c *Cluster) AddExecutor(slots int) *Executor {
 		f := strings.Fields(line)
 		e.Name, e.Flight = f[1], f[2]
 	case err := <-e.done:
-		c.t.Fatalf("executor process exited before it was ready: %v\n%s", err, e.stderr.String())
+		return nil, fmt.Errorf("executor process exited before it was ready: %v\n%s", err, e.stderr.String())
 	case <-time.After(30 * time.Second):
 		cmd.Process.Kill()
-		c.t.Fatalf("executor process not ready after 30 s:\n%s", e.stderr.String())
+		<-e.done
+		return nil, fmt.Errorf("executor process not ready after 30 s:\n%s", e.stderr.String())
 	}
 	c.mu.Lock()
 	c.execs = append(c.execs, e)
 	c.mu.Unlock()
-	return e
+	return e, nil
 }
 
 // Executors are the executor processes started, dead or alive.
@@ -268,14 +419,23 @@ func (c *Cluster) Live() []*Executor {
 
 // WaitExecutors waits (up to 30 s) until the driver sees n live executors.
 func (c *Cluster) WaitExecutors(n int) {
-	c.t.Helper()
+	if c.t != nil {
+		c.t.Helper()
+	}
+	if err := c.waitExecutors(n); err != nil {
+		c.fail(err)
+	}
+}
+
+func (c *Cluster) waitExecutors(n int) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for len(c.Driver.Executors()) != n {
 		if time.Now().After(deadline) {
-			c.t.Fatalf("the driver sees %d executors after 30 s, want %d", len(c.Driver.Executors()), n)
+			return fmt.Errorf("the driver sees %d executors after 30 s, want %d", len(c.Driver.Executors()), n)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	return nil
 }
 
 // Signal sends sig to executor e (SIGKILL, SIGSTOP, SIGCONT).
