@@ -46,11 +46,10 @@ const quarantineFor = 10 * time.Second
 func StartDriver(ctx context.Context, cfg Config) (*Driver, error) {
 	cfg = cfg.withDefaults()
 	d := &Driver{served: map[string]func(string) ([]arrow.Record, bool){}, refused: map[string]bool{}, quarantine: map[string]time.Time{}}
-	n, err := startNode(ctx, cfg, RoleDriver, &driverService{d: d})
+	_, err := startNode(ctx, cfg, RoleDriver, &driverService{d: d}, func(n *node) { d.node = n })
 	if err != nil {
 		return nil, err
 	}
-	d.node = n
 	return d, nil
 }
 

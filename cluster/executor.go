@@ -41,7 +41,7 @@ type Executor struct {
 // A run's blocks are dropped once its driver is gone from the cluster and
 // the run was idle this long (gossip may tell of a new driver a moment
 // after its first task arrives).
-var orphanAfter = 30 * time.Second
+const orphanAfter = 30 * time.Second
 
 // Task actions.
 const (
@@ -82,14 +82,13 @@ func StartExecutor(ctx context.Context, cfg Config, runner shuffle.Runner) (*Exe
 		}
 		e.spill, e.ownDir = dir, true
 	}
-	n, err := startNode(ctx, cfg, RoleExecutor, &executorService{e: e})
+	_, err := startNode(ctx, cfg, RoleExecutor, &executorService{e: e}, func(n *node) { e.node = n })
 	if err != nil {
 		if e.ownDir {
 			os.RemoveAll(e.spill)
 		}
 		return nil, err
 	}
-	e.node = n
 	e.stop = make(chan struct{})
 	go e.sweep()
 	return e, nil
@@ -98,7 +97,11 @@ func StartExecutor(ctx context.Context, cfg Config, runner shuffle.Runner) (*Exe
 // sweep drops the blocks of runs whose driver left the cluster (it died or
 // was restarted: a new process is a new member) without releasing them.
 func (e *Executor) sweep() {
-	t := time.NewTicker(orphanAfter / 6)
+	after := e.cfg.orphanAfter
+	if after <= 0 {
+		after = orphanAfter
+	}
+	t := time.NewTicker(after / 6)
 	defer t.Stop()
 	for {
 		select {
@@ -113,7 +116,7 @@ func (e *Executor) sweep() {
 		e.mu.Lock()
 		var gone []*runBlocks
 		for id, r := range e.runs {
-			if !live[r.driver] && time.Since(r.used) > orphanAfter {
+			if !live[r.driver] && time.Since(r.used) > after {
 				gone = append(gone, r)
 				delete(e.runs, id)
 			}

@@ -64,6 +64,8 @@ type Config struct {
 	// SpillDir (default a temporary directory).
 	SpillDir    string
 	MemoryLimit int64
+
+	orphanAfter time.Duration // tests: how soon a gone driver's runs are dropped
 }
 
 func (c Config) withDefaults() Config {
@@ -145,8 +147,11 @@ type node struct {
 	health  health
 }
 
-// startNode listens for Flight, serves svc and joins the cluster as role.
-func startNode(ctx context.Context, cfg Config, role string, svc flight.FlightServer) (*node, error) {
+// startNode listens for Flight, joins the cluster as role, hands the node
+// to bind (the service's owner) and only then serves svc: a call that
+// arrives meanwhile waits in the listener's backlog, never finds a
+// half-made member.
+func startNode(ctx context.Context, cfg Config, role string, svc flight.FlightServer, bind func(*node)) (*node, error) {
 	if cfg.TLS == nil {
 		return nil, errors.New("cluster: no TLS identity (Config.TLS): every Flight connection is mutual TLS; make one with `sluice certs`")
 	}
@@ -165,10 +170,6 @@ func startNode(ctx context.Context, cfg Config, role string, svc flight.FlightSe
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 5 * time.Second}),
 	)
 	flight.RegisterFlightServiceServer(n.srv, svc)
-	go func() {
-		defer close(n.done)
-		n.srv.Serve(lis)
-	}()
 	flightAddr := lis.Addr().String()
 	if cfg.Advertise != "" {
 		_, port, _ := net.SplitHostPort(flightAddr)
@@ -185,10 +186,14 @@ func startNode(ctx context.Context, cfg Config, role string, svc flight.FlightSe
 	n.members, err = Join(ctx, MembershipConfig{Bind: cfg.Bind, Advertise: advertise, Seeds: cfg.Seeds, Key: cfg.GossipKey,
 		Meta: meta, Logger: cfg.Logger, JoinTimeout: cfg.JoinTimeout})
 	if err != nil {
-		n.srv.Stop()
-		<-n.done
+		lis.Close()
 		return nil, fmt.Errorf("cluster: %s (Flight %s): %w", role, flightAddr, err)
 	}
+	bind(n)
+	go func() {
+		defer close(n.done)
+		n.srv.Serve(lis)
+	}()
 	n.log.Info("cluster member started", "role", role, "node", n.members.Self().Name, "gossip", n.members.Self().Gossip, "flight", flightAddr, "fingerprint", cfg.Fingerprint)
 	return n, nil
 }

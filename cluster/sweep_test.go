@@ -28,9 +28,6 @@ func (putOne) RunTask(ctx context.Context, _ []byte, env shuffle.Env) ([]byte, e
 }
 
 func TestTheBlocksOfADriverThatLeftAreDropped(t *testing.T) {
-	was := orphanAfter
-	orphanAfter = 300 * time.Millisecond
-	defer func() { orphanAfter = was }()
 	id, _, err := DevTLS()
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +38,7 @@ func TestTheBlocksOfADriverThatLeftAreDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := StartExecutor(ctx, Config{Seeds: []string{d.Gossip()}, GossipKey: key, TLS: id}, putOne{})
+	e, err := StartExecutor(ctx, Config{Seeds: []string{d.Gossip()}, GossipKey: key, TLS: id, orphanAfter: 300 * time.Millisecond}, putOne{})
 	if err != nil {
 		d.Close()
 		t.Fatal(err)

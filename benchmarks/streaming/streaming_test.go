@@ -64,7 +64,9 @@ func TestTinyRunOnTwoExecutorsMatchesTheBaseline(t *testing.T) {
 	if rep["check"] != "ok" || rep["output_rows"] != 100.0 || rep["executors"] != 2.0 {
 		t.Errorf("check %v, %v output rows, %v executors; want ok, 100, 2", rep["check"], rep["output_rows"], rep["executors"])
 	}
-	for _, k := range []string{"executor_cpu_seconds", "shuffle_bytes", "task_attempts", "empty_batch_p99_ms", "empty_fresh_batch_p50_ms", "empty_fresh_batch_p99_ms"} {
+	// (Not shuffle_bytes: with one map task and two state ranges a batch
+	// may keep all its data on one executor, and then nothing crosses.)
+	for _, k := range []string{"executor_cpu_seconds", "task_attempts", "empty_batch_p99_ms", "empty_fresh_batch_p50_ms", "empty_fresh_batch_p99_ms"} {
 		if v, ok := rep[k].(float64); !ok || v <= 0 {
 			t.Errorf("report field %s = %v, want a positive number", k, rep[k])
 		}
