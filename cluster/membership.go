@@ -126,6 +126,8 @@ type MembershipConfig struct {
 	// JoinTimeout bounds how long Join keeps retrying seeds that do not
 	// answer; default 30 s.
 	JoinTimeout time.Duration
+
+	rejoinEvery time.Duration // tests: how often a lone member joins its seeds again
 }
 
 // Membership is this process's member of the gossip cluster: it tracks the
@@ -154,6 +156,8 @@ type Membership struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	stopRejoin, rejoinDone chan struct{} // nil until joined
 }
 
 // Join starts this process's member and joins the seeds, retrying (bounded
@@ -265,7 +269,43 @@ func Join(ctx context.Context, cfg MembershipConfig) (*Membership, error) {
 		}
 	}
 	logger.Debug("cluster: joined", "name", m.name, "gossip", m.gossip, "seeds", cfg.Seeds)
+	m.stopRejoin, m.rejoinDone = make(chan struct{}), make(chan struct{})
+	every := cfg.rejoinEvery
+	if every <= 0 {
+		every = rejoinEvery
+	}
+	go m.rejoin(cfg.Seeds, every)
 	return m, nil
+}
+
+// rejoinEvery is how often a member that finds itself alone joins its
+// seeds again.
+const rejoinEvery = 5 * time.Second
+
+// rejoin joins the seeds again whenever this member is alone: a seed list
+// that named only this member when it started (a Kubernetes headless
+// Service before the other pods are up), or a partition that outlived
+// memberlist's memory of the others, would otherwise leave an island.
+func (m *Membership) rejoin(seeds []string, every time.Duration) {
+	defer close(m.rejoinDone)
+	if len(seeds) == 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stopRejoin:
+			return
+		case <-t.C:
+		}
+		if m.ml.NumMembers() > 1 {
+			continue
+		}
+		if n, err := m.ml.Join(seeds); err == nil && n > 0 {
+			m.log.Debug("cluster: alone, joined the seeds again", "name", m.name, "seeds", seeds, "contacted", n)
+		}
+	}
 }
 
 // listen opens memberlist's TCP and UDP listeners ourselves so that a bind
@@ -494,6 +534,10 @@ func (m *Membership) shutdown() {
 }
 
 func (m *Membership) shutdownErr() error {
+	if m.stopRejoin != nil {
+		close(m.stopRejoin)
+		<-m.rejoinDone
+	}
 	err := m.ml.Shutdown()
 	// memberlist may still be finishing a message it was handling when
 	// Shutdown returned: the closed flag keeps its callbacks away from the

@@ -608,3 +608,27 @@ func TestMembershipEventsNeverBlock(t *testing.T) {
 		t.Fatalf("first event = %+v", e)
 	}
 }
+
+// Two members each started with a seed list that answered with only
+// themselves (a headless Service resolving to its own pod, before the
+// others are up) are islands; joining the seeds again while alone merges
+// them.
+func TestLoneMembersJoinTheirSeedsAgainAndMerge(t *testing.T) {
+	key := testKey(t)
+	free := func() string {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().String()
+	}
+	a, b := free(), free()
+	seeds := []string{a, b}
+	// a starts first: of its seeds only itself answers.
+	ma := start(t, MembershipConfig{Bind: a, Seeds: seeds, Key: key, Meta: Meta{Role: RoleExecutor, Flight: "x"}, JoinTimeout: time.Second, rejoinEvery: 100 * time.Millisecond})
+	mb := start(t, MembershipConfig{Bind: b, Seeds: []string{b}, Key: key, Meta: Meta{Role: RoleExecutor, Flight: "y"}, JoinTimeout: time.Second})
+	waitFor(t, 5*time.Second, "the two islands merge", func() bool {
+		return len(ma.Members()) == 2 && len(mb.Members()) == 2
+	})
+}
