@@ -151,7 +151,23 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 	line := strings.Repeat("-", 43)
 	fmt.Fprintf(&buf, "%s\nBatch: %d\n%s\n", line, b.ID, line)
 	if schema != nil {
-		if err := s.format(&buf, schema, recs, s.maxRows); err != nil {
+		// The first maxRows rows, printed whole: the formatter's own "only
+		// showing" line would repeat the one below, which knows the total.
+		head := make([]arrow.Record, 0, len(recs))
+		left := int64(s.maxRows)
+		for _, r := range recs {
+			if left <= 0 {
+				break
+			}
+			n := min(r.NumRows(), left)
+			head = append(head, r.NewSlice(0, n))
+			left -= n
+		}
+		err := s.format(&buf, schema, head, s.maxRows)
+		for _, r := range head {
+			r.Release()
+		}
+		if err != nil {
 			return fmt.Errorf("console sink: format batch %d: %w", b.ID, err)
 		}
 	}
