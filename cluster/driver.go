@@ -24,8 +24,9 @@ import (
 type Driver struct {
 	*node
 
-	lost atomic.Int64 // task attempts that lost their executor
-	sent atomic.Int64 // task attempts sent
+	lost    atomic.Int64              // task attempts that lost their executor
+	waiting atomic.Pointer[time.Time] // since when Nodes waits for an executor
+	sent    atomic.Int64              // task attempts sent
 
 	mu      sync.Mutex
 	served  map[string]func(key string) ([]arrow.Record, bool)
@@ -107,9 +108,15 @@ func (d *Driver) Nodes(ctx context.Context) ([]scheduler.Node, error) {
 			nodes = append(nodes, scheduler.Node{Name: m.Name, Slots: max(m.Meta.Slots, 1)})
 		}
 		if len(nodes) > 0 {
+			d.waiting.Store(nil)
 			return nodes, nil
 		}
+		if d.waiting.Load() == nil {
+			now := time.Now()
+			d.waiting.Store(&now)
+		}
 		if time.Now().After(deadline) {
+			d.waiting.Store(nil)
 			return nil, fmt.Errorf("cluster: no executor alive after waiting %v (driver %s, members %v)", d.cfg.WaitForExecutors, d.Name(), memberNames(d.members.Members()))
 		}
 		if time.Since(logged) > 5*time.Second {
@@ -120,9 +127,20 @@ func (d *Driver) Nodes(ctx context.Context) ([]scheduler.Node, error) {
 		case <-changed:
 		case <-time.After(time.Second):
 		case <-ctx.Done():
+			d.waiting.Store(nil)
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// Waiting says, while a batch waits for an executor to join, since when
+// and for how long at most; "" otherwise.
+func (d *Driver) Waiting() string {
+	since := d.waiting.Load()
+	if since == nil {
+		return ""
+	}
+	return fmt.Sprintf("waiting for an executor to join (for %v, at most %v)", time.Since(*since).Round(time.Second), d.cfg.WaitForExecutors)
 }
 
 // RunTask sends an encoded task of run to executor node and returns its

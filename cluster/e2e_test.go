@@ -158,9 +158,15 @@ func TestWithNoExecutorAJobWaitsBoundedAndRunsWhenOneJoins(t *testing.T) {
 		t.Fatalf("err = %v, want no executor alive after waiting, naming the driver", err)
 	}
 
-	// One joins while the job waits: it runs there.
+	// One joins while the job waits: it runs there. Meanwhile the driver
+	// says it waits (a streaming query's Status shows it).
+	sawWaiting := make(chan string, 1)
 	go func() {
-		time.Sleep(300 * time.Millisecond)
+		for i := 0; i < 100 && d.Waiting() == ""; i++ {
+			time.Sleep(5 * time.Millisecond)
+		}
+		sawWaiting <- d.Waiting()
+		time.Sleep(100 * time.Millisecond)
 		srv := dataset.NewTaskServer(dataset.Config{}, noJob)
 		e, err := cluster.StartExecutor(context.Background(), cluster.Config{Seeds: []string{d.Gossip()}, GossipKey: secrets[d].key, TLS: secrets[d].id}, srv)
 		if err != nil {
@@ -175,6 +181,12 @@ func TestWithNoExecutorAJobWaitsBoundedAndRunsWhenOneJoins(t *testing.T) {
 	}
 	if got := rowsOf(t, recs); !slices.Equal(got, []string{"6"}) {
 		t.Fatalf("got %v, want [6]", got)
+	}
+	if w := <-sawWaiting; !strings.Contains(w, "waiting for an executor to join") {
+		t.Fatalf("while the job waited the driver said %q", w)
+	}
+	if w := d.Waiting(); w != "" {
+		t.Fatalf("after the job the driver says %q", w)
 	}
 }
 

@@ -115,6 +115,15 @@ func (q *StreamQuery) Fence(query string, epoch int64) {
 	}
 }
 
+// Waiting says why the running batch waits, when its executor waits for
+// something (a cluster with no live executor); "" otherwise.
+func (q *StreamQuery) Waiting() string {
+	if w, ok := q.ex.(interface{ Waiting() string }); ok {
+		return w.Waiting()
+	}
+	return ""
+}
+
 // Spec is the compiled query.
 func (q *StreamQuery) Spec() *plan.Spec { return q.spec }
 

@@ -322,8 +322,13 @@ func (q *Query) Exception() error {
 
 func (q *Query) Status() Status {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.status
+	st := q.status
+	q.mu.Unlock()
+	// A batch that waits for its executors says so (cluster mode).
+	if why := q.cq.Waiting(); st.Active && why != "" {
+		st.Message = fmt.Sprintf("%s: %s", st.Message, why)
+	}
+	return st
 }
 
 // LastProgress is the progress of the last completed batch, or nil.

@@ -214,6 +214,15 @@ func (e *RemoteExecutor) encoded(spec *Spec) (encodedSpec, error) {
 	return enc, nil
 }
 
+// Waiting is the dispatcher's account of what a run waits for ("" when
+// nothing, or when the dispatcher does not say).
+func (e *RemoteExecutor) Waiting() string {
+	if w, ok := e.D.(interface{ Waiting() string }); ok {
+		return w.Waiting()
+	}
+	return ""
+}
+
 // Close stops serving broadcast keys.
 func (e *RemoteExecutor) Close() {
 	if e.stop != nil {
