@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -64,4 +65,22 @@ func RunPython(t testing.TB, script string, args ...string) string {
 		t.Fatalf("python failed: %v\n%s", err, stderr.String())
 	}
 	return string(out)
+}
+
+// SoakEnv asks the kill tests for a long soak: SLUICE_SOAK=N multiplies
+// their minimum kill counts by N (make test runs them short).
+const SoakEnv = "SLUICE_SOAK"
+
+// Soak is n times the soak factor ($SLUICE_SOAK, default 1).
+func Soak(t testing.TB, n int) int {
+	t.Helper()
+	v := os.Getenv(SoakEnv)
+	if v == "" {
+		return n
+	}
+	f, err := strconv.Atoi(v)
+	if err != nil || f < 1 {
+		t.Fatalf("%s=%q: want a whole number >= 1", SoakEnv, v)
+	}
+	return n * f
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluicedata/sluice/internal/clustertest"
 	"github.com/sluicedata/sluice/internal/killtest"
+	"github.com/sluicedata/sluice/internal/testenv"
 )
 
 // The stream-stream join into the Parquet sink of the test above, its
@@ -18,10 +19,8 @@ import (
 // from its checkpoint: the table each run leaves equals, row for row, a
 // cluster run never killed, which equals the batch join of the same files.
 func TestAClusterJoinWithExecutorsAndDriverKilledWritesEveryRowExactlyOnce(t *testing.T) {
-	const (
-		minExecutorKills = 30
-		minDriverKills   = 3
-	)
+	// SLUICE_SOAK=N multiplies both for a long soak.
+	minExecutorKills, minDriverKills := testenv.Soak(t, 30), testenv.Soak(t, 3)
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv(seedEnv); s != "" {
 		var err error

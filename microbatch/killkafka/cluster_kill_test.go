@@ -48,10 +48,8 @@ func TestClusterKafkaQueryWithExecutorsAndDriverKilledWritesEveryWindowExactlyOn
 }
 
 func clusterKillTest(t *testing.T, kc *kafkaCluster, real bool) {
-	const (
-		minExecutorKills = 30
-		minDriverKills   = 3
-	)
+	// SLUICE_SOAK=N multiplies both for a long soak.
+	minExecutorKills, minDriverKills := testenv.Soak(t, 30), testenv.Soak(t, 3)
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv(seedEnv); s != "" {
 		var err error
