@@ -20,7 +20,7 @@ import (
 
 // startCluster starts a driver and executors in this process, on
 // 127.0.0.1 with ports chosen now, sharing one dev CA and gossip key.
-func startCluster(t *testing.T, executors int, server func() *planServer) (*cluster.Driver, []*cluster.Executor) {
+func startCluster(t *testing.T, executors int) (*cluster.Driver, []*cluster.Executor) {
 	t.Helper()
 	ctx := context.Background()
 	id, _, err := cluster.DevTLS()
@@ -57,8 +57,6 @@ func startCluster(t *testing.T, executors int, server func() *planServer) (*clus
 	}
 	return d, exs
 }
-
-type planServer struct{}
 
 // noJob is a job of no registered function, stream or sink: batch jobs
 // over in-memory data need nothing else.
@@ -98,7 +96,7 @@ func rowsOf(t *testing.T, recs []arrow.Record) []string {
 }
 
 func TestABatchJobOnThreeExecutorsGivesTheLocalAnswer(t *testing.T) {
-	d, exs := startCluster(t, 3, nil)
+	d, exs := startCluster(t, 3)
 	schema := arrow.NewSchema([]arrow.Field{
 		{Name: "k", Type: arrow.BinaryTypes.String},
 		{Name: "v", Type: arrow.PrimitiveTypes.Int64},
@@ -138,7 +136,7 @@ func TestABatchJobOnThreeExecutorsGivesTheLocalAnswer(t *testing.T) {
 }
 
 func TestWithNoExecutorAJobWaitsBoundedAndRunsWhenOneJoins(t *testing.T) {
-	d, _ := startCluster(t, 0, nil)
+	d, _ := startCluster(t, 0)
 	schema := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
 	b := array.NewInt64Builder(memory.DefaultAllocator)
 	b.AppendValues([]int64{1, 2, 3}, nil)
@@ -191,7 +189,7 @@ func TestWithNoExecutorAJobWaitsBoundedAndRunsWhenOneJoins(t *testing.T) {
 }
 
 func TestAnExecutorKeepsTheBroadcastDataOfBoundedlyManyJobs(t *testing.T) {
-	d, exs := startCluster(t, 1, nil)
+	d, exs := startCluster(t, 1)
 	schema := arrow.NewSchema([]arrow.Field{{Name: "v", Type: arrow.PrimitiveTypes.Int64}}, nil)
 	b := array.NewInt64Builder(memory.DefaultAllocator)
 	b.AppendValues([]int64{1, 2, 3}, nil)

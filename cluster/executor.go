@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -169,7 +168,7 @@ func (e *Executor) run(id, driver string, peers map[string]string) *runBlocks {
 	if ok {
 		r.addPeers(peers)
 	} else {
-		r = &runBlocks{e: e, run: id, driver: driver, mem: &shuffle.Spill{Node: e.Name(), Dir: filepath.Join(e.spill, filepath.Base(id)), Budget: e.budget, Mem: e.cfg.Mem}}
+		r = &runBlocks{e: e, run: id, driver: driver, mem: &shuffle.Local{Node: e.Name(), Dir: filepath.Join(e.spill, filepath.Base(id)), Budget: e.budget, Mem: e.cfg.Mem}}
 		r.addPeers(peers)
 		e.runs[id] = r
 	}
@@ -183,7 +182,7 @@ type runBlocks struct {
 	e      *Executor
 	run    string
 	driver string
-	mem    *shuffle.Spill
+	mem    *shuffle.Local
 	used   time.Time
 
 	mu    sync.Mutex
@@ -385,5 +384,3 @@ func (e *Executor) broadcast(ctx context.Context, driver string, peers map[strin
 	}
 	return recs, nil
 }
-
-var errClosed = errors.New("cluster: closed")

@@ -38,7 +38,7 @@ func callers(t *testing.T, foreign *cluster.TLS) map[string]grpc.DialOption {
 }
 
 func TestStrangersCanNeitherSubmitTasksNorFetchBlocks(t *testing.T) {
-	d, exs := startCluster(t, 1, nil)
+	d, exs := startCluster(t, 1)
 	foreign, _, err := cluster.DevTLS()
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +93,7 @@ func TestStrangersCanNeitherSubmitTasksNorFetchBlocks(t *testing.T) {
 }
 
 func TestAnExecutorWithoutTheGossipKeyCannotJoin(t *testing.T) {
-	d, _ := startCluster(t, 0, nil)
+	d, _ := startCluster(t, 0)
 	id, _, err := cluster.DevTLS()
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +121,7 @@ func TestAnExecutorWithoutTheGossipKeyCannotJoin(t *testing.T) {
 }
 
 func TestNothingListensBeyondLoopbackByDefault(t *testing.T) {
-	d, exs := startCluster(t, 1, nil)
+	d, exs := startCluster(t, 1)
 	for _, addr := range []string{d.Gossip(), d.Flight(), exs[0].Gossip(), exs[0].Flight()} {
 		if !strings.HasPrefix(addr, "127.0.0.1:") {
 			t.Errorf("%s listens beyond loopback", addr)
@@ -130,7 +130,7 @@ func TestNothingListensBeyondLoopbackByDefault(t *testing.T) {
 }
 
 func TestAnExecutorOfAnotherBuildGetsNoWork(t *testing.T) {
-	d, _ := startCluster(t, 0, nil)
+	d, _ := startCluster(t, 0)
 	srv := dataset.NewTaskServer(dataset.Config{}, noJob)
 	e, err := cluster.StartExecutor(context.Background(), cluster.Config{Seeds: []string{d.Gossip()}, GossipKey: gossipKeyOf(t, d), TLS: secrets[d].id, Fingerprint: "another-build"}, srv)
 	if err != nil {
@@ -145,7 +145,7 @@ func TestAnExecutorOfAnotherBuildGetsNoWork(t *testing.T) {
 }
 
 func TestAPortInUseOrUnreachableSeedsAreClearErrors(t *testing.T) {
-	d, exs := startCluster(t, 1, nil)
+	d, exs := startCluster(t, 1)
 	srv := dataset.NewTaskServer(dataset.Config{}, noJob)
 	taken := exs[0].Flight()
 	_, err := cluster.StartExecutor(context.Background(), cluster.Config{Seeds: []string{d.Gossip()}, GossipKey: secrets[d].key, TLS: secrets[d].id, Flight: taken}, srv)

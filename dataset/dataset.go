@@ -246,7 +246,7 @@ func (d *Dataset) executor(cfg Config, job *plan.Job, bc *plan.StaticCache, st s
 		return nil, fmt.Errorf("dataset: executor %q (Config.Executor or $SLUICE_EXECUTOR): want %q, %q or %q with Config.Cluster", cfg.Executor, ExecutorLocal, ExecutorIsolated, ExecutorCluster)
 	}
 	return &plan.LocalExecutor{
-		Env:      plan.ExecEnv{Node: "local", Mem: cfg.Allocator, BatchRows: cfg.BatchRows, Job: job, State: st, Broadcast: bc, Blocks: &shuffle.Mem{Node: "local"}},
+		Env:      plan.ExecEnv{Node: "local", Mem: cfg.Allocator, BatchRows: cfg.BatchRows, Job: job, State: st, Broadcast: bc, Blocks: &shuffle.Local{Node: "local"}},
 		Isolated: cfg.Executor == ExecutorIsolated,
 	}, nil
 }

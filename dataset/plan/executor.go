@@ -95,7 +95,7 @@ func Collect(ctx context.Context, ex Executor, spec *Spec, run *Run) ([]arrow.Re
 
 // LocalExecutor runs a spec's tasks in this process, on the scheduler's
 // worker pool: the executor of a job without a cluster. It owns the
-// shuffle blocks its tasks write (Env.Blocks, a shuffle.Mem by default).
+// shuffle blocks its tasks write (Env.Blocks, a shuffle.Local by default).
 //
 // With Isolated set, every task crosses as bytes, the way it reaches a
 // remote executor: the TaskSpec (with its stream split encoded) and the
@@ -117,7 +117,7 @@ var _ Executor = (*LocalExecutor)(nil)
 // Execute implements Executor.
 func (e *LocalExecutor) Execute(ctx context.Context, spec *Spec, run *Run) (*Outcome, error) {
 	if e.Env.Blocks == nil {
-		e.Env.Blocks = &shuffle.Mem{Node: e.Env.Node}
+		e.Env.Blocks = &shuffle.Local{Node: e.Env.Node}
 	}
 	do := func(ctx context.Context, ts TaskSpec) (*scheduler.Result, error) {
 		return RunTask(ctx, spec, &ts, &e.Env)

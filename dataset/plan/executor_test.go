@@ -53,7 +53,7 @@ func runOn(ctx context.Context, t *testing.T, mem memory.Allocator, n *plan.Node
 	bc := &plan.StaticCache{}
 	defer bc.Release()
 	bc.SetMemory(spec)
-	ex := &plan.LocalExecutor{Env: plan.ExecEnv{Node: "local", Mem: mem, Job: &plan.Job{Funcs: funcs}, Broadcast: bc, Blocks: &shuffle.Mem{Node: "local"}}, Isolated: isolated}
+	ex := &plan.LocalExecutor{Env: plan.ExecEnv{Node: "local", Mem: mem, Job: &plan.Job{Funcs: funcs}, Broadcast: bc, Blocks: &shuffle.Local{Node: "local"}}, Isolated: isolated}
 	defer ex.Close()
 	return plan.Collect(ctx, ex, spec, &plan.Run{Batch: plan.NoBatch, Workers: workers})
 }

@@ -15,7 +15,7 @@ func TestATaskServerRefusesTheTasksOfADriverANewerOneReplaced(t *testing.T) {
 	srv := &plan.TaskServer{Jobs: func(map[string]string) (*plan.Job, error) { return &plan.Job{}, nil }}
 	run := func(query string, epoch int64) error {
 		b, _ := json.Marshal(plan.TaskRequest{SpecID: "s", Query: query, Epoch: epoch})
-		_, err := srv.RunTask(context.Background(), b, shuffle.Env{Node: "n", Blocks: &shuffle.Mem{}})
+		_, err := srv.RunTask(context.Background(), b, shuffle.Env{Node: "n", Blocks: &shuffle.Local{}})
 		return err
 	}
 	// The spec was never sent: every task that passes the fence fails

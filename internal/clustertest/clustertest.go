@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -36,6 +37,7 @@ import (
 	"time"
 
 	"github.com/sluicedata/sluice/cluster"
+	"github.com/sluicedata/sluice/internal/killtest"
 	"github.com/sluicedata/sluice/internal/shuffle"
 )
 
@@ -504,4 +506,67 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Churn is the kill loop of the cluster kill tests: it runs one query to
+// its end in a child driver process (start starts it, the same query each
+// time, resuming from its checkpoint), SIGKILLing a random live executor
+// every up-to-ExecutorEvery (and starting a replacement) and, in about one
+// start in three or whenever Kills still lacks driver kills, the driver
+// somewhere in its first DriverWithin. After each driver kill it calls
+// AfterDriverKill, when set, then starts the driver again. Kills counts
+// the kills of every call.
+type Churn struct {
+	Rng             *rand.Rand
+	ExecutorEvery   time.Duration
+	DriverWithin    time.Duration
+	MinDriverKills  int // driver kills are forced once executor kills reach MinExecutorKills
+	MinExecutorKill int
+	AfterDriverKill func(kill int)
+
+	ExecutorKills, DriverKills int
+}
+
+// Run runs one query under churn and returns how often its driver was
+// restarted.
+func (ch *Churn) Run(t testing.TB, c *Cluster, start func() *killtest.Child) (restarts int) {
+	t.Helper()
+	for {
+		child := start()
+		driverAt := time.Duration(-1)
+		if ch.Rng.IntN(3) == 0 || (ch.ExecutorKills >= ch.MinExecutorKill && ch.DriverKills < ch.MinDriverKills) {
+			driverAt = time.Duration(ch.Rng.Int64N(int64(ch.DriverWithin)))
+		}
+		began := time.Now()
+		killedDriver := false
+		for {
+			wait := time.Duration(ch.Rng.Int64N(int64(ch.ExecutorEvery)))
+			if driverAt >= 0 && time.Since(began)+wait >= driverAt {
+				if !child.Wait(t, max(driverAt-time.Since(began), 0)) {
+					killedDriver = child.RunOrKill(t, 0)
+				}
+				break
+			}
+			if child.Wait(t, wait) {
+				break
+			}
+			live := c.Live()
+			live[ch.Rng.IntN(len(live))].Kill()
+			ch.ExecutorKills++
+			c.AddExecutor(2)
+		}
+		if !killedDriver {
+			return restarts
+		}
+		ch.DriverKills++
+		restarts++
+		if ch.AfterDriverKill != nil {
+			ch.AfterDriverKill(ch.DriverKills)
+		}
+	}
+}
+
+// Done reports whether the kills reached their minimums.
+func (ch *Churn) Done() bool {
+	return ch.ExecutorKills >= ch.MinExecutorKill && ch.DriverKills >= ch.MinDriverKills
 }

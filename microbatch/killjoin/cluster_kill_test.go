@@ -49,48 +49,24 @@ func TestAClusterJoinWithExecutorsAndDriverKilledWritesEveryRowExactlyOnce(t *te
 	}
 	t.Logf("reference: %d rows in %v", len(want), took.Round(time.Millisecond))
 
-	maxExecDelay := max(took/4, 100*time.Millisecond)
-	execKills, driverKills, runs := 0, 0, 0
-	for execKills < minExecutorKills || driverKills < minDriverKills {
+	churn := &clustertest.Churn{Rng: rng, ExecutorEvery: max(took/4, 100*time.Millisecond), DriverWithin: took / 2,
+		MinExecutorKill: minExecutorKills, MinDriverKills: minDriverKills}
+	runs := 0
+	for !churn.Done() {
 		runs++
 		c := cfg()
-		for {
-			r := killtest.Start(t, childEnv, c)
-			driverAt := time.Duration(-1)
-			if rng.IntN(3) == 0 || (execKills >= minExecutorKills && driverKills < minDriverKills) {
-				driverAt = time.Duration(rng.Int64N(int64(took / 2)))
-			}
-			start := time.Now()
-			exited, killedDriver := false, false
-			for !exited && !killedDriver {
-				wait := time.Duration(rng.Int64N(int64(maxExecDelay)))
-				if driverAt >= 0 && time.Since(start)+wait >= driverAt {
-					if exited = r.Wait(t, max(driverAt-time.Since(start), 0)); !exited {
-						killedDriver = r.RunOrKill(t, 0)
-					}
-					break
-				}
-				if exited = r.Wait(t, wait); exited {
-					break
-				}
-				live := cl.Live()
-				live[rng.IntN(len(live))].Kill()
-				execKills++
-				cl.AddExecutor(2)
-			}
-			if !killedDriver {
-				break
-			}
-			driverKills++
-			s := readKillState(c)
-			if err := s.CheckSink(); err != nil {
-				t.Fatalf("seed %d: run %d, driver kill %d: %v", seed, runs, driverKills, err)
+		// After a driver kill a reader sees exactly the batches the sink
+		// committed.
+		churn.AfterDriverKill = func(kill int) {
+			if err := readKillState(c).CheckSink(); err != nil {
+				t.Fatalf("seed %d: run %d, driver kill %d: %v", seed, runs, kill, err)
 			}
 		}
+		churn.Run(t, cl, func() *killtest.Child { return killtest.Start(t, childEnv, c) })
 		if d := diff(read(t, c.Out), want); d != "" {
 			t.Fatalf("seed %d: run %d: %s", seed, runs, d)
 		}
-		t.Logf("run %d: the table equals the reference; executor kills so far %d, driver kills %d", runs, execKills, driverKills)
+		t.Logf("run %d: the table equals the reference; executor kills so far %d, driver kills %d", runs, churn.ExecutorKills, churn.DriverKills)
 	}
-	t.Logf("%d executor kills and %d driver kills over %d runs in %v", execKills, driverKills, runs, time.Since(began).Round(time.Millisecond))
+	t.Logf("%d executor kills and %d driver kills over %d runs in %v", churn.ExecutorKills, churn.DriverKills, runs, time.Since(began).Round(time.Millisecond))
 }

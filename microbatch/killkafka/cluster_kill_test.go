@@ -91,10 +91,11 @@ func clusterKillTest(t *testing.T, kc *kafkaCluster, real bool) {
 	t.Logf("reference: %d records in %d batches, %v", len(refRecs), refState.lastOffsets+1, took.Round(time.Millisecond))
 
 	// Executors die every up-to-a-quarter of the reference run; a driver
-	// run is killed (one in three) somewhere in its first half.
-	maxExecDelay := max(took/4, 100*time.Millisecond)
-	execKills, driverKills, runs := 0, 0, 0
-	for execKills < minExecutorKills || driverKills < minDriverKills {
+	// run is killed now and then somewhere in its first half.
+	churn := &clustertest.Churn{Rng: rng, ExecutorEvery: max(took/4, 100*time.Millisecond), DriverWithin: took / 2,
+		MinExecutorKill: minExecutorKills, MinDriverKills: minDriverKills}
+	runs := 0
+	for !churn.Done() {
 		runs++
 		out := fmt.Sprintf("out-run%d", runs)
 		if real {
@@ -102,44 +103,12 @@ func clusterKillTest(t *testing.T, kc *kafkaCluster, real bool) {
 		}
 		kc.createTopic(t, out, partitions, real)
 		cfg := runCfg(out)
-		restarts := 0
-		for {
-			child := killtest.Start(t, childEnv, cfg)
-			var driverAt time.Duration = -1
-			if rng.IntN(3) == 0 || (execKills >= minExecutorKills && driverKills < minDriverKills) {
-				driverAt = time.Duration(rng.Int64N(int64(took / 2)))
-			}
-			start := time.Now()
-			exited, killedDriver := false, false
-			for !exited && !killedDriver {
-				wait := time.Duration(rng.Int64N(int64(maxExecDelay)))
-				if driverAt >= 0 && time.Since(start)+wait >= driverAt {
-					wait = max(driverAt-time.Since(start), 0)
-					if exited = child.Wait(t, wait); !exited {
-						killedDriver = child.RunOrKill(t, 0)
-						exited = !killedDriver
-					}
-					break
-				}
-				if exited = child.Wait(t, wait); exited {
-					break
-				}
-				live := cl.Live()
-				live[rng.IntN(len(live))].Kill()
-				execKills++
-				cl.AddExecutor(2)
-			}
-			if !killedDriver {
-				break
-			}
-			driverKills++
-			restarts++
-		}
+		restarts := churn.Run(t, cl, func() *killtest.Child { return killtest.Start(t, childEnv, cfg) })
 		got := recordStrings(kc.readTopic(t, out))
 		if d := diffSorted(got, refRecs); d != "" {
 			t.Fatalf("seed %d: run %d (driver restarted %d times): the output topic (%d records) differs from the never-killed run's (%d): %s", seed, runs, restarts, len(got), len(refRecs), d)
 		}
-		t.Logf("run %d: output equals the reference (%d records); executor kills so far %d, driver kills %d", runs, len(got), execKills, driverKills)
+		t.Logf("run %d: output equals the reference (%d records); executor kills so far %d, driver kills %d", runs, len(got), churn.ExecutorKills, churn.DriverKills)
 	}
-	t.Logf("%d executor kills and %d driver kills over %d runs in %v", execKills, driverKills, runs, time.Since(began).Round(time.Millisecond))
+	t.Logf("%d executor kills and %d driver kills over %d runs in %v", churn.ExecutorKills, churn.DriverKills, runs, time.Since(began).Round(time.Millisecond))
 }

@@ -27,13 +27,14 @@ type Budget struct {
 // Used is the memory the blocks hold now.
 func (b *Budget) Used() int64 { return b.used.Load() }
 
-// Spill keeps a run's blocks in memory while Budget allows and writes the
-// others to Arrow IPC files under Dir: the shuffle of a cluster executor.
-type Spill struct {
+// Local keeps one run's blocks where its tasks ran: in memory while Budget
+// allows (no Budget: always, the in-process executor's shuffle) and the
+// others in Arrow IPC files under Dir (a cluster executor's).
+type Local struct {
 	Node   string
-	Dir    string // created on the first spill
-	Budget *Budget
-	Mem    memory.Allocator
+	Dir    string           // created on the first spill
+	Budget *Budget          // shared by the runs of a process; nil: no limit
+	Mem    memory.Allocator // reads spilled blocks back; default the Go allocator
 
 	mu    sync.Mutex
 	mem   map[key][]arrow.Record
@@ -41,16 +42,18 @@ type Spill struct {
 	files map[key]string
 }
 
-var _ Store = (*Spill)(nil)
+var _ Store = (*Local)(nil)
+
+type key struct{ stage, mapTask, part int }
 
 // Put implements Store. A block that cannot be written to disk (a full
 // disk) is an error naming the file.
-func (s *Spill) Put(stage, mapTask, part int, recs []arrow.Record) (scheduler.Location, error) {
+func (s *Local) Put(stage, mapTask, part int, recs []arrow.Record) (scheduler.Location, error) {
 	loc := scheduler.Location{Node: s.Node, Stage: stage, Map: mapTask, Part: part}
 	for _, r := range recs {
 		loc.Rows += r.NumRows()
 	}
-	size := Size(recs)
+	size := recordsSize(recs)
 	loc.Bytes = size
 	k := key{stage, mapTask, part}
 	s.mu.Lock()
@@ -128,7 +131,7 @@ func readIPC(path string, mem memory.Allocator) ([]arrow.Record, error) {
 }
 
 // Fetch implements Store.
-func (s *Spill) Fetch(_ context.Context, locs []scheduler.Location) ([]arrow.Record, error) {
+func (s *Local) Fetch(_ context.Context, locs []scheduler.Location) ([]arrow.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []arrow.Record
@@ -156,7 +159,7 @@ func (s *Spill) Fetch(_ context.Context, locs []scheduler.Location) ([]arrow.Rec
 	return out, nil
 }
 
-func (s *Spill) mem0() memory.Allocator {
+func (s *Local) mem0() memory.Allocator {
 	if s.Mem == nil {
 		return memory.DefaultAllocator
 	}
@@ -164,7 +167,7 @@ func (s *Spill) mem0() memory.Allocator {
 }
 
 // drop frees block k. Callers hold s.mu.
-func (s *Spill) drop(k key) {
+func (s *Local) drop(k key) {
 	if recs, ok := s.mem[k]; ok {
 		release(recs)
 		if s.Budget != nil {
@@ -180,7 +183,7 @@ func (s *Spill) drop(k key) {
 }
 
 // Release implements Store.
-func (s *Spill) Release(stage int) {
+func (s *Local) Release(stage int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k := range s.mem {
@@ -196,7 +199,7 @@ func (s *Spill) Release(stage int) {
 }
 
 // Close frees every block and removes Dir.
-func (s *Spill) Close() {
+func (s *Local) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k := range s.mem {
@@ -211,8 +214,42 @@ func (s *Spill) Close() {
 }
 
 // Spilled counts the blocks on disk.
-func (s *Spill) Spilled() int {
+func (s *Local) Spilled() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.files)
+}
+
+func release(recs []arrow.Record) {
+	for _, r := range recs {
+		r.Release()
+	}
+}
+
+// recordsSize is the bytes of recs' buffers (arrow/util's TotalRecordSize
+// would bring in its protobuf dependencies for these few lines).
+func recordsSize(recs []arrow.Record) int64 {
+	var n int64
+	for _, r := range recs {
+		for _, c := range r.Columns() {
+			n += dataSize(c.Data())
+		}
+	}
+	return n
+}
+
+func dataSize(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataSize(c)
+	}
+	if d.DataType().ID() == arrow.DICTIONARY {
+		n += dataSize(d.Dictionary())
+	}
+	return n
 }

@@ -42,7 +42,7 @@ func sum(t *testing.T, recs []arrow.Record) int64 {
 func TestBlocksBeyondTheBudgetSpillToDiskAndReadBackTheSame(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	dir := filepath.Join(t.TempDir(), "run-1")
-	s := &shuffle.Spill{Node: "n", Dir: dir, Budget: &shuffle.Budget{Limit: 2*8192 + 100}, Mem: mem}
+	s := &shuffle.Local{Node: "n", Dir: dir, Budget: &shuffle.Budget{Limit: 2*8192 + 100}, Mem: mem}
 	var locs []scheduler.Location
 	for m := 0; m < 4; m++ {
 		loc, err := s.Put(0, m, 0, block(mem, int64(m*1000), 1000))
@@ -76,7 +76,7 @@ func TestASpillThatCannotBeWrittenNamesTheFile(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	file := filepath.Join(t.TempDir(), "not-a-dir")
 	os.WriteFile(file, nil, 0o600)
-	s := &shuffle.Spill{Node: "n", Dir: file, Budget: &shuffle.Budget{Limit: 0}, Mem: mem}
+	s := &shuffle.Local{Node: "n", Dir: file, Budget: &shuffle.Budget{Limit: 0}, Mem: mem}
 	_, err := s.Put(1, 2, 3, block(mem, 0, 10))
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(file, "1-2-3.arrow")) {
 		t.Fatalf("err = %v, want it to name the spill file", err)
