@@ -227,21 +227,23 @@ func Run(ctx context.Context, stages []Stage, ex Executor, cfg Config) (final []
 	return nil, nil, errors.New("unreachable")
 }
 
-// inputs are task t of st's blocks: for each stage it reads, the blocks of
-// partition t in map-task order.
-func (j *job) inputs(st Stage, t int) map[int][]Location {
+// inputs are the blocks st's tasks read: for each stage it reads, by
+// partition (= the reading task), in map-task order.
+func (j *job) inputs(st Stage) map[int][][]Location {
 	if len(st.Deps) == 0 {
 		return nil
 	}
-	in := map[int][]Location{}
+	in := map[int][][]Location{}
 	for _, d := range st.Deps {
+		parts := make([][]Location, st.Tasks)
 		for _, task := range j.blocks[d] {
 			for _, l := range task {
-				if l.Part == t {
-					in[d] = append(in[d], l)
+				if l.Part >= 0 && l.Part < len(parts) {
+					parts[l.Part] = append(parts[l.Part], l)
 				}
 			}
 		}
+		in[d] = parts
 	}
 	return in
 }
@@ -390,9 +392,16 @@ func (j *job) round(st Stage, tasks []int, attempts map[int]int, tried map[int][
 	j.slots.set(nodes)
 	errs := make([]error, len(tasks))
 	placed := make([]string, len(tasks))
+	inputs := j.inputs(st)
 	var wg sync.WaitGroup
 	for i, t := range tasks {
-		task := Task{Stage: st.ID, Index: t, Attempt: attempts[t], Inputs: j.inputs(st, t)}
+		task := Task{Stage: st.ID, Index: t, Attempt: attempts[t]}
+		if inputs != nil {
+			task.Inputs = map[int][]Location{}
+			for d, parts := range inputs {
+				task.Inputs[d] = parts[t]
+			}
+		}
 		var want []string // nodes in order of preference; nil: any
 		if st.Sticky && j.cfg.Nodes != nil {
 			want = rendezvous(fmt.Sprintf("%d/%d", st.ID, t), nodes, tried[t])
