@@ -69,25 +69,21 @@ func (d *Driver) Close() error { return d.close() }
 func (d *Driver) Executors() []Member {
 	var out []Member
 	now := time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for _, m := range d.members.Executors() {
-		d.mu.Lock()
-		until, held := d.quarantine[m.Name]
-		if held && now.After(until) {
+		if until, held := d.quarantine[m.Name]; held {
+			if now.Before(until) {
+				continue
+			}
 			delete(d.quarantine, m.Name)
-			held = false
-		}
-		d.mu.Unlock()
-		if held {
-			continue
 		}
 		if m.Meta.Fingerprint != d.cfg.Fingerprint || m.Meta.Flight == "" {
-			d.mu.Lock()
 			if !d.refused[m.Name] {
 				d.refused[m.Name] = true
 				d.log.Warn("executor refused: its build differs from the driver's; it gets no work",
 					"node", m.Name, "flight", m.Meta.Flight, "fingerprint", m.Meta.Fingerprint, "driver_fingerprint", d.cfg.Fingerprint)
 			}
-			d.mu.Unlock()
 			continue
 		}
 		out = append(out, m)
@@ -207,7 +203,9 @@ func (d *Driver) Fetch(ctx context.Context, run string, locs []scheduler.Locatio
 func (d *Driver) Release(run string, stage int) {
 	call := releaseCall{Run: run, Stage: stage, All: stage < -1<<20}
 	body, _ := json.Marshal(call)
-	for _, m := range d.Executors() {
+	// Every member, quarantined ones too: one that hung and came back
+	// still holds the run's blocks.
+	for _, m := range d.members.Executors() {
 		go func(addr string) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()

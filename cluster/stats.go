@@ -29,6 +29,10 @@ type ExecutorStats struct {
 	Gets         int64 `json:"gets"`
 	BlocksServed int64 `json:"blocks_served"`
 	BytesServed  int64 `json:"bytes_served"`
+	// Runs are the runs whose blocks the executor holds now, BlockMemory
+	// the memory those blocks take.
+	Runs        int   `json:"runs"`
+	BlockMemory int64 `json:"block_memory"`
 }
 
 const actionStats = "stats"
@@ -40,8 +44,12 @@ type serveStats struct {
 
 // Stats returns this executor's counters.
 func (e *Executor) Stats() ExecutorStats {
+	e.mu.Lock()
+	runs := len(e.runs)
+	e.mu.Unlock()
 	return ExecutorStats{Tasks: e.tasks.Load(), TasksFailed: e.stats.failed.Load(),
-		Gets: e.stats.gets.Load(), BlocksServed: e.stats.blocks.Load(), BytesServed: e.stats.bytes.Load()}
+		Gets: e.stats.gets.Load(), BlocksServed: e.stats.blocks.Load(), BytesServed: e.stats.bytes.Load(),
+		Runs: runs, BlockMemory: e.BlockMemory()}
 }
 
 // serving counts one DoGet of blocks and returns stream counting the
@@ -72,13 +80,13 @@ func (e *Executor) sendStats(stream flight.FlightService_DoActionServer) error {
 	return stream.Send(&flight.Result{Body: b})
 }
 
-// ExecutorStats asks every live executor this driver gives work to for
+// ExecutorStats asks every live executor (quarantined and refused ones too) this driver gives work to for
 // its counters, by member name. An executor that does not answer is left
 // out of the map and named in the error (the others are still returned).
 func (d *Driver) ExecutorStats(ctx context.Context) (map[string]ExecutorStats, error) {
 	out := map[string]ExecutorStats{}
 	var errs []error
-	for _, m := range d.Executors() {
+	for _, m := range d.members.Executors() { // quarantined ones too
 		b, err := d.action(ctx, m.Meta.Flight, actionStats, nil)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("cluster: stats of executor %s (%s): %w", m.Name, m.Meta.Flight, err))

@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
+	"github.com/sluicedata/sluice/cluster"
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/internal/clustertest"
 	"github.com/sluicedata/sluice/internal/shuffle"
@@ -194,5 +195,24 @@ func TestAHungExecutorsWorkMovesElsewhereAndItRejoinsAfterwards(t *testing.T) {
 	}
 	if got := collect(t, slowJob(recs).WithConfig(cfg)); !slices.Equal(got, want) {
 		t.Fatalf("after SIGCONT the answer differs:\n got %v\nwant %v", got, want)
+	}
+	// Every job released its blocks everywhere, on the executor that hung
+	// (in quarantine when the first job ended) too.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		stats, err := c.Driver.ExecutorStats(context.Background())
+		held := map[string]cluster.ExecutorStats{}
+		for name, s := range stats {
+			if s.Runs > 0 || s.BlockMemory > 0 {
+				held[name] = s
+			}
+		}
+		if err == nil && len(held) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("15 s after the jobs, executors still hold blocks: %+v (err %v)", held, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
