@@ -80,7 +80,7 @@ func (e *Executor) sendStats(stream flight.FlightService_DoActionServer) error {
 	return stream.Send(&flight.Result{Body: b})
 }
 
-// ExecutorStats asks every live executor (quarantined and refused ones too) this driver gives work to for
+// ExecutorStats asks every live executor (quarantined and refused ones too) for
 // its counters, by member name. An executor that does not answer is left
 // out of the map and named in the error (the others are still returned).
 func (d *Driver) ExecutorStats(ctx context.Context) (map[string]ExecutorStats, error) {
