@@ -194,6 +194,7 @@ func startNode(ctx context.Context, cfg Config, role string, svc flight.FlightSe
 		defer close(n.done)
 		n.srv.Serve(lis)
 	}()
+	go n.dropGone()
 	n.log.Info("cluster member started", "role", role, "node", n.members.Self().Name, "gossip", n.members.Self().Gossip, "flight", flightAddr, "fingerprint", cfg.Fingerprint)
 	return n, nil
 }
@@ -236,6 +237,39 @@ func (n *node) flightOf(name string, peers func(string) (string, bool)) (string,
 	return m.Meta.Flight, ok && m.Meta.Flight != ""
 }
 
+// dropGone closes the clients of members that left the cluster, so a
+// long-lived driver among churning executors keeps no connection (and its
+// reconnect loop) per departed one. An address never seen in gossip (a
+// peer the driver told of first) is left alone.
+func (n *node) dropGone() {
+	seen := map[string]bool{}
+	for {
+		changed := n.members.Changed()
+		now := map[string]bool{}
+		for _, m := range n.members.Members() {
+			if m.Meta.Flight != "" {
+				now[m.Meta.Flight] = true
+			}
+		}
+		n.mu.Lock()
+		for addr := range seen {
+			if !now[addr] {
+				if c, ok := n.clients[addr]; ok {
+					c.Close()
+					delete(n.clients, addr)
+				}
+			}
+		}
+		n.mu.Unlock()
+		seen = now
+		select {
+		case <-changed:
+		case <-n.done:
+			return
+		}
+	}
+}
+
 // client returns a Flight client of the member's address, dialled once.
 func (n *node) client(addr string) (flight.FlightServiceClient, error) {
 	n.mu.Lock()
@@ -246,7 +280,9 @@ func (n *node) client(addr string) (flight.FlightServiceClient, error) {
 	c, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(n.cfg.TLS.ClientConfig())),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30), grpc.MaxCallSendMsgSize(1<<30)),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 2 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}),
+		// gRPC pings no more often than every 10 s; hung peers are found
+		// by our own pings (health.go).
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)

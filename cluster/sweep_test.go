@@ -62,3 +62,45 @@ func TestTheBlocksOfADriverThatLeftAreDropped(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestTheClientOfAnExecutorThatLeftIsClosed(t *testing.T) {
+	id, _, err := DevTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := NewGossipKey()
+	ctx := context.Background()
+	d, err := StartDriver(ctx, Config{GossipKey: key, TLS: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	e, err := StartExecutor(ctx, Config{Seeds: []string{d.Gossip()}, GossipKey: key, TLS: id}, putOne{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(d.Executors()) == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := d.RunTask(ctx, e.Name(), "run-1", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	addr := e.Flight()
+	has := func() bool {
+		d.node.mu.Lock()
+		defer d.node.mu.Unlock()
+		_, ok := d.node.clients[addr]
+		return ok
+	}
+	if !has() {
+		t.Fatal("the driver kept no client of the executor it sent a task")
+	}
+	e.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for has() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the driver still holds a client of %s, which left", addr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
