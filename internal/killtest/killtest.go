@@ -40,6 +40,15 @@ func Start(t testing.TB, env string, cfg any) *Child {
 		t.Fatal(err)
 	}
 	go func() { c.done <- c.cmd.Wait() }()
+	// A test that fails while its child runs leaves no process behind.
+	t.Cleanup(func() {
+		c.cmd.Process.Kill()
+		select {
+		case err := <-c.done:
+			c.done <- err
+		case <-time.After(10 * time.Second):
+		}
+	})
 	return c
 }
 
