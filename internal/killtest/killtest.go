@@ -19,7 +19,8 @@ import (
 type Child struct {
 	cmd            *exec.Cmd
 	stdout, stderr bytes.Buffer
-	done           chan error
+	done           chan struct{} // closed when the child exited; err is then its Wait's
+	err            error
 }
 
 // Start re-executes the test binary with env set to cfg as JSON; the
@@ -30,7 +31,7 @@ func Start(t testing.TB, env string, cfg any) *Child {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Child{done: make(chan error, 1)}
+	c := &Child{done: make(chan struct{})}
 	c.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	// Under -race a process sleeps a second at exit (atexit_sleep_ms),
 	// where kills would land, after the job ended.
@@ -39,14 +40,17 @@ func Start(t testing.TB, env string, cfg any) *Child {
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { c.done <- c.cmd.Wait() }()
+	go func() {
+		c.err = c.cmd.Wait()
+		close(c.done)
+	}()
 	// A test that fails while its child runs leaves no process behind.
 	t.Cleanup(func() {
-		c.cmd.Process.Kill()
 		select {
-		case err := <-c.done:
-			c.done <- err
-		case <-time.After(10 * time.Second):
+		case <-c.done:
+		default:
+			c.cmd.Process.Kill()
+			<-c.done
 		}
 	})
 	return c
@@ -60,9 +64,9 @@ func (c *Child) RunOrKill(t testing.TB, delay time.Duration) (killed bool) {
 	timer := time.NewTimer(delay)
 	defer timer.Stop()
 	select {
-	case err := <-c.done:
-		if err != nil {
-			t.Fatalf("child failed: %v\nstdout:\n%s\nstderr:\n%s", err, c.stdout.String(), c.stderr.String())
+	case <-c.done:
+		if c.err != nil {
+			t.Fatalf("child failed: %v\nstdout:\n%s\nstderr:\n%s", c.err, c.stdout.String(), c.stderr.String())
 		}
 		return false
 	case <-timer.C:
@@ -70,7 +74,8 @@ func (c *Child) RunOrKill(t testing.TB, delay time.Duration) (killed bool) {
 	if err := c.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		t.Fatal(err)
 	}
-	err := <-c.done
+	<-c.done
+	err := c.err
 	var exit *exec.ExitError
 	if err == nil || !errors.As(err, &exit) {
 		// It finished just before the signal.
@@ -90,10 +95,9 @@ func (c *Child) Stdout() string { return c.stdout.String() }
 func (c *Child) Wait(t testing.TB, d time.Duration) (exited bool) {
 	t.Helper()
 	select {
-	case err := <-c.done:
-		c.done <- err // for a later Wait or RunOrKill
-		if err != nil {
-			t.Fatalf("child failed: %v\nstdout:\n%s\nstderr:\n%s", err, c.stdout.String(), c.stderr.String())
+	case <-c.done:
+		if c.err != nil {
+			t.Fatalf("child failed: %v\nstdout:\n%s\nstderr:\n%s", c.err, c.stdout.String(), c.stderr.String())
 		}
 		return true
 	case <-time.After(d):
