@@ -52,6 +52,7 @@ type StreamWriter struct {
 	late    sinks.Sink
 	policy  WatermarkPolicy
 	listen  func(Progress)
+	name    string
 }
 
 // WatermarkPolicy combines the watermarks of several inputs (each
@@ -71,6 +72,11 @@ const (
 // query's goroutine, after the batch committed (RecentProgress keeps only
 // the last 100). fn must be quick and must not call back into the query.
 func (w *StreamWriter) OnProgress(fn func(Progress)) *StreamWriter { w.listen = fn; return w }
+
+// QueryName names the query in its progress, logs, metrics and the web UI
+// (Spark's queryName). It is not part of the checkpoint: renaming a query
+// keeps its state.
+func (w *StreamWriter) QueryName(name string) *StreamWriter { w.name = name; return w }
 
 // WatermarkPolicy sets how several inputs' watermarks combine.
 func (w *StreamWriter) WatermarkPolicy(p WatermarkPolicy) *StreamWriter { w.policy = p; return w }
@@ -216,7 +222,7 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 	cq.Fence(meta.QueryID, epoch)
 	ctx, cancel := context.WithCancel(ctx)
 	q := &Query{w: w, cp: cp, meta: meta, lock: lock, cancel: cancel, done: make(chan struct{}), cq: cq, stores: stores,
-		status: Status{Message: "Initializing sources", Active: true}}
+		runID: newRunID(), status: Status{Message: "Initializing sources", Active: true}}
 	started = true
 	go q.run(ctx, rec)
 	return q, nil
@@ -277,6 +283,7 @@ type Query struct {
 	lock   io.Closer // the checkpoint's lock, released when run ends
 	cancel context.CancelFunc
 	done   chan struct{}
+	runID  string
 
 	cq *dataset.StreamQuery // the compiled query and its executor
 	// stores serves the stateful operators' state under <checkpoint>/state
@@ -291,6 +298,23 @@ type Query struct {
 
 // ID is the query's id, stable across restarts from the same checkpoint.
 func (q *Query) ID() string { return q.meta.QueryID }
+
+// RunID identifies this start of the query: a restart from the same
+// checkpoint keeps ID and gets a new RunID (as in Spark).
+func (q *Query) RunID() string { return q.runID }
+
+// Name is the name StreamWriter.QueryName gave the query, or "".
+func (q *Query) Name() string { return q.w.name }
+
+// newRunID is a random UUID (version 4), Spark's runId format.
+func newRunID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
 
 // Explain is the query's plan as it runs: the logical and optimized plans
 // with the sink write, and the physical plan printed from the compiled spec
@@ -577,7 +601,8 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 	w := q.w
 	q.setStatus(fmt.Sprintf("Processing batch %d", e.Batch), true)
 	began := w.clock.Now()
-	p := Progress{Batch: e.Batch, Timestamp: time.UnixMicro(e.Timestamp).UTC(), Durations: map[string]time.Duration{}}
+	p := Progress{ID: q.meta.QueryID, RunID: q.runID, Name: w.name, Batch: e.Batch, Timestamp: time.UnixMicro(e.Timestamp).UTC(),
+		Durations: map[string]time.Duration{}, Sink: SinkProgress{Description: w.sink.Name(), OutputRows: -1}}
 	for k, v := range pre {
 		p.Durations[k] = v
 	}
@@ -645,7 +670,7 @@ func (q *Query) splits(ctx context.Context, e *checkpoint.OffsetEntry, p *Progre
 		for _, x := range sp {
 			rows += max(x.Rows(), 0)
 		}
-		p.Sources = append(p.Sources, SourceProgress{Name: s.Name(), Start: o.Start, End: o.End, Rows: rows})
+		p.Sources = append(p.Sources, SourceProgress{Name: s.Name(), Description: s.Identity(), Start: o.Start, End: o.End, Rows: rows, Lag: -1})
 	}
 	return splits, nil
 }
@@ -718,10 +743,16 @@ func (q *Query) report(p *Progress, m *exec.Metrics, began, prevStart time.Time,
 	p.Durations[PhaseTotal] = total + pre[PhaseLatestOffset] + pre[PhaseWALCommit]
 	if total > 0 {
 		p.ProcessedPerS = float64(p.InputRows) / total.Seconds()
+		for i := range p.Sources {
+			p.Sources[i].ProcessedPerS = float64(p.Sources[i].Rows) / total.Seconds()
+		}
 	}
 	if !prevStart.IsZero() {
 		if gap := began.Sub(prevStart); gap > 0 {
 			p.InputRowsPerS = float64(p.InputRows) / gap.Seconds()
+			for i := range p.Sources {
+				p.Sources[i].InputRowsPerS = float64(p.Sources[i].Rows) / gap.Seconds()
+			}
 		}
 	}
 	q.mu.Lock()

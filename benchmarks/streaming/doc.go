@@ -53,7 +53,7 @@
 //	add_batch_ms_per_batch   mean addBatch: reading, windowing, aggregating,
 //	                         the state store's load and commit, writing Parquet
 //	sink_commit_ms_per_batch mean sinkCommit (the sink's _sluice_log entry)
-//	checkpoint_ms_per_batch  mean walCommit + commitLog (offsets/<N>, commits/<N>
+//	checkpoint_ms_per_batch  mean walCommit + commitOffsets (offsets/<N>, commits/<N>
 //	                         and purging old ones); the state store's commit
 //	                         (state/…/<N>.delta.arrow, fsynced) is inside
 //	                         addBatch and not counted here
@@ -73,7 +73,7 @@
 //	empty_batch_p50_ms,      their whole duration (as batch_p50_ms), median,
 //	empty_batch_p99_ms,      99th percentile
 //	empty_batch_mean_ms      and mean
-//	empty_batch_checkpoint_ms  their mean walCommit + commitLog
+//	empty_batch_checkpoint_ms  their mean walCommit + commitOffsets
 //	empty_batch_phases_ms    their mean per driver phase
 //	empty_fresh_*            the same on a new checkpoint (almost no state)
 //	progress_missing         batches whose progress the poller missed (0 expected)
@@ -98,7 +98,7 @@
 // other builds, commit e64c82b, defaults, six runs): 50 M events in 5.8-8.7 s
 // wall (5.7-8.6 M events/s; 8.8-9.2 s CPU every run, about 5.5 M events per
 // CPU second), 51 batches, p50 102-171 ms, p99 189-350 ms, checkpoint
-// (walCommit + commitLog) 1.9-3.9 ms per batch, state 20,000 groups in 2.5 MB
+// (walCommit + commitOffsets) 1.9-3.9 ms per batch, state 20,000 groups in 2.5 MB
 // (125 B per state key, 250 B per distinct key: two windows are open at the
 // peak), peak RSS 98-113 MB. One-row batches on a new checkpoint: p50 4.3 ms
 // on a quiet disk, 6-18 ms while other jobs write (five fsynced atomic writes
