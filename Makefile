@@ -4,7 +4,7 @@ PKGS      ?= ./...
 TESTFLAGS ?= -timeout 20m
 BENCH_SF  ?= 1
 
-.PHONY: help demo test bench lint fuzz pyenv
+.PHONY: help demo test bench lint fuzz pyenv chromium
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,10 +26,15 @@ ISOLATED_PKGS ?= ./dataset/ ./microbatch/ ./microbatch/killjoin/ ./microbatch/ki
 # run locally again.
 CLUSTER_PKGS ?= ./microbatch/ ./benchmarks/nexmark/
 
-test: pyenv ## run every test (installs pyarrow into .cache/pyenv for the interop tests), then the executor contract pass and the cluster pass
+test: pyenv chromium ## run every test (installs pyarrow into .cache/pyenv for the interop tests and Debian's chromium for the web page tests), then the executor contract pass and the cluster pass
 	$(GO) test $(TESTFLAGS) $(PKGS)
 	SLUICE_EXECUTOR=local-isolated $(GO) test $(TESTFLAGS) $(ISOLATED_PKGS)
 	SLUICE_TEST_CLUSTER=3 $(GO) test $(TESTFLAGS) $(CLUSTER_PKGS)
+
+# Without root a missing browser cannot be installed: the browser tests then
+# skip saying so (and fail under CI=true).
+chromium: ## find or install (apt-get, Debian's package) the headless Chromium the web page tests drive
+	@scripts/chromium >/dev/null || echo "make: no chromium; the web page tests will skip (CI=true: fail)"
 
 pyenv: ## make the Python virtualenv with pyarrow the Parquet interop tests use
 	@scripts/pyenv >/dev/null
