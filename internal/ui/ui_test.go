@@ -12,9 +12,11 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -596,5 +598,64 @@ func TestVendoredFilesAreWhatTheScriptFetched(t *testing.T) {
 	}
 	for name := range recorded {
 		t.Errorf("VENDOR records %s, which is missing", name)
+	}
+}
+
+// stalledWriter is a client that stops reading: every write blocks until
+// the write deadline the handler set, then fails as a net.Conn's would.
+type stalledWriter struct {
+	header   http.Header
+	mu       sync.Mutex
+	deadline time.Time
+	writes   int
+}
+
+func (w *stalledWriter) Header() http.Header { return w.header }
+func (w *stalledWriter) WriteHeader(int)     {}
+func (w *stalledWriter) FlushError() error   { return nil }
+func (w *stalledWriter) SetWriteDeadline(t time.Time) error {
+	w.mu.Lock()
+	w.deadline = t
+	w.mu.Unlock()
+	return nil
+}
+
+func (w *stalledWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	w.writes++
+	d := w.deadline
+	w.mu.Unlock()
+	if d.IsZero() {
+		return 0, errors.New("write with no deadline: a stalled client would block it for ever")
+	}
+	time.Sleep(time.Until(d))
+	return 0, os.ErrDeadlineExceeded
+}
+
+// A client that stops reading is dropped after WriteTimeout: the stream's
+// write is bounded, so its handler returns and frees its slot.
+func TestAStalledClientIsDroppedAfterTheWriteTimeout(t *testing.T) {
+	s, err := New(Config{WriteTimeout: 200 * time.Millisecond, Queries: func() []*microbatch.Query { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w := &stalledWriter{header: http.Header{}}
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		s.ServeHTTP(w, httptest.NewRequest("GET", "/api/events", nil))
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream to a stalled client still runs after 5 s")
+	}
+	if el := time.Since(start); el < 200*time.Millisecond || w.writes != 1 {
+		t.Fatalf("dropped after %v and %d writes, want one write blocked for the 200 ms timeout", el, w.writes)
+	}
+	if n := s.streams.Load(); n != 0 {
+		t.Fatalf("%d streams open after the client was dropped", n)
 	}
 }
