@@ -2,7 +2,9 @@ package ui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,4 +87,48 @@ func TestThePageFollowsARunningQueryInChromium(t *testing.T) {
 		t.Fatalf("the page reported %q", errs)
 	}
 	b.Screenshot("ui-query")
+}
+
+// A page opened before any query runs waits for one and follows the first
+// that starts; a click on another query's row follows that one, its
+// charts and plan replacing the first's.
+func TestThePageFindsQueriesThatStartLaterAndSwitchesBetweenThem(t *testing.T) {
+	var mu sync.Mutex
+	var running []*microbatch.Query
+	_, srv := newServer(t, Config{Queries: func() []*microbatch.Query {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(running)
+	}})
+	b := browsertest.Open(t)
+	b.Navigate(srv.URL + "/")
+	conn := func() string {
+		return browsertest.Eval[string](b, `document.getElementById("conn").textContent + " following " + window.sluiceUI.selected() + " " + JSON.stringify(window.sluiceUI.points())`)
+	}
+	b.WaitFor(`document.getElementById("noqueries").hidden === false && document.getElementById("conn").textContent === "live"`, 20*time.Second, conn)
+
+	qa := runQuery(t, "first")
+	mu.Lock()
+	running = append(running, qa)
+	mu.Unlock()
+	b.WaitFor(fmt.Sprintf(`window.sluiceUI.selected() === %q && window.sluiceUI.points().rates >= 3`, qa.ID()), 20*time.Second, conn)
+
+	qb := runQuery(t, "second")
+	mu.Lock()
+	running = append(running, qb)
+	mu.Unlock()
+	b.WaitFor(`document.querySelectorAll("#queries tbody tr").length === 2`, 20*time.Second, conn)
+	browsertest.Eval[bool](b, `(document.querySelectorAll("#queries tbody tr")[1].click(), true)`)
+	b.WaitFor(fmt.Sprintf(`location.hash === %q && window.sluiceUI.selected() === %q && window.sluiceUI.points().rates >= 2 && document.getElementById("qname").textContent === "second"`,
+		"#q="+qb.ID(), qb.ID()), 20*time.Second, conn)
+	if got := browsertest.Eval[string](b, `document.getElementById("plan").textContent`); got != qb.Explain() {
+		t.Fatalf("plan after the switch:\n%s\nwant the second query's", got)
+	}
+	// The charts hold the second query's batches only: no more than it ran.
+	if n, last := browsertest.Eval[int](b, `window.sluiceUI.points().rates`), qb.LastProgress().Batch; int64(n) > last+1 {
+		t.Fatalf("the rates chart has %d points after the switch; the second query ran %d batches", n, last+1)
+	}
+	if errs := b.Errors(); len(errs) > 0 {
+		t.Fatalf("the page reported %q", errs)
+	}
 }
