@@ -23,14 +23,15 @@
 //  3. Streams are bounded: at most MaxStreams open at once, at most one
 //     snapshot per Poll per stream, each write bounded by WriteTimeout.
 //  4. No goroutine outlives its stream: a stream ends when its client goes,
-//     a write times out, or Close is called; Close waits for them all.
+//     a write times out, Config.Context ends or Close is called; Close
+//     waits for them all.
 //  5. The UI only reads: no request changes a query.
 //
 // One stream's loop (events.go):
 //
 //	send a snapshot (queries, executors, the followed query's batches after
 //	    the last one sent)
-//	every Poll until the client goes or Close:
+//	every Poll until the client goes, Config.Context ends or Close:
 //	    if a batch completed, a query started or stopped, or Interval passed:
 //	        send a snapshot
 package ui

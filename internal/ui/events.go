@@ -53,7 +53,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.ctx.Err() != nil {
 		s.mu.Unlock()
 		writeError(w, http.StatusServiceUnavailable, errors.New("events: the server is closing"))
 		return

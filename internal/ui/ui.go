@@ -37,6 +37,9 @@ type Config struct {
 	// ClusterExecutors(driver). Its answer is cached for CacheFor, so
 	// clients do not multiply a cluster's stats calls.
 	Executors ExecutorsFunc
+	// Context, when it ends, ends the event streams as Close does (give
+	// the job's signal context); default: only Close ends them.
+	Context context.Context
 	// Logger receives the server's events (streams opened, closed and
 	// refused); default slog.Default().
 	Logger *slog.Logger
@@ -106,7 +109,7 @@ type Server struct {
 	mux *http.ServeMux
 	log *slog.Logger
 
-	ctx    context.Context // ends every stream when Close cancels it
+	ctx    context.Context // ends every stream: Config.Context's end or Close cancels it
 	cancel context.CancelFunc
 	// streams counts open event streams; wg waits for their handlers.
 	// mu orders wg.Add after Close's check of closed before its Wait.
@@ -134,7 +137,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("ui: embedded assets: %w", err)
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	base := cfg.Context
+	if base == nil {
+		base = context.Background()
+	}
+	s.ctx, s.cancel = context.WithCancel(base)
 	files := http.FileServerFS(static)
 	s.mux.Handle("GET /assets/", http.StripPrefix("/assets/", files))
 	s.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

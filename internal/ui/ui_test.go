@@ -659,3 +659,29 @@ func TestAStalledClientIsDroppedAfterTheWriteTimeout(t *testing.T) {
 		t.Fatalf("%d streams open after the client was dropped", n)
 	}
 }
+
+// The end of Config.Context (the job's signal context) ends the streams
+// as Close does, and later ones are refused.
+func TestTheConfigContextEndsTheStreams(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, srv := newServer(t, Config{Context: ctx, Queries: func() []*microbatch.Query { return nil }})
+	a := openStream(t, srv.URL+"/api/events", nil)
+	a.next(5 * time.Second)
+	cancel()
+	if err := a.ended(5 * time.Second); err != nil {
+		t.Fatalf("after the context ended: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.streams.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams open 5 s after the context ended", s.streams.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var e struct{ Error string }
+	getJSON(t, srv.URL+"/api/events", http.StatusServiceUnavailable, &e)
+	if !strings.Contains(e.Error, "closing") {
+		t.Fatalf("a stream after the context ended: error %q", e.Error)
+	}
+}
