@@ -29,6 +29,9 @@ type FileInfo struct {
 	Version  int64
 	Kind     string // "delta" or "snapshot"
 	Bytes    int64
+	// KeyGroups is the file's sluice.state.key_groups metadata (0 when it
+	// cannot be read).
+	KeyGroups int
 	// Rows is the file's sluice.state.rows metadata (-1 when it cannot be
 	// read): live rows for a snapshot, changed keys and tombstones for a
 	// delta.
@@ -74,6 +77,7 @@ func ListFiles(fsys vfs.FS, dir string) ([]FileInfo, error) {
 						if n, err := strconv.ParseInt(md[mdRows], 10, 64); err == nil {
 							fi.Rows = n
 						}
+						fi.KeyGroups, _ = strconv.Atoi(md[mdKeyGroups])
 					}
 				}
 				out = append(out, fi)
@@ -180,7 +184,7 @@ func CheckFile(fsys vfs.FS, path string, mem memory.Allocator) (fi FileInfo, err
 			return fi, fmt.Errorf("%w: %s: %s is %q, its path says %q", ErrCorrupt, path, k, got, want)
 		}
 	}
-	if kg, err := strconv.Atoi(md[mdKeyGroups]); err != nil || kg < fi.Hi {
+	if fi.KeyGroups, err = strconv.Atoi(md[mdKeyGroups]); err != nil || fi.KeyGroups < fi.Hi {
 		return fi, fmt.Errorf("%w: %s: %s is %q, want a number >= %d", ErrCorrupt, path, mdKeyGroups, md[mdKeyGroups], fi.Hi)
 	}
 	wantRows, err1 := strconv.ParseInt(md[mdRows], 10, 64)
