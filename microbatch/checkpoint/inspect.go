@@ -53,7 +53,7 @@ type BatchSummary struct {
 	Batch     int64     `json:"batch"`
 	Timestamp time.Time `json:"timestamp"` // the batch's processing time
 	// Watermark is the one the batch ran with.
-	Watermark *time.Time          `json:"watermark"`
+	Watermark *time.Time         `json:"watermark"`
 	Sources   []SourceBatchRange `json:"sources"`
 	// NextWatermark and Watermarks are the commit's: the watermark computed
 	// from the batch's data (in effect for the next batch) and the
