@@ -59,8 +59,12 @@ type ReplayReport struct {
 	OnlyInSink   int64 `json:"only_in_sink"`
 	// FirstDifference is the smallest differing row (in the rendering of
 	// rows Replay compares) and how often each side has it; "" when
-	// identical.
-	FirstDifference string `json:"first_difference,omitempty"`
+	// identical. FirstOnlyInReplay and FirstOnlyInSink are the smallest
+	// row each side has more often than the other ("" when none): a
+	// changed value shows as one of each.
+	FirstDifference   string `json:"first_difference,omitempty"`
+	FirstOnlyInReplay string `json:"first_only_in_replay,omitempty"`
+	FirstOnlyInSink   string `json:"first_only_in_sink,omitempty"`
 }
 
 // ReplaySourceRange is one source's recorded (start, end] of the batch.
@@ -82,12 +86,24 @@ func (r *ReplayReport) WriteText(w io.Writer) error {
 	if r.Identical {
 		fmt.Fprintf(&b, "identical: %d rows replayed, %d rows committed in sink %s (compared as multisets)\n", r.ReplayedRows, r.CommittedRows, r.Sink)
 	} else {
-		fmt.Fprintf(&b, "DIFFERENT: %d rows replayed, %d rows committed in sink %s; %d rows only in the replay, %d only in the sink\n",
-			r.ReplayedRows, r.CommittedRows, r.Sink, r.OnlyInReplay, r.OnlyInSink)
+		fmt.Fprintf(&b, "DIFFERENT: %d rows replayed, %d rows committed in sink %s; %s only in the replay, %s only in the sink\n",
+			r.ReplayedRows, r.CommittedRows, r.Sink, rowsText(r.OnlyInReplay), rowsText(r.OnlyInSink))
 		fmt.Fprintf(&b, "first difference: %s\n", r.FirstDifference)
+		for _, d := range []string{r.FirstOnlyInReplay, r.FirstOnlyInSink} {
+			if d != "" && d != r.FirstDifference {
+				fmt.Fprintf(&b, "and: %s\n", d)
+			}
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func rowsText(n int64) string {
+	if n == 1 {
+		return "1 row"
+	}
+	return fmt.Sprintf("%d rows", n)
 }
 
 func wmText(t *time.Time) string {

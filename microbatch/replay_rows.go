@@ -42,40 +42,54 @@ func compareRows(r *ReplayReport, schema *arrow.Schema, replayed, committed []ar
 	if err := add(committed, -1, &r.CommittedRows, "sink"); err != nil {
 		return err
 	}
-	var diffs []string
+	var onlyReplay, onlySink []string
 	for row, n := range counts {
 		switch {
 		case n > 0:
 			r.OnlyInReplay += n
-			diffs = append(diffs, row)
+			onlyReplay = append(onlyReplay, row)
 		case n < 0:
 			r.OnlyInSink -= n
-			diffs = append(diffs, row)
+			onlySink = append(onlySink, row)
 		}
 	}
-	r.Identical = len(diffs) == 0
+	r.Identical = len(onlyReplay)+len(onlySink) == 0
 	if r.Identical {
 		return nil
 	}
-	first := slices.Min(diffs)
-	var inReplay, inSink int64
-	for _, side := range []struct {
-		recs []arrow.Record
-		n    *int64
-	}{{replayed, &inReplay}, {committed, &inSink}} {
-		for _, rec := range side.recs {
-			cols := make([]arrow.Array, schema.NumFields())
-			for i, f := range schema.Fields() {
-				cols[i] = rec.Column(rec.Schema().FieldIndices(f.Name)[0])
-			}
-			for row := 0; row < int(rec.NumRows()); row++ {
-				if rowText(schema, cols, row) == first {
-					*side.n++
+	occurrences := func(row string) (inReplay, inSink int64) {
+		for _, side := range []struct {
+			recs []arrow.Record
+			n    *int64
+		}{{replayed, &inReplay}, {committed, &inSink}} {
+			for _, rec := range side.recs {
+				cols := make([]arrow.Array, schema.NumFields())
+				for i, f := range schema.Fields() {
+					cols[i] = rec.Column(rec.Schema().FieldIndices(f.Name)[0])
+				}
+				for k := 0; k < int(rec.NumRows()); k++ {
+					if rowText(schema, cols, k) == row {
+						*side.n++
+					}
 				}
 			}
 		}
+		return inReplay, inSink
 	}
-	r.FirstDifference = fmt.Sprintf("row %s is %s in the replay and %s in the sink", first, times(inReplay), times(inSink))
+	describe := func(row string) string {
+		a, b := occurrences(row)
+		return fmt.Sprintf("row %s is %s in the replay and %s in the sink", row, times(a), times(b))
+	}
+	if len(onlyReplay) > 0 {
+		r.FirstOnlyInReplay = describe(slices.Min(onlyReplay))
+	}
+	if len(onlySink) > 0 {
+		r.FirstOnlyInSink = describe(slices.Min(onlySink))
+	}
+	r.FirstDifference = r.FirstOnlyInReplay
+	if r.FirstDifference == "" || (r.FirstOnlyInSink != "" && slices.Min(onlySink) < slices.Min(onlyReplay)) {
+		r.FirstDifference = r.FirstOnlyInSink
+	}
 	return nil
 }
 
