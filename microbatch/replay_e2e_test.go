@@ -103,7 +103,7 @@ func TestCheckpointToolsEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatalf("replay batch %d: %v", n, err)
 		}
-		if !rep.Identical {
+		if !rep.Identical || rep.StateFilesCompared == 0 {
 			t.Fatalf("replay batch %d: %+v", n, rep)
 		}
 		rows += rep.CommittedRows

@@ -80,7 +80,7 @@ func (f *replayFixture) replayAll(t *testing.T, from int64) int64 {
 		if err != nil {
 			t.Fatalf("replay batch %d: %v", n, err)
 		}
-		if !r.Identical || r.Batch != n || r.StateVersion != n || r.ReplayedRows != r.CommittedRows {
+		if !r.Identical || r.Batch != n || r.StateVersion != n || r.ReplayedRows != r.CommittedRows || r.StateFilesCompared == 0 {
 			t.Fatalf("replay batch %d: %+v", n, r)
 		}
 		rows += r.ReplayedRows
@@ -235,6 +235,27 @@ func TestReplayRefusals(t *testing.T) {
 		refused(t, f.writer(f.sink), f.last, microbatch.ErrNotReplayable,
 			"batch "+itoa(f.last)+" reads state version "+itoa(f.last)+", which /ckpt/state/agg-0/"+files[0]+" no longer has",
 			"needs the delta of version "+itoa(f.last))
+	})
+	t.Run("a state file the batch committed that differs", func(t *testing.T) {
+		ranges, _ := f.fs.List("/ckpt/state/agg-0")
+		committed := "/ckpt/state/agg-0/" + ranges[0] + "/" + itoa(f.last+1) + ".delta.arrow"
+		saved, err := f.fs.ReadFile(committed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		older, _ := f.fs.ReadFile("/ckpt/state/agg-0/" + ranges[0] + "/" + itoa(f.last) + ".delta.arrow")
+		f.fs.WriteFileAtomic(committed, older)
+		defer f.fs.WriteFileAtomic(committed, saved)
+		r, err := microbatch.Replay(ctx, f.writer(f.sink), f.last)
+		if !errors.Is(err, microbatch.ErrReplayDiffers) || r == nil || r.Identical || len(r.StateFilesDiffer) != 1 ||
+			r.StateFilesDiffer[0] != committed || r.OnlyInReplay+r.OnlyInSink != 0 {
+			t.Fatalf("replay: %v, report %+v", err, r)
+		}
+		var text bytes.Buffer
+		r.WriteText(&text)
+		if !strings.Contains(text.String(), "state DIFFERENT: 1 of ") || !strings.Contains(text.String(), "rows identical: ") {
+			t.Fatalf("text:\n%s", text.String())
+		}
 	})
 	t.Run("a sink holding other rows", func(t *testing.T) {
 		// The real sink's batch with one row fewer.
