@@ -129,6 +129,18 @@ func TestReplayOfAWindowedAggregationIsIdentical(t *testing.T) {
 	if want := f.sinkRows(t); rows != want || rows == 0 {
 		t.Fatalf("replays gave %d rows, the sink holds %d", rows, want)
 	}
+	// Replay takes no lock: it runs beside the checkpoint's owner.
+	q, err := f.writer(f.sink).Trigger(microbatch.ProcessingTime(10 * time.Millisecond)).Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Stop()
+	if _, err := f.writer(f.sink).Start(context.Background()); !errors.Is(err, checkpoint.ErrLocked) {
+		t.Fatalf("a second owner: %v, want the lock held", err)
+	}
+	if r, err := microbatch.Replay(context.Background(), f.writer(f.sink), 1); err != nil || !r.Identical {
+		t.Fatalf("replay beside the owner: %v, %+v", err, r)
+	}
 }
 
 // A stream-stream join keeps both sides' rows in state; replaying each
