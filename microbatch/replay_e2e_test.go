@@ -134,6 +134,40 @@ func TestCheckpointToolsEndToEnd(t *testing.T) {
 	text.Reset()
 	rep.WriteText(&text)
 	t.Logf("replay of the tampered batch:\n%s", text.String())
+
+	// Damage on disk: a flipped byte in an offsets file and in a state file.
+	flip := func(path string, at func([]byte) int) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[at(b)] ^= 0x01
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offsets := filepath.Join(ckpt, "offsets", "3.json")
+	flip(offsets, func(b []byte) int { return bytes.Index(b, []byte(`"rows": 400`)) + 9 })
+	states, _ := filepath.Glob(filepath.Join(ckpt, "state", "agg-0", "*", "2.delta.arrow"))
+	var state string // a file holding region "amer"
+	for _, p := range states {
+		if b, _ := os.ReadFile(p); bytes.Contains(b, []byte("amer")) {
+			state = p
+			break
+		}
+	}
+	if state == "" {
+		t.Fatalf("no state file of version 2 holds a row of region amer: %v", states)
+	}
+	flip(state, func(b []byte) int { return bytes.Index(b, []byte("amer")) + 1 })
+	r, err = checkpoint.Verify(vfs.OS{}, ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Problems) != 2 || r.Problems[0].Path != offsets || !strings.Contains(r.Problems[0].Problem, "checksum mismatch") ||
+		r.Problems[1].Path != state || !strings.Contains(r.Problems[1].Problem, "metadata says") {
+		t.Fatalf("verify of the damaged checkpoint: %+v", r.Problems)
+	}
 }
 
 // rewriteWithOneChange rewrites the Parquet file at path with the int64

@@ -131,13 +131,16 @@ func footerMetadata(data []byte) (md map[string]string, err error) {
 	return md, nil
 }
 
+const arrowMagic = "ARROW1"
+
 // CheckFile reads the state file at path (…/<operator>/<lo>-<hi>/<V>.<kind>.arrow)
 // whole and checks what loading it checks, without knowing the store's
 // schemas: it decodes as Arrow IPC; its metadata has this build's format,
 // and the kind, version, operator and range its path says; the last column
 // is a non-null __deleted, never set in a snapshot; every column can be a
 // state column; and the row count and CRC-32C of the canonical row bytes
-// equal the metadata's. Errors name the file and wrap ErrCorrupt or
+// equal the metadata's. The checksum covers the rows' values, not every
+// byte of the file: a flipped padding byte, which changes no value, passes. Errors name the file and wrap ErrCorrupt or
 // ErrVersion. mem is used while reading and holds nothing afterwards.
 func CheckFile(fsys vfs.FS, path string, mem memory.Allocator) (fi FileInfo, err error) {
 	rdir := filepath.Dir(path)
@@ -154,6 +157,10 @@ func CheckFile(fsys vfs.FS, path string, mem memory.Allocator) (fi FileInfo, err
 		return fi, fmt.Errorf("state: read %s: %w", path, err)
 	}
 	fi.Bytes = int64(len(data))
+	// The IPC reader checks only the trailing magic.
+	if !bytes.HasPrefix(data, []byte(arrowMagic)) {
+		return fi, fmt.Errorf("%w: %s: does not start with the Arrow file magic %q", ErrCorrupt, path, arrowMagic)
+	}
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}

@@ -64,6 +64,11 @@ func TestCheckFileFindsDamage(t *testing.T) {
 				})
 			},
 			wantErr: ErrCorrupt, wantIn: "metadata says"},
+		{name: "a flipped byte in the leading magic",
+			damage: func(t *testing.T, fs *vfs.Mem) {
+				fs.Corrupt(delta2, func(b []byte) []byte { b[0] ^= 1; return b })
+			},
+			wantErr: ErrCorrupt, wantIn: "Arrow file magic"},
 		{name: "a truncated file does not decode",
 			damage: func(t *testing.T, fs *vfs.Mem) {
 				fs.Corrupt(delta2, func(b []byte) []byte { return b[:len(b)/2] })
