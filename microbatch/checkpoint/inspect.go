@@ -109,7 +109,7 @@ func Inspect(fsys vfs.FS, dir string) (*Summary, error) {
 		IdentityHash: meta.IdentityHash, Config: meta.Config, Sources: meta.Identity.Sources}
 	l, err := cp.layout()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (checkpoint verify lists every problem)", err)
 	}
 	if lc, ok := l.lastCommit(); ok {
 		s.Committed = &BatchRange{First: l.commits[0], Last: lc, Count: int64(len(l.commits))}
