@@ -145,6 +145,10 @@ func (d *Dataset) Schema() *arrow.Schema {
 	return d.node.Schema
 }
 
+// Config is the execution config the Dataset's actions run with, as
+// given (defaults are filled in when an action runs).
+func (d *Dataset) Config() Config { return d.cfg }
+
 // WithConfig returns the same plan with another execution config.
 func (d *Dataset) WithConfig(c Config) *Dataset {
 	out := *d

@@ -69,6 +69,14 @@
 // behind the previous batch's watermark (recorded in offsets/N) and evicts
 // by the current one.
 //
+// Replay (replay.go) is the determinism promise made checkable: it re-runs
+// a committed batch from its recorded offsets, watermark, batch time and
+// state version on the local executor, writing nothing (state commits go to
+// an in-memory overlay of the checkpoint, output to an in-memory sink), and
+// compares its rows with what the sink committed (sinks.BatchReader), as
+// multisets. It takes no lock: it reads only committed files, so it may run
+// beside the query (checkpoint/format.md, "Tools").
+//
 // Not built: streaming sort and limit (they need the whole input; a query
 // using them is refused at Start), and anti joins of two streams.
 package microbatch

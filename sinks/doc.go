@@ -14,6 +14,9 @@
 // put it inline in the commit message when the task's ctx says WithRemote
 // (a cluster executor). A sink that cannot do either has the optional
 // InProcess ability: its tasks must run in the driver's process.
+// A sink that can read back the rows of a committed batch has the optional
+// BatchReader ability (the streaming Parquet sink, from its log; memory):
+// checkpoint replay compares a re-run batch with what it committed.
 //
 // In: Arrow records from tasks, and from the driver a job (batch) id and a
 // decision to commit or abort. Out: durable output that appears only when

@@ -3,8 +3,16 @@ package sinks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+)
+
+var (
+	// ErrBatchNotCommitted: BatchReader.ReadBatch of a batch the sink has
+	// not committed (or no longer keeps apart from later batches).
+	ErrBatchNotCommitted = errors.New("sinks: batch not committed")
 )
 
 // Mode is how a streaming query's result reaches the sink each batch.
@@ -81,6 +89,23 @@ func IsRemote(ctx context.Context) bool {
 // like Tee, answers for the sinks it wraps).
 type InProcess interface {
 	InProcess() string
+}
+
+// BatchReader is an optional ability of a Sink: reading back the rows a
+// committed batch wrote, so a replay of the batch (microbatch.Replay) can
+// prove it writes the same rows. The driver's tools call it; tasks never
+// do.
+//
+// ReadBatch returns the rows batch wrote, as committed, allocated from mem
+// (or shared, immutable, when the sink holds them in memory); the caller
+// releases every record. Rows come in no promised order. Columns carry the
+// batch's schema's names; a column the sink stores apart from the rows (a
+// partition directory) may come back with another type holding the same
+// values, so compare by value. A batch the sink has not committed, or no
+// longer keeps apart, is an error wrapping ErrBatchNotCommitted; a
+// committed batch that wrote nothing is no records and no error.
+type BatchReader interface {
+	ReadBatch(ctx context.Context, batch int64, mem memory.Allocator) ([]arrow.Record, error)
 }
 
 // Writer is the task side of a Sink for one batch.

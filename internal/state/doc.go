@@ -63,6 +63,11 @@
 // state (10-byte string, timestamp) -> (int64, int64), 1 M keys: 71 B/key by
 // SizeBytes, 74 B/key of Go heap (BenchmarkMillionKeys).
 //
+// Tools read state files without the operators' schemas (inspect.go):
+// ListFiles lists them with their row counts from the files' metadata,
+// CheckFile checks one as loading would (IPC, metadata, row count, CRC-32C),
+// and Loadable says whether a version's snapshot and deltas are all there.
+//
 // Not built yet: state larger than memory (a second backend behind the same
 // API, pebble is the candidate); rescaling, i.e. splitting or merging
 // key-group range directories; an index for EvictWhere (it scans every key).

@@ -61,4 +61,9 @@
 //
 // Any error from a write stops the query; restarting runs Recover again,
 // which is correct whether or not the failed write reached the disk.
+//
+// Tools (inspect.go, verify.go; format.md "Tools"): Inspect summarises a
+// checkpoint (Summary) and Verify checks every file of it, state files
+// included, listing each problem with its path (Report). Both read only and
+// take no lock, so they run beside the owner.
 package checkpoint

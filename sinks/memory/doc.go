@@ -3,7 +3,8 @@
 //
 // In: arrow.Records from tasks (Writer.Write copies them), and from the
 // driver Commit or Abort of a batch. Out: the table as it stands after the
-// committed batches (Rows), and their ids (Batches).
+// committed batches (Rows), their ids (Batches), and one batch's rows
+// while the table only grew after it (ReadBatch, sinks.BatchReader).
 //
 // Modes: Append adds a batch's rows; Complete replaces the table with them;
 // Update upserts them by Config.Keys (a later row of a key replaces the

@@ -64,9 +64,16 @@ type Sink struct {
 	batches   []int64
 	schema    *arrow.Schema
 	recs      []arrow.Record
+	// spans are the batches whose rows are still apart in recs, by their
+	// place there (ReadBatch): every append-like batch, until a complete or
+	// keyed update batch rewrites the table.
+	spans map[int64][2]int
 }
 
-var _ sinks.Sink = (*Sink)(nil)
+var (
+	_ sinks.Sink        = (*Sink)(nil)
+	_ sinks.BatchReader = (*Sink)(nil)
+)
 
 // New returns an empty sink.
 func New(cfg Config) (*Sink, error) {
@@ -81,7 +88,7 @@ func New(cfg Config) (*Sink, error) {
 	}
 	return &Sink{
 		name: cfg.Name, mem: cfg.Mem, keys: slices.Clone(cfg.Keys),
-		stage: stage.New("memory sink", cfg.Mem), committed: map[int64]bool{},
+		stage: stage.New("memory sink", cfg.Mem), committed: map[int64]bool{}, spans: map[int64][2]int{},
 	}, nil
 }
 
@@ -172,6 +179,7 @@ func (s *Sink) apply(b sinks.Batch, recs []arrow.Record) error {
 	}
 	switch b.Mode {
 	case sinks.Append:
+		s.spans[b.ID] = [2]int{len(s.recs), len(s.recs) + len(recs)}
 		s.recs = append(s.recs, recs...)
 	case sinks.Complete:
 		for _, r := range s.recs {
@@ -179,8 +187,11 @@ func (s *Sink) apply(b sinks.Batch, recs []arrow.Record) error {
 		}
 		s.recs = slices.Clone(recs)
 		s.schema = schema
+		clear(s.spans)
+		s.spans[b.ID] = [2]int{0, len(recs)}
 	case sinks.Update:
 		if len(s.keys) == 0 {
+			s.spans[b.ID] = [2]int{len(s.recs), len(s.recs) + len(recs)}
 			s.recs = append(s.recs, recs...)
 			break
 		}
@@ -192,6 +203,7 @@ func (s *Sink) apply(b sinks.Batch, recs []arrow.Record) error {
 			return err
 		}
 		s.recs = out
+		clear(s.spans)
 	default:
 		return fmt.Errorf("unknown mode %q", b.Mode)
 	}
@@ -338,6 +350,32 @@ func (s *Sink) Rows() []arrow.Record {
 		r.Retain()
 	}
 	return out
+}
+
+// ReadBatch returns the rows committed batch wrote, each record retained
+// (shared, not copied into mem): the caller releases them. The sink keeps
+// a batch's rows apart while the table only grew after it; once a complete
+// or keyed update batch rewrote the table, only that batch's rows are
+// kept apart, and earlier batches are sinks.ErrBatchNotCommitted.
+func (s *Sink) ReadBatch(ctx context.Context, batch int64, mem memory.Allocator) ([]arrow.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("memory sink: %w", ErrClosed)
+	}
+	sp, ok := s.spans[batch]
+	if !ok {
+		why := "not committed"
+		if s.committed[batch] {
+			why = "committed, but a later complete or update batch rewrote the table"
+		}
+		return nil, fmt.Errorf("memory sink %q: read batch %d: %s: %w", s.name, batch, why, sinks.ErrBatchNotCommitted)
+	}
+	out := slices.Clone(s.recs[sp[0]:sp[1]])
+	for _, r := range out {
+		r.Retain()
+	}
+	return out, nil
 }
 
 // Schema returns the table's schema, nil before the first commit with one.

@@ -59,4 +59,9 @@
 // Append is atomic for failures (rolled back) but not for concurrent
 // readers, who may list the target between two links; ErrorIfExists and
 // Overwrite publish with one rename.
+//
+// StreamSink (stream.go) is the streaming twin: files straight into the
+// table directory, committed per batch in _sluice_log; it reads a committed
+// batch back (ReadBatch, sinks.BatchReader) from the files the log lists
+// under that batch's file prefix.
 package parquet
