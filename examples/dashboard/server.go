@@ -35,8 +35,12 @@ type Server struct {
 	kept    []Snapshot // the last keptSnapshots pushes, oldest first
 }
 
+// NewServer returns a server of board whose first push, of the board as
+// it is, is taken at once: /api/snapshot always has one.
 func NewServer(board *Board, start time.Time) *Server {
-	return &Server{board: board, hub: NewHub(), start: start, version: -1}
+	s := &Server{board: board, hub: NewHub(), start: start, version: -1}
+	s.Push()
+	return s
 }
 
 // Handler serves the page, the WebSocket and the snapshot API.

@@ -231,4 +231,3 @@ func waitFor(t *testing.T, timeout time.Duration, ok func() bool, what string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
