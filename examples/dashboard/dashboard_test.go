@@ -303,7 +303,9 @@ func TestThePageShowsTheJobsFigures(t *testing.T) {
 	base := pageURL(t, &out, exited)
 
 	b.Navigate(base)
-	progress := func() string { return fmt.Sprintf("page %+v; output:\n%s", browsertest.Eval[shown](b, readPage), out.String()) }
+	progress := func() string {
+		return fmt.Sprintf("page %+v; output:\n%s", browsertest.Eval[shown](b, readPage), out.String())
+	}
 	b.WaitFor(`document.getElementById("status").textContent === "live" && Number(document.getElementById("paid").textContent) > 0 &&
 		document.querySelectorAll("#regions tbody tr").length > 0`, time.Minute, progress)
 	first := browsertest.Eval[shown](b, readPage)
