@@ -179,6 +179,9 @@ func produce(ctx context.Context, brokers []string, topic string, events *Events
 			e := events.Next()
 			recs = append(recs, &kgo.Record{Key: []byte(e.Customer), Value: e.JSON(), Timestamp: e.TS})
 		}
+		if len(recs) == 0 {
+			continue
+		}
 		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil && ctx.Err() == nil {
 			return fmt.Errorf("order producer: write %d events to %s: %w", len(recs), topic, err)
 		}

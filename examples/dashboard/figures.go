@@ -143,7 +143,7 @@ func (b *Board) Minutes(ctx context.Context, batch int64, ds *dataset.Dataset) e
 			delete(b.minutes, t)
 		}
 	}
-	b.minFig.Batch = batch
+	b.minFig.Batch = batch // also when the batch changed no minute
 	b.version++
 	return nil
 }

@@ -27,7 +27,7 @@ import (
 func main() {
 	var cfg Config
 	flag.IntVar(&cfg.Port, "port", 8080, "HTTP port on 127.0.0.1 (0: any free port)")
-	flag.IntVar(&cfg.Rate, "rate", 50, "orders placed per second (1 to 1000)")
+	flag.IntVar(&cfg.Rate, "rate", 50, "orders placed per second (1 to 1000; orders are a whole number of milliseconds apart)")
 	flag.Uint64Var(&cfg.Seed, "seed", 1, "order generator seed")
 	flag.DurationVar(&cfg.Duration, "duration", 0, "stop after this long (0: run until Ctrl-C or SIGTERM)")
 	flag.Parse()
