@@ -40,6 +40,7 @@
 //	GET /api/snapshot      the latest snapshot as JSON; ?seq=N: push N
 //
 // The server listens on 127.0.0.1 only. Ctrl-C or SIGTERM stops the
-// queries after their batch in flight, closes the page connections and
-// exits 0; so does -duration.
+// queries (a batch in flight is abandoned: the checkpoints live in a temp
+// directory removed at exit), closes the page connections and exits 0; so
+// does the end of -duration.
 package main
