@@ -394,7 +394,7 @@ func TestAnExecutorRunsTheTasksOfADriver(t *testing.T) {
 		t.Errorf("the driver logged no executor joining:\n%s", d.stderr.String())
 	}
 	e.term(t)
-	m := regexp.MustCompile(`msg="executor stopped" job=testjob node=\S+ tasks=(\d+)`).FindStringSubmatch(e.stderr.String())
+	m := regexp.MustCompile(`msg="executor stopped" node=\S+ tasks=(\d+)`).FindStringSubmatch(e.stderr.String())
 	if m == nil || m[1] == "0" {
 		t.Errorf("the executor ran no task of the driver:\n%s", e.stderr.String())
 	}

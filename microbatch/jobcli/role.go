@@ -28,7 +28,7 @@ func (c *cli) role(ctx context.Context, role, command string, args []string) err
 	if err != nil {
 		return err
 	}
-	log := newLogger(c.stderr, s.LogLevel, s.LogFormat).With("job", c.job.Name)
+	log := newLogger(c.stderr, s.LogLevel, s.LogFormat)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	env := &Env{Role: role, Log: log, Stdout: c.stdout, Stderr: c.stderr, Settings: *s, stop: stop}
