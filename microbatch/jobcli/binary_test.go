@@ -154,7 +154,7 @@ func TestConfigPrintShowsFlagOverEnvOverFileOverDefault(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "job.yaml")
 	os.WriteFile(file, []byte("rows: 10\nkeys: 3\nlabel: from-file\ntags: [x, \"y z\"]\ncheckpoint-dir: /data/ck\n"), 0o600)
 	r := run(t, []string{"TESTJOB_KEYS=5", "TESTJOB_LABEL=from-env", "TESTJOB_TRIGGER_INTERVAL=3s"},
-		"config", "print", "--config", file, "--label", "from-flag")
+		"config", "print", "--config", file, "--label", "from-flag", "--verbose")
 	if r.code != 0 {
 		t.Fatalf("config print: exit %d\n%s", r.code, r.stderr)
 	}
@@ -167,6 +167,8 @@ func TestConfigPrintShowsFlagOverEnvOverFileOverDefault(t *testing.T) {
 		`trigger-interval: 3s +# env TESTJOB_TRIGGER_INTERVAL`,
 		`per-batch: 500 +# default`,
 		`log-format: text +# default`,
+		`verbose: true +# flag --verbose`,
+		`max-rows-per-key: 0 +# default`,
 	} {
 		if !regexp.MustCompile(`(?m)^` + want).MatchString(r.stdout) {
 			t.Errorf("config print lacks %q:\n%s", want, r.stdout)
@@ -348,6 +350,19 @@ func TestStreamStopsOnSIGTERMAndARestartContinuesFromTheCheckpoint(t *testing.T)
 	// (a batch the stop abandoned re-runs: lo2 may be below hi1).
 	if lo2 <= 0 || lo2 > hi1+1 {
 		t.Errorf("the first run read up to %d, the restart from %d:\n%s", hi1, lo2, second.stdout.String())
+	}
+}
+
+func TestABackfillStopsOnSIGTERMWithExit0(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Years at 1000 rows/s, 100 rows a batch: it would run for hours.
+	p := start(t, ctx, "backfill", "--from", "2000-01-01T00:00:00Z", "--to", "2026-01-01T00:00:00Z", "--per-batch", "100",
+		"--checkpoint-dir", t.TempDir())
+	p.waitFor(t, p.stdout, `rows=100 min`, 3, 30*time.Second)
+	p.term(t)
+	if !strings.Contains(p.stderr.String(), "backfill stopped on request") {
+		t.Errorf("no stop logged:\n%s", p.stderr.String())
 	}
 }
 

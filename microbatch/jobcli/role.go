@@ -33,7 +33,7 @@ func (c *cli) role(ctx context.Context, role, command string, args []string) err
 	defer stop()
 	env := &Env{Role: role, Log: log, Stdout: c.stdout, Stderr: c.stderr, Settings: *s, stop: stop}
 	if role == roleExecutor {
-		return c.executor(runCtx, env, l)
+		return c.executor(runCtx, env)
 	}
 	if len(s.Cluster.Join) == 0 {
 		var stray []string
@@ -88,8 +88,8 @@ func (c *cli) role(ctx context.Context, role, command string, args []string) err
 		log.Info(command+" stopped on request; a batch in flight was abandoned (a query's re-runs from its checkpoint)", "took", time.Since(start).Round(time.Millisecond))
 		return nil
 	case err != nil:
-		log.Error(command+" failed", "err", err)
-		return fmt.Errorf("%s: %w", command, err)
+		return fmt.Errorf("%s: %w", command, err) // Main prints it
+
 	}
 	log.Info(command+" done", "took", time.Since(start).Round(time.Millisecond))
 	return nil
@@ -127,7 +127,11 @@ func (c *cli) queries(ctx context.Context, env *Env) error {
 				if first == nil {
 					first = errors.New("a query ended by itself")
 				}
-				return errors.Join(first, env.stopQueries())
+				stopErr := env.stopQueries()
+				if err != nil && stopErr != nil && strings.Contains(stopErr.Error(), err.Error()) {
+					stopErr = nil // the same failure, as Stop returns it
+				}
+				return errors.Join(first, stopErr)
 			}
 		}
 	}
@@ -176,7 +180,7 @@ func showBar(mode string, w io.Writer) bool {
 
 // executor runs the executor role: a cluster member that runs the tasks
 // of this job's drivers until ctx ends, then leaves the cluster.
-func (c *cli) executor(ctx context.Context, env *Env, l *loader) error {
+func (c *cli) executor(ctx context.Context, env *Env) error {
 	s, log := env.Settings.Cluster, env.Log
 	cfg, err := clusterConfig(s, log)
 	if err != nil {

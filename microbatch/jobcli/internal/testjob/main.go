@@ -24,13 +24,15 @@ import (
 )
 
 type config struct {
-	Rows     int64         `help:"rows the batch role generates"`
-	Keys     int           `help:"distinct keys"`
-	Rate     int64         `sluice:"rate" roles:"stream backfill" help:"rows per second of the rate source"`
-	PerBatch int64         `roles:"stream backfill" help:"rows per micro-batch at most"`
-	Label    string        `help:"a label printed first"`
-	Tags     []string      `help:"tags printed first"`
-	Pause    time.Duration `roles:"batch" help:"how long the batch role waits before it runs (a window for a signal)"`
+	Rows          int64         `help:"rows the batch role generates"`
+	Keys          int           `help:"distinct keys"`
+	Rate          int64         `sluice:"rate" roles:"stream backfill" help:"rows per second of the rate source"`
+	PerBatch      int64         `roles:"stream backfill" help:"rows per micro-batch at most"`
+	Label         string        `help:"a label printed first"`
+	Tags          []string      `help:"tags printed first"`
+	Pause         time.Duration `roles:"batch" help:"how long the batch role waits before it runs (a window for a signal)"`
+	Verbose       bool          `help:"print more (a boolean flag: --verbose alone sets it)"`
+	MaxRowsPerKey int64         // no tag: the key is max-rows-per-key`
 }
 
 func (c *config) Validate() error {
