@@ -402,6 +402,12 @@ func TestAnExecutorRunsTheTasksOfADriver(t *testing.T) {
 	e := start(t, ctx, append([]string{"executor", "--join", seed, "--bind", seed, "--flight", "127.0.0.1:" + f, "--slots", "2"}, files("executor")...)...)
 	e.waitFor(t, e.stderr, "executor ready", 1, 30*time.Second)
 
+	// A batch job's tasks on the executor, counted by the progress bar.
+	b := run(t, nil, append([]string{"batch", "--join", seed, "--rows", "3000", "--keys", "3", "--progress", "always"}, files("driver")...)...)
+	if b.code != 0 || !strings.Contains(b.stdout, "rows=3000 groups=3") || !regexp.MustCompile(`tasks 100% .*\(\d+/\d+,`).MatchString(b.stderr) {
+		t.Fatalf("batch on the cluster: exit %d\n%s%s", b.code, b.stdout, b.stderr)
+	}
+
 	d := start(t, ctx, append([]string{"stream", "--cluster-join", seed, "--checkpoint-dir", filepath.Join(dir, "ck"), "--trigger-interval", "200ms"}, files("driver")...)...)
 	d.waitFor(t, d.stdout, `rows=[1-9]\d* min`, 2, 60*time.Second)
 	d.term(t)
@@ -410,8 +416,13 @@ func TestAnExecutorRunsTheTasksOfADriver(t *testing.T) {
 	}
 	e.term(t)
 	m := regexp.MustCompile(`msg="executor stopped" node=\S+ tasks=(\d+)`).FindStringSubmatch(e.stderr.String())
-	if m == nil || m[1] == "0" {
-		t.Errorf("the executor ran no task of the driver:\n%s", e.stderr.String())
+	bm := regexp.MustCompile(`tasks 100% .*\(\d+/(\d+),`).FindStringSubmatch(b.stderr)
+	batchTasks, _ := strconv.Atoi(bm[1])
+	if m == nil {
+		t.Fatalf("the executor did not log its stop:\n%s", e.stderr.String())
+	}
+	if n, _ := strconv.Atoi(m[1]); n <= batchTasks {
+		t.Errorf("the executor ran no task of the stream's driver (the batch had %d):\n%s", batchTasks, e.stderr.String())
 	}
 }
 
