@@ -104,16 +104,15 @@ func Invalid(key, format string, args ...any) error {
 // A setting is one configurable value: a field of Settings or of the
 // job's config struct, with where its value came from.
 type setting struct {
-	key     string   // the flag name, YAML key and (upper-cased) env suffix
-	alias   string   // another flag name for it
-	help    string   //
-	roles   []string // nil: every role
-	ifSet   bool     // shown in help only when set
-	job     bool     // a field of the job's config
-	v       reflect.Value
-	def     string // the default, formatted
-	source  string // "default", "file F:L", "env X", "flag --k"
-	checked func() error
+	key    string   // the flag name, YAML key and (upper-cased) env suffix
+	alias  string   // another flag name for it
+	help   string   //
+	roles  []string // nil: every role
+	ifSet  bool     // shown in help only when set
+	job    bool     // a field of the job's config
+	v      reflect.Value
+	def    string // the default, formatted
+	source string // "default", "file F:L", "env X", "flag --k"
 }
 
 func (s *setting) inRole(role string) bool {

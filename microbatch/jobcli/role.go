@@ -113,7 +113,6 @@ func (c *cli) queries(ctx context.Context, env *Env) error {
 	for _, q := range qs {
 		go func() { ended <- q.AwaitTermination() }()
 	}
-	var first error
 	for n := 0; n < len(qs); n++ {
 		select {
 		case <-ctx.Done():
@@ -123,7 +122,7 @@ func (c *cli) queries(ctx context.Context, env *Env) error {
 			if err != nil || env.Role == roleStream {
 				// A continuous query does not end by itself: whatever ended
 				// it ends the job, and the others stop.
-				first = err
+				first := err
 				if first == nil {
 					first = errors.New("a query ended by itself")
 				}
