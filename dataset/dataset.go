@@ -38,6 +38,12 @@ type Config struct {
 	// its code is built from), sent with every task so executors rebuild
 	// the same job (NewTaskServer's JobFunc).
 	Params map[string]string
+	// OnTask, when set, is called as a batch action's tasks finish, with
+	// the tasks done and the action's total (all stages): a progress bar's
+	// hook (package jobcli draws one). Calls come one at a time, from the
+	// goroutines running the tasks; a retried task may count twice. Not
+	// called by streaming micro-batches (microbatch.OnProgress is theirs).
+	OnTask func(done, total int)
 }
 
 // Executors.
@@ -226,7 +232,7 @@ func (d *Dataset) run(ctx context.Context, root *plan.Node) ([]arrow.Record, err
 		return nil, err
 	}
 	defer ex.Close()
-	return plan.Collect(ctx, ex, spec, &plan.Run{Batch: plan.NoBatch, Workers: cfg.Parallelism})
+	return plan.Collect(ctx, ex, spec, &plan.Run{Batch: plan.NoBatch, Workers: cfg.Parallelism, OnTask: cfg.OnTask})
 }
 
 // executor makes the executor of a run of d's plan.

@@ -12,13 +12,21 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/microbatch/jobcli"
 	"github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/sources/generate"
 )
 
+// batchDemo is the demo job's Batch: demo with the job's settings, its
+// Datasets on env's config (the cluster in cluster mode, the progress bar).
+func batchDemo(ctx context.Context, env *jobcli.Env, cfg *demoConfig) error {
+	return demo(ctx, env.Stdout, cfg.Orders, cfg.Dir, cfg.Rows, env.Dataset(map[string]string{"job": jobBatch}))
+}
+
 // demo writes generated orders as a day-partitioned Parquet dataset, then
-// runs a batch job over it: revenue per region for the last three days.
-func demo(ctx context.Context, w io.Writer, rows int64, dir string) error {
+// runs a batch job over it: revenue per region for the last three days,
+// printing up to show rows.
+func demo(ctx context.Context, w io.Writer, rows int64, dir string, show int, dcfg dataset.Config) error {
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "sluice-demo-")
 		if err != nil {
@@ -41,7 +49,7 @@ func demo(ctx context.Context, w io.Writer, rows int64, dir string) error {
 		}
 	}()
 	start := time.Now()
-	err := dataset.FromRecords(generate.OrdersSchema, recs...).
+	err := dataset.FromRecords(generate.OrdersSchema, recs...).WithConfig(dcfg).
 		WithColumn("day", dataset.Col("ts").Cast(dataset.Type(arrow.FixedWidthTypes.Date32))).
 		Write(ctx, orders, dataset.WriteOptions{Mode: parquet.Overwrite, Options: parquet.Options{PartitionBy: []string{"day"}}})
 	if err != nil {
@@ -50,7 +58,7 @@ func demo(ctx context.Context, w io.Writer, rows int64, dir string) error {
 	fmt.Fprintf(w, "wrote %d orders to %s in %v\n\n", rows, orders, time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()
-	ds := dataset.Read(orders)
+	ds := dataset.Read(orders).WithConfig(dcfg)
 	if ds.Err() != nil {
 		return ds.Err()
 	}
@@ -66,7 +74,7 @@ func demo(ctx context.Context, w io.Writer, rows int64, dir string) error {
 		).
 		OrderBy(dataset.Desc("revenue"))
 	fmt.Fprintln(w, "revenue per region, orders on or after 2026-11-06:")
-	if err := report.ShowTo(ctx, w, 20); err != nil {
+	if err := report.ShowTo(ctx, w, show); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "query took %v\n", time.Since(start).Round(time.Millisecond))

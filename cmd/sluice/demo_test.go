@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/microbatch/jobcli"
 )
 
 // The streaming demo runs on embedded defaults, prints batches, closes hours
@@ -16,7 +20,8 @@ func TestTheStreamingDemoRunsAndStopsByItself(t *testing.T) {
 	var out strings.Builder
 	start := time.Now()
 	dir, checkpoints := t.TempDir(), t.TempDir()
-	err := streamDemo(context.Background(), &out, streamOpts{duration: 12 * time.Second, rate: 3000, dir: dir, checkpoint: checkpoints, maxRows: 3})
+	err := jobcli.Run(context.Background(), sluiceJob(&demoConfig{}), []string{"demo", "--duration", "12s", "--rate", "3000",
+		"--dir", dir, "--checkpoint", checkpoints, "--rows", "3"}, &out, io.Discard)
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
@@ -44,7 +49,7 @@ func TestTheStreamingDemoRunsAndStopsByItself(t *testing.T) {
 
 func TestTheBatchDemoPrintsRevenuePerRegion(t *testing.T) {
 	var out strings.Builder
-	if err := demo(context.Background(), &out, 200_000, t.TempDir()); err != nil {
+	if err := demo(context.Background(), &out, 200_000, t.TempDir(), 20, dataset.Config{}); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "revenue per region") || !strings.Contains(out.String(), "emea") {

@@ -9,6 +9,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/sluicedata/sluice/microbatch/jobcli"
 )
 
 // The Kubernetes manifests start this binary: every argument they give
@@ -56,16 +58,18 @@ func TestTheDeployManifestsParse(t *testing.T) {
 				seen[cmd] = true
 				switch cmd {
 				case "executor":
-					fs, _ := executorFlags()
-					if err := fs.Parse(c.Args[1:]); err != nil || fs.NArg() > 0 {
-						t.Errorf("%s: sluice executor %v: %v (leftover %v)", f, c.Args[1:], err, fs.Args())
+					s, err := jobcli.Parse(sluiceJob(&demoConfig{}), cmd, c.Args[1:])
+					if err != nil {
+						t.Errorf("%s: sluice executor %v: %v", f, c.Args[1:], err)
+					} else if len(s.Cluster.Join) == 0 || s.Cluster.TLSCert == "" || s.Cluster.Slots == 0 {
+						t.Errorf("%s: the executor runs without --join, --tls-cert or --slots: %v", f, c.Args)
 					}
 				case "demo":
-					fs, o := demoFlags()
-					if err := fs.Parse(c.Args[1:]); err != nil || fs.NArg() > 0 {
-						t.Errorf("%s: sluice demo %v: %v (leftover %v)", f, c.Args[1:], err, fs.Args())
-					}
-					if o.cluster.join == "" || o.checkpoint == "" || o.brokers == "" {
+					var cfg demoConfig
+					s, err := jobcli.Parse(sluiceJob(&cfg), cmd, c.Args[1:])
+					if err != nil {
+						t.Errorf("%s: sluice demo %v: %v", f, c.Args[1:], err)
+					} else if len(s.Cluster.Join) == 0 || s.CheckpointDir == "" || len(cfg.Brokers) == 0 {
 						t.Errorf("%s: the driver runs without --cluster-join, --checkpoint or --brokers: %v", f, c.Args)
 					}
 				default:

@@ -1,153 +1,105 @@
-// Command sluice is the sluice CLI: the demo jobs, cluster mode (certs,
-// executor, demo --cluster-join) and Nexmark; later run and checkpoint
-// inspect.
+// Command sluice is the sluice CLI, a job binary built on package
+// microbatch/jobcli: the demo job's roles (stream: the order analytics
+// stream; batch: revenue per region over generated Parquet; backfill: the
+// stream's queries over a fixed number of orders; executor: its tasks on
+// a cluster), with the demo's older names (demo, demo-batch), the cluster's
+// key material (certs) and Nexmark.
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"io"
 	"os"
-	"os/signal"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/sluicedata/sluice/cluster"
+	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/microbatch/jobcli"
+	"github.com/sluicedata/sluice/sinks"
 )
 
-func main() {
-	// SIGTERM is how Kubernetes (and most supervisors) stop a process: the
-	// demo stops its queries and an executor leaves the cluster, as on Ctrl-C.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "sluice:", err)
-		os.Exit(1)
+func main() { jobcli.Main(sluiceJob(&demoConfig{})) }
+
+// demoConfig is the demo job's own configuration (jobcli fills it from
+// flags, SLUICE_* environment variables and --config). Its names are part
+// of deploy/kubernetes (TestTheDeployManifestsParse).
+type demoConfig struct {
+	Duration time.Duration `sluice:"duration" roles:"stream backfill" help:"stop by itself after this long (0: run until SIGINT or SIGTERM)"`
+	Rate     int           `sluice:"rate" roles:"stream" help:"orders generated per second"`
+	Dir      string        `sluice:"dir" roles:"batch backfill stream" help:"directory for checkpoints (DIR/checkpoints), Parquet output (DIR/hourly) and the batch job's input (DIR/orders) (default: a temp dir, removed at exit)"`
+	Brokers  []string      `sluice:"brokers" roles:"backfill stream" help:"a real Kafka cluster, host:port[,host:port] (default: an in-process one)"`
+	Rows     int           `sluice:"rows" roles:"batch backfill stream" help:"rows printed: updated rows per batch (stream, backfill), result rows (batch)"`
+	Orders   int64         `sluice:"orders" roles:"batch backfill" help:"orders to generate: the batch job's input, or the backfill's (into the in-process Kafka)"`
+}
+
+func (c *demoConfig) Validate() error {
+	if c.Rate <= 0 {
+		return jobcli.Invalid("rate", "%d: want at least 1 order per second", c.Rate)
+	}
+	if c.Orders <= 0 {
+		return jobcli.Invalid("orders", "%d: want at least 1", c.Orders)
+	}
+	if c.Rows < 0 {
+		return jobcli.Invalid("rows", "%d: want 0 or more", c.Rows)
+	}
+	return nil
+}
+
+// sluiceJob is the sluice binary as a job; cfg receives its settings.
+func sluiceJob(cfg *demoConfig) jobcli.Job {
+	*cfg = demoConfig{Rate: 2000, Rows: 8, Orders: 200_000}
+	return jobcli.Job{
+		Name:    "sluice",
+		Summary: "sluice runs its demo job (order analytics on generated orders) in any role, and the cluster's and Nexmark's tools.",
+		Config:  cfg,
+		Batch:   func(ctx context.Context, env *jobcli.Env) error { return batchDemo(ctx, env, cfg) },
+		Stream:  func(ctx context.Context, env *jobcli.Env) error { return streamDemo(ctx, env, cfg) },
+		Tasks: func(env *jobcli.Env, params map[string]string) ([]sinks.Sink, []*dataset.Dataset, error) {
+			// The console sink's rows go to the driver in the task's
+			// result; this instance never prints.
+			j, err := buildJob(params, io.Discard)
+			if err != nil {
+				return nil, nil, err
+			}
+			env.Defer(j.close)
+			return j.sinks, j.ds, nil
+		},
+		Commands: []jobcli.Command{
+			{Name: "demo", Role: "stream", Summary: "the stream role under the demo's old name (make demo): orders generated into Kafka (in-process by default), hourly totals per customer printed each batch, written to a topic and, per closed hour, to Parquet"},
+			{Name: "demo-batch", Role: "batch", Summary: "the batch role under its old name: orders written as Parquet, aggregated, printed"},
+			{Name: "certs", Summary: "a cluster CA, a certificate and key per node name, and a gossip key, in --dir (certs -h)",
+				Run: func(_ context.Context, args []string, stdout, _ io.Writer) error { return certs(args, stdout) }},
+			{Name: "nexmark", Summary: "nexmark generate|run: write Nexmark events as Parquet, or run a Nexmark query as a stream", Run: nexmarkCommand},
+		},
 	}
 }
 
-func usage() {
-	fmt.Fprint(os.Stderr, `usage: sluice <command> [flags]
+// run runs the sluice command line args (the tests' entry point).
+func run(ctx context.Context, args []string) error {
+	return jobcli.Run(ctx, sluiceJob(&demoConfig{}), args, os.Stdout, os.Stderr)
+}
 
-commands:
-  demo        the order analytics job as a stream: orders generated into Kafka (in-process
-              by default), hourly totals per customer printed each batch, written to a Kafka
-              topic and, per closed hour, to Parquet; Ctrl-C or --duration stops it;
-              with --cluster-join its tasks run on executors (docs/cluster.md)
-  demo-batch  the same kind of job as a batch: orders written as Parquet, aggregated, printed
-  certs --dir DIR [--nodes driver,executor] [--hosts 127.0.0.1,localhost] [--valid 8760h]
-              a cluster CA, a certificate and key per node name, and a gossip key, in DIR
-  executor --join host:port --gossip-key-file F --tls-ca F --tls-cert F --tls-key F
-              [--bind ip:port] [--flight ip:port] [--advertise host] [--slots N] [--work-dir DIR]
-              run the built-in jobs' tasks for a driver (sluice demo --cluster-join) until
-              SIGINT or SIGTERM
-  nexmark generate --events N --out DIR [--seed S] [--event-rate R]
+// usage prints sluice's commands on stderr (nexmark.go calls it).
+func usage() {
+	jobcli.Run(context.Background(), sluiceJob(&demoConfig{}), []string{"help"}, os.Stderr, os.Stderr)
+}
+
+// nexmarkCommand is `sluice nexmark`, its help included.
+func nexmarkCommand(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+		fmt.Fprint(stdout, `usage: sluice nexmark <subcommand> [flags]
+
+  generate --events N --out DIR [--seed S] [--event-rate R]
               write events [0, N) of the Nexmark generator as Parquet: DIR/person,
               DIR/auction, DIR/bid (and DIR/nexmark.json)
-  nexmark run --query qN --events N [--input DIR] [--out DIR] [--json] [--event-rate R]
-              run a Nexmark query as a stream and report its throughput (it starts the
-              benchmark runner, benchmarks/nexmark, with the Go toolchain)
+  run --query qN --events N [--input DIR] [--out DIR] [--json] [--event-rate R]
+              run a Nexmark query as a stream and report its throughput
 `)
-}
-
-func run(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		usage()
-		return fmt.Errorf("no command")
-	}
-	switch args[0] {
-	case "demo":
-		return demoCommand(ctx, args[1:])
-	case "demo-batch":
-		fs := flag.NewFlagSet("demo-batch", flag.ContinueOnError)
-		rows := fs.Int64("rows", 200_000, "orders to generate")
-		dir := fs.String("dir", "", "directory for the generated Parquet (default: a temp dir, removed at exit)")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
+		if len(args) == 0 {
+			return jobcli.Usage(errors.New("no subcommand (generate, run)"))
 		}
-		return demo(ctx, os.Stdout, *rows, *dir)
-	case "certs":
-		return certs(args[1:], os.Stdout)
-	case "executor":
-		return executor(ctx, args[1:], os.Stderr)
-	case "nexmark":
-		return nexmark(ctx, args[1:])
-	case "help", "-h", "--help":
-		usage()
 		return nil
 	}
-	usage()
-	return fmt.Errorf("unknown command %q", args[0])
-}
-
-// demoCommand runs `sluice demo`, locally or, with --cluster-join, as the
-// driver of a cluster.
-func demoCommand(ctx context.Context, args []string) error {
-	fs, f := demoFlags()
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("demo: unexpected argument %q (flags only)", fs.Arg(0))
-	}
-	cf := &f.cluster
-	o := streamOpts{duration: f.duration, rate: f.rate, dir: f.dir, checkpoint: f.checkpoint, brokers: split(f.brokers), maxRows: f.rows}
-	if cf.join == "" {
-		var stray []string
-		fs.Visit(func(fl *flag.Flag) {
-			if cf.isClusterFlag(fl.Name) {
-				stray = append(stray, "--"+fl.Name)
-			}
-		})
-		if len(stray) > 0 {
-			return fmt.Errorf("demo: %s: cluster flags need --cluster-join (without it the demo runs in this process)", strings.Join(stray, ", "))
-		}
-		return streamDemo(ctx, os.Stdout, o)
-	}
-	log, err := newLogger(os.Stderr, f.logLevel)
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	cfg, err := cf.config(log)
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	d, err := cluster.StartDriver(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("demo: %w", cf.startError(err))
-	}
-	defer d.Close()
-	o.cluster, o.log = d, log
-	return streamDemo(ctx, os.Stdout, o)
-}
-
-// demoOpts are the flags of `sluice demo`. Their names are part of
-// deploy/kubernetes (TestTheDeployManifestsParse).
-type demoOpts struct {
-	duration   time.Duration
-	rate       int
-	dir        string
-	checkpoint string
-	brokers    string
-	rows       int
-	logLevel   string
-	cluster    clusterFlags
-}
-
-func demoFlags() (*flag.FlagSet, *demoOpts) {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	o := &demoOpts{}
-	fs.DurationVar(&o.duration, "duration", 0, "stop by itself after this long (0: run until Ctrl-C)")
-	fs.IntVar(&o.rate, "rate", 2000, "orders generated per second")
-	fs.StringVar(&o.dir, "dir", "", "directory for checkpoints (DIR/checkpoints) and Parquet output (DIR/hourly) (default: a temp dir, removed at exit)")
-	fs.StringVar(&o.checkpoint, "checkpoint", "", "directory for the queries' checkpoints, instead of DIR/checkpoints; without --dir the Parquet output goes to CHECKPOINT/parquet/hourly")
-	fs.StringVar(&o.brokers, "brokers", "", "a real Kafka cluster, host:port[,host:port] (default: an in-process one)")
-	fs.IntVar(&o.rows, "rows", 8, "updated rows printed per batch")
-	fs.StringVar(&o.logLevel, "log-level", "info", "cluster mode: log level on stderr (debug, info, warn or error)")
-	// A driver's ports are chosen at run time: nobody joins through it.
-	o.cluster.register(fs, "cluster-join", "run the tasks on a cluster: gossip seeds of its executors, host:port[,host:port]",
-		"127.0.0.1:0", "127.0.0.1:0")
-	return fs, o
+	return nexmark(ctx, args)
 }

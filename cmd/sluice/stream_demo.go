@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
+
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,10 +20,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/sluicedata/sluice/cluster"
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/microbatch"
+	"github.com/sluicedata/sluice/microbatch/jobcli"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sinks/console"
 	kafkasink "github.com/sluicedata/sluice/sinks/kafka"
@@ -31,20 +31,6 @@ import (
 	"github.com/sluicedata/sluice/sources/generate"
 	"github.com/sluicedata/sluice/sources/kafka"
 )
-
-// streamOpts configures the streaming demo.
-type streamOpts struct {
-	duration   time.Duration // 0: until Ctrl-C
-	rate       int           // orders produced per second
-	dir        string        // checkpoints and Parquet output; "" = a temp dir, removed at exit
-	checkpoint string        // checkpoints (overrides dir's); Parquet then goes under it unless dir is set
-	brokers    []string      // a real Kafka; empty = an in-process one (kfake)
-	maxRows    int           // rows printed per batch
-	// cluster, when set, runs the queries' tasks on the executors this
-	// driver finds; log receives its membership events.
-	cluster *cluster.Driver
-	log     *slog.Logger
-}
 
 const (
 	ordersTopic = "orders"
@@ -67,6 +53,7 @@ func hourlyTotals(orders *dataset.Dataset) *dataset.Dataset {
 const (
 	jobTotals = "demo-totals" // updated hourly totals -> console and a Kafka topic
 	jobHourly = "demo-hourly" // closed hours -> Parquet
+	jobBatch  = "demo-batch"  // the batch demo: no stream, no sink, no function to rebuild
 )
 
 // builtJob is one query's code built from its parameters, and what to
@@ -157,173 +144,11 @@ func buildJob(params map[string]string, out io.Writer) (*builtJob, error) {
 			return fail(err)
 		}
 		j.sinks, j.ds = []sinks.Sink{pq}, []*dataset.Dataset{hourlyTotals(orders)}
+	case jobBatch:
 	default:
 		return nil, fmt.Errorf("no built-in job %q (parameter job): want %s or %s", params["job"], jobTotals, jobHourly)
 	}
 	return j, nil
-}
-
-// streamDemo runs the order analytics job on embedded defaults: orders are
-// generated into a Kafka topic; one query prints each batch's updated
-// hourly totals and writes them to the order-totals topic (exactly once),
-// another appends each closed hour to a Parquet directory. With
-// o.cluster their tasks run on the cluster's executors.
-func streamDemo(ctx context.Context, w io.Writer, o streamOpts) error {
-	if o.duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.duration)
-		defer cancel()
-	}
-	if o.dir == "" && o.checkpoint == "" {
-		tmp, err := os.MkdirTemp("", "sluice-demo-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		o.dir = tmp
-	}
-	// Executors are told these paths: they must not depend on the
-	// driver's working directory.
-	checkpoints, hourlyDir := filepath.Join(o.dir, "checkpoints"), filepath.Join(o.dir, "hourly")
-	if o.checkpoint != "" {
-		checkpoints = o.checkpoint
-		if o.dir == "" {
-			hourlyDir = filepath.Join(o.checkpoint, "parquet", "hourly")
-		}
-	}
-	var err error
-	if checkpoints, err = filepath.Abs(checkpoints); err != nil {
-		return err
-	}
-	if hourlyDir, err = filepath.Abs(hourlyDir); err != nil {
-		return err
-	}
-	brokers := o.brokers
-	if len(brokers) == 0 {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, ordersTopic, totalsTopic))
-		if err != nil {
-			return fmt.Errorf("start in-process kafka: %w", err)
-		}
-		defer c.Close()
-		brokers = c.ListenAddrs()
-		fmt.Fprintf(w, "in-process Kafka (kfake) on %s\n", strings.Join(brokers, ","))
-		if o.cluster != nil {
-			fmt.Fprintln(w, "(only executors on this machine reach it; give --brokers for executors on other machines)")
-		}
-	} else if err := ensureTopics(ctx, brokers, ordersTopic, totalsTopic); err != nil {
-		return err
-	}
-	if o.cluster != nil {
-		fmt.Fprintf(w, "cluster mode: driver %s, gossip %s, Flight %s; checkpoints in %s, Parquet in %s (every executor must reach both)\n",
-			o.cluster.Name(), o.cluster.Gossip(), o.cluster.Flight(), checkpoints, hourlyDir)
-		wctx, stopWatching := context.WithCancel(ctx)
-		defer stopWatching()
-		go watchExecutors(wctx, o.cluster, o.log)
-	}
-
-	produced := make(chan error, 1)
-	pctx, stopProducing := context.WithCancel(ctx)
-	defer stopProducing()
-	go func() { produced <- produceOrders(pctx, brokers, o.rate) }()
-
-	// start builds a query's job from its parameters and starts it; in
-	// cluster mode the same parameters travel with its tasks.
-	var jobs []*builtJob
-	defer func() {
-		for _, j := range jobs {
-			j.close()
-		}
-	}()
-	start := func(params map[string]string, mode sinks.Mode, every time.Duration, checkpoint string) (*microbatch.Query, error) {
-		j, err := buildJob(params, w)
-		if err != nil {
-			return nil, err
-		}
-		jobs = append(jobs, j)
-		cfg := dataset.Config{}
-		if o.cluster != nil {
-			cfg.Cluster, cfg.Params = o.cluster, params
-		}
-		return microbatch.WriteStream(j.ds[0].WithConfig(cfg), j.sinks[0]).
-			OutputMode(mode).Trigger(microbatch.ProcessingTime(every)).
-			Checkpoint(checkpoint).Start(ctx)
-	}
-	joined := strings.Join(brokers, ",")
-	q1, err := start(map[string]string{"job": jobTotals, "brokers": joined, "in": ordersTopic, "out": totalsTopic,
-		"query_id": "demo-hourly-totals", "rows": strconv.Itoa(o.maxRows)},
-		sinks.Update, 2*time.Second, filepath.Join(checkpoints, "totals"))
-	if err != nil {
-		return err
-	}
-	q2, err := start(map[string]string{"job": jobHourly, "brokers": joined, "in": ordersTopic, "parquet": hourlyDir},
-		sinks.Append, 5*time.Second, filepath.Join(checkpoints, "hourly"))
-	if err != nil {
-		q1.Stop()
-		return err
-	}
-
-	<-ctx.Done()
-	stopProducing()
-	perr := <-produced
-	err1, err2 := q1.Stop(), q2.Stop()
-	if err := errors.Join(err1, err2); err != nil {
-		return err
-	}
-	if perr != nil && !errors.Is(perr, context.Canceled) && !errors.Is(perr, context.DeadlineExceeded) {
-		return fmt.Errorf("order generator: %w", perr)
-	}
-	fmt.Fprintln(w)
-	for _, q := range []struct {
-		name string
-		q    *microbatch.Query
-		to   string
-	}{{"hourly totals (update)", q1, "console and topic " + totalsTopic}, {"closed hours (append)", q2, hourlyDir}} {
-		var batches, rows int64
-		for _, p := range q.q.RecentProgress() {
-			batches++
-			rows += p.InputRows
-		}
-		wm := "none yet"
-		if p := q.q.LastProgress(); p != nil && !p.Watermark.IsZero() {
-			wm = p.Watermark.Format(time.RFC3339)
-		}
-		fmt.Fprintf(w, "%-24s %d batches, %d orders read, watermark %s -> %s\n", q.name, batches, rows, wm, q.to)
-	}
-	if o.cluster != nil {
-		fmt.Fprintf(w, "cluster: %d task attempts sent to executors, %d lost their executor\n", o.cluster.SentAttempts(), o.cluster.LostAttempts())
-	}
-	if n, err := dataset.Read(hourlyDir).Count(context.Background()); err == nil {
-		fmt.Fprintf(w, "%s holds %d closed (customer, hour) totals; read it with dataset.Read\n", hourlyDir, n)
-	}
-	return nil
-}
-
-// watchExecutors logs the executors the driver gives work to as they come
-// and go, checking every second until ctx ends.
-func watchExecutors(ctx context.Context, d *cluster.Driver, log *slog.Logger) {
-	known := map[string]cluster.Member{}
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		live := map[string]cluster.Member{}
-		for _, m := range d.Executors() {
-			live[m.Name] = m
-			if _, ok := known[m.Name]; !ok {
-				log.Info("executor joined", "node", m.Name, "gossip", m.Gossip, "flight", m.Meta.Flight, "slots", m.Meta.Slots)
-			}
-		}
-		for name, m := range known {
-			if _, ok := live[name]; !ok {
-				log.Warn("executor left or failed", "node", name, "gossip", m.Gossip, "flight", m.Meta.Flight)
-			}
-		}
-		known = live
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
 }
 
 // produceOrders writes generated orders (JSON values keyed by customer) at
@@ -389,6 +214,159 @@ func ensureTopics(ctx context.Context, brokers []string, topics ...string) error
 	for _, r := range resp {
 		if r.Err != nil && !strings.Contains(r.Err.Error(), "TOPIC_ALREADY_EXISTS") {
 			return fmt.Errorf("create topic %s on %v: %w", r.Topic, brokers, r.Err)
+		}
+	}
+	return nil
+}
+
+// streamDemo is the demo job's Stream: orders are generated into a Kafka
+// topic (an in-process one without --brokers); one query prints each
+// batch's updated hourly totals and writes them to the order-totals topic
+// (exactly once), another appends each closed hour to a Parquet
+// directory. In cluster mode (env.Cluster) their tasks run on the
+// executors. In the stream role orders are produced at --rate until the
+// stop; in backfill, --orders of them are produced first and the queries
+// read them all (AvailableNow), then stop.
+func streamDemo(ctx context.Context, env *jobcli.Env, cfg *demoConfig) error {
+	w := env.Stdout
+	if cfg.Duration > 0 {
+		t := time.AfterFunc(cfg.Duration, env.Stop)
+		env.Defer(func() error { t.Stop(); return nil })
+	}
+	dir := cfg.Dir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "sluice-demo-")
+		if err != nil {
+			return err
+		}
+		env.Defer(func() error { return os.RemoveAll(tmp) })
+		dir = tmp
+	}
+	// Checkpoints go under --dir unless --checkpoint-dir says where;
+	// without --dir the Parquet output then goes under the checkpoints.
+	hourlyDir := filepath.Join(dir, "hourly")
+	if env.Settings.CheckpointDir == "" {
+		env.Settings.CheckpointDir = filepath.Join(dir, "checkpoints")
+	} else if cfg.Dir == "" {
+		hourlyDir = filepath.Join(env.Settings.CheckpointDir, "parquet", "hourly")
+	}
+	// Executors are told these paths: they must not depend on the
+	// driver's working directory.
+	hourlyDir, err := filepath.Abs(hourlyDir)
+	if err != nil {
+		return err
+	}
+	brokers := cfg.Brokers
+	if len(brokers) == 0 {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, ordersTopic, totalsTopic))
+		if err != nil {
+			return fmt.Errorf("start in-process kafka: %w", err)
+		}
+		env.Defer(func() error { c.Close(); return nil })
+		brokers = c.ListenAddrs()
+		fmt.Fprintf(w, "in-process Kafka (kfake) on %s\n", strings.Join(brokers, ","))
+		if env.Cluster != nil {
+			fmt.Fprintln(w, "(only executors on this machine reach it; give --brokers for executors on other machines)")
+		}
+	} else if err := ensureTopics(ctx, brokers, ordersTopic, totalsTopic); err != nil {
+		return err
+	}
+	checkpoints, err := env.Checkpoint("")
+	if err != nil {
+		return err
+	}
+	if env.Cluster != nil {
+		fmt.Fprintf(w, "cluster mode: driver %s, gossip %s, Flight %s; checkpoints in %s, Parquet in %s (every executor must reach both)\n",
+			env.Cluster.Name(), env.Cluster.Gossip(), env.Cluster.Flight(), checkpoints, hourlyDir)
+	}
+
+	if env.Role == "backfill" {
+		if err := produceN(ctx, brokers, cfg.Orders); err != nil {
+			return fmt.Errorf("order generator: %w", err)
+		}
+		env.Expect(2 * cfg.Orders) // both queries read them all
+	} else {
+		produced := make(chan error, 1)
+		pctx, stopProducing := context.WithCancel(context.WithoutCancel(ctx))
+		go func() { produced <- produceOrders(pctx, brokers, cfg.Rate) }()
+		env.Defer(func() error {
+			stopProducing()
+			if err := <-produced; err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("order generator: %w", err)
+			}
+			return nil
+		})
+	}
+
+	// start builds a query's job from its parameters and starts it; in
+	// cluster mode the same parameters travel with its tasks.
+	start := func(name string, params map[string]string, mode sinks.Mode, every time.Duration) (*microbatch.Query, error) {
+		j, err := buildJob(params, w)
+		if err != nil {
+			return nil, err
+		}
+		env.Defer(j.close)
+		return env.Start(ctx, microbatch.WriteStream(j.ds[0].WithConfig(env.Dataset(params)), j.sinks[0]).OutputMode(mode),
+			jobcli.QueryOptions{Name: name, Every: every})
+	}
+	joined := strings.Join(brokers, ",")
+	q1, err := start("totals", map[string]string{"job": jobTotals, "brokers": joined, "in": ordersTopic, "out": totalsTopic,
+		"query_id": "demo-hourly-totals", "rows": strconv.Itoa(cfg.Rows)}, sinks.Update, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	q2, err := start("hourly", map[string]string{"job": jobHourly, "brokers": joined, "in": ordersTopic, "parquet": hourlyDir},
+		sinks.Append, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	// The summary, once the queries have stopped (deferred functions run
+	// last first: before the sources close and Kafka stops).
+	env.Defer(func() error {
+		fmt.Fprintln(w)
+		for _, q := range []struct {
+			name string
+			q    *microbatch.Query
+			to   string
+		}{{"hourly totals (update)", q1, "console and topic " + totalsTopic}, {"closed hours (append)", q2, hourlyDir}} {
+			var batches, rows int64
+			for _, p := range q.q.RecentProgress() {
+				batches++
+				rows += p.InputRows
+			}
+			wm := "none yet"
+			if p := q.q.LastProgress(); p != nil && !p.Watermark.IsZero() {
+				wm = p.Watermark.Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "%-24s %d batches, %d orders read, watermark %s -> %s\n", q.name, batches, rows, wm, q.to)
+		}
+		if env.Cluster != nil {
+			fmt.Fprintf(w, "cluster: %d task attempts sent to executors, %d lost their executor\n", env.Cluster.SentAttempts(), env.Cluster.LostAttempts())
+		}
+		if n, err := dataset.Read(hourlyDir).Count(context.Background()); err == nil {
+			fmt.Fprintf(w, "%s holds %d closed (customer, hour) totals; read it with dataset.Read\n", hourlyDir, n)
+		}
+		return nil
+	})
+	return nil
+}
+
+// produceN writes orders [0, n) at once (the backfill's input).
+func produceN(ctx context.Context, brokers []string, n int64) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(ordersTopic))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	gen := generate.Orders{Seed: 7, Interval: time.Second, MaxDelay: 5 * time.Minute}
+	mem := memory.NewGoAllocator()
+	const chunk = 5000
+	for from := int64(0); from < n; from += chunk {
+		rec := gen.Record(mem, from, min(chunk, n-from))
+		recs := ordersJSON(rec)
+		rec.Release()
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			return err
 		}
 	}
 	return nil

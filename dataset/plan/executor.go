@@ -22,6 +22,11 @@ type Run struct {
 	Splits   map[string][]sources.Split
 	KeepLate bool // late filters keep dropped rows (a late-rows sink)
 	Workers  int  // tasks at once; default GOMAXPROCS
+	// OnTask, when set, is called after each task attempt that succeeded
+	// with the tasks done so far and the run's total (all stages), from
+	// the scheduler's goroutines, one call at a time. A retried task may
+	// count twice; done never exceeds total. (A progress bar's hook.)
+	OnTask func(done, total int)
 }
 
 // Outcome is what a run returns to the driver.
@@ -167,6 +172,11 @@ func execute(ctx context.Context, spec *Spec, run *Run, cfg scheduler.Config, do
 		}
 		stages[i] = s
 	}
+	if run.OnTask != nil {
+		for _, s := range stages {
+			a.total += max(s.Tasks, 0)
+		}
+	}
 	out := &Outcome{Metrics: &exec.Metrics{}, blocks: blocks, finalStage: stages[len(stages)-1].ID}
 	cfg.Workers = run.Workers
 	final, others, err := scheduler.Run(ctx, stages, a, cfg)
@@ -195,6 +205,9 @@ type adapter struct {
 	do     func(context.Context, TaskSpec) (*scheduler.Result, error)
 	blocks blockHolder
 	tasks  map[int][]TaskSpec // scan stages' tasks
+
+	mu          sync.Mutex // serialises run.OnTask
+	done, total int
 }
 
 func (a *adapter) RunTask(ctx context.Context, t scheduler.Task) (*scheduler.Result, error) {
@@ -203,7 +216,14 @@ func (a *adapter) RunTask(ctx context.Context, t scheduler.Task) (*scheduler.Res
 		ts = tasks[t.Index]
 	}
 	ts.Task = t
-	return a.do(ctx, ts)
+	r, err := a.do(ctx, ts)
+	if err == nil && a.run.OnTask != nil {
+		a.mu.Lock()
+		a.done = min(a.done+1, a.total)
+		a.run.OnTask(a.done, a.total)
+		a.mu.Unlock()
+	}
+	return r, err
 }
 
 func (a *adapter) Release(stage int) { a.blocks.Release(stage) }

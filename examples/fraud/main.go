@@ -5,15 +5,15 @@
 // average), and the alerts go to a sink. Cards idle for 30 minutes of event
 // time leave state through an event-time timeout.
 //
-//	go run ./examples/fraud -n 200000 -batch 10000
+//	go run ./examples/fraud backfill --n 200000 --batch 10000
+//
+// Its main is jobcli's: `fraud -h` lists the commands, `fraud backfill -h`
+// the settings (also FRAUD_N, FRAUD_BATCH, ... or a --config file).
 package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"log"
-	"os"
 	"sort"
 
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -21,46 +21,85 @@ import (
 
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/microbatch"
+	"github.com/sluicedata/sluice/microbatch/jobcli"
 	"github.com/sluicedata/sluice/sinks"
 	sinkmem "github.com/sluicedata/sluice/sinks/memory"
 	srcmem "github.com/sluicedata/sluice/sources/memory"
 )
 
+// config is the job's command line (flags, FRAUD_* environment
+// variables, --config FILE).
+type config struct {
+	N     int    `sluice:"n" help:"transactions to generate"`
+	Seed  uint64 `help:"generator seed"`
+	Cards int    `help:"distinct cards"`
+	Batch int64  `help:"transactions per micro-batch"`
+}
+
+func (c *config) Validate() error {
+	if c.N < 0 {
+		return jobcli.Invalid("n", "%d: want 0 or more", c.N)
+	}
+	if c.Cards <= 0 {
+		return jobcli.Invalid("cards", "%d: want at least 1", c.Cards)
+	}
+	if c.Batch <= 0 {
+		return jobcli.Invalid("batch", "%d: want at least 1", c.Batch)
+	}
+	return nil
+}
+
 func main() {
-	n := flag.Int("n", 100_000, "transactions to generate")
-	seed := flag.Uint64("seed", 1, "generator seed")
-	cards := flag.Int("cards", 2000, "distinct cards")
-	batch := flag.Int64("batch", 5_000, "transactions per micro-batch")
-	checkpoint := flag.String("checkpoint", "", "checkpoint directory (default: a temp dir)")
-	flag.Parse()
-	if *checkpoint == "" {
-		dir, err := os.MkdirTemp("", "sluice-fraud-")
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer os.RemoveAll(dir)
-		*checkpoint = dir
-	}
-	alerts, state, err := Run(context.Background(), memory.NewGoAllocator(), Generator{Seed: *seed, Cards: *cards}.Txns(*n), *batch, *checkpoint)
+	cfg := &config{N: 100_000, Seed: 1, Cards: 2000, Batch: 5_000}
+	jobcli.Main(jobcli.Job{
+		Name:    "fraud",
+		Summary: "fraud streams generated card transactions through three per-card rules and prints the alerts (backfill: all of them, then exit).",
+		Config:  cfg,
+		Stream: func(ctx context.Context, env *jobcli.Env) error {
+			return start(ctx, env, cfg)
+		},
+	})
+}
+
+// start is the job's Stream: the generated transactions in a memory
+// source, the alerts query started through env (AvailableNow in backfill),
+// and a summary once it has stopped.
+func start(ctx context.Context, env *jobcli.Env, cfg *config) error {
+	mem := memory.NewGoAllocator()
+	src, sink, job, err := build(mem, Generator{Seed: cfg.Seed, Cards: cfg.Cards}.Txns(cfg.N), cfg.Batch)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	byRule := map[string]int{}
-	for _, a := range alerts {
-		byRule[a.Rule]++
+	env.Defer(src.Close)
+	env.Defer(sink.Close)
+	env.Expect(int64(cfg.N))
+	q, err := env.Start(ctx, microbatch.WriteStream(job.WithConfig(dataset.Config{Allocator: mem}), sink).OutputMode(sinks.Append),
+		jobcli.QueryOptions{Name: "alerts"})
+	if err != nil {
+		return err
 	}
-	rules := make([]string, 0, len(byRule))
-	for r := range byRule {
-		rules = append(rules, r)
-	}
-	sort.Strings(rules)
-	fmt.Printf("%d transactions, %d alerts; cards in state at the end: %d\n", *n, len(alerts), state)
-	for _, r := range rules {
-		fmt.Printf("  %-8s %d\n", r, byRule[r])
-	}
-	for _, a := range alerts[:min(10, len(alerts))] {
-		fmt.Printf("  txn %d %s %s: %s\n", a.TxnID, a.Card, a.Rule, a.Detail)
-	}
+	env.Defer(func() error {
+		alerts, state := collect(q, sink)
+		byRule := map[string]int{}
+		for _, a := range alerts {
+			byRule[a.Rule]++
+		}
+		rules := make([]string, 0, len(byRule))
+		for r := range byRule {
+			rules = append(rules, r)
+		}
+		sort.Strings(rules)
+		w := env.Stdout
+		fmt.Fprintf(w, "%d transactions, %d alerts; cards in state at the end: %d\n", cfg.N, len(alerts), state)
+		for _, r := range rules {
+			fmt.Fprintf(w, "  %-8s %d\n", r, byRule[r])
+		}
+		for _, a := range alerts[:min(10, len(alerts))] {
+			fmt.Fprintf(w, "  txn %d %s %s: %s\n", a.TxnID, a.Card, a.Rule, a.Detail)
+		}
+		return nil
+	})
+	return nil
 }
 
 // Alert is one row of the alerts sink.
@@ -75,25 +114,13 @@ type Alert struct {
 // (a memory source, the AvailableNow trigger, a memory sink) and returns
 // the alerts in transaction order and the cards left in state.
 func Run(ctx context.Context, mem memory.Allocator, txns []Txn, batch int64, checkpoint string) ([]Alert, int64, error) {
-	src, err := srcmem.New(srcmem.Config{Name: "transactions", Schema: TxnSchema, MaxRowsPerBatch: batch})
+	src, sink, job, err := build(mem, txns, batch)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer src.Close()
-	for _, r := range Records(mem, txns, 4096) {
-		err := src.Append(r)
-		r.Release()
-		if err != nil {
-			return nil, 0, err
-		}
-	}
-	sink, err := sinkmem.New(sinkmem.Config{Name: "alerts"})
-	if err != nil {
-		return nil, 0, err
-	}
 	defer sink.Close()
-	job := Alerts(dataset.ReadStream(src).WithConfig(dataset.Config{Allocator: mem}))
-	q, err := microbatch.WriteStream(job, sink).Checkpoint(checkpoint).OutputMode(sinks.Append).
+	q, err := microbatch.WriteStream(job.WithConfig(dataset.Config{Allocator: mem}), sink).Checkpoint(checkpoint).OutputMode(sinks.Append).
 		Trigger(microbatch.AvailableNow()).Start(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -101,6 +128,36 @@ func Run(ctx context.Context, mem memory.Allocator, txns []Txn, batch int64, che
 	if err := q.AwaitTermination(); err != nil {
 		return nil, 0, err
 	}
+	alerts, state := collect(q, sink)
+	return alerts, state, nil
+}
+
+// build is the job: txns in a memory source of batch rows per
+// micro-batch, through Alerts, into a memory sink.
+func build(mem memory.Allocator, txns []Txn, batch int64) (*srcmem.Source, *sinkmem.Sink, *dataset.Dataset, error) {
+	src, err := srcmem.New(srcmem.Config{Name: "transactions", Schema: TxnSchema, MaxRowsPerBatch: batch})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, r := range Records(mem, txns, 4096) {
+		err := src.Append(r)
+		r.Release()
+		if err != nil {
+			src.Close()
+			return nil, nil, nil, err
+		}
+	}
+	sink, err := sinkmem.New(sinkmem.Config{Name: "alerts"})
+	if err != nil {
+		src.Close()
+		return nil, nil, nil, err
+	}
+	return src, sink, Alerts(dataset.ReadStream(src)), nil
+}
+
+// collect is the alerts the sink holds, in transaction order, and the
+// cards left in state after the query's last batch.
+func collect(q *microbatch.Query, sink *sinkmem.Sink) ([]Alert, int64) {
 	var state int64
 	if lp := q.LastProgress(); lp != nil && len(lp.StateOperators) > 0 {
 		state = lp.StateOperators[0].Rows
@@ -120,5 +177,5 @@ func Run(ctx context.Context, mem memory.Allocator, txns []Txn, batch int64, che
 		}
 		return out[i].Rule < out[j].Rule
 	})
-	return out, state, nil
+	return out, state
 }

@@ -5,15 +5,16 @@
 // its 15 minutes without a matching payment; the job keeps those rows (the
 // payment column is null) and drops the paid ones.
 //
-//	go run ./examples/unpaid                     # generated data, backfilled, then it exits
-//	go run ./examples/unpaid -orders in/orders -payments in/payments -checkpoint ckpt -follow
+//	go run ./examples/unpaid backfill            # generated data, backfilled, then it exits
+//	go run ./examples/unpaid stream --orders in/orders --payments in/payments --checkpoint-dir ckpt --trigger-interval 1s
 //
-// With no flags it generates six hours of orders and payments as Parquet
-// files in a temp dir (ten minutes of a stream per file, as an upstream job
-// would drop them), reads both directories as streams with the AvailableNow
-// trigger (one file of each per micro-batch) and prints the unpaid orders as
-// the batches find them. With -follow it keeps watching the directories,
-// starting a micro-batch every -interval.
+// Its main is jobcli's (unpaid -h). backfill without directories generates
+// six hours of orders and payments as Parquet files in a temp dir (ten
+// minutes of a stream per file, as an upstream job would drop them), reads
+// both directories as streams with the AvailableNow trigger (one file of
+// each per micro-batch) and prints the unpaid orders as the batches find
+// them. stream keeps watching the directories, a micro-batch every
+// --trigger-interval, until SIGINT or SIGTERM.
 //
 // Data path:
 //
@@ -37,12 +38,8 @@ package main
 import (
 	"cmp"
 	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"log"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"time"
@@ -52,6 +49,7 @@ import (
 
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/microbatch"
+	"github.com/sluicedata/sluice/microbatch/jobcli"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sources/files"
 )
@@ -106,10 +104,10 @@ type summary struct {
 	peakState int64     // the join's largest state after a batch
 }
 
-// run streams the unpaid orders of o's directories to emit, batch by batch,
-// until the input ends (or, with follow, until ctx is done).
-func run(ctx context.Context, o options, emit func(batch int64, u UnpaidOrder)) (summary, error) {
-	var sum summary
+// writer is the job's query, writing the unpaid orders of o's
+// directories to emit and counting into sum; its trigger and checkpoint
+// are the caller's.
+func writer(o options, emit func(batch int64, u UnpaidOrder), sum *summary) (*microbatch.StreamWriter, error) {
 	cfg := dataset.Config{Allocator: o.mem}
 	stream := func(name, dir string, schema *arrow.Schema) (*dataset.Dataset, error) {
 		src, err := files.New(files.Config{Name: name, Dir: dir, LogDir: filepath.Join(o.checkpoint, "sources", name),
@@ -121,11 +119,11 @@ func run(ctx context.Context, o options, emit func(batch int64, u UnpaidOrder)) 
 	}
 	orders, err := stream("orders", o.orders, schemaOf[Order]())
 	if err != nil {
-		return sum, err
+		return nil, err
 	}
 	payments, err := stream("payments", o.payments, schemaOf[Payment]())
 	if err != nil {
-		return sum, err
+		return nil, err
 	}
 	out := microbatch.ForeachBatch(func(ctx context.Context, batch int64, ds *dataset.Dataset) error {
 		rows, err := dataset.CollectStructs[UnpaidOrder](ctx, ds)
@@ -141,79 +139,120 @@ func run(ctx context.Context, o options, emit func(batch int64, u UnpaidOrder)) 
 		sum.unpaid += len(rows)
 		return nil
 	})
+	return microbatch.WriteStream(Unpaid(orders, payments), out).OutputMode(sinks.Append), nil
+}
+
+// observe is the query's progress listener: it keeps sum's batch,
+// watermark and state figures.
+func (sum *summary) observe(p microbatch.Progress) {
+	sum.batches++
+	sum.watermark = p.Watermark
+	sum.stateRows = 0
+	for _, s := range p.StateOperators {
+		sum.stateRows += s.Rows
+	}
+	sum.peakState = max(sum.peakState, sum.stateRows)
+}
+
+// run streams the unpaid orders of o's directories to emit, batch by batch,
+// until the input ends (or, with follow, until ctx is done).
+func run(ctx context.Context, o options, emit func(batch int64, u UnpaidOrder)) (summary, error) {
+	var sum summary
+	w, err := writer(o, emit, &sum)
+	if err != nil {
+		return sum, err
+	}
 	trigger := microbatch.AvailableNow()
 	if o.follow {
 		trigger = microbatch.ProcessingTime(o.interval)
 	}
-	q, err := microbatch.WriteStream(Unpaid(orders, payments), out).Checkpoint(o.checkpoint).
-		OutputMode(sinks.Append).Trigger(trigger).
-		OnProgress(func(p microbatch.Progress) {
-			sum.batches++
-			sum.watermark = p.Watermark
-			sum.stateRows = 0
-			for _, s := range p.StateOperators {
-				sum.stateRows += s.Rows
-			}
-			sum.peakState = max(sum.peakState, sum.stateRows)
-		}).Start(ctx)
+	q, err := w.Checkpoint(o.checkpoint).Trigger(trigger).OnProgress(sum.observe).Start(ctx)
 	if err != nil {
 		return sum, err
 	}
 	return sum, q.AwaitTermination()
 }
 
+// config is the job's command line (flags, UNPAID_* environment
+// variables, --config FILE).
+type config struct {
+	Orders        string `help:"directory of orders Parquet files (default: generate into a temp dir)"`
+	Payments      string `help:"directory of payments Parquet files (default: generate into a temp dir)"`
+	FilesPerBatch int    `help:"files of each stream a micro-batch takes at most (0 = all)"`
+	Hours         int    `help:"hours of orders to generate (without --orders)"`
+	Seed          uint64 `help:"generator seed"`
+	Show          int    `help:"unpaid orders to print (the rest are counted)"`
+}
+
+func (c *config) Validate() error {
+	if (c.Orders == "") != (c.Payments == "") {
+		return jobcli.Invalid("orders", "give both --orders and --payments, or neither")
+	}
+	return nil
+}
+
 func main() {
-	var o options
-	flag.StringVar(&o.orders, "orders", "", "directory of orders Parquet files (default: generate into a temp dir)")
-	flag.StringVar(&o.payments, "payments", "", "directory of payments Parquet files (default: generate into a temp dir)")
-	flag.StringVar(&o.checkpoint, "checkpoint", "", "checkpoint directory (default: a temp dir)")
-	flag.IntVar(&o.filesPerBatch, "files-per-batch", 1, "files of each stream a micro-batch takes at most (0 = all)")
-	flag.BoolVar(&o.follow, "follow", false, "keep watching the directories for new files (Ctrl-C stops)")
-	flag.DurationVar(&o.interval, "interval", time.Second, "with -follow, how often a micro-batch starts")
-	hours := flag.Int("hours", 6, "hours of orders to generate (without -orders)")
-	seed := flag.Uint64("seed", 1, "generator seed")
-	show := flag.Int("show", 20, "unpaid orders to print (the rest are counted)")
-	flag.Parse()
-	if (o.orders == "") != (o.payments == "") {
-		log.Fatal("unpaid: give both -orders and -payments, or neither")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	tmp, err := os.MkdirTemp("", "sluice-unpaid-")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
+	cfg := &config{FilesPerBatch: 1, Hours: 6, Seed: 1, Show: 20}
+	jobcli.Main(jobcli.Job{
+		Name:    "unpaid",
+		Summary: "unpaid reports orders nobody paid for within 15 minutes (backfill: the files there are, then exit; stream: keep watching the directories).",
+		Config:  cfg,
+		Stream:  func(ctx context.Context, env *jobcli.Env) error { return start(ctx, env, cfg) },
+	})
+}
+
+// start is the job's Stream: the generated history when no directories
+// are given, the query started through env, a summary when it stopped.
+func start(ctx context.Context, env *jobcli.Env, cfg *config) error {
+	w := env.Stdout
+	o := options{orders: cfg.Orders, payments: cfg.Payments, filesPerBatch: cfg.FilesPerBatch}
 	var total int
 	if o.orders == "" {
+		tmp, err := os.MkdirTemp("", "sluice-unpaid-")
+		if err != nil {
+			return err
+		}
+		env.Defer(func() error { return os.RemoveAll(tmp) })
 		o.orders, o.payments = filepath.Join(tmp, "orders"), filepath.Join(tmp, "payments")
 		// About 1,800 orders an hour (one every 2 s on average).
-		h := Generate(*seed, *hours*1800, time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC))
+		h := Generate(cfg.Seed, cfg.Hours*1800, time.Date(2026, 11, 1, 8, 0, 0, 0, time.UTC))
 		if err := h.WriteFiles(ctx, memory.DefaultAllocator, o.orders, o.payments); err != nil {
-			log.Fatal(err)
+			return err
 		}
 		total = len(h.Orders)
-		fmt.Printf("generated %d orders and %d payments into %s\n", len(h.Orders), len(h.Payments), tmp)
+		env.Expect(int64(len(h.Orders) + len(h.Payments)))
+		fmt.Fprintf(w, "generated %d orders and %d payments into %s\n", len(h.Orders), len(h.Payments), tmp)
 	}
-	if o.checkpoint == "" {
-		o.checkpoint = filepath.Join(tmp, "checkpoint")
+	// The files sources keep their logs beside the query's checkpoint.
+	dir, err := env.Checkpoint("unpaid")
+	if err != nil {
+		return err
 	}
+	o.checkpoint = dir
 	printed := 0
-	sum, err := run(ctx, o, func(batch int64, u UnpaidOrder) {
-		if printed < *show {
-			fmt.Printf("batch %3d  unpaid %s\n", batch, u)
-		} else if printed == *show {
-			fmt.Println("...")
+	sum := &summary{}
+	qw, err := writer(o, func(batch int64, u UnpaidOrder) {
+		if printed < cfg.Show {
+			fmt.Fprintf(w, "batch %3d  unpaid %s\n", batch, u)
+		} else if printed == cfg.Show {
+			fmt.Fprintln(w, "...")
 		}
 		printed++
+	}, sum)
+	if err != nil {
+		return err
+	}
+	if _, err := env.Start(ctx, qw, jobcli.QueryOptions{Name: "unpaid", Every: time.Second, OnProgress: sum.observe}); err != nil {
+		return err
+	}
+	env.Defer(func() error {
+		fmt.Fprintf(w, "%d unpaid orders in %d batches", sum.unpaid, sum.batches)
+		if total > 0 {
+			fmt.Fprintf(w, " (%.1f%% of %d orders)", 100*float64(sum.unpaid)/float64(total), total)
+		}
+		fmt.Fprintf(w, "; watermark %s: orders from %s on are still open (%d rows in join state)\n",
+			sum.watermark.UTC().Format(time.DateTime), sum.watermark.Add(-Window).UTC().Format(time.DateTime), sum.stateRows)
+		return nil
 	})
-	if err != nil && !(o.follow && errors.Is(err, context.Canceled)) {
-		log.Fatal(err)
-	}
-	fmt.Printf("%d unpaid orders in %d batches", sum.unpaid, sum.batches)
-	if total > 0 {
-		fmt.Printf(" (%.1f%% of %d orders)", 100*float64(sum.unpaid)/float64(total), total)
-	}
-	fmt.Printf("; watermark %s: orders from %s on are still open (%d rows in join state)\n",
-		sum.watermark.UTC().Format(time.DateTime), sum.watermark.Add(-Window).UTC().Format(time.DateTime), sum.stateRows)
+	return nil
 }
