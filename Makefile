@@ -17,14 +17,14 @@ demo: ## run the order analytics stream on an in-process Kafka for 60 s (Ctrl-C 
 # The packages whose tests run a second time with every task crossing as
 # bytes (dataset.ExecutorIsolated): the batch-equals-stream corpus, joins,
 # FlatMapGroupsWithState, the SIGKILL tests and the Nexmark correctness tests.
-ISOLATED_PKGS ?= ./dataset/ ./microbatch/ ./microbatch/killjoin/ ./microbatch/killgroups/ ./benchmarks/nexmark/
+ISOLATED_PKGS ?= ./dataset/ ./microbatch/ ./microbatch/killjoin/ ./microbatch/killgroups/ ./internal/nexmark/
 
 # The packages whose tests run a third time with a cluster of three
 # executor processes of the test binary (SLUICE_TEST_CLUSTER=3): the
 # batch-equals-stream corpus and the Nexmark correctness tests run their
 # queries on it and must give the local answers; the packages' other tests
 # run locally again.
-CLUSTER_PKGS ?= ./microbatch/ ./benchmarks/nexmark/
+CLUSTER_PKGS ?= ./microbatch/ ./internal/nexmark/
 
 test: pyenv ## run every test (installs pyarrow into .cache/pyenv for the interop tests), then the executor contract pass and the cluster pass
 	$(GO) test $(TESTFLAGS) $(PKGS)

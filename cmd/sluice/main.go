@@ -46,9 +46,9 @@ commands:
   nexmark generate --events N --out DIR [--seed S] [--event-rate R]
               write events [0, N) of the Nexmark generator as Parquet: DIR/person,
               DIR/auction, DIR/bid (and DIR/nexmark.json)
-  nexmark run --query qN --events N [--input DIR] [--out DIR] [--json] [--event-rate R]
-              run a Nexmark query as a stream and report its throughput (it starts the
-              benchmark runner, benchmarks/nexmark, with the Go toolchain)
+  nexmark run --query qN --events N [--input DIR] [--out DIR] [--json] [--event-rate R] [--cluster N]
+              run a Nexmark query as a stream and report its throughput (sluice nexmark -h
+              lists the queries; --cluster N runs it on N executor processes of this binary)
 `)
 }
 
