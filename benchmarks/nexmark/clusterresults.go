@@ -326,7 +326,7 @@ func clusterSection(w io.Writer, cmps []comparison, lines []latencyLine, now tim
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "Where the time goes (CPU profiles of the driver and an executor) is in benchmarks/nexmark/doc.go, \"Cluster mode\".")
+	fmt.Fprintln(w, "Where the time goes (CPU profiles of the driver and an executor) is in benchmarks/nexmark/doc.go, \"Measured in cluster mode\".")
 }
 
 // mib renders bytes as "12.3 MiB".
