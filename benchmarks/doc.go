@@ -15,11 +15,14 @@
 //	streaming  generated events -> 10 s tumbling windows per key -> Parquet
 //	           sink with a local checkpoint, against a Go map baseline, and
 //	           the fixed cost of a batch (go run ./benchmarks/streaming)
-//	nexmark    the Nexmark queries over the in-process generator
-//	           (go run ./benchmarks/nexmark run), results in RESULTS.md
-//	internal/localcluster  a driver and executor processes of the
-//	           benchmark's own binary on 127.0.0.1, for nexmark run --cluster
-//	           and streaming -cluster (make bench-cluster)
+//	nexmark    the Nexmark runner (go run ./benchmarks/nexmark run), a thin
+//	           main over internal/nexmark (the queries and runner `sluice
+//	           nexmark` shares), results in RESULTS.md
+//
+// Cluster runs (nexmark run --cluster, streaming -cluster, make
+// bench-cluster) start a driver and executor processes of the benchmark's
+// own binary on 127.0.0.1 with internal/localcluster; internal/measure
+// holds the CPU time, peak RSS and percentiles every benchmark reports.
 //
 // Invariants:
 //  1. Inputs are generated deterministically from a seed: the same flags

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/sluicedata/sluice/benchmarks/internal/measure"
+	"github.com/sluicedata/sluice/internal/measure"
 	"io"
 	"os"
 	"os/exec"

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	mx "github.com/sluicedata/sluice/benchmarks/internal/measure"
+	mx "github.com/sluicedata/sluice/internal/measure"
 	"hash/maphash"
 	"sort"
 	"strconv"

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	mx "github.com/sluicedata/sluice/benchmarks/internal/measure"
+	mx "github.com/sluicedata/sluice/internal/measure"
 	"io"
 	"math/rand/v2"
 	"os"

@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluicedata/sluice/benchmarks/internal/measure"
+	"github.com/sluicedata/sluice/internal/measure"
+	"github.com/sluicedata/sluice/internal/nexmark"
 )
 
 // Targets of cluster mode, from the issue.
@@ -284,7 +285,7 @@ func clusterSection(w io.Writer, cmps []comparison, lines []latencyLine, now tim
 			"(/proc/<pid>/stat before and after). Medians over the runs; the ratio range is over the interleaved pairs. "+
 			"Bytes shuffled are the Arrow IPC bytes executors served over Flight (DoGet: reduce tasks on the other executor and the driver), "+
 			"per second per core = bytes / CPU s. Both modes use the counting sink (rows counted in each task's commit message).\n\n",
-			cmps[0].Executors, defaultSeed)
+			cmps[0].Executors, nexmark.DefaultSeed)
 		fmt.Fprintln(w, "| query | events | runs | local events/s per core | cluster events/s per core | cluster/local (pairs) | target ≥ 0.75 | local wall / CPU s | cluster wall / CPU s (driver + executors) | task attempts | bytes shuffled | shuffled bytes/s per core |")
 		fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
 		for _, c := range cmps {
@@ -325,7 +326,7 @@ func clusterSection(w io.Writer, cmps []comparison, lines []latencyLine, now tim
 		}
 		fmt.Fprintln(w)
 	}
-	fmt.Fprintln(w, "Where the time goes (CPU profiles of the driver and an executor) is in benchmarks/nexmark/doc.go, \"Cluster mode\".")
+	fmt.Fprintln(w, "Where the time goes (CPU profiles of the driver and an executor) is in benchmarks/nexmark/doc.go, \"Measured in cluster mode\".")
 }
 
 // mib renders bytes as "12.3 MiB".

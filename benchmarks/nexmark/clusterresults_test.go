@@ -76,7 +76,7 @@ func TestClusterResultsComparesAndKeepsItsSection(t *testing.T) {
 	in := filepath.Join(dir, "local.jsonl")
 	os.WriteFile(in, []byte(`{"query":"q1","events":5,"seconds":1,"cpu_seconds":1,"events_per_cpu_second":5}`+"\n"+
 		`{"query":"q1","events":5,"seconds":1,"cpu_seconds":1,"events_per_cpu_second":4,"executors":2}`+"\n"), 0o644)
-	if err := cli(t.Context(), []string{"results", "--in", in, "--out", md}, &out); err != nil {
+	if err := cli(t.Context(), []string{"results", "--in", in, "--out", md}, &out, &out); err != nil {
 		t.Fatal(err)
 	}
 	b, _ = os.ReadFile(md)

@@ -9,6 +9,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/sluicedata/sluice/internal/nexmark"
 )
 
 // published is events/s per core actually used that others report (from
@@ -58,7 +60,7 @@ func writeResults(in io.Reader, w io.Writer, now time.Time) error {
 	fmt.Fprintf(w, "Written by `make bench-nexmark` (`go run ./benchmarks/nexmark run --query qN --events N --json`, then `results`) on %s.\n\n", now.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "Machine: %d CPUs (nproc), %s, %s %s/%s.\n\n", runtime.NumCPU(), cpuModel(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(w, "Input: the in-process generator (seed %d, 10 M events/s of event time), AvailableNow trigger, append mode, discarding sink. "+
-		"Events count all kinds (bids are 46 in 50); per core = events / process CPU time (user + system) of the streaming run.\n\n", defaultSeed)
+		"Events count all kinds (bids are 46 in 50); per core = events / process CPU time (user + system) of the streaming run.\n\n", nexmark.DefaultSeed)
 	fmt.Fprintln(w, "| query | events | output rows | wall s | events/s | CPU s | events/s per core | target per core | batches | batch p50 / p99 ms | peak RSS MiB | Flink 2.x per core | Flink 1.x per core | RisingWave per core |")
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, r := range reps {

@@ -81,7 +81,7 @@
 //
 // Cluster mode (-cluster N, the window job only): the job's tasks run on N
 // executor processes of this binary (the hidden `executor` subcommand,
-// benchmarks/internal/localcluster: 127.0.0.1, a dev CA and gossip key made
+// internal/localcluster: 127.0.0.1, a dev CA and gossip key made
 // for the run), the driver in this process; executors rebuild the source,
 // job and Parquet sink from the driver's parameters (clusterJob), and the
 // checkpoint and output stay on local disk, which every process here

@@ -19,8 +19,8 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
-	"github.com/sluicedata/sluice/benchmarks/internal/measure"
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/internal/measure"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
 	pqsink "github.com/sluicedata/sluice/sinks/parquet"

@@ -19,9 +19,9 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
-	"github.com/sluicedata/sluice/benchmarks/internal/localcluster"
-	"github.com/sluicedata/sluice/benchmarks/internal/measure"
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/internal/localcluster"
+	"github.com/sluicedata/sluice/internal/measure"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
 	pqsink "github.com/sluicedata/sluice/sinks/parquet"
@@ -45,7 +45,7 @@ type options struct {
 	cpuProfile   string
 	emptyProfile string
 	// cluster > 0 runs the window job's tasks on that many executor
-	// processes of this binary (benchmarks/internal/localcluster);
+	// processes of this binary (internal/localcluster);
 	// executorCommand makes an executor's command (default this
 	// executable).
 	cluster         int

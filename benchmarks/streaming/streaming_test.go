@@ -14,7 +14,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"go.uber.org/goleak"
 
-	"github.com/sluicedata/sluice/benchmarks/internal/localcluster"
+	"github.com/sluicedata/sluice/internal/localcluster"
 )
 
 // executorEnv makes this test binary an executor process of -cluster: its

@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"time"
@@ -80,26 +79,11 @@ func run(ctx context.Context, args []string) error {
 	return jobcli.Run(ctx, sluiceJob(&demoConfig{}), args, os.Stdout, os.Stderr)
 }
 
-// usage prints sluice's commands on stderr (nexmark.go calls it).
-func usage() {
-	jobcli.Run(context.Background(), sluiceJob(&demoConfig{}), []string{"help"}, os.Stderr, os.Stderr)
-}
-
-// nexmarkCommand is `sluice nexmark`, its help included.
-func nexmarkCommand(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
-		fmt.Fprint(stdout, `usage: sluice nexmark <subcommand> [flags]
-
-  generate --events N --out DIR [--seed S] [--event-rate R]
-              write events [0, N) of the Nexmark generator as Parquet: DIR/person,
-              DIR/auction, DIR/bid (and DIR/nexmark.json)
-  run --query qN --events N [--input DIR] [--out DIR] [--json] [--event-rate R]
-              run a Nexmark query as a stream and report its throughput
-`)
-		if len(args) == 0 {
-			return jobcli.Usage(errors.New("no subcommand (generate, run)"))
-		}
-		return nil
+// nexmarkCommand is `sluice nexmark`.
+func nexmarkCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		nexmarkUsage(stderr)
+		return jobcli.Usage(errors.New("nexmark: no subcommand (generate, run)"))
 	}
-	return nexmark(ctx, args)
+	return nexmarkTo(ctx, args, stdout, stderr)
 }

@@ -3,61 +3,51 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
 
-	"github.com/apache/arrow/go/v17/arrow/memory"
-
-	"github.com/sluicedata/sluice/internal/nexmarkfiles"
-	"github.com/sluicedata/sluice/sources/generate"
+	nexmarklib "github.com/sluicedata/sluice/internal/nexmark"
 )
 
-// nexmark runs `sluice nexmark generate`, and `sluice nexmark run` by
-// running the benchmark runner: the queries are benchmark definitions in
-// benchmarks/nexmark, which nothing outside benchmarks/ may import
-// (internal/archtest), so run starts `go run <module>/benchmarks/nexmark run
-// ...` with the same flags (the Go toolchain builds it; its report,
-// CPU time included, is the child's own).
-func nexmark(ctx context.Context, args []string) error {
-	return nexmarkTo(ctx, args, os.Stdout, os.Stderr)
-}
-
+// nexmarkTo runs `sluice nexmark generate|run` in this process through the
+// Nexmark library (internal/nexmark), so an installed binary needs no Go
+// toolchain; run --cluster N starts N executor processes of this binary as
+// `sluice nexmark executor ...`, a hidden subcommand serving the Nexmark
+// job (the built-in jobs' `sluice executor` does not know it).
 func nexmarkTo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := nexmarkCommands(stdout, stderr)
 	if len(args) == 0 {
-		usage()
-		return errors.New("nexmark: no subcommand (generate)")
+		nexmarkUsage(stderr)
+		return errors.New("nexmark: no subcommand (generate, run)")
 	}
+	var err error
 	switch args[0] {
 	case "generate":
-		fs := flag.NewFlagSet("nexmark generate", flag.ContinueOnError)
-		events := fs.Int64("events", 10_000_000, "events to generate (all kinds)")
-		out := fs.String("out", "", "output directory (required; must not exist or be empty)")
-		seed := fs.Uint64("seed", 20261101, "generator seed")
-		rate := fs.Float64("event-rate", 0, "events per second of event time (default 10 000 000)")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		if *out == "" {
-			return errors.New("nexmark generate: --out is required")
-		}
-		return nexmarkfiles.Write(ctx, *out, generate.NexmarkConfig{Seed: *seed, EventRate: *rate}, *events, memory.DefaultAllocator)
+		err = c.Generate(ctx, args[1:])
 	case "run":
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			return fmt.Errorf("nexmark run: it runs the benchmark runner with the Go toolchain, and go is not on PATH: %w", err)
-		}
-		cmd := exec.CommandContext(ctx, gobin, append([]string{"run", runnerPackage, "run"}, args[1:]...)...)
-		cmd.Stdout, cmd.Stderr = stdout, stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("nexmark run: go run %s: %w", runnerPackage, err)
-		}
+		err = c.Run(ctx, args[1:])
+	case "executor": // started by run --cluster (internal/localcluster)
+		err = c.Executor(ctx, args[1:])
+	case "help", "-h", "--help":
+		nexmarkUsage(stdout)
 		return nil
+	default:
+		nexmarkUsage(stderr)
+		return fmt.Errorf("nexmark: unknown subcommand %q (generate, run)", args[0])
 	}
-	return fmt.Errorf("nexmark: unknown subcommand %q (generate)", args[0])
+	if err != nil {
+		// The library's errors start with the subcommand ("run: ..."):
+		// this makes them "nexmark run: ...".
+		return fmt.Errorf("nexmark %w", err)
+	}
+	return nil
 }
 
-// runnerPackage is the Nexmark runner `sluice nexmark run` starts.
-const runnerPackage = "github.com/sluicedata/sluice/benchmarks/nexmark"
+func nexmarkCommands(stdout, stderr io.Writer) nexmarklib.Commands {
+	return nexmarklib.Commands{Prog: "sluice nexmark", ExecutorArgs: []string{"nexmark"}, Stdout: stdout, Stderr: stderr}
+}
+
+func nexmarkUsage(w io.Writer) {
+	fmt.Fprint(w, "usage: sluice nexmark <command> [flags]\n\ncommands:\n")
+	nexmarkCommands(w, w).Usage(w)
+}

@@ -1,4 +1,4 @@
-package main
+package nexmark
 
 import (
 	"context"
@@ -29,7 +29,12 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "executor:", err)
 			os.Exit(2)
 		}
-		if err := cli(context.Background(), args, os.Stdout); err != nil {
+		if len(args) == 0 || args[0] != "executor" {
+			fmt.Fprintf(os.Stderr, "executor: arguments %q do not start with executor\n", args)
+			os.Exit(2)
+		}
+		c := Commands{Prog: "nexmark", Stdout: os.Stdout, Stderr: os.Stderr}
+		if err := c.Executor(context.Background(), args[1:]); err != nil {
 			fmt.Fprintln(os.Stderr, "executor:", err)
 			os.Exit(1)
 		}
@@ -57,16 +62,16 @@ func TestClusterRunCountsTheLocalRowsAndReportsTheShuffle(t *testing.T) {
 	ctx := context.Background()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	o := runOpts{query: "q5", events: 200_000, eventRate: 10_000, batchEvents: 50_000, seed: defaultSeed, parallelism: 2}
-	local, err := run(ctx, o, nil)
+	o := Options{Query: "q5", Events: 200_000, EventRate: 10_000, BatchEvents: 50_000, Seed: DefaultSeed, Parallelism: 2}
+	local, err := Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if local.OutputRows == 0 {
 		t.Fatal("the local run emitted no row: the test needs windows that close")
 	}
-	o.cluster, o.executorSlots, o.executorCommand, o.mem = 2, 2, testExecutor, mem
-	got, err := run(ctx, o, nil)
+	o.Cluster, o.ExecutorSlots, o.ExecutorCommand, o.Mem = 2, 2, testExecutor, mem
+	got, err := Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +96,7 @@ func TestClusterRunCountsTheLocalRowsAndReportsTheShuffle(t *testing.T) {
 // A cluster run needs the generator (executors rebuild it from the
 // parameters) and the counting sink.
 func TestClusterRunRefusesWhatExecutorsCannotRebuild(t *testing.T) {
-	_, err := run(context.Background(), runOpts{query: "q0", input: t.TempDir(), batchEvents: 1, cluster: 2}, nil)
+	_, err := Run(context.Background(), Options{Query: "q0", Input: t.TempDir(), BatchEvents: 1, Cluster: 2})
 	if err == nil || !strings.Contains(err.Error(), "--cluster runs over the in-process generator into the counting sink only") {
 		t.Fatalf("--cluster with --input: %v", err)
 	}
@@ -106,14 +111,14 @@ var testCluster *clustertest.Cluster
 
 // clusterJobs are the jobs the tests run on testCluster, by name
 // (params["query"]): each streaming query under its own name (run's job,
-// rebuilt by streamJob from runOpts.params), and each batch query over a
+// rebuilt by StreamJob from Options.params), and each batch query over a
 // generated directory (params["input"]) as "batch <name>". The driver side
 // builds its Datasets with the same functions.
 var clusterJobs = map[string]dataset.JobFunc{}
 
 func init() {
 	for name, q := range queries {
-		clusterJobs[name] = streamJob
+		clusterJobs[name] = StreamJob
 		clusterJobs["batch "+name] = batchJob(q)
 	}
 	for _, c := range joinCases {
@@ -164,15 +169,15 @@ func sentCheck(t *testing.T) func(what string) {
 
 // onCluster sets o to run on the package's cluster, when there is one, and
 // returns the check that it did (a no-op without a cluster).
-func onCluster(t *testing.T, o *runOpts) func(what string) {
+func onCluster(t *testing.T, o *Options) func(what string) {
 	t.Helper()
 	if testCluster == nil {
 		return func(string) {}
 	}
-	if _, ok := clusterJobs[o.query]; !ok {
-		t.Fatalf("query %q is not in clusterJobs: executors could not build it", o.query)
+	if _, ok := clusterJobs[o.Query]; !ok {
+		t.Fatalf("query %q is not in clusterJobs: executors could not build it", o.Query)
 	}
-	o.dispatcher = testCluster.Driver
+	o.Dispatcher = testCluster.Driver
 	return sentCheck(t)
 }
 

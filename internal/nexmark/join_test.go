@@ -1,4 +1,4 @@
-package main
+package nexmark
 
 import (
 	"context"
@@ -313,7 +313,7 @@ func TestJoinQueriesStreamEqualBatch(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	dir := t.TempDir()
 	gen := filepath.Join(dir, "gen")
-	if err := generateParquet(ctx, gen, generate.NexmarkConfig{Seed: defaultSeed, EventRate: joinRate}, joinEvents, mem); err != nil {
+	if err := WriteFiles(ctx, gen, generate.NexmarkConfig{Seed: DefaultSeed, EventRate: joinRate}, joinEvents, mem, nil); err != nil {
 		t.Fatal(err)
 	}
 	bs := batchStreams(t, gen)
@@ -350,9 +350,10 @@ func TestJoinQueriesStreamEqualBatch(t *testing.T) {
 
 			col := &collector{}
 			smem := memory.NewCheckedAllocator(memory.DefaultAllocator)
-			o := runOpts{query: c.name, events: joinEvents, eventRate: joinRate, batchEvents: joinBatchEvents, seed: defaultSeed, mem: smem}
+			o := Options{Query: c.name, Events: joinEvents, EventRate: joinRate, BatchEvents: joinBatchEvents, Seed: DefaultSeed, Mem: smem}
 			sent := onCluster(t, &o)
-			rep, err := run(ctx, o, microbatch.ForeachBatch(col.fn))
+			o.Sink = microbatch.ForeachBatch(col.fn)
+			rep, err := Run(ctx, o)
 			defer smem.AssertSize(t, 0)
 			if err != nil {
 				t.Fatal(err)
@@ -377,9 +378,9 @@ func TestJoinQueriesStreamEqualBatch(t *testing.T) {
 				return
 			}
 			out := filepath.Join(dir, "out-"+c.name)
-			o = runOpts{query: c.name, input: gen, out: out, batchEvents: defaultBatchEvents, mem: mem}
+			o = Options{Query: c.name, Input: gen, Out: out, BatchEvents: DefaultBatchEvents, Mem: mem}
 			sent = onCluster(t, &o)
-			rep, err = run(ctx, o, nil)
+			rep, err = Run(ctx, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -405,7 +406,7 @@ func TestQ4AveragesTheWinningBidsPerCategory(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	gen := filepath.Join(t.TempDir(), "gen")
 	const events = 300_000
-	if err := generateParquet(ctx, gen, generate.NexmarkConfig{Seed: defaultSeed, EventRate: joinRate}, events, mem); err != nil {
+	if err := WriteFiles(ctx, gen, generate.NexmarkConfig{Seed: DefaultSeed, EventRate: joinRate}, events, mem, nil); err != nil {
 		t.Fatal(err)
 	}
 	ev := readEvents(t, ctx, batchStreams(t, gen))
@@ -427,9 +428,10 @@ func TestQ4AveragesTheWinningBidsPerCategory(t *testing.T) {
 	col := &collector{}
 	smem := memory.NewCheckedAllocator(memory.DefaultAllocator)
 	defer smem.AssertSize(t, 0)
-	o := runOpts{query: "q4", events: events, eventRate: joinRate, batchEvents: 50_000, seed: defaultSeed, mem: smem}
+	o := Options{Query: "q4", Events: events, EventRate: joinRate, BatchEvents: 50_000, Seed: DefaultSeed, Mem: smem}
 	sent := onCluster(t, &o)
-	rep, err := run(ctx, o, microbatch.ForeachBatch(col.fn))
+	o.Sink = microbatch.ForeachBatch(col.fn)
+	rep, err := Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,19 +1,4 @@
-// Package nexmarkfiles writes the Nexmark generator's events as Parquet
-// tables, one directory per event kind, for batch runs and for checking
-// results with other tools. `sluice nexmark generate` and the benchmark
-// runner (benchmarks/nexmark) share it.
-//
-// In: a generate.NexmarkConfig and an event count. Out: DIR/person,
-// DIR/auction and DIR/bid (Parquet, zstd, files of about 32 MiB) and
-// DIR/nexmark.json recording the config.
-//
-// Invariants:
-//  1. Events [0, N) of the same config give the same rows (the generator is
-//     deterministic per (seed, event id)).
-//  2. DIR must not exist or be empty: a generated directory is never mixed
-//     with another.
-//  3. On error every file written so far is removed (the writers abort).
-package nexmarkfiles
+package nexmark
 
 import (
 	"context"
@@ -51,16 +36,21 @@ type Meta struct {
 // chunk is how many events are generated (and written) at once.
 const chunk = 1_000_000
 
-// Write writes events [0, events) of cfg's generator under out.
-func Write(ctx context.Context, out string, cfg generate.NexmarkConfig, events int64, mem memory.Allocator) error {
+// WriteFiles writes events [0, events) of cfg's generator as Parquet under
+// out/person, out/auction and out/bid (zstd, files of about 32 MiB) and the
+// config in out/MetaFile. out must not exist or be empty: a generated
+// directory is never mixed with another; on error every file written so
+// far is removed. progress, when not nil, is called with the events done
+// after each chunk of them.
+func WriteFiles(ctx context.Context, out string, cfg generate.NexmarkConfig, events int64, mem memory.Allocator, progress func(done int64)) error {
 	if events <= 0 {
-		return fmt.Errorf("nexmark generate: --events %d must be positive", events)
+		return fmt.Errorf("%d events: want at least one", events)
 	}
 	if ents, err := os.ReadDir(out); err == nil && len(ents) > 0 {
-		return fmt.Errorf("nexmark generate: %s is not empty", out)
+		return fmt.Errorf("%s is not empty", out)
 	}
 	if cfg.EventRate < 0 {
-		return fmt.Errorf("nexmark generate: --event-rate %g must be positive", cfg.EventRate)
+		return fmt.Errorf("event rate %g: want a positive rate (or 0, the default)", cfg.EventRate)
 	}
 	opts := pqsink.Options{TargetFileBytes: 32 << 20}
 	ws := make([]*pqsink.FileWriter, len(Kinds))
@@ -95,6 +85,9 @@ func Write(ctx context.Context, out string, cfg generate.NexmarkConfig, events i
 		if err != nil {
 			abort()
 			return err
+		}
+		if progress != nil {
+			progress(from + min(chunk, events-from))
 		}
 	}
 	for _, w := range ws {

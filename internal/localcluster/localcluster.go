@@ -1,15 +1,17 @@
-// Package localcluster runs a benchmark's query on a cluster on this
-// machine: a driver in the benchmark's process and executor processes of
-// the benchmark's own binary (its hidden executor subcommand, ExecutorMain),
-// on 127.0.0.1 with ports chosen at run time and a dev CA, certificates and
+// Package localcluster runs a query on a cluster on this machine: a driver
+// in the caller's process and executor processes of the caller's own binary
+// (its hidden executor subcommand, ExecutorMain; Options.Command says how
+// to reach it, as `sluice nexmark executor` does for the sluice binary), on
+// 127.0.0.1 with ports chosen at run time and a dev CA, certificates and
 // gossip key written for the run. It measures what the executors do: their
 // CPU time and peak RSS (from /proc, read while they live) and their
 // counters (cluster.Driver.ExecutorStats: task attempts, bytes served over
-// Flight).
+// Flight). internal/nexmark's run --cluster and benchmarks/streaming
+// -cluster use it; it lives under internal/ so the sluice binary can.
 //
 // Executors rebuild the job from the driver's parameters
-// (dataset.Config.Params) with the JobFunc the benchmark gives ExecutorMain.
-// They exit when the benchmark closes their stdin (Close, or its death).
+// (dataset.Config.Params) with the JobFunc the caller gives ExecutorMain.
+// They exit when the caller closes their stdin (Close, or its death).
 package localcluster
 
 import (

@@ -1,5 +1,6 @@
-// Package measure holds what the benchmarks measure alike: process CPU time
-// and peak RSS, percentiles, and the progress of every batch of a query.
+// Package measure holds what the benchmarks and internal/nexmark's runner
+// measure alike: process CPU time and peak RSS, percentiles, and the
+// progress of every batch of a query.
 package measure
 
 import (

@@ -1,4 +1,4 @@
-package main
+package nexmark
 
 import (
 	"bytes"
@@ -9,7 +9,6 @@ import (
 
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/dataset/plan"
-	"github.com/sluicedata/sluice/internal/nexmarkfiles"
 	"github.com/sluicedata/sluice/sinks"
 	sinkmem "github.com/sluicedata/sluice/sinks/memory"
 	"github.com/sluicedata/sluice/sources/generate"
@@ -21,11 +20,11 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 // into a spec that encodes to bytes and decodes to an equal spec (the same
 // EXPLAIN, the same bytes again); the EXPLAIN is pinned in testdata/spec.
 func TestEveryNexmarkQuerySpecRoundTripsThroughBytes(t *testing.T) {
-	cfg := generate.NexmarkConfig{Seed: defaultSeed, EventRate: 10_000, Events: testEvents}
-	for _, name := range queryNames() {
+	cfg := generate.NexmarkConfig{Seed: DefaultSeed, EventRate: 10_000, Events: testEvents}
+	for _, name := range QueryNames() {
 		t.Run(name, func(t *testing.T) {
 			ds := map[string]*dataset.Dataset{}
-			for _, k := range nexmarkfiles.Kinds {
+			for _, k := range Kinds {
 				src, err := generate.NewNexmarkStream(cfg, k.Name)
 				if err != nil {
 					t.Fatal(err)

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicedata/sluice/benchmarks/internal/measure"
 	"github.com/sluicedata/sluice/cluster"
+	"github.com/sluicedata/sluice/internal/measure"
 )
 
 // /proc/<pid>/stat gives this process's CPU time as getrusage does, to its

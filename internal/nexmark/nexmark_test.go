@@ -1,4 +1,4 @@
-package main
+package nexmark
 
 import (
 	"context"
@@ -141,7 +141,7 @@ func TestStreamEqualsBatch(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	dir := t.TempDir()
 	gen := filepath.Join(dir, "gen")
-	if err := generateParquet(ctx, gen, generate.NexmarkConfig{Seed: defaultSeed}, testEvents, mem); err != nil {
+	if err := WriteFiles(ctx, gen, generate.NexmarkConfig{Seed: DefaultSeed}, testEvents, mem, nil); err != nil {
 		t.Fatal(err)
 	}
 	wantTypes := map[string]string{
@@ -170,9 +170,10 @@ func TestStreamEqualsBatch(t *testing.T) {
 			}
 
 			c := &collector{}
-			o := runOpts{query: name, events: testEvents, batchEvents: 30_000, seed: defaultSeed, mem: mem}
+			o := Options{Query: name, Events: testEvents, BatchEvents: 30_000, Seed: DefaultSeed, Mem: mem}
 			sent := onCluster(t, &o)
-			rep, err := run(ctx, o, microbatch.ForeachBatch(c.fn))
+			o.Sink = microbatch.ForeachBatch(c.fn)
+			rep, err := Run(ctx, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -184,9 +185,9 @@ func TestStreamEqualsBatch(t *testing.T) {
 			compareRows(t, "stream over the generator", c.rows, want)
 
 			out := filepath.Join(dir, "out-"+name)
-			o = runOpts{query: name, input: gen, out: out, batchEvents: defaultBatchEvents, mem: mem}
+			o = Options{Query: name, Input: gen, Out: out, BatchEvents: DefaultBatchEvents, Mem: mem}
 			sent = onCluster(t, &o)
-			rep, err = run(ctx, o, nil)
+			rep, err = Run(ctx, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -201,10 +202,11 @@ func TestStreamEqualsBatch(t *testing.T) {
 	}
 }
 
-// TestDiscardingRun: the CLI's default run counts the query's rows.
+// TestDiscardingRun: the run command's default run counts the query's rows.
 func TestDiscardingRun(t *testing.T) {
-	var b strings.Builder
-	if err := cli(context.Background(), []string{"run", "--query", "q2", "--events", "100000", "--json"}, &b); err != nil {
+	var b, errs strings.Builder
+	c := Commands{Prog: "nexmark", Stdout: &b, Stderr: &errs}
+	if err := c.Run(context.Background(), []string{"--query", "q2", "--events", "100000", "--json"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range []string{`"query":"q2"`, `"events":100000`, `"events_per_cpu_second":`, `"batch_p99_ms":`, `"peak_rss_bytes":`, `"cpu_seconds":`} {

@@ -1,4 +1,4 @@
-package main
+package nexmark
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 
-	"github.com/sluicedata/sluice/benchmarks/internal/localcluster"
 	"github.com/sluicedata/sluice/sinks"
 )
 
@@ -23,6 +22,8 @@ type countSink struct {
 	last int64 // last batch committed, for idempotent commits
 	any  bool
 }
+
+var _ sinks.Sink = (*countSink)(nil)
 
 func (s *countSink) Name() string { return "count" }
 
@@ -66,19 +67,3 @@ func (w *countWriter) Prepare() (sinks.CommitMessage, error) {
 }
 
 func (w *countWriter) Abort() error { return nil }
-
-// fill adds to rep what the executors did during the run: their CPU
-// time (cpu_seconds becomes the driver's plus theirs), peak RSS, task
-// attempts and the bytes they served over Flight.
-func fill(rep *report, w localcluster.Work) {
-	rep.DriverCPUSeconds = rep.CPUSeconds
-	rep.ExecutorCPUSeconds = w.CPUSeconds
-	rep.CPUSeconds += w.CPUSeconds
-	rep.ExecutorPeakRSSBytes = w.PeakRSSBytes
-	rep.TaskAttempts, rep.TasksFailed = w.Tasks, w.TasksFailed
-	rep.ShuffleGets, rep.ShuffleBlocks, rep.ShuffleBytes = w.Gets, w.Blocks, w.Bytes
-	rep.ShuffleBytesPerSec = float64(w.Bytes) / rep.Seconds
-	if rep.CPUSeconds > 0 {
-		rep.ShuffleBytesPerCPUSecond = float64(w.Bytes) / rep.CPUSeconds
-	}
-}

@@ -1,4 +1,4 @@
-package main
+package nexmark
 
 import "github.com/sluicedata/sluice/dataset"
 

@@ -1,4 +1,4 @@
-package main
+package nexmark
 
 import (
 	"context"
@@ -97,7 +97,7 @@ func TestQ11StreamEqualsClosedBatchSessions(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	dir := t.TempDir()
 	gen := filepath.Join(dir, "gen")
-	if err := generateParquet(ctx, gen, generate.NexmarkConfig{Seed: defaultSeed, EventRate: q11Rate}, q11Events, mem); err != nil {
+	if err := WriteFiles(ctx, gen, generate.NexmarkConfig{Seed: DefaultSeed, EventRate: q11Rate}, q11Events, mem, nil); err != nil {
 		t.Fatal(err)
 	}
 	bids, err := dataset.Read(filepath.Join(gen, "bid")).CollectRecords(ctx)
@@ -155,9 +155,10 @@ func TestQ11StreamEqualsClosedBatchSessions(t *testing.T) {
 	}
 
 	c := &collector{}
-	o := runOpts{query: "q11", events: q11Events, eventRate: q11Rate, batchEvents: 20_000, seed: defaultSeed, mem: mem}
+	o := Options{Query: "q11", Events: q11Events, EventRate: q11Rate, BatchEvents: 20_000, Seed: DefaultSeed, Mem: mem}
 	sent := onCluster(t, &o)
-	rep, err := run(ctx, o, microbatch.ForeachBatch(c.fn))
+	o.Sink = microbatch.ForeachBatch(c.fn)
+	rep, err := Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,9 +170,9 @@ func TestQ11StreamEqualsClosedBatchSessions(t *testing.T) {
 	compareRows(t, "stream over the generator (each session once)", c.rows, want)
 
 	out := filepath.Join(dir, "out")
-	o = runOpts{query: "q11", input: gen, out: out, batchEvents: defaultBatchEvents, mem: mem}
+	o = Options{Query: "q11", Input: gen, Out: out, BatchEvents: DefaultBatchEvents, Mem: mem}
 	sent = onCluster(t, &o)
-	rep, err = run(ctx, o, nil)
+	rep, err = Run(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
