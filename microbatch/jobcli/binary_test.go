@@ -118,8 +118,11 @@ func TestEveryCommandHasHelpAndBadCommandLinesExit2(t *testing.T) {
 		}
 	}
 	if r := run(t, nil, "stream", "-h"); !strings.Contains(r.stdout, "--checkpoint-dir") || !strings.Contains(r.stdout, "[env TESTJOB_TRIGGER_INTERVAL]") ||
-		strings.Contains(r.stdout, "--metrics-addr") || strings.Contains(r.stdout, "--slots") {
+		!strings.Contains(r.stdout, "--ui-addr") || !strings.Contains(r.stdout, "--metrics-addr") || strings.Contains(r.stdout, "--slots") {
 		t.Errorf("stream -h lists the wrong settings:\n%s", r.stdout)
+	}
+	if r := run(t, nil, "executor", "-h"); !strings.Contains(r.stdout, "--metrics-addr") || strings.Contains(r.stdout, "--ui-addr") {
+		t.Errorf("executor -h lists the wrong settings (an executor serves metrics, no UI):\n%s", r.stdout)
 	}
 	for _, c := range []struct {
 		args []string
@@ -174,8 +177,10 @@ func TestConfigPrintShowsFlagOverEnvOverFileOverDefault(t *testing.T) {
 			t.Errorf("config print lacks %q:\n%s", want, r.stdout)
 		}
 	}
-	if strings.Contains(r.stdout, "metrics-addr") {
-		t.Errorf("config print shows metrics-addr, which is unset:\n%s", r.stdout)
+	for _, want := range []string{`ui-addr: 127.0.0.1:4040 +# default`, `metrics-addr: "" +# default`} {
+		if !regexp.MustCompile(`(?m)^` + want).MatchString(r.stdout) {
+			t.Errorf("config print lacks %q:\n%s", want, r.stdout)
+		}
 	}
 	// The output is a config file that gives the same values.
 	again := filepath.Join(t.TempDir(), "again.yaml")

@@ -27,11 +27,14 @@ type Settings struct {
 	LogLevel        string        `sluice:"log-level" help:"log level: debug, info, warn or error"`
 	LogFormat       string        `sluice:"log-format" help:"log format on stderr: text or json"`
 	Progress        string        `sluice:"progress" roles:"batch backfill" help:"progress bar on stderr: auto (on a terminal), always or never"`
-	// MetricsAddr and UIAddr are where the job will serve Prometheus
-	// metrics and its web UI: not served yet (issue 11's metrics and UI
-	// work wires them); help shows them only when set.
-	MetricsAddr string `sluice:"metrics-addr" show:"if-set" help:"address of the /metrics endpoint (not served yet)"`
-	UIAddr      string `sluice:"ui-addr" show:"if-set" help:"address of the web UI (not served yet)"`
+	// UIAddr is where a driver serves its web UI (and /metrics, unless
+	// MetricsAddr says otherwise): host:port, "" for none. The default
+	// port is Spark's; when it is taken the next free one is used (as
+	// Spark does), an explicit one must be free.
+	UIAddr string `sluice:"ui-addr" roles:"batch backfill stream" help:"address of the web UI and its /metrics, host:port (\"\": none)"`
+	// MetricsAddr is a separate address for Prometheus's /metrics (an
+	// executor's only HTTP endpoint); "" serves them on the UI's address.
+	MetricsAddr string `sluice:"metrics-addr" help:"address of a separate /metrics endpoint, host:port (default: on the UI's address; executors: none)"`
 
 	Cluster ClusterSettings
 }
@@ -57,7 +60,7 @@ type ClusterSettings struct {
 // ports (a seed list can be written down); a driver's are chosen at run
 // time (nobody joins through it).
 func defaultSettings(role string) Settings {
-	s := Settings{LogLevel: "info", LogFormat: "text", Progress: "auto"}
+	s := Settings{LogLevel: "info", LogFormat: "text", Progress: "auto", UIAddr: defaultUIAddr}
 	s.Cluster.JoinTimeout = 30 * time.Second
 	s.Cluster.Bind, s.Cluster.Flight = "127.0.0.1:0", "127.0.0.1:0"
 	if role == roleExecutor {
@@ -108,7 +111,6 @@ type setting struct {
 	alias  string   // another flag name for it
 	help   string   //
 	roles  []string // nil: every role
-	ifSet  bool     // shown in help only when set
 	job    bool     // a field of the job's config
 	v      reflect.Value
 	def    string // the default, formatted
@@ -146,7 +148,7 @@ func settingsOf(ptr any, job bool) ([]*setting, error) {
 			if !supported(f.Type) {
 				return fmt.Errorf("jobcli: config field %s: type %s is not supported (string, bool, integers, floats, time.Duration, time.Time, []string)", f.Name, f.Type)
 			}
-			s := &setting{key: f.Tag.Get("sluice"), alias: f.Tag.Get("alias"), help: f.Tag.Get("help"), ifSet: f.Tag.Get("show") == "if-set", job: job, v: fv, source: "default"}
+			s := &setting{key: f.Tag.Get("sluice"), alias: f.Tag.Get("alias"), help: f.Tag.Get("help"), job: job, v: fv, source: "default"}
 			if s.key == "" {
 				s.key = kebab(f.Name)
 			}
@@ -423,7 +425,7 @@ func (l *loader) env(role string, getenv func(string) (string, bool)) error {
 func (l *loader) printUsage(w io.Writer, role string) {
 	var common, job []*setting
 	for _, s := range l.settings {
-		if !s.inRole(role) || (s.ifSet && format(s.v) == "") {
+		if !s.inRole(role) {
 			continue
 		}
 		if s.job {
@@ -484,9 +486,6 @@ func (l *loader) print(w io.Writer) error {
 	width := 0
 	lines := make([][2]string, 0, len(l.settings))
 	for _, s := range l.settings {
-		if s.ifSet && format(s.v) == "" {
-			continue
-		}
 		val, err := yamlValue(s.v)
 		if err != nil {
 			return fmt.Errorf("print %s: %w", s.key, err)

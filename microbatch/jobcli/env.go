@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/sluicedata/sluice/cluster"
@@ -34,9 +35,14 @@ type Env struct {
 	// Cluster is the driver of the cluster the tasks run on (--join);
 	// nil when they run in this process.
 	Cluster *cluster.Driver
+	// UIURL and MetricsURL are where this process serves its web UI and
+	// Prometheus metrics ("" when it does not), for the job to print.
+	UIURL, MetricsURL string
 
-	stop context.CancelFunc
-	bar  *bar
+	jobName string
+	reg     *prometheus.Registry // the role's metrics (serve)
+	stop    context.CancelFunc
+	bar     *bar
 
 	mu      sync.Mutex
 	defers  []func() error

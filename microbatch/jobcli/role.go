@@ -31,7 +31,7 @@ func (c *cli) role(ctx context.Context, role, command string, args []string) err
 	log := newLogger(c.stderr, s.LogLevel, s.LogFormat)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	env := &Env{Role: role, Log: log, Stdout: c.stdout, Stderr: c.stderr, Settings: *s, stop: stop}
+	env := &Env{Role: role, Log: log, Stdout: c.stdout, Stderr: c.stderr, Settings: *s, stop: stop, jobName: c.job.Name, reg: newRegistry()}
 	if role == roleExecutor {
 		return c.executor(runCtx, env)
 	}
@@ -61,6 +61,18 @@ func (c *cli) role(ctx context.Context, role, command string, args []string) err
 		wctx, stopWatching := context.WithCancel(runCtx)
 		defer stopWatching()
 		go watchExecutors(wctx, d, log)
+	}
+	eps, err := serve(runCtx, env, env.reg)
+	if err != nil {
+		return fmt.Errorf("%s: %w", command, err)
+	}
+	defer eps.close()
+	env.UIURL, env.MetricsURL = eps.UIURL, eps.MetricsURL
+	if eps.UIURL != "" {
+		log.Info("web UI", "url", eps.UIURL)
+	}
+	if eps.MetricsURL != "" {
+		log.Info("metrics", "url", eps.MetricsURL)
 	}
 	if (role == roleBatch || role == roleBackfill) && showBar(s.Progress, c.stderr) {
 		env.bar = newBar(c.stderr)
@@ -200,6 +212,14 @@ func (c *cli) executor(ctx context.Context, env *Env) error {
 		return c.job.Tasks(env, params)
 	})
 	defer srv.Close()
+	eps, err := serve(ctx, env, env.reg)
+	if err != nil {
+		return fmt.Errorf("executor: %w", err)
+	}
+	defer eps.close()
+	if eps.MetricsURL != "" {
+		log.Info("metrics", "url", eps.MetricsURL)
+	}
 	e, err := cluster.StartExecutor(ctx, cfg, srv)
 	if err != nil {
 		env.finish()
