@@ -59,7 +59,7 @@ func TestClusterModeFromTheCommandLine(t *testing.T) {
 			t.Fatalf("sluice demo: %v\nstdout:\n%s\nstderr:\n%s", err, tail(demo.stdout.String()), demo.stderr.String())
 		}
 		out := demo.stdout.String()
-		for _, want := range []string{"cluster mode: driver", "Batch: 0", "window_start", "hourly totals (update)", "closed hours (append)"} {
+		for _, want := range []string{"cluster mode: driver", "totals  batch    0 ", "top customers so far", "hourly totals (update)", "closed hours (append)"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("demo output lacks %q:\n%s", want, tail(out))
 			}

@@ -26,9 +26,10 @@ func main() { jobcli.Main(sluiceJob(&demoConfig{})) }
 type demoConfig struct {
 	Duration time.Duration `sluice:"duration" roles:"stream backfill" help:"stop by itself after this long (0: run until SIGINT or SIGTERM)"`
 	Rate     int           `sluice:"rate" roles:"stream" help:"orders generated per second"`
-	Dir      string        `sluice:"dir" roles:"batch backfill stream" help:"directory for checkpoints (DIR/checkpoints), Parquet output (DIR/hourly) and the batch job's input (DIR/orders) (default: a temp dir, removed at exit)"`
+	Dir      string        `sluice:"dir" roles:"batch backfill stream" help:"directory for checkpoints (DIR/checkpoints), Parquet output (DIR/hourly) and the batch job's input (DIR/orders) (default: a new temp dir; the stream roles keep it, the batch removes it)"`
 	Brokers  []string      `sluice:"brokers" roles:"backfill stream" help:"a real Kafka cluster, host:port[,host:port] (default: an in-process one)"`
-	Rows     int           `sluice:"rows" roles:"batch backfill stream" help:"rows printed: updated rows per batch (stream, backfill), result rows (batch)"`
+	Rows     int           `sluice:"rows" roles:"batch backfill stream" help:"rows printed: the top customers table's (stream, backfill), the result's (batch)"`
+	Every    time.Duration `sluice:"every" roles:"stream" help:"how often the top customers table prints (0: only at the end)"`
 	Orders   int64         `sluice:"orders" roles:"batch backfill" help:"orders to generate: the batch job's input, or the backfill's (into the in-process Kafka)"`
 }
 
@@ -42,12 +43,15 @@ func (c *demoConfig) Validate() error {
 	if c.Rows < 0 {
 		return jobcli.Invalid("rows", "%d: want 0 or more", c.Rows)
 	}
+	if c.Every < 0 {
+		return jobcli.Invalid("every", "%v: want 0 or more", c.Every)
+	}
 	return nil
 }
 
 // sluiceJob is the sluice binary as a job; cfg receives its settings.
 func sluiceJob(cfg *demoConfig) jobcli.Job {
-	*cfg = demoConfig{Rate: 2000, Rows: 8, Orders: 200_000}
+	*cfg = demoConfig{Rate: 2000, Rows: 8, Orders: 200_000, Every: 5 * time.Second}
 	return jobcli.Job{
 		Name:    "sluice",
 		Summary: "sluice runs its demo job (order analytics on generated orders) in any role, and the cluster's and Nexmark's tools.",
@@ -55,9 +59,9 @@ func sluiceJob(cfg *demoConfig) jobcli.Job {
 		Batch:   func(ctx context.Context, env *jobcli.Env) error { return batchDemo(ctx, env, cfg) },
 		Stream:  func(ctx context.Context, env *jobcli.Env) error { return streamDemo(ctx, env, cfg) },
 		Tasks: func(env *jobcli.Env, params map[string]string) ([]sinks.Sink, []*dataset.Dataset, error) {
-			// The console sink's rows go to the driver in the task's
-			// result; this instance never prints.
-			j, err := buildJob(params, io.Discard)
+			// The totals' rows go to the driver in the task's result, for
+			// its board.
+			j, err := buildJob(params, nil)
 			if err != nil {
 				return nil, nil, err
 			}

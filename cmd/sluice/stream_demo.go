@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -21,15 +20,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedata/sluice/dataset"
-	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/microbatch/jobcli"
 	"github.com/sluicedata/sluice/sinks"
-	"github.com/sluicedata/sluice/sinks/console"
 	kafkasink "github.com/sluicedata/sluice/sinks/kafka"
 	"github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/sources/generate"
 	"github.com/sluicedata/sluice/sources/kafka"
+	pqsource "github.com/sluicedata/sluice/sources/parquet"
 )
 
 const (
@@ -72,13 +70,13 @@ func (j *builtJob) close() error {
 	return errors.Join(errs...)
 }
 
-// buildJob builds the built-in job params["job"] from params. out is where
-// the console sink prints: the driver's stdout (on an executor the console
-// sink's rows travel to the driver, which prints them).
+// buildJob builds the built-in job params["job"] from params. b receives
+// the totals query's rows in the driver (on an executor, nil: the rows
+// travel to the driver, whose sink instance commits them).
 //
-//	demo-totals: brokers, in (topic), out (topic), query_id, rows
+//	demo-totals: brokers, in (topic), out (topic), query_id
 //	demo-hourly: brokers, in (topic), parquet (directory)
-func buildJob(params map[string]string, out io.Writer) (*builtJob, error) {
+func buildJob(params map[string]string, b *board) (*builtJob, error) {
 	need := func(keys ...string) error {
 		for _, k := range keys {
 			if params[k] == "" {
@@ -103,12 +101,8 @@ func buildJob(params map[string]string, out io.Writer) (*builtJob, error) {
 	}
 	switch params["job"] {
 	case jobTotals:
-		if err := need("brokers", "in", "out", "query_id", "rows"); err != nil {
+		if err := need("brokers", "in", "out", "query_id"); err != nil {
 			return nil, err
-		}
-		rows, err := strconv.Atoi(params["rows"])
-		if err != nil {
-			return nil, fmt.Errorf("job %s: parameter rows %q: %w", jobTotals, params["rows"], err)
 		}
 		orders, err := source()
 		if err != nil {
@@ -123,13 +117,12 @@ func buildJob(params map[string]string, out io.Writer) (*builtJob, error) {
 			return fail(err)
 		}
 		j.closers = append(j.closers, topic.Close)
-		// The engine's table formatter: decimals keep their scale, timestamps their zone.
-		show, err := console.New(console.Config{Out: out, MaxRows: rows, Format: exec.FormatTable})
-		if err != nil {
-			return fail(err)
+		// The updates also go to the driver's board, which prints the top
+		// customers every few seconds.
+		if b == nil {
+			b = newBoard() // an executor's: never committed to
 		}
-		j.closers = append(j.closers, show.Close)
-		j.sinks, j.ds = []sinks.Sink{sinks.Tee(show, topic)}, []*dataset.Dataset{totals}
+		j.sinks, j.ds = []sinks.Sink{sinks.Tee(microbatch.ForeachBatch(b.update), topic)}, []*dataset.Dataset{totals}
 	case jobHourly:
 		if err := need("brokers", "in", "parquet"); err != nil {
 			return nil, err
@@ -235,11 +228,13 @@ func streamDemo(ctx context.Context, env *jobcli.Env, cfg *demoConfig) error {
 	}
 	dir := cfg.Dir
 	if dir == "" {
+		// Kept at exit: the final lines say where the output is. A new
+		// one each run, since the in-process Kafka starts empty each run
+		// and a checkpoint of the last one would be ahead of it.
 		tmp, err := os.MkdirTemp("", "sluice-demo-")
 		if err != nil {
 			return err
 		}
-		env.Defer(func() error { return os.RemoveAll(tmp) })
 		dir = tmp
 	}
 	// Checkpoints go under --dir unless --checkpoint-dir says where;
@@ -275,6 +270,11 @@ func streamDemo(ctx context.Context, env *jobcli.Env, cfg *demoConfig) error {
 	if err != nil {
 		return err
 	}
+	if env.UIURL != "" {
+		fmt.Fprintf(w, "web UI %s   metrics %s\n", env.UIURL, env.MetricsURL)
+	} else if env.MetricsURL != "" {
+		fmt.Fprintf(w, "metrics %s\n", env.MetricsURL)
+	}
 	if env.Cluster != nil {
 		fmt.Fprintf(w, "cluster mode: driver %s, gossip %s, Flight %s; checkpoints in %s, Parquet in %s (every executor must reach both)\n",
 			env.Cluster.Name(), env.Cluster.Gossip(), env.Cluster.Flight(), checkpoints, hourlyDir)
@@ -299,19 +299,26 @@ func streamDemo(ctx context.Context, env *jobcli.Env, cfg *demoConfig) error {
 	}
 
 	// start builds a query's job from its parameters and starts it; in
-	// cluster mode the same parameters travel with its tasks.
+	// cluster mode the same parameters travel with its tasks. Each batch
+	// prints one line.
+	b := newBoard()
+	var printMu sync.Mutex // lines of the two queries and the board's table
 	start := func(name string, params map[string]string, mode sinks.Mode, every time.Duration) (*microbatch.Query, error) {
-		j, err := buildJob(params, w)
+		j, err := buildJob(params, b)
 		if err != nil {
 			return nil, err
 		}
 		env.Defer(j.close)
-		return env.Start(ctx, microbatch.WriteStream(j.ds[0].WithConfig(env.Dataset(params)), j.sinks[0]).OutputMode(mode),
-			jobcli.QueryOptions{Name: name, Every: every})
+		return env.Start(ctx, microbatch.WriteStream(j.ds[0].WithConfig(env.Dataset(params)), j.sinks[0]).OutputMode(mode).QueryName(name),
+			jobcli.QueryOptions{Name: name, Every: every, OnProgress: func(p microbatch.Progress) {
+				printMu.Lock()
+				fmt.Fprintln(w, batchLine(name, p))
+				printMu.Unlock()
+			}})
 	}
 	joined := strings.Join(brokers, ",")
 	q1, err := start("totals", map[string]string{"job": jobTotals, "brokers": joined, "in": ordersTopic, "out": totalsTopic,
-		"query_id": "demo-hourly-totals", "rows": strconv.Itoa(cfg.Rows)}, sinks.Update, 2*time.Second)
+		"query_id": "demo-hourly-totals"}, sinks.Update, 2*time.Second)
 	if err != nil {
 		return err
 	}
@@ -320,15 +327,35 @@ func streamDemo(ctx context.Context, env *jobcli.Env, cfg *demoConfig) error {
 	if err != nil {
 		return err
 	}
+	// The top customers every few seconds, not every batch.
+	if env.Role == "stream" && cfg.Every > 0 {
+		tick := time.NewTicker(cfg.Every)
+		done := make(chan struct{})
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			for {
+				select {
+				case <-done:
+					return
+				case <-tick.C:
+					printMu.Lock()
+					b.print(w, cfg.Rows)
+					printMu.Unlock()
+				}
+			}
+		}()
+		env.Defer(func() error { tick.Stop(); close(done); <-stopped; return nil })
+	}
 	// The summary, once the queries have stopped (deferred functions run
 	// last first: before the sources close and Kafka stops).
 	env.Defer(func() error {
-		fmt.Fprintln(w)
+		b.print(w, cfg.Rows)
 		for _, q := range []struct {
 			name string
 			q    *microbatch.Query
 			to   string
-		}{{"hourly totals (update)", q1, "console and topic " + totalsTopic}, {"closed hours (append)", q2, hourlyDir}} {
+		}{{"hourly totals (update)", q1, "topic " + totalsTopic + " and the table above"}, {"closed hours (append)", q2, hourlyDir}} {
 			var batches, rows int64
 			for _, p := range q.q.RecentProgress() {
 				batches++
@@ -343,8 +370,15 @@ func streamDemo(ctx context.Context, env *jobcli.Env, cfg *demoConfig) error {
 		if env.Cluster != nil {
 			fmt.Fprintf(w, "cluster: %d task attempts sent to executors, %d lost their executor\n", env.Cluster.SentAttempts(), env.Cluster.LostAttempts())
 		}
-		if n, err := dataset.Read(hourlyDir).Count(context.Background()); err == nil {
-			fmt.Fprintf(w, "%s holds %d closed (customer, hour) totals; read it with dataset.Read\n", hourlyDir, n)
+		n, err := dataset.Read(hourlyDir).Count(context.Background())
+		if errors.Is(err, pqsource.ErrNoFiles) {
+			n, err = 0, nil // no hour closed yet
+		}
+		if err == nil {
+			fmt.Fprintf(w, "%s holds %d closed (customer, hour) totals: dataset.Read(%q) reads them, as do pyarrow, DuckDB and Spark\n", hourlyDir, n, hourlyDir)
+		}
+		if checkpoints != "" {
+			fmt.Fprintf(w, "checkpoints in %s: sluice checkpoint inspect %s\n", checkpoints, filepath.Join(checkpoints, "totals"))
 		}
 		return nil
 	})
