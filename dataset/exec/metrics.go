@@ -6,8 +6,8 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 )
 
-// Metrics is what one task's operators observed: rows read per source, the
-// largest event time per watermark, and per stateful operator the late rows
+// Metrics is what one task's operators observed: rows read per source, rows
+// written to the sink, the largest event time per watermark, and per stateful operator the late rows
 // dropped, the rows a TTL evicted and the state's size. It is returned with
 // the task's result and folded by the driver into progress and the next
 // watermark, so it is plain data (JSON) apart from Late.
@@ -19,6 +19,9 @@ type Metrics struct {
 	SourceRows   map[string]int64            `json:"source_rows,omitempty"`
 	MaxEventTime map[string]int64            `json:"max_event_time,omitempty"` // by watermark id, µs
 	Operators    map[string]*OperatorMetrics `json:"operators,omitempty"`
+	// SinkRows counts the rows the task handed to its sink writer (a
+	// prepared writer's; Progress.Sink.OutputRows).
+	SinkRows int64 `json:"sink_rows,omitempty"`
 	// KeepLate asks late filters to keep the rows they drop in Late (a
 	// query with a late-rows sink); set before the task runs.
 	KeepLate bool `json:"-"`
@@ -72,6 +75,16 @@ func (m *Metrics) AddSourceRows(source string, n int64) {
 		m.SourceRows = map[string]int64{}
 	}
 	m.SourceRows[source] += n
+}
+
+// AddSinkRows counts rows written to the task's sink writer.
+func (m *Metrics) AddSinkRows(n int64) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.SinkRows += n
 }
 
 // ObserveEventTime records the largest event time (µs) seen for watermark id.
@@ -160,6 +173,7 @@ func (m *Metrics) Merge(o *Metrics) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.SinkRows += o.SinkRows
 	for k, v := range o.Operators {
 		d := m.op(k)
 		d.DroppedLate += v.DroppedLate

@@ -191,7 +191,7 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 			task := b.task
 			return exec.NewSinkWrite(mem, ins[0], func() (sinks.Writer, error) {
 				return sink.NewWriter(b.ctx, batch, task)
-			}), nil
+			}, b.env.Metrics), nil
 		}
 		dir := parquet.StagingDir(n.Write.Target, n.Write.JobID)
 		prefix := fmt.Sprintf("part-%05d-%s", b.task, n.Write.JobID)

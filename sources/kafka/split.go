@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -251,11 +252,15 @@ func (sp *Split) decode(ctx context.Context, dec *jsonDecoder, rec *kgo.Record) 
 	switch s.cfg.BadRecords {
 	case BadRecordsSkip:
 		s.skipped.Add(1)
+		s.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "bad record skipped", slog.String("source", s.cfg.Name),
+			slog.String("topic", rec.Topic), slog.Int("partition", int(rec.Partition)), slog.Int64("offset", rec.Offset), slog.Any("error", err))
 	case BadRecordsDeadLetter:
 		if derr := s.cfg.DeadLetter(ctx, BadRecord{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value, Err: err}); derr != nil {
 			return fmt.Errorf("kafka %q: topic %q partition %d offset %d: dead letter: %w", s.cfg.Name, rec.Topic, rec.Partition, rec.Offset, derr)
 		}
 		s.deadLettered.Add(1)
+		s.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "bad record dead-lettered", slog.String("source", s.cfg.Name),
+			slog.String("topic", rec.Topic), slog.Int("partition", int(rec.Partition)), slog.Int64("offset", rec.Offset), slog.Any("error", err))
 	default:
 		return fmt.Errorf("kafka %q: topic %q partition %d offset %d: %w: %w", s.cfg.Name, rec.Topic, rec.Partition, rec.Offset, ErrBadRecord, err)
 	}
@@ -283,6 +288,8 @@ func (sp *Split) gone(ctx context.Context, off int64) (int64, error) {
 			s.cfg.Name, sp.Topic, sp.Partition, off, next-1, start, sources.ErrOffsetGone)
 	}
 	s.lost.Add(next - off)
+	s.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "offsets lost to retention skipped", slog.String("source", s.cfg.Name),
+		slog.String("topic", sp.Topic), slog.Int("partition", int(sp.Partition)), slog.Int64("offset", off), slog.Int64("count", next-off))
 	return next, nil
 }
 
