@@ -110,9 +110,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_query_failures_total",
 			Help: "Times the query stopped with an error."}, q),
 	}
-	for _, c := range m.collectors() {
+	cs := m.collectors()
+	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
-			for _, d := range m.collectors() {
+			// Only what this call registered: Unregister goes by name,
+			// so the others would take another Metrics' series along.
+			for _, d := range cs[:i] {
 				reg.Unregister(d)
 			}
 			return nil, fmt.Errorf("microbatch: register metrics: %w", err)
