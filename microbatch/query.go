@@ -211,7 +211,13 @@ func (w *StreamWriter) start(ctx context.Context) (*Query, error) {
 	// count is part of the checkpoint's identity, so a checkpoint with
 	// another count is refused below rather than recompiled for.
 	stores := state.NewFileProvider(w.fs, strings.TrimRight(w.dir, "/")+"/state")
-	cq, err := w.ds.CompileStream(w.sink, dataset.StreamOptions{KeyGroups: checkpoint.DefaultKeyGroups, Emit: w.mode, State: stores, Logger: w.log})
+	// The scheduler's records (retries, lost executors) name the query
+	// when it has a name; its id is not known before the checkpoint is.
+	tasksLog := w.log
+	if w.name != "" {
+		tasksLog = w.log.With(slog.String("query", w.name))
+	}
+	cq, err := w.ds.CompileStream(w.sink, dataset.StreamOptions{KeyGroups: checkpoint.DefaultKeyGroups, Emit: w.mode, State: stores, Logger: tasksLog})
 	if err != nil {
 		stores.Close()
 		return nil, fmt.Errorf("%w: %v", ErrInvalidQuery, err)
