@@ -68,8 +68,10 @@ func (q *Query) badIncrease(ctx context.Context, batch int64) (skipped, dead map
 	}
 	now := q.badCounts()
 	for name, c := range now {
-		ds, dd := c[0]-q.bad[name][0], c[1]-q.bad[name][1]
-		if ds <= 0 && dd <= 0 {
+		// max: a counter that went back (a wrapped stream rebuilt) counts
+		// from its new start.
+		ds, dd := max(c[0]-q.bad[name][0], 0), max(c[1]-q.bad[name][1], 0)
+		if ds == 0 && dd == 0 {
 			continue
 		}
 		if skipped == nil {

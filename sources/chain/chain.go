@@ -97,7 +97,24 @@ var (
 	_ sources.Bounder   = (*Chain)(nil)
 	_ sources.Committer = (*Chain)(nil)
 	_ sources.InProcess = (*Chain)(nil)
+
+	_ sources.BadRecordCounter = (*Chain)(nil)
 )
+
+// BadRecordCounts sums the history's and the live stream's counts, for
+// those that keep them (a Kafka live stream under a skip policy).
+func (c *Chain) BadRecordCounts() (skipped, deadLettered int64) {
+	c.mu.Lock()
+	live := c.live
+	c.mu.Unlock()
+	for _, s := range []sources.Stream{c.cfg.History, live} {
+		if bc, ok := s.(sources.BadRecordCounter); ok {
+			sk, dl := bc.BadRecordCounts()
+			skipped, deadLettered = skipped+sk, deadLettered+dl
+		}
+	}
+	return skipped, deadLettered
+}
 
 // InProcess answers for the history and, once built, the live stream: ""
 // when neither works in one process only. A live stream not built yet

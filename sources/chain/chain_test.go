@@ -580,3 +580,29 @@ func TestBound(t *testing.T) {
 		t.Errorf("bounded live rows %v, want %v", got, want)
 	}
 }
+
+// The live Kafka stream's skipped records reach the driver through the
+// chain (sources.BadRecordCounter).
+func TestTheLiveStreamsBadRecordsAreCounted(t *testing.T) {
+	f := newFixture(t)
+	mem := checked(t)
+	bad := []*kgo.Record{{Topic: topic, Partition: 0, Value: []byte("not json")}, {Topic: topic, Partition: 1, Value: []byte(`{"id":"x"}`)}}
+	if err := f.cl.ProduceSync(context.Background(), bad...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	kc := f.kcfg()
+	kc.BadRecords = kafka.BadRecordsSkip
+	c, err := chain.NewParquetKafka(context.Background(), chain.ParquetKafkaConfig{Dir: f.dir, Kafka: kc, Handoff: chain.OffsetsFile(),
+		Schema: outSchema, Mem: checked(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var _ sources.BadRecordCounter = c
+	if got := allIDs(run(t, c, mem)); !slices.Equal(got, wantAll) {
+		t.Fatalf("rows %v, want %v", got, wantAll)
+	}
+	if sk, dl := c.BadRecordCounts(); sk != 2 || dl != 0 {
+		t.Errorf("BadRecordCounts = %d skipped, %d dead-lettered; want 2, 0", sk, dl)
+	}
+}
