@@ -81,6 +81,7 @@ func observe(o options, dir string) (*observer, error) {
 	go srv.Serve(ln)
 	url := "http://" + ln.Addr().String() + "/metrics"
 	ctx, cancel := context.WithCancel(context.Background())
+	client := &http.Client{Transport: &http.Transport{}}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -94,7 +95,7 @@ func observe(o options, dir string) (*observer, error) {
 			case <-t.C:
 			}
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := client.Do(req)
 			if err != nil {
 				continue
 			}
@@ -106,6 +107,7 @@ func observe(o options, dir string) (*observer, error) {
 	closers = append(closers, func() error {
 		cancel()
 		wg.Wait()
+		client.CloseIdleConnections()
 		return srv.Close()
 	})
 	return ob, nil
