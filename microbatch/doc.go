@@ -53,9 +53,9 @@
 // carries query=<name, else id>. StreamWriter.Metrics publishes Prometheus
 // metrics (NewMetrics lists them) that several queries share; they are
 // updated once per batch from its Progress, never per row. Counts that
-// tasks return in their metrics (rows in and out, state, late rows) cover
-// tasks on executors too; bad-record counts are those of reads in the
-// driver's process (sources.BadRecordCounter).
+// tasks return in their metrics (rows in and out, state, late rows, bad
+// records skipped or dead-lettered: sources.BadRecordCounter) cover tasks
+// on executors too.
 //
 // Stateful operators keep their state in package state (internal/state), per
 // key-group range, versioned by batch (batch N reads version N and commits

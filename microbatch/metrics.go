@@ -102,7 +102,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		evicted: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_state_rows_evicted_total",
 			Help: "State rows a TTL evicted."}, []string{"query", "operator"}),
 		badRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_bad_records_total",
-			Help: "Records a source could not decode, by what its policy did with them (skipped, dead_lettered); reads in this process only."}, []string{"query", "source", "action"}),
+			Help: "Records a source could not decode, by what its policy did with them (skipped, dead_lettered)."}, []string{"query", "source", "action"}),
 		sourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_source_lag_records",
 			Help: "Records (Kafka: messages, files: files) available after the last batch's end when it was planned."}, []string{"query", "source"}),
 		partitionLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_source_partition_lag_records",

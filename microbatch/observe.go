@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
+	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/dataset/plan"
 	"github.com/sluicedata/sluice/microbatch/checkpoint"
 	"github.com/sluicedata/sluice/sources"
@@ -44,45 +47,15 @@ func (q *Query) backlogs(ctx context.Context, e *checkpoint.OffsetEntry) map[str
 	return out
 }
 
-// badCounts reads the sources' bad-record counters (sources.BadRecordCounter).
-func (q *Query) badCounts() map[string][2]int64 {
-	var out map[string][2]int64
-	for _, s := range q.w.ds.Streams() {
-		if c, ok := s.(sources.BadRecordCounter); ok {
-			if out == nil {
-				out = map[string][2]int64{}
-			}
-			sk, dl := c.BadRecordCounts()
-			out[s.Name()] = [2]int64{sk, dl}
-		}
-	}
-	return out
-}
-
-// badIncrease is what the sources skipped and dead-lettered since the last
-// batch, logged at Warn: the counts of reads in this process (an executor's
-// reads are counted, and logged at Debug per record, in its own process).
-func (q *Query) badIncrease(ctx context.Context, batch int64) (skipped, dead map[string]int64) {
-	if q.bad == nil {
-		return nil, nil
-	}
-	now := q.badCounts()
-	for name, c := range now {
-		// max: a counter that went back (a wrapped stream rebuilt) counts
-		// from its new start.
-		ds, dd := max(c[0]-q.bad[name][0], 0), max(c[1]-q.bad[name][1], 0)
-		if ds == 0 && dd == 0 {
-			continue
-		}
-		if skipped == nil {
-			skipped, dead = map[string]int64{}, map[string]int64{}
-		}
-		skipped[name], dead[name] = ds, dd
+// badRecords logs, at Warn, what the batch's reads skipped and
+// dead-lettered (the tasks' counts, sources.BadRecordCounter) and returns
+// it by source.
+func (q *Query) badRecords(ctx context.Context, batch int64, m *exec.Metrics) (skipped, dead map[string]int64) {
+	for _, name := range slices.Sorted(maps.Keys(m.Skipped)) {
 		q.log.LogAttrs(ctx, slog.LevelWarn, "bad records", slog.Int64(logBatch, batch), slog.String(logSource, name),
-			slog.Int64("skipped", ds), slog.Int64("dead_lettered", dd))
+			slog.Int64("skipped", m.Skipped[name]), slog.Int64("dead_lettered", m.DeadLettered[name]))
 	}
-	q.bad = now
-	return skipped, dead
+	return m.Skipped, m.DeadLettered
 }
 
 // logBatch writes the batch's Info line: its heartbeat in the log.

@@ -350,9 +350,6 @@ type Query struct {
 	// backlog is what sources.Backlog said of each source when the
 	// running batch was planned; nil for a batch re-run after a restart.
 	backlog map[string]sourceBacklog
-	// bad are the sources' bad-record counts after the last batch
-	// (sources.BadRecordCounter), to count and log each batch's increase.
-	bad map[string][2]int64
 
 	mu       sync.Mutex
 	err      error
@@ -457,7 +454,6 @@ func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
 		attrs = append(attrs, slog.Int64("rerun_batch", rec.Rerun.Batch))
 	}
 	q.log.LogAttrs(ctx, slog.LevelInfo, "query started", attrs...)
-	q.bad = q.badCounts()
 	err := q.loop(ctx, rec)
 	q.cq.Close()
 	q.stores.Close()
@@ -857,7 +853,7 @@ func (q *Query) report(ctx context.Context, p *Progress, m *exec.Metrics, began,
 		q.progress = q.progress[len(q.progress)-100:]
 	}
 	q.mu.Unlock()
-	skipped, dead := q.badIncrease(ctx, p.Batch)
+	skipped, dead := q.badRecords(ctx, p.Batch, m)
 	now := q.w.clock.Now()
 	q.w.metrics.observe(q.label, p, now, skipped, dead)
 	q.logBatch(ctx, p)

@@ -167,11 +167,12 @@ type Backlog interface {
 	Backlog(ctx context.Context, end Offset) (latest Offset, lag int64, perPartition map[string]int64, err error)
 }
 
-// BadRecordCounter is an optional ability of a Stream with a bad-record
-// policy: the records its reads in this process skipped and handed to a
-// dead-letter sink so far (cumulative, monotonic). The driver reads it after
-// each batch to count and log the increase; reads on executors in other
-// processes are counted there.
+// BadRecordCounter is an optional ability of a Split read under a
+// bad-record policy that drops records (skip, dead-letter): the records its
+// last Read (or ReadColumns) skipped and handed to a dead-letter sink. The
+// task that read the split adds them to its metrics, so they reach the
+// driver from any executor, which counts and logs them per batch. Only the
+// split's reader calls it, after the read returned.
 type BadRecordCounter interface {
 	BadRecordCounts() (skipped, deadLettered int64)
 }

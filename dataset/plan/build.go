@@ -246,6 +246,10 @@ func (b *builder) streamScan(n *Node) (exec.Operator, error) {
 		})
 		if count {
 			m.AddSourceRows(source, rows)
+			if bc, ok := sp.(sources.BadRecordCounter); ok {
+				sk, dl := bc.BadRecordCounts()
+				m.AddBadRecords(source, sk, dl)
+			}
 		}
 		return err
 	}), nil

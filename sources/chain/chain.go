@@ -97,24 +97,7 @@ var (
 	_ sources.Bounder   = (*Chain)(nil)
 	_ sources.Committer = (*Chain)(nil)
 	_ sources.InProcess = (*Chain)(nil)
-
-	_ sources.BadRecordCounter = (*Chain)(nil)
 )
-
-// BadRecordCounts sums the history's and the live stream's counts, for
-// those that keep them (a Kafka live stream under a skip policy).
-func (c *Chain) BadRecordCounts() (skipped, deadLettered int64) {
-	c.mu.Lock()
-	live := c.live
-	c.mu.Unlock()
-	for _, s := range []sources.Stream{c.cfg.History, live} {
-		if bc, ok := s.(sources.BadRecordCounter); ok {
-			sk, dl := bc.BadRecordCounts()
-			skipped, deadLettered = skipped+sk, deadLettered+dl
-		}
-	}
-	return skipped, deadLettered
-}
 
 // InProcess answers for the history and, once built, the live stream: ""
 // when neither works in one process only. A live stream not built yet
@@ -563,9 +546,22 @@ type Split struct {
 	h      sources.Offset // live: the handoff
 	enc    []byte         // Inner == nil: the inner split's bytes
 	rows   int64          // Inner == nil: the inner split's Rows
+	last   sources.Split  // the inner split the last Read read (BadRecordCounts)
 }
 
-var _ sources.Split = (*Split)(nil)
+var (
+	_ sources.Split            = (*Split)(nil)
+	_ sources.BadRecordCounter = (*Split)(nil)
+)
+
+// BadRecordCounts are the inner split's, when it keeps them (a Kafka split
+// under a skip policy).
+func (sp *Split) BadRecordCounts() (skipped, deadLettered int64) {
+	if bc, ok := sp.last.(sources.BadRecordCounter); ok {
+		return bc.BadRecordCounts()
+	}
+	return 0, 0
+}
 
 func (sp *Split) Rows() int64 {
 	if sp.Inner == nil {
@@ -624,6 +620,7 @@ func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow
 	if err != nil {
 		return err
 	}
+	sp.last = inner
 	if proj == nil {
 		return inner.Read(ctx, mem, emit)
 	}

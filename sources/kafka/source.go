@@ -75,8 +75,7 @@ var (
 	_ sources.Committer = (*Source)(nil)
 	_ sources.Bounder   = (*Source)(nil)
 
-	_ sources.Backlog          = (*Source)(nil)
-	_ sources.BadRecordCounter = (*Source)(nil)
+	_ sources.Backlog = (*Source)(nil)
 )
 
 // New returns a source and its client; brokers are first contacted by the
@@ -351,12 +350,6 @@ func (s *Source) Backlog(ctx context.Context, end sources.Offset) (sources.Offse
 		}
 	})
 	return encode(offset{T: latest}), lag, per, nil
-}
-
-// BadRecordCounts are the records this process's reads skipped and
-// dead-lettered so far (Stats).
-func (s *Source) BadRecordCounts() (skipped, deadLettered int64) {
-	return s.skipped.Load(), s.deadLettered.Load()
 }
 
 type span struct {

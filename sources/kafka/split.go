@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -28,9 +29,20 @@ type Split struct {
 	End       int64  `json:"end"`
 
 	src *Source // the local stream; never encoded
+	// skipped and dead count the bad records of the last read
+	// (sources.BadRecordCounter); the source's Stats count them all.
+	skipped, dead atomic.Int64
 }
 
-var _ sources.Split = (*Split)(nil)
+var (
+	_ sources.Split            = (*Split)(nil)
+	_ sources.BadRecordCounter = (*Split)(nil)
+)
+
+// BadRecordCounts are the records the last Read skipped and dead-lettered.
+func (sp *Split) BadRecordCounts() (skipped, deadLettered int64) {
+	return sp.skipped.Load(), sp.dead.Load()
+}
 
 // splitKind names Kafka splits in the sources envelope.
 const splitKind = "kafka"
@@ -118,6 +130,8 @@ func (sp *Split) read(ctx context.Context, mem memory.Allocator, cols []string, 
 	if err := s.check(); err != nil {
 		return err
 	}
+	sp.skipped.Store(0)
+	sp.dead.Store(0)
 	rs := newRows(mem, s.schema, s.cfg.ValueSchema, cols)
 	defer rs.release()
 	where := func() string {
@@ -252,6 +266,7 @@ func (sp *Split) decode(ctx context.Context, dec *jsonDecoder, rec *kgo.Record) 
 	switch s.cfg.BadRecords {
 	case BadRecordsSkip:
 		s.skipped.Add(1)
+		sp.skipped.Add(1)
 		s.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "bad record skipped", slog.String("source", s.cfg.Name),
 			slog.String("topic", rec.Topic), slog.Int("partition", int(rec.Partition)), slog.Int64("offset", rec.Offset), slog.Any("error", err))
 	case BadRecordsDeadLetter:
@@ -259,6 +274,7 @@ func (sp *Split) decode(ctx context.Context, dec *jsonDecoder, rec *kgo.Record) 
 			return fmt.Errorf("kafka %q: topic %q partition %d offset %d: dead letter: %w", s.cfg.Name, rec.Topic, rec.Partition, rec.Offset, derr)
 		}
 		s.deadLettered.Add(1)
+		sp.dead.Add(1)
 		s.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "bad record dead-lettered", slog.String("source", s.cfg.Name),
 			slog.String("topic", rec.Topic), slog.Int("partition", int(rec.Partition)), slog.Int64("offset", rec.Offset), slog.Any("error", err))
 	default:
