@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -44,6 +45,10 @@ type Config struct {
 	// goroutines running the tasks; a retried task may count twice. Not
 	// called by streaming micro-batches (microbatch.OnProgress is theirs).
 	OnTask func(done, total int)
+	// Logger receives the job's logs: task attempts retried and executors
+	// lost (cluster mode), at Warn; default slog.Default(). A streaming
+	// query logs through StreamWriter.Logger instead.
+	Logger *slog.Logger
 }
 
 // Executors.
@@ -239,7 +244,7 @@ func (d *Dataset) run(ctx context.Context, root *plan.Node) ([]arrow.Record, err
 func (d *Dataset) executor(cfg Config, job *plan.Job, bc *plan.StaticCache, st state.Provider) (plan.Executor, error) {
 	switch {
 	case cfg.Executor == ExecutorCluster && cfg.Cluster != nil:
-		ex := &plan.RemoteExecutor{D: cfg.Cluster, Broadcast: bc, Params: cfg.Params}
+		ex := &plan.RemoteExecutor{D: cfg.Cluster, Broadcast: bc, Params: cfg.Params, Logger: cfg.Logger}
 		if st != nil {
 			dir, ok := sharedDir(st)
 			if !ok {
@@ -258,6 +263,7 @@ func (d *Dataset) executor(cfg Config, job *plan.Job, bc *plan.StaticCache, st s
 	return &plan.LocalExecutor{
 		Env:      plan.ExecEnv{Node: "local", Mem: cfg.Allocator, BatchRows: cfg.BatchRows, Job: job, State: st, Broadcast: bc, Blocks: &shuffle.Local{Node: "local"}},
 		Isolated: cfg.Executor == ExecutorIsolated,
+		Logger:   cfg.Logger,
 	}, nil
 }
 

@@ -3,6 +3,7 @@ package dataset
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/apache/arrow/go/v17/arrow"
 
@@ -60,6 +61,9 @@ type StreamOptions struct {
 	// State serves stateful operators' stores; the caller owns it (the
 	// micro-batch driver: one per query, over <checkpoint>/state).
 	State state.Provider
+	// Logger, when set, replaces Config.Logger for the query's tasks (the
+	// micro-batch driver passes the query's).
+	Logger *slog.Logger
 }
 
 // StreamQuery is a streaming Dataset compiled once for a sink: every
@@ -82,6 +86,9 @@ func (d *Dataset) CompileStream(sink sinks.Sink, o StreamOptions) (*StreamQuery,
 		return nil, d.err
 	}
 	cfg := d.cfg.withDefaults()
+	if o.Logger != nil {
+		cfg.Logger = o.Logger
+	}
 	root := plan.NewSinkWrite(d.node, sink)
 	spec, err := plan.Compile(root, cfg.ShufflePartitions, &plan.StreamOptions{KeyGroups: o.KeyGroups, Emit: string(o.Emit)})
 	if err != nil {

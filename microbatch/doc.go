@@ -35,10 +35,27 @@
 //	recover from the checkpoint; re-run an uncommitted batch
 //	for each trigger tick:
 //	    end[s] = s.Latest(start[s]) for every source; nothing new -> wait
+//	    backlog[s] = s.Backlog(end[s]) where a source can tell (latest offset, lag)
 //	    checkpoint.WriteOffsets(OffsetEntry{N, start/end per source, watermark, previous watermark, now})
 //	    res = StreamQuery.RunBatch(BatchContext of N, splits of (start, end])
 //	    late rows, then sink.Commit(N, res.Commit); next watermark from res.Metrics
 //	    checkpoint.WriteCommit(N); sources' Commit(end); purge old batches
+//	    Progress of N -> RecentProgress, Metrics, one Info log line, OnProgress
+//
+// Observability. A query logs through StreamWriter.Logger (log/slog,
+// default slog.Default()): start (query id, run id, name, checkpoint, next
+// and re-run batch), a refused Start with its reason, each batch (Debug at
+// its start, one Info line at its end: batch, rows in and out, durations in
+// ms, watermark, lag, state rows; the heartbeat an operator reads, at most
+// one line per trigger), bad records a source skipped or dead-lettered
+// (Warn, per batch), failed source commits, and how it stopped (Info) or
+// failed (Error, "fenced" when a newer driver took over). Every record
+// carries query=<name, else id>. StreamWriter.Metrics publishes Prometheus
+// metrics (NewMetrics lists them) that several queries share; they are
+// updated once per batch from its Progress, never per row. Counts that
+// tasks return in their metrics (rows in and out, state, late rows, bad
+// records skipped or dead-lettered: sources.BadRecordCounter) cover tasks
+// on executors too.
 //
 // Stateful operators keep their state in package state (internal/state), per
 // key-group range, versioned by batch (batch N reads version N and commits

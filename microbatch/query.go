@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"path/filepath"
 	"slices"
@@ -53,6 +54,8 @@ type StreamWriter struct {
 	policy  WatermarkPolicy
 	listen  func(Progress)
 	name    string
+	log     *slog.Logger
+	metrics *Metrics
 }
 
 // WatermarkPolicy combines the watermarks of several inputs (each
@@ -77,6 +80,20 @@ func (w *StreamWriter) OnProgress(fn func(Progress)) *StreamWriter { w.listen = 
 // (Spark's queryName). It is not part of the checkpoint: renaming a query
 // keeps its state.
 func (w *StreamWriter) QueryName(name string) *StreamWriter { w.name = name; return w }
+
+// Logger is where the query logs (default slog.Default() when Start runs):
+// start and stop at Info, a refused start at Warn, a failure at Error, one
+// Info record per completed batch (batch id, rows in and out, durations,
+// watermark, lag: the heartbeat an operator reads, at most one line per
+// trigger) and its start at Debug, bad records and failed source commits at
+// Warn. Every record carries query=<name, else id>.
+func (w *StreamWriter) Logger(l *slog.Logger) *StreamWriter { w.log = l; return w }
+
+// Metrics publishes the query's Prometheus metrics into m (NewMetrics),
+// which several queries may share: their series differ by the "query"
+// label (the name, else the id), so queries sharing one m need distinct
+// names.
+func (w *StreamWriter) Metrics(m *Metrics) *StreamWriter { w.metrics = m; return w }
 
 // WatermarkPolicy sets how several inputs' watermarks combine.
 func (w *StreamWriter) WatermarkPolicy(p WatermarkPolicy) *StreamWriter { w.policy = p; return w }
@@ -159,6 +176,33 @@ func (w *StreamWriter) identity(spec *plan.Spec) checkpoint.Identity {
 // another instance owns with checkpoint.ErrLocked. A refused Start changes
 // nothing in the checkpoint.
 func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
+	if w.log == nil {
+		w.log = slog.Default()
+	}
+	q, err := w.start(ctx)
+	if err != nil {
+		w.log.LogAttrs(ctx, slog.LevelWarn, "query refused", slog.String("query", w.name),
+			slog.String("checkpoint", w.dir), slog.String("reason", refusal(err)), slog.Any("error", err))
+	}
+	return q, err
+}
+
+// refusal names why Start refused, for the log.
+func refusal(err error) string {
+	switch {
+	case errors.Is(err, ErrIncompatibleCheckpoint):
+		return "incompatible checkpoint"
+	case errors.Is(err, checkpoint.ErrLocked):
+		return "checkpoint locked"
+	case errors.Is(err, checkpoint.ErrVersion):
+		return "checkpoint version"
+	case errors.Is(err, ErrInvalidQuery):
+		return "invalid query"
+	}
+	return "error"
+}
+
+func (w *StreamWriter) start(ctx context.Context) (*Query, error) {
 	if err := w.validate(); err != nil {
 		return nil, err
 	}
@@ -167,7 +211,13 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 	// count is part of the checkpoint's identity, so a checkpoint with
 	// another count is refused below rather than recompiled for.
 	stores := state.NewFileProvider(w.fs, strings.TrimRight(w.dir, "/")+"/state")
-	cq, err := w.ds.CompileStream(w.sink, dataset.StreamOptions{KeyGroups: checkpoint.DefaultKeyGroups, Emit: w.mode, State: stores})
+	// The scheduler's records (retries, lost executors) name the query
+	// when it has a name; its id is not known before the checkpoint is.
+	tasksLog := w.log
+	if w.name != "" {
+		tasksLog = w.log.With(slog.String("query", w.name))
+	}
+	cq, err := w.ds.CompileStream(w.sink, dataset.StreamOptions{KeyGroups: checkpoint.DefaultKeyGroups, Emit: w.mode, State: stores, Logger: tasksLog})
 	if err != nil {
 		stores.Close()
 		return nil, fmt.Errorf("%w: %v", ErrInvalidQuery, err)
@@ -223,6 +273,8 @@ func (w *StreamWriter) Start(ctx context.Context) (*Query, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	q := &Query{w: w, cp: cp, meta: meta, lock: lock, cancel: cancel, done: make(chan struct{}), cq: cq, stores: stores,
 		runID: newRunID(), status: Status{Message: "Initializing sources", Active: true}}
+	q.label, q.epoch = queryLabel(w.name, meta.QueryID), epoch
+	q.log = w.log.With(slog.String("query", q.label))
 	started = true
 	go q.run(ctx, rec)
 	return q, nil
@@ -290,10 +342,25 @@ type Query struct {
 	// and keeps it warm between batches; Start makes it, run closes it.
 	stores *state.FileProvider
 
+	// log carries query=label; label is the query's name, else its id
+	// (the metrics' "query" label too).
+	log   *slog.Logger
+	label string
+	epoch int64 // the driver epoch this run fences older ones with
+	// backlog is what sources.Backlog said of each source when the
+	// running batch was planned; nil for a batch re-run after a restart.
+	backlog map[string]sourceBacklog
+
 	mu       sync.Mutex
 	err      error
 	status   Status
 	progress []Progress
+}
+
+type sourceBacklog struct {
+	latest sources.Offset
+	lag    int64
+	parts  map[string]int64
 }
 
 // ID is the query's id, stable across restarts from the same checkpoint.
@@ -380,6 +447,13 @@ func (q *Query) setStatus(msg string, batchActive bool) {
 }
 
 func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
+	attrs := []slog.Attr{slog.String("query_id", q.meta.QueryID), slog.String("run_id", q.runID), slog.String("name", q.w.name),
+		slog.String("checkpoint", q.w.dir), slog.String("trigger", q.w.trigger.String()), slog.String("sink", q.w.sink.Name()),
+		slog.Int64("next_batch", rec.Next), slog.Int64("epoch", q.epoch)}
+	if rec.Rerun != nil {
+		attrs = append(attrs, slog.Int64("rerun_batch", rec.Rerun.Batch))
+	}
+	q.log.LogAttrs(ctx, slog.LevelInfo, "query started", attrs...)
 	err := q.loop(ctx, rec)
 	q.cq.Close()
 	q.stores.Close()
@@ -389,6 +463,7 @@ func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		err = nil // stopped: by Stop, or by the caller's context ending
 	}
+	q.logStop(ctx, err)
 	q.mu.Lock()
 	q.err = err
 	q.status = Status{Message: "Stopped"}
@@ -422,6 +497,7 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 		lastWM = rec.LastOffsets.Watermark
 	}
 	if rec.Rerun != nil {
+		q.log.LogAttrs(ctx, slog.LevelInfo, "re-running batch after restart", slog.Int64("batch", rec.Rerun.Batch))
 		nw, err := q.runBatch(ctx, rec.Rerun, time.Time{}, nil, wms)
 		if err != nil {
 			return err
@@ -492,6 +568,10 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 				hasData = true
 			}
 			entry.Sources[s.Name()] = checkpoint.SourceOffsets{Identity: s.Identity(), Start: start, End: end}
+		}
+		q.backlog = nil
+		if hasData || (closesWindows && wm > lastWM) || timesOut {
+			q.backlog = q.backlogs(ctx, entry)
 		}
 		if !hasData && !(closesWindows && wm > lastWM) && !timesOut {
 			if w.trigger.kind != kindProcessingTime {
@@ -601,6 +681,9 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 	w := q.w
 	q.setStatus(fmt.Sprintf("Processing batch %d", e.Batch), true)
 	began := w.clock.Now()
+	if q.log.Enabled(ctx, slog.LevelDebug) {
+		q.log.LogAttrs(ctx, slog.LevelDebug, "batch started", slog.Int64("batch", e.Batch), watermarkAttr(e.Watermark))
+	}
 	p := Progress{ID: q.meta.QueryID, RunID: q.runID, Name: w.name, Batch: e.Batch, Timestamp: time.UnixMicro(e.Timestamp).UTC(),
 		Durations: map[string]time.Duration{}, Sink: SinkProgress{Description: w.sink.Name(), OutputRows: -1}}
 	for k, v := range pre {
@@ -647,10 +730,14 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 	p.Durations[PhaseCommitLog] = w.clock.Now().Sub(t)
 	for _, s := range w.ds.Streams() {
 		if c, ok := s.(sources.Committer); ok {
-			c.Commit(ctx, e.Sources[s.Name()].End) // best effort: only trims or reports
+			// Best effort: it only trims or reports.
+			if err := c.Commit(ctx, e.Sources[s.Name()].End); err != nil {
+				q.log.LogAttrs(ctx, slog.LevelWarn, "source commit failed", slog.Int64("batch", e.Batch),
+					slog.String("source", s.Name()), slog.Any("error", err))
+			}
 		}
 	}
-	q.report(&p, res.Metrics, began, prevStart, pre)
+	q.report(ctx, &p, res.Metrics, began, prevStart, pre)
 	return nextWM, nil
 }
 
@@ -670,7 +757,11 @@ func (q *Query) splits(ctx context.Context, e *checkpoint.OffsetEntry, p *Progre
 		for _, x := range sp {
 			rows += max(x.Rows(), 0)
 		}
-		p.Sources = append(p.Sources, SourceProgress{Name: s.Name(), Description: s.Identity(), Start: o.Start, End: o.End, Rows: rows, Lag: -1})
+		src := SourceProgress{Name: s.Name(), Description: s.Identity(), Start: o.Start, End: o.End, Rows: rows, Lag: -1}
+		if b, ok := q.backlog[s.Name()]; ok {
+			src.Latest, src.Lag, src.PartitionLag = b.latest, b.lag, b.parts
+		}
+		p.Sources = append(p.Sources, src)
 	}
 	return splits, nil
 }
@@ -727,9 +818,10 @@ func (q *Query) nextWatermark(e *checkpoint.OffsetEntry, wms map[string]int64, o
 
 // report completes a batch's progress from its tasks' metrics and
 // publishes it.
-func (q *Query) report(p *Progress, m *exec.Metrics, began, prevStart time.Time, pre map[string]time.Duration) {
+func (q *Query) report(ctx context.Context, p *Progress, m *exec.Metrics, began, prevStart time.Time, pre map[string]time.Duration) {
 	// Rows actually read (a split may not know its count before reading).
 	p.InputRows = 0
+	p.Sink.OutputRows = m.SinkRows
 	for i := range p.Sources {
 		p.Sources[i].Rows = m.SourceRows[p.Sources[i].Name]
 		p.InputRows += p.Sources[i].Rows
@@ -761,6 +853,10 @@ func (q *Query) report(p *Progress, m *exec.Metrics, began, prevStart time.Time,
 		q.progress = q.progress[len(q.progress)-100:]
 	}
 	q.mu.Unlock()
+	skipped, dead := q.badRecords(ctx, p.Batch, m)
+	now := q.w.clock.Now()
+	q.w.metrics.observe(q.label, p, now, skipped, dead)
+	q.logBatch(ctx, p)
 	if q.w.listen != nil {
 		q.w.listen(*p)
 	}

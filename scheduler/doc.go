@@ -23,6 +23,8 @@
 //     The first loss of a node does not count against Config.MaxAttempts
 //     (it is not the task's fault); every other error fails the job at once,
 //     naming stage and task, and a task's panic is that task's error.
+//     Each lost node, retried attempt and re-run of lost map output is
+//     logged at Warn through Config.Logger (stage, task, node, error).
 //  4. A reduce task gets its partition's blocks in map-task order, so a
 //     re-run reads its input in the same order (deterministic output).
 //  5. Blocks stay where the task that made them ran (the Executor); the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"maps"
 	"runtime"
 	"runtime/debug"
@@ -130,6 +131,10 @@ type Config struct {
 	// NodeWait is how long a stage waits for a node while every node
 	// listed was lost in this job; default 1 min.
 	NodeWait time.Duration
+	// Logger receives a Warn record per node lost in the job and per task
+	// attempt retried (stage, task, attempt, node, error); default
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 func (c Config) withDefaults() Config {
@@ -138,6 +143,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.NodeWait <= 0 {
 		c.NodeWait = time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 1
@@ -290,6 +298,10 @@ func (j *job) runStage(st Stage, tasks []int) error {
 				}
 				continue
 			}
+			if gone != "" && !j.lost[gone] {
+				j.cfg.Logger.LogAttrs(j.ctx, slog.LevelWarn, "executor lost", slog.String("node", gone),
+					slog.Int("stage", st.ID), slog.Int("task", t), slog.Any("error", err))
+			}
 			j.lose(gone)
 			// An attempt that failed because a node died this round is
 			// no fault of the task (Spark does not count executor loss
@@ -298,6 +310,7 @@ func (j *job) runStage(st Stage, tasks []int) error {
 			if gone != "" && !lostBefore[gone] {
 				tried[t] = append(tried[t], nodes[i])
 				retry = append(retry, t)
+				j.retried(st.ID, t, attempts[t], nodes[i], "its node was lost (not counted)", err)
 				continue
 			}
 			attempts[t]++
@@ -309,6 +322,7 @@ func (j *job) runStage(st Stage, tasks []int) error {
 				continue
 			}
 			retry = append(retry, t)
+			j.retried(st.ID, t, attempts[t], nodes[i], "failed again on a lost node (counted)", err)
 		}
 		if first == nil {
 			first = j.ctx.Err()
@@ -349,6 +363,7 @@ func (j *job) recover(id int) error {
 	if len(redo) == 0 {
 		return nil
 	}
+	j.cfg.Logger.LogAttrs(j.ctx, slog.LevelWarn, "re-running tasks whose output was lost", slog.Int("stage", id), slog.Any("tasks", redo))
 	st := j.stages[id]
 	for _, d := range st.Deps {
 		if err := j.recover(d); err != nil {
@@ -356,6 +371,12 @@ func (j *job) recover(id int) error {
 		}
 	}
 	return j.runStage(st, redo)
+}
+
+// retried logs a task attempt that failed and runs again.
+func (j *job) retried(stage, task, attempts int, node, why string, err error) {
+	j.cfg.Logger.LogAttrs(j.ctx, slog.LevelWarn, "task retried", slog.Int("stage", stage), slog.Int("task", task),
+		slog.Int("failures_counted", attempts), slog.String("node", node), slog.String("reason", why), slog.Any("error", err))
 }
 
 func (j *job) onLost(blocks []Location) bool {

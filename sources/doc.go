@@ -9,7 +9,10 @@
 //	chain     stream: a bounded history (e.g. Parquet) then a live stream (e.g. Kafka), one checkpoint
 //
 // The streaming contract is Stream (source.go), with optional Committer,
-// Bounder and InProcess abilities.
+// Bounder, InProcess and Backlog (the latest offset and the lag behind it,
+// per partition: Kafka, files) abilities; a Split may add ColumnReader and
+// BadRecordCounter (the records its read skipped or dead-lettered: Kafka,
+// and a chain over it).
 //
 // In: locations and options (paths, topics, seeds). Out: plain-data units of
 // work (splits, offset ranges) that the driver records and ships, and Arrow
@@ -36,7 +39,9 @@
 //  4. Sources never import dataset, microbatch or scheduler; those import
 //     sources.
 //  5. Bad input is an error naming the file, topic or offset; never a panic,
-//     never a silent skip.
+//     never a silent skip: a source whose policy skips or dead-letters bad
+//     records counts them per split read (BadRecordCounter, which the task
+//     reports to the driver) and logs each (Debug).
 //  6. A stream's Identity names what data it reads (topics, a directory, a
 //     generator's row-defining parameters), not how it reaches or paces it;
 //     a checkpoint pins it, so a restart reading other data is refused.

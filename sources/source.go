@@ -144,3 +144,35 @@ type Committer interface {
 type Bounder interface {
 	Bound(ctx context.Context) error
 }
+
+// Backlog is an optional ability of a Stream: how far the query is behind
+// the data available. The driver calls it on its goroutine after Latest
+// fixed a batch's end, before the batch runs, and reports the answer in the
+// batch's progress (sources' latestOffset, offsetsBehindLatest), metrics
+// and web UI.
+//
+// Contract:
+//  1. latest is the newest offset available when end was fixed, before the
+//     source's rate limit capped it (bounded by Bound or an ending offset
+//     where the source has one), in the source's own offset format; nil
+//     when unknown.
+//  2. lag counts the records (Kafka: messages; files: files) after end up
+//     to latest, >= 0. perPartition breaks it down by partition, keyed
+//     "topic/partition", or is nil for a source without partitions.
+//  3. It is cheap: it answers from what the last Latest call learned (no
+//     broker round-trip or directory listing when Latest ran for this end)
+//     and is never needed for correctness: an error only leaves the lag
+//     unreported.
+type Backlog interface {
+	Backlog(ctx context.Context, end Offset) (latest Offset, lag int64, perPartition map[string]int64, err error)
+}
+
+// BadRecordCounter is an optional ability of a Split read under a
+// bad-record policy that drops records (skip, dead-letter): the records its
+// last Read (or ReadColumns) skipped and handed to a dead-letter sink. The
+// task that read the split adds them to its metrics, so they reach the
+// driver from any executor, which counts and logs them per batch. Only the
+// split's reader calls it, after the read returned.
+type BadRecordCounter interface {
+	BadRecordCounts() (skipped, deadLettered int64)
+}

@@ -78,6 +78,18 @@
 //	empty_fresh_*            the same on a new checkpoint (almost no state)
 //	progress_missing         batches whose progress the poller missed (0 expected)
 //	check                    "ok" or "mismatch" (exit status 2)
+//	metrics, log_level,      what observed the queries (below) and how many
+//	scrapes                  scrapes of the metrics endpoint the run made
+//
+// Observability overhead. By default the queries log to a discarding
+// logger and publish no metrics. -metrics gives them a microbatch.Metrics
+// (with the Go runtime and process collectors) served by promhttp on
+// 127.0.0.1 and scraped by a client in this process every
+// -scrape-interval (1 s, far more often than Prometheus' usual 15-60 s,
+// and both ends of the scrape count in cpu_seconds); -log-level info (or
+// debug) writes the queries' slog records as JSON to <dir>/query.log.
+// Compare events / cpu_seconds with and without, interleaved
+// (benchmarks/RESULTS.md has the numbers).
 //
 // Cluster mode (-cluster N, the window job only): the job's tasks run on N
 // executor processes of this binary (the hidden `executor` subcommand,

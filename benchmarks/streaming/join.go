@@ -377,8 +377,8 @@ func runJoin(ctx context.Context, o options, dir string, stdout io.Writer) (int,
 	}
 	runtime.GC()
 	start, cpu := time.Now(), measure.CPUSeconds()
-	progress, err := measure.Run(ctx, microbatch.WriteStream(ds, sink).Trigger(microbatch.AvailableNow()).
-		Checkpoint(filepath.Join(dir, "checkpoint")).OutputMode(sinks.Append))
+	progress, err := measure.Run(ctx, o.ob.apply(microbatch.WriteStream(ds, sink).Trigger(microbatch.AvailableNow()).
+		Checkpoint(filepath.Join(dir, "checkpoint")).OutputMode(sinks.Append)))
 	rep.Seconds, rep.CPUSeconds = time.Since(start).Seconds(), measure.CPUSeconds()-cpu
 	stopProfile()
 	if err != nil {

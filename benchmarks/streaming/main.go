@@ -50,6 +50,13 @@ type options struct {
 	// executable).
 	cluster         int
 	executorCommand func(args []string) *exec.Cmd
+	// metrics and logLevel turn the engine's Prometheus metrics (scraped
+	// every scrapeInterval) and its logs (JSON to <dir>/query.log) on, to
+	// measure their overhead (observe.go); ob is what they set up.
+	metrics        bool
+	logLevel       string
+	scrapeInterval time.Duration
+	ob             *observer
 
 	mem memory.Allocator // every Arrow buffer of the run; nil = memory.DefaultAllocator (tests inject a checked one)
 }
@@ -99,11 +106,15 @@ type report struct {
 	Check                  string             `json:"check"`
 	// Cluster mode (-cluster N): cpu_seconds is the driver's plus the
 	// executors' during the main run; see doc.go.
-	Executors               int     `json:"executors,omitempty"`
-	DriverCPUSeconds        float64 `json:"driver_cpu_seconds,omitempty"`
-	ExecutorCPUSeconds      float64 `json:"executor_cpu_seconds,omitempty"`
-	ShuffleBytes            int64   `json:"shuffle_bytes,omitempty"`
-	TaskAttempts            int64   `json:"task_attempts,omitempty"`
+	Executors          int     `json:"executors,omitempty"`
+	DriverCPUSeconds   float64 `json:"driver_cpu_seconds,omitempty"`
+	ExecutorCPUSeconds float64 `json:"executor_cpu_seconds,omitempty"`
+	ShuffleBytes       int64   `json:"shuffle_bytes,omitempty"`
+	TaskAttempts       int64   `json:"task_attempts,omitempty"`
+	// -metrics and -log-level: what observed the run.
+	Metrics                 bool   `json:"metrics"`
+	LogLevel                string `json:"log_level"`
+	Scrapes                 int    `json:"scrapes,omitempty"`
 	emptyBatchTotalsMs      []float64
 	emptyFreshBatchTotalsMs []float64
 }
@@ -136,6 +147,9 @@ func main() {
 	flag.StringVar(&o.dir, "dir", "", "checkpoint and output directory, must not exist or be empty (default: a temp dir, removed)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the main run to this file")
 	flag.StringVar(&o.emptyProfile, "empty-cpuprofile", "", "write a CPU profile of the one-row batches on the main checkpoint to this file")
+	flag.BoolVar(&o.metrics, "metrics", false, "publish the queries' Prometheus metrics (and Go runtime and process metrics) on 127.0.0.1 and scrape them every -scrape-interval")
+	flag.StringVar(&o.logLevel, "log-level", "off", "log the queries at this level (debug, info, warn, error) as JSON to <dir>/query.log; off = discard")
+	flag.DurationVar(&o.scrapeInterval, "scrape-interval", time.Second, "how often -metrics scrapes")
 	flag.IntVar(&o.cluster, "cluster", 0, "run the window job's tasks on this many executor processes of this binary (127.0.0.1, a dev CA) with the driver in this process")
 	if len(os.Args) > 1 && os.Args[1] == "executor" { // started by -cluster
 		if err := localcluster.ExecutorMain(context.Background(), os.Args[2:], clusterJob, os.Stdout); err != nil {
@@ -220,11 +234,20 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 	} else if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 		return 1, fmt.Errorf("-dir %s is not empty: a checkpoint there would resume an old run", dir)
 	}
+	if o.scrapeInterval <= 0 {
+		o.scrapeInterval = time.Second
+	}
+	ob, err := observe(o, dir)
+	if err != nil {
+		return 1, err
+	}
+	defer ob.close()
+	o.ob = ob
 	if o.job == "join" {
 		return runJoin(ctx, o, dir, stdout)
 	}
 	rep := report{Events: o.events, BatchRows: o.batchRows, Keys: o.keys, EventRate: o.eventRate,
-		GOMAXPROCS: runtime.GOMAXPROCS(0), Parallelism: o.parallelism}
+		GOMAXPROCS: runtime.GOMAXPROCS(0), Parallelism: o.parallelism, Metrics: o.metrics, LogLevel: o.logLevel}
 	cfg := dataset.Config{Allocator: o.mem, Parallelism: o.parallelism}
 	main := runDirs{checkpoint: filepath.Join(dir, "checkpoint"), out: filepath.Join(dir, "out")}
 	var cl *localcluster.Cluster
@@ -334,6 +357,7 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		rep.EmptyFreshBatchP99Ms = measure.Percentile(rep.emptyFreshBatchTotalsMs, 0.99)
 	}
 
+	rep.Scrapes = int(ob.scrapes.Load())
 	if o.json {
 		b, _ := json.Marshal(rep)
 		fmt.Fprintln(stdout, string(b))
@@ -396,8 +420,8 @@ func runQuery(ctx context.Context, o options, cfg dataset.Config, dirs runDirs, 
 	if cfg.Cluster != nil {
 		cfg.Params = o.params(until, batchRows, dirs.out)
 	}
-	out, err := measure.Run(ctx, microbatch.WriteStream(job(src, cfg, o), sink).Trigger(microbatch.AvailableNow()).
-		Checkpoint(dirs.checkpoint).OutputMode(sinks.Append))
+	out, err := measure.Run(ctx, o.ob.apply(microbatch.WriteStream(job(src, cfg, o), sink).Trigger(microbatch.AvailableNow()).
+		Checkpoint(dirs.checkpoint).OutputMode(sinks.Append)))
 	if err != nil {
 		return nil, 0, err
 	}

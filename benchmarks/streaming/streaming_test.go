@@ -148,3 +148,33 @@ func TestNonEmptyDirIsRefused(t *testing.T) {
 		t.Fatalf("second run into the same dir: code %d, %v; want a refusal", code, err)
 	}
 }
+
+// -metrics and -log-level info: the run is scraped while it runs and
+// every batch of the queries leaves its JSON log line.
+func TestMetricsAndLogsAreOnWhenAsked(t *testing.T) {
+	o := tiny(t)
+	o.metrics, o.logLevel, o.scrapeInterval, o.emptyBatches = true, "info", 20*time.Millisecond, 0
+	var out bytes.Buffer
+	if code, err := run(context.Background(), o, &out); code != 0 || err != nil {
+		t.Fatalf("run: code %d, %v\n%s", code, err, out.String())
+	}
+	var rep map[string]any
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("not one JSON line: %v\n%s", err, out.String())
+	}
+	if rep["metrics"] != true || rep["log_level"] != "info" || rep["scrapes"] == nil || rep["scrapes"].(float64) < 1 {
+		t.Errorf("metrics %v, log level %v, %v scrapes; want true, info, at least 1", rep["metrics"], rep["log_level"], rep["scrapes"])
+	}
+	log, err := os.ReadFile(o.dir + "/query.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(log), `"msg":"batch completed"`); float64(n) != rep["batches"] {
+		t.Errorf("%d batch completed lines for %v batches:\n%s", n, rep["batches"], log)
+	}
+	o = tiny(t)
+	o.logLevel = "loud"
+	if code, err := run(context.Background(), o, &out); code == 0 || err == nil || !strings.Contains(err.Error(), `-log-level "loud"`) {
+		t.Errorf("-log-level loud: code %d, %v; want a refusal naming it", code, err)
+	}
+}

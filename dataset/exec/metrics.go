@@ -6,8 +6,9 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 )
 
-// Metrics is what one task's operators observed: rows read per source, the
-// largest event time per watermark, and per stateful operator the late rows
+// Metrics is what one task's operators observed: rows read and bad records
+// dropped per source, rows written to the sink, the largest event time per
+// watermark, and per stateful operator the late rows
 // dropped, the rows a TTL evicted and the state's size. It is returned with
 // the task's result and folded by the driver into progress and the next
 // watermark, so it is plain data (JSON) apart from Late.
@@ -19,6 +20,14 @@ type Metrics struct {
 	SourceRows   map[string]int64            `json:"source_rows,omitempty"`
 	MaxEventTime map[string]int64            `json:"max_event_time,omitempty"` // by watermark id, µs
 	Operators    map[string]*OperatorMetrics `json:"operators,omitempty"`
+	// SinkRows counts the rows the task handed to its sink writer (a
+	// prepared writer's; Progress.Sink.OutputRows).
+	SinkRows int64 `json:"sink_rows,omitempty"`
+	// Skipped and DeadLettered count, per source, the bad records the
+	// task's reads dropped under a skip or dead-letter policy
+	// (sources.BadRecordCounter).
+	Skipped      map[string]int64 `json:"skipped,omitempty"`
+	DeadLettered map[string]int64 `json:"dead_lettered,omitempty"`
 	// KeepLate asks late filters to keep the rows they drop in Late (a
 	// query with a late-rows sink); set before the task runs.
 	KeepLate bool `json:"-"`
@@ -72,6 +81,31 @@ func (m *Metrics) AddSourceRows(source string, n int64) {
 		m.SourceRows = map[string]int64{}
 	}
 	m.SourceRows[source] += n
+}
+
+// AddBadRecords counts bad records a read of source skipped and
+// dead-lettered.
+func (m *Metrics) AddBadRecords(source string, skipped, deadLettered int64) {
+	if m == nil || (skipped == 0 && deadLettered == 0) {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.Skipped == nil {
+		m.Skipped, m.DeadLettered = map[string]int64{}, map[string]int64{}
+	}
+	m.Skipped[source] += skipped
+	m.DeadLettered[source] += deadLettered
+}
+
+// AddSinkRows counts rows written to the task's sink writer.
+func (m *Metrics) AddSinkRows(n int64) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.SinkRows += n
 }
 
 // ObserveEventTime records the largest event time (µs) seen for watermark id.
@@ -158,8 +192,12 @@ func (m *Metrics) Merge(o *Metrics) {
 	for k, v := range o.MaxEventTime {
 		m.ObserveEventTime(k, v)
 	}
+	for k := range o.Skipped {
+		m.AddBadRecords(k, o.Skipped[k], o.DeadLettered[k])
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.SinkRows += o.SinkRows
 	for k, v := range o.Operators {
 		d := m.op(k)
 		d.DroppedLate += v.DroppedLate

@@ -20,13 +20,16 @@ type sinkWrite struct {
 	mem  memory.Allocator
 	in   Operator
 	open func() (sinks.Writer, error)
+	m    *Metrics
 	done bool
 }
 
 // NewSinkWrite drains in into a sink writer opened by open, prepares it, and
-// yields one CommitSchema row. On any error the writer is aborted.
-func NewSinkWrite(mem memory.Allocator, in Operator, open func() (sinks.Writer, error)) Operator {
-	return &sinkWrite{mem: mem, in: in, open: open}
+// yields one CommitSchema row. On any error the writer is aborted. The rows
+// written are counted in m (Metrics.SinkRows) once the writer prepared, so
+// an aborted attempt counts nothing; m may be nil.
+func NewSinkWrite(mem memory.Allocator, in Operator, open func() (sinks.Writer, error), m *Metrics) Operator {
+	return &sinkWrite{mem: mem, in: in, open: open, m: m}
 }
 
 func (w *sinkWrite) Schema() *arrow.Schema { return CommitSchema }
@@ -45,6 +48,7 @@ func (w *sinkWrite) Next(ctx context.Context) (rec arrow.Record, err error) {
 			sw.Abort()
 		}
 	}()
+	var rows int64
 	for {
 		r, err := w.in.Next(ctx)
 		if err == io.EOF {
@@ -53,6 +57,7 @@ func (w *sinkWrite) Next(ctx context.Context) (rec arrow.Record, err error) {
 		if err != nil {
 			return nil, err
 		}
+		rows += r.NumRows()
 		err = sw.Write(r)
 		r.Release()
 		if err != nil {
@@ -63,6 +68,7 @@ func (w *sinkWrite) Next(ctx context.Context) (rec arrow.Record, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("sink prepare: %w", err)
 	}
+	w.m.AddSinkRows(rows)
 	b := array.NewBinaryBuilder(w.mem, arrow.BinaryTypes.Binary)
 	defer b.Release()
 	b.Append(msg)

@@ -191,7 +191,7 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 			task := b.task
 			return exec.NewSinkWrite(mem, ins[0], func() (sinks.Writer, error) {
 				return sink.NewWriter(b.ctx, batch, task)
-			}), nil
+			}, b.env.Metrics), nil
 		}
 		dir := parquet.StagingDir(n.Write.Target, n.Write.JobID)
 		prefix := fmt.Sprintf("part-%05d-%s", b.task, n.Write.JobID)
@@ -246,6 +246,10 @@ func (b *builder) streamScan(n *Node) (exec.Operator, error) {
 		})
 		if count {
 			m.AddSourceRows(source, rows)
+			if bc, ok := sp.(sources.BadRecordCounter); ok {
+				sk, dl := bc.BadRecordCounts()
+				m.AddBadRecords(source, sk, dl)
+			}
 		}
 		return err
 	}), nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -112,6 +113,8 @@ func Collect(ctx context.Context, ex Executor, spec *Spec, run *Run) ([]arrow.Re
 type LocalExecutor struct {
 	Env      ExecEnv
 	Isolated bool
+	// Logger receives the scheduler's records (scheduler.Config.Logger).
+	Logger *slog.Logger
 
 	mu      sync.Mutex
 	decoded map[*Spec]*Spec
@@ -136,7 +139,7 @@ func (e *LocalExecutor) Execute(ctx context.Context, spec *Spec, run *Run) (*Out
 			return e.runIsolated(ctx, decoded, ts)
 		}
 	}
-	return execute(ctx, spec, run, scheduler.Config{Workers: run.Workers}, do, e.Env.Blocks)
+	return execute(ctx, spec, run, scheduler.Config{Workers: run.Workers, Logger: e.Logger}, do, e.Env.Blocks)
 }
 
 // Close frees every block.

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 
@@ -95,6 +96,9 @@ type RemoteExecutor struct {
 	// (see TaskRequest).
 	Query string
 	Epoch int64
+	// Logger receives the scheduler's records: retries and lost executors
+	// (scheduler.Config.Logger).
+	Logger *slog.Logger
 
 	once  sync.Once
 	id    string
@@ -151,7 +155,7 @@ func (e *RemoteExecutor) Execute(ctx context.Context, spec *Spec, run *Run) (*Ou
 		return e.send(ctx, ts.Task.Node, runID, &req, enc)
 	}
 	blocks := &remoteBlocks{d: e.D, run: runID}
-	out, err := execute(ctx, spec, run, scheduler.Config{Nodes: e.D.Nodes, MaxAttempts: e.MaxAttempts}, do, blocks)
+	out, err := execute(ctx, spec, run, scheduler.Config{Nodes: e.D.Nodes, MaxAttempts: e.MaxAttempts, Logger: e.Logger}, do, blocks)
 	if err != nil {
 		e.D.Release(runID, AllStages)
 		return nil, err

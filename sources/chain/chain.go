@@ -546,9 +546,22 @@ type Split struct {
 	h      sources.Offset // live: the handoff
 	enc    []byte         // Inner == nil: the inner split's bytes
 	rows   int64          // Inner == nil: the inner split's Rows
+	last   sources.Split  // the inner split the last Read read (BadRecordCounts)
 }
 
-var _ sources.Split = (*Split)(nil)
+var (
+	_ sources.Split            = (*Split)(nil)
+	_ sources.BadRecordCounter = (*Split)(nil)
+)
+
+// BadRecordCounts are the inner split's, when it keeps them (a Kafka split
+// under a skip policy).
+func (sp *Split) BadRecordCounts() (skipped, deadLettered int64) {
+	if bc, ok := sp.last.(sources.BadRecordCounter); ok {
+		return bc.BadRecordCounts()
+	}
+	return 0, 0
+}
 
 func (sp *Split) Rows() int64 {
 	if sp.Inner == nil {
@@ -607,6 +620,7 @@ func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow
 	if err != nil {
 		return err
 	}
+	sp.last = inner
 	if proj == nil {
 		return inner.Read(ctx, mem, emit)
 	}

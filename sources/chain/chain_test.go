@@ -580,3 +580,62 @@ func TestBound(t *testing.T) {
 		t.Errorf("bounded live rows %v, want %v", got, want)
 	}
 }
+
+// The live Kafka split's skipped records are counted through the chain's
+// split (sources.BadRecordCounter), read by read.
+func TestTheLiveSplitsBadRecordsAreCounted(t *testing.T) {
+	f := newFixture(t)
+	mem := checked(t)
+	bad := []*kgo.Record{{Topic: topic, Partition: 0, Value: []byte("not json")}, {Topic: topic, Partition: 1, Value: []byte(`{"id":"x"}`)}}
+	if err := f.cl.ProduceSync(context.Background(), bad...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	kc := f.kcfg()
+	kc.BadRecords = kafka.BadRecordsSkip
+	c, err := chain.NewParquetKafka(context.Background(), chain.ParquetKafkaConfig{Dir: f.dir, Kafka: kc, Handoff: chain.OffsetsFile(),
+		Schema: outSchema, Mem: checked(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	start, err := c.Initial(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var skipped, rows int64
+	for range 50 {
+		end, err := c.Latest(ctx, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Equal(end, start) {
+			break
+		}
+		splits, err := c.Splits(ctx, start, end)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sp := range splits {
+			for range 2 { // a re-read counts its own read only
+				n := int64(0)
+				if err := sp.Read(ctx, mem, func(r arrow.Record) error { n += r.NumRows(); r.Release(); return nil }); err != nil {
+					t.Fatal(err)
+				}
+				bc, ok := sp.(sources.BadRecordCounter)
+				if !ok {
+					t.Fatalf("a chain split (%T) does not count bad records", sp)
+				}
+				sk, dl := bc.BadRecordCounts()
+				if dl != 0 {
+					t.Errorf("%d dead-lettered under skip", dl)
+				}
+				skipped, rows = skipped+sk, rows+n
+			}
+		}
+		start = end
+	}
+	if skipped != 2*2 || rows != 2*total {
+		t.Errorf("two reads of every split skipped %d and read %d rows; want 4 and %d", skipped, rows, 2*total)
+	}
+}

@@ -87,6 +87,9 @@ type Source struct {
 	inLog   map[string]bool // names in log
 	last    map[string]stat // the previous listing, to prove files complete
 	bounded bool
+	// unlogged counts the files the last listing proved complete that
+	// MaxFilesPerBatch kept out of the log: part of the backlog.
+	unlogged int64
 
 	// betweenListings, when set (by tests), runs between Latest's two
 	// listings, standing in for a writer still at work.
@@ -101,6 +104,7 @@ type stat struct {
 var (
 	_ sources.Stream  = (*Source)(nil)
 	_ sources.Bounder = (*Source)(nil)
+	_ sources.Backlog = (*Source)(nil)
 )
 
 // New reads the seen-file log in cfg.LogDir and, without cfg.Schema, infers
@@ -200,13 +204,30 @@ func (s *Source) Latest(ctx context.Context, start sources.Offset) (sources.Offs
 	if err != nil {
 		return nil, err
 	}
+	s.unlogged = 0
 	if m := s.cfg.MaxFilesPerBatch; m > 0 && len(fresh) > m {
+		s.unlogged = int64(len(fresh) - m)
 		fresh = fresh[:m]
 	}
 	if err := s.appendLog(fresh); err != nil {
 		return nil, err
 	}
 	return encode(int64(len(s.log))), nil
+}
+
+// Backlog counts the files after end: logged for later batches, and those
+// the last listing found complete but MaxFilesPerBatch left for later. It
+// lists nothing. latest is the offset after all of them (files are counted
+// in log order, so it is where the log will end once they are logged).
+func (s *Source) Backlog(_ context.Context, end sources.Offset) (sources.Offset, int64, map[string]int64, error) {
+	n, err := s.parse(end)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	all := int64(len(s.log)) + s.unlogged
+	return encode(max(all, n)), max(all-n, 0), nil, nil
 }
 
 // Bound logs every file complete now; later Latest calls never list the

@@ -440,3 +440,33 @@ func TestImportsNoEngine(t *testing.T) {
 		}
 	}
 }
+
+// Backlog counts the files a rate-limited batch left for later, those in
+// the log and those the listing found but the cap kept out of it.
+func TestBacklogCountsTheFilesLeftForLaterBatches(t *testing.T) {
+	f := newFixture(t)
+	for i := range 5 {
+		put(t, f.dir, fmt.Sprintf("p%d.parquet", i), time.Duration(i)*time.Second, rows("p", int64(i))...)
+	}
+	s := f.open(t, func(c *Config) { c.MaxFilesPerBatch = 2 })
+	var _ sources.Backlog = s
+	start := `{"files":0}`
+	var got []string
+	for range 4 {
+		end := latest(t, s, start)
+		l, lag, per, err := s.Backlog(context.Background(), sources.Offset(end))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if per != nil {
+			t.Errorf("per partition %v; a directory has none", per)
+		}
+		got = append(got, fmt.Sprintf("%s lag=%d latest=%s", end, lag, l))
+		start = end
+	}
+	want := []string{`{"files":2} lag=3 latest={"files":5}`, `{"files":4} lag=1 latest={"files":5}`,
+		`{"files":5} lag=0 latest={"files":5}`, `{"files":5} lag=0 latest={"files":5}`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("backlog per batch:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"sort"
 	"strconv"
@@ -125,6 +126,12 @@ type Config struct {
 	FetchMaxBytes int32
 	// ClientOptions are added to the franz-go client options (TLS, SASL...).
 	ClientOptions []kgo.Opt `json:"-"`
+	// Logger receives, in the process that reads, one Debug record per bad
+	// record skipped or dead-lettered (topic, partition, offset, error) and
+	// a Warn record per offset range lost to retention; default
+	// slog.Default(). The driver logs each batch's count of bad records at
+	// Warn (sources.BadRecordCounter).
+	Logger *slog.Logger `json:"-"`
 }
 
 // metaColumns are the columns every output has besides key and value.
@@ -204,6 +211,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ClientID == "" {
 		c.ClientID = "sluice"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = 10 * time.Second

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,7 +55,11 @@ type Source struct {
 	mu       sync.Mutex
 	bound    partitions // nil: unbounded
 	boundSet bool
-	meta     map[string]topicMeta
+	// avail is what the last Latest found available per partition (capped
+	// by the bound, before MaxOffsetsPerBatch): Backlog's answer without
+	// another round-trip to the brokers.
+	avail partitions
+	meta  map[string]topicMeta
 
 	skipped, deadLettered, lost atomic.Int64
 	closed                      atomic.Bool
@@ -69,6 +74,8 @@ var (
 	_ sources.Stream    = (*Source)(nil)
 	_ sources.Committer = (*Source)(nil)
 	_ sources.Bounder   = (*Source)(nil)
+
+	_ sources.Backlog = (*Source)(nil)
 )
 
 // New returns a source and its client; brokers are first contacted by the
@@ -275,11 +282,74 @@ func (s *Source) Latest(ctx context.Context, start sources.Offset) (sources.Offs
 	if err != nil {
 		return nil, err
 	}
+	avail := partitions{}
+	for _, r := range ranges {
+		avail.set(r.topic, r.partition, r.to)
+	}
+	s.mu.Lock()
+	s.avail = avail
+	s.mu.Unlock()
 	spread(ranges, s.cfg.MaxOffsetsPerBatch)
 	for _, r := range ranges {
 		end.set(r.topic, r.partition, r.to)
 	}
 	return encode(offset{T: end, New: fresh}), nil
+}
+
+// Backlog is the offsets available after end per partition, from what the
+// last Latest listed (no request to the brokers); only when Latest has not
+// run in this process does it list the partitions' ends itself. Partitions
+// are keyed "topic/partition"; latest is end with every partition moved to
+// the offset available.
+func (s *Source) Backlog(ctx context.Context, end sources.Offset) (sources.Offset, int64, map[string]int64, error) {
+	if err := s.check(); err != nil {
+		return nil, 0, nil, err
+	}
+	e, err := s.parse(end)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	s.mu.Lock()
+	avail := s.avail
+	s.mu.Unlock()
+	if avail == nil {
+		topics, err := s.discover(ctx)
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		if avail, err = s.listLatest(ctx, topics); err != nil {
+			return nil, 0, nil, err
+		}
+		s.mu.Lock()
+		bound := s.bound
+		s.mu.Unlock()
+		if bound != nil {
+			avail.each(func(t string, p int32, hi int64) {
+				if b, ok := bound.get(t, p); ok && b < hi {
+					avail.set(t, p, b)
+				}
+			})
+		}
+	}
+	latest := e.T.clone()
+	var lag int64
+	per := map[string]int64{}
+	avail.each(func(t string, p int32, hi int64) {
+		at, ok := e.T.get(t, p)
+		if !ok {
+			return // a partition end does not read (yet)
+		}
+		l := max(hi-at, 0)
+		latest.set(t, p, at+l)
+		per[t+"/"+strconv.Itoa(int(p))] = l
+		lag += l
+	})
+	e.T.each(func(t string, p int32, _ int64) {
+		if _, ok := per[t+"/"+strconv.Itoa(int(p))]; !ok {
+			per[t+"/"+strconv.Itoa(int(p))] = 0
+		}
+	})
+	return encode(offset{T: latest}), lag, per, nil
 }
 
 type span struct {

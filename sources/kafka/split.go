@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -27,9 +29,20 @@ type Split struct {
 	End       int64  `json:"end"`
 
 	src *Source // the local stream; never encoded
+	// skipped and dead count the bad records of the last read
+	// (sources.BadRecordCounter); the source's Stats count them all.
+	skipped, dead atomic.Int64
 }
 
-var _ sources.Split = (*Split)(nil)
+var (
+	_ sources.Split            = (*Split)(nil)
+	_ sources.BadRecordCounter = (*Split)(nil)
+)
+
+// BadRecordCounts are the records the last Read skipped and dead-lettered.
+func (sp *Split) BadRecordCounts() (skipped, deadLettered int64) {
+	return sp.skipped.Load(), sp.dead.Load()
+}
 
 // splitKind names Kafka splits in the sources envelope.
 const splitKind = "kafka"
@@ -117,6 +130,8 @@ func (sp *Split) read(ctx context.Context, mem memory.Allocator, cols []string, 
 	if err := s.check(); err != nil {
 		return err
 	}
+	sp.skipped.Store(0)
+	sp.dead.Store(0)
 	rs := newRows(mem, s.schema, s.cfg.ValueSchema, cols)
 	defer rs.release()
 	where := func() string {
@@ -251,11 +266,17 @@ func (sp *Split) decode(ctx context.Context, dec *jsonDecoder, rec *kgo.Record) 
 	switch s.cfg.BadRecords {
 	case BadRecordsSkip:
 		s.skipped.Add(1)
+		sp.skipped.Add(1)
+		s.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "bad record skipped", slog.String("source", s.cfg.Name),
+			slog.String("topic", rec.Topic), slog.Int("partition", int(rec.Partition)), slog.Int64("offset", rec.Offset), slog.Any("error", err))
 	case BadRecordsDeadLetter:
 		if derr := s.cfg.DeadLetter(ctx, BadRecord{Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value, Err: err}); derr != nil {
 			return fmt.Errorf("kafka %q: topic %q partition %d offset %d: dead letter: %w", s.cfg.Name, rec.Topic, rec.Partition, rec.Offset, derr)
 		}
 		s.deadLettered.Add(1)
+		sp.dead.Add(1)
+		s.cfg.Logger.LogAttrs(ctx, slog.LevelDebug, "bad record dead-lettered", slog.String("source", s.cfg.Name),
+			slog.String("topic", rec.Topic), slog.Int("partition", int(rec.Partition)), slog.Int64("offset", rec.Offset), slog.Any("error", err))
 	default:
 		return fmt.Errorf("kafka %q: topic %q partition %d offset %d: %w: %w", s.cfg.Name, rec.Topic, rec.Partition, rec.Offset, ErrBadRecord, err)
 	}
@@ -283,6 +304,8 @@ func (sp *Split) gone(ctx context.Context, off int64) (int64, error) {
 			s.cfg.Name, sp.Topic, sp.Partition, off, next-1, start, sources.ErrOffsetGone)
 	}
 	s.lost.Add(next - off)
+	s.cfg.Logger.LogAttrs(ctx, slog.LevelWarn, "offsets lost to retention skipped", slog.String("source", s.cfg.Name),
+		slog.String("topic", sp.Topic), slog.Int("partition", int(sp.Partition)), slog.Int64("offset", off), slog.Int64("count", next-off))
 	return next, nil
 }
 
