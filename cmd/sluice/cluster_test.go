@@ -54,7 +54,7 @@ func TestClusterModeFromTheCommandLine(t *testing.T) {
 
 		demoDir := filepath.Join(dir, "demo")
 		demo := startProc(t, ctx, bin, append(append([]string{"demo", "--cluster-join", seed}, key("driver")...),
-			"--dir", demoDir, "--duration", "8s")...)
+			"--dir", demoDir, "--duration", "8s", "--log-level", "info")...)
 		if err := demo.wait(ctx); err != nil {
 			t.Fatalf("sluice demo: %v\nstdout:\n%s\nstderr:\n%s", err, tail(demo.stdout.String()), demo.stderr.String())
 		}

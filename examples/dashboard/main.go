@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -106,6 +107,8 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		{"conversion", Conversion, sinks.Complete, board.Conversion},
 	}
 	var running []*microbatch.Query
+	// The page shows the figures; the log says only what goes wrong.
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	for _, q := range queries {
 		src, err := kafka.New(kafka.Config{Name: topic, Brokers: broker.ListenAddrs(), Topics: []string{topic}, ValueSchema: EventSchema})
 		if err != nil {
@@ -114,7 +117,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		}
 		defer src.Close()
 		query, err := microbatch.WriteStream(q.job(dataset.ReadStream(src)), microbatch.ForeachBatch(q.sink)).
-			QueryName(q.name).OutputMode(q.mode).Trigger(microbatch.ProcessingTime(time.Second)).
+			QueryName(q.name).Logger(log).OutputMode(q.mode).Trigger(microbatch.ProcessingTime(time.Second)).
 			Checkpoint(filepath.Join(dir, q.name)).Start(ctx)
 		if err != nil {
 			cancel(fmt.Errorf("start query %s: %w", q.name, err))

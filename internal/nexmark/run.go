@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +35,9 @@ const (
 // Options are one run of a query (the flags of `nexmark run`).
 type Options struct {
 	Query string
+	// Logger receives the query's log; nil discards it (a benchmark
+	// reports its own figures).
+	Logger *slog.Logger
 	// Events is how many events (all kinds) the in-process generator
 	// makes; ignored with Input.
 	Events int64
@@ -199,7 +203,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if updating[o.Query] {
 		mode = sinks.Update
 	}
-	progress, err := runStream(ctx, out, sink, ckpt, mode)
+	progress, err := runStream(ctx, out, sink, ckpt, mode, o.Logger)
 	rep.Seconds, rep.CPUSeconds = time.Since(start).Seconds(), measure.CPUSeconds()-cpu
 	if err != nil {
 		return Report{}, err
@@ -285,9 +289,12 @@ func (r *Report) addExecutors(w localcluster.Work) {
 
 // runStream runs ds into sink with the AvailableNow trigger and returns the
 // progress of every batch, oldest first.
-func runStream(ctx context.Context, ds *dataset.Dataset, sink sinks.Sink, ckpt string, mode sinks.Mode) ([]microbatch.Progress, error) {
+func runStream(ctx context.Context, ds *dataset.Dataset, sink sinks.Sink, ckpt string, mode sinks.Mode, log *slog.Logger) ([]microbatch.Progress, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return measure.Run(ctx, microbatch.WriteStream(ds, sink).Trigger(microbatch.AvailableNow()).
-		Checkpoint(ckpt).OutputMode(mode))
+		Checkpoint(ckpt).OutputMode(mode).Logger(log))
 }
 
 // WriteText writes r for a reader: what ran, rows, rates and latencies.

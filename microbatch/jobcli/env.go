@@ -41,6 +41,7 @@ type Env struct {
 
 	jobName string
 	reg     *prometheus.Registry // the role's metrics (serve)
+	metrics *microbatch.Metrics  // the queries' series in reg
 	stop    context.CancelFunc
 	bar     *bar
 
@@ -54,7 +55,7 @@ type Env struct {
 // in cluster mode its tasks run on the executors, which rebuild the job
 // from params (Job.Tasks); in a batch job it drives the progress bar.
 func (e *Env) Dataset(params map[string]string) dataset.Config {
-	var cfg dataset.Config
+	cfg := dataset.Config{Logger: e.Log}
 	if e.Cluster != nil {
 		cfg.Cluster, cfg.Params = e.Cluster, params
 	}
@@ -124,9 +125,8 @@ func (e *Env) Start(ctx context.Context, w *microbatch.StreamWriter, o QueryOpti
 		}
 		trigger = microbatch.ProcessingTime(every)
 	}
-	log := e.Log.With("query", o.Name)
-	w.Checkpoint(dir).Trigger(trigger).OnProgress(func(p microbatch.Progress) {
-		log.Debug("batch done", "batch", p.Batch, "rows", p.InputRows, "rows_per_s", int64(p.ProcessedPerS), "took", p.Durations[microbatch.PhaseTotal])
+	// The query logs its start, each batch and its end itself, as "query".
+	w.QueryName(o.Name).Checkpoint(dir).Trigger(trigger).Logger(e.Log).Metrics(e.metrics).OnProgress(func(p microbatch.Progress) {
 		if e.bar != nil {
 			e.bar.rows(p.InputRows)
 		}
@@ -140,7 +140,6 @@ func (e *Env) Start(ctx context.Context, w *microbatch.StreamWriter, o QueryOpti
 	if err != nil {
 		return nil, fmt.Errorf("start query %s: %w", o.Name, err)
 	}
-	log.Info("query started", "id", q.ID(), "checkpoint", dir, "trigger", trigger.String())
 	e.mu.Lock()
 	e.queries = append(e.queries, q)
 	e.mu.Unlock()

@@ -69,6 +69,10 @@ type Command struct {
 	// Role is "batch", "backfill", "stream" or "executor": the command
 	// runs that role under its own name.
 	Role string
+	// Defaults are other default values of settings (by key) for this
+	// command: a demo that logs only warnings, say. Flags, environment and
+	// the --config file still override them.
+	Defaults map[string]string
 	// Run runs the command with the arguments after its name. On -h it
 	// prints its usage to stdout and returns nil or flag.ErrHelp; a bad
 	// argument is returned wrapped by Usage (exit status 2).
@@ -295,6 +299,21 @@ func (c *cli) load(role, command string, args []string) (*loader, *Settings, err
 	l, err := newLoader(envPrefix(c.job.Name), append(lists, common)...)
 	if err != nil {
 		return nil, nil, err
+	}
+	for _, cmd := range c.job.Commands {
+		if cmd.Name != command {
+			continue
+		}
+		for k, v := range cmd.Defaults {
+			st := l.byKey[k]
+			if st == nil {
+				return nil, nil, fmt.Errorf("jobcli: command %s: a default for %q, which is no setting", command, k)
+			}
+			if err := st.set(v); err != nil {
+				return nil, nil, fmt.Errorf("jobcli: command %s: default %s=%q: %w", command, k, v, err)
+			}
+			st.source = "default of " + command
+		}
 	}
 	fs := flag.NewFlagSet(command, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)

@@ -31,7 +31,8 @@ func (c *cli) role(ctx context.Context, role, command string, args []string) err
 	log := newLogger(c.stderr, s.LogLevel, s.LogFormat)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	env := &Env{Role: role, Log: log, Stdout: c.stdout, Stderr: c.stderr, Settings: *s, stop: stop, jobName: c.job.Name, reg: newRegistry()}
+	env := &Env{Role: role, Log: log, Stdout: c.stdout, Stderr: c.stderr, Settings: *s, stop: stop, jobName: c.job.Name}
+	env.reg, env.metrics = newRegistry()
 	if role == roleExecutor {
 		return c.executor(runCtx, env)
 	}

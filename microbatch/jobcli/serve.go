@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluicedata/sluice/internal/ui"
@@ -36,12 +35,18 @@ type endpoints struct {
 	UIURL, MetricsURL string
 }
 
-// newRegistry is the role's Prometheus registry: the engine's metrics and
-// the Go runtime's and the process's.
-func newRegistry() *prometheus.Registry {
+// newRegistry is the role's Prometheus registry and the queries' metrics
+// in it, with the Go runtime's and the process's.
+func newRegistry() (*prometheus.Registry, *microbatch.Metrics) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return reg
+	m, err := microbatch.NewMetrics(reg)
+	if err == nil {
+		err = microbatch.RegisterRuntime(reg)
+	}
+	if err != nil {
+		panic(fmt.Sprintf("jobcli: metrics of a new registry: %v", err)) // a fresh registry has no name taken
+	}
+	return reg, m
 }
 
 // serve starts the role's HTTP endpoints: the web UI of env's queries on

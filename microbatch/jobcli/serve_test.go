@@ -67,8 +67,11 @@ func TestAStreamServesItsWebUIAndMetrics(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if m := get(t, metricsURL[1]); !strings.Contains(m, "go_goroutines ") || !strings.Contains(m, "process_cpu_seconds_total ") {
-		t.Fatalf("/metrics lacks the Go runtime's and the process's metrics:\n%.500s", m)
+	m := get(t, metricsURL[1])
+	for _, want := range []string{"go_goroutines ", "process_cpu_seconds_total ", `sluice_batches_total{query="`, `sluice_input_rows_total{query="`, `sluice_batch_duration_seconds_bucket{`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s:\n%.3000s", want, m)
+		}
 	}
 	p.term(t)
 }
