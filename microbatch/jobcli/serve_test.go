@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicedata/sluice/internal/browsertest"
 )
 
 // get fetches url and returns its body, failing the test on an error or a
@@ -73,5 +75,16 @@ func TestAStreamServesItsWebUIAndMetrics(t *testing.T) {
 			t.Errorf("/metrics lacks %s:\n%.3000s", want, m)
 		}
 	}
+	// The page itself, in a real browser: it follows the query with no
+	// console error and its charts gain points.
+	b := browsertest.Open(t)
+	b.Navigate(uiURL[1])
+	b.WaitFor(`window.sluiceUI !== undefined && window.sluiceUI.points().rates >= 3`, 30*time.Second, func() string {
+		return browsertest.Eval[string](b, `document.body.innerText.slice(0, 500)`)
+	})
+	if errs := b.Errors(); len(errs) > 0 {
+		t.Errorf("the job's web UI logged errors in the browser: %q", errs)
+	}
+	b.Screenshot("jobcli-stream-ui")
 	p.term(t)
 }
