@@ -247,6 +247,11 @@ func Replay(ctx context.Context, w *StreamWriter, batch int64) (*ReplayReport, e
 		if errors.Is(err, state.ErrMissing) {
 			return nil, fmt.Errorf("%w: batch %d: the state it read was purged: %v", ErrNotReplayable, batch, err)
 		}
+		if errors.Is(err, sources.ErrOffsetGone) {
+			// Sources that find the input gone only when reading it
+			// (Kafka's split reader) say so here, not in Splits.
+			return nil, fmt.Errorf("%w: batch %d: a source no longer holds its input: %v", ErrNotReplayable, batch, err)
+		}
 		return nil, fmt.Errorf("replay batch %d: %w", batch, err)
 	}
 	if err := compareState(r, scratchFS, w.fs); err != nil {
