@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/dataset/plan"
@@ -186,6 +187,11 @@ func Replay(ctx context.Context, w *StreamWriter, batch int64) (*ReplayReport, e
 	cfg.Executor, cfg.Cluster = dataset.ExecutorLocal, nil
 	ds := w.ds.WithConfig(cfg)
 	mem := cfg.Allocator
+	if mem == nil {
+		// A Dataset without one uses the Go allocator; the sinks' readers
+		// take no nil.
+		mem = memory.DefaultAllocator
+	}
 	scratchFS := newScratchFS(w.fs)
 	stores := state.NewFileProvider(scratchFS, filepath.Join(cp.Dir(), "state"))
 	defer stores.Close()
@@ -240,6 +246,11 @@ func Replay(ctx context.Context, w *StreamWriter, batch int64) (*ReplayReport, e
 	if err != nil {
 		if errors.Is(err, state.ErrMissing) {
 			return nil, fmt.Errorf("%w: batch %d: the state it read was purged: %v", ErrNotReplayable, batch, err)
+		}
+		if errors.Is(err, sources.ErrOffsetGone) {
+			// Sources that find the input gone only when reading it
+			// (Kafka's split reader) say so here, not in Splits.
+			return nil, fmt.Errorf("%w: batch %d: a source no longer holds its input: %v", ErrNotReplayable, batch, err)
 		}
 		return nil, fmt.Errorf("replay batch %d: %w", batch, err)
 	}

@@ -11,8 +11,9 @@
 //	}
 //
 // and the binary has the commands batch, backfill, stream and executor
-// (those whose code the Job has), config print, version and help, plus
-// the Job's own Commands. Run is the same as a function, for tests.
+// (those whose code the Job has), checkpoint inspect|verify|replay, config
+// print, version and help, plus the Job's own Commands. Run is the same as
+// a function, for tests.
 //
 // In: the command line, the environment, an optional YAML file (--config
 // FILE or <NAME>_CONFIG) and SIGINT/SIGTERM. Out: the job's code run in
@@ -51,6 +52,21 @@
 //  7. Metrics and UI addresses (metrics-addr, ui-addr) are settings but
 //     nothing serves them yet.
 //
+// Checkpoint tools (checkpoint.go). inspect DIR and verify DIR read one
+// query's checkpoint directory with checkpoint.Inspect and
+// checkpoint.Verify, and need no job code; verify exits 1 when it finds a
+// problem. replay --batch N [--query NAME] takes the stream role's
+// settings and the job's config, runs Job.Stream in the replay role
+// (Env.Role "replay"), where Env.Start starts nothing but records the
+// StreamWriter with the checkpoint directory it would have given it
+// (Checkpoint(name); --checkpoint-dir is required, as a temporary one
+// holds no batch), then runs microbatch.Replay on the query --query names
+// (the only one by default) and the deferred functions. It exits 0 when
+// the batch replays identical, 1 on a difference or a refusal, each
+// printed; the job's own output goes to stderr, so --json output on
+// stdout parses. A job whose Stream uses the Query Start returns must
+// check env.Role: in the replay role it is nil.
+//
 // A role's main loop:
 //
 //	settings := load(defaults, file, env, flags); validate
@@ -63,6 +79,8 @@
 //	case stream:   job.Stream(ctx, env)                   // env.Start: ProcessingTime
 //	               wait for a signal (or a query failing)
 //	case executor: cluster.StartExecutor(..., dataset.NewTaskServer(job.Tasks)); wait for a signal; leave
+//	case replay:   job.Stream(ctx, env)                   // env.Start: record w, start nothing
+//	               microbatch.Replay(ctx, w of --query, --batch); print the report
 //	}
 //	stop queries; run env's deferred functions; exit 0, 1 or 2
 //

@@ -23,7 +23,8 @@ import (
 // the cluster in cluster mode, and the hooks that tie queries and
 // Datasets to the CLI's lifecycle and progress bar.
 type Env struct {
-	// Role is the command's role: batch, backfill, stream or executor.
+	// Role is the command's role: batch, backfill, stream, executor, or
+	// replay (checkpoint replay: Start records the query, runs nothing).
 	Role string
 	// Log is the job's logger (text, or JSON with --log-format json, on
 	// stderr, at --log-level).
@@ -49,6 +50,7 @@ type Env struct {
 	defers  []func() error
 	queries []*microbatch.Query
 	tmpDir  string
+	replay  *replayRecorder // the replay role's queries (checkpoint.go)
 }
 
 // Dataset is the dataset.Config a Dataset of the job takes (WithConfig):
@@ -106,7 +108,12 @@ type QueryOptions struct {
 // stream) and the CLI's progress listener, overriding what w had. The
 // query lives until the CLI stops it (SIGINT, SIGTERM, Stop) or, in
 // backfill, until it has read all its input; ctx only bounds the start.
+// In the replay role (checkpoint replay) it starts nothing: it records w
+// with that checkpoint for the replay and returns a nil Query.
 func (e *Env) Start(ctx context.Context, w *microbatch.StreamWriter, o QueryOptions) (*microbatch.Query, error) {
+	if e.replay != nil {
+		return nil, e.replay.record(e, w, o)
+	}
 	if e.Role != roleStream && e.Role != roleBackfill {
 		return nil, fmt.Errorf("jobcli: query %s: Start is for the stream and backfill roles, not %s", o.Name, e.Role)
 	}

@@ -187,6 +187,7 @@ func (c *cli) usage(w io.Writer) {
 	for _, cmd := range c.job.Commands {
 		line(cmd.Name, cmd.Summary)
 	}
+	line("checkpoint", checkpointSummary)
 	line("config print", "print the effective configuration as YAML, with each value's source")
 	line("version", "print the module version, VCS revision and Go version")
 	line("help", "print this help, or a command's: help <command>")
@@ -224,6 +225,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return nil
 	case name == "config":
 		return c.config(rest)
+	case name == "checkpoint":
+		return c.checkpoint(ctx, rest)
 	}
 	for _, cmd := range c.job.Commands {
 		if cmd.Name != name {

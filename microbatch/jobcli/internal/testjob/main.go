@@ -2,7 +2,10 @@
 // end-to-end tests: its batch role counts generated rows per key; its
 // stream and backfill roles read a rate source (RowsPerSecond rows per
 // second of processing time; backfill: the rows due between --from and
-// --to) and print each batch's row count and value range.
+// --to) and print each batch's row count and value range. With --parquet
+// DIR a second, stateful query (counts) counts the rows and sums the
+// values per key and second of event time, appending each closed window
+// to a Parquet table in DIR: what the checkpoint tools' tests replay.
 package main
 
 import (
@@ -20,6 +23,7 @@ import (
 	"github.com/sluicedata/sluice/microbatch/jobcli"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sinks/console"
+	"github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/sources/generate"
 )
 
@@ -33,6 +37,7 @@ type config struct {
 	Pause         time.Duration `roles:"batch" help:"how long the batch role waits before it runs (a window for a signal)"`
 	Verbose       bool          `help:"print more (a boolean flag: --verbose alone sets it)"`
 	MaxRowsPerKey int64         // no tag: the key is max-rows-per-key`
+	Parquet       string        `roles:"stream backfill" help:"also run query counts (rows and value sum per key and second), appended to Parquet in this directory"`
 }
 
 func (c *config) Validate() error {
@@ -89,8 +94,17 @@ func main() {
 			if err != nil {
 				return err
 			}
+			if _, err = env.Start(ctx, microbatch.WriteStream(ds.WithConfig(env.Dataset(params)), sink).OutputMode(sinks.Append),
+				jobcli.QueryOptions{Name: "rate", Every: 200 * time.Millisecond}); err != nil || cfg.Parquet == "" {
+				return err
+			}
+			params["query"], params["parquet"] = "counts", cfg.Parquet
+			sink, ds, err = build(params, env.Stdout)
+			if err != nil {
+				return err
+			}
 			_, err = env.Start(ctx, microbatch.WriteStream(ds.WithConfig(env.Dataset(params)), sink).OutputMode(sinks.Append),
-				jobcli.QueryOptions{Name: "rate", Every: 200 * time.Millisecond})
+				jobcli.QueryOptions{Name: "counts", Every: 200 * time.Millisecond})
 			return err
 		},
 		Tasks: func(env *jobcli.Env, params map[string]string) ([]sinks.Sink, []*dataset.Dataset, error) {
@@ -121,6 +135,18 @@ func build(params map[string]string, out io.Writer) (sinks.Sink, *dataset.Datase
 	src, err := generate.NewRate(rc)
 	if err != nil {
 		return nil, nil, err
+	}
+	if params["query"] == "counts" {
+		sink, err := parquet.NewStream(parquet.StreamConfig{Dir: params["parquet"]})
+		if err != nil {
+			return nil, nil, err
+		}
+		// Each window once, when the watermark (the newest row's time)
+		// passes its end: state lives across batches.
+		return sink, dataset.ReadStream(src).
+			WithWatermark("timestamp", 0).
+			GroupBy(dataset.Window("timestamp", time.Second), "key").
+			Agg(dataset.CountAll().As("n"), dataset.Sum(dataset.Col("value")).As("total")), nil
 	}
 	sink, err := console.New(console.Config{Out: out, Format: summary, MaxRows: 1 << 30})
 	if err != nil {
