@@ -71,7 +71,7 @@ func sluiceJob(cfg *demoConfig) jobcli.Job {
 		Commands: []jobcli.Command{
 			// The demo prints a line per batch on stdout: its log says only
 			// what goes wrong (--log-level info shows the engine's log).
-			{Name: "demo", Role: "stream", Defaults: map[string]string{"log-level": "warn"}, Summary: "the stream role under the demo's old name (make demo): orders generated into Kafka (in-process by default), hourly totals per customer printed each batch, written to a topic and, per closed hour, to Parquet"},
+			{Name: "demo", Role: "stream", Defaults: map[string]string{"log-level": "warn"}, Summary: "the stream role under the demo's old name (make demo): orders generated into Kafka (in-process by default), hourly totals per customer written to a topic and, per closed hour, to Parquet; a line per batch and the top customers every --every"},
 			{Name: "demo-batch", Role: "batch", Summary: "the batch role under its old name: orders written as Parquet, aggregated, printed"},
 			{Name: "certs", Summary: "a cluster CA, a certificate and key per node name, and a gossip key, in --dir (certs -h)",
 				Run: func(_ context.Context, args []string, stdout, _ io.Writer) error { return certs(args, stdout) }},
