@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/metrics"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/flight"
 )
@@ -33,6 +36,43 @@ type ExecutorStats struct {
 	// the memory those blocks take.
 	Runs        int   `json:"runs"`
 	BlockMemory int64 `json:"block_memory"`
+	// SpilledBlocks are the blocks of those runs written to the spill
+	// directory.
+	SpilledBlocks int `json:"spilled_blocks"`
+	// Runtime is the executor process's Go runtime.
+	Runtime *Runtime `json:"runtime,omitempty"`
+}
+
+// Runtime are a Go process's runtime figures (runtime/metrics); -1 where
+// this Go version has no such metric.
+type Runtime struct {
+	PID        int     `json:"pid"`
+	Goroutines int64   `json:"goroutines"`
+	HeapBytes  int64   `json:"heapBytes"`  // live and not yet swept heap objects
+	TotalBytes int64   `json:"totalBytes"` // all memory the runtime mapped
+	GCCycles   int64   `json:"gcCycles"`
+	Uptime     float64 `json:"uptimeSeconds"`
+}
+
+var processStart = time.Now()
+
+// ReadRuntime reads this process's runtime figures.
+func ReadRuntime() *Runtime {
+	samples := []metrics.Sample{
+		{Name: "/sched/goroutines:goroutines"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/gc/cycles/total:gc-cycles"},
+	}
+	metrics.Read(samples)
+	v := func(i int) int64 {
+		if samples[i].Value.Kind() != metrics.KindUint64 {
+			return -1
+		}
+		return int64(samples[i].Value.Uint64())
+	}
+	return &Runtime{PID: os.Getpid(), Goroutines: v(0), HeapBytes: v(1), TotalBytes: v(2), GCCycles: v(3),
+		Uptime: time.Since(processStart).Seconds()}
 }
 
 const actionStats = "stats"
@@ -49,7 +89,7 @@ func (e *Executor) Stats() ExecutorStats {
 	e.mu.Unlock()
 	return ExecutorStats{Tasks: e.tasks.Load(), TasksFailed: e.stats.failed.Load(),
 		Gets: e.stats.gets.Load(), BlocksServed: e.stats.blocks.Load(), BytesServed: e.stats.bytes.Load(),
-		Runs: runs, BlockMemory: e.BlockMemory()}
+		Runs: runs, BlockMemory: e.BlockMemory(), SpilledBlocks: e.Spilled(), Runtime: ReadRuntime()}
 }
 
 // serving counts one DoGet of blocks and returns stream counting the

@@ -4,9 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime"
-	"runtime/metrics"
 	"sort"
-	"time"
 
 	"github.com/sluicedata/sluice/cluster"
 )
@@ -26,24 +24,15 @@ type Executor struct {
 	// "excluded" (quarantined after a lost task, or of another build).
 	State string `json:"state"`
 	Slots int    `json:"slots"` // tasks it runs at once
-	// Runtime is this process's Go runtime, for the local process and the
-	// driver (executors do not report theirs).
+	// Runtime is the process's Go runtime: this one for the local
+	// process and the driver, an executor's as it reported it.
 	Runtime *RuntimeStats `json:"runtime,omitempty"`
 	// Stats are an executor's counters, as the driver asked them.
 	Stats *cluster.ExecutorStats `json:"stats,omitempty"`
 }
 
 // RuntimeStats are a Go process's runtime figures (runtime/metrics).
-type RuntimeStats struct {
-	PID        int     `json:"pid"`
-	Goroutines int64   `json:"goroutines"`
-	HeapBytes  int64   `json:"heapBytes"`  // live and not yet swept heap objects
-	TotalBytes int64   `json:"totalBytes"` // all memory the runtime mapped
-	GCCycles   int64   `json:"gcCycles"`
-	Uptime     float64 `json:"uptimeSeconds"`
-}
-
-var started = time.Now()
+type RuntimeStats = cluster.Runtime
 
 // LocalExecutors is the executor of local mode: this process, whose slots
 // are GOMAXPROCS (the in-process scheduler's default parallelism).
@@ -52,23 +41,7 @@ func LocalExecutors(context.Context) ([]Executor, error) {
 	return []Executor{{ID: host, Role: "local", State: "active", Slots: runtime.GOMAXPROCS(0), Runtime: readRuntime()}}, nil
 }
 
-func readRuntime() *RuntimeStats {
-	samples := []metrics.Sample{
-		{Name: "/sched/goroutines:goroutines"},
-		{Name: "/memory/classes/heap/objects:bytes"},
-		{Name: "/memory/classes/total:bytes"},
-		{Name: "/gc/cycles/total:gc-cycles"},
-	}
-	metrics.Read(samples)
-	v := func(i int) int64 {
-		if samples[i].Value.Kind() != metrics.KindUint64 {
-			return -1 // not in this Go version
-		}
-		return int64(samples[i].Value.Uint64())
-	}
-	return &RuntimeStats{PID: os.Getpid(), Goroutines: v(0), HeapBytes: v(1), TotalBytes: v(2), GCCycles: v(3),
-		Uptime: time.Since(started).Seconds()}
-}
+func readRuntime() *RuntimeStats { return cluster.ReadRuntime() }
 
 // clusterDriver is what ClusterExecutors reads of a *cluster.Driver.
 type clusterDriver interface {
@@ -97,13 +70,13 @@ func clusterExecutors(d clusterDriver) ExecutorsFunc {
 			seen[m.Name] = true
 			e := Executor{ID: m.Name, Role: "executor", Address: m.Meta.Flight, State: "active", Slots: m.Meta.Slots}
 			if s, ok := stats[m.Name]; ok {
-				e.Stats = &s
+				e.Stats, e.Runtime = &s, s.Runtime
 			}
 			execs = append(execs, e)
 		}
 		for name, s := range stats {
 			if !seen[name] {
-				execs = append(execs, Executor{ID: name, Role: "executor", State: "excluded", Stats: &s})
+				execs = append(execs, Executor{ID: name, Role: "executor", State: "excluded", Stats: &s, Runtime: s.Runtime})
 			}
 		}
 		sort.Slice(execs, func(i, j int) bool { return execs[i].ID < execs[j].ID })

@@ -2,6 +2,7 @@ package jobcli_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	"go.uber.org/goleak"
 
 	"github.com/sluicedata/sluice/cluster"
@@ -404,8 +406,13 @@ func TestAnExecutorRunsTheTasksOfADriver(t *testing.T) {
 	}
 	g, f := freePort(t, true), freePort(t, false)
 	seed := "127.0.0.1:" + g
-	e := start(t, ctx, append([]string{"executor", "--join", seed, "--bind", seed, "--flight", "127.0.0.1:" + f, "--slots", "2"}, files("executor")...)...)
+	e := start(t, ctx, append([]string{"executor", "--join", seed, "--bind", seed, "--flight", "127.0.0.1:" + f, "--slots", "2",
+		"--metrics-addr", "127.0.0.1:0"}, files("executor")...)...)
 	e.waitFor(t, e.stderr, "executor ready", 1, 30*time.Second)
+	metricsURL := regexp.MustCompile(`msg=metrics url=(\S+)`).FindStringSubmatch(e.stderr.String())
+	if metricsURL == nil {
+		t.Fatalf("the executor logged no metrics URL:\n%s", e.stderr.String())
+	}
 
 	// A batch job's tasks on the executor, counted by the progress bar.
 	b := run(t, nil, append([]string{"batch", "--join", seed, "--rows", "3000", "--keys", "3", "--progress", "always"}, files("driver")...)...)
@@ -413,8 +420,43 @@ func TestAnExecutorRunsTheTasksOfADriver(t *testing.T) {
 		t.Fatalf("batch on the cluster: exit %d\n%s%s", b.code, b.stdout, b.stderr)
 	}
 
-	d := start(t, ctx, append([]string{"stream", "--cluster-join", seed, "--checkpoint-dir", filepath.Join(dir, "ck"), "--trigger-interval", "200ms"}, files("driver")...)...)
+	// The executor's /metrics count its tasks, and pass Prometheus's lint.
+	mt := get(t, metricsURL[1])
+	if tm := regexp.MustCompile(`(?m)^sluice_executor_tasks_total (\d+)`).FindStringSubmatch(mt); tm == nil || tm[1] == "0" {
+		t.Errorf("the executor's metrics count no task after a batch job ran on it:\n%.2000s", mt)
+	}
+	if problems, err := promlint.New(strings.NewReader(mt)).Lint(); err != nil || len(problems) > 0 {
+		t.Errorf("promlint of the executor's metrics: %v %v", err, problems)
+	}
+
+	d := start(t, ctx, append([]string{"stream", "--cluster-join", seed, "--checkpoint-dir", filepath.Join(dir, "ck"), "--trigger-interval", "200ms",
+		"--ui-addr", "127.0.0.1:0"}, files("driver")...)...)
 	d.waitFor(t, d.stdout, `rows=[1-9]\d* min`, 2, 60*time.Second)
+	// The driver's UI lists the executor with its process's runtime.
+	ui := regexp.MustCompile(`msg="web UI" url=(\S+)`).FindStringSubmatch(d.stderr.String())
+	if ui == nil {
+		t.Fatalf("the driver logged no web UI:\n%s", d.stderr.String())
+	}
+	var execs struct {
+		Executors []struct {
+			Role    string `json:"role"`
+			Runtime *struct {
+				Goroutines int64 `json:"goroutines"`
+				HeapBytes  int64 `json:"heapBytes"`
+			} `json:"runtime"`
+			Stats *struct {
+				Tasks int64 `json:"tasks"`
+			} `json:"stats"`
+		} `json:"executors"`
+	}
+	body := get(t, ui[1]+"api/executors")
+	if err := json.Unmarshal([]byte(body), &execs); err != nil {
+		t.Fatalf("api/executors: %v\n%s", err, body)
+	}
+	if n := len(execs.Executors); n != 2 || execs.Executors[1].Role != "executor" || execs.Executors[1].Runtime == nil ||
+		execs.Executors[1].Runtime.Goroutines <= 0 || execs.Executors[1].Runtime.HeapBytes <= 0 || execs.Executors[1].Stats == nil || execs.Executors[1].Stats.Tasks == 0 {
+		t.Errorf("the driver's UI should list itself and the executor with its runtime and tasks: %s", body)
+	}
 	d.term(t)
 	if !strings.Contains(d.stderr.String(), `msg="executor joined"`) {
 		t.Errorf("the driver logged no executor joining:\n%s", d.stderr.String())

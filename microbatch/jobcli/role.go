@@ -226,6 +226,11 @@ func (c *cli) executor(ctx context.Context, env *Env) error {
 		env.finish()
 		return fmt.Errorf("executor: %w", startError(s, err))
 	}
+	if err := registerExecutor(env.reg, e); err != nil {
+		e.Close()
+		env.finish()
+		return fmt.Errorf("executor: metrics: %w", err)
+	}
 	if len(cfg.Seeds) == 0 {
 		log.Info("no --join: this executor starts a cluster of its own; others join it at its --bind address")
 	}

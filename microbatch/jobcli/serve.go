@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sluicedata/sluice/cluster"
 	"github.com/sluicedata/sluice/internal/ui"
 	"github.com/sluicedata/sluice/microbatch"
 )
@@ -158,4 +159,34 @@ func (e *Env) Queries() []*microbatch.Query {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return append([]*microbatch.Query(nil), e.queries...)
+}
+
+// registerExecutor adds an executor's counters to its /metrics: what the
+// driver's UI shows of it, for Prometheus.
+func registerExecutor(reg *prometheus.Registry, e *cluster.Executor) error {
+	stat := func(f func(cluster.ExecutorStats) float64) func() float64 {
+		return func() float64 { return f(e.Stats()) }
+	}
+	cs := []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_executor_tasks_total", Help: "Task attempts this executor was sent."},
+			stat(func(s cluster.ExecutorStats) float64 { return float64(s.Tasks) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_executor_tasks_failed_total", Help: "Task attempts that returned an error (their own, a fetch failure, a cancellation)."},
+			stat(func(s cluster.ExecutorStats) float64 { return float64(s.TasksFailed) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_executor_shuffle_blocks_served_total", Help: "Map output blocks served to other processes over Flight."},
+			stat(func(s cluster.ExecutorStats) float64 { return float64(s.BlocksServed) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sluice_executor_shuffle_served_bytes_total", Help: "Bytes of Flight messages sent serving map output blocks."},
+			stat(func(s cluster.ExecutorStats) float64 { return float64(s.BytesServed) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_executor_block_memory_bytes", Help: "Memory the map output blocks this executor holds take."},
+			stat(func(s cluster.ExecutorStats) float64 { return float64(s.BlockMemory) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_executor_spilled_blocks", Help: "Map output blocks held in the spill directory."},
+			stat(func(s cluster.ExecutorStats) float64 { return float64(s.SpilledBlocks) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_executor_runs", Help: "Driver runs (jobs, micro-batches) whose blocks this executor holds."},
+			stat(func(s cluster.ExecutorStats) float64 { return float64(s.Runs) })),
+	}
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }
