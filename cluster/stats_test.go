@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -63,8 +64,12 @@ func TestExecutorStatsCountTasksAndTheBytesOfTheBlocksServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, ok := got[e.Name()]; !ok || s != (ExecutorStats{}) {
-		t.Fatalf("stats before any work = %+v (present %v), want zeros for %s", got, ok, e.Name())
+	s, ok := got[e.Name()]
+	if !ok || s.Runtime == nil || s.Runtime.PID != os.Getpid() || s.Runtime.Goroutines <= 0 {
+		t.Fatalf("stats before any work = %+v (present %v), want this process's runtime for %s", got, ok, e.Name())
+	}
+	if s.Runtime = nil; s != (ExecutorStats{}) {
+		t.Fatalf("stats before any work = %+v, want zero counters for %s", s, e.Name())
 	}
 
 	for _, body := range []string{"a", "b", "fail"} {
