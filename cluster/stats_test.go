@@ -124,7 +124,7 @@ func TestExecutorStatsCountTasksAndTheBytesOfTheBlocksServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := got[e.Name()]
+	s = got[e.Name()]
 	if s.Tasks != 3 || s.TasksFailed != 1 || s.Gets != 1 || s.BlocksServed != 2 {
 		t.Fatalf("stats %+v: want 3 tasks, 1 failed, 1 get of 2 blocks", s)
 	}
