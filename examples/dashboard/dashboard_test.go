@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sluicedata/sluice/internal/browsertest"
+	"github.com/sluicedata/sluice/microbatch/jobcli"
 )
 
 // recount is snap's figures recomputed in plain Go from the events the
@@ -185,18 +187,60 @@ func complete(s Snapshot) bool {
 	return s.Conversion.Paid > 0 && len(s.Regions) > 0 && len(s.Minutes) > 0
 }
 
-// The dashboard run in-process: the figures it pushes are the generator's
-// events recounted, push after push, and cancelling its context stops it
-// cleanly (goleak checks that nothing is left running).
-func TestRunPushesTheEventsRecounted(t *testing.T) {
+var uiLine = regexp.MustCompile(`msg="web UI" url=(http://127\.0\.0\.1:\d+/)`)
+
+// checkUI fails unless the job's log names its web UI and the UI's API
+// lists the dashboard's three queries.
+func checkUI(t *testing.T, log string) {
+	t.Helper()
+	m := uiLine.FindStringSubmatch(log)
+	if m == nil {
+		t.Fatalf("the log names no web UI:\n%s", log)
+	}
+	client := http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(m[1] + "api/queries")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Job     string `json:"job"`
+		Queries []struct {
+			Name string `json:"name"`
+		} `json:"queries"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %sapi/queries: HTTP %d, %v", m[1], resp.StatusCode, err)
+	}
+	var names []string
+	for _, q := range list.Queries {
+		names = append(names, q.Name)
+	}
+	slices.Sort(names)
+	if want := []string{"conversion", "orders-per-minute", "revenue-by-region"}; list.Job != "dashboard" || !slices.Equal(names, want) {
+		t.Fatalf("the web UI lists job %q, queries %q; want dashboard, %q", list.Job, names, want)
+	}
+}
+
+// The dashboard's stream command run in-process through jobcli: the
+// figures it pushes are the generator's events recounted, push after
+// push; its web UI lists its queries; its checkpoints go to a directory
+// of the run under --checkpoint-dir; and cancelling the context (SIGTERM
+// in the binary) stops it cleanly (goleak checks that nothing is left
+// running).
+func TestStreamPushesTheEventsRecounted(t *testing.T) {
 	const seed, rate = 7, 400
+	ckpt := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out lockedBuffer
+	var out, log lockedBuffer
 	done := make(chan error, 1)
 	exited := make(chan struct{})
-	go func() { done <- Run(ctx, Config{Port: 0, Rate: rate, Seed: seed}, &out); close(exited) }()
+	args := []string{"stream", "--port", "0", "--ui-addr", "127.0.0.1:0", "--rate", strconv.Itoa(rate), "--seed", strconv.Itoa(seed),
+		"--checkpoint-dir", ckpt}
+	go func() { done <- jobcli.Run(ctx, dashboardJob(&Config{}), args, &out, &log); close(exited) }()
 	base := pageURL(t, &out, exited)
+	checkUI(t, log.String())
 
 	first := waitSnapshot(t, base, complete, "payments")
 	checkRecount(t, first, seed, rate)
@@ -209,13 +253,22 @@ func TestRunPushesTheEventsRecounted(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("Run after cancel: %v", err)
+			t.Fatalf("stream after cancel: %v\n%s", err, log.String())
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return within 30 s of its context ending")
+		t.Fatal("stream did not return within 30 s of its context ending")
 	}
 	if !strings.Contains(out.String(), "stopped: ") {
 		t.Fatalf("no summary printed:\n%s", out.String())
+	}
+	runs, err := filepath.Glob(filepath.Join(ckpt, "run-*"))
+	if err != nil || len(runs) != 1 || !strings.Contains(out.String(), "checkpoints in "+runs[0]+"\n") {
+		t.Fatalf("want one run's checkpoints under %s, printed: found %q (%v); output:\n%s", ckpt, runs, err, out.String())
+	}
+	for _, q := range []string{"conversion", "orders-per-minute", "revenue-by-region"} {
+		if _, err := os.Stat(filepath.Join(runs[0], q)); err != nil {
+			t.Errorf("no checkpoint of query %s: %v", q, err)
+		}
 	}
 }
 
@@ -266,10 +319,12 @@ func checkPage(t *testing.T, got shown, snap Snapshot) {
 	}
 }
 
-// The built dashboard in a real browser: the page loads with no console
-// error, shows the figures of the push it names exactly as the job emitted
-// them (and those are the generator's events recounted), shows new figures
-// a few seconds later, and SIGTERM stops the binary with exit code 0.
+// The built dashboard's stream command in a real browser: the page loads
+// with no console error, shows the figures of the push it names exactly as
+// the job emitted them (and those are the generator's events recounted),
+// shows new figures a few seconds later; the job's web UI, named in its
+// log, lists the three queries; and SIGTERM stops the binary with exit
+// code 0.
 func TestThePageShowsTheJobsFigures(t *testing.T) {
 	const seed, rate = 3, 300
 	b := browsertest.Open(t) // skips first when no Chromium can be had
@@ -284,7 +339,7 @@ func TestThePageShowsTheJobsFigures(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	var out lockedBuffer
-	cmd := exec.Command(bin, "-port", "0", "-rate", strconv.Itoa(rate), "-seed", strconv.Itoa(seed), "-duration", "5m")
+	cmd := exec.Command(bin, "stream", "--port", "0", "--ui-addr", "127.0.0.1:0", "--rate", strconv.Itoa(rate), "--seed", strconv.Itoa(seed), "--duration", "5m")
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -301,6 +356,7 @@ func TestThePageShowsTheJobsFigures(t *testing.T) {
 		}
 	})
 	base := pageURL(t, &out, exited)
+	checkUI(t, out.String())
 
 	b.Navigate(base)
 	progress := func() string {
