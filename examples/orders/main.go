@@ -2,19 +2,21 @@
 // per customer per hour, over a Parquet history of orders. The streaming
 // version of the same job function comes with the streaming engine.
 //
-//	go run ./examples/orders -input data/orders -out out/hourly
+//	go run ./examples/orders batch --input data/orders --out out/hourly
+//
+// Its main is jobcli's: batch is its one role (with a progress bar of the
+// tasks on a terminal), and it has version, config print and -h.
 package main
 
 import (
 	"context"
-	"flag"
-	"log"
 	"os"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/microbatch/jobcli"
 	"github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/sources/generate"
 )
@@ -32,32 +34,44 @@ func HourlyTotals(orders *dataset.Dataset) *dataset.Dataset {
 		)
 }
 
-func main() {
-	input := flag.String("input", "", "Parquet directory of orders (default: generate 100k orders into a temp dir)")
-	out := flag.String("out", "", "write the result here as Parquet (default: print the first rows)")
-	flag.Parse()
-	ctx := context.Background()
-	if *input == "" {
+// config is the job's settings (flags, ORDERS_* environment variables,
+// --config FILE).
+type config struct {
+	Input string `help:"Parquet directory of orders (default: generate 100k orders into a temp dir)"`
+	Out   string `help:"write the result here as Parquet (default: print the first rows)"`
+}
+
+func main() { jobcli.Main(job(&config{})) }
+
+// job is the binary's job; cfg receives its settings.
+func job(cfg *config) jobcli.Job {
+	return jobcli.Job{
+		Name:    "orders",
+		Summary: "orders totals order value per customer per hour over a Parquet history of orders.",
+		Config:  cfg,
+		Batch:   func(ctx context.Context, env *jobcli.Env) error { return run(ctx, env, cfg) },
+	}
+}
+
+// run is the job's batch role.
+func run(ctx context.Context, env *jobcli.Env, cfg *config) error {
+	input := cfg.Input
+	if input == "" {
 		dir, err := os.MkdirTemp("", "sluice-orders-")
 		if err != nil {
-			log.Fatal(err)
+			return err
 		}
-		defer os.RemoveAll(dir)
-		*input = dir + "/orders"
+		env.Defer(func() error { return os.RemoveAll(dir) })
+		input = dir + "/orders"
 		rec := generate.Orders{Seed: 1, Interval: 2 * time.Second, MaxDelay: time.Minute}.Record(memory.NewGoAllocator(), 0, 100_000)
 		defer rec.Release()
-		if err := dataset.FromRecords(generate.OrdersSchema, rec).Write(ctx, *input, dataset.WriteOptions{}); err != nil {
-			log.Fatal(err)
+		if err := dataset.FromRecords(generate.OrdersSchema, rec).Write(ctx, input, dataset.WriteOptions{}); err != nil {
+			return err
 		}
 	}
-	job := HourlyTotals(dataset.Read(*input)).OrderBy("hour", "customer")
-	if *out != "" {
-		if err := job.Write(ctx, *out, dataset.WriteOptions{Mode: parquet.Overwrite}); err != nil {
-			log.Fatal(err)
-		}
-		return
+	job := HourlyTotals(dataset.Read(input).WithConfig(env.Dataset(nil))).OrderBy("hour", "customer")
+	if cfg.Out != "" {
+		return job.Write(ctx, cfg.Out, dataset.WriteOptions{Mode: parquet.Overwrite})
 	}
-	if err := job.Show(ctx, 20); err != nil {
-		log.Fatal(err)
-	}
+	return job.ShowTo(ctx, env.Stdout, 20)
 }

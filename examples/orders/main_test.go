@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/microbatch/jobcli"
 	"github.com/sluicedata/sluice/sources/generate"
 )
 
@@ -75,5 +78,19 @@ func TestHourlyTotalsMatchPlainGo(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Fatalf("%s: %d rows, want %d; first got %q want %q", name, len(got), len(want), got[:min(3, len(got))], want[:3])
 		}
+	}
+}
+
+// The job's binary writes the hourly totals of its generated orders with
+// --out, through jobcli's batch role.
+func TestTheBatchRoleWritesTheTotals(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "hourly")
+	var stdout, stderr strings.Builder
+	if err := jobcli.Run(context.Background(), job(&config{}), []string{"batch", "--out", out, "--ui-addr", "", "--progress", "never"}, &stdout, &stderr); err != nil {
+		t.Fatalf("orders batch: %v\n%s", err, stderr.String())
+	}
+	n, err := dataset.Read(out).Count(context.Background())
+	if err != nil || n == 0 {
+		t.Fatalf("%s holds %d rows (%v)", out, n, err)
 	}
 }
