@@ -8,7 +8,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"os"
 	"time"
@@ -87,9 +86,5 @@ func run(ctx context.Context, args []string) error {
 
 // nexmarkCommand is `sluice nexmark`.
 func nexmarkCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		nexmarkUsage(stderr)
-		return jobcli.Usage(errors.New("nexmark: no subcommand (generate, run)"))
-	}
 	return nexmarkTo(ctx, args, stdout, stderr)
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 
 	nexmarklib "github.com/sluicedata/sluice/internal/nexmark"
+	"github.com/sluicedata/sluice/microbatch/jobcli"
 )
 
 // nexmarkTo runs `sluice nexmark generate|run` in this process through the
@@ -18,7 +19,7 @@ func nexmarkTo(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	c := nexmarkCommands(stdout, stderr)
 	if len(args) == 0 {
 		nexmarkUsage(stderr)
-		return errors.New("nexmark: no subcommand (generate, run)")
+		return jobcli.Usage(errors.New("no subcommand (generate, run)"))
 	}
 	var err error
 	switch args[0] {
@@ -33,14 +34,11 @@ func nexmarkTo(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return nil
 	default:
 		nexmarkUsage(stderr)
-		return fmt.Errorf("nexmark: unknown subcommand %q (generate, run)", args[0])
+		return jobcli.Usage(fmt.Errorf("unknown subcommand %q (generate, run)", args[0]))
 	}
-	if err != nil {
-		// The library's errors start with the subcommand ("run: ..."):
-		// this makes them "nexmark run: ...".
-		return fmt.Errorf("nexmark %w", err)
-	}
-	return nil
+	// The library's errors start with the subcommand ("run: ..."), the
+	// CLI adds the command: "sluice: nexmark: run: ...".
+	return err
 }
 
 func nexmarkCommands(stdout, stderr io.Writer) nexmarklib.Commands {

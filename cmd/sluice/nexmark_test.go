@@ -55,7 +55,7 @@ func TestNexmarkRunReportsAQuery(t *testing.T) {
 		t.Fatalf("report %q: %+v, %v", out.String(), rep, err)
 	}
 	err := nexmarkTo(ctx, []string{"run", "--query", "q99"}, &out, &errs)
-	if err == nil || !strings.Contains(err.Error(), `nexmark run: unknown query "q99" (want one of q0, q1, q2, q3, q4, q4-winning, q5, q7, q8, q11)`) {
+	if err == nil || !strings.Contains(err.Error(), `run: unknown query "q99" (want one of q0, q1, q2, q3, q4, q4-winning, q5, q7, q8, q11)`) {
 		t.Fatalf("an unknown query: %v", err)
 	}
 	errs.Reset()
