@@ -36,7 +36,7 @@ func TestNexmarkGenerateWritesTheThreeTables(t *testing.T) {
 		t.Errorf("meta %+v, %v", m, err)
 	}
 	err = run(ctx, []string{"nexmark", "generate", "--events", "10", "--out", out})
-	if err == nil || !strings.Contains(err.Error(), "nexmark generate: "+out+" is not empty") {
+	if err == nil || !strings.Contains(err.Error(), "nexmark: generate: "+out+" is not empty") {
 		t.Errorf("generate into a non-empty directory: %v", err)
 	}
 }
