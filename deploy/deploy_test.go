@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path"
@@ -289,7 +290,7 @@ func (c *checker) services() {
 
 func (c *checker) statefulSets() {
 	for _, s := range c.m.statefulSets {
-		svc := c.service(s.Spec.ServiceName)
+		svc := named(c.m.services, s.Spec.ServiceName)
 		switch {
 		case svc == nil:
 			c.errorf("StatefulSet %s: serviceName %q is no Service in the manifests", s.Name, s.Spec.ServiceName)
@@ -321,40 +322,15 @@ func (c *checker) deployments() {
 	}
 }
 
-func (c *checker) service(name string) *corev1.Service {
-	for _, s := range c.m.services {
-		if s.Name == name {
-			return s
+// named is the object in list called name, or nil.
+func named[T interface{ GetName() string }](list []T, name string) T {
+	for _, o := range list {
+		if o.GetName() == name {
+			return o
 		}
 	}
-	return nil
-}
-
-func (c *checker) secret(name string) *corev1.Secret {
-	for _, s := range c.m.secrets {
-		if s.Name == name {
-			return s
-		}
-	}
-	return nil
-}
-
-func (c *checker) claim(name string) *corev1.PersistentVolumeClaim {
-	for _, p := range c.m.claims {
-		if p.Name == name {
-			return p
-		}
-	}
-	return nil
-}
-
-func (c *checker) configMap(name string) *corev1.ConfigMap {
-	for _, cm := range c.m.configMaps {
-		if cm.Name == name {
-			return cm
-		}
-	}
-	return nil
+	var none T
+	return none
 }
 
 func secretHas(s *corev1.Secret, key string) bool {
@@ -412,7 +388,7 @@ func (c *checker) workload(w workload) {
 		volumes[v.Name] = v
 		switch {
 		case v.Secret != nil:
-			s := c.secret(v.Secret.SecretName)
+			s := named(c.m.secrets, v.Secret.SecretName)
 			if s == nil {
 				c.errorf("%s volume %s: Secret %q is not in %s", w.what, v.Name, v.Secret.SecretName, examplesFile)
 				continue
@@ -423,7 +399,7 @@ func (c *checker) workload(w workload) {
 				}
 			}
 		case v.PersistentVolumeClaim != nil:
-			if c.claim(v.PersistentVolumeClaim.ClaimName) == nil {
+			if named(c.m.claims, v.PersistentVolumeClaim.ClaimName) == nil {
 				c.errorf("%s volume %s: PersistentVolumeClaim %q is not in the manifests", w.what, v.Name, v.PersistentVolumeClaim.ClaimName)
 			}
 		}
@@ -489,7 +465,7 @@ func (c *checker) container(where string, ctr corev1.Container, volumes map[stri
 		env[e.Name] = e
 		if e.ValueFrom != nil && e.ValueFrom.ConfigMapKeyRef != nil {
 			ref := e.ValueFrom.ConfigMapKeyRef
-			cm := c.configMap(ref.Name)
+			cm := named(c.m.configMaps, ref.Name)
 			if cm == nil {
 				c.errorf("%s: env %s: ConfigMap %q is not in the manifests", where, e.Name, ref.Name)
 			} else if _, ok := cm.Data[ref.Key]; !ok {
@@ -498,7 +474,7 @@ func (c *checker) container(where string, ctr corev1.Container, volumes map[stri
 		}
 		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
 			ref := e.ValueFrom.SecretKeyRef
-			if s := c.secret(ref.Name); s == nil || !secretHas(s, ref.Key) {
+			if s := named(c.m.secrets, ref.Name); s == nil || !secretHas(s, ref.Key) {
 				c.errorf("%s: env %s: Secret %q with key %q is not in %s", where, e.Name, ref.Name, ref.Key, examplesFile)
 			}
 		}
@@ -643,7 +619,7 @@ func (c *checker) seeds(where, flag, list string) {
 			continue
 		}
 		name, _, _ := strings.Cut(host, ".") // sluice-executors or its FQDN
-		svc := c.service(name)
+		svc := named(c.m.services, name)
 		if svc == nil {
 			c.errorf("%s: --%s seed %q: %s is no Service in the manifests", where, flag, seed, name)
 			continue
@@ -727,7 +703,7 @@ func (c *checker) secretFile(where string, ctr corev1.Container, volumes map[str
 		c.errorf("%s: --%s %s is key %q of Secret %s, want key %q of Secret %s", where, flag, file, got, v.Secret.SecretName, key, secret)
 		return
 	}
-	if s := c.secret(secret); s != nil && !secretHas(s, key) {
+	if s := named(c.m.secrets, secret); s != nil && !secretHas(s, key) {
 		c.errorf("%s: --%s: Secret %s has no key %q", where, flag, secret, key)
 	}
 }
@@ -766,7 +742,7 @@ func (c *checker) checkpointMounts(where string, ctr corev1.Container, volumes m
 		return
 	}
 	claim := volumes[vm.Name].PersistentVolumeClaim.ClaimName
-	if p := c.claim(claim); p != nil && !slices.Contains(p.Spec.AccessModes, corev1.ReadWriteMany) {
+	if p := named(c.m.claims, claim); p != nil && !slices.Contains(p.Spec.AccessModes, corev1.ReadWriteMany) {
 		c.errorf("%s: checkpoint claim %s is not ReadWriteMany: executors on other nodes cannot reach it", where, claim)
 	}
 	for _, s := range c.m.statefulSets {
@@ -1167,10 +1143,7 @@ func TestCheckRejects(t *testing.T) {
 			want: "POD_IP must come from the downward API"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			files := map[string][]byte{}
-			for k, v := range good {
-				files[k] = v
-			}
+			files := maps.Clone(good)
 			if tc.file != "" {
 				files[tc.file] = []byte(mustReplace(t, string(good[tc.file]), tc.old, tc.new))
 			}
