@@ -42,7 +42,9 @@ var (
 func chromium(t testing.TB) string {
 	t.Helper()
 	findOnce.Do(func() {
-		cmd := exec.Command(filepath.Join(testenv.Root(), "scripts", "chromium"))
+		// The first test's context bounds the script (it may run apt-get).
+		cmd := exec.CommandContext(t.Context(), filepath.Join(testenv.Root(), "scripts", "chromium"))
+		cmd.WaitDelay = 5 * time.Second
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
@@ -77,7 +79,9 @@ func Open(t testing.TB) *Browser {
 		chromedp.NoSandbox, // tests run as root in CI containers
 		chromedp.DisableGPU,
 		chromedp.WindowSize(1280, 1000),
-		chromedp.UserDataDir(t.TempDir()),
+		// No UserDataDir: only for a profile directory of its own making
+		// does chromedp kill Chromium's children (zygote, network service)
+		// that outlive the browser, and remove the directory after them.
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	b := &Browser{t: t, urls: map[network.RequestID]string{}}
