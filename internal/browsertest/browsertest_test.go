@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/sluicedata/sluice/internal/browsertest"
 )
 
@@ -59,3 +61,6 @@ func TestTheBrowserReportsConsoleErrorsExceptionsAndOutsideRequests(t *testing.T
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Chromium and chromedp's goroutines end with the test.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
