@@ -72,7 +72,9 @@
   // ---- charts ----
   function makeChart(name, series, yLabel) {
     const target = $("chart-" + name);
-    target.replaceChildren();
+    // destroy, not just dropping its DOM: uPlot keeps every live chart in
+    // a global set, so a replaced one would stay there with its data.
+    ui.charts[name]?.u.destroy();
     const opts = {
       width: Math.max(target.clientWidth, 300),
       height: 200,
