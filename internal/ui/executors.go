@@ -38,10 +38,8 @@ type RuntimeStats = cluster.Runtime
 // are GOMAXPROCS (the in-process scheduler's default parallelism).
 func LocalExecutors(context.Context) ([]Executor, error) {
 	host, _ := os.Hostname()
-	return []Executor{{ID: host, Role: "local", State: "active", Slots: runtime.GOMAXPROCS(0), Runtime: readRuntime()}}, nil
+	return []Executor{{ID: host, Role: "local", State: "active", Slots: runtime.GOMAXPROCS(0), Runtime: cluster.ReadRuntime()}}, nil
 }
-
-func readRuntime() *RuntimeStats { return cluster.ReadRuntime() }
 
 // clusterDriver is what ClusterExecutors reads of a *cluster.Driver.
 type clusterDriver interface {
@@ -59,7 +57,7 @@ func ClusterExecutors(d *cluster.Driver) ExecutorsFunc { return clusterExecutors
 
 func clusterExecutors(d clusterDriver) ExecutorsFunc {
 	return func(ctx context.Context) ([]Executor, error) {
-		out := []Executor{{ID: d.Name(), Role: "driver", State: "active", Runtime: readRuntime()}}
+		out := []Executor{{ID: d.Name(), Role: "driver", State: "active", Runtime: cluster.ReadRuntime()}}
 		// Stats first: it asks every live executor, excluded ones too, so
 		// the executors it answers for and the active list below agree
 		// on all but those that came or went in between.
