@@ -93,9 +93,11 @@ func StreamJob(p map[string]string) ([]sinks.Sink, []*dataset.Dataset, error) {
 	}
 	o.Query, o.Input = p["query"], p["input"]
 	o.Events, o.BatchEvents = num("events"), num("batch_events")
-	o.Seed = uint64(num("seed"))
 	if err != nil {
 		return nil, nil, err
+	}
+	if o.Seed, err = strconv.ParseUint(p["seed"], 10, 64); err != nil {
+		return nil, nil, fmt.Errorf("parameter seed=%q: %w", p["seed"], err)
 	}
 	if o.EventRate, err = strconv.ParseFloat(p["event_rate"], 64); err != nil {
 		return nil, nil, fmt.Errorf("parameter event_rate=%q: %w", p["event_rate"], err)
