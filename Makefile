@@ -49,7 +49,7 @@ bench: ## run the benchmarks (TPC-H Q1 and Q6 at BENCH_SF, the streaming window 
 # on 2 executor processes (--cluster 0 is local), interleaved, the same
 # events; then the one-row micro-batch latency in both modes.
 BENCH_CLUSTER_EVENTS ?= 10000000
-BENCH_CLUSTER_RUNS   ?= 3
+BENCH_CLUSTER_RUNS   ?= 5
 .PHONY: bench-cluster
 bench-cluster: ## run Nexmark q0 q5 q8 q11 locally and on 2 executor processes (interleaved, BENCH_CLUSTER_RUNS times) and the one-row batch latency in both modes; print the ratios and write the cluster section of benchmarks/RESULTS.md
 	@mkdir -p .cache/bin
