@@ -343,7 +343,7 @@ func replayable(cp *checkpoint.Checkpoint, batch int64) (*checkpoint.OffsetEntry
 // stateLoadable refuses a batch whose state version some operator range
 // no longer has (purged), before anything runs.
 func stateLoadable(fsys vfs.FS, dir string, version int64) error {
-	files, err := state.ListFiles(fsys, filepath.Join(dir, "state"))
+	files, err := state.ListNames(fsys, filepath.Join(dir, "state"))
 	if err != nil {
 		return err
 	}

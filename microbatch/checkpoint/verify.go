@@ -159,7 +159,8 @@ func (c *Checkpoint) readMetadata() (*Metadata, bool, error) {
 
 func verifyState(fsys vfs.FS, cp *Checkpoint, meta *Metadata, l layout, r *Report) {
 	dir := filepath.Join(cp.dir, "state")
-	files, err := state.ListFiles(fsys, dir)
+	// CheckFile reads each file whole; ListFiles would read it first.
+	files, err := state.ListNames(fsys, dir)
 	if err != nil {
 		r.addErr(dir, err)
 		return
@@ -167,12 +168,13 @@ func verifyState(fsys vfs.FS, cp *Checkpoint, meta *Metadata, l layout, r *Repor
 	mem := memory.NewGoAllocator()
 	for _, f := range files {
 		r.Files++
-		if _, err := state.CheckFile(fsys, f.Path, mem); err != nil {
+		checked, err := state.CheckFile(fsys, f.Path, mem)
+		if err != nil {
 			r.addErr(f.Path, err)
 			continue
 		}
-		if meta != nil && f.KeyGroups != meta.KeyGroups {
-			r.add(f.Path, "written with %d key groups, %s pins %d", f.KeyGroups, metadataName, meta.KeyGroups)
+		if meta != nil && checked.KeyGroups != meta.KeyGroups {
+			r.add(f.Path, "written with %d key groups, %s pins %d", checked.KeyGroups, metadataName, meta.KeyGroups)
 		}
 	}
 	if meta == nil {
