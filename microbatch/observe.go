@@ -47,15 +47,13 @@ func (q *Query) backlogs(ctx context.Context, e *checkpoint.OffsetEntry) map[str
 	return out
 }
 
-// badRecords logs, at Warn, what the batch's reads skipped and
-// dead-lettered (the tasks' counts, sources.BadRecordCounter) and returns
-// it by source.
-func (q *Query) badRecords(ctx context.Context, batch int64, m *exec.Metrics) (skipped, dead map[string]int64) {
+// logBadRecords logs, at Warn, what the batch's reads skipped and
+// dead-lettered (the tasks' counts, sources.BadRecordCounter).
+func (q *Query) logBadRecords(ctx context.Context, batch int64, m *exec.Metrics) {
 	for _, name := range slices.Sorted(maps.Keys(m.Skipped)) {
 		q.log.LogAttrs(ctx, slog.LevelWarn, "bad records", slog.Int64(logBatch, batch), slog.String(logSource, name),
 			slog.Int64("skipped", m.Skipped[name]), slog.Int64("dead_lettered", m.DeadLettered[name]))
 	}
-	return m.Skipped, m.DeadLettered
 }
 
 // logBatch writes the batch's Info line: its heartbeat in the log.

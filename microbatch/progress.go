@@ -193,9 +193,5 @@ func jsonOffset(o sources.Offset) json.RawMessage {
 type jsonFloat float64
 
 func (f jsonFloat) MarshalJSON() ([]byte, error) {
-	v := float64(f)
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		v = 0
-	}
-	return strconv.AppendFloat(nil, v, 'f', -1, 64), nil
+	return strconv.AppendFloat(nil, finite(float64(f)), 'f', -1, 64), nil
 }

@@ -569,10 +569,6 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 			}
 			entry.Sources[s.Name()] = checkpoint.SourceOffsets{Identity: s.Identity(), Start: start, End: end}
 		}
-		q.backlog = nil
-		if hasData || (closesWindows && wm > lastWM) || timesOut {
-			q.backlog = q.backlogs(ctx, entry)
-		}
 		if !hasData && !(closesWindows && wm > lastWM) && !timesOut {
 			if w.trigger.kind != kindProcessingTime {
 				return nil
@@ -583,6 +579,7 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 			}
 			continue
 		}
+		q.backlog = q.backlogs(ctx, entry)
 		pre[PhaseLatestOffset] = w.clock.Now().Sub(tick)
 		t := w.clock.Now()
 		if err := q.cp.WriteOffsets(entry); err != nil {
@@ -853,9 +850,8 @@ func (q *Query) report(ctx context.Context, p *Progress, m *exec.Metrics, began,
 		q.progress = q.progress[len(q.progress)-100:]
 	}
 	q.mu.Unlock()
-	skipped, dead := q.badRecords(ctx, p.Batch, m)
-	now := q.w.clock.Now()
-	q.w.metrics.observe(q.label, p, now, skipped, dead)
+	q.logBadRecords(ctx, p.Batch, m)
+	q.w.metrics.observe(q.label, p, q.w.clock.Now(), m.Skipped, m.DeadLettered)
 	q.logBatch(ctx, p)
 	if q.w.listen != nil {
 		q.w.listen(*p)

@@ -226,7 +226,7 @@ func Replay(ctx context.Context, w *StreamWriter, batch int64) (*ReplayReport, e
 	}
 	for _, name := range slices.Sorted(maps.Keys(e.Sources)) {
 		o := e.Sources[name]
-		r.Sources = append(r.Sources, ReplaySourceRange{Name: name, Start: nullJSON(o.Start), End: nullJSON(o.End)})
+		r.Sources = append(r.Sources, ReplaySourceRange{Name: name, Start: jsonOffset(o.Start), End: jsonOffset(o.End)})
 	}
 
 	splits := map[string][]sources.Split{}
@@ -318,7 +318,7 @@ func compareState(r *ReplayReport, scratch *scratchFS, base vfs.FS) error {
 // replayable reads batch's offsets, refusing a batch that is not
 // committed or whose files were purged, and a foreign offsets file.
 func replayable(cp *checkpoint.Checkpoint, batch int64) (*checkpoint.OffsetEntry, error) {
-	offsets, commits, err := cp.Batches()
+	_, commits, err := cp.Batches() // a commit always has its offsets (the shape checks it)
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +333,6 @@ func replayable(cp *checkpoint.Checkpoint, batch int64) (*checkpoint.OffsetEntry
 				ErrNotReplayable, batch, cp.Dir(), commits[0], commits[len(commits)-1])
 		}
 	}
-	_ = offsets // a commit always has its offsets (the shape checks it)
 	e, err := cp.OwnedOffsets(batch)
 	if errors.Is(err, checkpoint.ErrForeign) {
 		return nil, fmt.Errorf("%w: %w", ErrIncompatibleCheckpoint, err)
@@ -344,7 +343,7 @@ func replayable(cp *checkpoint.Checkpoint, batch int64) (*checkpoint.OffsetEntry
 // stateLoadable refuses a batch whose state version some operator range
 // no longer has (purged), before anything runs.
 func stateLoadable(fsys vfs.FS, dir string, version int64) error {
-	files, err := state.ListFiles(fsys, filepath.Join(dir, "state"))
+	files, err := state.ListNames(fsys, filepath.Join(dir, "state"))
 	if err != nil {
 		return err
 	}
@@ -364,13 +363,6 @@ func stateLoadable(fsys vfs.FS, dir string, version int64) error {
 		}
 	}
 	return nil
-}
-
-func nullJSON(b json.RawMessage) json.RawMessage {
-	if b == nil {
-		return json.RawMessage("null")
-	}
-	return b
 }
 
 func releaseAll(recs []arrow.Record) {

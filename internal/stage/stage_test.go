@@ -14,6 +14,7 @@ import (
 
 	"github.com/sluicedata/sluice/internal/stage"
 	"github.com/sluicedata/sluice/sinks"
+	"github.com/sluicedata/sluice/sinks/sinktest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -36,22 +37,7 @@ func prepare(t *testing.T, ctx context.Context, st *stage.Stage, mem memory.Allo
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, js := range rows {
-		rec, _, err := array.RecordFromJSON(mem, schema, strings.NewReader(js))
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = w.Write(rec)
-		rec.Release()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	msg, err := w.Prepare()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return msg
+	return sinktest.WriteJSON(t, w, mem, schema, rows...)
 }
 
 func render(recs []arrow.Record) string {

@@ -45,6 +45,28 @@ type FileInfo struct {
 // are not state files are skipped, as the store skips them. A missing dir
 // is empty.
 func ListFiles(fsys vfs.FS, dir string) ([]FileInfo, error) {
+	out, err := ListNames(fsys, dir)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		fi := &out[i]
+		if data, err := fsys.ReadFile(fi.Path); err == nil {
+			fi.Bytes = int64(len(data))
+			if md, err := footerMetadata(data); err == nil {
+				if n, err := strconv.ParseInt(md[mdRows], 10, 64); err == nil {
+					fi.Rows = n
+				}
+				fi.KeyGroups, _ = strconv.Atoi(md[mdKeyGroups])
+			}
+		}
+	}
+	return out, nil
+}
+
+// ListNames is ListFiles without reading any file: only what the paths
+// say (Bytes and KeyGroups 0, Rows -1), which is all Loadable needs.
+func ListNames(fsys vfs.FS, dir string) ([]FileInfo, error) {
 	ops, err := fsys.List(dir)
 	if err != nil {
 		return nil, fmt.Errorf("state: list %s: %w", dir, err)
@@ -70,17 +92,7 @@ func ListFiles(fsys vfs.FS, dir string) ([]FileInfo, error) {
 				if !ok {
 					continue
 				}
-				fi := FileInfo{Path: filepath.Join(rdir, name), Operator: op, Lo: lo, Hi: hi, Version: v, Kind: kind, Rows: -1}
-				if data, err := fsys.ReadFile(fi.Path); err == nil {
-					fi.Bytes = int64(len(data))
-					if md, err := footerMetadata(data); err == nil {
-						if n, err := strconv.ParseInt(md[mdRows], 10, 64); err == nil {
-							fi.Rows = n
-						}
-						fi.KeyGroups, _ = strconv.Atoi(md[mdKeyGroups])
-					}
-				}
-				out = append(out, fi)
+				out = append(out, FileInfo{Path: filepath.Join(rdir, name), Operator: op, Lo: lo, Hi: hi, Version: v, Kind: kind, Rows: -1})
 			}
 		}
 	}

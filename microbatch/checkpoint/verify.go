@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -158,7 +159,8 @@ func (c *Checkpoint) readMetadata() (*Metadata, bool, error) {
 
 func verifyState(fsys vfs.FS, cp *Checkpoint, meta *Metadata, l layout, r *Report) {
 	dir := filepath.Join(cp.dir, "state")
-	files, err := state.ListFiles(fsys, dir)
+	// CheckFile reads each file whole; ListFiles would read it first.
+	files, err := state.ListNames(fsys, dir)
 	if err != nil {
 		r.addErr(dir, err)
 		return
@@ -166,12 +168,13 @@ func verifyState(fsys vfs.FS, cp *Checkpoint, meta *Metadata, l layout, r *Repor
 	mem := memory.NewGoAllocator()
 	for _, f := range files {
 		r.Files++
-		if _, err := state.CheckFile(fsys, f.Path, mem); err != nil {
+		checked, err := state.CheckFile(fsys, f.Path, mem)
+		if err != nil {
 			r.addErr(f.Path, err)
 			continue
 		}
-		if meta != nil && f.KeyGroups != meta.KeyGroups {
-			r.add(f.Path, "written with %d key groups, %s pins %d", f.KeyGroups, metadataName, meta.KeyGroups)
+		if meta != nil && checked.KeyGroups != meta.KeyGroups {
+			r.add(f.Path, "written with %d key groups, %s pins %d", checked.KeyGroups, metadataName, meta.KeyGroups)
 		}
 	}
 	if meta == nil {
@@ -181,49 +184,36 @@ func verifyState(fsys vfs.FS, cp *Checkpoint, meta *Metadata, l layout, r *Repor
 	for _, op := range meta.Identity.Operators {
 		ops[op.ID] = true
 	}
+	// Batch N reads state version N and commits N+1: the next batch reads
+	// one past the last commit, and an uncommitted batch may have committed
+	// its state already.
+	lastCommit, committed := l.lastCommit()
+	// The newest batch in either log (the shape may be broken).
+	newest, logged := l.lastOffsets()
+	if committed && (!logged || lastCommit > newest) {
+		newest, logged = lastCommit, true
+	}
 	byOp := groupState(files)
-	for _, op := range slicesSorted(byOp) {
+	for _, op := range slices.Sorted(maps.Keys(byOp)) {
 		if !ops[op] {
 			r.add(filepath.Join(dir, op), "state of no operator of %s's identity", metadataName)
 			continue
 		}
 		ranges := byOp[op]
-		keys := make([][2]int, 0, len(ranges))
-		for k := range ranges {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, func(a, b [2]int) int { return a[0] - b[0] })
-		for _, k := range keys {
+		for _, k := range slices.SortedFunc(maps.Keys(ranges), func(a, b [2]int) int { return a[0] - b[0] }) {
 			rdir := filepath.Join(dir, op, fmt.Sprintf("%d-%d", k[0], k[1]))
 			var latest int64
 			for _, f := range ranges[k] {
 				latest = max(latest, f.Version)
 			}
-			// Batch N reads state version N and commits N+1: the next batch
-			// reads one past the last commit, and an uncommitted batch may
-			// have committed its state already.
-			if lc, ok := l.lastCommit(); ok {
-				if why := state.Loadable(ranges[k], lc+1); why != "" {
-					r.add(rdir, "the next batch (%d) cannot load its state: %s", lc+1, why)
+			if committed {
+				if why := state.Loadable(ranges[k], lastCommit+1); why != "" {
+					r.add(rdir, "the next batch (%d) cannot load its state: %s", lastCommit+1, why)
 				}
-			}
-			// The newest batch in either log (the shape may be broken).
-			newest, logged := l.lastOffsets()
-			if lc, ok := l.lastCommit(); ok && (!logged || lc > newest) {
-				newest, logged = lc, true
 			}
 			if !logged || latest > newest+1 {
 				r.add(rdir, "state version %d is ahead of the logs (%s): state of another run of the query?", latest, l.offsetState())
 			}
 		}
 	}
-}
-
-func slicesSorted[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
 }

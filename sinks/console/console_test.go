@@ -66,20 +66,7 @@ func TestPrintsEachCommittedBatchOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rec, _, err := array.RecordFromJSON(mem, schema, strings.NewReader(js))
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = w.Write(rec)
-			rec.Release()
-			if err != nil {
-				t.Fatal(err)
-			}
-			msg, err := w.Prepare()
-			if err != nil {
-				t.Fatal(err)
-			}
-			msgs = append(msgs, msg)
+			msgs = append(msgs, sinktest.WriteJSON(t, w, mem, schema, js))
 		}
 		if err := s.Commit(ctx, b, msgs); err != nil {
 			t.Fatal(err)

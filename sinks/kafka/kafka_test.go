@@ -407,24 +407,11 @@ func TestErrorsNameBrokersAndTopic(t *testing.T) {
 			big := sinks.Batch{ID: 0, Mode: sinks.Append, Schema: rowSchema}
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
-			rb := array.NewRecordBuilder(mem, rowSchema)
-			rb.Field(0).(*array.Int64Builder).Append(1)
-			rb.Field(1).(*array.StringBuilder).Append(strings.Repeat("x", 5000))
-			rec := rb.NewRecord()
-			rb.Release()
 			w, err := s.NewWriter(context.Background(), big, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = w.Write(rec)
-			rec.Release()
-			if err != nil {
-				t.Fatal(err)
-			}
-			msg, err := w.Prepare()
-			if err != nil {
-				t.Fatal(err)
-			}
+			msg := sinktest.WriteJSON(t, w, mem, rowSchema, `[{"id": 1, "key": "`+strings.Repeat("x", 5000)+`"}]`)
 			err = s.Commit(context.Background(), big, []sinks.CommitMessage{msg})
 			t.Logf("too large: %v", err)
 			if !errors.Is(err, ErrRecordTooLarge) || !strings.Contains(err.Error(), topic+"[") {

@@ -184,22 +184,7 @@ func writeTask(t *testing.T, ctx context.Context, s *memsink.Sink, mem memory.Al
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, js := range rows {
-		rec, _, err := array.RecordFromJSON(mem, kv, strings.NewReader(js))
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = w.Write(rec)
-		rec.Release()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	msg, err := w.Prepare()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return msg
+	return sinktest.WriteJSON(t, w, mem, kv, rows...)
 }
 
 func TestACorruptRemoteMessageIsAClearError(t *testing.T) {

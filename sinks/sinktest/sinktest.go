@@ -396,3 +396,26 @@ var cases = []struct {
 		}
 	}},
 }
+
+// WriteJSON writes each JSON array of rows as one record of schema through
+// w (releasing it right after Write), prepares w and returns its commit
+// message; any error fails t.
+func WriteJSON(t testing.TB, w sinks.Writer, mem memory.Allocator, schema *arrow.Schema, records ...string) sinks.CommitMessage {
+	t.Helper()
+	for _, js := range records {
+		rec, _, err := array.RecordFromJSON(mem, schema, strings.NewReader(js))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = w.Write(rec)
+		rec.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	msg, err := w.Prepare()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}

@@ -331,23 +331,19 @@ func (s *Source) Backlog(ctx context.Context, end sources.Offset) (sources.Offse
 			})
 		}
 	}
+	// Only end's partitions lag (one end does not read yet has no lag);
+	// one avail does not know lags 0.
 	latest := e.T.clone()
 	var lag int64
 	per := map[string]int64{}
-	avail.each(func(t string, p int32, hi int64) {
-		at, ok := e.T.get(t, p)
-		if !ok {
-			return // a partition end does not read (yet)
+	e.T.each(func(t string, p int32, at int64) {
+		var l int64
+		if hi, ok := avail.get(t, p); ok {
+			l = max(hi-at, 0)
 		}
-		l := max(hi-at, 0)
 		latest.set(t, p, at+l)
 		per[t+"/"+strconv.Itoa(int(p))] = l
 		lag += l
-	})
-	e.T.each(func(t string, p int32, _ int64) {
-		if _, ok := per[t+"/"+strconv.Itoa(int(p))]; !ok {
-			per[t+"/"+strconv.Itoa(int(p))] = 0
-		}
 	})
 	return encode(offset{T: latest}), lag, per, nil
 }
