@@ -31,7 +31,8 @@ import (
 
 // Config is one member's configuration, driver or executor.
 type Config struct {
-	// Bind is the gossip address (default 127.0.0.1:0), Advertise the
+	// Bind is the gossip address (default MembershipConfig.Bind's,
+	// 127.0.0.1:0), Advertise the
 	// host others reach this member at (default the bound IP), Seeds the
 	// gossip addresses of members to join.
 	Bind      string
@@ -69,9 +70,6 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Bind == "" {
-		c.Bind = "127.0.0.1:0"
-	}
 	if c.Flight == "" {
 		c.Flight = "127.0.0.1:0"
 	}
@@ -170,17 +168,11 @@ func startNode(ctx context.Context, cfg Config, role string, svc flight.FlightSe
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 5 * time.Second, Timeout: 5 * time.Second}),
 	)
 	flight.RegisterFlightServiceServer(n.srv, svc)
-	flightAddr := lis.Addr().String()
+	flightAddr, advertise := lis.Addr().String(), ""
 	if cfg.Advertise != "" {
 		_, port, _ := net.SplitHostPort(flightAddr)
 		flightAddr = net.JoinHostPort(cfg.Advertise, port)
-	}
-	advertise := ""
-	if cfg.Advertise != "" {
-		_, port, err := net.SplitHostPort(cfg.Bind)
-		if err == nil && port != "0" {
-			advertise = net.JoinHostPort(cfg.Advertise, port)
-		}
+		advertise = net.JoinHostPort(cfg.Advertise, "0") // port 0: the gossip port bound
 	}
 	meta := Meta{Role: role, Flight: flightAddr, Slots: cfg.Slots, Fingerprint: cfg.Fingerprint, Incarnation: incarnation()}
 	n.members, err = Join(ctx, MembershipConfig{Bind: cfg.Bind, Advertise: advertise, Seeds: cfg.Seeds, Key: cfg.GossipKey,

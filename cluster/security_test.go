@@ -161,3 +161,27 @@ func TestAPortInUseOrUnreachableSeedsAreClearErrors(t *testing.T) {
 		t.Fatalf("err = %v, want the unreachable seed named", err)
 	}
 }
+
+// With ports chosen at run time (the default), an advertised host is what
+// the others reach both of a member's ports at: its gossip address too,
+// not only its Flight address.
+func TestAnAdvertisedHostNamesBothPortsChosenAtRunTime(t *testing.T) {
+	id, _, err := cluster.DevTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := cluster.NewGossipKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := cluster.StartDriver(context.Background(), cluster.Config{Advertise: "127.0.0.2", GossipKey: key, TLS: id, JoinTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for what, addr := range map[string]string{"gossip": d.Gossip(), "Flight": d.Flight()} {
+		if !strings.HasPrefix(addr, "127.0.0.2:") || strings.HasSuffix(addr, ":0") {
+			t.Errorf("%s address %s, want the advertised 127.0.0.2 and a bound port", what, addr)
+		}
+	}
+}

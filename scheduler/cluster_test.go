@@ -229,3 +229,31 @@ func TestStickyTasksStayOnTheirNodeAndOnlyTheDepartedNodesTasksMove(t *testing.T
 		}
 	}
 }
+
+// A task still waiting for a slot when every node of its round dies never
+// ran: that costs it no attempt, as the tasks that ran there lose none.
+func TestATaskThatNeverGotASlotBeforeEveryNodeDiedLosesNoAttempt(t *testing.T) {
+	stages := []scheduler.Stage{{ID: 0, Tasks: 5}}
+	f := newNodesFake(stages)
+	f.kill = func(task scheduler.Task) bool { return task.Node != "c" }
+	// a and b (4 slots for 5 tasks) until both died, then c.
+	first, then := f.nodes("a", "b"), f.nodes("c")
+	nodes := func(ctx context.Context) ([]scheduler.Node, error) {
+		if ns, err := first(ctx); err != nil || len(ns) > 0 {
+			return ns, err
+		}
+		return then(ctx)
+	}
+	final, _, err := scheduler.Run(context.Background(), stages, f, scheduler.Config{Nodes: nodes, MaxAttempts: 1, NodeWait: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("the job failed: %v (attempts by task: %v)", err, f.ranOn)
+	}
+	if len(final) != 5 {
+		t.Fatalf("%d results, want 5", len(final))
+	}
+	for id, on := range f.ranOn {
+		if on[len(on)-1] != "c" {
+			t.Fatalf("task %s last ran on %v, want c", id, on)
+		}
+	}
+}

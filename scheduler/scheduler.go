@@ -125,8 +125,9 @@ type Config struct {
 	Nodes func(ctx context.Context) ([]Node, error)
 	// MaxAttempts bounds the attempts of a task whose attempts failed
 	// with ErrNodeLost or a FetchError on a node lost before (an attempt
-	// that finds a node dead for the first time is retried without
-	// counting); default 1 without Nodes, 4 with.
+	// that finds a node dead for the first time, or that never got a slot
+	// because every node of its round died, is retried without counting);
+	// default 1 without Nodes, 4 with.
 	MaxAttempts int
 	// NodeWait is how long a stage waits for a node while every node
 	// listed was lost in this job; default 1 min.
@@ -288,6 +289,13 @@ func (j *job) runStage(st Stage, tasks []int) error {
 			var fe *FetchError
 			var gone string
 			switch {
+			case j.cfg.Nodes != nil && nodes[i] == "" && errors.Is(err, ErrNodeLost):
+				// It never ran: every node of the round was lost before it
+				// got a slot. Those nodes are out of the job now, which
+				// bounds these retries as it does the ones below.
+				retry = append(retry, t)
+				j.retried(st.ID, t, attempts[t], "", "every node of its round was lost before it ran (not counted)", err)
+				continue
 			case errors.As(err, &fe):
 				gone = fe.Loc.Node
 			case errors.Is(err, ErrNodeLost):

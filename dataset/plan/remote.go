@@ -179,7 +179,8 @@ func (e *RemoteExecutor) send(ctx context.Context, node, run string, req *TaskRe
 			return nil, fmt.Errorf("encode task request: %w", err)
 		}
 		resp, err := e.D.RunTask(ctx, node, run, body)
-		if err != nil && try == 0 && strings.Contains(err.Error(), ErrUnknownSpec.Error()) {
+		err = withSentinels(err)
+		if try == 0 && errors.Is(err, ErrUnknownSpec) {
 			e.mu.Lock()
 			delete(e.sent, sentKey)
 			e.mu.Unlock()
@@ -199,6 +200,33 @@ func (e *RemoteExecutor) send(ctx context.Context, node, run string, req *TaskRe
 	}
 }
 
+// sentinelError is an executor's error as it crossed the wire (as text),
+// also matching the plan sentinels its text names.
+type sentinelError struct {
+	error
+	sentinels []error
+}
+
+func (w *sentinelError) Unwrap() []error { return append([]error{w.error}, w.sentinels...) }
+
+// withSentinels makes a task error from an executor match, with
+// errors.Is, the sentinels of this package it carried as text.
+func withSentinels(err error) error {
+	if err == nil {
+		return nil
+	}
+	w := &sentinelError{error: err}
+	for _, s := range []error{ErrFenced, ErrUnknownSpec} {
+		if !errors.Is(err, s) && strings.Contains(err.Error(), s.Error()) {
+			w.sentinels = append(w.sentinels, s)
+		}
+	}
+	if len(w.sentinels) == 0 {
+		return err
+	}
+	return w
+}
+
 func (e *RemoteExecutor) encoded(spec *Spec) (encodedSpec, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -209,13 +237,19 @@ func (e *RemoteExecutor) encoded(spec *Spec) (encodedSpec, error) {
 	if err != nil {
 		return encodedSpec{}, err
 	}
-	sum := sha256.Sum256(b)
-	enc := encodedSpec{id: hex.EncodeToString(sum[:16]), b: b}
+	enc := encodedSpec{id: specID(b), b: b}
 	if e.specs == nil {
 		e.specs, e.sent = map[*Spec]encodedSpec{}, map[string]bool{}
 	}
 	e.specs[spec] = enc
 	return enc, nil
+}
+
+// specID names an encoded spec: the driver sends it with every task, the
+// executor checks a spec it gets against it.
+func specID(encoded []byte) string {
+	sum := sha256.Sum256(encoded)
+	return hex.EncodeToString(sum[:16])
 }
 
 // Waiting is the dispatcher's account of what a run waits for ("" when
@@ -366,8 +400,7 @@ func (s *TaskServer) spec(req *TaskRequest) (*Spec, error) {
 	if req.Spec == nil {
 		return nil, fmt.Errorf("spec %s: %w", req.SpecID, ErrUnknownSpec)
 	}
-	sum := sha256.Sum256(req.Spec)
-	if id := hex.EncodeToString(sum[:16]); id != req.SpecID {
+	if id := specID(req.Spec); id != req.SpecID {
 		return nil, fmt.Errorf("%w: spec %s arrived with hash %s", ErrPlan, req.SpecID, id)
 	}
 	sp, err := DecodeSpec(req.Spec)

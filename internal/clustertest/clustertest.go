@@ -18,16 +18,13 @@
 package clustertest
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -37,6 +34,7 @@ import (
 	"time"
 
 	"github.com/sluicedata/sluice/cluster"
+	"github.com/sluicedata/sluice/internal/executorproc"
 	"github.com/sluicedata/sluice/internal/killtest"
 	"github.com/sluicedata/sluice/internal/shuffle"
 )
@@ -164,20 +162,8 @@ func runExecutor(raw string, job func() (shuffle.Runner, error)) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	e, err := cluster.StartExecutor(ctx, cluster.Config{Seeds: cfg.Seeds, GossipKey: key, TLS: id, Slots: cfg.Slots,
-		SpillDir: cfg.SpillDir, MemoryLimit: cfg.MemLimit, Logger: log, JoinTimeout: 10 * time.Second}, runner)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("ready %s %s\n", e.Name(), e.Flight())
-	go func() { // the parent went away
-		io.Copy(io.Discard, os.Stdin)
-		stop()
-	}()
-	<-ctx.Done()
-	return e.Close()
+	return executorproc.Run(context.Background(), cluster.Config{Seeds: cfg.Seeds, GossipKey: key, TLS: id, Slots: cfg.Slots,
+		SpillDir: cfg.SpillDir, MemoryLimit: cfg.MemLimit, Logger: log, JoinTimeout: 10 * time.Second}, runner, os.Stdout, true)
 }
 
 // Join is how another process's driver joins a test cluster (it travels
@@ -223,15 +209,7 @@ type Cluster struct {
 }
 
 // Executor is one child executor process.
-type Executor struct {
-	Name   string
-	Flight string
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stderr *lockedBuffer
-	done   chan error
-	exited bool
-}
+type Executor = executorproc.Proc
 
 // Options shape a test cluster.
 type Options struct {
@@ -361,39 +339,9 @@ func (c *Cluster) addExecutor(slots int) (*Executor, error) {
 	b, _ := json.Marshal(cfg)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envExecutor+"="+string(b), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
-	stdin, err := cmd.StdinPipe()
+	e, err := executorproc.Start(cmd)
 	if err != nil {
 		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	e := &Executor{cmd: cmd, stdin: stdin, stderr: &lockedBuffer{}, done: make(chan error, 1)}
-	cmd.Stderr = e.stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start an executor process: %w", err)
-	}
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if line := sc.Text(); strings.HasPrefix(line, "ready ") {
-				ready <- line
-			}
-		}
-	}()
-	go func() { e.done <- cmd.Wait() }()
-	select {
-	case line := <-ready:
-		f := strings.Fields(line)
-		e.Name, e.Flight = f[1], f[2]
-	case err := <-e.done:
-		return nil, fmt.Errorf("executor process exited before it was ready: %v\n%s", err, e.stderr.String())
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		<-e.done
-		return nil, fmt.Errorf("executor process not ready after 30 s:\n%s", e.stderr.String())
 	}
 	c.mu.Lock()
 	c.execs = append(c.execs, e)
@@ -408,11 +356,11 @@ func (c *Cluster) Executors() []*Executor {
 	return append([]*Executor(nil), c.execs...)
 }
 
-// Live are the executor processes not killed.
+// Live are the executor processes that have not exited.
 func (c *Cluster) Live() []*Executor {
 	var out []*Executor
 	for _, e := range c.Executors() {
-		if !e.exited {
+		if !e.Exited() {
 			out = append(out, e)
 		}
 	}
@@ -440,72 +388,15 @@ func (c *Cluster) waitExecutors(n int) error {
 	return nil
 }
 
-// Signal sends sig to executor e (SIGKILL, SIGSTOP, SIGCONT).
-func (e *Executor) Signal(sig syscall.Signal) error { return e.cmd.Process.Signal(sig) }
-
-// Kill SIGKILLs e and waits for it to exit.
-func (e *Executor) Kill() {
-	e.cmd.Process.Kill()
-	if !e.exited {
-		<-e.done
-		e.exited = true
-	}
-}
-
-// Stop makes e leave the cluster and exit (its stdin closes, as when the
-// test ends), waiting up to 10 s.
-func (e *Executor) Stop() error {
-	e.stdin.Close()
-	select {
-	case err := <-e.done:
-		e.exited = true
-		return err
-	case <-time.After(10 * time.Second):
-		e.cmd.Process.Kill()
-		<-e.done
-		e.exited = true
-		return fmt.Errorf("executor %s did not exit within 10 s of its stdin closing", e.Name)
-	}
-}
-
-// Stderr is what e logged.
-func (e *Executor) Stderr() string { return e.stderr.String() }
-
 // Close stops every executor (closing its stdin, then killing one that
-// does not exit within 5 s) and the driver.
+// does not exit within 10 s) and the driver.
 func (c *Cluster) Close() {
-	for _, e := range c.Executors() {
-		e.cmd.Process.Signal(syscall.SIGCONT)
-		e.stdin.Close()
-		if e.exited {
-			continue
-		}
-		select {
-		case <-e.done:
-		case <-time.After(5 * time.Second):
-			e.cmd.Process.Kill()
-			<-e.done
-		}
-		e.exited = true
+	execs := c.Executors()
+	for _, e := range execs {
+		e.Signal(syscall.SIGCONT) // a stopped one would not see its stdin close
 	}
+	executorproc.StopAll(execs)
 	c.Driver.Close()
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // Churn is the kill loop of the cluster kill tests: it runs one query to

@@ -75,8 +75,8 @@ func TestStartMainRunsTheJobAndStopLeavesNothingBehind(t *testing.T) {
 	stop()
 	stopped = true
 	for _, e := range c.Executors() {
-		if e.cmd.ProcessState == nil {
-			t.Errorf("executor process %s (pid %d) still runs after stop", e.Name, e.cmd.Process.Pid)
+		if !e.Exited() {
+			t.Errorf("executor process %s (pid %d) still runs after stop", e.Name, e.Pid())
 		}
 	}
 	if _, err := os.Stat(c.Dir); !os.IsNotExist(err) {

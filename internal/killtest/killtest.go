@@ -61,15 +61,8 @@ func Start(t testing.TB, env string, cfg any) *Child {
 // fails the test.
 func (c *Child) RunOrKill(t testing.TB, delay time.Duration) (killed bool) {
 	t.Helper()
-	timer := time.NewTimer(delay)
-	defer timer.Stop()
-	select {
-	case <-c.done:
-		if c.err != nil {
-			t.Fatalf("child failed: %v\nstdout:\n%s\nstderr:\n%s", c.err, c.stdout.String(), c.stderr.String())
-		}
+	if c.Wait(t, delay) {
 		return false
-	case <-timer.C:
 	}
 	if err := c.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		t.Fatal(err)
@@ -94,13 +87,15 @@ func (c *Child) Stdout() string { return c.stdout.String() }
 // child that exits with an error fails the test.
 func (c *Child) Wait(t testing.TB, d time.Duration) (exited bool) {
 	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
 	select {
 	case <-c.done:
 		if c.err != nil {
 			t.Fatalf("child failed: %v\nstdout:\n%s\nstderr:\n%s", c.err, c.stdout.String(), c.stderr.String())
 		}
 		return true
-	case <-time.After(d):
+	case <-timer.C:
 		return false
 	}
 }

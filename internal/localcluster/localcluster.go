@@ -15,7 +15,6 @@
 package localcluster
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -24,20 +23,18 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/cluster"
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/internal/executorproc"
 )
 
 // Options shape a local cluster.
@@ -60,15 +57,7 @@ type Options struct {
 type Cluster struct {
 	Driver *cluster.Driver
 	Slots  int
-	execs  []*execProc
-}
-
-type execProc struct {
-	name  string
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	done  chan error
-	log   *lockedBuffer
+	execs  []*executorproc.Proc
 }
 
 // Start writes a dev CA, certificates and a gossip key under dir/cluster,
@@ -122,7 +111,7 @@ func Start(ctx context.Context, dir string, o Options) (c *Cluster, err error) {
 		if o.Profile != "" {
 			args = append(args, "--cpuprofile", fmt.Sprintf("%s.executor-%d", o.Profile, i))
 		}
-		e, err := startExecutor(command(args))
+		e, err := executorproc.Start(command(args))
 		if err != nil {
 			return nil, fmt.Errorf("localcluster: executor %d: %w", i, err)
 		}
@@ -142,44 +131,6 @@ func Start(ctx context.Context, dir string, o Options) (c *Cluster, err error) {
 	return c, nil
 }
 
-// startExecutor starts cmd and waits (up to 30 s) for its "ready" line.
-func startExecutor(cmd *exec.Cmd) (*execProc, error) {
-	e := &execProc{cmd: cmd, done: make(chan error, 1), log: &lockedBuffer{}}
-	cmd.Stderr = e.log
-	var err error
-	if e.stdin, err = cmd.StdinPipe(); err != nil {
-		return nil, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if line := sc.Text(); strings.HasPrefix(line, "ready ") {
-				ready <- line
-			}
-		}
-	}()
-	go func() { e.done <- cmd.Wait() }()
-	select {
-	case line := <-ready:
-		e.name = strings.Fields(line)[1]
-		return e, nil
-	case err := <-e.done:
-		return nil, fmt.Errorf("exited before it was ready: %v: %s", err, e.log.String())
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		<-e.done
-		return nil, fmt.Errorf("not ready after 30 s: %s", e.log.String())
-	}
-}
-
 // Sample is the executors' CPU time, peak RSS and counters at one instant.
 type Sample struct {
 	CPUSeconds   float64 // user + system, summed over the executors
@@ -192,12 +143,12 @@ type Sample struct {
 func (c *Cluster) Sample(ctx context.Context) (Sample, error) {
 	s := Sample{}
 	for _, e := range c.execs {
-		cpu, err := procCPUSeconds(e.cmd.Process.Pid)
+		cpu, err := procCPUSeconds(e.Pid())
 		if err != nil {
-			return s, fmt.Errorf("localcluster: executor %s: %w", e.name, err)
+			return s, fmt.Errorf("localcluster: executor %s: %w", e.Name, err)
 		}
 		s.CPUSeconds += cpu
-		s.PeakRSSBytes += procPeakRSS(e.cmd.Process.Pid)
+		s.PeakRSSBytes += procPeakRSS(e.Pid())
 	}
 	stats, err := c.Driver.ExecutorStats(ctx)
 	if err != nil {
@@ -238,17 +189,7 @@ func Between(before, after Sample) Work {
 // Close stops every executor (its stdin closes; killed if it does not
 // exit within 10 s) and the driver.
 func (c *Cluster) Close() {
-	for _, e := range c.execs {
-		e.stdin.Close()
-	}
-	for _, e := range c.execs {
-		select {
-		case <-e.done:
-		case <-time.After(10 * time.Second):
-			e.cmd.Process.Kill()
-			<-e.done
-		}
-	}
+	executorproc.StopAll(c.execs)
 	c.execs = nil
 	c.Driver.Close()
 }
@@ -338,42 +279,8 @@ func ExecutorMain(ctx context.Context, args []string, job dataset.JobFunc, stdou
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
 	srv := dataset.NewTaskServer(dataset.Config{}, job)
 	defer srv.Close()
-	e, err := cluster.StartExecutor(ctx, cluster.Config{Seeds: []string{*join}, GossipKey: gossipKey, TLS: id, Slots: *slots,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})), JoinTimeout: 10 * time.Second}, srv)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "ready %s %s\n", e.Name(), e.Flight())
-	if *withStdin {
-		go func() {
-			io.Copy(io.Discard, os.Stdin)
-			stop()
-		}()
-	}
-	<-ctx.Done()
-	return e.Close()
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 1<<20 { // keep the first MiB of a chatty executor's log
-		return len(p), nil
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	return executorproc.Run(ctx, cluster.Config{Seeds: []string{*join}, GossipKey: gossipKey, TLS: id, Slots: *slots,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})), JoinTimeout: 10 * time.Second}, srv, stdout, *withStdin)
 }

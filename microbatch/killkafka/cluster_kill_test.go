@@ -3,13 +3,9 @@ package killkafka
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/internal/clustertest"
@@ -31,33 +27,13 @@ func executorJob() (shuffle.Runner, error) {
 // run's output, read with read_committed, must equal a run never killed,
 // and the windows computed in Go.
 func TestClusterKafkaQueryWithExecutorsAndDriverKilledWritesEveryWindowExactlyOnce(t *testing.T) {
-	t.Run("kfake", func(t *testing.T) {
-		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "orders", "out-reference"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
-		clusterKillTest(t, newCluster(t, c.ListenAddrs()), false)
-	})
-	t.Run("apache-kafka", func(t *testing.T) {
-		if os.Getenv(testenv.KafkaBrokersEnv) == "" {
-			t.Skipf("%s unset: run scripts/kafka up and export the line it prints to run against a real broker", testenv.KafkaBrokersEnv)
-		}
-		clusterKillTest(t, newCluster(t, testenv.KafkaSeeds(t)), true)
-	})
+	onEachBroker(t, clusterKillTest)
 }
 
 func clusterKillTest(t *testing.T, kc *kafkaCluster, real bool) {
 	// SLUICE_SOAK=N multiplies both for a long soak.
 	minExecutorKills, minDriverKills := testenv.Soak(t, 30), testenv.Soak(t, 3)
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv(seedEnv); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("%s=%q: %v", seedEnv, s, err)
-		}
-	}
-	t.Logf("seed %d (replay with %s=%d)", seed, seedEnv, seed)
+	seed := runSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 0x636c7573))
 
 	in, refOut := "orders", "out-reference"

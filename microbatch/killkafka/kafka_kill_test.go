@@ -494,20 +494,41 @@ func uniqueName(prefix string) string {
 // repeats with a fresh output topic and checkpoint until at least minKills
 // kills have landed.
 func TestKafkaQueryKilledAtRandomPointsWritesEveryWindowExactlyOnce(t *testing.T) {
+	onEachBroker(t, killTest)
+}
+
+// onEachBroker runs test on an in-process kfake broker (topics "orders"
+// and "out-reference" made) and, when $SLUICE_KAFKA_BROKERS names one, on
+// a real Kafka (real: test makes its own topics).
+func onEachBroker(t *testing.T, test func(t *testing.T, c *kafkaCluster, real bool)) {
 	t.Run("kfake", func(t *testing.T) {
 		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, "orders", "out-reference"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(c.Close)
-		killTest(t, newCluster(t, c.ListenAddrs()), false)
+		test(t, newCluster(t, c.ListenAddrs()), false)
 	})
 	t.Run("apache-kafka", func(t *testing.T) {
 		if os.Getenv(testenv.KafkaBrokersEnv) == "" {
 			t.Skipf("%s unset: run scripts/kafka up and export the line it prints to run against a real broker", testenv.KafkaBrokersEnv)
 		}
-		killTest(t, newCluster(t, testenv.KafkaSeeds(t)), true)
+		test(t, newCluster(t, testenv.KafkaSeeds(t)), true)
 	})
+}
+
+// runSeed is $SLUICE_KAFKAKILL_SEED, or else the time; it is logged so a
+// failing run can be replayed.
+func runSeed(t *testing.T) uint64 {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv(seedEnv); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("%s=%q: %v", seedEnv, s, err)
+		}
+	}
+	t.Logf("seed %d (replay with %s=%d)", seed, seedEnv, seed)
+	return seed
 }
 
 func killTest(t *testing.T, c *kafkaCluster, real bool) {
@@ -517,14 +538,7 @@ func killTest(t *testing.T, c *kafkaCluster, real bool) {
 		// delays: start-up may have grown slower than it was measured.
 		stalled = 10
 	)
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv(seedEnv); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("%s=%q: %v", seedEnv, s, err)
-		}
-	}
-	t.Logf("seed %d (replay with %s=%d)", seed, seedEnv, seed)
+	seed := runSeed(t)
 	rng := rand.New(rand.NewPCG(seed, 0x6b61666b61))
 
 	in, refOut := "orders", "out-reference"
