@@ -260,32 +260,13 @@ func (c *cli) replayUsage() error {
 	if c.job.Stream == nil {
 		return nil
 	}
-	l, err := c.loader()
+	l, _, err := c.loader(roleStream)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(w)
 	l.printUsage(w, roleStream)
 	return nil
-}
-
-// loader is the settings of the job without values from anywhere but the
-// defaults: what help lists.
-func (c *cli) loader() (*loader, error) {
-	s := defaultSettings(roleStream)
-	common, err := settingsOf(&s, false)
-	if err != nil {
-		return nil, err
-	}
-	lists := [][]*setting{}
-	if c.job.Config != nil {
-		js, err := settingsOf(c.job.Config, true)
-		if err != nil {
-			return nil, err
-		}
-		lists = append(lists, js)
-	}
-	return newLoader(envPrefix(c.job.Name), append(lists, common)...)
 }
 
 // replayRecorder keeps the queries the job's code gave Env.Start in the
