@@ -17,7 +17,6 @@ import (
 
 	"github.com/sluicedata/sluice/cluster"
 	"github.com/sluicedata/sluice/dataset"
-	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
 )
 
@@ -116,9 +115,7 @@ func (c *cli) queries(ctx context.Context, env *Env) error {
 		env.stopQueries()
 		return err
 	}
-	env.mu.Lock()
-	qs := append([]*microbatch.Query(nil), env.queries...)
-	env.mu.Unlock()
+	qs := env.Queries()
 	if len(qs) == 0 {
 		return errors.New("the job started no query (Job.Stream must call env.Start)")
 	}
