@@ -47,8 +47,8 @@ func TestTheCheckpointToolsOnTheDemosCheckpoints(t *testing.T) {
 	// Several queries: replay asks which.
 	p := startProc(t, ctx, bin, "checkpoint", "replay", "--batch", "0", "--dir", dir)
 	var exit *exec.ExitError
-	if err := p.wait(ctx); !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(p.stderr.String(), "say which with --query (totals, hourly)") {
-		t.Errorf("replay without --query: %v, want exit 2 naming the queries\n%s", err, p.stderr.String())
+	if err := p.Wait(ctx); !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(p.Stderr.String(), "say which with --query (totals, hourly)") {
+		t.Errorf("replay without --query: %v, want exit 2 naming the queries\n%s", err, p.Stderr.String())
 	}
 	errs := mustFail(t, ctx, bin, "checkpoint", "replay", "--query", "hourly", "--batch", "0", "--dir", dir)
 	for _, want := range []string{"query hourly (checkpoint " + hourly + ")", "batch cannot be replayed: batch 0: a source no longer holds its input",

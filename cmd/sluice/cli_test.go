@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -38,5 +39,10 @@ func TestEveryCommandPrintsHelpAndExits0(t *testing.T) {
 	out, err := exec.CommandContext(ctx, bin, "version").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "sluice ") || !strings.Contains(string(out), "go       go1.") {
 		t.Errorf("sluice version: %v\n%s", err, out)
+	}
+	// demo is the stream role with its own default log level: help says it.
+	out, err = exec.CommandContext(ctx, bin, "demo", "-h").CombinedOutput()
+	if err != nil || !regexp.MustCompile(`log level: .* \(default warn\)`).Match(out) {
+		t.Errorf("sluice demo -h does not give the demo's default log level (warn): %v\n%s", err, out)
 	}
 }

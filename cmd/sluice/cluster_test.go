@@ -4,17 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluicedata/sluice/internal/proctest"
 )
 
 // The cluster as docs/cluster.md runs it on one machine: the sluice binary
@@ -37,28 +36,28 @@ func TestClusterModeFromTheCommandLine(t *testing.T) {
 				t.Errorf("sluice certs does not list %s:\n%s", f, certsOut)
 			}
 		}
-		g1, f1, g2, f2 := freePort(t, true), freePort(t, false), freePort(t, true), freePort(t, false)
+		g1, f1, g2, f2 := proctest.FreePort(t, true), proctest.FreePort(t, false), proctest.FreePort(t, true), proctest.FreePort(t, false)
 		seed := "127.0.0.1:" + g1
 		key := func(role string) []string {
 			return []string{"--gossip-key-file", filepath.Join(certDir, "gossip.key"), "--tls-ca", filepath.Join(certDir, "ca.pem"),
 				"--tls-cert", filepath.Join(certDir, role+".pem"), "--tls-key", filepath.Join(certDir, role+"-key.pem")}
 		}
-		var execs []*proc
+		var execs []*proctest.Proc
 		for i, p := range [][2]string{{g1, f1}, {g2, f2}} {
 			args := append([]string{"executor", "--join", seed, "--bind", "127.0.0.1:" + p[0], "--flight", "127.0.0.1:" + p[1],
 				"--slots", "2", "--work-dir", filepath.Join(dir, fmt.Sprintf("spill%d", i+1))}, key("executor")...)
 			e := startProc(t, ctx, bin, args...)
-			e.waitFor(t, "executor ready", 30*time.Second)
+			e.WaitFor(t, e.Stderr, "executor ready", 1, 30*time.Second)
 			execs = append(execs, e)
 		}
 
 		demoDir := filepath.Join(dir, "demo")
 		demo := startProc(t, ctx, bin, append(append([]string{"demo", "--cluster-join", seed}, key("driver")...),
 			"--dir", demoDir, "--duration", "8s", "--log-level", "info")...)
-		if err := demo.wait(ctx); err != nil {
-			t.Fatalf("sluice demo: %v\nstdout:\n%s\nstderr:\n%s", err, tail(demo.stdout.String()), demo.stderr.String())
+		if err := demo.Wait(ctx); err != nil {
+			t.Fatalf("sluice demo: %v\nstdout:\n%s\nstderr:\n%s", err, tail(demo.Stdout.String()), demo.Stderr.String())
 		}
-		out := demo.stdout.String()
+		out := demo.Stdout.String()
 		for _, want := range []string{"cluster mode: driver", "totals  batch    0 ", "top customers so far", "hourly totals (update)", "closed hours (append)"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("demo output lacks %q:\n%s", want, tail(out))
@@ -75,20 +74,20 @@ func TestClusterModeFromTheCommandLine(t *testing.T) {
 				t.Errorf("query %s committed no batch: %v", q, err)
 			}
 		}
-		if n := strings.Count(demo.stderr.String(), `msg="executor joined"`); n != 2 {
-			t.Errorf("the driver logged %d executors joining, want 2:\n%s", n, demo.stderr.String())
+		if n := strings.Count(demo.Stderr.String(), `msg="executor joined"`); n != 2 {
+			t.Errorf("the driver logged %d executors joining, want 2:\n%s", n, demo.Stderr.String())
 		}
 
 		// SIGTERM (what Kubernetes sends): each executor leaves, says how
 		// many tasks it ran, and exits 0.
 		for i, e := range execs {
-			e.cmd.Process.Signal(syscall.SIGTERM)
-			if err := e.wait(ctx); err != nil {
-				t.Errorf("executor %d after SIGTERM: %v\n%s", i+1, err, e.stderr.String())
+			e.Cmd.Process.Signal(syscall.SIGTERM)
+			if err := e.Wait(ctx); err != nil {
+				t.Errorf("executor %d after SIGTERM: %v\n%s", i+1, err, e.Stderr.String())
 			}
-			m := regexp.MustCompile(`msg="executor stopped" node=\S+ tasks=(\d+)`).FindStringSubmatch(e.stderr.String())
+			m := regexp.MustCompile(`msg="executor stopped" node=\S+ tasks=(\d+)`).FindStringSubmatch(e.Stderr.String())
 			if m == nil || m[1] == "0" {
-				t.Errorf("executor %d ran no task of the demo:\n%s", i+1, e.stderr.String())
+				t.Errorf("executor %d ran no task of the demo:\n%s", i+1, e.Stderr.String())
 			}
 		}
 	})
@@ -114,10 +113,10 @@ func TestClusterModeFromTheCommandLine(t *testing.T) {
 		goodKey, goodCert := filepath.Join(good, "gossip.key"), filepath.Join(good, "executor.pem")
 		goodTLSKey := filepath.Join(good, "executor-key.pem")
 		goodFiles := files(goodKey, goodCert, goodTLSKey)
-		g, f := freePort(t, true), freePort(t, false)
+		g, f := proctest.FreePort(t, true), proctest.FreePort(t, false)
 		seed := "127.0.0.1:" + g
 		e := startProc(t, ctx, bin, append([]string{"executor", "--bind", seed, "--flight", "127.0.0.1:" + f}, goodFiles...)...)
-		e.waitFor(t, "executor ready", 30*time.Second)
+		e.WaitFor(t, e.Stderr, "executor ready", 1, 30*time.Second)
 
 		for _, c := range []struct {
 			name string
@@ -125,7 +124,7 @@ func TestClusterModeFromTheCommandLine(t *testing.T) {
 			want []string
 		}{
 			{"a gossip key other than the seed's",
-				append([]string{"executor", "--join", seed, "--bind", "127.0.0.1:" + freePort(t, true), "--flight", "127.0.0.1:" + freePort(t, false), "--join-timeout", "2s"},
+				append([]string{"executor", "--join", seed, "--bind", "127.0.0.1:" + proctest.FreePort(t, true), "--flight", "127.0.0.1:" + proctest.FreePort(t, false), "--join-timeout", "2s"},
 					files(filepath.Join(other, "gossip.key"), goodCert, goodTLSKey)...),
 				[]string{"--join " + seed, "different gossip key"}},
 			{"a missing certificate file",
@@ -141,13 +140,13 @@ func TestClusterModeFromTheCommandLine(t *testing.T) {
 				append([]string{"executor", "--join", seed}, files(filepath.Join(dir, "no.key"), goodCert, goodTLSKey)...),
 				[]string{"--gossip-key-file", filepath.Join(dir, "no.key")}},
 			{"a seed nobody answers at",
-				append([]string{"executor", "--join", "127.0.0.1:" + freePort(t, true), "--bind", "127.0.0.1:" + freePort(t, true), "--flight", "127.0.0.1:" + freePort(t, false), "--join-timeout", "1s"}, goodFiles...),
+				append([]string{"executor", "--join", "127.0.0.1:" + proctest.FreePort(t, true), "--bind", "127.0.0.1:" + proctest.FreePort(t, true), "--flight", "127.0.0.1:" + proctest.FreePort(t, false), "--join-timeout", "1s"}, goodFiles...),
 				[]string{"--join 127.0.0.1:", "connection refused"}},
 			{"a Flight port in use",
-				append([]string{"executor", "--join", seed, "--bind", "127.0.0.1:" + freePort(t, true), "--flight", "127.0.0.1:" + f}, goodFiles...),
+				append([]string{"executor", "--join", seed, "--bind", "127.0.0.1:" + proctest.FreePort(t, true), "--flight", "127.0.0.1:" + f}, goodFiles...),
 				[]string{"--flight 127.0.0.1:" + f, "address already in use"}},
 			{"a gossip port in use",
-				append([]string{"executor", "--join", seed, "--bind", seed, "--flight", "127.0.0.1:" + freePort(t, false)}, goodFiles...),
+				append([]string{"executor", "--join", seed, "--bind", seed, "--flight", "127.0.0.1:" + proctest.FreePort(t, false)}, goodFiles...),
 				[]string{"--bind " + seed, "address already in use"}},
 		} {
 			msg := mustFail(t, ctx, bin, c.args...)
@@ -157,149 +156,50 @@ func TestClusterModeFromTheCommandLine(t *testing.T) {
 				}
 			}
 		}
-		if !strings.Contains(e.stderr.String(), "could decrypt") {
-			t.Errorf("the seed did not log the gossip it could not decrypt:\n%s", e.stderr.String())
+		if !strings.Contains(e.Stderr.String(), "could decrypt") {
+			t.Errorf("the seed did not log the gossip it could not decrypt:\n%s", e.Stderr.String())
 		}
 	})
 }
 
-// buildSluice builds this command into a temporary directory.
-func buildSluice(t *testing.T) string {
+func TestMain(m *testing.M) {
+	code := m.Run()
+	proctest.RemoveBuilds()
+	os.Exit(code)
+}
+
+// buildSluice builds this command once per test process.
+func buildSluice(t *testing.T) string { return proctest.Build(t, ".") }
+
+// startProc starts the sluice binary bin; t.Cleanup kills it.
+func startProc(t *testing.T, ctx context.Context, bin string, args ...string) *proctest.Proc {
 	t.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("go is not on PATH: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "sluice")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// freePort is a port free now on 127.0.0.1, for TCP (and UDP too when
-// gossip will use it).
-func freePort(t *testing.T, udpToo bool) string {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-		if !udpToo {
-			l.Close()
-			return port
-		}
-		u, err := net.ListenPacket("udp", "127.0.0.1:"+port)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for TCP and UDP in 20 tries")
-	return ""
-}
-
-// proc is a child process of the test; t.Cleanup kills it.
-type proc struct {
-	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
-	done           chan struct{}
-	err            error
-}
-
-func startProc(t *testing.T, ctx context.Context, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{cmd: exec.CommandContext(ctx, bin, args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	p.cmd.WaitDelay = 5 * time.Second
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-	})
-	return p
-}
-
-// wait waits for the process to exit (ctx bounds it: CommandContext kills
-// the process then) and returns how it ended.
-func (p *proc) wait(ctx context.Context) error {
-	select {
-	case <-p.done:
-		return p.err
-	case <-ctx.Done():
-		p.cmd.Process.Kill()
-		<-p.done
-		return fmt.Errorf("still running at the test's deadline: %w", ctx.Err())
-	}
-}
-
-// waitFor waits until the process logged s.
-func (p *proc) waitFor(t *testing.T, s string, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !strings.Contains(p.stderr.String(), s) {
-		select {
-		case <-p.done:
-			t.Fatalf("%v exited (%v) before logging %q:\n%s", p.cmd.Args, p.err, s, p.stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%v did not log %q within %v:\n%s", p.cmd.Args, s, timeout, p.stderr.String())
-		}
-	}
+	return proctest.Start(t, exec.CommandContext(ctx, bin, args...))
 }
 
 // mustRun runs a command that must succeed and returns its stdout.
 func mustRun(t *testing.T, ctx context.Context, bin string, args ...string) string {
 	t.Helper()
 	p := startProc(t, ctx, bin, args...)
-	if err := p.wait(ctx); err != nil {
-		t.Fatalf("sluice %v: %v\n%s%s", args, err, p.stdout.String(), p.stderr.String())
+	if err := p.Wait(ctx); err != nil {
+		t.Fatalf("sluice %v: %v\n%s%s", args, err, p.Stdout.String(), p.Stderr.String())
 	}
-	return p.stdout.String()
+	return p.Stdout.String()
 }
 
 // mustFail runs a command that must exit 1 and returns its stderr.
 func mustFail(t *testing.T, ctx context.Context, bin string, args ...string) string {
 	t.Helper()
 	p := startProc(t, ctx, bin, args...)
-	err := p.wait(ctx)
+	err := p.Wait(ctx)
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
-		t.Errorf("sluice %v: %v, want exit status 1\n%s", args, err, p.stderr.String())
+		t.Errorf("sluice %v: %v, want exit status 1\n%s", args, err, p.Stderr.String())
 	}
-	return p.stderr.String()
+	return p.Stderr.String()
 }
 
 func tail(s string) string { return s[max(0, len(s)-3000):] }
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // Key material given without --cluster-join would be ignored by a demo
 // that then runs locally: refused, naming the flags.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,11 +143,12 @@ func buildJob(params map[string]string, b *board) (*builtJob, error) {
 	return j, nil
 }
 
-// produceOrders writes generated orders (JSON values keyed by customer) at
-// about rate per second until ctx ends. Event time runs 1 s per order (with
-// up to 5 minutes of disorder), so at the default rate an event-time hour
-// passes every couple of wall seconds and hourly windows close as you watch.
-func produceOrders(ctx context.Context, brokers []string, rate int) error {
+// produceOrders writes generated orders [0, n) (n < 0: until ctx ends) as
+// JSON values keyed by customer, about rate per second (0: at once). Event
+// time runs 1 s per order (with up to 5 minutes of disorder), so at the
+// default rate an event-time hour passes every couple of wall seconds and
+// hourly windows close as you watch.
+func produceOrders(ctx context.Context, brokers []string, n int64, rate int) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(ordersTopic))
 	if err != nil {
 		return err
@@ -156,22 +156,34 @@ func produceOrders(ctx context.Context, brokers []string, rate int) error {
 	defer cl.Close()
 	gen := generate.Orders{Seed: 7, Interval: time.Second, MaxDelay: 5 * time.Minute}
 	mem := memory.NewGoAllocator()
-	const chunk = 200
-	tick := time.NewTicker(time.Duration(float64(time.Second) * chunk / float64(max(rate, 1))))
-	defer tick.Stop()
-	for from := int64(0); ; from += chunk {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
+	chunk := int64(5000)
+	var tick <-chan time.Time
+	if rate > 0 {
+		chunk = 200
+		t := time.NewTicker(time.Duration(float64(time.Second) * float64(chunk) / float64(rate)))
+		defer t.Stop()
+		tick = t.C
+	}
+	for from := int64(0); n < 0 || from < n; from += chunk {
+		if tick != nil {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-tick:
+			}
 		}
-		rec := gen.Record(mem, from, chunk)
+		size := chunk
+		if n >= 0 {
+			size = min(chunk, n-from)
+		}
+		rec := gen.Record(mem, from, size)
 		recs := ordersJSON(rec)
 		rec.Release()
 		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 			return err
 		}
 	}
+	return nil
 }
 
 func ordersJSON(rec arrow.Record) []*kgo.Record {
@@ -286,14 +298,14 @@ func streamDemo(ctx context.Context, env *jobcli.Env, cfg *demoConfig) error {
 		// fresh in-process Kafka are not it (the replay then refuses: the
 		// offsets are gone). With --brokers the topic still holds it.
 	case "backfill":
-		if err := produceN(ctx, brokers, cfg.Orders); err != nil {
+		if err := produceOrders(ctx, brokers, cfg.Orders, 0); err != nil {
 			return fmt.Errorf("order generator: %w", err)
 		}
 		env.Expect(2 * cfg.Orders) // both queries read them all
 	default:
 		produced := make(chan error, 1)
 		pctx, stopProducing := context.WithCancel(context.WithoutCancel(ctx))
-		go func() { produced <- produceOrders(pctx, brokers, cfg.Rate) }()
+		go func() { produced <- produceOrders(pctx, brokers, -1, cfg.Rate) }()
 		env.Defer(func() error {
 			stopProducing()
 			if err := <-produced; err != nil && !errors.Is(err, context.Canceled) {
@@ -387,26 +399,5 @@ func streamDemo(ctx context.Context, env *jobcli.Env, cfg *demoConfig) error {
 		}
 		return nil
 	})
-	return nil
-}
-
-// produceN writes orders [0, n) at once (the backfill's input).
-func produceN(ctx context.Context, brokers []string, n int64) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(ordersTopic))
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	gen := generate.Orders{Seed: 7, Interval: time.Second, MaxDelay: 5 * time.Minute}
-	mem := memory.NewGoAllocator()
-	const chunk = 5000
-	for from := int64(0); from < n; from += chunk {
-		rec := gen.Record(mem, from, min(chunk, n-from))
-		recs := ordersJSON(rec)
-		rec.Release()
-		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-			return err
-		}
-	}
 	return nil
 }

@@ -14,12 +14,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluicedata/sluice/internal/browsertest"
+	"github.com/sluicedata/sluice/internal/proctest"
 	"github.com/sluicedata/sluice/microbatch/jobcli"
 )
 
@@ -108,28 +107,10 @@ func checkRecount(t *testing.T, snap Snapshot, seed uint64, rate int) {
 	}
 }
 
-// lockedBuffer is a process's output, read while it runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 var urlLine = regexp.MustCompile(`dashboard: (http://127\.0\.0\.1:\d+/)`)
 
-// pageURL waits for the URL the dashboard prints.
-func pageURL(t *testing.T, out *lockedBuffer, exited <-chan struct{}) string {
+// pageURL waits for the URL the dashboard run in-process prints.
+func pageURL(t *testing.T, out *proctest.Buffer, exited <-chan struct{}) string {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
@@ -233,7 +214,7 @@ func TestStreamPushesTheEventsRecounted(t *testing.T) {
 	ckpt := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, log lockedBuffer
+	var out, log proctest.Buffer
 	done := make(chan error, 1)
 	exited := make(chan struct{})
 	args := []string{"stream", "--port", "0", "--ui-addr", "127.0.0.1:0", "--rate", strconv.Itoa(rate), "--seed", strconv.Itoa(seed),
@@ -328,39 +309,16 @@ func checkPage(t *testing.T, got shown, snap Snapshot) {
 func TestThePageShowsTheJobsFigures(t *testing.T) {
 	const seed, rate = 3, 300
 	b := browsertest.Open(t) // skips first when no Chromium can be had
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("go is not on PATH: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "dashboard")
-	bctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if out, err := exec.CommandContext(bctx, gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	var out lockedBuffer
-	cmd := exec.Command(bin, "stream", "--port", "0", "--ui-addr", "127.0.0.1:0", "--rate", strconv.Itoa(rate), "--seed", strconv.Itoa(seed), "--duration", "5m")
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() { // a failed test leaves no dashboard running
-		select {
-		case <-exited:
-		default:
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	base := pageURL(t, &out, exited)
-	checkUI(t, out.String())
+	p := proctest.Start(t, exec.CommandContext(ctx, proctest.Build(t, "."), "stream", "--port", "0", "--ui-addr", "127.0.0.1:0",
+		"--rate", strconv.Itoa(rate), "--seed", strconv.Itoa(seed), "--duration", "5m"))
+	base := p.WaitFor(t, p.Stdout, urlLine.String(), 1, time.Minute)[1]
+	checkUI(t, p.Stderr.String())
 
 	b.Navigate(base)
 	progress := func() string {
-		return fmt.Sprintf("page %+v; output:\n%s", browsertest.Eval[shown](b, readPage), out.String())
+		return fmt.Sprintf("page %+v; output:\n%s\n%s", browsertest.Eval[shown](b, readPage), p.Stdout.String(), p.Stderr.String())
 	}
 	b.WaitFor(`document.getElementById("status").textContent === "live" && Number(document.getElementById("paid").textContent) > 0 &&
 		document.querySelectorAll("#regions tbody tr").length > 0`, time.Minute, progress)
@@ -380,15 +338,8 @@ func TestThePageShowsTheJobsFigures(t *testing.T) {
 	}
 	b.Screenshot("dashboard")
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-exited:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the dashboard did not exit within 30 s of SIGTERM:\n%s", out.String())
-	}
-	if waitErr != nil || !strings.Contains(out.String(), "stopped: ") {
-		t.Fatalf("after SIGTERM: %v (want exit code 0 and a summary):\n%s", waitErr, out.String())
+	p.Term(t)
+	if !strings.Contains(p.Stdout.String(), "stopped: ") {
+		t.Fatalf("after SIGTERM: want exit code 0 and a summary:\n%s", p.Stdout.String())
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,9 +16,15 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/internal/proctest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		proctest.RemoveBuilds()
+		os.Exit(code)
+	}))
+}
 
 // newHubServer serves a hub; the test's clients, dialled later, are
 // cleaned up first, so closing the hub waits for no one.

@@ -5,15 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,51 +18,23 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicedata/sluice/cluster"
+	"github.com/sluicedata/sluice/internal/proctest"
 )
 
 // These tests run internal/testjob, a job built on jobcli, as a built
 // binary: what a user's job gets from the package, from the outside.
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
 
 func testjob(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs a job binary")
 	}
-	buildOnce.Do(func() {
-		gobin, err := exec.LookPath("go")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "jobcli-test-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "testjob")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		if out, err := exec.CommandContext(ctx, gobin, "build", "-o", binPath, "./internal/testjob").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
+	return proctest.Build(t, "./internal/testjob")
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	proctest.RemoveBuilds()
 	if err := goleak.Find(); code == 0 && err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		code = 1
@@ -265,62 +234,13 @@ func TestBackfillReadsItsRangeAndStops(t *testing.T) {
 	}
 }
 
-// proc is a running binary.
-type proc struct {
-	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
-	done           chan struct{}
-	err            error
-}
-
-func start(t *testing.T, ctx context.Context, args ...string) *proc {
+// start starts the binary with the test's environment without TESTJOB_
+// variables.
+func start(t *testing.T, ctx context.Context, args ...string) *proctest.Proc {
 	t.Helper()
-	p := &proc{cmd: exec.CommandContext(ctx, testjob(t), args...), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = cleanEnv()
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	p.cmd.WaitDelay = 5 * time.Second
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-	})
-	return p
-}
-
-// waitFor waits until out holds n matches of re.
-func (p *proc) waitFor(t *testing.T, out *syncBuffer, re string, n int, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for len(regexp.MustCompile(re).FindAllString(out.String(), -1)) < n {
-		select {
-		case <-p.done:
-			t.Fatalf("%v exited (%v) before %d× %q:\n%s\n%s", p.cmd.Args, p.err, n, re, p.stdout.String(), p.stderr.String())
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%v: no %d× %q within %v:\n%s\n%s", p.cmd.Args, n, re, timeout, p.stdout.String(), p.stderr.String())
-		}
-	}
-}
-
-// term sends SIGTERM and wants exit status 0 within 30 s.
-func (p *proc) term(t *testing.T) {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%v still running 30 s after SIGTERM:\n%s", p.cmd.Args, p.stderr.String())
-	}
-	if p.err != nil {
-		t.Fatalf("%v after SIGTERM: %v, want exit 0\n%s", p.cmd.Args, p.err, p.stderr.String())
-	}
+	cmd := exec.CommandContext(ctx, testjob(t), args...)
+	cmd.Env = cleanEnv()
+	return proctest.Start(t, cmd)
 }
 
 func values(t *testing.T, out string) (lo, hi int) {
@@ -342,21 +262,21 @@ func TestStreamStopsOnSIGTERMAndARestartContinuesFromTheCheckpoint(t *testing.T)
 	ck := t.TempDir()
 	args := []string{"stream", "--checkpoint-dir", ck, "--rate", "2000", "--trigger-interval", "100ms"}
 	first := start(t, ctx, args...)
-	first.waitFor(t, first.stdout, `rows=[1-9]\d* min`, 3, 60*time.Second)
-	first.term(t)
-	if !strings.Contains(first.stderr.String(), "stream stopped on request") {
-		t.Errorf("no stop logged:\n%s", first.stderr.String())
+	first.WaitFor(t, first.Stdout, `rows=[1-9]\d* min`, 3, 60*time.Second)
+	first.Term(t)
+	if !strings.Contains(first.Stderr.String(), "stream stopped on request") {
+		t.Errorf("no stop logged:\n%s", first.Stderr.String())
 	}
-	_, hi1 := values(t, first.stdout.String())
+	_, hi1 := values(t, first.Stdout.String())
 
 	second := start(t, ctx, args...)
-	second.waitFor(t, second.stdout, `rows=[1-9]\d* min`, 1, 60*time.Second)
-	second.term(t)
-	lo2, _ := values(t, second.stdout.String())
+	second.WaitFor(t, second.Stdout, `rows=[1-9]\d* min`, 1, 60*time.Second)
+	second.Term(t)
+	lo2, _ := values(t, second.Stdout.String())
 	// The restart reads on from the checkpoint: not from 0, and no gap
 	// (a batch the stop abandoned re-runs: lo2 may be below hi1).
 	if lo2 <= 0 || lo2 > hi1+1 {
-		t.Errorf("the first run read up to %d, the restart from %d:\n%s", hi1, lo2, second.stdout.String())
+		t.Errorf("the first run read up to %d, the restart from %d:\n%s", hi1, lo2, second.Stdout.String())
 	}
 }
 
@@ -366,10 +286,10 @@ func TestABackfillStopsOnSIGTERMWithExit0(t *testing.T) {
 	// Years at 1000 rows/s, 100 rows a batch: it would run for hours.
 	p := start(t, ctx, "backfill", "--from", "2000-01-01T00:00:00Z", "--to", "2026-01-01T00:00:00Z", "--per-batch", "100",
 		"--checkpoint-dir", t.TempDir())
-	p.waitFor(t, p.stdout, `rows=100 min`, 3, 30*time.Second)
-	p.term(t)
-	if !strings.Contains(p.stderr.String(), "backfill stopped on request") {
-		t.Errorf("no stop logged:\n%s", p.stderr.String())
+	p.WaitFor(t, p.Stdout, `rows=100 min`, 3, 30*time.Second)
+	p.Term(t)
+	if !strings.Contains(p.Stderr.String(), "backfill stopped on request") {
+		t.Errorf("no stop logged:\n%s", p.Stderr.String())
 	}
 }
 
@@ -377,11 +297,11 @@ func TestABatchStopsOnSIGTERMWithExit0(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	p := start(t, ctx, "batch", "--pause", "50s")
-	p.waitFor(t, p.stderr, `batch started`, 1, 30*time.Second)
+	p.WaitFor(t, p.Stderr, `batch started`, 1, 30*time.Second)
 	began := time.Now()
-	p.term(t)
-	if el := time.Since(began); el > 10*time.Second || strings.Contains(p.stdout.String(), "groups=") {
-		t.Errorf("a batch stopped after %v (output %q)", el, p.stdout.String())
+	p.Term(t)
+	if el := time.Since(began); el > 10*time.Second || strings.Contains(p.Stdout.String(), "groups=") {
+		t.Errorf("a batch stopped after %v (output %q)", el, p.Stdout.String())
 	}
 }
 
@@ -404,14 +324,14 @@ func TestAnExecutorRunsTheTasksOfADriver(t *testing.T) {
 		return []string{"--gossip-key-file", filepath.Join(dir, "gossip.key"), "--tls-ca", filepath.Join(dir, "ca.pem"),
 			"--tls-cert", filepath.Join(dir, role+".pem"), "--tls-key", filepath.Join(dir, role+"-key.pem")}
 	}
-	g, f := freePort(t, true), freePort(t, false)
+	g, f := proctest.FreePort(t, true), proctest.FreePort(t, false)
 	seed := "127.0.0.1:" + g
 	e := start(t, ctx, append([]string{"executor", "--join", seed, "--bind", seed, "--flight", "127.0.0.1:" + f, "--slots", "2",
 		"--metrics-addr", "127.0.0.1:0"}, files("executor")...)...)
-	e.waitFor(t, e.stderr, "executor ready", 1, 30*time.Second)
-	metricsURL := regexp.MustCompile(`msg=metrics url=(\S+)`).FindStringSubmatch(e.stderr.String())
+	e.WaitFor(t, e.Stderr, "executor ready", 1, 30*time.Second)
+	metricsURL := regexp.MustCompile(`msg=metrics url=(\S+)`).FindStringSubmatch(e.Stderr.String())
 	if metricsURL == nil {
-		t.Fatalf("the executor logged no metrics URL:\n%s", e.stderr.String())
+		t.Fatalf("the executor logged no metrics URL:\n%s", e.Stderr.String())
 	}
 
 	// A batch job's tasks on the executor, counted by the progress bar.
@@ -431,11 +351,11 @@ func TestAnExecutorRunsTheTasksOfADriver(t *testing.T) {
 
 	d := start(t, ctx, append([]string{"stream", "--cluster-join", seed, "--checkpoint-dir", filepath.Join(dir, "ck"), "--trigger-interval", "200ms",
 		"--ui-addr", "127.0.0.1:0"}, files("driver")...)...)
-	d.waitFor(t, d.stdout, `rows=[1-9]\d* min`, 2, 60*time.Second)
+	d.WaitFor(t, d.Stdout, `rows=[1-9]\d* min`, 2, 60*time.Second)
 	// The driver's UI lists the executor with its process's runtime.
-	ui := regexp.MustCompile(`msg="web UI" url=(\S+)`).FindStringSubmatch(d.stderr.String())
+	ui := regexp.MustCompile(`msg="web UI" url=(\S+)`).FindStringSubmatch(d.Stderr.String())
 	if ui == nil {
-		t.Fatalf("the driver logged no web UI:\n%s", d.stderr.String())
+		t.Fatalf("the driver logged no web UI:\n%s", d.Stderr.String())
 	}
 	var execs struct {
 		Executors []struct {
@@ -457,60 +377,18 @@ func TestAnExecutorRunsTheTasksOfADriver(t *testing.T) {
 		execs.Executors[1].Runtime.Goroutines <= 0 || execs.Executors[1].Runtime.HeapBytes <= 0 || execs.Executors[1].Stats == nil || execs.Executors[1].Stats.Tasks == 0 {
 		t.Errorf("the driver's UI should list itself and the executor with its runtime and tasks: %s", body)
 	}
-	d.term(t)
-	if !strings.Contains(d.stderr.String(), `msg="executor joined"`) {
-		t.Errorf("the driver logged no executor joining:\n%s", d.stderr.String())
+	d.Term(t)
+	if !strings.Contains(d.Stderr.String(), `msg="executor joined"`) {
+		t.Errorf("the driver logged no executor joining:\n%s", d.Stderr.String())
 	}
-	e.term(t)
-	m := regexp.MustCompile(`msg="executor stopped" node=\S+ tasks=(\d+)`).FindStringSubmatch(e.stderr.String())
+	e.Term(t)
+	m := regexp.MustCompile(`msg="executor stopped" node=\S+ tasks=(\d+)`).FindStringSubmatch(e.Stderr.String())
 	bm := regexp.MustCompile(`tasks 100% .*\(\d+/(\d+),`).FindStringSubmatch(b.stderr)
 	batchTasks, _ := strconv.Atoi(bm[1])
 	if m == nil {
-		t.Fatalf("the executor did not log its stop:\n%s", e.stderr.String())
+		t.Fatalf("the executor did not log its stop:\n%s", e.Stderr.String())
 	}
 	if n, _ := strconv.Atoi(m[1]); n <= batchTasks {
-		t.Errorf("the executor ran no task of the stream's driver (the batch had %d):\n%s", batchTasks, e.stderr.String())
+		t.Errorf("the executor ran no task of the stream's driver (the batch had %d):\n%s", batchTasks, e.Stderr.String())
 	}
-}
-
-// freePort is a port free now on 127.0.0.1, for TCP (and UDP too when
-// gossip will use it).
-func freePort(t *testing.T, udpToo bool) string {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-		if !udpToo {
-			l.Close()
-			return port
-		}
-		u, err := net.ListenPacket("udp", "127.0.0.1:"+port)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for TCP and UDP in 20 tries")
-	return ""
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

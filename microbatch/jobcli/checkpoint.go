@@ -130,16 +130,15 @@ func writeJSON(w io.Writer, v any) error {
 // replayFlags are checkpoint replay's own flags; the rest of its command
 // line is the stream role's settings.
 type replayFlags struct {
-	batch  int64
-	hasBat bool
-	query  string
-	json   bool
+	batch int64 // -1: not given
+	query string
+	json  bool
 }
 
 // splitReplayFlags takes --batch, --query and --json out of args (with one
 // or two dashes, "=value" or the next argument) and returns the others.
 func splitReplayFlags(args []string) (replayFlags, []string, error) {
-	var f replayFlags
+	f := replayFlags{batch: -1}
 	var rest []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -176,7 +175,7 @@ func splitReplayFlags(args []string) (replayFlags, []string, error) {
 			if err != nil || n < 0 {
 				return f, nil, fmt.Errorf("invalid value %q for flag --batch: want a batch number, 0 or more", val)
 			}
-			f.batch, f.hasBat = n, true
+			f.batch = n
 		case "query":
 			f.query = val
 		}
@@ -199,7 +198,7 @@ func (c *cli) checkpointReplay(ctx context.Context, args []string) error {
 	if err != nil {
 		return usagef("%s: %v (%s %s -h)", command, err, c.job.Name, command)
 	}
-	if !rf.hasBat {
+	if rf.batch < 0 {
 		return usagef("%s: --batch N is required (%s checkpoint inspect DIR lists the committed batches)", command, c.job.Name)
 	}
 	_, s, err := c.load(roleStream, command, rest)
@@ -260,32 +259,13 @@ func (c *cli) replayUsage() error {
 	if c.job.Stream == nil {
 		return nil
 	}
-	l, err := c.loader()
+	l, _, err := c.loader(roleStream)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(w)
 	l.printUsage(w, roleStream)
 	return nil
-}
-
-// loader is the settings of the job without values from anywhere but the
-// defaults: what help lists.
-func (c *cli) loader() (*loader, error) {
-	s := defaultSettings(roleStream)
-	common, err := settingsOf(&s, false)
-	if err != nil {
-		return nil, err
-	}
-	lists := [][]*setting{}
-	if c.job.Config != nil {
-		js, err := settingsOf(c.job.Config, true)
-		if err != nil {
-			return nil, err
-		}
-		lists = append(lists, js)
-	}
-	return newLoader(envPrefix(c.job.Name), append(lists, common)...)
 }
 
 // replayRecorder keeps the queries the job's code gave Env.Start in the

@@ -113,7 +113,6 @@ type setting struct {
 	roles  []string // nil: every role
 	job    bool     // a field of the job's config
 	v      reflect.Value
-	def    string // the default, formatted
 	source string // "default", "file F:L", "env X", "flag --k"
 }
 
@@ -155,7 +154,6 @@ func settingsOf(ptr any, job bool) ([]*setting, error) {
 			if r := f.Tag.Get("roles"); r != "" {
 				s.roles = strings.Fields(r)
 			}
-			s.def = format(fv)
 			out = append(out, s)
 		}
 		return nil
@@ -448,9 +446,11 @@ func (l *loader) printUsage(w io.Writer, role string) {
 				name += " " + t
 			}
 			fmt.Fprintf(w, "  %s\n", name)
+			// Help runs before the file, the environment and the flags
+			// apply: the value is the default (a command's own, if any).
 			help := s.help
-			if s.def != "" && s.def != "0" && s.def != "false" && s.def != "0s" {
-				help += fmt.Sprintf(" (default %s)", s.def)
+			if def := format(s.v); def != "" && def != "0" && def != "false" && def != "0s" {
+				help += fmt.Sprintf(" (default %s)", def)
 			}
 			fmt.Fprintf(w, "        %s [env %s]\n", help, l.envName(s.key))
 		}

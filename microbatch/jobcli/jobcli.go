@@ -281,11 +281,9 @@ func (c *cli) config(args []string) error {
 	return l.print(c.stdout)
 }
 
-// load builds the settings of role (all roles: "") and fills them from
-// the defaults, the --config file, the environment and args, in that
-// order of precedence from low to high. It returns (nil, nil,
-// flag.ErrHelp) after printing help.
-func (c *cli) load(role, command string, args []string) (*loader, *Settings, error) {
+// loader is the settings of role (the job's, then the common ones) at
+// their defaults: what help lists, and where load starts.
+func (c *cli) loader(role string) (*loader, *Settings, error) {
 	s := defaultSettings(role)
 	common, err := settingsOf(&s, false)
 	if err != nil {
@@ -300,6 +298,15 @@ func (c *cli) load(role, command string, args []string) (*loader, *Settings, err
 		lists = append(lists, js)
 	}
 	l, err := newLoader(envPrefix(c.job.Name), append(lists, common)...)
+	return l, &s, err
+}
+
+// load builds the settings of role (all roles: "") and fills them from
+// the defaults, the --config file, the environment and args, in that
+// order of precedence from low to high. It returns (nil, nil,
+// flag.ErrHelp) after printing help.
+func (c *cli) load(role, command string, args []string) (*loader, *Settings, error) {
+	l, s, err := c.loader(role)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -365,7 +372,7 @@ func (c *cli) load(role, command string, args []string) (*loader, *Settings, err
 			return nil, nil, l.explain(err)
 		}
 	}
-	return l, &s, nil
+	return l, s, nil
 }
 
 func (c *cli) commandUsage(w io.Writer, l *loader, role, command string) {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/sluicedata/sluice/cluster"
 	"github.com/sluicedata/sluice/dataset"
-	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
 )
 
@@ -113,12 +112,10 @@ func (c *cli) role(ctx context.Context, role, command string, args []string) err
 // input (backfill), or one fails.
 func (c *cli) queries(ctx context.Context, env *Env) error {
 	if err := c.job.Stream(ctx, env); err != nil {
-		env.stopQueries()
+		env.stopQueries(nil)
 		return err
 	}
-	env.mu.Lock()
-	qs := append([]*microbatch.Query(nil), env.queries...)
-	env.mu.Unlock()
+	qs := env.Queries()
 	if len(qs) == 0 {
 		return errors.New("the job started no query (Job.Stream must call env.Start)")
 	}
@@ -130,20 +127,16 @@ func (c *cli) queries(ctx context.Context, env *Env) error {
 		select {
 		case <-ctx.Done():
 			env.Log.Info("stopping the queries")
-			return env.stopQueries()
+			return env.stopQueries(nil)
 		case err := <-ended:
 			if err != nil || env.Role == roleStream {
 				// A continuous query does not end by itself: whatever ended
 				// it ends the job, and the others stop.
-				first := err
-				if first == nil {
-					first = errors.New("a query ended by itself")
+				stopErr := env.stopQueries(err) // Stop returns err again for its query
+				if err == nil {
+					err = errors.New("a query ended by itself")
 				}
-				stopErr := env.stopQueries()
-				if err != nil && stopErr != nil && strings.Contains(stopErr.Error(), err.Error()) {
-					stopErr = nil // the same failure, as Stop returns it
-				}
-				return errors.Join(first, stopErr)
+				return errors.Join(err, stopErr)
 			}
 		}
 	}
@@ -165,14 +158,12 @@ func onlyCanceled(err error) bool {
 }
 
 // stopQueries stops every query; Stop abandons the batch in flight, which
-// re-runs from the checkpoint on restart.
-func (e *Env) stopQueries() error {
-	e.mu.Lock()
-	qs := e.queries
-	e.mu.Unlock()
+// re-runs from the checkpoint on restart. An error that is ended (the
+// failure the caller reports already) is left out.
+func (e *Env) stopQueries(ended error) error {
 	var errs []error
-	for _, q := range qs {
-		if err := q.Stop(); err != nil && !errors.Is(err, context.Canceled) {
+	for _, q := range e.Queries() {
+		if err := q.Stop(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, ended) {
 			errs = append(errs, fmt.Errorf("query %s: %w", q.ID(), err))
 		}
 	}

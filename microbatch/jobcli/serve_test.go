@@ -38,11 +38,11 @@ func TestAStreamServesItsWebUIAndMetrics(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	p := start(t, ctx, "stream", "--checkpoint-dir", t.TempDir(), "--rate", "2000", "--trigger-interval", "100ms", "--ui-addr", "127.0.0.1:0")
-	p.waitFor(t, p.stderr, `msg=metrics url=\S+`, 1, 60*time.Second)
-	uiURL := regexp.MustCompile(`msg="web UI" url=(\S+)`).FindStringSubmatch(p.stderr.String())
-	metricsURL := regexp.MustCompile(`msg=metrics url=(\S+)`).FindStringSubmatch(p.stderr.String())
+	p.WaitFor(t, p.Stderr, `msg=metrics url=\S+`, 1, 60*time.Second)
+	uiURL := regexp.MustCompile(`msg="web UI" url=(\S+)`).FindStringSubmatch(p.Stderr.String())
+	metricsURL := regexp.MustCompile(`msg=metrics url=(\S+)`).FindStringSubmatch(p.Stderr.String())
 	if uiURL == nil || metricsURL == nil || !strings.HasPrefix(metricsURL[1], uiURL[1]) {
-		t.Fatalf("want the UI's and the metrics' URLs logged, the metrics on the UI's address:\n%s", p.stderr.String())
+		t.Fatalf("want the UI's and the metrics' URLs logged, the metrics on the UI's address:\n%s", p.Stderr.String())
 	}
 	if page := get(t, uiURL[1]); !strings.Contains(page, "<html") {
 		t.Fatalf("%s is not the UI's page:\n%.300s", uiURL[1], page)
@@ -86,5 +86,5 @@ func TestAStreamServesItsWebUIAndMetrics(t *testing.T) {
 		t.Errorf("the job's web UI logged errors in the browser: %q", errs)
 	}
 	b.Screenshot("jobcli-stream-ui")
-	p.term(t)
+	p.Term(t)
 }
