@@ -115,7 +115,7 @@ func TestClusterModeFromTheCommandLine(t *testing.T) {
 		goodFiles := files(goodKey, goodCert, goodTLSKey)
 		g, f := proctest.FreePort(t, true), proctest.FreePort(t, false)
 		seed := "127.0.0.1:" + g
-		e := startProc(t, ctx, bin, append([]string{"executor", "--bind", seed, "--flight", "127.0.0.1:" + f}, goodFiles...)...)
+		e := startProc(t, ctx, bin, append([]string{"executor", "--bind", seed, "--flight", "127.0.0.1:" + f, "--work-dir", filepath.Join(dir, "spill")}, goodFiles...)...)
 		e.WaitFor(t, e.Stderr, "executor ready", 1, 30*time.Second)
 
 		for _, c := range []struct {

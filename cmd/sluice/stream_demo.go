@@ -238,23 +238,24 @@ func streamDemo(ctx context.Context, env *jobcli.Env, cfg *demoConfig) error {
 		t := time.AfterFunc(cfg.Duration, env.Stop)
 		env.Defer(func() error { t.Stop(); return nil })
 	}
+	// Checkpoints go under --dir unless --checkpoint-dir says where;
+	// without --dir the Parquet output then goes under the checkpoints.
+	// With neither, both go to a new directory, kept at exit (the final
+	// lines say where): a new one each run, since the in-process Kafka
+	// starts empty each run and a checkpoint of the last one would be
+	// ahead of it.
 	dir := cfg.Dir
-	if dir == "" {
-		// Kept at exit: the final lines say where the output is. A new
-		// one each run, since the in-process Kafka starts empty each run
-		// and a checkpoint of the last one would be ahead of it.
+	if dir == "" && env.Settings.CheckpointDir == "" {
 		tmp, err := os.MkdirTemp("", "sluice-demo-")
 		if err != nil {
 			return err
 		}
 		dir = tmp
 	}
-	// Checkpoints go under --dir unless --checkpoint-dir says where;
-	// without --dir the Parquet output then goes under the checkpoints.
 	hourlyDir := filepath.Join(dir, "hourly")
 	if env.Settings.CheckpointDir == "" {
 		env.Settings.CheckpointDir = filepath.Join(dir, "checkpoints")
-	} else if cfg.Dir == "" {
+	} else if dir == "" {
 		hourlyDir = filepath.Join(env.Settings.CheckpointDir, "parquet", "hourly")
 	}
 	// Executors are told these paths: they must not depend on the
