@@ -74,6 +74,14 @@ type Browser struct {
 func Open(t testing.TB) *Browser {
 	t.Helper()
 	path := chromium(t)
+	// Chromium's own temporary files (its singleton socket directory,
+	// which it leaves behind) go here, removed after the browser stops; a
+	// short path, since a socket's may be at most 107 bytes.
+	tmp, err := os.MkdirTemp("", "chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // tests run as root in CI containers
@@ -82,6 +90,7 @@ func Open(t testing.TB) *Browser {
 		// No UserDataDir: only for a profile directory of its own making
 		// does chromedp kill Chromium's children (zygote, network service)
 		// that outlive the browser, and remove the directory after them.
+		chromedp.Env("TMPDIR="+tmp),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	b := &Browser{t: t, urls: map[network.RequestID]string{}}
