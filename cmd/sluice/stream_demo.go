@@ -345,7 +345,9 @@ func streamDemo(ctx context.Context, env *jobcli.Env, cfg *demoConfig) error {
 	if err != nil || env.Role == "replay" { // a replay starts no query: no summary
 		return err
 	}
-	// The top customers every few seconds, not every batch.
+	// The top customers every few seconds, not every batch, until the
+	// summary (which prints them last).
+	stopTables := func() {}
 	if env.Role == "stream" && cfg.Every > 0 {
 		tick := time.NewTicker(cfg.Every)
 		done := make(chan struct{})
@@ -363,11 +365,12 @@ func streamDemo(ctx context.Context, env *jobcli.Env, cfg *demoConfig) error {
 				}
 			}
 		}()
-		env.Defer(func() error { tick.Stop(); close(done); <-stopped; return nil })
+		stopTables = func() { tick.Stop(); close(done); <-stopped }
 	}
 	// The summary, once the queries have stopped (deferred functions run
 	// last first: before the sources close and Kafka stops).
 	env.Defer(func() error {
+		stopTables()
 		b.print(w, cfg.Rows)
 		for _, q := range []struct {
 			name string
