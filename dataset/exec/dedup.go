@@ -23,7 +23,7 @@ type statefulDedup struct {
 	keys    []int // key column indices in the input
 	spec    StateSpec
 	lo, hi  int
-	store   *state.Store
+	store   state.Store
 	grouper *keyGrouper
 	keySch  *arrow.Schema
 	done    bool

@@ -154,7 +154,7 @@ func (f *flatMapGroups) Close() error {
 //
 // Output records left in f.out on an error are released by Close.
 func (f *flatMapGroups) run(ctx context.Context) error {
-	var store *state.Store
+	var store state.Store
 	if f.spec != nil {
 		stores, err := f.stores()
 		if err != nil {
@@ -323,7 +323,7 @@ func (f *flatMapGroups) run(ctx context.Context) error {
 // expired returns copies of the stored entries (keys, values) whose timeout
 // has passed: an event-time timeout once the watermark is past it, a
 // processing-time one once the batch time reaches it. Key order.
-func (f *flatMapGroups) expired(store *state.Store) (arrow.Record, arrow.Record, error) {
+func (f *flatMapGroups) expired(store state.Store) (arrow.Record, arrow.Record, error) {
 	var ks, vs []arrow.Record
 	defer func() {
 		releaseRecords(ks)
@@ -466,7 +466,7 @@ func (f *flatMapGroups) flush(ob *array.RecordBuilder) {
 // slots[i] or -1, with stored values state/timeout or nil) to the store:
 // changed entries are put, removed ones deleted, unchanged ones left alone
 // so the delta holds only what changed.
-func (f *flatMapGroups) apply(store *state.Store, keys arrow.Record, slots []int32, stateCol *array.Binary, timeoutCol *array.Int64, res []GroupResult) error {
+func (f *flatMapGroups) apply(store state.Store, keys arrow.Record, slots []int32, stateCol *array.Binary, timeoutCol *array.Int64, res []GroupResult) error {
 	var put, del []int
 	sb := array.NewBinaryBuilder(f.mem, arrow.BinaryTypes.Binary)
 	defer sb.Release()

@@ -251,7 +251,7 @@ func (s *statefulAgg) run(ctx context.Context) error {
 
 // closedGroups returns the stored partial states of every group whose
 // event-time key is at or behind the watermark, in key order.
-func (s *statefulAgg) closedGroups(store *state.Store, pschema *arrow.Schema, nk int) ([]arrow.Record, error) {
+func (s *statefulAgg) closedGroups(store state.Store, pschema *arrow.Schema, nk int) ([]arrow.Record, error) {
 	var out []arrow.Record
 	err := store.ScanWhere(s.spec.EventTimeKey, s.spec.Watermark+1, func(k, v arrow.Record) error {
 		ts := k.Column(s.spec.EventTimeKey).(*array.Timestamp)
@@ -283,7 +283,7 @@ func (s *statefulAgg) closedGroups(store *state.Store, pschema *arrow.Schema, nk
 
 // stored returns the stored partial states (keys and values) of the distinct
 // keys of batch that the store has, or nil when it has none.
-func (s *statefulAgg) stored(store *state.Store, batch arrow.Record, nk int, pschema *arrow.Schema) (arrow.Record, error) {
+func (s *statefulAgg) stored(store state.Store, batch arrow.Record, nk int, pschema *arrow.Schema) (arrow.Record, error) {
 	keys := stateKeys(s.mem, stateKeySchema(pschema, nk), batch, nk)
 	defer keys.Release()
 	slots := make([]int32, batch.NumRows())

@@ -69,7 +69,7 @@ type joinSide struct {
 	unit    arrow.TimeUnit
 	ext     *arrow.Schema // sch + seq, matched, seen, t
 	spec    state.StoreSpec
-	store   *state.Store
+	store   state.Store
 }
 
 const (

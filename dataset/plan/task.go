@@ -264,7 +264,7 @@ type countLoads struct {
 	m *exec.Metrics
 }
 
-func (c countLoads) Open(spec state.StoreSpec, version int64) (*state.Store, error) {
+func (c countLoads) Open(spec state.StoreSpec, version int64) (state.Store, error) {
 	st, err := c.Provider.Open(spec, version)
 	if err == nil && st.Loaded() {
 		c.m.AddStateLoad(spec.Operator)
@@ -272,7 +272,7 @@ func (c countLoads) Open(spec state.StoreSpec, version int64) (*state.Store, err
 	return st, err
 }
 
-func (c countLoads) OpenAux(spec state.StoreSpec, version int64) (*state.Store, arrow.Record, error) {
+func (c countLoads) OpenAux(spec state.StoreSpec, version int64) (state.Store, arrow.Record, error) {
 	st, aux, err := c.Provider.OpenAux(spec, version)
 	if err == nil && st.Loaded() {
 		c.m.AddStateLoad(spec.Operator)

@@ -68,7 +68,7 @@ func parseName(name string) (v int64, kind string, ok bool) {
 }
 
 // load reads version into the empty store s.
-func (s *Store) load(version int64) error {
+func (s *memStore) load(version int64) error {
 	if version == 0 {
 		return nil
 	}
@@ -96,7 +96,7 @@ func (s *Store) load(version int64) error {
 	return nil
 }
 
-func (s *Store) loadFile(v int64, kind string) (err error) {
+func (s *memStore) loadFile(v int64, kind string) (err error) {
 	path := filepath.Join(s.dir, fileName(v, kind))
 	data, err := s.cfg.FS.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -151,7 +151,7 @@ type fileCheck struct {
 	crc  uint32
 }
 
-func (s *Store) checkFileSchema(path string, sch *arrow.Schema, v int64, kind string) (fileCheck, error) {
+func (s *memStore) checkFileSchema(path string, sch *arrow.Schema, v int64, kind string) (fileCheck, error) {
 	md := sch.Metadata()
 	get := func(k string) string {
 		if i := md.FindKey(k); i >= 0 {
@@ -206,7 +206,7 @@ func fieldsString(s *arrow.Schema) string {
 
 // applyRecord checksums rec and applies its rows: upserts, or deletes for
 // rows flagged __deleted (never in a snapshot).
-func (s *Store) applyRecord(rec arrow.Record, kind string, crc io.Writer, buf *[]byte, offs *[]int) error {
+func (s *memStore) applyRecord(rec arrow.Record, kind string, crc io.Writer, buf *[]byte, offs *[]int) error {
 	n := int(rec.NumRows())
 	cols := rec.Columns()
 	*buf, *offs = s.fullc.encode(cols, n, *buf, *offs)
@@ -240,7 +240,7 @@ func (s *Store) applyRecord(rec arrow.Record, kind string, crc io.Writer, buf *[
 	return nil
 }
 
-func (s *Store) writeDelta(v int64) error {
+func (s *memStore) writeDelta(v int64) error {
 	keys := make([][]byte, 0, len(s.dirty)+s.ntomb)
 	slots := make([]int32, 0, cap(keys))
 	for _, sl := range s.dirty {
@@ -268,7 +268,7 @@ func (s *Store) writeDelta(v int64) error {
 	return s.writeFile(v, kindDelta, sk, ss)
 }
 
-func (s *Store) writeSnapshot(v int64) error {
+func (s *memStore) writeSnapshot(v int64) error {
 	live := s.sortedLive(nil)
 	keys := make([][]byte, len(live))
 	for i, sl := range live {
@@ -279,7 +279,7 @@ func (s *Store) writeSnapshot(v int64) error {
 
 // writeFile writes rows (keys[i], values of slots[i]; slot -1 = tombstone)
 // as state file v of kind through FS.
-func (s *Store) writeFile(v int64, kind string, keys [][]byte, slots []int32) error {
+func (s *memStore) writeFile(v int64, kind string, keys [][]byte, slots []int32) error {
 	path := filepath.Join(s.dir, fileName(v, kind))
 	mem := s.cfg.Allocator
 	var recs []arrow.Record

@@ -40,7 +40,7 @@ type warmKey struct {
 // warmStore is a parked store and, optionally, what its operator derived
 // from it at the same version (released with it).
 type warmStore struct {
-	st  *Store
+	st  *memStore
 	aux arrow.Record
 }
 
@@ -58,7 +58,7 @@ func NewFileProvider(fs vfs.FS, dir string) *FileProvider {
 }
 
 // Open is OpenAux without the parked record.
-func (p *FileProvider) Open(spec StoreSpec, version int64) (*Store, error) {
+func (p *FileProvider) Open(spec StoreSpec, version int64) (Store, error) {
 	st, aux, err := p.OpenAux(spec, version)
 	if aux != nil {
 		aux.Release()
@@ -68,7 +68,7 @@ func (p *FileProvider) Open(spec StoreSpec, version int64) (*Store, error) {
 
 // OpenAux returns the parked store of spec's operator and range when it is
 // at version and has spec's shape, else closes it and loads version.
-func (p *FileProvider) OpenAux(spec StoreSpec, version int64) (*Store, arrow.Record, error) {
+func (p *FileProvider) OpenAux(spec StoreSpec, version int64) (Store, arrow.Record, error) {
 	k := warmKey{spec.Operator, spec.Lo, spec.Hi}
 	p.mu.Lock()
 	if p.closed {
@@ -90,8 +90,11 @@ func (p *FileProvider) OpenAux(spec StoreSpec, version int64) (*Store, arrow.Rec
 		}
 		w.close()
 	}
-	st, err := Open(Config{FS: p.fs, Dir: p.dir, StoreSpec: spec}, version)
-	return st, nil, err
+	st, err := openMem(Config{FS: p.fs, Dir: p.dir, StoreSpec: spec}, version)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, nil, nil
 }
 
 // sameShape reports whether a store made for a answers for b: the same
@@ -105,7 +108,7 @@ func sameShape(a, b StoreSpec) bool {
 		return k
 	}
 	return a.Operator == b.Operator && a.KeyGroups == b.KeyGroups && a.Lo == b.Lo && a.Hi == b.Hi &&
-		snap(a.SnapshotEvery) == snap(b.SnapshotEvery) &&
+		snap(a.SnapshotEvery) == snap(b.SnapshotEvery) && a.TimeColumn == b.TimeColumn &&
 		sameFields(a.KeySchema, b.KeySchema) && sameFields(a.ValueSchema, b.ValueSchema)
 }
 
@@ -127,7 +130,15 @@ func sameFields(a, b *arrow.Schema) bool {
 
 // Keep parks st (and aux) for the next OpenAux of its operator and range;
 // a store already parked there is closed.
-func (p *FileProvider) Keep(st *Store, aux arrow.Record) {
+func (p *FileProvider) Keep(s Store, aux arrow.Record) {
+	st, ok := s.(*memStore)
+	if !ok {
+		s.Close()
+		if aux != nil {
+			aux.Release()
+		}
+		panic(fmt.Sprintf("state: Keep of a %T given to the file provider of %s", s, p.dir))
+	}
 	w := warmStore{st, aux}
 	if st.cfg.FS != p.fs || st.cfg.Dir != p.dir {
 		w.close()

@@ -23,11 +23,11 @@ type Provider interface {
 	// it. Errors: a spec that does not Validate; ErrProviderClosed; and
 	// Open's errors naming the file (ErrMissing, ErrCorrupt, ErrVersion,
 	// ErrSchema) when the store is loaded.
-	Open(spec StoreSpec, version int64) (*Store, error)
+	Open(spec StoreSpec, version int64) (Store, error)
 	// OpenAux is Open also returning the record parked with the store by
 	// Keep, or nil when the store was loaded (or none was parked). The
 	// caller owns the record and releases it.
-	OpenAux(spec StoreSpec, version int64) (*Store, arrow.Record, error)
+	OpenAux(spec StoreSpec, version int64) (Store, arrow.Record, error)
 	// Keep takes back a store from this provider's Open whose last Commit
 	// succeeded, and aux (nil, or a record the operator derived from the
 	// store at its version, e.g. the rows a join kept), for the next Open of
@@ -36,7 +36,7 @@ type Provider interface {
 	// them: a store with uncommitted changes, or one kept after Close, is
 	// closed. Keep never fails; the next Open then loads from files. A store
 	// of another provider is a broken invariant (panic).
-	Keep(st *Store, aux arrow.Record)
+	Keep(st Store, aux arrow.Record)
 	// Purge deletes the state files of every operator and range that no
 	// version >= keepFrom needs (package Purge). Parked stores are in
 	// memory and unaffected; Abort and Open still load any version >=
@@ -45,5 +45,82 @@ type Provider interface {
 	// Close closes every parked store and releases its record. It is
 	// idempotent; afterwards Open returns ErrProviderClosed and Keep closes
 	// what it is given. Stores handed out before Close stay the caller's.
+	Close() error
+}
+
+// Store is the state of one operator's key-group range at one version, plus
+// the uncommitted changes of the batch being run: what a stateful operator
+// reads and writes. It is not safe for concurrent use: one task owns it.
+// Open (package function) returns the in-memory backend; a Provider may
+// hand out another backend with the same contract (package doc, invariants
+// 1-7): the files a version writes and the rows, order and errors every
+// method gives depend only on the committed state and the changes, never on
+// the backend's cache.
+//
+// Slots are the store's handles for rows of the batch being run: a slot
+// from Lookup or Put stays valid until its key is deleted or evicted,
+// Abort, or Close (Commit keeps them). No Arrow memory is held between
+// calls: every record passed in is only read during the call, every record
+// returned is allocated from StoreSpec.Allocator and is the caller's.
+type Store interface {
+	// Version is the last committed version (0: the empty state).
+	Version() int64
+	// Loaded reports whether the Open that returned the store read it from
+	// files (a version > 0 that no warm store held), rather than reusing a
+	// warm one: what a key-group range that moved to another process costs.
+	Loaded() bool
+	// Len is the number of live keys, uncommitted changes included.
+	Len() int
+	// SizeBytes approximates the memory the store holds (capacities, not
+	// lengths); for a disk backend, its in-memory part.
+	SizeBytes() int64
+
+	// Lookup writes to out[i] the slot of keys row i, or -1 when the key is
+	// not live. out must have at least keys.NumRows() elements.
+	Lookup(keys arrow.Record, out []int32) error
+	// Put upserts keys row i -> values row i, in order (for a key repeated
+	// in keys the last row wins). If slots is non-nil (len >=
+	// keys.NumRows()) it receives the slot of each row.
+	Put(keys, values arrow.Record, slots []int32) error
+	// Update overwrites the values of live slots with the rows of values:
+	// slots[i] gets row i (a read-modify-write without hashing keys again).
+	Update(slots []int32, values arrow.Record) error
+	// Delete removes the keys' rows; a key that is not live is ignored.
+	Delete(keys arrow.Record) error
+	// Values gathers the values of slots into a record of ValueSchema;
+	// slot -1 gives a row of nulls.
+	Values(slots []int32) (arrow.Record, error)
+
+	// Scan calls fn with every live entry, uncommitted changes included, in
+	// ascending order of canonical key bytes, in chunks of at most
+	// ScanChunk rows. keys and values are released when fn returns: fn
+	// must Retain what it keeps. An error from fn stops the scan and is
+	// returned. fn must not change the store.
+	Scan(fn func(keys, values arrow.Record) error) error
+	// ScanWhere is Scan restricted to the entries whose column col (as in
+	// EvictWhere) is not null and less than less: the groups a watermark
+	// has closed, the timers that are due.
+	ScanWhere(col int, less int64, fn func(keys, values arrow.Record) error) error
+	// EvictWhere deletes every live entry whose column col is not null and
+	// less than less, and returns how many it deleted (watermark eviction:
+	// col is e.g. a window end). col numbers the key columns, then the
+	// value columns after them (len(KeySchema) + j is value column j); it
+	// must be a 64- or 32-bit signed integer-like column (int64, timestamp,
+	// date64, time64, duration, int32, date32, time32); less is in the
+	// column's own unit. On StoreSpec.TimeColumn the call visits only the
+	// entries it deletes; on another column it may scan every key.
+	EvictWhere(col int, less int64) (int, error)
+
+	// Commit makes the changes since Version() version `version`, which
+	// must be Version()+1, writing its files (format.md) atomically. On
+	// error the store keeps its changes at Version(): Commit can be
+	// retried, or Abort called.
+	Commit(version int64) error
+	// Abort drops the changes since Version(). Slots from before Abort are
+	// invalid after it.
+	Abort() error
+	// Close drops the store's memory (and closes what the backend holds
+	// open). It is idempotent; every other method returns ErrClosed
+	// afterwards.
 	Close() error
 }

@@ -19,7 +19,7 @@ import (
 
 // commitBatch runs one batch of a stateful task on p: open version, put
 // keys (value sum = version), commit version+1 and keep the store with aux.
-func commitBatch(t testing.TB, p Provider, spec StoreSpec, version int64, aux arrow.Record, names ...string) *Store {
+func commitBatch(t testing.TB, p Provider, spec StoreSpec, version int64, aux arrow.Record, names ...string) Store {
 	t.Helper()
 	st, err := p.Open(spec, version)
 	if err != nil {
@@ -39,7 +39,7 @@ func commitBatch(t testing.TB, p Provider, spec StoreSpec, version int64, aux ar
 	return st
 }
 
-func names(t *testing.T, s *Store) []string {
+func names(t *testing.T, s Store) []string {
 	t.Helper()
 	var out []string
 	for k := range contents(t, s) {
@@ -240,7 +240,7 @@ func TestProviderCloseReleasesEverything(t *testing.T) {
 	spec := testConfig(fs, mem).StoreSpec
 	other := spec
 	other.Operator, other.Lo, other.Hi = "dedup-1", 0, 32
-	kept := []*Store{
+	kept := []Store{
 		commitBatch(t, p, spec, 0, keyRecord(mem, []refKey{mkKey("x", false, 1)}), "a"),
 		commitBatch(t, p, other, 0, keyRecord(mem, []refKey{mkKey("y", false, 1)}), "b"),
 	}

@@ -48,6 +48,13 @@ type StoreSpec struct {
 	KeySchema     *arrow.Schema
 	ValueSchema   *arrow.Schema // may have no fields (a set of keys)
 	SnapshotEvery int           // a snapshot every K versions; 0 = DefaultSnapshotEvery
+	// TimeColumn names the key or value column (a 32- or 64-bit signed
+	// integer type, as EvictWhere's col) the store keeps ordered by time,
+	// so that ScanWhere and EvictWhere on it visit only the entries they
+	// return instead of every key (closing windows, timers, join
+	// eviction); "" = none (they scan every key). Not pinned by the files:
+	// a backend rebuilds its index when it loads.
+	TimeColumn string
 	// Allocator allocates every record the store returns; nil =
 	// memory.DefaultAllocator. The table itself lives in Go memory.
 	Allocator memory.Allocator
@@ -82,7 +89,27 @@ func (c StoreSpec) Validate() error {
 		}
 		seen[f.Name] = true
 	}
+	if c.TimeColumn != "" {
+		if err := c.checkTimeColumn(); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// checkTimeColumn reports whether TimeColumn names a key or value field of
+// a 32- or 64-bit signed integer type.
+func (c StoreSpec) checkTimeColumn() error {
+	for _, f := range append(c.KeySchema.Fields(), c.ValueSchema.Fields()...) {
+		if f.Name != c.TimeColumn {
+			continue
+		}
+		if t, err := typeOf(f.Type); err != nil || t.kind != kSigned || (t.width != 8 && t.width != 4) {
+			return fmt.Errorf("state: config: TimeColumn %q has type %s, want a 32- or 64-bit signed integer type", f.Name, f.Type)
+		}
+		return nil
+	}
+	return fmt.Errorf("state: config: TimeColumn %q is not a key or value field", c.TimeColumn)
 }
 
 // Config places a store's files (FS, Dir) and fixes its shape (StoreSpec).
@@ -125,7 +152,7 @@ const (
 // calls; every record a method returns is allocated from Config.Allocator
 // and owned by the caller, every record passed in is only read during the
 // call and never retained.
-type Store struct {
+type memStore struct {
 	cfg     Config
 	dir     string // <Dir>/<Operator>/<Lo>-<Hi>
 	version int64
@@ -163,7 +190,7 @@ type Store struct {
 	slots []int32
 }
 
-func newStore(cfg Config) (*Store, error) {
+func newStore(cfg Config) (*memStore, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -178,7 +205,7 @@ func newStore(cfg Config) (*Store, error) {
 	fields := append(append([]arrow.Field{}, cfg.KeySchema.Fields()...), cfg.ValueSchema.Fields()...)
 	fields = append(fields, arrow.Field{Name: deletedField, Type: arrow.FixedWidthTypes.Boolean})
 	all := append(append(append([]colType{}, kt...), vt...), colType{kind: kBool, width: 1, dt: arrow.FixedWidthTypes.Boolean})
-	s := &Store{
+	s := &memStore{
 		cfg:      cfg,
 		dir:      rangeDir(cfg.Dir, cfg.Operator, cfg.Lo, cfg.Hi),
 		keyTypes: kt,
@@ -202,7 +229,15 @@ func newStore(cfg Config) (*Store, error) {
 // missing delta of the chain, ErrCorrupt for a file that does not decode or
 // check, ErrVersion for an unknown format, ErrSchema for a file whose columns
 // are not KeySchema ++ ValueSchema ++ __deleted.
-func Open(cfg Config, version int64) (*Store, error) {
+func Open(cfg Config, version int64) (Store, error) {
+	s, err := openMem(cfg, version)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func openMem(cfg Config, version int64) (*memStore, error) {
 	s, err := newStore(cfg)
 	if err != nil {
 		return nil, err
@@ -217,19 +252,19 @@ func Open(cfg Config, version int64) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) Version() int64 { return s.version }
+func (s *memStore) Version() int64 { return s.version }
 
 // Loaded reports whether the Open that returned the store read it from
 // files (a version > 0 that no warm store held), rather than reusing a
 // warm one: what a key-group range that moved to another process costs.
-func (s *Store) Loaded() bool { return s.loaded }
+func (s *memStore) Loaded() bool { return s.loaded }
 
 // Len is the number of live keys, uncommitted changes included.
-func (s *Store) Len() int { return s.live }
+func (s *memStore) Len() int { return s.live }
 
 // SizeBytes approximates the Go memory the store holds for keys, values,
 // the hash table and pending changes (capacities, not lengths).
-func (s *Store) SizeBytes() int64 {
+func (s *memStore) SizeBytes() int64 {
 	n := int64(cap(s.arena) + cap(s.keyOff)*8 + cap(s.keyLen)*4 + cap(s.hashes)*4 + cap(s.flags) +
 		cap(s.table)*4 + cap(s.free)*4 + cap(s.dirty)*4 + cap(s.tombs)*4)
 	for i := range s.vals {
@@ -238,7 +273,7 @@ func (s *Store) SizeBytes() int64 {
 	return n
 }
 
-func (s *Store) checkOpen() error {
+func (s *memStore) checkOpen() error {
 	if s.closed {
 		return ErrClosed
 	}
@@ -259,7 +294,7 @@ func checkSchema(what string, want *arrow.Schema, got arrow.Record) error {
 }
 
 // encodeKeys fills s.kbuf/s.koffs with the canonical bytes of keys' rows.
-func (s *Store) encodeKeys(keys arrow.Record) (int, error) {
+func (s *memStore) encodeKeys(keys arrow.Record) (int, error) {
 	if err := s.checkOpen(); err != nil {
 		return 0, err
 	}
@@ -271,12 +306,12 @@ func (s *Store) encodeKeys(keys arrow.Record) (int, error) {
 	return n, nil
 }
 
-func (s *Store) row(i int) []byte { return s.kbuf[s.koffs[i]:s.koffs[i+1]] }
+func (s *memStore) row(i int) []byte { return s.kbuf[s.koffs[i]:s.koffs[i+1]] }
 
 // Lookup writes to out[i] the slot of keys row i, or -1 when the key is not
 // live. out must have at least keys.NumRows() elements. A slot stays valid
 // until the key is deleted or evicted, Abort, or Close; Commit keeps slots.
-func (s *Store) Lookup(keys arrow.Record, out []int32) error {
+func (s *memStore) Lookup(keys arrow.Record, out []int32) error {
 	n, err := s.encodeKeys(keys)
 	if err != nil {
 		return err
@@ -299,7 +334,7 @@ func (s *Store) Lookup(keys arrow.Record, out []int32) error {
 // a key repeated in keys the last row wins. The store copies the rows and
 // retains neither record. If slots is non-nil (len >= keys.NumRows()) it
 // receives the slot of each row.
-func (s *Store) Put(keys, values arrow.Record, slots []int32) error {
+func (s *memStore) Put(keys, values arrow.Record, slots []int32) error {
 	n, err := s.encodeKeys(keys)
 	if err != nil {
 		return err
@@ -330,7 +365,7 @@ func (s *Store) Put(keys, values arrow.Record, slots []int32) error {
 // Update overwrites the values of live slots (from Lookup or Put) with the
 // rows of values: slots[i] gets row i. It skips hashing the keys again,
 // the shape of a vectorised aggregation's read-modify-write.
-func (s *Store) Update(slots []int32, values arrow.Record) error {
+func (s *memStore) Update(slots []int32, values arrow.Record) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
@@ -356,7 +391,7 @@ func (s *Store) Update(slots []int32, values arrow.Record) error {
 
 // Delete removes the keys' rows; a key that is not live is ignored. Deleting
 // a key that was live at Version() writes a tombstone in the next delta.
-func (s *Store) Delete(keys arrow.Record) error {
+func (s *memStore) Delete(keys arrow.Record) error {
 	n, err := s.encodeKeys(keys)
 	if err != nil {
 		return err
@@ -373,7 +408,7 @@ func (s *Store) Delete(keys arrow.Record) error {
 
 // Values gathers the values of slots into a record of ValueSchema; slot -1
 // gives a row of nulls. The caller releases the record.
-func (s *Store) Values(slots []int32) (arrow.Record, error) {
+func (s *memStore) Values(slots []int32) (arrow.Record, error) {
 	if err := s.checkOpen(); err != nil {
 		return nil, err
 	}
@@ -385,7 +420,7 @@ func (s *Store) Values(slots []int32) (arrow.Record, error) {
 	return s.valuesRecord(slots), nil
 }
 
-func (s *Store) valuesRecord(slots []int32) arrow.Record {
+func (s *memStore) valuesRecord(slots []int32) arrow.Record {
 	cols := make([]arrow.Array, len(s.vals))
 	for j := range s.vals {
 		cols[j] = s.vals[j].gather(s.cfg.Allocator, slots)
@@ -410,7 +445,7 @@ const ScanChunk = 4096
 // rows. keys and values are released when fn returns: fn must Retain what
 // it keeps. An error from fn stops the scan and is returned. fn must not
 // change the store.
-func (s *Store) Scan(fn func(keys, values arrow.Record) error) error {
+func (s *memStore) Scan(fn func(keys, values arrow.Record) error) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
@@ -420,7 +455,7 @@ func (s *Store) Scan(fn func(keys, values arrow.Record) error) error {
 // ScanWhere is Scan restricted to the entries whose key column col (as in
 // EvictWhere) is not null and less than less: the groups a watermark has
 // closed, found without sorting the whole state.
-func (s *Store) ScanWhere(col int, less int64, fn func(keys, values arrow.Record) error) error {
+func (s *memStore) ScanWhere(col int, less int64, fn func(keys, values arrow.Record) error) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
@@ -436,7 +471,7 @@ func (s *Store) ScanWhere(col int, less int64, fn func(keys, values arrow.Record
 	}), fn)
 }
 
-func (s *Store) scan(live []int32, fn func(keys, values arrow.Record) error) error {
+func (s *memStore) scan(live []int32, fn func(keys, values arrow.Record) error) error {
 	rows := make([][]byte, 0, min(len(live), ScanChunk))
 	for a := 0; a < len(live); a += ScanChunk {
 		b := min(a+ScanChunk, len(live))
@@ -456,11 +491,11 @@ func (s *Store) scan(live []int32, fn func(keys, values arrow.Record) error) err
 	return nil
 }
 
-func (s *Store) key(sl int32) []byte {
+func (s *memStore) key(sl int32) []byte {
 	return s.arena[s.keyOff[sl] : s.keyOff[sl]+int64(s.keyLen[sl])]
 }
 
-func (s *Store) sortedLive(keep func(sl int32) bool) []int32 {
+func (s *memStore) sortedLive(keep func(sl int32) bool) []int32 {
 	var live []int32
 	if keep == nil {
 		live = make([]int32, 0, s.live)
@@ -480,7 +515,7 @@ func (s *Store) sortedLive(keep func(sl int32) bool) []int32 {
 // column (int64, timestamp, date64, time64, duration, int32, date32, time32);
 // less is in the column's own unit. Evicted keys that were live at Version()
 // get tombstones; their memory is reused by later keys.
-func (s *Store) EvictWhere(col int, less int64) (int, error) {
+func (s *memStore) EvictWhere(col int, less int64) (int, error) {
 	if err := s.checkOpen(); err != nil {
 		return 0, err
 	}
@@ -509,7 +544,7 @@ func (s *Store) EvictWhere(col int, less int64) (int, error) {
 }
 
 // keyInt decodes signed key column col of slot sl; false when it is null.
-func (s *Store) keyInt(sl int32, col int) (int64, bool) {
+func (s *memStore) keyInt(sl int32, col int) (int64, bool) {
 	k := s.key(sl)
 	if k[col/8]&(1<<(col%8)) != 0 {
 		return 0, false
@@ -544,7 +579,7 @@ func (s *Store) keyInt(sl int32, col int) (int64, bool) {
 // through FS. The bytes depend only on the committed state and changes,
 // never on the order of operations that led to them. On error the store
 // keeps its changes at Version(): Commit can be retried, or Abort called.
-func (s *Store) Commit(version int64) error {
+func (s *memStore) Commit(version int64) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
@@ -579,14 +614,14 @@ func (s *Store) Commit(version int64) error {
 // Abort drops the changes since Version() by loading Version() again from
 // FS (a task retry costs one load; a store with no pending change returns
 // at once). Slots from before Abort are invalid after it.
-func (s *Store) Abort() error {
+func (s *memStore) Abort() error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
 	if len(s.dirty) == 0 && s.ntomb == 0 {
 		return nil
 	}
-	ns, err := Open(s.cfg, s.version)
+	ns, err := openMem(s.cfg, s.version)
 	if err != nil {
 		return fmt.Errorf("state: abort: %w", err)
 	}
@@ -596,24 +631,24 @@ func (s *Store) Abort() error {
 
 // Close drops the store's memory. It is idempotent; every other method
 // returns ErrClosed afterwards.
-func (s *Store) Close() error {
+func (s *memStore) Close() error {
 	if s.closed {
 		return nil
 	}
-	*s = Store{cfg: s.cfg, dir: s.dir, version: s.version, closed: true}
+	*s = memStore{cfg: s.cfg, dir: s.dir, version: s.version, closed: true}
 	return nil
 }
 
 // --- hash table -----------------------------------------------------------
 
-func (s *Store) hash(r []byte) uint32 {
+func (s *memStore) hash(r []byte) uint32 {
 	h := maphash.Bytes(s.seed, r)
 	return uint32(h ^ h>>32)
 }
 
 // find returns the table position of key r (or the empty position where it
 // would go) and its slot, or -1.
-func (s *Store) find(h uint32, r []byte) (uint32, int32) {
+func (s *memStore) find(h uint32, r []byte) (uint32, int32) {
 	pos := h & s.mask
 	for {
 		e := s.table[pos]
@@ -628,7 +663,7 @@ func (s *Store) find(h uint32, r []byte) (uint32, int32) {
 	}
 }
 
-func (s *Store) posOf(sl int32) uint32 {
+func (s *memStore) posOf(sl int32) uint32 {
 	pos := s.hashes[sl] & s.mask
 	for s.table[pos] != sl+1 {
 		pos = (pos + 1) & s.mask
@@ -636,7 +671,7 @@ func (s *Store) posOf(sl int32) uint32 {
 	return pos
 }
 
-func (s *Store) markDirty(sl int32) {
+func (s *memStore) markDirty(sl int32) {
 	if s.flags[sl]&fDirty == 0 {
 		s.flags[sl] |= fDirty
 		s.dirty = append(s.dirty, sl)
@@ -645,7 +680,7 @@ func (s *Store) markDirty(sl int32) {
 
 // upsert returns the slot of key r, inserting it (with null values) when it
 // is not live. track records the change for the next delta.
-func (s *Store) upsert(r []byte, track bool) int32 {
+func (s *memStore) upsert(r []byte, track bool) int32 {
 	if (s.live+s.ntomb+1)*4 > len(s.table)*3 {
 		s.rehash(len(s.table) * 2)
 	}
@@ -700,7 +735,7 @@ func (s *Store) upsert(r []byte, track bool) int32 {
 // removeAt deletes slot sl found at table position pos. A tracked delete of
 // a key that was live at the last commit leaves a tombstone slot (fTomb)
 // in the table until Commit; anything else frees the slot at once.
-func (s *Store) removeAt(pos uint32, sl int32, track bool) {
+func (s *memStore) removeAt(pos uint32, sl int32, track bool) {
 	for j := range s.vals {
 		s.vals[j].free(sl)
 	}
@@ -717,7 +752,7 @@ func (s *Store) removeAt(pos uint32, sl int32, track bool) {
 
 // dropSlot frees slot sl and its key, found at table position pos, closing
 // the gap by backward shifting so no probe chain breaks.
-func (s *Store) dropSlot(pos uint32, sl int32) {
+func (s *memStore) dropSlot(pos uint32, sl int32) {
 	s.garbage += int64(s.keyLen[sl])
 	s.keyLen[sl] = 0
 	s.free = append(s.free, sl)
@@ -740,7 +775,7 @@ func (s *Store) dropSlot(pos uint32, sl int32) {
 	s.table[i] = 0
 }
 
-func (s *Store) rehash(size int) {
+func (s *memStore) rehash(size int) {
 	s.table = make([]int32, size)
 	s.mask = uint32(size - 1)
 	for sl, f := range s.flags {
@@ -757,7 +792,7 @@ func (s *Store) rehash(size int) {
 
 // maybeCompactArena rewrites the key arena once freed keys are half of it,
 // so eviction gives memory back.
-func (s *Store) maybeCompactArena() {
+func (s *memStore) maybeCompactArena() {
 	if s.garbage < 64<<10 || s.garbage < int64(len(s.arena))/2 {
 		return
 	}

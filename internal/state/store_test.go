@@ -141,15 +141,26 @@ func readVals(r arrow.Record) []refVal {
 	return out
 }
 
+// keyCodec is the canonical key codec of keys' columns (what the store
+// orders and compares by).
+func keyCodec(t testing.TB, keys arrow.Record) *codec {
+	t.Helper()
+	kt, err := typesOf(keys.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newCodec(kt)
+}
+
 // contents scans s into a map, checking the scan order is strictly
 // ascending in key bytes.
-func contents(t *testing.T, s *Store) map[refKey]refVal {
+func contents(t *testing.T, s Store) map[refKey]refVal {
 	t.Helper()
 	got := map[refKey]refVal{}
 	var prev []byte
 	err := s.Scan(func(keys, values arrow.Record) error {
 		ks, vs := readKeys(keys), readVals(values)
-		buf, offs := s.keyc.encode(keys.Columns(), len(ks), nil, nil)
+		buf, offs := keyCodec(t, keys).encode(keys.Columns(), len(ks), nil, nil)
 		for i := range ks {
 			kb := buf[offs[i]:offs[i+1]]
 			if prev != nil && string(prev) >= string(kb) {
@@ -166,7 +177,7 @@ func contents(t *testing.T, s *Store) map[refKey]refVal {
 	return got
 }
 
-func put(t testing.TB, s *Store, mem memory.Allocator, keys []refKey, vals []refVal) {
+func put(t testing.TB, s Store, mem memory.Allocator, keys []refKey, vals []refVal) {
 	t.Helper()
 	k, v := keyRecord(mem, keys), valueRecord(mem, vals)
 	defer k.Release()
@@ -176,7 +187,7 @@ func put(t testing.TB, s *Store, mem memory.Allocator, keys []refKey, vals []ref
 	}
 }
 
-func del(t *testing.T, s *Store, mem memory.Allocator, keys []refKey) {
+func del(t *testing.T, s Store, mem memory.Allocator, keys []refKey) {
 	t.Helper()
 	k := keyRecord(mem, keys)
 	defer k.Release()
@@ -779,7 +790,7 @@ func TestEvictionCompactsAndStaysCorrect(t *testing.T) {
 	if err := s.Commit(1); err != nil {
 		t.Fatal(err)
 	}
-	arena := cap(s.arena)
+	arena := cap(s.(*memStore).arena)
 	if n, err := s.EvictWhere(1, 9); err != nil || n != 18000 {
 		t.Fatalf("EvictWhere: %d, %v", n, err)
 	}
@@ -804,8 +815,8 @@ func TestEvictionCompactsAndStaysCorrect(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Evicted keys stay until the commit writes their tombstones.
-	if cap(s.arena) >= arena/2 {
-		t.Fatalf("key arena kept %d of %d bytes after evicting 90%% and committing", cap(s.arena), arena)
+	if cap(s.(*memStore).arena) >= arena/2 {
+		t.Fatalf("key arena kept %d of %d bytes after evicting 90%% and committing", cap(s.(*memStore).arena), arena)
 	}
 	r, err := Open(cfg, 2)
 	if err != nil {

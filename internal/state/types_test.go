@@ -170,7 +170,7 @@ func TestEveryKeyTypeRoundTrips(t *testing.T) {
 	if s.Len() != n {
 		t.Fatalf("Len %d, want %d distinct keys", s.Len(), n)
 	}
-	buf, offs := s.keyc.encode(keys.Columns(), n, nil, nil)
+	buf, offs := keyCodec(t, keys).encode(keys.Columns(), n, nil, nil)
 	perm := make([]int, n)
 	for i := range perm {
 		perm[i] = i
