@@ -29,7 +29,7 @@ func rewriteMetadata(t *testing.T, mem memory.Allocator, data []byte, key, val s
 	vals[md.FindKey(key)] = val
 	nmd := arrow.NewMetadata(keys, vals)
 	sch := arrow.NewSchema(r.Schema().Fields(), &nmd)
-	var out seekBuffer
+	out := seekBuffer{b: []byte{}}
 	w, err := ipc.NewFileWriter(&out, ipc.WithSchema(sch), ipc.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
