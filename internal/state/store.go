@@ -166,13 +166,12 @@ type memStore struct {
 	fileSch  *arrow.Schema // without metadata
 
 	seed  maphash.Seed
-	table []int32 // open addressing, linear probing: slot+1, 0 = empty
+	table []uint64 // open addressing, linear probing: entry(hash, slot), 0 = empty
 	mask  uint32
 
 	// Per slot.
 	keyOff []int64
 	keyLen []uint32
-	hashes []uint32
 	flags  []uint8
 
 	arena   []byte
@@ -213,7 +212,7 @@ func newStore(cfg Config) (*memStore, error) {
 		fullc:    newCodec(all),
 		fileSch:  arrow.NewSchema(fields, nil),
 		seed:     maphash.MakeSeed(),
-		table:    make([]int32, 64),
+		table:    make([]uint64, 64),
 		mask:     63,
 	}
 	s.vals = make([]column, len(vt))
@@ -265,8 +264,8 @@ func (s *memStore) Len() int { return s.live }
 // SizeBytes approximates the Go memory the store holds for keys, values,
 // the hash table and pending changes (capacities, not lengths).
 func (s *memStore) SizeBytes() int64 {
-	n := int64(cap(s.arena) + cap(s.keyOff)*8 + cap(s.keyLen)*4 + cap(s.hashes)*4 + cap(s.flags) +
-		cap(s.table)*4 + cap(s.free)*4 + cap(s.dirty)*4 + cap(s.tombs)*4)
+	n := int64(cap(s.arena) + cap(s.keyOff)*8 + cap(s.keyLen)*4 + cap(s.flags) +
+		cap(s.table)*8 + cap(s.free)*4 + cap(s.dirty)*4 + cap(s.tombs)*4)
 	for i := range s.vals {
 		n += s.vals[i].sizeBytes()
 	}
@@ -655,17 +654,23 @@ func (s *memStore) find(h uint32, r []byte) (uint32, int32) {
 		if e == 0 {
 			return pos, -1
 		}
-		sl := e - 1
-		if s.hashes[sl] == h && bytes.Equal(s.key(sl), r) {
-			return pos, sl
+		if uint32(e>>32) == h {
+			if sl := int32(uint32(e)) - 1; bytes.Equal(s.key(sl), r) {
+				return pos, sl
+			}
 		}
 		pos = (pos + 1) & s.mask
 	}
 }
 
+// entry is slot sl's hash-table entry: its key's hash above slot+1, so a
+// probe compares hashes without touching the per-slot arrays (a random
+// access each: most of an insert's cost at 10 M keys), and 0 is empty.
+func entry(h uint32, sl int32) uint64 { return uint64(h)<<32 | uint64(uint32(sl+1)) }
+
 func (s *memStore) posOf(sl int32) uint32 {
-	pos := s.hashes[sl] & s.mask
-	for s.table[pos] != sl+1 {
+	pos := s.hash(s.key(sl)) & s.mask
+	for uint32(s.table[pos]) != uint32(sl+1) {
 		pos = (pos + 1) & s.mask
 	}
 	return pos
@@ -708,7 +713,6 @@ func (s *memStore) upsert(r []byte, track bool) int32 {
 		sl = int32(len(s.flags))
 		s.keyOff = append(s.keyOff, 0)
 		s.keyLen = append(s.keyLen, 0)
-		s.hashes = append(s.hashes, 0)
 		s.flags = append(s.flags, 0)
 		for j := range s.vals {
 			s.vals[j].resize(len(s.flags))
@@ -717,8 +721,7 @@ func (s *memStore) upsert(r []byte, track bool) int32 {
 	s.keyOff[sl] = int64(len(s.arena))
 	s.keyLen[sl] = uint32(len(r))
 	s.arena = append(s.arena, r...)
-	s.hashes[sl] = h
-	s.table[pos] = sl + 1
+	s.table[pos] = entry(h, sl)
 	s.live++
 	f := s.flags[sl] | fLive
 	if track {
@@ -764,7 +767,7 @@ func (s *memStore) dropSlot(pos uint32, sl int32) {
 		if e == 0 {
 			break
 		}
-		k := s.hashes[e-1] & s.mask
+		k := uint32(e>>32) & s.mask
 		// e stays if its home k lies cyclically in (i, j].
 		if (i <= j && i < k && k <= j) || (i > j && (i < k || k <= j)) {
 			continue
@@ -776,17 +779,18 @@ func (s *memStore) dropSlot(pos uint32, sl int32) {
 }
 
 func (s *memStore) rehash(size int) {
-	s.table = make([]int32, size)
+	old := s.table
+	s.table = make([]uint64, size)
 	s.mask = uint32(size - 1)
-	for sl, f := range s.flags {
-		if f&(fLive|fTomb) == 0 {
+	for _, e := range old {
+		if e == 0 {
 			continue
 		}
-		pos := s.hashes[sl] & s.mask
+		pos := uint32(e>>32) & s.mask
 		for s.table[pos] != 0 {
 			pos = (pos + 1) & s.mask
 		}
-		s.table[pos] = int32(sl) + 1
+		s.table[pos] = e
 	}
 }
 
