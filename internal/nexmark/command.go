@@ -9,9 +9,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
@@ -47,7 +50,8 @@ func (c Commands) Usage(w io.Writer) {
         --cluster N runs it on N executor processes of this binary (127.0.0.1, a dev CA made
         for the run) and reports their CPU time too, and the bytes they shuffled over Flight
         --event-rate R: events per second of event time (default 10 000 000)
-        --cpuprofile FILE writes a CPU profile for go tool pprof
+        --cpuprofile FILE writes a CPU profile for go tool pprof; --memprofile FILE a heap
+        profile taken near the largest live heap (what the peak RSS is made of)
 `, c.Prog, strings.Join(QueryNames(), ", "))
 }
 
@@ -100,7 +104,7 @@ func (c Commands) Run(ctx context.Context, args []string) error {
 	return nil
 }
 
-func (c Commands) run(ctx context.Context, args []string) error {
+func (c Commands) run(ctx context.Context, args []string) (err error) {
 	fs := c.flags("run")
 	var o Options
 	fs.StringVar(&o.Query, "query", "q0", "query: "+strings.Join(QueryNames(), ", "))
@@ -115,6 +119,7 @@ func (c Commands) run(ctx context.Context, args []string) error {
 	fs.IntVar(&o.Cluster, "cluster", 0, "run on this many executor processes of this binary (127.0.0.1, a dev CA) with a driver in this process")
 	fs.IntVar(&o.ExecutorSlots, "executor-slots", 0, "task slots per executor with --cluster (default GOMAXPROCS)")
 	fs.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of the whole command to this file (go tool pprof); with --cluster executor i writes FILE.executor-<i>")
+	memProfile := fs.String("memprofile", "", "write a heap profile taken when the live heap was largest to this file (go tool pprof -sample_index=inuse_space)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -132,6 +137,14 @@ func (c Commands) run(ctx context.Context, args []string) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		stop := peakHeapProfile(*memProfile)
+		defer func() {
+			if perr := stop(); perr != nil && err == nil {
+				err = perr
+			}
+		}()
 	}
 	rep, err := Run(ctx, o)
 	if err != nil {
@@ -166,4 +179,53 @@ func (c Commands) executorCommand(args []string) *exec.Cmd {
 // signalled (internal/localcluster).
 func (c Commands) Executor(ctx context.Context, args []string) error {
 	return localcluster.ExecutorMain(ctx, args, StreamJob, c.Stdout)
+}
+
+// peakHeapProfile samples the live heap every 50 ms and writes a heap
+// profile to path each time it grows by a tenth over the largest seen, so
+// the file ends holding the profile of (about) the peak: what a query's
+// peak RSS is made of. stop ends the sampling and reports a write error.
+func peakHeapProfile(path string) (stop func() error) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var werr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		var peak uint64
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			metrics.Read(sample)
+			if v := sample[0].Value.Uint64(); v > peak+peak/10 {
+				peak = v
+				if werr = writeHeapProfile(path); werr != nil {
+					return
+				}
+			}
+		}
+	}()
+	return func() error {
+		close(done)
+		wg.Wait()
+		return werr
+	}
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

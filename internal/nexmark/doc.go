@@ -110,7 +110,10 @@
 //	shuffle_bytes_per_cpu_second  shuffle_bytes / cpu_seconds
 //
 // With --cpuprofile FILE, executor i writes its profile to
-// FILE.executor-<i> (its whole life, startup included).
+// FILE.executor-<i> (its whole life, startup included). --memprofile FILE
+// writes a heap profile of the runner's process each time its live heap
+// grows by a tenth over the largest seen (sampled every 50 ms), so the file
+// shows what the heap was made of near its peak.
 //
 // The tests check, for each query, that the stream over the generator (in
 // several micro-batches) gives the rows the batch query over the Parquet of
