@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/sluicedata/sluice/dataset/plan"
 	"github.com/sluicedata/sluice/microbatch/checkpoint"
@@ -72,15 +74,25 @@ func (q *Query) idleWatermark(e *checkpoint.OffsetEntry, active map[string]int64
 // logIdle logs the inputs that became idle or active again with batch e,
 // against was, the idle inputs of the batch before.
 func (q *Query) logIdle(ctx context.Context, e *checkpoint.OffsetEntry, was []string) {
+	// The sources name the input for a reader; its id names it in
+	// offsets files and progress.
+	sources := func(id string) slog.Attr {
+		for _, s := range q.cq.Spec().Watermarks {
+			if s.ID == id {
+				return slog.String("sources", strings.Join(s.Sources, ","))
+			}
+		}
+		return slog.String("sources", "")
+	}
 	for _, id := range e.Idle {
 		if !slices.Contains(was, id) {
 			q.log.LogAttrs(ctx, slog.LevelInfo, "input idle: it no longer holds the watermark back", slog.Int64("batch", e.Batch),
-				slog.String("input", id), slog.Int64("last_data_batch_time_us", e.Active[id]))
+				slog.String("input", id), sources(id), slog.Time("last_data_batch_time", time.UnixMicro(e.Active[id]).UTC()))
 		}
 	}
 	for _, id := range was {
 		if !slices.Contains(e.Idle, id) {
-			q.log.LogAttrs(ctx, slog.LevelInfo, "input active again", slog.Int64("batch", e.Batch), slog.String("input", id))
+			q.log.LogAttrs(ctx, slog.LevelInfo, "input active again", slog.Int64("batch", e.Batch), slog.String("input", id), sources(id))
 		}
 	}
 }

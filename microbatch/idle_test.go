@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/internal/vfs"
@@ -35,12 +36,20 @@ type idlePair struct {
 	sink  *recordingSink
 	idle  time.Duration // 0: no WithIdleness
 	log   strings.Builder
+	reg   *prometheus.Registry
+	m     *microbatch.Metrics
+	// gauge is sluice_idle_inputs as each batch left it (read while the
+	// query runs: its gauges go when it stops).
+	gauge map[int64]float64
 }
 
 func newIdlePair(t *testing.T, idle time.Duration) *idlePair {
 	p := &idlePair{t: t, mem: memory.NewCheckedAllocator(memory.NewGoAllocator()), fs: vfs.NewMem(), clock: &setClock{},
-		sink: newRecordingSink(), idle: idle}
+		sink: newRecordingSink(), idle: idle, reg: prometheus.NewRegistry(), gauge: map[int64]float64{}}
 	var err error
+	if p.m, err = microbatch.NewMetrics(p.reg); err != nil {
+		t.Fatal(err)
+	}
 	if p.a, err = srcmem.New(srcmem.Config{Name: "a", Schema: eventSchema}); err != nil {
 		t.Fatal(err)
 	}
@@ -95,12 +104,25 @@ func (p *idlePair) step(k int, busy bool, bAt ...int) (*microbatch.Progress, err
 func (p *idlePair) run(idle time.Duration) (*microbatch.Progress, error) {
 	p.t.Helper()
 	q, err := microbatch.WriteStream(p.job(idle), p.sink).Checkpoint("/ckpt").FS(p.fs).Clock(p.clock).
-		Logger(slog.New(slog.NewTextHandler(&p.log, nil))).OutputMode(sinks.Append).Trigger(microbatch.Once()).Start(context.Background())
+		Logger(slog.New(slog.NewTextHandler(&p.log, nil))).Metrics(p.m).OnProgress(p.observe).OutputMode(sinks.Append).Trigger(microbatch.Once()).Start(context.Background())
 	if err != nil {
 		p.t.Fatal(err)
 	}
 	err = q.AwaitTermination()
 	return q.LastProgress(), err
+}
+
+func (p *idlePair) observe(pr microbatch.Progress) {
+	fams, err := p.reg.Gather()
+	if err != nil {
+		p.t.Error(err)
+		return
+	}
+	for _, f := range fams {
+		if f.GetName() == "sluice_idle_inputs" && len(f.GetMetric()) == 1 {
+			p.gauge[pr.Batch] = f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
 }
 
 // mustStep is step for a batch that must run and succeed.
@@ -191,7 +213,7 @@ func TestAnIdleInputStopsHoldingTheWatermarkBackAndRejoinsWithData(t *testing.T)
 		e.Watermark != at(24).UnixMicro() {
 		t.Fatalf("offsets/3: idle %q, active %v, watermark %d; want b idle since batch time 0, a active at 30 s, watermark 24 s", e.Idle, e.Active, e.Watermark)
 	}
-	if !strings.Contains(p.log.String(), "input idle") || !strings.Contains(p.log.String(), "input=wm-1") {
+	if !strings.Contains(p.log.String(), "input idle") || !strings.Contains(p.log.String(), "input=wm-1 sources=b") {
 		t.Fatalf("log does not say wm-1 went idle:\n%s", p.log.String())
 	}
 	js, err := json.Marshal(pr)
@@ -200,6 +222,9 @@ func TestAnIdleInputStopsHoldingTheWatermarkBackAndRejoinsWithData(t *testing.T)
 	}
 	if !strings.Contains(string(js), `"idleInputs":"wm-1"`) {
 		t.Fatalf("progress JSON lacks eventTime.idleInputs: %s", js)
+	}
+	if g, ok := p.gauge[3]; !ok || g != 1 || p.gauge[2] != 0 {
+		t.Fatalf("sluice_idle_inputs after batches 2 and 3: %v; want 0 then 1", p.gauge)
 	}
 	for k := 4; k < 6; k++ {
 		pr := p.mustStep(k, true)
@@ -211,6 +236,9 @@ func TestAnIdleInputStopsHoldingTheWatermarkBackAndRejoinsWithData(t *testing.T)
 	// the watermark holds at 44 s; after the batch b's is 57 s, behind a's.
 	pr = p.mustStep(6, true, 15, 62)
 	checkBatch(t, pr, at(44))
+	if g, ok := p.gauge[6]; !ok || g != 0 {
+		t.Fatalf("sluice_idle_inputs after batch 6: %v; want 0", p.gauge)
+	}
 	if pr.StateOperators[0].DroppedLate != 1 {
 		t.Fatalf("batch 6 dropped %d late rows, want b's row at 15 s", pr.StateOperators[0].DroppedLate)
 	}
