@@ -213,6 +213,17 @@ func TestAnIdleInputStopsHoldingTheWatermarkBackAndRejoinsWithData(t *testing.T)
 		e.Watermark != at(24).UnixMicro() {
 		t.Fatalf("offsets/3: idle %q, active %v, watermark %d; want b idle since batch time 0, a active at 30 s, watermark 24 s", e.Idle, e.Active, e.Watermark)
 	}
+	sum, err := checkpoint.Inspect(p.fs, "/ckpt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text strings.Builder
+	if err := sum.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "watermark  2026-11-01T00:00:24Z (idle: wm-1)") {
+		t.Fatalf("checkpoint inspect does not show the idle input of batch 3:\n%s", text.String())
+	}
 	if !strings.Contains(p.log.String(), "input idle") || !strings.Contains(p.log.String(), "input=wm-1 sources=b") {
 		t.Fatalf("log does not say wm-1 went idle:\n%s", p.log.String())
 	}
