@@ -82,6 +82,12 @@ func (p *idlePair) job(idle time.Duration) *dataset.Dataset {
 // batch ran) and the query's error.
 func (p *idlePair) step(k int, busy bool, bAt ...int) (*microbatch.Progress, error) {
 	p.t.Helper()
+	p.feed(k, busy, bAt...)
+	return p.run(p.idle)
+}
+
+// feed appends step k's rows and sets the clock to its batch time.
+func (p *idlePair) feed(k int, busy bool, bAt ...int) {
 	if busy {
 		s := 10 * k
 		r := eventsAt(p.mem, s+1, "a", 1, s+5, "a", 1, s+9, "a", 1)
@@ -98,7 +104,6 @@ func (p *idlePair) step(k int, busy bool, bAt ...int) (*microbatch.Progress, err
 		r.Release()
 	}
 	p.clock.Set(t0.Add(time.Duration(10*k) * time.Second))
-	return p.run(p.idle)
 }
 
 func (p *idlePair) run(idle time.Duration) (*microbatch.Progress, error) {
@@ -106,7 +111,7 @@ func (p *idlePair) run(idle time.Duration) (*microbatch.Progress, error) {
 	q, err := microbatch.WriteStream(p.job(idle), p.sink).Checkpoint("/ckpt").FS(p.fs).Clock(p.clock).
 		Logger(slog.New(slog.NewTextHandler(&p.log, nil))).Metrics(p.m).OnProgress(p.observe).OutputMode(sinks.Append).Trigger(microbatch.Once()).Start(context.Background())
 	if err != nil {
-		p.t.Fatal(err)
+		return nil, err
 	}
 	err = q.AwaitTermination()
 	return q.LastProgress(), err
@@ -355,4 +360,92 @@ func TestIdlenessCountsFromTheFirstBatchThatRecordsIt(t *testing.T) {
 		checkBatch(t, p.mustStep(k, true), time.Time{})
 	}
 	checkBatch(t, p.mustStep(6, true), at(54), "wm-1")
+}
+
+// idleScript is TestAnIdleInputStopsHoldingTheWatermarkBackAndRejoinsWithData's
+// input: b silent until step 6, then one late row and one on time.
+var idleScript = []struct {
+	busy bool
+	bAt  []int
+}{{busy: true}, {busy: true}, {busy: true}, {busy: true}, {busy: true}, {busy: true},
+	{busy: true, bAt: []int{15, 62}}, {busy: true}, {busy: true}, {busy: true}, {busy: false}}
+
+// settle runs the query at the current batch time until a run has nothing
+// to do: the step's data batch, then the no-data batch an input turning
+// idle may earn. A restart after a failure is one more run of the same
+// loop, so a run that failed and one that did not reach the same batches.
+func (p *idlePair) settle() error {
+	for range 5 {
+		pr, err := p.run(p.idle)
+		if err != nil || pr == nil {
+			return err
+		}
+	}
+	return fmt.Errorf("the query still runs batches after 5 runs at %v", p.clock.Now())
+}
+
+// The idle-input query fails at every durable step of its run in turn,
+// "crashes" (unsynced writes lost) and restarts at the same batch time:
+// every batch runs with the watermark and idle inputs of the run that never
+// failed and emits the same rows (the recording sink also refuses a
+// re-commit with other rows).
+func TestIdleInputsSurviveACrashAtEveryDurableStep(t *testing.T) {
+	ref := newIdlePair(t, 30*time.Second)
+	for k, st := range idleScript {
+		ref.feed(k, st.busy, st.bAt...)
+		if err := ref.settle(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := ref.sink.sortedBatches()
+	offsets := func(p *idlePair) (out []string) {
+		for n := range int64(len(want)) {
+			e := p.offsets(n)
+			out = append(out, fmt.Sprintf("batch %d at %d: watermark %d idle %q active %v", n, e.Timestamp, e.Watermark, e.Idle, e.Active))
+		}
+		return out
+	}
+	refOffsets := offsets(ref)
+	if len(want) <= len(idleScript) {
+		t.Fatalf("reference run: %d batches for %d steps; the test needs the no-data batches idleness earns", len(want), len(idleScript))
+	}
+	steps := ref.fs.Mutations()
+	injected := errors.New("injected disk failure")
+	for n := 0; n < steps; n++ {
+		p := newIdlePair(t, 30*time.Second)
+		p.fs.FailAfter(n, injected)
+		failed := false
+		for k, st := range idleScript {
+			p.feed(k, st.busy, st.bAt...)
+			err := p.settle()
+			if err == nil {
+				continue
+			}
+			if failed || !errors.Is(err, injected) {
+				t.Fatalf("failure at step %d: batch time %d s: %v; want the one injected failure", n, 10*k, err)
+			}
+			failed = true
+			p.fs.Crash()
+			p.fs.FailAfter(-1, nil)
+			if err := p.settle(); err != nil {
+				t.Fatalf("failure at step %d: restart at batch time %d s: %v", n, 10*k, err)
+			}
+		}
+		if !failed {
+			t.Fatalf("failure at step %d: nothing failed", n)
+		}
+		if g := offsets(p); !slices.Equal(g, refOffsets) {
+			t.Fatalf("failure at step %d: offsets\n%s\nwant\n%s", n, strings.Join(g, "\n"), strings.Join(refOffsets, "\n"))
+		}
+		got := p.sink.sortedBatches()
+		if len(got) != len(want) {
+			t.Fatalf("failure at step %d: %d batches, want %d", n, len(got), len(want))
+		}
+		for b, rows := range want {
+			if !slices.Equal(got[b], rows) {
+				t.Fatalf("failure at step %d: batch %d emitted %q, want %q", n, b, got[b], rows)
+			}
+		}
+	}
+	t.Logf("%d durable steps failed in turn; %d batches", steps, len(want))
 }
