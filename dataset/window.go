@@ -23,6 +23,38 @@ func (d *Dataset) WithWatermark(col string, delay time.Duration) *Dataset {
 	return d.derive(plan.NewWatermark(d.node, col, delay))
 }
 
+// WithIdleness makes the WithWatermark declaration that produced d stop
+// holding a streaming query's watermark back while the streams it reads
+// have no new data (Flink's WatermarkStrategy.withIdleness): once none of
+// them had new offsets for idle of batch time, the query's watermark (the
+// minimum over its inputs) is taken over the other inputs only. When data
+// comes back the input counts again, and as the watermark never moves back,
+// its rows behind the watermark are late. When every input is idle the
+// watermark stays where it is. Batch time is the batch timestamps the
+// checkpoint records, and each batch's offsets record the idle inputs, so
+// a re-run agrees.
+//
+// An input is one WithWatermark declaration: its watermark follows the
+// largest event time over all the partitions it reads (as in Spark), so a
+// silent Kafka partition alone never holds it back; a silent input of a
+// join or a union does. Batch jobs ignore it.
+func (d *Dataset) WithIdleness(idle time.Duration) *Dataset {
+	if d.err != nil {
+		return d
+	}
+	if idle <= 0 {
+		return d.derive(nil, fmt.Errorf("WithIdleness(%v): %w: must be positive", idle, plan.ErrPlan))
+	}
+	if d.node.Kind != plan.KindWatermark {
+		return d.derive(nil, fmt.Errorf("WithIdleness: %w: the Dataset is not the result of WithWatermark", plan.ErrPlan))
+	}
+	w := *d.node.Watermark
+	w.IdleMicros = idle.Microseconds()
+	n := *d.node
+	n.Watermark = &w
+	return d.derive(&n, nil)
+}
+
 // WindowKey groups rows by event-time window in GroupBy: the output gets
 // window_start and window_end columns.
 type WindowKey struct {

@@ -24,7 +24,8 @@
 //     flock that dies with the process, so a crash never blocks a restart)
 //     and the query releases it when it ends, however it ends.
 //  6. Batches run only when some source has new data, when the watermark
-//     moved (so windows close and event-time timeouts fire), or, under a
+//     moved (so windows close and event-time timeouts fire; an input turning
+//     idle moves it too), or, under a
 //     periodic ProcessingTime trigger, every interval for a query with
 //     processing-time timeouts.
 //
@@ -34,9 +35,10 @@
 //	check the checkpoint's identity and offsets (read only); take its lock
 //	recover from the checkpoint; re-run an uncommitted batch
 //	for each trigger tick:
-//	    end[s] = s.Latest(start[s]) for every source; nothing new -> wait
+//	    end[s] = s.Latest(start[s]) for every source
+//	    watermark = last commit's, over the inputs not idle (idle.go); nothing new -> wait
 //	    backlog[s] = s.Backlog(end[s]) where a source can tell (latest offset, lag)
-//	    checkpoint.WriteOffsets(OffsetEntry{N, start/end per source, watermark, previous watermark, now})
+//	    checkpoint.WriteOffsets(OffsetEntry{N, start/end per source, watermark, previous watermark, now, idle inputs})
 //	    res = StreamQuery.RunBatch(BatchContext of N, splits of (start, end])
 //	    late rows, then sink.Commit(N, res.Commit); next watermark from res.Metrics
 //	    checkpoint.WriteCommit(N); sources' Commit(end); purge old batches
@@ -75,7 +77,13 @@
 // or max policy) are computed from each
 // batch's data and recorded in commits/N; rows behind them are dropped and
 // counted, or sent to a LateRows sink, and a watermark that moved without
-// new data earns a no-data batch so windows close.
+// new data earns a no-data batch so windows close. An input declared
+// WithIdleness whose sources had no new offsets for that long of batch time
+// is left out of the combination when a batch is planned (Flink's
+// withIdleness; all idle: the watermark stays), and offsets/N records the
+// idle inputs and when each last had data, so a re-run keeps its
+// watermark. An input's watermark is over all its partitions (as in
+// Spark): a silent Kafka partition does not hold it back.
 //
 // Several stateful operators chain: every operator that feeds another emits
 // append-style (each row once, when final; an aggregation must then be

@@ -29,6 +29,7 @@ import (
 //	sluice_sink_commit_duration_seconds{query,sink}          histogram
 //	sluice_watermark_seconds{query}                          gauge, seconds since the Unix epoch
 //	sluice_watermark_delay_seconds{query}                    gauge, wall time minus watermark at the last batch's end
+//	sluice_idle_inputs{query}                                gauge, inputs the last batch's watermark left out as idle (WithIdleness)
 //	sluice_state_rows{query,operator}                        gauge
 //	sluice_state_bytes{query,operator}                       gauge
 //	sluice_late_rows_dropped_total{query,operator}           counter
@@ -52,6 +53,7 @@ type Metrics struct {
 	sinkCommit    *prometheus.HistogramVec
 	watermark     *prometheus.GaugeVec
 	watermarkLag  *prometheus.GaugeVec
+	idleInputs    *prometheus.GaugeVec
 	stateRows     *prometheus.GaugeVec
 	stateBytes    *prometheus.GaugeVec
 	lateRows      *prometheus.CounterVec
@@ -93,6 +95,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Event-time watermark of the last batch, in seconds since the Unix epoch."}, q),
 		watermarkLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_watermark_delay_seconds",
 			Help: "Wall time minus the watermark when the last batch ended (time() - sluice_watermark_seconds is the live delay)."}, q),
+		idleInputs: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_idle_inputs",
+			Help: "Inputs (WithWatermark declarations) the last batch's watermark left out as idle (WithIdleness)."}, q),
 		stateRows: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_state_rows",
 			Help: "Rows in a stateful operator's state after the last batch."}, []string{"query", "operator"}),
 		stateBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_state_bytes",
@@ -126,7 +130,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.batches, m.batchDuration, m.lastBatch, m.inputRows, m.inputRate, m.processedRate,
-		m.outputRows, m.sinkCommit, m.watermark, m.watermarkLag, m.stateRows, m.stateBytes, m.lateRows, m.evicted,
+		m.outputRows, m.sinkCommit, m.watermark, m.watermarkLag, m.idleInputs, m.stateRows, m.stateBytes, m.lateRows, m.evicted,
 		m.badRecords, m.sourceLag, m.partitionLag, m.failures}
 }
 
@@ -197,6 +201,7 @@ func (m *Metrics) observe(query string, p *Progress, now time.Time, badSkipped, 
 		m.watermark.WithLabelValues(query).Set(float64(p.Watermark.UnixMicro()) / 1e6)
 		m.watermarkLag.WithLabelValues(query).Set(now.Sub(p.Watermark).Seconds())
 	}
+	m.idleInputs.WithLabelValues(query).Set(float64(len(p.IdleInputs)))
 	for _, s := range p.StateOperators {
 		m.stateRows.WithLabelValues(query, s.Operator).Set(float64(s.Rows))
 		m.stateBytes.WithLabelValues(query, s.Operator).Set(float64(s.Bytes))
@@ -216,7 +221,7 @@ func (m *Metrics) stopped(query string, failed bool) {
 	}
 	l := prometheus.Labels{"query": query}
 	for _, g := range []*prometheus.GaugeVec{m.lastBatch, m.inputRate, m.processedRate, m.watermark, m.watermarkLag,
-		m.stateRows, m.stateBytes, m.sourceLag, m.partitionLag} {
+		m.idleInputs, m.stateRows, m.stateBytes, m.sourceLag, m.partitionLag} {
 		g.DeletePartialMatch(l)
 	}
 }

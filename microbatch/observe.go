@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sluicedata/sluice/dataset/exec"
@@ -70,6 +71,9 @@ func (q *Query) logBatch(ctx context.Context, p *Progress) {
 		slog.Float64("processed_rows_per_s", math.Round(finite(p.ProcessedPerS))))
 	if !p.Watermark.IsZero() {
 		attrs = append(attrs, slog.String(logWatermark, p.Watermark.UTC().Format(sparkTime)))
+	}
+	if len(p.IdleInputs) > 0 {
+		attrs = append(attrs, slog.String("idle_inputs", strings.Join(p.IdleInputs, ",")))
 	}
 	var lag int64 = -1
 	for _, s := range p.Sources {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluicedata/sluice/sources"
@@ -27,6 +28,12 @@ type Progress struct {
 	Sources        []SourceProgress
 	StateOperators []StateProgress
 	Sink           SinkProgress
+
+	// IdleInputs are the inputs (watermark ids, "wm-0", ...) the batch's
+	// watermark left out as idle (Dataset.WithIdleness); in the JSON,
+	// eventTime.idleInputs, comma-separated (Spark's eventTime is a map of
+	// strings).
+	IdleInputs []string
 }
 
 // SourceProgress is one source's part of a batch.
@@ -97,7 +104,8 @@ const sparkTime = "2006-01-02T15:04:05.000Z"
 // MarshalJSON writes p as Spark's StreamingQueryProgress.
 func (p Progress) MarshalJSON() ([]byte, error) {
 	type eventTime struct {
-		Watermark string `json:"watermark,omitempty"`
+		Watermark  string `json:"watermark,omitempty"`
+		IdleInputs string `json:"idleInputs,omitempty"`
 	}
 	type stateOp struct {
 		OperatorName              string           `json:"operatorName"`
@@ -151,6 +159,7 @@ func (p Progress) MarshalJSON() ([]byte, error) {
 	if !p.Watermark.IsZero() {
 		out.EventTime.Watermark = p.Watermark.UTC().Format(sparkTime)
 	}
+	out.EventTime.IdleInputs = strings.Join(p.IdleInputs, ",")
 	for _, s := range p.StateOperators {
 		out.StateOperators = append(out.StateOperators, stateOp{OperatorName: s.Operator, NumRowsTotal: s.Rows,
 			MemoryUsedBytes: s.Bytes, NumRowsDroppedByWatermark: s.DroppedLate, NumRowsRemoved: s.Evicted,

@@ -493,8 +493,13 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 			wms[id] = v
 		}
 	}
+	// active and idle are the last recorded batch's idleness facts
+	// (idle.go): where the next batch counts idleness from.
+	var active map[string]int64
+	var idle []string
 	if rec.LastOffsets != nil {
 		lastWM = rec.LastOffsets.Watermark
+		active, idle = rec.LastOffsets.Active, rec.LastOffsets.Idle
 	}
 	if rec.Rerun != nil {
 		q.log.LogAttrs(ctx, slog.LevelInfo, "re-running batch after restart", slog.Int64("batch", rec.Rerun.Batch))
@@ -503,6 +508,7 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 			return err
 		}
 		starts = ends(rec.Rerun)
+		active, idle = rec.Rerun.Active, rec.Rerun.Idle
 		next = rec.Rerun.Batch + 1
 		wm, lastWM = nw, rec.Rerun.Watermark
 		if c, err := q.cp.Commit(rec.Rerun.Batch); err == nil {
@@ -569,7 +575,8 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 			}
 			entry.Sources[s.Name()] = checkpoint.SourceOffsets{Identity: s.Identity(), Start: start, End: end}
 		}
-		if !hasData && !(closesWindows && wm > lastWM) && !timesOut {
+		entry.Watermark, entry.Active, entry.Idle = q.idleWatermark(entry, active, wm, wms)
+		if !hasData && !(closesWindows && entry.Watermark > lastWM) && !timesOut {
 			if w.trigger.kind != kindProcessingTime {
 				return nil
 			}
@@ -585,6 +592,7 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 		if err := q.cp.WriteOffsets(entry); err != nil {
 			return err
 		}
+		q.logIdle(ctx, entry, idle)
 		pre[PhaseWALCommit] = w.clock.Now().Sub(t)
 		nw, err := q.runBatch(ctx, entry, lastStart, pre, wms)
 		if err != nil {
@@ -594,6 +602,7 @@ func (q *Query) loop(ctx context.Context, rec *checkpoint.Recovery) error {
 			wms = c.Watermarks
 		}
 		wm, lastWM = nw, entry.Watermark
+		active, idle = entry.Active, entry.Idle
 		lastStart = tick
 		starts = ends(entry)
 		next++
@@ -689,6 +698,7 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 	if e.Watermark != math.MinInt64 {
 		p.Watermark = time.UnixMicro(e.Watermark).UTC()
 	}
+	p.IdleInputs = e.Idle
 	splits, err := q.splits(ctx, e, &p)
 	if err != nil {
 		return 0, err

@@ -256,6 +256,9 @@ func (n *Node) derive() error {
 		if n.Watermark.DelayMicros < 0 {
 			return fmt.Errorf("%w: watermark on %q: negative delay", ErrPlan, n.Watermark.Column)
 		}
+		if n.Watermark.IdleMicros < 0 {
+			return fmt.Errorf("%w: watermark on %q: negative idleness", ErrPlan, n.Watermark.Column)
+		}
 		n.Schema = in(0)
 	case KindSession:
 		sch, err := exec.SessionSchema(in(0), *n.Session)

@@ -123,6 +123,12 @@ type WatermarkSpec struct {
 	ID          string `json:",omitempty"`
 	Column      string
 	DelayMicros int64
+	// IdleMicros > 0: the input stops holding the query's watermark back
+	// once its sources have had no new data for this long of batch time
+	// (WithIdleness). Only the driver reads it; Sources, the names of the
+	// streams the declaration reads, is filled for it in Spec.Watermarks.
+	IdleMicros int64    `json:",omitempty"`
+	Sources    []string `json:",omitempty"`
 }
 
 // LateSpec drops rows at or behind the batch's watermark (Prev: the
@@ -280,7 +286,11 @@ func (n *Node) describe() string {
 	case KindUnion:
 		return "Union"
 	case KindWatermark:
-		return fmt.Sprintf("Watermark %s delay=%v", n.Watermark.Column, time.Duration(n.Watermark.DelayMicros)*time.Microsecond)
+		s := fmt.Sprintf("Watermark %s delay=%v", n.Watermark.Column, time.Duration(n.Watermark.DelayMicros)*time.Microsecond)
+		if n.Watermark.IdleMicros > 0 {
+			s += fmt.Sprintf(" idle=%v", time.Duration(n.Watermark.IdleMicros)*time.Microsecond)
+		}
+		return s
 	case KindWindow:
 		w := n.Window
 		return fmt.Sprintf("Window %s size=%d slide=%d offset=%d -> [%s, %s]", w.Column, w.Size, w.Slide, w.Offset, w.StartName, w.EndName)

@@ -89,6 +89,11 @@ func Compile(root *Node, parts int, st *StreamOptions) (*Spec, error) {
 		if n.Kind == KindWatermark {
 			w := *n.Watermark
 			w.ID = ids[n.Watermark]
+			if w.IdleMicros > 0 {
+				for _, s := range Streams(n) {
+					w.Sources = append(w.Sources, s.Name())
+				}
+			}
 			spec.Watermarks = append(spec.Watermarks, w)
 		}
 	})

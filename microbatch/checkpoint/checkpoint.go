@@ -77,6 +77,14 @@ type OffsetEntry struct {
 	// fed by another stateful operator drop rows as late only behind it
 	// (math.MinInt64 = none; absent in logs of older versions = none).
 	PrevWatermark *int64 `json:"prev_watermark_us,omitempty"`
+	// Active is, for each input that declares idleness (keyed by watermark
+	// id), the batch time (µs) of the last batch up to this one whose
+	// offsets moved for its sources: where the next batch counts idleness
+	// from. Idle lists the inputs Watermark left out as idle. Both are
+	// absent for queries without idleness and in logs of older versions
+	// (counting then starts at the next batch).
+	Active map[string]int64 `json:"active_us,omitempty"`
+	Idle   []string         `json:"idle_inputs,omitempty"`
 }
 
 // CommitEntry is commits/<N>.json, written after the sink and state commit.

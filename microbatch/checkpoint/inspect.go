@@ -55,6 +55,8 @@ type BatchSummary struct {
 	// Watermark is the one the batch ran with.
 	Watermark *time.Time         `json:"watermark"`
 	Sources   []SourceBatchRange `json:"sources"`
+	// IdleInputs are the inputs the watermark left out as idle.
+	IdleInputs []string `json:"idle_inputs,omitempty"`
 	// NextWatermark and Watermarks are the commit's: the watermark computed
 	// from the batch's data (in effect for the next batch) and the
 	// per-input watermarks it combines. Absent for an uncommitted batch.
@@ -180,7 +182,7 @@ func (c *Checkpoint) batchSummary(n int64, committed bool) (*BatchSummary, error
 	if err != nil {
 		return nil, err
 	}
-	b := &BatchSummary{Batch: n, Timestamp: usTime(e.Timestamp), Watermark: wmTime(e.Watermark)}
+	b := &BatchSummary{Batch: n, Timestamp: usTime(e.Timestamp), Watermark: wmTime(e.Watermark), IdleInputs: e.Idle}
 	for _, name := range slices.Sorted(maps.Keys(e.Sources)) {
 		o := e.Sources[name]
 		b.Sources = append(b.Sources, SourceBatchRange{Name: name, Identity: o.Identity, Start: jsonOrNull(o.Start), End: jsonOrNull(o.End)})
@@ -280,7 +282,11 @@ func (s *Summary) WriteText(w io.Writer) error {
 
 func writeBatch(p func(string, ...any), label string, b *BatchSummary) {
 	p("%s\t%d at %s", label, b.Batch, b.Timestamp.Format(time.RFC3339Nano))
-	p("  watermark\t%s", wmText(b.Watermark))
+	if len(b.IdleInputs) > 0 {
+		p("  watermark\t%s (idle: %s)", wmText(b.Watermark), strings.Join(b.IdleInputs, ", "))
+	} else {
+		p("  watermark\t%s", wmText(b.Watermark))
+	}
 	if b.NextWatermark != nil || len(b.Watermarks) > 0 {
 		next := "next " + wmText(b.NextWatermark)
 		for _, id := range slices.Sorted(maps.Keys(b.Watermarks)) {
