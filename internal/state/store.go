@@ -224,7 +224,7 @@ func newStore(cfg Config) (*memStore, error) {
 	for i, t := range vt {
 		s.vals[i].t = t
 	}
-	s.tix = newTimeIndex(cfg.StoreSpec, kt, vt)
+	s.tix = newTimeIndex(cfg.StoreSpec, len(kt))
 	return s, nil
 }
 
@@ -276,7 +276,7 @@ func (s *memStore) SizeBytes() int64 {
 		n += s.vals[i].sizeBytes()
 	}
 	if s.tix != nil {
-		n += int64(cap(s.tix.gen)*4 + cap(s.tix.h)*16)
+		n += int64(cap(s.tix.t)*8 + cap(s.tix.sl)*4)
 	}
 	return n
 }
@@ -768,9 +768,6 @@ func (s *memStore) upsert(r []byte, track bool) int32 {
 		for j := range s.vals {
 			s.vals[j].resize(len(s.flags))
 		}
-		if s.tix != nil {
-			s.tix.growGen(len(s.flags))
-		}
 	}
 	s.keyOff[sl] = int64(len(s.arena))
 	s.keyLen[sl] = uint32(len(r))
@@ -799,9 +796,6 @@ func (s *memStore) upsert(r []byte, track bool) int32 {
 func (s *memStore) removeAt(pos uint32, sl int32, track bool) {
 	for j := range s.vals {
 		s.vals[j].free(sl)
-	}
-	if s.tix != nil {
-		s.tix.invalidate(sl)
 	}
 	s.live--
 	if track && s.flags[sl]&fNew == 0 {
