@@ -484,7 +484,7 @@ func (s *memStore) ScanWhere(col int, less int64, fn func(keys, values arrow.Rec
 	}
 	var live []int32
 	if s.tix != nil && s.tix.col == col {
-		live = s.dueSlots(less, true)
+		live = s.dueSlots(less, false)
 		sortByKey(live, s.key)
 	} else {
 		live = s.sortedLive(func(sl int32) bool {
@@ -571,7 +571,7 @@ func (s *memStore) EvictWhere(col int, less int64) (int, error) {
 	if s.tix != nil && s.tix.col == col {
 		// Ascending slot order, as the scan below deletes: the free list
 		// and so the slots later keys get stay what they were.
-		due := s.dueSlots(less, false)
+		due := s.dueSlots(less, true)
 		for _, sl := range due {
 			s.removeAt(s.posOf(sl), sl, true)
 		}

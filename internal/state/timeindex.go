@@ -42,8 +42,9 @@ type timeIndex struct {
 }
 
 // staleSlack is the slack of entries beyond 2x the live keys the heap
-// keeps before a rebuild.
-const staleSlack = 1024
+// keeps before a rebuild, and of stale entries a scan leaves in place. A
+// variable so that tests of small stores take every path.
+var staleSlack = 1024
 
 // newTimeIndex returns the index of spec's TimeColumn, or nil when it has
 // none. spec has been validated.
@@ -202,44 +203,94 @@ func (s *memStore) afterValues(slots []int32) {
 	}
 }
 
-// dueSlots pops the index's entries below less and returns the live slots
-// that hold the popped time, each once, in ascending slot order. keep puts
-// their entries back (ScanWhere); without it they are gone (EvictWhere
-// deletes the slots). Stale entries below less are dropped either way.
-func (s *memStore) dueSlots(less int64, keep bool) []int32 {
+// valid reports whether heap entry i stands for its slot: the slot is live
+// and holds that time.
+func (s *memStore) valid(i int) bool {
 	x := s.tix
-	var due []int32
-	var times []int64
-	for x.len() > 0 && x.t[0] < less {
-		t, sl := x.pop()
-		x.visited++
-		if s.flags[sl]&fLive == 0 {
-			continue
-		}
-		if cur, ok := s.timeOf(sl); !ok || cur != t {
-			continue
-		}
-		due = append(due, sl)
-		times = append(times, t)
+	sl := x.sl[i]
+	if s.flags[sl]&fLive == 0 {
+		return false
 	}
-	if len(due) == 0 {
+	cur, ok := s.timeOf(sl)
+	return ok && cur == x.t[i]
+}
+
+// below returns the heap positions of the entries with a time below less:
+// in a min-heap they form a subtree at the root, so a walk from the root
+// visits them and their children only.
+func (x *timeIndex) below(less int64) []int {
+	var out []int
+	if x.len() == 0 || x.t[0] >= less {
 		return nil
 	}
-	// Sort by slot, then drop a slot's second valid entry.
-	idx := make([]int, len(due))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int { return int(due[a]) - int(due[b]) })
-	out := make([]int32, 0, len(due))
-	for _, i := range idx {
-		if n := len(out); n > 0 && out[n-1] == due[i] {
-			continue
-		}
-		out = append(out, due[i])
-		if keep {
-			x.push(times[i], due[i])
+	stack := []int{0}
+	for len(stack) > 0 {
+		i := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		out = append(out, i)
+		for c := 2*i + 1; c <= 2*i+2 && c < len(x.t); c++ {
+			if x.t[c] < less {
+				stack = append(stack, c)
+			}
 		}
 	}
 	return out
+}
+
+// filter keeps the entries keep says and heapifies them: O(n).
+func (x *timeIndex) filter(keep func(i int) bool) {
+	n := 0
+	for i := range x.t {
+		if keep(i) {
+			x.t[n], x.sl[n] = x.t[i], x.sl[i]
+			n++
+		}
+	}
+	x.t, x.sl = x.t[:n], x.sl[:n]
+	for i := n/2 - 1; i >= 0; i-- {
+		x.down(i)
+	}
+}
+
+// dueSlots returns the live slots whose time is below less, each once, in
+// ascending slot order, visiting only the index entries below less. With
+// evict their entries leave the index (EvictWhere deletes the slots);
+// without, they stay (ScanWhere). Stale entries below less leave it when
+// there are more of them than due ones (and staleSlack), so a scan costs
+// O(due + staleSlack) plus the stale entries it drops once each.
+//
+// Removing m of n entries pops them, O(m log n), unless m > n/16: then
+// one pass that filters the entries and heapifies the rest, O(n), is
+// cheaper (a window closing most of the state, as a batch whose watermark
+// passes most windows does).
+func (s *memStore) dueSlots(less int64, evict bool) []int32 {
+	x := s.tix
+	at := x.below(less)
+	x.visited += len(at)
+	var due []int32
+	var times []int64
+	for _, i := range at {
+		if s.valid(i) {
+			due = append(due, x.sl[i])
+			times = append(times, x.t[i])
+		}
+	}
+	stale := len(at) - len(due)
+	switch {
+	case !evict && stale <= max(len(due), staleSlack):
+		// The heap stays as it is.
+	case len(at)*16 > x.len():
+		x.filter(func(i int) bool { return x.t[i] >= less || (!evict && s.valid(i)) })
+	default:
+		for range at {
+			x.pop()
+		}
+		if !evict {
+			for k, sl := range due {
+				x.push(times[k], sl)
+			}
+		}
+	}
+	slices.Sort(due)
+	return slices.Compact(due)
 }

@@ -71,6 +71,10 @@ func TestTimeIndexMatchesAScanOfEveryKey(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d (replay: set seed in the test)", seed)
 	rng := rand.New(rand.NewPCG(seed, 11))
+	// A small slack, so that scans drop stale entries and the heap is
+	// rebuilt in a store of a few hundred keys.
+	defer func(s int) { staleSlack = s }(staleSlack)
+	staleSlack = 4
 	mem := checked(t)
 	cfgs := make([]Config, 3)
 	for i, tc := range []string{"wend", "count", ""} {
@@ -312,6 +316,24 @@ func TestTimeIndexVisitsOnlyWhatIsDue(t *testing.T) {
 	if x.visited > 100 {
 		t.Fatalf("ScanWhere then EvictWhere of 50 due keys visited %d index entries (of %d keys)", x.visited, keys+50)
 	}
+	// 2000 timers moved ahead leave 2000 stale entries below 10 000, with
+	// 10 due keys: the scan drops the stale ones by popping (2% of the
+	// heap), keeps the due ones, and the next scan visits only those.
+	putTimes(t, s, mem, 0, 2000, func(id int64) int64 { return 5_000_000 + id })
+	putTimes(t, s, mem, keys+100, 10, func(id int64) int64 { return 9_000 })
+	for round := 0; round < 2; round++ {
+		before := x.visited
+		n = 0
+		if err := s.ScanWhere(1, 1_002_000, func(k, v arrow.Record) error { n += int(k.NumRows()); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if v := x.visited - before; n != 10 || (round == 0 && v != 2010) || (round == 1 && v != 10) {
+			t.Fatalf("scan %d below 1 002 000: %d rows, %d entries visited; want 10 rows, %d", round, n, v, []int{2010, 10}[round])
+		}
+	}
+	if got, err := s.EvictWhere(1, 1_002_000); err != nil || got != 10 {
+		t.Fatalf("EvictWhere(<1 002 000) = %d, %v; want 10", got, err)
+	}
 	// Batches that each move 1000 timers forward: old entries go stale
 	// below the later bounds, and the next scans must not keep visiting
 	// them.
@@ -397,5 +419,45 @@ func TestWhereRefusesColumnsThatAreNotTimes(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ScanWhere(%d): %v, want an error with %q", tc.col, err, tc.want)
 		}
+	}
+}
+
+// TestTimeIndexOnA32BitValueColumn: negative and positive int32 times
+// order as numbers, on the index and off it.
+func TestTimeIndexOnA32BitValueColumn(t *testing.T) {
+	mem := checked(t)
+	ks := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	vs := arrow.NewSchema([]arrow.Field{{Name: "d", Type: arrow.PrimitiveTypes.Int32}}, nil)
+	for _, tc := range []string{"d", ""} {
+		s, err := Open(Config{FS: vfs.NewMem(), Dir: "/s", StoreSpec: StoreSpec{Operator: "op", KeyGroups: 4, Lo: 0, Hi: 4,
+			KeySchema: ks, ValueSchema: vs, TimeColumn: tc, Allocator: mem}}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kb, vb := array.NewInt64Builder(mem), array.NewInt32Builder(mem)
+		for i := int64(0); i < 100; i++ {
+			kb.Append(i)
+			vb.Append(int32((i - 50) * 40_000_000)) // -2e9 .. 1.96e9
+		}
+		kc, vc := kb.NewArray(), vb.NewArray()
+		kr, vr := array.NewRecord(ks, []arrow.Array{kc}, 100), array.NewRecord(vs, []arrow.Array{vc}, 100)
+		if err := s.Put(kr, vr, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []interface{ Release() }{kb, vb, kc, vc, kr, vr} {
+			r.Release()
+		}
+		var got []int32
+		err = s.ScanWhere(1, -1_000_000_000, func(k, v arrow.Record) error {
+			got = append(got, v.Column(0).(*array.Int32).Int32Values()...)
+			return nil
+		})
+		if err != nil || len(got) != 25 || got[0] != -2_000_000_000 || got[24] != -1_040_000_000 {
+			t.Fatalf("TimeColumn %q: ScanWhere(<-1e9) = %v, %v; want the 25 times -2e9 .. -1.04e9", tc, got, err)
+		}
+		if n, err := s.EvictWhere(1, 0); err != nil || n != 50 {
+			t.Fatalf("TimeColumn %q: EvictWhere(<0) = %d, %v; want 50", tc, n, err)
+		}
+		s.Close()
 	}
 }
