@@ -3,6 +3,7 @@ package state
 import (
 	"encoding/binary"
 	"fmt"
+	mbits "math/bits"
 	"slices"
 
 	"github.com/apache/arrow/go/v17/arrow/bitutil"
@@ -291,6 +292,27 @@ func (s *memStore) dueSlots(less int64, evict bool) []int32 {
 			}
 		}
 	}
-	slices.Sort(due)
-	return slices.Compact(due)
+	return s.slotOrder(due)
+}
+
+// slotOrder sorts slots ascending without duplicates: by sorting when they
+// are few, else through a bitmap over every slot (sorting a million slots
+// of a closing window cost more than the index saved).
+func (s *memStore) slotOrder(slots []int32) []int32 {
+	if len(slots)*16 < len(s.flags) {
+		slices.Sort(slots)
+		return slices.Compact(slots)
+	}
+	bits := make([]uint64, (len(s.flags)+63)/64)
+	for _, sl := range slots {
+		bits[sl/64] |= 1 << (sl % 64)
+	}
+	out := slots[:0]
+	for w, b := range bits {
+		for b != 0 {
+			out = append(out, int32(w*64+mbits.TrailingZeros64(b)))
+			b &= b - 1
+		}
+	}
+	return out
 }
