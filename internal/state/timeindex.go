@@ -10,8 +10,8 @@ import (
 )
 
 // timeIndex orders a memStore's live slots by StoreSpec.TimeColumn, so that
-// ScanWhere and EvictWhere on it pop the entries below the bound instead of
-// visiting every slot.
+// ScanWhere and EvictWhere on it visit the entries below the bound (a
+// subtree at the heap's root) instead of every slot.
 //
 // It is a binary min-heap of (time, slot) with lazy deletion: an entry
 // counts only while its slot is live and holds that time, so a delete, an
