@@ -67,7 +67,8 @@ func (d *statefulDedup) open() error {
 		return err
 	}
 	st, err := stores.Open(state.StoreSpec{Operator: d.spec.Operator, KeyGroups: d.spec.KeyGroups,
-		Lo: d.lo, Hi: d.hi, KeySchema: d.keySch, ValueSchema: arrow.NewSchema(nil, nil), Allocator: d.mem}, d.spec.Version)
+		Lo: d.lo, Hi: d.hi, KeySchema: d.keySch, ValueSchema: arrow.NewSchema(nil, nil),
+		TimeColumn: timeColumn(d.keySch, d.spec.EventTimeKey), Allocator: d.mem}, d.spec.Version)
 	if err != nil {
 		return err
 	}

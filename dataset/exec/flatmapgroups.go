@@ -80,6 +80,9 @@ var groupStateSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "timeout_us", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
 }, nil)
 
+// timeoutField is the value column of groupStateSchema holding the timeout.
+const timeoutField = 1
+
 // flatMapGroups runs a GroupFunc per key (Spark's flatMapGroupsWithState).
 // In a stream (spec != nil) the states of key groups [lo, hi) live in a
 // state store, version spec.Version -> Version+1; in a batch job every key
@@ -160,8 +163,13 @@ func (f *flatMapGroups) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if store, err = stores.Open(state.StoreSpec{Operator: f.spec.Operator, KeyGroups: f.spec.KeyGroups,
-			Lo: f.lo, Hi: f.hi, KeySchema: f.keySch, ValueSchema: groupStateSchema, Allocator: f.mem}, f.spec.Version); err != nil {
+		spec := state.StoreSpec{Operator: f.spec.Operator, KeyGroups: f.spec.KeyGroups,
+			Lo: f.lo, Hi: f.hi, KeySchema: f.keySch, ValueSchema: groupStateSchema, Allocator: f.mem}
+		if f.g.Timeout != NoTimeout {
+			// Due timers pop from the store's time index (expired).
+			spec.TimeColumn = groupStateSchema.Field(timeoutField).Name
+		}
+		if store, err = stores.Open(spec, f.spec.Version); err != nil {
 			return err
 		}
 		defer func() {
@@ -322,7 +330,9 @@ func (f *flatMapGroups) run(ctx context.Context) error {
 
 // expired returns copies of the stored entries (keys, values) whose timeout
 // has passed: an event-time timeout once the watermark is past it, a
-// processing-time one once the batch time reaches it. Key order.
+// processing-time one once the batch time reaches it. Key order. The store
+// indexes the timeout column (TimeColumn), so ScanWhere visits only the
+// due entries, not every key.
 func (f *flatMapGroups) expired(store state.Store) (arrow.Record, arrow.Record, error) {
 	var ks, vs []arrow.Record
 	defer func() {
@@ -338,8 +348,20 @@ func (f *flatMapGroups) expired(store state.Store) (arrow.Record, arrow.Record, 
 		}
 		return false
 	}
-	err := store.Scan(func(k, v arrow.Record) error {
-		tc := v.Column(1).(*array.Int64)
+	// The bound below which a timeout is due; none: nothing is.
+	var less int64
+	switch {
+	case f.g.Timeout == EventTimeTimeout && f.g.Watermark != NoTimestamp:
+		less = f.g.Watermark
+	case f.g.Timeout == ProcessingTimeTimeout && f.g.BatchTime != NoTimestamp && f.g.BatchTime < math.MaxInt64:
+		less = f.g.BatchTime + 1
+	case f.g.Timeout == ProcessingTimeTimeout && f.g.BatchTime == math.MaxInt64:
+		less = math.MaxInt64 // and a timeout of MaxInt64 is due too: scan below
+	default:
+		less = math.MinInt64
+	}
+	collect := func(k, v arrow.Record) error {
+		tc := v.Column(timeoutField).(*array.Int64)
 		var rows []int
 		for i := 0; i < tc.Len(); i++ {
 			if tc.IsValid(i) && due(tc.Value(i)) {
@@ -360,7 +382,14 @@ func (f *flatMapGroups) expired(store state.Store) (arrow.Record, arrow.Record, 
 		}
 		vs = append(vs, vr)
 		return nil
-	})
+	}
+	var err error
+	switch {
+	case less == math.MaxInt64:
+		err = store.Scan(collect)
+	case less > math.MinInt64:
+		err = store.ScanWhere(len(f.keys)+timeoutField, less, collect)
+	}
 	if err != nil {
 		return nil, nil, err
 	}

@@ -98,6 +98,22 @@ func needProvider(p state.Provider, op string) (state.Provider, error) {
 	return p, nil
 }
 
+// timeColumn names field col of sch for StoreSpec.TimeColumn when it is a
+// time the store can index (a 64- or 32-bit signed integer-like type), so
+// ScanWhere and EvictWhere on it visit only the due entries; "" otherwise,
+// or when col < 0.
+func timeColumn(sch *arrow.Schema, col int) string {
+	if col < 0 || col >= sch.NumFields() {
+		return ""
+	}
+	switch sch.Field(col).Type.ID() {
+	case arrow.INT64, arrow.TIMESTAMP, arrow.DATE64, arrow.TIME64, arrow.DURATION,
+		arrow.INT32, arrow.DATE32, arrow.TIME32:
+		return sch.Field(col).Name
+	}
+	return ""
+}
+
 func (s *statefulAgg) Next(ctx context.Context) (arrow.Record, error) {
 	return s.batchOutput.next(ctx, s.run, func(err error) error {
 		return fmt.Errorf("stateful aggregate %s [%d, %d): %w", s.spec.Operator, s.lo, s.hi, err)
@@ -148,10 +164,15 @@ func (s *statefulAgg) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	store, err := stores.Open(state.StoreSpec{
+	spec := state.StoreSpec{
 		Operator: s.spec.Operator, KeyGroups: s.spec.KeyGroups,
 		Lo: s.lo, Hi: s.hi, KeySchema: keySchema, ValueSchema: valSchema, Allocator: s.mem,
-	}, s.spec.Version)
+	}
+	if s.spec.Emit != "complete" {
+		// Closing windows pop the groups the watermark passed.
+		spec.TimeColumn = timeColumn(keySchema, s.spec.EventTimeKey)
+	}
+	store, err := stores.Open(spec, s.spec.Version)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package exec
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -68,10 +69,19 @@ func (s *statefulSession) Next(ctx context.Context) (arrow.Record, error) {
 // run is the whole batch:
 //
 //	P := partial aggregates of this batch's sessions, touched = 1
-//	S := every stored session, touched = 0
+//	S := the stored sessions of P's keys, and those the watermark closed
+//	     (complete: every stored session), touched = 0
 //	M := Merge(P and S with overlapping intervals of a key merged)
-//	state := M minus the sessions the watermark closed
+//	state := state - S + (M minus the sessions the watermark closed)
 //	emit Final(closed M) (append), Final(touched M) (update) or Final(M) (complete)
+//
+// A stored session of a key without rows in the batch merges with nothing
+// (the sessions of a key were merged when stored) and is emitted only when
+// the watermark closes it, so in append and update mode S leaves it out and
+// it stays in the store untouched. With no rows, S is what the store's index
+// on the session end (TimeColumn) pops; with rows, finding the stored
+// sessions of P's keys still scans the store: the key is (group, start), and
+// the Store has no lookup by part of a key.
 func (s *statefulSession) run(ctx context.Context) error {
 	sessSchema, err := SessionSchema(s.in.Schema(), s.sess)
 	if err != nil {
@@ -114,8 +124,14 @@ func (s *statefulSession) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	store, err := stores.Open(state.StoreSpec{Operator: s.spec.Operator, KeyGroups: s.spec.KeyGroups,
-		Lo: s.lo, Hi: s.hi, KeySchema: keySchema, ValueSchema: valSchema, Allocator: s.mem}, s.spec.Version)
+	all := s.spec.Emit == "complete" // S is every stored session
+	closes := s.spec.EventTimeKey >= 0 && !all
+	spec := state.StoreSpec{Operator: s.spec.Operator, KeyGroups: s.spec.KeyGroups,
+		Lo: s.lo, Hi: s.hi, KeySchema: keySchema, ValueSchema: valSchema, Allocator: s.mem}
+	if closes {
+		spec.TimeColumn = timeColumn(valSchema, 0) // the session end
+	}
+	store, err := stores.Open(spec, s.spec.Version)
 	if err != nil {
 		return err
 	}
@@ -183,21 +199,68 @@ func (s *statefulSession) run(ctx context.Context) error {
 		}
 		parts = append(parts, p...)
 	}
-	// S: every stored session, untouched.
+	// S: the stored sessions this batch merges, emits or closes, untouched.
 	var storedKeys []arrow.Record
 	defer func() { releaseRecords(storedKeys) }()
-	err = store.Scan(func(k, v arrow.Record) error {
-		k.Retain()
-		storedKeys = append(storedKeys, k)
+	// take adds the rows of a stored chunk to S (nil: all of them).
+	take := func(k, v arrow.Record, rows []int) error {
+		if rows != nil && len(rows) == 0 {
+			return nil
+		}
 		full := join(k, v)
 		defer full.Release()
+		if rows != nil && len(rows) < int(k.NumRows()) {
+			kr, err := TakeRecord(s.mem, k, rows)
+			if err != nil {
+				return err
+			}
+			storedKeys = append(storedKeys, kr)
+			fr, err := TakeRecord(s.mem, full, rows)
+			if err != nil {
+				return err
+			}
+			defer fr.Release()
+			full = fr
+		} else {
+			k.Retain()
+			storedKeys = append(storedKeys, k)
+		}
 		zero, err := setConst(s.mem, full, pschema.NumFields()-1, 0)
 		if err != nil {
 			return err
 		}
 		parts = append(parts, zero)
 		return nil
-	})
+	}
+	wm := s.spec.Watermark
+	switch {
+	case all:
+		err = store.Scan(func(k, v arrow.Record) error { return take(k, v, nil) })
+	case len(parts) == 0 && closes && wm < math.MaxInt64:
+		// No rows: only the sessions the watermark closes, from the index.
+		err = store.ScanWhere(len(keyFields), wm+1, func(k, v arrow.Record) error { return take(k, v, nil) })
+	case len(parts) > 0 || closes:
+		var inBatch func(full arrow.Record) ([]bool, error)
+		if inBatch, err = s.batchKeys(parts, startIdx, endIdx, nk); err != nil {
+			return err
+		}
+		err = store.Scan(func(k, v arrow.Record) error {
+			full := join(k, v)
+			defer full.Release()
+			in, err := inBatch(full)
+			if err != nil {
+				return err
+			}
+			ends := v.Column(0).(*array.Timestamp).TimestampValues()
+			rows := []int{}
+			for i, e := range ends {
+				if in[i] || (closes && int64(e) <= wm) {
+					rows = append(rows, i)
+				}
+			}
+			return take(k, v, rows)
+		})
+	}
 	if err != nil {
 		return err
 	}
@@ -291,6 +354,54 @@ func (s *statefulSession) run(ctx context.Context) error {
 	defer releaseRecords(stripped)
 	s.out, err = aggregateRecords(ctx, s.mem, outSchema, stripped, final, s.aggs, AggFinal)
 	return err
+}
+
+// batchKeys returns a function telling, for rows of the partial-state
+// schema, which have the group key (the keys but start and end) of a row of
+// parts; nulls equal nulls, as mergeSessions groups them.
+func (s *statefulSession) batchKeys(parts []arrow.Record, startIdx, endIdx, nk int) (func(full arrow.Record) ([]bool, error), error) {
+	groupCols := func(r arrow.Record) []arrow.Array {
+		var cols []arrow.Array
+		for i := 0; i < nk; i++ {
+			if i != startIdx && i != endIdx {
+				cols = append(cols, r.Column(i))
+			}
+		}
+		return cols
+	}
+	if len(parts) == 0 || nk == 2 {
+		// No rows: no key is in the batch. No group key: one group, in
+		// the batch when it has rows.
+		in := len(parts) > 0
+		return func(full arrow.Record) ([]bool, error) {
+			out := make([]bool, full.NumRows())
+			for i := range out {
+				out[i] = in
+			}
+			return out, nil
+		}, nil
+	}
+	var types []arrow.DataType
+	for _, c := range groupCols(parts[0]) {
+		types = append(types, c.DataType())
+	}
+	g, err := newKeyGrouper(types)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range parts {
+		g.assign(groupCols(p), make([]uint32, p.NumRows()))
+	}
+	seen := uint32(g.n) // ids below: a key of the batch
+	return func(full arrow.Record) ([]bool, error) {
+		ids := make([]uint32, full.NumRows())
+		g.assign(groupCols(full), ids)
+		out := make([]bool, len(ids))
+		for i, id := range ids {
+			out[i] = id < seen
+		}
+		return out, nil
+	}, nil
 }
 
 // mergeSessions merges the overlapping sessions of each key in combined

@@ -51,7 +51,13 @@ func heapInUse() uint64 {
 // BenchmarkMillionKeys loads 1 M keys of the window-count state and reports
 // memory per key (SizeBytes and the Go heap delta), then commits version 10
 // (delta + snapshot of all keys) and reloads it.
-func BenchmarkMillionKeys(b *testing.B) {
+func BenchmarkMillionKeys(b *testing.B) { millionKeys(b, "") }
+
+// BenchmarkMillionKeysTimeIndex is BenchmarkMillionKeys with the window
+// end as TimeColumn: what maintaining the index costs per key.
+func BenchmarkMillionKeysTimeIndex(b *testing.B) { millionKeys(b, "wend") }
+
+func millionKeys(b *testing.B, timeColumn string) {
 	const keys, batch = 1 << 20, 64 << 10
 	b.StopTimer()
 	for i := 0; i < b.N; i++ {
@@ -59,7 +65,7 @@ func BenchmarkMillionKeys(b *testing.B) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		fs := vfs.NewMem()
 		cfg := Config{FS: fs, Dir: "/st", StoreSpec: StoreSpec{Operator: "agg", KeyGroups: 128, Lo: 0, Hi: 128,
-			KeySchema: wcKeys, ValueSchema: wcVals, SnapshotEvery: 1, Allocator: mem}}
+			KeySchema: wcKeys, ValueSchema: wcVals, SnapshotEvery: 1, TimeColumn: timeColumn, Allocator: mem}}
 		var recs [][2]arrow.Record
 		for from := 0; from < keys; from += batch {
 			k, v := wcBatch(mem, from, batch)
@@ -122,11 +128,22 @@ func BenchmarkMillionKeys(b *testing.B) {
 
 // BenchmarkLookupUpdate is the aggregation's per-batch read-modify-write:
 // Lookup + Values + Update of 64 K existing keys in a 1 M-key store.
-func BenchmarkLookupUpdate(b *testing.B) {
+func BenchmarkLookupUpdate(b *testing.B) { lookupUpdate(b, "") }
+
+// BenchmarkLookupUpdateTimeIndex indexes the window end (a key column: an
+// Update does not touch the index).
+func BenchmarkLookupUpdateTimeIndex(b *testing.B) { lookupUpdate(b, "wend") }
+
+// BenchmarkLookupUpdateValueTimeIndex indexes "sum", a value column every
+// Update changes: the worst case, a push per row (a timer rewritten on
+// every event).
+func BenchmarkLookupUpdateValueTimeIndex(b *testing.B) { lookupUpdate(b, "sum") }
+
+func lookupUpdate(b *testing.B, timeColumn string) {
 	const keys, batch = 1 << 20, 64 << 10
 	mem := memory.NewGoAllocator()
 	cfg := Config{FS: vfs.NewMem(), Dir: "/st", StoreSpec: StoreSpec{Operator: "agg", KeyGroups: 128, Lo: 0, Hi: 128,
-		KeySchema: wcKeys, ValueSchema: wcVals, Allocator: mem}}
+		KeySchema: wcKeys, ValueSchema: wcVals, TimeColumn: timeColumn, Allocator: mem}}
 	s, err := Open(cfg, 0)
 	if err != nil {
 		b.Fatal(err)
@@ -143,12 +160,19 @@ func BenchmarkLookupUpdate(b *testing.B) {
 	k, v := wcBatch(mem, keys/2, batch)
 	defer k.Release()
 	defer v.Release()
+	// Another sum for every row, so that alternating v and v2 writes a
+	// new time into every row of every iteration when "sum" is indexed.
+	k2, v2 := wcBatch(mem, keys/2+batch, batch)
+	defer k2.Release()
+	defer v2.Release()
+	vs := []arrow.Record{v, v2}
 	slots := make([]int32, batch)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := s.Lookup(k, slots); err != nil {
 			b.Fatal(err)
 		}
+		v := vs[i%2]
 		cur, err := s.Values(slots)
 		if err != nil {
 			b.Fatal(err)
@@ -159,4 +183,67 @@ func BenchmarkLookupUpdate(b *testing.B) {
 		cur.Release()
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds()/1e6, "Mrows/s")
+}
+
+// BenchmarkCloseFewWindows is a windowed aggregation's end of batch on a
+// 1 M-key state where 1/1024 of the keys close per batch: ScanWhere the
+// closed ones, EvictWhere them, then Put as many keys of a later window
+// (the state stays at 1 M keys). Without TimeColumn both calls visit every
+// key; with it they pop the 1 K due entries.
+func BenchmarkCloseFewWindows(b *testing.B) {
+	for _, tc := range []string{"", "wend"} {
+		b.Run("TimeColumn="+tc, func(b *testing.B) {
+			const keys, per = 1 << 20, 1 << 10
+			mem := memory.NewGoAllocator()
+			cfg := Config{FS: vfs.NewMem(), Dir: "/st", StoreSpec: StoreSpec{Operator: "agg", KeyGroups: 128, Lo: 0, Hi: 128,
+				KeySchema: wcKeys, ValueSchema: wcVals, TimeColumn: tc, Allocator: mem}}
+			s, err := Open(cfg, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			// Key i has window end i / per: per keys close per step.
+			batchOf := func(from, n int) (arrow.Record, arrow.Record) {
+				kb := array.NewRecordBuilder(mem, wcKeys)
+				vb := array.NewRecordBuilder(mem, wcVals)
+				defer kb.Release()
+				defer vb.Release()
+				for i := from; i < from+n; i++ {
+					kb.Field(0).(*array.StringBuilder).Append(fmt.Sprintf("user%07d", i))
+					kb.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(i / per))
+					vb.Field(0).(*array.Int64Builder).Append(1)
+					vb.Field(1).(*array.Int64Builder).Append(int64(i))
+				}
+				return kb.NewRecord(), vb.NewRecord()
+			}
+			for from := 0; from < keys; from += 64 << 10 {
+				k, v := batchOf(from, 64<<10)
+				if err := s.Put(k, v, nil); err != nil {
+					b.Fatal(err)
+				}
+				k.Release()
+				v.Release()
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				wm := int64(i + 1)
+				n := 0
+				err := s.ScanWhere(1, wm, func(k, v arrow.Record) error { n += int(k.NumRows()); return nil })
+				if err != nil {
+					b.Fatal(err)
+				}
+				got, err := s.EvictWhere(1, wm)
+				if err != nil || got != per || n != per {
+					b.Fatalf("step %d: scanned %d, evicted %d (%v), want %d", i, n, got, err, per)
+				}
+				k, v := batchOf(keys+i*per, per)
+				err = s.Put(k, v, nil)
+				k.Release()
+				v.Release()
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -183,10 +183,14 @@ type memStore struct {
 	tombs []int32 // slots marked fTomb since the last commit (revived ones too)
 	ntomb int     // slots with fTomb set
 
+	tix *timeIndex // StoreSpec.TimeColumn's index, nil without one
+
 	// Scratch reused across calls.
 	kbuf  []byte
 	koffs []int
 	slots []int32
+	oldT  []int64
+	oldOK []bool
 }
 
 func newStore(cfg Config) (*memStore, error) {
@@ -219,6 +223,7 @@ func newStore(cfg Config) (*memStore, error) {
 	for i, t := range vt {
 		s.vals[i].t = t
 	}
+	s.tix = newTimeIndex(cfg.StoreSpec, len(kt))
 	return s, nil
 }
 
@@ -268,6 +273,9 @@ func (s *memStore) SizeBytes() int64 {
 		cap(s.table)*8 + cap(s.free)*4 + cap(s.dirty)*4 + cap(s.tombs)*4)
 	for i := range s.vals {
 		n += s.vals[i].sizeBytes()
+	}
+	if s.tix != nil {
+		n += int64(cap(s.tix.t)*8 + cap(s.tix.sl)*4)
 	}
 	return n
 }
@@ -355,9 +363,7 @@ func (s *memStore) Put(keys, values arrow.Record, slots []int32) error {
 	for i := 0; i < n; i++ {
 		slots[i] = s.upsert(s.row(i), true)
 	}
-	for j := range s.vals {
-		s.vals[j].set(values.Column(j), nil, slots)
-	}
+	s.setValues(values, slots)
 	return nil
 }
 
@@ -382,10 +388,23 @@ func (s *memStore) Update(slots []int32, values arrow.Record) error {
 	for _, sl := range slots {
 		s.markDirty(sl)
 	}
+	s.setValues(values, slots)
+	return nil
+}
+
+// setValues writes values row i into slots[i], keeping a value-column time
+// index true.
+func (s *memStore) setValues(values arrow.Record, slots []int32) {
+	vix := s.tix != nil && !s.tix.key
+	if vix {
+		s.beforeValues(slots)
+	}
 	for j := range s.vals {
 		s.vals[j].set(values.Column(j), nil, slots)
 	}
-	return nil
+	if vix {
+		s.afterValues(slots)
+	}
 }
 
 // Delete removes the keys' rows; a key that is not live is ignored. Deleting
@@ -451,23 +470,48 @@ func (s *memStore) Scan(fn func(keys, values arrow.Record) error) error {
 	return s.scan(s.sortedLive(nil), fn)
 }
 
-// ScanWhere is Scan restricted to the entries whose key column col (as in
+// ScanWhere is Scan restricted to the entries whose column col (as in
 // EvictWhere) is not null and less than less: the groups a watermark has
-// closed, found without sorting the whole state.
+// closed, the timers that are due. On TimeColumn it visits only those
+// entries (and sorts only them); on another column it filters every key.
 func (s *memStore) ScanWhere(col int, less int64, fn func(keys, values arrow.Record) error) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
-	if col < 0 || col >= len(s.keyTypes) {
-		return fmt.Errorf("state: scan: key column %d out of range [0, %d)", col, len(s.keyTypes))
+	if err := s.checkTimeCol("scan", col); err != nil {
+		return err
 	}
-	if t := s.keyTypes[col]; t.kind != kSigned || (t.width != 8 && t.width != 4) {
-		return fmt.Errorf("state: scan: key column %d has type %s, want a 32- or 64-bit signed integer type", col, t.dt)
+	var live []int32
+	if s.tix != nil && s.tix.col == col {
+		live = s.dueSlots(less, false)
+		sortByKey(live, s.key)
+	} else {
+		live = s.sortedLive(func(sl int32) bool {
+			v, ok := s.colInt(sl, col)
+			return ok && v < less
+		})
 	}
-	return s.scan(s.sortedLive(func(sl int32) bool {
-		v, ok := s.keyInt(sl, col)
-		return ok && v < less
-	}), fn)
+	return s.scan(live, fn)
+}
+
+// checkTimeCol reports whether col numbers a 64- or 32-bit signed integer
+// key or value column.
+func (s *memStore) checkTimeCol(op string, col int) error {
+	nk := len(s.keyTypes)
+	if col < 0 || col >= nk+len(s.vals) {
+		return fmt.Errorf("state: %s: column %d out of range [0, %d) (%d key, %d value columns)", op, col, nk+len(s.vals), nk, len(s.vals))
+	}
+	what, t := "key", colType{}
+	if col < nk {
+		t = s.keyTypes[col]
+	} else {
+		what, t = "value", s.vals[col-nk].t
+		col -= nk
+	}
+	if t.kind != kSigned || (t.width != 8 && t.width != 4) {
+		return fmt.Errorf("state: %s: %s column %d has type %s, want a 32- or 64-bit signed integer type", op, what, col, t.dt)
+	}
+	return nil
 }
 
 func (s *memStore) scan(live []int32, fn func(keys, values arrow.Record) error) error {
@@ -508,29 +552,37 @@ func (s *memStore) sortedLive(keep func(sl int32) bool) []int32 {
 	return live
 }
 
-// EvictWhere deletes every live entry whose key column col is not null and
-// less than less, and returns how many it deleted (watermark eviction: col
-// is e.g. a window end). col must be a 64- or 32-bit signed integer-like
-// column (int64, timestamp, date64, time64, duration, int32, date32, time32);
-// less is in the column's own unit. Evicted keys that were live at Version()
-// get tombstones; their memory is reused by later keys.
+// EvictWhere deletes every live entry whose column col (key columns, then
+// value columns) is not null and less than less, and returns how many it
+// deleted (watermark eviction: col is e.g. a window end). col must be a 64-
+// or 32-bit signed integer-like column (int64, timestamp, date64, time64,
+// duration, int32, date32, time32); less is in the column's own unit.
+// Evicted keys that were live at Version() get tombstones; their memory is
+// reused by later keys. On TimeColumn it visits only the entries it
+// deletes; on another column, every slot.
 func (s *memStore) EvictWhere(col int, less int64) (int, error) {
 	if err := s.checkOpen(); err != nil {
 		return 0, err
 	}
-	if col < 0 || col >= len(s.keyTypes) {
-		return 0, fmt.Errorf("state: evict: key column %d out of range [0, %d)", col, len(s.keyTypes))
+	if err := s.checkTimeCol("evict", col); err != nil {
+		return 0, err
 	}
-	t := s.keyTypes[col]
-	if t.kind != kSigned || (t.width != 8 && t.width != 4) {
-		return 0, fmt.Errorf("state: evict: key column %d has type %s, want a 32- or 64-bit signed integer type", col, t.dt)
+	if s.tix != nil && s.tix.col == col {
+		// Ascending slot order, as the scan below deletes: the free list
+		// and so the slots later keys get stay what they were.
+		due := s.dueSlots(less, true)
+		for _, sl := range due {
+			s.removeAt(s.posOf(sl), sl, true)
+		}
+		s.maybeCompactArena()
+		return len(due), nil
 	}
 	n := 0
 	for sl, f := range s.flags {
 		if f&fLive == 0 {
 			continue
 		}
-		v, ok := s.keyInt(int32(sl), col)
+		v, ok := s.colInt(int32(sl), col)
 		if !ok || v >= less {
 			continue
 		}
@@ -698,6 +750,9 @@ func (s *memStore) upsert(r []byte, track bool) int32 {
 		s.ntomb--
 		s.live++
 		s.markDirty(sl)
+		if s.tix != nil && s.tix.key && !s.tix.off {
+			s.index(sl)
+		}
 		return sl
 	}
 	if sl >= 0 {
@@ -732,6 +787,9 @@ func (s *memStore) upsert(r []byte, track bool) int32 {
 		}
 	}
 	s.flags[sl] = f
+	if s.tix != nil && s.tix.key && !s.tix.off {
+		s.index(sl)
+	}
 	return sl
 }
 
