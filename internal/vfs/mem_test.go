@@ -13,16 +13,10 @@ import (
 
 var errInjected = errors.New("injected")
 
-// TestContract runs the FS contract against every implementation.
+// TestContract runs the FS contract against every implementation
+// (contractImpls, contract_test.go).
 func TestContract(t *testing.T) {
-	impls := []struct {
-		name string
-		fs   func(t *testing.T) (FS, string)
-	}{
-		{"OS", func(t *testing.T) (FS, string) { return OS{}, t.TempDir() }},
-		{"Mem", func(t *testing.T) (FS, string) { return NewMem(), "/ckpt" }},
-	}
-	for _, impl := range impls {
+	for _, impl := range contractImpls() {
 		t.Run(impl.name, func(t *testing.T) {
 			fsys, root := impl.fs(t)
 			p := func(rel string) string { return filepath.Join(root, rel) }
