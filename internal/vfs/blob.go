@@ -82,6 +82,9 @@ func key(p string) string {
 	return k
 }
 
+// URL is the object URL of path p, as errors name it: s3://bucket/key.
+func (x *Blob) URL(p string) string { return x.url(key(p)) }
+
 // url names key in errors.
 func (x *Blob) url(k string) string { return x.name + "/" + k }
 
