@@ -63,7 +63,7 @@ func (c *cli) checkpointRead(sub string, args []string) error {
 		if sub == "verify" {
 			what = "check the checkpoint, reading every file and writing none: each log file's checksum and batch,\nthat offsets name the query's sources, the logs' shape, metadata.json and every state file;\nexit 1 when a problem is found, each printed as PATH: PROBLEM"
 		}
-		fmt.Fprintf(c.stdout, "usage: %s %s DIR [--json]\n\n%s.\nIt takes no lock: it may run beside the query.\n\nflags:\n  --json  print JSON instead of text\n", c.job.Name, command, what)
+		fmt.Fprintf(c.stdout, "usage: %s %s DIR [--json]\n\n%s.\nDIR is a path or a URL (s3://bucket/prefix?region=..., gs://, azblob://).\nIt takes no lock: it may run beside the query.\n\nflags:\n  --json  print JSON instead of text\n", c.job.Name, command, what)
 		return nil
 	}
 	if err != nil {
@@ -72,9 +72,15 @@ func (c *cli) checkpointRead(sub string, args []string) error {
 	if len(dirs) != 1 {
 		return usagef("%s: want one checkpoint directory, got %d arguments (%s %s -h)", command, len(dirs), c.job.Name, command)
 	}
-	dir := dirs[0]
+	// DIR may be a URL (s3://bucket/prefix?region=...): read through the
+	// FS it names.
+	fsys, dir, err := vfs.Open(context.Background(), dirs[0])
+	if err != nil {
+		return fmt.Errorf("%s: %w", command, err)
+	}
+	defer vfs.CloseFS(fsys)
 	if sub == "inspect" {
-		s, err := checkpoint.Inspect(vfs.OS{}, dir)
+		s, err := checkpoint.Inspect(fsys, dir)
 		if err != nil {
 			return fmt.Errorf("%s: %w", command, err)
 		}
@@ -83,7 +89,7 @@ func (c *cli) checkpointRead(sub string, args []string) error {
 		}
 		return s.WriteText(c.stdout)
 	}
-	r, err := checkpoint.Verify(vfs.OS{}, dir)
+	r, err := checkpoint.Verify(fsys, dir)
 	if err != nil {
 		return fmt.Errorf("%s: %w", command, err)
 	}
