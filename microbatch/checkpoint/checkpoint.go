@@ -140,9 +140,12 @@ const (
 // the FS records it, the holder's pid. It is vfs.FS.Lock on
 // <dir>/lock: on a local filesystem an flock, released by the kernel when
 // the owner exits however it exits, so a crashed owner never blocks a
-// restart (vfs/lock.go says why a lock and not a lease, and when a lease
-// will be needed). Lock writes nothing the logs hold; the lock file is
-// left in place after Close.
+// restart (vfs/lock.go says why a lock and not a lease); on object
+// storage a lease that a crashed owner holds until it expires
+// (vfs/lease.go, and format.md on what a lease cannot promise: the
+// put-if-absent logs are what keep a second writer out of a batch). Lock
+// writes nothing the logs hold; the lock file is left in place after
+// Close (a lease object is deleted).
 func (c *Checkpoint) Lock() (io.Closer, error) {
 	l, err := c.fs.Lock(filepath.Join(c.dir, lockName))
 	if errors.Is(err, vfs.ErrLocked) {
