@@ -5,16 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/apache/arrow/go/v17/arrow/memory"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/memblob"
 
@@ -389,4 +393,70 @@ func TestAQueryWithItsCheckpointOnS3KilledAtRandomPointsWritesEveryRowExactlyOnc
 		}
 	}
 	t.Logf("%d kills over %d runs in %v; %d left the sink ahead of the checkpoint", kills, runs-1, time.Since(began).Round(time.Millisecond), reruns)
+}
+
+// BenchmarkCheckpointLocation runs the aggregation of aggregate_test.go
+// (update mode, state in the checkpoint) over 40 batches with its
+// checkpoint on local disk and on the in-process S3 server, and reports
+// per batch the wall time and the process's CPU time (user+sys, the fake
+// server's included: it runs in this process).
+//
+//	go test -run '^$' -bench CheckpointLocation -benchtime 5x ./microbatch/
+func BenchmarkCheckpointLocation(b *testing.B) {
+	const batches = 40
+	f := &fixture{mem: memory.NewCheckedAllocator(memory.NewGoAllocator())}
+	f.recs = input(f.mem, 3, batches)
+	defer func() {
+		for _, r := range f.recs {
+			r.Release()
+		}
+	}()
+	rows := int64(0)
+	for _, r := range f.recs {
+		rows += r.NumRows()
+	}
+	s3 := vfstest.NewS3(b, "bench")
+	runs := 0 // every run a new checkpoint (b.Run calls its function more than once)
+	for _, loc := range []struct {
+		name string
+		url  func(i int) string
+	}{
+		{"disk", func(i int) string { return filepath.Join(b.TempDir(), "ckpt") }},
+		{"fake-s3", func(int) string { runs++; return s3.URL(fmt.Sprintf("run-%d", runs)) }},
+	} {
+		b.Run(loc.name, func(b *testing.B) {
+			var cpu time.Duration
+			var wall time.Duration
+			n := 0
+			for i := 0; i < b.N; i++ {
+				src, err := srcmem.New(srcmem.Config{Name: "orders", Schema: schema, MaxRowsPerBatch: (rows + batches - 1) / batches})
+				if err != nil {
+					b.Fatal(err)
+				}
+				src.Append(f.recs...)
+				c0, t0 := cpuTime(), time.Now()
+				q, err := f.blobQuery(src, newRecordingSink(), nil, loc.url(i)).Logger(slog.New(slog.DiscardHandler)).
+					Trigger(microbatch.AvailableNow()).Start(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := q.AwaitTermination(); err != nil {
+					b.Fatal(err)
+				}
+				wall += time.Since(t0)
+				cpu += cpuTime() - c0
+				n += len(q.RecentProgress())
+				src.Close()
+			}
+			b.ReportMetric(float64(wall.Microseconds())/float64(n)/1000, "wall-ms/batch")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(n)/1000, "cpu-ms/batch")
+			b.ReportMetric(float64(n)/float64(b.N), "batches/run")
+		})
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
