@@ -25,6 +25,7 @@ import (
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/internal/killtest"
 	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/internal/vfs/blobfs"
 	"github.com/sluicedata/sluice/internal/vfs/vfstest"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/microbatch/checkpoint"
@@ -74,8 +75,8 @@ func TestACheckpointOnObjectStorageStopsAndResumesExactlyOnce(t *testing.T) {
 		loc  string
 	}{
 		{"s3 URL", nil, s3.URL("jobs/agg")},
-		{"fileblob", vfs.NewBlob(fb, "file:///fileblob"), "jobs/agg"},
-		{"memblob", vfs.NewBlob(memblob.OpenBucket(nil), "mem://test"), "jobs/agg"},
+		{"fileblob", blobfs.New(fb, "file:///fileblob"), "jobs/agg"},
+		{"memblob", blobfs.New(memblob.OpenBucket(nil), "mem://test"), "jobs/agg"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := f.source(t, 20)
@@ -97,7 +98,7 @@ func TestACheckpointOnObjectStorageStopsAndResumesExactlyOnce(t *testing.T) {
 			}
 			fsys, dir := tc.fsys, tc.loc
 			if fsys == nil {
-				if fsys, dir, err = vfs.Open(context.Background(), tc.loc); err != nil {
+				if fsys, dir, err = blobfs.Open(context.Background(), tc.loc); err != nil {
 					t.Fatal(err)
 				}
 				defer vfs.CloseFS(fsys)
@@ -147,7 +148,7 @@ func TestTwoDriversRacingOnOneS3CheckpointLoseNothingCommitted(t *testing.T) {
 	f := newFixture(t, 37, 30)
 	want := f.aggBatch(t)
 	s3 := vfstest.NewS3(t, "ckpts")
-	fsys, dir, err := vfs.Open(context.Background(), s3.URL("race/agg"))
+	fsys, dir, err := blobfs.Open(context.Background(), s3.URL("race/agg"))
 	if err != nil {
 		t.Fatal(err)
 	}

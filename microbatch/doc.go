@@ -27,7 +27,7 @@
 //     Should two instances run anyway (a lost lease), the put-if-absent
 //     offsets and commits logs make the second writer of a batch fail.
 //     The checkpoint is a directory or a URL (Checkpoint: s3://, gs://,
-//     azblob://, file://; vfs.Open), with the same layout.
+//     azblob://, file://; blobfs.Open), with the same layout.
 //  6. Batches run only when some source has new data, when the watermark
 //     moved (so windows close and event-time timeouts fire), or, under a
 //     periodic ProcessingTime trigger, every interval for a query with

@@ -24,6 +24,7 @@ import (
 	"github.com/sluicedata/sluice/dataset/plan"
 	"github.com/sluicedata/sluice/internal/state"
 	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/internal/vfs/blobfs"
 	"github.com/sluicedata/sluice/microbatch/checkpoint"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sources"
@@ -112,7 +113,7 @@ func (w *StreamWriter) Trigger(t Trigger) *StreamWriter { w.trigger = t; return 
 
 // Checkpoint sets where the checkpoint lives: a directory path, or a URL
 // (file:///dir, s3://bucket/prefix?region=..., gs://, azblob://; see
-// vfs.Open), whose layout is the same keys as on disk.
+// blobfs.Open), whose layout is the same keys as on disk.
 func (w *StreamWriter) Checkpoint(dir string) *StreamWriter        { w.dir = dir; return w }
 func (w *StreamWriter) OutputMode(m sinks.Mode) *StreamWriter      { w.mode = m; return w }
 func (w *StreamWriter) Clock(c Clock) *StreamWriter                { w.clock = c; return w }
@@ -211,13 +212,13 @@ func refusal(err error) string {
 }
 
 // location is the checkpoint's filesystem and directory in it: FS and
-// Checkpoint as given, or what vfs.Open makes of a URL. closeFS releases
+// Checkpoint as given, or what blobfs.Open makes of a URL. closeFS releases
 // what Open opened (a bucket's connections).
 func (w *StreamWriter) location(ctx context.Context) (fsys vfs.FS, dir string, closeFS func() error, err error) {
 	if !vfs.IsURL(w.dir) {
 		return w.fs, w.dir, func() error { return nil }, nil
 	}
-	fsys, dir, err = vfs.Open(ctx, w.dir)
+	fsys, dir, err = blobfs.Open(ctx, w.dir)
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("checkpoint %s: %w", w.dir, err)
 	}

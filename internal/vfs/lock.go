@@ -20,7 +20,7 @@ var ErrLocked = errors.New("vfs: already locked")
 // every process that opens the directory: a local disk, or a shared one
 // whose locks are coherent (NFSv4 maps flock to byte-range locks). Object
 // storage has no locks at all: Blob implements Lock as a lease (a lock
-// object with an owner and an expiry the owner renews; lease.go), which is
+// object with an owner and an expiry the owner renews; blobfs/lease.go), which is
 // why Lock is part of the FS interface: callers did not change. A lease
 // cannot fence a stalled holder, so what must never have two writers (the
 // checkpoint's logs) uses CreateExclusive as well.

@@ -1,10 +1,12 @@
 // Package vfs is the one filesystem interface durable writes go through
 // (STYLE.md habit 7), so tests can fail any write or simulate a crash that
-// keeps only synced bytes. Three implementations: OS (a local or shared
-// disk), Mem (tests: fault injection and crashes) and Blob (object storage
-// through gocloud.dev/blob: S3, GCS, Azure, and the file and memory drivers
-// in tests). Open turns a checkpoint location (a path or a URL) into an FS
-// and the directory inside it.
+// keeps only synced bytes. Implementations: OS (a local or shared disk),
+// Mem (tests: fault injection and crashes), and, in the subpackage blobfs
+// (kept apart so the cloud SDKs reach only what opens checkpoints), Blob:
+// object storage through gocloud.dev/blob (S3, GCS, Azure; the file and
+// memory drivers in tests). blobfs.Open turns a checkpoint location (a
+// path or a URL) into an FS and the directory inside it; IsURL and Join
+// (location.go) work on locations without opening anything.
 //
 // Invariants:
 //  1. WriteFileAtomic, CreateExclusive and a committed Create either leave
@@ -22,7 +24,7 @@
 //  3. Every error names the path it concerns (Blob: the object's URL).
 //  4. At most one Lock of a path is held at a time: across processes for
 //     OS (an flock), within the Mem for Mem; a holder that dies releases
-//     it (OS, Mem at once; Blob when its lease expires: see lease.go for
+//     it (OS, Mem at once; Blob when its lease expires: see blobfs/lease.go for
 //     what a lease can and cannot promise).
 package vfs
 

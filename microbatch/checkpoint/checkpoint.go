@@ -142,7 +142,7 @@ const (
 // the owner exits however it exits, so a crashed owner never blocks a
 // restart (vfs/lock.go says why a lock and not a lease); on object
 // storage a lease that a crashed owner holds until it expires
-// (vfs/lease.go, and format.md on what a lease cannot promise: the
+// (vfs/blobfs/lease.go, and format.md on what a lease cannot promise: the
 // put-if-absent logs are what keep a second writer out of a batch). Lock
 // writes nothing the logs hold; the lock file is left in place after
 // Close (a lease object is deleted).

@@ -17,6 +17,7 @@ import (
 	"gocloud.dev/blob/memblob"
 
 	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/internal/vfs/blobfs"
 	"github.com/sluicedata/sluice/internal/vfs/vfstest"
 )
 
@@ -27,12 +28,12 @@ func filesystems(t *testing.T, f func(t *testing.T, fsys vfs.FS, dir string)) {
 	t.Run("Mem", func(t *testing.T) { f(t, vfs.NewMem(), "/q/ckpt") })
 	t.Run("OS", func(t *testing.T) { f(t, vfs.OS{}, filepath.Join(t.TempDir(), "ckpt")) })
 	t.Run("Blob/memblob", func(t *testing.T) {
-		x := vfs.NewBlob(memblob.OpenBucket(nil), "mem://test")
+		x := blobfs.New(memblob.OpenBucket(nil), "mem://test")
 		defer x.Close()
 		f(t, x, "q/ckpt")
 	})
 	t.Run("Blob/s3", func(t *testing.T) {
-		fsys, dir, err := vfs.Open(context.Background(), vfstest.NewS3(t, "bucket").URL("q/ckpt"))
+		fsys, dir, err := blobfs.Open(context.Background(), vfstest.NewS3(t, "bucket").URL("q/ckpt"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,7 +10,7 @@
 // directory in the format of format.md, written through vfs.FS: new log
 // entries and metadata.json with CreateExclusive (put-if-absent), the
 // epoch with WriteFileAtomic. The directory may be on a disk (vfs.OS) or
-// on object storage (vfs.Blob, the same keys); format.md says how
+// on object storage (blobfs.Blob, the same keys); format.md says how
 // atomicity and "a second writer loses" hold on each.
 //
 // Invariants:

@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/internal/vfs/blobfs"
 )
 
 func TestSchemaText(t *testing.T) {
@@ -213,7 +214,7 @@ func TestLockMakesOneOwner(t *testing.T) {
 		}
 		_, err = open(t, fsys, dir).Lock()
 		lockName := dir + "/lock"
-		if b, ok := fsys.(*vfs.Blob); ok { // a lease object, named by its URL
+		if b, ok := fsys.(*blobfs.Blob); ok { // a lease object, named by its URL
 			lockName = b.URL(lockName)
 		}
 		want := fmt.Sprintf("checkpoint: %s: checkpoint is owned by another running query: vfs: lock %s: held by pid %d", dir, lockName, os.Getpid())

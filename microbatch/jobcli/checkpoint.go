@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/internal/vfs/blobfs"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/microbatch/checkpoint"
 )
@@ -74,7 +75,7 @@ func (c *cli) checkpointRead(sub string, args []string) error {
 	}
 	// DIR may be a URL (s3://bucket/prefix?region=...): read through the
 	// FS it names.
-	fsys, dir, err := vfs.Open(context.Background(), dirs[0])
+	fsys, dir, err := blobfs.Open(context.Background(), dirs[0])
 	if err != nil {
 		return fmt.Errorf("%s: %w", command, err)
 	}

@@ -4,7 +4,7 @@
 //
 // gofakes3 v1.2.0 honours the preconditions the checkpoint relies on, on
 // PutObject, atomically under its backend's lock: If-None-Match: * (the
-// put-if-absent of vfs.Blob.CreateExclusive) and If-Match: <etag> (the
+// put-if-absent of blobfs.Blob.CreateExclusive) and If-Match: <etag> (the
 // conditional takeover of an expired lease), answering 412
 // PreconditionFailed as S3 does. TestS3HonoursPreconditions in this
 // package pins that, so a gofakes3 upgrade that dropped it fails there
@@ -59,7 +59,7 @@ func (s *S3) Close() {
 // Endpoint is the server's http://127.0.0.1:port.
 func (s *S3) Endpoint() string { return s.srv.URL }
 
-// URL is the location of prefix in the bucket for vfs.Open: anonymous
+// URL is the location of prefix in the bucket for blobfs.Open: anonymous
 // (the fake checks no signature, and no credential lookup is attempted),
 // path-style, plain HTTP. extra are more query parameters, "k=v".
 func (s *S3) URL(prefix string, extra ...string) string {

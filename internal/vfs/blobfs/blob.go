@@ -1,4 +1,11 @@
-package vfs
+// Package blobfs is vfs.FS on object storage through gocloud.dev/blob
+// (S3, GCS, Azure Blob; the file and memory drivers in tests), and Open,
+// which turns a checkpoint location (a path or a URL) into an FS. It is a
+// package of its own so that the cloud SDKs (and their gRPC and HTTP
+// stacks) reach only the packages that open checkpoints (microbatch,
+// jobcli), not everything that writes through vfs (dataset, the state
+// store, sources and sinks): see internal/archtest.
+package blobfs
 
 import (
 	"context"
@@ -14,9 +21,11 @@ import (
 
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
+
+	"github.com/sluicedata/sluice/internal/vfs"
 )
 
-// Blob is an FS on a bucket of object storage (gocloud.dev/blob): S3, GCS,
+// Blob is an FS (vfs.FS) on a bucket of object storage (gocloud.dev/blob): S3, GCS,
 // Azure Blob, and the file and memory drivers. Paths are object keys:
 // "a/b/c" is the key "a/b/c" ("/a/b" and "a/b" name the same key), and a
 // directory is a key prefix ending in "/" (object stores have no
@@ -31,7 +40,7 @@ import (
 // If-None-Match: *), which the store decides atomically. Lock is a lease
 // object (lease.go).
 //
-// Every call runs under its own deadline (OpTimeout), since the FS
+// Every call runs under its own deadline (OpTimeout), since the vfs.FS
 // interface carries no context: an unreachable endpoint fails the call
 // with an error naming the object's URL rather than hanging a batch.
 type Blob struct {
@@ -49,9 +58,9 @@ type Blob struct {
 }
 
 var (
-	_ FS        = (*Blob)(nil)
-	_ DirSyncer = (*Blob)(nil)
-	_ io.Closer = (*Blob)(nil)
+	_ vfs.FS        = (*Blob)(nil)
+	_ vfs.DirSyncer = (*Blob)(nil)
+	_ io.Closer     = (*Blob)(nil)
 )
 
 const (
@@ -59,9 +68,9 @@ const (
 	defaultLeaseTTL  = 30 * time.Second
 )
 
-// NewBlob returns an FS on b; name is how errors name the bucket (its URL
+// New returns an FS (vfs.FS) on b; name is how errors name the bucket (its URL
 // without query, "s3://my-bucket"). Close closes b.
-func NewBlob(b *blob.Bucket, name string) *Blob {
+func New(b *blob.Bucket, name string) *Blob {
 	return &Blob{b: b, name: strings.TrimRight(name, "/")}
 }
 
@@ -179,7 +188,7 @@ func (x *Blob) List(dir string) ([]string, error) {
 			return nil, x.wrap("list", prefix, err)
 		}
 		name := strings.TrimSuffix(strings.TrimPrefix(obj.Key, prefix), "/")
-		if name == "" || seen[name] || strings.HasPrefix(name, tempPrefix) {
+		if name == "" || seen[name] {
 			continue
 		}
 		seen[name] = true
@@ -245,7 +254,7 @@ func (x *Blob) SyncDir(string) error { return nil }
 // then, whole), Abort cancels its context, which discards the upload
 // (gocloud's contract: a Writer whose context is cancelled before Close
 // writes nothing).
-func (x *Blob) Create(p string) (File, error) {
+func (x *Blob) Create(p string) (vfs.File, error) {
 	k := key(p)
 	if k == "" {
 		return nil, fmt.Errorf("vfs: create %s: the bucket's root is not an object", x.url(k))

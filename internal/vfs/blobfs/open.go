@@ -1,45 +1,39 @@
-package vfs
+package blobfs
 
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/url"
 	"path"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"gocloud.dev/blob"
-)
 
-// IsURL reports whether loc is a URL (scheme://...) rather than a path.
-func IsURL(loc string) bool {
-	scheme, _, ok := strings.Cut(loc, "://")
-	return ok && scheme != "" && !strings.ContainsAny(scheme, `/\`)
-}
+	"github.com/sluicedata/sluice/internal/vfs"
+)
 
 // Open resolves a location, a directory path or a URL, into the FS that
 // reaches it and the directory inside that FS:
 //
-//	/var/ckpt, ckpt, file:///var/ckpt  -> OS, the path
+//	/var/ckpt, ckpt, file:///var/ckpt  -> vfs.OS, the path
 //	s3://bucket/prefix?region=...      -> Blob on the bucket, "prefix"
 //	gs://bucket/prefix, azblob://container/prefix
 //	mem://bucket/prefix                -> Blob on a new, empty in-memory bucket (tests)
 //
-// file:// is the OS filesystem, not gocloud's file driver: the disk keeps
+// file:// is the OS filesystem (vfs.OS), not gocloud's file driver: the disk keeps
 // its flock, fsync and rename. A URL's query goes to the driver (S3:
 // region, endpoint, use_path_style, disable_https; see gocloud's URL
 // docs) except lease_ttl (a duration: how long a Lock lease lives unrenewed, default
-// 30s), which is ours. Close the FS (CloseFS) when done: a Blob holds
+// 30s), which is ours. Close the FS (vfs.CloseFS) when done: a Blob holds
 // connections. Open does not contact the store: an unreachable one fails
 // the first call, with an error naming the object's URL.
-func Open(ctx context.Context, loc string) (FS, string, error) {
-	if !IsURL(loc) {
+func Open(ctx context.Context, loc string) (vfs.FS, string, error) {
+	if !vfs.IsURL(loc) {
 		if loc == "" {
 			return nil, "", fmt.Errorf("vfs: open: empty location")
 		}
-		return OS{}, loc, nil
+		return vfs.OS{}, loc, nil
 	}
 	u, err := url.Parse(loc)
 	if err != nil {
@@ -53,7 +47,7 @@ func Open(ctx context.Context, loc string) (FS, string, error) {
 		if u.Path == "" {
 			return nil, "", fmt.Errorf("vfs: open %s: no path", loc)
 		}
-		return OS{}, u.Path, nil
+		return vfs.OS{}, u.Path, nil
 	case "s3", "gs", "azblob", "mem":
 	default:
 		return nil, "", fmt.Errorf("vfs: open %s: unknown scheme %q (want a path, file://, s3://, gs://, azblob:// or mem://)", loc, u.Scheme)
@@ -74,37 +68,11 @@ func Open(ctx context.Context, loc string) (FS, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("vfs: open %s: %w", loc, err)
 	}
-	x := NewBlob(b, u.Scheme+"://"+u.Host)
+	x := New(b, u.Scheme+"://"+u.Host)
 	x.LeaseTTL = ttl
 	dir := strings.Trim(path.Clean("/"+u.Path), "/")
 	if dir == "" {
 		dir = "."
 	}
 	return x, dir, nil
-}
-
-// CloseFS closes what Open opened (a Blob's bucket); nil for OS and Mem.
-func CloseFS(fsys FS) error {
-	if c, ok := fsys.(io.Closer); ok {
-		return c.Close()
-	}
-	return nil
-}
-
-// Join appends path elements to a location, a path or a URL (into the
-// URL's path, keeping its query): Join("s3://b/ckpt?region=x", "q1") is
-// "s3://b/ckpt/q1?region=x".
-func Join(loc string, elem ...string) string {
-	if !IsURL(loc) {
-		return filepath.Join(append([]string{loc}, elem...)...)
-	}
-	base, query, _ := strings.Cut(loc, "?")
-	scheme, rest, _ := strings.Cut(base, "://")
-	host, p, _ := strings.Cut(rest, "/")
-	joined := strings.TrimLeft(path.Join(append([]string{"/" + p}, elem...)...), "/")
-	out := scheme + "://" + host + "/" + joined
-	if query != "" {
-		out += "?" + query
-	}
-	return out
 }

@@ -1,4 +1,4 @@
-package vfs
+package blobfs
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/gcerrors"
+
+	"github.com/sluicedata/sluice/internal/vfs"
 )
 
 // A Blob's Lock is a lease: an object at the lock's path naming its owner
@@ -23,7 +25,7 @@ import (
 // every ttl/3 in the background while it holds it.
 //
 //	take:   CreateExclusive(lease)            -> held
-//	        exists, its last write + ttl > now -> ErrLocked, naming the owner
+//	        exists, its last write + ttl > now -> vfs.ErrLocked, naming the owner
 //	        exists and expired                 -> replace it (see below)
 //	renew:  every ttl/3, rewrite it (conditional on S3: If-Match its ETag)
 //	close:  stop renewing; delete it if it is still ours
@@ -94,7 +96,7 @@ func (x *Blob) Lock(p string) (io.Closer, error) {
 }
 
 // takeExpired takes the lease at k from a holder whose lease expired, or
-// fails with ErrLocked naming it.
+// fails with vfs.ErrLocked naming it.
 func (x *Blob) takeExpired(k string, data []byte) error {
 	ctx, cancel := x.ctx()
 	defer cancel()
@@ -123,12 +125,12 @@ func (x *Blob) takeExpired(k string, data []byte) error {
 	// (HTTP dates), truncated.
 	if until := attrs.ModTime.Add(ttl + time.Second); time.Now().Before(until) {
 		return fmt.Errorf("vfs: lock %s: held by %s, lease renewed %s, expires in %s unless renewed: %w",
-			x.url(k), holder, attrs.ModTime.UTC().Format(time.RFC3339), time.Until(until).Round(time.Second), ErrLocked)
+			x.url(k), holder, attrs.ModTime.UTC().Format(time.RFC3339), time.Until(until).Round(time.Second), vfs.ErrLocked)
 	}
 	ok, err := x.replaceIfMatch(ctx, k, data, attrs.ETag)
 	if err != nil {
 		if gcerrors.Code(err) == gcerrors.FailedPrecondition {
-			return fmt.Errorf("vfs: lock %s: another owner took the expired lease of %s first: %w", x.url(k), holder, ErrLocked)
+			return fmt.Errorf("vfs: lock %s: another owner took the expired lease of %s first: %w", x.url(k), holder, vfs.ErrLocked)
 		}
 		return x.wrap("lock", k, err)
 	}
@@ -141,7 +143,7 @@ func (x *Blob) takeExpired(k string, data []byte) error {
 		return x.wrap("lock", k, err)
 	}
 	if err := x.CreateExclusive(k, data); errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("vfs: lock %s: another owner took the expired lease of %s first: %w", x.url(k), holder, ErrLocked)
+		return fmt.Errorf("vfs: lock %s: another owner took the expired lease of %s first: %w", x.url(k), holder, vfs.ErrLocked)
 	} else if err != nil {
 		return err
 	}
@@ -224,7 +226,7 @@ func (l *leaseLock) renewOnce() error {
 	l.mu.Unlock()
 	ok, err := l.x.replaceIfMatch(ctx, l.k, l.data, etag)
 	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
-		return fmt.Errorf("vfs: lock %s: lease lost: another owner replaced it: %w", l.x.url(l.k), ErrLocked)
+		return fmt.Errorf("vfs: lock %s: lease lost: another owner replaced it: %w", l.x.url(l.k), vfs.ErrLocked)
 	}
 	if err != nil {
 		// A failed renewal is not yet a lost lease: the next one may work
@@ -234,14 +236,14 @@ func (l *leaseLock) renewOnce() error {
 	if !ok {
 		cur, err := l.x.b.ReadAll(ctx, l.k)
 		if gcerrors.Code(err) == gcerrors.NotFound {
-			return fmt.Errorf("vfs: lock %s: lease lost: removed by someone else: %w", l.x.url(l.k), ErrLocked)
+			return fmt.Errorf("vfs: lock %s: lease lost: removed by someone else: %w", l.x.url(l.k), vfs.ErrLocked)
 		}
 		if err != nil {
 			return nil
 		}
 		var r leaseRecord
 		if json.Unmarshal(cur, &r) != nil || r.Owner != l.rec.Owner {
-			return fmt.Errorf("vfs: lock %s: lease lost: now held by %s: %w", l.x.url(l.k), r, ErrLocked)
+			return fmt.Errorf("vfs: lock %s: lease lost: now held by %s: %w", l.x.url(l.k), r, vfs.ErrLocked)
 		}
 		if err := l.x.b.WriteAll(ctx, l.k, l.data, writeOpts()); err != nil {
 			return nil

@@ -1,4 +1,4 @@
-package vfs
+package blobfs
 
 // The drivers Open can reach, registered for their URL schemes
 // (s3://, gs://, azblob://, file://, mem://).
