@@ -179,3 +179,42 @@ func TestOpen(t *testing.T) {
 		t.Errorf("Join = %s", got)
 	}
 }
+
+// TestLargeCreate streams a file bigger than one upload part (S3's
+// transfer manager switches to a multipart upload past 8 MiB): committed,
+// it reads back whole; aborted midway, the old content stays.
+func TestLargeCreate(t *testing.T) {
+	for _, i := range impls() {
+		t.Run(i.name, func(t *testing.T) {
+			fsys, root := i.fs(t)
+			p := filepath.Join(root, "state", "big.snapshot")
+			write := func(fill byte, n int) vfs.File {
+				f, err := fsys.Create(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				chunk := make([]byte, 64<<10)
+				for j := range chunk {
+					chunk[j] = fill
+				}
+				for range n / len(chunk) {
+					if _, err := f.Write(chunk); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return f
+			}
+			const size = 12 << 20
+			if err := write('a', size).Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if err := write('b', size).Abort(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := fsys.ReadFile(p)
+			if err != nil || len(got) != size || got[0] != 'a' || got[size-1] != 'a' {
+				t.Fatalf("after commit of a and abort of b: %d bytes, first %q, %v; want %d bytes of a", len(got), got[:min(1, len(got))], err, size)
+			}
+		})
+	}
+}
