@@ -36,7 +36,7 @@ func TestACheckpointDirOnS3(t *testing.T) {
 	}
 	counts := vfs.Join(base, "counts")
 	r := run(t, nil, "checkpoint", "inspect", counts)
-	if r.code != 0 || !strings.Contains(r.stdout, "batches      committed 0..6 (7 batches)") {
+	if r.code != 0 || !strings.Contains(r.stdout, "batches      committed 0..6 (7 batches)") || !strings.Contains(r.stdout, "checkpoint   "+counts) {
 		t.Fatalf("inspect %s: exit %d\n%s%s", counts, r.code, r.stdout, r.stderr)
 	}
 	if r := run(t, nil, "checkpoint", "verify", counts); r.code != 0 || !strings.HasPrefix(r.stdout, "ok: ") {

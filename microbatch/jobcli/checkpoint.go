@@ -85,6 +85,9 @@ func (c *cli) checkpointRead(sub string, args []string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", command, err)
 		}
+		if vfs.IsURL(dirs[0]) {
+			s.Dir = dirs[0] // as the user named it: the URL, not the key prefix
+		}
 		if *asJSON {
 			return writeJSON(c.stdout, s)
 		}
@@ -93,6 +96,9 @@ func (c *cli) checkpointRead(sub string, args []string) error {
 	r, err := checkpoint.Verify(fsys, dir)
 	if err != nil {
 		return fmt.Errorf("%s: %w", command, err)
+	}
+	if vfs.IsURL(dirs[0]) {
+		r.Dir = dirs[0]
 	}
 	if *asJSON {
 		err = writeJSON(c.stdout, r)
