@@ -461,3 +461,35 @@ func cpuTime() time.Duration {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// An owner whose lease another owner took over (here: the lease object
+// overwritten behind its back, as a taker of a lease it thought expired
+// would) stops at its next renewal and says why.
+func TestAQueryWhoseLeaseIsTakenOverStopsNamingIt(t *testing.T) {
+	f := newFixture(t, 59, 4)
+	s3 := vfstest.NewS3(t, "ckpts")
+	loc := s3.URL("taken/agg", "lease_ttl=300ms")
+	q, err := f.blobQuery(f.source(t, 10), newRecordingSink(), nil, loc).Trigger(microbatch.ProcessingTime(time.Hour)).Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Stop()
+	fsys, dir, err := blobfs.Open(context.Background(), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vfs.CloseFS(fsys)
+	if err := fsys.WriteFileAtomic(dir+"/lock", []byte(`{"owner":"other/1/x","host":"other","pid":1,"ttl_ms":300}`)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- q.AwaitTermination() }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, vfs.ErrLocked) || !strings.Contains(err.Error(), "lease lost") || !strings.Contains(err.Error(), "s3://ckpts/taken/agg/lock") {
+			t.Fatalf("query after its lease was taken: %v; want a lost lease naming the lease object", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the query still runs 10 s after its lease was taken over")
+	}
+}

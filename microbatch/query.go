@@ -306,6 +306,18 @@ func (w *StreamWriter) start(ctx context.Context) (*Query, error) {
 	q.label, q.epoch = queryLabel(w.name, meta.QueryID), epoch
 	q.log = w.log.With(slog.String("query", q.label))
 	started = true
+	if l, ok := lock.(interface{ Lost() <-chan struct{} }); ok {
+		// A lease (object storage) another owner took over: stop, as Stop
+		// would; run reports the lost lease as the query's error. Batches
+		// this instance still had in flight lose at the put-if-absent logs.
+		go func() {
+			select {
+			case <-l.Lost():
+				cancel()
+			case <-q.done:
+			}
+		}()
+	}
 	go q.run(ctx, rec)
 	return q, nil
 }
@@ -492,14 +504,15 @@ func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
 	q.stores.Close()
 	// Released before done closes: once Stop or AwaitTermination returns,
 	// a new instance may start on the checkpoint.
-	if lerr := q.lock.Close(); lerr != nil && err == nil && errors.Is(lerr, vfs.ErrLocked) {
-		// A lease (object storage) found taken over by another owner: the
-		// put-if-absent logs kept its batches apart; say so.
-		err = fmt.Errorf("checkpoint lock: %w", lerr)
-	}
+	lerr := q.lock.Close()
 	q.closeFS()
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		err = nil // stopped: by Stop, or by the caller's context ending
+		err = nil // stopped: by Stop, by the caller's context ending, or by a lost lease
+	}
+	if err == nil && errors.Is(lerr, vfs.ErrLocked) {
+		// A lease (object storage) another owner took over: say so (the
+		// put-if-absent logs kept the two owners' batches apart).
+		err = fmt.Errorf("checkpoint lock: %w", lerr)
 	}
 	q.logStop(ctx, err)
 	q.mu.Lock()

@@ -90,7 +90,7 @@ func (x *Blob) Lock(p string) (io.Closer, error) {
 	}
 	etag, _ := x.etag(k)
 	l := &leaseLock{x: x, k: k, rec: rec, data: data, etag: etag, ttl: ttl,
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), lostCh: make(chan struct{})}
 	go l.renew()
 	return l, nil
 }
@@ -187,9 +187,11 @@ type leaseLock struct {
 	data []byte
 	ttl  time.Duration
 
-	mu   sync.Mutex
-	etag string
-	lost error // set by a renewal that found the lease gone or another's
+	mu       sync.Mutex
+	etag     string
+	lost     error         // set by a renewal that found the lease gone or another's
+	lostOnce sync.Once     // closes lostCh
+	lostCh   chan struct{} // closed when lost is set
 
 	once       sync.Once
 	stop, done chan struct{}
@@ -210,6 +212,7 @@ func (l *leaseLock) renew() {
 			l.mu.Lock()
 			l.lost = err
 			l.mu.Unlock()
+			l.lostOnce.Do(func() { close(l.lostCh) })
 			return
 		}
 	}
@@ -256,6 +259,12 @@ func (l *leaseLock) renewOnce() error {
 	}
 	return nil
 }
+
+// Lost is closed when a renewal finds the lease taken over or removed:
+// the holder is no longer the owner and should stop (Close then returns
+// why). A holder that cannot reach the store does not see this until the
+// store answers again.
+func (l *leaseLock) Lost() <-chan struct{} { return l.lostCh }
 
 // Close stops renewing and deletes the lease if it is still ours, so the
 // next owner need not wait for it to expire. It returns the error of a
