@@ -38,8 +38,9 @@ import (
 //   - A holder that stalls (GC pause, a partition) longer than ttl loses the
 //     lease without knowing it until its next renewal fails; meanwhile a new
 //     holder runs. Each renewal checks the lease is still its own (on S3 the
-//     conditional write does), and a holder that lost it reports that from
-//     Close, but writes it made in between are not fenced by the lease.
+//     conditional write does); a holder that lost it is told through Lost
+//     (the query stops) and Close, but writes it made in between are not
+//     fenced by the lease.
 //   - Replacing an expired lease is atomic only where the store offers a
 //     conditional overwrite that gocloud exposes here: S3 (If-Match on the
 //     ETag read, honoured by S3 since 2024 and by the test's fake server).
