@@ -18,9 +18,11 @@
 //  2. CreateExclusive is put-if-absent: of any number of callers creating
 //     the same path, across processes and machines sharing the FS, exactly
 //     one succeeds; the others get an error wrapping fs.ErrExist and change
-//     nothing. OS relies on link(2) failing on an existing name, Mem on its
-//     mutex, Blob on the store's conditional write (S3 If-None-Match: *,
-//     GCS DoesNotExist, Azure If-None-Match: *).
+//     nothing. OS relies on link(2) failing on an existing name (on a
+//     filesystem without hard links it falls back to check-then-rename,
+//     exclusive only among holders of the flock), Mem on its mutex, Blob
+//     on the store's conditional write (S3 If-None-Match: *, GCS
+//     DoesNotExist, Azure If-None-Match: *).
 //  3. Every error names the path it concerns (Blob: the object's URL).
 //  4. At most one Lock of a path is held at a time: across processes for
 //     OS (an flock), within the Mem for Mem; a holder that dies releases
@@ -37,6 +39,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // FS is the filesystem contract of checkpoints and state files.
@@ -157,9 +160,28 @@ func (OS) CreateExclusive(path string, data []byte) (err error) {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("vfs: create %s: %w", path, fs.ErrExist)
 		}
-		return fmt.Errorf("vfs: create %s: %w", path, err)
+		if !noHardLinks(err) {
+			return fmt.Errorf("vfs: create %s: %w", path, err)
+		}
+		// A filesystem without hard links (some FUSE and SMB mounts): check,
+		// then rename, as checkpoints were written before CreateExclusive.
+		// The content stays atomic; exclusivity then rests on the
+		// checkpoint's flock alone.
+		if _, err := os.Lstat(path); err == nil {
+			return fmt.Errorf("vfs: create %s: %w", path, fs.ErrExist)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("vfs: rename into %s: %w", path, err)
+		}
 	}
 	return syncDir(dir)
+}
+
+// noHardLinks reports whether a link(2) error says the filesystem makes no
+// hard links (rather than that the name exists or the write failed).
+func noHardLinks(err error) bool {
+	return errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.EOPNOTSUPP) ||
+		errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EXDEV)
 }
 
 // Create writes a temp file beside path; Commit fsyncs it, renames it
