@@ -429,6 +429,7 @@ func BenchmarkCheckpointLocation(b *testing.B) {
 			var cpu time.Duration
 			var wall time.Duration
 			n := 0
+			reqs0 := s3.Requests()
 			for i := 0; i < b.N; i++ {
 				src, err := srcmem.New(srcmem.Config{Name: "orders", Schema: schema, MaxRowsPerBatch: (rows + batches - 1) / batches})
 				if err != nil {
@@ -452,6 +453,11 @@ func BenchmarkCheckpointLocation(b *testing.B) {
 			b.ReportMetric(float64(wall.Microseconds())/float64(n)/1000, "wall-ms/batch")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(n)/1000, "cpu-ms/batch")
 			b.ReportMetric(float64(n)/float64(b.N), "batches/run")
+			if loc.name == "fake-s3" {
+				for kind, c := range s3.Requests() {
+					b.ReportMetric(float64(c-reqs0[kind])/float64(n), kind+"/batch")
+				}
+			}
 		})
 	}
 }

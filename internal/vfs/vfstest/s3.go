@@ -30,9 +30,22 @@ type S3 struct {
 	srv    *httptest.Server
 	be     *s3mem.Backend
 
-	mu     sync.Mutex
-	deny   string
-	denyOn bool
+	mu       sync.Mutex
+	deny     string
+	denyOn   bool
+	requests map[string]int // by kind: GET, PUT, DELETE, HEAD, LIST, POST
+}
+
+// Requests returns how many requests of each kind (LIST, GET, HEAD, PUT,
+// DELETE, POST) the server answered so far.
+func (s *S3) Requests() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range s.requests {
+		out[k] = v
+	}
+	return out
 }
 
 // NewS3 starts the server with the bucket created; it stops when the test
@@ -110,8 +123,16 @@ func (s *S3) Keys(prefix string) []string {
 // permission; reads pass.
 func (s *S3) denyWrites(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		kind := r.Method
+		if r.Method == http.MethodGet && r.URL.Query().Has("list-type") {
+			kind = "LIST"
+		}
 		s.mu.Lock()
 		deny, on := s.deny, s.denyOn
+		if s.requests == nil {
+			s.requests = map[string]int{}
+		}
+		s.requests[kind]++
 		s.mu.Unlock()
 		if on && r.Method != http.MethodGet && r.Method != http.MethodHead {
 			key := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/"+s.Bucket), "/")
