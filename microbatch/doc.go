@@ -21,8 +21,13 @@
 //     query's checkpoint, or a foreign offsets file, naming the file and
 //     what differs, and changes nothing in it.
 //  5. One instance owns a checkpoint at a time: Start takes its lock (an
-//     flock that dies with the process, so a crash never blocks a restart)
-//     and the query releases it when it ends, however it ends.
+//     flock that dies with the process, so a crash never blocks a restart;
+//     on object storage a lease, which a crashed owner holds until it
+//     expires) and the query releases it when it ends, however it ends.
+//     Should two instances run anyway (a lost lease), the put-if-absent
+//     offsets and commits logs make the second writer of a batch fail.
+//     The checkpoint is a directory or a URL (Checkpoint: s3://, gs://,
+//     azblob://, file://; blobfs.Open), with the same layout.
 //  6. Batches run only when some source has new data, when the watermark
 //     moved (so windows close and event-time timeouts fire; an input turning
 //     idle moves it too), or, under a

@@ -24,6 +24,7 @@ import (
 	"github.com/sluicedata/sluice/dataset/plan"
 	"github.com/sluicedata/sluice/internal/state"
 	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/internal/vfs/blobfs"
 	"github.com/sluicedata/sluice/microbatch/checkpoint"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sources"
@@ -47,6 +48,7 @@ type StreamWriter struct {
 	dir     string
 	mode    sinks.Mode
 	fs      vfs.FS
+	fsSet   bool // FS was called: dir is a path in that FS, never a URL
 	clock   Clock
 	retain  int
 	poll    time.Duration
@@ -107,11 +109,15 @@ func WriteStream(ds *dataset.Dataset, sink sinks.Sink) *StreamWriter {
 		fs: vfs.OS{}, clock: realClock{}, retain: 100, poll: 100 * time.Millisecond}
 }
 
-func (w *StreamWriter) Trigger(t Trigger) *StreamWriter            { w.trigger = t; return w }
+func (w *StreamWriter) Trigger(t Trigger) *StreamWriter { w.trigger = t; return w }
+
+// Checkpoint sets where the checkpoint lives: a directory path, or a URL
+// (file:///dir, s3://bucket/prefix?region=..., gs://, azblob://; see
+// blobfs.Open), whose layout is the same keys as on disk.
 func (w *StreamWriter) Checkpoint(dir string) *StreamWriter        { w.dir = dir; return w }
 func (w *StreamWriter) OutputMode(m sinks.Mode) *StreamWriter      { w.mode = m; return w }
 func (w *StreamWriter) Clock(c Clock) *StreamWriter                { w.clock = c; return w }
-func (w *StreamWriter) FS(fs vfs.FS) *StreamWriter                 { w.fs = fs; return w }
+func (w *StreamWriter) FS(fs vfs.FS) *StreamWriter                 { w.fs, w.fsSet = fs, true; return w }
 func (w *StreamWriter) Retain(batches int) *StreamWriter           { w.retain = batches; return w }
 func (w *StreamWriter) PollInterval(d time.Duration) *StreamWriter { w.poll = d; return w }
 
@@ -131,6 +137,9 @@ func (w *StreamWriter) validate() error {
 	}
 	if w.dir == "" {
 		return fmt.Errorf("%w: a checkpoint directory is required (Checkpoint(dir)): it is what makes restarts exactly-once", ErrInvalidQuery)
+	}
+	if w.fsSet && vfs.IsURL(w.dir) {
+		return fmt.Errorf("%w: Checkpoint(%q) is a URL and FS(...) sets a filesystem: give one of them", ErrInvalidQuery, w.dir)
 	}
 	if w.retain < 1 {
 		return fmt.Errorf("%w: Retain(%d): must keep at least one batch", ErrInvalidQuery, w.retain)
@@ -202,15 +211,33 @@ func refusal(err error) string {
 	return "error"
 }
 
+// location is the checkpoint's filesystem and directory in it: FS and
+// Checkpoint as given, or what blobfs.Open makes of a URL. closeFS releases
+// what Open opened (a bucket's connections).
+func (w *StreamWriter) location(ctx context.Context) (fsys vfs.FS, dir string, closeFS func() error, err error) {
+	if !vfs.IsURL(w.dir) {
+		return w.fs, w.dir, func() error { return nil }, nil
+	}
+	fsys, dir, err = blobfs.Open(ctx, w.dir)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("checkpoint %s: %w", w.dir, err)
+	}
+	return fsys, dir, func() error { return vfs.CloseFS(fsys) }, nil
+}
+
 func (w *StreamWriter) start(ctx context.Context) (*Query, error) {
 	if err := w.validate(); err != nil {
+		return nil, err
+	}
+	fsys, dir, closeFS, err := w.location(ctx)
+	if err != nil {
 		return nil, err
 	}
 	// Compiled once, before the checkpoint is touched: a plan that cannot
 	// run is refused without leaving a checkpoint behind. The key-group
 	// count is part of the checkpoint's identity, so a checkpoint with
 	// another count is refused below rather than recompiled for.
-	stores := state.NewFileProvider(w.fs, strings.TrimRight(w.dir, "/")+"/state")
+	stores := state.NewFileProvider(fsys, strings.TrimRight(dir, "/")+"/state")
 	// The scheduler's records (retries, lost executors) name the query
 	// when it has a name; its id is not known before the checkpoint is.
 	tasksLog := w.log
@@ -220,11 +247,13 @@ func (w *StreamWriter) start(ctx context.Context) (*Query, error) {
 	cq, err := w.ds.CompileStream(w.sink, dataset.StreamOptions{KeyGroups: checkpoint.DefaultKeyGroups, Emit: w.mode, State: stores, Logger: tasksLog})
 	if err != nil {
 		stores.Close()
+		closeFS()
 		return nil, fmt.Errorf("%w: %v", ErrInvalidQuery, err)
 	}
 	if err := streamable(cq.Spec(), w.mode); err != nil {
 		cq.Close()
 		stores.Close()
+		closeFS()
 		return nil, err
 	}
 	started := false
@@ -232,10 +261,11 @@ func (w *StreamWriter) start(ctx context.Context) (*Query, error) {
 		if !started {
 			cq.Close()
 			stores.Close()
+			closeFS()
 		}
 	}()
 	id := w.identity(cq.Spec())
-	cp, err := checkpoint.Open(w.fs, w.dir)
+	cp, err := checkpoint.Open(fsys, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -271,11 +301,23 @@ func (w *StreamWriter) start(ctx context.Context) (*Query, error) {
 	}
 	cq.Fence(meta.QueryID, epoch)
 	ctx, cancel := context.WithCancel(ctx)
-	q := &Query{w: w, cp: cp, meta: meta, lock: lock, cancel: cancel, done: make(chan struct{}), cq: cq, stores: stores,
+	q := &Query{w: w, cp: cp, meta: meta, lock: lock, closeFS: closeFS, cancel: cancel, done: make(chan struct{}), cq: cq, stores: stores,
 		runID: newRunID(), status: Status{Message: "Initializing sources", Active: true}}
 	q.label, q.epoch = queryLabel(w.name, meta.QueryID), epoch
 	q.log = w.log.With(slog.String("query", q.label))
 	started = true
+	if l, ok := lock.(interface{ Lost() <-chan struct{} }); ok {
+		// A lease (object storage) another owner took over: stop, as Stop
+		// would; run reports the lost lease as the query's error. Batches
+		// this instance still had in flight lose at the put-if-absent logs.
+		go func() {
+			select {
+			case <-l.Lost():
+				cancel()
+			case <-q.done:
+			}
+		}()
+	}
 	go q.run(ctx, rec)
 	return q, nil
 }
@@ -329,13 +371,16 @@ func recoverCheckpoint(cp *checkpoint.Checkpoint, id checkpoint.Identity) (meta 
 
 // Query is a running streaming query.
 type Query struct {
-	w      *StreamWriter
-	cp     *checkpoint.Checkpoint
-	meta   *checkpoint.Metadata
-	lock   io.Closer // the checkpoint's lock, released when run ends
-	cancel context.CancelFunc
-	done   chan struct{}
-	runID  string
+	w    *StreamWriter
+	cp   *checkpoint.Checkpoint
+	meta *checkpoint.Metadata
+	lock io.Closer // the checkpoint's lock, released when run ends
+	// closeFS releases the checkpoint's filesystem when run ends (a
+	// bucket's connections, for a URL checkpoint).
+	closeFS func() error
+	cancel  context.CancelFunc
+	done    chan struct{}
+	runID   string
 
 	cq *dataset.StreamQuery // the compiled query and its executor
 	// stores serves the stateful operators' state under <checkpoint>/state
@@ -459,9 +504,15 @@ func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
 	q.stores.Close()
 	// Released before done closes: once Stop or AwaitTermination returns,
 	// a new instance may start on the checkpoint.
-	q.lock.Close()
+	lerr := q.lock.Close()
+	q.closeFS()
 	if ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		err = nil // stopped: by Stop, or by the caller's context ending
+		err = nil // stopped: by Stop, by the caller's context ending, or by a lost lease
+	}
+	if err == nil && errors.Is(lerr, vfs.ErrLocked) {
+		// A lease (object storage) another owner took over: say so (the
+		// put-if-absent logs kept the two owners' batches apart).
+		err = fmt.Errorf("checkpoint lock: %w", lerr)
 	}
 	q.logStop(ctx, err)
 	q.mu.Lock()

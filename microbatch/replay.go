@@ -170,7 +170,12 @@ func Replay(ctx context.Context, w *StreamWriter, batch int64) (*ReplayReport, e
 		return nil, fmt.Errorf("%w: sink %s cannot read back its committed batches (no sinks.BatchReader ability), so there is nothing to compare a replay with",
 			ErrNotReplayable, w.sink.Name())
 	}
-	cp, err := checkpoint.Open(w.fs, w.dir)
+	fsys, dir, closeFS, err := w.location(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer closeFS()
+	cp, err := checkpoint.Open(fsys, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +197,7 @@ func Replay(ctx context.Context, w *StreamWriter, batch int64) (*ReplayReport, e
 		// take no nil.
 		mem = memory.DefaultAllocator
 	}
-	scratchFS := newScratchFS(w.fs)
+	scratchFS := newScratchFS(fsys)
 	stores := state.NewFileProvider(scratchFS, filepath.Join(cp.Dir(), "state"))
 	defer stores.Close()
 	scratch, err := memsink.New(memsink.Config{Name: "replay of " + w.sink.Name(), Mem: mem})
@@ -216,7 +221,7 @@ func Replay(ctx context.Context, w *StreamWriter, batch int64) (*ReplayReport, e
 	if err != nil {
 		return nil, err
 	}
-	if err := stateLoadable(w.fs, cp.Dir(), batch); err != nil {
+	if err := stateLoadable(fsys, cp.Dir(), batch); err != nil {
 		return nil, err
 	}
 	r := &ReplayReport{Batch: batch, QueryID: meta.QueryID, Sink: w.sink.Name(), Timestamp: time.UnixMicro(e.Timestamp).UTC(), StateVersion: batch}
@@ -254,7 +259,7 @@ func Replay(ctx context.Context, w *StreamWriter, batch int64) (*ReplayReport, e
 		}
 		return nil, fmt.Errorf("replay batch %d: %w", batch, err)
 	}
-	if err := compareState(r, scratchFS, w.fs); err != nil {
+	if err := compareState(r, scratchFS, fsys); err != nil {
 		return nil, err
 	}
 	sb := sinks.Batch{ID: batch, Mode: w.mode, Schema: w.ds.Schema()}

@@ -28,6 +28,17 @@ func (s *scratchFS) WriteFileAtomic(path string, data []byte) error {
 	return s.mem.WriteFileAtomic(path, data)
 }
 
+// CreateExclusive sees the base's files too: a path the checkpoint holds
+// exists for a replay as well.
+func (s *scratchFS) CreateExclusive(path string, data []byte) error {
+	if _, err := s.base.ReadFile(path); err == nil {
+		return fmt.Errorf("replay: create %s: %w", path, fs.ErrExist)
+	}
+	return s.mem.CreateExclusive(path, data)
+}
+
+func (s *scratchFS) Create(path string) (vfs.File, error) { return s.mem.Create(path) }
+
 func (s *scratchFS) ReadFile(path string) ([]byte, error) {
 	b, err := s.mem.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -19,10 +19,11 @@ var ErrLocked = errors.New("vfs: already locked")
 // or expiry to get wrong. It needs a filesystem that implements flock for
 // every process that opens the directory: a local disk, or a shared one
 // whose locks are coherent (NFSv4 maps flock to byte-range locks). Object
-// storage has no locks at all; a checkpoint there will need a lease (a
-// lock object with an owner, an expiry the owner renews, and an epoch that
-// fences a late writer), which is why Lock is part of the FS interface: a
-// blob-backed FS can implement it that way without its callers changing.
+// storage has no locks at all: Blob implements Lock as a lease (a lock
+// object with an owner and an expiry the owner renews; blobfs/lease.go), which is
+// why Lock is part of the FS interface: callers did not change. A lease
+// cannot fence a stalled holder, so what must never have two writers (the
+// checkpoint's logs) uses CreateExclusive as well.
 
 // lockPid is what a holder records in the lock file: its pid, for the
 // error another process gets.

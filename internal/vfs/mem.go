@@ -15,11 +15,11 @@ import (
 // safe for concurrent use.
 //
 // Mem keeps two views of every path: what a running process sees, and what
-// survives a Crash. A WriteFileAtomic, Remove or RemoveAll that returned nil
-// is durable (the model of OS, which fsyncs the file and its directory; see
-// invariant 1). A WriteFileAtomic that failed changes nothing durable: after
-// a Crash the path holds its old content, or nothing if it had none, never
-// part of the new data.
+// survives a Crash. A WriteFileAtomic, CreateExclusive, File.Commit, Remove
+// or RemoveAll that returned nil is durable (the model of OS, which fsyncs
+// the file and its directory; see invariant 1). A write that failed changes
+// nothing durable: after a Crash the path holds its old content, or nothing
+// if it had none, never part of the new data.
 //
 // Directories are implicit: a directory exists while a file lies under it.
 type Mem struct {
@@ -43,8 +43,8 @@ func NewMem() *Mem {
 	return &Mem{files: map[string][]byte{}, durable: map[string][]byte{}, failAfter: -1}
 }
 
-// FailAfter lets the next n mutating calls (WriteFileAtomic, Remove,
-// RemoveAll) succeed and fails every later one with an error wrapping err,
+// FailAfter lets the next n mutating calls (WriteFileAtomic,
+// CreateExclusive, File.Commit, Remove, RemoveAll) succeed and fails every later one with an error wrapping err,
 // until FailAfter(-1, nil) clears it. FailAfter(0, err) fails the very next
 // mutating call.
 func (m *Mem) FailAfter(n int, err error) {
@@ -60,7 +60,8 @@ func (m *Mem) FailAfter(n int, err error) {
 	m.failAfter, m.failErr = n, err
 }
 
-// FailLate chooses where an injected WriteFileAtomic failure happens. Off
+// FailLate chooses where an injected write failure (WriteFileAtomic,
+// CreateExclusive, File.Commit) happens. Off
 // (the default), it fails before the rename: the old content stays. On, it
 // fails after the rename but before the directory fsync: the running
 // process reads the new content, and a Crash brings back the old one.
@@ -136,24 +137,86 @@ func (m *Mem) fail() error {
 func (m *Mem) WriteFileAtomic(path string, data []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	path = clean(path)
+	return m.write(clean(path), data, false)
+}
+
+// CreateExclusive is put-if-absent under m's mutex. Finding path taken is
+// not a mutating call (nothing is written), so it does not count towards
+// FailAfter.
+func (m *Mem) CreateExclusive(path string, data []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.write(clean(path), data, true)
+}
+
+// write is WriteFileAtomic, or CreateExclusive when exclusive; injected
+// failures behave the same for both (FailLate: visible, not durable).
+// Callers hold m.mu.
+func (m *Mem) write(path string, data []byte, exclusive bool) error {
+	verb := "write"
+	if exclusive {
+		verb = "create"
+	}
 	if m.isDir(path) {
-		return fmt.Errorf("vfs: write %s: is a directory", path)
+		return fmt.Errorf("vfs: %s %s: is a directory", verb, path)
 	}
 	for d := filepath.Dir(path); d != "." && d != "/"; d = filepath.Dir(d) {
 		if _, ok := m.files[d]; ok {
 			return fmt.Errorf("vfs: create dir for %s: %s is a file", path, d)
 		}
 	}
+	if _, ok := m.files[path]; ok && exclusive {
+		return fmt.Errorf("vfs: create %s: %w", path, fs.ErrExist)
+	}
 	if err := m.fail(); err != nil {
 		if m.failLate {
 			m.files[path] = clone(data)
 			return fmt.Errorf("vfs: sync dir %s: %w", filepath.Dir(path), err)
 		}
-		return fmt.Errorf("vfs: write %s: %w", path, err)
+		return fmt.Errorf("vfs: %s %s: %w", verb, path, err)
 	}
 	m.files[path] = clone(data)
 	m.durable[path] = clone(data)
+	return nil
+}
+
+// Create buffers the bytes; Commit is one WriteFileAtomic of them (one
+// mutating call, failing as WriteFileAtomic does).
+func (m *Mem) Create(path string) (File, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	path = clean(path)
+	if m.isDir(path) {
+		return nil, fmt.Errorf("vfs: create %s: is a directory", path)
+	}
+	return &memFile{m: m, path: path}, nil
+}
+
+type memFile struct {
+	m    *Mem
+	path string
+	buf  []byte
+	done bool
+}
+
+func (f *memFile) Write(p []byte) (int, error) {
+	if f.done {
+		return 0, fmt.Errorf("vfs: write %s: %w", f.path, fs.ErrClosed)
+	}
+	f.buf = append(f.buf, p...)
+	return len(p), nil
+}
+
+func (f *memFile) Commit() error {
+	if f.done {
+		return fmt.Errorf("vfs: commit %s: %w", f.path, fs.ErrClosed)
+	}
+	f.done = true
+	return f.m.WriteFileAtomic(f.path, f.buf)
+}
+
+func (f *memFile) Abort() error {
+	f.done, f.buf = true, nil
 	return nil
 }
 

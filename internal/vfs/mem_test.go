@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -12,70 +11,6 @@ import (
 )
 
 var errInjected = errors.New("injected")
-
-// TestContract runs the FS contract against every implementation.
-func TestContract(t *testing.T) {
-	impls := []struct {
-		name string
-		fs   func(t *testing.T) (FS, string)
-	}{
-		{"OS", func(t *testing.T) (FS, string) { return OS{}, t.TempDir() }},
-		{"Mem", func(t *testing.T) (FS, string) { return NewMem(), "/ckpt" }},
-	}
-	for _, impl := range impls {
-		t.Run(impl.name, func(t *testing.T) {
-			fsys, root := impl.fs(t)
-			p := func(rel string) string { return filepath.Join(root, rel) }
-
-			if err := fsys.WriteFileAtomic(p("a/b/1.json"), []byte("one")); err != nil {
-				t.Fatal(err)
-			}
-			if err := fsys.WriteFileAtomic(p("a/2.json"), []byte("two")); err != nil {
-				t.Fatal(err)
-			}
-			if err := fsys.WriteFileAtomic(p("a/2.json"), []byte("two again")); err != nil {
-				t.Fatal(err)
-			}
-			got, err := fsys.ReadFile(p("a/2.json"))
-			if err != nil || string(got) != "two again" {
-				t.Fatalf("ReadFile after overwrite = %q, %v; want %q", got, err, "two again")
-			}
-			got[0] = 'X' // the caller owns what it read
-			if again, _ := fsys.ReadFile(p("a/2.json")); string(again) != "two again" {
-				t.Fatalf("changing a read buffer changed the file: %q", again)
-			}
-
-			names, err := fsys.List(p("a"))
-			if err != nil || !slices.Equal(names, []string{"2.json", "b"}) {
-				t.Fatalf("List(a) = %q, %v; want [2.json b]", names, err)
-			}
-			if names, err := fsys.List(p("missing")); err != nil || len(names) != 0 {
-				t.Fatalf("List(missing) = %q, %v; want empty", names, err)
-			}
-			if _, err := fsys.ReadFile(p("a/missing.json")); !errors.Is(err, fs.ErrNotExist) {
-				t.Fatalf("ReadFile(missing) = %v; want fs.ErrNotExist", err)
-			}
-			if err := fsys.Remove(p("a/missing.json")); err != nil {
-				t.Fatalf("Remove(missing) = %v; want nil", err)
-			}
-			if err := fsys.Remove(p("a/2.json")); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := fsys.ReadFile(p("a/2.json")); !errors.Is(err, fs.ErrNotExist) {
-				t.Fatalf("ReadFile after Remove = %v; want fs.ErrNotExist", err)
-			}
-			if err := fsys.RemoveAll(p("a")); err != nil {
-				t.Fatal(err)
-			}
-			if names, err := fsys.List(p("a")); err != nil || len(names) != 0 {
-				t.Fatalf("List after RemoveAll = %q, %v; want empty", names, err)
-			}
-			if err := fsys.RemoveAll(p("a")); err != nil {
-				t.Fatalf("RemoveAll(missing) = %v; want nil", err)
-			}
-		})
-	}
-}
 
 func TestMemFailAfter(t *testing.T) {
 	tests := []struct {

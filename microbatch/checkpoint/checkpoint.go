@@ -148,9 +148,12 @@ const (
 // the FS records it, the holder's pid. It is vfs.FS.Lock on
 // <dir>/lock: on a local filesystem an flock, released by the kernel when
 // the owner exits however it exits, so a crashed owner never blocks a
-// restart (vfs/lock.go says why a lock and not a lease, and when a lease
-// will be needed). Lock writes nothing the logs hold; the lock file is
-// left in place after Close.
+// restart (vfs/lock.go says why a lock and not a lease); on object
+// storage a lease that a crashed owner holds until it expires
+// (vfs/blobfs/lease.go, and format.md on what a lease cannot promise: the
+// put-if-absent logs are what keep a second writer out of a batch). Lock
+// writes nothing the logs hold; the lock file is left in place after
+// Close (a lease object is deleted).
 func (c *Checkpoint) Lock() (io.Closer, error) {
 	l, err := c.fs.Lock(filepath.Join(c.dir, lockName))
 	if errors.Is(err, vfs.ErrLocked) {
@@ -267,7 +270,17 @@ func (c *Checkpoint) WriteMetadata(m *Metadata) error {
 		}
 		return sameOrConflict(path, old, &n)
 	}
-	if err := c.write(path, &n); err != nil {
+	// Put-if-absent: of two drivers creating one checkpoint at once (each
+	// with its own query id) exactly one writes metadata.json; the other
+	// reads it back and conflicts, unless it wrote the same.
+	if err := c.create(path, fmt.Sprintf("write %s", metadataName), &n); errors.Is(err, fs.ErrExist) {
+		c.meta.Store(nil)
+		old, _, rerr := c.Metadata()
+		if rerr != nil {
+			return rerr
+		}
+		return sameOrConflict(path, old, &n)
+	} else if err != nil {
 		return err
 	}
 	c.meta.Store(cloneMetadata(&n))
@@ -318,7 +331,7 @@ func (c *Checkpoint) WriteOffsets(e *OffsetEntry) error {
 				path, e.Batch, last, l.commitState(), ErrConflict)
 		}
 	}
-	return c.write(path, &n)
+	return c.create(path, fmt.Sprintf("write offsets for batch %d", e.Batch), &n)
 }
 
 // WriteCommit writes commits/<N>.json after batch N's sink and state commit.
@@ -346,7 +359,7 @@ func (c *Checkpoint) WriteCommit(e *CommitEntry) error {
 		return fmt.Errorf("checkpoint: %s: batch %d is not the latest in %s (%s): %w",
 			path, e.Batch, filepath.Join(c.dir, offsetsDir), l.offsetState(), ErrConflict)
 	}
-	return c.write(path, e)
+	return c.create(path, fmt.Sprintf("write commit for batch %d", e.Batch), e)
 }
 
 // Offsets reads offsets/<n>.json; a missing one satisfies
@@ -517,6 +530,29 @@ func (c *Checkpoint) write(path string, v any) error {
 	}
 	if err := c.fs.WriteFileAtomic(path, data); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
+	}
+	return nil
+}
+
+// create writes a new log entry (or metadata.json) with put-if-absent
+// (vfs.FS.CreateExclusive): the log was just checked not to hold it, so
+// finding it there means another writer (a second driver on the
+// checkpoint, its lock lost or never taken) wrote it in between. That
+// writer won; this one gets an error wrapping ErrConflict and
+// fs.ErrExist and must write nothing more for the batch. what says what
+// was being written ("write offsets for batch 3"), for the error.
+func (c *Checkpoint) create(path, what string, v any) error {
+	data, err := encode(v)
+	if err != nil {
+		return fmt.Errorf("checkpoint: %s: %s: %w", what, path, err)
+	}
+	err = c.fs.CreateExclusive(path, data)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("checkpoint: %s: %s was written by another writer since this one read the log "+
+			"(a second driver on this checkpoint?); this writer lost: %w: %w", what, path, ErrConflict, err)
+	}
+	if err != nil {
+		return fmt.Errorf("checkpoint: %s: %w", what, err)
 	}
 	return nil
 }

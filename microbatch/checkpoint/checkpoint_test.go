@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +14,11 @@ import (
 	"strings"
 	"testing"
 
+	"gocloud.dev/blob/memblob"
+
 	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/internal/vfs/blobfs"
+	"github.com/sluicedata/sluice/internal/vfs/vfstest"
 )
 
 var errInjected = errors.New("injected")
@@ -22,6 +27,19 @@ var errInjected = errors.New("injected")
 func filesystems(t *testing.T, f func(t *testing.T, fsys vfs.FS, dir string)) {
 	t.Run("Mem", func(t *testing.T) { f(t, vfs.NewMem(), "/q/ckpt") })
 	t.Run("OS", func(t *testing.T) { f(t, vfs.OS{}, filepath.Join(t.TempDir(), "ckpt")) })
+	t.Run("Blob/memblob", func(t *testing.T) {
+		x := blobfs.New(memblob.OpenBucket(nil), "mem://test")
+		defer x.Close()
+		f(t, x, "q/ckpt")
+	})
+	t.Run("Blob/s3", func(t *testing.T) {
+		fsys, dir, err := blobfs.Open(context.Background(), vfstest.NewS3(t, "bucket").URL("q/ckpt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer vfs.CloseFS(fsys)
+		f(t, fsys, dir)
+	})
 }
 
 func open(t *testing.T, fsys vfs.FS, dir string) *Checkpoint {

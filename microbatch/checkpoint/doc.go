@@ -7,8 +7,11 @@
 // per batch N an OffsetEntry naming the query and its sources (before N
 // runs) and a CommitEntry (after the sink and state committed N). Out: on start, a Recovery saying which batch runs next and
 // whether it is a re-run of recorded offsets; files under the checkpoint
-// directory in the format of format.md, all written through
-// vfs.FS.WriteFileAtomic.
+// directory in the format of format.md, written through vfs.FS: new log
+// entries and metadata.json with CreateExclusive (put-if-absent), the
+// epoch with WriteFileAtomic. The directory may be on a disk (vfs.OS) or
+// on object storage (blobfs.Blob, the same keys); format.md says how
+// atomicity and "a second writer loses" hold on each.
 //
 // Invariants:
 //  1. offsets/<N>.json is durable before batch N reads anything, and is
@@ -33,7 +36,13 @@
 //     WriteOffsets and Recover refuse one that is not metadata.json's
 //     (ErrForeign, naming the file and what differs).
 //  8. One owner at a time: the driver holds Lock (an flock on <dir>/lock
-//     that dies with its process) while it writes.
+//     that dies with its process; on object storage a lease object the
+//     holder renews) while it writes.
+//  10. A second writer loses: offsets/<N>.json, commits/<N>.json and
+//     metadata.json are created put-if-absent, so of two drivers on one
+//     checkpoint (the lock lost, or never taken) at most one writes each;
+//     the other gets ErrConflict naming the file and batch, and stops
+//     before writing anything more for that batch.
 //  9. Files of another format version are ErrVersion, naming both
 //     versions; nothing is upgraded in place.
 //

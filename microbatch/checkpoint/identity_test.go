@@ -12,6 +12,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 
 	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/internal/vfs/blobfs"
 )
 
 func TestSchemaText(t *testing.T) {
@@ -212,7 +213,11 @@ func TestLockMakesOneOwner(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = open(t, fsys, dir).Lock()
-		want := fmt.Sprintf("checkpoint: %s: checkpoint is owned by another running query: vfs: lock %s/lock: held by pid %d", dir, dir, os.Getpid())
+		lockName := dir + "/lock"
+		if b, ok := fsys.(*blobfs.Blob); ok { // a lease object, named by its URL
+			lockName = b.URL(lockName)
+		}
+		want := fmt.Sprintf("checkpoint: %s: checkpoint is owned by another running query: vfs: lock %s: held by pid %d", dir, lockName, os.Getpid())
 		if !errors.Is(err, ErrLocked) || !errors.Is(err, vfs.ErrLocked) || !strings.HasPrefix(err.Error(), want) {
 			t.Fatalf("second Lock: %v; want ErrLocked starting %q", err, want)
 		}

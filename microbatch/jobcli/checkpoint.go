@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/internal/vfs/blobfs"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/microbatch/checkpoint"
 )
@@ -63,7 +64,7 @@ func (c *cli) checkpointRead(sub string, args []string) error {
 		if sub == "verify" {
 			what = "check the checkpoint, reading every file and writing none: each log file's checksum and batch,\nthat offsets name the query's sources, the logs' shape, metadata.json and every state file;\nexit 1 when a problem is found, each printed as PATH: PROBLEM"
 		}
-		fmt.Fprintf(c.stdout, "usage: %s %s DIR [--json]\n\n%s.\nIt takes no lock: it may run beside the query.\n\nflags:\n  --json  print JSON instead of text\n", c.job.Name, command, what)
+		fmt.Fprintf(c.stdout, "usage: %s %s DIR [--json]\n\n%s.\nDIR is a path or a URL (s3://bucket/prefix?region=..., gs://, azblob://).\nIt takes no lock: it may run beside the query.\n\nflags:\n  --json  print JSON instead of text\n", c.job.Name, command, what)
 		return nil
 	}
 	if err != nil {
@@ -72,20 +73,32 @@ func (c *cli) checkpointRead(sub string, args []string) error {
 	if len(dirs) != 1 {
 		return usagef("%s: want one checkpoint directory, got %d arguments (%s %s -h)", command, len(dirs), c.job.Name, command)
 	}
-	dir := dirs[0]
+	// DIR may be a URL (s3://bucket/prefix?region=...): read through the
+	// FS it names.
+	fsys, dir, err := blobfs.Open(context.Background(), dirs[0])
+	if err != nil {
+		return fmt.Errorf("%s: %w", command, err)
+	}
+	defer vfs.CloseFS(fsys)
 	if sub == "inspect" {
-		s, err := checkpoint.Inspect(vfs.OS{}, dir)
+		s, err := checkpoint.Inspect(fsys, dir)
 		if err != nil {
 			return fmt.Errorf("%s: %w", command, err)
+		}
+		if vfs.IsURL(dirs[0]) {
+			s.Dir = dirs[0] // as the user named it: the URL, not the key prefix
 		}
 		if *asJSON {
 			return writeJSON(c.stdout, s)
 		}
 		return s.WriteText(c.stdout)
 	}
-	r, err := checkpoint.Verify(vfs.OS{}, dir)
+	r, err := checkpoint.Verify(fsys, dir)
 	if err != nil {
 		return fmt.Errorf("%s: %w", command, err)
+	}
+	if vfs.IsURL(dirs[0]) {
+		r.Dir = dirs[0]
 	}
 	if *asJSON {
 		err = writeJSON(c.stdout, r)

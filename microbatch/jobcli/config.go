@@ -20,7 +20,7 @@ import (
 // machinery as the job's own config (flags > environment > file >
 // defaults). A role sees the settings whose roles tag names it.
 type Settings struct {
-	CheckpointDir   string        `sluice:"checkpoint-dir" alias:"checkpoint" roles:"backfill stream" help:"directory of the queries' checkpoints, one subdirectory per query (default: a temp dir removed at exit: a restart starts over)"`
+	CheckpointDir   string        `sluice:"checkpoint-dir" alias:"checkpoint" roles:"backfill stream" help:"directory or URL (s3://bucket/prefix?region=..., gs://, azblob://) of the queries' checkpoints, one subdirectory per query (default: a temp dir removed at exit: a restart starts over)"`
 	TriggerInterval time.Duration `sluice:"trigger-interval" roles:"stream" help:"how often a micro-batch starts (default: each query's own interval)"`
 	From            string        `sluice:"from" roles:"backfill" help:"start of the range to backfill, as the job reads it (a time, a date, an offset)"`
 	To              string        `sluice:"to" roles:"backfill" help:"end of the range to backfill, as the job reads it"`

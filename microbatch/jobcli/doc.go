@@ -53,7 +53,8 @@
 //     nothing serves them yet.
 //
 // Checkpoint tools (checkpoint.go). inspect DIR and verify DIR read one
-// query's checkpoint directory with checkpoint.Inspect and
+// query's checkpoint directory (a path or a URL, as --checkpoint-dir
+// takes: s3://bucket/prefix?region=...) with checkpoint.Inspect and
 // checkpoint.Verify, and need no job code; verify exits 1 when it finds a
 // problem. replay --batch N [--query NAME] takes the stream role's
 // settings and the job's config, runs Job.Stream in the replay role

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicedata/sluice/cluster"
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch"
 )
 
@@ -68,7 +69,8 @@ func (e *Env) Dataset(params map[string]string) dataset.Config {
 }
 
 // Checkpoint is the absolute checkpoint directory of the query name:
-// CheckpointDir/name. Without a checkpoint-dir setting it is under a
+// CheckpointDir/name (a URL when CheckpointDir is one: its path gets
+// /name). Without a checkpoint-dir setting it is under a
 // temporary directory removed when the command ends.
 func (e *Env) Checkpoint(name string) (string, error) {
 	e.mu.Lock()
@@ -84,6 +86,11 @@ func (e *Env) Checkpoint(name string) (string, error) {
 			e.Log.Warn("no --checkpoint-dir: checkpoints go to a temporary directory removed at exit; a restart starts over", "dir", dir)
 		}
 		base = e.tmpDir
+	}
+	if vfs.IsURL(base) {
+		// Object storage (s3://bucket/prefix?...): the query's checkpoint
+		// is a prefix below it, the URL's query kept.
+		return vfs.Join(base, name), nil
 	}
 	// Executors are told this path: it must not depend on the driver's
 	// working directory.
