@@ -198,6 +198,7 @@ def main(argv):
     ap.add_argument("--check", help="sluice's answer directory (nexmark run --out) to compare with --out")
     ap.add_argument("--until-watermark", action="store_true",
                     help="keep only windows ending at or before max(dateTime) - 4 s (sluice's final watermark)")
+    ap.add_argument("--expect-watermark", help="sluice's final_watermark (nexmark run --json); with --until-watermark it must be equal")
     ap.add_argument("--repeat", type=int, default=1, help="run the action this many times in one session")
     ap.add_argument("--conf", action="append", default=[], help="extra Spark config k=v")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
@@ -208,6 +209,10 @@ def main(argv):
         ap.error("--repeat must be at least 1")
     with open(os.path.join(a.input, "nexmark.json")) as f:
         meta = json.load(f)
+    # PySpark turns timestamps into naive datetimes of the process's zone
+    # (and literals back): UTC here and in the JVM, which inherits TZ.
+    os.environ["TZ"] = "UTC"
+    time.tzset()
 
     t0 = time.monotonic()
     extra = dict(kv.split("=", 1) for kv in a.conf)
@@ -250,13 +255,18 @@ def main(argv):
     rep["jvm_cpu_seconds_at_end"] = round(proc_cpu(jvm), 3)
     if a.check:
         rep["check"] = check(spark, a.out, a.check)
+    if a.expect_watermark:
+        rep["sluice_final_watermark"] = a.expect_watermark
+        theirs = datetime.datetime.fromisoformat(a.expect_watermark)
+        if until is None or until.replace(tzinfo=datetime.timezone.utc) != theirs:
+            rep.setdefault("check", {}).update(equal=False, why=f"final watermarks differ: spark {rep.get('final_watermark')}, sluice {a.expect_watermark}")
     spark.stop()
     if a.json:
         print(json.dumps(rep), flush=True)
     else:
         json.dump(rep, sys.stdout, indent=2)
         print()
-    if a.check and not rep["check"]["equal"]:
+    if "check" in rep and not rep["check"]["equal"]:
         print(f"spark_nexmark: {a.query}: the answers differ: {rep['check']}", file=sys.stderr)
         return 1
     return 0
