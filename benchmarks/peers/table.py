@@ -20,6 +20,7 @@ Usage: table.py --in FILE [--check FILE] [--results RESULTS.md]
 """
 
 import argparse
+import collections
 import datetime
 import json
 import os
@@ -152,14 +153,44 @@ def java_version():
         return "java: unknown"
 
 
-def section(rows, checks, tab, loadavg):
+def target_lines(summary, target=3.0):
+    """Issue 12's target: sluice at least 3x Spark's events per CPU-second."""
+    out = []
+    for s in summary:
+        if s["versus"].startswith("Spark: first"):
+            continue
+        met = "met" if s["ratio"] >= target else "not met"
+        out.append(f"- {s['query']}, against {s['versus']}: {s['ratio']:.2f}× ({met})")
+    return "\n".join(out) + "\n" if out else ""
+
+
+def agreement(rows):
+    """How far the two measures of the Spark tree's CPU are apart."""
+    d = [(r["cpu_seconds"], r["cpu_seconds_sampled"]) for r in rows if r.get("engine") == "spark" and "cpu_seconds_sampled" in r]
+    if not d:
+        return "no Spark runs"
+    worst = max(d, key=lambda x: abs(x[0] - x[1]))
+    return (f"over {len(d)} Spark runs the sampled sum is within {max(abs(a - b) for a, b in d):.2f} s of the rusage figure "
+            f"(largest gap: rusage {worst[0]:.2f} s, sampled {worst[1]:.2f} s; the sample misses each process's last interval)")
+
+
+def git_head():
+    try:
+        p = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30)
+        return p.stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def section(rows, checks, tab, loadavg, summary):
     sp = next((r for r in rows if r.get("engine") == "spark"), {})
     sl = next((r for r in rows if r.get("engine") == "sluice"), {})
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    rounds = max(collections.Counter(r["query"] for r in rows if r.get("engine") == "sluice").values(), default=0)
     confs = ", ".join(f"`{k}={v}`" for k, v in sp.get("configs", {}).items())
     return f"""{HEADING}
 
-Written by `make bench-peers` (`benchmarks/peers/table.py --results`) on {now}.
+Written by `make bench-peers BENCH_PEERS_INPUT={sl.get('input') or sp.get('input')} BENCH_PEERS_RUNS={rounds}` (the runs below, then `benchmarks/peers/table.py --results`) on {now}, commit {git_head()}.
 Machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}, {java_version()}, Spark {sp.get('spark_version', '?')} (PySpark from PyPI, `scripts/spark`), sluice's runner built with `go build ./benchmarks/nexmark`. The machine was shared with other jobs (compiles of other work) while measured: load average {loadavg}; CPU seconds are less affected than wall time, which is only indicative here.
 
 Input: the same Parquet for both, `{sl.get('input') or sp.get('input')}` (`nexmark generate --events {sp.get('events', '?')} --event-rate {sp.get('event_rate', '?'):.0f}`; 9.2 M of the events are bids, the only table q5 and q7 read). Events per CPU-second counts all {sp.get('events', '?')} events for both engines.
@@ -169,6 +200,10 @@ Runs, interleaved per round (sluice, Spark, Spark warm; q5 then q7):
 - Spark: `python3 benchmarks/peers/proctree.py -- $(scripts/spark) benchmarks/peers/spark_nexmark.py --query qN --input DIR --repeat R --json`: a batch query over `spark.read.parquet`, run into the `noop` sink (every column materialised) with the rows counted by an Observation; `local[2]`, AQE on (default), and {confs}. Whole process tree: `proctree.py` is a child subreaper, so the JVM that the Python driver never waits for is reaped by it: CPU = getrusage(RUSAGE_CHILDREN) after every descendant was reaped (cross-checked against summing /proc/<pid>/stat samples of every descendant, see each line's cpu_seconds_sampled), peak RSS = the largest process's (the JVM). Query only: /proc/<jvm>/stat + the driver's times() around the action; R = 1 gives the cold first action, R = 2 a warm second action after a warm-up in the same session.
 
 {tab}
+Target (issue 12: sluice at least 3× Spark's events per CPU-second), medians' ratios:
+{target_lines(summary)}
+The two measures of the Spark process tree's CPU: {agreement(rows)}. Spark's batch output has more rows than sluice's: batch computes every window, sluice's append mode only those closed by its final watermark (the extra windows are at most 1 of 10 for q7, 5 of 55 for q5).
+
 Answer check (`spark_nexmark.py --until-watermark --out … --check <sluice's nexmark run --out>`): Spark's batch answer restricted to the windows that end at or before the final watermark (max(bid.dateTime) − 4 s, the watermark after sluice's last batch, which is when its append mode emits a window) against sluice's streaming answer:
 {checks}"""
 
@@ -202,7 +237,7 @@ def main(argv):
         la = a.loadavg or " ".join(open("/proc/loadavg").read().split()[:3])
         doc = open(a.results).read() if os.path.exists(a.results) else ""
         with open(a.results, "w") as f:
-            f.write(replace_section(doc, section(rows, check_lines(checks), tab, la)))
+            f.write(replace_section(doc, section(rows, check_lines(checks), tab, la, summary)))
     bad = [r["query"] for r in checks if not r.get("check", {}).get("equal")]
     if bad:
         print(f"table.py: the answers differ for {', '.join(bad)}", file=sys.stderr)
