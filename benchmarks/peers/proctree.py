@@ -15,7 +15,8 @@ measures of the tree's CPU (user + system):
            interval; a cross-check that the JVM is in the first).
 
 Peak RSS is ru_maxrss of the reaped children (the largest single process:
-the JVM) and, sampled, the largest VmHWM of a process named java.
+the JVM; a max, so it also covers children a launcher of this python reaped
+before, a few MB) and, sampled, the largest VmHWM of a process named java.
 
 The command's last stdout line that is a JSON object is merged with these
 figures (cpu_seconds, wall_seconds, peak_rss_bytes, events_per_cpu_second
@@ -112,6 +113,9 @@ def main(argv):
         ap.error("no command")
 
     subreaper()
+    # Children reaped before this (a launcher's, e.g. pyenv's shim, which
+    # then exec'd this python) already count in RUSAGE_CHILDREN: not ours.
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     sampler = Sampler(os.getpid(), a.interval)
@@ -154,7 +158,7 @@ def main(argv):
     sampler.join()
     reader.join(timeout=10)
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = ru.ru_utime + ru.ru_stime
+    cpu = (ru.ru_utime - ru0.ru_utime) + (ru.ru_stime - ru0.ru_stime)
     sampled = sum(c for _, c in sampler.cpu.values())
     by_comm = {}
     for comm, c in sampler.cpu.values():
@@ -170,6 +174,8 @@ def main(argv):
         processes_sampled=len(sampler.cpu),
         java_peak_hwm_bytes_sampled=sampler.java_hwm,
         exit_code=status,
+        # How busy the machine was: CPU seconds stretch under contention too.
+        loadavg_1min_at_end=float(open("/proc/loadavg").read().split()[0]),
     )
     if rep.get("events") and cpu > 0:
         rep["events_per_cpu_second"] = round(rep["events"] / cpu)

@@ -18,7 +18,7 @@ watermark; --until-watermark keeps the same windows here (the final watermark
 is max(bid.dateTime) - 4 s, the watermark after sluice's last batch), which
 is what the answer check uses. The timed benchmark runs the plain batch query
 (every window: the query a Spark user would write; the extra windows are the
-last 1 of 10 for q7 and 5 of about 55 for q5 at 10 M events, 100 000 events/s).
+last 1 of 10 for q7 and 7 of 54 for q5 at 10 M events, 100 000 events/s).
 
 Timing (--json): each action is timed from inside the driver, as CPU of the
 JVM (/proc/<pid>/stat of the java child) plus this Python process, and wall;

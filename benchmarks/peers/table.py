@@ -174,6 +174,22 @@ def agreement(rows):
             f"(largest gap: rusage {worst[0]:.2f} s, sampled {worst[1]:.2f} s; the sample misses each process's last interval)")
 
 
+def startup(rows):
+    st = [(r["startup_cpu_seconds"], r["startup_wall_seconds"]) for r in rows if r.get("engine") == "spark" and "startup_cpu_seconds" in r]
+    if not st:
+        return "an unknown share"
+    return (f"{med([c for c, _ in st]):.2f} CPU s ({fmt_range([c for c, _ in st])}) and {med([w for _, w in st]):.2f} s of wall time "
+            f"(medians over {len(st)} Spark processes)")
+
+
+def go_version():
+    try:
+        p = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True, timeout=60)
+        return p.stdout.strip() or "go: unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "go: unknown"
+
+
 def git_head():
     try:
         p = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30)
@@ -182,7 +198,7 @@ def git_head():
         return "?"
 
 
-def section(rows, checks, tab, loadavg, summary):
+def section(rows, checks, tab, loadavg, summary, ended):
     sp = next((r for r in rows if r.get("engine") == "spark"), {})
     sl = next((r for r in rows if r.get("engine") == "sluice"), {})
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -190,8 +206,8 @@ def section(rows, checks, tab, loadavg, summary):
     confs = ", ".join(f"`{k}={v}`" for k, v in sp.get("configs", {}).items())
     return f"""{HEADING}
 
-Written by `make bench-peers BENCH_PEERS_INPUT={sl.get('input') or sp.get('input')} BENCH_PEERS_RUNS={rounds}` (the runs below, then `benchmarks/peers/table.py --results`) on {now}, commit {git_head()}.
-Machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}, {java_version()}, Spark {sp.get('spark_version', '?')} (PySpark from PyPI, `scripts/spark`), sluice's runner built with `go build ./benchmarks/nexmark`. The machine was shared with other jobs (compiles of other work) while measured: load average {loadavg}; CPU seconds are less affected than wall time, which is only indicative here.
+Written by `make bench-peers BENCH_PEERS_INPUT={sl.get('input') or sp.get('input')} BENCH_PEERS_RUNS={rounds}` (the runs below, then `benchmarks/peers/table.py --results`) on {now}, commit {git_head()}; the last run ended {ended}.
+Machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}, {java_version()}, Spark {sp.get('spark_version', '?')} (PySpark from PyPI, `scripts/spark`), sluice's runner built with `go build ./benchmarks/nexmark` ({go_version()}). The machine was shared with other jobs (compiles of other work) while measured: load average {loadavg}; CPU seconds are less affected than wall time, which is only indicative here.
 
 Input: the same Parquet for both, `{sl.get('input') or sp.get('input')}` (`nexmark generate --events {sp.get('events', '?')} --event-rate {sp.get('event_rate', '?'):.0f}`; 9.2 M of the events are bids, the only table q5 and q7 read). Events per CPU-second counts all {sp.get('events', '?')} events for both engines.
 
@@ -202,7 +218,7 @@ Runs, interleaved per round (sluice, Spark, Spark warm; q5 then q7):
 {tab}
 Target (issue 12: sluice at least 3× Spark's events per CPU-second), medians' ratios:
 {target_lines(summary)}
-The two measures of the Spark process tree's CPU: {agreement(rows)}. Spark's batch output has more rows than sluice's: batch computes every window, sluice's append mode only those closed by its final watermark (the extra windows are at most 1 of 10 for q7, 5 of 55 for q5).
+Spark's start-up (the Python driver launching the JVM until the SparkSession is ready) took {startup(rows)} of the whole run. The two measures of the Spark process tree's CPU: {agreement(rows)}. Spark's batch output has more rows than sluice's: batch computes every window, sluice's append mode only those closed by its final watermark (at 10 M events, 100 000 events/s: 1 more window of 10 for q7, 7 more of 54 for q5).
 
 Answer check (`spark_nexmark.py --until-watermark --out … --check <sluice's nexmark run --out>`): Spark's batch answer restricted to the windows that end at or before the final watermark (max(bid.dateTime) − 4 s, the watermark after sluice's last batch, which is when its append mode emits a window) against sluice's streaming answer:
 {checks}"""
@@ -234,10 +250,16 @@ def main(argv):
     for s in summary:
         print(json.dumps(s))
     if a.results:
-        la = a.loadavg or " ".join(open("/proc/loadavg").read().split()[:3])
+        la = a.loadavg
+        if not la:
+            ends = [r["loadavg_1min_at_end"] for r in rows if "loadavg_1min_at_end" in r]
+            la = f"1-minute load average {fmt_range(ends)} at the end of the Spark runs" if ends else \
+                " ".join(open("/proc/loadavg").read().split()[:3]) + " (1, 5, 15 min) as the runs ended"
+        ended = datetime.datetime.fromtimestamp(os.path.getmtime(a.inp), datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         doc = open(a.results).read() if os.path.exists(a.results) else ""
+        sec = section(rows, check_lines(checks), tab, la, summary, ended)
         with open(a.results, "w") as f:
-            f.write(replace_section(doc, section(rows, check_lines(checks), tab, la, summary)))
+            f.write(replace_section(doc, sec))
     bad = [r["query"] for r in checks if not r.get("check", {}).get("equal")]
     if bad:
         print(f"table.py: the answers differ for {', '.join(bad)}", file=sys.stderr)
