@@ -88,3 +88,27 @@ kafka-up: ## start a local Apache Kafka broker (KRaft) for the Kafka tests; expo
 
 kafka-down: ## stop the local Kafka broker and delete its data
 	@scripts/kafka down
+
+# bench-peers: sluice against Spark 4 (PySpark from PyPI, local[2], batch)
+# on the same Parquet, Nexmark q5 and q7. First the answer check, then
+# BENCH_PEERS_RUNS rounds interleaved: per query sluice, Spark (one query per
+# process: the whole tree's CPU) and Spark warm (the second query of a
+# session, timed alone). JSON lines go to .cache/peers.jsonl; the table and
+# the "Peers: Spark" section of benchmarks/RESULTS.md come from them.
+BENCH_PEERS_INPUT ?= .cache/nexmark-10m-100k
+BENCH_PEERS_RUNS  ?= 3
+.PHONY: bench-peers
+bench-peers: ## Nexmark q5 and q7 on sluice and on Spark 4 (local[2]) over the same Parquet (10 M events, 100 000 events/s; made if missing): answer check, BENCH_PEERS_RUNS interleaved rounds, the table into benchmarks/RESULTS.md
+	@mkdir -p .cache/bin
+	$(GO) build -o .cache/bin/nexmark ./benchmarks/nexmark
+	@test -f $(BENCH_PEERS_INPUT)/nexmark.json || .cache/bin/nexmark generate --events 10000000 --event-rate 100000 --out $(BENCH_PEERS_INPUT)
+	@scripts/spark >/dev/null
+	benchmarks/peers/check $(BENCH_PEERS_INPUT) q5 q7 > .cache/peers-check.jsonl
+	@rm -f .cache/peers.jsonl .cache/peers-spark.log
+	@py=$$(scripts/spark); for r in $$(seq $(BENCH_PEERS_RUNS)); do for q in q5 q7; do \
+		.cache/bin/nexmark run --query $$q --input $(BENCH_PEERS_INPUT) --json > .cache/peers-sluice.json || exit 1; \
+		sed 's/^{/{"engine":"sluice",/' .cache/peers-sluice.json >> .cache/peers.jsonl; tail -n 1 .cache/peers.jsonl; \
+		for rep in 1 2; do python3 benchmarks/peers/proctree.py -- $$py benchmarks/peers/spark_nexmark.py --query $$q --input $(BENCH_PEERS_INPUT) --repeat $$rep --json \
+			>> .cache/peers.jsonl 2>>.cache/peers-spark.log || exit 1; tail -n 1 .cache/peers.jsonl; done; \
+	done; done
+	python3 benchmarks/peers/table.py --in .cache/peers.jsonl --check .cache/peers-check.jsonl --results benchmarks/RESULTS.md
