@@ -367,6 +367,17 @@ func sectionStart(doc, heading string) int {
 	return -1
 }
 
+// headings lists the "## " heading lines of doc, in order.
+func headings(doc string) []string {
+	var hs []string
+	for _, line := range strings.Split(doc, "\n") {
+		if strings.HasPrefix(line, "## ") {
+			hs = append(hs, line)
+		}
+	}
+	return hs
+}
+
 // section returns the section of doc starting at heading, "" if none.
 func section(doc, heading string) string {
 	start := sectionStart(doc, heading)

@@ -84,11 +84,13 @@ func cli(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := writeResults(f, &b, time.Now()); err != nil {
 			return err
 		}
-		// The cluster section is bench-cluster's (cluster-results): keep it.
+		// The "## " sections are other targets' (bench-cluster's cluster
+		// section, bench-peers' Spark section, measurements written by
+		// hand): keep every one, in its place.
 		doc := b.String()
 		if old, err := os.ReadFile(*out); err == nil {
-			if sec := section(string(old), clusterHeading); sec != "" {
-				doc = replaceSection(doc, clusterHeading, sec)
+			for _, h := range headings(string(old)) {
+				doc = replaceSection(doc, h, section(string(old), h))
 			}
 		}
 		return os.WriteFile(*out, []byte(doc), 0o644)

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,5 +33,38 @@ func TestRunIsTheLibrarysRunner(t *testing.T) {
 	err := cli(context.Background(), []string{"run", "--query", "q99"}, &out, &errs)
 	if err == nil || !strings.Contains(err.Error(), `unknown query "q99"`) || !strings.Contains(err.Error(), strings.Join(nexmark.QueryNames(), ", ")) {
 		t.Fatalf("an unknown query: %v", err)
+	}
+}
+
+// TestResultsKeepsOtherSections: rewriting RESULTS.md with results --out
+// replaces the main table and keeps every "## " section other targets
+// wrote (the cluster section, the Spark peers section, ...).
+func TestResultsKeepsOtherSections(t *testing.T) {
+	dir := t.TempDir()
+	in, out := filepath.Join(dir, "runs.jsonl"), filepath.Join(dir, "RESULTS.md")
+	line := `{"query":"q1","events":50000,"bids":46000,"output_rows":46000,"seconds":1,"cpu_seconds":1,"events_per_cpu_second":50000,"batches":1}`
+	if err := os.WriteFile(in, []byte(line+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := "# Nexmark results\n\nold main table\n\n" + clusterHeading + "\n\ncluster rows\n\n## Peers: Spark\n\nspark rows\n\n## Overhead of metrics and logging\n\noverhead rows\n"
+	if err := os.WriteFile(out, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	if err := cli(context.Background(), []string{"results", "--in", in, "--out", out}, &stdout, &stderr); err != nil {
+		t.Fatalf("results: %v\n%s", err, stderr.String())
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for _, want := range []string{"| q1 | 50000 |", "cluster rows", "## Peers: Spark\n\nspark rows", "## Overhead of metrics and logging\n\noverhead rows"} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("RESULTS.md lacks %q:\n%s", want, doc)
+		}
+	}
+	if strings.Contains(doc, "old main table") {
+		t.Errorf("the old main table is still there:\n%s", doc)
 	}
 }
