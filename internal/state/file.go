@@ -96,14 +96,33 @@ func (s *memStore) load(version int64) error {
 	return nil
 }
 
-func (s *memStore) loadFile(v int64, kind string) (err error) {
+func (s *memStore) loadFile(v int64, kind string) error {
+	var (
+		buf  []byte
+		offs []int
+	)
+	_, err := s.readStateFile(v, kind, func(rec arrow.Record, crc io.Writer) error {
+		return s.applyRecord(rec, kind, crc, &buf, &offs)
+	})
+	return err
+}
+
+// readStateFile checks state file v of kind (metadata, schema, row count,
+// CRC-32C) and hands its record batches in order to apply, which writes the
+// canonical bytes of every row (s.fullc) to crc. When s.sumFiles is set it
+// also returns the CRC-32C of the file's bytes (the disk backend's proof of
+// which file its local copy was built from).
+func (s *memStore) readStateFile(v int64, kind string, apply func(rec arrow.Record, crc io.Writer) error) (sum uint32, err error) {
 	path := filepath.Join(s.dir, fileName(v, kind))
 	data, err := s.cfg.FS.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w: %s (needed to load version %d)", ErrMissing, path, v)
+		return 0, fmt.Errorf("%w: %s (needed to load version %d)", ErrMissing, path, v)
 	}
 	if err != nil {
-		return fmt.Errorf("state: read %s: %w", path, err)
+		return 0, fmt.Errorf("state: read %s: %w", path, err)
+	}
+	if s.sumFiles {
+		sum = crc32.Checksum(data, castagnoli)
 	}
 	// The IPC reader trusts offsets in the file; a damaged file can make it
 	// panic, which is a corrupt file, not a broken invariant of ours.
@@ -114,36 +133,32 @@ func (s *memStore) loadFile(v int64, kind string) (err error) {
 	}()
 	r, err := ipc.NewFileReader(bytes.NewReader(data), ipc.WithAllocator(s.cfg.Allocator))
 	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+		return 0, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 	}
 	defer r.Close()
 	want, err := s.checkFileSchema(path, r.Schema(), v, kind)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	crc := crc32.New(castagnoli)
-	var (
-		rows int64
-		buf  []byte
-		offs []int
-	)
+	var rows int64
 	for i := 0; i < r.NumRecords(); i++ {
 		rec, err := r.RecordAt(i)
 		if err != nil {
-			return fmt.Errorf("%w: %s: record batch %d: %v", ErrCorrupt, path, i, err)
+			return 0, fmt.Errorf("%w: %s: record batch %d: %v", ErrCorrupt, path, i, err)
 		}
 		rows += rec.NumRows()
-		err = s.applyRecord(rec, kind, crc, &buf, &offs)
+		err = apply(rec, crc)
 		rec.Release()
 		if err != nil {
-			return fmt.Errorf("%w: %s: record batch %d: %v", ErrCorrupt, path, i, err)
+			return 0, fmt.Errorf("%w: %s: record batch %d: %v", ErrCorrupt, path, i, err)
 		}
 	}
 	if rows != want.rows || crc.Sum32() != want.crc {
-		return fmt.Errorf("%w: %s: %d rows with crc32c %08x, metadata says %d rows with %08x",
+		return 0, fmt.Errorf("%w: %s: %d rows with crc32c %08x, metadata says %d rows with %08x",
 			ErrCorrupt, path, rows, crc.Sum32(), want.rows, want.crc)
 	}
-	return nil
+	return sum, nil
 }
 
 type fileCheck struct {
@@ -280,7 +295,6 @@ func (s *memStore) writeSnapshot(v int64) error {
 // writeFile writes rows (keys[i], values of slots[i]; slot -1 = tombstone)
 // as state file v of kind through FS.
 func (s *memStore) writeFile(v int64, kind string, keys [][]byte, slots []int32) error {
-	path := filepath.Join(s.dir, fileName(v, kind))
 	mem := s.cfg.Allocator
 	var recs []arrow.Record
 	defer func() {
@@ -312,30 +326,48 @@ func (s *memStore) writeFile(v int64, kind string, keys [][]byte, slots []int32)
 		buf, offs = s.fullc.encode(rec.Columns(), b-a, buf, offs)
 		crc.Write(buf)
 	}
+	return s.writeRecords(v, kind, int64(len(keys)), crc.Sum32(), func(write func(arrow.Record) error) error {
+		for _, rec := range recs {
+			if err := write(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writeRecords writes state file v of kind, whose rows (count and CRC-32C
+// of their canonical bytes known beforehand: the metadata is in the
+// schema) each hands to write in record batches of at most fileChunk rows,
+// atomically through FS. With s.sumFiles, s.lastSum becomes the CRC-32C of
+// the file's bytes.
+func (s *memStore) writeRecords(v int64, kind string, rows int64, sum uint32, each func(write func(arrow.Record) error) error) error {
+	path := filepath.Join(s.dir, fileName(v, kind))
 	md := arrow.NewMetadata(
 		[]string{mdFormat, mdKind, mdVersion, mdOperator, mdKeyGroups, mdRange, mdRows, mdCRC},
 		[]string{
 			strconv.Itoa(FormatVersion), kind, strconv.FormatInt(v, 10), s.cfg.Operator,
 			strconv.Itoa(s.cfg.KeyGroups), fmt.Sprintf("%d-%d", s.cfg.Lo, s.cfg.Hi),
-			strconv.Itoa(len(keys)), fmt.Sprintf("%08x", crc.Sum32()),
+			strconv.FormatInt(rows, 10), fmt.Sprintf("%08x", sum),
 		})
 	sch := arrow.NewSchema(s.fileSch.Fields(), &md)
 	var out seekBuffer
-	w, err := ipc.NewFileWriter(&out, ipc.WithSchema(sch), ipc.WithAllocator(mem))
+	w, err := ipc.NewFileWriter(&out, ipc.WithSchema(sch), ipc.WithAllocator(s.cfg.Allocator))
 	if err != nil {
 		return fmt.Errorf("state: write %s: %w", path, err)
 	}
-	for _, rec := range recs {
-		if err := w.Write(rec); err != nil {
-			w.Close()
-			return fmt.Errorf("state: write %s: %w", path, err)
-		}
+	if err := each(w.Write); err != nil {
+		w.Close()
+		return fmt.Errorf("state: write %s: %w", path, err)
 	}
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("state: write %s: %w", path, err)
 	}
 	if err := s.cfg.FS.WriteFileAtomic(path, out.b); err != nil {
 		return fmt.Errorf("state: commit version %d: %w", v, err)
+	}
+	if s.sumFiles {
+		s.lastSum = crc32.Checksum(out.b, castagnoli)
 	}
 	return nil
 }

@@ -151,7 +151,7 @@ func TestEveryKeyTypeRoundTrips(t *testing.T) {
 	defer keys.Release()
 	vals := array.NewRecord(cfg.ValueSchema, keys.Columns(), keys.NumRows())
 	defer vals.Release()
-	s, err := Open(cfg, 0)
+	s, err := testOpen(cfg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestEveryKeyTypeRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	s, err = Open(cfg, 1)
+	s, err = testOpen(cfg, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestEveryKeyTypeRoundTrips(t *testing.T) {
 func TestIntegerKeysSortNumerically(t *testing.T) {
 	mem := checked(t)
 	sch := arrow.NewSchema([]arrow.Field{{Name: "i", Type: arrow.PrimitiveTypes.Int64}, {Name: "f", Type: arrow.PrimitiveTypes.Float64}}, nil)
-	s, err := Open(Config{FS: vfs.NewMem(), Dir: "/st", StoreSpec: StoreSpec{Operator: "op", KeyGroups: 1, Lo: 0, Hi: 1,
+	s, err := testOpen(Config{FS: vfs.NewMem(), Dir: "/st", StoreSpec: StoreSpec{Operator: "op", KeyGroups: 1, Lo: 0, Hi: 1,
 		KeySchema: sch, ValueSchema: arrow.NewSchema(nil, nil), Allocator: mem}}, 0)
 	if err != nil {
 		t.Fatal(err)
