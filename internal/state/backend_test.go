@@ -59,6 +59,7 @@ func TestContractOnDisk(t *testing.T) {
 		{"ProviderConcurrentRanges", TestProviderConcurrentRanges},
 		{"EveryKeyTypeRoundTrips", TestEveryKeyTypeRoundTrips},
 		{"IntegerKeysSortNumerically", TestIntegerKeysSortNumerically},
+		{"AKeyDeletedTwiceHasOneTombstone", TestAKeyDeletedTwiceHasOneTombstone},
 	}
 	for _, budget := range []struct {
 		name  string
@@ -70,5 +71,50 @@ func TestContractOnDisk(t *testing.T) {
 				tc.fn(t)
 			})
 		}
+	}
+}
+
+// TestAKeyDeletedTwiceHasOneTombstone: delete, put back and delete again in
+// one batch writes one tombstone (invariant 3; it used to write two).
+func TestAKeyDeletedTwiceHasOneTombstone(t *testing.T) {
+	mem := checked(t)
+	fs := vfs.NewMem()
+	s, err := testOpen(testConfig(fs, mem), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	k := []refKey{mkKey("a", false, 1), mkKey("b", false, 1)}
+	put(t, s, mem, k, []refVal{{count: 1}, {count: 2}})
+	if err := s.Commit(1); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		del(t, s, mem, k[:1])
+		put(t, s, mem, k[:1], []refVal{{count: 1}})
+	}
+	del(t, s, mem, k[:1])
+	if err := s.Commit(2); err != nil {
+		t.Fatal(err)
+	}
+	files, err := ListFiles(fs, "/ck/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if f.Version == 2 && f.Rows != 1 {
+			t.Fatalf("%s has %d rows, want 1 tombstone", f.Path, f.Rows)
+		}
+	}
+	if s.Len() != 1 {
+		t.Fatalf("Len %d, want 1", s.Len())
+	}
+	r, err := testOpen(testConfig(fs, mem), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Len() != 1 {
+		t.Fatalf("reopened Len %d, want 1", r.Len())
 	}
 }

@@ -1091,8 +1091,10 @@ func (d *diskStore) applyChanges(b *pebble.Batch) error {
 			}
 		}
 	}
+	done := map[int32]bool{} // a key deleted, put back and deleted again is in c.tombs twice
 	for _, sl := range c.tombs {
-		if c.flags[sl]&fTomb != 0 {
+		if c.flags[sl]&fTomb != 0 && !done[sl] {
+			done[sl] = true
 			if err := d.del(b, c.key(sl)); err != nil {
 				return err
 			}

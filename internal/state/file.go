@@ -275,10 +275,15 @@ func (s *memStore) writeDelta(v int64) error {
 		idx[i] = i
 	}
 	sortByKey(idx, func(i int) []byte { return keys[i] })
-	sk := make([][]byte, len(idx))
-	ss := make([]int32, len(idx))
-	for i, j := range idx {
-		sk[i], ss[i] = keys[j], slots[j]
+	sk := make([][]byte, 0, len(idx))
+	ss := make([]int32, 0, len(idx))
+	for _, j := range idx {
+		// A key deleted, put back and deleted again is in s.tombs twice:
+		// one tombstone (invariant 3).
+		if n := len(sk); n > 0 && ss[n-1] < 0 && slots[j] < 0 && bytes.Equal(sk[n-1], keys[j]) {
+			continue
+		}
+		sk, ss = append(sk, keys[j]), append(ss, slots[j])
 	}
 	return s.writeFile(v, kindDelta, sk, ss)
 }
