@@ -2,6 +2,9 @@ package state
 
 import (
 	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -166,4 +169,33 @@ func (p *DiskProvider) Close() error {
 func (p *DiskProvider) Shared() (string, bool) {
 	_, ok := p.fs.(vfs.OS)
 	return p.dir, ok
+}
+
+// NewProvider returns the provider of backend (BackendMemory, the default
+// when "", or BackendDisk) for the state directory dir on fs. localDir
+// roots the disk backend's databases; "" = DefaultLocalDir(dir).
+func NewProvider(backend string, fs vfs.FS, dir, localDir string) (Provider, error) {
+	switch backend {
+	case "", BackendMemory:
+		return NewFileProvider(fs, dir), nil
+	case BackendDisk:
+		if localDir == "" {
+			localDir = DefaultLocalDir(dir)
+		}
+		return NewDiskProvider(fs, dir, DiskOptions{LocalDir: localDir}), nil
+	}
+	return nil, fmt.Errorf("state: backend %q: want %q or %q", backend, BackendMemory, BackendDisk)
+}
+
+// DefaultLocalDir is where a disk-backed provider of the state directory
+// dir keeps its databases when not told: under the system's temporary
+// directory, named after dir, so a restart of the same query on the same
+// machine finds them and two queries never meet.
+func DefaultLocalDir(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	h := fnv.New64a()
+	h.Write([]byte(dir))
+	return filepath.Join(os.TempDir(), "sluice-state", fmt.Sprintf("%016x", h.Sum64()))
 }
