@@ -504,6 +504,11 @@ func (d *diskStore) set(b *pebble.Batch, k, v []byte, check bool) error {
 	if !existed {
 		d.count++
 	}
+	return d.put(b, k, v)
+}
+
+// put writes k -> v and its time index entry into b.
+func (d *diskStore) put(b *pebble.Batch, k, v []byte) error {
 	if err := b.Set(d.rowKey(k), v, nil); err != nil {
 		return err
 	}
@@ -1072,6 +1077,9 @@ func (d *diskStore) Commit(version int64) error {
 // applyChanges writes the cache's dirty rows and tombstones into b.
 func (d *diskStore) applyChanges(b *pebble.Batch) error {
 	c := d.cache
+	// Without an index, or with one on a key column, a committed row's
+	// index entry never changes: the batch's rows need no reads.
+	keyTime := d.tcol < len(c.keyTypes)
 	var slots []int32
 	for _, sl := range c.dirty {
 		if c.flags[sl]&fLive != 0 {
@@ -1084,19 +1092,49 @@ func (d *diskStore) applyChanges(b *pebble.Batch) error {
 		d.vbuf, d.voffs = d.valc.encode(rec.Columns(), len(part), d.vbuf, d.voffs)
 		rec.Release()
 		for i, sl := range part {
-			// A row not new in this batch was in pebble (fill puts every
-			// committed row a batch touches into the cache first).
-			if err := d.set(b, c.key(sl), d.vbuf[d.voffs[i]:d.voffs[i+1]], c.flags[sl]&fNew == 0); err != nil {
+			// A row not new in this batch is in pebble (fill puts every
+			// committed row a batch touches into the cache first), so
+			// only an old time index entry on a value column needs
+			// reading.
+			k, v := c.key(sl), d.vbuf[d.voffs[i]:d.voffs[i+1]]
+			var err error
+			switch {
+			case c.flags[sl]&fNew != 0:
+				d.count++
+				err = d.put(b, k, v)
+			case keyTime:
+				err = d.put(b, k, v)
+			default:
+				err = d.set(b, k, v, true)
+			}
+			if err != nil {
 				return err
 			}
 		}
 	}
 	done := map[int32]bool{} // a key deleted, put back and deleted again is in c.tombs twice
 	for _, sl := range c.tombs {
-		if c.flags[sl]&fTomb != 0 && !done[sl] {
-			done[sl] = true
-			if err := d.del(b, c.key(sl)); err != nil {
+		if c.flags[sl]&fTomb == 0 || done[sl] {
+			continue
+		}
+		done[sl] = true
+		k := c.key(sl)
+		if !keyTime {
+			if err := d.del(b, k); err != nil {
 				return err
+			}
+			continue
+		}
+		// A tombstone's key was live at the last commit: in pebble.
+		d.count--
+		if err := b.Delete(d.rowKey(k), nil); err != nil {
+			return err
+		}
+		if d.tcol >= 0 {
+			if t, ok := c.keyIntOf(k, d.tcol); ok {
+				if err := b.Delete(d.timeKey(t, k), nil); err != nil {
+					return err
+				}
 			}
 		}
 	}
