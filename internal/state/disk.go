@@ -17,6 +17,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	pebblevfs "github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/sluicedata/sluice/internal/vfs"
 )
@@ -248,6 +249,10 @@ func (d *diskStore) pebbleOptions(mustExist bool) *pebble.Options {
 		DisableWAL:       true,
 		ErrorIfNotExists: mustExist,
 		Logger:           quietLogger{},
+		// Set, so that pebble does not wrap it in its disk-health
+		// checker, whose goroutine a failed Open (a damaged cache)
+		// leaks; a slow disk would only be logged, and we log nothing.
+		FS: pebblevfs.Default,
 	}
 	// Lookups of keys new to the state are most of a batch's misses.
 	o.Levels[0].FilterPolicy = bloom.FilterPolicy(10)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"go.uber.org/goleak"
 
 	"github.com/sluicedata/sluice/internal/vfs"
 )
@@ -51,6 +52,8 @@ func sameFile(t *testing.T, a, b vfs.FS, path string) {
 // (reusing the local database, rebuilding it after it was deleted, or
 // loading the other backend's files) changes nothing.
 func TestDiskMatchesMemoryInLockstep(t *testing.T) {
+	// Closing a store stops its pebble database's goroutines.
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for _, budget := range []int64{0, 1} {
 		t.Run(fmt.Sprintf("cache-%d", budget), func(t *testing.T) {
 			seed := uint64(time.Now().UnixNano())
@@ -323,6 +326,7 @@ func TestDiskStateLargerThanTheCache(t *testing.T) {
 // database, or reopening at another version than it holds, loads from the
 // files; a local directory that cannot be created is an error naming it.
 func TestDiskRebuildsFromTheCheckpointFiles(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	mem := checked(t)
 	fs := vfs.NewMem()
 	cfg := testConfig(fs, mem)
