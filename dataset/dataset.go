@@ -251,6 +251,9 @@ func (d *Dataset) executor(cfg Config, job *plan.Job, bc *plan.StaticCache, st s
 				return nil, errors.New("dataset: a query with state runs on a cluster only with its checkpoint on a filesystem directory every executor reaches")
 			}
 			ex.StateDir = dir
+			if b, ok := st.(interface{ Backend() string }); ok {
+				ex.StateBackend = b.Backend()
+			}
 		}
 		return ex, nil
 	case cfg.Executor == ExecutorCluster:

@@ -559,6 +559,10 @@ func TestAStreamingGlobalAggregateRuns(t *testing.T) {
 // the number of batches committed. With cfg.Cluster set the checkpoint is
 // a directory of the OS's filesystem, which the cluster's executors open
 // too; otherwise it is in memory.
+// corpusBackend is the state backend corpus streams run with ("":
+// memory; TestCorpusStreamsOnTheDiskStateBackend sets it).
+var corpusBackend string
+
 func corpusStream(t *testing.T, q corpusQuery, run corpusRun, names []string, recs [][]arrow.Record, cfg dataset.Config, r *rand.Rand) (*recordingSink, int) {
 	t.Helper()
 	srcs := make([]*srcmem.Source, len(names))
@@ -581,12 +585,14 @@ func corpusStream(t *testing.T, q corpusQuery, run corpusRun, names []string, re
 	if cfg.Cluster != nil {
 		fs, ckpt = vfs.OS{}, t.TempDir()
 	}
+	localDir := t.TempDir()
 	writer := func(trigger microbatch.Trigger) *microbatch.StreamWriter {
 		ins := make([]*dataset.Dataset, len(srcs))
 		for i, src := range srcs {
 			ins[i] = dataset.ReadStream(src).WithConfig(cfg)
 		}
-		return microbatch.WriteStream(q.job(ins), sink).Checkpoint(ckpt).FS(fs).OutputMode(q.mode).Trigger(trigger)
+		return microbatch.WriteStream(q.job(ins), sink).Checkpoint(ckpt).FS(fs).OutputMode(q.mode).Trigger(trigger).
+			StateBackend(corpusBackend, localDir)
 	}
 	// once starts w for one batch; false: there was nothing to run.
 	once := func(w *microbatch.StreamWriter) bool {

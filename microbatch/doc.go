@@ -73,8 +73,10 @@
 // event-time or processing-time timeouts read from the batch's recorded
 // watermark and timestamp, never the wall clock), and joins of two streams
 // (each side's rows, evicted by watermark and time range or by a TTL of
-// batch time). They reach it through the query's state.FileProvider over
-// <checkpoint>/state, which keeps committed stores warm for the next batch;
+// batch time). They reach it through the query's state provider over
+// <checkpoint>/state (state.FileProvider, or state.DiskProvider with
+// StateBackend(state.BackendDisk, ...) for state larger than memory: the
+// same files), which keeps committed stores warm for the next batch;
 // the query purges old versions through it and closes it when it ends. A
 // stream joined with a bounded Dataset keeps no state: the
 // bounded side is collected once per query (or every N batches) into the

@@ -58,6 +58,8 @@ type StreamWriter struct {
 	name    string
 	log     *slog.Logger
 	metrics *Metrics
+	backend string // state.BackendMemory ("") or state.BackendDisk
+	local   string // the disk backend's local directory; "" = state.DefaultLocalDir
 }
 
 // WatermarkPolicy combines the watermarks of several inputs (each
@@ -127,6 +129,17 @@ func (w *StreamWriter) PollInterval(d time.Duration) *StreamWriter { w.poll = d;
 // (for windows, with window_start and window_end). In-process only: the
 // rows travel from tasks to the driver in memory.
 func (w *StreamWriter) LateRows(sink sinks.Sink) *StreamWriter { w.late = sink; return w }
+
+// StateBackend picks where the query's operator state lives between
+// batches: state.BackendMemory (the default) keeps it in memory,
+// state.BackendDisk in local pebble databases under localDir ("" =
+// state.DefaultLocalDir of the checkpoint's state directory), for state
+// larger than memory. The checkpoint files are the same either way, so a
+// query may restart with the other backend.
+func (w *StreamWriter) StateBackend(backend, localDir string) *StreamWriter {
+	w.backend, w.local = backend, localDir
+	return w
+}
 
 func (w *StreamWriter) validate() error {
 	if err := w.ds.Err(); err != nil {
@@ -237,7 +250,11 @@ func (w *StreamWriter) start(ctx context.Context) (*Query, error) {
 	// run is refused without leaving a checkpoint behind. The key-group
 	// count is part of the checkpoint's identity, so a checkpoint with
 	// another count is refused below rather than recompiled for.
-	stores := state.NewFileProvider(fsys, strings.TrimRight(dir, "/")+"/state")
+	stores, err := state.NewProvider(w.backend, fsys, strings.TrimRight(dir, "/")+"/state", w.local)
+	if err != nil {
+		closeFS()
+		return nil, fmt.Errorf("%w: %v", ErrInvalidQuery, err)
+	}
 	// The scheduler's records (retries, lost executors) name the query
 	// when it has a name; its id is not known before the checkpoint is.
 	tasksLog := w.log
@@ -385,7 +402,7 @@ type Query struct {
 	cq *dataset.StreamQuery // the compiled query and its executor
 	// stores serves the stateful operators' state under <checkpoint>/state
 	// and keeps it warm between batches; Start makes it, run closes it.
-	stores *state.FileProvider
+	stores state.Provider
 
 	// log carries query=label; label is the query's name, else its id
 	// (the metrics' "query" label too).

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -58,6 +59,9 @@ type TaskRequest struct {
 	// State is the directory of the query's state (shared by every
 	// process), "" when the query keeps none.
 	State string `json:"state,omitempty"`
+	// StateBackend is the state backend the driver's provider uses
+	// (state.NewProvider); "" = memory.
+	StateBackend string `json:"state_backend,omitempty"`
 	// Broadcast names what the driver serves this query's broadcast keys
 	// under, with each key's generation (StaticCache.Gen).
 	Broadcast string           `json:"broadcast,omitempty"`
@@ -88,8 +92,11 @@ type RemoteExecutor struct {
 	// stream-static joins' bounded sides).
 	Broadcast *StaticCache
 	// StateDir is the query's state directory, which every executor opens.
-	StateDir    string
-	MaxAttempts int
+	StateDir string
+	// StateBackend is the backend executors open StateDir with ("" =
+	// memory): each executor keeps its disk databases locally.
+	StateBackend string
+	MaxAttempts  int
 	// Params are the job's parameters, sent with every task.
 	Params map[string]string
 	// Query and Epoch name the streaming query and this driver's epoch
@@ -148,7 +155,7 @@ func (e *RemoteExecutor) Execute(ctx context.Context, spec *Spec, run *Run) (*Ou
 		if err != nil {
 			return nil, err
 		}
-		req := TaskRequest{SpecID: enc.id, Task: task, State: e.StateDir, Gens: gens, Params: e.Params, Query: e.Query, Epoch: e.Epoch}
+		req := TaskRequest{SpecID: enc.id, Task: task, State: e.StateDir, StateBackend: e.StateBackend, Gens: gens, Params: e.Params, Query: e.Query, Epoch: e.Epoch}
 		if len(gens) > 0 {
 			req.Broadcast = e.id
 		}
@@ -297,9 +304,12 @@ type TaskServer struct {
 	epochs map[string]int64 // the highest driver epoch served, by query
 	specs  map[string]*Spec
 	order  []string // spec ids, oldest first (a bounded cache)
-	states map[string]*state.FileProvider
-	bcast  map[string]*bcEntry // by broadcast name
-	ticks  int64
+	// StateLocalDir roots the disk backend's local databases ("" =
+	// state.DefaultLocalDir of each state directory).
+	StateLocalDir string
+	states        map[string]state.Provider // by backend and directory
+	bcast         map[string]*bcEntry       // by broadcast name
+	ticks         int64
 }
 
 // maxSpecs bounds the specs a TaskServer keeps: a driver sends a dropped
@@ -337,7 +347,11 @@ func (s *TaskServer) RunTask(ctx context.Context, body []byte, env shuffle.Env) 
 		xenv.BatchRows = 1 << 16
 	}
 	if req.State != "" {
-		xenv.State = s.state(req.State)
+		p, err := s.state(req.State, req.StateBackend)
+		if err != nil {
+			return nil, err
+		}
+		xenv.State = p
 	}
 	if req.Broadcast != "" {
 		bc, done, err := s.broadcast(ctx, &req, env)
@@ -419,18 +433,27 @@ func (s *TaskServer) spec(req *TaskRequest) (*Spec, error) {
 	return sp, nil
 }
 
-func (s *TaskServer) state(dir string) state.Provider {
+func (s *TaskServer) state(dir, backend string) (state.Provider, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p, ok := s.states[dir]; ok {
-		return p
+	k := backend + "\x00" + dir
+	if p, ok := s.states[k]; ok {
+		return p, nil
 	}
 	if s.states == nil {
-		s.states = map[string]*state.FileProvider{}
+		s.states = map[string]state.Provider{}
 	}
-	p := state.NewFileProvider(vfs.OS{}, dir)
-	s.states[dir] = p
-	return p
+	local := ""
+	if s.StateLocalDir != "" {
+		local = state.DefaultLocalDir(dir)
+		local = filepath.Join(s.StateLocalDir, filepath.Base(local))
+	}
+	p, err := state.NewProvider(backend, vfs.OS{}, dir, local)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPlan, err)
+	}
+	s.states[k] = p
+	return p, nil
 }
 
 // maxBroadcasts bounds the broadcast caches an executor keeps: each batch

@@ -116,6 +116,7 @@ func (c Commands) run(ctx context.Context, args []string) (err error) {
 	fs.Uint64Var(&o.Seed, "seed", DefaultSeed, "generator seed")
 	fs.Float64Var(&o.EventRate, "event-rate", 0, "events per second of event time (generator input; default 10 000 000)")
 	fs.IntVar(&o.Parallelism, "parallelism", 0, "engine tasks (default GOMAXPROCS)")
+	fs.StringVar(&o.StateBackend, "state-backend", "memory", "state backend of stateful queries: memory or disk (local pebble databases)")
 	fs.IntVar(&o.Cluster, "cluster", 0, "run on this many executor processes of this binary (127.0.0.1, a dev CA) with a driver in this process")
 	fs.IntVar(&o.ExecutorSlots, "executor-slots", 0, "task slots per executor with --cluster (default GOMAXPROCS)")
 	fs.StringVar(&o.Profile, "cpuprofile", "", "write a CPU profile of the whole command to this file (go tool pprof); with --cluster executor i writes FILE.executor-<i>")

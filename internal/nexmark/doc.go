@@ -67,6 +67,7 @@
 //
 //	events                 events of all kinds the input covers (bids are 46 in 50)
 //	event_rate             the generator's events per second of event time (absent: 10 M)
+//	state_backend          the state backend (--state-backend; absent: memory)
 //	input_rows             events of the kinds the query read; bids the bids among them
 //	output_rows            rows the sink committed (0 when no window closed)
 //	seconds                wall time of the streaming run (start to termination)

@@ -55,6 +55,9 @@ type Options struct {
 	EventRate   float64 // events per second of event time; 0 = the generator's default
 	Parallelism int     // engine tasks; default GOMAXPROCS
 	Mem         memory.Allocator
+	// StateBackend is the query's state backend: "memory" (default) or
+	// "disk" (local pebble databases under the run's temporary directory).
+	StateBackend string
 
 	// Cluster > 0 runs the query on that many executor processes
 	// (internal/localcluster), each with ExecutorSlots task slots
@@ -78,6 +81,7 @@ type Report struct {
 	Query              string  `json:"query"`
 	Input              string  `json:"input"`
 	Sink               string  `json:"sink"`
+	StateBackend       string  `json:"state_backend,omitempty"`
 	Events             int64   `json:"events"`
 	EventRate          float64 `json:"event_rate,omitempty"`
 	InputRows          int64   `json:"input_rows"`
@@ -146,7 +150,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	defer os.RemoveAll(tmp)
 	ckpt := filepath.Join(tmp, "checkpoint")
 
-	rep := Report{Query: o.Query, Input: "generator", Sink: "discard", GOMAXPROCS: runtime.GOMAXPROCS(0), Parallelism: o.Parallelism}
+	rep := Report{Query: o.Query, Input: "generator", Sink: "discard", StateBackend: o.StateBackend, GOMAXPROCS: runtime.GOMAXPROCS(0), Parallelism: o.Parallelism}
 	if o.Input != "" {
 		m, err := ReadMeta(o.Input)
 		if err != nil {
@@ -203,7 +207,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if updating[o.Query] {
 		mode = sinks.Update
 	}
-	progress, err := runStream(ctx, out, sink, ckpt, mode, o.Logger)
+	progress, err := runStream(ctx, out, sink, ckpt, mode, o.Logger, o.StateBackend, filepath.Join(tmp, "state-local"))
 	rep.Seconds, rep.CPUSeconds = time.Since(start).Seconds(), measure.CPUSeconds()-cpu
 	if err != nil {
 		return Report{}, err
@@ -289,12 +293,12 @@ func (r *Report) addExecutors(w localcluster.Work) {
 
 // runStream runs ds into sink with the AvailableNow trigger and returns the
 // progress of every batch, oldest first.
-func runStream(ctx context.Context, ds *dataset.Dataset, sink sinks.Sink, ckpt string, mode sinks.Mode, log *slog.Logger) ([]microbatch.Progress, error) {
+func runStream(ctx context.Context, ds *dataset.Dataset, sink sinks.Sink, ckpt string, mode sinks.Mode, log *slog.Logger, backend, localDir string) ([]microbatch.Progress, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return measure.Run(ctx, microbatch.WriteStream(ds, sink).Trigger(microbatch.AvailableNow()).
-		Checkpoint(ckpt).OutputMode(mode).Logger(log))
+		Checkpoint(ckpt).OutputMode(mode).Logger(log).StateBackend(backend, localDir))
 }
 
 // WriteText writes r for a reader: what ran, rows, rates and latencies.

@@ -22,6 +22,25 @@
 // the next batch; the warm stores are the provider's, never a package
 // global, so two queries (or two executors) never share one.
 //
+// Two backends sit behind Store, chosen per query (NewProvider, a
+// StreamWriter's StateBackend, --state-backend) and writing the same files:
+//   - memory (memStore: store.go, file.go; FileProvider), the default:
+//     every row in Go memory.
+//   - disk (diskStore: disk.go; DiskProvider), for state larger than
+//     memory: the committed rows in one local pebble database per store
+//     under <local>/<operator>/<lo>-<hi> (a cache of the files, never read
+//     by another backend), the rows a batch reads or changes in a memStore
+//     used as a cache, dropped after a Commit that leaves it above
+//     DiskOptions.CacheBytes. Commit writes memStore's delta bytes from the
+//     cache, every SnapshotEvery versions a snapshot streamed from pebble
+//     merged with the cache, then the changes and a meta key (version,
+//     checksum of the file that recorded it, store identity) in one pebble
+//     batch without fsync. Opening version V reuses the database only when
+//     its meta names this store at V and that file still has those bytes;
+//     otherwise it is wiped and rebuilt from the files (invariant 1). On
+//     StoreSpec.TimeColumn it keeps an index (time, key), so ScanWhere and
+//     EvictWhere read only the entries they return.
+//
 // Invariants:
 //  1. Loading version V gives exactly the state committed as V: the last
 //     snapshot S <= V, then the deltas S+1..V in order. A missing, damaged,
@@ -85,9 +104,9 @@
 // CheckFile checks one as loading would (IPC, metadata, row count, CRC-32C),
 // and Loadable says whether a version's snapshot and deltas are all there.
 //
-// Not built yet: state larger than memory (a second backend behind the same
-// API, pebble is the candidate); rescaling, i.e. splitting or merging
-// key-group range directories; a lookup by part of a key (session windows
-// still scan the store to find the stored sessions of the keys a batch has
-// rows for).
+// Not built yet: rescaling, i.e. splitting or merging key-group range
+// directories; a lookup by part of a key (session windows still scan the
+// store to find the stored sessions of the keys a batch has rows for);
+// incremental snapshots of the disk backend (each snapshot is a whole
+// file, written and read as a stream).
 package state

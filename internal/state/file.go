@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -14,7 +15,6 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/bitutil"
 	"github.com/apache/arrow/go/v17/arrow/ipc"
-	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/internal/vfs"
 )
@@ -102,14 +102,33 @@ func (s *memStore) load(version int64) error {
 	return nil
 }
 
-func (s *memStore) loadFile(v int64, kind string) (err error) {
+func (s *memStore) loadFile(v int64, kind string) error {
+	var (
+		buf  []byte
+		offs []int
+	)
+	_, err := s.readStateFile(v, kind, func(rec arrow.Record, crc io.Writer) error {
+		return s.applyRecord(rec, kind, crc, &buf, &offs)
+	})
+	return err
+}
+
+// readStateFile checks state file v of kind (metadata, schema, row count,
+// CRC-32C) and hands its record batches in order to apply, which writes the
+// canonical bytes of every row (s.fullc) to crc. When s.sumFiles is set it
+// also returns the CRC-32C of the file's bytes (the disk backend's proof of
+// which file its local copy was built from).
+func (s *memStore) readStateFile(v int64, kind string, apply func(rec arrow.Record, crc io.Writer) error) (sum uint32, err error) {
 	path := filepath.Join(s.dir, fileName(v, kind))
 	data, err := s.cfg.FS.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%w: %s (needed to load version %d)", ErrMissing, path, v)
+		return 0, fmt.Errorf("%w: %s (needed to load version %d)", ErrMissing, path, v)
 	}
 	if err != nil {
-		return fmt.Errorf("state: read %s: %w", path, err)
+		return 0, fmt.Errorf("state: read %s: %w", path, err)
+	}
+	if s.sumFiles {
+		sum = crc32.Checksum(data, castagnoli)
 	}
 	// The IPC reader trusts offsets in the file; a damaged file can make it
 	// panic, which is a corrupt file, not a broken invariant of ours.
@@ -120,36 +139,32 @@ func (s *memStore) loadFile(v int64, kind string) (err error) {
 	}()
 	r, err := ipc.NewFileReader(bytes.NewReader(data), ipc.WithAllocator(s.cfg.Allocator))
 	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+		return 0, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 	}
 	defer r.Close()
 	want, err := s.checkFileSchema(path, r.Schema(), v, kind)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	crc := crc32.New(castagnoli)
-	var (
-		rows int64
-		buf  []byte
-		offs []int
-	)
+	var rows int64
 	for i := 0; i < r.NumRecords(); i++ {
 		rec, err := r.RecordAt(i)
 		if err != nil {
-			return fmt.Errorf("%w: %s: record batch %d: %v", ErrCorrupt, path, i, err)
+			return 0, fmt.Errorf("%w: %s: record batch %d: %v", ErrCorrupt, path, i, err)
 		}
 		rows += rec.NumRows()
-		err = s.applyRecord(rec, kind, crc, &buf, &offs)
+		err = apply(rec, crc)
 		rec.Release()
 		if err != nil {
-			return fmt.Errorf("%w: %s: record batch %d: %v", ErrCorrupt, path, i, err)
+			return 0, fmt.Errorf("%w: %s: record batch %d: %v", ErrCorrupt, path, i, err)
 		}
 	}
 	if rows != want.rows || crc.Sum32() != want.crc {
-		return fmt.Errorf("%w: %s: %d rows with crc32c %08x, metadata says %d rows with %08x",
+		return 0, fmt.Errorf("%w: %s: %d rows with crc32c %08x, metadata says %d rows with %08x",
 			ErrCorrupt, path, rows, crc.Sum32(), want.rows, want.crc)
 	}
-	return nil
+	return sum, nil
 }
 
 type fileCheck struct {
@@ -266,10 +281,15 @@ func (s *memStore) writeDelta(v int64) error {
 		idx[i] = i
 	}
 	sortByKey(idx, func(i int) []byte { return keys[i] })
-	sk := make([][]byte, len(idx))
-	ss := make([]int32, len(idx))
-	for i, j := range idx {
-		sk[i], ss[i] = keys[j], slots[j]
+	sk := make([][]byte, 0, len(idx))
+	ss := make([]int32, 0, len(idx))
+	for _, j := range idx {
+		// A key deleted, put back and deleted again is in s.tombs twice:
+		// one tombstone (invariant 3).
+		if n := len(sk); n > 0 && ss[n-1] < 0 && slots[j] < 0 && bytes.Equal(sk[n-1], keys[j]) {
+			continue
+		}
+		sk, ss = append(sk, keys[j]), append(ss, slots[j])
 	}
 	return s.writeFile(v, kindDelta, sk, ss)
 }
@@ -286,7 +306,6 @@ func (s *memStore) writeSnapshot(v int64) error {
 // writeFile writes rows (keys[i], values of slots[i]; slot -1 = tombstone)
 // as state file v of kind through FS.
 func (s *memStore) writeFile(v int64, kind string, keys [][]byte, slots []int32) error {
-	path := filepath.Join(s.dir, fileName(v, kind))
 	mem := s.cfg.Allocator
 	var recs []arrow.Record
 	defer func() {
@@ -318,68 +337,100 @@ func (s *memStore) writeFile(v int64, kind string, keys [][]byte, slots []int32)
 		buf, offs = s.fullc.encode(rec.Columns(), b-a, buf, offs)
 		crc.Write(buf)
 	}
+	return s.writeRecords(v, kind, int64(len(keys)), crc.Sum32(), func(write func(arrow.Record) error) error {
+		for _, rec := range recs {
+			if err := write(rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writeRecords writes state file v of kind, whose rows (count and CRC-32C
+// of their canonical bytes known beforehand: the metadata is in the
+// schema) each hands to write in record batches of at most fileChunk rows,
+// atomically through FS. With s.sumFiles, s.lastSum becomes the CRC-32C of
+// the file's bytes.
+func (s *memStore) writeRecords(v int64, kind string, rows int64, sum uint32, each func(write func(arrow.Record) error) error) error {
+	path := filepath.Join(s.dir, fileName(v, kind))
 	md := arrow.NewMetadata(
 		[]string{mdFormat, mdKind, mdVersion, mdOperator, mdKeyGroups, mdRange, mdRows, mdCRC},
 		[]string{
 			strconv.Itoa(FormatVersion), kind, strconv.FormatInt(v, 10), s.cfg.Operator,
 			strconv.Itoa(s.cfg.KeyGroups), fmt.Sprintf("%d-%d", s.cfg.Lo, s.cfg.Hi),
-			strconv.Itoa(len(keys)), fmt.Sprintf("%08x", crc.Sum32()),
+			strconv.FormatInt(rows, 10), fmt.Sprintf("%08x", sum),
 		})
 	sch := arrow.NewSchema(s.fileSch.Fields(), &md)
-	// Size the file first (the IPC writer hands the arrays' buffers to
-	// Write without copying them), so the bytes are copied once into one
-	// allocation: growing the buffer by appends copied a large delta about
-	// twice and faulted in every doubling (q7: a third of the join's CPU).
-	var size seekBuffer
-	if err := writeIPC(&size, sch, mem, recs); err != nil {
+	// Streamed into the file: a state file is never whole in memory
+	// (a delta of q7's join was hundreds of MB, built in a growing buffer
+	// that cost a third of the join's CPU), buffered so the IPC writer's
+	// many small writes are few system calls or upload parts.
+	f, err := s.cfg.FS.Create(path)
+	if err != nil {
 		return fmt.Errorf("state: write %s: %w", path, err)
 	}
-	out := seekBuffer{b: make([]byte, 0, size.n)}
-	if err := writeIPC(&out, sch, mem, recs); err != nil {
+	defer f.Abort()
+	out := &fileOut{w: f, sum: s.sumFiles}
+	out.buf = bufio.NewWriterSize(writerFunc(out.write), 1<<20)
+	w, err := ipc.NewFileWriter(out, ipc.WithSchema(sch), ipc.WithAllocator(s.cfg.Allocator))
+	if err != nil {
 		return fmt.Errorf("state: write %s: %w", path, err)
 	}
-	if err := s.cfg.FS.WriteFileAtomic(path, out.b); err != nil {
+	if err := each(w.Write); err != nil {
+		w.Close()
+		return fmt.Errorf("state: write %s: %w", path, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("state: write %s: %w", path, err)
+	}
+	if err := out.buf.Flush(); err != nil {
+		return fmt.Errorf("state: write %s: %w", path, err)
+	}
+	if err := f.Commit(); err != nil {
 		return fmt.Errorf("state: commit version %d: %w", v, err)
+	}
+	if s.sumFiles {
+		s.lastSum = out.crc
 	}
 	return nil
 }
 
-// writeIPC writes recs as an Arrow IPC file of schema sch to w.
-func writeIPC(w *seekBuffer, sch *arrow.Schema, mem memory.Allocator, recs []arrow.Record) error {
-	fw, err := ipc.NewFileWriter(w, ipc.WithSchema(sch), ipc.WithAllocator(mem))
-	if err != nil {
-		return err
-	}
-	for _, rec := range recs {
-		if err := fw.Write(rec); err != nil {
-			fw.Close()
-			return err
-		}
-	}
-	return fw.Close()
+// fileOut is the io.WriteSeeker ipc.FileWriter needs (it only asks for the
+// current position) over a buffered vfs.File, with the CRC-32C of the bytes
+// when sum is set.
+type fileOut struct {
+	w   io.Writer
+	buf *bufio.Writer
+	n   int64
+	sum bool
+	crc uint32
 }
 
-// seekBuffer is the io.WriteSeeker ipc.FileWriter needs (it only asks for
-// the current position). With b nil it only counts (sizing a file).
-type seekBuffer struct {
-	b []byte
-	n int
+func (o *fileOut) Write(p []byte) (int, error) {
+	n, err := o.buf.Write(p)
+	o.n += int64(n)
+	return n, err
 }
 
-func (w *seekBuffer) Write(p []byte) (int, error) {
-	if w.b != nil {
-		w.b = append(w.b, p...)
+// write is what the buffer flushes to.
+func (o *fileOut) write(p []byte) (int, error) {
+	if o.sum {
+		o.crc = crc32.Update(o.crc, castagnoli, p)
 	}
-	w.n += len(p)
-	return len(p), nil
+	return o.w.Write(p)
 }
 
-func (w *seekBuffer) Seek(off int64, whence int) (int64, error) {
+func (o *fileOut) Seek(off int64, whence int) (int64, error) {
 	if off == 0 && (whence == io.SeekCurrent || whence == io.SeekEnd) {
-		return int64(w.n), nil
+		return o.n, nil
 	}
-	return 0, fmt.Errorf("state: seekBuffer cannot seek to %d from %d", off, whence)
+	return 0, fmt.Errorf("state: file writer cannot seek to %d from %d", off, whence)
 }
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // Purge deletes the state files under dir (a <checkpoint>/state directory:
 // every operator and key-group range below it) that no version >= keepFrom

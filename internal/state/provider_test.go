@@ -52,7 +52,7 @@ func names(t *testing.T, s Store) []string {
 func TestProviderReusesTheWarmStoreAtTheNextVersion(t *testing.T) {
 	mem := checked(t)
 	fs := vfs.NewMem()
-	p := NewFileProvider(fs, "/ck/state")
+	p := testProvider(fs, "/ck/state")
 	defer p.Close()
 	spec := testConfig(fs, mem).StoreSpec
 
@@ -76,7 +76,7 @@ func TestProviderReusesTheWarmStoreAtTheNextVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Keep(st, nil)
-	cold := NewFileProvider(fs, "/ck/state")
+	cold := testProvider(fs, "/ck/state")
 	defer cold.Close()
 	loaded, err := cold.Open(spec, 2)
 	if err != nil {
@@ -94,7 +94,7 @@ func TestProviderReusesTheWarmStoreAtTheNextVersion(t *testing.T) {
 func TestProviderLoadsFromFilesOnAVersionMismatch(t *testing.T) {
 	mem := checked(t)
 	fs := vfs.NewMem()
-	p := NewFileProvider(fs, "/ck/state")
+	p := testProvider(fs, "/ck/state")
 	defer p.Close()
 	spec := testConfig(fs, mem).StoreSpec
 
@@ -125,7 +125,7 @@ func TestProviderLoadsFromFilesOnAVersionMismatch(t *testing.T) {
 func TestProviderLoadsWhenTheShapeDiffers(t *testing.T) {
 	mem := checked(t)
 	fs := vfs.NewMem()
-	p := NewFileProvider(fs, "/ck/state")
+	p := testProvider(fs, "/ck/state")
 	defer p.Close()
 	spec := testConfig(fs, mem).StoreSpec
 	kept := commitBatch(t, p, spec, 0, nil, "a")
@@ -144,7 +144,7 @@ func TestProviderLoadsWhenTheShapeDiffers(t *testing.T) {
 func TestProviderKeepsOnlyCommittedStores(t *testing.T) {
 	mem := checked(t)
 	fs := vfs.NewMem()
-	p := NewFileProvider(fs, "/ck/state")
+	p := testProvider(fs, "/ck/state")
 	defer p.Close()
 	spec := testConfig(fs, mem).StoreSpec
 	commitBatch(t, p, spec, 0, nil, "a")
@@ -171,7 +171,7 @@ func TestProviderKeepsOnlyCommittedStores(t *testing.T) {
 func TestProviderUsesTheAllocatorOfTheTaskThatOpens(t *testing.T) {
 	first, second := checked(t), checked(t)
 	fs := vfs.NewMem()
-	p := NewFileProvider(fs, "/ck/state")
+	p := testProvider(fs, "/ck/state")
 	defer p.Close()
 	spec := testConfig(fs, first).StoreSpec
 	commitBatch(t, p, spec, 0, nil, "a")
@@ -196,7 +196,7 @@ func TestProviderUsesTheAllocatorOfTheTaskThatOpens(t *testing.T) {
 func TestProviderPurge(t *testing.T) {
 	mem := checked(t)
 	fs := vfs.NewMem()
-	p := NewFileProvider(fs, "/ck/state")
+	p := testProvider(fs, "/ck/state")
 	defer p.Close()
 	spec := testConfig(fs, mem).StoreSpec // a snapshot every 3 versions
 	for v := int64(0); v < 7; v++ {
@@ -216,7 +216,7 @@ func TestProviderPurge(t *testing.T) {
 		t.Fatalf("after Purge(5): %v, want %v", files, want)
 	}
 	// Every version >= 5 still loads, from files (another provider).
-	cold := NewFileProvider(fs, "/ck/state")
+	cold := testProvider(fs, "/ck/state")
 	defer cold.Close()
 	for v := int64(5); v <= 7; v++ {
 		st, err := cold.Open(spec, v)
@@ -236,7 +236,7 @@ func TestProviderPurge(t *testing.T) {
 func TestProviderCloseReleasesEverything(t *testing.T) {
 	mem := checked(t)
 	fs := vfs.NewMem()
-	p := NewFileProvider(fs, "/ck/state")
+	p := testProvider(fs, "/ck/state")
 	spec := testConfig(fs, mem).StoreSpec
 	other := spec
 	other.Operator, other.Lo, other.Hi = "dedup-1", 0, 32
@@ -266,7 +266,7 @@ func TestProviderCloseReleasesEverything(t *testing.T) {
 	}
 	// A task that finishes after the query ended hands its store back: it
 	// is closed, its record released, nothing parked.
-	late, err := Open(Config{FS: fs, Dir: "/ck/state", StoreSpec: spec}, 1)
+	late, err := testOpen(Config{FS: fs, Dir: "/ck/state", StoreSpec: spec}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func TestProviderCloseReleasesEverything(t *testing.T) {
 func TestProvidersOnDifferentDirectoriesShareNothing(t *testing.T) {
 	mem := checked(t)
 	fs := vfs.NewMem()
-	p1, p2 := NewFileProvider(fs, "/q1/state"), NewFileProvider(fs, "/q2/state")
+	p1, p2 := testProvider(fs, "/q1/state"), testProvider(fs, "/q2/state")
 	defer p1.Close()
 	defer p2.Close()
 	spec := testConfig(fs, mem).StoreSpec
@@ -294,7 +294,7 @@ func TestProvidersOnDifferentDirectoriesShareNothing(t *testing.T) {
 	commitBatch(t, p1, spec, 0, nil, "q1")
 	commitBatch(t, p2, spec, 0, nil, "q2")
 	for _, c := range []struct {
-		p    *FileProvider
+		p    Provider
 		want string
 	}{{p1, "q1"}, {p2, "q2"}} {
 		st, err := c.p.Open(spec, 1)
@@ -302,7 +302,7 @@ func TestProvidersOnDifferentDirectoriesShareNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := names(t, st); !slices.Equal(got, []string{c.want}) {
-			t.Errorf("provider of %s: keys %v, want [%s]", c.p.dir, got, c.want)
+			t.Errorf("provider of %s: keys %v, want [%s]", c.want, got, c.want)
 		}
 		st.Close()
 	}
@@ -330,7 +330,7 @@ func TestProviderConcurrentRanges(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	fs := vfs.NewMem()
-	p := NewFileProvider(fs, "/ck/state")
+	p := testProvider(fs, "/ck/state")
 	defer p.Close()
 	base := testConfig(fs, mem).StoreSpec
 	const ranges = 8
@@ -370,7 +370,7 @@ func TestProviderConcurrentRanges(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cold := NewFileProvider(fs, "/ck/state")
+	cold := testProvider(fs, "/ck/state")
 	defer cold.Close()
 	for r := 0; r < ranges; r++ {
 		spec := base
@@ -393,7 +393,7 @@ func BenchmarkProviderWarmCycle(b *testing.B) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(b, 0)
 	fs := vfs.NewMem()
-	p := NewFileProvider(fs, "/ck/state")
+	p := testProvider(fs, "/ck/state")
 	defer p.Close()
 	spec := testConfig(fs, mem).StoreSpec
 	kept := commitBatch(b, p, spec, 0, nil, "a")

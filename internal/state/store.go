@@ -185,6 +185,11 @@ type memStore struct {
 
 	tix *timeIndex // StoreSpec.TimeColumn's index, nil without one
 
+	// sumFiles makes readStateFile and writeRecords checksum whole files
+	// (lastSum: the last file written); only the disk backend asks.
+	sumFiles bool
+	lastSum  uint32
+
 	// Scratch reused across calls.
 	kbuf  []byte
 	koffs []int
@@ -596,7 +601,11 @@ func (s *memStore) EvictWhere(col int, less int64) (int, error) {
 
 // keyInt decodes signed key column col of slot sl; false when it is null.
 func (s *memStore) keyInt(sl int32, col int) (int64, bool) {
-	k := s.key(sl)
+	return s.keyIntOf(s.key(sl), col)
+}
+
+// keyIntOf decodes signed key column col of canonical key bytes k.
+func (s *memStore) keyIntOf(k []byte, col int) (int64, bool) {
 	if k[col/8]&(1<<(col%8)) != 0 {
 		return 0, false
 	}
@@ -645,6 +654,13 @@ func (s *memStore) Commit(version int64) error {
 			return err
 		}
 	}
+	s.settle(version)
+	return nil
+}
+
+// settle makes the changes since the last commit part of version once
+// their files are written: every row clean, tombstones gone.
+func (s *memStore) settle(version int64) {
 	for _, sl := range s.dirty {
 		s.flags[sl] &^= fDirty | fNew
 	}
@@ -659,7 +675,6 @@ func (s *memStore) Commit(version int64) error {
 	s.tombs = s.tombs[:0]
 	s.maybeCompactArena()
 	s.version = version
-	return nil
 }
 
 // Abort drops the changes since Version() by loading Version() again from

@@ -228,7 +228,7 @@ func TestRandomOperationsMatchAGoMap(t *testing.T) {
 	mem := checked(t)
 	fs := vfs.NewMem()
 	cfg := testConfig(fs, mem)
-	s, err := Open(cfg, 0)
+	s, err := testOpen(cfg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func TestRandomOperationsMatchAGoMap(t *testing.T) {
 		}
 	}
 	for v := int64(0); v <= versions; v++ {
-		r, err := Open(cfg, v)
+		r, err := testOpen(cfg, v)
 		if err != nil {
 			t.Fatalf("reopen version %d: %v", v, err)
 		}
@@ -349,7 +349,7 @@ func TestRandomOperationsMatchAGoMap(t *testing.T) {
 
 func TestLookupValuesAndDelete(t *testing.T) {
 	mem := checked(t)
-	s, err := Open(testConfig(vfs.NewMem(), mem), 0)
+	s, err := testOpen(testConfig(vfs.NewMem(), mem), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,7 +390,7 @@ func TestLookupValuesAndDelete(t *testing.T) {
 func TestAbortDropsUncommittedChanges(t *testing.T) {
 	mem := checked(t)
 	cfg := testConfig(vfs.NewMem(), mem)
-	s, err := Open(cfg, 0)
+	s, err := testOpen(cfg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +429,7 @@ func TestCommitFailureIsRetryable(t *testing.T) {
 		t.Run(fmt.Sprintf("write %d of the commit fails", fail), func(t *testing.T) {
 			fs := vfs.NewMem()
 			cfg := testConfig(fs, mem)
-			s, err := Open(cfg, 0)
+			s, err := testOpen(cfg, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -450,7 +450,7 @@ func TestCommitFailureIsRetryable(t *testing.T) {
 			}
 			fs.FailAfter(-1, nil)
 			fs.Crash()
-			r, err := Open(cfg, 2)
+			r, err := testOpen(cfg, 2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -461,7 +461,7 @@ func TestCommitFailureIsRetryable(t *testing.T) {
 			if err := s.Commit(3); err != nil {
 				t.Fatal(err)
 			}
-			r, err = Open(cfg, 3)
+			r, err = testOpen(cfg, 3)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -476,7 +476,7 @@ func TestCommitFailureIsRetryable(t *testing.T) {
 // commitVersions writes versions 1..n of a small deterministic workload.
 func commitVersions(t *testing.T, cfg Config, n int64) {
 	t.Helper()
-	s, err := Open(cfg, 0)
+	s, err := testOpen(cfg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,10 +566,10 @@ func TestBrokenFilesAreErrorsNamingTheFile(t *testing.T) {
 			if tc.cfg != nil {
 				tc.cfg(&cfg)
 			}
-			if _, err := Open(cfg, 1); err != nil && tc.cfg == nil {
+			if _, err := testOpen(cfg, 1); err != nil && tc.cfg == nil {
 				t.Fatalf("version 1 does not need the damaged file: %v", err)
 			}
-			_, err := Open(cfg, 4)
+			_, err := testOpen(cfg, 4)
 			if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), tc.wantIn) {
 				t.Fatalf("Open: %v\nwant %v mentioning %q", err, tc.wantErr, tc.wantIn)
 			}
@@ -590,7 +590,7 @@ func TestPurgeKeepsLaterVersionsLoadable(t *testing.T) {
 	commitVersions(t, other, 2) // no snapshot <= keepFrom: keeps everything
 	want := map[int64]map[refKey]refVal{}
 	for v := int64(14); v <= 20; v++ {
-		s, err := Open(cfg, v)
+		s, err := testOpen(cfg, v)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -612,7 +612,7 @@ func TestPurgeKeepsLaterVersionsLoadable(t *testing.T) {
 		t.Fatalf("after Purge(14):\n%s\nwant\n%s", strings.Join(names, "\n"), strings.Join(wantNames, "\n"))
 	}
 	for v := int64(14); v <= 20; v++ {
-		s, err := Open(cfg, v)
+		s, err := testOpen(cfg, v)
 		if err != nil {
 			t.Fatalf("version %d after purge: %v", v, err)
 		}
@@ -621,7 +621,7 @@ func TestPurgeKeepsLaterVersionsLoadable(t *testing.T) {
 		}
 		s.Close()
 	}
-	if _, err := Open(cfg, 11); !errors.Is(err, ErrMissing) {
+	if _, err := testOpen(cfg, 11); !errors.Is(err, ErrMissing) {
 		t.Fatalf("version 11 after purge: %v, want ErrMissing", err)
 	}
 }
@@ -634,7 +634,7 @@ func TestCommitBytesAreDeterministic(t *testing.T) {
 	fs1, fs2 := vfs.NewMem(), vfs.NewMem()
 	commitVersions(t, testConfig(fs1, mem), 9)
 	commitVersions(t, testConfig(fs2, mem), 8)
-	s, err := Open(testConfig(fs2, mem), 7) // snapshot 6 + deltas 7
+	s, err := testOpen(testConfig(fs2, mem), 7) // snapshot 6 + deltas 7
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -643,7 +643,7 @@ func TestCommitBytesAreDeterministic(t *testing.T) {
 	fs3 := vfs.NewMem()
 	cfg3 := testConfig(fs3, mem)
 	commitVersions(t, cfg3, 8)
-	s, err = Open(cfg3, 8)
+	s, err = testOpen(cfg3, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -682,7 +682,7 @@ func TestCommitBytesAreDeterministic(t *testing.T) {
 
 func TestEvictWhere(t *testing.T) {
 	mem := checked(t)
-	s, err := Open(testConfig(vfs.NewMem(), mem), 0)
+	s, err := testOpen(testConfig(vfs.NewMem(), mem), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -749,7 +749,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestClosedStoreRefusesCalls(t *testing.T) {
 	mem := checked(t)
-	s, err := Open(testConfig(vfs.NewMem(), mem), 0)
+	s, err := testOpen(testConfig(vfs.NewMem(), mem), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -770,7 +770,7 @@ func TestClosedStoreRefusesCalls(t *testing.T) {
 func TestEvictionCompactsAndStaysCorrect(t *testing.T) {
 	mem := checked(t)
 	cfg := testConfig(vfs.NewMem(), mem)
-	s, err := Open(cfg, 0)
+	s, err := testOpen(cfg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -818,7 +818,7 @@ func TestEvictionCompactsAndStaysCorrect(t *testing.T) {
 	if cap(s.(*memStore).arena) >= arena/2 {
 		t.Fatalf("key arena kept %d of %d bytes after evicting 90%% and committing", cap(s.(*memStore).arena), arena)
 	}
-	r, err := Open(cfg, 2)
+	r, err := testOpen(cfg, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -833,7 +833,7 @@ func TestScanWhereSeesExactlyTheEntriesBelowTheBound(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	ks := arrow.NewSchema([]arrow.Field{{Name: "end", Type: arrow.PrimitiveTypes.Int64, Nullable: true}}, nil)
 	vs := arrow.NewSchema([]arrow.Field{{Name: "n", Type: arrow.PrimitiveTypes.Int64}}, nil)
-	st, err := Open(Config{FS: vfs.NewMem(), Dir: "/s", StoreSpec: StoreSpec{Operator: "op", KeyGroups: 4, Lo: 0, Hi: 4, KeySchema: ks, ValueSchema: vs, Allocator: mem}}, 0)
+	st, err := testOpen(Config{FS: vfs.NewMem(), Dir: "/s", StoreSpec: StoreSpec{Operator: "op", KeyGroups: 4, Lo: 0, Hi: 4, KeySchema: ks, ValueSchema: vs, Allocator: mem}}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package state
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"math"
 	"slices"
 	"testing"
@@ -29,7 +31,7 @@ func rewriteMetadata(t *testing.T, mem memory.Allocator, data []byte, key, val s
 	vals[md.FindKey(key)] = val
 	nmd := arrow.NewMetadata(keys, vals)
 	sch := arrow.NewSchema(r.Schema().Fields(), &nmd)
-	out := seekBuffer{b: []byte{}}
+	var out seekBuffer
 	w, err := ipc.NewFileWriter(&out, ipc.WithSchema(sch), ipc.WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +153,7 @@ func TestEveryKeyTypeRoundTrips(t *testing.T) {
 	defer keys.Release()
 	vals := array.NewRecord(cfg.ValueSchema, keys.Columns(), keys.NumRows())
 	defer vals.Release()
-	s, err := Open(cfg, 0)
+	s, err := testOpen(cfg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +164,7 @@ func TestEveryKeyTypeRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	s, err = Open(cfg, 1)
+	s, err = testOpen(cfg, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +211,7 @@ func TestEveryKeyTypeRoundTrips(t *testing.T) {
 func TestIntegerKeysSortNumerically(t *testing.T) {
 	mem := checked(t)
 	sch := arrow.NewSchema([]arrow.Field{{Name: "i", Type: arrow.PrimitiveTypes.Int64}, {Name: "f", Type: arrow.PrimitiveTypes.Float64}}, nil)
-	s, err := Open(Config{FS: vfs.NewMem(), Dir: "/st", StoreSpec: StoreSpec{Operator: "op", KeyGroups: 1, Lo: 0, Hi: 1,
+	s, err := testOpen(Config{FS: vfs.NewMem(), Dir: "/st", StoreSpec: StoreSpec{Operator: "op", KeyGroups: 1, Lo: 0, Hi: 1,
 		KeySchema: sch, ValueSchema: arrow.NewSchema(nil, nil), Allocator: mem}}, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -243,4 +245,19 @@ func TestIntegerKeysSortNumerically(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("scan order %v, want %v", got, want)
 	}
+}
+
+// seekBuffer is the io.WriteSeeker ipc.FileWriter needs, in memory.
+type seekBuffer struct{ b []byte }
+
+func (w *seekBuffer) Write(p []byte) (int, error) {
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+func (w *seekBuffer) Seek(off int64, whence int) (int64, error) {
+	if off == 0 && (whence == io.SeekCurrent || whence == io.SeekEnd) {
+		return int64(len(w.b)), nil
+	}
+	return 0, fmt.Errorf("seekBuffer cannot seek to %d from %d", off, whence)
 }

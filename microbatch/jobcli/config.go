@@ -22,6 +22,8 @@ import (
 type Settings struct {
 	CheckpointDir   string        `sluice:"checkpoint-dir" alias:"checkpoint" roles:"backfill stream" help:"directory or URL (s3://bucket/prefix?region=..., gs://, azblob://) of the queries' checkpoints, one subdirectory per query (default: a temp dir removed at exit: a restart starts over)"`
 	TriggerInterval time.Duration `sluice:"trigger-interval" roles:"stream" help:"how often a micro-batch starts (default: each query's own interval)"`
+	StateBackend    string        `sluice:"state-backend" roles:"backfill stream" help:"where stateful operators keep their state between batches: memory, or disk (local pebble databases, for state larger than memory; same checkpoint files) (default: memory)"`
+	StateLocalDir   string        `sluice:"state-local-dir" roles:"backfill stream" help:"directory of the disk state backend's local databases, a cache of the checkpoint (default: under the system temp dir, named after the checkpoint)"`
 	From            string        `sluice:"from" roles:"backfill" help:"start of the range to backfill, as the job reads it (a time, a date, an offset)"`
 	To              string        `sluice:"to" roles:"backfill" help:"end of the range to backfill, as the job reads it"`
 	LogLevel        string        `sluice:"log-level" help:"log level: debug, info, warn or error"`
@@ -80,6 +82,9 @@ func (s *Settings) validate() error {
 	}
 	if s.Progress != "auto" && s.Progress != "always" && s.Progress != "never" {
 		return Invalid("progress", "%q: want auto, always or never", s.Progress)
+	}
+	if s.StateBackend != "" && s.StateBackend != "memory" && s.StateBackend != "disk" {
+		return Invalid("state-backend", "%q: want memory or disk", s.StateBackend)
 	}
 	if s.Cluster.Slots < 0 {
 		return Invalid("slots", "%d: want 0 (the number of CPUs) or more", s.Cluster.Slots)

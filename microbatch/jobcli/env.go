@@ -140,6 +140,7 @@ func (e *Env) Start(ctx context.Context, w *microbatch.StreamWriter, o QueryOpti
 		trigger = microbatch.ProcessingTime(every)
 	}
 	// The query logs its start, each batch and its end itself, as "query".
+	w.StateBackend(e.Settings.StateBackend, e.Settings.StateLocalDir)
 	w.QueryName(o.Name).Checkpoint(dir).Trigger(trigger).Logger(e.Log).Metrics(e.metrics).OnProgress(func(p microbatch.Progress) {
 		if e.bar != nil {
 			e.bar.rows(p.InputRows)

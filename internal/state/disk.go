@@ -1,0 +1,1260 @@
+package state
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/bitutil"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	pebblevfs "github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/sluicedata/sluice/internal/vfs"
+)
+
+// DefaultCacheBytes is the in-memory budget of a disk-backed store when
+// DiskOptions leaves it 0: 64 MiB holds about 900 000 rows of the target
+// state at memStore's 71 B/key, more than a micro-batch of the Nexmark
+// queries touches, while a process with a handful of stateful ranges stays
+// in the hundreds of MiB however large the state grows.
+const DefaultCacheBytes = 64 << 20
+
+// DiskOptions places and sizes the local part of disk-backed stores.
+type DiskOptions struct {
+	// LocalDir is the root of the stores' local databases, one per store
+	// under <LocalDir>/<operator>/<lo>-<hi>. It is only a cache of the
+	// checkpoint files: anything in it may be deleted at any time the
+	// store is closed, and is rebuilt from the files.
+	LocalDir string
+	// CacheBytes bounds the rows kept in memory after a Commit (the rows a
+	// batch read or changed); 0 = DefaultCacheBytes.
+	CacheBytes int64
+}
+
+// Local database layout (keys are ordered bytewise, like canonical keys):
+//
+//	'r' ++ canonical key                      -> raw value row (valueCodec)
+//	't' ++ be64(time ^ 1<<63) ++ canonical key -> "" (StoreSpec.TimeColumn)
+//	'm'                                        -> meta (version, live count,
+//	                                              checksum of the file that
+//	                                              recorded it, identity)
+//
+// The meta key is written in the same pebble batch as the rows of its
+// version, so the database is at the version its meta says or has no meta.
+const (
+	pfxRow  byte = 'r'
+	pfxTime byte = 't'
+)
+
+var metaKey = []byte{'m'}
+
+// metaMagic starts the meta value; a change of layout changes it, so an
+// old database is rebuilt instead of misread.
+const metaMagic = "sluice-state-disk-1\x00"
+
+// diskStore is the disk-backed Store: the committed state lives in a local
+// pebble database, the rows a batch reads or changes in a memStore used as
+// a cache (rows read from pebble are inserted untracked, so the cache's
+// dirty and tombstone marks are exactly the batch's changes, and its
+// writeDelta writes the same delta bytes memStore would). Commit writes the
+// delta (and, every SnapshotEvery versions, a snapshot streamed from the
+// merged state) before it touches pebble, so the files stay the source of
+// truth: pebble is written without fsync and rebuilt from the files when it
+// cannot prove it is at the version asked for.
+//
+// Difference from memStore a caller can see: after a Commit that left the
+// cache over CacheBytes, the next Lookup, Put, Delete or EvictWhere drops
+// the cache, and with it the slots handed out before that Commit
+// (operators use slots within a batch only).
+type diskStore struct {
+	cfg    Config
+	opts   DiskOptions
+	local  string    // the database directory
+	unlock io.Closer // <local>.lock, held while the store is open
+	db     *pebble.DB
+	cache  *memStore
+	valc   *codec // raw (lossless) value rows: floats keep -0 and NaN bits
+	ident  string
+
+	version int64
+	count   int64 // live keys at version
+	loaded  bool
+	closed  bool
+	tcol    int // TimeColumn as EvictWhere's col, -1 = none
+
+	// visited counts the pebble keys ScanWhere and EvictWhere read through
+	// the time index (tests check they are only the rows returned).
+	visited int64
+	trim    bool // the cache is over budget: drop it before the next key operation
+
+	// Scratch.
+	rk, tk []byte
+	vbuf   []byte
+	voffs  []int
+}
+
+var _ Store = (*diskStore)(nil)
+
+// OpenDisk opens cfg's store at version with the disk backend, its local
+// database under opts.LocalDir: reused when it proves to be at exactly
+// version of the same store, else rebuilt from the checkpoint files (the
+// last snapshot at or before version, then the deltas after it). Errors are
+// Open's, naming the file, and an error naming the local directory when it
+// cannot be created or written.
+func OpenDisk(cfg Config, opts DiskOptions, version int64) (Store, error) {
+	d, err := openDisk(cfg, opts, version)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func openDisk(cfg Config, opts DiskOptions, version int64) (*diskStore, error) {
+	if opts.LocalDir == "" {
+		return nil, errors.New("state: disk options: LocalDir is empty")
+	}
+	if opts.CacheBytes <= 0 {
+		opts.CacheBytes = DefaultCacheBytes
+	}
+	c, err := newStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if version < 0 {
+		return nil, fmt.Errorf("state: open version %d: negative version", version)
+	}
+	c.sumFiles = true
+	vt, _ := typesOf(cfg.ValueSchema)
+	d := &diskStore{
+		cfg:   c.cfg,
+		opts:  opts,
+		cache: c,
+		valc:  newCodec(rawTypes(vt)),
+		tcol:  -1,
+	}
+	for i, f := range append(cfg.KeySchema.Fields(), cfg.ValueSchema.Fields()...) {
+		if cfg.TimeColumn != "" && f.Name == cfg.TimeColumn {
+			d.tcol = i
+		}
+	}
+	d.ident = fmt.Sprintf("%s\x00%s\x00%d\x00%d-%d\x00%s\x00%s", cfg.Dir, cfg.Operator, cfg.KeyGroups,
+		cfg.Lo, cfg.Hi, fieldsString(c.fileSch), cfg.TimeColumn)
+	if err := d.claim(filepath.Join(opts.LocalDir, cfg.Operator, fmt.Sprintf("%d-%d", cfg.Lo, cfg.Hi))); err != nil {
+		return nil, err
+	}
+	if err := d.openLocal(version); err != nil {
+		d.unlock.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// rawTypes is the value codec's recipe: fixed-width numbers as their raw
+// little-endian bytes (canonical bytes fold -0 and NaNs, which keys want and
+// values must not).
+func rawTypes(vt []colType) []colType {
+	out := make([]colType, len(vt))
+	for i, t := range vt {
+		switch t.kind {
+		case kSigned, kUnsigned, kFloat32, kFloat64:
+			t.kind = kFixedBinary
+		}
+		out[i] = t
+	}
+	return out
+}
+
+// claim takes the first local directory base, base~1, ... whose lock no
+// other open store (of this or another process) holds: two stores never
+// share a database, and a second copy of a store (a test reopening, an
+// executor racing a retry) gets a cache of its own.
+func (d *diskStore) claim(base string) error {
+	var lastErr error
+	for i := 0; i < 64; i++ {
+		dir := base
+		if i > 0 {
+			dir = fmt.Sprintf("%s~%d", base, i)
+		}
+		claimed.Lock()
+		taken := claimed.dirs[dir]
+		claimed.dirs[dir] = true
+		claimed.Unlock()
+		if taken {
+			continue
+		}
+		l, err := vfs.OS{}.Lock(dir + ".lock")
+		if err == nil {
+			d.local, d.unlock = dir, dirClaim{dir, l}
+			return nil
+		}
+		unclaim(dir)
+		if !errors.Is(err, vfs.ErrLocked) {
+			return fmt.Errorf("state: local state directory %s: %w", dir, err)
+		}
+		lastErr = err
+	}
+	return fmt.Errorf("state: local state directory %s: 64 copies are open: %w", base, lastErr)
+}
+
+// claimed holds the local directories of this process's open stores. The
+// flock alone is not enough: a store leaked without Close keeps its pebble
+// database open (pebble refuses a second one in the process) while the
+// collector may close its lock file.
+var claimed = struct {
+	sync.Mutex
+	dirs map[string]bool
+}{dirs: map[string]bool{}}
+
+func unclaim(dir string) {
+	claimed.Lock()
+	delete(claimed.dirs, dir)
+	claimed.Unlock()
+}
+
+// dirClaim releases a claimed directory: its flock, then the process's
+// claim.
+type dirClaim struct {
+	dir  string
+	lock io.Closer
+}
+
+func (c dirClaim) Close() error {
+	err := c.lock.Close()
+	unclaim(c.dir)
+	return err
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("state: pebble: "+format, args...))
+}
+
+func (d *diskStore) pebbleOptions(mustExist bool) *pebble.Options {
+	o := &pebble.Options{
+		// The delta files are the durable record; a database that lost
+		// its unflushed memtable has an older meta and is rebuilt.
+		DisableWAL:       true,
+		ErrorIfNotExists: mustExist,
+		Logger:           quietLogger{},
+		// Set, so that pebble does not wrap it in its disk-health
+		// checker, whose goroutine a failed Open (a damaged cache)
+		// leaks; a slow disk would only be logged, and we log nothing.
+		FS: pebblevfs.Default,
+	}
+	// Lookups of keys new to the state are most of a batch's misses.
+	o.Levels[0].FilterPolicy = bloom.FilterPolicy(10)
+	return o
+}
+
+// openPebble opens dir, turning a panic of a damaged database into an
+// error (the database is a cache: the caller rebuilds it).
+func (d *diskStore) openPebble(mustExist bool) (db *pebble.DB, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			db, err = nil, fmt.Errorf("pebble: %v", p)
+		}
+	}()
+	return pebble.Open(d.local, d.pebbleOptions(mustExist))
+}
+
+type diskMeta struct {
+	version, count int64
+	kind           string
+	sum            uint32
+	ident          string
+}
+
+func (m diskMeta) encode() []byte {
+	b := binary.BigEndian.AppendUint64([]byte(metaMagic), uint64(m.version))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.count))
+	b = binary.BigEndian.AppendUint32(b, m.sum)
+	b = append(b, byte(len(m.kind)))
+	b = append(b, m.kind...)
+	return append(b, m.ident...)
+}
+
+func decodeMeta(b []byte) (diskMeta, bool) {
+	var m diskMeta
+	rest, ok := bytes.CutPrefix(b, []byte(metaMagic))
+	if !ok || len(rest) < 21 {
+		return m, false
+	}
+	m.version = int64(binary.BigEndian.Uint64(rest))
+	m.count = int64(binary.BigEndian.Uint64(rest[8:]))
+	m.sum = binary.BigEndian.Uint32(rest[16:])
+	kl := int(rest[20])
+	if len(rest) < 21+kl {
+		return m, false
+	}
+	m.kind = string(rest[21 : 21+kl])
+	m.ident = string(rest[21+kl:])
+	return m, true
+}
+
+// openLocal makes d.db the state at version: the local database when its
+// meta proves it is that version of this store, else a rebuild.
+func (d *diskStore) openLocal(version int64) error {
+	if version > 0 && d.reuse(version) {
+		return nil
+	}
+	if err := os.RemoveAll(d.local); err != nil {
+		return fmt.Errorf("state: local state directory %s: %w", d.local, err)
+	}
+	if err := os.MkdirAll(d.local, 0o755); err != nil {
+		return fmt.Errorf("state: local state directory %s: %w", d.local, err)
+	}
+	db, err := d.openPebble(false)
+	if err != nil {
+		return fmt.Errorf("state: local state directory %s: %w", d.local, err)
+	}
+	d.db, d.count, d.version = db, 0, 0
+	if err := d.rebuild(version); err != nil {
+		db.Close()
+		d.db = nil
+		return err
+	}
+	d.loaded = version > 0
+	return nil
+}
+
+// reuse opens the local database if its meta names this store at version
+// and the checkpoint file that recorded version still has the bytes it
+// had: a restart of the same query finds its state without reading the
+// snapshot and deltas.
+func (d *diskStore) reuse(version int64) bool {
+	if _, err := os.Stat(d.local); err != nil {
+		return false
+	}
+	db, err := d.openPebble(true)
+	if err != nil {
+		return false
+	}
+	v, closer, err := db.Get(metaKey)
+	var m diskMeta
+	ok := false
+	if err == nil {
+		m, ok = decodeMeta(v)
+		closer.Close()
+	}
+	if ok && m.ident == d.ident && m.version == version && (m.kind == kindDelta || m.kind == kindSnapshot) {
+		data, err := d.cfg.FS.ReadFile(filepath.Join(d.cache.dir, fileName(version, m.kind)))
+		ok = err == nil && crc32.Checksum(data, castagnoli) == m.sum
+	} else {
+		ok = false
+	}
+	if !ok {
+		db.Close()
+		return false
+	}
+	d.db, d.version, d.count = db, version, m.count
+	return true
+}
+
+// rebuild loads version into the empty database: the last snapshot at or
+// before it, then the deltas after it, each checked as memStore checks them.
+func (d *diskStore) rebuild(version int64) error {
+	m := diskMeta{ident: d.ident, kind: kindDelta}
+	if version > 0 {
+		names, err := d.cfg.FS.List(d.cache.dir)
+		if err != nil {
+			return fmt.Errorf("state: open version %d: %w", version, err)
+		}
+		var snap int64
+		for _, n := range names {
+			if v, k, ok := parseName(n); ok && k == kindSnapshot && v <= version && v > snap {
+				snap = v
+			}
+		}
+		if snap > 0 {
+			if m.sum, err = d.applyFile(snap, kindSnapshot); err != nil {
+				return err
+			}
+			m.kind = kindSnapshot
+		}
+		for v := snap + 1; v <= version; v++ {
+			if m.sum, err = d.applyFile(v, kindDelta); err != nil {
+				return err
+			}
+			m.kind = kindDelta
+		}
+	}
+	m.version, m.count = version, d.count
+	if err := d.db.Set(metaKey, m.encode(), pebble.NoSync); err != nil {
+		return fmt.Errorf("state: local state directory %s: %w", d.local, err)
+	}
+	d.version = version
+	return nil
+}
+
+// applyFile writes state file v of kind into the database (into an empty
+// one for a snapshot), checked as memStore.loadFile checks it, and returns
+// the checksum of its bytes.
+func (d *diskStore) applyFile(v int64, kind string) (uint32, error) {
+	c := d.cache
+	nk := len(c.keyTypes)
+	b := d.db.NewBatch()
+	defer func() { b.Close() }()
+	var (
+		buf, kb, vb       []byte
+		offs, koffs, voff []int
+		dbErr             error
+	)
+	sum, err := c.readStateFile(v, kind, func(rec arrow.Record, crc io.Writer) error {
+		n := int(rec.NumRows())
+		cols := rec.Columns()
+		buf, offs = c.fullc.encode(cols, n, buf, offs)
+		crc.Write(buf)
+		del := cols[len(cols)-1]
+		if del.NullN() > 0 {
+			return fmt.Errorf("%s has nulls", deletedField)
+		}
+		bits := del.Data().Buffers()[1].Bytes()
+		kb, koffs = c.keyc.encode(cols[:nk], n, kb, koffs)
+		vb, voff = d.valc.encode(cols[nk:len(cols)-1], n, vb, voff)
+		for i := 0; i < n; i++ {
+			k := kb[koffs[i]:koffs[i+1]]
+			if bitutil.BitIsSet(bits, del.Data().Offset()+i) {
+				if kind == kindSnapshot {
+					return fmt.Errorf("row %d of a snapshot is a tombstone", i)
+				}
+				if dbErr = d.del(b, k); dbErr != nil {
+					return dbErr
+				}
+				continue
+			}
+			if dbErr = d.set(b, k, vb[voff[i]:voff[i+1]], kind == kindDelta); dbErr != nil {
+				return dbErr
+			}
+		}
+		// A file's keys are distinct, so committing part of it early
+		// changes no lookup of the rest; it bounds the batch's memory.
+		if b.Len() >= 32<<20 {
+			if dbErr = b.Commit(pebble.NoSync); dbErr != nil {
+				return dbErr
+			}
+			b.Close()
+			b = d.db.NewBatch()
+		}
+		return nil
+	})
+	if dbErr != nil {
+		return 0, fmt.Errorf("state: local state directory %s: load version %d: %w", d.local, v, dbErr)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return 0, fmt.Errorf("state: local state directory %s: load version %d: %w", d.local, v, err)
+	}
+	return sum, nil
+}
+
+func (d *diskStore) rowKey(k []byte) []byte {
+	d.rk = append(append(d.rk[:0], pfxRow), k...)
+	return d.rk
+}
+
+func (d *diskStore) timeKey(t int64, k []byte) []byte {
+	d.tk = append(d.tk[:0], pfxTime)
+	d.tk = binary.BigEndian.AppendUint64(d.tk, uint64(t)^1<<63)
+	d.tk = append(d.tk, k...)
+	return d.tk
+}
+
+// get returns a copy of the committed value of key k, if it is live.
+func (d *diskStore) get(k []byte) ([]byte, bool, error) {
+	v, closer, err := d.db.Get(d.rowKey(k))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("state: local state directory %s: %w", d.local, err)
+	}
+	v = bytes.Clone(v)
+	closer.Close()
+	return v, true, nil
+}
+
+// set puts k -> v into b, keeping the time index and the live count; check
+// says k may be live already (its old index entry is then removed).
+func (d *diskStore) set(b *pebble.Batch, k, v []byte, check bool) error {
+	existed := false
+	if check {
+		old, ok, err := d.get(k)
+		if err != nil {
+			return err
+		}
+		existed = ok
+		if ok && d.tcol >= 0 {
+			if t, ok := d.rowInt(d.tcol, k, old); ok {
+				if err := b.Delete(d.timeKey(t, k), nil); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if !existed {
+		d.count++
+	}
+	return d.put(b, k, v)
+}
+
+// put writes k -> v and its time index entry into b.
+func (d *diskStore) put(b *pebble.Batch, k, v []byte) error {
+	if err := b.Set(d.rowKey(k), v, nil); err != nil {
+		return err
+	}
+	if d.tcol >= 0 {
+		if t, ok := d.rowInt(d.tcol, k, v); ok {
+			return b.Set(d.timeKey(t, k), nil, nil)
+		}
+	}
+	return nil
+}
+
+// del removes k (if live) from b, keeping the time index and live count.
+func (d *diskStore) del(b *pebble.Batch, k []byte) error {
+	old, ok, err := d.get(k)
+	if err != nil || !ok {
+		return err
+	}
+	d.count--
+	if err := b.Delete(d.rowKey(k), nil); err != nil {
+		return err
+	}
+	if d.tcol >= 0 {
+		if t, ok := d.rowInt(d.tcol, k, old); ok {
+			return b.Delete(d.timeKey(t, k), nil)
+		}
+	}
+	return nil
+}
+
+// rowInt decodes signed column col (EvictWhere's numbering) of a committed
+// row: canonical key k, raw value v.
+func (d *diskStore) rowInt(col int, k, v []byte) (int64, bool) {
+	nk := len(d.cache.keyTypes)
+	if col < nk {
+		return d.cache.keyIntOf(k, col)
+	}
+	j := col - nk
+	if v[j/8]&(1<<(j%8)) != 0 {
+		return 0, false
+	}
+	p := d.valc.nb
+	for i := 0; i < j; i++ {
+		if v[i/8]&(1<<(i%8)) != 0 {
+			continue
+		}
+		if t := d.valc.cols[i]; t.fixed() {
+			p += t.width
+		} else {
+			l, m := binary.Uvarint(v[p:])
+			p += m + int(l)
+		}
+	}
+	return leInt(v[p:], d.valc.cols[j].width), true
+}
+
+func leInt(b []byte, w int) int64 {
+	if w == 4 {
+		return int64(int32(binary.LittleEndian.Uint32(b)))
+	}
+	return int64(binary.LittleEndian.Uint64(b))
+}
+
+// cacheInt is rowInt of cache slot sl.
+func (d *diskStore) cacheInt(sl int32, col int) (int64, bool) {
+	c := d.cache
+	nk := len(c.keyTypes)
+	if col < nk {
+		return c.keyInt(sl, col)
+	}
+	cl := &c.vals[col-nk]
+	if !bitutil.BitIsSet(cl.valid, int(sl)) {
+		return 0, false
+	}
+	w := cl.t.width
+	return leInt(cl.data[int(sl)*w:], w), true
+}
+
+func (d *diskStore) checkOpen() error {
+	if d.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (d *diskStore) Version() int64 { return d.version }
+func (d *diskStore) Loaded() bool   { return d.loaded }
+
+// Len is the committed count plus the batch's new keys minus its
+// tombstones (rows the cache holds clean are counted in d.count).
+func (d *diskStore) Len() int {
+	c := d.cache
+	n := d.count - int64(c.ntomb)
+	for _, sl := range c.dirty {
+		if c.flags[sl]&(fLive|fNew) == fLive|fNew {
+			n++
+		}
+	}
+	return int(n)
+}
+
+// SizeBytes is the cache's memory; pebble's memtable and block cache are
+// bounded by its options and not counted.
+func (d *diskStore) SizeBytes() int64 { return d.cache.SizeBytes() }
+
+// fill reads the keys encoded in the cache's scratch (rows [0, n)) that the
+// cache does not hold from pebble into it, as clean rows: after it, the
+// cache answers every question about them as memStore would.
+func (d *diskStore) fill(n int) error {
+	c := d.cache
+	var (
+		miss [][]byte
+		vals [][]byte
+	)
+	for i := 0; i < n; i++ {
+		r := c.row(i)
+		if _, sl := c.find(c.hash(r), r); sl >= 0 {
+			continue
+		}
+		v, ok, err := d.get(r)
+		if err != nil {
+			return err
+		}
+		if ok {
+			miss = append(miss, r)
+			vals = append(vals, v)
+		}
+	}
+	if len(miss) == 0 {
+		return nil
+	}
+	slots := make([]int32, len(miss))
+	for i, r := range miss {
+		slots[i] = c.upsert(r, false)
+	}
+	arrs := d.valc.decode(c.cfg.Allocator, vals)
+	for j := range c.vals {
+		c.vals[j].set(arrs[j], nil, slots)
+		arrs[j].Release()
+	}
+	return nil
+}
+
+// startOp drops an over-budget cache before the first key operation after
+// a Commit.
+func (d *diskStore) startOp() error {
+	if err := d.checkOpen(); err != nil {
+		return err
+	}
+	if d.trim {
+		d.resetCache()
+	}
+	return nil
+}
+
+func (d *diskStore) encodeFill(keys arrow.Record) error {
+	if err := d.startOp(); err != nil {
+		return err
+	}
+	n, err := d.cache.encodeKeys(keys)
+	if err != nil {
+		return err
+	}
+	return d.fill(n)
+}
+
+func (d *diskStore) Lookup(keys arrow.Record, out []int32) error {
+	if err := d.encodeFill(keys); err != nil {
+		return err
+	}
+	return d.cache.Lookup(keys, out)
+}
+
+func (d *diskStore) Put(keys, values arrow.Record, slots []int32) error {
+	if err := d.encodeFill(keys); err != nil {
+		return err
+	}
+	return d.cache.Put(keys, values, slots)
+}
+
+func (d *diskStore) Update(slots []int32, values arrow.Record) error {
+	if err := d.checkOpen(); err != nil {
+		return err
+	}
+	return d.cache.Update(slots, values)
+}
+
+func (d *diskStore) Delete(keys arrow.Record) error {
+	if err := d.encodeFill(keys); err != nil {
+		return err
+	}
+	return d.cache.Delete(keys)
+}
+
+func (d *diskStore) Values(slots []int32) (arrow.Record, error) {
+	if err := d.checkOpen(); err != nil {
+		return nil, err
+	}
+	return d.cache.Values(slots)
+}
+
+// rowBuf collects rows for records: each a key and either a cache slot or
+// a raw value, copied into one arena.
+type rowBuf struct {
+	arena  []byte
+	ko, vo []int
+	slot   []int32
+}
+
+func (b *rowBuf) add(k, v []byte, sl int32) {
+	b.ko = append(b.ko, len(b.arena))
+	b.arena = append(b.arena, k...)
+	b.vo = append(b.vo, len(b.arena))
+	b.arena = append(b.arena, v...)
+	b.slot = append(b.slot, sl)
+}
+
+func (b *rowBuf) n() int { return len(b.slot) }
+
+func (b *rowBuf) key(i int) []byte { return b.arena[b.ko[i]:b.vo[i]] }
+
+func (b *rowBuf) value(i int) []byte {
+	end := len(b.arena)
+	if i+1 < len(b.ko) {
+		end = b.ko[i+1]
+	}
+	return b.arena[b.vo[i]:end]
+}
+
+func (b *rowBuf) reset() {
+	b.arena, b.ko, b.vo, b.slot = b.arena[:0], b.ko[:0], b.vo[:0], b.slot[:0]
+}
+
+// records builds the key and value records of rows idx of b (the caller
+// releases them).
+func (d *diskStore) records(b *rowBuf, idx []int) (arrow.Record, arrow.Record) {
+	c := d.cache
+	mem := c.cfg.Allocator
+	keys := make([][]byte, len(idx))
+	vals := make([][]byte, len(idx))
+	var (
+		cs []int32
+		ci []int
+	)
+	for x, i := range idx {
+		keys[x] = b.key(i)
+		if sl := b.slot[i]; sl >= 0 {
+			cs = append(cs, sl)
+			ci = append(ci, x)
+		} else {
+			vals[x] = b.value(i)
+		}
+	}
+	if len(cs) > 0 {
+		rec := c.valuesRecord(cs)
+		d.vbuf, d.voffs = d.valc.encode(rec.Columns(), len(cs), d.vbuf, d.voffs)
+		rec.Release()
+		for y, x := range ci {
+			vals[x] = d.vbuf[d.voffs[y]:d.voffs[y+1]]
+		}
+	}
+	kr := newRecord(c.cfg.KeySchema, c.keyc.decode(mem, keys), len(idx))
+	vr := newRecord(c.cfg.ValueSchema, d.valc.decode(mem, vals), len(idx))
+	return kr, vr
+}
+
+func seq(n int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
+}
+
+// merged calls fn with every live row in canonical key order: pebble's
+// committed rows, overridden by the cache's rows and hidden by its
+// tombstones. A cache row has sl >= 0; a pebble row has sl -1 and its raw
+// value v. k and v are valid during the call only.
+func (d *diskStore) merged(fn func(k []byte, sl int32, v []byte) error) error {
+	c := d.cache
+	var cs []int32
+	for sl, f := range c.flags {
+		if f&(fLive|fTomb) != 0 {
+			cs = append(cs, int32(sl))
+		}
+	}
+	sortByKey(cs, c.key)
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pfxRow}, UpperBound: []byte{pfxRow + 1}})
+	if err != nil {
+		return fmt.Errorf("state: local state directory %s: %w", d.local, err)
+	}
+	ok := it.First()
+	i := 0
+	for ok || i < len(cs) {
+		if i < len(cs) {
+			ck := c.key(cs[i])
+			cmp := -1
+			if ok {
+				cmp = bytes.Compare(ck, it.Key()[1:])
+			}
+			if cmp <= 0 {
+				sl := cs[i]
+				i++
+				if cmp == 0 {
+					ok = it.Next()
+				}
+				if c.flags[sl]&fLive == 0 {
+					continue
+				}
+				if err := fn(ck, sl, nil); err != nil {
+					it.Close()
+					return err
+				}
+				continue
+			}
+		}
+		v, err := it.ValueAndErr()
+		if err == nil {
+			err = fn(it.Key()[1:], -1, v)
+		}
+		if err != nil {
+			it.Close()
+			return err
+		}
+		ok = it.Next()
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("state: local state directory %s: %w", d.local, err)
+	}
+	return nil
+}
+
+// chunks streams the merged rows that keep accepts (nil: all) to fn in
+// records of at most size rows, released after fn returns.
+func (d *diskStore) chunks(size int, keep func(k []byte, sl int32, v []byte) bool, fn func(keys, values arrow.Record) error) error {
+	var b rowBuf
+	flush := func() error {
+		if b.n() == 0 {
+			return nil
+		}
+		k, v := d.records(&b, seq(b.n()))
+		err := fn(k, v)
+		k.Release()
+		v.Release()
+		b.reset()
+		return err
+	}
+	err := d.merged(func(k []byte, sl int32, v []byte) error {
+		if keep != nil && !keep(k, sl, v) {
+			return nil
+		}
+		b.add(k, v, sl)
+		if b.n() == size {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+func (d *diskStore) Scan(fn func(keys, values arrow.Record) error) error {
+	if err := d.checkOpen(); err != nil {
+		return err
+	}
+	return d.chunks(ScanChunk, nil, fn)
+}
+
+// checkCol checks ScanWhere/EvictWhere's col: a key or value column of a
+// 32- or 64-bit signed integer type.
+func (d *diskStore) checkCol(op string, col int) error {
+	c := d.cache
+	nk := len(c.keyTypes)
+	if col < 0 || col >= nk+len(c.vals) {
+		return fmt.Errorf("state: %s: column %d out of range [0, %d)", op, col, nk+len(c.vals))
+	}
+	var t colType
+	if col < nk {
+		t = c.keyTypes[col]
+	} else {
+		t = c.vals[col-nk].t
+	}
+	if t.kind != kSigned || (t.width != 8 && t.width != 4) {
+		return fmt.Errorf("state: %s: column %d has type %s, want a 32- or 64-bit signed integer type", op, col, t.dt)
+	}
+	return nil
+}
+
+// below collects into b the live rows whose column col is not null and
+// less than less, in no particular order. On the time column it reads only
+// the index entries below less (and the rows they name that the cache does
+// not hold); on another column it visits every row.
+func (d *diskStore) below(col int, less int64, values bool, b *rowBuf) error {
+	c := d.cache
+	if col != d.tcol {
+		return d.merged(func(k []byte, sl int32, v []byte) error {
+			var t int64
+			var ok bool
+			if sl >= 0 {
+				t, ok = d.cacheInt(sl, col)
+			} else {
+				t, ok = d.rowInt(col, k, v)
+			}
+			if ok && t < less {
+				if !values {
+					v = nil
+				}
+				b.add(k, v, sl)
+			}
+			return nil
+		})
+	}
+	hi := bytes.Clone(d.timeKey(less, nil))
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pfxTime}, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("state: local state directory %s: %w", d.local, err)
+	}
+	for ok := it.First(); ok; ok = it.Next() {
+		d.visited++
+		k := it.Key()[9:]
+		if _, sl := c.find(c.hash(k), k); sl >= 0 {
+			continue // the cache's row (maybe changed since) decides below
+		}
+		var v []byte
+		if values {
+			var found bool
+			if v, found, err = d.get(k); err != nil || !found {
+				it.Close()
+				if err == nil {
+					err = fmt.Errorf("state: local state directory %s: time index names a missing row", d.local)
+				}
+				return err
+			}
+		}
+		b.add(k, v, -1)
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("state: local state directory %s: %w", d.local, err)
+	}
+	for sl, f := range c.flags {
+		if f&fLive == 0 {
+			continue
+		}
+		if t, ok := d.cacheInt(int32(sl), col); ok && t < less {
+			b.add(c.key(int32(sl)), nil, int32(sl))
+		}
+	}
+	return nil
+}
+
+func (d *diskStore) ScanWhere(col int, less int64, fn func(keys, values arrow.Record) error) error {
+	if err := d.checkOpen(); err != nil {
+		return err
+	}
+	if err := d.checkCol("scan", col); err != nil {
+		return err
+	}
+	if col != d.tcol {
+		return d.chunks(ScanChunk, func(k []byte, sl int32, v []byte) bool {
+			if sl >= 0 {
+				t, ok := d.cacheInt(sl, col)
+				return ok && t < less
+			}
+			t, ok := d.rowInt(col, k, v)
+			return ok && t < less
+		}, fn)
+	}
+	var b rowBuf
+	if err := d.below(col, less, true, &b); err != nil {
+		return err
+	}
+	idx := seq(b.n())
+	sortByKey(idx, b.key)
+	for a := 0; a < len(idx); a += ScanChunk {
+		k, v := d.records(&b, idx[a:min(a+ScanChunk, len(idx))])
+		err := fn(k, v)
+		k.Release()
+		v.Release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *diskStore) EvictWhere(col int, less int64) (int, error) {
+	if err := d.startOp(); err != nil {
+		return 0, err
+	}
+	if err := d.checkCol("evict", col); err != nil {
+		return 0, err
+	}
+	var b rowBuf
+	if err := d.below(col, less, false, &b); err != nil {
+		return 0, err
+	}
+	c := d.cache
+	n := 0
+	for i := 0; i < b.n(); i++ {
+		k := b.key(i)
+		pos, sl := c.find(c.hash(k), k)
+		if sl < 0 {
+			// Committed and not cached: enter it untracked so that
+			// removing it leaves the tombstone the delta needs.
+			sl = c.upsert(k, false)
+			pos = c.posOf(sl)
+		}
+		if c.flags[sl]&fLive == 0 {
+			continue
+		}
+		c.removeAt(pos, sl, true)
+		n++
+	}
+	c.maybeCompactArena()
+	return n, nil
+}
+
+// Commit writes the delta (the cache's changes, memStore's bytes), every
+// SnapshotEvery versions a snapshot streamed from the merged state, then
+// applies the changes to pebble in one batch with the new meta, and trims
+// the cache to its budget. A failure before the pebble batch leaves pebble
+// and the cache as they were (retry or Abort); the batch is atomic.
+func (d *diskStore) Commit(version int64) error {
+	if err := d.checkOpen(); err != nil {
+		return err
+	}
+	if version != d.version+1 {
+		return fmt.Errorf("state: commit version %d: store is at version %d, want %d", version, d.version, d.version+1)
+	}
+	c := d.cache
+	if err := c.writeDelta(version); err != nil {
+		return err
+	}
+	m := diskMeta{version: version, kind: kindDelta, sum: c.lastSum, ident: d.ident}
+	if version%int64(d.cfg.SnapshotEvery) == 0 {
+		if err := d.writeSnapshot(version); err != nil {
+			return err
+		}
+		m.kind, m.sum = kindSnapshot, c.lastSum
+	}
+	count := d.count
+	b := d.db.NewBatch()
+	defer b.Close()
+	if err := d.applyChanges(b); err != nil {
+		d.count = count
+		return fmt.Errorf("state: commit version %d: local state directory %s: %w", version, d.local, err)
+	}
+	m.count = d.count
+	err := b.Set(metaKey, m.encode(), nil)
+	if err == nil {
+		err = b.Commit(pebble.NoSync)
+	}
+	if err != nil {
+		d.count = count
+		return fmt.Errorf("state: commit version %d: local state directory %s: %w", version, d.local, err)
+	}
+	c.settle(version)
+	d.version = version
+	// Trimmed when the next batch starts touching keys, not here: slots
+	// handed out before this Commit stay valid until then.
+	d.trim = c.SizeBytes() > d.opts.CacheBytes
+	return nil
+}
+
+// applyChanges writes the cache's dirty rows and tombstones into b.
+func (d *diskStore) applyChanges(b *pebble.Batch) error {
+	c := d.cache
+	// Without an index, or with one on a key column, a committed row's
+	// index entry never changes: the batch's rows need no reads.
+	keyTime := d.tcol < len(c.keyTypes)
+	var slots []int32
+	for _, sl := range c.dirty {
+		if c.flags[sl]&fLive != 0 {
+			slots = append(slots, sl)
+		}
+	}
+	for a := 0; a < len(slots); a += fileChunk {
+		part := slots[a:min(a+fileChunk, len(slots))]
+		rec := c.valuesRecord(part)
+		d.vbuf, d.voffs = d.valc.encode(rec.Columns(), len(part), d.vbuf, d.voffs)
+		rec.Release()
+		for i, sl := range part {
+			// A row not new in this batch is in pebble (fill puts every
+			// committed row a batch touches into the cache first), so
+			// only an old time index entry on a value column needs
+			// reading.
+			k, v := c.key(sl), d.vbuf[d.voffs[i]:d.voffs[i+1]]
+			var err error
+			switch {
+			case c.flags[sl]&fNew != 0:
+				d.count++
+				err = d.put(b, k, v)
+			case keyTime:
+				err = d.put(b, k, v)
+			default:
+				err = d.set(b, k, v, true)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	done := map[int32]bool{} // a key deleted, put back and deleted again is in c.tombs twice
+	for _, sl := range c.tombs {
+		if c.flags[sl]&fTomb == 0 || done[sl] {
+			continue
+		}
+		done[sl] = true
+		k := c.key(sl)
+		if !keyTime {
+			if err := d.del(b, k); err != nil {
+				return err
+			}
+			continue
+		}
+		// A tombstone's key was live at the last commit: in pebble.
+		d.count--
+		if err := b.Delete(d.rowKey(k), nil); err != nil {
+			return err
+		}
+		if d.tcol >= 0 {
+			if t, ok := c.keyIntOf(k, d.tcol); ok {
+				if err := b.Delete(d.timeKey(t, k), nil); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// writeSnapshot writes the merged state as snapshot v, memStore's bytes,
+// in two streamed passes (the file's schema carries the row count and
+// checksum, so they are computed first): neither the rows nor their Arrow
+// records are ever all in memory, only the encoded file (vfs.FS writes
+// whole files).
+func (d *diskStore) writeSnapshot(v int64) error {
+	c := d.cache
+	crc := crc32.New(castagnoli)
+	var (
+		rows int64
+		buf  []byte
+		offs []int
+	)
+	err := d.fileRecords(func(rec arrow.Record) error {
+		n := int(rec.NumRows())
+		buf, offs = c.fullc.encode(rec.Columns(), n, buf, offs)
+		crc.Write(buf)
+		rows += int64(n)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("state: snapshot version %d: %w", v, err)
+	}
+	return c.writeRecords(v, kindSnapshot, rows, crc.Sum32(), d.fileRecords)
+}
+
+// fileRecords hands fn the merged state as records of the file schema
+// (__deleted all false), fileChunk rows each.
+func (d *diskStore) fileRecords(fn func(arrow.Record) error) error {
+	c := d.cache
+	boolType := colType{kind: kBool, width: 1, dt: arrow.FixedWidthTypes.Boolean}
+	return d.chunks(fileChunk, nil, func(keys, values arrow.Record) error {
+		n := int(keys.NumRows())
+		cols := append(append([]arrow.Array{}, keys.Columns()...), values.Columns()...)
+		del := newColBuilder(c.cfg.Allocator, boolType, n).finish()
+		cols = append(cols, del)
+		rec := array.NewRecord(c.fileSch, cols, int64(n))
+		del.Release()
+		err := fn(rec)
+		rec.Release()
+		return err
+	})
+}
+
+// resetCache drops every cached row (all clean after a Commit, or the
+// batch's changes on Abort): pebble has the committed state.
+func (d *diskStore) resetCache() {
+	c, _ := newStore(d.cfg) // d.cfg validated when the store opened
+	c.sumFiles = true
+	c.cfg.Allocator = d.cache.cfg.Allocator
+	c.version = d.version
+	d.cache = c
+	d.trim = false
+}
+
+// Abort drops the batch's changes: pebble is only written by Commit.
+func (d *diskStore) Abort() error {
+	if err := d.checkOpen(); err != nil {
+		return err
+	}
+	if len(d.cache.dirty) == 0 && d.cache.ntomb == 0 {
+		return nil
+	}
+	d.resetCache()
+	return nil
+}
+
+// setAllocator makes the store allocate what it returns from mem (a warm
+// store handed to another task).
+func (d *diskStore) setAllocator(mem memory.Allocator) {
+	d.cfg.Allocator = mem
+	d.cache.cfg.Allocator = mem
+}
+
+// pending reports whether the store has uncommitted changes.
+func (d *diskStore) pending() bool { return len(d.cache.dirty) > 0 || d.cache.ntomb > 0 }
+
+// Close flushes pebble's memtable (so a restart can reuse the database:
+// the WAL is off) and closes it. Idempotent.
+func (d *diskStore) Close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	d.cache = &memStore{cfg: d.cfg, closed: true}
+	var errs []error
+	if d.db != nil {
+		if err := d.db.Flush(); err != nil {
+			errs = append(errs, err)
+		}
+		errs = append(errs, d.db.Close())
+		d.db = nil
+	}
+	errs = append(errs, d.unlock.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("state: close local state directory %s: %w", d.local, err)
+	}
+	return nil
+}
+
+// localSize is the bytes under the store's local directory (tests,
+// reports).
+func (d *diskStore) localSize() int64 {
+	var n int64
+	filepath.Walk(d.local, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}
