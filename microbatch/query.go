@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -108,8 +109,16 @@ func (w *StreamWriter) WatermarkPolicy(p WatermarkPolicy) *StreamWriter { w.poli
 //		Checkpoint(dir).OutputMode(sinks.Append).Start(ctx)
 func WriteStream(ds *dataset.Dataset, sink sinks.Sink) *StreamWriter {
 	return &StreamWriter{ds: ds, sink: sink, trigger: ProcessingTime(0), mode: sinks.Append,
-		fs: vfs.OS{}, clock: realClock{}, retain: 100, poll: 100 * time.Millisecond}
+		fs: vfs.OS{}, clock: realClock{}, retain: 100, poll: 100 * time.Millisecond,
+		backend: os.Getenv(StateBackendEnv)}
 }
+
+// StateBackendEnv names the environment variable whose value (memory or
+// disk) is a query's state backend when StateBackend does not set one, as
+// $SLUICE_EXECUTOR is dataset's executor: make test runs the stateful
+// stream and kill tests a second time with it set to disk.
+const StateBackendEnv = "SLUICE_STATE_BACKEND"
+
 
 func (w *StreamWriter) Trigger(t Trigger) *StreamWriter { w.trigger = t; return w }
 
@@ -135,9 +144,13 @@ func (w *StreamWriter) LateRows(sink sinks.Sink) *StreamWriter { w.late = sink; 
 // state.BackendDisk in local pebble databases under localDir ("" =
 // state.DefaultLocalDir of the checkpoint's state directory), for state
 // larger than memory. The checkpoint files are the same either way, so a
-// query may restart with the other backend.
+// query may restart with the other backend. An empty backend keeps the
+// default ($SLUICE_STATE_BACKEND, else memory).
 func (w *StreamWriter) StateBackend(backend, localDir string) *StreamWriter {
-	w.backend, w.local = backend, localDir
+	if backend != "" {
+		w.backend = backend
+	}
+	w.local = localDir
 	return w
 }
 

@@ -140,7 +140,16 @@ func (e *Env) Start(ctx context.Context, w *microbatch.StreamWriter, o QueryOpti
 		trigger = microbatch.ProcessingTime(every)
 	}
 	// The query logs its start, each batch and its end itself, as "query".
-	w.StateBackend(e.Settings.StateBackend, e.Settings.StateLocalDir)
+	local := e.Settings.StateLocalDir
+	if local == "" && e.Settings.CheckpointDir == "" {
+		// A temporary checkpoint's local state databases go with it (the
+		// default place outlives the query so that a restart reuses them;
+		// this checkpoint has no restart).
+		e.mu.Lock()
+		local = filepath.Join(e.tmpDir, ".state-"+o.Name)
+		e.mu.Unlock()
+	}
+	w.StateBackend(e.Settings.StateBackend, local)
 	w.QueryName(o.Name).Checkpoint(dir).Trigger(trigger).Logger(e.Log).Metrics(e.metrics).OnProgress(func(p microbatch.Progress) {
 		if e.bar != nil {
 			e.bar.rows(p.InputRows)
