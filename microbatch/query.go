@@ -119,7 +119,6 @@ func WriteStream(ds *dataset.Dataset, sink sinks.Sink) *StreamWriter {
 // stream and kill tests a second time with it set to disk.
 const StateBackendEnv = "SLUICE_STATE_BACKEND"
 
-
 func (w *StreamWriter) Trigger(t Trigger) *StreamWriter { w.trigger = t; return w }
 
 // Checkpoint sets where the checkpoint lives: a directory path, or a URL
