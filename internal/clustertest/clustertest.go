@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/sluicedata/sluice/cluster"
+	"github.com/sluicedata/sluice/dataset/plan"
 	"github.com/sluicedata/sluice/internal/executorproc"
 	"github.com/sluicedata/sluice/internal/killtest"
 	"github.com/sluicedata/sluice/internal/shuffle"
@@ -156,6 +157,11 @@ func runExecutor(raw string, job func() (shuffle.Runner, error)) error {
 	runner, err := job()
 	if err != nil {
 		return err
+	}
+	if ts, ok := runner.(*plan.TaskServer); ok && cfg.SpillDir != "" {
+		// The disk state backend's databases go where the executor spills,
+		// under the test's directory, not under the system's temp dir.
+		ts.StateLocalDir = filepath.Join(cfg.SpillDir, "state")
 	}
 	level := slog.LevelWarn
 	if cfg.Verbose {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -204,6 +205,9 @@ func (c *cli) executor(ctx context.Context, env *Env) error {
 		return c.job.Tasks(env, params)
 	})
 	defer srv.Close()
+	if s.WorkDir != "" {
+		srv.StateLocalDir = filepath.Join(s.WorkDir, "state")
+	}
 	eps, err := serve(ctx, env, env.reg)
 	if err != nil {
 		return fmt.Errorf("executor: %w", err)
