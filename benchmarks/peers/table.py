@@ -207,7 +207,7 @@ def section(rows, checks, tab, loadavg, summary, ended):
     return f"""{HEADING}
 
 Written by `make bench-peers BENCH_PEERS_INPUT={sl.get('input') or sp.get('input')} BENCH_PEERS_RUNS={rounds}` (the runs below, then `benchmarks/peers/table.py --results`) on {now}, commit {git_head()}; the last run ended {ended}.
-Machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}, {java_version()}, Spark {sp.get('spark_version', '?')} (PySpark from PyPI, `scripts/spark`), sluice's runner built with `go build ./benchmarks/nexmark` ({go_version()}). The machine was shared with other jobs (compiles of other work) while measured ({loadavg}); CPU seconds are less affected than wall time, which is only indicative here.
+Machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}, {java_version()}, Spark {sp.get('spark_version', '?')} (PySpark from PyPI, `scripts/spark`), sluice's runner built with `go build ./benchmarks/nexmark` ({go_version()}). Load while measured: {loadavg} (2 of it is the benchmark itself on 2 CPUs; more means other work shared the machine, which disturbs wall time more than CPU seconds).
 
 Input: the same Parquet for both, `{sl.get('input') or sp.get('input')}` (`nexmark generate --events {sp.get('events', '?')} --event-rate {sp.get('event_rate', '?'):.0f}`; 9.2 M of the events are bids, the only table q5 and q7 read). Events per CPU-second counts all {sp.get('events', '?')} events for both engines.
 
