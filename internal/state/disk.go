@@ -886,21 +886,7 @@ func (d *diskStore) Scan(fn func(keys, values arrow.Record) error) error {
 // checkCol checks ScanWhere/EvictWhere's col: a key or value column of a
 // 32- or 64-bit signed integer type.
 func (d *diskStore) checkCol(op string, col int) error {
-	c := d.cache
-	nk := len(c.keyTypes)
-	if col < 0 || col >= nk+len(c.vals) {
-		return fmt.Errorf("state: %s: column %d out of range [0, %d)", op, col, nk+len(c.vals))
-	}
-	var t colType
-	if col < nk {
-		t = c.keyTypes[col]
-	} else {
-		t = c.vals[col-nk].t
-	}
-	if t.kind != kSigned || (t.width != 8 && t.width != 4) {
-		return fmt.Errorf("state: %s: column %d has type %s, want a 32- or 64-bit signed integer type", op, col, t.dt)
-	}
-	return nil
+	return d.cache.checkTimeCol(op, col)
 }
 
 // below collects into b the live rows whose column col is not null and

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/internal/vfs"
 )
@@ -21,16 +22,53 @@ import (
 //
 // The warm stores belong to the FileProvider, not to the process: two
 // providers, even on one directory, never share a store.
-type FileProvider struct {
-	fs  vfs.FS
-	dir string
+type FileProvider struct{ warmProvider }
+
+var _ Provider = (*FileProvider)(nil)
+
+// NewFileProvider returns the provider of the state directory dir (a
+// <checkpoint>/state) on fs. It reads nothing until the first Open.
+func NewFileProvider(fs vfs.FS, dir string) *FileProvider {
+	return &FileProvider{newWarmProvider(fs, dir, BackendMemory, func(cfg Config, version int64) (warmable, error) {
+		st, err := openMem(cfg, version)
+		if err != nil {
+			return nil, err
+		}
+		return st, nil
+	})}
+}
+
+// warmable is what a provider needs of its backend's stores to park them
+// between batches.
+type warmable interface {
+	Store
+	backend() string
+	config() *Config
+	pending() bool // uncommitted changes
+	isClosed() bool
+	// rewarm marks the store handed out again warm: not Loaded, returning
+	// records from alloc (the allocator of the task that holds it now)
+	// when alloc is not nil.
+	rewarm(alloc memory.Allocator)
+}
+
+// warmProvider is what every backend's Provider shares: the stores
+// committed at the end of a batch, parked for the next one, by operator
+// and key-group range.
+type warmProvider struct {
+	fs   vfs.FS
+	dir  string
+	kind string // the backend its stores are
+	open func(cfg Config, version int64) (warmable, error)
 
 	mu     sync.Mutex
 	warm   map[warmKey]warmStore
 	closed bool
 }
 
-var _ Provider = (*FileProvider)(nil)
+func newWarmProvider(fs vfs.FS, dir, kind string, open func(Config, int64) (warmable, error)) warmProvider {
+	return warmProvider{fs: fs, dir: dir, kind: kind, open: open, warm: map[warmKey]warmStore{}}
+}
 
 type warmKey struct {
 	op     string
@@ -40,25 +78,20 @@ type warmKey struct {
 // warmStore is a parked store and, optionally, what its operator derived
 // from it at the same version (released with it).
 type warmStore struct {
-	st  *memStore
+	st  warmable
 	aux arrow.Record
 }
 
-func (w warmStore) close() {
-	w.st.Close()
+func (w warmStore) close() error {
+	err := w.st.Close()
 	if w.aux != nil {
 		w.aux.Release()
 	}
-}
-
-// NewFileProvider returns the provider of the state directory dir (a
-// <checkpoint>/state) on fs. It reads nothing until the first Open.
-func NewFileProvider(fs vfs.FS, dir string) *FileProvider {
-	return &FileProvider{fs: fs, dir: dir, warm: map[warmKey]warmStore{}}
+	return err
 }
 
 // Open is OpenAux without the parked record.
-func (p *FileProvider) Open(spec StoreSpec, version int64) (Store, error) {
+func (p *warmProvider) Open(spec StoreSpec, version int64) (Store, error) {
 	st, aux, err := p.OpenAux(spec, version)
 	if aux != nil {
 		aux.Release()
@@ -67,8 +100,10 @@ func (p *FileProvider) Open(spec StoreSpec, version int64) (Store, error) {
 }
 
 // OpenAux returns the parked store of spec's operator and range when it is
-// at version and has spec's shape, else closes it and loads version.
-func (p *FileProvider) OpenAux(spec StoreSpec, version int64) (Store, arrow.Record, error) {
+// at version and has spec's shape, else closes it and opens version from
+// the files (the disk backend reusing its local database when it is at
+// version).
+func (p *warmProvider) OpenAux(spec StoreSpec, version int64) (Store, arrow.Record, error) {
 	k := warmKey{spec.Operator, spec.Lo, spec.Hi}
 	p.mu.Lock()
 	if p.closed {
@@ -79,22 +114,88 @@ func (p *FileProvider) OpenAux(spec StoreSpec, version int64) (Store, arrow.Reco
 	delete(p.warm, k)
 	p.mu.Unlock()
 	if ok {
-		if w.st.Version() == version && sameShape(w.st.cfg.StoreSpec, spec) {
-			// The store returns records from the allocator of the task that
-			// holds it now.
-			if spec.Allocator != nil {
-				w.st.cfg.Allocator = spec.Allocator
-			}
-			w.st.loaded = false
+		if w.st.Version() == version && sameShape(w.st.config().StoreSpec, spec) {
+			w.st.rewarm(spec.Allocator)
 			return w.st, w.aux, nil
 		}
 		w.close()
 	}
-	st, err := openMem(Config{FS: p.fs, Dir: p.dir, StoreSpec: spec}, version)
+	st, err := p.open(Config{FS: p.fs, Dir: p.dir, StoreSpec: spec}, version)
 	if err != nil {
 		return nil, nil, err
 	}
 	return st, nil, nil
+}
+
+// Keep parks st (and aux) for the next OpenAux of its operator and range;
+// a store already parked there is closed. A store with uncommitted changes
+// is closed instead.
+func (p *warmProvider) Keep(s Store, aux arrow.Record) {
+	st, ok := s.(warmable)
+	if !ok || st.backend() != p.kind {
+		s.Close()
+		if aux != nil {
+			aux.Release()
+		}
+		panic(fmt.Sprintf("state: Keep of a %T given to the %s provider of %s", s, p.kind, p.dir))
+	}
+	w := warmStore{st, aux}
+	if cfg := st.config(); cfg.FS != p.fs || cfg.Dir != p.dir {
+		w.close()
+		panic(fmt.Sprintf("state: Keep of a store under %s given to the provider of %s", cfg.Dir, p.dir))
+	}
+	if st.isClosed() || st.pending() {
+		w.close()
+		return
+	}
+	k := warmKey{st.config().Operator, st.config().Lo, st.config().Hi}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		w.close()
+		return
+	}
+	if old, ok := p.warm[k]; ok {
+		if old.st != st {
+			old.st.Close()
+		}
+		if old.aux != nil && old.aux != aux {
+			old.aux.Release()
+		}
+	}
+	p.warm[k] = w
+}
+
+// Purge deletes the checkpoint's state files under the provider's
+// directory that no version >= keepFrom needs (package Purge); parked
+// stores and local databases are unaffected.
+func (p *warmProvider) Purge(keepFrom int64) error {
+	return Purge(p.fs, p.dir, keepFrom)
+}
+
+// Close closes the parked stores (a disk store's local database stays,
+// for a restart to reuse); it is idempotent and reports the first error.
+func (p *warmProvider) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var first error
+	for k, w := range p.warm {
+		if err := w.close(); err != nil && first == nil {
+			first = err
+		}
+		delete(p.warm, k)
+	}
+	p.closed = true
+	return first
+}
+
+// Shared returns the provider's directory when it is on the operating
+// system's filesystem, where another process can open the same files
+// (cluster executors, given a shared directory; each keeps its own disk
+// backend databases); false for an in-memory filesystem.
+func (p *warmProvider) Shared() (string, bool) {
+	_, ok := p.fs.(vfs.OS)
+	return p.dir, ok
 }
 
 // sameShape reports whether a store made for a answers for b: the same
@@ -128,67 +229,26 @@ func sameFields(a, b *arrow.Schema) bool {
 	return true
 }
 
-// Keep parks st (and aux) for the next OpenAux of its operator and range;
-// a store already parked there is closed.
-func (p *FileProvider) Keep(s Store, aux arrow.Record) {
-	st, ok := s.(*memStore)
-	if !ok {
-		s.Close()
-		if aux != nil {
-			aux.Release()
-		}
-		panic(fmt.Sprintf("state: Keep of a %T given to the file provider of %s", s, p.dir))
+// The warmable side of the two backends.
+
+func (s *memStore) backend() string  { return BackendMemory }
+func (s *memStore) config() *Config  { return &s.cfg }
+func (s *memStore) pending() bool    { return len(s.dirty) > 0 || s.ntomb > 0 }
+func (s *memStore) isClosed() bool   { return s.closed }
+func (d *diskStore) backend() string { return BackendDisk }
+func (d *diskStore) config() *Config { return &d.cfg }
+func (d *diskStore) isClosed() bool  { return d.closed }
+
+func (s *memStore) rewarm(alloc memory.Allocator) {
+	if alloc != nil {
+		s.cfg.Allocator = alloc
 	}
-	w := warmStore{st, aux}
-	if st.cfg.FS != p.fs || st.cfg.Dir != p.dir {
-		w.close()
-		panic(fmt.Sprintf("state: Keep of a store under %s given to the provider of %s", st.cfg.Dir, p.dir))
-	}
-	if st.closed || len(st.dirty) > 0 || st.ntomb > 0 {
-		w.close()
-		return
-	}
-	k := warmKey{st.cfg.Operator, st.cfg.Lo, st.cfg.Hi}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		w.close()
-		return
-	}
-	if old, ok := p.warm[k]; ok {
-		if old.st != st {
-			old.st.Close()
-		}
-		if old.aux != nil && old.aux != aux {
-			old.aux.Release()
-		}
-	}
-	p.warm[k] = w
+	s.loaded = false
 }
 
-// Purge deletes the state files under the provider's directory that no
-// version >= keepFrom needs (package Purge).
-func (p *FileProvider) Purge(keepFrom int64) error {
-	return Purge(p.fs, p.dir, keepFrom)
-}
-
-// Close closes the parked stores; it is idempotent.
-func (p *FileProvider) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for k, w := range p.warm {
-		w.close()
-		delete(p.warm, k)
+func (d *diskStore) rewarm(alloc memory.Allocator) {
+	if alloc != nil {
+		d.setAllocator(alloc)
 	}
-	p.closed = true
-	return nil
-}
-
-// Shared returns the provider's directory when it is on the operating
-// system's filesystem, where another process can open the same files
-// (cluster executors, given a shared directory); false for an in-memory
-// filesystem.
-func (p *FileProvider) Shared() (string, bool) {
-	_, ok := p.fs.(vfs.OS)
-	return p.dir, ok
+	d.loaded = false
 }
