@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 
-
 	"github.com/sluicedata/sluice/internal/vfs"
 )
 
