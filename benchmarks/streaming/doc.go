@@ -69,6 +69,12 @@
 //	output_rows, windows     rows read back from the Parquet output, and the
 //	                         windows closed by the final watermark
 //	baseline_seconds         the Go map baseline (regenerates the events)
+//	state_backend            memory (default) or disk (-state-backend)
+//	state_delta_bytes_p50,   the state delta files the main run wrote per
+//	state_delta_bytes_max    batch (all key-group ranges): median and max
+//	state_snapshots,         the batches that also wrote snapshots, and
+//	state_snapshot_bytes_max the largest such batch's snapshot bytes
+//	state_file_bytes         every state file's bytes, in all
 //	empty_batches            one-row batches run on the main checkpoint
 //	empty_batch_p50_ms,      their whole duration (as batch_p50_ms), median,
 //	empty_batch_p99_ms,      99th percentile

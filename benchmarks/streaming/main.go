@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -59,6 +60,10 @@ type options struct {
 	ob             *observer
 
 	mem memory.Allocator // every Arrow buffer of the run; nil = memory.DefaultAllocator (tests inject a checked one)
+
+	// stateBackend and stateLocal pick the window job's state backend
+	// (StreamWriter.StateBackend).
+	stateBackend, stateLocal string
 }
 
 // report is the one JSON line of -json. Definitions are in doc.go.
@@ -85,6 +90,15 @@ type report struct {
 	Windows              int     `json:"windows"`
 	FinalWatermark       string  `json:"final_watermark"`
 	BaselineSeconds      float64 `json:"baseline_seconds"`
+	// The state backend and the state files the main run wrote: per batch
+	// the deltas' bytes (median, max), the snapshots (count, largest), and
+	// every state file's bytes in all.
+	StateBackend          string `json:"state_backend"`
+	StateDeltaBytesP50    int64  `json:"state_delta_bytes_p50"`
+	StateDeltaBytesMax    int64  `json:"state_delta_bytes_max"`
+	StateSnapshots        int    `json:"state_snapshots"`
+	StateSnapshotBytesMax int64  `json:"state_snapshot_bytes_max"`
+	StateFileBytes        int64  `json:"state_file_bytes"`
 
 	EmptyBatches           int                `json:"empty_batches"`
 	EmptyBatchP50Ms        float64            `json:"empty_batch_p50_ms"`
@@ -150,6 +164,8 @@ func main() {
 	flag.BoolVar(&o.metrics, "metrics", false, "publish the queries' Prometheus metrics (and Go runtime and process metrics) on 127.0.0.1 and scrape them every -scrape-interval")
 	flag.StringVar(&o.logLevel, "log-level", "off", "log the queries at this level (debug, info, warn, error) as JSON to <dir>/query.log; off = discard")
 	flag.DurationVar(&o.scrapeInterval, "scrape-interval", time.Second, "how often -metrics scrapes")
+	flag.StringVar(&o.stateBackend, "state-backend", "", "the window job's state backend: memory (default) or disk (pebble databases under -state-local-dir)")
+	flag.StringVar(&o.stateLocal, "state-local-dir", "", "the disk backend's local databases (default: under the system temp dir)")
 	flag.IntVar(&o.cluster, "cluster", 0, "run the window job's tasks on this many executor processes of this binary (127.0.0.1, a dev CA) with the driver in this process")
 	if len(os.Args) > 1 && os.Args[1] == "executor" { // started by -cluster
 		if err := localcluster.ExecutorMain(context.Background(), os.Args[2:], clusterJob, os.Stdout); err != nil {
@@ -275,8 +291,12 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		}
 	}
 	start, cpu := time.Now(), measure.CPUSeconds()
+	main.stateFiles = newStateBytes()
 	progress, missing, err := runQuery(ctx, o, cfg, main, 0, o.events, o.batchRows)
 	rep.Seconds, rep.CPUSeconds = time.Since(start).Seconds(), measure.CPUSeconds()-cpu
+	rep.StateBackend = cmp.Or(o.stateBackend, "memory")
+	main.stateFiles.summary(&rep)
+	main.stateFiles = nil
 	stopProfile()
 	if err != nil {
 		return 1, err
@@ -371,7 +391,12 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 }
 
 // runDirs are one query's checkpoint and Parquet output directories.
-type runDirs struct{ checkpoint, out string }
+// runDirs are where a run keeps its checkpoint and output; stateFiles,
+// when set, counts the state files the run writes.
+type runDirs struct {
+	checkpoint, out string
+	stateFiles      *stateBytes
+}
 
 // job is the benchmarked query: 10 s tumbling windows per key, count and sum.
 func job(src *generate.Rate, cfg dataset.Config, o options) *dataset.Dataset {
@@ -420,8 +445,14 @@ func runQuery(ctx context.Context, o options, cfg dataset.Config, dirs runDirs, 
 	if cfg.Cluster != nil {
 		cfg.Params = o.params(until, batchRows, dirs.out)
 	}
-	out, err := measure.Run(ctx, o.ob.apply(microbatch.WriteStream(job(src, cfg, o), sink).Trigger(microbatch.AvailableNow()).
-		Checkpoint(dirs.checkpoint).OutputMode(sinks.Append)))
+	w := microbatch.WriteStream(job(src, cfg, o), sink).Trigger(microbatch.AvailableNow()).
+		Checkpoint(dirs.checkpoint).OutputMode(sinks.Append).StateBackend(o.stateBackend, o.stateLocal)
+	if dirs.stateFiles != nil && cfg.Cluster == nil {
+		// (On a cluster the checkpoint must be the plain OS filesystem,
+		// which executors reach: state files are not counted there.)
+		w.FS(dirs.stateFiles)
+	}
+	out, err := measure.Run(ctx, o.ob.apply(w))
 	if err != nil {
 		return nil, 0, err
 	}
