@@ -98,9 +98,10 @@ type diskStore struct {
 	trim    bool // the cache is over budget: drop it before the next key operation
 
 	// Scratch.
-	rk, tk []byte
-	vbuf   []byte
-	voffs  []int
+	rk, tk  []byte
+	fillBuf []byte // fill's scratch: values read from pebble
+	vbuf    []byte
+	voffs   []int
 }
 
 var _ Store = (*diskStore)(nil)
@@ -476,16 +477,21 @@ func (d *diskStore) timeKey(t int64, k []byte) []byte {
 
 // get returns a copy of the committed value of key k, if it is live.
 func (d *diskStore) get(k []byte) ([]byte, bool, error) {
+	return d.getAppend(nil, k)
+}
+
+// getAppend appends the committed value of key k, if it is live, to dst.
+func (d *diskStore) getAppend(dst, k []byte) ([]byte, bool, error) {
 	v, closer, err := d.db.Get(d.rowKey(k))
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, false, nil
+		return dst, false, nil
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("state: local state directory %s: %w", d.local, err)
+		return dst, false, fmt.Errorf("state: local state directory %s: %w", d.local, err)
 	}
-	v = bytes.Clone(v)
+	dst = append(dst, v...)
 	closer.Close()
-	return v, true, nil
+	return dst, true, nil
 }
 
 // set puts k -> v into b, keeping the time index and the live count; check
@@ -624,29 +630,34 @@ func (d *diskStore) SizeBytes() int64 { return d.cache.SizeBytes() }
 func (d *diskStore) fill(n int) error {
 	c := d.cache
 	var (
-		miss [][]byte
-		vals [][]byte
+		miss []int // rows of the scratch found in pebble
+		ends []int // their values' ends in d.fillBuf
 	)
+	d.fillBuf = d.fillBuf[:0]
 	for i := 0; i < n; i++ {
 		r := c.row(i)
 		if _, sl := c.find(c.hash(r), r); sl >= 0 {
 			continue
 		}
-		v, ok, err := d.get(r)
+		buf, ok, err := d.getAppend(d.fillBuf, r)
 		if err != nil {
 			return err
 		}
 		if ok {
-			miss = append(miss, r)
-			vals = append(vals, v)
+			d.fillBuf = buf
+			miss = append(miss, i)
+			ends = append(ends, len(buf))
 		}
 	}
 	if len(miss) == 0 {
 		return nil
 	}
 	slots := make([]int32, len(miss))
-	for i, r := range miss {
-		slots[i] = c.upsert(r, false)
+	vals := make([][]byte, len(miss))
+	start := 0
+	for j, i := range miss {
+		slots[j] = c.upsert(c.row(i), false)
+		vals[j], start = d.fillBuf[start:ends[j]], ends[j]
 	}
 	arrs := d.valc.decode(c.cfg.Allocator, vals)
 	for j := range c.vals {
@@ -668,29 +679,34 @@ func (d *diskStore) startOp() error {
 	return nil
 }
 
-func (d *diskStore) encodeFill(keys arrow.Record) error {
+// encodeFill encodes keys into the cache's scratch (once: the cache's
+// *Encoded methods then work on them) and fills the cache with the rows
+// of them that only pebble holds; it returns the number of keys.
+func (d *diskStore) encodeFill(keys arrow.Record) (int, error) {
 	if err := d.startOp(); err != nil {
-		return err
+		return 0, err
 	}
 	n, err := d.cache.encodeKeys(keys)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return d.fill(n)
+	return n, d.fill(n)
 }
 
 func (d *diskStore) Lookup(keys arrow.Record, out []int32) error {
-	if err := d.encodeFill(keys); err != nil {
+	n, err := d.encodeFill(keys)
+	if err != nil {
 		return err
 	}
-	return d.cache.Lookup(keys, out)
+	return d.cache.lookupEncoded(n, out)
 }
 
 func (d *diskStore) Put(keys, values arrow.Record, slots []int32) error {
-	if err := d.encodeFill(keys); err != nil {
+	n, err := d.encodeFill(keys)
+	if err != nil {
 		return err
 	}
-	return d.cache.Put(keys, values, slots)
+	return d.cache.putEncoded(n, values, slots)
 }
 
 func (d *diskStore) Update(slots []int32, values arrow.Record) error {
@@ -701,10 +717,12 @@ func (d *diskStore) Update(slots []int32, values arrow.Record) error {
 }
 
 func (d *diskStore) Delete(keys arrow.Record) error {
-	if err := d.encodeFill(keys); err != nil {
+	n, err := d.encodeFill(keys)
+	if err != nil {
 		return err
 	}
-	return d.cache.Delete(keys)
+	d.cache.deleteEncoded(n)
+	return nil
 }
 
 func (d *diskStore) Values(slots []int32) (arrow.Record, error) {

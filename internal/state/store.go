@@ -328,6 +328,12 @@ func (s *memStore) Lookup(keys arrow.Record, out []int32) error {
 	if err != nil {
 		return err
 	}
+	return s.lookupEncoded(n, out)
+}
+
+// lookupEncoded is Lookup of the n keys encodeKeys left in the scratch
+// (the disk store encodes a call's keys once for itself and the cache).
+func (s *memStore) lookupEncoded(n int, out []int32) error {
 	if len(out) < n {
 		return fmt.Errorf("state: lookup: out has %d elements for %d keys", len(out), n)
 	}
@@ -351,6 +357,11 @@ func (s *memStore) Put(keys, values arrow.Record, slots []int32) error {
 	if err != nil {
 		return err
 	}
+	return s.putEncoded(n, values, slots)
+}
+
+// putEncoded is Put of the n keys encodeKeys left in the scratch.
+func (s *memStore) putEncoded(n int, values arrow.Record, slots []int32) error {
 	if err := checkSchema("value", s.cfg.ValueSchema, values); err != nil {
 		return err
 	}
@@ -419,6 +430,12 @@ func (s *memStore) Delete(keys arrow.Record) error {
 	if err != nil {
 		return err
 	}
+	s.deleteEncoded(n)
+	return nil
+}
+
+// deleteEncoded is Delete of the n keys encodeKeys left in the scratch.
+func (s *memStore) deleteEncoded(n int) {
 	for i := 0; i < n; i++ {
 		r := s.row(i)
 		if pos, sl := s.find(s.hash(r), r); sl >= 0 && s.flags[sl]&fTomb == 0 {
@@ -426,7 +443,6 @@ func (s *memStore) Delete(keys arrow.Record) error {
 		}
 	}
 	s.maybeCompactArena()
-	return nil
 }
 
 // Values gathers the values of slots into a record of ValueSchema; slot -1
