@@ -36,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -196,22 +197,47 @@ func (j *streamJoin) Next(ctx context.Context) (arrow.Record, error) {
 	})
 }
 
-// sideRows is one side's rows of the batch: stored rows then new rows, in
-// the ext schema, with per-row bookkeeping.
+// sideRows is one side's rows of the batch: the stored rows, then this
+// batch's, as record chunks in the ext schema (never copied into one
+// record: the stored rows are most of the state and were copied twice a
+// batch, into old ++ new and out again as the survivors), with per-row
+// bookkeeping indexed by a row's place in old ++ new.
 type sideRows struct {
-	all      arrow.Record // old ++ new
-	old, new arrow.Record // slices of all
-	matched  []bool       // old ++ new: matched before or in this batch
-	was      []bool       // old ++ new: matched before this batch
-	seen     []int64
-	t        []int64
+	chunks  []arrow.Record // the first nOldChunks hold the stored rows
+	start   []int          // start[i]: index of chunks[i]'s first row; the last is the total
+	nOldCh  int
+	nOld    int
+	matched []bool  // matched before or in this batch
+	was     []bool  // matched before this batch
+	seen    []int64 // when the row's join key was last seen
+	wasSeen []int64 // seen as stored (old rows)
+	seq, t  []int64
 }
+
+func (sr *sideRows) add(rec arrow.Record) {
+	sr.chunks = append(sr.chunks, rec)
+	sr.start = append(sr.start, sr.total()+int(rec.NumRows()))
+}
+
+func (sr *sideRows) total() int            { return sr.start[len(sr.start)-1] }
+func (sr *sideRows) old() []arrow.Record   { return sr.chunks[:sr.nOldCh] }
+func (sr *sideRows) fresh() []arrow.Record { return sr.chunks[sr.nOldCh:] }
+
+// maxKeptChunks bounds the chunks a side keeps between batches: past it
+// they are copied into one record (a batch adds a few chunks; eviction by
+// time retires whole chunks, so this is rare).
+const maxKeptChunks = 64
 
 func (j *streamJoin) run(ctx context.Context) error {
 	// The rows each side kept after the last batch, when its store is warm:
 	// no scan of the store needed.
-	var kept, survivors [2]arrow.Record
-	defer func() { release(kept[0], kept[1], survivors[0], survivors[1]) }()
+	var kept, survivors [2][]arrow.Record
+	defer func() {
+		for i := range kept {
+			releaseRecords(kept[i])
+			releaseRecords(survivors[i])
+		}
+	}()
 	stores, err := j.stores()
 	if err != nil {
 		return err
@@ -239,7 +265,7 @@ func (j *streamJoin) run(ctx context.Context) error {
 	defer func() {
 		for _, r := range rows {
 			if r != nil {
-				release(r.all, r.old, r.new)
+				releaseRecords(r.chunks)
 			}
 		}
 	}()
@@ -252,11 +278,11 @@ func (j *streamJoin) run(ctx context.Context) error {
 	}
 	lr, rr := rows[0], rows[1]
 	// lnew ⋈ (rold ∪ rnew), then lold ⋈ rnew.
-	p1, err := j.pairs(ctx, lr.new, rr.all)
+	p1, err := j.pairs(ctx, lr.fresh(), rr.chunks)
 	if err != nil {
 		return err
 	}
-	p2, err := j.pairs(ctx, lr.old, rr.new)
+	p2, err := j.pairs(ctx, lr.old(), rr.fresh())
 	if err != nil {
 		releaseRecords(p1)
 		return err
@@ -264,7 +290,6 @@ func (j *streamJoin) run(ctx context.Context) error {
 	pairs := append(p1, p2...)
 	defer releaseRecords(pairs)
 	nl, nr := len(j.l.sch.Fields()), len(j.r.sch.Fields())
-	lOld, rOld := int(lr.old.NumRows()), int(rr.old.NumRows())
 	// Which rows matched: pairs carry both sides' row indexes.
 	track := j.spec.How != JoinInner // inner joins never look at matched
 	var semi []int                   // left rows (old ++ new) emitted by a semi join, first match order
@@ -286,11 +311,9 @@ func (j *streamJoin) run(ctx context.Context) error {
 		}
 	}
 	if len(semi) > 0 {
-		rec, err := TakeRecord(j.mem, lr.all, semi)
-		if err != nil {
+		if err := j.emitSemi(lr, semi); err != nil {
 			return err
 		}
-		j.out = append(j.out, projectCols(rec, j.schema, 0, nl))
 	}
 	if j.spec.TTL > 0 {
 		if err := j.touch(lr, rr); err != nil {
@@ -301,14 +324,9 @@ func (j *streamJoin) run(ctx context.Context) error {
 	var evicted int64
 	for i, s := range []*joinSide{j.l, j.r} {
 		sr := rows[i]
-		nOld := lOld
-		if i == 1 {
-			nOld = rOld
-		}
 		limit, bounded := j.evictAt(i == 0)
 		outer := (i == 0 && j.nullR) || (i == 1 && j.nullL)
 		var gone, keep, outerRows []int
-		oldSeen := sr.old.Column(len(s.sch.Fields()) + extSeen).(*array.Int64).Int64Values()
 		for k := range sr.matched {
 			switch {
 			case bounded && sr.t[k] <= limit:
@@ -321,14 +339,14 @@ func (j *streamJoin) run(ctx context.Context) error {
 				evicted++
 			case i == 0 && j.spec.How == JoinSemi && sr.matched[k]:
 				gone = append(gone, k) // emitted: a semi join row never emits again
-			case k >= nOld || sr.matched[k] != sr.was[k] || sr.seen[k] != oldSeen[k]:
+			case k >= sr.nOld || sr.matched[k] != sr.was[k] || sr.seen[k] != sr.wasSeen[k]:
 				keep = append(keep, k)
 			}
 		}
-		if err := j.write(s, sr, nOld, gone, keep); err != nil {
+		if err := j.write(s, sr, gone, keep); err != nil {
 			return err
 		}
-		if survivors[i], err = j.survivors(sr, gone); err != nil {
+		if survivors[i], err = j.survivors(s, sr, gone); err != nil {
 			return err
 		}
 		if len(outerRows) > 0 {
@@ -382,38 +400,45 @@ func satAdd(a, b int64) int64 {
 }
 
 // load reads a side's stored rows and this batch's rows into ext records.
-func (j *streamJoin) load(ctx context.Context, s *joinSide, kept arrow.Record) (*sideRows, error) {
+func (j *streamJoin) load(ctx context.Context, s *joinSide, kept []arrow.Record) (*sideRows, error) {
 	nu := len(s.sch.Fields())
-	var olds []arrow.Record // stored rows, then this batch's
-	defer func() { releaseRecords(olds) }()
-	nOld := 0
-	if kept != nil && int(kept.NumRows()) == s.store.Len() {
+	sr := &sideRows{start: []int{0}}
+	ok := false
+	defer func() {
+		if !ok {
+			releaseRecords(sr.chunks)
+		}
+	}()
+	if kept != nil && rowsOf(kept) == s.store.Len() {
 		// Warm: the rows kept after the last batch, in key order; only the
 		// row index column is renumbered.
-		nOld = int(kept.NumRows())
-		row := rowIndexes(j.mem, 0, nOld)
-		cols := append([]arrow.Array{}, kept.Columns()...)
-		cols[nu+extRow] = row
-		olds = append(olds, array.NewRecord(s.ext, cols, int64(nOld)))
-		row.Release()
+		for _, k := range kept {
+			row := rowIndexes(j.mem, sr.total(), int(k.NumRows()))
+			cols := append([]arrow.Array{}, k.Columns()...)
+			cols[nu+extRow] = row
+			sr.add(array.NewRecord(s.ext, cols, k.NumRows()))
+			row.Release()
+		}
 	} else {
 		err := s.store.Scan(func(k, v arrow.Record) error {
 			n := int(k.NumRows())
-			row := rowIndexes(j.mem, nOld, n)
+			if n == 0 {
+				return nil
+			}
+			row := rowIndexes(j.mem, sr.total(), n)
 			defer row.Release()
 			cols := append([]arrow.Array{}, v.Columns()[:nu]...)
 			cols = append(cols, k.Column(0), v.Column(nu), v.Column(nu+1), k.Column(1), row)
-			olds = append(olds, array.NewRecord(s.ext, cols, int64(n)))
-			nOld += n
+			sr.add(array.NewRecord(s.ext, cols, int64(n)))
 			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
+	sr.nOldCh, sr.nOld = len(sr.chunks), sr.total()
 	// This batch's rows, each input record extended with its bookkeeping
-	// columns; then stored and new rows copied once into one record.
-	var seen, tm []int64
+	// columns.
 	n := 0
 	for {
 		r, err := s.in.Next(ctx)
@@ -424,11 +449,15 @@ func (j *streamJoin) load(ctx context.Context, s *joinSide, kept arrow.Record) (
 			return nil, err
 		}
 		k := int(r.NumRows())
+		if k == 0 {
+			r.Release()
+			continue
+		}
 		seq, rt, rs, row := make([]int64, k), make([]int64, k), make([]int64, k), make([]int64, k)
 		for i := range seq {
 			seq[i] = j.st.Version<<32 | int64(n+i)
 			rs[i] = j.st.BatchTime
-			row[i] = int64(nOld + n + i)
+			row[i] = int64(sr.total() + i)
 		}
 		if s.timeCol >= 0 {
 			c := r.Column(s.timeCol).(*array.Timestamp)
@@ -441,33 +470,42 @@ func (j *streamJoin) load(ctx context.Context, s *joinSide, kept arrow.Record) (
 			}
 		}
 		extra := []arrow.Array{int64Array(j.mem, seq), boolArray(j.mem, make([]bool, k)), int64Array(j.mem, rs), int64Array(j.mem, rt), int64Array(j.mem, row)}
-		olds = append(olds, array.NewRecord(s.ext, append(append([]arrow.Array{}, r.Columns()...), extra...), int64(k)))
+		sr.add(array.NewRecord(s.ext, append(append([]arrow.Array{}, r.Columns()...), extra...), int64(k)))
 		releaseAll(extra)
 		r.Release()
-		seen, tm = append(seen, rs...), append(tm, rt...)
 		n += k
 	}
-	all, err := ConcatRecords(j.mem, s.ext, olds)
-	if err != nil {
-		return nil, err
-	}
-	sr := &sideRows{all: all, old: all.NewSlice(0, int64(nOld)), new: all.NewSlice(int64(nOld), int64(nOld+n))}
-	total := nOld + n
+	total := sr.total()
 	sr.matched, sr.was = make([]bool, total), make([]bool, total)
-	sr.seen, sr.t = make([]int64, 0, total), make([]int64, 0, total)
-	m := sr.old.Column(nu + extMatched).(*array.Boolean)
-	for i := 0; i < nOld; i++ {
-		sr.matched[i] = m.Value(i)
-		sr.was[i] = sr.matched[i]
+	sr.seen, sr.seq, sr.t = make([]int64, 0, total), make([]int64, 0, total), make([]int64, 0, total)
+	for _, c := range sr.chunks {
+		m := c.Column(nu + extMatched).(*array.Boolean)
+		at := len(sr.seen)
+		for i := 0; i < m.Len(); i++ {
+			sr.matched[at+i] = m.Value(i)
+		}
+		sr.seq = append(sr.seq, c.Column(nu+extSeq).(*array.Int64).Int64Values()...)
+		sr.seen = append(sr.seen, c.Column(nu+extSeen).(*array.Int64).Int64Values()...)
+		sr.t = append(sr.t, c.Column(nu+extTime).(*array.Int64).Int64Values()...)
 	}
-	sr.seen = append(append(sr.seen, sr.old.Column(nu+extSeen).(*array.Int64).Int64Values()...), seen...)
-	sr.t = append(append(sr.t, sr.old.Column(nu+extTime).(*array.Int64).Int64Values()...), tm...)
+	copy(sr.was, sr.matched)
+	sr.wasSeen = append([]int64(nil), sr.seen[:sr.nOld]...)
+	ok = true
 	return sr, nil
 }
 
-// pairs inner-joins two ext records on the keys and the condition.
-func (j *streamJoin) pairs(ctx context.Context, l, r arrow.Record) ([]arrow.Record, error) {
-	if l.NumRows() == 0 || r.NumRows() == 0 {
+func rowsOf(recs []arrow.Record) int {
+	n := 0
+	for _, r := range recs {
+		n += int(r.NumRows())
+	}
+	return n
+}
+
+// pairs inner-joins two sides' ext records on the keys and the condition.
+func (j *streamJoin) pairs(ctx context.Context, l, r []arrow.Record) ([]arrow.Record, error) {
+	ln, rn := rowsOf(l), rowsOf(r)
+	if ln == 0 || rn == 0 {
 		return nil, nil
 	}
 	lk, rk := make([]*expr.Expr, len(j.l.keys)), make([]*expr.Expr, len(j.r.keys))
@@ -475,9 +513,77 @@ func (j *streamJoin) pairs(ctx context.Context, l, r arrow.Record) ([]arrow.Reco
 		lk[i], rk[i] = expr.Col(j.spec.LeftKeys[i]), expr.Col(j.spec.RightKeys[i])
 	}
 	return drain(ctx, func() (Operator, error) {
-		return NewHashJoinWhere(j.mem, NewRecords(j.l.ext, []arrow.Record{l}), NewRecords(j.r.ext, []arrow.Record{r}),
-			lk, rk, JoinInner, r.NumRows() <= l.NumRows(), j.spec.Cond)
+		return NewHashJoinWhere(j.mem, NewRecords(j.l.ext, l), NewRecords(j.r.ext, r),
+			lk, rk, JoinInner, rn <= ln, j.spec.Cond)
 	})
+}
+
+// gather returns rows idx (ascending) of sr as records, in order: a chunk
+// all of whose rows are asked for as it is, a run of one chunk's rows as a
+// slice (with compact, only when the run is at least half the chunk, so a
+// few rows kept for later batches do not pin a whole chunk's memory), else
+// a copy of the rows.
+func (j *streamJoin) gather(sr *sideRows, idx []int, compact bool) ([]arrow.Record, error) {
+	var out []arrow.Record
+	c := 0
+	for a := 0; a < len(idx); {
+		for sr.start[c+1] <= idx[a] {
+			c++
+		}
+		lo, hi := sr.start[c], sr.start[c+1]
+		b := a
+		for b < len(idx) && idx[b] < hi {
+			b++
+		}
+		n, first, last := b-a, idx[a]-lo, idx[b-1]-lo
+		chunk := sr.chunks[c]
+		switch {
+		case n == hi-lo:
+			chunk.Retain()
+			out = append(out, chunk)
+		case last-first+1 == n && (!compact || 2*n >= hi-lo):
+			out = append(out, chunk.NewSlice(int64(first), int64(last+1)))
+		default:
+			local := make([]int, n)
+			for i := range local {
+				local[i] = idx[a+i] - lo
+			}
+			rec, err := TakeRecord(j.mem, chunk, local)
+			if err != nil {
+				releaseRecords(out)
+				return nil, err
+			}
+			out = append(out, rec)
+		}
+		a = b
+	}
+	return out, nil
+}
+
+// emitSemi emits the left rows idx (first-match order) of a semi join.
+func (j *streamJoin) emitSemi(lr *sideRows, idx []int) error {
+	nl := len(j.l.sch.Fields())
+	if slices.IsSorted(idx) {
+		recs, err := j.gather(lr, idx, false)
+		if err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			j.out = append(j.out, projectCols(rec, j.schema, 0, nl))
+		}
+		return nil
+	}
+	all, err := ConcatRecords(j.mem, j.l.ext, lr.chunks)
+	if err != nil {
+		return err
+	}
+	rec, err := TakeRecord(j.mem, all, idx)
+	all.Release()
+	if err != nil {
+		return err
+	}
+	j.out = append(j.out, projectCols(rec, j.schema, 0, nl))
+	return nil
 }
 
 // touch sets the last-seen time of the stored rows whose join key appears
@@ -487,33 +593,31 @@ func (j *streamJoin) touch(lr, rr *sideRows) error {
 	if err != nil {
 		return err
 	}
-	for i, sr := range []*sideRows{lr, rr} {
-		s := []*joinSide{j.l, j.r}[i]
-		n := int(sr.new.NumRows())
-		if n == 0 {
-			continue
-		}
+	keyCols := func(s *joinSide, rec arrow.Record) []arrow.Array {
 		cols := make([]arrow.Array, len(s.keys))
 		for c, k := range s.keys {
-			cols[c] = sr.new.Column(k)
+			cols[c] = rec.Column(k)
 		}
-		g.assign(cols, make([]uint32, n))
+		return cols
 	}
 	for i, sr := range []*sideRows{lr, rr} {
 		s := []*joinSide{j.l, j.r}[i]
-		n := int(sr.old.NumRows())
-		if n == 0 || g.n == 0 {
-			continue
+		for _, rec := range sr.fresh() {
+			g.assign(keyCols(s, rec), make([]uint32, rec.NumRows()))
 		}
-		cols := make([]arrow.Array, len(s.keys))
-		for c, k := range s.keys {
-			cols[c] = sr.old.Column(k)
-		}
-		ids := make([]int32, n)
-		g.find(cols, ids)
-		for k, id := range ids {
-			if id >= 0 {
-				sr.seen[k] = j.st.BatchTime
+	}
+	if g.n == 0 {
+		return nil
+	}
+	for i, sr := range []*sideRows{lr, rr} {
+		s := []*joinSide{j.l, j.r}[i]
+		for c, rec := range sr.old() {
+			ids := make([]int32, rec.NumRows())
+			g.find(keyCols(s, rec), ids)
+			for k, id := range ids {
+				if id >= 0 {
+					sr.seen[sr.start[c]+k] = j.st.BatchTime
+				}
 			}
 		}
 	}
@@ -522,47 +626,55 @@ func (j *streamJoin) touch(lr, rr *sideRows) error {
 
 // write deletes a side's gone rows from its store and puts its kept rows
 // (new ones, and old ones whose values changed).
-func (j *streamJoin) write(s *joinSide, sr *sideRows, nOld int, gone, keep []int) error {
-	var goneOld []int
+func (j *streamJoin) write(s *joinSide, sr *sideRows, gone, keep []int) error {
+	var seq, tm []int64
 	for _, k := range gone {
-		if k < nOld {
-			goneOld = append(goneOld, k)
+		if k < sr.nOld {
+			seq, tm = append(seq, sr.seq[k]), append(tm, sr.t[k])
 		}
 	}
-	if len(goneOld) > 0 {
-		rec, err := TakeRecord(j.mem, sr.old, goneOld)
-		if err != nil {
-			return err
-		}
-		keys := j.stateKeys(s, rec)
-		err = s.store.Delete(keys)
+	if len(seq) > 0 {
+		cols := []arrow.Array{int64Array(j.mem, seq), int64Array(j.mem, tm)}
+		keys := array.NewRecord(joinKeySchema, cols, int64(len(seq)))
+		releaseAll(cols)
+		err := s.store.Delete(keys)
 		keys.Release()
-		rec.Release()
 		if err != nil {
 			return err
 		}
 	}
-	if len(keep) == 0 {
-		return nil
-	}
-	rec, err := TakeRecord(j.mem, sr.all, keep)
+	recs, err := j.gather(sr, keep, false)
 	if err != nil {
 		return err
 	}
-	defer rec.Release()
-	matched := make([]bool, len(keep))
-	seen := make([]int64, len(keep))
-	for i, k := range keep {
+	defer releaseRecords(recs)
+	nu := len(s.sch.Fields())
+	off := 0
+	for _, rec := range recs {
+		n := int(rec.NumRows())
+		mc, sc := j.bookkeeping(sr, keep[off:off+n])
+		off += n
+		vals := array.NewRecord(s.spec.ValueSchema, append(append([]arrow.Array{}, rec.Columns()[:nu]...), mc, sc), int64(n))
+		keys := j.stateKeys(s, rec)
+		releaseAll([]arrow.Array{mc, sc})
+		err := s.store.Put(keys, vals, nil)
+		keys.Release()
+		vals.Release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bookkeeping returns the matched and seen columns of rows idx as of now.
+func (j *streamJoin) bookkeeping(sr *sideRows, idx []int) (arrow.Array, arrow.Array) {
+	matched := make([]bool, len(idx))
+	seen := make([]int64, len(idx))
+	for i, k := range idx {
 		matched[i], seen[i] = sr.matched[k], sr.seen[k]
 	}
-	nu := len(s.sch.Fields())
-	mc, sc := boolArray(j.mem, matched), int64Array(j.mem, seen)
-	defer releaseAll([]arrow.Array{mc, sc})
-	vals := array.NewRecord(s.spec.ValueSchema, append(append([]arrow.Array{}, rec.Columns()[:nu]...), mc, sc), rec.NumRows())
-	defer vals.Release()
-	keys := j.stateKeys(s, rec)
-	defer keys.Release()
-	return s.store.Put(keys, vals, nil)
+	return boolArray(j.mem, matched), int64Array(j.mem, seen)
 }
 
 func (j *streamJoin) stateKeys(s *joinSide, ext arrow.Record) arrow.Record {
@@ -573,8 +685,9 @@ func (j *streamJoin) stateKeys(s *joinSide, ext arrow.Record) arrow.Record {
 // survivors returns a side's rows that stay in state after this batch (all
 // but gone, which is in ascending order), with their matched and seen
 // values of now: what the store holds at the next version, in its key
-// order, so the next batch need not scan the store.
-func (j *streamJoin) survivors(sr *sideRows, gone []int) (arrow.Record, error) {
+// order, so the next batch need not scan the store. Chunks whose rows all
+// stay unchanged are kept as they are: no copy of the state per batch.
+func (j *streamJoin) survivors(s *joinSide, sr *sideRows, gone []int) ([]arrow.Record, error) {
 	stay := make([]int, 0, len(sr.matched)-len(gone))
 	g := 0
 	for k := range sr.matched {
@@ -584,49 +697,84 @@ func (j *streamJoin) survivors(sr *sideRows, gone []int) (arrow.Record, error) {
 		}
 		stay = append(stay, k)
 	}
-	rec, err := TakeRecord(j.mem, sr.all, stay)
+	recs, err := j.gather(sr, stay, true)
 	if err != nil {
 		return nil, err
 	}
-	defer rec.Release()
-	matched := make([]bool, len(stay))
-	seen := make([]int64, len(stay))
-	for i, k := range stay {
-		matched[i], seen[i] = sr.matched[k], sr.seen[k]
+	nu := len(s.sch.Fields())
+	off := 0
+	for i, rec := range recs {
+		n := int(rec.NumRows())
+		idx := stay[off : off+n]
+		off += n
+		if !j.changed(sr, idx) {
+			continue
+		}
+		mc, sc := j.bookkeeping(sr, idx)
+		cols := append([]arrow.Array{}, rec.Columns()...)
+		cols[nu+extMatched], cols[nu+extSeen] = mc, sc
+		recs[i] = array.NewRecord(rec.Schema(), cols, rec.NumRows())
+		releaseAll([]arrow.Array{mc, sc})
+		rec.Release()
 	}
-	mc, sc := boolArray(j.mem, matched), int64Array(j.mem, seen)
-	defer releaseAll([]arrow.Array{mc, sc})
-	nu := int(rec.NumCols()) - extCols
-	cols := append([]arrow.Array{}, rec.Columns()...)
-	cols[nu+extMatched], cols[nu+extSeen] = mc, sc
-	return array.NewRecord(rec.Schema(), cols, rec.NumRows()), nil
+	if len(recs) > maxKeptChunks {
+		all, err := ConcatRecords(j.mem, s.ext, recs)
+		releaseRecords(recs)
+		if err != nil {
+			return nil, err
+		}
+		recs = []arrow.Record{all}
+	}
+	if recs == nil {
+		recs = []arrow.Record{}
+	}
+	return recs, nil
 }
 
-// emitOuter emits rows of one side padded with nulls for the other.
+// changed reports whether any of rows idx has matched or seen values other
+// than its ext columns hold (stored values for old rows; false and the
+// batch time for new ones).
+func (j *streamJoin) changed(sr *sideRows, idx []int) bool {
+	for _, k := range idx {
+		if k < sr.nOld {
+			if sr.matched[k] != sr.was[k] || sr.seen[k] != sr.wasSeen[k] {
+				return true
+			}
+		} else if sr.matched[k] || sr.seen[k] != j.st.BatchTime {
+			return true
+		}
+	}
+	return false
+}
+
+// emitOuter emits rows idx (ascending) of one side padded with nulls for
+// the other.
 func (j *streamJoin) emitOuter(sr *sideRows, left bool, idx []int) error {
 	s, other := j.l, j.r
 	if !left {
 		s, other = j.r, j.l
 	}
-	rec, err := TakeRecord(j.mem, sr.all, idx)
+	recs, err := j.gather(sr, idx, false)
 	if err != nil {
 		return err
 	}
-	defer rec.Release()
-	n := int(rec.NumRows())
+	defer releaseRecords(recs)
 	nu := len(s.sch.Fields())
-	nulls := make([]arrow.Array, len(other.sch.Fields()))
-	for i, f := range other.sch.Fields() {
-		nulls[i] = array.MakeArrayOfNull(j.mem, f.Type, n)
+	for _, rec := range recs {
+		n := int(rec.NumRows())
+		nulls := make([]arrow.Array, len(other.sch.Fields()))
+		for i, f := range other.sch.Fields() {
+			nulls[i] = array.MakeArrayOfNull(j.mem, f.Type, n)
+		}
+		var cols []arrow.Array
+		if left {
+			cols = append(append(cols, rec.Columns()[:nu]...), nulls...)
+		} else {
+			cols = append(append(cols, nulls...), rec.Columns()[:nu]...)
+		}
+		j.out = append(j.out, array.NewRecord(j.schema, cols, int64(n)))
+		releaseAll(nulls)
 	}
-	defer releaseAll(nulls)
-	var cols []arrow.Array
-	if left {
-		cols = append(append(cols, rec.Columns()[:nu]...), nulls...)
-	} else {
-		cols = append(append(cols, nulls...), rec.Columns()[:nu]...)
-	}
-	j.out = append(j.out, array.NewRecord(j.schema, cols, int64(n)))
 	return nil
 }
 
@@ -642,14 +790,6 @@ func projectCols(rec arrow.Record, schema *arrow.Schema, from, to int) arrow.Rec
 	out := array.NewRecord(schema, rec.Columns()[from:to], rec.NumRows())
 	rec.Release()
 	return out
-}
-
-func release(recs ...arrow.Record) {
-	for _, r := range recs {
-		if r != nil {
-			r.Release()
-		}
-	}
 }
 
 // rowIndexes is the int64 array from, from+1, ..., from+n-1.

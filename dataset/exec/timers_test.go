@@ -38,7 +38,7 @@ func (p *scanCounting) Open(spec state.StoreSpec, version int64) (state.Store, e
 	return &scanCountingStore{st, p}, nil
 }
 
-func (p *scanCounting) OpenAux(spec state.StoreSpec, version int64) (state.Store, arrow.Record, error) {
+func (p *scanCounting) OpenAux(spec state.StoreSpec, version int64) (state.Store, []arrow.Record, error) {
 	st, aux, err := p.FileProvider.OpenAux(spec, version)
 	if err != nil {
 		return nil, nil, err
@@ -47,7 +47,7 @@ func (p *scanCounting) OpenAux(spec state.StoreSpec, version int64) (state.Store
 	return &scanCountingStore{st, p}, aux, nil
 }
 
-func (p *scanCounting) Keep(st state.Store, aux arrow.Record) {
+func (p *scanCounting) Keep(st state.Store, aux []arrow.Record) {
 	p.FileProvider.Keep(st.(*scanCountingStore).Store, aux)
 }
 

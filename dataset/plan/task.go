@@ -272,7 +272,7 @@ func (c countLoads) Open(spec state.StoreSpec, version int64) (state.Store, erro
 	return st, err
 }
 
-func (c countLoads) OpenAux(spec state.StoreSpec, version int64) (state.Store, arrow.Record, error) {
+func (c countLoads) OpenAux(spec state.StoreSpec, version int64) (state.Store, []arrow.Record, error) {
 	st, aux, err := c.Provider.OpenAux(spec, version)
 	if err == nil && st.Loaded() {
 		c.m.AddStateLoad(spec.Operator)

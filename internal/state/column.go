@@ -37,6 +37,29 @@ func (c *column) resize(n int) {
 	c.n = n
 }
 
+// reserve makes room for n rows without changing the column's length, so
+// growing it row by row up to n does not reallocate.
+func (c *column) reserve(n int) {
+	c.valid = growCap(c.valid, int(bitutil.BytesForBits(int64(n))))
+	if c.t.fixed() {
+		c.data = growCap(c.data, n*c.t.width)
+	} else {
+		c.off = growCap(c.off, n)
+		c.ln = growCap(c.ln, n)
+	}
+}
+
+// growCap returns s with capacity for at least n elements, amortising
+// reallocation as growTo does.
+func growCap[T any](s []T, n int) []T {
+	if n <= cap(s) {
+		return s
+	}
+	ns := make([]T, len(s), max(n, cap(s)*5/4))
+	copy(ns, s)
+	return ns
+}
+
 // growTo extends s with zero values to length n, amortising reallocation.
 func growTo[T any](s []T, n int) []T {
 	if n <= len(s) {

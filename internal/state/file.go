@@ -262,36 +262,58 @@ func (s *memStore) applyRecord(rec arrow.Record, kind string, crc io.Writer, buf
 }
 
 func (s *memStore) writeDelta(v int64) error {
-	keys := make([][]byte, 0, len(s.dirty)+s.ntomb)
-	slots := make([]int32, 0, cap(keys))
+	// Two runs, each often already in key order (a join's new rows and the
+	// old rows it evicts arrive by sequence number): each is sorted only if
+	// it is not, then the two are merged, instead of sorting all the keys.
+	live, dead := make([]deltaRow, 0, len(s.dirty)), make([]deltaRow, 0, len(s.tombs))
 	for _, sl := range s.dirty {
 		if s.flags[sl]&fLive != 0 {
-			keys = append(keys, s.key(sl))
-			slots = append(slots, sl)
+			live = append(live, deltaRow{s.key(sl), sl})
 		}
 	}
 	for _, sl := range s.tombs {
 		if s.flags[sl]&fTomb != 0 {
-			keys = append(keys, s.key(sl))
-			slots = append(slots, -1)
+			dead = append(dead, deltaRow{s.key(sl), -1})
 		}
 	}
-	idx := make([]int, len(keys))
-	for i := range idx {
-		idx[i] = i
-	}
-	sortByKey(idx, func(i int) []byte { return keys[i] })
-	sk := make([][]byte, 0, len(idx))
-	ss := make([]int32, 0, len(idx))
-	for _, j := range idx {
+	sortRun(live)
+	sortRun(dead)
+	sk := make([][]byte, 0, len(live)+len(dead))
+	ss := make([]int32, 0, cap(sk))
+	add := func(r deltaRow) {
 		// A key deleted, put back and deleted again is in s.tombs twice:
 		// one tombstone (invariant 3).
-		if n := len(sk); n > 0 && ss[n-1] < 0 && slots[j] < 0 && bytes.Equal(sk[n-1], keys[j]) {
-			continue
+		if n := len(sk); n > 0 && ss[n-1] < 0 && r.slot < 0 && bytes.Equal(sk[n-1], r.key) {
+			return
 		}
-		sk, ss = append(sk, keys[j]), append(ss, slots[j])
+		sk, ss = append(sk, r.key), append(ss, r.slot)
+	}
+	for len(live) > 0 || len(dead) > 0 {
+		if len(dead) == 0 || len(live) > 0 && bytes.Compare(live[0].key, dead[0].key) <= 0 {
+			add(live[0])
+			live = live[1:]
+		} else {
+			add(dead[0])
+			dead = dead[1:]
+		}
 	}
 	return s.writeFile(v, kindDelta, sk, ss)
+}
+
+// deltaRow is a row of a delta file: a key and its slot (-1: tombstone).
+type deltaRow struct {
+	key  []byte
+	slot int32
+}
+
+// sortRun puts rows in key order unless they already are.
+func sortRun(rows []deltaRow) {
+	for i := 1; i < len(rows); i++ {
+		if bytes.Compare(rows[i-1].key, rows[i].key) > 0 {
+			sortByKey(rows, func(r deltaRow) []byte { return r.key })
+			return
+		}
+	}
 }
 
 func (s *memStore) writeSnapshot(v int64) error {

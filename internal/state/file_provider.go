@@ -79,23 +79,27 @@ type warmKey struct {
 // from it at the same version (released with it).
 type warmStore struct {
 	st  warmable
-	aux arrow.Record
+	aux []arrow.Record
 }
 
 func (w warmStore) close() error {
 	err := w.st.Close()
-	if w.aux != nil {
-		w.aux.Release()
-	}
+	releaseAll(w.aux)
 	return err
+}
+
+func releaseAll(recs []arrow.Record) {
+	for _, r := range recs {
+		if r != nil {
+			r.Release()
+		}
+	}
 }
 
 // Open is OpenAux without the parked record.
 func (p *warmProvider) Open(spec StoreSpec, version int64) (Store, error) {
 	st, aux, err := p.OpenAux(spec, version)
-	if aux != nil {
-		aux.Release()
-	}
+	releaseAll(aux)
 	return st, err
 }
 
@@ -103,7 +107,7 @@ func (p *warmProvider) Open(spec StoreSpec, version int64) (Store, error) {
 // at version and has spec's shape, else closes it and opens version from
 // the files (the disk backend reusing its local database when it is at
 // version).
-func (p *warmProvider) OpenAux(spec StoreSpec, version int64) (Store, arrow.Record, error) {
+func (p *warmProvider) OpenAux(spec StoreSpec, version int64) (Store, []arrow.Record, error) {
 	k := warmKey{spec.Operator, spec.Lo, spec.Hi}
 	p.mu.Lock()
 	if p.closed {
@@ -130,13 +134,11 @@ func (p *warmProvider) OpenAux(spec StoreSpec, version int64) (Store, arrow.Reco
 // Keep parks st (and aux) for the next OpenAux of its operator and range;
 // a store already parked there is closed. A store with uncommitted changes
 // is closed instead.
-func (p *warmProvider) Keep(s Store, aux arrow.Record) {
+func (p *warmProvider) Keep(s Store, aux []arrow.Record) {
 	st, ok := s.(warmable)
 	if !ok || st.backend() != p.kind {
 		s.Close()
-		if aux != nil {
-			aux.Release()
-		}
+		releaseAll(aux)
 		panic(fmt.Sprintf("state: Keep of a %T given to the %s provider of %s", s, p.kind, p.dir))
 	}
 	w := warmStore{st, aux}
@@ -159,11 +161,17 @@ func (p *warmProvider) Keep(s Store, aux arrow.Record) {
 		if old.st != st {
 			old.st.Close()
 		}
-		if old.aux != nil && old.aux != aux {
-			old.aux.Release()
+		if !sameRecords(old.aux, aux) {
+			releaseAll(old.aux)
 		}
 	}
 	p.warm[k] = w
+}
+
+// sameRecords reports whether a and b are the same list of records (a
+// store kept twice with its records).
+func sameRecords(a, b []arrow.Record) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // Purge deletes the checkpoint's state files under the provider's

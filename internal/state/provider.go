@@ -24,19 +24,19 @@ type Provider interface {
 	// Open's errors naming the file (ErrMissing, ErrCorrupt, ErrVersion,
 	// ErrSchema) when the store is loaded.
 	Open(spec StoreSpec, version int64) (Store, error)
-	// OpenAux is Open also returning the record parked with the store by
-	// Keep, or nil when the store was loaded (or none was parked). The
-	// caller owns the record and releases it.
-	OpenAux(spec StoreSpec, version int64) (Store, arrow.Record, error)
+	// OpenAux is Open also returning the records parked with the store by
+	// Keep, or nil when the store was loaded (or none were parked). The
+	// caller owns the records and releases them.
+	OpenAux(spec StoreSpec, version int64) (Store, []arrow.Record, error)
 	// Keep takes back a store from this provider's Open whose last Commit
-	// succeeded, and aux (nil, or a record the operator derived from the
+	// succeeded, and aux (nil, or records the operator derived from the
 	// store at its version, e.g. the rows a join kept), for the next Open of
 	// the same operator and range at st.Version(). Ownership of both passes
 	// to the provider, which may close and release them instead of parking
 	// them: a store with uncommitted changes, or one kept after Close, is
 	// closed. Keep never fails; the next Open then loads from files. A store
 	// of another provider is a broken invariant (panic).
-	Keep(st Store, aux arrow.Record)
+	Keep(st Store, aux []arrow.Record)
 	// Purge deletes the state files of every operator and range that no
 	// version >= keepFrom needs (package Purge). Parked stores are in
 	// memory and unaffected; Abort and Open still load any version >=

@@ -35,7 +35,11 @@ func commitBatch(t testing.TB, p Provider, spec StoreSpec, version int64, aux ar
 	if err := st.Commit(version + 1); err != nil {
 		t.Fatalf("commit version %d: %v", version+1, err)
 	}
-	p.Keep(st, aux)
+	var recs []arrow.Record
+	if aux != nil {
+		recs = []arrow.Record{aux}
+	}
+	p.Keep(st, recs)
 	return st
 }
 
@@ -65,10 +69,10 @@ func TestProviderReusesTheWarmStoreAtTheNextVersion(t *testing.T) {
 	if st != kept {
 		t.Fatal("Open at the version the kept store committed loaded a new store, want the warm one")
 	}
-	if got != aux {
-		t.Fatalf("OpenAux returned record %v, want the one parked with Keep", got)
+	if len(got) != 1 || got[0] != aux {
+		t.Fatalf("OpenAux returned records %v, want the one parked with Keep", got)
 	}
-	got.Release()
+	got[0].Release()
 	// The warm store really is the state: a batch on it, then a cold load
 	// from a second provider, agree.
 	put(t, st, mem, []refKey{mkKey("b", false, 1)}, []refVal{{count: 1, sum: 1, noteNull: true}})
@@ -154,7 +158,7 @@ func TestProviderKeepsOnlyCommittedStores(t *testing.T) {
 		t.Fatal(err)
 	}
 	put(t, st, mem, []refKey{mkKey("uncommitted", false, 1)}, []refVal{{sum: 9}})
-	p.Keep(st, keyRecord(mem, nil)) // a task error path that forgot to commit
+	p.Keep(st, []arrow.Record{keyRecord(mem, nil)}) // a task error path that forgot to commit
 	if _, err := st.Values(nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("a store kept with uncommitted changes: %v, want it closed", err)
 	}
@@ -270,7 +274,7 @@ func TestProviderCloseReleasesEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Keep(late, keyRecord(mem, []refKey{mkKey("z", false, 1)}))
+	p.Keep(late, []arrow.Record{keyRecord(mem, []refKey{mkKey("z", false, 1)})})
 	if _, err := late.Values(nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("a store kept after Close: %v, want ErrClosed", err)
 	}
