@@ -210,8 +210,9 @@ type Cluster struct {
 
 	memLimit int64
 
-	mu    sync.Mutex
-	execs []*Executor
+	mu     sync.Mutex
+	execs  []*Executor
+	spills []string // each executor's spill directory
 }
 
 // Executor is one child executor process.
@@ -351,8 +352,21 @@ func (c *Cluster) addExecutor(slots int) (*Executor, error) {
 	}
 	c.mu.Lock()
 	c.execs = append(c.execs, e)
+	c.spills = append(c.spills, spill)
 	c.mu.Unlock()
 	return e, nil
+}
+
+// StateDirs are the directories where the executors started so far keep
+// the disk state backend's local databases.
+func (c *Cluster) StateDirs() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var dirs []string
+	for _, s := range c.spills {
+		dirs = append(dirs, filepath.Join(s, "state"))
+	}
+	return dirs
 }
 
 // Executors are the executor processes started, dead or alive.

@@ -11,6 +11,7 @@ import (
 	"github.com/sluicedata/sluice/internal/clustertest"
 	"github.com/sluicedata/sluice/internal/killtest"
 	"github.com/sluicedata/sluice/internal/testenv"
+	"github.com/sluicedata/sluice/microbatch"
 )
 
 // The stream-stream join into the Parquet sink of the test above, its
@@ -48,6 +49,20 @@ func TestAClusterJoinWithExecutorsAndDriverKilledWritesEveryRowExactlyOnce(t *te
 		t.Fatalf("seed %d: the never-killed cluster run differs from the batch join: %s", seed, d)
 	}
 	t.Logf("reference: %d rows in %v", len(want), took.Round(time.Millisecond))
+	if os.Getenv(microbatch.StateBackendEnv) == "disk" {
+		// The pass with the disk backend must really have put the join's
+		// state in the executors' local databases.
+		dbs := 0
+		for _, d := range cl.StateDirs() {
+			// <query>/<operator>/<key-group range>/MANIFEST-*
+			m, _ := filepath.Glob(filepath.Join(d, "*", "*", "*", "MANIFEST-*"))
+			dbs += len(m)
+		}
+		if dbs == 0 {
+			t.Fatalf("%s=disk but no executor has a local state database under %v", microbatch.StateBackendEnv, cl.StateDirs())
+		}
+		t.Logf("disk state backend: %d local databases on the executors", dbs)
+	}
 
 	churn := &clustertest.Churn{Rng: rng, ExecutorEvery: max(took/4, 100*time.Millisecond), DriverWithin: took / 2,
 		MinExecutorKill: minExecutorKills, MinDriverKills: minDriverKills}
