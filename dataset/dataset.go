@@ -16,6 +16,7 @@ import (
 	"github.com/sluicedata/sluice/dataset/plan"
 	"github.com/sluicedata/sluice/internal/shuffle"
 	"github.com/sluicedata/sluice/internal/state"
+	"github.com/sluicedata/sluice/internal/vfs"
 	pq "github.com/sluicedata/sluice/sources/parquet"
 )
 
@@ -248,7 +249,7 @@ func (d *Dataset) executor(cfg Config, job *plan.Job, bc *plan.StaticCache, st s
 		if st != nil {
 			dir, ok := sharedDir(st)
 			if !ok {
-				return nil, errors.New("dataset: a query with state runs on a cluster only with its checkpoint on a filesystem directory every executor reaches")
+				return nil, errors.New("dataset: a query with state runs on a cluster only with its checkpoint on a filesystem directory every executor reaches or on object storage (s3://, gs://, azblob://), not in memory")
 			}
 			ex.StateDir = dir
 			if b, ok := st.(interface{ Backend() string }); ok {
@@ -276,7 +277,7 @@ func sharedDir(st state.Provider) (string, bool) {
 		return "", false
 	}
 	dir, ok := s.Shared()
-	if ok && !filepath.IsAbs(dir) {
+	if ok && !vfs.IsURL(dir) && !filepath.IsAbs(dir) {
 		abs, err := filepath.Abs(dir)
 		if err != nil {
 			return "", false

@@ -19,6 +19,7 @@ import (
 	"github.com/sluicedata/sluice/internal/shuffle"
 	"github.com/sluicedata/sluice/internal/state"
 	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/internal/vfs/blobfs"
 	"github.com/sluicedata/sluice/scheduler"
 	"github.com/sluicedata/sluice/sinks"
 )
@@ -308,6 +309,7 @@ type TaskServer struct {
 	// state.DefaultLocalDir of each state directory).
 	StateLocalDir string
 	states        map[string]state.Provider // by backend and directory
+	stateFS       []vfs.FS                  // the buckets states opened, closed with them
 	bcast         map[string]*bcEntry       // by broadcast name
 	ticks         int64
 }
@@ -448,11 +450,25 @@ func (s *TaskServer) state(dir, backend string) (state.Provider, error) {
 		local = state.DefaultLocalDir(dir)
 		local = filepath.Join(s.StateLocalDir, filepath.Base(local))
 	}
-	p, err := state.NewProvider(backend, vfs.OS{}, dir, local)
+	// A checkpoint on object storage comes as its URL: the executor opens
+	// the bucket itself (its own credentials), once per location.
+	var fsys vfs.FS = vfs.OS{}
+	at := dir
+	if vfs.IsURL(dir) {
+		var err error
+		if fsys, at, err = blobfs.Open(context.Background(), dir); err != nil {
+			return nil, fmt.Errorf("state of the query's checkpoint: %w", err)
+		}
+	}
+	p, err := state.NewProvider(backend, fsys, at, local)
 	if err != nil {
+		vfs.CloseFS(fsys)
 		return nil, fmt.Errorf("%w: %v", ErrPlan, err)
 	}
 	s.states[k] = p
+	if fsys != (vfs.OS{}) {
+		s.stateFS = append(s.stateFS, fsys)
+	}
 	return p, nil
 }
 
@@ -541,9 +557,14 @@ func (s *TaskServer) Close() error {
 			first = err
 		}
 	}
+	for _, fsys := range s.stateFS {
+		if err := vfs.CloseFS(fsys); err != nil && first == nil {
+			first = err
+		}
+	}
 	for _, e := range s.bcast {
 		e.cache.Release()
 	}
-	s.states, s.bcast = nil, nil
+	s.states, s.stateFS, s.bcast = nil, nil, nil
 	return first
 }

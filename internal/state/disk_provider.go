@@ -68,8 +68,10 @@ func NewProvider(backend string, fs vfs.FS, dir, localDir string) (Provider, err
 // directory, named after dir, so a restart of the same query on the same
 // machine finds them and two queries never meet.
 func DefaultLocalDir(dir string) string {
-	if abs, err := filepath.Abs(dir); err == nil {
-		dir = abs
+	if !vfs.IsURL(dir) { // an object store's directory: its URL names it
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
 	}
 	h := fnv.New64a()
 	h.Write([]byte(dir))

@@ -197,13 +197,20 @@ func (p *warmProvider) Close() error {
 	return first
 }
 
-// Shared returns the provider's directory when it is on the operating
-// system's filesystem, where another process can open the same files
-// (cluster executors, given a shared directory; each keeps its own disk
-// backend databases); false for an in-memory filesystem.
+// Shared returns where another process can open the provider's files
+// (cluster executors; each keeps its own disk backend databases): its
+// directory when it is on the operating system's filesystem (a directory
+// every executor must reach), the URL of its directory on object storage
+// (blobfs.Blob.Location: every executor opens the bucket itself, with its
+// own credentials); false for an in-memory filesystem or bucket.
 func (p *warmProvider) Shared() (string, bool) {
-	_, ok := p.fs.(vfs.OS)
-	return p.dir, ok
+	if _, ok := p.fs.(vfs.OS); ok {
+		return p.dir, true
+	}
+	if l, ok := p.fs.(interface{ Location(string) (string, bool) }); ok {
+		return l.Location(p.dir)
+	}
+	return "", false
 }
 
 // sameShape reports whether a store made for a answers for b: the same

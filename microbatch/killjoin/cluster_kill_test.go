@@ -1,16 +1,19 @@
 package killjoin
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/sluicedata/sluice/internal/clustertest"
 	"github.com/sluicedata/sluice/internal/killtest"
 	"github.com/sluicedata/sluice/internal/testenv"
+	"github.com/sluicedata/sluice/internal/vfs/vfstest"
 	"github.com/sluicedata/sluice/microbatch"
 )
 
@@ -21,7 +24,22 @@ import (
 // cluster run never killed, which equals the batch join of the same files.
 func TestAClusterJoinWithExecutorsAndDriverKilledWritesEveryRowExactlyOnce(t *testing.T) {
 	// SLUICE_SOAK=N multiplies both for a long soak.
-	minExecutorKills, minDriverKills := testenv.Soak(t, 30), testenv.Soak(t, 3)
+	clusterJoinUnderChurn(t, nil, testenv.Soak(t, 30), testenv.Soak(t, 3))
+}
+
+// The same with the checkpoint (offsets, commits and the join's state) on
+// object storage, an S3 server in this process: the executors open the
+// bucket from the checkpoint's URL and read and write the state there, the
+// driver's restarts wait for the killed driver's lease to expire.
+func TestAClusterJoinWithItsCheckpointOnS3AndExecutorsKilledWritesEveryRowExactlyOnce(t *testing.T) {
+	clusterJoinUnderChurn(t, vfstest.NewS3(t, "ckpts"), testenv.Soak(t, 16), testenv.Soak(t, 2))
+}
+
+// leaseTTL is the S3 checkpoint's lease: a killed driver's lease blocks a
+// restart this long (+1 s: S3's modification times are whole seconds).
+const leaseTTL = 300 * time.Millisecond
+
+func clusterJoinUnderChurn(t *testing.T, s3 *vfstest.S3, minExecutorKills, minDriverKills int) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv(seedEnv); s != "" {
 		var err error
@@ -33,9 +51,36 @@ func TestAClusterJoinWithExecutorsAndDriverKilledWritesEveryRowExactlyOnce(t *te
 	rng := rand.New(rand.NewPCG(seed, 0x636c6a6e))
 	ordersDir, paymentsDir := writeInput(t, seed, t.TempDir())
 	cl := clustertest.Start(t, clustertest.Options{Executors: 3})
+	n := 0
 	cfg := func() child {
 		dir := t.TempDir()
-		return child{Checkpoint: filepath.Join(dir, "checkpoint"), Out: filepath.Join(dir, "out"), Orders: ordersDir, Payments: paymentsDir, Cluster: cl.Join()}
+		c := child{Checkpoint: filepath.Join(dir, "checkpoint"), Out: filepath.Join(dir, "out"), Orders: ordersDir, Payments: paymentsDir, Cluster: cl.Join()}
+		if s3 != nil {
+			n++
+			c.Checkpoint = s3.URL(fmt.Sprintf("run-%d/checkpoint", n), "lease_ttl="+leaseTTL.String())
+		}
+		return c
+	}
+	// progress is how far a run's checkpoint and sink got.
+	progress := func(c child) killtest.Progress {
+		if s3 == nil {
+			return readKillState(c)
+		}
+		p := killtest.ReadProgress("", c.Out)
+		prefix := strings.TrimPrefix(strings.SplitN(c.Checkpoint, "?", 2)[0], "s3://ckpts/") + "/"
+		p.LastOffsets, p.LastCommit = -1, -1
+		for _, k := range s3.Keys(prefix) {
+			log, file, _ := strings.Cut(strings.TrimPrefix(k, prefix), "/")
+			v, err := strconv.ParseInt(strings.TrimSuffix(file, ".json"), 10, 64)
+			switch {
+			case err != nil:
+			case log == "offsets":
+				p.LastOffsets = max(p.LastOffsets, v)
+			case log == "commits":
+				p.LastCommit = max(p.LastCommit, v)
+			}
+		}
+		return p
 	}
 
 	ref := cfg()
@@ -49,6 +94,18 @@ func TestAClusterJoinWithExecutorsAndDriverKilledWritesEveryRowExactlyOnce(t *te
 		t.Fatalf("seed %d: the never-killed cluster run differs from the batch join: %s", seed, d)
 	}
 	t.Logf("reference: %d rows in %v", len(want), took.Round(time.Millisecond))
+	if s3 != nil {
+		// The state really went to the bucket, written by the executors.
+		prefix := strings.TrimPrefix(strings.SplitN(ref.Checkpoint, "?", 2)[0], "s3://ckpts/") + "/state/"
+		if keys := s3.Keys(prefix); len(keys) == 0 {
+			t.Fatalf("no state file under s3://ckpts/%s after the reference run", prefix)
+		} else {
+			t.Logf("reference: %d state files in the bucket", len(keys))
+		}
+		if p := progress(ref); p.LastCommit < 1 || p.LastCommit != p.LastSink {
+			t.Fatalf("reference run on S3: last commit %d, sink's last batch %d", p.LastCommit, p.LastSink)
+		}
+	}
 	if os.Getenv(microbatch.StateBackendEnv) == "disk" {
 		// The pass with the disk backend must really have put the join's
 		// state in the executors' local databases.
@@ -73,8 +130,11 @@ func TestAClusterJoinWithExecutorsAndDriverKilledWritesEveryRowExactlyOnce(t *te
 		// After a driver kill a reader sees exactly the batches the sink
 		// committed.
 		churn.AfterDriverKill = func(kill int) {
-			if err := readKillState(c).CheckSink(); err != nil {
+			if err := progress(c).CheckSink(); err != nil {
 				t.Fatalf("seed %d: run %d, driver kill %d: %v", seed, runs, kill, err)
+			}
+			if s3 != nil {
+				time.Sleep(leaseTTL + 1050*time.Millisecond) // the killed driver's lease
 			}
 		}
 		churn.Run(t, cl, func() *killtest.Child { return killtest.Start(t, childEnv, c) })

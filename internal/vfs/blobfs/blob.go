@@ -53,6 +53,12 @@ type Blob struct {
 	// 30 s); the holder renews it every LeaseTTL/3.
 	LeaseTTL time.Duration
 
+	// query is the URL query Open was given (driver options, lease_ttl),
+	// for Location; shared says whether another process opening the same
+	// URL reaches the same objects (not mem://).
+	query  string
+	shared bool
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -96,6 +102,20 @@ func (x *Blob) URL(p string) string { return x.url(key(p)) }
 
 // url names key in errors.
 func (x *Blob) url(k string) string { return x.name + "/" + k }
+
+// Location is the URL that opens directory dir of this bucket from another
+// process (Open's options included), and whether there is one: a bucket
+// made by New, or an in-memory one, has none.
+func (x *Blob) Location(dir string) (string, bool) {
+	if !x.shared {
+		return "", false
+	}
+	loc := x.name + "/" + strings.Trim(dir, "/")
+	if x.query != "" {
+		loc += "?" + x.query
+	}
+	return loc, true
+}
 
 func (x *Blob) ctx() (context.Context, context.CancelFunc) {
 	d := x.OpTimeout

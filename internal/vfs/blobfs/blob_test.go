@@ -159,6 +159,22 @@ func TestOpen(t *testing.T) {
 		if strings.Contains(c.loc, "lease_ttl=5s") && x.LeaseTTL != 5*time.Second {
 			t.Errorf("Open(%s): lease ttl %v", c.loc, x.LeaseTTL)
 		}
+		if isBlob {
+			// Location is what an executor opens the same directory with:
+			// the same bucket, dir and options; none for a memory bucket,
+			// which no other process reaches.
+			loc, ok := x.Location(dir + "/state")
+			if ok != strings.HasPrefix(c.loc, "s3:") {
+				t.Errorf("Open(%s).Location: %q, %v", c.loc, loc, ok)
+			}
+			if ok {
+				f2, d2, err := Open(ctx, loc)
+				if err != nil || d2 != c.dir+"/state" || f2.(*Blob).name != x.name || f2.(*Blob).LeaseTTL != x.LeaseTTL {
+					t.Errorf("Open(Location %s) = %v, %q; want %s, %q, lease ttl %v", loc, err, d2, x.name, c.dir+"/state", x.LeaseTTL)
+				}
+				vfs.CloseFS(f2)
+			}
+		}
 		vfs.CloseFS(fsys)
 	}
 	for _, c := range []struct{ loc, want string }{

@@ -70,6 +70,7 @@ func Open(ctx context.Context, loc string) (vfs.FS, string, error) {
 	}
 	x := New(b, u.Scheme+"://"+u.Host)
 	x.LeaseTTL = ttl
+	x.query, x.shared = u.RawQuery, u.Scheme != "mem"
 	dir := strings.Trim(path.Clean("/"+u.Path), "/")
 	if dir == "" {
 		dir = "."
