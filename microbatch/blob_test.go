@@ -208,7 +208,9 @@ func TestTwoDriversRacingOnOneS3CheckpointLoseNothingCommitted(t *testing.T) {
 func TestASecondDriverOnAnS3CheckpointIsRefusedByTheLease(t *testing.T) {
 	f := newFixture(t, 41, 6)
 	s3 := vfstest.NewS3(t, "ckpts")
-	loc := s3.URL("lease/agg")
+	// A short lease: the second Start watches the first's until a renewal
+	// is due (ttl/3 + 2 s, or ttl + 1 s) before refusing.
+	loc := s3.URL("lease/agg", "lease_ttl=1500ms")
 	src := f.source(t, 10)
 	q, err := f.blobQuery(src, newRecordingSink(), nil, loc).Trigger(microbatch.ProcessingTime(time.Hour)).Start(context.Background())
 	if err != nil {
@@ -300,8 +302,8 @@ func TestABucketWithoutWritePermissionFailsNamingTheObjectAndBatch(t *testing.T)
 // process's S3 server (the sink, a Parquet table, on local disk), killed
 // with SIGKILL at seeded random points and restarted until it finishes:
 // its output equals a never-killed run's. A killed process leaves its
-// lease behind; the restart waits for it to expire (lease_ttl), as a real
-// restart would.
+// lease behind; the restart, started at once, waits for it to expire
+// (lease_ttl) and goes on.
 func TestAQueryWithItsCheckpointOnS3KilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 	const (
 		// Each kill costs the lease's expiry (~1.3 s) before the restart,
@@ -370,6 +372,11 @@ func TestAQueryWithItsCheckpointOnS3KilledAtRandomPointsWritesEveryRowExactlyOnc
 		killed, noProgress, prev := 0, 0, int64(-1)
 		for {
 			delay := time.Duration(rng.Int64N(int64(maxDelay)))
+			if killed > 0 {
+				// Past the wait for the killed run's lease (at most
+				// ttl + 1 s), so kills land in the run, not the wait.
+				delay += leaseTTL + time.Second
+			}
 			if !killtest.Start(t, killChildEnv, c).RunOrKill(t, delay) {
 				break
 			}
@@ -385,8 +392,8 @@ func TestAQueryWithItsCheckpointOnS3KilledAtRandomPointsWritesEveryRowExactlyOnc
 				reruns++ // the sink is ahead of commits/: the restart re-runs a batch
 			}
 			// The killed holder's lease lives until it expires (+1s for
-			// S3's whole-second modification times).
-			time.Sleep(leaseTTL + 1050*time.Millisecond)
+			// S3's whole-second modification times): the restart, at
+			// once, waits it out (blobfs's Lock) instead of failing.
 		}
 		kills += killed
 		if d := diffRows(readOutput(t, c.Out), want); d != "" {

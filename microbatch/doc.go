@@ -23,7 +23,9 @@
 //  5. One instance owns a checkpoint at a time: Start takes its lock (an
 //     flock that dies with the process, so a crash never blocks a restart;
 //     on object storage a lease, which a crashed owner holds until it
-//     expires) and the query releases it when it ends, however it ends.
+//     expires: Start waits that out, up to its ttl + 1 s, and refuses an
+//     owner that renews it) and the query releases it when it ends,
+//     however it ends.
 //     Should two instances run anyway (a lost lease), the put-if-absent
 //     offsets and commits logs make the second writer of a batch fail.
 //     The checkpoint is a directory or a URL (Checkpoint: s3://, gs://,

@@ -27,6 +27,7 @@ func impls() []impl {
 	return []impl{
 		{"memblob", func(t *testing.T) (vfs.FS, string) {
 			x := New(memblob.OpenBucket(nil), "mem://test")
+			x.LeaseTTL = testLeaseTTL
 			t.Cleanup(func() { x.Close() })
 			return x, "ckpt"
 		}},
@@ -36,12 +37,13 @@ func impls() []impl {
 				t.Fatal(err)
 			}
 			x := New(b, "file:///test")
+			x.LeaseTTL = testLeaseTTL
 			t.Cleanup(func() { x.Close() })
 			return x, "ckpt"
 		}},
 		{"s3", func(t *testing.T) (vfs.FS, string) {
 			s3 := vfstest.NewS3(t, "bucket")
-			fsys, dir, err := Open(context.Background(), s3.URL("prefix/ckpt"))
+			fsys, dir, err := Open(context.Background(), s3.URL("prefix/ckpt", "lease_ttl="+testLeaseTTL.String()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -50,6 +52,10 @@ func impls() []impl {
 		}},
 	}
 }
+
+// testLeaseTTL keeps the contract's refusal of a second Lock short: it
+// watches a live holder's lease until a renewal is due (ttl/3 + 2 s).
+const testLeaseTTL = 1500 * time.Millisecond
 
 func TestContract(t *testing.T) {
 	for _, i := range impls() {
@@ -94,8 +100,9 @@ func TestS3HonoursPreconditions(t *testing.T) {
 }
 
 // TestBlobLeaseExpiry: a lease whose holder stopped renewing (a killed
-// process) is taken once it expires, not before; and a holder whose lease
-// was taken over reports it from Close.
+// process) is waited out and taken once it expires, not before; a renewed
+// one is refused; and a holder whose lease was taken over reports it from
+// Close.
 func TestBlobLeaseExpiry(t *testing.T) {
 	for _, impl := range impls() {
 		t.Run(impl.name, func(t *testing.T) {
@@ -112,21 +119,21 @@ func TestBlobLeaseExpiry(t *testing.T) {
 			if _, err := x.Lock(p); !errors.Is(err, vfs.ErrLocked) || !strings.Contains(err.Error(), "held by pid") {
 				t.Fatalf("Lock of a renewed lease = %v; want vfs.ErrLocked naming the holder", err)
 			}
-			// A dead holder: stop its renewals without releasing.
+			// A dead holder: stop its renewals without releasing. Lock
+			// waits its lease out and takes it, at once if it already
+			// expired: a restart after a crash needs no retry loop.
 			dead := l.(*leaseLock)
 			close(dead.stop)
 			<-dead.done
-			deadline := time.Now().Add(10 * time.Second)
-			var l2 interface{ Close() error }
-			for {
-				l2, err = x.Lock(p)
-				if err == nil {
-					break
-				}
-				if !errors.Is(err, vfs.ErrLocked) || time.Now().After(deadline) {
-					t.Fatalf("Lock of an expired lease: %v", err)
-				}
-				time.Sleep(100 * time.Millisecond)
+			began := time.Now()
+			l2, err := x.Lock(p)
+			if err != nil {
+				t.Fatalf("Lock of a lease whose holder stopped renewing: %v", err)
+			}
+			// Renewed at most ttl/3 before the stop, it expires at least
+			// 2/3 ttl after it (less the store's whole-second truncation).
+			if took := time.Since(began); took > 600*time.Millisecond+3*time.Second || took < 300*time.Millisecond {
+				t.Fatalf("Lock took %v to take a stopped holder's lease (ttl 600ms): want it waited out, not taken early", took)
 			}
 			if err := l2.Close(); err != nil {
 				t.Fatal(err)

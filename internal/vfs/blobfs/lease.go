@@ -25,7 +25,9 @@ import (
 // every ttl/3 in the background while it holds it.
 //
 //	take:   CreateExclusive(lease)            -> held
-//	        exists, its last write + ttl > now -> vfs.ErrLocked, naming the owner
+//	        exists, its last write + ttl > now -> watch it until a renewal is due:
+//	                                              renewed -> vfs.ErrLocked, naming the owner
+//	                                              not     -> wait until it expires, then as below
 //	        exists and expired                 -> replace it (see below)
 //	renew:  every ttl/3, rewrite it (conditional on S3: If-Match its ETag)
 //	close:  stop renewing; delete it if it is still ours
@@ -97,38 +99,75 @@ func (x *Blob) Lock(p string) (io.Closer, error) {
 }
 
 // takeExpired takes the lease at k from a holder whose lease expired, or
-// fails with vfs.ErrLocked naming it.
+// fails with vfs.ErrLocked naming it. A lease not yet expired is watched
+// rather than refused at once: its holder rewrites it every ttl/3, so one
+// rewritten since it was first read has a live holder (refused); one not
+// rewritten for longer than a renewal period belongs to a holder that
+// stopped (killed, or stalled), and is waited out until it expires and
+// taken, so a restart after a crash does not fail for up to ttl. The wait
+// is at most ttl + 1 s; refusing a live holder takes up to ttl/3 + 2 s.
 func (x *Blob) takeExpired(k string, data []byte) error {
+	seen := "" // the lease's version (ETag, modification time) when first read
+	for {
+		ctx, cancel := x.ctx()
+		attrs, err := x.b.Attributes(ctx, k)
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			cancel()
+			// Released between our create and this look: one more try.
+			return x.CreateExclusive(k, data)
+		}
+		if err != nil {
+			cancel()
+			return x.wrap("lock", k, err)
+		}
+		old, err := x.b.ReadAll(ctx, k)
+		cancel()
+		if err != nil {
+			return x.wrap("lock", k, err)
+		}
+		var held leaseRecord
+		holder := "an unreadable lease"
+		ttl := x.leaseTTL()
+		if json.Unmarshal(old, &held) == nil && held.Owner != "" {
+			holder = held.String()
+			if held.TTLms > 0 {
+				ttl = time.Duration(held.TTLms) * time.Millisecond
+			}
+		}
+		version := attrs.ETag + "@" + attrs.ModTime.String()
+		// +1s: S3 and Azure report the modification time in whole seconds
+		// (HTTP dates), truncated.
+		until := attrs.ModTime.Add(ttl + time.Second)
+		if time.Now().Before(until) {
+			refuse := fmt.Errorf("vfs: lock %s: held by %s, lease renewed %s, expires in %s unless renewed: %w",
+				x.url(k), holder, attrs.ModTime.UTC().Format(time.RFC3339), time.Until(until).Round(time.Second), vfs.ErrLocked)
+			if seen != "" && version != seen {
+				return refuse // renewed while watched: a live holder
+			}
+			// A renewal is due within ttl/3 of the last write (+1 s of
+			// whole-second times, +1 s for the write itself).
+			renewBy := attrs.ModTime.Add(min(ttl/3+2*time.Second, ttl+time.Second))
+			if seen == "" && time.Now().Before(renewBy) {
+				seen = version
+				time.Sleep(time.Until(renewBy))
+				continue
+			}
+			seen = version
+			time.Sleep(time.Until(until))
+			continue
+		}
+		if seen != "" && version != seen {
+			return fmt.Errorf("vfs: lock %s: the lease of %s changed while it was waited out: %w", x.url(k), holder, vfs.ErrLocked)
+		}
+		return x.replaceExpired(k, data, attrs.ETag, holder)
+	}
+}
+
+// replaceExpired takes the expired lease at k (whose ETag was etag).
+func (x *Blob) replaceExpired(k string, data []byte, etag, holder string) error {
 	ctx, cancel := x.ctx()
 	defer cancel()
-	attrs, err := x.b.Attributes(ctx, k)
-	if gcerrors.Code(err) == gcerrors.NotFound {
-		// Released between our create and this look: one more try.
-		return x.CreateExclusive(k, data)
-	}
-	if err != nil {
-		return x.wrap("lock", k, err)
-	}
-	old, err := x.b.ReadAll(ctx, k)
-	if err != nil {
-		return x.wrap("lock", k, err)
-	}
-	var held leaseRecord
-	holder := "an unreadable lease"
-	ttl := x.leaseTTL()
-	if json.Unmarshal(old, &held) == nil && held.Owner != "" {
-		holder = held.String()
-		if held.TTLms > 0 {
-			ttl = time.Duration(held.TTLms) * time.Millisecond
-		}
-	}
-	// +1s: S3 and Azure report the modification time in whole seconds
-	// (HTTP dates), truncated.
-	if until := attrs.ModTime.Add(ttl + time.Second); time.Now().Before(until) {
-		return fmt.Errorf("vfs: lock %s: held by %s, lease renewed %s, expires in %s unless renewed: %w",
-			x.url(k), holder, attrs.ModTime.UTC().Format(time.RFC3339), time.Until(until).Round(time.Second), vfs.ErrLocked)
-	}
-	ok, err := x.replaceIfMatch(ctx, k, data, attrs.ETag)
+	ok, err := x.replaceIfMatch(ctx, k, data, etag)
 	if err != nil {
 		if gcerrors.Code(err) == gcerrors.FailedPrecondition {
 			return fmt.Errorf("vfs: lock %s: another owner took the expired lease of %s first: %w", x.url(k), holder, vfs.ErrLocked)
