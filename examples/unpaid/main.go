@@ -48,6 +48,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/microbatch/jobcli"
 	"github.com/sluicedata/sluice/sinks"
@@ -110,7 +111,7 @@ type summary struct {
 func writer(o options, emit func(batch int64, u UnpaidOrder), sum *summary) (*microbatch.StreamWriter, error) {
 	cfg := dataset.Config{Allocator: o.mem}
 	stream := func(name, dir string, schema *arrow.Schema) (*dataset.Dataset, error) {
-		src, err := files.New(files.Config{Name: name, Dir: dir, LogDir: filepath.Join(o.checkpoint, "sources", name),
+		src, err := files.New(files.Config{Name: name, Dir: dir, LogDir: vfs.Join(o.checkpoint, "sources", name),
 			MaxFilesPerBatch: o.filesPerBatch, Schema: schema})
 		if err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
 	pqsink "github.com/sluicedata/sluice/sinks/parquet"
@@ -44,7 +45,7 @@ func buildStream(o Options, ckpt string, cfg dataset.Config) (*dataset.Dataset, 
 		var err error
 		if o.Input != "" {
 			src, err = files.New(files.Config{Name: k.Name, Dir: filepath.Join(o.Input, k.Name), Schema: k.Schema,
-				MaxFilesPerBatch: 1, LogDir: filepath.Join(ckpt, "sources", k.Name), SettleDelay: time.Millisecond})
+				MaxFilesPerBatch: 1, LogDir: vfs.Join(ckpt, "sources", k.Name), SettleDelay: time.Millisecond})
 		} else {
 			src, err = generate.NewNexmarkStream(gen, k.Name)
 		}

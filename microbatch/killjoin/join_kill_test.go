@@ -36,6 +36,7 @@ import (
 	"github.com/sluicedata/sluice/internal/clustertest"
 	"github.com/sluicedata/sluice/internal/killtest"
 	"github.com/sluicedata/sluice/internal/shuffle"
+	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sinks/parquet"
@@ -194,7 +195,7 @@ type child struct {
 // and every executor build it alike.
 func joinJob(p map[string]string) ([]sinks.Sink, []*dataset.Dataset, error) {
 	stream := func(name, dir string, sch *arrow.Schema) (*dataset.Dataset, error) {
-		src, err := files.New(files.Config{Name: name, Dir: dir, Schema: sch, LogDir: filepath.Join(p["checkpoint"], "sources", name),
+		src, err := files.New(files.Config{Name: name, Dir: dir, Schema: sch, LogDir: vfs.Join(p["checkpoint"], "sources", name),
 			MaxFilesPerBatch: 1, SettleDelay: time.Millisecond})
 		if err != nil {
 			return nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/internal/vfs/blobfs"
 	"github.com/sluicedata/sluice/sources"
 	"github.com/sluicedata/sluice/sources/parquet"
 )
@@ -47,9 +48,11 @@ type Config struct {
 	// MaxFilesPerBatch caps the files one batch takes; 0 = no cap.
 	MaxFilesPerBatch int
 	// LogDir holds the seen-file log (required); it belongs in the query's
-	// checkpoint, e.g. <checkpoint>/sources/<name>.
+	// checkpoint, e.g. vfs.Join(<checkpoint>, "sources", <name>). Without
+	// FS it may be a URL on object storage (s3://, gs://, azblob://, as a
+	// checkpoint; blobfs.Open), the bucket then open for the source's life.
 	LogDir string
-	// FS writes and reads the log; default vfs.OS{}.
+	// FS writes and reads the log; default vfs.OS{} (or LogDir's bucket).
 	FS vfs.FS
 	// SettleDelay is the wait between the two listings that prove a new
 	// file complete; default DefaultSettleDelay.
@@ -81,6 +84,7 @@ type Source struct {
 	cfg    Config
 	schema *arrow.Schema
 	absDir string // cfg.Dir made absolute when New ran (Identity)
+	ownFS  vfs.FS // the log's bucket New opened from a URL LogDir; Close closes it
 
 	mu      sync.Mutex
 	log     []logged        // the seen-file log, in offset order
@@ -113,6 +117,19 @@ func New(cfg Config) (*Source, error) {
 	if cfg.Name == "" {
 		cfg.Name = "files"
 	}
+	var opened vfs.FS // the log's bucket, when New opened it
+	if cfg.FS == nil && vfs.IsURL(cfg.LogDir) {
+		fsys, dir, err := blobfs.Open(context.Background(), cfg.LogDir)
+		if err != nil {
+			return nil, fmt.Errorf("files %q: log: %w", cfg.Name, err)
+		}
+		cfg.FS, cfg.LogDir, opened = fsys, dir, fsys
+		defer func() {
+			if opened != nil {
+				vfs.CloseFS(opened)
+			}
+		}()
+	}
 	if cfg.FS == nil {
 		cfg.FS = vfs.OS{}
 	}
@@ -139,7 +156,20 @@ func New(cfg Config) (*Source, error) {
 			return nil, err
 		}
 	}
+	s.ownFS, opened = opened, nil
 	return s, nil
+}
+
+// Close closes the bucket New opened for a LogDir given as a URL (its
+// connections); it does nothing otherwise, and the source must not be used
+// after it.
+func (s *Source) Close() error {
+	if s.ownFS == nil {
+		return nil
+	}
+	fsys := s.ownFS
+	s.ownFS = nil
+	return vfs.CloseFS(fsys)
 }
 
 // inferSchema reads the schema of the first logged file still present,

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/internal/vfs/vfstest"
 	"github.com/sluicedata/sluice/sources"
 	"github.com/sluicedata/sluice/sources/parquet"
 )
@@ -410,6 +411,44 @@ func TestLogGoesThroughFS(t *testing.T) {
 	// Nothing was assigned: a working source takes the file as batch 1.
 	if got := latest(t, f.open(t, nil), `{"files":0}`); got != `{"files":1}` {
 		t.Errorf("latest = %s", got)
+	}
+}
+
+// A LogDir given as a URL puts the seen-file log in that bucket (not in a
+// local directory named after the URL, which a restart elsewhere would not
+// find: the files would be read again), and a restarted source resumes
+// from it.
+func TestALogDirURLKeepsTheLogInTheBucket(t *testing.T) {
+	f := newFixture(t)
+	put(t, f.dir, "a.parquet", 0, rows("a", 1)...)
+	s3 := vfstest.NewS3(t, "ckpts")
+	logURL := vfs.Join(s3.URL("q/checkpoint"), "sources", "files")
+	s := f.open(t, func(c *Config) { c.LogDir = logURL })
+	defer s.Close()
+	e1 := latest(t, s, `{"files":0}`)
+	if e1 != `{"files":1}` {
+		t.Fatalf("latest = %s", e1)
+	}
+	if keys := s3.Keys("q/checkpoint/sources/files/"); len(keys) != 1 {
+		t.Fatalf("log objects in the bucket: %v, want one", keys)
+	}
+	if ents, _ := os.ReadDir("."); len(ents) > 0 {
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "s3") {
+				t.Fatalf("a local %q was created for the URL log dir", e.Name())
+			}
+		}
+	}
+	// A new file arrives; a restarted source knows a.parquet from the
+	// bucket's log and takes only the new one.
+	put(t, f.dir, "b.parquet", time.Second, rows("b", 2)...)
+	r := f.open(t, func(c *Config) { c.LogDir = logURL })
+	defer r.Close()
+	if got := latest(t, r, e1); got != `{"files":2}` {
+		t.Fatalf("latest after restart = %s, want {\"files\":2}", got)
+	}
+	if _, err := New(Config{Dir: f.dir, LogDir: "s3:///no-bucket"}); err == nil || !strings.Contains(err.Error(), "no bucket") {
+		t.Fatalf("New with a bad log URL: %v", err)
 	}
 }
 
