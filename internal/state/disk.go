@@ -151,6 +151,8 @@ type diskStore struct {
 	// Scratch.
 	rk, tk  []byte
 	fillBuf []byte // fill's scratch: values read from pebble
+	miss    []int  // fill's scratch: rows the cache missed, then those found
+	ends    []int  // fill's scratch: the found values' ends in fillBuf
 	vbuf    []byte
 	voffs   []int
 }
@@ -684,35 +686,67 @@ func (d *diskStore) SizeBytes() int64 { return d.cache.SizeBytes() }
 // fill reads the keys encoded in the cache's scratch (rows [0, n)) that the
 // cache does not hold from pebble into it, as clean rows: after it, the
 // cache answers every question about them as memStore would.
+//
+// The misses are read in key order through one iterator rather than with a
+// Get each: a Get builds and drops an iterator stack per key, and keys in
+// order read each block (and each filter and index block) once per call
+// instead of once per key. SeekPrefixGE (the whole row key is the prefix:
+// pebble's default Split) consults the bloom filters, so a key new to the
+// state costs a filter probe, not a data block.
 func (d *diskStore) fill(n int) error {
 	c := d.cache
-	var (
-		miss []int // rows of the scratch found in pebble
-		ends []int // their values' ends in d.fillBuf
-	)
-	d.fillBuf = d.fillBuf[:0]
+	miss := d.miss[:0]
 	for i := 0; i < n; i++ {
 		r := c.row(i)
-		if _, sl := c.find(c.hash(r), r); sl >= 0 {
-			continue
-		}
-		buf, ok, err := d.getAppend(d.fillBuf, r)
-		if err != nil {
-			return err
-		}
-		if ok {
-			d.fillBuf = buf
+		if _, sl := c.find(c.hash(r), r); sl < 0 {
 			miss = append(miss, i)
-			ends = append(ends, len(buf))
 		}
 	}
+	d.miss = miss
 	if len(miss) == 0 {
 		return nil
 	}
-	slots := make([]int32, len(miss))
-	vals := make([][]byte, len(miss))
+	if len(miss) > 1 {
+		sortByKey(miss, c.row)
+	}
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pfxRow}, UpperBound: []byte{pfxRow + 1}})
+	if err != nil {
+		return fmt.Errorf("state: local state directory %s: %w", d.local, err)
+	}
+	found := miss[:0]  // rows found in pebble, overwriting miss as it goes
+	ends := d.ends[:0] // their values' ends in d.fillBuf
+	d.fillBuf = d.fillBuf[:0]
+	var prev []byte
+	for _, i := range miss {
+		r := c.row(i)
+		if prev != nil && bytes.Equal(prev, r) {
+			continue // a key twice in the call: read (and entered) once
+		}
+		prev = r
+		rk := d.rowKey(r)
+		if !it.SeekPrefixGE(rk) || !bytes.Equal(it.Key(), rk) {
+			continue
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return fmt.Errorf("state: local state directory %s: %w", d.local, err)
+		}
+		d.fillBuf = append(d.fillBuf, v...)
+		found = append(found, i)
+		ends = append(ends, len(d.fillBuf))
+	}
+	d.ends = ends
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("state: local state directory %s: %w", d.local, err)
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	slots := make([]int32, len(found))
+	vals := make([][]byte, len(found))
 	start := 0
-	for j, i := range miss {
+	for j, i := range found {
 		slots[j] = c.upsert(c.row(i), false)
 		vals[j], start = d.fillBuf[start:ends[j]], ends[j]
 	}
