@@ -1153,12 +1153,16 @@ func (d *diskStore) Commit(version int64) error {
 	count := d.count
 	b := d.db.NewBatch()
 	defer b.Close()
-	if err := d.applyChanges(b); err != nil {
-		d.count = count
-		return fmt.Errorf("state: commit version %d: local state directory %s: %w", version, d.local, err)
-	}
-	m.count = d.count
+	// The meta goes first, keeping the batch in key order (applyChanges);
+	// its count is the one Len gives now.
+	m.count = int64(d.Len())
 	err := b.Set(metaKey, m.encode(), nil)
+	if err == nil {
+		err = d.applyChanges(b)
+	}
+	if err == nil && d.count != m.count {
+		err = fmt.Errorf("%d live keys after the batch, want %d (a changed row missing from the local database)", d.count, m.count)
+	}
 	if err == nil {
 		err = b.Commit(pebble.NoSync)
 	}
@@ -1174,68 +1178,127 @@ func (d *diskStore) Commit(version int64) error {
 	return nil
 }
 
-// applyChanges writes the cache's dirty rows and tombstones into b.
+// applyChanges writes the cache's changed rows and tombstones into b, whose
+// first entry the caller made the meta key: rows in key order, then their
+// time index entries in theirs. pebble sorts a batch larger than half a
+// memtable before applying it (newFlushableBatch), and a sorted one costs
+// it one pass: unsorted, the sort was 14% of the disk backend's CPU on the
+// streaming window job.
 func (d *diskStore) applyChanges(b *pebble.Batch) error {
 	c := d.cache
-	// Without an index, or with one on a key column, a committed row's
-	// index entry never changes: the batch's rows need no reads.
-	keyTime := d.tcol < len(c.keyTypes)
-	var slots []int32
+	var slots []int32 // live dirty rows and tombstones: disjoint by flags
 	for _, sl := range c.dirty {
 		if c.flags[sl]&fLive != 0 {
 			slots = append(slots, sl)
 		}
 	}
+	for _, sl := range c.tombs {
+		if c.flags[sl]&fTomb != 0 {
+			slots = append(slots, sl)
+		}
+	}
+	sortByKey(slots, c.key)
+	// Without an index, or with one on a key column, a committed row's
+	// index entry never changes: the batch's rows need no reads. On a
+	// value column, the old entries of committed rows are read in key
+	// order through one iterator.
+	var it *pebble.Iterator
+	if d.tcol >= len(c.keyTypes) {
+		var err error
+		if it, err = d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pfxRow}, UpperBound: []byte{pfxRow + 1}}); err != nil {
+			return err
+		}
+		defer it.Close()
+	}
+	var (
+		tops rowBuf // time index entries: slot 1 = set, 0 = delete
+		live []int32
+		prev int32 = -1
+	)
 	for a := 0; a < len(slots); a += fileChunk {
 		part := slots[a:min(a+fileChunk, len(slots))]
-		rec := c.valuesRecord(part)
-		d.vbuf, d.voffs = d.valc.encode(rec.Columns(), len(part), d.vbuf, d.voffs)
-		rec.Release()
-		for i, sl := range part {
-			// A row not new in this batch is in pebble (fill puts every
-			// committed row a batch touches into the cache first), so
-			// only an old time index entry on a value column needs
-			// reading.
-			k, v := c.key(sl), d.vbuf[d.voffs[i]:d.voffs[i+1]]
-			var err error
-			switch {
-			case c.flags[sl]&fNew != 0:
-				d.count++
-				err = d.put(b, k, v)
-			case keyTime:
-				err = d.put(b, k, v)
-			default:
-				err = d.set(b, k, v, true)
+		live = live[:0]
+		for _, sl := range part {
+			if c.flags[sl]&fLive != 0 {
+				live = append(live, sl)
 			}
-			if err != nil {
+		}
+		if len(live) > 0 {
+			rec := c.valuesRecord(live)
+			d.vbuf, d.voffs = d.valc.encode(rec.Columns(), len(live), d.vbuf, d.voffs)
+			rec.Release()
+		}
+		li := 0
+		for _, sl := range part {
+			if sl == prev {
+				continue // a key deleted, put back and deleted again is in c.tombs twice
+			}
+			prev = sl
+			k := c.key(sl)
+			var old []byte
+			existed := c.flags[sl]&fNew == 0 // a committed row: in pebble
+			if it != nil && existed {
+				if rk := d.rowKey(k); it.SeekPrefixGE(rk) && bytes.Equal(it.Key(), rk) {
+					v, err := it.ValueAndErr()
+					if err != nil {
+						return err
+					}
+					old = v
+				} else {
+					existed = false
+				}
+			}
+			if old != nil {
+				if t, ok := d.rowInt(d.tcol, k, old); ok {
+					tops.add(d.timeKey(t, k), nil, 0)
+				}
+			}
+			if c.flags[sl]&fLive == 0 {
+				if existed {
+					d.count--
+					if err := b.Delete(d.rowKey(k), nil); err != nil {
+						return err
+					}
+				}
+				if it == nil && d.tcol >= 0 {
+					if t, ok := c.keyIntOf(k, d.tcol); ok {
+						tops.add(d.timeKey(t, k), nil, 0)
+					}
+				}
+				continue
+			}
+			v := d.vbuf[d.voffs[li]:d.voffs[li+1]]
+			li++
+			if !existed {
+				d.count++
+			}
+			if err := b.Set(d.rowKey(k), v, nil); err != nil {
 				return err
+			}
+			// A committed row's entry on a key column is already there.
+			if d.tcol >= 0 && (it != nil || c.flags[sl]&fNew != 0) {
+				if t, ok := d.rowInt(d.tcol, k, v); ok {
+					tops.add(d.timeKey(t, k), nil, 1)
+				}
 			}
 		}
 	}
-	done := map[int32]bool{} // a key deleted, put back and deleted again is in c.tombs twice
-	for _, sl := range c.tombs {
-		if c.flags[sl]&fTomb == 0 || done[sl] {
+	idx := seq(tops.n())
+	sortByKey(idx, tops.key)
+	for x, i := range idx {
+		k := tops.key(i)
+		var err error
+		if tops.slot[i] == 1 {
+			err = b.Set(k, nil, nil)
+		} else if x+1 < len(idx) && bytes.Equal(tops.key(idx[x+1]), k) {
+			continue // a row's entry deleted and set again: kept
+		} else if x > 0 && bytes.Equal(tops.key(idx[x-1]), k) {
 			continue
+		} else {
+			err = b.Delete(k, nil)
 		}
-		done[sl] = true
-		k := c.key(sl)
-		if !keyTime {
-			if err := d.del(b, k); err != nil {
-				return err
-			}
-			continue
-		}
-		// A tombstone's key was live at the last commit: in pebble.
-		d.count--
-		if err := b.Delete(d.rowKey(k), nil); err != nil {
+		if err != nil {
 			return err
-		}
-		if d.tcol >= 0 {
-			if t, ok := c.keyIntOf(k, d.tcol); ok {
-				if err := b.Delete(d.timeKey(t, k), nil); err != nil {
-					return err
-				}
-			}
 		}
 	}
 	return nil
