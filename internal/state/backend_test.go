@@ -44,6 +44,7 @@ func TestContractOnDisk(t *testing.T) {
 		{"BrokenFilesAreErrorsNamingTheFile", TestBrokenFilesAreErrorsNamingTheFile},
 		{"PurgeKeepsLaterVersionsLoadable", TestPurgeKeepsLaterVersionsLoadable},
 		{"CommitBytesAreDeterministic", TestCommitBytesAreDeterministic},
+		{"SnapshotsFollowTheChangesNotTheState", TestSnapshotsFollowTheChangesNotTheState},
 		{"EvictWhere", TestEvictWhere},
 		{"ConfigValidate", TestConfigValidate},
 		{"ClosedStoreRefusesCalls", TestClosedStoreRefusesCalls},

@@ -110,15 +110,15 @@ var metaKey = []byte{'m'}
 
 // metaMagic starts the meta value; a change of layout changes it, so an
 // old database is rebuilt instead of misread.
-const metaMagic = "sluice-state-disk-1\x00"
+const metaMagic = "sluice-state-disk-2\x00"
 
 // diskStore is the disk-backed Store: the committed state lives in a local
 // pebble database, the rows a batch reads or changes in a memStore used as
 // a cache (rows read from pebble are inserted untracked, so the cache's
 // dirty and tombstone marks are exactly the batch's changes, and its
 // writeDelta writes the same delta bytes memStore would). Commit writes the
-// delta (and, every SnapshotEvery versions, a snapshot streamed from the
-// merged state) before it touches pebble, so the files stay the source of
+// delta (and, when one is due, a snapshot streamed from the merged state)
+// before it touches pebble, so the files stay the source of
 // truth: pebble is written without fsync and rebuilt from the files when it
 // cannot prove it is at the version asked for.
 //
@@ -139,9 +139,12 @@ type diskStore struct {
 
 	version int64
 	count   int64 // live keys at version
-	loaded  bool
-	closed  bool
-	tcol    int // TimeColumn as EvictWhere's col, -1 = none
+	// snapAt, since: the last snapshot's version and the rows of the
+	// deltas after it (snapshotDue), kept in the meta with version.
+	snapAt, since int64
+	loaded        bool
+	closed        bool
+	tcol          int // TimeColumn as EvictWhere's col, -1 = none
 
 	// visited counts the pebble keys ScanWhere and EvictWhere read through
 	// the time index (tests check they are only the rows returned).
@@ -332,6 +335,7 @@ func (d *diskStore) openPebble(mustExist bool) (db *pebble.DB, err error) {
 
 type diskMeta struct {
 	version, count int64
+	snapAt, since  int64 // the store's snapshotDue inputs at version
 	kind           string
 	sum            uint32
 	ident          string
@@ -340,6 +344,8 @@ type diskMeta struct {
 func (m diskMeta) encode() []byte {
 	b := binary.BigEndian.AppendUint64([]byte(metaMagic), uint64(m.version))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.count))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.snapAt))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.since))
 	b = binary.BigEndian.AppendUint32(b, m.sum)
 	b = append(b, byte(len(m.kind)))
 	b = append(b, m.kind...)
@@ -349,18 +355,20 @@ func (m diskMeta) encode() []byte {
 func decodeMeta(b []byte) (diskMeta, bool) {
 	var m diskMeta
 	rest, ok := bytes.CutPrefix(b, []byte(metaMagic))
-	if !ok || len(rest) < 21 {
+	if !ok || len(rest) < 37 {
 		return m, false
 	}
 	m.version = int64(binary.BigEndian.Uint64(rest))
 	m.count = int64(binary.BigEndian.Uint64(rest[8:]))
-	m.sum = binary.BigEndian.Uint32(rest[16:])
-	kl := int(rest[20])
-	if len(rest) < 21+kl {
+	m.snapAt = int64(binary.BigEndian.Uint64(rest[16:]))
+	m.since = int64(binary.BigEndian.Uint64(rest[24:]))
+	m.sum = binary.BigEndian.Uint32(rest[32:])
+	kl := int(rest[36])
+	if len(rest) < 37+kl {
 		return m, false
 	}
-	m.kind = string(rest[21 : 21+kl])
-	m.ident = string(rest[21+kl:])
+	m.kind = string(rest[37 : 37+kl])
+	m.ident = string(rest[37+kl:])
 	return m, true
 }
 
@@ -420,6 +428,7 @@ func (d *diskStore) reuse(version int64) bool {
 		return false
 	}
 	d.db, d.version, d.count = db, version, m.count
+	d.snapAt, d.since = m.snapAt, m.since
 	return true
 }
 
@@ -439,19 +448,22 @@ func (d *diskStore) rebuild(version int64) error {
 			}
 		}
 		if snap > 0 {
-			if m.sum, err = d.applyFile(snap, kindSnapshot); err != nil {
+			if m.sum, _, err = d.applyFile(snap, kindSnapshot); err != nil {
 				return err
 			}
 			m.kind = kindSnapshot
 		}
+		m.snapAt = snap
 		for v := snap + 1; v <= version; v++ {
-			if m.sum, err = d.applyFile(v, kindDelta); err != nil {
+			var rows int64
+			if m.sum, rows, err = d.applyFile(v, kindDelta); err != nil {
 				return err
 			}
-			m.kind = kindDelta
+			m.kind, m.since = kindDelta, m.since+rows
 		}
 	}
 	m.version, m.count = version, d.count
+	d.snapAt, d.since = m.snapAt, m.since
 	if err := d.db.Set(metaKey, m.encode(), pebble.NoSync); err != nil {
 		return fmt.Errorf("state: local state directory %s: %w", d.local, err)
 	}
@@ -462,8 +474,9 @@ func (d *diskStore) rebuild(version int64) error {
 // applyFile writes state file v of kind into the database (into an empty
 // one for a snapshot), checked as memStore.loadFile checks it, and returns
 // the checksum of its bytes.
-func (d *diskStore) applyFile(v int64, kind string) (uint32, error) {
+func (d *diskStore) applyFile(v int64, kind string) (uint32, int64, error) {
 	c := d.cache
+	var rows int64
 	nk := len(c.keyTypes)
 	b := d.db.NewBatch()
 	defer func() { b.Close() }()
@@ -474,6 +487,7 @@ func (d *diskStore) applyFile(v int64, kind string) (uint32, error) {
 	)
 	sum, err := c.readStateFile(v, kind, func(rec arrow.Record, crc io.Writer) error {
 		n := int(rec.NumRows())
+		rows += int64(n)
 		cols := rec.Columns()
 		buf, offs = c.fullc.encode(cols, n, buf, offs)
 		crc.Write(buf)
@@ -511,15 +525,15 @@ func (d *diskStore) applyFile(v int64, kind string) (uint32, error) {
 		return nil
 	})
 	if dbErr != nil {
-		return 0, fmt.Errorf("state: local state directory %s: load version %d: %w", d.local, v, dbErr)
+		return 0, 0, fmt.Errorf("state: local state directory %s: load version %d: %w", d.local, v, dbErr)
 	}
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
-		return 0, fmt.Errorf("state: local state directory %s: load version %d: %w", d.local, v, err)
+		return 0, 0, fmt.Errorf("state: local state directory %s: load version %d: %w", d.local, v, err)
 	}
-	return sum, nil
+	return sum, rows, nil
 }
 
 func (d *diskStore) rowKey(k []byte) []byte {
@@ -1127,8 +1141,8 @@ func (d *diskStore) EvictWhere(col int, less int64) (int, error) {
 	return n, nil
 }
 
-// Commit writes the delta (the cache's changes, memStore's bytes), every
-// SnapshotEvery versions a snapshot streamed from the merged state, then
+// Commit writes the delta (the cache's changes, memStore's bytes), when one
+// is due (snapshotDue) a snapshot streamed from the merged state, then
 // applies the changes to pebble in one batch with the new meta, and trims
 // the cache to its budget. A failure before the pebble batch leaves pebble
 // and the cache as they were (retry or Abort); the batch is atomic.
@@ -1140,15 +1154,16 @@ func (d *diskStore) Commit(version int64) error {
 		return fmt.Errorf("state: commit version %d: store is at version %d, want %d", version, d.version, d.version+1)
 	}
 	c := d.cache
-	if err := c.writeDelta(version); err != nil {
+	rows, err := c.writeDelta(version)
+	if err != nil {
 		return err
 	}
-	m := diskMeta{version: version, kind: kindDelta, sum: c.lastSum, ident: d.ident}
-	if version%int64(d.cfg.SnapshotEvery) == 0 {
+	m := diskMeta{version: version, kind: kindDelta, sum: c.lastSum, ident: d.ident, snapAt: d.snapAt, since: d.since + rows}
+	if snapshotDue(version, d.snapAt, m.since, int64(d.Len()), d.cfg.SnapshotEvery) {
 		if err := d.writeSnapshot(version); err != nil {
 			return err
 		}
-		m.kind, m.sum = kindSnapshot, c.lastSum
+		m.kind, m.sum, m.snapAt, m.since = kindSnapshot, c.lastSum, version, 0
 	}
 	count := d.count
 	b := d.db.NewBatch()
@@ -1156,7 +1171,7 @@ func (d *diskStore) Commit(version int64) error {
 	// The meta goes first, keeping the batch in key order (applyChanges);
 	// its count is the one Len gives now.
 	m.count = int64(d.Len())
-	err := b.Set(metaKey, m.encode(), nil)
+	err = b.Set(metaKey, m.encode(), nil)
 	if err == nil {
 		err = d.applyChanges(b)
 	}
@@ -1171,7 +1186,7 @@ func (d *diskStore) Commit(version int64) error {
 		return fmt.Errorf("state: commit version %d: local state directory %s: %w", version, d.local, err)
 	}
 	c.settle(version)
-	d.version = version
+	d.version, d.snapAt, d.since = version, m.snapAt, m.since
 	// Trimmed when the next batch starts touching keys, not here: slots
 	// handed out before this Commit stay valid until then.
 	d.trim = c.SizeBytes() > d.opts.CacheBytes

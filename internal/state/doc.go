@@ -7,8 +7,10 @@
 // and evicts them with Arrow records, and commits version N. Out: one
 // Arrow IPC file per version under
 // <checkpoint>/state/<operator>/<lo>-<hi>/ (format.md): a delta of the
-// changed rows and tombstones, and every SnapshotEvery versions a snapshot of
-// every live row. The package is a seam: it imports arrow and internal/vfs,
+// changed rows and tombstones, and, at a multiple of SnapshotEvery once the
+// deltas since the last one hold as many rows as the state, a snapshot of
+// every live row (so what a batch writes follows the keys it changed, not
+// the size of the state). The package is a seam: it imports arrow and internal/vfs,
 // never dataset, scheduler or microbatch (it lives under internal/ so that
 // dataset's operators may use it without knowing checkpoints); the caller
 // routes rows to the store that owns their key group (the store does not
@@ -32,7 +34,7 @@
 //     by another backend), the rows a batch reads or changes in a memStore
 //     used as a cache, dropped after a Commit that leaves it above
 //     DiskOptions.CacheBytes. Commit writes memStore's delta bytes from the
-//     cache, every SnapshotEvery versions a snapshot streamed from pebble
+//     cache, when one is due a snapshot streamed from pebble
 //     merged with the cache, then the changes and a meta key (version,
 //     checksum of the file that recorded it, store identity) in one pebble
 //     batch without fsync. Opening version V reuses the database only when

@@ -89,28 +89,34 @@ func (s *memStore) load(version int64) error {
 		}
 	}
 	if snap > 0 {
-		if err := s.loadFile(snap, kindSnapshot); err != nil {
+		if _, err := s.loadFile(snap, kindSnapshot); err != nil {
 			return err
 		}
 	}
+	s.snapAt, s.since = snap, 0
 	for v := snap + 1; v <= version; v++ {
-		if err := s.loadFile(v, kindDelta); err != nil {
+		rows, err := s.loadFile(v, kindDelta)
+		if err != nil {
 			return err
 		}
+		s.since += rows
 	}
 	s.version = version
 	return nil
 }
 
-func (s *memStore) loadFile(v int64, kind string) error {
+// loadFile applies state file v of kind and returns its rows.
+func (s *memStore) loadFile(v int64, kind string) (int64, error) {
 	var (
 		buf  []byte
 		offs []int
+		rows int64
 	)
 	_, err := s.readStateFile(v, kind, func(rec arrow.Record, crc io.Writer) error {
+		rows += rec.NumRows()
 		return s.applyRecord(rec, kind, crc, &buf, &offs)
 	})
-	return err
+	return rows, err
 }
 
 // readStateFile checks state file v of kind (metadata, schema, row count,
@@ -261,7 +267,7 @@ func (s *memStore) applyRecord(rec arrow.Record, kind string, crc io.Writer, buf
 	return nil
 }
 
-func (s *memStore) writeDelta(v int64) error {
+func (s *memStore) writeDelta(v int64) (int64, error) {
 	// Two runs, each often already in key order (a join's new rows and the
 	// old rows it evicts arrive by sequence number): each is sorted only if
 	// it is not, then the two are merged, instead of sorting all the keys.
@@ -297,7 +303,7 @@ func (s *memStore) writeDelta(v int64) error {
 			dead = dead[1:]
 		}
 	}
-	return s.writeFile(v, kindDelta, sk, ss)
+	return int64(len(sk)), s.writeFile(v, kindDelta, sk, ss)
 }
 
 // deltaRow is a row of a delta file: a key and its slot (-1: tombstone).

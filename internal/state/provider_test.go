@@ -215,7 +215,9 @@ func TestProviderPurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	slices.Sort(files)
-	want := []string{"3.snapshot.arrow", "4.delta.arrow", "5.delta.arrow", "6.delta.arrow", "6.snapshot.arrow", "7.delta.arrow"}
+	// A key a version: a snapshot at 3 (three delta rows, three keys), none
+	// at 6 (three delta rows, six keys: snapshotDue).
+	want := []string{"3.snapshot.arrow", "4.delta.arrow", "5.delta.arrow", "6.delta.arrow", "7.delta.arrow"}
 	if !slices.Equal(files, want) {
 		t.Fatalf("after Purge(5): %v, want %v", files, want)
 	}

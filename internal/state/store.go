@@ -35,6 +35,27 @@ var (
 // DefaultSnapshotEvery is the snapshot interval K when Config leaves it 0.
 const DefaultSnapshotEvery = 10
 
+// maxSnapshotGap bounds, in K-intervals, how long a state whose deltas are
+// small next to it goes without a snapshot (the deltas a load replays).
+const maxSnapshotGap = 10
+
+// snapshotDue says whether the Commit of version writes a snapshot: at a
+// multiple of K (every), once the deltas since the last snapshot (at
+// snapAt; since = their rows, this version's included) hold at least as
+// many rows as the state (live), or when maxSnapshotGap K-intervals passed
+// without one. A snapshot then costs no more rows than the deltas it makes
+// unnecessary, so what a batch writes, amortised, follows the keys it
+// changed, not the size of the state; and a load reads at most about twice
+// the state's rows (a snapshot plus fewer delta rows than it holds). Every
+// input is fixed by the committed files, so a re-run, a warm or a loaded
+// store and both backends decide alike.
+func snapshotDue(version, snapAt, since, live int64, every int) bool {
+	if version%int64(every) != 0 {
+		return false
+	}
+	return since >= live || version-snapAt >= int64(every)*maxSnapshotGap
+}
+
 // deletedField is the tombstone column every state file ends with.
 const deletedField = "__deleted"
 
@@ -47,7 +68,7 @@ type StoreSpec struct {
 	Lo, Hi        int    // this store's key-group range [Lo, Hi)
 	KeySchema     *arrow.Schema
 	ValueSchema   *arrow.Schema // may have no fields (a set of keys)
-	SnapshotEvery int           // a snapshot every K versions; 0 = DefaultSnapshotEvery
+	SnapshotEvery int           // snapshots only at multiples of K (snapshotDue); 0 = DefaultSnapshotEvery
 	// TimeColumn names the key or value column (a 32- or 64-bit signed
 	// integer type, as EvictWhere's col) the store keeps ordered by time,
 	// so that ScanWhere and EvictWhere on it visit only the entries they
@@ -184,6 +205,10 @@ type memStore struct {
 	ntomb int     // slots with fTomb set
 
 	tix *timeIndex // StoreSpec.TimeColumn's index, nil without one
+
+	// snapAt is the version of the last snapshot (0: none) and since the
+	// rows of the deltas after it, up to version (snapshotDue).
+	snapAt, since int64
 
 	// sumFiles makes readStateFile and writeRecords checksum whole files
 	// (lastSum: the last file written); only the disk backend asks.
@@ -675,8 +700,9 @@ func (s *memStore) keyIntOf(k []byte, col int) (int64, bool) {
 }
 
 // Commit makes the changes since Version() version `version`, which must be
-// Version()+1: it writes <version>.delta.arrow and, when version is a
-// multiple of SnapshotEvery, <version>.snapshot.arrow, each atomically
+// Version()+1: it writes <version>.delta.arrow and, when a snapshot is due
+// (snapshotDue: at a multiple of SnapshotEvery once the deltas since the
+// last one are as large as the state), <version>.snapshot.arrow, each atomically
 // through FS. The bytes depend only on the committed state and changes,
 // never on the order of operations that led to them. On error the store
 // keeps its changes at Version(): Commit can be retried, or Abort called.
@@ -687,14 +713,18 @@ func (s *memStore) Commit(version int64) error {
 	if version != s.version+1 {
 		return fmt.Errorf("state: commit version %d: store is at version %d, want %d", version, s.version, s.version+1)
 	}
-	if err := s.writeDelta(version); err != nil {
+	rows, err := s.writeDelta(version)
+	if err != nil {
 		return err
 	}
-	if version%int64(s.cfg.SnapshotEvery) == 0 {
+	since := s.since + rows
+	if snapshotDue(version, s.snapAt, since, int64(s.live), s.cfg.SnapshotEvery) {
 		if err := s.writeSnapshot(version); err != nil {
 			return err
 		}
+		s.snapAt, since = version, 0
 	}
+	s.since = since
 	s.settle(version)
 	return nil
 }

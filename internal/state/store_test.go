@@ -604,10 +604,14 @@ func TestPurgeKeepsLaterVersionsLoadable(t *testing.T) {
 	for _, p := range fs.Files() {
 		names = append(names, strings.TrimPrefix(p, "/ck/state/agg-0/"))
 	}
+	// Snapshots at 9 and 15 (snapshotDue: the deltas of three versions
+	// hold fewer rows than the state, those of six more): 9 is the last at
+	// or before 14.
 	wantNames := []string{"0-32/1.delta.arrow", "0-32/2.delta.arrow",
-		"32-64/12.snapshot.arrow", "32-64/13.delta.arrow", "32-64/14.delta.arrow", "32-64/15.delta.arrow",
-		"32-64/15.snapshot.arrow", "32-64/16.delta.arrow", "32-64/17.delta.arrow", "32-64/18.delta.arrow",
-		"32-64/18.snapshot.arrow", "32-64/19.delta.arrow", "32-64/20.delta.arrow"}
+		"32-64/10.delta.arrow", "32-64/11.delta.arrow", "32-64/12.delta.arrow", "32-64/13.delta.arrow",
+		"32-64/14.delta.arrow", "32-64/15.delta.arrow", "32-64/15.snapshot.arrow", "32-64/16.delta.arrow",
+		"32-64/17.delta.arrow", "32-64/18.delta.arrow", "32-64/19.delta.arrow", "32-64/20.delta.arrow",
+		"32-64/9.snapshot.arrow"}
 	if !slices.Equal(names, wantNames) {
 		t.Fatalf("after Purge(14):\n%s\nwant\n%s", strings.Join(names, "\n"), strings.Join(wantNames, "\n"))
 	}
@@ -621,8 +625,8 @@ func TestPurgeKeepsLaterVersionsLoadable(t *testing.T) {
 		}
 		s.Close()
 	}
-	if _, err := testOpen(cfg, 11); !errors.Is(err, ErrMissing) {
-		t.Fatalf("version 11 after purge: %v, want ErrMissing", err)
+	if _, err := testOpen(cfg, 8); !errors.Is(err, ErrMissing) {
+		t.Fatalf("version 8 after purge: %v, want ErrMissing", err)
 	}
 }
 
@@ -877,5 +881,67 @@ func TestScanWhereSeesExactlyTheEntriesBelowTheBound(t *testing.T) {
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("ScanWhere(< 30) saw %v, want %v", got, want)
+	}
+}
+
+// Snapshots follow the changes, not the state: with 1 000 keys and k of
+// them changed a version (K = 3), a snapshot is written once the deltas
+// since the last one hold 1 000 rows, or after 10 K-intervals without one;
+// and a store reopened from its files at every version decides exactly as
+// one that ran on (the decision rests on the committed files only).
+func TestSnapshotsFollowTheChangesNotTheState(t *testing.T) {
+	for _, c := range []struct {
+		changed int
+		want    []int64
+	}{
+		{50, []int64{3, 24}}, // 1 000 rows first, then 20 versions of 50
+		{1, []int64{3, 33}},  // too few changes: the gap bound (30 versions)
+		{1000, []int64{3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 33, 36, 39}},
+	} {
+		for _, reopen := range []bool{false, true} {
+			mem := checked(t)
+			fs := vfs.NewMem()
+			cfg := testConfig(fs, mem)
+			s, err := testOpen(cfg, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for v := int64(1); v <= 40; v++ {
+				n := c.changed
+				if v == 1 {
+					n = 1000
+				}
+				var keys []refKey
+				var vals []refVal
+				for i := 0; i < n; i++ {
+					keys = append(keys, mkKey(fmt.Sprintf("k%d", (int(v)*c.changed+i)%1000), false, 0))
+					vals = append(vals, refVal{count: v, note: "n"})
+				}
+				put(t, s, mem, keys, vals)
+				if err := s.Commit(v); err != nil {
+					t.Fatal(err)
+				}
+				if reopen {
+					s.Close()
+					if s, err = testOpen(cfg, v); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			if s.Len() != 1000 {
+				t.Errorf("%d keys at version 40, want 1000", s.Len())
+			}
+			s.Close()
+			var snaps []int64
+			for _, p := range fs.Files() {
+				if v, k, ok := parseName(filepath.Base(p)); ok && k == kindSnapshot {
+					snaps = append(snaps, v)
+				}
+			}
+			slices.Sort(snaps)
+			if !slices.Equal(snaps, c.want) {
+				t.Errorf("%d keys changed a version (reopened at each: %v): snapshots at %v, want %v", c.changed, reopen, snaps, c.want)
+			}
+		}
 	}
 }
