@@ -197,31 +197,40 @@ func (j *streamJoin) Next(ctx context.Context) (arrow.Record, error) {
 	})
 }
 
-// sideRows is one side's rows of the batch: the stored rows, then this
-// batch's, as record chunks in the ext schema (never copied into one
-// record: the stored rows are most of the state and were copied twice a
-// batch, into old ++ new and out again as the survivors), with per-row
-// bookkeeping indexed by a row's place in old ++ new.
-type sideRows struct {
-	chunks  []arrow.Record // the first nOldChunks hold the stored rows
-	start   []int          // start[i]: index of chunks[i]'s first row; the last is the total
-	nOldCh  int
-	nOld    int
-	matched []bool  // matched before or in this batch
-	was     []bool  // matched before this batch
-	seen    []int64 // when the row's join key was last seen
-	wasSeen []int64 // seen as stored (old rows)
+// fresh is one side's rows of this batch, as record chunks in the ext
+// schema (extRow: the row's index among them), with per-row bookkeeping.
+type fresh struct {
+	chunks  []arrow.Record
+	start   []int // start[i]: index of chunks[i]'s first row; the last is n
+	n       int
+	matched []bool  // matched in this batch
+	seen    []int64 // when the row's join key was last seen (the batch time)
 	seq, t  []int64
+	semi    []int // left rows a semi join emits, in first-match order
 }
 
-func (sr *sideRows) add(rec arrow.Record) {
-	sr.chunks = append(sr.chunks, rec)
-	sr.start = append(sr.start, sr.total()+int(rec.NumRows()))
+// oldSide gathers what a batch does to one side's stored rows, which it
+// meets chunk by chunk (the rows kept after the last batch, or a scan of
+// the store) and never holds all at once unless it keeps them for the next
+// batch: the keys to delete, the rows to put (changed stored rows, then
+// the batch's rows), the evicted unmatched rows an outer side emits, and,
+// with the memory backend, the rows that stay (the next batch's kept
+// chunks, in key order).
+type oldSide struct {
+	goneSeq, goneT []int64
+	putKeys, put   []arrow.Record
+	outer          []arrow.Record // ext rows
+	keep           bool
+	kept           []arrow.Record
+	evicted        int64
 }
 
-func (sr *sideRows) total() int            { return sr.start[len(sr.start)-1] }
-func (sr *sideRows) old() []arrow.Record   { return sr.chunks[:sr.nOldCh] }
-func (sr *sideRows) fresh() []arrow.Record { return sr.chunks[sr.nOldCh:] }
+func (o *oldSide) release() {
+	releaseRecords(o.putKeys)
+	releaseRecords(o.put)
+	releaseRecords(o.outer)
+	releaseRecords(o.kept)
+}
 
 // maxKeptChunks bounds the chunks a side keeps between batches: past it
 // they are copied into one record (a batch adds a few chunks; eviction by
@@ -229,13 +238,16 @@ func (sr *sideRows) fresh() []arrow.Record { return sr.chunks[sr.nOldCh:] }
 const maxKeptChunks = 64
 
 func (j *streamJoin) run(ctx context.Context) error {
-	// The rows each side kept after the last batch, when its store is warm:
-	// no scan of the store needed.
-	var kept, survivors [2][]arrow.Record
+	// The rows each side kept after the last batch, when its store is warm
+	// in memory: no scan of the store needed.
+	var kept [2][]arrow.Record
+	var olds [2]*oldSide
 	defer func() {
 		for i := range kept {
 			releaseRecords(kept[i])
-			releaseRecords(survivors[i])
+			if olds[i] != nil {
+				olds[i].release()
+			}
 		}
 	}()
 	stores, err := j.stores()
@@ -248,116 +260,123 @@ func (j *streamJoin) run(ctx context.Context) error {
 			return err
 		}
 		s.store, kept[i] = st, aux
+		// The memory backend keeps the rows that stay for the next batch;
+		// a disk-backed store is scanned again instead, so that memory
+		// holds a batch's rows and one chunk of the state, not the state.
+		olds[i] = &oldSide{keep: state.InMemory(st)}
 	}
 	committed := false
 	defer func() {
 		for i, s := range []*joinSide{j.l, j.r} {
 			if committed {
-				stores.Keep(s.store, survivors[i])
-				survivors[i] = nil
+				var survivors []arrow.Record
+				if olds[i].keep {
+					survivors, olds[i].kept = olds[i].kept, nil
+					if survivors == nil {
+						survivors = []arrow.Record{}
+					}
+				}
+				stores.Keep(s.store, survivors)
 			} else if s.store != nil {
 				s.store.Close()
 			}
 			s.store = nil
 		}
 	}()
-	var rows [2]*sideRows
+	var news [2]*fresh
 	defer func() {
-		for _, r := range rows {
-			if r != nil {
-				releaseRecords(r.chunks)
+		for _, f := range news {
+			if f != nil {
+				releaseRecords(f.chunks)
 			}
 		}
 	}()
 	for i, s := range []*joinSide{j.l, j.r} {
-		r, err := j.load(ctx, s, kept[i])
-		if err != nil {
-			return err
-		}
-		rows[i] = r
-	}
-	lr, rr := rows[0], rows[1]
-	// lnew ⋈ (rold ∪ rnew), then lold ⋈ rnew.
-	p1, err := j.pairs(ctx, lr.fresh(), rr.chunks)
-	if err != nil {
-		return err
-	}
-	p2, err := j.pairs(ctx, lr.old(), rr.fresh())
-	if err != nil {
-		releaseRecords(p1)
-		return err
-	}
-	pairs := append(p1, p2...)
-	defer releaseRecords(pairs)
-	nl, nr := len(j.l.sch.Fields()), len(j.r.sch.Fields())
-	// Which rows matched: pairs carry both sides' row indexes.
-	track := j.spec.How != JoinInner // inner joins never look at matched
-	var semi []int                   // left rows (old ++ new) emitted by a semi join, first match order
-	for _, p := range pairs {
-		ls := p.Column(nl + extRow).(*array.Int64).Int64Values()
-		rs := p.Column(nl + extCols + nr + extRow).(*array.Int64).Int64Values()
-		for k := range ls {
-			li, ri := int(ls[k]), int(rs[k])
-			if j.spec.How == JoinSemi && !lr.matched[li] {
-				semi = append(semi, li)
-			}
-			if track {
-				lr.matched[li], rr.matched[ri] = true, true
-			}
-		}
-		if j.spec.How != JoinSemi {
-			cols := append(append([]arrow.Array{}, p.Columns()[:nl]...), p.Columns()[nl+extCols:nl+extCols+nr]...)
-			j.out = append(j.out, array.NewRecord(j.schema, cols, p.NumRows()))
-		}
-	}
-	if len(semi) > 0 {
-		if err := j.emitSemi(lr, semi); err != nil {
+		if news[i], err = j.loadNew(ctx, s); err != nil {
 			return err
 		}
 	}
+	ln, rn := news[0], news[1]
+	// The keys of this batch's rows, for the TTL's last-seen times.
+	var seenKeys *keyGrouper
 	if j.spec.TTL > 0 {
-		if err := j.touch(lr, rr); err != nil {
+		if seenKeys, err = j.newKeys(ln, rn); err != nil {
 			return err
 		}
 	}
-	// Evict, emit outer rows, and write what stays.
-	var evicted int64
-	for i, s := range []*joinSide{j.l, j.r} {
-		sr := rows[i]
-		limit, bounded := j.evictAt(i == 0)
-		outer := (i == 0 && j.nullR) || (i == 1 && j.nullL)
-		var gone, keep, outerRows []int
-		for k := range sr.matched {
-			switch {
-			case bounded && sr.t[k] <= limit:
-				gone = append(gone, k)
-				if outer && !sr.matched[k] {
-					outerRows = append(outerRows, k)
-				}
-			case j.spec.TTL > 0 && sr.seen[k] <= j.st.BatchTime-j.spec.TTL:
-				gone = append(gone, k)
-				evicted++
-			case i == 0 && j.spec.How == JoinSemi && sr.matched[k]:
-				gone = append(gone, k) // emitted: a semi join row never emits again
-			case k >= sr.nOld || sr.matched[k] != sr.was[k] || sr.seen[k] != sr.wasSeen[k]:
-				keep = append(keep, k)
-			}
-		}
-		if err := j.write(s, sr, gone, keep); err != nil {
+	// Each side's new rows as a hash table, probed by the other side's
+	// stored rows chunk by chunk and (the right's) by the new left rows:
+	// pairs come out in probe order, so in the order of the stored rows
+	// whatever their chunks, and the same on both backends (invariant 4).
+	var tl, tr *JoinTable
+	defer func() { tl.Release(); tr.Release() }()
+	if ln.n > 0 {
+		if tl, err = NewJoinTable(ctx, j.mem, j.l.ext, ln.chunks, keyExprs(j.spec.LeftKeys)); err != nil {
 			return err
 		}
-		if survivors[i], err = j.survivors(s, sr, gone); err != nil {
+	}
+	if rn.n > 0 {
+		if tr, err = NewJoinTable(ctx, j.mem, j.r.ext, rn.chunks, keyExprs(j.spec.RightKeys)); err != nil {
 			return err
 		}
-		if len(outerRows) > 0 {
-			if err := j.emitOuter(sr, i == 0, outerRows); err != nil {
+	}
+	// Stored right rows with the new left rows, then new with new, then
+	// stored left rows with the new right rows.
+	if err := j.eachOld(j.r, kept[1], func(c arrow.Record) error {
+		return j.old(ctx, j.r, c, tl, ln, seenKeys, olds[1])
+	}); err != nil {
+		return err
+	}
+	if tr != nil {
+		for _, c := range ln.chunks {
+			ps, err := j.probe(ctx, c, j.l, tr)
+			if err != nil {
 				return err
 			}
+			j.pairsOf(ps, ln.matched, rn.matched, &ln.semi)
 		}
+	}
+	if len(ln.semi) > 0 {
+		if err := j.emitRows(ln.chunks, ln.start, ln.semi); err != nil {
+			return err
+		}
+	}
+	if err := j.eachOld(j.l, kept[0], func(c arrow.Record) error {
+		return j.old(ctx, j.l, c, tr, rn, seenKeys, olds[0])
+	}); err != nil {
+		return err
+	}
+	// The batch's rows go into state, or are gone at once.
+	for i, s := range []*joinSide{j.l, j.r} {
+		if err := j.settleNew(s, news[i], olds[i]); err != nil {
+			return err
+		}
+	}
+	var evicted int64
+	for i, s := range []*joinSide{j.l, j.r} {
+		if err := j.write(s, olds[i]); err != nil {
+			return err
+		}
+		evicted += olds[i].evicted
+	}
+	// Outer rows after every pair: the left side's, then the right's,
+	// each stored ones then new ones.
+	for i, s := range []*joinSide{j.l, j.r} {
+		j.emitOuter(s, olds[i].outer)
 	}
 	for _, s := range []*joinSide{j.l, j.r} {
 		if err := s.store.Commit(j.st.Version + 1); err != nil {
 			return fmt.Errorf("%s side: %w", s.name, err)
+		}
+	}
+	for i, o := range olds {
+		if o.keep && len(o.kept) > maxKeptChunks {
+			all, err := ConcatRecords(j.mem, []*joinSide{j.l, j.r}[i].ext, o.kept)
+			if err != nil {
+				return err
+			}
+			releaseRecords(o.kept)
+			o.kept = []arrow.Record{all}
 		}
 	}
 	committed = true
@@ -366,6 +385,304 @@ func (j *streamJoin) run(ctx context.Context) error {
 		j.st.Metrics.AddEvicted(j.st.Operator, evicted)
 	}
 	return nil
+}
+
+func keyExprs(names []string) []*expr.Expr {
+	ks := make([]*expr.Expr, len(names))
+	for i, n := range names {
+		ks[i] = expr.Col(n)
+	}
+	return ks
+}
+
+// keyNames are side s's join key columns.
+func (j *streamJoin) keyNames(s *joinSide) []string {
+	if s == j.l {
+		return j.spec.LeftKeys
+	}
+	return j.spec.RightKeys
+}
+
+// probe joins rec, rows of side s (ext schema), with table, the other
+// side's new rows: pairs of left ext ++ right ext columns, in rec's order.
+func (j *streamJoin) probe(ctx context.Context, rec arrow.Record, s *joinSide, table *JoinTable) ([]arrow.Record, error) {
+	return drain(ctx, func() (Operator, error) {
+		return NewHashJoinTable(j.mem, NewRecords(s.ext, []arrow.Record{rec}), table, keyExprs(j.keyNames(s)), JoinInner, s == j.r, j.spec.Cond)
+	})
+}
+
+// pairsOf takes pair records (left ext ++ right ext) apart: it marks the
+// rows that matched in lm and rm (by the pairs' extRow: an old chunk's
+// flags or a side's new rows'), appends to semi the left rows a semi join
+// emits because they matched for the first time, emits the pairs of the
+// other joins, and releases ps.
+func (j *streamJoin) pairsOf(ps []arrow.Record, lm, rm []bool, semi *[]int) {
+	nl, nr := len(j.l.sch.Fields()), len(j.r.sch.Fields())
+	track := j.spec.How != JoinInner // inner joins never look at matched
+	for _, p := range ps {
+		ls := p.Column(nl + extRow).(*array.Int64).Int64Values()
+		rs := p.Column(nl + extCols + nr + extRow).(*array.Int64).Int64Values()
+		for k := range ls {
+			li, ri := int(ls[k]), int(rs[k])
+			if j.spec.How == JoinSemi && !lm[li] {
+				*semi = append(*semi, li)
+			}
+			if track {
+				lm[li], rm[ri] = true, true
+			}
+		}
+		if j.spec.How != JoinSemi {
+			cols := append(append([]arrow.Array{}, p.Columns()[:nl]...), p.Columns()[nl+extCols:nl+extCols+nr]...)
+			j.out = append(j.out, array.NewRecord(j.schema, cols, p.NumRows()))
+		}
+		p.Release()
+	}
+}
+
+// eachOld calls fn with side s's stored rows in key (= arrival) order, in
+// ext records whose extRow is a row's index in its record: the records
+// kept after the last batch when the store is warm in memory, else a scan
+// of the store.
+func (j *streamJoin) eachOld(s *joinSide, kept []arrow.Record, fn func(arrow.Record) error) error {
+	nu := len(s.sch.Fields())
+	ext := func(cols []arrow.Array, n int) error {
+		row := rowIndexes(j.mem, 0, n)
+		cols[nu+extRow] = row
+		rec := array.NewRecord(s.ext, cols, int64(n))
+		row.Release()
+		err := fn(rec)
+		rec.Release()
+		return err
+	}
+	if kept != nil && rowsOf(kept) == s.store.Len() {
+		for _, k := range kept {
+			if err := ext(append([]arrow.Array{}, k.Columns()...), int(k.NumRows())); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return s.store.Scan(func(k, v arrow.Record) error {
+		if k.NumRows() == 0 {
+			return nil
+		}
+		cols := append([]arrow.Array{}, v.Columns()[:nu]...)
+		cols = append(cols, k.Column(0), v.Column(nu), v.Column(nu+1), k.Column(1), nil)
+		return ext(cols, int(k.NumRows()))
+	})
+}
+
+// old does a batch's work on chunk c of side s's stored rows: its pairs
+// with the other side's new rows (table, other), the TTL's last-seen
+// times, then what becomes of each row (evicted, emitted by a semi join,
+// changed, kept), gathered into o.
+func (j *streamJoin) old(ctx context.Context, s *joinSide, c arrow.Record, table *JoinTable, other *fresh, seenKeys *keyGrouper, o *oldSide) error {
+	nu := len(s.sch.Fields())
+	n := int(c.NumRows())
+	left := s == j.l
+	matched := make([]bool, n)
+	m := c.Column(nu + extMatched).(*array.Boolean)
+	for i := range matched {
+		matched[i] = m.Value(i)
+	}
+	was := append([]bool(nil), matched...)
+	wasSeen := c.Column(nu + extSeen).(*array.Int64).Int64Values()
+	seen := append([]int64(nil), wasSeen...)
+	t := c.Column(nu + extTime).(*array.Int64).Int64Values()
+	seq := c.Column(nu + extSeq).(*array.Int64).Int64Values()
+	if table != nil {
+		ps, err := j.probe(ctx, c, s, table)
+		if err != nil {
+			return err
+		}
+		if left {
+			var semi []int
+			j.pairsOf(ps, matched, other.matched, &semi)
+			if len(semi) > 0 {
+				if err := j.emitRows([]arrow.Record{c}, []int{0, n}, semi); err != nil {
+					return err
+				}
+			}
+		} else {
+			j.pairsOf(ps, other.matched, matched, &other.semi)
+		}
+	}
+	if seenKeys != nil {
+		cols := make([]arrow.Array, len(s.keys))
+		for i, k := range s.keys {
+			cols[i] = c.Column(k)
+		}
+		ids := make([]int32, n)
+		seenKeys.find(cols, ids)
+		for k, id := range ids {
+			if id >= 0 {
+				seen[k] = j.st.BatchTime
+			}
+		}
+	}
+	limit, bounded := j.evictAt(left)
+	outer := (left && j.nullR) || (!left && j.nullL)
+	var outerRows, changed, stay []int
+	for k := 0; k < n; k++ {
+		switch {
+		case bounded && t[k] <= limit:
+			if outer && !matched[k] {
+				outerRows = append(outerRows, k)
+			}
+		case j.spec.TTL > 0 && seen[k] <= j.st.BatchTime-j.spec.TTL:
+			o.evicted++
+		case left && j.spec.How == JoinSemi && matched[k]:
+			// emitted: a semi join row never emits again
+		default:
+			stay = append(stay, k)
+			if matched[k] != was[k] || seen[k] != wasSeen[k] {
+				changed = append(changed, k)
+			}
+			continue
+		}
+		o.goneSeq, o.goneT = append(o.goneSeq, seq[k]), append(o.goneT, t[k])
+	}
+	if len(outerRows) > 0 {
+		rec, err := TakeRecord(j.mem, c, outerRows)
+		if err != nil {
+			return err
+		}
+		o.outer = append(o.outer, rec)
+	}
+	one := []int{0, n}
+	if len(changed) > 0 {
+		if err := j.addPuts(s, o, []arrow.Record{c}, one, changed, matched, seen); err != nil {
+			return err
+		}
+	}
+	if o.keep && len(stay) > 0 {
+		recs, err := j.gather([]arrow.Record{c}, one, stay, true)
+		if err != nil {
+			return err
+		}
+		if len(changed) > 0 {
+			recs = withBookkeeping(j.mem, recs, nu, stay, matched, seen)
+		}
+		o.kept = append(o.kept, recs...)
+	}
+	return nil
+}
+
+// settleNew decides the fate of side s's new rows once every pair is
+// known: into state (and kept, with the memory backend), or gone at once
+// (behind the watermark already, or emitted by a semi join).
+func (j *streamJoin) settleNew(s *joinSide, f *fresh, o *oldSide) error {
+	left := s == j.l
+	limit, bounded := j.evictAt(left)
+	outer := (left && j.nullR) || (!left && j.nullL)
+	var outerRows, stay []int
+	changed := false
+	for k := 0; k < f.n; k++ {
+		switch {
+		case bounded && f.t[k] <= limit:
+			if outer && !f.matched[k] {
+				outerRows = append(outerRows, k)
+			}
+		case left && j.spec.How == JoinSemi && f.matched[k]:
+		default:
+			stay = append(stay, k)
+			changed = changed || f.matched[k]
+		}
+	}
+	if len(outerRows) > 0 {
+		recs, err := j.gather(f.chunks, f.start, outerRows, false)
+		if err != nil {
+			return err
+		}
+		o.outer = append(o.outer, recs...)
+	}
+	if len(stay) == 0 {
+		return nil
+	}
+	if err := j.addPuts(s, o, f.chunks, f.start, stay, f.matched, f.seen); err != nil {
+		return err
+	}
+	if o.keep {
+		recs, err := j.gather(f.chunks, f.start, stay, true)
+		if err != nil {
+			return err
+		}
+		if changed {
+			recs = withBookkeeping(j.mem, recs, len(s.sch.Fields()), stay, f.matched, f.seen)
+		}
+		o.kept = append(o.kept, recs...)
+	}
+	return nil
+}
+
+// addPuts adds rows idx (ascending) of chunks to o's puts, with their
+// matched and seen values of now (indexed like idx's rows).
+func (j *streamJoin) addPuts(s *joinSide, o *oldSide, chunks []arrow.Record, start, idx []int, matched []bool, seen []int64) error {
+	recs, err := j.gather(chunks, start, idx, false)
+	if err != nil {
+		return err
+	}
+	nu := len(s.sch.Fields())
+	off := 0
+	for _, rec := range recs {
+		n := int(rec.NumRows())
+		mc, sc := bookkeeping(j.mem, idx[off:off+n], matched, seen)
+		off += n
+		vals := array.NewRecord(s.spec.ValueSchema, append(append([]arrow.Array{}, rec.Columns()[:nu]...), mc, sc), int64(n))
+		keys := array.NewRecord(joinKeySchema, []arrow.Array{rec.Column(nu + extSeq), rec.Column(nu + extTime)}, int64(n))
+		releaseAll([]arrow.Array{mc, sc})
+		rec.Release()
+		o.putKeys, o.put = append(o.putKeys, keys), append(o.put, vals)
+	}
+	return nil
+}
+
+// write deletes a side's gone stored rows from its store and puts its
+// changed and new rows.
+func (j *streamJoin) write(s *joinSide, o *oldSide) error {
+	if len(o.goneSeq) > 0 {
+		cols := []arrow.Array{int64Array(j.mem, o.goneSeq), int64Array(j.mem, o.goneT)}
+		keys := array.NewRecord(joinKeySchema, cols, int64(len(o.goneSeq)))
+		releaseAll(cols)
+		err := s.store.Delete(keys)
+		keys.Release()
+		if err != nil {
+			return err
+		}
+	}
+	for i := range o.put {
+		if err := s.store.Put(o.putKeys[i], o.put[i], nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// bookkeeping returns the matched and seen columns of rows idx.
+func bookkeeping(mem memory.Allocator, idx []int, matched []bool, seen []int64) (arrow.Array, arrow.Array) {
+	m := make([]bool, len(idx))
+	sn := make([]int64, len(idx))
+	for i, k := range idx {
+		m[i], sn[i] = matched[k], seen[k]
+	}
+	return boolArray(mem, m), int64Array(mem, sn)
+}
+
+// withBookkeeping replaces the matched and seen columns of recs (rows idx,
+// in order) with their values of now, releasing recs.
+func withBookkeeping(mem memory.Allocator, recs []arrow.Record, nu int, idx []int, matched []bool, seen []int64) []arrow.Record {
+	off := 0
+	for i, rec := range recs {
+		n := int(rec.NumRows())
+		mc, sc := bookkeeping(mem, idx[off:off+n], matched, seen)
+		off += n
+		cols := append([]arrow.Array{}, rec.Columns()...)
+		cols[nu+extMatched], cols[nu+extSeen] = mc, sc
+		recs[i] = array.NewRecord(rec.Schema(), cols, rec.NumRows())
+		releaseAll([]arrow.Array{mc, sc})
+		rec.Release()
+	}
+	return recs
 }
 
 // evictAt returns the event time at or below which a side's stored rows can
@@ -399,47 +716,15 @@ func satAdd(a, b int64) int64 {
 	return c
 }
 
-// load reads a side's stored rows and this batch's rows into ext records.
-func (j *streamJoin) load(ctx context.Context, s *joinSide, kept []arrow.Record) (*sideRows, error) {
-	nu := len(s.sch.Fields())
-	sr := &sideRows{start: []int{0}}
+// loadNew reads side s's rows of this batch into ext records.
+func (j *streamJoin) loadNew(ctx context.Context, s *joinSide) (*fresh, error) {
+	f := &fresh{start: []int{0}}
 	ok := false
 	defer func() {
 		if !ok {
-			releaseRecords(sr.chunks)
+			releaseRecords(f.chunks)
 		}
 	}()
-	if kept != nil && rowsOf(kept) == s.store.Len() {
-		// Warm: the rows kept after the last batch, in key order; only the
-		// row index column is renumbered.
-		for _, k := range kept {
-			row := rowIndexes(j.mem, sr.total(), int(k.NumRows()))
-			cols := append([]arrow.Array{}, k.Columns()...)
-			cols[nu+extRow] = row
-			sr.add(array.NewRecord(s.ext, cols, k.NumRows()))
-			row.Release()
-		}
-	} else {
-		err := s.store.Scan(func(k, v arrow.Record) error {
-			n := int(k.NumRows())
-			if n == 0 {
-				return nil
-			}
-			row := rowIndexes(j.mem, sr.total(), n)
-			defer row.Release()
-			cols := append([]arrow.Array{}, v.Columns()[:nu]...)
-			cols = append(cols, k.Column(0), v.Column(nu), v.Column(nu+1), k.Column(1), row)
-			sr.add(array.NewRecord(s.ext, cols, int64(n)))
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	sr.nOldCh, sr.nOld = len(sr.chunks), sr.total()
-	// This batch's rows, each input record extended with its bookkeeping
-	// columns.
-	n := 0
 	for {
 		r, err := s.in.Next(ctx)
 		if err == io.EOF {
@@ -455,9 +740,9 @@ func (j *streamJoin) load(ctx context.Context, s *joinSide, kept []arrow.Record)
 		}
 		seq, rt, rs, row := make([]int64, k), make([]int64, k), make([]int64, k), make([]int64, k)
 		for i := range seq {
-			seq[i] = j.st.Version<<32 | int64(n+i)
+			seq[i] = j.st.Version<<32 | int64(f.n+i)
 			rs[i] = j.st.BatchTime
-			row[i] = int64(sr.total() + i)
+			row[i] = int64(f.n + i)
 		}
 		if s.timeCol >= 0 {
 			c := r.Column(s.timeCol).(*array.Timestamp)
@@ -470,28 +755,16 @@ func (j *streamJoin) load(ctx context.Context, s *joinSide, kept []arrow.Record)
 			}
 		}
 		extra := []arrow.Array{int64Array(j.mem, seq), boolArray(j.mem, make([]bool, k)), int64Array(j.mem, rs), int64Array(j.mem, rt), int64Array(j.mem, row)}
-		sr.add(array.NewRecord(s.ext, append(append([]arrow.Array{}, r.Columns()...), extra...), int64(k)))
+		f.chunks = append(f.chunks, array.NewRecord(s.ext, append(append([]arrow.Array{}, r.Columns()...), extra...), int64(k)))
 		releaseAll(extra)
 		r.Release()
-		n += k
+		f.seq, f.t, f.seen = append(f.seq, seq...), append(f.t, rt...), append(f.seen, rs...)
+		f.n += k
+		f.start = append(f.start, f.n)
 	}
-	total := sr.total()
-	sr.matched, sr.was = make([]bool, total), make([]bool, total)
-	sr.seen, sr.seq, sr.t = make([]int64, 0, total), make([]int64, 0, total), make([]int64, 0, total)
-	for _, c := range sr.chunks {
-		m := c.Column(nu + extMatched).(*array.Boolean)
-		at := len(sr.seen)
-		for i := 0; i < m.Len(); i++ {
-			sr.matched[at+i] = m.Value(i)
-		}
-		sr.seq = append(sr.seq, c.Column(nu+extSeq).(*array.Int64).Int64Values()...)
-		sr.seen = append(sr.seen, c.Column(nu+extSeen).(*array.Int64).Int64Values()...)
-		sr.t = append(sr.t, c.Column(nu+extTime).(*array.Int64).Int64Values()...)
-	}
-	copy(sr.was, sr.matched)
-	sr.wasSeen = append([]int64(nil), sr.seen[:sr.nOld]...)
+	f.matched = make([]bool, f.n)
 	ok = true
-	return sr, nil
+	return f, nil
 }
 
 func rowsOf(recs []arrow.Record) int {
@@ -502,41 +775,44 @@ func rowsOf(recs []arrow.Record) int {
 	return n
 }
 
-// pairs inner-joins two sides' ext records on the keys and the condition.
-func (j *streamJoin) pairs(ctx context.Context, l, r []arrow.Record) ([]arrow.Record, error) {
-	ln, rn := rowsOf(l), rowsOf(r)
-	if ln == 0 || rn == 0 {
-		return nil, nil
+// newKeys groups the join keys of this batch's rows of both sides.
+func (j *streamJoin) newKeys(ln, rn *fresh) (*keyGrouper, error) {
+	g, err := newKeyGrouper(j.keyTypes)
+	if err != nil {
+		return nil, err
 	}
-	lk, rk := make([]*expr.Expr, len(j.l.keys)), make([]*expr.Expr, len(j.r.keys))
-	for i := range lk {
-		lk[i], rk[i] = expr.Col(j.spec.LeftKeys[i]), expr.Col(j.spec.RightKeys[i])
+	for i, f := range []*fresh{ln, rn} {
+		s := []*joinSide{j.l, j.r}[i]
+		for _, rec := range f.chunks {
+			cols := make([]arrow.Array, len(s.keys))
+			for c, k := range s.keys {
+				cols[c] = rec.Column(k)
+			}
+			g.assign(cols, make([]uint32, rec.NumRows()))
+		}
 	}
-	return drain(ctx, func() (Operator, error) {
-		return NewHashJoinWhere(j.mem, NewRecords(j.l.ext, l), NewRecords(j.r.ext, r),
-			lk, rk, JoinInner, rn <= ln, j.spec.Cond)
-	})
+	return g, nil
 }
 
-// gather returns rows idx (ascending) of sr as records, in order: a chunk
-// all of whose rows are asked for as it is, a run of one chunk's rows as a
-// slice (with compact, only when the run is at least half the chunk, so a
-// few rows kept for later batches do not pin a whole chunk's memory), else
-// a copy of the rows.
-func (j *streamJoin) gather(sr *sideRows, idx []int, compact bool) ([]arrow.Record, error) {
+// gather returns rows idx (ascending) of chunks (start: their first rows'
+// indexes, then the total) as records, in order: a chunk all of whose rows
+// are asked for as it is, a run of one chunk's rows as a slice (with
+// compact, only when the run is at least half the chunk, so a few rows
+// kept for later batches do not pin a whole chunk's memory), else a copy.
+func (j *streamJoin) gather(chunks []arrow.Record, start, idx []int, compact bool) ([]arrow.Record, error) {
 	var out []arrow.Record
 	c := 0
 	for a := 0; a < len(idx); {
-		for sr.start[c+1] <= idx[a] {
+		for start[c+1] <= idx[a] {
 			c++
 		}
-		lo, hi := sr.start[c], sr.start[c+1]
+		lo, hi := start[c], start[c+1]
 		b := a
 		for b < len(idx) && idx[b] < hi {
 			b++
 		}
 		n, first, last := b-a, idx[a]-lo, idx[b-1]-lo
-		chunk := sr.chunks[c]
+		chunk := chunks[c]
 		switch {
 		case n == hi-lo:
 			chunk.Retain()
@@ -560,11 +836,12 @@ func (j *streamJoin) gather(sr *sideRows, idx []int, compact bool) ([]arrow.Reco
 	return out, nil
 }
 
-// emitSemi emits the left rows idx (first-match order) of a semi join.
-func (j *streamJoin) emitSemi(lr *sideRows, idx []int) error {
+// emitRows emits rows idx (in that order) of left-side chunks: a semi
+// join's output.
+func (j *streamJoin) emitRows(chunks []arrow.Record, start, idx []int) error {
 	nl := len(j.l.sch.Fields())
 	if slices.IsSorted(idx) {
-		recs, err := j.gather(lr, idx, false)
+		recs, err := j.gather(chunks, start, idx, false)
 		if err != nil {
 			return err
 		}
@@ -573,7 +850,7 @@ func (j *streamJoin) emitSemi(lr *sideRows, idx []int) error {
 		}
 		return nil
 	}
-	all, err := ConcatRecords(j.mem, j.l.ext, lr.chunks)
+	all, err := ConcatRecords(j.mem, j.l.ext, chunks)
 	if err != nil {
 		return err
 	}
@@ -586,179 +863,12 @@ func (j *streamJoin) emitSemi(lr *sideRows, idx []int) error {
 	return nil
 }
 
-// touch sets the last-seen time of the stored rows whose join key appears
-// among this batch's rows of either side to the batch time.
-func (j *streamJoin) touch(lr, rr *sideRows) error {
-	g, err := newKeyGrouper(j.keyTypes)
-	if err != nil {
-		return err
+// emitOuter emits ext rows of side s padded with nulls for the other side.
+func (j *streamJoin) emitOuter(s *joinSide, recs []arrow.Record) {
+	other := j.r
+	if s == j.r {
+		other = j.l
 	}
-	keyCols := func(s *joinSide, rec arrow.Record) []arrow.Array {
-		cols := make([]arrow.Array, len(s.keys))
-		for c, k := range s.keys {
-			cols[c] = rec.Column(k)
-		}
-		return cols
-	}
-	for i, sr := range []*sideRows{lr, rr} {
-		s := []*joinSide{j.l, j.r}[i]
-		for _, rec := range sr.fresh() {
-			g.assign(keyCols(s, rec), make([]uint32, rec.NumRows()))
-		}
-	}
-	if g.n == 0 {
-		return nil
-	}
-	for i, sr := range []*sideRows{lr, rr} {
-		s := []*joinSide{j.l, j.r}[i]
-		for c, rec := range sr.old() {
-			ids := make([]int32, rec.NumRows())
-			g.find(keyCols(s, rec), ids)
-			for k, id := range ids {
-				if id >= 0 {
-					sr.seen[sr.start[c]+k] = j.st.BatchTime
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// write deletes a side's gone rows from its store and puts its kept rows
-// (new ones, and old ones whose values changed).
-func (j *streamJoin) write(s *joinSide, sr *sideRows, gone, keep []int) error {
-	var seq, tm []int64
-	for _, k := range gone {
-		if k < sr.nOld {
-			seq, tm = append(seq, sr.seq[k]), append(tm, sr.t[k])
-		}
-	}
-	if len(seq) > 0 {
-		cols := []arrow.Array{int64Array(j.mem, seq), int64Array(j.mem, tm)}
-		keys := array.NewRecord(joinKeySchema, cols, int64(len(seq)))
-		releaseAll(cols)
-		err := s.store.Delete(keys)
-		keys.Release()
-		if err != nil {
-			return err
-		}
-	}
-	recs, err := j.gather(sr, keep, false)
-	if err != nil {
-		return err
-	}
-	defer releaseRecords(recs)
-	nu := len(s.sch.Fields())
-	off := 0
-	for _, rec := range recs {
-		n := int(rec.NumRows())
-		mc, sc := j.bookkeeping(sr, keep[off:off+n])
-		off += n
-		vals := array.NewRecord(s.spec.ValueSchema, append(append([]arrow.Array{}, rec.Columns()[:nu]...), mc, sc), int64(n))
-		keys := j.stateKeys(s, rec)
-		releaseAll([]arrow.Array{mc, sc})
-		err := s.store.Put(keys, vals, nil)
-		keys.Release()
-		vals.Release()
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// bookkeeping returns the matched and seen columns of rows idx as of now.
-func (j *streamJoin) bookkeeping(sr *sideRows, idx []int) (arrow.Array, arrow.Array) {
-	matched := make([]bool, len(idx))
-	seen := make([]int64, len(idx))
-	for i, k := range idx {
-		matched[i], seen[i] = sr.matched[k], sr.seen[k]
-	}
-	return boolArray(j.mem, matched), int64Array(j.mem, seen)
-}
-
-func (j *streamJoin) stateKeys(s *joinSide, ext arrow.Record) arrow.Record {
-	nu := len(s.sch.Fields())
-	return array.NewRecord(joinKeySchema, []arrow.Array{ext.Column(nu + extSeq), ext.Column(nu + extTime)}, ext.NumRows())
-}
-
-// survivors returns a side's rows that stay in state after this batch (all
-// but gone, which is in ascending order), with their matched and seen
-// values of now: what the store holds at the next version, in its key
-// order, so the next batch need not scan the store. Chunks whose rows all
-// stay unchanged are kept as they are: no copy of the state per batch.
-func (j *streamJoin) survivors(s *joinSide, sr *sideRows, gone []int) ([]arrow.Record, error) {
-	stay := make([]int, 0, len(sr.matched)-len(gone))
-	g := 0
-	for k := range sr.matched {
-		if g < len(gone) && gone[g] == k {
-			g++
-			continue
-		}
-		stay = append(stay, k)
-	}
-	recs, err := j.gather(sr, stay, true)
-	if err != nil {
-		return nil, err
-	}
-	nu := len(s.sch.Fields())
-	off := 0
-	for i, rec := range recs {
-		n := int(rec.NumRows())
-		idx := stay[off : off+n]
-		off += n
-		if !j.changed(sr, idx) {
-			continue
-		}
-		mc, sc := j.bookkeeping(sr, idx)
-		cols := append([]arrow.Array{}, rec.Columns()...)
-		cols[nu+extMatched], cols[nu+extSeen] = mc, sc
-		recs[i] = array.NewRecord(rec.Schema(), cols, rec.NumRows())
-		releaseAll([]arrow.Array{mc, sc})
-		rec.Release()
-	}
-	if len(recs) > maxKeptChunks {
-		all, err := ConcatRecords(j.mem, s.ext, recs)
-		releaseRecords(recs)
-		if err != nil {
-			return nil, err
-		}
-		recs = []arrow.Record{all}
-	}
-	if recs == nil {
-		recs = []arrow.Record{}
-	}
-	return recs, nil
-}
-
-// changed reports whether any of rows idx has matched or seen values other
-// than its ext columns hold (stored values for old rows; false and the
-// batch time for new ones).
-func (j *streamJoin) changed(sr *sideRows, idx []int) bool {
-	for _, k := range idx {
-		if k < sr.nOld {
-			if sr.matched[k] != sr.was[k] || sr.seen[k] != sr.wasSeen[k] {
-				return true
-			}
-		} else if sr.matched[k] || sr.seen[k] != j.st.BatchTime {
-			return true
-		}
-	}
-	return false
-}
-
-// emitOuter emits rows idx (ascending) of one side padded with nulls for
-// the other.
-func (j *streamJoin) emitOuter(sr *sideRows, left bool, idx []int) error {
-	s, other := j.l, j.r
-	if !left {
-		s, other = j.r, j.l
-	}
-	recs, err := j.gather(sr, idx, false)
-	if err != nil {
-		return err
-	}
-	defer releaseRecords(recs)
 	nu := len(s.sch.Fields())
 	for _, rec := range recs {
 		n := int(rec.NumRows())
@@ -767,7 +877,7 @@ func (j *streamJoin) emitOuter(sr *sideRows, left bool, idx []int) error {
 			nulls[i] = array.MakeArrayOfNull(j.mem, f.Type, n)
 		}
 		var cols []arrow.Array
-		if left {
+		if s == j.l {
 			cols = append(append(cols, rec.Columns()[:nu]...), nulls...)
 		} else {
 			cols = append(append(cols, nulls...), rec.Columns()[:nu]...)
@@ -775,7 +885,6 @@ func (j *streamJoin) emitOuter(sr *sideRows, left bool, idx []int) error {
 		j.out = append(j.out, array.NewRecord(j.schema, cols, int64(n)))
 		releaseAll(nulls)
 	}
-	return nil
 }
 
 func (j *streamJoin) Close() error {

@@ -124,3 +124,12 @@ type Store interface {
 	// afterwards.
 	Close() error
 }
+
+// InMemory reports whether st holds every row in memory (the memory
+// backend): an operator may then keep what it derives from the rows between
+// batches at no extra cost in kind; from a disk-backed store it reads them
+// again instead, so that its memory follows a batch, not the state.
+func InMemory(st Store) bool {
+	_, ok := st.(*memStore)
+	return ok
+}
