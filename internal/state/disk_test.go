@@ -646,3 +646,62 @@ func TestDiskValueTimeIndexKeepsUnchangedTimes(t *testing.T) {
 		}
 	}
 }
+
+// TestDiskStoresShareABlockCache: open disk stores with the same
+// BlockCacheBytes share one pebble cache, held while any of them is open
+// and dropped when the last one closes (Close idempotent), and a store
+// still reads its rows after another closed.
+func TestDiskStoresShareABlockCache(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	mem := checked(t)
+	// Sizes no other test uses: other tests' stores may still be open.
+	const one, two = 1<<20 + 4099, 2<<20 + 4099
+	held := func() int {
+		blockCaches.Lock()
+		defer blockCaches.Unlock()
+		n := 0
+		for _, size := range []int64{one, two} {
+			if blockCaches.m[size] != nil {
+				n++
+			}
+		}
+		return n
+	}
+	if n := held(); n != 0 {
+		t.Fatalf("%d of the test's block caches held before any store opened", n)
+	}
+	open := func(lo int, size int64) *diskStore {
+		cfg := testConfig(vfs.NewMem(), mem)
+		cfg.Lo, cfg.Hi = lo, lo+1
+		s, err := openDisk(cfg, DiskOptions{LocalDir: t.TempDir(), CacheBytes: 1, BlockCacheBytes: size}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b, c := open(0, one), open(1, one), open(2, two)
+	if a.blocks != b.blocks || a.blocks == c.blocks || held() != 2 {
+		t.Fatalf("same size shared: %v, other size shared: %v, %d caches held; want true, false, 2",
+			a.blocks == b.blocks, a.blocks == c.blocks, held())
+	}
+	k := mkKey("k", false, 1)
+	put(t, b, mem, []refKey{k}, []refVal{{count: 1, sum: 2, note: "x"}})
+	if err := b.Commit(1); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*diskStore{a, a, c} {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := held(); n != 1 {
+		t.Fatalf("%d block caches held with one store open, want 1", n)
+	}
+	if got := contents(t, b); len(got) != 1 || got[k] != (refVal{count: 1, sum: 2, note: "x"}) {
+		t.Fatalf("the open store reads %v", got)
+	}
+	b.Close()
+	if n := held(); n != 0 {
+		t.Fatalf("%d block caches held after every store closed, want 0", n)
+	}
+}

@@ -33,11 +33,14 @@
 //     under <local>/<operator>/<lo>-<hi> (a cache of the files, never read
 //     by another backend), the rows a batch reads or changes in a memStore
 //     used as a cache, dropped after a Commit that leaves it above
-//     DiskOptions.CacheBytes. Commit writes memStore's delta bytes from the
+//     DiskOptions.CacheBytes. A call's keys the cache misses are read in
+//     key order through one pebble iterator; the process's disk stores
+//     share one pebble block cache (DiskOptions.BlockCacheBytes, outside
+//     the Go heap). Commit writes memStore's delta bytes from the
 //     cache, when one is due a snapshot streamed from pebble
 //     merged with the cache, then the changes and a meta key (version,
 //     checksum of the file that recorded it, store identity) in one pebble
-//     batch without fsync. Opening version V reuses the database only when
+//     batch, in key order, without fsync. Opening version V reuses the database only when
 //     its meta names this store at V and that file still has those bytes;
 //     otherwise it is wiped and rebuilt from the files (invariant 1). On
 //     StoreSpec.TimeColumn it keeps an index (time, key), so ScanWhere and
