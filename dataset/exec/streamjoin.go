@@ -7,15 +7,22 @@ package exec
 // number, event time) with the row's columns, whether it has matched, and
 // when its join key was last seen as values. One batch, per task:
 //
-//	lnew, rnew := this batch's rows of the task's key groups
-//	lold, rold := the stored rows (state version V): the rows kept after the
-//	              last batch when the store is warm, else a scan of it
-//	pairs      := lnew ⋈ (rold ∪ rnew)  ∪  lold ⋈ rnew     (keys, then the condition)
+//	lnew, rnew := this batch's rows of the task's key groups, each side's
+//	              as a hash table on its join keys
+//	lold, rold := the stored rows (state version V), met a chunk at a time:
+//	              the chunks kept after the last batch when the store is
+//	              warm in memory, else a scan of the store (a disk-backed
+//	              join never holds its state in memory)
+//	pairs      := rold ⋈ lnew, then lnew ⋈ rnew, then lold ⋈ rnew: each
+//	              stored chunk probes the other side's new rows (keys, then
+//	              the condition), and the chunk's fate is settled before
+//	              the next one is read
 //	emit pairs (inner, outer), or each left row the first time it matches (semi)
 //	evict      := left rows with t + Upper <= watermark, right rows with
 //	              t - Lower <= watermark (no later row can match them), and
 //	              rows whose key was not seen for TTL of batch time
-//	emit the evicted rows of an outer side that never matched, null-padded
+//	emit the evicted rows of an outer side that never matched, null-padded,
+//	              after every pair (left side, then right)
 //	store what is left (and the new rows) as version V+1
 //
 // Invariants:
@@ -27,8 +34,10 @@ package exec
 //  3. Sequence numbers are version<<32 | row index of the task's input, so a
 //     re-run of batch V stores the same keys and emits the same rows.
 //  4. Rows of the batch are kept in input order, state rows in key order
-//     (= arrival order, as sequence numbers grow): the output order depends
-//     only on input and state, warm or loaded.
+//     (= arrival order, as sequence numbers grow), and pairs come out in
+//     probe order (the stored rows' order, whatever their chunks): the
+//     output order depends only on input and state, warm, loaded or on
+//     disk.
 
 import (
 	"context"
