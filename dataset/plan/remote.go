@@ -19,7 +19,6 @@ import (
 	"github.com/sluicedata/sluice/internal/shuffle"
 	"github.com/sluicedata/sluice/internal/state"
 	"github.com/sluicedata/sluice/internal/vfs"
-	"github.com/sluicedata/sluice/internal/vfs/blobfs"
 	"github.com/sluicedata/sluice/scheduler"
 	"github.com/sluicedata/sluice/sinks"
 )
@@ -451,14 +450,12 @@ func (s *TaskServer) state(dir, backend string) (state.Provider, error) {
 		local = filepath.Join(s.StateLocalDir, filepath.Base(local))
 	}
 	// A checkpoint on object storage comes as its URL: the executor opens
-	// the bucket itself (its own credentials), once per location.
-	var fsys vfs.FS = vfs.OS{}
-	at := dir
-	if vfs.IsURL(dir) {
-		var err error
-		if fsys, at, err = blobfs.Open(context.Background(), dir); err != nil {
-			return nil, fmt.Errorf("state of the query's checkpoint: %w", err)
-		}
+	// the bucket itself (its own credentials), once per location, through
+	// the filesystems its program linked (vfs.Open: blobfs registers the
+	// cloud schemes; this package links no cloud SDK).
+	fsys, at, err := vfs.Open(context.Background(), dir)
+	if err != nil {
+		return nil, fmt.Errorf("state of the query's checkpoint: %w", err)
 	}
 	p, err := state.NewProvider(backend, fsys, at, local)
 	if err != nil {

@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -136,4 +137,22 @@ func TestOSLockDiesWithItsProcess(t *testing.T) {
 		t.Fatalf("Lock after the holder was killed: %v", err)
 	}
 	l.Close()
+}
+
+// Open: a path is the OS filesystem; a URL needs the opener its scheme
+// registered (blobfs, not linked into this test binary), else an error
+// naming the location; a registered one is called with the whole URL.
+func TestOpenResolvesPathsAndRegisteredSchemes(t *testing.T) {
+	ctx := context.Background()
+	if fsys, dir, err := Open(ctx, "/var/ckpt"); err != nil || fsys != (OS{}) || dir != "/var/ckpt" {
+		t.Fatalf("Open(path) = %v, %q, %v", fsys, dir, err)
+	}
+	if _, _, err := Open(ctx, "zz://bucket/ckpt?secret=x"); err == nil || !strings.Contains(err.Error(), "zz://bucket/ckpt") || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("Open of an unregistered scheme: %v; want an error naming the location without its query", err)
+	}
+	var got string
+	RegisterOpener("zz", func(_ context.Context, loc string) (FS, string, error) { got = loc; return NewMem(), "ckpt", nil })
+	if _, dir, err := Open(ctx, "zz://bucket/ckpt?a=b"); err != nil || dir != "ckpt" || got != "zz://bucket/ckpt?a=b" {
+		t.Fatalf("Open of a registered scheme: %q, %v (opener got %q)", dir, err, got)
+	}
 }

@@ -20,7 +20,6 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/internal/vfs"
-	"github.com/sluicedata/sluice/internal/vfs/blobfs"
 	"github.com/sluicedata/sluice/sources"
 	"github.com/sluicedata/sluice/sources/parquet"
 )
@@ -50,7 +49,8 @@ type Config struct {
 	// LogDir holds the seen-file log (required); it belongs in the query's
 	// checkpoint, e.g. vfs.Join(<checkpoint>, "sources", <name>). Without
 	// FS it may be a URL on object storage (s3://, gs://, azblob://, as a
-	// checkpoint; blobfs.Open), the bucket then open for the source's life.
+	// checkpoint; vfs.Open, which reaches the schemes the program linked:
+	// blobfs's), the bucket then open for the source's life.
 	LogDir string
 	// FS writes and reads the log; default vfs.OS{} (or LogDir's bucket).
 	FS vfs.FS
@@ -119,7 +119,7 @@ func New(cfg Config) (*Source, error) {
 	}
 	var opened vfs.FS // the log's bucket, when New opened it
 	if cfg.FS == nil && vfs.IsURL(cfg.LogDir) {
-		fsys, dir, err := blobfs.Open(context.Background(), cfg.LogDir)
+		fsys, dir, err := vfs.Open(context.Background(), cfg.LogDir)
 		if err != nil {
 			return nil, fmt.Errorf("files %q: log: %w", cfg.Name, err)
 		}

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicedata/sluice/internal/vfs"
+	_ "github.com/sluicedata/sluice/internal/vfs/blobfs" // s3:// for vfs.Open
 	"github.com/sluicedata/sluice/internal/vfs/vfstest"
 	"github.com/sluicedata/sluice/sources"
 	"github.com/sluicedata/sluice/sources/parquet"

@@ -13,6 +13,13 @@ import (
 	"github.com/sluicedata/sluice/internal/vfs"
 )
 
+func init() {
+	// vfs.Open reaches these schemes wherever this package is linked.
+	for _, scheme := range []string{"s3", "gs", "azblob", "mem", "file"} {
+		vfs.RegisterOpener(scheme, Open)
+	}
+}
+
 // Open resolves a location, a directory path or a URL, into the FS that
 // reaches it and the directory inside that FS:
 //
