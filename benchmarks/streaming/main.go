@@ -165,7 +165,7 @@ func main() {
 	flag.StringVar(&o.logLevel, "log-level", "off", "log the queries at this level (debug, info, warn, error) as JSON to <dir>/query.log; off = discard")
 	flag.DurationVar(&o.scrapeInterval, "scrape-interval", time.Second, "how often -metrics scrapes")
 	flag.StringVar(&o.stateBackend, "state-backend", "", "the window job's state backend: memory (default) or disk (pebble databases under -state-local-dir)")
-	flag.StringVar(&o.stateLocal, "state-local-dir", "", "the disk backend's local databases (default: under the system temp dir)")
+	flag.StringVar(&o.stateLocal, "state-local-dir", "", "the disk backend's local databases (default: in the run's temporary directory, removed; with -dir, under the system temp dir)")
 	flag.IntVar(&o.cluster, "cluster", 0, "run the window job's tasks on this many executor processes of this binary (127.0.0.1, a dev CA) with the driver in this process")
 	if len(os.Args) > 1 && os.Args[1] == "executor" { // started by -cluster
 		if err := localcluster.ExecutorMain(context.Background(), os.Args[2:], clusterJob, os.Stdout); err != nil {
@@ -247,6 +247,11 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 		}
 		defer os.RemoveAll(tmp)
 		dir = tmp
+		if o.stateLocal == "" {
+			// The disk backend's databases go with the temporary
+			// checkpoints (their default place outlives a run).
+			o.stateLocal = filepath.Join(tmp, "state-local")
+		}
 	} else if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 		return 1, fmt.Errorf("-dir %s is not empty: a checkpoint there would resume an old run", dir)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -314,7 +315,7 @@ func (d *diskStore) pebbleOptions(mustExist bool) *pebble.Options {
 		// Set, so that pebble does not wrap it in its disk-health
 		// checker, whose goroutine a failed Open (a damaged cache)
 		// leaks; a slow disk would only be logged, and we log nothing.
-		FS:    pebblevfs.Default,
+		FS:    pebbleFS,
 		Cache: d.blocks,
 	}
 	// Lookups of keys new to the state are most of a batch's misses.
@@ -516,6 +517,9 @@ func (d *diskStore) applyFile(v int64, kind string) (uint32, int64, error) {
 		// A file's keys are distinct, so committing part of it early
 		// changes no lookup of the rest; it bounds the batch's memory.
 		if b.Len() >= 32<<20 {
+			if dbErr = d.checkSpace(b.Len()); dbErr != nil {
+				return dbErr
+			}
 			if dbErr = b.Commit(pebble.NoSync); dbErr != nil {
 				return dbErr
 			}
@@ -529,6 +533,9 @@ func (d *diskStore) applyFile(v int64, kind string) (uint32, int64, error) {
 	}
 	if err != nil {
 		return 0, 0, err
+	}
+	if err := d.checkSpace(b.Len()); err != nil {
+		return 0, 0, fmt.Errorf("state: local state directory %s: load version %d: %w", d.local, v, err)
 	}
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return 0, 0, fmt.Errorf("state: local state directory %s: load version %d: %w", d.local, v, err)
@@ -1179,6 +1186,9 @@ func (d *diskStore) Commit(version int64) error {
 		err = fmt.Errorf("%d live keys after the batch, want %d (a changed row missing from the local database)", d.count, m.count)
 	}
 	if err == nil {
+		err = d.checkSpace(b.Len())
+	}
+	if err == nil {
 		err = b.Commit(pebble.NoSync)
 	}
 	if err != nil {
@@ -1397,7 +1407,10 @@ func (d *diskStore) setAllocator(mem memory.Allocator) {
 func (d *diskStore) pending() bool { return len(d.cache.dirty) > 0 || d.cache.ntomb > 0 }
 
 // Close flushes pebble's memtable (so a restart can reuse the database:
-// the WAL is off) and closes it. Idempotent.
+// the WAL is off) and closes it. Idempotent. On a local disk without room
+// for the flush it skips it (a flush that cannot write is retried forever
+// and Close would hang): the database then has an older meta and a restart
+// rebuilds it from the checkpoint files.
 func (d *diskStore) Close() error {
 	if d.closed {
 		return nil
@@ -1406,8 +1419,10 @@ func (d *diskStore) Close() error {
 	d.cache = &memStore{cfg: d.cfg, closed: true}
 	var errs []error
 	if d.db != nil {
-		if err := d.db.Flush(); err != nil {
-			errs = append(errs, err)
+		if d.checkSpace(0) == nil {
+			if err := d.db.Flush(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		errs = append(errs, d.db.Close())
 		d.db = nil
@@ -1432,4 +1447,29 @@ func (d *diskStore) localSize() int64 {
 		return nil
 	})
 	return n
+}
+
+// pebbleFS is the filesystem pebble databases live on (tests make it full).
+var pebbleFS = pebblevfs.Default
+
+// minFreeBytes is the free space a local database keeps beyond twice what
+// a pebble batch adds. pebble flushes memtables in the background, retries
+// a flush that failed for want of space forever, and meanwhile makes
+// writers wait: a full local disk hung the query's commit. So a batch that
+// would leave less refuses to start, with an error naming the directory.
+// (A disk that another process fills after the check can still stall.)
+const minFreeBytes = 64 << 20
+
+// checkSpace fails, wrapping syscall.ENOSPC, when the local directory's
+// filesystem has less free space than a batch of batchBytes needs.
+func (d *diskStore) checkSpace(batchBytes int) error {
+	u, err := pebbleFS.GetDiskUsage(d.local)
+	if err != nil {
+		return nil // unknown (not every filesystem says): go on
+	}
+	need := 2*uint64(batchBytes) + minFreeBytes
+	if u.AvailBytes < need {
+		return fmt.Errorf("%d MiB free, a batch of %d MiB needs %d MiB: %w", u.AvailBytes>>20, batchBytes>>20, need>>20, syscall.ENOSPC)
+	}
+	return nil
 }
