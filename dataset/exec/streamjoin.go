@@ -653,7 +653,7 @@ func (j *streamJoin) write(s *joinSide, o *oldSide) error {
 		cols := []arrow.Array{int64Array(j.mem, o.goneSeq), int64Array(j.mem, o.goneT)}
 		keys := array.NewRecord(joinKeySchema, cols, int64(len(o.goneSeq)))
 		releaseAll(cols)
-		err := s.store.Delete(keys)
+		err := s.store.DeleteLive(keys) // rows this batch read from the store
 		keys.Release()
 		if err != nil {
 			return err

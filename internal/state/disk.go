@@ -828,6 +828,33 @@ func (d *diskStore) Update(slots []int32, values arrow.Record) error {
 	return d.cache.Update(slots, values)
 }
 
+// DeleteLive enters the keys the cache lacks as live without reading
+// pebble (the caller vouches for them), then deletes them: a stream join's
+// evictions sought every evicted row in pebble (18% of q7's CPU on this
+// backend). A store with a time index on a value column needs the old
+// values to drop their index entries: there it is Delete.
+func (d *diskStore) DeleteLive(keys arrow.Record) error {
+	if d.tcol >= len(d.cache.keyTypes) {
+		return d.Delete(keys)
+	}
+	if err := d.startOp(); err != nil {
+		return err
+	}
+	c := d.cache
+	n, err := c.encodeKeys(keys)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < n; i++ {
+		r := c.row(i)
+		if _, sl := c.find(c.hash(r), r); sl < 0 {
+			c.upsert(r, false) // live in pebble: entered without values, then deleted
+		}
+	}
+	c.deleteEncoded(n)
+	return nil
+}
+
 func (d *diskStore) Delete(keys arrow.Record) error {
 	n, err := d.encodeFill(keys)
 	if err != nil {

@@ -705,3 +705,64 @@ func TestDiskStoresShareABlockCache(t *testing.T) {
 		t.Fatalf("%d block caches held after every store closed, want 0", n)
 	}
 }
+
+// DeleteLive of committed keys the cache does not hold (a 1-byte budget
+// drops it after every commit) writes the same files and leaves the same
+// state as Delete on the memory backend, with deleted keys put back in the
+// same batch; on a store with a value time index it is Delete.
+func TestDiskDeleteLiveMatchesDelete(t *testing.T) {
+	mem := checked(t)
+	for _, timeCol := range []string{"", "sum"} {
+		fsd, fsm := vfs.NewMem(), vfs.NewMem()
+		cd, cm := testConfig(fsd, mem), testConfig(fsm, mem)
+		cd.TimeColumn, cm.TimeColumn = timeCol, timeCol
+		d, err := OpenDisk(cd, DiskOptions{LocalDir: t.TempDir(), CacheBytes: 1}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Open(cm, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []refKey
+		var vals []refVal
+		for i := 0; i < 1000; i++ {
+			keys = append(keys, mkKey(fmt.Sprintf("k%04d", i), false, int64(i%7)))
+			vals = append(vals, refVal{count: int64(i), sum: int64(i % 50), note: "n"})
+		}
+		for _, s := range []Store{d, m} {
+			put(t, s, mem, keys, vals)
+			if err := s.Commit(1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		gone := keys[100:400]
+		k := keyRecord(mem, gone)
+		if err := d.DeleteLive(k); err != nil {
+			t.Fatal(err)
+		}
+		k.Release()
+		del(t, m, mem, gone)
+		for _, s := range []Store{d, m} {
+			put(t, s, mem, keys[390:410], vals[390:410]) // ten of them back, ten changed
+			if err := s.Commit(2); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d.Len() != m.Len() || d.Len() != 1000-290 {
+			t.Fatalf("time column %q: %d keys on disk, %d in memory, want 710", timeCol, d.Len(), m.Len())
+		}
+		if diff := diff(contents(t, m), contents(t, d)); diff != "" {
+			t.Fatalf("time column %q: disk differs from memory:\n%s", timeCol, diff)
+		}
+		for _, f := range fsm.Files() {
+			a, _ := fsm.ReadFile(f)
+			b, err := fsd.ReadFile(f)
+			if err != nil || string(a) != string(b) {
+				t.Fatalf("time column %q: %s differs between the backends (%v)", timeCol, f, err)
+			}
+		}
+		d.Close()
+		m.Close()
+	}
+}

@@ -87,6 +87,11 @@ type Store interface {
 	Update(slots []int32, values arrow.Record) error
 	// Delete removes the keys' rows; a key that is not live is ignored.
 	Delete(keys arrow.Record) error
+	// DeleteLive is Delete of keys the caller knows are live (committed at
+	// the store's version and not deleted since, e.g. rows it just read
+	// with Scan): the disk backend then need not look each one up in its
+	// database. A key that is not live breaks the store's count and files.
+	DeleteLive(keys arrow.Record) error
 	// Values gathers the values of slots into a record of ValueSchema;
 	// slot -1 gives a row of nulls.
 	Values(slots []int32) (arrow.Record, error)

@@ -484,6 +484,10 @@ func (s *memStore) Delete(keys arrow.Record) error {
 	return nil
 }
 
+// DeleteLive is Delete: a hash table finds a key as cheaply as it could
+// trust it.
+func (s *memStore) DeleteLive(keys arrow.Record) error { return s.Delete(keys) }
+
 // deleteEncoded is Delete of the n keys encodeKeys left in the scratch.
 func (s *memStore) deleteEncoded(n int) {
 	for i := 0; i < n; i++ {
