@@ -1,9 +1,7 @@
 package exec
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -62,23 +60,23 @@ func fmgRecord(mem memory.Allocator, keys []string, vals []int64) arrow.Record {
 // given watermark; it returns the output lines and the state rows reported.
 func fmgRun(t *testing.T, mem memory.Allocator, stores state.Provider, version, watermark int64, recs ...arrow.Record) ([]string, int64) {
 	t.Helper()
+	g := GroupsSpec{Func: "fmgCount", Keys: []string{"k"}, Timeout: EventTimeTimeout, Watermark: watermark, BatchTime: NoTimestamp}
+	return fmgRunSpec(t, mem, stores, g, fmgCount, version, recs...)
+}
+
+// fmgRunSpec runs one batch of the operator g (its function fn, output
+// fmgOut) over recs: the first column of its output and the state rows
+// reported (-1: none).
+func fmgRunSpec(t *testing.T, mem memory.Allocator, stores state.Provider, g GroupsSpec, fn GroupFunc, version int64, recs ...arrow.Record) ([]string, int64) {
+	t.Helper()
 	m := &Metrics{}
 	spec := &StateSpec{Provider: stores, Operator: "groups-0", KeyGroups: 4, Version: version, EventTimeKey: -1, Metrics: m}
-	g := GroupsSpec{Func: "fmgCount", Keys: []string{"k"}, Timeout: EventTimeTimeout, Watermark: watermark, BatchTime: NoTimestamp}
-	op, err := NewFlatMapGroups(mem, NewRecords(fmgIn, recs), g, fmgCount, fmgOut, spec, 0, 4)
+	op, err := NewFlatMapGroups(mem, NewRecords(fmgIn, recs), g, fn, fmgOut, spec, 0, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer op.Close()
 	var out []string
-	for {
-		r, err := op.Next(context.Background())
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, r := range drainForTest(t, op) {
 		col := r.Column(0).(*array.String)
 		for i := 0; i < col.Len(); i++ {
 			out = append(out, col.Value(i))

@@ -75,7 +75,8 @@ type joinSide struct {
 	in      Operator
 	sch     *arrow.Schema
 	keys    []int
-	timeCol int // -1: none
+	keyCols []*expr.Expr // the join keys, as the hash tables take them
+	timeCol int          // -1: none
 	unit    arrow.TimeUnit
 	ext     *arrow.Schema // sch + seq, matched, seen, t
 	spec    state.StoreSpec
@@ -165,6 +166,7 @@ func (j *streamJoin) side(name, prefix string, in Operator, keys []string, timeC
 			return nil, fmt.Errorf("stream join: %s side has no key column %q", name, k)
 		}
 		s.keys = append(s.keys, idx[0])
+		s.keyCols = append(s.keyCols, expr.Col(k))
 	}
 	if timeCol != "" {
 		idx := s.sch.FieldIndices(timeCol)
@@ -320,12 +322,12 @@ func (j *streamJoin) run(ctx context.Context) error {
 	var tl, tr *JoinTable
 	defer func() { tl.Release(); tr.Release() }()
 	if ln.n > 0 {
-		if tl, err = NewJoinTable(ctx, j.mem, j.l.ext, ln.chunks, keyExprs(j.spec.LeftKeys)); err != nil {
+		if tl, err = NewJoinTable(ctx, j.mem, j.l.ext, ln.chunks, j.l.keyCols); err != nil {
 			return err
 		}
 	}
 	if rn.n > 0 {
-		if tr, err = NewJoinTable(ctx, j.mem, j.r.ext, rn.chunks, keyExprs(j.spec.RightKeys)); err != nil {
+		if tr, err = NewJoinTable(ctx, j.mem, j.r.ext, rn.chunks, j.r.keyCols); err != nil {
 			return err
 		}
 	}
@@ -380,12 +382,20 @@ func (j *streamJoin) run(ctx context.Context) error {
 	}
 	for i, o := range olds {
 		if o.keep && len(o.kept) > maxKeptChunks {
-			all, err := ConcatRecords(j.mem, []*joinSide{j.l, j.r}[i].ext, o.kept)
+			s := []*joinSide{j.l, j.r}[i]
+			all, err := ConcatRecords(j.mem, s.ext, o.kept)
 			if err != nil {
 				return err
 			}
 			releaseRecords(o.kept)
-			o.kept = []arrow.Record{all}
+			// Numbered once here, not by every later batch (eachOld).
+			n := int(all.NumRows())
+			cols := append([]arrow.Array{}, all.Columns()...)
+			row := rowIndexes(j.mem, 0, n)
+			cols[len(s.sch.Fields())+extRow] = row
+			o.kept = []arrow.Record{array.NewRecord(s.ext, cols, int64(n))}
+			row.Release()
+			all.Release()
 		}
 	}
 	committed = true
@@ -396,27 +406,11 @@ func (j *streamJoin) run(ctx context.Context) error {
 	return nil
 }
 
-func keyExprs(names []string) []*expr.Expr {
-	ks := make([]*expr.Expr, len(names))
-	for i, n := range names {
-		ks[i] = expr.Col(n)
-	}
-	return ks
-}
-
-// keyNames are side s's join key columns.
-func (j *streamJoin) keyNames(s *joinSide) []string {
-	if s == j.l {
-		return j.spec.LeftKeys
-	}
-	return j.spec.RightKeys
-}
-
 // probe joins rec, rows of side s (ext schema), with table, the other
 // side's new rows: pairs of left ext ++ right ext columns, in rec's order.
 func (j *streamJoin) probe(ctx context.Context, rec arrow.Record, s *joinSide, table *JoinTable) ([]arrow.Record, error) {
 	return drain(ctx, func() (Operator, error) {
-		return NewHashJoinTable(j.mem, NewRecords(s.ext, []arrow.Record{rec}), table, keyExprs(j.keyNames(s)), JoinInner, s == j.r, j.spec.Cond)
+		return NewHashJoinTable(j.mem, NewRecords(s.ext, []arrow.Record{rec}), table, s.keyCols, JoinInner, s == j.r, j.spec.Cond)
 	})
 }
 
@@ -465,6 +459,14 @@ func (j *streamJoin) eachOld(s *joinSide, kept []arrow.Record, fn func(arrow.Rec
 	}
 	if kept != nil && rowsOf(kept) == s.store.Len() {
 		for _, k := range kept {
+			if localRows(k.Column(nu + extRow)) {
+				// Kept whole from a stored chunk: numbered already, so
+				// a chunk that stays batch after batch costs nothing.
+				if err := fn(k); err != nil {
+					return err
+				}
+				continue
+			}
 			if err := ext(append([]arrow.Array{}, k.Columns()...), int(k.NumRows())); err != nil {
 				return err
 			}
@@ -481,6 +483,16 @@ func (j *streamJoin) eachOld(s *joinSide, kept []arrow.Record, fn func(arrow.Rec
 	})
 }
 
+// localRows reports whether a record's extRow column is 0, 1, ..., n-1.
+func localRows(a arrow.Array) bool {
+	for i, v := range a.(*array.Int64).Int64Values() {
+		if v != int64(i) {
+			return false
+		}
+	}
+	return true
+}
+
 // old does a batch's work on chunk c of side s's stored rows: its pairs
 // with the other side's new rows (table, other), the TTL's last-seen
 // times, then what becomes of each row (evicted, emitted by a semi join,
@@ -489,14 +501,22 @@ func (j *streamJoin) old(ctx context.Context, s *joinSide, c arrow.Record, table
 	nu := len(s.sch.Fields())
 	n := int(c.NumRows())
 	left := s == j.l
-	matched := make([]bool, n)
-	m := c.Column(nu + extMatched).(*array.Boolean)
-	for i := range matched {
-		matched[i] = m.Value(i)
+	// Only the joins that track matches (outer, semi) and TTLs change a
+	// stored row's values: an inner join without a TTL copies nothing.
+	var matched, was []bool // nil: no tracking, all false
+	if j.spec.How != JoinInner {
+		matched = make([]bool, n)
+		m := c.Column(nu + extMatched).(*array.Boolean)
+		for i := range matched {
+			matched[i] = m.Value(i)
+		}
+		was = append([]bool(nil), matched...)
 	}
-	was := append([]bool(nil), matched...)
 	wasSeen := c.Column(nu + extSeen).(*array.Int64).Int64Values()
-	seen := append([]int64(nil), wasSeen...)
+	seen := wasSeen
+	if seenKeys != nil {
+		seen = append([]int64(nil), wasSeen...)
+	}
 	t := c.Column(nu + extTime).(*array.Int64).Int64Values()
 	seq := c.Column(nu + extSeq).(*array.Int64).Int64Values()
 	if table != nil {
@@ -544,7 +564,7 @@ func (j *streamJoin) old(ctx context.Context, s *joinSide, c arrow.Record, table
 			// emitted: a semi join row never emits again
 		default:
 			stay = append(stay, k)
-			if matched[k] != was[k] || seen[k] != wasSeen[k] {
+			if (matched != nil && matched[k] != was[k]) || seen[k] != wasSeen[k] {
 				changed = append(changed, k)
 			}
 			continue
@@ -667,12 +687,13 @@ func (j *streamJoin) write(s *joinSide, o *oldSide) error {
 	return nil
 }
 
-// bookkeeping returns the matched and seen columns of rows idx.
+// bookkeeping returns the matched (nil: all false) and seen columns of
+// rows idx.
 func bookkeeping(mem memory.Allocator, idx []int, matched []bool, seen []int64) (arrow.Array, arrow.Array) {
 	m := make([]bool, len(idx))
 	sn := make([]int64, len(idx))
 	for i, k := range idx {
-		m[i], sn[i] = matched[k], seen[k]
+		m[i], sn[i] = matched != nil && matched[k], seen[k]
 	}
 	return boolArray(mem, m), int64Array(mem, sn)
 }

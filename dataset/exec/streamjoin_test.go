@@ -1,9 +1,7 @@
 package exec
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -135,14 +133,7 @@ func TestStreamJoinBackendsGiveTheSameRowsInTheSameOrder(t *testing.T) {
 						t.Fatal(err)
 					}
 					var rows []string
-					for {
-						rec, err := op.Next(context.Background())
-						if err == io.EOF {
-							break
-						}
-						if err != nil {
-							t.Fatalf("%s, batch %d: %v", r.name, b, err)
-						}
+					for _, rec := range drainForTest(t, op) {
 						for i := 0; i < int(rec.NumRows()); i++ {
 							var row []string
 							for _, col := range rec.Columns() {
@@ -170,7 +161,6 @@ func TestStreamJoinBackendsGiveTheSameRowsInTheSameOrder(t *testing.T) {
 						}
 						p.Keep(st, aux)
 					}
-					op.Close()
 					if r.open != nil {
 						p.Close()
 					}

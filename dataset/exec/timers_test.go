@@ -1,9 +1,7 @@
 package exec
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"slices"
 	"testing"
 
@@ -75,35 +73,13 @@ func fmgTimer(c *GroupCall) (GroupResult, error) {
 
 func fmgTimerRun(t *testing.T, mem memory.Allocator, stores state.Provider, kind TimeoutKind, version, now int64, recs ...arrow.Record) ([]string, int64) {
 	t.Helper()
-	m := &Metrics{}
-	spec := &StateSpec{Provider: stores, Operator: "groups-0", KeyGroups: 4, Version: version, EventTimeKey: -1, Metrics: m}
 	g := GroupsSpec{Func: "fmgTimer", Keys: []string{"k"}, Timeout: kind, Watermark: NoTimestamp, BatchTime: NoTimestamp}
 	if kind == EventTimeTimeout {
 		g.Watermark = now
 	} else {
 		g.BatchTime = now
 	}
-	op, err := NewFlatMapGroups(mem, NewRecords(fmgIn, recs), g, fmgTimer, fmgOut, spec, 0, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer op.Close()
-	var out []string
-	for {
-		r, err := op.Next(context.Background())
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		col := r.Column(0).(*array.String)
-		for i := 0; i < col.Len(); i++ {
-			out = append(out, col.Value(i))
-		}
-		r.Release()
-	}
-	return out, m.Operators["groups-0"].StateRows
+	return fmgRunSpec(t, mem, stores, g, fmgTimer, version, recs...)
 }
 
 // TestFlatMapGroupsTimeoutsWithManyKeysFewDue: 20 000 keys with timeouts

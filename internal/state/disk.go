@@ -442,12 +442,7 @@ func (d *diskStore) rebuild(version int64) error {
 		if err != nil {
 			return fmt.Errorf("state: open version %d: %w", version, err)
 		}
-		var snap int64
-		for _, n := range names {
-			if v, k, ok := parseName(n); ok && k == kindSnapshot && v <= version && v > snap {
-				snap = v
-			}
-		}
+		snap := lastSnapshot(names, version)
 		if snap > 0 {
 			if m.sum, _, err = d.applyFile(snap, kindSnapshot); err != nil {
 				return err

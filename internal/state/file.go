@@ -82,12 +82,7 @@ func (s *memStore) load(version int64) error {
 	if err != nil {
 		return fmt.Errorf("state: open version %d: %w", version, err)
 	}
-	var snap int64
-	for _, n := range names {
-		if v, k, ok := parseName(n); ok && k == kindSnapshot && v <= version && v > snap {
-			snap = v
-		}
-	}
+	snap := lastSnapshot(names, version)
 	if snap > 0 {
 		if _, err := s.loadFile(snap, kindSnapshot); err != nil {
 			return err
@@ -106,6 +101,18 @@ func (s *memStore) load(version int64) error {
 }
 
 // loadFile applies state file v of kind and returns its rows.
+// lastSnapshot is the newest snapshot version at or before version among
+// a range directory's file names (0: none), where a load of version starts.
+func lastSnapshot(names []string, version int64) int64 {
+	var snap int64
+	for _, n := range names {
+		if v, k, ok := parseName(n); ok && k == kindSnapshot && v <= version && v > snap {
+			snap = v
+		}
+	}
+	return snap
+}
+
 func (s *memStore) loadFile(v int64, kind string) (int64, error) {
 	var (
 		buf  []byte
@@ -499,12 +506,7 @@ func purgeRange(fsys vfs.FS, dir string, keepFrom int64) error {
 	if err != nil {
 		return fmt.Errorf("state: purge: %w", err)
 	}
-	var snap int64
-	for _, n := range names {
-		if v, k, ok := parseName(n); ok && k == kindSnapshot && v <= keepFrom && v > snap {
-			snap = v
-		}
-	}
+	snap := lastSnapshot(names, keepFrom)
 	if snap == 0 {
 		return nil
 	}

@@ -37,10 +37,7 @@ func init() {
 // the first call, with an error naming the object's URL.
 func Open(ctx context.Context, loc string) (vfs.FS, string, error) {
 	if !vfs.IsURL(loc) {
-		if loc == "" {
-			return nil, "", fmt.Errorf("vfs: open: empty location")
-		}
-		return vfs.OS{}, loc, nil
+		return vfs.Open(ctx, loc) // a path: the OS filesystem
 	}
 	u, err := url.Parse(loc)
 	if err != nil {
