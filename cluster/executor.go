@@ -34,8 +34,17 @@ type Executor struct {
 
 	mu   sync.Mutex
 	runs map[string]*runBlocks
-	stop chan struct{}
+	// released are the runs their driver released whole, and when: a late
+	// attempt of one (sent before the release, delivered after it, as when
+	// the executor hung and came back) is refused instead of making the
+	// run anew, which nothing would release again while the driver lives.
+	released map[string]time.Time
+	stop     chan struct{}
 }
+
+// releasedFor is how long a released run's id is remembered: longer than
+// any task call can be held up in transit.
+const releasedFor = 10 * time.Minute
 
 // A run's blocks are dropped once its driver is gone from the cluster and
 // the run was idle this long (gossip may tell of a new driver a moment
@@ -73,7 +82,7 @@ func StartExecutor(ctx context.Context, cfg Config, runner shuffle.Runner) (*Exe
 	if cfg.Slots <= 0 {
 		cfg.Slots = runtime.GOMAXPROCS(0)
 	}
-	e := &Executor{runner: runner, runs: map[string]*runBlocks{}, budget: &shuffle.Budget{Limit: cfg.MemoryLimit}, spill: cfg.SpillDir}
+	e := &Executor{runner: runner, runs: map[string]*runBlocks{}, released: map[string]time.Time{}, budget: &shuffle.Budget{Limit: cfg.MemoryLimit}, spill: cfg.SpillDir}
 	if e.spill == "" {
 		dir, err := os.MkdirTemp("", "sluice-spill-")
 		if err != nil {
@@ -113,6 +122,11 @@ func (e *Executor) sweep() {
 			live[m.Name] = true
 		}
 		e.mu.Lock()
+		for id, at := range e.released {
+			if time.Since(at) > releasedFor {
+				delete(e.released, id)
+			}
+		}
 		var gone []*runBlocks
 		for id, r := range e.runs {
 			if !live[r.driver] && time.Since(r.used) > after {
@@ -161,9 +175,14 @@ func (e *Executor) Spilled() int {
 	return n
 }
 
+// run returns the blocks of run id, made on its first task; nil if the
+// driver released the run already.
 func (e *Executor) run(id, driver string, peers map[string]string) *runBlocks {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if _, gone := e.released[id]; gone {
+		return nil
+	}
 	r, ok := e.runs[id]
 	if ok {
 		r.addPeers(peers)
@@ -307,7 +326,11 @@ func (s *executorService) DoAction(a *flight.Action, stream flight.FlightService
 		if err := json.Unmarshal(a.Body, &call); err != nil {
 			return status.Errorf(codes.InvalidArgument, "decode task: %v", err)
 		}
-		env := shuffle.Env{Node: e.Name(), Blocks: e.run(call.Run, call.Driver, call.Peers),
+		blocks := e.run(call.Run, call.Driver, call.Peers)
+		if blocks == nil {
+			return status.Errorf(codes.FailedPrecondition, "executor %s: run %s was released: a late attempt", e.Name(), call.Run)
+		}
+		env := shuffle.Env{Node: e.Name(), Blocks: blocks,
 			Broadcast: func(ctx context.Context, name, key string) ([]arrow.Record, error) {
 				return e.broadcast(ctx, call.Driver, call.Peers, name, key)
 			}}
@@ -326,8 +349,9 @@ func (s *executorService) DoAction(a *flight.Action, stream flight.FlightService
 		}
 		e.mu.Lock()
 		r, ok := e.runs[call.Run]
-		if ok && call.All {
+		if call.All {
 			delete(e.runs, call.Run)
+			e.released[call.Run] = time.Now()
 		}
 		e.mu.Unlock()
 		if ok {

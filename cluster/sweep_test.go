@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,5 +103,52 @@ func TestTheClientOfAnExecutorThatLeftIsClosed(t *testing.T) {
 			t.Fatalf("the driver still holds a client of %s, which left", addr)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A task attempt of a run that reaches its executor after the driver
+// released the run (it was held up in transit, as when the executor hung
+// and came back) is refused, and the run is not made anew: nothing would
+// release it again while the driver lives.
+func TestALateAttemptOfAReleasedRunIsRefusedAndKeepsNoBlocks(t *testing.T) {
+	id, _, err := DevTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := NewGossipKey()
+	ctx := context.Background()
+	d, err := StartDriver(ctx, Config{GossipKey: key, TLS: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	e, err := StartExecutor(ctx, Config{Seeds: []string{d.Gossip()}, GossipKey: key, TLS: id}, putOne{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for len(d.Executors()) == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := d.RunTask(ctx, e.Name(), "run-1", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	d.Release("run-1", -1<<30)
+	deadline := time.Now().Add(10 * time.Second)
+	for e.BlockMemory() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the release did not arrive: %d bytes held", e.BlockMemory())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, err = d.RunTask(ctx, e.Name(), "run-1", []byte(`{}`))
+	if err == nil || !strings.Contains(err.Error(), "was released") {
+		t.Fatalf("a late attempt of a released run: err = %v, want it refused", err)
+	}
+	e.mu.Lock()
+	runs := len(e.runs)
+	e.mu.Unlock()
+	if runs != 0 || e.BlockMemory() != 0 {
+		t.Fatalf("after a late attempt the executor holds %d runs, %d bytes", runs, e.BlockMemory())
 	}
 }
