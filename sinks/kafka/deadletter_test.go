@@ -40,56 +40,66 @@ func valueOfSize(t *testing.T, key []byte, size int64) []byte {
 // producer would fail), and a broker refuses a batch over max.message.bytes
 // + 4 (so MaxRecordBytes <= max.message.bytes is enough).
 func TestSizeOfIsWhereProducerAndBrokerRefuse(t *testing.T) {
-	const limit = 5000
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	admCl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admCl.Close()
-	maxMsg := strconv.Itoa(limit - 4)
-	if _, err := kadm.NewClient(admCl).CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": &maxMsg}, "small"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kadm.NewClient(admCl).CreateTopic(ctx, 1, 1, nil, "big"); err != nil {
-		t.Fatal(err)
-	}
-	key := []byte("some key")
-	produce := func(topic string, maxBytes int32, size int64) error {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic(topic),
-			kgo.ProducerBatchMaxBytes(maxBytes), kgo.RecordRetries(1),
-			// The broker measures the batch as sent; the sink's snappy
-			// only ever makes it smaller than sizeOf.
-			kgo.ProducerBatchCompression(kgo.NoCompression()))
+	eachBackend(t, func(t *testing.T, be backend) {
+		const limit = 5000
+		brokers := be.real
+		if brokers == nil {
+			c, err := kfake.NewCluster(kfake.NumBrokers(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			brokers = c.ListenAddrs()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		admCl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer cl.Close()
-		r := &kgo.Record{Key: key, Value: valueOfSize(t, key, size), Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("x")}}}
-		r.Value = r.Value[:len(r.Value)-sizeOfHeaders(r)] // keep sizeOf(r) == size with the header
-		if got := sizeOf(r); got != size {
-			t.Fatalf("sizeOf = %d, want %d", got, size)
+		defer admCl.Close()
+		adm := kadm.NewClient(admCl)
+		small, big := "small-"+unique(), "big-"+unique()
+		maxMsg := strconv.Itoa(limit - 4)
+		for topic, cfg := range map[string]map[string]*string{small: {"max.message.bytes": &maxMsg}, big: nil} {
+			if _, err := adm.CreateTopic(ctx, 1, 1, cfg, topic); err != nil {
+				t.Fatal(err)
+			}
+			if be.real != nil {
+				t.Cleanup(func() { _, _ = adm.DeleteTopics(context.Background(), topic) })
+			}
 		}
-		return cl.ProduceSync(ctx, r).FirstErr()
-	}
-	if err := produce("big", limit, limit); err != nil {
-		t.Errorf("franz-go refused a record of sizeOf == ProducerBatchMaxBytes: %v", err)
-	}
-	if err := produce("big", limit, limit+1); !errors.Is(err, kerr.MessageTooLarge) {
-		t.Errorf("franz-go: a record of sizeOf == ProducerBatchMaxBytes+1: %v, want MESSAGE_TOO_LARGE", err)
-	}
-	if err := produce("small", 1<<20, limit); err != nil {
-		t.Errorf("broker refused a record of sizeOf == max.message.bytes+4: %v", err)
-	}
-	if err := produce("small", 1<<20, limit+1); !errors.Is(err, kerr.MessageTooLarge) {
-		t.Errorf("broker: a record of sizeOf == max.message.bytes+5: %v, want MESSAGE_TOO_LARGE", err)
-	}
+		key := []byte("some key")
+		produce := func(topic string, maxBytes int32, size int64) error {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
+				kgo.ProducerBatchMaxBytes(maxBytes), kgo.RecordRetries(1),
+				// The broker measures the batch as sent; the sink's snappy
+				// only ever makes it smaller than sizeOf.
+				kgo.ProducerBatchCompression(kgo.NoCompression()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			r := &kgo.Record{Key: key, Value: valueOfSize(t, key, size), Headers: []kgo.RecordHeader{{Key: "h", Value: []byte("x")}}}
+			r.Value = r.Value[:len(r.Value)-sizeOfHeaders(r)] // keep sizeOf(r) == size with the header
+			if got := sizeOf(r); got != size {
+				t.Fatalf("sizeOf = %d, want %d", got, size)
+			}
+			return cl.ProduceSync(ctx, r).FirstErr()
+		}
+		if err := produce(big, limit, limit); err != nil {
+			t.Errorf("franz-go refused a record of sizeOf == ProducerBatchMaxBytes: %v", err)
+		}
+		if err := produce(big, limit, limit+1); !errors.Is(err, kerr.MessageTooLarge) {
+			t.Errorf("franz-go: a record of sizeOf == ProducerBatchMaxBytes+1: %v, want MESSAGE_TOO_LARGE", err)
+		}
+		if err := produce(small, 1<<20, limit); err != nil {
+			t.Errorf("broker refused a record of sizeOf == max.message.bytes+4: %v", err)
+		}
+		if err := produce(small, 1<<20, limit+1); !errors.Is(err, kerr.MessageTooLarge) {
+			t.Errorf("broker: a record of sizeOf == max.message.bytes+5: %v, want MESSAGE_TOO_LARGE", err)
+		}
+	})
 }
 
 // sizeOfHeaders is what r's headers add to sizeOf.
@@ -287,4 +297,25 @@ func TestBadRecordsConfig(t *testing.T) {
 	if err := s.Check(sinks.Append, clash); err == nil || !strings.Contains(err.Error(), sinks.DeadLetterBatch) {
 		t.Errorf("Check of a schema with %s: %v, want an error naming it", sinks.DeadLetterBatch, err)
 	}
+}
+
+// With the dead-letter policy and nothing to reject, the sink still passes
+// the sink contract, and its dead-letter sink receives nothing.
+func TestContractUnderDeadLetterPolicy(t *testing.T) {
+	sinktest.Run(t, func(t *testing.T, mem memory.Allocator) sinktest.Harness {
+		brokers, topic := backend{name: "kfake"}.topic(t, 3)
+		dl := deadLetterSink(t, mem)
+		s := newSink(t, Config{Brokers: brokers, Topic: topic, QueryID: topic,
+			BadRecords: sinks.BadRecordsDeadLetter, DeadLetter: dl, Mem: mem})
+		return sinktest.Harness{
+			Sink: s,
+			Rows: func(t *testing.T) [][]string {
+				if got := deadRows(dl); len(got) != 0 {
+					t.Errorf("dead letters %v, want none", got)
+				}
+				return renderJSONRows(t, readTopic(t, brokers, topic))
+			},
+			Unsupported: []sinks.Mode{sinks.Update, sinks.Complete},
+		}
+	})
 }
