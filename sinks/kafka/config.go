@@ -101,8 +101,9 @@ type Config struct {
 	BadRecords string
 	// DeadLetter receives the rejected rows under "dead-letter": a sink
 	// used by this sink alone (its batch ids are this query's), able to
-	// store the rows the topic refused (a Parquet directory; not a topic
-	// with the same size limit).
+	// store the rows the topic refused (a Parquet directory; a Kafka sink
+	// only on a topic that takes larger records, and with its own QueryID).
+	// If it fails, the batch fails, and its re-run commits both once.
 	DeadLetter sinks.Sink `json:"-"`
 	// Mem allocates dead-letter rows (they live during one Write); default
 	// the Go allocator.
