@@ -110,7 +110,9 @@ func sizeOfHeaders(r *kgo.Record) int {
 }
 
 // deadLetterSink is a memory sink for dead letters, closed at cleanup.
-func deadLetterSink(t *testing.T, mem memory.Allocator) *sinkmem.Sink {
+func deadLetterSink(t *testing.T, mem memory.Allocator) *sinkmem.Sink { return deadLetterSinkB(t, mem) }
+
+func deadLetterSinkB(t testing.TB, mem memory.Allocator) *sinkmem.Sink {
 	t.Helper()
 	dl, err := sinkmem.New(sinkmem.Config{Name: "dead", Mem: mem})
 	if err != nil {
