@@ -211,8 +211,10 @@ func (d *DeadLetterWriter) Abort() error {
 // own Commit before it commits b, so the dead letters commit with the
 // batch: dl's Commit is idempotent per batch id, so a re-run of the batch
 // (after a crash between the two commits, or a failed second one) writes
-// neither twice and loses neither. A batch without dead letters commits
-// nothing to dl.
+// neither twice and loses neither. The two commits are not one atomic
+// step for readers: between them (and until a re-run, if the second
+// fails) a batch's dead letters are visible and its rows are not. A batch
+// without dead letters commits nothing to dl.
 func CommitDeadLetters(ctx context.Context, dl Sink, b Batch, msgs []CommitMessage) error {
 	db, ms, err := deadLetters(b, msgs)
 	if err != nil || len(ms) == 0 {
