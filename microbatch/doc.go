@@ -57,14 +57,14 @@
 // its start, one Info line at its end: batch, rows in and out, durations in
 // ms, watermark, lag, state rows; the heartbeat an operator reads, at most
 // one line per trigger), bad records a source skipped or dead-lettered
-// (Warn, per batch), failed source commits, and how it stopped (Info) or
+// and rows a sink dead-lettered (Warn, per batch), failed source commits, and how it stopped (Info) or
 // failed (Error, "fenced" when a newer driver took over). Every record
 // carries query=<name, else id>. StreamWriter.Metrics publishes Prometheus
 // metrics (NewMetrics lists them) that several queries share; they are
 // updated once per batch from its Progress, never per row. Counts that
 // tasks return in their metrics (rows in and out, state, late rows, bad
-// records skipped or dead-lettered: sources.BadRecordCounter) cover tasks
-// on executors too.
+// records skipped or dead-lettered: sources.BadRecordCounter, and
+// sinks.BadRecordCounter) cover tasks on executors too.
 //
 // Stateful operators keep their state in package state (internal/state), per
 // key-group range, versioned by batch (batch N reads version N and commits

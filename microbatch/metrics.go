@@ -35,6 +35,7 @@ import (
 //	sluice_late_rows_dropped_total{query,operator}           counter
 //	sluice_state_rows_evicted_total{query,operator}          counter
 //	sluice_bad_records_total{query,source,action}            counter; action is "skipped" or "dead_lettered"
+//	sluice_sink_bad_records_total{query,sink,action}         counter; action is "dead_lettered" (a sink's bad-record policy)
 //	sluice_source_lag_records{query,source}                  gauge (sources.Backlog)
 //	sluice_source_partition_lag_records{query,source,topic,partition} gauge (Kafka)
 //	sluice_query_failures_total{query}                       counter
@@ -59,6 +60,7 @@ type Metrics struct {
 	lateRows      *prometheus.CounterVec
 	evicted       *prometheus.CounterVec
 	badRecords    *prometheus.CounterVec
+	sinkBad       *prometheus.CounterVec
 	sourceLag     *prometheus.GaugeVec
 	partitionLag  *prometheus.GaugeVec
 	failures      *prometheus.CounterVec
@@ -107,6 +109,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "State rows a TTL evicted."}, []string{"query", "operator"}),
 		badRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_bad_records_total",
 			Help: "Records a source could not decode, by what its policy did with them (skipped, dead_lettered)."}, []string{"query", "source", "action"}),
+		sinkBad: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_bad_records_total",
+			Help: "Rows a sink rejected one by one (a record over the topic's size limit), by what its policy did with them (dead_lettered)."}, []string{"query", "sink", "action"}),
 		sourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_source_lag_records",
 			Help: "Records (Kafka: messages, files: files) available after the last batch's end when it was planned."}, []string{"query", "source"}),
 		partitionLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_source_partition_lag_records",
@@ -131,7 +135,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.batches, m.batchDuration, m.lastBatch, m.inputRows, m.inputRate, m.processedRate,
 		m.outputRows, m.sinkCommit, m.watermark, m.watermarkLag, m.idleInputs, m.stateRows, m.stateBytes, m.lateRows, m.evicted,
-		m.badRecords, m.sourceLag, m.partitionLag, m.failures}
+		m.badRecords, m.sinkBad, m.sourceLag, m.partitionLag, m.failures}
 }
 
 // RegisterRuntime registers the Go runtime collector and the process
@@ -175,6 +179,9 @@ func (m *Metrics) observe(query string, p *Progress, now time.Time, badSkipped, 
 	}
 	if p.Sink.OutputRows >= 0 {
 		m.outputRows.WithLabelValues(query, p.Sink.Description).Add(float64(p.Sink.OutputRows))
+	}
+	if p.Sink.DeadLettered > 0 {
+		m.sinkBad.WithLabelValues(query, p.Sink.Description, "dead_lettered").Add(float64(p.Sink.DeadLettered))
 	}
 	m.processedRate.WithLabelValues(query).Set(finite(p.ProcessedPerS))
 	for _, s := range p.Sources {

@@ -49,11 +49,16 @@ func (q *Query) backlogs(ctx context.Context, e *checkpoint.OffsetEntry) map[str
 }
 
 // logBadRecords logs, at Warn, what the batch's reads skipped and
-// dead-lettered (the tasks' counts, sources.BadRecordCounter).
+// dead-lettered (the tasks' counts, sources.BadRecordCounter) and the rows
+// its sink dead-lettered (sinks.BadRecordCounter).
 func (q *Query) logBadRecords(ctx context.Context, batch int64, m *exec.Metrics) {
 	for _, name := range slices.Sorted(maps.Keys(m.Skipped)) {
 		q.log.LogAttrs(ctx, slog.LevelWarn, "bad records", slog.Int64(logBatch, batch), slog.String(logSource, name),
 			slog.Int64("skipped", m.Skipped[name]), slog.Int64("dead_lettered", m.DeadLettered[name]))
+	}
+	if m.SinkDeadLettered > 0 {
+		q.log.LogAttrs(ctx, slog.LevelWarn, "bad records", slog.Int64(logBatch, batch), slog.String("sink", q.w.sink.Name()),
+			slog.Int64("dead_lettered", m.SinkDeadLettered))
 	}
 }
 

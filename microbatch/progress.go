@@ -77,6 +77,9 @@ type StateProgress struct {
 type SinkProgress struct {
 	Description string // the sink's name (sinks.Sink.Name)
 	OutputRows  int64  // rows the batch wrote; -1 when not known
+	// DeadLettered counts rows of OutputRows the sink rejected and wrote
+	// to its dead-letter sink (a bad-record policy, sinks.BadRecordCounter).
+	DeadLettered int64
 }
 
 // Status is what the query is doing now.
@@ -126,8 +129,9 @@ func (p Progress) MarshalJSON() ([]byte, error) {
 		Metrics                map[string]string `json:"metrics,omitempty"`
 	}
 	type sink struct {
-		Description   string `json:"description"`
-		NumOutputRows int64  `json:"numOutputRows"`
+		Description   string            `json:"description"`
+		NumOutputRows int64             `json:"numOutputRows"`
+		Metrics       map[string]string `json:"metrics,omitempty"`
 	}
 	type progress struct {
 		ID                     string           `json:"id"`
@@ -150,6 +154,9 @@ func (p Progress) MarshalJSON() ([]byte, error) {
 		InputRowsPerSecond: jsonFloat(p.InputRowsPerS), ProcessedRowsPerSecond: jsonFloat(p.ProcessedPerS),
 		DurationMs: map[string]int64{}, StateOperators: []stateOp{}, Sources: []source{},
 		Sink: sink{Description: p.Sink.Description, NumOutputRows: p.Sink.OutputRows}}
+	if p.Sink.DeadLettered > 0 {
+		out.Sink.Metrics = map[string]string{"numDeadLetteredRows": strconv.FormatInt(p.Sink.DeadLettered, 10)}
+	}
 	if p.Name != "" {
 		out.Name = &p.Name
 	}

@@ -908,7 +908,7 @@ func (q *Query) nextWatermark(e *checkpoint.OffsetEntry, wms map[string]int64, o
 func (q *Query) report(ctx context.Context, p *Progress, m *exec.Metrics, began, prevStart time.Time, pre map[string]time.Duration) {
 	// Rows actually read (a split may not know its count before reading).
 	p.InputRows = 0
-	p.Sink.OutputRows = m.SinkRows
+	p.Sink.OutputRows, p.Sink.DeadLettered = m.SinkRows, m.SinkDeadLettered
 	for i := range p.Sources {
 		p.Sources[i].Rows = m.SourceRows[p.Sources[i].Name]
 		p.InputRows += p.Sources[i].Rows

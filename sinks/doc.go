@@ -18,6 +18,12 @@
 // BatchReader ability (the streaming Parquet sink, from its log; memory):
 // checkpoint replay compares a re-run batch with what it committed.
 //
+// A sink that rejects records one by one (Kafka: a record over the topic's
+// size limit) takes a bad-record policy (deadletter.go): fail, or
+// dead-letter the rows to another Sink that commits under the batch's id
+// before the sink's own commit (DeadLetterWriter, CommitDeadLetters), so a
+// re-run writes them once; writers count them (BadRecordCounter).
+//
 // In: Arrow records from tasks, and from the driver a job (batch) id and a
 // decision to commit or abort. Out: durable output that appears only when
 // the driver commits.

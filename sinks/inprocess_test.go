@@ -48,6 +48,12 @@ func TestSinksSayWhetherTheyWorkInOneProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	one := local{mem}
+	kafDead, err := sinkkafka.New(sinkkafka.Config{Brokers: []string{"127.0.0.1:1"}, Topic: "out", QueryID: "q",
+		BadRecords: sinks.BadRecordsDeadLetter, DeadLetter: one})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kafDead.Close()
 	for _, c := range []struct {
 		name string
 		sink sinks.Sink
@@ -59,6 +65,7 @@ func TestSinksSayWhetherTheyWorkInOneProcess(t *testing.T) {
 		{"the Parquet sink's messages are files, readable anywhere", pq, ""},
 		{"a tee is in one process when one of its sinks is, and names it", sinks.Tee(pq, one), "out: its messages name handles"},
 		{"a tee of sinks that work anywhere works anywhere", sinks.Tee(pq, mem, con, kaf), ""},
+		{"the Kafka sink is in one process when its dead-letter sink is, and names it", kafDead, "dead-letter sink out: its messages name handles"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got := inProcess(c.sink)

@@ -108,6 +108,19 @@ func (t tee) Abort(ctx context.Context, b Batch, msgs []CommitMessage) error {
 
 type teeWriter []Writer
 
+var _ BadRecordCounter = teeWriter(nil)
+
+// DeadLettered sums the rows the tee's writers dead-lettered.
+func (w teeWriter) DeadLettered() int64 {
+	var n int64
+	for _, x := range w {
+		if bc, ok := x.(BadRecordCounter); ok {
+			n += bc.DeadLettered()
+		}
+	}
+	return n
+}
+
 func (w teeWriter) Write(rec arrow.Record) error {
 	for _, x := range w {
 		if err := x.Write(rec); err != nil {

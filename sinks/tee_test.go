@@ -1,6 +1,7 @@
 package sinks_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -38,4 +39,47 @@ func TestTeePassesTheSinkContract(t *testing.T) {
 		}
 		return sinktest.Harness{Sink: sinks.Tee(a, b), Rows: rows}
 	})
+}
+
+// counting is a writer that dead-lettered n rows.
+type counting struct {
+	sinks.Writer
+	n int64
+}
+
+func (c counting) DeadLettered() int64 { return c.n }
+
+// A tee's writer counts the rows its sinks' writers dead-lettered, so a
+// sink under a bad-record policy is counted inside a tee too.
+func TestTeeWriterSumsDeadLetters(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	a, err := sinkmem.New(sinkmem.Config{Name: "a", Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	w, err := sinks.Tee(deadCounting{a, 2}, a, deadCounting{a, 3}).NewWriter(t.Context(), sinks.Batch{ID: 0, Mode: sinks.Append, Schema: sinktest.Schema}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	bc, ok := w.(sinks.BadRecordCounter)
+	if !ok {
+		t.Fatal("a tee's writer does not count dead letters (sinks.BadRecordCounter)")
+	}
+	if n := bc.DeadLettered(); n != 5 {
+		t.Errorf("DeadLettered() = %d, want 2 + 3", n)
+	}
+}
+
+// deadCounting is a sink whose writers say they dead-lettered n rows.
+type deadCounting struct {
+	sinks.Sink
+	n int64
+}
+
+func (d deadCounting) NewWriter(ctx context.Context, b sinks.Batch, task int) (sinks.Writer, error) {
+	w, err := d.Sink.NewWriter(ctx, b, task)
+	return counting{w, d.n}, err
 }

@@ -23,6 +23,9 @@ type Metrics struct {
 	// SinkRows counts the rows the task handed to its sink writer (a
 	// prepared writer's; Progress.Sink.OutputRows).
 	SinkRows int64 `json:"sink_rows,omitempty"`
+	// SinkDeadLettered counts the rows of SinkRows the sink handed to its
+	// dead-letter sink (sinks.BadRecordCounter).
+	SinkDeadLettered int64 `json:"sink_dead_lettered,omitempty"`
 	// Skipped and DeadLettered count, per source, the bad records the
 	// task's reads dropped under a skip or dead-letter policy
 	// (sources.BadRecordCounter).
@@ -98,14 +101,16 @@ func (m *Metrics) AddBadRecords(source string, skipped, deadLettered int64) {
 	m.DeadLettered[source] += deadLettered
 }
 
-// AddSinkRows counts rows written to the task's sink writer.
-func (m *Metrics) AddSinkRows(n int64) {
+// AddSinkRows counts rows written to the task's sink writer, deadLettered
+// of them handed to its dead-letter sink.
+func (m *Metrics) AddSinkRows(n, deadLettered int64) {
 	if m == nil {
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.SinkRows += n
+	m.SinkDeadLettered += deadLettered
 }
 
 // ObserveEventTime records the largest event time (µs) seen for watermark id.
@@ -198,6 +203,7 @@ func (m *Metrics) Merge(o *Metrics) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.SinkRows += o.SinkRows
+	m.SinkDeadLettered += o.SinkDeadLettered
 	for k, v := range o.Operators {
 		d := m.op(k)
 		d.DroppedLate += v.DroppedLate

@@ -26,8 +26,9 @@ type sinkWrite struct {
 
 // NewSinkWrite drains in into a sink writer opened by open, prepares it, and
 // yields one CommitSchema row. On any error the writer is aborted. The rows
-// written are counted in m (Metrics.SinkRows) once the writer prepared, so
-// an aborted attempt counts nothing; m may be nil.
+// written are counted in m (Metrics.SinkRows, and SinkDeadLettered those
+// the writer dead-lettered) once the writer prepared, so an aborted attempt
+// counts nothing; m may be nil.
 func NewSinkWrite(mem memory.Allocator, in Operator, open func() (sinks.Writer, error), m *Metrics) Operator {
 	return &sinkWrite{mem: mem, in: in, open: open, m: m}
 }
@@ -68,7 +69,11 @@ func (w *sinkWrite) Next(ctx context.Context) (rec arrow.Record, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("sink prepare: %w", err)
 	}
-	w.m.AddSinkRows(rows)
+	var dead int64
+	if bc, ok := sw.(sinks.BadRecordCounter); ok {
+		dead = bc.DeadLettered()
+	}
+	w.m.AddSinkRows(rows, dead)
 	b := array.NewBinaryBuilder(w.mem, arrow.BinaryTypes.Binary)
 	defer b.Release()
 	b.Append(msg)

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	"github.com/sluicedata/sluice/sinks"
 )
 
 // Semantics is the delivery guarantee of a Sink.
@@ -80,10 +83,31 @@ type Config struct {
 	// ErrPendingFull. Default DefaultMaxPendingBytes.
 	MaxPendingBytes int64
 	// MaxRecordBytes is the largest record batch the producer sends; a
-	// bigger record fails Commit with an error naming topic and partition.
-	// Default DefaultMaxRecordBytes; keep it at or below the topic's
-	// max.message.bytes.
+	// record too big for a batch of its own follows BadRecords. Default
+	// DefaultMaxRecordBytes; keep it at or below the topic's
+	// max.message.bytes (under "dead-letter", Commit refuses a topic whose
+	// max.message.bytes is lower).
 	MaxRecordBytes int32
+
+	// BadRecords is what happens to a row whose record the topic cannot
+	// take (one over MaxRecordBytes, sizeOf): sinks.BadRecordsFail ("fail",
+	// the default) fails the batch's Commit with ErrRecordTooLarge naming
+	// the topic, partition, batch, task, record and key;
+	// sinks.BadRecordsDeadLetter ("dead-letter") writes the row to
+	// DeadLetter instead (sinks.DeadLetterSchema: the row, batch, sink
+	// name, task, row position and reason) and the rest of the batch to
+	// the topic. The dead letters commit with the batch: first, under the
+	// batch's id, so a re-run of the batch writes them once.
+	BadRecords string
+	// DeadLetter receives the rejected rows under "dead-letter": a sink
+	// used by this sink alone (its batch ids are this query's), able to
+	// store the rows the topic refused (a Parquet directory; a Kafka sink
+	// only on a topic that takes larger records, and with its own QueryID).
+	// If it fails, the batch fails, and its re-run commits both once.
+	DeadLetter sinks.Sink `json:"-"`
+	// Mem allocates dead-letter rows (they live during one Write); default
+	// the Go allocator.
+	Mem memory.Allocator `json:"-"`
 }
 
 // GroupName is the consumer group whose committed offset records the last
@@ -129,6 +153,15 @@ func (c Config) Validate() error {
 		}
 		cols[col.name] = col.field
 	}
+	switch c.BadRecords {
+	case "", sinks.BadRecordsFail:
+	case sinks.BadRecordsDeadLetter:
+		if c.DeadLetter == nil {
+			errs = append(errs, `BadRecords "dead-letter" needs DeadLetter`)
+		}
+	default:
+		errs = append(errs, fmt.Sprintf("BadRecords %q: want %q or %q", c.BadRecords, sinks.BadRecordsFail, sinks.BadRecordsDeadLetter))
+	}
 	if c.Timeout < 0 || c.TxnTimeout < 0 || c.MaxPendingBytes < 0 || c.MaxRecordBytes < 0 {
 		errs = append(errs, "negative Timeout, TxnTimeout, MaxPendingBytes or MaxRecordBytes")
 	}
@@ -160,12 +193,22 @@ func (c Config) withDefaults() Config {
 	if c.MaxRecordBytes == 0 {
 		c.MaxRecordBytes = DefaultMaxRecordBytes
 	}
+	if c.BadRecords == "" {
+		c.BadRecords = sinks.BadRecordsFail
+	}
+	if c.Mem == nil {
+		c.Mem = memory.DefaultAllocator
+	}
 	return c
 }
 
 // String prints the configuration on one line (STYLE habit 12).
 func (c Config) String() string {
 	c = c.withDefaults()
-	return fmt.Sprintf("kafka sink %q: brokers=%v topic=%s key=%q value=%q headers=%q partitioner=%s semantics=%s query=%q timeout=%s txn-timeout=%s max-pending=%d max-record=%d",
-		c.Name, c.Brokers, c.Topic, c.KeyColumn, c.ValueColumn, c.HeadersColumn, c.Partitioner, c.Semantics, c.QueryID, c.Timeout, c.TxnTimeout, c.MaxPendingBytes, c.MaxRecordBytes)
+	dl := ""
+	if c.DeadLetter != nil {
+		dl = fmt.Sprintf(" dead-letter=%q", c.DeadLetter.Name())
+	}
+	return fmt.Sprintf("kafka sink %q: brokers=%v topic=%s key=%q value=%q headers=%q partitioner=%s semantics=%s query=%q timeout=%s txn-timeout=%s max-pending=%d max-record=%d bad-records=%s%s",
+		c.Name, c.Brokers, c.Topic, c.KeyColumn, c.ValueColumn, c.HeadersColumn, c.Partitioner, c.Semantics, c.QueryID, c.Timeout, c.TxnTimeout, c.MaxPendingBytes, c.MaxRecordBytes, c.BadRecords, dl)
 }

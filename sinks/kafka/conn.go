@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/sluicedata/sluice/sinks"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -21,6 +23,9 @@ type conn struct {
 	adm     *kadm.Client
 	topicID [16]byte
 	parts   int
+	// maxMessage is the topic's max.message.bytes, 0 when the brokers
+	// would not tell.
+	maxMessage int64
 
 	failed bool // a transaction failed: redial (a fresh producer epoch) before the next
 	fenced bool // sticky: a newer sink with our QueryID owns the transactional id
@@ -96,6 +101,13 @@ func dial(ctx context.Context, cfg Config) (*conn, error) {
 		return fail(fmt.Errorf("kafka sink: metadata of topic %s: %w", cfg.Topic, td.Err))
 	}
 	c.topicID, c.parts = td.ID, len(td.Partitions)
+	c.maxMessage = topicMaxMessage(cctx, c.adm, cfg.Topic)
+	if cfg.BadRecords == sinks.BadRecordsDeadLetter && c.maxMessage > 0 && c.maxMessage < int64(cfg.MaxRecordBytes) {
+		// Tasks dead-letter records by MaxRecordBytes; one between the two
+		// limits would fail every run of its batch instead.
+		return fail(fmt.Errorf("%w: topic %s takes record batches of up to %d bytes (max.message.bytes), less than MaxRecordBytes %d: set MaxRecordBytes to at most %d so the dead-letter policy sees every record the topic refuses",
+			ErrConfig, cfg.Topic, c.maxMessage, cfg.MaxRecordBytes, c.maxMessage))
+	}
 	if _, _, err := cl.ProducerID(cctx); err != nil {
 		if isFenced(err) {
 			err = fmt.Errorf("%w: %v", ErrFenced, err)
@@ -103,6 +115,28 @@ func dial(ctx context.Context, cfg Config) (*conn, error) {
 		return fail(fmt.Errorf("kafka sink: init producer %q on %v: %w", GroupName(cfg.QueryID), cfg.Brokers, err))
 	}
 	return c, nil
+}
+
+// topicMaxMessage is topic's max.message.bytes, 0 when the brokers do not
+// say (no DescribeConfigs permission): the limit is then MaxRecordBytes
+// alone.
+func topicMaxMessage(ctx context.Context, adm *kadm.Client, topic string) int64 {
+	rcs, err := adm.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return 0
+	}
+	rc, err := rcs.On(topic, nil)
+	if err != nil || rc.Err != nil {
+		return 0
+	}
+	for _, c := range rc.Configs {
+		if c.Key == "max.message.bytes" && c.Value != nil {
+			if n, err := strconv.ParseInt(*c.Value, 10, 64); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 func (c *conn) broken() bool { return c.failed && !c.fenced }
@@ -277,8 +311,12 @@ func (c *conn) produceAll(ctx context.Context, recs []*kgo.Record) error {
 			return
 		}
 		if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
-			err = fmt.Errorf("%w: %d-byte record (key %d, value %d bytes) to %s[%d], limit %d: %w",
-				ErrRecordTooLarge, recordSize(r), len(r.Key), len(r.Value), r.Topic, r.Partition, c.cfg.MaxRecordBytes, err)
+			limit := fmt.Sprintf("MaxRecordBytes %d", c.cfg.MaxRecordBytes)
+			if c.maxMessage > 0 {
+				limit += fmt.Sprintf(", topic max.message.bytes %d", c.maxMessage)
+			}
+			err = &recordError{rec: r, err: fmt.Errorf("%w: %d-byte record (key %d, value %d bytes; a batch of it alone %d bytes) to %s[%d], %s: %w",
+				ErrRecordTooLarge, recordSize(r), len(r.Key), len(r.Value), sizeOf(r), r.Topic, r.Partition, limit, err)}
 		} else {
 			err = fmt.Errorf("produce to %s[%d]: %w", r.Topic, r.Partition, err)
 		}
@@ -296,6 +334,45 @@ func (c *conn) produceAll(ctx context.Context, recs []*kgo.Record) error {
 	mu.Lock()
 	defer mu.Unlock()
 	return first
+}
+
+// recordError is an error about one record of a batch; Commit names the
+// record's task and position (which).
+type recordError struct {
+	rec *kgo.Record
+	err error
+}
+
+func (e *recordError) Error() string { return e.err.Error() }
+func (e *recordError) Unwrap() error { return e.err }
+
+// sizeOf is the size franz-go gives a record batch holding r alone (Kafka's
+// v2 batch: 61 bytes of header, 4 of array length, then the record), which
+// it refuses to produce when over ProducerBatchMaxBytes (MaxRecordBytes) and
+// a broker refuses over the topic's max.message.bytes (less the 4 bytes).
+// Compression only ever makes a batch smaller: franz-go sends the
+// uncompressed form when compressing does not shrink it.
+func sizeOf(r *kgo.Record) int64 {
+	const batchOverhead = 4 + 8 + 4 + 4 + 1 + 4 + 2 + 4 + 8 + 8 + 8 + 2 + 4 + 4
+	l := 1 + 1 + 1 + // attributes, timestamp delta 0, offset delta 0
+		varintLen(len(r.Key)) + len(r.Key) +
+		varintLen(len(r.Value)) + len(r.Value) +
+		varintLen(len(r.Headers))
+	for _, h := range r.Headers {
+		l += varintLen(len(h.Key)) + len(h.Key) + varintLen(len(h.Value)) + len(h.Value)
+	}
+	return int64(batchOverhead + varintLen(l) + l)
+}
+
+// varintLen is the length of n as a zig-zag varint (n >= 0).
+func varintLen(n int) int {
+	u := uint64(n) << 1
+	l := 1
+	for u >= 0x80 {
+		u >>= 7
+		l++
+	}
+	return l
 }
 
 func recordSize(r *kgo.Record) int {

@@ -31,6 +31,25 @@
 //     config) decodes and produces them exactly as parked ones. A message
 //     that does not decode is ErrCorruptMessage, naming the sink and task.
 //
+// Records the topic cannot take. A record larger than MaxRecordBytes (as
+// franz-go measures it: a batch of that record alone, sizeOf) is refused
+// by the producer, and inside a transaction one refused record aborts the
+// whole batch, on every run. So the task measures each record as it
+// encodes it, and Config.BadRecords decides: "fail" (the default) leaves
+// the record to the producer, whose error fails the Commit naming topic,
+// partition, batch, task, the record's position and its key;
+// "dead-letter" hands the row to Config.DeadLetter (a sinks.Sink) through
+// a sinks.DeadLetterWriter, with its batch, this sink's name, task,
+// position and the reason (sinks.DeadLetterSchema), and keeps it out of
+// the topic. Commit commits the dead letters first, under the batch's id
+// (sinks.CommitDeadLetters): both commits are idempotent per batch id, so a
+// re-run of the batch, after a crash between them or a failure of either,
+// writes each once. A topic whose max.message.bytes is below MaxRecordBytes
+// is refused under "dead-letter" when the sink connects: a record between
+// the two would pass the task and fail the batch at the broker. Writers
+// count their dead letters (sinks.BadRecordCounter): the batch's progress
+// (Sink.DeadLettered) and sluice_sink_bad_records_total.
+//
 // The cost: records cross the driver. Records are kept in memory rather
 // than spilled: MaxPendingBytes bounds those a Sink holds (parked, or
 // encoded by its remote writers before Prepare) and Write fails past it.
@@ -60,11 +79,17 @@
 //  5. Write never retains the Arrow record: keys, values and headers are
 //     copied into the sink's own byte slices. The sink holds no Arrow memory.
 //  6. Errors name the brokers (unreachable, with the timeout), the topic
-//     (missing) or the topic and partition (a record too large).
+//     (missing) or the topic and partition, batch, task, record position
+//     and key (a record too large).
+//  7. Under "dead-letter", a batch's dead letters are committed before its
+//     records, under its id; a record over MaxRecordBytes never reaches the
+//     producer.
 //
 // Commit, in pseudo-code:
 //
-//	connect once: ping brokers; check topic; InitProducerID (fence, abort)
+//	connect once: ping brokers; check topic (and, under dead-letter, its
+//	    max.message.bytes >= MaxRecordBytes); InitProducerID (fence, abort)
+//	under dead-letter: commit the tasks' dead letters to DeadLetter (batch id)
 //	if exactly-once and committedOffset(group, topic[0]) - 1 >= batch:
 //	    drop pending of batch; return nil
 //	recs = records of each message (parked, or decoded inline), in task order

@@ -111,9 +111,26 @@ type message struct {
 	Rows    []byte `json:"rows,omitempty"`
 	Records int    `json:"records"`
 	Bytes   int64  `json:"bytes"`
+	// DeadLetter is the task's message to the dead-letter sink, when it
+	// rejected rows (sinks.DeadLetterWriter).
+	DeadLetter json.RawMessage `json:"dead_letter,omitempty"`
 }
 
-var _ sinks.Sink = (*Sink)(nil)
+var (
+	_ sinks.Sink      = (*Sink)(nil)
+	_ sinks.InProcess = (*Sink)(nil)
+)
+
+// InProcess is the dead-letter sink's reason, if it has one: the Kafka
+// sink's own records cross processes in its commit messages.
+func (s *Sink) InProcess() string {
+	if ip, ok := s.cfg.DeadLetter.(sinks.InProcess); ok && s.cfg.BadRecords == sinks.BadRecordsDeadLetter {
+		if why := ip.InProcess(); why != "" {
+			return "dead-letter sink " + s.cfg.DeadLetter.Name() + ": " + why
+		}
+	}
+	return ""
+}
 
 // New returns a sink for cfg. It does not contact the brokers: the first
 // Commit (or Abort, in exactly-once mode) connects, checks the topic and
@@ -156,8 +173,19 @@ func (s *Sink) Check(mode sinks.Mode, schema *arrow.Schema) error {
 	if schema == nil {
 		return nil
 	}
-	_, err := newLayout(s.cfg, schema)
-	return err
+	if _, err := newLayout(s.cfg, schema); err != nil {
+		return err
+	}
+	if s.cfg.BadRecords == sinks.BadRecordsDeadLetter {
+		dl, err := sinks.DeadLetterSchema(schema)
+		if err != nil {
+			return fmt.Errorf("kafka sink %s: %w", s.cfg.Name, err)
+		}
+		if err := s.cfg.DeadLetter.Check(sinks.Append, dl); err != nil {
+			return fmt.Errorf("kafka sink %s: dead-letter sink %s: %w", s.cfg.Name, s.cfg.DeadLetter.Name(), err)
+		}
+	}
+	return nil
 }
 
 // NewWriter returns the writer of one task of batch b.
@@ -178,6 +206,13 @@ func (s *Sink) NewWriter(ctx context.Context, b sinks.Batch, task int) (sinks.Wr
 			return nil, err
 		}
 		w.layout = &l
+	}
+	if s.cfg.BadRecords == sinks.BadRecordsDeadLetter {
+		dw, err := sinks.NewDeadLetterWriter(ctx, s.cfg.DeadLetter, s.cfg.Name, b, task, s.cfg.Mem)
+		if err != nil {
+			return nil, fmt.Errorf("kafka sink %s: batch %d task %d: %w", s.cfg.Name, b.ID, task, err)
+		}
+		w.dead = dw
 	}
 	return w, nil
 }
@@ -215,6 +250,12 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 	}
 	done := s.committed[b.ID] || s.last >= b.ID
 	s.mu.Unlock()
+	if s.cfg.BadRecords == sinks.BadRecordsDeadLetter {
+		// First, under the batch's id: see sinks.CommitDeadLetters.
+		if err := sinks.CommitDeadLetters(ctx, s.cfg.DeadLetter, b, deadLetters(msgs)); err != nil {
+			return fmt.Errorf("commit batch %d: %w", b.ID, err)
+		}
+	}
 	if done {
 		s.dropBatch(b.ID)
 		return nil
@@ -235,7 +276,7 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 			return nil
 		}
 	}
-	recs, err := s.collect(b, msgs)
+	recs, tasks, err := s.collect(b, msgs)
 	if err != nil {
 		return fmt.Errorf("commit batch %d: %w", b.ID, err)
 	}
@@ -245,7 +286,7 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 		err = c.produce(ctx, recs)
 	}
 	if err != nil {
-		return fmt.Errorf("commit batch %d: %w", b.ID, err)
+		return fmt.Errorf("commit batch %d%s: %w", b.ID, which(err, recs, tasks), err)
 	}
 	s.mu.Lock()
 	if s.cfg.Semantics == AtLeastOnce {
@@ -258,19 +299,72 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 	return nil
 }
 
-// collect returns the records of msgs in task order: parked ones stay
-// pending until the batch commits, so a failed Commit can be retried; an
-// inline message is decoded again on each try.
-func (s *Sink) collect(b sinks.Batch, msgs []sinks.CommitMessage) ([]*kgo.Record, error) {
+// deadLetters returns the dead-letter messages of msgs, nil for a task
+// without; a message that does not parse has none (Commit's collect
+// reports it).
+func deadLetters(msgs []sinks.CommitMessage) []sinks.CommitMessage {
+	out := make([]sinks.CommitMessage, len(msgs))
+	for i, raw := range msgs {
+		var m struct {
+			DeadLetter json.RawMessage `json:"dead_letter"`
+		}
+		if json.Unmarshal(raw, &m) == nil {
+			out[i] = sinks.CommitMessage(m.DeadLetter)
+		}
+	}
+	return out
+}
+
+// taskSpan is where one task's records start in a batch's records.
+type taskSpan struct{ task, start int }
+
+// which names the record err is about (recordError) by its task and its
+// position among the task's records, and its key: " task 2 record 7 (key
+// "k")"; "" when err names no record.
+func which(err error, recs []*kgo.Record, tasks []taskSpan) string {
+	var re *recordError
+	if !errors.As(err, &re) {
+		return ""
+	}
+	for i, r := range recs {
+		if r != re.rec {
+			continue
+		}
+		t := taskSpan{task: -1}
+		for _, ts := range tasks {
+			if ts.start <= i {
+				t = ts
+			}
+		}
+		key := "null key"
+		if r.Key != nil {
+			k := r.Key
+			if len(k) > 64 {
+				k = k[:64]
+			}
+			key = fmt.Sprintf("key %q", k)
+			if len(r.Key) > 64 {
+				key += "..."
+			}
+		}
+		return fmt.Sprintf(", task %d record %d (%s)", t.task, i-t.start, key)
+	}
+	return ""
+}
+
+// collect returns the records of msgs in task order and where each task's
+// start: parked ones stay pending until the batch commits, so a failed
+// Commit can be retried; an inline message is decoded again on each try.
+func (s *Sink) collect(b sinks.Batch, msgs []sinks.CommitMessage) ([]*kgo.Record, []taskSpan, error) {
 	ms := make([]message, len(msgs))
 	inline := make([][]*kgo.Record, len(msgs))
 	for i, raw := range msgs {
 		m := &ms[i]
 		if err := json.Unmarshal(raw, m); err != nil {
-			return nil, fmt.Errorf("%w: %.200s: %v", ErrUnknownMessage, raw, err)
+			return nil, nil, fmt.Errorf("%w: %.200s: %v", ErrUnknownMessage, raw, err)
 		}
 		if m.Batch != b.ID {
-			return nil, fmt.Errorf("%w: a message of batch %d: %.200s", ErrUnknownMessage, m.Batch, raw)
+			return nil, nil, fmt.Errorf("%w: a message of batch %d: %.200s", ErrUnknownMessage, m.Batch, raw)
 		}
 		if !m.Inline {
 			continue
@@ -280,25 +374,27 @@ func (s *Sink) collect(b sinks.Batch, msgs []sinks.CommitMessage) ([]*kgo.Record
 			err = fmt.Errorf("%d records, the message says %d", len(recs), m.Records)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: sink %s, task %d: %v", ErrCorruptMessage, s.cfg.Name, m.Task, err)
+			return nil, nil, fmt.Errorf("%w: sink %s, task %d: %v", ErrCorruptMessage, s.cfg.Name, m.Task, err)
 		}
 		inline[i] = recs
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var recs []*kgo.Record
+	tasks := make([]taskSpan, len(ms))
 	for i, m := range ms {
+		tasks[i] = taskSpan{task: m.Task, start: len(recs)}
 		if m.Inline {
 			recs = append(recs, inline[i]...)
 			continue
 		}
 		p := s.pending[m.Token]
 		if m.Sink != s.instance || p == nil || p.batch != b.ID {
-			return nil, fmt.Errorf("%w: %.200s (a message of another process or run, or dropped by Abort)", ErrUnknownMessage, msgs[i])
+			return nil, nil, fmt.Errorf("%w: %.200s (a message of another process or run, or dropped by Abort)", ErrUnknownMessage, msgs[i])
 		}
 		recs = append(recs, p.recs...)
 	}
-	return recs, nil
+	return recs, tasks, nil
 }
 
 // dropBatch forgets every pending output of batch.
@@ -326,15 +422,19 @@ func (s *Sink) Abort(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMess
 		return ErrClosed
 	}
 	s.dropBatch(b.ID)
+	var derr error
+	if s.cfg.BadRecords == sinks.BadRecordsDeadLetter {
+		derr = sinks.AbortDeadLetters(ctx, s.cfg.DeadLetter, b, deadLetters(msgs))
+	}
 	if s.cfg.Semantics != ExactlyOnce {
-		return nil
+		return derr
 	}
 	s.commitMu.Lock()
 	defer s.commitMu.Unlock()
 	if _, err := s.connect(ctx); err != nil {
-		return fmt.Errorf("abort batch %d: %w", b.ID, err)
+		return errors.Join(fmt.Errorf("abort batch %d: %w", b.ID, err), derr)
 	}
-	return nil
+	return derr
 }
 
 // LastCommitted returns the id of the last batch committed by this sink's

@@ -417,6 +417,10 @@ func TestErrorsNameBrokersAndTopic(t *testing.T) {
 			if !errors.Is(err, ErrRecordTooLarge) || !strings.Contains(err.Error(), topic+"[") {
 				t.Fatalf("Commit = %v, want ErrRecordTooLarge naming topic[partition]", err)
 			}
+			// The default policy ("fail") names the batch and the record.
+			if !strings.Contains(err.Error(), "commit batch 0, task 0 record 0 (null key)") {
+				t.Fatalf("Commit = %v, want it to name batch 0, task 0 record 0 and its key", err)
+			}
 			// The failed transaction was aborted; the next batch commits.
 			commit(t, s, rowBatch(0), writeTask(t, s, rowBatch(0), 0, span(0, 2), 1))
 			if got := len(dataRecords(readTopic(t, brokers, topic))); got != 2 {

@@ -251,13 +251,13 @@ func TestACorruptRemoteMessageIsAClearError(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = s.collect(b, []sinks.CommitMessage{raw})
+			_, _, err = s.collect(b, []sinks.CommitMessage{raw})
 			if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.text) {
 				t.Fatalf("collect = %v, want %v naming %q", err, c.want, c.text)
 			}
 		})
 	}
-	if recs, err := s.collect(b, []sinks.CommitMessage{msg}); err != nil || len(recs) != 0 {
+	if recs, _, err := s.collect(b, []sinks.CommitMessage{msg}); err != nil || len(recs) != 0 {
 		t.Fatalf("collect of the good empty message = %d records, %v", len(recs), err)
 	}
 }

@@ -24,6 +24,21 @@ type writer struct {
 	bytes    int64
 	done     bool // prepared or aborted
 	prepared bool
+
+	// dead takes the rows the topic cannot take under the "dead-letter"
+	// policy; nil under "fail".
+	dead *sinks.DeadLetterWriter
+	rows int64 // rows written so far: the position of the next record's row 0
+}
+
+var _ sinks.BadRecordCounter = (*writer)(nil)
+
+// DeadLettered is the rows this task wrote to the dead-letter sink.
+func (w *writer) DeadLettered() int64 {
+	if w.dead == nil {
+		return 0
+	}
+	return w.dead.DeadLettered()
 }
 
 func (w *writer) Write(rec arrow.Record) error {
@@ -44,6 +59,13 @@ func (w *writer) Write(rec arrow.Record) error {
 	if err != nil {
 		return fmt.Errorf("kafka sink: batch %d task %d: %w", w.batch.ID, w.task, err)
 	}
+	first := w.rows
+	w.rows += rec.NumRows()
+	if w.dead != nil {
+		if recs, n, err = w.reject(rec, first, recs, n); err != nil {
+			return err
+		}
+	}
 	if err := w.s.reserve(n); err != nil {
 		return fmt.Errorf("batch %d task %d: %w", w.batch.ID, w.task, err)
 	}
@@ -52,17 +74,58 @@ func (w *writer) Write(rec arrow.Record) error {
 	return nil
 }
 
-func (w *writer) Prepare() (sinks.CommitMessage, error) {
+// reject hands the rows of rec whose record is too large for the topic
+// to the dead-letter writer and returns the other records and their size.
+func (w *writer) reject(rec arrow.Record, first int64, recs []*kgo.Record, n int64) ([]*kgo.Record, int64, error) {
+	var rows []int
+	var why []string
+	limit := int64(w.s.cfg.MaxRecordBytes)
+	for i, r := range recs {
+		if size := sizeOf(r); size > limit {
+			rows = append(rows, i)
+			why = append(why, fmt.Sprintf("%v: a batch of this record alone is %d bytes (key %d, value %d, headers %d), over MaxRecordBytes %d of topic %s",
+				ErrRecordTooLarge, size, len(r.Key), len(r.Value), recordSize(r)-len(r.Key)-len(r.Value), limit, w.s.cfg.Topic))
+		}
+	}
+	if len(rows) == 0 {
+		return recs, n, nil
+	}
+	if err := w.dead.Write(rec, first, rows, why); err != nil {
+		return nil, 0, fmt.Errorf("kafka sink %s: %w", w.s.cfg.Name, err)
+	}
+	kept := recs[:0]
+	next := 0
+	for i, r := range recs {
+		if next < len(rows) && rows[next] == i {
+			n -= int64(recordSize(r))
+			next++
+			continue
+		}
+		kept = append(kept, r)
+	}
+	return kept, n, nil
+}
+
+func (w *writer) Prepare() (_ sinks.CommitMessage, err error) {
 	if w.done {
 		return nil, fmt.Errorf("kafka sink: batch %d task %d: Prepare after Prepare or Abort", w.batch.ID, w.task)
 	}
 	w.done = true
 	s := w.s
+	var dead sinks.CommitMessage
+	if w.dead != nil {
+		if dead, err = w.dead.Prepare(); err != nil {
+			_ = w.dead.Abort()
+			s.unreserve(w.bytes)
+			w.recs, w.bytes = nil, 0
+			return nil, fmt.Errorf("kafka sink %s: %w", s.cfg.Name, err)
+		}
+	}
 	if w.remote {
 		rows := appendInline(make([]byte, 0, inlineSize(w.recs)), w.recs)
 		msg, err := json.Marshal(message{
 			Batch: w.batch.ID, Task: w.task, Inline: true, Rows: rows,
-			Records: len(w.recs), Bytes: w.bytes,
+			Records: len(w.recs), Bytes: w.bytes, DeadLetter: dead,
 		})
 		s.unreserve(w.bytes)
 		w.recs, w.bytes = nil, 0
@@ -81,7 +144,7 @@ func (w *writer) Prepare() (sinks.CommitMessage, error) {
 	w.prepared = true
 	msg, err := json.Marshal(message{
 		Sink: s.instance, Batch: w.batch.ID, Task: w.task, Token: tok,
-		Records: len(w.recs), Bytes: w.bytes,
+		Records: len(w.recs), Bytes: w.bytes, DeadLetter: dead,
 	})
 	w.recs = nil
 	return msg, err
@@ -94,5 +157,8 @@ func (w *writer) Abort() error {
 	w.done = true
 	w.s.unreserve(w.bytes)
 	w.recs, w.bytes = nil, 0
+	if w.dead != nil {
+		return w.dead.Abort()
+	}
 	return nil
 }
