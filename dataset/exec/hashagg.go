@@ -487,7 +487,7 @@ func (h *hashAggOp) add(rec arrow.Record) error {
 			}
 		}
 		for k, c := range cols {
-			appendRows(h.keyBuild[k], c, h.newRows)
+			appendKeyRows(h.keyBuild[k], c, h.newRows)
 		}
 	}
 	for i, st := range h.states {
