@@ -36,6 +36,9 @@ type TaskEnv struct {
 	// its splits; StreamSplit is that split for a stream leaf.
 	Leaf, Split int
 	StreamSplit sources.Split
+	// Position, when not nil, follows the scan through its input (the
+	// split, file, row group) so the task's errors can name it.
+	Position *exec.Position
 }
 
 // Build instantiates the operators of task `task` of stage st.
@@ -95,7 +98,7 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 			return exec.NewRecords(n.Schema, []arrow.Record{recs[b.env.Split]}), nil
 		}
 		sp := n.Scan.Splits[b.env.Split]
-		return exec.NewParquetScan(b.ctx, mem, []pq.Split{sp}, n.Schema, n.Scan.PartitionColumns, b.env.BatchRows), nil
+		return exec.NewParquetScan(b.ctx, mem, []pq.Split{sp}, n.Schema, n.Scan.PartitionColumns, b.env.BatchRows, b.env.Position), nil
 	case KindShuffleRead:
 		recs, err := b.env.Shuffle(n.Exchange)
 		if err != nil {
@@ -229,7 +232,8 @@ func (b *builder) streamScan(n *Node) (exec.Operator, error) {
 		pick = nil
 	}
 	m, source, count := b.env.Metrics, sc.Source, sc.Count
-	return exec.NewPushScan(b.ctx, n.Schema, func(ctx context.Context, emit func(arrow.Record) error) error {
+	at := fmt.Sprintf("stream %s, split %s", source, splitString(sp))
+	return exec.NewPositionScan(b.ctx, n.Schema, b.env.Position, func(ctx context.Context, emit func(arrow.Record, string) error) error {
 		var rows int64
 		err := read(ctx, mem, func(r arrow.Record) error {
 			rows += r.NumRows()
@@ -242,7 +246,7 @@ func (b *builder) streamScan(n *Node) (exec.Operator, error) {
 				r.Release()
 				r = p
 			}
-			return emit(r)
+			return emit(r, at)
 		})
 		if count {
 			m.AddSourceRows(source, rows)
@@ -253,4 +257,18 @@ func (b *builder) streamScan(n *Node) (exec.Operator, error) {
 		}
 		return err
 	}), nil
+}
+
+// splitString names a stream split in errors: its String (a Kafka split's
+// topic/partition[start,end)) or else its encoding, which every split has
+// and which names its file, partition or range.
+func splitString(sp sources.Split) string {
+	if s, ok := sp.(fmt.Stringer); ok {
+		return s.String()
+	}
+	b, err := sp.Encode()
+	if err != nil {
+		return fmt.Sprintf("%T", sp)
+	}
+	return string(b)
 }
