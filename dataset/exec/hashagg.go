@@ -36,7 +36,8 @@ package exec
 //  4. Integer sums wrap on overflow (Spark's non-ANSI behaviour); decimal sums
 //     are not checked against the widened precision.
 //  5. min/max order NaN above every other float (Spark); grouping and
-//     count_distinct treat -0 as 0 and all NaNs as one value.
+//     count_distinct treat -0 as 0 and all NaNs as one value, and a float
+//     group key comes out as Spark emits it: 0.0 for -0.0, one NaN.
 
 import (
 	"bytes"

@@ -112,7 +112,7 @@ type ExecEnv struct {
 // RunTask runs task ts of spec in env: builds its operators, drains them,
 // and keeps the output in env.Blocks (map stages, and the final stage of
 // a collect) or returns it as commit messages (the final stage of a sink
-// write).
+// write). An operator's error names the input the task was on (inputError).
 func RunTask(ctx context.Context, spec *Spec, ts *TaskSpec, env *ExecEnv) (res *scheduler.Result, err error) {
 	if ts.Task.Stage < 0 || ts.Task.Stage >= len(spec.Stages) {
 		return nil, fmt.Errorf("%w: task of stage %d, the spec has %d stages", ErrPlan, ts.Task.Stage, len(spec.Stages))
