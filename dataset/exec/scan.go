@@ -2,7 +2,6 @@ package exec
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"sync"
 
@@ -100,10 +99,7 @@ func NewParquetScan(ctx context.Context, mem memory.Allocator, splits []parquet.
 	return NewPositionScan(ctx, schema, pos, func(ctx context.Context, emit func(arrow.Record, string) error) error {
 		for _, sp := range splits {
 			err := parquet.ReadSplitAt(ctx, mem, sp, schema, partitionColumns, batchRows, func(rec arrow.Record, at parquet.Position) error {
-				n := rec.NumRows()
-				// The file's rows: an operator's "row N" counts in the
-				// record it got, which a filter may have thinned.
-				return emit(rec, fmt.Sprintf("file %s, row group %d, file rows %d-%d", at.Path, at.RowGroup, at.FileRow, at.FileRow+n-1))
+				return emit(rec, at.Describe(rec.NumRows()))
 			})
 			if err != nil {
 				return err

@@ -222,20 +222,32 @@ func (b *builder) streamScan(n *Node) (exec.Operator, error) {
 		}
 	}
 	schema := n.Schema
-	read := sp.Read
+	read, byColumn := sp.Read, false
 	if cr, ok := sp.(sources.ColumnReader); ok && pick != nil {
 		// The split builds only the columns read.
 		cols := sc.Columns
 		read = func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
 			return cr.ReadColumns(ctx, mem, cols, emit)
 		}
-		pick = nil
+		pick, byColumn = nil, true
 	}
+	// Where each record comes from: the split's own words for the record
+	// (a file's row group) when it has them, else the split's.
 	m, source, count := b.env.Metrics, sc.Source, sc.Count
-	at := fmt.Sprintf("stream %s, split %s", source, splitString(sp))
+	whole := fmt.Sprintf("stream %s, split %s", source, splitString(sp))
+	readAt := func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, string) error) error {
+		return read(ctx, mem, func(r arrow.Record) error { return emit(r, whole) })
+	}
+	if pr, ok := sp.(sources.PositionReader); ok && !byColumn {
+		readAt = func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, string) error) error {
+			return pr.ReadAt(ctx, mem, func(r arrow.Record, at string) error {
+				return emit(r, fmt.Sprintf("stream %s, %s", source, at))
+			})
+		}
+	}
 	return exec.NewPositionScan(b.ctx, n.Schema, b.env.Position, func(ctx context.Context, emit func(arrow.Record, string) error) error {
 		var rows int64
-		err := read(ctx, mem, func(r arrow.Record) error {
+		err := readAt(ctx, mem, func(r arrow.Record, at string) error {
 			rows += r.NumRows()
 			if pick != nil {
 				cols := make([]arrow.Array, len(pick))

@@ -44,6 +44,13 @@ type Position struct {
 	FileRow  int64
 }
 
+// Describe is "file <path>, row group <n>, file rows <first>-<last>" for a
+// record of rows rows; the file's rows, because an operator's "row N"
+// counts in the record it got, which a filter may have thinned.
+func (p Position) Describe(rows int64) string {
+	return fmt.Sprintf("file %s, row group %d, file rows %d-%d", p.Path, p.RowGroup, p.FileRow, p.FileRow+rows-1)
+}
+
 // ReadSplitAt is ReadSplit telling emit where each record starts, so a
 // runtime error in the operators above can name the file, row group and row
 // of the value it failed on.

@@ -4,11 +4,15 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -17,6 +21,8 @@ import (
 	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
+	sinkparquet "github.com/sluicedata/sluice/sinks/parquet"
+	"github.com/sluicedata/sluice/sources/files"
 	srckafka "github.com/sluicedata/sluice/sources/kafka"
 )
 
@@ -71,5 +77,76 @@ func TestKafkaRuntimeErrorNamesTopicPartitionAndOffsets(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "orders/0[") {
 		t.Errorf("the error names partition 0, which has no bad value: %v", err)
+	}
+}
+
+// A cast error in a stream over a directory of Parquet files names the file,
+// the row group and the file rows of the record that held the bad value.
+func TestFilesRuntimeErrorNamesFileAndRowGroup(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	cfg := dataset.Config{Allocator: mem, Parallelism: 2}
+	schema := arrow.NewSchema([]arrow.Field{{Name: "qty", Type: arrow.BinaryTypes.String, Nullable: true}}, nil)
+	in := t.TempDir()
+	write := func(name string, vals []string) string {
+		b := array.NewStringBuilder(mem)
+		defer b.Release()
+		b.AppendValues(vals, nil)
+		col := b.NewArray()
+		defer col.Release()
+		rec := array.NewRecord(schema, []arrow.Array{col}, int64(len(vals)))
+		defer rec.Release()
+		dir := filepath.Join(t.TempDir(), name)
+		err := dataset.FromRecords(schema, rec).WithConfig(cfg).
+			Write(context.Background(), dir, dataset.WriteOptions{Options: sinkparquet.Options{RowGroupRows: 4}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts, _ := filepath.Glob(filepath.Join(dir, "*.parquet"))
+		if len(parts) != 1 {
+			t.Fatalf("wrote %v, want one file", parts)
+		}
+		path := filepath.Join(in, name+".parquet")
+		if err := os.Rename(parts[0], path); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	vals := func(from int) []string {
+		var out []string
+		for i := range 10 {
+			out = append(out, strconv.Itoa(from+i))
+		}
+		return out
+	}
+	bad := vals(100)
+	bad[9] = "lots" // row group 2 (file rows 8-9)
+	good := write("a", vals(0))
+	badFile := write("b", bad)
+	ckpt := t.TempDir()
+	src, err := files.New(files.Config{Name: "drops", Dir: in, LogDir: filepath.Join(ckpt, "sources", "drops"), SettleDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	job := dataset.ReadStream(src).WithConfig(cfg).
+		Select(dataset.Col("qty").Cast(dataset.Type(arrow.PrimitiveTypes.Int64)).As("qty"))
+	q, err := microbatch.WriteStream(job, newRecordingSink()).Checkpoint(ckpt).OutputMode(sinks.Append).
+		Logger(slog.New(slog.NewTextHandler(io.Discard, nil))).Trigger(microbatch.Once()).Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = q.AwaitTermination()
+	if err == nil {
+		t.Fatal(`the cast of "lots" did not fail the batch`)
+	}
+	t.Logf("error: %v", err)
+	for _, want := range []string{"file " + badFile + ", row group 2, file rows 8-9", "'lots'"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error does not say %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), good) {
+		t.Errorf("the error names %s, which has no bad value: %v", good, err)
 	}
 }
