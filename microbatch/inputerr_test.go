@@ -26,8 +26,9 @@ import (
 	srckafka "github.com/sluicedata/sluice/sources/kafka"
 )
 
-// A cast error in a stream over Kafka names the split it read the bad value
-// from: topic, partition and offset range, as well as value and expression.
+// A cast error in a stream over Kafka names where it read the bad value:
+// topic, partition and the offsets of its record (of 2 rows here), and the
+// split, as well as value and expression.
 func TestKafkaRuntimeErrorNamesTopicPartitionAndOffsets(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -53,7 +54,7 @@ func TestKafkaRuntimeErrorNamesTopicPartitionAndOffsets(t *testing.T) {
 	}
 	schema := arrow.NewSchema([]arrow.Field{{Name: "qty", Type: arrow.BinaryTypes.String, Nullable: true}}, nil)
 	src, err := srckafka.New(srckafka.Config{Name: "orders", Brokers: c.ListenAddrs(), Topics: []string{"orders"},
-		ValueSchema: schema, FetchMaxWait: 20 * time.Millisecond})
+		ValueSchema: schema, FetchMaxWait: 20 * time.Millisecond, RecordRows: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestKafkaRuntimeErrorNamesTopicPartitionAndOffsets(t *testing.T) {
 		t.Fatal(`the cast of "many" did not fail the batch`)
 	}
 	t.Logf("error: %v", err)
-	for _, want := range []string{"orders/1[0,5)", "'many'", "CAST(qty AS int64)"} {
+	for _, want := range []string{"topic orders, partition 1, offsets 2-3", "orders/1[0,5)", "'many'", "CAST(qty AS int64)"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error does not say %q: %v", want, err)
 		}

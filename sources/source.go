@@ -118,12 +118,14 @@ type ColumnReader interface {
 }
 
 // PositionReader is an optional ability of a Split: ReadAt is Read telling
-// emit where in the split each record starts (a file's row group and rows,
-// say), so that an error on one of its values, in an operator far above,
-// can name where the value is. The split's String, or its encoding, names
-// the split as a whole where a split has no ReadAt.
+// emit where in the split each record comes from (a file's row group and
+// rows, a partition's offsets), so that an error on one of its values, in
+// an operator far above, can name where the value is. cols is nil for every
+// column; a split that is also a ColumnReader takes cols as ReadColumns
+// does, and only such a split is given cols. Where a split has no ReadAt,
+// its String, or its encoding, names the split as a whole.
 type PositionReader interface {
-	ReadAt(ctx context.Context, mem memory.Allocator, emit func(rec arrow.Record, at string) error) error
+	ReadAt(ctx context.Context, mem memory.Allocator, cols []string, emit func(rec arrow.Record, at string) error) error
 }
 
 // InProcess is an optional ability of a Stream whose data lives only in the

@@ -222,25 +222,26 @@ func (b *builder) streamScan(n *Node) (exec.Operator, error) {
 		}
 	}
 	schema := n.Schema
-	read, byColumn := sp.Read, false
-	if cr, ok := sp.(sources.ColumnReader); ok && pick != nil {
-		// The split builds only the columns read.
-		cols := sc.Columns
-		read = func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
-			return cr.ReadColumns(ctx, mem, cols, emit)
-		}
-		pick, byColumn = nil, true
-	}
-	// Where each record comes from: the split's own words for the record
-	// (a file's row group) when it has them, else the split's.
 	m, source, count := b.env.Metrics, sc.Source, sc.Count
+	// readAt names each record's place: in the split's own words (a file's
+	// row group, a partition's offsets) when it has them, else the split.
 	whole := fmt.Sprintf("stream %s, split %s", source, splitString(sp))
 	readAt := func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, string) error) error {
-		return read(ctx, mem, func(r arrow.Record) error { return emit(r, whole) })
+		return sp.Read(ctx, mem, func(r arrow.Record) error { return emit(r, whole) })
 	}
-	if pr, ok := sp.(sources.PositionReader); ok && !byColumn {
+	cr, byColumn := sp.(sources.ColumnReader)
+	byColumn = byColumn && pick != nil
+	var cols []string
+	if byColumn {
+		// The split builds only the columns read.
+		cols, pick = sc.Columns, nil
 		readAt = func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, string) error) error {
-			return pr.ReadAt(ctx, mem, func(r arrow.Record, at string) error {
+			return cr.ReadColumns(ctx, mem, cols, func(r arrow.Record) error { return emit(r, whole) })
+		}
+	}
+	if pr, ok := sp.(sources.PositionReader); ok {
+		readAt = func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, string) error) error {
+			return pr.ReadAt(ctx, mem, cols, func(r arrow.Record, at string) error {
 				return emit(r, fmt.Sprintf("stream %s, %s", source, at))
 			})
 		}

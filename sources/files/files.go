@@ -525,11 +525,12 @@ func (s *Source) DecodeSplit(b []byte) (sources.Split, error) {
 // Read emits the split's rows projected to the source schema, in records
 // allocated from mem that emit owns.
 func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
-	return sp.ReadAt(ctx, mem, func(rec arrow.Record, _ string) error { return emit(rec) })
+	return sp.ReadAt(ctx, mem, nil, func(rec arrow.Record, _ string) error { return emit(rec) })
 }
 
-// ReadAt is Read naming each record's file, row group and file rows.
-func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, string) error) error {
+// ReadAt is Read naming each record's file, row group and file rows; cols
+// is nil (a files split is no ColumnReader).
+func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, _ []string, emit func(arrow.Record, string) error) error {
 	err := parquet.ReadSplitAt(ctx, mem, sp.Split, sp.schema, nil, 0, func(rec arrow.Record, at parquet.Position) error {
 		return emit(rec, at.Describe(rec.NumRows()))
 	})
