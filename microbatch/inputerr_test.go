@@ -24,6 +24,7 @@ import (
 	sinkparquet "github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/sources/files"
 	srckafka "github.com/sluicedata/sluice/sources/kafka"
+	srcmem "github.com/sluicedata/sluice/sources/memory"
 )
 
 // A cast error in a stream over Kafka names where it read the bad value:
@@ -149,5 +150,44 @@ func TestFilesRuntimeErrorNamesFileAndRowGroup(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), good) {
 		t.Errorf("the error names %s, which has no bad value: %v", good, err)
+	}
+}
+
+// A split that cannot say where each record starts (an in-memory stream's)
+// is named as a whole, by its encoding cut short.
+func TestRuntimeErrorNamesASplitWithoutPositions(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	schema := arrow.NewSchema([]arrow.Field{{Name: "qty", Type: arrow.BinaryTypes.String, Nullable: true}}, nil)
+	src, err := srcmem.New(srcmem.Config{Name: "typed", Schema: schema})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	b := array.NewStringBuilder(mem)
+	b.AppendValues([]string{"1", "two"}, nil)
+	col := b.NewArray()
+	b.Release()
+	rec := array.NewRecord(schema, []arrow.Array{col}, 2)
+	col.Release()
+	err = src.Append(rec)
+	rec.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := dataset.ReadStream(src).WithConfig(dataset.Config{Allocator: mem}).
+		Select(dataset.Col("qty").Cast(dataset.Type(arrow.PrimitiveTypes.Int64)).As("qty"))
+	q, err := microbatch.WriteStream(job, newRecordingSink()).Checkpoint("/ckpt").FS(vfs.NewMem()).OutputMode(sinks.Append).
+		Logger(slog.New(slog.NewTextHandler(io.Discard, nil))).Trigger(microbatch.Once()).Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = q.AwaitTermination()
+	if err == nil {
+		t.Fatal(`the cast of "two" did not fail the batch`)
+	}
+	t.Logf("error: %v", err)
+	if !strings.Contains(err.Error(), `input stream typed, split {"v":1,"kind":"memory","name":"typed"`) || !strings.Contains(err.Error(), "'two'") {
+		t.Errorf("the error does not name the split and the value: %v", err)
 	}
 }

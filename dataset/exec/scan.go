@@ -18,19 +18,34 @@ import (
 // names its own place). The task wraps its operators' errors with it
 // (plan.RunTask), so "cast failed at row 17" can be found in its file.
 // Only the goroutine that calls the scan's Next uses it.
-type Position struct{ at string }
+type Position struct {
+	at    string        // the current record's place, if it came with one
+	on    bool          // a record is current
+	split func() string // names the split, for records without a place
+}
 
 // String is the position, "" when there is none.
 func (p *Position) String() string {
-	if p == nil {
+	switch {
+	case p == nil || !p.on:
 		return ""
+	case p.at == "" && p.split != nil:
+		return p.split()
 	}
 	return p.at
 }
 
-func (p *Position) set(at string) {
+// SetSplit names the split for records read without a place of their own;
+// name runs only when an error needs it.
+func (p *Position) SetSplit(name func() string) {
 	if p != nil {
-		p.at = at
+		p.split = name
+	}
+}
+
+func (p *Position) set(at string, on bool) {
+	if p != nil {
+		p.at, p.on = at, on
 	}
 }
 
@@ -118,10 +133,10 @@ func (s *pushScan) Next(ctx context.Context) (arrow.Record, error) {
 	select {
 	case sc, ok := <-s.ch:
 		if ok {
-			s.pos.set(sc.at)
+			s.pos.set(sc.at, true)
 			return sc.rec, nil
 		}
-		s.pos.set("")
+		s.pos.set("", false)
 		select {
 		case err := <-s.errc:
 			s.err = err

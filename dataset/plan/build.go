@@ -223,11 +223,12 @@ func (b *builder) streamScan(n *Node) (exec.Operator, error) {
 	}
 	schema := n.Schema
 	m, source, count := b.env.Metrics, sc.Source, sc.Count
-	// readAt names each record's place: in the split's own words (a file's
-	// row group, a partition's offsets) when it has them, else the split.
-	whole := fmt.Sprintf("stream %s, split %s", source, splitString(sp))
+	// readAt names each record's place in the split's own words (a file's
+	// row group, a partition's offsets) when it has them; else the
+	// position names the split, when an error asks.
+	b.env.Position.SetSplit(func() string { return fmt.Sprintf("stream %s, split %s", source, splitString(sp)) })
 	readAt := func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, string) error) error {
-		return sp.Read(ctx, mem, func(r arrow.Record) error { return emit(r, whole) })
+		return sp.Read(ctx, mem, func(r arrow.Record) error { return emit(r, "") })
 	}
 	cr, byColumn := sp.(sources.ColumnReader)
 	byColumn = byColumn && pick != nil
@@ -236,7 +237,7 @@ func (b *builder) streamScan(n *Node) (exec.Operator, error) {
 		// The split builds only the columns read.
 		cols, pick = sc.Columns, nil
 		readAt = func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, string) error) error {
-			return cr.ReadColumns(ctx, mem, cols, func(r arrow.Record) error { return emit(r, whole) })
+			return cr.ReadColumns(ctx, mem, cols, func(r arrow.Record) error { return emit(r, "") })
 		}
 	}
 	if pr, ok := sp.(sources.PositionReader); ok {
@@ -274,7 +275,8 @@ func (b *builder) streamScan(n *Node) (exec.Operator, error) {
 
 // splitString names a stream split in errors: its String (a Kafka split's
 // topic/partition[start,end)) or else its encoding, which every split has
-// and which names its file, partition or range.
+// and which names its file, partition or range; cut short, as an
+// in-memory split's encoding carries its rows.
 func splitString(sp sources.Split) string {
 	if s, ok := sp.(fmt.Stringer); ok {
 		return s.String()
@@ -282,6 +284,10 @@ func splitString(sp sources.Split) string {
 	b, err := sp.Encode()
 	if err != nil {
 		return fmt.Sprintf("%T", sp)
+	}
+	const max = 256
+	if len(b) > max {
+		return string(b[:max]) + "..."
 	}
 	return string(b)
 }
