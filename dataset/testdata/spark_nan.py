@@ -89,7 +89,7 @@ def main():
         # Duplicate every value, with a second NaN and -0.0 next to 0.0, so
         # grouping has something to merge.
         many = spark.createDataFrame([(i, parse(v)) for i, v in enumerate(VALUES + VALUES)], one)
-        groups = sorted(([fmt(r["k"]), r["n"]] for r in many.groupBy("k").agg({"*": "count"}).withColumnRenamed("count(1)", "n").collect()), key=lambda g: VALUES.index(g[0]) if g[0] in VALUES else -1)
+        groups = sorted([fmt(r["k"]), r["n"]] for r in many.groupBy("k").count().withColumnRenamed("count", "n").collect())
         agg = many.selectExpr("min(k) AS mn", "max(k) AS mx", "count(DISTINCT k) AS nd").collect()[0]
         ordered = [fmt(r["k"]) for r in many.orderBy("k").collect()]
         out["types"][tname] = {
