@@ -10,9 +10,10 @@
 //
 // The streaming contract is Stream (source.go), with optional Committer,
 // Bounder, InProcess and Backlog (the latest offset and the lag behind it,
-// per partition: Kafka, files) abilities; a Split may add ColumnReader and
+// per partition: Kafka, files) abilities; a Split may add ColumnReader,
 // BadRecordCounter (the records its read skipped or dead-lettered: Kafka,
-// and a chain over it).
+// and a chain over it) and PositionReader (where each record comes from, for
+// errors: a Kafka record's offsets, a file's row group and rows).
 //
 // In: locations and options (paths, topics, seeds). Out: plain-data units of
 // work (splits, offset ranges) that the driver records and ships, and Arrow

@@ -117,6 +117,17 @@ type ColumnReader interface {
 	ReadColumns(ctx context.Context, mem memory.Allocator, cols []string, emit func(arrow.Record) error) error
 }
 
+// PositionReader is an optional ability of a Split: ReadAt is Read telling
+// emit where in the split each record comes from (a file's row group and
+// rows, a partition's offsets), so that an error on one of its values, in
+// an operator far above, can name where the value is. cols is nil for every
+// column; a split that is also a ColumnReader takes cols as ReadColumns
+// does, and only such a split is given cols. Where a split has no ReadAt,
+// its String, or its encoding, names the split as a whole.
+type PositionReader interface {
+	ReadAt(ctx context.Context, mem memory.Allocator, cols []string, emit func(rec arrow.Record, at string) error) error
+}
+
 // InProcess is an optional ability of a Stream whose data lives only in the
 // memory of the process that made it (a test double's records): its splits
 // decode only on the same stream instance, so a task reading it must run in

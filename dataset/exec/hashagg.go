@@ -36,7 +36,8 @@ package exec
 //  4. Integer sums wrap on overflow (Spark's non-ANSI behaviour); decimal sums
 //     are not checked against the widened precision.
 //  5. min/max order NaN above every other float (Spark); grouping and
-//     count_distinct treat -0 as 0 and all NaNs as one value.
+//     count_distinct treat -0 as 0 and all NaNs as one value, and a float
+//     group key comes out as Spark emits it: 0.0 for -0.0, one NaN.
 
 import (
 	"bytes"
@@ -487,7 +488,7 @@ func (h *hashAggOp) add(rec arrow.Record) error {
 			}
 		}
 		for k, c := range cols {
-			appendRows(h.keyBuild[k], c, h.newRows)
+			appendKeyRows(h.keyBuild[k], c, h.newRows)
 		}
 	}
 	for i, st := range h.states {

@@ -27,6 +27,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
@@ -585,6 +586,37 @@ func appendRows(b array.Builder, arr arrow.Array, rows []int32) {
 		}
 	default:
 		panic(fmt.Sprintf("exec: appendRows: unsupported type %s", arr.DataType()))
+	}
+}
+
+// appendKeyRows is appendRows for group keys: a float group holds -0.0 and
+// 0.0, or NaNs of any payload, as one key, and Spark emits it normalized
+// (0.0, the one NaN), whichever row came first.
+func appendKeyRows(b array.Builder, arr arrow.Array, rows []int32) {
+	switch b := b.(type) {
+	case *array.Float32Builder:
+		appendCanonFloat(b, arrow.GetValues[float32](arr.Data(), 1), arr, rows)
+	case *array.Float64Builder:
+		appendCanonFloat(b, arrow.GetValues[float64](arr.Data(), 1), arr, rows)
+	default:
+		appendRows(b, arr, rows)
+	}
+}
+
+func appendCanonFloat[T float32 | float64, B fixedBuilder[T]](b B, vals []T, arr arrow.Array, rows []int32) {
+	b.Reserve(len(rows))
+	for _, r := range rows {
+		if r < 0 || arr.IsNull(int(r)) {
+			b.AppendNull()
+			continue
+		}
+		v := vals[r]
+		if v != v {
+			v = T(math.NaN())
+		} else if v == 0 {
+			v = 0 // -0.0 == 0, so this drops the sign
+		}
+		b.UnsafeAppend(v)
 	}
 }
 

@@ -159,3 +159,39 @@ func BenchmarkDecimalRevenue(b *testing.B) {
 	}
 	reportPerRow(b)
 }
+
+// The float comparison benchmarks pin the cost of Spark's NaN ordering
+// (NaN greatest, equal to itself) on columns without NaN, the common case.
+func BenchmarkFloatGtLiteral(b *testing.B) { benchEval(b, Col("discount").Gt(0.05)) }
+
+func BenchmarkFloatGeColumns(b *testing.B) {
+	benchEval(b, Col("discount").Ge(Col("discount").Mul(0.5)))
+}
+
+func BenchmarkFloatEqColumns(b *testing.B) {
+	benchEval(b, Col("discount").Eq(Col("discount").Mul(0.5)))
+}
+
+// BenchmarkFloatBetweenFilter is TPC-H Q6's discount filter, evaluated and
+// applied.
+func BenchmarkFloatBetweenFilter(b *testing.B) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(b, 0)
+	rec := lineitem(mem)
+	defer rec.Release()
+	e := Col("discount").Between(0.05, 0.07)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		mask, err := Eval(mem, e, rec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		out, err := FilterRecord(mem, rec, mask.(*array.Boolean))
+		if err != nil {
+			b.Fatal(err)
+		}
+		mask.Release()
+		out.Release()
+	}
+	reportPerRow(b)
+}

@@ -48,6 +48,11 @@
 //     add_duration months, casts to date/string) in that zone; without a
 //     zone, in UTC. Comparisons of timestamps are of instants, whatever the
 //     units or zones.
+//  9. Float comparisons (=, <>, <, <=, >, >=, IN, BETWEEN, and so CASE
+//     conditions and filters) follow Spark, not IEEE: NaN = NaN is true and
+//     NaN is greater than every other value, +Inf included; -0.0 = 0.0. Sort,
+//     min/max, grouping and join keys (dataset/exec, internal/rowhash) use
+//     the same order.
 //
 // Eval's main loop, per node (post-order):
 //
@@ -61,7 +66,7 @@
 //
 // Simplifications worth knowing: decimal / and % return float64; uint64
 // mixed with a signed integer is computed in int64 (values above MaxInt64
-// wrap); float comparisons follow IEEE (NaN is unequal to itself); string
-// functions return string (int32 offsets) whatever their input; add_duration
-// on a date adds whole days of the nanosecond part (truncated).
+// wrap); string functions return string (int32 offsets) whatever their
+// input; add_duration on a date adds whole days of the nanosecond part
+// (truncated).
 package expr

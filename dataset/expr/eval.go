@@ -762,9 +762,9 @@ func (ev *evaluator) compare(e *Expr, op Op, ea, eb *Expr, a, b val) (val, error
 	case arrow.UINT64:
 		cmpFixed[uint64](op, a, b, bits)
 	case arrow.FLOAT32:
-		cmpFixed[float32](op, a, b, bits)
+		cmpFloat[float32](op, a, b, bits)
 	case arrow.FLOAT64:
-		cmpFixed[float64](op, a, b, bits)
+		cmpFloat[float64](op, a, b, bits)
 	case arrow.DECIMAL128:
 		av := fixedValues[decimal128.Num](a.arr)
 		if b.scalar() {
@@ -860,6 +860,87 @@ func cmpFixed[T number](op Op, a, b val, bits []byte) {
 		cmpVS(op, av, litNum[T](b.lit), bits)
 	} else {
 		cmpVV(op, av, fixedValues[T](b.arr), bits)
+	}
+}
+
+// cmpFloat compares floats in Spark's total order: NaN equals NaN and is
+// greater than every other value (+Inf included); -0.0 equals 0.0, as in
+// IEEE. Sort, min/max, grouping and join keys use the same order, so a filter
+// agrees with them. The kernels are branch-free: the NaN terms are a few
+// extra compares and ORs per value (x != x is the NaN test), which keeps
+// columns without NaN close to the plain IEEE loop (see BenchmarkFloat*).
+func cmpFloat[T float32 | float64](op Op, a, b val, bits []byte) {
+	av := fixedValues[T](a.arr)
+	if !b.scalar() {
+		cmpFloatVV(op, av, fixedValues[T](b.arr), bits)
+		return
+	}
+	s := litNum[T](b.lit)
+	if s == s {
+		switch op {
+		case OpGt:
+			for i, v := range av {
+				bits[i>>3] |= (b2u(v > s) | b2u(v != v)) << (i & 7)
+			}
+		case OpGe:
+			for i, v := range av {
+				bits[i>>3] |= (b2u(v >= s) | b2u(v != v)) << (i & 7)
+			}
+		default: // =, <>, <, <= give Spark's answer under IEEE when s is a number
+			cmpVS(op, av, s, bits)
+		}
+		return
+	}
+	// s is NaN: only NaN equals it and nothing is greater.
+	switch op {
+	case OpEq, OpGe:
+		for i, v := range av {
+			bits[i>>3] |= b2u(v != v) << (i & 7)
+		}
+	case OpNe, OpLt:
+		for i, v := range av {
+			bits[i>>3] |= b2u(v == v) << (i & 7)
+		}
+	case OpLe:
+		for i := range av {
+			bits[i>>3] |= 1 << (i & 7)
+		}
+	}
+}
+
+func cmpFloatVV[T float32 | float64](op Op, a, b []T, out []byte) {
+	b = b[:len(a)]
+	switch op {
+	case OpEq:
+		for i, v := range a {
+			w := b[i]
+			out[i>>3] |= (b2u(v == w) | b2u(v != v)&b2u(w != w)) << (i & 7)
+		}
+	case OpNe:
+		for i, v := range a {
+			w := b[i]
+			out[i>>3] |= (b2u(v != w) &^ (b2u(v != v) & b2u(w != w))) << (i & 7)
+		}
+	case OpLt:
+		for i, v := range a {
+			w := b[i]
+			out[i>>3] |= (b2u(v < w) | b2u(v == v)&b2u(w != w)) << (i & 7)
+		}
+	case OpLe:
+		for i, v := range a {
+			w := b[i]
+			out[i>>3] |= (b2u(v <= w) | b2u(w != w)) << (i & 7)
+		}
+	case OpGt:
+		for i, v := range a {
+			w := b[i]
+			out[i>>3] |= (b2u(v > w) | b2u(v != v)&b2u(w == w)) << (i & 7)
+		}
+	case OpGe:
+		for i, v := range a {
+			w := b[i]
+			out[i>>3] |= (b2u(v >= w) | b2u(v != v)) << (i & 7)
+		}
 	}
 }
 

@@ -36,6 +36,9 @@ type TaskEnv struct {
 	// its splits; StreamSplit is that split for a stream leaf.
 	Leaf, Split int
 	StreamSplit sources.Split
+	// Position, when not nil, follows the scan through its input (the
+	// split, file, row group) so the task's errors can name it.
+	Position *exec.Position
 }
 
 // Build instantiates the operators of task `task` of stage st.
@@ -95,7 +98,7 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 			return exec.NewRecords(n.Schema, []arrow.Record{recs[b.env.Split]}), nil
 		}
 		sp := n.Scan.Splits[b.env.Split]
-		return exec.NewParquetScan(b.ctx, mem, []pq.Split{sp}, n.Schema, n.Scan.PartitionColumns, b.env.BatchRows), nil
+		return exec.NewParquetScan(b.ctx, mem, []pq.Split{sp}, n.Schema, n.Scan.PartitionColumns, b.env.BatchRows, b.env.Position), nil
 	case KindShuffleRead:
 		recs, err := b.env.Shuffle(n.Exchange)
 		if err != nil {
@@ -219,19 +222,34 @@ func (b *builder) streamScan(n *Node) (exec.Operator, error) {
 		}
 	}
 	schema := n.Schema
-	read := sp.Read
-	if cr, ok := sp.(sources.ColumnReader); ok && pick != nil {
-		// The split builds only the columns read.
-		cols := sc.Columns
-		read = func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
-			return cr.ReadColumns(ctx, mem, cols, emit)
-		}
-		pick = nil
-	}
 	m, source, count := b.env.Metrics, sc.Source, sc.Count
-	return exec.NewPushScan(b.ctx, n.Schema, func(ctx context.Context, emit func(arrow.Record) error) error {
+	// readAt names each record's place in the split's own words (a file's
+	// row group, a partition's offsets) when it has them; else the
+	// position names the split, when an error asks.
+	b.env.Position.SetSplit(func() string { return fmt.Sprintf("stream %s, split %s", source, splitString(sp)) })
+	readAt := func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, string) error) error {
+		return sp.Read(ctx, mem, func(r arrow.Record) error { return emit(r, "") })
+	}
+	cr, byColumn := sp.(sources.ColumnReader)
+	byColumn = byColumn && pick != nil
+	var cols []string
+	if byColumn {
+		// The split builds only the columns read.
+		cols, pick = sc.Columns, nil
+		readAt = func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, string) error) error {
+			return cr.ReadColumns(ctx, mem, cols, func(r arrow.Record) error { return emit(r, "") })
+		}
+	}
+	if pr, ok := sp.(sources.PositionReader); ok {
+		readAt = func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, string) error) error {
+			return pr.ReadAt(ctx, mem, cols, func(r arrow.Record, at string) error {
+				return emit(r, fmt.Sprintf("stream %s, %s", source, at))
+			})
+		}
+	}
+	return exec.NewPositionScan(b.ctx, n.Schema, b.env.Position, func(ctx context.Context, emit func(arrow.Record, string) error) error {
 		var rows int64
-		err := read(ctx, mem, func(r arrow.Record) error {
+		err := readAt(ctx, mem, func(r arrow.Record, at string) error {
 			rows += r.NumRows()
 			if pick != nil {
 				cols := make([]arrow.Array, len(pick))
@@ -242,7 +260,7 @@ func (b *builder) streamScan(n *Node) (exec.Operator, error) {
 				r.Release()
 				r = p
 			}
-			return emit(r)
+			return emit(r, at)
 		})
 		if count {
 			m.AddSourceRows(source, rows)
@@ -253,4 +271,23 @@ func (b *builder) streamScan(n *Node) (exec.Operator, error) {
 		}
 		return err
 	}), nil
+}
+
+// splitString names a stream split in errors: its String (a Kafka split's
+// topic/partition[start,end)) or else its encoding, which every split has
+// and which names its file, partition or range; cut short, as an
+// in-memory split's encoding carries its rows.
+func splitString(sp sources.Split) string {
+	if s, ok := sp.(fmt.Stringer); ok {
+		return s.String()
+	}
+	b, err := sp.Encode()
+	if err != nil {
+		return fmt.Sprintf("%T", sp)
+	}
+	const max = 256
+	if len(b) > max {
+		return string(b[:max]) + "..."
+	}
+	return string(b)
 }

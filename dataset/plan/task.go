@@ -112,7 +112,7 @@ type ExecEnv struct {
 // RunTask runs task ts of spec in env: builds its operators, drains them,
 // and keeps the output in env.Blocks (map stages, and the final stage of
 // a collect) or returns it as commit messages (the final stage of a sink
-// write).
+// write). An operator's error names the input the task was on (inputError).
 func RunTask(ctx context.Context, spec *Spec, ts *TaskSpec, env *ExecEnv) (res *scheduler.Result, err error) {
 	if ts.Task.Stage < 0 || ts.Task.Stage >= len(spec.Stages) {
 		return nil, fmt.Errorf("%w: task of stage %d, the spec has %d stages", ErrPlan, ts.Task.Stage, len(spec.Stages))
@@ -138,6 +138,7 @@ func RunTask(ctx context.Context, spec *Spec, ts *TaskSpec, env *ExecEnv) (res *
 	tenv := TaskEnv{
 		Mem: env.Mem, BatchRows: env.BatchRows, Batch: ts.Batch, Metrics: metrics, Job: env.Job,
 		State: stores, Broadcast: env.Broadcast, Leaf: ts.Leaf, Split: ts.Split, StreamSplit: split,
+		Position: &exec.Position{},
 		Shuffle: func(exchange int) ([]arrow.Record, error) {
 			return env.Blocks.Fetch(ctx, ts.Task.Inputs[exchange])
 		},
@@ -159,7 +160,7 @@ func RunTask(ctx context.Context, spec *Spec, ts *TaskSpec, env *ExecEnv) (res *
 			break
 		}
 		if err != nil {
-			return nil, err
+			return nil, inputError(ts, tenv.Position, err)
 		}
 		out = append(out, rec)
 	}
@@ -201,6 +202,20 @@ func RunTask(ctx context.Context, spec *Spec, ts *TaskSpec, env *ExecEnv) (res *
 		return nil, fmt.Errorf("encode task metrics: %w", err)
 	}
 	return res, nil
+}
+
+// inputError names where in its input a task failed: the scan's split,
+// file and row group of the record it was on, or, when its rows come from
+// a shuffle (every split's rows meet there), the shuffle partition. The
+// scheduler adds the stage and task.
+func inputError(ts *TaskSpec, pos *exec.Position, err error) error {
+	if at := pos.String(); at != "" {
+		return fmt.Errorf("input %s: %w", at, err)
+	}
+	if len(ts.Task.Inputs) > 0 {
+		return fmt.Errorf("input partition %d of the shuffle (the split is not known after a shuffle): %w", ts.Task.Index, err)
+	}
+	return err
 }
 
 // partition splits a task's output by the keys of the exchange st feeds

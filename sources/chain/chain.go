@@ -552,6 +552,7 @@ type Split struct {
 var (
 	_ sources.Split            = (*Split)(nil)
 	_ sources.BadRecordCounter = (*Split)(nil)
+	_ sources.PositionReader   = (*Split)(nil)
 )
 
 // BadRecordCounts are the inner split's, when it keeps them (a Kafka split
@@ -616,21 +617,35 @@ func (sp *Split) resolve(ctx context.Context) (sources.Split, []int, error) {
 // Read emits the inner split's records, projected: each emitted record
 // (owned by emit) retains the inner record's columns it keeps.
 func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
+	return sp.ReadAt(ctx, mem, nil, func(rec arrow.Record, _ string) error { return emit(rec) })
+}
+
+// ReadAt is Read naming where each record comes from: the phase and, when
+// the inner split says it (a history file's row group, a Kafka record's
+// offsets), the place; else the inner split as String or encoding names it.
+// cols is nil (a chain split is no ColumnReader).
+func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, _ []string, emit func(arrow.Record, string) error) error {
 	inner, proj, err := sp.resolve(ctx)
 	if err != nil {
 		return err
 	}
 	sp.last = inner
-	if proj == nil {
-		return inner.Read(ctx, mem, emit)
-	}
-	return inner.Read(ctx, mem, func(rec arrow.Record) error {
+	project := func(rec arrow.Record) arrow.Record {
+		if proj == nil {
+			return rec
+		}
 		cols := make([]arrow.Array, len(proj))
 		for i, j := range proj {
 			cols[i] = rec.Column(j)
 		}
 		out := array.NewRecord(sp.schema, cols, rec.NumRows())
 		rec.Release()
-		return emit(out)
-	})
+		return out
+	}
+	if pr, ok := inner.(sources.PositionReader); ok {
+		return pr.ReadAt(ctx, mem, nil, func(rec arrow.Record, at string) error {
+			return emit(project(rec), sp.Phase+", "+at)
+		})
+	}
+	return inner.Read(ctx, mem, func(rec arrow.Record) error { return emit(project(rec), "") })
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -214,3 +215,35 @@ func TestAChainWorksInOneProcessWhenItsHistoryDoes(t *testing.T) {
 type inProcess struct{ *memsrc.Source }
 
 func (inProcess) InProcess() string { return "its data is in this process" }
+
+// ReadAt names where each record comes from, for a task's errors: a history
+// file's row group and rows, a live record's topic, partition and offsets.
+func TestReadAtNamesWhereEachRecordComesFrom(t *testing.T) {
+	f := newFixture(t)
+	mem := checked(t)
+	c := f.chain(t, chain.OffsetsFile(), 0)
+	var got []string
+	for _, splits := range batchSplits(t, c) {
+		for _, sp := range splits {
+			err := sp.(sources.PositionReader).ReadAt(context.Background(), mem, nil, func(rec arrow.Record, at string) error {
+				defer rec.Release()
+				got = append(got, strings.ReplaceAll(at, f.dir+"/", ""))
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	slices.Sort(got)
+	want := []string{
+		"history, file part-a-00000.parquet, row group 0, file rows 0-1",
+		"history, file part-b-00000.parquet, row group 0, file rows 0-1",
+		"history, file part-c-00000.parquet, row group 0, file rows 0-1",
+		"live, topic " + topic + ", partition 0, offsets 3-5 (split " + topic + "/0[3,6))",
+		"live, topic " + topic + ", partition 1, offsets 3-5 (split " + topic + "/1[3,6))",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("positions\n%q\nwant\n%q", got, want)
+	}
+}

@@ -463,7 +463,10 @@ type Split struct {
 	file   string // the name in the log: Path is Dir/file
 }
 
-var _ sources.Split = (*Split)(nil)
+var (
+	_ sources.Split          = (*Split)(nil)
+	_ sources.PositionReader = (*Split)(nil)
+)
 
 func (sp *Split) Rows() int64 { return sp.NumRows }
 
@@ -522,7 +525,15 @@ func (s *Source) DecodeSplit(b []byte) (sources.Split, error) {
 // Read emits the split's rows projected to the source schema, in records
 // allocated from mem that emit owns.
 func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
-	err := parquet.ReadSplit(ctx, mem, sp.Split, sp.schema, nil, 0, emit)
+	return sp.ReadAt(ctx, mem, nil, func(rec arrow.Record, _ string) error { return emit(rec) })
+}
+
+// ReadAt is Read naming each record's file, row group and file rows; cols
+// is nil (a files split is no ColumnReader).
+func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, _ []string, emit func(arrow.Record, string) error) error {
+	err := parquet.ReadSplitAt(ctx, mem, sp.Split, sp.schema, nil, 0, func(rec arrow.Record, at parquet.Position) error {
+		return emit(rec, at.Describe(rec.NumRows()))
+	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("files %q: %s was deleted before its batch ran: %w: %w", sp.source, sp.Path, sources.ErrOffsetGone, err)
 	}

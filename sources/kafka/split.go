@@ -114,18 +114,27 @@ const maxStalls = 20
 // aborted records that are never returned, and kgo.ProcessFetchPartition
 // reports the position past them.
 func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
-	return sp.read(ctx, mem, nil, emit)
+	return sp.read(ctx, mem, nil, func(rec arrow.Record, _ string) error { return emit(rec) })
 }
 
 // ReadColumns is Read building only the columns cols (sources.ColumnReader):
 // a query that reads none of the metadata columns does not build them.
 func (sp *Split) ReadColumns(ctx context.Context, mem memory.Allocator, cols []string, emit func(arrow.Record) error) error {
+	return sp.read(ctx, mem, cols, func(rec arrow.Record, _ string) error { return emit(rec) })
+}
+
+// ReadAt is ReadColumns (Read when cols is nil) naming the topic, partition
+// and offsets of each record (sources.PositionReader).
+func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, cols []string, emit func(arrow.Record, string) error) error {
 	return sp.read(ctx, mem, cols, emit)
 }
 
-var _ sources.ColumnReader = (*Split)(nil)
+var (
+	_ sources.ColumnReader   = (*Split)(nil)
+	_ sources.PositionReader = (*Split)(nil)
+)
 
-func (sp *Split) read(ctx context.Context, mem memory.Allocator, cols []string, emit func(arrow.Record) error) error {
+func (sp *Split) read(ctx context.Context, mem memory.Allocator, cols []string, emitAt func(arrow.Record, string) error) error {
 	s := sp.src
 	if err := s.check(); err != nil {
 		return err
@@ -136,6 +145,11 @@ func (sp *Split) read(ctx context.Context, mem memory.Allocator, cols []string, 
 	defer rs.release()
 	where := func() string {
 		return fmt.Sprintf("kafka %q: topic %q partition %d", s.cfg.Name, sp.Topic, sp.Partition)
+	}
+	// first and last are the offsets of the rows in rs.
+	var first, last int64
+	emit := func(rec arrow.Record) error {
+		return emitAt(rec, fmt.Sprintf("topic %s, partition %d, offsets %d-%d (split %s)", sp.Topic, sp.Partition, first, last, sp))
 	}
 
 	iso := kgo.ReadCommitted()
@@ -222,6 +236,10 @@ func (sp *Split) read(ctx context.Context, mem memory.Allocator, cols []string, 
 					continue
 				}
 			}
+			if rs.n == 0 {
+				first = rec.Offset
+			}
+			last = rec.Offset
 			rs.add(rec)
 			if rs.n >= s.cfg.RecordRows {
 				if err := rs.flush(emit); err != nil {

@@ -30,6 +30,31 @@ type output struct {
 // returned as is. Records never span row groups. Errors name the file, and
 // the column and row group where there is one.
 func ReadSplit(ctx context.Context, mem memory.Allocator, split Split, schema *arrow.Schema, partitionColumns []string, batchRows int, emit func(arrow.Record) error) error {
+	return ReadSplitAt(ctx, mem, split, schema, partitionColumns, batchRows, func(rec arrow.Record, _ Position) error {
+		return emit(rec)
+	})
+}
+
+// Position is where a record ReadSplitAt emits comes from: its first row is
+// row Row of row group RowGroup of file Path, and row FileRow of the file.
+type Position struct {
+	Path     string
+	RowGroup int
+	Row      int64
+	FileRow  int64
+}
+
+// Describe is "file <path>, row group <n>, file rows <first>-<last>" for a
+// record of rows rows; the file's rows, because an operator's "row N"
+// counts in the record it got, which a filter may have thinned.
+func (p Position) Describe(rows int64) string {
+	return fmt.Sprintf("file %s, row group %d, file rows %d-%d", p.Path, p.RowGroup, p.FileRow, p.FileRow+rows-1)
+}
+
+// ReadSplitAt is ReadSplit telling emit where each record starts, so a
+// runtime error in the operators above can name the file, row group and row
+// of the value it failed on.
+func ReadSplitAt(ctx context.Context, mem memory.Allocator, split Split, schema *arrow.Schema, partitionColumns []string, batchRows int, emit func(arrow.Record, Position) error) error {
 	if batchRows <= 0 {
 		batchRows = DefaultBatchRows
 	}
@@ -77,7 +102,15 @@ func ReadSplit(ctx context.Context, mem memory.Allocator, split Split, schema *a
 		if rg < 0 || rg >= len(rowGroups) {
 			return fmt.Errorf("read %s: %w: row group %d of %d", split.Path, ErrProjection, rg, len(rowGroups))
 		}
-		if err := readRowGroup(ctx, mem, f, rowGroups[rg], rg, split.Path, schema, outs, batchRows, emit); err != nil {
+		var before int64 // the rows of the file before row group rg
+		for _, g := range rowGroups[:rg] {
+			before += g.NumRows()
+		}
+		err := readRowGroup(ctx, mem, f, rowGroups[rg], rg, split.Path, schema, outs, batchRows, func(rec arrow.Record, at Position) error {
+			at.FileRow = before + at.Row
+			return emit(rec, at)
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -85,7 +118,7 @@ func ReadSplit(ctx context.Context, mem memory.Allocator, split Split, schema *a
 }
 
 func readRowGroup(ctx context.Context, mem memory.Allocator, f *pq.File, rowGroup pq.RowGroup, rg int, path string,
-	schema *arrow.Schema, outs []output, batchRows int, emit func(arrow.Record) error) (err error) {
+	schema *arrow.Schema, outs []output, batchRows int, emit func(arrow.Record, Position) error) (err error) {
 	readers := make([]columnReader, len(outs))
 	defer func() {
 		for _, r := range readers {
@@ -159,9 +192,10 @@ func readRowGroup(ctx context.Context, mem memory.Allocator, f *pq.File, rowGrou
 		}
 		rec := array.NewRecord(schema, arrs, int64(n))
 		releaseArrs()
+		at := Position{Path: path, RowGroup: rg, Row: done}
 		done += int64(n)
 		inEmit = true
-		if err := emit(rec); err != nil {
+		if err := emit(rec, at); err != nil {
 			return err
 		}
 		inEmit = false

@@ -122,7 +122,7 @@ func partitionMayMatch(t *Table, f File, preds []Predicate, partIdx map[string]i
 				v = pv.Value
 			}
 		}
-		if !mayMatch(p, chunkStats{min: v, max: v, hasMinMax: !pv.Null, rows: 1, nulls: b2i(pv.Null), hasNulls: true}) {
+		if !mayMatch(p, chunkStats{min: v, max: v, hasMinMax: !pv.Null, rows: 1, nulls: b2i(pv.Null), hasNulls: true, value: true}) {
 			return false
 		}
 	}
@@ -209,6 +209,9 @@ type chunkStats struct {
 	rows      int64
 	nulls     int64
 	hasNulls  bool // nulls is known to be exact
+	// value: min (= max) is the one value of every row, a partition's,
+	// so a float's NaN is in it, not left out as in a writer's bounds.
+	value bool
 }
 
 func statsOf(c column, md format.ColumnMetaData, rows int64) chunkStats {
@@ -332,7 +335,15 @@ func mayMatch(p Predicate, cs chunkStats) bool {
 
 // rangeMayMatch reports whether some value in [min, max] may satisfy
 // "x op v"; ok is false when v cannot be compared with the column.
+//
+// Writers leave NaN out of a float chunk's min and max (pyarrow does; no
+// statistic counts NaNs), and NaN is greater than every number and unequal
+// to it (Spark's order, which filters follow): x > v, x >= v and x != v may
+// hold for a NaN whatever the bounds say, so they never prune a float chunk.
 func rangeMayMatch(op string, v any, cs chunkStats) (may, ok bool) {
+	if _, isFloat := cs.min.(float64); isFloat && !cs.value && (op == "gt" || op == "ge" || op == "ne") {
+		return true, true
+	}
 	cmin, ok1 := compare(cs.min, v)
 	cmax, ok2 := compare(cs.max, v)
 	if !ok1 || !ok2 {
@@ -389,6 +400,9 @@ func compare(a, b any) (int, bool) {
 			return cmp3(x, uint64(y)), true
 		}
 	case float64:
+		if math.IsNaN(x) { // a partition's NaN: left to the filter
+			return 0, false
+		}
 		switch y := b.(type) {
 		case float64:
 			if math.IsNaN(y) {
