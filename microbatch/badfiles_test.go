@@ -9,17 +9,23 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	pq "github.com/parquet-go/parquet-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicedata/sluice/dataset"
+	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sources"
 	"github.com/sluicedata/sluice/sources/files"
+	srckafka "github.com/sluicedata/sluice/sources/kafka"
 )
 
 type fileRow struct {
@@ -143,17 +149,22 @@ func sortedStrings(s []string) []string {
 // dropsOf returns the drops the progress of batch reports for source "in".
 func dropsOf(t *testing.T, q *microbatch.Query, batch int64) []sources.Drop {
 	t.Helper()
+	return dropsOfSource(t, q, batch, "in")
+}
+
+func dropsOfSource(t *testing.T, q *microbatch.Query, batch int64, source string) []sources.Drop {
+	t.Helper()
 	for _, p := range q.RecentProgress() {
 		if p.Batch != batch {
 			continue
 		}
 		for _, s := range p.Sources {
-			if s.Name == "in" {
+			if s.Name == source {
 				return s.Dropped
 			}
 		}
 	}
-	t.Fatalf("no progress of batch %d with source in", batch)
+	t.Fatalf("no progress of batch %d with source %s", batch, source)
 	return nil
 }
 
@@ -298,5 +309,71 @@ func TestOffsetsGoneSkipMovesAQueryPastADeletedFile(t *testing.T) {
 	}
 	if logs := fs.logs.String(); !strings.Contains(logs, "kind=lost") || !strings.Contains(logs, "input="+bad) {
 		t.Errorf("the loss is not logged:\n%s", logs)
+	}
+}
+
+// Kafka's failOnDataLoss=false: offsets a recorded batch should read that
+// retention deleted fail the batch naming them; with OffsetsGone "skip" the
+// re-run goes on without them, and the batch's progress and log report the
+// loss with the batch id.
+func TestKafkaOffsetsGoneSkipReportsTheLossInTheBatchProgress(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := range 8 {
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: "events", Value: []byte(strconv.Itoa(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fsys, sink, logs := vfs.NewMem(), newRecordingSink(), &bytes.Buffer{}
+	run := func(gone string) (*microbatch.Query, error) {
+		src, err := srckafka.New(srckafka.Config{Name: "events", Brokers: c.ListenAddrs(), Topics: []string{"events"},
+			MaxOffsetsPerBatch: 4, OffsetsGone: gone, FetchMaxWait: 20 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		q, err := microbatch.WriteStream(dataset.ReadStream(src).Select("value"), sink).Checkpoint("/ckpt").FS(fsys).
+			Logger(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))).
+			Trigger(microbatch.Once()).Start(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return q, q.AwaitTermination()
+	}
+	if _, err := run(""); err != nil { // batch 0: offsets 0..3
+		t.Fatal(err)
+	}
+	del := make(kadm.Offsets)
+	del.AddOffset("events", 0, 6, -1)
+	if resp, err := kadm.NewClient(cl).DeleteRecords(context.Background(), del); err != nil || resp.Error() != nil {
+		t.Fatalf("delete records: %v %v", err, resp.Error())
+	}
+	_, err = run("")
+	if !errors.Is(err, sources.ErrOffsetGone) || !strings.Contains(err.Error(), "batch 1") || !strings.Contains(err.Error(), `topic "events" partition 0: offsets 4..5 were deleted`) {
+		t.Fatalf("batch 1 after retention: %v, want ErrOffsetGone naming batch 1 and offsets 4..5", err)
+	}
+	q, err := run(srckafka.OffsetsGoneSkip)
+	if err != nil {
+		t.Fatalf("re-run of batch 1 with OffsetsGone skip: %v", err)
+	}
+	if got := len(sink.rows()); got != 6 {
+		t.Errorf("%d rows committed, want 6 (offsets 0..3, 6, 7)", got)
+	}
+	drops := dropsOfSource(t, q, 1, "events")
+	if len(drops) != 1 || drops[0].Kind != sources.DropLost || drops[0].Input != `topic "events" partition 0 offsets 4..5 (2)` {
+		t.Errorf("batch 1 progress drops %+v, want offsets 4..5 lost", drops)
+	}
+	for _, part := range []string{"input dropped", "batch=1", "source=events", "kind=lost"} {
+		if !strings.Contains(logs.String(), part) {
+			t.Errorf("log does not say %q:\n%s", part, logs)
+		}
 	}
 }
