@@ -16,6 +16,7 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	pq "github.com/parquet-go/parquet-go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -95,6 +96,8 @@ type fileStream struct {
 	in, ckpt string
 	sink     *recordingSink
 	logs     *bytes.Buffer
+	reg      *prometheus.Registry
+	metrics  *microbatch.Metrics
 }
 
 func newFileStream(t *testing.T) *fileStream {
@@ -103,6 +106,12 @@ func newFileStream(t *testing.T) *fileStream {
 	if err := os.MkdirAll(fs.in, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	fs.reg = prometheus.NewRegistry()
+	m, err := microbatch.NewMetrics(fs.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.metrics = m
 	return fs
 }
 
@@ -122,7 +131,7 @@ func (fs *fileStream) run(t *testing.T, policy func(*files.Config)) (*microbatch
 	}
 	log := slog.New(slog.NewTextHandler(fs.logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	q, err := microbatch.WriteStream(dataset.ReadStream(src), fs.sink).Checkpoint(fs.ckpt).
-		Trigger(microbatch.AvailableNow()).Logger(log).Start(context.Background())
+		Trigger(microbatch.AvailableNow()).Logger(log).Metrics(fs.metrics).Start(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +153,30 @@ func sortedStrings(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// dropped is sluice_input_dropped_total{source="in",kind=kind}.
+func (fs *fileStream) dropped(t *testing.T, kind string) float64 {
+	t.Helper()
+	fams, err := fs.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != "sluice_input_dropped_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["source"] == "in" && labels["kind"] == kind {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 // dropsOf returns the drops the progress of batch reports for source "in".
@@ -224,6 +257,9 @@ func TestABadFileIsSkippedUnderTheSkipPolicyAndTheReRunSkipsItToo(t *testing.T) 
 				t.Errorf("progress JSON of batch 1 does not count the skip: %s", b)
 			}
 		}
+	}
+	if n := fs.dropped(t, sources.DropSkipped); n != 1 {
+		t.Errorf("sluice_input_dropped_total{kind=skipped} = %v, want 1", n)
 	}
 	logs := fs.logs.String()
 	for _, part := range []string{"input dropped", "batch=1", "source=in", "kind=skipped", "input=" + bad} {
@@ -306,6 +342,9 @@ func TestOffsetsGoneSkipMovesAQueryPastADeletedFile(t *testing.T) {
 	drops := dropsOf(t, q, 1)
 	if len(drops) != 1 || drops[0].Kind != sources.DropLost || drops[0].Input != bad || !strings.Contains(drops[0].Reason, "deleted") {
 		t.Errorf("batch 1 progress drops %+v, want bad.parquet lost", drops)
+	}
+	if n := fs.dropped(t, sources.DropLost); n != 1 {
+		t.Errorf("sluice_input_dropped_total{kind=lost} = %v, want 1", n)
 	}
 	if logs := fs.logs.String(); !strings.Contains(logs, "kind=lost") || !strings.Contains(logs, "input="+bad) {
 		t.Errorf("the loss is not logged:\n%s", logs)
