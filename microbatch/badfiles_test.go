@@ -416,3 +416,58 @@ func TestKafkaOffsetsGoneSkipReportsTheLossInTheBatchProgress(t *testing.T) {
 		}
 	}
 }
+
+// corruptPages overwrites every byte between a Parquet file's leading magic
+// and its footer: the footer (schema, row groups) stays sound, the pages
+// are garbage.
+func corruptPages(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(b)
+	footer := int(b[n-8]) | int(b[n-7])<<8 | int(b[n-6])<<16 | int(b[n-5])<<24
+	for i := 4; i < n-8-footer; i++ {
+		b[i] = 0xAB
+	}
+	st, _ := os.Stat(path)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, st.ModTime(), st.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Corrupt pages behind a sound footer are found by the task reading them:
+// the batch fails naming the file even under BadFiles "skip". VerifyFiles
+// reads the pages when the batch is planned, so the policy applies.
+func TestCorruptPagesAreSkippedOnlyWithVerifyFiles(t *testing.T) {
+	good := func(dir string) {
+		dropFile(t, dir, "a.parquet", 1, fileRow{1, "a"})
+		dropFile(t, dir, "c.parquet", 3, fileRow{3, "c"})
+	}
+	want := referenceRows(t, good)
+	fs := newFileStream(t)
+	good(fs.in)
+	dropFile(t, fs.in, "pages.parquet", 2, fileRow{2, "p"}, fileRow{4, "q"})
+	corrupt := filepath.Join(fs.in, "pages.parquet")
+	corruptPages(t, corrupt)
+
+	skip := func(c *files.Config) { c.BadFiles = files.BadFilesSkip }
+	if _, err := fs.run(t, skip); err == nil || !strings.Contains(err.Error(), "batch 1") || !strings.Contains(err.Error(), corrupt) {
+		t.Fatalf("corrupt pages under skip without VerifyFiles: %v, want the batch to fail naming the file", err)
+	}
+	q, err := fs.run(t, func(c *files.Config) { skip(c); c.VerifyFiles = true })
+	if err != nil {
+		t.Fatalf("corrupt pages under skip with VerifyFiles: %v", err)
+	}
+	if got := sortedStrings(fs.sink.rows()); !slices.Equal(got, want) {
+		t.Errorf("rows %v, want %v", got, want)
+	}
+	drops := dropsOf(t, q, 1)
+	if len(drops) != 1 || drops[0].Kind != sources.DropSkipped || drops[0].Input != corrupt || !strings.Contains(drops[0].Reason, "verify") {
+		t.Errorf("batch 1 progress drops %+v, want pages.parquet skipped by verification", drops)
+	}
+}

@@ -56,7 +56,9 @@
 //  5. Badness is judged in the driver, from the footer and the schema
 //     (parquet.Open): cheap, before any task runs. A file whose footer is
 //     sound but whose pages are corrupt is found only by the task reading
-//     it, and fails the batch naming the file whatever BadFiles says.
+//     it, and fails the batch naming the file whatever BadFiles says,
+//     unless VerifyFiles has the driver read every page at planning (one
+//     more read of each file), where the policy applies.
 //
 // Latest, in pseudo-code:
 //

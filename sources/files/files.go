@@ -67,6 +67,12 @@ type Config struct {
 	// QuarantineDir receives the files BadFiles "quarantine" moves; required
 	// with it, a local directory (on Dir's filesystem the move is a rename).
 	QuarantineDir string
+	// VerifyFiles reads every page of each file in the driver when its
+	// batch is planned, before any task: page-level corruption behind a
+	// sound footer is then judged (and, under BadFiles skip or quarantine,
+	// recorded) at planning like a bad footer, instead of failing the task
+	// that reads it. It costs one more read of every file.
+	VerifyFiles bool
 	// OffsetsGone is what a batch does when a file it should read was
 	// deleted or replaced since it was logged: "fail" (default, naming the
 	// file with sources.ErrOffsetGone) or "skip" (Spark's
@@ -108,8 +114,8 @@ func (c Config) Validate() error {
 }
 
 func (c Config) String() string {
-	return fmt.Sprintf("files{name=%s dir=%s log_dir=%s max_files_per_batch=%d settle_delay=%s bad_files=%s quarantine_dir=%s offsets_gone=%s}",
-		c.Name, c.Dir, c.LogDir, c.MaxFilesPerBatch, c.SettleDelay, c.BadFiles, c.QuarantineDir, c.OffsetsGone)
+	return fmt.Sprintf("files{name=%s dir=%s log_dir=%s max_files_per_batch=%d settle_delay=%s bad_files=%s quarantine_dir=%s verify_files=%t offsets_gone=%s}",
+		c.Name, c.Dir, c.LogDir, c.MaxFilesPerBatch, c.SettleDelay, c.BadFiles, c.QuarantineDir, c.VerifyFiles, c.OffsetsGone)
 }
 
 // Source is a directory of Parquet files read as a stream.
@@ -518,6 +524,9 @@ func (s *Source) fileSplits(ctx context.Context, idx int64, f logged) ([]sources
 	} else {
 		err = fmt.Errorf("files %q: %w", s.cfg.Name, err)
 	}
+	if err == nil && s.cfg.VerifyFiles {
+		err = s.verify(ctx, p, t)
+	}
 	if err != nil {
 		if s.cfg.BadFiles == BadFilesFail || !isBadFile(err) {
 			return nil, err
@@ -543,6 +552,21 @@ func (s *Source) fileSplits(ctx context.Context, idx int64, f logged) ([]sources
 		out = append(out, &Split{Split: ps, schema: s.schema, source: s.cfg.Name, file: f.Name})
 	}
 	return out, nil
+}
+
+// verify reads every row group of t, discarding the rows.
+func (s *Source) verify(ctx context.Context, p string, t *parquet.Table) error {
+	pss, _ := t.Splits(nil)
+	for _, ps := range pss {
+		err := parquet.ReadSplit(ctx, memory.DefaultAllocator, ps, s.schema, nil, 0, func(r arrow.Record) error {
+			r.Release()
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("files %q: verify %s: %w", s.cfg.Name, p, err)
+		}
+	}
+	return nil
 }
 
 // isBadFile tells a file's own fault (not Parquet, truncated, corrupt,
