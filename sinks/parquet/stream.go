@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -65,14 +66,20 @@ func (c StreamConfig) Validate() error {
 //     per-writer nonce, so two attempts of a task never write one file.
 //  4. Abort removes every file of an uncommitted batch (in-progress and
 //     final names, any run's, found by name) and is a no-op once committed.
-//     Commit removes, in the directories it writes to, the batch's files its
-//     messages do not name (left by a crashed run) before the entry.
+//     Before the entry, Commit removes the batch's files its messages do not
+//     name (left by a crashed run): the first Commit of a StreamSink walks
+//     the table (also removing earlier batches' in-progress files), a later
+//     one lists the batch's directories when a final name was already there.
 //  5. Write does not retain records.
 type StreamSink struct {
 	dir  string
 	opts Options
 	mem  memory.Allocator
 	log  *manifest.Log
+
+	// swept: this instance's first Commit has walked the table for what
+	// crashed runs left (sweepTable).
+	swept atomic.Bool
 }
 
 var _ sinks.Sink = (*StreamSink)(nil)
@@ -251,10 +258,14 @@ func (s *StreamSink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.Com
 	files := make([]manifest.File, len(staged))
 	names := map[string]bool{} // final paths of this commit
 	dirs := map[string]bool{s.dir: true}
+	renamedBefore := false // a crashed Commit of this batch renamed files already
 	for i, f := range staged {
 		files[i] = f.File
 		p := filepath.Join(s.dir, filepath.FromSlash(f.Path))
 		names[p] = true
+		if _, err := os.Lstat(p); err == nil {
+			renamedBefore = true
+		}
 		if err := publish(p, f); err != nil {
 			return fmt.Errorf("parquet sink: commit batch %d: %w", b.ID, err)
 		}
@@ -264,10 +275,21 @@ func (s *StreamSink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.Com
 			dirs[d] = true
 		}
 	}
-	for d := range dirs {
-		if err := sweep(d, b.ID, names); err != nil {
+	// Leftovers are looked for where they can be, not at every commit: a
+	// listing costs about 0.1 s per 100 000 names in a directory.
+	switch {
+	case s.swept.CompareAndSwap(false, true):
+		if err := s.sweepTable(b.ID, names); err != nil {
 			return fmt.Errorf("parquet sink: commit batch %d: %w", b.ID, err)
 		}
+	case renamedBefore:
+		for d := range dirs {
+			if err := sweep(d, b.ID, names); err != nil {
+				return fmt.Errorf("parquet sink: commit batch %d: %w", b.ID, err)
+			}
+		}
+	}
+	for d := range dirs {
 		if err := syncDir(d); err != nil {
 			return fmt.Errorf("parquet sink: commit batch %d: %w", b.ID, err)
 		}
@@ -313,6 +335,55 @@ func sweep(dir string, batch int64, keep map[string]bool) error {
 		}
 	}
 	return nil
+}
+
+// sweepTable is the first Commit's sweep of the whole table, after a
+// restart: besides sweep's files of batch (in every directory), it removes
+// the in-progress files of earlier batches, which crashed runs and losing
+// task attempts left (the driver commits batches in order, so every earlier
+// batch is committed and none of its files is still being written).
+func (s *StreamSink) sweepTable(batch int64, keep map[string]bool) error {
+	return filepath.WalkDir(s.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if path != s.dir && (strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		final, inProgress := isBatchFile(name, batch)
+		if !final && !inProgress {
+			b, ok := inProgressBatch(name)
+			inProgress = ok && b < batch
+		}
+		if !(final || inProgress) || keep[path] {
+			return nil
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	})
+}
+
+// inProgressBatch is the batch of an in-progress name.
+func inProgressBatch(name string) (int64, bool) {
+	rest, ok := strings.CutPrefix(name, ".part-")
+	if !ok || !strings.HasSuffix(name, inProgressSuffix) {
+		return 0, false
+	}
+	digits, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	b, err := strconv.ParseInt(digits, 10, 64)
+	return b, err == nil
 }
 
 // Abort removes every file of batch b unless it is committed: those its

@@ -347,6 +347,47 @@ func TestStreamWritesInProgressFilesUnderHiddenNames(t *testing.T) {
 			t.Errorf("abort of batch 3 left %s", f)
 		}
 	}
+
+	// Not the first Commit of this sink: a crashed Commit of batch 4 is
+	// noticed by a final name already there, and its other files go.
+	prepare(4, 0, `[{"id":8}]`)
+	for _, f := range allFiles(t, dir) {
+		if strings.HasPrefix(f, ".part-4-0-") {
+			os.Rename(filepath.Join(dir, f), filepath.Join(dir, "part-4-0-00000.parquet"))
+		}
+	}
+	plant("part-4-9-00000.parquet", "PAR1 torn")
+	if err := s.Commit(ctx, b(4), []sinks.CommitMessage{prepare(4, 0, `[{"id":8}]`)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range allFiles(t, dir) {
+		if strings.Contains(f, "part-4-9-") {
+			t.Errorf("the re-run's commit of batch 4 left %s", f)
+		}
+	}
+
+	// A new sink (a restarted driver) sweeps the whole table once: the
+	// in-progress files earlier batches' crashed runs left go too.
+	if err := os.Mkdir(filepath.Join(dir, "p=x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	plant("p=x/.part-1-3-00000.parquet.0badc0ffee00.inprogress", "")
+	plant(".part-4-3-00000.parquet.0badc0ffee00.inprogress", "")
+	s, err = pqsink.NewStream(pqsink.StreamConfig{Dir: dir, Mem: mem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, b(5), []sinks.CommitMessage{prepare(5, 0, `[{"id":9}]`)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range allFiles(t, dir) {
+		if strings.HasPrefix(filepath.Base(f), ".part-") {
+			t.Errorf("the first commit after a restart left %s", f)
+		}
+	}
+	if got := countRows(t, dir); got != 7 {
+		t.Errorf("read %d rows, want 7", got)
+	}
 }
 
 func recordJSON(t *testing.T, mem memory.Allocator, schema *arrow.Schema, js string) arrow.Record {
