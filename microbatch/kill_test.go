@@ -306,8 +306,8 @@ func firstAtOrAfter(rows []killRow, id int64) int {
 // not know the sink's log, reads the directory without error (no 0-byte or
 // torn file is visible) and sees the committed rows plus at most the batch
 // whose commit was cut; after the last run exactly the never-killed rows.
-// It needs python with pyarrow (scripts/pyenv): skipped without it, failed
-// without it under CI=true.
+// The pyarrow checks need python with pyarrow (scripts/pyenv): left out
+// (and logged) without it, failed without it under CI=true.
 func TestAQueryKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 	const (
 		minKills  = 24
@@ -325,7 +325,7 @@ func TestAQueryKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 		}
 	}
 	t.Logf("seed %d (replay with %s=%d)", seed, killSeedEnv, seed)
-	py := testenv.Python(t)
+	py := testenv.PythonIfAny(t) // "": no pyarrow checks
 	rng := rand.New(rand.NewPCG(seed, 0x6b696c6c))
 	cfg := func() killChild {
 		dir := t.TempDir()
@@ -388,8 +388,10 @@ func TestAQueryKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 				t.Fatalf("seed %d: run %d, kill %d: %v", seed, runs, killed, err)
 			}
 			visible := (s.LastSink + 1) * batchRows
-			if err := checkPyarrowAfterKill(t, py, c.Out, want, visible, batchRows); err != nil {
-				t.Fatalf("seed %d: run %d, kill %d (%s), batches 0..%d committed to the sink: %v", seed, runs, killed, s.Phase, s.LastSink, err)
+			if py != "" {
+				if err := checkPyarrowAfterKill(t, py, c.Out, want, visible, batchRows); err != nil {
+					t.Fatalf("seed %d: run %d, kill %d (%s), batches 0..%d committed to the sink: %v", seed, runs, killed, s.Phase, s.LastSink, err)
+				}
 			}
 			// (dataset.Read refuses a table whose log lists no file yet.)
 			if s.LastSink >= 0 {
@@ -408,6 +410,9 @@ func TestAQueryKilledAtRandomPointsWritesEveryRowExactlyOnce(t *testing.T) {
 		kills += killed
 		if d := diffRows(readOutput(t, c.Out), want); d != "" {
 			t.Fatalf("seed %d: run %d, killed %d times: %s", seed, runs, killed, d)
+		}
+		if py == "" {
+			continue
 		}
 		got, err := pyarrowIDs(t, py, c.Out)
 		if err != nil {
