@@ -407,8 +407,11 @@ func TestKafkaOffsetsGoneSkipReportsTheLossInTheBatchProgress(t *testing.T) {
 		t.Errorf("%d rows committed, want 6 (offsets 0..3, 6, 7)", got)
 	}
 	drops := dropsOfSource(t, q, 1, "events")
-	if len(drops) != 1 || drops[0].Kind != sources.DropLost || drops[0].Input != `topic "events" partition 0 offsets 4..5 (2)` {
+	if len(drops) != 1 || drops[0].Kind != sources.DropLost || drops[0].Input != `topic "events" partition 0 offsets 4..5` || drops[0].Count != 2 {
 		t.Errorf("batch 1 progress drops %+v, want offsets 4..5 lost", drops)
+	}
+	if b, _ := json.Marshal(q.RecentProgress()[len(q.RecentProgress())-1]); !strings.Contains(string(b), `"inputLost":"2"`) {
+		t.Errorf("progress JSON of batch 1 does not count 2 lost messages: %s", b)
 	}
 	for _, part := range []string{"input dropped", "batch=1", "source=events", "kind=lost"} {
 		if !strings.Contains(logs.String(), part) {

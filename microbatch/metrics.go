@@ -35,7 +35,7 @@ import (
 //	sluice_late_rows_dropped_total{query,operator}           counter
 //	sluice_state_rows_evicted_total{query,operator}          counter
 //	sluice_bad_records_total{query,source,action}            counter; action is "skipped" or "dead_lettered"
-//	sluice_input_dropped_total{query,source,kind}            counter; input a source's policy left out (sources.Drop: skipped, quarantined, lost)
+//	sluice_input_dropped_total{query,source,kind}            counter; records (files: files; Kafka: messages) a source's policy left out (sources.Drop: skipped, quarantined, lost)
 //	sluice_source_lag_records{query,source}                  gauge (sources.Backlog)
 //	sluice_source_partition_lag_records{query,source,topic,partition} gauge (Kafka)
 //	sluice_query_failures_total{query}                       counter
@@ -110,7 +110,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		badRecords: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_bad_records_total",
 			Help: "Records a source could not decode, by what its policy did with them (skipped, dead_lettered)."}, []string{"query", "source", "action"}),
 		inputDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_input_dropped_total",
-			Help: "Inputs (files; Kafka: offset ranges) a source's policy left out of a batch, by kind (skipped, quarantined, lost)."}, []string{"query", "source", "kind"}),
+			Help: "Records (files: files; Kafka: messages) a source's policy left out of a batch, by kind (skipped, quarantined, lost)."}, []string{"query", "source", "kind"}),
 		sourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_source_lag_records",
 			Help: "Records (Kafka: messages, files: files) available after the last batch's end when it was planned."}, []string{"query", "source"}),
 		partitionLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_source_partition_lag_records",
@@ -201,7 +201,7 @@ func (m *Metrics) observe(query string, p *Progress, now time.Time, badSkipped, 
 			m.badRecords.WithLabelValues(query, s.Name, "dead_lettered").Add(float64(n))
 		}
 		for _, d := range s.Dropped {
-			m.inputDropped.WithLabelValues(query, s.Name, d.Kind).Inc()
+			m.inputDropped.WithLabelValues(query, s.Name, d.Kind).Add(float64(d.Count))
 		}
 	}
 	if !p.Watermark.IsZero() {

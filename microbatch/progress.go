@@ -193,8 +193,8 @@ func (p Progress) MarshalJSON() ([]byte, error) {
 				src.Metrics = map[string]string{}
 			}
 			k := "input" + strings.ToUpper(d.Kind[:1]) + d.Kind[1:] // inputSkipped, inputQuarantined, inputLost
-			n, _ := strconv.Atoi(src.Metrics[k])
-			src.Metrics[k] = strconv.Itoa(n + 1)
+			n, _ := strconv.ParseInt(src.Metrics[k], 10, 64)
+			src.Metrics[k] = strconv.FormatInt(n+d.Count, 10)
 		}
 		out.Sources = append(out.Sources, src)
 	}

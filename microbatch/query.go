@@ -852,7 +852,7 @@ func (q *Query) splits(ctx context.Context, e *checkpoint.OffsetEntry, p *Progre
 			src.Dropped = d.Drops(o.Start, o.End)
 			for _, x := range src.Dropped {
 				q.log.LogAttrs(ctx, slog.LevelWarn, "input dropped", slog.Int64(logBatch, e.Batch), slog.String(logSource, s.Name()),
-					slog.String("kind", x.Kind), slog.String("input", x.Input), slog.String("reason", x.Reason), slog.String("to", x.To))
+					slog.String("kind", x.Kind), slog.String("input", x.Input), slog.Int64("count", x.Count), slog.String("reason", x.Reason), slog.String("to", x.To))
 			}
 		}
 		p.Sources = append(p.Sources, src)

@@ -190,6 +190,7 @@ const (
 type Drop struct {
 	Kind   string // DropSkipped, DropQuarantined or DropLost
 	Input  string // what was left out: a file's path, a partition's offsets
+	Count  int64  // the records (Kafka: messages; files: 1, the file) it covers
 	Reason string // why: the error that made it bad, or what is gone
 	To     string // DropQuarantined: where the input went
 }

@@ -601,7 +601,7 @@ func (s *Source) Drops(start, end sources.Offset) []sources.Drop {
 	var out []sources.Drop
 	for i := lo; i < hi; i++ {
 		if d, ok := s.dropped[i]; ok {
-			out = append(out, sources.Drop{Kind: d.Kind, Input: s.path(d.Name), Reason: d.Reason, To: d.To})
+			out = append(out, sources.Drop{Kind: d.Kind, Input: s.path(d.Name), Count: 1, Reason: d.Reason, To: d.To})
 		}
 	}
 	return out

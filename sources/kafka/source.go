@@ -439,7 +439,7 @@ func (s *Source) Splits(ctx context.Context, start, end sources.Offset) ([]sourc
 		if first, ok := starts.get(t, p); ok && first > lo && lo < hi {
 			next := min(first, hi)
 			drops = append(drops, sources.Drop{Kind: sources.DropLost,
-				Input:  fmt.Sprintf("topic %q partition %d offsets %d..%d (%d)", t, p, lo, next-1, next-lo),
+				Input: fmt.Sprintf("topic %q partition %d offsets %d..%d", t, p, lo, next-1), Count: next - lo,
 				Reason: fmt.Sprintf("deleted by retention: the log now starts at %d", first)})
 			s.lost.Add(next - lo)
 			lo = next
