@@ -46,7 +46,9 @@
 //	    watermark = last commit's, over the inputs not idle (idle.go); nothing new -> wait
 //	    backlog[s] = s.Backlog(end[s]) where a source can tell (latest offset, lag)
 //	    checkpoint.WriteOffsets(OffsetEntry{N, start/end per source, watermark, previous watermark, now, idle inputs})
-//	    res = StreamQuery.RunBatch(BatchContext of N, splits of (start, end])
+//	    splits of (start, end] per source; drops[s] = s.Drops(start, end) where a source
+//	        left input out under a policy (sources.Dropper: progress, Warn log, metric)
+//	    res = StreamQuery.RunBatch(BatchContext of N, the splits)
 //	    late rows, then sink.Commit(N, res.Commit); next watermark from res.Metrics
 //	    checkpoint.WriteCommit(N); sources' Commit(end); purge old batches
 //	    Progress of N -> RecentProgress, Metrics, one Info log line, OnProgress
@@ -57,7 +59,9 @@
 // its start, one Info line at its end: batch, rows in and out, durations in
 // ms, watermark, lag, state rows; the heartbeat an operator reads, at most
 // one line per trigger), bad records a source skipped or dead-lettered
-// and rows a sink dead-lettered (Warn, per batch), failed source commits, and how it stopped (Info) or
+// (Warn, per batch), rows a sink dead-lettered (Warn, per batch), input a
+// source's policy left out (Warn, one line per
+// file or offset range: "input dropped"), failed source commits, and how it stopped (Info) or
 // failed (Error, "fenced" when a newer driver took over). Every record
 // carries query=<name, else id>. StreamWriter.Metrics publishes Prometheus
 // metrics (NewMetrics lists them) that several queries share; they are

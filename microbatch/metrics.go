@@ -36,6 +36,7 @@ import (
 //	sluice_state_rows_evicted_total{query,operator}          counter
 //	sluice_bad_records_total{query,source,action}            counter; action is "skipped" or "dead_lettered"
 //	sluice_sink_bad_records_total{query,sink,action}         counter; action is "dead_lettered" (a sink's bad-record policy)
+//	sluice_input_dropped_total{query,source,kind}            counter; records (files: files; Kafka: messages) a source's policy left out (sources.Drop: skipped, quarantined, lost)
 //	sluice_source_lag_records{query,source}                  gauge (sources.Backlog)
 //	sluice_source_partition_lag_records{query,source,topic,partition} gauge (Kafka)
 //	sluice_query_failures_total{query}                       counter
@@ -61,6 +62,7 @@ type Metrics struct {
 	evicted       *prometheus.CounterVec
 	badRecords    *prometheus.CounterVec
 	sinkBad       *prometheus.CounterVec
+	inputDropped  *prometheus.CounterVec
 	sourceLag     *prometheus.GaugeVec
 	partitionLag  *prometheus.GaugeVec
 	failures      *prometheus.CounterVec
@@ -111,6 +113,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Records a source could not decode, by what its policy did with them (skipped, dead_lettered)."}, []string{"query", "source", "action"}),
 		sinkBad: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_bad_records_total",
 			Help: "Rows a sink rejected one by one (a record over the topic's size limit), by what its policy did with them (dead_lettered)."}, []string{"query", "sink", "action"}),
+		inputDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_input_dropped_total",
+			Help: "Records (files: files; Kafka: messages) a source's policy left out of a batch, by kind (skipped, quarantined, lost)."}, []string{"query", "source", "kind"}),
 		sourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_source_lag_records",
 			Help: "Records (Kafka: messages, files: files) available after the last batch's end when it was planned."}, []string{"query", "source"}),
 		partitionLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_source_partition_lag_records",
@@ -135,7 +139,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.batches, m.batchDuration, m.lastBatch, m.inputRows, m.inputRate, m.processedRate,
 		m.outputRows, m.sinkCommit, m.watermark, m.watermarkLag, m.idleInputs, m.stateRows, m.stateBytes, m.lateRows, m.evicted,
-		m.badRecords, m.sinkBad, m.sourceLag, m.partitionLag, m.failures}
+		m.badRecords, m.sinkBad, m.inputDropped, m.sourceLag, m.partitionLag, m.failures}
 }
 
 // RegisterRuntime registers the Go runtime collector and the process
@@ -202,6 +206,9 @@ func (m *Metrics) observe(query string, p *Progress, now time.Time, badSkipped, 
 		}
 		if n := badDead[s.Name]; n > 0 {
 			m.badRecords.WithLabelValues(query, s.Name, "dead_lettered").Add(float64(n))
+		}
+		for _, d := range s.Dropped {
+			m.inputDropped.WithLabelValues(query, s.Name, d.Kind).Add(float64(d.Count))
 		}
 	}
 	if !p.Watermark.IsZero() {

@@ -57,6 +57,9 @@ type SourceProgress struct {
 	// has partitions (Kafka: "topic/partition"), nil otherwise.
 	Lag          int64
 	PartitionLag map[string]int64
+	// Dropped is the input the source left out of the batch under a policy
+	// (sources.Dropper): bad files skipped or quarantined, input gone.
+	Dropped []sources.Drop
 }
 
 // StateProgress is one stateful operator's state after a batch.
@@ -191,6 +194,14 @@ func (p Progress) MarshalJSON() ([]byte, error) {
 				src.Metrics["maxOffsetsBehindLatest"] = strconv.FormatInt(hi, 10)
 				src.Metrics["avgOffsetsBehindLatest"] = strconv.FormatFloat(float64(sum)/float64(len(s.PartitionLag)), 'f', 1, 64)
 			}
+		}
+		for _, d := range s.Dropped {
+			if src.Metrics == nil {
+				src.Metrics = map[string]string{}
+			}
+			k := "input" + strings.ToUpper(d.Kind[:1]) + d.Kind[1:] // inputSkipped, inputQuarantined, inputLost
+			n, _ := strconv.ParseInt(src.Metrics[k], 10, 64)
+			src.Metrics[k] = strconv.FormatInt(n+d.Count, 10)
 		}
 		out.Sources = append(out.Sources, src)
 	}

@@ -848,6 +848,13 @@ func (q *Query) splits(ctx context.Context, e *checkpoint.OffsetEntry, p *Progre
 		if b, ok := q.backlog[s.Name()]; ok {
 			src.Latest, src.Lag, src.PartitionLag = b.latest, b.lag, b.parts
 		}
+		if d, ok := s.(sources.Dropper); ok {
+			src.Dropped = d.Drops(o.Start, o.End)
+			for _, x := range src.Dropped {
+				q.log.LogAttrs(ctx, slog.LevelWarn, "input dropped", slog.Int64(logBatch, e.Batch), slog.String(logSource, s.Name()),
+					slog.String("kind", x.Kind), slog.String("input", x.Input), slog.Int64("count", x.Count), slog.String("reason", x.Reason), slog.String("to", x.To))
+			}
+		}
 		p.Sources = append(p.Sources, src)
 	}
 	return splits, nil

@@ -187,3 +187,33 @@ type Backlog interface {
 type BadRecordCounter interface {
 	BadRecordCounts() (skipped, deadLettered int64)
 }
+
+// Kinds of Drop.
+const (
+	DropSkipped     = "skipped"     // bad input passed over under a skip policy
+	DropQuarantined = "quarantined" // bad input moved aside under a quarantine policy
+	DropLost        = "lost"        // recorded input gone, passed over under a data-loss policy
+)
+
+// Drop is one piece of a batch's input that a source left out under a
+// policy the user chose, never silently: the driver counts it in the
+// batch's progress and logs it.
+type Drop struct {
+	Kind   string // DropSkipped, DropQuarantined or DropLost
+	Input  string // what was left out: a file's path, a partition's offsets
+	Count  int64  // the records (Kafka: messages; files: 1, the file) it covers
+	Reason string // why: the error that made it bad, or what is gone
+	To     string // DropQuarantined: where the input went
+}
+
+// Dropper is an optional ability of a Stream that may leave input out of a
+// batch under a policy (a bad-file policy, a data-loss policy). Drops
+// returns what Splits(start, end) left out. The driver calls it on its
+// goroutine right after a successful Splits with the same offsets, puts the
+// drops in the batch's progress (SourceProgress.Dropped) and logs each at
+// Warn naming the batch and the source. The source records each decision
+// before Splits returns (in its checkpoint), so a re-run of the batch drops
+// exactly the same input.
+type Dropper interface {
+	Drops(start, end Offset) []Drop
+}

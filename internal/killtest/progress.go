@@ -38,7 +38,11 @@ func ReadProgress(checkpoint, out string) Progress {
 		LastCommit:  lastOf(filepath.Join(checkpoint, "commits"), ".json"),
 		LastSink:    lastOf(filepath.Join(out, "_sluice_log"), ".json", ".checkpoint.json"),
 	}
+	// The sink writes a batch's files under hidden in-progress names and
+	// renames them at commit.
 	written, _ := filepath.Glob(filepath.Join(out, "*", fmt.Sprintf("part-%d-*.parquet", p.LastOffsets)))
+	inProgress, _ := filepath.Glob(filepath.Join(out, "*", fmt.Sprintf(".part-%d-*.inprogress", p.LastOffsets)))
+	written = append(written, inProgress...)
 	switch {
 	case p.LastOffsets < 0:
 		p.Phase = "before the first batch"

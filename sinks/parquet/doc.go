@@ -61,7 +61,8 @@
 // Overwrite publish with one rename.
 //
 // StreamSink (stream.go) is the streaming twin: files straight into the
-// table directory, committed per batch in _sluice_log; it reads a committed
+// table directory under hidden in-progress names that the driver's Commit
+// renames, committed per batch in _sluice_log; it reads a committed
 // batch back (ReadBatch, sinks.BatchReader) from the files the log lists
 // under that batch's file prefix.
 package parquet

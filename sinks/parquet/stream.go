@@ -2,6 +2,8 @@ package parquet
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
@@ -39,26 +42,44 @@ func (c StreamConfig) Validate() error {
 }
 
 // StreamSink is the streaming Parquet sink (append mode): tasks write files
-// straight into Dir, named part-<batch>-<task>-<n>.parquet, and the driver's
-// Commit records them in Dir/_sluice_log (internal/manifest). Readers that
-// honour the log (sources/parquet) see only committed batches; see the
-// "Streaming sink" section of format.md.
+// into Dir under hidden in-progress names
+// (.part-<batch>-<task>-<n>.parquet.<nonce>.inprogress), and the driver's
+// Commit renames them to part-<batch>-<task>-<n>.parquet and records them in
+// Dir/_sluice_log (internal/manifest). Readers that honour the log
+// (sources/parquet) see only committed batches; readers that do not (pyarrow,
+// DuckDB, Spark) skip names starting with "." and so never meet a file still
+// being written. See the "Streaming sink" section of format.md for why the
+// rename is the driver's.
 //
 // Invariants:
 //  1. A batch is visible exactly when its log entry exists (or a checkpoint
-//     covers it); Commit writes the entry atomically after fsyncing every
-//     file and directory it names, and is a no-op for a committed batch.
-//  2. A writer of an already committed batch writes nothing, so a re-run
-//     never touches files readers may be reading; a writer of an
-//     uncommitted batch replaces same-named files an earlier run left.
-//  3. Abort removes every file of an uncommitted batch (its messages' and
-//     any a crashed run left, found by name) and is a no-op once committed.
-//  4. Write does not retain records.
+//     covers it); Commit renames every file to its final name, fsyncs the
+//     directories, and only then writes the entry atomically; it is a no-op
+//     for a committed batch.
+//  2. A name without a leading "." is only ever a whole, fsynced Parquet
+//     file: bytes are written under the in-progress name, fsynced, and
+//     renamed by Commit. A crash leaves at worst whole files of the batch
+//     being committed under final names, which its re-run replaces.
+//  3. A writer of an already committed batch writes nothing, so a re-run
+//     never touches files readers may be reading. Final names are
+//     deterministic (batch, task, counter); only in-progress names carry a
+//     per-writer nonce, so two attempts of a task never write one file.
+//  4. Abort removes every file of an uncommitted batch (in-progress and
+//     final names, any run's, found by name) and is a no-op once committed.
+//     Before the entry, Commit removes the batch's files its messages do not
+//     name (left by a crashed run): the first Commit of a StreamSink walks
+//     the table (also removing earlier batches' in-progress files), a later
+//     one lists the batch's directories when a final name was already there.
+//  5. Write does not retain records.
 type StreamSink struct {
 	dir  string
 	opts Options
 	mem  memory.Allocator
 	log  *manifest.Log
+
+	// swept: this instance's first Commit has walked the table for what
+	// crashed runs left (sweepTable).
+	swept atomic.Bool
 }
 
 var _ sinks.Sink = (*StreamSink)(nil)
@@ -67,7 +88,39 @@ var _ sinks.Sink = (*StreamSink)(nil)
 type streamMessage struct {
 	Batch int64           `json:"batch"`
 	Task  int             `json:"task"`
-	Files []manifest.File `json:"files"`
+	Nonce string          `json:"nonce,omitempty"` // of the in-progress names
+	Files []manifest.File `json:"files"`           // final names
+}
+
+// inProgressSuffix ends every in-progress name, so globs for *.parquet
+// (DuckDB's read_parquet('dir/**/*.parquet')) skip them too.
+const inProgressSuffix = ".inprogress"
+
+// inProgressName is the hidden name the file finally called name is written
+// under by the writer with nonce.
+func inProgressName(name, nonce string) string {
+	return "." + name + "." + nonce + inProgressSuffix
+}
+
+// isBatchFile reports whether name is a data file of batch, under its
+// final name or an in-progress one.
+func isBatchFile(name string, batch int64) (final, inProgress bool) {
+	prefix := filePrefix(batch)
+	switch {
+	case strings.HasPrefix(name, prefix) && strings.HasSuffix(name, ".parquet"):
+		return true, false
+	case strings.HasPrefix(name, "."+prefix) && strings.HasSuffix(name, inProgressSuffix):
+		return false, true
+	}
+	return false, false
+}
+
+func newNonce() (string, error) {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("parquet sink: nonce: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
 }
 
 // NewStream makes Dir and its log directory (so readers honour the log from
@@ -145,26 +198,25 @@ func (s *StreamSink) NewWriter(ctx context.Context, b sinks.Batch, task int) (si
 	if err != nil {
 		return nil, err
 	}
-	fw.create = replaceStale
+	nonce, err := newNonce()
+	if err != nil {
+		return nil, err
+	}
+	w.msg.Nonce = nonce
+	fw.inProgress = func(name string) string { return inProgressName(name, nonce) }
 	w.fw = fw
 	return w, nil
 }
 
-// replaceStale creates path, replacing a file an earlier, uncommitted run
-// of the same batch and task left there.
-func replaceStale(path string) (dataFile, error) {
-	f, err := createFile(path)
-	if errors.Is(err, fs.ErrExist) {
-		if err := os.Remove(path); err != nil {
-			return nil, err
-		}
-		return createFile(path)
-	}
-	return f, err
+// stagedFile is one file of a batch's commit messages: its final path
+// (relative, slash-separated, as logged) and the nonce of its in-progress name.
+type stagedFile struct {
+	manifest.File
+	nonce string
 }
 
-func (s *StreamSink) decode(b sinks.Batch, msgs []sinks.CommitMessage) ([]manifest.File, error) {
-	var files []manifest.File
+func (s *StreamSink) decode(b sinks.Batch, msgs []sinks.CommitMessage) ([]stagedFile, error) {
+	var files []stagedFile
 	for _, raw := range msgs {
 		var m streamMessage
 		if err := json.Unmarshal(raw, &m); err != nil {
@@ -173,17 +225,24 @@ func (s *StreamSink) decode(b sinks.Batch, msgs []sinks.CommitMessage) ([]manife
 		if m.Batch != b.ID {
 			return nil, fmt.Errorf("parquet sink: batch %d: commit message of batch %d", b.ID, m.Batch)
 		}
+		if len(m.Files) > 0 && (m.Nonce == "" || strings.ContainsAny(m.Nonce, `/\.`)) {
+			return nil, fmt.Errorf("parquet sink: batch %d: commit message of task %d has bad nonce %q", b.ID, m.Task, m.Nonce)
+		}
 		for _, f := range m.Files {
-			if !strings.HasPrefix(filepath.Base(filepath.FromSlash(f.Path)), filePrefix(b.ID)) {
+			if final, _ := isBatchFile(filepath.Base(filepath.FromSlash(f.Path)), b.ID); !final {
 				return nil, fmt.Errorf("parquet sink: batch %d: file %q is not one of its files", b.ID, f.Path)
 			}
-			files = append(files, f)
+			files = append(files, stagedFile{File: f, nonce: m.Nonce})
 		}
 	}
 	return files, nil
 }
 
-// Commit records the batch's files in the log; a no-op if it is recorded.
+// Commit renames the batch's in-progress files to their final names and
+// records them in the log; a no-op if the batch is recorded. Renames come
+// before the entry: a crash between them leaves whole files under final
+// names that no log lists, which the batch's re-run renames over (final
+// names are deterministic) or removes (sweep).
 func (s *StreamSink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMessage) error {
 	committed, err := s.log.Committed(b.ID)
 	if err != nil {
@@ -192,20 +251,42 @@ func (s *StreamSink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.Com
 	if committed {
 		return nil
 	}
-	files, err := s.decode(b, msgs)
+	staged, err := s.decode(b, msgs)
 	if err != nil {
 		return err
 	}
-	// Files were fsynced by their writers, and their directories; the
-	// partition directories' own entries in their parents were not.
+	files := make([]manifest.File, len(staged))
+	names := map[string]bool{} // final paths of this commit
 	dirs := map[string]bool{s.dir: true}
-	for _, f := range files {
+	renamedBefore := false // a crashed Commit of this batch renamed files already
+	for i, f := range staged {
+		files[i] = f.File
 		p := filepath.Join(s.dir, filepath.FromSlash(f.Path))
-		if _, err := os.Stat(p); err != nil {
+		names[p] = true
+		if _, err := os.Lstat(p); err == nil {
+			renamedBefore = true
+		}
+		if err := publish(p, f); err != nil {
 			return fmt.Errorf("parquet sink: commit batch %d: %w", b.ID, err)
 		}
+		// Renames and the partition directories' own entries in their
+		// parents must be durable before the entry names them.
 		for d := filepath.Dir(p); d != s.dir && strings.HasPrefix(d, s.dir); d = filepath.Dir(d) {
 			dirs[d] = true
+		}
+	}
+	// Leftovers are looked for where they can be, not at every commit: a
+	// listing costs about 0.1 s per 100 000 names in a directory.
+	switch {
+	case s.swept.CompareAndSwap(false, true):
+		if err := s.sweepTable(b.ID, names); err != nil {
+			return fmt.Errorf("parquet sink: commit batch %d: %w", b.ID, err)
+		}
+	case renamedBefore:
+		for d := range dirs {
+			if err := sweep(d, b.ID, names); err != nil {
+				return fmt.Errorf("parquet sink: commit batch %d: %w", b.ID, err)
+			}
 		}
 	}
 	for d := range dirs {
@@ -219,9 +300,95 @@ func (s *StreamSink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.Com
 	return nil
 }
 
+// publish renames f's in-progress file to p. If it is gone and p holds a
+// file of f's size, an earlier call of this Commit renamed it already.
+func publish(p string, f stagedFile) error {
+	tmp := filepath.Join(filepath.Dir(p), inProgressName(filepath.Base(p), f.nonce))
+	err := os.Rename(tmp, p)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	fi, serr := os.Stat(p)
+	if serr != nil || fi.Size() != f.Bytes {
+		return fmt.Errorf("%s: in-progress file %s is missing: %w", p, tmp, err)
+	}
+	return nil
+}
+
+// sweep removes from dir the files of batch that keep is missing: final
+// names a crashed Commit renamed and the re-run did not write again, and
+// in-progress files of crashed runs and of attempts whose messages lost.
+// The batch is not committed yet, so no reader of the log reads them.
+func sweep(dir string, batch int64, keep map[string]bool) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		final, inProgress := isBatchFile(e.Name(), batch)
+		p := filepath.Join(dir, e.Name())
+		if e.IsDir() || !(final || inProgress) || keep[p] {
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// sweepTable is the first Commit's sweep of the whole table, after a
+// restart: besides sweep's files of batch (in every directory), it removes
+// the in-progress files of earlier batches, which crashed runs and losing
+// task attempts left (the driver commits batches in order, so every earlier
+// batch is committed and none of its files is still being written).
+func (s *StreamSink) sweepTable(batch int64, keep map[string]bool) error {
+	return filepath.WalkDir(s.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() {
+			if path != s.dir && (strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".")) {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		final, inProgress := isBatchFile(name, batch)
+		if !final && !inProgress {
+			b, ok := inProgressBatch(name)
+			inProgress = ok && b < batch
+		}
+		if !(final || inProgress) || keep[path] {
+			return nil
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	})
+}
+
+// inProgressBatch is the batch of an in-progress name.
+func inProgressBatch(name string) (int64, bool) {
+	rest, ok := strings.CutPrefix(name, ".part-")
+	if !ok || !strings.HasSuffix(name, inProgressSuffix) {
+		return 0, false
+	}
+	digits, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	b, err := strconv.ParseInt(digits, 10, 64)
+	return b, err == nil
+}
+
 // Abort removes every file of batch b unless it is committed: those its
-// messages name and those an earlier run left (found by name), then the
-// partition directories that became empty.
+// messages name and those an earlier run left (found by name, in-progress or
+// final), then the partition directories that became empty.
 func (s *StreamSink) Abort(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMessage) error {
 	committed, err := s.log.Committed(b.ID)
 	if err != nil {
@@ -230,7 +397,6 @@ func (s *StreamSink) Abort(ctx context.Context, b sinks.Batch, msgs []sinks.Comm
 	if committed {
 		return nil
 	}
-	prefix := filePrefix(b.ID)
 	var removed []string
 	var errs []error
 	err = filepath.WalkDir(s.dir, func(path string, d fs.DirEntry, err error) error {
@@ -241,13 +407,10 @@ func (s *StreamSink) Abort(ctx context.Context, b sinks.Batch, msgs []sinks.Comm
 			return err
 		}
 		name := d.Name()
-		if path != s.dir && (strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".")) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
+		if d.IsDir() && path != s.dir && (strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".")) {
+			return filepath.SkipDir
 		}
-		if d.IsDir() || !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, ".parquet") {
+		if final, inProgress := isBatchFile(name, b.ID); d.IsDir() || !(final || inProgress) {
 			return nil
 		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {

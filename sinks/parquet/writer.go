@@ -48,13 +48,17 @@ type FileWriter struct {
 	dirs    []string     // every partition directory this writer made, for Abort
 	done    []WrittenFile
 
-	create   func(path string) (dataFile, error)
-	keys     map[string]int // scratch for partition grouping
-	groups   []rowGroup
-	keyBuf   []byte
-	err      error // first write error; the writer is unusable after it
-	closed   bool
-	closeErr error
+	create func(path string) (dataFile, error)
+	// inProgress, if set, maps a file's final name to the hidden name it is
+	// written under (the stream sink renames it at commit); WrittenFile.Path
+	// stays the final name.
+	inProgress func(name string) string
+	keys       map[string]int // scratch for partition grouping
+	groups     []rowGroup
+	keyBuf     []byte
+	err        error // first write error; the writer is unusable after it
+	closed     bool
+	closeErr   error
 }
 
 type partition struct {
@@ -77,7 +81,8 @@ func createFile(path string) (dataFile, error) {
 }
 
 type openFile struct {
-	rel       string
+	rel       string // final path relative to the writer's dir
+	path      string // where the bytes go: the final or the in-progress name
 	file      dataFile
 	buf       *bufio.Writer
 	pw        *pq.Writer
@@ -275,7 +280,7 @@ func (w *FileWriter) writeRange(p *partition, cols []arrow.Array, start, end int
 }
 
 func (w *FileWriter) fileErr(f *openFile, what string, err error) error {
-	return fmt.Errorf("parquet sink: %s: %s: %w", filepath.Join(w.dir, f.rel), what, err)
+	return fmt.Errorf("parquet sink: %s: %s: %w", f.path, what, err)
 }
 
 func (w *FileWriter) open(p *partition) error {
@@ -288,6 +293,9 @@ func (w *FileWriter) open(p *partition) error {
 	name := fmt.Sprintf("%s-%05d.parquet", w.prefix, p.next)
 	p.next++
 	path := filepath.Join(dir, name)
+	if w.inProgress != nil {
+		path = filepath.Join(dir, w.inProgress(name))
+	}
 	file, err := w.create(path)
 	if err != nil {
 		return fmt.Errorf("parquet sink: create %s: %w", path, err)
@@ -296,6 +304,7 @@ func (w *FileWriter) open(p *partition) error {
 	buf := bufio.NewWriterSize(file, 1<<20)
 	p.f = &openFile{
 		rel:  filepath.Join(p.rel, name),
+		path: path,
 		file: file,
 		buf:  buf,
 		pw:   pq.NewWriter(buf, w.pqOpts...), // options were validated in NewFileWriter

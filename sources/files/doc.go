@@ -36,14 +36,38 @@
 //  1. The log only grows: entries are appended by Latest and never rewritten,
 //     and every entry is durable (temp, fsync, rename) before Latest returns
 //     the offset that covers it.
-//  2. Splits(start, end) depends only on the log and the files it names: a
-//     file deleted or resized since it was logged is sources.ErrOffsetGone
-//     naming the file, never a silent skip.
+//  2. Splits(start, end) depends only on the log, the recorded drop
+//     decisions and the files they name: a file deleted or resized since it
+//     was logged is sources.ErrOffsetGone naming the file, or, under
+//     OffsetsGone "skip", a recorded, counted, logged loss; never a silent
+//     skip.
 //  3. A file whose column types conflict with the schema is an error naming
 //     the file and the column (wrapping parquet.ErrSchemaConflict); columns
-//     the file lacks read as nulls, extra columns are dropped.
+//     the file lacks read as nulls, extra columns are dropped. So is a file
+//     without a readable footer (truncated, corrupt, not Parquet). Under
+//     BadFiles "skip" or "quarantine" such a file is left out instead.
+//  4. A decision to leave a logged file out (skip, quarantine, lost) is
+//     written to LogDir (dropped-<index>.json) before Splits returns, so
+//     before the batch's output commits; every later Splits over that file
+//     honours it whatever the policies are then, so re-runs read the same
+//     files. The driver reports the decisions (sources.Dropper) in the
+//     batch's progress and its log. Quarantine moves the file after the
+//     record, and a re-run finishes a move a crash interrupted.
+//  5. Badness is judged in the driver, from the footer and the schema
+//     (parquet.Open): cheap, before any task runs. A file whose footer is
+//     sound but whose pages are corrupt is found only by the task reading
+//     it, and fails the batch naming the file whatever BadFiles says,
+//     unless VerifyFiles has the driver read every page at planning (one
+//     more read of each file), where the policy applies.
 //
 // Latest, in pseudo-code:
+//
+//	Splits(start, end): for each logged file i in [start, end):
+//	    recorded decision for i?  -> leave it out (finish a quarantine move)
+//	    deleted or resized?       -> OffsetsGone: fail | record "lost", leave out
+//	    footer unreadable or conflicting column types?
+//	                              -> BadFiles: fail | record "skipped"/"quarantined" (then move), leave out
+//	    else                      -> one split per row group
 //
 //	n := parse(start)
 //	if n < len(log) { return min(len(log), n+MaxFilesPerBatch) }   // already assigned

@@ -57,6 +57,28 @@ type Config struct {
 	// SettleDelay is the wait between the two listings that prove a new
 	// file complete; default DefaultSettleDelay.
 	SettleDelay time.Duration
+	// BadFiles is what a batch does with a logged file that is not readable
+	// Parquet (truncated, corrupt footer) or whose column types conflict
+	// with Schema: "fail" (default), "skip" or "quarantine" (moved to
+	// QuarantineDir). Skipped and quarantined files are recorded in LogDir
+	// before the batch runs, so its re-runs leave out the same files
+	// whatever the policy is then; see format.md.
+	BadFiles string
+	// QuarantineDir receives the files BadFiles "quarantine" moves; required
+	// with it, a local directory (on Dir's filesystem the move is a rename).
+	QuarantineDir string
+	// VerifyFiles reads every page of each file in the driver when its
+	// batch is planned, before any task: page-level corruption behind a
+	// sound footer is then judged (and, under BadFiles skip or quarantine,
+	// recorded) at planning like a bad footer, instead of failing the task
+	// that reads it. It costs one more read of every file.
+	VerifyFiles bool
+	// OffsetsGone is what a batch does when a file it should read was
+	// deleted or replaced since it was logged: "fail" (default, naming the
+	// file with sources.ErrOffsetGone) or "skip" (Spark's
+	// failOnDataLoss=false): the batch goes on without it, and the loss is
+	// recorded in LogDir, counted in progress and logged, never silent.
+	OffsetsGone string
 }
 
 // Validate reports a config New cannot use.
@@ -71,12 +93,29 @@ func (c Config) Validate() error {
 	case c.SettleDelay < 0:
 		return fmt.Errorf("files: config: SettleDelay %s is negative", c.SettleDelay)
 	}
+	switch c.BadFiles {
+	case "", BadFilesFail, BadFilesSkip:
+	case BadFilesQuarantine:
+		if c.QuarantineDir == "" {
+			return errors.New("files: config: BadFiles \"quarantine\" needs QuarantineDir")
+		}
+		if vfs.IsURL(c.QuarantineDir) {
+			return fmt.Errorf("files: config: QuarantineDir %q: want a local directory", c.QuarantineDir)
+		}
+	default:
+		return fmt.Errorf("files: config: BadFiles %q: want fail, skip or quarantine", c.BadFiles)
+	}
+	switch c.OffsetsGone {
+	case "", OffsetsGoneFail, OffsetsGoneSkip:
+	default:
+		return fmt.Errorf("files: config: OffsetsGone %q: want fail or skip", c.OffsetsGone)
+	}
 	return nil
 }
 
 func (c Config) String() string {
-	return fmt.Sprintf("files{name=%s dir=%s log_dir=%s max_files_per_batch=%d settle_delay=%s}",
-		c.Name, c.Dir, c.LogDir, c.MaxFilesPerBatch, c.SettleDelay)
+	return fmt.Sprintf("files{name=%s dir=%s log_dir=%s max_files_per_batch=%d settle_delay=%s bad_files=%s quarantine_dir=%s verify_files=%t offsets_gone=%s}",
+		c.Name, c.Dir, c.LogDir, c.MaxFilesPerBatch, c.SettleDelay, c.BadFiles, c.QuarantineDir, c.VerifyFiles, c.OffsetsGone)
 }
 
 // Source is a directory of Parquet files read as a stream.
@@ -87,9 +126,10 @@ type Source struct {
 	ownFS  vfs.FS // the log's bucket New opened from a URL LogDir; Close closes it
 
 	mu      sync.Mutex
-	log     []logged        // the seen-file log, in offset order
-	inLog   map[string]bool // names in log
-	last    map[string]stat // the previous listing, to prove files complete
+	log     []logged          // the seen-file log, in offset order
+	inLog   map[string]bool   // names in log
+	dropped map[int64]dropped // recorded decisions to leave logged files out, by log index
+	last    map[string]stat   // the previous listing, to prove files complete
 	bounded bool
 	// unlogged counts the files the last listing proved complete that
 	// MaxFilesPerBatch kept out of the log: part of the backlog.
@@ -109,6 +149,7 @@ var (
 	_ sources.Stream  = (*Source)(nil)
 	_ sources.Bounder = (*Source)(nil)
 	_ sources.Backlog = (*Source)(nil)
+	_ sources.Dropper = (*Source)(nil)
 )
 
 // New reads the seen-file log in cfg.LogDir and, without cfg.Schema, infers
@@ -136,6 +177,12 @@ func New(cfg Config) (*Source, error) {
 	if cfg.SettleDelay == 0 {
 		cfg.SettleDelay = DefaultSettleDelay
 	}
+	if cfg.BadFiles == "" {
+		cfg.BadFiles = BadFilesFail
+	}
+	if cfg.OffsetsGone == "" {
+		cfg.OffsetsGone = OffsetsGoneFail
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -143,11 +190,19 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("files %q: read log: %w", cfg.Name, err)
 	}
+	names, err := cfg.FS.List(cfg.LogDir)
+	if err != nil {
+		return nil, fmt.Errorf("files %q: read log: %w", cfg.Name, err)
+	}
+	drops, err := readDropped(cfg.FS, cfg.LogDir, names, log)
+	if err != nil {
+		return nil, fmt.Errorf("files %q: read log: %w", cfg.Name, err)
+	}
 	absDir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("files %q: %w", cfg.Name, err)
 	}
-	s := &Source{cfg: cfg, schema: cfg.Schema, absDir: absDir, log: log, inLog: map[string]bool{}}
+	s := &Source{cfg: cfg, schema: cfg.Schema, absDir: absDir, log: log, inLog: map[string]bool{}, dropped: drops}
 	for _, f := range log {
 		s.inLog[f.Name] = true
 	}
@@ -173,32 +228,41 @@ func (s *Source) Close() error {
 }
 
 // inferSchema reads the schema of the first logged file still present,
-// else of the first candidate in the directory.
+// else of the first candidate in the directory. Under a BadFiles policy
+// other than fail, files that do not open are passed over (their batch
+// decides and records what to do with them).
 func (s *Source) inferSchema(ctx context.Context) (*arrow.Schema, error) {
-	var first string
-	for _, f := range s.log {
+	var cands []string
+	for i, f := range s.log {
+		if _, gone := s.dropped[int64(i)]; gone {
+			continue
+		}
 		if _, err := os.Stat(s.path(f.Name)); err == nil {
-			first = f.Name
+			cands = append(cands, f.Name)
+		}
+	}
+	listed, err := s.list()
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range listed {
+		cands = append(cands, f.Name)
+	}
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("files %q: %w: Config.Schema is unset and %s has no file to infer it from", s.cfg.Name, ErrNoSchema, s.cfg.Dir)
+	}
+	var errs []error
+	for _, name := range cands {
+		t, err := parquet.Open(ctx, s.path(name))
+		if err == nil {
+			return t.Schema, nil
+		}
+		errs = append(errs, err)
+		if s.cfg.BadFiles == BadFilesFail {
 			break
 		}
 	}
-	if first == "" {
-		cands, err := s.list()
-		if err != nil {
-			return nil, err
-		}
-		if len(cands) > 0 {
-			first = cands[0].Name
-		}
-	}
-	if first == "" {
-		return nil, fmt.Errorf("files %q: %w: Config.Schema is unset and %s has no file to infer it from", s.cfg.Name, ErrNoSchema, s.cfg.Dir)
-	}
-	t, err := parquet.Open(ctx, s.path(first))
-	if err != nil {
-		return nil, fmt.Errorf("files %q: infer schema: %w", s.cfg.Name, err)
-	}
-	return t.Schema, nil
+	return nil, fmt.Errorf("files %q: infer schema: %w", s.cfg.Name, errors.Join(errs...))
 }
 
 func (s *Source) Name() string { return s.cfg.Name }
@@ -409,32 +473,138 @@ func (s *Source) Splits(ctx context.Context, start, end sources.Offset) ([]sourc
 	s.mu.Unlock()
 
 	var out []sources.Split
-	for _, f := range batch {
-		p := s.path(f.Name)
-		st, err := os.Stat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("files %q: %s was deleted before its batch ran: %w", s.cfg.Name, p, sources.ErrOffsetGone)
-		}
+	for i, f := range batch {
+		idx := lo + int64(i)
+		sp, err := s.fileSplits(ctx, idx, f)
 		if err != nil {
-			return nil, fmt.Errorf("files %q: %w", s.cfg.Name, err)
-		}
-		if st.Size() != f.Size {
-			return nil, fmt.Errorf("files %q: %s is %d bytes, %d when logged; it was replaced: %w",
-				s.cfg.Name, p, st.Size(), f.Size, sources.ErrOffsetGone)
-		}
-		t, err := parquet.Open(ctx, p)
-		if err != nil {
-			return nil, fmt.Errorf("files %q: %w", s.cfg.Name, err)
-		}
-		if err := s.checkSchema(p, t.Schema); err != nil {
 			return nil, err
 		}
-		pss, _ := t.Splits(nil)
-		for _, ps := range pss {
-			out = append(out, &Split{Split: ps, schema: s.schema, source: s.cfg.Name, file: f.Name})
-		}
+		out = append(out, sp...)
 	}
 	return out, nil
+}
+
+// fileSplits returns the splits of the logged file at idx, or none when it
+// is left out: by a decision recorded earlier, or by one this call records
+// under the BadFiles or OffsetsGone policy.
+func (s *Source) fileSplits(ctx context.Context, idx int64, f logged) ([]sources.Split, error) {
+	p := s.path(f.Name)
+	s.mu.Lock()
+	d, done := s.dropped[idx]
+	s.mu.Unlock()
+	if done {
+		// Decided by an earlier run of the batch, or another batch over
+		// the same file: the same answer, whatever the policies are now.
+		if d.Kind == sources.DropQuarantined {
+			if err := quarantine(p, d.To, f.Size); err != nil {
+				return nil, fmt.Errorf("files %q: %w", s.cfg.Name, err)
+			}
+		}
+		return nil, nil
+	}
+	st, err := os.Stat(p)
+	var gone string
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		gone = "deleted before its batch ran"
+	case err != nil:
+		return nil, fmt.Errorf("files %q: %w", s.cfg.Name, err)
+	case st.Size() != f.Size:
+		gone = fmt.Sprintf("%d bytes, %d when logged: replaced", st.Size(), f.Size)
+	}
+	if gone != "" {
+		if s.cfg.OffsetsGone != OffsetsGoneSkip {
+			return nil, fmt.Errorf("files %q: %s was %s; set OffsetsGone \"skip\" to go on without it: %w", s.cfg.Name, p, gone, sources.ErrOffsetGone)
+		}
+		return nil, s.drop(dropped{Index: idx, Name: f.Name, Kind: sources.DropLost, Reason: gone})
+	}
+	t, err := parquet.Open(ctx, p)
+	if err == nil {
+		err = s.checkSchema(p, t.Schema)
+	} else {
+		err = fmt.Errorf("files %q: %w", s.cfg.Name, err)
+	}
+	if err == nil && s.cfg.VerifyFiles {
+		err = s.verify(ctx, p, t)
+	}
+	if err != nil {
+		if s.cfg.BadFiles == BadFilesFail || !isBadFile(err) {
+			return nil, err
+		}
+		d := dropped{Index: idx, Name: f.Name, Kind: sources.DropSkipped, Reason: err.Error()}
+		if s.cfg.BadFiles == BadFilesQuarantine {
+			d.Kind, d.To = sources.DropQuarantined, filepath.Join(s.cfg.QuarantineDir, f.Name)
+		}
+		// Recorded first: a crash before the move is finished by the re-run.
+		if err := s.drop(d); err != nil {
+			return nil, err
+		}
+		if d.Kind == sources.DropQuarantined {
+			if err := quarantine(p, d.To, f.Size); err != nil {
+				return nil, fmt.Errorf("files %q: %w", s.cfg.Name, err)
+			}
+		}
+		return nil, nil
+	}
+	pss, _ := t.Splits(nil)
+	out := make([]sources.Split, 0, len(pss))
+	for _, ps := range pss {
+		out = append(out, &Split{Split: ps, schema: s.schema, source: s.cfg.Name, file: f.Name})
+	}
+	return out, nil
+}
+
+// verify reads every row group of t, discarding the rows.
+func (s *Source) verify(ctx context.Context, p string, t *parquet.Table) error {
+	pss, _ := t.Splits(nil)
+	for _, ps := range pss {
+		err := parquet.ReadSplit(ctx, memory.DefaultAllocator, ps, s.schema, nil, 0, func(r arrow.Record) error {
+			r.Release()
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("files %q: verify %s: %w", s.cfg.Name, p, err)
+		}
+	}
+	return nil
+}
+
+// isBadFile tells a file's own fault (not Parquet, truncated, corrupt,
+// conflicting column types) from the machine's (permissions, I/O, a
+// cancelled context), which no policy passes over.
+func isBadFile(err error) bool {
+	return !errors.Is(err, fs.ErrPermission) && !errors.Is(err, fs.ErrNotExist) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// drop records d in the log dir and in memory.
+func (s *Source) drop(d dropped) error {
+	d.Version = dropVersion
+	if err := writeDropped(s.cfg.FS, s.cfg.LogDir, d); err != nil {
+		return fmt.Errorf("files %q: record %s of %s: %w", s.cfg.Name, d.Kind, s.path(d.Name), err)
+	}
+	s.mu.Lock()
+	s.dropped[d.Index] = d
+	s.mu.Unlock()
+	return nil
+}
+
+// Drops returns the files left out of the batch (start, end], as recorded.
+func (s *Source) Drops(start, end sources.Offset) []sources.Drop {
+	lo, err1 := s.parse(start)
+	hi, err2 := s.parse(end)
+	if err1 != nil || err2 != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []sources.Drop
+	for i := lo; i < hi; i++ {
+		if d, ok := s.dropped[i]; ok {
+			out = append(out, sources.Drop{Kind: d.Kind, Input: s.path(d.Name), Count: 1, Reason: d.Reason, To: d.To})
+		}
+	}
+	return out
 }
 
 // checkSchema refuses a file whose columns have other types than the

@@ -107,7 +107,9 @@ type Config struct {
 	// DeadLetter receives bad records; required with "dead-letter".
 	DeadLetter DeadLetter `json:"-"`
 	// OffsetsGone is "fail" (default) or "skip": what a read does when
-	// retention deleted offsets a batch should read.
+	// retention deleted offsets a batch should read. "skip" is Spark's
+	// failOnDataLoss=false: the lost offsets are counted (Stats, and the
+	// batch's progress when Splits finds them) and logged, never silent.
 	OffsetsGone string
 
 	// CommitGroup, when set, is the consumer group Commit writes each

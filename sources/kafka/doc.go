@@ -37,7 +37,12 @@
 //     naming topic, partition and offset (ErrBadRecord), or is counted
 //     (skip) or handed to DeadLetter. Offsets deleted by retention fail
 //     with sources.ErrOffsetGone naming them, or are skipped and counted
-//     (Stats.OffsetsLost).
+//     (Stats.OffsetsLost) under OffsetsGone "skip" (Spark's
+//     failOnDataLoss=false). Splits already leaves out what retention
+//     deleted before the batch was planned and reports it to the driver
+//     (sources.Dropper: the batch's progress and log name topic, partition
+//     and offsets); a read skips, counts and logs what retention deletes
+//     after that.
 //  6. Commit writes end offsets to CommitGroup for lag tools only; nothing
 //     reads them back.
 //

@@ -404,6 +404,15 @@ func TestOffsetsGone(t *testing.T) {
 		if st := skipping.Stats(); st.OffsetsLost != 6 {
 			t.Errorf("stats %+v", st)
 		}
+		// Splits found the loss, so the driver reports it with the batch.
+		drops := skipping.Drops(start, end)
+		if len(drops) != 1 || drops[0].Kind != sources.DropLost || drops[0].Input != fmt.Sprintf("topic %q partition 0 offsets 0..5", tp) || drops[0].Count != 6 ||
+			!strings.Contains(drops[0].Reason, "log now starts at 6") {
+			t.Errorf("drops %+v", drops)
+		}
+		if d := failing.Drops(start, end); d != nil {
+			t.Errorf("drops under the fail policy: %+v", d)
+		}
 	})
 }
 

@@ -61,6 +61,11 @@ type Source struct {
 	avail partitions
 	meta  map[string]topicMeta
 
+	// drops is what the last Splits left out under OffsetsGone "skip",
+	// keyed by its start and end offsets (Drops' answer).
+	dropsKey string
+	drops    []sources.Drop
+
 	skipped, deadLettered, lost atomic.Int64
 	closed                      atomic.Bool
 }
@@ -76,6 +81,7 @@ var (
 	_ sources.Bounder   = (*Source)(nil)
 
 	_ sources.Backlog = (*Source)(nil)
+	_ sources.Dropper = (*Source)(nil)
 )
 
 // New returns a source and its client; brokers are first contacted by the
@@ -400,6 +406,22 @@ func (s *Source) Splits(ctx context.Context, start, end sources.Offset) ([]sourc
 	if err != nil {
 		return nil, err
 	}
+	// Under OffsetsGone "skip", offsets retention already deleted are left
+	// out here, where the driver learns of the loss with the batch's id
+	// (sources.Dropper); a read still skips what retention deletes later.
+	var starts partitions
+	var drops []sources.Drop
+	if s.cfg.OffsetsGone == OffsetsGoneSkip {
+		var topics []string
+		en.T.each(func(t string, _ int32, _ int64) {
+			if !slices.Contains(topics, t) {
+				topics = append(topics, t)
+			}
+		})
+		if starts, err = s.listed(ctx, "earliest", topics, s.adm.ListStartOffsets); err != nil {
+			return nil, err
+		}
+	}
 	var out []sources.Split
 	st.T.each(func(t string, p int32, o int64) {
 		if _, ok := en.T.get(t, p); !ok && err == nil {
@@ -414,6 +436,14 @@ func (s *Source) Splits(ctx context.Context, start, end sources.Offset) ([]sourc
 		if hi < lo && err == nil {
 			err = fmt.Errorf("kafka %q: topic %q partition %d: end offset %d before start %d: %w", s.cfg.Name, t, p, hi, lo, sources.ErrBadOffset)
 		}
+		if first, ok := starts.get(t, p); ok && first > lo && lo < hi {
+			next := min(first, hi)
+			drops = append(drops, sources.Drop{Kind: sources.DropLost,
+				Input: fmt.Sprintf("topic %q partition %d offsets %d..%d", t, p, lo, next-1), Count: next - lo,
+				Reason: fmt.Sprintf("deleted by retention: the log now starts at %d", first)})
+			s.lost.Add(next - lo)
+			lo = next
+		}
 		for lo < hi {
 			next := hi
 			if m := s.cfg.MaxOffsetsPerSplit; m > 0 && hi-lo > m {
@@ -426,7 +456,23 @@ func (s *Source) Splits(ctx context.Context, start, end sources.Offset) ([]sourc
 	if err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	s.dropsKey, s.drops = string(start)+" "+string(end), drops
+	s.mu.Unlock()
 	return out, nil
+}
+
+// Drops returns the offsets the last Splits(start, end) left out because
+// retention had deleted them (OffsetsGone "skip" only). Unlike the files
+// source's, the decision is not recorded: retention only moves forward, so
+// a re-run loses the same offsets or more, never fewer.
+func (s *Source) Drops(start, end sources.Offset) []sources.Drop {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dropsKey != string(start)+" "+string(end) {
+		return nil
+	}
+	return slices.Clone(s.drops)
 }
 
 // Commit writes end's offsets to CommitGroup, when set, so lag tools see

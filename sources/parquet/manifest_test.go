@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -112,6 +113,9 @@ func TestOpenHonoursTheSinkLog(t *testing.T) {
 			defer mem.AssertSize(t, 0)
 			dir := t.TempDir()
 			writeStream(t, mem, dir, tc.opts, 1, 2)
+			// Batch 3's commit crashed after renaming its files, before its
+			// log entry: whole files under final names that no log lists.
+			crashAfterRenames(t, dir)
 
 			t.Run("only committed batches are read", func(t *testing.T) {
 				if got, want := readIDs(t, mem, dir), ids(1, 2); !slices.Equal(got, want) {
@@ -164,6 +168,30 @@ func TestOpenLogNamingAMissingFileFails(t *testing.T) {
 	}
 	if _, err := parquet.Open(context.Background(), dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Open = %v, want a missing-file error", err)
+	}
+}
+
+// crashAfterRenames gives every in-progress file under dir its final name,
+// as the sink's Commit does before it writes the log entry.
+func crashAfterRenames(t *testing.T, dir string) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		name := d.Name()
+		if d.IsDir() || !strings.HasPrefix(name, ".part-") || !strings.HasSuffix(name, ".inprogress") {
+			return nil
+		}
+		n++
+		// .part-3-0-00000.parquet.<nonce>.inprogress -> part-3-0-00000.parquet
+		final := strings.TrimPrefix(name, ".")
+		final = final[:strings.Index(final, ".parquet")+len(".parquet")]
+		return os.Rename(p, filepath.Join(filepath.Dir(p), final))
+	})
+	if err != nil || n == 0 {
+		t.Fatalf("renamed %d in-progress files: %v", n, err)
 	}
 }
 
