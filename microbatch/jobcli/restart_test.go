@@ -26,7 +26,9 @@ func TestRestartSettingsMakeTheQueriesStrategy(t *testing.T) {
 		err  string
 	}{
 		{"the default is microbatch's", func(*RestartSettings) {}, microbatch.DefaultRestartStrategy(), ""},
-		{"fixed delay with attempts", func(r *RestartSettings) { r.Strategy, r.Delay, r.Attempts, r.Jitter = "fixed-delay", 5 * time.Second, 3, 0 },
+		{"fixed delay with attempts", func(r *RestartSettings) {
+			r.Strategy, r.Delay, r.Attempts, r.Jitter = "fixed-delay", 5*time.Second, 3, 0
+		},
 			microbatch.FixedDelayRestart(5*time.Second, 3), ""},
 		{"failure rate", func(r *RestartSettings) {
 			r.Strategy, r.Delay, r.Attempts, r.Window, r.Jitter = "failure-rate", time.Second, 3, 5*time.Minute, 0
