@@ -578,7 +578,9 @@ func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
 	for err != nil && ctx.Err() == nil && Transient(err) {
 		wait, ok := q.restarter.Next(q.w.clock.Now())
 		if !ok {
-			err = fmt.Errorf("%w (%s; %d restarts before): %w", ErrRestartsExhausted, q.w.restart, q.restarter.Count(), err)
+			if k := q.w.restart.Kind; k != RestartNone && k != "" {
+				err = fmt.Errorf("%w (%s; %d restarts before): %w", ErrRestartsExhausted, q.w.restart, q.restarter.Count(), err)
+			}
 			break
 		}
 		n := q.restarter.Count()
