@@ -60,7 +60,12 @@
 //  5. Write never retains the Arrow record: keys, values and headers are
 //     copied into the sink's own byte slices. The sink holds no Arrow memory.
 //  6. Errors name the brokers (unreachable, with the timeout), the topic
-//     (missing) or the topic and partition (a record too large).
+//     (missing) or the topic and partition (a record too large). A commit
+//     that failed on the brokers (unreachable, a retriable Kafka code such
+//     as NOT_COORDINATOR or CONCURRENT_TRANSACTIONS, a network error, a
+//     deadline) wraps ErrUnreachable, which is transient to microbatch's
+//     restart strategies; a record too large, a fenced producer, a schema
+//     mismatch and a missing topic are not.
 //
 // Commit, in pseudo-code:
 //
