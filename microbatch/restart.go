@@ -18,6 +18,7 @@ import (
 	"github.com/sluicedata/sluice/internal/state"
 	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch/checkpoint"
+	"github.com/sluicedata/sluice/sources"
 )
 
 // RestartKind names a restart strategy (Flink's restart-strategy.type).
@@ -43,7 +44,9 @@ const (
 // query at once, whatever the strategy.
 //
 // The zero value is RestartNone. DefaultRestartStrategy is what a query
-// gets when StreamWriter.RestartStrategy is not called.
+// gets when StreamWriter.RestartStrategy is not called. A restart keeps
+// the Query (its ID and RunID, RecentProgress); Stop during the wait
+// before a restart stops it at once.
 type RestartStrategy struct {
 	Kind RestartKind
 	// Delay is the wait before a restart (fixed-delay) or before the
@@ -231,6 +234,7 @@ var permanent = []error{
 	checkpoint.ErrCorrupt, checkpoint.ErrVersion, checkpoint.ErrForeign, checkpoint.ErrConflict, checkpoint.ErrLocked,
 	ErrIncompatibleCheckpoint, ErrInvalidQuery, plan.ErrFenced, plan.ErrPlan, plan.ErrSpecVersion, vfs.ErrLocked,
 	state.ErrCorrupt, state.ErrSchema, state.ErrVersion, state.ErrMissing,
+	sources.ErrOffsetGone, sources.ErrBadOffset, sources.ErrBadSplit,
 	syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EACCES, syscall.EPERM,
 }
 
@@ -247,6 +251,8 @@ var transientErrno = []error{
 //  1. permanent: a corrupt, foreign, locked or newer checkpoint, another
 //     query's checkpoint (ErrIncompatibleCheckpoint), an invalid query or
 //     plan, a newer driver (plan.ErrFenced), corrupt or mismatched state,
+//     input the source no longer has (sources.ErrOffsetGone: retention
+//     deleted it; only a policy gets past it) or cannot parse,
 //     a full disk or quota (ENOSPC, EDQUOT), a read-only or forbidden file
 //     (EROFS, EACCES, EPERM), and any error whose chain has a
 //     Transient() bool method returning false;

@@ -189,6 +189,7 @@ func TestTransientErrorsAreKnownByIdentity(t *testing.T) {
 		{"the sink's schema mismatch", sinkkafka.ErrSchema, false},
 		{"a non-retriable Kafka error", kerr.TopicAuthorizationFailed, false},
 		{"a full disk", &os.PathError{Op: "write", Path: "/ckpt/offsets/3.json", Err: syscall.ENOSPC}, false},
+		{"input retention deleted", fmt.Errorf("batch 4: %w: orders/0 offsets 10-20", sources.ErrOffsetGone), false},
 		{"a truncated file", fmt.Errorf("read part-0.parquet: %w", io.ErrUnexpectedEOF), false},
 		{"a user function's error", errors.New("udf: boom"), false},
 	} {
