@@ -417,3 +417,45 @@ func TestAStatefulQueryRestartsFromItsCommittedState(t *testing.T) {
 		t.Fatalf("last progress: batch %d after %d restarts, want a batch after 3 and 1 restart", p.Batch, p.Restarts)
 	}
 }
+
+// waitClock is a query clock that moves only when the query waits, and
+// records each wait.
+type waitClock struct {
+	sleepClock
+	waits []time.Duration
+}
+
+func (c *waitClock) After(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	c.waits = append(c.waits, d)
+	c.mu.Unlock()
+	return c.sleepClock.After(d)
+}
+
+// The waits before restarts are the strategy's, taken on the query's
+// Clock (no real time passes), and its time decides ResetAfter: with
+// exponential delay (1 s, x2, no jitter) three failures wait 1, 2 and 4 s.
+func TestRestartWaitsAreTheStrategysOnTheQueryClock(t *testing.T) {
+	f := newFixture(t, 16, 10)
+	src := &flakySource{Source: f.source(t, 0), script: map[string][]error{"splits": {errRefused, errRefused, errRefused}}}
+	clock := &waitClock{}
+	clock.Set(rt0)
+	s := microbatch.RestartStrategy{Kind: microbatch.RestartExponentialDelay, Delay: time.Second, MaxDelay: time.Minute, Multiplier: 2}
+	q, err := microbatch.WriteStream(job(datasetOf(src, f)), newRecordingSink()).Checkpoint("/ckpt").FS(vfs.NewMem()).
+		Trigger(microbatch.AvailableNow()).Clock(clock).RestartStrategy(s).Start(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := q.AwaitTermination(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Fatalf("the query took %s of real time to wait 7 s of its clock", d)
+	}
+	clock.mu.Lock()
+	defer clock.mu.Unlock()
+	if want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}; !slices.Equal(clock.waits, want) {
+		t.Fatalf("the query waited %v on its clock, want %v", clock.waits, want)
+	}
+}
