@@ -53,6 +53,26 @@
 //	    checkpoint.WriteCommit(N); sources' Commit(end); purge old batches
 //	    Progress of N -> RecentProgress, Metrics, one Info log line, OnProgress
 //
+// Restarts (restart.go). A query that fails with a transient error
+// (Transient: by identity, never text: unreachable brokers, a retriable
+// Kafka error code, a refused, reset or timed-out connection, a
+// deadline, a lost executor; a corrupt or foreign checkpoint, a fenced
+// driver, mismatched state, a poison record, a full disk never are)
+// restarts itself under its RestartStrategy (fixed delay, failure rate,
+// or exponential delay with seeded jitter; DefaultRestartStrategy is
+// Flink's: exponential from 1 s, ×1.5, at most 1 min, unbounded). A
+// restart is what a new process on the checkpoint does, short of taking
+// the lock it still holds:
+//
+//	err := loop(recovery)
+//	while err is transient and the strategy allows (wait = Next(now)):
+//	    log "query restarting", count it (Progress.Restarts, sluice_query_restarts_total)
+//	    sleep wait on the query's Clock (Stop ends it)
+//	    close the compiled query and the state provider; compile and open them anew
+//	    check the checkpoint's identity; recover (offsets/N without commits/N: re-run N)
+//	    take a new driver epoch (fences the failed run's tasks)
+//	    err = loop(recovery)
+//
 // Observability. A query logs through StreamWriter.Logger (log/slog,
 // default slog.Default()): start (query id, run id, name, checkpoint, next
 // and re-run batch), a refused Start with its reason, each batch (Debug at
@@ -60,8 +80,8 @@
 // ms, watermark, lag, state rows; the heartbeat an operator reads, at most
 // one line per trigger), bad records a source skipped or dead-lettered
 // (Warn, per batch), rows a sink dead-lettered (Warn, per batch), input a
-// source's policy left out (Warn, one line per
-// file or offset range: "input dropped"), failed source commits, and how it stopped (Info) or
+// source's policy left out (Warn, one line per file or offset range: "input
+// dropped"), failed source commits, restarts (Warn), and how it stopped (Info) or
 // failed (Error, "fenced" when a newer driver took over). Every record
 // carries query=<name, else id>. StreamWriter.Metrics publishes Prometheus
 // metrics (NewMetrics lists them) that several queries share; they are

@@ -40,6 +40,7 @@ import (
 //	sluice_source_lag_records{query,source}                  gauge (sources.Backlog)
 //	sluice_source_partition_lag_records{query,source,topic,partition} gauge (Kafka)
 //	sluice_query_failures_total{query}                       counter
+//	sluice_query_restarts_total{query}                       counter, restarts after a transient failure (RestartStrategy)
 //
 // Gauges of a query are removed when it stops, so a stopped query leaves no
 // stale rate or lag behind; its counters stay. Go runtime and process
@@ -66,6 +67,7 @@ type Metrics struct {
 	sourceLag     *prometheus.GaugeVec
 	partitionLag  *prometheus.GaugeVec
 	failures      *prometheus.CounterVec
+	restarts      *prometheus.CounterVec
 }
 
 // durationBuckets span 1 ms to about 2.5 minutes: a batch of a
@@ -121,6 +123,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Records available after the last batch's end in one partition when it was planned."}, []string{"query", "source", "topic", "partition"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_query_failures_total",
 			Help: "Times the query stopped with an error."}, q),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_query_restarts_total",
+			Help: "Times the query restarted itself from its checkpoint after a transient failure."}, q),
 	}
 	cs := m.collectors()
 	for i, c := range cs {
@@ -139,7 +143,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 func (m *Metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.batches, m.batchDuration, m.lastBatch, m.inputRows, m.inputRate, m.processedRate,
 		m.outputRows, m.sinkCommit, m.watermark, m.watermarkLag, m.idleInputs, m.stateRows, m.stateBytes, m.lateRows, m.evicted,
-		m.badRecords, m.sinkBad, m.inputDropped, m.sourceLag, m.partitionLag, m.failures}
+		m.badRecords, m.sinkBad, m.inputDropped, m.sourceLag, m.partitionLag, m.failures, m.restarts}
 }
 
 // RegisterRuntime registers the Go runtime collector and the process
@@ -222,6 +226,14 @@ func (m *Metrics) observe(query string, p *Progress, now time.Time, badSkipped, 
 		m.lateRows.WithLabelValues(query, s.Operator).Add(float64(s.DroppedLate))
 		m.evicted.WithLabelValues(query, s.Operator).Add(float64(s.Evicted))
 	}
+}
+
+// restarted counts a restart of query after a transient failure.
+func (m *Metrics) restarted(query string) {
+	if m == nil {
+		return
+	}
+	m.restarts.WithLabelValues(query).Inc()
 }
 
 // stopped removes query's gauges (they would report a stopped query's last

@@ -34,6 +34,11 @@ type Progress struct {
 	// eventTime.idleInputs, comma-separated (Spark's eventTime is a map of
 	// strings).
 	IdleInputs []string
+
+	// Restarts counts the times the query restarted itself after a
+	// transient failure (RestartStrategy) since Start; in the JSON,
+	// numRestarts (sluice's own, not Spark's).
+	Restarts int64
 }
 
 // SourceProgress is one source's part of a batch.
@@ -151,12 +156,13 @@ func (p Progress) MarshalJSON() ([]byte, error) {
 		StateOperators         []stateOp        `json:"stateOperators"`
 		Sources                []source         `json:"sources"`
 		Sink                   sink             `json:"sink"`
+		NumRestarts            int64            `json:"numRestarts,omitempty"`
 	}
 	out := progress{ID: p.ID, RunID: p.RunID, Timestamp: p.Timestamp.UTC().Format(sparkTime), BatchID: p.Batch,
 		BatchDuration: p.Durations[PhaseTotal].Milliseconds(), NumInputRows: p.InputRows,
 		InputRowsPerSecond: jsonFloat(p.InputRowsPerS), ProcessedRowsPerSecond: jsonFloat(p.ProcessedPerS),
 		DurationMs: map[string]int64{}, StateOperators: []stateOp{}, Sources: []source{},
-		Sink: sink{Description: p.Sink.Description, NumOutputRows: p.Sink.OutputRows}}
+		Sink: sink{Description: p.Sink.Description, NumOutputRows: p.Sink.OutputRows}, NumRestarts: p.Restarts}
 	if p.Sink.DeadLettered > 0 {
 		out.Sink.Metrics = map[string]string{"numDeadLetteredRows": strconv.FormatInt(p.Sink.DeadLettered, 10)}
 	}

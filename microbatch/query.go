@@ -61,6 +61,7 @@ type StreamWriter struct {
 	metrics *Metrics
 	backend string // state.BackendMemory ("") or state.BackendDisk
 	local   string // the disk backend's local directory; "" = state.DefaultLocalDir
+	restart RestartStrategy
 }
 
 // WatermarkPolicy combines the watermarks of several inputs (each
@@ -110,8 +111,16 @@ func (w *StreamWriter) WatermarkPolicy(p WatermarkPolicy) *StreamWriter { w.poli
 func WriteStream(ds *dataset.Dataset, sink sinks.Sink) *StreamWriter {
 	return &StreamWriter{ds: ds, sink: sink, trigger: ProcessingTime(0), mode: sinks.Append,
 		fs: vfs.OS{}, clock: realClock{}, retain: 100, poll: 100 * time.Millisecond,
-		backend: os.Getenv(StateBackendEnv)}
+		backend: os.Getenv(StateBackendEnv), restart: DefaultRestartStrategy()}
 }
+
+// RestartStrategy sets whether and when the query restarts itself from
+// its checkpoint after a transient failure (restart.go; default
+// DefaultRestartStrategy, NoRestart for none). Each restart is logged
+// (Warn, "query restarting", with the error and the attempt), counted in
+// Progress.Restarts and in sluice_query_restarts_total, and waits on the
+// query's Clock.
+func (w *StreamWriter) RestartStrategy(s RestartStrategy) *StreamWriter { w.restart = s; return w }
 
 // StateBackendEnv names the environment variable whose value (memory or
 // disk) is a query's state backend when StateBackend does not set one, as
@@ -168,6 +177,9 @@ func (w *StreamWriter) validate() error {
 	}
 	if w.retain < 1 {
 		return fmt.Errorf("%w: Retain(%d): must keep at least one batch", ErrInvalidQuery, w.retain)
+	}
+	if err := w.restart.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidQuery, err)
 	}
 	seen := map[string]bool{}
 	for _, s := range w.ds.Streams() {
@@ -262,26 +274,8 @@ func (w *StreamWriter) start(ctx context.Context) (*Query, error) {
 	// run is refused without leaving a checkpoint behind. The key-group
 	// count is part of the checkpoint's identity, so a checkpoint with
 	// another count is refused below rather than recompiled for.
-	stores, err := state.NewProvider(w.backend, fsys, strings.TrimRight(dir, "/")+"/state", w.local)
+	cq, stores, err := w.compile(fsys, dir)
 	if err != nil {
-		closeFS()
-		return nil, fmt.Errorf("%w: %v", ErrInvalidQuery, err)
-	}
-	// The scheduler's records (retries, lost executors) name the query
-	// when it has a name; its id is not known before the checkpoint is.
-	tasksLog := w.log
-	if w.name != "" {
-		tasksLog = w.log.With(slog.String("query", w.name))
-	}
-	cq, err := w.ds.CompileStream(w.sink, dataset.StreamOptions{KeyGroups: checkpoint.DefaultKeyGroups, Emit: w.mode, State: stores, Logger: tasksLog})
-	if err != nil {
-		stores.Close()
-		closeFS()
-		return nil, fmt.Errorf("%w: %v", ErrInvalidQuery, err)
-	}
-	if err := streamable(cq.Spec(), w.mode); err != nil {
-		cq.Close()
-		stores.Close()
 		closeFS()
 		return nil, err
 	}
@@ -331,7 +325,8 @@ func (w *StreamWriter) start(ctx context.Context) (*Query, error) {
 	cq.Fence(meta.QueryID, epoch)
 	ctx, cancel := context.WithCancel(ctx)
 	q := &Query{w: w, cp: cp, meta: meta, lock: lock, closeFS: closeFS, cancel: cancel, done: make(chan struct{}), cq: cq, stores: stores,
-		runID: newRunID(), status: Status{Message: "Initializing sources", Active: true}}
+		runID: newRunID(), status: Status{Message: "Initializing sources", Active: true}, fsys: fsys, dir: dir, id: id,
+		restarter: NewRestarter(w.restart)}
 	q.label, q.epoch = queryLabel(w.name, meta.QueryID), epoch
 	q.log = w.log.With(slog.String("query", q.label))
 	started = true
@@ -349,6 +344,32 @@ func (w *StreamWriter) start(ctx context.Context) (*Query, error) {
 	}
 	go q.run(ctx, rec)
 	return q, nil
+}
+
+// compile makes the query's state provider over <dir>/state and compiles
+// the query with it: what Start does first, and a restart again.
+func (w *StreamWriter) compile(fsys vfs.FS, dir string) (*dataset.StreamQuery, state.Provider, error) {
+	stores, err := state.NewProvider(w.backend, fsys, strings.TrimRight(dir, "/")+"/state", w.local)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrInvalidQuery, err)
+	}
+	// The scheduler's records (retries, lost executors) name the query
+	// when it has a name; its id is not known before the checkpoint is.
+	tasksLog := w.log
+	if w.name != "" {
+		tasksLog = w.log.With(slog.String("query", w.name))
+	}
+	cq, err := w.ds.CompileStream(w.sink, dataset.StreamOptions{KeyGroups: checkpoint.DefaultKeyGroups, Emit: w.mode, State: stores, Logger: tasksLog})
+	if err != nil {
+		stores.Close()
+		return nil, nil, fmt.Errorf("%w: %v", ErrInvalidQuery, err)
+	}
+	if err := streamable(cq.Spec(), w.mode); err != nil {
+		cq.Close()
+		stores.Close()
+		return nil, nil, err
+	}
+	return cq, stores, nil
 }
 
 // streamable refuses what a compiled streaming query cannot do: sort or
@@ -411,10 +432,19 @@ type Query struct {
 	done    chan struct{}
 	runID   string
 
-	cq *dataset.StreamQuery // the compiled query and its executor
-	// stores serves the stateful operators' state under <checkpoint>/state
-	// and keeps it warm between batches; Start makes it, run closes it.
+	// cq is the compiled query and its executor; stores serves the
+	// stateful operators' state under <checkpoint>/state and keeps it warm
+	// between batches. Start makes them, a restart makes them anew (under
+	// mu: Status and Explain read cq from other goroutines), run closes
+	// them.
+	cq     *dataset.StreamQuery
 	stores state.Provider
+	// fsys, dir and id are the checkpoint's filesystem, directory and the
+	// identity it must have: what a restart reopens it with.
+	fsys      vfs.FS
+	dir       string
+	id        checkpoint.Identity
+	restarter *Restarter
 
 	// log carries query=label; label is the query's name, else its id
 	// (the metrics' "query" label too).
@@ -429,6 +459,7 @@ type Query struct {
 	err      error
 	status   Status
 	progress []Progress
+	restarts int64 // restarts so far (Progress.Restarts)
 }
 
 type sourceBacklog struct {
@@ -460,7 +491,18 @@ func newRunID() string {
 // Explain is the query's plan as it runs: the logical and optimized plans
 // with the sink write, and the physical plan printed from the compiled spec
 // every micro-batch runs.
-func (q *Query) Explain() string { return q.cq.Explain() }
+func (q *Query) Explain() string {
+	if cq := q.compiled(); cq != nil {
+		return cq.Explain()
+	}
+	return ""
+}
+
+func (q *Query) compiled() *dataset.StreamQuery {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.cq
+}
 
 // Stop stops the query after the batch in flight is abandoned (it will be
 // re-run on restart) and waits for it; it returns the terminating error, if
@@ -487,10 +529,13 @@ func (q *Query) Exception() error {
 
 func (q *Query) Status() Status {
 	q.mu.Lock()
-	st := q.status
+	st, cq := q.status, q.cq
 	q.mu.Unlock()
 	// A batch that waits for its executors says so (cluster mode).
-	if why := q.cq.Waiting(); st.Active && why != "" {
+	if cq == nil {
+		return st
+	}
+	if why := cq.Waiting(); st.Active && why != "" {
 		st.Message = fmt.Sprintf("%s: %s", st.Message, why)
 	}
 	return st
@@ -527,10 +572,42 @@ func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
 	if rec.Rerun != nil {
 		attrs = append(attrs, slog.Int64("rerun_batch", rec.Rerun.Batch))
 	}
+	attrs = append(attrs, slog.String("restart_strategy", q.w.restart.String()))
 	q.log.LogAttrs(ctx, slog.LevelInfo, "query started", attrs...)
 	err := q.loop(ctx, rec)
-	q.cq.Close()
-	q.stores.Close()
+	for err != nil && ctx.Err() == nil && Transient(err) {
+		wait, ok := q.restarter.Next(q.w.clock.Now())
+		if !ok {
+			if k := q.w.restart.Kind; k != RestartNone && k != "" {
+				err = fmt.Errorf("%w (%s; %d restarts before): %w", ErrRestartsExhausted, q.w.restart, q.restarter.Count(), err)
+			}
+			break
+		}
+		n := q.restarter.Count()
+		q.log.LogAttrs(ctx, slog.LevelWarn, "query restarting", slog.Int64("attempt", n),
+			slog.Int64("wait_ms", wait.Milliseconds()), slog.Any("error", err))
+		q.w.metrics.restarted(q.label)
+		q.mu.Lock()
+		q.restarts = n
+		q.status = Status{Message: fmt.Sprintf("Restarting (attempt %d) in %s after: %v", n, wait.Round(time.Millisecond), err), Active: true}
+		q.mu.Unlock()
+		if err = q.sleep(ctx, wait); err != nil {
+			break
+		}
+		if rec, err = q.reopen(); err != nil {
+			continue // classified as any failure: a checkpoint store still out may be transient
+		}
+		attrs := []slog.Attr{slog.Int64("attempt", n), slog.Int64("next_batch", rec.Next), slog.Int64("epoch", q.epoch)}
+		if rec.Rerun != nil {
+			attrs = append(attrs, slog.Int64("rerun_batch", rec.Rerun.Batch))
+		}
+		q.log.LogAttrs(ctx, slog.LevelInfo, "query restarted", attrs...)
+		err = q.loop(ctx, rec)
+	}
+	if q.cq != nil {
+		q.cq.Close()
+		q.stores.Close()
+	}
 	// Released before done closes: once Stop or AwaitTermination returns,
 	// a new instance may start on the checkpoint.
 	lerr := q.lock.Close()
@@ -549,6 +626,43 @@ func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
 	q.status = Status{Message: "Stopped"}
 	q.mu.Unlock()
 	close(q.done)
+}
+
+// reopen does what a new process does on the checkpoint, short of taking
+// its lock (still held): it closes the compiled query and the state
+// provider, makes them anew, checks the checkpoint's identity again, reads
+// its recovery state (the batch to re-run with its recorded offsets) and
+// takes a new driver epoch, which fences tasks of the failed run. The
+// state provider is closed first: the disk backend's local databases
+// allow one opener.
+func (q *Query) reopen() (*checkpoint.Recovery, error) {
+	q.mu.Lock()
+	old, oldStores := q.cq, q.stores
+	q.cq, q.stores = nil, nil
+	q.mu.Unlock()
+	if old != nil {
+		old.Close()
+		oldStores.Close()
+	}
+	cq, stores, err := q.w.compile(q.fsys, q.dir)
+	if err != nil {
+		return nil, err
+	}
+	_, rec, err := recoverCheckpoint(q.cp, q.id)
+	var epoch int64
+	if err == nil {
+		epoch, err = q.cp.NextEpoch()
+	}
+	if err != nil {
+		cq.Close()
+		stores.Close()
+		return nil, err
+	}
+	cq.Fence(q.meta.QueryID, epoch)
+	q.mu.Lock()
+	q.cq, q.stores, q.epoch, q.backlog = cq, stores, epoch, nil
+	q.mu.Unlock()
+	return rec, nil
 }
 
 // loop is the driver's main loop:
@@ -779,6 +893,7 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 		p.Watermark = time.UnixMicro(e.Watermark).UTC()
 	}
 	p.IdleInputs = e.Idle
+	p.Restarts = q.restarts
 	splits, err := q.splits(ctx, e, &p)
 	if err != nil {
 		return 0, err

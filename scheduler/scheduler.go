@@ -80,7 +80,16 @@ type Node struct {
 // ErrNodeLost marks a task error that says nothing of the task: the node
 // running it died, hung past its deadline or could not be reached. The
 // task is retried elsewhere and the node's blocks are treated as lost.
-var ErrNodeLost = errors.New("node lost")
+// When every retry fails too, it reaches the driver, whose restart
+// strategy treats it as transient (its Transient method).
+var ErrNodeLost error = transientError("node lost")
+
+// transientError is a sentinel a restart may cure: microbatch.Transient
+// finds its Transient method with errors.As.
+type transientError string
+
+func (e transientError) Error() string   { return string(e) }
+func (e transientError) Transient() bool { return true }
 
 // FetchError is a task's failure to read a map output block: the block's
 // node is gone or no longer has it. The scheduler re-runs the map tasks

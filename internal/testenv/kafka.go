@@ -21,7 +21,8 @@ const KafkaBrokersEnv = "SLUICE_KAFKA_BROKERS"
 //	go test ./sources/kafka/ ./sinks/kafka/
 //	scripts/kafka down
 //
-// Tests never start the broker themselves. Kafka tests run against the
+// Tests never start that broker themselves (a test that must stop one
+// starts its own: OwnKafka). Kafka tests run against the
 // in-process kfake by default and call KafkaBrokers to run the same checks
 // also against the real broker, best in a subtest:
 //

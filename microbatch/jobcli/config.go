@@ -14,6 +14,8 @@ import (
 	"unicode"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluicedata/sluice/microbatch"
 )
 
 // Settings are the settings every job binary has, loaded by the same
@@ -39,6 +41,55 @@ type Settings struct {
 	MetricsAddr string `sluice:"metrics-addr" help:"address of a separate /metrics endpoint, host:port (default: on the UI's address; executors: none)"`
 
 	Cluster ClusterSettings
+	Restart RestartSettings
+}
+
+// RestartSettings say whether and when the stream and backfill roles'
+// queries restart themselves from their checkpoints after a transient
+// failure (microbatch.RestartStrategy, microbatch.Transient); the
+// defaults are microbatch.DefaultRestartStrategy's. They apply to every
+// query Env.Start starts.
+type RestartSettings struct {
+	Strategy   string        `sluice:"restart-strategy" roles:"backfill stream" help:"what a query does after a transient failure (broker unreachable, coordinator moved, a timeout, a reset connection, an executor lost): exponential-delay, fixed-delay or failure-rate restart it from its checkpoint, none stops it; other failures always stop it"`
+	Delay      time.Duration `sluice:"restart-delay" roles:"backfill stream" help:"wait before a restart (fixed-delay, failure-rate) or before the first one (exponential-delay)"`
+	MaxDelay   time.Duration `sluice:"restart-max-delay" roles:"backfill stream" help:"exponential-delay: the longest wait"`
+	Multiplier float64       `sluice:"restart-multiplier" roles:"backfill stream" help:"exponential-delay: the wait grows by this factor after each failure"`
+	Jitter     float64       `sluice:"restart-jitter" roles:"backfill stream" help:"each wait is spread at random over ± this fraction of it, in [0, 1)"`
+	ResetAfter time.Duration `sluice:"restart-reset-after" roles:"backfill stream" help:"exponential-delay: a query that ran this long without failing starts over at --restart-delay (0: never)"`
+	Attempts   int           `sluice:"restart-attempts" roles:"backfill stream" help:"most restarts in all, or within --restart-window for failure-rate; then the next transient failure stops the query (0: unbounded; failure-rate needs one)"`
+	Window     time.Duration `sluice:"restart-window" roles:"backfill stream" help:"failure-rate: the interval --restart-attempts counts restarts in"`
+}
+
+// strategy is the microbatch.RestartStrategy the settings describe.
+func (r RestartSettings) strategy() (microbatch.RestartStrategy, error) {
+	// fixed-delay and failure-rate have no growth: their strategy leaves
+	// exponential-delay's settings out, so it prints as what it does.
+	s := microbatch.RestartStrategy{Delay: r.Delay, Jitter: r.Jitter, MaxAttempts: r.Attempts}
+	switch r.Strategy {
+	case "exponential-delay":
+		s.Kind, s.MaxDelay, s.Multiplier, s.ResetAfter = microbatch.RestartExponentialDelay, r.MaxDelay, r.Multiplier, r.ResetAfter
+	case "fixed-delay":
+		s.Kind = microbatch.RestartFixedDelay
+	case "failure-rate":
+		s.Kind, s.Window = microbatch.RestartFixedDelay, r.Window
+		if s.Window == 0 {
+			return s, Invalid("restart-window", "failure-rate needs an interval to count restarts in")
+		}
+		if s.MaxAttempts == 0 {
+			return s, Invalid("restart-attempts", "failure-rate needs the most restarts in --restart-window")
+		}
+	case "none":
+		return microbatch.NoRestart(), nil
+	default:
+		return s, Invalid("restart-strategy", "%q: want exponential-delay, fixed-delay, failure-rate or none", r.Strategy)
+	}
+	if r.Window != 0 && r.Strategy != "failure-rate" {
+		return s, Invalid("restart-window", "%s: only failure-rate counts restarts in a window", r.Strategy)
+	}
+	if err := s.Validate(); err != nil {
+		return s, Invalid("restart-strategy", "%v", err)
+	}
+	return s, nil
 }
 
 // ClusterSettings say how a driver (batch, backfill, stream with --join)
@@ -64,6 +115,9 @@ type ClusterSettings struct {
 func defaultSettings(role string) Settings {
 	s := Settings{LogLevel: "info", LogFormat: "text", Progress: "auto", UIAddr: defaultUIAddr}
 	s.Cluster.JoinTimeout = 30 * time.Second
+	d := microbatch.DefaultRestartStrategy()
+	s.Restart = RestartSettings{Strategy: string(d.Kind), Delay: d.Delay, MaxDelay: d.MaxDelay, Multiplier: d.Multiplier,
+		Jitter: d.Jitter, ResetAfter: d.ResetAfter, Attempts: d.MaxAttempts}
 	s.Cluster.Bind, s.Cluster.Flight = "127.0.0.1:0", "127.0.0.1:0"
 	if role == roleExecutor {
 		s.Cluster.Bind, s.Cluster.Flight = "127.0.0.1:7946", "127.0.0.1:7947"
@@ -85,6 +139,9 @@ func (s *Settings) validate() error {
 	}
 	if s.StateBackend != "" && s.StateBackend != "memory" && s.StateBackend != "disk" {
 		return Invalid("state-backend", "%q: want memory or disk", s.StateBackend)
+	}
+	if _, err := s.Restart.strategy(); err != nil {
+		return err
 	}
 	if s.Cluster.Slots < 0 {
 		return Invalid("slots", "%d: want 0 (the number of CPUs) or more", s.Cluster.Slots)

@@ -150,6 +150,11 @@ func (e *Env) Start(ctx context.Context, w *microbatch.StreamWriter, o QueryOpti
 		e.mu.Unlock()
 	}
 	w.StateBackend(e.Settings.StateBackend, local)
+	restart, err := e.Settings.Restart.strategy() // validated with the settings
+	if err != nil {
+		return nil, err
+	}
+	w.RestartStrategy(restart)
 	w.QueryName(o.Name).Checkpoint(dir).Trigger(trigger).Logger(e.Log).Metrics(e.metrics).OnProgress(func(p microbatch.Progress) {
 		if e.bar != nil {
 			e.bar.rows(p.InputRows)

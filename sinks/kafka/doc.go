@@ -80,7 +80,12 @@
 //     copied into the sink's own byte slices. The sink holds no Arrow memory.
 //  6. Errors name the brokers (unreachable, with the timeout), the topic
 //     (missing) or the topic and partition, batch, task, record position
-//     and key (a record too large).
+//     and key (a record too large). A commit that failed on the brokers
+//     (unreachable, a retriable Kafka code such as NOT_COORDINATOR or
+//     CONCURRENT_TRANSACTIONS, a network error, a deadline) wraps
+//     ErrUnreachable, which is transient to microbatch's restart strategies;
+//     a record too large, a fenced producer, a schema mismatch and a missing
+//     topic are not.
 //  7. Under "dead-letter", a batch's dead letters are committed before its
 //     records, under its id; a record over MaxRecordBytes never reaches the
 //     producer.

@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/sluicedata/sluice/sinks"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -19,9 +21,16 @@ var (
 	ErrConfig = errors.New("kafka sink: invalid config")
 	// ErrClosed is returned by every call after Close.
 	ErrClosed = errors.New("kafka sink: closed")
-	// ErrUnreachable is returned when no broker answered within Timeout;
-	// the error names the brokers and the timeout.
-	ErrUnreachable = errors.New("kafka sink: brokers unreachable")
+	// ErrUnreachable is returned when no broker answered within Timeout
+	// (the error names the brokers and the timeout), and wraps a commit
+	// that failed for a reason a retry may change: a refused, reset or
+	// timed-out connection, a connection the broker closed, a retriable
+	// Kafka error code (NOT_COORDINATOR, COORDINATOR_NOT_AVAILABLE,
+	// CONCURRENT_TRANSACTIONS, REQUEST_TIMED_OUT, ...), a deadline. Its
+	// Transient method says so to microbatch's restart strategies, which
+	// restart the query from its checkpoint; the batch then commits once
+	// (the group's committed batch id decides).
+	ErrUnreachable error = transientError("kafka sink: brokers unreachable")
 	// ErrTopicMissing is returned when the topic does not exist.
 	ErrTopicMissing = errors.New("kafka sink: topic does not exist")
 	// ErrRecordTooLarge is returned by Commit for a record larger than
@@ -47,6 +56,31 @@ var (
 	// QueryID started: this one's producer is fenced and must be closed.
 	ErrFenced = errors.New("kafka sink: fenced by a newer sink with the same QueryID")
 )
+
+// transientError is a sentinel a restart may cure: microbatch.Transient
+// finds its Transient method with errors.As.
+type transientError string
+
+func (e transientError) Error() string   { return string(e) }
+func (e transientError) Transient() bool { return true }
+
+// unreachable wraps err in ErrUnreachable when it says the brokers could
+// not be reached or answered with a retriable error (by identity: kgo's
+// own retry rule, kerr's retriable codes, net errors, deadlines). A
+// record too large, a fenced producer or a schema error stay as they are.
+func unreachable(err error) error {
+	if err == nil || errors.Is(err, ErrUnreachable) || errors.Is(err, ErrRecordTooLarge) || errors.Is(err, ErrFenced) ||
+		errors.Is(err, ErrSchema) || errors.Is(err, ErrClosed) {
+		return err
+	}
+	var ke *kerr.Error
+	var ne net.Error
+	if kgo.IsRetryableBrokerErr(err) || (errors.As(err, &ke) && ke.Retriable) || errors.As(err, &ne) ||
+		errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
+	return err
+}
 
 // markerHeader marks the record an otherwise empty transaction writes (see
 // the package doc); readers of the topic skip records carrying it.
@@ -263,12 +297,12 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 
 	c, err := s.connect(ctx)
 	if err != nil {
-		return fmt.Errorf("commit batch %d: %w", b.ID, err)
+		return fmt.Errorf("commit batch %d: %w", b.ID, unreachable(err))
 	}
 	if s.cfg.Semantics == ExactlyOnce {
 		last, err := c.lastBatch(ctx)
 		if err != nil {
-			return fmt.Errorf("commit batch %d: %w", b.ID, err)
+			return fmt.Errorf("commit batch %d: %w", b.ID, unreachable(err))
 		}
 		if last >= b.ID {
 			// Batch ids only grow: the batch (or a later one) is in Kafka.
@@ -286,7 +320,7 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 		err = c.produce(ctx, recs)
 	}
 	if err != nil {
-		return fmt.Errorf("commit batch %d%s: %w", b.ID, which(err, recs, tasks), err)
+		return fmt.Errorf("commit batch %d%s: %w", b.ID, which(err, recs, tasks), unreachable(err))
 	}
 	s.mu.Lock()
 	if s.cfg.Semantics == AtLeastOnce {

@@ -45,6 +45,13 @@
 //     after that.
 //  6. Commit writes end offsets to CommitGroup for lag tools only; nothing
 //     reads them back.
+//  7. A failure to reach the brokers, or an answer a retry may change
+//     (kgo's retryable errors, retriable Kafka codes, network errors,
+//     deadlines), comes out of Initial, Latest, Splits, Bound and a
+//     split's read (after its own retries) wrapped in ErrUnavailable,
+//     whose Transient method tells microbatch's restart strategies to
+//     restart the query; a bad record, an authorization failure or a
+//     closed source never is.
 //
 // The driver's loop, as seen from here:
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"net"
 	"regexp"
 	"slices"
 	"sort"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -27,7 +29,37 @@ var (
 	// ErrBadRecord: a record's value could not be decoded under the "fail"
 	// policy; the error names topic, partition and offset.
 	ErrBadRecord = errors.New("kafka: bad record")
+	// ErrUnavailable wraps a failure to reach the brokers or an answer a
+	// retry may change: a refused, reset or timed-out connection, a
+	// connection the broker closed, a retriable Kafka error code
+	// (NOT_LEADER_OR_FOLLOWER, COORDINATOR_NOT_AVAILABLE, REQUEST_TIMED_OUT,
+	// ...), a deadline. Its Transient method says so to microbatch's
+	// restart strategies, which restart the query from its checkpoint.
+	ErrUnavailable error = transientError("kafka: brokers unavailable")
 )
+
+// transientError is a sentinel a restart may cure: microbatch.Transient
+// finds its Transient method with errors.As.
+type transientError string
+
+func (e transientError) Error() string   { return string(e) }
+func (e transientError) Transient() bool { return true }
+
+// unavailable wraps err in ErrUnavailable when it says the brokers could
+// not be reached or answered with a retriable error (by identity: kgo's
+// own retry rule, kerr's retriable codes, net errors, deadlines).
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) || errors.Is(err, ErrBadRecord) || errors.Is(err, ErrClosed) {
+		return err
+	}
+	var ke *kerr.Error
+	var ne net.Error
+	if kgo.IsRetryableBrokerErr(err) || (errors.As(err, &ke) && ke.Retriable) || errors.As(err, &ne) ||
+		errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
 
 // Stats counts what the source dropped on purpose; nothing is lost
 // silently.
@@ -151,7 +183,8 @@ func (s *Source) check() error {
 }
 
 // Initial is StartingOffsets resolved for every partition of the topics now.
-func (s *Source) Initial(ctx context.Context) (sources.Offset, error) {
+func (s *Source) Initial(ctx context.Context) (_ sources.Offset, err error) {
+	defer func() { err = unavailable(err) }()
 	if err := s.check(); err != nil {
 		return nil, err
 	}
@@ -218,7 +251,8 @@ func (s *Source) Initial(ctx context.Context) (sources.Offset, error) {
 // start are new: they start at their earliest offset, recorded in the
 // returned offset's "new" map, and are left out until they hold data.
 // Partitions no longer found keep their start offset.
-func (s *Source) Latest(ctx context.Context, start sources.Offset) (sources.Offset, error) {
+func (s *Source) Latest(ctx context.Context, start sources.Offset) (_ sources.Offset, err error) {
+	defer func() { err = unavailable(err) }()
 	if err := s.check(); err != nil {
 		return nil, err
 	}
@@ -394,7 +428,8 @@ func spread(rs []span, limit int64) {
 
 // Splits returns, in topic and partition order, one split per partition
 // whose offset moved, cut every MaxOffsetsPerSplit offsets.
-func (s *Source) Splits(ctx context.Context, start, end sources.Offset) ([]sources.Split, error) {
+func (s *Source) Splits(ctx context.Context, start, end sources.Offset) (_ []sources.Split, err error) {
+	defer func() { err = unavailable(err) }()
 	if err := s.check(); err != nil {
 		return nil, err
 	}
@@ -504,7 +539,8 @@ func (s *Source) Commit(ctx context.Context, end sources.Offset) error {
 
 // Bound fixes the end of the input at the latest offsets now: later Latest
 // calls never go past them, and partitions appearing later are not read.
-func (s *Source) Bound(ctx context.Context) error {
+func (s *Source) Bound(ctx context.Context) (err error) {
+	defer func() { err = unavailable(err) }()
 	if err := s.check(); err != nil {
 		return err
 	}

@@ -160,7 +160,7 @@ func (sp *Split) read(ctx context.Context, mem memory.Allocator, cols []string, 
 	retry := func(err error) error {
 		failures++
 		if failures > maxStalls {
-			return fmt.Errorf("%s offset %d: fetch: %w", where(), off, err)
+			return unavailable(fmt.Errorf("%s offset %d: fetch: %w", where(), off, err))
 		}
 		refresh = true
 		select {
