@@ -207,9 +207,9 @@ func TestSecondWriterOfAVersionLoses(t *testing.T) {
 
 func TestBrokenLogIsAnErrorNamingFileAndVersion(t *testing.T) {
 	cases := []struct {
-		name  string
+		name   string
 		break_ func(fsys *vfs.Mem)
-		want  []string
+		want   []string
 	}{
 		{"a missing commit", func(m *vfs.Mem) { m.Remove("/t/_delta_log/" + CommitName(2)) }, []string{CommitName(2), "version 2", "missing"}},
 		{"a commit that is not JSON", func(m *vfs.Mem) {
