@@ -97,8 +97,14 @@ func New(cfg Config) (*Sink, error) {
 		cfg.CheckpointEvery = 10
 	}
 	dir := filepath.Clean(cfg.Dir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// The log dir from the start: a reader then takes the directory for a
+	// Delta table (with no version yet) and never lists files of batches
+	// that are not committed.
+	if err := os.MkdirAll(filepath.Join(dir, delta.LogDir), 0o755); err != nil {
 		return nil, fmt.Errorf("delta sink: create table dir: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, err
 	}
 	h := sha256.Sum256([]byte(cfg.AppID))
 	return &Sink{

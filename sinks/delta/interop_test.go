@@ -1,0 +1,115 @@
+package delta_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	idelta "github.com/sluicedata/sluice/internal/delta"
+	"github.com/sluicedata/sluice/internal/testenv"
+	"github.com/sluicedata/sluice/sinks"
+	"github.com/sluicedata/sluice/sinks/delta"
+	"github.com/sluicedata/sluice/sinks/parquet"
+	"github.com/sluicedata/sluice/sinks/sinktest"
+)
+
+// readDeltaRS is the script the interop tests read a table with: delta-rs
+// (deltalake from PyPI) to a pyarrow table, one line per row, sorted, each
+// value as Python's str(); then the version and the txn versions asked for.
+const readDeltaRS = `
+import sys
+from deltalake import DeltaTable
+dt = DeltaTable(sys.argv[1])
+t = dt.to_pyarrow_table()
+cols = sys.argv[2].split(",")
+rows = sorted("|".join(str(v) for v in r) for r in zip(*[t.column(c).to_pylist() for c in cols]))
+for r in rows:
+    print(r)
+print("version", dt.version())
+for app in sys.argv[3:]:
+    print("txn", app, dt.transaction_version(app))
+`
+
+var richSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "id", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+	{Name: "name", Type: arrow.BinaryTypes.String, Nullable: true},
+	{Name: "x", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+	{Name: "day", Type: arrow.FixedWidthTypes.Date32, Nullable: true},
+	{Name: "ts", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
+	{Name: "ok", Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
+	{Name: "amount", Type: &arrow.Decimal128Type{Precision: 10, Scale: 2}, Nullable: true},
+}, nil)
+
+// richRow is row n as JSON for the writer and as delta-rs prints it.
+func richRow(n int) (js, py string) {
+	name := fmt.Sprintf(`"n %d/%%"`, n%3) // a space, a slash and a percent sign in partition values
+	pyName := fmt.Sprintf("n %d/%%", n%3)
+	if n%7 == 0 {
+		name, pyName = "null", "None"
+	}
+	day := fmt.Sprintf("2026-01-%02d", 1+n%2)
+	js = fmt.Sprintf(`{"id": %d, "name": %s, "x": %d.5, "day": %q, "ts": "2026-01-02T03:04:%02dZ", "ok": %v, "amount": "%d.25"}`,
+		n, name, n, day, n%60, n%2 == 0, n)
+	py = fmt.Sprintf("%d|%s|%d.5|%s|2026-01-02 03:04:%02d+00:00|%v|%d.25", n, pyName, n, day, n%60, map[bool]string{true: "True", false: "False"}[n%2 == 0], n)
+	return js, py
+}
+
+func TestDeltaRSReadsWhatSluiceWrote(t *testing.T) {
+	dir := t.TempDir()
+	s, err := delta.New(delta.Config{Dir: dir, AppID: "interop", Options: parquet.Options{PartitionBy: []string{"name", "day"}, Compression: "snappy"}, CheckpointEvery: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var want []string
+	n := 0
+	const batches = 9
+	for b := int64(0); b < batches; b++ {
+		var msgs []sinks.CommitMessage
+		for task := 0; task < 2; task++ {
+			w, err := s.NewWriter(ctx, sinks.Batch{ID: b, Mode: sinks.Append, Schema: richSchema}, task)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var js []string
+			for range 5 {
+				j, p := richRow(n)
+				js, want = append(js, j), append(want, p)
+				n++
+			}
+			msgs = append(msgs, sinktest.WriteJSON(t, w, memory.DefaultAllocator, richSchema, "["+strings.Join(js, ",")+"]"))
+		}
+		if err := s.Commit(ctx, sinks.Batch{ID: b, Mode: sinks.Append, Schema: richSchema}, msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A crashed batch's files stay on disk, in no version.
+	w, _ := s.NewWriter(ctx, sinks.Batch{ID: batches, Mode: sinks.Append, Schema: richSchema}, 0)
+	j, _ := richRow(1000)
+	sinktest.WriteJSON(t, w, memory.DefaultAllocator, richSchema, "["+j+"]")
+
+	sort.Strings(want)
+	want = append(want, fmt.Sprintf("version %d", batches-1), fmt.Sprintf("txn interop %d", batches-1), "txn other None")
+	check := func(what string) {
+		t.Helper()
+		got := strings.Split(strings.TrimSpace(testenv.RunPython(t, readDeltaRS, dir, "id,name,x,day,ts,ok,amount", "interop", "other")), "\n")
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Fatalf("delta-rs read %s:\n%s\nwant:\n%s", what, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	check("the whole log")
+	// The checkpoint of version 8 alone must give the same table to delta-rs.
+	for v := int64(0); v < batches-1; v++ {
+		if err := os.Remove(filepath.Join(dir, idelta.LogDir, idelta.CommitName(v))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("from the checkpoint")
+}
+

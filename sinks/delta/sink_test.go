@@ -1,0 +1,221 @@
+package delta_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/memory"
+	idelta "github.com/sluicedata/sluice/internal/delta"
+	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/sinks"
+	"github.com/sluicedata/sluice/sinks/delta"
+	"github.com/sluicedata/sluice/sinks/parquet"
+	"github.com/sluicedata/sluice/sinks/sinktest"
+	pqsource "github.com/sluicedata/sluice/sources/parquet"
+)
+
+// readRows reads every row of the table's latest version with the Parquet
+// source (which reads the Delta log), in the suite's column order.
+func readRows(t *testing.T, path string) [][]string {
+	t.Helper()
+	ctx := context.Background()
+	tbl, err := pqsource.Open(ctx, path)
+	if errors.Is(err, pqsource.ErrNoFiles) || errors.Is(err, idelta.ErrNoTable) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	splits, _ := tbl.Splits(nil)
+	var rows [][]string
+	for _, sp := range splits {
+		err := pqsource.ReadSplit(ctx, mem, sp, tbl.Schema, tbl.PartitionColumns, 0, func(rec arrow.Record) error {
+			defer rec.Release()
+			for _, r := range sinktest.Render(rec) {
+				out := make([]string, 0, 2)
+				for _, f := range sinktest.Schema.Fields() {
+					out = append(out, r[tbl.Schema.FieldIndices(f.Name)[0]])
+				}
+				rows = append(rows, out)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("read %s: %v", sp.Path, err)
+		}
+	}
+	return rows
+}
+
+func TestContract(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts parquet.Options
+	}{
+		{"unpartitioned", parquet.Options{}},
+		{"partitioned by name", parquet.Options{PartitionBy: []string{"name"}, Compression: "snappy"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sinktest.Run(t, func(t *testing.T, mem memory.Allocator) sinktest.Harness {
+				dir := filepath.Join(t.TempDir(), "out")
+				s, err := delta.New(delta.Config{Dir: dir, AppID: "q1", Options: tc.opts, Mem: mem, CheckpointEvery: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return sinktest.Harness{
+					Sink:        s,
+					Rows:        func(t *testing.T) [][]string { return readRows(t, dir) },
+					Unsupported: []sinks.Mode{sinks.Update, sinks.Complete},
+				}
+			})
+		})
+	}
+}
+
+func batch(id int64) sinks.Batch {
+	return sinks.Batch{ID: id, Mode: sinks.Append, Schema: sinktest.Schema}
+}
+
+// writeBatch runs one task of batch id writing rows "{id: n, name: p<n%3>}"
+// for n in ids, and returns its commit message.
+func writeBatch(t *testing.T, s sinks.Sink, id int64, ids ...int) sinks.CommitMessage {
+	t.Helper()
+	w, err := s.NewWriter(context.Background(), batch(id), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recs []string
+	for _, n := range ids {
+		recs = append(recs, fmt.Sprintf(`{"id": %d, "name": "p%d"}`, n, n%3))
+	}
+	return sinktest.WriteJSON(t, w, memory.DefaultAllocator, sinktest.Schema, "["+strings.Join(recs, ",")+"]")
+}
+
+func sortedIDs(rows [][]string) string {
+	var ids []string
+	for _, r := range rows {
+		ids = append(ids, r[0])
+	}
+	sort.Strings(ids)
+	return strings.Join(ids, ",")
+}
+
+func TestEveryCommitCarriesTheTxnAndCheckpointsComeEveryN(t *testing.T) {
+	dir := t.TempDir()
+	s, err := delta.New(delta.Config{Dir: dir, AppID: "query-7", Options: parquet.Options{PartitionBy: []string{"name"}}, CheckpointEvery: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for b := int64(0); b < 7; b++ {
+		msg := writeBatch(t, s, b, int(b*10), int(b*10+1))
+		if err := s.Commit(ctx, batch(b), []sinks.CommitMessage{msg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb := idelta.Open(vfs.OS{}, dir)
+	for v := int64(0); v < 7; v++ {
+		snap, err := tb.Snapshot(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap.TxnVersion("query-7") != v || len(snap.Files) != 2*int(v+1) {
+			t.Fatalf("version %d: txn %d, %d files", v, snap.TxnVersion("query-7"), len(snap.Files))
+		}
+		if len(readRows(t, pqsource.DeltaPath(dir, v))) != 2*int(v+1) {
+			t.Fatalf("time travel to version %d: wrong row count", v)
+		}
+	}
+	for v, want := range map[int64]bool{3: true, 6: true, 2: false, 4: false} {
+		_, err := os.Stat(filepath.Join(dir, idelta.LogDir, idelta.CheckpointName(v)))
+		if (err == nil) != want {
+			t.Fatalf("checkpoint of version %d: exists=%v, want %v", v, err == nil, want)
+		}
+	}
+	if got := sortedIDs(readRows(t, dir)); got != "0,1,10,11,20,21,30,31,40,41,50,51,60,61" {
+		t.Fatalf("rows %s", got)
+	}
+}
+
+func TestAnotherQueryAppendsAndTheSameQueryIsDeduplicated(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	mk := func(app string) *delta.Sink {
+		s, err := delta.New(delta.Config{Dir: dir, AppID: app})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// Two instances of one query (a zombie and its replacement) and another query, all at once.
+	a1, a2, other := mk("a"), mk("a"), mk("b")
+	m1, m2, m3 := writeBatch(t, a1, 0, 1, 2), writeBatch(t, a2, 0, 1, 2), writeBatch(t, other, 0, 100)
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i, c := range []struct {
+		s *delta.Sink
+		m sinks.CommitMessage
+	}{{a1, m1}, {a2, m2}, {other, m3}} {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = c.s.Commit(ctx, batch(0), []sinks.CommitMessage{c.m}) }()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("commit %d: %v", i, err)
+		}
+	}
+	if got := sortedIDs(readRows(t, dir)); got != "1,100,2" {
+		t.Fatalf("rows %s, want query a's batch once and query b's", got)
+	}
+	// The loser's files are gone: only files of the log remain.
+	snap, err := idelta.Open(vfs.OS{}, dir).Latest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onDisk int
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(p, ".parquet") && !strings.Contains(p, idelta.LogDir) {
+			onDisk++
+		}
+		return nil
+	})
+	if onDisk != len(snap.Files) || snap.Version != 1 {
+		t.Fatalf("%d data files on disk, %d in version %d", onDisk, len(snap.Files), snap.Version)
+	}
+}
+
+func TestATableThatDoesNotFitIsRefusedNamingIt(t *testing.T) {
+	dir := t.TempDir()
+	s, err := delta.New(delta.Config{Dir: dir, AppID: "a", Options: parquet.Options{PartitionBy: []string{"name"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(context.Background(), batch(0), []sinks.CommitMessage{writeBatch(t, s, 0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := delta.New(delta.Config{Dir: dir, AppID: "b"})
+	err = other.Check(sinks.Append, sinktest.Schema)
+	if !errors.Is(err, delta.ErrTableMismatch) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "version 0") {
+		t.Fatalf("unpartitioned sink on a partitioned table: %v", err)
+	}
+	wider := arrow.NewSchema(append(sinktest.Schema.Fields(), arrow.Field{Name: "x", Type: arrow.PrimitiveTypes.Float64}), nil)
+	s2, _ := delta.New(delta.Config{Dir: dir, AppID: "c", Options: parquet.Options{PartitionBy: []string{"name"}}})
+	if err := s2.Check(sinks.Append, wider); !errors.Is(err, delta.ErrTableMismatch) || !strings.Contains(err.Error(), "x double") {
+		t.Fatalf("another schema: %v", err)
+	}
+	ntz := arrow.NewSchema([]arrow.Field{{Name: "t", Type: &arrow.TimestampType{Unit: arrow.Microsecond}}}, nil)
+	if err := s2.Check(sinks.Append, ntz); !errors.Is(err, idelta.ErrUnsupported) || !strings.Contains(err.Error(), `"t"`) {
+		t.Fatalf("timestamp without zone: %v", err)
+	}
+}
