@@ -76,7 +76,7 @@ func typeOf(dt arrow.DataType, col string) (json.RawMessage, error) {
 	case *arrow.Date32Type:
 		return prim("date")
 	case *arrow.TimestampType:
-		if t.Unit != arrow.Microsecond || t.TimeZone == "" {
+		if t.Unit == arrow.Nanosecond || t.TimeZone == "" {
 			return nil, fmt.Errorf("%w: column %q has type %s: Delta stores timestamp[us, tz] (timestamp_ntz needs a table feature not written here); cast the column", ErrUnsupported, col, dt)
 		}
 		return prim("timestamp")

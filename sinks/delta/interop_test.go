@@ -49,6 +49,7 @@ var richSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "ts", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
 	{Name: "ok", Type: arrow.FixedWidthTypes.Boolean, Nullable: true},
 	{Name: "amount", Type: &arrow.Decimal128Type{Precision: 10, Scale: 2}, Nullable: true},
+	{Name: "tms", Type: &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}, Nullable: true}, // stored as microseconds
 }, nil)
 
 // richRow is row n as JSON for the writer and as delta-rs prints it.
@@ -59,9 +60,13 @@ func richRow(n int) (js, py string) {
 		name, pyName = "null", "None"
 	}
 	day := fmt.Sprintf("2026-01-%02d", 1+n%2)
-	js = fmt.Sprintf(`{"id": %d, "name": %s, "x": %d.5, "day": %q, "ts": "2026-01-02T03:04:%02dZ", "ok": %v, "amount": "%d.25"}`,
-		n, name, n, day, n%60, n%2 == 0, n)
-	py = fmt.Sprintf("%d|%s|%d.5|%s|2026-01-02 03:04:%02d+00:00|%v|%d.25", n, pyName, n, day, n%60, map[bool]string{true: "True", false: "False"}[n%2 == 0], n)
+	js = fmt.Sprintf(`{"id": %d, "name": %s, "x": %d.5, "day": %q, "ts": "2026-01-02T03:04:%02dZ", "ok": %v, "amount": "%d.25", "tms": "2026-02-03T04:05:06.%03dZ"}`,
+		n, name, n, day, n%60, n%2 == 0, n, n%1000)
+	tms := fmt.Sprintf(".%03d000", n%1000)
+	if n%1000 == 0 {
+		tms = "" // Python's str drops a zero fraction
+	}
+	py = fmt.Sprintf("%d|%s|%d.5|%s|2026-01-02 03:04:%02d+00:00|%v|%d.25|2026-02-03 04:05:06%s+00:00", n, pyName, n, day, n%60, map[bool]string{true: "True", false: "False"}[n%2 == 0], n, tms)
 	return js, py
 }
 
@@ -103,7 +108,7 @@ func TestDeltaRSReadsWhatSluiceWrote(t *testing.T) {
 	want = append(want, fmt.Sprintf("version %d", batches-1), fmt.Sprintf("txn interop %d", batches-1), "txn other None")
 	check := func(what string) {
 		t.Helper()
-		got := strings.Split(strings.TrimSpace(testenv.RunPython(t, readDeltaRS, dir, "id,name,x,day,ts,ok,amount", "interop", "other")), "\n")
+		got := strings.Split(strings.TrimSpace(testenv.RunPython(t, readDeltaRS, dir, "id,name,x,day,ts,ok,amount,tms", "interop", "other")), "\n")
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Fatalf("delta-rs read %s:\n%s\nwant:\n%s", what, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/compute"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"github.com/sluicedata/sluice/internal/delta"
 	"github.com/sluicedata/sluice/internal/vfs"
@@ -227,12 +229,32 @@ func (s *Sink) NewWriter(ctx context.Context, b sinks.Batch, task int) (sinks.Wr
 	var r [4]byte
 	rand.Read(r[:])
 	prefix := s.filePrefix(b.ID) + strconv.Itoa(task) + "-" + hex.EncodeToString(r[:])
-	fw, err := parquet.NewFileWriter(s.mem, s.dir, prefix, b.Schema, s.opts)
+	stored, cast := storedSchema(b.Schema)
+	fw, err := parquet.NewFileWriter(s.mem, s.dir, prefix, stored, s.opts)
 	if err != nil {
 		return nil, fmt.Errorf("delta sink: table %s batch %d: %w", s.dir, b.ID, err)
 	}
-	w.fw = fw
+	w.fw, w.stored, w.cast, w.mem = fw, stored, cast, s.mem
 	return w, nil
+}
+
+// storedSchema is schema with second and millisecond timestamps widened to
+// microseconds, Delta's timestamp (readers expect TIMESTAMP_MICROS), and
+// the indexes of the columns that changed.
+func storedSchema(schema *arrow.Schema) (*arrow.Schema, []int) {
+	var cast []int
+	fields := schema.Fields()
+	for i, f := range fields {
+		if t, ok := f.Type.(*arrow.TimestampType); ok && t.Unit != arrow.Microsecond {
+			fields[i].Type = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: t.TimeZone}
+			cast = append(cast, i)
+		}
+	}
+	if cast == nil {
+		return schema, nil
+	}
+	md := schema.Metadata()
+	return arrow.NewSchema(fields, &md), cast
 }
 
 func (s *Sink) decode(b sinks.Batch, msgs []sinks.CommitMessage) ([]file, error) {
@@ -515,18 +537,38 @@ func (s *Sink) Abort(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMess
 type writer struct {
 	fw       *parquet.FileWriter // nil: the batch is committed, discard
 	schema   *arrow.Schema
+	stored   *arrow.Schema // schema as the files store it
+	cast     []int         // columns converted from schema to stored
+	mem      memory.Allocator
 	msg      message
 	prepared bool
 }
 
 func (w *writer) Write(rec arrow.Record) error {
-	if w.fw == nil {
+	if w.fw == nil || len(w.cast) > 0 {
 		if w.schema != nil && !rec.Schema().Equal(w.schema) {
 			return fmt.Errorf("%w: got %s", parquet.ErrSchemaMismatch, rec.Schema())
 		}
+	}
+	if w.fw == nil {
 		return nil
 	}
-	return w.fw.Write(rec)
+	if len(w.cast) == 0 {
+		return w.fw.Write(rec)
+	}
+	cols := slices.Clone(rec.Columns())
+	ctx := compute.WithAllocator(context.Background(), w.mem)
+	for _, i := range w.cast {
+		c, err := compute.CastArray(ctx, cols[i], compute.SafeCastOptions(w.stored.Field(i).Type))
+		if err != nil {
+			return fmt.Errorf("delta sink: column %q to %s: %w", w.stored.Field(i).Name, w.stored.Field(i).Type, err)
+		}
+		defer c.Release()
+		cols[i] = c
+	}
+	out := array.NewRecord(w.stored, cols, rec.NumRows())
+	defer out.Release()
+	return w.fw.Write(out)
 }
 
 func (w *writer) Prepare() (sinks.CommitMessage, error) {
