@@ -219,3 +219,32 @@ func TestATableThatDoesNotFitIsRefusedNamingIt(t *testing.T) {
 		t.Fatalf("timestamp without zone: %v", err)
 	}
 }
+
+func TestPartitionColumnsReadWithTheTablesTypes(t *testing.T) {
+	dir := t.TempDir()
+	s, err := delta.New(delta.Config{Dir: dir, AppID: "a", Options: parquet.Options{PartitionBy: []string{"name"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := s.NewWriter(context.Background(), batch(0), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Names that look like numbers stay strings: the table's schema says so.
+	msg := sinktest.WriteJSON(t, w, memory.DefaultAllocator, sinktest.Schema, `[{"id": 1, "name": "7"}, {"id": 2, "name": "08"}]`)
+	if err := s.Commit(context.Background(), batch(0), []sinks.CommitMessage{msg}); err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := pqsource.Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := tbl.Schema.Field(tbl.Schema.FieldIndices("name")[0]); f.Type.ID() != arrow.STRING {
+		t.Fatalf("partition column name reads as %s, want string", f.Type)
+	}
+	got := readRows(t, dir)
+	sort.Slice(got, func(i, j int) bool { return got[i][0] < got[j][0] })
+	if fmt.Sprint(got) != "[[1 7] [2 08]]" {
+		t.Fatalf("rows %v", got)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/sluicedata/sluice/internal/delta"
 	"github.com/sluicedata/sluice/internal/vfs"
 )
@@ -50,22 +51,46 @@ func splitVersion(arg string) (string, int64, bool) {
 // at version (-1: latest): only the files its log holds, never others in
 // the directory. Partition values come from the log (as Hive directory
 // names, so they read as the partition columns of a directory do).
-func listDelta(root string, version int64, add func(path string, size int64, dirs []string)) (int64, error) {
+//
+// It returns the version read and the Arrow types of the partition
+// columns, from the table's schema: integers read as int64, dates as
+// date32, every other type as string (what ReadSplit builds partition
+// values as).
+func listDelta(root string, version int64, add func(path string, size int64, dirs []string)) (int64, map[string]arrow.DataType, error) {
 	snap, err := delta.Open(vfs.OS{}, root).Snapshot(version)
 	if err != nil {
-		return -1, err
+		return -1, nil, err
 	}
 	cols := snap.Metadata.PartitionColumns
+	fields, err := delta.SchemaFields(snap.Metadata.SchemaString)
+	if err != nil {
+		return -1, nil, fmt.Errorf("version %d: %w", snap.Version, err)
+	}
+	types := map[string]arrow.DataType{}
+	for _, c := range cols {
+		types[c] = arrow.BinaryTypes.String
+		for _, f := range fields {
+			if f.Name != c {
+				continue
+			}
+			switch strings.Trim(string(f.Type), `"`) {
+			case "byte", "short", "integer", "long":
+				types[c] = arrow.PrimitiveTypes.Int64
+			case "date":
+				types[c] = arrow.FixedWidthTypes.Date32
+			}
+		}
+	}
 	for _, a := range snap.SortedFiles() {
 		p, err := snap.FilePath(a.Path)
 		if err != nil {
-			return -1, err
+			return -1, nil, err
 		}
 		if _, err := os.Stat(p); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
-				return -1, fmt.Errorf("file %s of version %d of delta table %s is missing: %w", a.Path, snap.Version, root, err)
+				return -1, nil, fmt.Errorf("file %s of version %d of delta table %s is missing: %w", a.Path, snap.Version, root, err)
 			}
-			return -1, err
+			return -1, nil, err
 		}
 		dirs := make([]string, len(cols))
 		for i, c := range cols {
@@ -78,7 +103,7 @@ func listDelta(root string, version int64, add func(path string, size int64, dir
 		}
 		add(p, a.Size, dirs)
 	}
-	return snap.Version, nil
+	return snap.Version, types, nil
 }
 
 // escapePart escapes what unescapePath decodes, and an underscore that

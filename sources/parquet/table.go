@@ -80,6 +80,7 @@ func Open(ctx context.Context, paths ...string) (*Table, error) {
 		dirs []string // directory names between the listed root and the file
 	}
 	var files []found
+	partTypes := map[string]arrow.DataType{} // a Delta table's partition column types
 	seen := map[string]bool{}
 	add := func(path string, size int64, dirs []string) {
 		if !seen[path] {
@@ -102,7 +103,10 @@ func Open(ctx context.Context, paths ...string) (*Table, error) {
 		for _, p := range matches {
 			if dir, version, ok := splitVersion(p); ok || isDelta(p) {
 				before := len(files)
-				v, err := listDelta(dir, version, add)
+				v, types, err := listDelta(dir, version, add)
+				for c, dt := range types {
+					partTypes[c] = dt
+				}
 				if err != nil {
 					return nil, fmt.Errorf("open: %s: %w", p, err)
 				}
@@ -222,7 +226,11 @@ func Open(ctx context.Context, paths ...string) (*Table, error) {
 		for j := range t.Files {
 			values[j] = t.Files[j].Partition[i]
 		}
-		fields = append(fields, arrow.Field{Name: c, Type: partitionType(values), Nullable: true})
+		dt := partitionType(values)
+		if t, ok := partTypes[c]; ok {
+			dt = t
+		}
+		fields = append(fields, arrow.Field{Name: c, Type: dt, Nullable: true})
 	}
 	t.Schema = arrow.NewSchema(fields, nil)
 	return t, nil
