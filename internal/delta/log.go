@@ -77,17 +77,27 @@ func (s *Snapshot) SortedFiles() []*Add {
 // FilePath turns an add's path (a URI relative to the table, or an
 // absolute file URI) into a path on the table's filesystem.
 func (s *Snapshot) FilePath(p string) (string, error) {
+	fp, err := FilePath(s.Table, p)
+	if err != nil {
+		return "", fmt.Errorf("version %d: %w", s.Version, err)
+	}
+	return fp, nil
+}
+
+// FilePath turns an add or remove path of the table at root into a path on
+// the table's filesystem.
+func FilePath(root, p string) (string, error) {
 	u, err := url.Parse(p)
 	if err != nil {
-		return "", fmt.Errorf("%w: table %s version %d: file path %q: %v", ErrCorrupt, s.Table, s.Version, p, err)
+		return "", fmt.Errorf("%w: table %s: file path %q: %v", ErrCorrupt, root, p, err)
 	}
 	if u.Scheme == "" {
-		return path.Join(s.Table, filepath.ToSlash(u.Path)), nil
+		return path.Join(root, filepath.ToSlash(u.Path)), nil
 	}
 	if u.Scheme == "file" {
 		return u.Path, nil
 	}
-	return "", fmt.Errorf("%w: table %s version %d: file %q on another store", ErrUnsupported, s.Table, s.Version, p)
+	return "", fmt.Errorf("%w: table %s: file %q on another store", ErrUnsupported, root, p)
 }
 
 func (s *Snapshot) clone() *Snapshot {
@@ -380,4 +390,33 @@ func (t *Table) Commit(v int64, actions []Action) error {
 		return fmt.Errorf("delta: table %s: write version %d (%s): %w", t.root, v, name, err)
 	}
 	return nil
+}
+
+// LatestVersion is the newest version in the log (listing only), or an
+// error wrapping ErrNoTable.
+func (t *Table) LatestVersion() (int64, error) {
+	l, err := t.list()
+	if err != nil {
+		return -1, err
+	}
+	if l.latest < 0 {
+		return -1, fmt.Errorf("%w: %s has no commits in %s", ErrNoTable, t.root, LogDir)
+	}
+	return l.latest, nil
+}
+
+// ReadCommit returns the actions of version v's commit file. A missing
+// file wraps fs.ErrNotExist (the log was cleaned up, or v is in the
+// future); one that does not parse wraps ErrCorrupt.
+func (t *Table) ReadCommit(v int64) ([]Action, error) {
+	name := path.Join(LogDir, CommitName(v))
+	b, err := t.fs.ReadFile(t.logPath(CommitName(v)))
+	if err != nil {
+		return nil, fmt.Errorf("delta: table %s: version %d: read %s: %w", t.root, v, name, err)
+	}
+	acts, err := ParseCommit(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: table %s: version %d: %s: %v", ErrCorrupt, t.root, v, name, err)
+	}
+	return acts, nil
 }
