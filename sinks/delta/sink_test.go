@@ -248,3 +248,34 @@ func TestPartitionColumnsReadWithTheTablesTypes(t *testing.T) {
 		t.Fatalf("rows %v", got)
 	}
 }
+
+// A zombie attempt of a batch (writers made before the batch committed)
+// commits after the batch did: its Commit adds no version and deletes its
+// own files.
+func TestALateAttemptOfACommittedBatchChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	a1, _ := delta.New(delta.Config{Dir: dir, AppID: "a"})
+	a2, _ := delta.New(delta.Config{Dir: dir, AppID: "a"})
+	m1, m2 := writeBatch(t, a1, 0, 1, 2), writeBatch(t, a2, 0, 1, 2)
+	if err := a1.Commit(ctx, batch(0), []sinks.CommitMessage{m1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a2.Commit(ctx, batch(0), []sinks.CommitMessage{m2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a1.Commit(ctx, batch(0), []sinks.CommitMessage{m1}); err != nil { // a plain repeat
+		t.Fatal(err)
+	}
+	snap, err := idelta.Open(vfs.OS{}, dir).Latest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Version != 0 || sortedIDs(readRows(t, dir)) != "1,2" {
+		t.Fatalf("version %d, rows %s; want version 0 and rows 1,2", snap.Version, sortedIDs(readRows(t, dir)))
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, "part-*.parquet"))
+	if len(matches) != len(snap.Files) {
+		t.Fatalf("%d data files on disk, %d in the table: the late attempt's files stayed", len(matches), len(snap.Files))
+	}
+}
