@@ -70,8 +70,16 @@ func richRow(n int) (js, py string) {
 	return js, py
 }
 
-func TestDeltaRSReadsWhatSluiceWrote(t *testing.T) {
-	dir := t.TempDir()
+// richBatches is how many batches writeRich commits (versions 0..8, a
+// checkpoint at 4 and 8).
+const richBatches = 9
+
+// writeRich writes richBatches batches of two tasks of richSchema rows into
+// a Delta table at dir partitioned by name and day (as query "interop"),
+// then leaves a crashed batch's files beside them; it returns the rows as
+// Python's str prints them, sorted.
+func writeRich(t *testing.T, dir string) []string {
+	t.Helper()
 	s, err := delta.New(delta.Config{Dir: dir, AppID: "interop", Options: parquet.Options{PartitionBy: []string{"name", "day"}, Compression: "snappy"}, CheckpointEvery: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -79,8 +87,7 @@ func TestDeltaRSReadsWhatSluiceWrote(t *testing.T) {
 	ctx := context.Background()
 	var want []string
 	n := 0
-	const batches = 9
-	for b := int64(0); b < batches; b++ {
+	for b := int64(0); b < richBatches; b++ {
 		var msgs []sinks.CommitMessage
 		for task := 0; task < 2; task++ {
 			w, err := s.NewWriter(ctx, sinks.Batch{ID: b, Mode: sinks.Append, Schema: richSchema}, task)
@@ -100,12 +107,27 @@ func TestDeltaRSReadsWhatSluiceWrote(t *testing.T) {
 		}
 	}
 	// A crashed batch's files stay on disk, in no version.
-	w, _ := s.NewWriter(ctx, sinks.Batch{ID: batches, Mode: sinks.Append, Schema: richSchema}, 0)
+	w, _ := s.NewWriter(ctx, sinks.Batch{ID: richBatches, Mode: sinks.Append, Schema: richSchema}, 0)
 	j, _ := richRow(1000)
 	sinktest.WriteJSON(t, w, memory.DefaultAllocator, richSchema, "["+j+"]")
-
 	sort.Strings(want)
-	want = append(want, fmt.Sprintf("version %d", batches-1), fmt.Sprintf("txn interop %d", batches-1), "txn other None")
+	return want
+}
+
+// dropCommitsBeforeCheckpoint removes the commits the last checkpoint
+// (version richBatches-1) covers, so a reader must read the checkpoint.
+func dropCommitsBeforeCheckpoint(t *testing.T, dir string) {
+	t.Helper()
+	for v := int64(0); v < richBatches-1; v++ {
+		if err := os.Remove(filepath.Join(dir, idelta.LogDir, idelta.CommitName(v))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestDeltaRSReadsWhatSluiceWrote(t *testing.T) {
+	dir := t.TempDir()
+	want := append(writeRich(t, dir), fmt.Sprintf("version %d", richBatches-1), fmt.Sprintf("txn interop %d", richBatches-1), "txn other None")
 	check := func(what string) {
 		t.Helper()
 		got := strings.Split(strings.TrimSpace(testenv.RunPython(t, readDeltaRS, dir, "id,name,x,day,ts,ok,amount,tms", "interop", "other")), "\n")
@@ -115,10 +137,6 @@ func TestDeltaRSReadsWhatSluiceWrote(t *testing.T) {
 	}
 	check("the whole log")
 	// The checkpoint of version 8 alone must give the same table to delta-rs.
-	for v := int64(0); v < batches-1; v++ {
-		if err := os.Remove(filepath.Join(dir, idelta.LogDir, idelta.CommitName(v))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dropCommitsBeforeCheckpoint(t, dir)
 	check("from the checkpoint")
 }
