@@ -11,6 +11,8 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/sluicedata/sluice/internal/vfs"
+	"github.com/sluicedata/sluice/internal/vfs/blobfs"
+	"gocloud.dev/blob/memblob"
 )
 
 func str(s string) *string { return &s }
@@ -167,12 +169,17 @@ func mustLatest(t *testing.T, tb *Table) *Snapshot {
 }
 
 func TestSecondWriterOfAVersionLoses(t *testing.T) {
-	for _, local := range []bool{false, true} {
-		t.Run(fmt.Sprintf("local=%v", local), func(t *testing.T) {
+	for _, store := range []string{"mem", "local", "object store"} {
+		t.Run(store, func(t *testing.T) {
 			var fsys vfs.FS = vfs.NewMem()
 			root := "/t"
-			if local {
+			switch store {
+			case "local":
 				fsys, root = vfs.OS{}, t.TempDir()
+			case "object store": // the conditional write of blobfs, on gocloud's in-memory bucket
+				b := blobfs.New(memblob.OpenBucket(nil), "mem://test")
+				t.Cleanup(func() { b.Close() })
+				fsys, root = b, "tables/t"
 			}
 			tb := newTable(t, fsys, root)
 			const writers = 8
