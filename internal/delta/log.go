@@ -229,21 +229,41 @@ func (t *Table) Snapshot(version int64) (*Snapshot, error) {
 }
 
 // Update brings s up to the table's latest version (s itself is not
-// changed): only the commits after s.Version are read.
+// changed): it reads the commits after s.Version one by one until one is
+// missing, without listing the log, so a long-running writer's cost per
+// batch does not grow with the log.
 func (t *Table) Update(s *Snapshot) (*Snapshot, error) {
-	l, err := t.list()
-	if err != nil {
-		return nil, err
+	var out *Snapshot
+	for v := s.Version + 1; ; v++ {
+		name := path.Join(LogDir, CommitName(v))
+		b, err := t.fs.ReadFile(t.logPath(CommitName(v)))
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: table %s: version %d: read %s: %v", ErrCorrupt, t.root, v, name, err)
+		}
+		acts, err := ParseCommit(b)
+		if err != nil {
+			return nil, fmt.Errorf("%w: table %s: version %d: %s: %v", ErrCorrupt, t.root, v, name, err)
+		}
+		if out == nil {
+			out = s.clone()
+		}
+		for i := range acts {
+			if err := out.apply(&acts[i], name); err != nil {
+				return nil, err
+			}
+		}
+		out.Version = v
 	}
-	if l.latest <= s.Version {
+	if out == nil {
 		return s, nil
 	}
-	for v := s.Version + 1; v <= l.latest; v++ {
-		if !l.commits[v] { // cleaned up behind us: read afresh
-			return t.Snapshot(-1)
-		}
+	if err := CheckRead(out.Protocol, out.Metadata); err != nil {
+		return nil, fmt.Errorf("table %s version %d: %w", t.root, out.Version, err)
 	}
-	return t.replay(s.clone(), l.latest, l)
+	return out, nil
 }
 
 // checkpointFor is the newest complete checkpoint at or below version, or
