@@ -30,6 +30,10 @@
 //  5. A table that exists is appended to only if its schema (names and
 //     types), partition columns and writer protocol match what this sink
 //     writes; Check says why not, naming the table and its version.
+//  6. A writer of batch b when the table holds a later batch of AppID is
+//     refused: the query's checkpoint is newer than the table (a fresh
+//     checkpoint under an old AppID would otherwise skip its first batches
+//     as "committed", losing them).
 //
 // Commit(batch b, files):
 //

@@ -47,8 +47,9 @@ type Config struct {
 	// one query, distinct between queries writing the same table (the
 	// query's name, or its id). A sink cannot learn the query id the
 	// driver makes, so it is configuration, like the Kafka sink's QueryID.
-	// A new checkpoint restarts batch ids at 0: give it a new AppID, or
-	// its first batches are taken as committed.
+	// A new checkpoint restarts batch ids at 0: give it a new AppID (a
+	// writer of a batch older than the table's last batch of AppID is
+	// refused rather than skipped).
 	AppID           string
 	Options         parquet.Options  // file shape: compression, row groups, file size, PartitionBy
 	Mem             memory.Allocator // scratch of the writers; default the Go allocator
@@ -221,7 +222,16 @@ func (s *Sink) NewWriter(ctx context.Context, b sinks.Batch, task int) (sinks.Wr
 	if err != nil {
 		return nil, err
 	}
-	if snap != nil && snap.TxnVersion(s.app) >= b.ID {
+	if snap != nil && snap.TxnVersion(s.app) > b.ID {
+		// The driver runs batch b only after commits/<b-1>, and the sink
+		// holds at most b then; more means the checkpoint is newer than
+		// the table's record of this AppID: every batch up to that version
+		// would be dropped as "committed". (Commit stays a no-op for old
+		// batches, as the contract asks; tasks come first.)
+		return nil, fmt.Errorf("%w: table %s version %d already holds batch %d of AppID %q, and the query is writing batch %d: its checkpoint is new (or older than the table); give the query a new AppID, or resume from the checkpoint that wrote the table",
+			ErrTableMismatch, s.dir, snap.Version, snap.TxnVersion(s.app), s.app, b.ID)
+	}
+	if snap != nil && snap.TxnVersion(s.app) == b.ID {
 		return w, nil
 	}
 	// A random attempt mark: a re-run of the batch never reuses a name a

@@ -279,3 +279,25 @@ func TestALateAttemptOfACommittedBatchChangesNothing(t *testing.T) {
 		t.Fatalf("%d data files on disk, %d in the table: the late attempt's files stayed", len(matches), len(snap.Files))
 	}
 }
+
+// A new checkpoint under an AppID the table already holds batches of would
+// take its first batches for committed ones: its writers are refused.
+func TestAFreshCheckpointUnderAnOldAppIDIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, _ := delta.New(delta.Config{Dir: dir, AppID: "q"})
+	for b := int64(0); b < 3; b++ {
+		if err := s.Commit(ctx, batch(b), []sinks.CommitMessage{writeBatch(t, s, b, int(b))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, _ := delta.New(delta.Config{Dir: dir, AppID: "q"})
+	_, err := again.NewWriter(ctx, batch(0), 0)
+	if !errors.Is(err, delta.ErrTableMismatch) || !strings.Contains(err.Error(), `batch 2 of AppID "q"`) {
+		t.Fatalf("batch 0 after batch 2 was committed: %v", err)
+	}
+	// The re-run of the last committed batch (a crash before commits/2) is fine.
+	if _, err := again.NewWriter(ctx, batch(2), 0); err != nil {
+		t.Fatal(err)
+	}
+}
