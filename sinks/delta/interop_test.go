@@ -140,3 +140,42 @@ func TestDeltaRSReadsWhatSluiceWrote(t *testing.T) {
 	dropCommitsBeforeCheckpoint(t, dir)
 	check("from the checkpoint")
 }
+
+// createDeltaRS makes a table with delta-rs (two appends, partitioned by
+// name) in the suite's schema.
+const createDeltaRS = `
+import sys, os
+import pyarrow as pa
+from deltalake import write_deltalake
+for lo in (0, 3):
+    write_deltalake(sys.argv[1], pa.table({"id": pa.array(range(lo, lo + 3), pa.int64()),
+        "name": pa.array(["a", "b", None], pa.string())}), partition_by=["name"], mode="append")
+sys.stdout.flush()
+os._exit(0)
+`
+
+func TestSluiceAppendsToATableDeltaRSMade(t *testing.T) {
+	dir := t.TempDir()
+	testenv.RunPython(t, createDeltaRS, dir)
+	s, err := delta.New(delta.Config{Dir: dir, AppID: "appender", Options: parquet.Options{PartitionBy: []string{"name"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(sinks.Append, sinktest.Schema); err != nil {
+		t.Fatalf("check against delta-rs's table: %v", err)
+	}
+	ctx := context.Background()
+	for b := int64(0); b < 2; b++ {
+		if err := s.Commit(ctx, batch(b), []sinks.CommitMessage{writeBatch(t, s, b, int(10+b))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := strings.TrimSpace(testenv.RunPython(t, readDeltaRS, dir, "id,name", "appender"))
+	want := strings.Join([]string{"0|a", "10|p1", "11|p2", "1|b", "2|None", "3|a", "4|b", "5|None", "version 3", "txn appender 1"}, "\n")
+	if got != want {
+		t.Fatalf("delta-rs read:\n%s\nwant:\n%s", got, want)
+	}
+	if ids := sortedIDs(readRows(t, dir)); ids != "0,1,10,11,2,3,4,5" {
+		t.Fatalf("sluice read %s", ids)
+	}
+}
