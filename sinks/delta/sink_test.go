@@ -301,3 +301,38 @@ func TestAFreshCheckpointUnderAnOldAppIDIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestReadBatchGivesBackOneBatchsRows(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, _ := delta.New(delta.Config{Dir: dir, AppID: "q", Options: parquet.Options{PartitionBy: []string{"name"}}, CheckpointEvery: 2})
+	other, _ := delta.New(delta.Config{Dir: dir, AppID: "other", Options: parquet.Options{PartitionBy: []string{"name"}}})
+	for b := int64(0); b < 3; b++ {
+		if err := s.Commit(ctx, batch(b), []sinks.CommitMessage{writeBatch(t, s, b, int(10*b), int(10*b+1))}); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.Commit(ctx, batch(b), []sinks.CommitMessage{writeBatch(t, other, b, int(100+b))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	recs, err := s.ReadBatch(ctx, 1, mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range recs {
+		for _, row := range sinktest.Render(r) {
+			ids = append(ids, row[0])
+		}
+		r.Release()
+	}
+	sort.Strings(ids)
+	if strings.Join(ids, ",") != "10,11" {
+		t.Fatalf("batch 1 read back as %v", ids)
+	}
+	if _, err := s.ReadBatch(ctx, 3, mem); !errors.Is(err, sinks.ErrBatchNotCommitted) {
+		t.Fatalf("batch 3: %v", err)
+	}
+}
