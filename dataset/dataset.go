@@ -169,13 +169,25 @@ func (d *Dataset) WithConfig(c Config) *Dataset {
 }
 
 // Read reads Parquet files, directories (recursively, Hive-style partition
-// directories like day=2026-11-01/ become columns) and globs.
+// directories like day=2026-11-01/ become columns) and globs. A directory
+// holding a _delta_log is read as a Delta table (its latest version; see
+// ReadDelta), one holding a _sluice_log as the stream sink's committed files.
 func Read(paths ...string) *Dataset {
 	t, err := pq.Open(context.Background(), paths...)
 	if err != nil {
 		return errDataset(fmt.Errorf("read %v: %w", paths, err))
 	}
 	return &Dataset{node: plan.NewParquetScan(t, paths)}
+}
+
+// ReadDelta makes a Dataset of version of the Delta table at dir (time
+// travel); Read(dir) reads its latest version. Only the files of that
+// version are read, with the partition values the log gives them.
+func ReadDelta(dir string, version int64) *Dataset {
+	if version < 0 {
+		return errDataset(fmt.Errorf("read delta %s: version %d < 0", dir, version))
+	}
+	return Read(pq.DeltaPath(dir, version))
 }
 
 // FromRecords makes a Dataset of records already in memory. It does not take

@@ -52,7 +52,10 @@
 //	                         run, sink and commits log)
 //	add_batch_ms_per_batch   mean addBatch: reading, windowing, aggregating,
 //	                         the state store's load and commit, writing Parquet
-//	sink_commit_ms_per_batch mean sinkCommit (the sink's _sluice_log entry)
+//	sink_commit_ms_per_batch mean sinkCommit (the sink's _sluice_log entry,
+//	                         or with -sink delta its _delta_log version)
+//	sink, sink_commit_p50_ms, the sink (-sink parquet|delta) and nearest-rank
+//	sink_commit_p99_ms       percentiles of sinkCommit per batch
 //	checkpoint_ms_per_batch  mean walCommit + commitOffsets (offsets/<N>, commits/<N>
 //	                         and purging old ones); the state store's commit
 //	                         (state/…/<N>.delta.arrow, fsynced) is inside

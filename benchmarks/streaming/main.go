@@ -25,6 +25,7 @@ import (
 	"github.com/sluicedata/sluice/internal/measure"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
+	deltasink "github.com/sluicedata/sluice/sinks/delta"
 	pqsink "github.com/sluicedata/sluice/sinks/parquet"
 	"github.com/sluicedata/sluice/sources/generate"
 )
@@ -32,6 +33,7 @@ import (
 // options are the command line.
 type options struct {
 	job          string // "window" (also "") or "join"
+	sink         string // the window job's sink: "parquet" (also "") or "delta"
 	events       int64
 	batchRows    int64
 	keys         int
@@ -79,6 +81,9 @@ type report struct {
 	BatchMaxMs           float64 `json:"batch_max_ms"`
 	AddBatchMsPerBatch   float64 `json:"add_batch_ms_per_batch"`
 	SinkCommitMsPerBatch float64 `json:"sink_commit_ms_per_batch"`
+	Sink                 string  `json:"sink"`
+	SinkCommitP50Ms      float64 `json:"sink_commit_p50_ms"`
+	SinkCommitP99Ms      float64 `json:"sink_commit_p99_ms"`
 	CheckpointMsPerBatch float64 `json:"checkpoint_ms_per_batch"`
 	StateRows            int64   `json:"state_rows"`
 	StateBytes           int64   `json:"state_bytes"`
@@ -148,6 +153,7 @@ var origin = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 func main() {
 	var o options
 	flag.StringVar(&o.job, "job", "window", "what to run: window (tumbling window count/sum) or join (orders left join payments; see doc.go)")
+	flag.StringVar(&o.sink, "sink", "parquet", "the window job's sink: parquet (the streaming Parquet sink) or delta (a Delta table)")
 	flag.Int64Var(&o.events, "events", defaultEvents, "events to generate and process")
 	flag.Int64Var(&o.batchRows, "batch-rows", defaultBatchRows, "max events per micro-batch (the source's MaxRowsPerBatch)")
 	flag.IntVar(&o.keys, "keys", defaultKeys, "distinct keys")
@@ -219,6 +225,10 @@ func (o options) validate() error {
 		return fmt.Errorf("-delay %v must not be negative", o.delay)
 	case o.emptyBatches < 0:
 		return fmt.Errorf("-empty-batches %d must not be negative", o.emptyBatches)
+	case o.sink != "" && o.sink != "parquet" && o.sink != "delta":
+		return fmt.Errorf("-sink %q: want parquet or delta", o.sink)
+	case o.sink == "delta" && o.job == "join":
+		return errors.New("-sink delta is for the window job")
 	case o.cluster < 0:
 		return fmt.Errorf("-cluster %d must not be negative", o.cluster)
 	case o.cluster > 0 && o.job == "join":
@@ -267,7 +277,7 @@ func run(ctx context.Context, o options, stdout io.Writer) (int, error) {
 	if o.job == "join" {
 		return runJoin(ctx, o, dir, stdout)
 	}
-	rep := report{Events: o.events, BatchRows: o.batchRows, Keys: o.keys, EventRate: o.eventRate,
+	rep := report{Sink: cmp.Or(o.sink, "parquet"), Events: o.events, BatchRows: o.batchRows, Keys: o.keys, EventRate: o.eventRate,
 		GOMAXPROCS: runtime.GOMAXPROCS(0), Parallelism: o.parallelism, Metrics: o.metrics, LogLevel: o.logLevel}
 	cfg := dataset.Config{Allocator: o.mem, Parallelism: o.parallelism}
 	main := runDirs{checkpoint: filepath.Join(dir, "checkpoint"), out: filepath.Join(dir, "out")}
@@ -443,7 +453,7 @@ func runQuery(ctx context.Context, o options, cfg dataset.Config, dirs runDirs, 
 	if err != nil {
 		return nil, 0, err
 	}
-	sink, err := pqsink.NewStream(pqsink.StreamConfig{Dir: dirs.out, Mem: o.mem})
+	sink, err := newSink(o.sink, dirs.out, o.mem)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -471,7 +481,7 @@ func (o options) params(until, batchRows int64, out string) map[string]string {
 	return map[string]string{
 		"until": strconv.FormatInt(until, 10), "batch_rows": strconv.FormatInt(batchRows, 10),
 		"event_rate": strconv.FormatInt(o.eventRate, 10), "seed": strconv.FormatUint(o.seed, 10), "keys": strconv.Itoa(o.keys),
-		"window": o.window.String(), "delay": o.delay.String(), "out": out,
+		"window": o.window.String(), "delay": o.delay.String(), "out": out, "sink": o.sink,
 	}
 }
 
@@ -500,11 +510,20 @@ func clusterJob(p map[string]string) ([]sinks.Sink, []*dataset.Dataset, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	sink, err := pqsink.NewStream(pqsink.StreamConfig{Dir: p["out"]})
+	sink, err := newSink(p["sink"], p["out"], nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	return []sinks.Sink{sink}, []*dataset.Dataset{job(src, dataset.Config{}, o)}, nil
+}
+
+// newSink is the window job's sink writing out: the streaming Parquet
+// sink, or a Delta table (sinks/delta) with the query's name as its txn appId.
+func newSink(kind, out string, mem memory.Allocator) (sinks.Sink, error) {
+	if kind == "delta" {
+		return deltasink.New(deltasink.Config{Dir: out, AppID: "streaming-benchmark", Mem: mem})
+	}
+	return pqsink.NewStream(pqsink.StreamConfig{Dir: out, Mem: mem})
 }
 
 // checkpointMs is the driver's checkpoint I/O of a batch: the offsets WAL
@@ -515,10 +534,11 @@ func checkpointMs(p microbatch.Progress) float64 {
 }
 
 func summarise(rep *report, ps []microbatch.Progress) {
-	var totals []float64
+	var totals, sinkMs []float64
 	var add, sink, ckpt float64
 	for _, p := range ps {
 		totals = append(totals, measure.BatchMS(p))
+		sinkMs = append(sinkMs, measure.MS(p.Durations[microbatch.PhaseSinkCommit]))
 		add += measure.MS(p.Durations[microbatch.PhaseAddBatch])
 		sink += measure.MS(p.Durations[microbatch.PhaseSinkCommit])
 		ckpt += checkpointMs(p)
@@ -536,6 +556,7 @@ func summarise(rep *report, ps []microbatch.Progress) {
 	rep.Batches = len(ps)
 	rep.BatchP50Ms, rep.BatchP99Ms, rep.BatchMaxMs = measure.Percentile(totals, 0.5), measure.Percentile(totals, 0.99), measure.Percentile(totals, 1)
 	rep.AddBatchMsPerBatch, rep.SinkCommitMsPerBatch, rep.CheckpointMsPerBatch = add/n, sink/n, ckpt/n
+	rep.SinkCommitP50Ms, rep.SinkCommitP99Ms = measure.Percentile(sinkMs, 0.5), measure.Percentile(sinkMs, 0.99)
 	if rep.StateRows > 0 {
 		rep.StateBytesPerKey = float64(rep.StateBytes) / float64(rep.StateRows)
 	}

@@ -67,7 +67,9 @@ type fileMeta struct {
 // every footer, infers Hive partition columns and merges the schemas. See the
 // package documentation for the rules. A directory holding a _sluice_log
 // commit log (the streaming Parquet sink's) is not walked: only the files
-// its committed batches list are read.
+// its committed batches list are read. A directory holding a _delta_log is
+// read as a Delta table: the files of its latest version, or of version N
+// for the path "<dir>@v<N>" (DeltaPath; Delta's time-travel syntax).
 func Open(ctx context.Context, paths ...string) (*Table, error) {
 	if len(paths) == 0 {
 		return nil, fmt.Errorf("open: %w: no paths given", ErrNoFiles)
@@ -78,6 +80,7 @@ func Open(ctx context.Context, paths ...string) (*Table, error) {
 		dirs []string // directory names between the listed root and the file
 	}
 	var files []found
+	partTypes := map[string]arrow.DataType{} // a Delta table's partition column types
 	seen := map[string]bool{}
 	add := func(path string, size int64, dirs []string) {
 		if !seen[path] {
@@ -98,6 +101,20 @@ func Open(ctx context.Context, paths ...string) (*Table, error) {
 			matches = m
 		}
 		for _, p := range matches {
+			if dir, version, ok := splitVersion(p); ok || isDelta(p) {
+				before := len(files)
+				v, types, err := listDelta(dir, version, add)
+				for c, dt := range types {
+					partTypes[c] = dt
+				}
+				if err != nil {
+					return nil, fmt.Errorf("open: %s: %w", p, err)
+				}
+				if len(files) == before {
+					return nil, fmt.Errorf("open: %w in delta table %s: version %d lists none", ErrNoFiles, dir, v)
+				}
+				continue
+			}
 			st, err := os.Stat(p)
 			if err != nil {
 				return nil, fmt.Errorf("open: %w", err)
@@ -209,7 +226,11 @@ func Open(ctx context.Context, paths ...string) (*Table, error) {
 		for j := range t.Files {
 			values[j] = t.Files[j].Partition[i]
 		}
-		fields = append(fields, arrow.Field{Name: c, Type: partitionType(values), Nullable: true})
+		dt := partitionType(values)
+		if t, ok := partTypes[c]; ok {
+			dt = t
+		}
+		fields = append(fields, arrow.Field{Name: c, Type: dt, Nullable: true})
 	}
 	t.Schema = arrow.NewSchema(fields, nil)
 	return t, nil
