@@ -171,7 +171,9 @@ func (d *Driver) RunTask(ctx context.Context, node, run string, task []byte) ([]
 	}
 	st, _ := status.FromError(err)
 	switch st.Code() {
-	case codes.Aborted, codes.FailedPrecondition, codes.InvalidArgument:
+	case codes.Aborted:
+		return nil, taskError(node, st)
+	case codes.FailedPrecondition, codes.InvalidArgument:
 		return nil, fmt.Errorf("on node %s: %s", node, st.Message())
 	case codes.DataLoss:
 		var fe fetchError

@@ -21,6 +21,7 @@ import (
 	"github.com/apache/arrow/go/v17/arrow/ipc"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 	"google.golang.org/grpc"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
@@ -407,7 +408,43 @@ func taskStatus(err error) error {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return status.Error(codes.Canceled, err.Error())
 	}
+	var t interface{ Transient() bool }
+	if errors.As(err, &t) && t.Transient() {
+		// gRPC's own way to say "trying again may work": the driver's
+		// RunTask turns it back into an error a restart strategy counts as
+		// transient (a broker the task could not reach).
+		if st, derr := status.New(codes.Aborted, err.Error()).WithDetails(&errdetails.RetryInfo{}); derr == nil {
+			return st.Err()
+		}
+	}
 	return status.Error(codes.Aborted, err.Error())
+}
+
+// TaskError is a task's error as it reached the driver from an executor:
+// its text, and whether the executor found it transient (its chain had a
+// Transient() bool method returning true, such as sources/kafka's
+// ErrUnavailable), so microbatch's restart strategies classify a task that
+// failed on an executor as they would the same failure in the driver's
+// process.
+type TaskError struct {
+	Msg       string
+	transient bool
+}
+
+func (e *TaskError) Error() string { return e.Msg }
+
+// Transient reports whether the executor found the error transient.
+func (e *TaskError) Transient() bool { return e.transient }
+
+// taskError decodes st, a task's status with code Aborted.
+func taskError(node string, st *status.Status) error {
+	e := &TaskError{Msg: fmt.Sprintf("on node %s: %s", node, st.Message())}
+	for _, d := range st.Details() {
+		if _, ok := d.(*errdetails.RetryInfo); ok {
+			e.transient = true
+		}
+	}
+	return e
 }
 
 // memberNames lists members' names.

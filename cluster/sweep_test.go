@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +152,60 @@ func TestALateAttemptOfAReleasedRunIsRefusedAndKeepsNoBlocks(t *testing.T) {
 	e.mu.Unlock()
 	if runs != 0 || e.BlockMemory() != 0 {
 		t.Fatalf("after a late attempt the executor holds %d runs, %d bytes", runs, e.BlockMemory())
+	}
+}
+
+// failWith is a job whose every task fails with err.
+type failWith struct{ err error }
+
+func (f failWith) RunTask(context.Context, []byte, shuffle.Env) ([]byte, error) { return nil, f.err }
+
+type brokerDown struct{}
+
+func (brokerDown) Error() string   { return "broker unreachable" }
+func (brokerDown) Transient() bool { return true }
+
+// A task's error crosses from the executor as text, and keeps whether it
+// was transient (a broker the task could not reach), so a restart strategy
+// treats a task that failed on an executor as it would in the driver.
+func TestATaskErrorKeepsWhetherItIsTransient(t *testing.T) {
+	id, _, err := DevTLS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := NewGossipKey()
+	ctx := context.Background()
+	d, err := StartDriver(ctx, Config{GossipKey: key, TLS: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, c := range []struct {
+		err       error
+		transient bool
+	}{
+		{fmt.Errorf("read split orders/1: %w", brokerDown{}), true},
+		{errors.New("cast 'x' to int64"), false},
+	} {
+		e, err := StartExecutor(ctx, Config{Seeds: []string{d.Gossip()}, GossipKey: key, TLS: id}, failWith{c.err})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for len(d.Executors()) == 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		_, err = d.RunTask(ctx, e.Name(), "run-1", []byte(`{}`))
+		var tr interface{ Transient() bool }
+		got := errors.As(err, &tr) && tr.Transient()
+		if err == nil || got != c.transient || !strings.Contains(err.Error(), c.err.Error()) || !strings.Contains(err.Error(), e.Name()) {
+			t.Errorf("task error %q: RunTask = %v, transient %v; want the text, the node and transient %v", c.err, err, got, c.transient)
+		}
+		if d.LostAttempts() != 0 {
+			t.Errorf("a task's own error counted as a lost executor")
+		}
+		e.Close()
+		for len(d.Executors()) != 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }
