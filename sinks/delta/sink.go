@@ -497,49 +497,11 @@ func (s *Sink) Abort(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMess
 		return nil
 	}
 	prefix := s.filePrefix(b.ID)
-	var removed []string
-	var errs []error
-	err = filepath.WalkDir(s.dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		name := d.Name()
-		if path != s.dir && (strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".")) {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if d.IsDir() || !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, ".parquet") {
-			return nil
-		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-			return nil
-		}
-		removed = append(removed, path)
-		return nil
+	err = parquet.RemoveFiles(s.dir, func(name string) bool {
+		return strings.HasPrefix(name, prefix) && strings.HasSuffix(name, ".parquet")
 	})
 	if err != nil {
-		errs = append(errs, err)
-	}
-	var dirs []string
-	for _, p := range removed {
-		for d := filepath.Dir(p); d != s.dir && strings.HasPrefix(d, s.dir); d = filepath.Dir(d) {
-			if !slices.Contains(dirs, d) {
-				dirs = append(dirs, d)
-			}
-		}
-	}
-	slices.SortFunc(dirs, func(a, b string) int { return len(b) - len(a) })
-	for _, d := range dirs {
-		os.Remove(d) // refused while another batch's files use it
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("delta sink: table %s: abort batch %d: %w", s.dir, b.ID, errors.Join(errs...))
+		return fmt.Errorf("delta sink: table %s: abort batch %d: %w", s.dir, b.ID, err)
 	}
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -397,48 +396,12 @@ func (s *StreamSink) Abort(ctx context.Context, b sinks.Batch, msgs []sinks.Comm
 	if committed {
 		return nil
 	}
-	var removed []string
-	var errs []error
-	err = filepath.WalkDir(s.dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		name := d.Name()
-		if d.IsDir() && path != s.dir && (strings.HasPrefix(name, "_") || strings.HasPrefix(name, ".")) {
-			return filepath.SkipDir
-		}
-		if final, inProgress := isBatchFile(name, b.ID); d.IsDir() || !(final || inProgress) {
-			return nil
-		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-			return nil
-		}
-		removed = append(removed, path)
-		return nil
+	err = RemoveFiles(s.dir, func(name string) bool {
+		final, inProgress := isBatchFile(name, b.ID)
+		return final || inProgress
 	})
 	if err != nil {
-		errs = append(errs, err)
-	}
-	// Remove emptied partition directories, deepest first; os.Remove
-	// refuses a directory another batch's files still use.
-	var dirs []string
-	for _, p := range removed {
-		for d := filepath.Dir(p); d != s.dir && strings.HasPrefix(d, s.dir); d = filepath.Dir(d) {
-			if !slices.Contains(dirs, d) {
-				dirs = append(dirs, d)
-			}
-		}
-	}
-	slices.SortFunc(dirs, func(a, b string) int { return len(b) - len(a) })
-	for _, d := range dirs {
-		os.Remove(d)
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("parquet sink: abort batch %d: %w", b.ID, errors.Join(errs...))
+		return fmt.Errorf("parquet sink: abort batch %d: %w", b.ID, err)
 	}
 	return nil
 }
