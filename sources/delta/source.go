@@ -317,10 +317,21 @@ func (s *Source) DecodeSplit(b []byte) (sources.Split, error) {
 	}, nil
 }
 
+var _ sources.PositionReader = (*Split)(nil)
+
 // Read emits the split's rows as records of the source schema, allocated
 // from mem, that emit owns.
 func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
-	err := parquet.ReadSplit(ctx, mem, sp.Split, sp.src.schema, sp.src.partCols, 0, emit)
+	return sp.ReadAt(ctx, mem, nil, func(rec arrow.Record, _ string) error { return emit(rec) })
+}
+
+// ReadAt is Read naming each record's file, row group and file rows, so a
+// runtime error on one of its values names them; cols is nil (a Delta
+// split is no ColumnReader).
+func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, _ []string, emit func(arrow.Record, string) error) error {
+	err := parquet.ReadSplitAt(ctx, mem, sp.Split, sp.src.schema, sp.src.partCols, 0, func(rec arrow.Record, at parquet.Position) error {
+		return emit(rec, at.Describe(rec.NumRows()))
+	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delta source %q: %s was deleted before its batch ran: %w: %w", sp.src.cfg.Name, sp.Path, sources.ErrOffsetGone, err)
 	}

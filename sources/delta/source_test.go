@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	idelta "github.com/sluicedata/sluice/internal/delta"
@@ -130,5 +131,38 @@ func TestADeleteAndACleanedLogAreErrorsNamingTheVersion(t *testing.T) {
 	os.Remove(filepath.Join(dir, idelta.LogDir, idelta.CommitName(2)))
 	if _, err := s.Splits(ctx, off(1), off(2)); !errors.Is(err, sources.ErrOffsetGone) || !strings.Contains(err.Error(), "version 2") {
 		t.Fatalf("a cleaned-up commit: %v", err)
+	}
+}
+
+// A split names the file, row group and rows of each record it reads, so a
+// runtime error on one of its values names them.
+func TestASplitNamesTheFileOfEachRecord(t *testing.T) {
+	dir := table(t, 2)
+	ctx := context.Background()
+	s, err := delta.New(ctx, delta.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	splits, err := s.Splits(ctx, off(-1), off(1))
+	if err != nil || len(splits) == 0 {
+		t.Fatalf("splits %v, %v", splits, err)
+	}
+	for _, sp := range splits {
+		pr, ok := sp.(sources.PositionReader)
+		if !ok {
+			t.Fatalf("a Delta split (%T) cannot say where its records are", sp)
+		}
+		err := pr.ReadAt(ctx, mem, nil, func(rec arrow.Record, at string) error {
+			defer rec.Release()
+			if !strings.Contains(at, dir) || !strings.Contains(at, ".parquet, row group 0") {
+				t.Errorf("a record of %v is at %q, want its file in %s and row group", sp, at, dir)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
