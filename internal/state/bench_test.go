@@ -1,9 +1,7 @@
 package state
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math/rand/v2"
 	"runtime"
 	"testing"
 	"time"
@@ -247,26 +245,5 @@ func BenchmarkCloseFewWindows(b *testing.B) {
 				}
 			}
 		})
-	}
-}
-
-// BenchmarkSortByKey sorts a million keys shaped like q5's counts (a null
-// bitmap, window start and end, an auction id), in random order.
-func BenchmarkSortByKey(b *testing.B) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	keys := make([][]byte, 1_000_000)
-	for i := range keys {
-		k := make([]byte, 25)
-		w := uint64(1436918400000 + 2000*rng.IntN(50))
-		binary.BigEndian.PutUint64(k[1:], w)
-		binary.BigEndian.PutUint64(k[9:], w+10000)
-		binary.BigEndian.PutUint64(k[17:], uint64(1000+rng.IntN(100000)))
-		keys[i] = k
-	}
-	work := make([][]byte, len(keys))
-	b.ResetTimer()
-	for range b.N {
-		copy(work, keys)
-		sortByKey(work, func(k []byte) []byte { return k })
 	}
 }

@@ -43,29 +43,21 @@ func sortByKey[T any](items []T, key func(T) []byte) {
 		}
 		es[i] = entry{p[0], p[1], int32(i)}
 	}
-	if len(es) < radixMin {
-		slices.SortFunc(es, func(a, b entry) int {
-			if c := cmpPrefix(a.p0, a.p1, b.p0, b.p1); c != 0 {
-				return c
+	slices.SortFunc(es, func(a, b entry) int {
+		switch {
+		case a.p0 != b.p0:
+			if a.p0 < b.p0 {
+				return -1
 			}
-			return bytes.Compare(key(items[a.i]), key(items[b.i]))
-		})
-	} else {
-		radixSort(es, len(pos), func(e entry) (uint64, uint64) { return e.p0, e.p1 })
-		// Runs of equal prefixes are in input order: order them by bytes.
-		for lo := 0; lo < len(es); {
-			hi := lo + 1
-			for hi < len(es) && es[hi].p0 == es[lo].p0 && es[hi].p1 == es[lo].p1 {
-				hi++
+			return 1
+		case a.p1 != b.p1:
+			if a.p1 < b.p1 {
+				return -1
 			}
-			if hi-lo > 1 {
-				slices.SortFunc(es[lo:hi], func(a, b entry) int {
-					return bytes.Compare(key(items[a.i]), key(items[b.i]))
-				})
-			}
-			lo = hi
+			return 1
 		}
-	}
+		return bytes.Compare(key(items[a.i]), key(items[b.i]))
+	})
 	sorted := make([]T, len(items))
 	for i, e := range es {
 		sorted[i] = items[e.i]
@@ -122,63 +114,4 @@ func varyingPositions[T any](items []T, key func(T) []byte, max int) []int {
 		}
 	}
 	return pos
-}
-
-// radixMin is the number of keys from which sortByKey sorts the prefixes by
-// radix: an LSD pass per varying byte (at most 16) over the pairs beats
-// pdqsort's n log n compares from a few hundred keys on (q5's deltas of a
-// million keys: BenchmarkSortByKey).
-const radixMin = 256
-
-func cmpPrefix(a0, a1, b0, b1 uint64) int {
-	switch {
-	case a0 != b0:
-		if a0 < b0 {
-			return -1
-		}
-		return 1
-	case a1 != b1:
-		if a1 < b1 {
-			return -1
-		}
-		return 1
-	}
-	return 0
-}
-
-// radixSort orders es stably by the 2×64-bit prefix prefix gives, whose
-// first n bytes (big-endian, p0 then p1) are the only ones that may be
-// nonzero.
-func radixSort[E any](es []E, n int, prefix func(E) (uint64, uint64)) {
-	buf := make([]E, len(es))
-	src, dst := es, buf
-	for b := n - 1; b >= 0; b-- {
-		shift := uint(56 - 8*(b%8))
-		word := b / 8
-		digit := func(e E) byte {
-			p0, p1 := prefix(e)
-			if word == 0 {
-				return byte(p0 >> shift)
-			}
-			return byte(p1 >> shift)
-		}
-		var count [256]int
-		for _, e := range src {
-			count[digit(e)]++
-		}
-		at := 0
-		for d, c := range count {
-			count[d] = at
-			at += c
-		}
-		for _, e := range src {
-			d := digit(e)
-			dst[count[d]] = e
-			count[d]++
-		}
-		src, dst = dst, src
-	}
-	if n%2 == 1 {
-		copy(es, src)
-	}
 }
