@@ -160,16 +160,26 @@ func sortedRows(recs []arrow.Record) []killRow {
 	return rows
 }
 
-// pyarrowScript reads a table directory as a user of pyarrow would, with no
-// knowledge of _sluice_log (pyarrow skips names starting with "_" and "."),
-// and prints the row count and the sorted order ids.
+// pyarrowScript reads a table directory as users of pyarrow and DuckDB
+// would, with no knowledge of _sluice_log (pyarrow skips names starting
+// with "_" and "."; DuckDB reads what the glob **/*.parquet finds), and
+// prints the row count and the sorted order ids; it fails if either reader
+// fails, or if they disagree.
 const pyarrowScript = `
-import os, sys
+import glob, os, sys
+import duckdb
 import pyarrow.dataset as ds
+d = sys.argv[1]
 ids = []
-if os.path.isdir(sys.argv[1]):  # a kill may come before the sink makes it
-    t = ds.dataset(sys.argv[1], format="parquet", partitioning="hive").to_table()
+if os.path.isdir(d):  # a kill may come before the sink makes it
+    t = ds.dataset(d, format="parquet", partitioning="hive").to_table()
     ids = sorted(t.column("order_id").to_pylist()) if t.num_rows else []
+pattern = os.path.join(d, "**", "*.parquet")
+dids = []
+if glob.glob(pattern, recursive=True):  # DuckDB refuses a glob that finds nothing
+    dids = sorted(r[0] for r in duckdb.sql("SELECT order_id FROM read_parquet(?, hive_partitioning = true)", params=[pattern]).fetchall())
+if dids != ids:
+    sys.exit(f"duckdb reads {len(dids)} rows, pyarrow {len(ids)}")
 print(len(ids))
 print(",".join(str(i) for i in ids))
 `
@@ -183,7 +193,7 @@ func pyarrowIDs(t *testing.T, py, dir string) ([]int64, error) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("pyarrow cannot read %s: %v: %s", dir, err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("pyarrow or duckdb cannot read %s: %v: %s", dir, err, strings.TrimSpace(stderr.String()))
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	n, err := strconv.Atoi(lines[0])
