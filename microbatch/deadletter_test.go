@@ -159,7 +159,7 @@ func deadLetters(t *testing.T, dl *parquet.StreamSink) (rows []string, reasons [
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
 	for b := range int64(100) {
-		recs, err := dl.ReadBatch(context.Background(), b, mem)
+		recs, err := dl.ReadBatch(context.Background(), sinks.Batch{ID: b}, mem)
 		if errors.Is(err, sinks.ErrBatchNotCommitted) {
 			continue
 		}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/dataset/exec"
+	idelta "github.com/sluicedata/sluice/internal/delta"
+	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
 	sdelta "github.com/sluicedata/sluice/sinks/delta"
@@ -82,13 +84,15 @@ func TestABackfillCopiesADeltaTableAndThenOnlyItsNewVersions(t *testing.T) {
 	dir := t.TempDir()
 	in, out, cp := filepath.Join(dir, "in"), filepath.Join(dir, "out"), filepath.Join(dir, "cp")
 	appendDelta(t, in, 0, 4)
+	var queryID string
 	backfill := func() int {
 		t.Helper()
 		src, err := srcdelta.New(context.Background(), srcdelta.Config{Dir: in, MaxVersionsPerBatch: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
-		sink, err := sdelta.New(sdelta.Config{Dir: out, AppID: "copy", Options: parquet.Options{PartitionBy: []string{"region"}}})
+		// No AppID: the query's id is the txn appId.
+		sink, err := sdelta.New(sdelta.Config{Dir: out, Options: parquet.Options{PartitionBy: []string{"region"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,6 +104,7 @@ func TestABackfillCopiesADeltaTableAndThenOnlyItsNewVersions(t *testing.T) {
 		if err := q.AwaitTermination(); err != nil {
 			t.Fatal(err)
 		}
+		queryID = q.ID()
 		return len(q.RecentProgress())
 	}
 	backfill()
@@ -115,5 +120,14 @@ func TestABackfillCopiesADeltaTableAndThenOnlyItsNewVersions(t *testing.T) {
 	}
 	if n != 3 { // versions 4..8, at most 2 a batch
 		t.Fatalf("second backfill ran %d batches, want 3", n)
+	}
+	// Both runs' commits carry the query's id (one checkpoint) as txn
+	// appId: batch 0 (the snapshot), then batches 1..3 (the new versions).
+	snap, err := idelta.Open(vfs.OS{}, out).Latest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := snap.TxnVersion(queryID); got != 3 {
+		t.Fatalf("the table's txn version for query %s is %d, want the last batch", queryID, got)
 	}
 }

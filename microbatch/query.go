@@ -823,7 +823,7 @@ func (q *Query) commitLate(ctx context.Context, batch int64, recs []arrow.Record
 	if err := sink.Check(sinks.Append, schema); err != nil {
 		return err
 	}
-	b := sinks.Batch{ID: batch, Mode: sinks.Append, Schema: schema}
+	b := sinks.Batch{ID: batch, Mode: sinks.Append, Schema: schema, Query: q.meta.QueryID}
 	wr, err := sink.NewWriter(ctx, b, 0)
 	if err != nil {
 		return err
@@ -900,7 +900,7 @@ func (q *Query) runBatch(ctx context.Context, e *checkpoint.OffsetEntry, prevSta
 	}
 	t := w.clock.Now()
 	res, err := q.cq.RunBatch(ctx, plan.BatchContext{ID: e.Batch, StateVersion: e.Batch, Watermark: e.Watermark,
-		PrevWatermark: prevWatermark(e), BatchTime: e.Timestamp, OutputMode: w.mode}, splits, w.late != nil)
+		PrevWatermark: prevWatermark(e), BatchTime: e.Timestamp, OutputMode: w.mode, Query: q.meta.QueryID}, splits, w.late != nil)
 	p.Durations[PhaseAddBatch] = w.clock.Now().Sub(t)
 	if err != nil {
 		return 0, fmt.Errorf("batch %d: %w", e.Batch, err)
@@ -979,7 +979,7 @@ func (q *Query) splits(ctx context.Context, e *checkpoint.OffsetEntry, p *Progre
 // then its output, both under the batch's id; a failure aborts the output.
 func (q *Query) commitSinks(ctx context.Context, batch int64, res *dataset.BatchResult) error {
 	w := q.w
-	b := sinks.Batch{ID: batch, Mode: w.mode, Schema: w.ds.Schema()}
+	b := sinks.Batch{ID: batch, Mode: w.mode, Schema: w.ds.Schema(), Query: q.meta.QueryID}
 	if len(res.Late) > 0 {
 		if err := q.commitLate(ctx, batch, res.Late); err != nil {
 			w.sink.Abort(ctx, b, res.Commit)

@@ -247,7 +247,7 @@ func Replay(ctx context.Context, w *StreamWriter, batch int64) (*ReplayReport, e
 		splits[s.Name()] = sp
 	}
 	res, err := cq.RunBatch(ctx, plan.BatchContext{ID: batch, StateVersion: batch, Watermark: e.Watermark,
-		PrevWatermark: prevWatermark(e), BatchTime: e.Timestamp, OutputMode: w.mode}, splits, false)
+		PrevWatermark: prevWatermark(e), BatchTime: e.Timestamp, OutputMode: w.mode, Query: meta.QueryID}, splits, false)
 	if err != nil {
 		if errors.Is(err, state.ErrMissing) {
 			return nil, fmt.Errorf("%w: batch %d: the state it read was purged: %v", ErrNotReplayable, batch, err)
@@ -262,17 +262,17 @@ func Replay(ctx context.Context, w *StreamWriter, batch int64) (*ReplayReport, e
 	if err := compareState(r, scratchFS, fsys); err != nil {
 		return nil, err
 	}
-	sb := sinks.Batch{ID: batch, Mode: w.mode, Schema: w.ds.Schema()}
+	sb := sinks.Batch{ID: batch, Mode: w.mode, Schema: w.ds.Schema(), Query: meta.QueryID}
 	if err := scratch.Commit(ctx, sb, res.Commit); err != nil {
 		scratch.Abort(ctx, sb, res.Commit)
 		return nil, fmt.Errorf("replay batch %d: %w", batch, err)
 	}
-	replayed, err := scratch.ReadBatch(ctx, batch, mem)
+	replayed, err := scratch.ReadBatch(ctx, sb, mem)
 	if err != nil {
 		return nil, fmt.Errorf("replay batch %d: %w", batch, err)
 	}
 	defer releaseAll(replayed)
-	committed, err := br.ReadBatch(ctx, batch, mem)
+	committed, err := br.ReadBatch(ctx, sb, mem)
 	if errors.Is(err, sinks.ErrBatchNotCommitted) {
 		return nil, fmt.Errorf("%w: batch %d is committed in the checkpoint but sink %s does not hold it apart: %v", ErrNotReplayable, batch, w.sink.Name(), err)
 	}

@@ -274,7 +274,7 @@ func TestReplayRefusals(t *testing.T) {
 		var batch int64 = -1
 		var recs []arrow.Record
 		for n := first; n <= f.last && batch < 0; n++ {
-			rs, err := f.sink.ReadBatch(ctx, n, mem)
+			rs, err := f.sink.ReadBatch(ctx, sinks.Batch{ID: n}, mem)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -32,6 +32,11 @@ type Batch struct {
 	ID     int64
 	Mode   Mode
 	Schema *arrow.Schema
+	// Query is the id of the streaming query writing the batch, stable
+	// across its restarts (its checkpoint's query id); "" for a batch job.
+	// A sink that must tell its queries' batches apart in a shared output
+	// (the Delta sink's txn appId) can use it.
+	Query string
 }
 
 // CommitMessage is what a task hands the driver after preparing its output
@@ -105,7 +110,7 @@ type InProcess interface {
 // longer keeps apart, is an error wrapping ErrBatchNotCommitted; a
 // committed batch that wrote nothing is no records and no error.
 type BatchReader interface {
-	ReadBatch(ctx context.Context, batch int64, mem memory.Allocator) ([]arrow.Record, error)
+	ReadBatch(ctx context.Context, b Batch, mem memory.Allocator) ([]arrow.Record, error)
 }
 
 // Writer is the task side of a Sink for one batch.

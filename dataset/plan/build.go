@@ -190,7 +190,7 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 			if !ok {
 				return nil, fmt.Errorf("%w: sink %q is not part of this job", ErrPlan, w.SinkName)
 			}
-			batch := sinks.Batch{ID: b.env.Batch.ID, Mode: b.env.Batch.OutputMode, Schema: n.Inputs[0].Schema}
+			batch := sinks.Batch{ID: b.env.Batch.ID, Mode: b.env.Batch.OutputMode, Schema: n.Inputs[0].Schema, Query: b.env.Batch.Query}
 			task := b.task
 			return exec.NewSinkWrite(mem, ins[0], func() (sinks.Writer, error) {
 				return sink.NewWriter(b.ctx, batch, task)

@@ -41,6 +41,9 @@ type BatchContext struct {
 	// offsets log (re-runs see the same value).
 	BatchTime  int64      `json:"batch_time"`
 	OutputMode sinks.Mode `json:"output_mode,omitempty"`
+	// Query is the streaming query's id (sinks.Batch.Query); "" for a
+	// batch job.
+	Query string `json:"query,omitempty"`
 }
 
 // NoBatch is the context of a batch job.

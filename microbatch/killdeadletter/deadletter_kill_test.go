@@ -273,7 +273,7 @@ func deadIDs(t *testing.T, dir string) []int64 {
 	defer mem.AssertSize(t, 0)
 	var ids []int64
 	for b := range int64(orders / perBatch * 2) {
-		recs, err := dead.ReadBatch(context.Background(), b, mem)
+		recs, err := dead.ReadBatch(context.Background(), sinks.Batch{ID: b}, mem)
 		if errors.Is(err, sinks.ErrBatchNotCommitted) {
 			continue
 		}

@@ -29,6 +29,7 @@ import (
 	"github.com/sluicedata/sluice/internal/testenv"
 	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch"
+	"github.com/sluicedata/sluice/microbatch/checkpoint"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sinks/delta"
 	"github.com/sluicedata/sluice/sinks/parquet"
@@ -40,7 +41,6 @@ const (
 	// seedEnv replays a run's seed: the same orders and the same kill
 	// delays (where the kills land still depends on the machine's speed).
 	seedEnv = "SLUICE_DELTAKILL_SEED"
-	appID   = "killdelta"
 )
 
 func TestMain(m *testing.M) {
@@ -83,7 +83,9 @@ func runChild(cfgJSON string) int {
 	// Partitioning by region gives each batch several files in several
 	// directories, so a kill can leave a batch half written; a checkpoint
 	// every 4 versions puts kills in checkpoint writes too.
-	sink, err := delta.New(delta.Config{Dir: c.Out, AppID: appID, Options: parquet.Options{PartitionBy: []string{"region"}}, CheckpointEvery: 4})
+	// No AppID: commits carry the query's id as txn appId (Spark's rule),
+	// the same across the kills' restarts on one checkpoint.
+	sink, err := delta.New(delta.Config{Dir: c.Out, Options: parquet.Options{PartitionBy: []string{"region"}}, CheckpointEvery: 4})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "deltakill child: %v\n", err)
 		return 1
@@ -118,7 +120,7 @@ func readProgress(t *testing.T, c child) progress {
 	snap, err := idelta.Open(vfs.OS{}, c.Out).Latest()
 	switch {
 	case err == nil:
-		out.lastSink = snap.TxnVersion(appID)
+		out.lastSink = snap.TxnVersion(queryID(t, c.Checkpoint))
 	case !strings.Contains(err.Error(), idelta.ErrNoTable.Error()):
 		t.Fatalf("read the delta log of %s: %v", c.Out, err)
 	}
@@ -348,4 +350,22 @@ func TestADeltaTableWrittenByAKilledQueryEqualsANeverKilledOne(t *testing.T) {
 	if reruns == 0 {
 		t.Fatalf("none of %d kills left a batch to re-run (kill delays up to %v)", kills, maxDelay)
 	}
+}
+
+// queryID is the id of the query whose checkpoint is dir ("" before it
+// made one): the txn appId of its commits.
+func queryID(t *testing.T, dir string) string {
+	t.Helper()
+	cp, err := checkpoint.Open(vfs.OS{}, dir)
+	if err != nil {
+		t.Fatalf("open checkpoint %s: %v", dir, err)
+	}
+	m, ok, err := cp.Metadata()
+	if err != nil {
+		t.Fatalf("the query id of checkpoint %s: %v", dir, err)
+	}
+	if !ok {
+		return ""
+	}
+	return m.QueryID
 }

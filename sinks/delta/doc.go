@@ -8,8 +8,9 @@
 // sinks/parquet's FileWriter, Hive-style partition directories) named
 // part-<app>-<batch>-<task>-<attempt>-<n>.parquet, and one log version per
 // committed batch holding their add actions and txn{appId: AppID,
-// version: batch id}; a checkpoint every CheckpointEvery versions. See
-// format.md.
+// version: batch id}; a checkpoint every CheckpointEvery versions. AppID
+// is Config.AppID, else the writing query's id (sinks.Batch.Query), as in
+// Spark's Delta sink. See format.md.
 //
 // Invariants:
 //  1. A batch's rows are in the table exactly when a log version holds its

@@ -22,12 +22,17 @@ var _ sinks.BatchReader = (*Sink)(nil)
 // table's txn version for AppID is sinks.ErrBatchNotCommitted; a batch
 // with no rows (or whose files another writer has since removed) reads as
 // no records.
-func (s *Sink) ReadBatch(ctx context.Context, batch int64, mem memory.Allocator) ([]arrow.Record, error) {
+func (s *Sink) ReadBatch(ctx context.Context, b sinks.Batch, mem memory.Allocator) ([]arrow.Record, error) {
+	batch := b.ID
+	app, err := s.appOf(b)
+	if err != nil {
+		return nil, err
+	}
 	snap, err := s.latest()
 	if err != nil {
 		return nil, err
 	}
-	if snap == nil || snap.TxnVersion(s.app) < batch {
+	if snap == nil || snap.TxnVersion(app) < batch {
 		return nil, fmt.Errorf("delta sink %s: read batch %d: %w", s.dir, batch, sinks.ErrBatchNotCommitted)
 	}
 	ours := map[string]bool{}
@@ -36,7 +41,7 @@ func (s *Sink) ReadBatch(ctx context.Context, batch int64, mem memory.Allocator)
 		if err != nil {
 			return nil, fmt.Errorf("delta sink %s: read batch %d: %w", s.dir, batch, err)
 		}
-		if strings.HasPrefix(filepath.Base(p), s.filePrefix(batch)) {
+		if strings.HasPrefix(filepath.Base(p), filePrefix(app, batch)) {
 			ours[filepath.Clean(p)] = true
 		}
 	}

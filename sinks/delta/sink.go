@@ -44,12 +44,13 @@ const maxCommitAttempts = 10
 type Config struct {
 	Dir string // the table directory (local or a shared mount); created if missing
 	// AppID is the txn appId of every commit: stable across restarts of
-	// one query, distinct between queries writing the same table (the
-	// query's name, or its id). A sink cannot learn the query id the
-	// driver makes, so it is configuration, like the Kafka sink's QueryID.
-	// A new checkpoint restarts batch ids at 0: give it a new AppID (a
-	// writer of a batch older than the table's last batch of AppID is
-	// refused rather than skipped).
+	// one query, distinct between queries writing the same table. Empty
+	// (the default): the writing query's id (sinks.Batch.Query, its
+	// checkpoint's query id), as Spark's Delta sink does, so a new
+	// checkpoint is a new appId; a batch job then needs an AppID. A set
+	// AppID under a new checkpoint restarts batch ids at 0: a writer of a
+	// batch older than the table's last batch of AppID is refused rather
+	// than skipped.
 	AppID           string
 	Options         parquet.Options  // file shape: compression, row groups, file size, PartitionBy
 	Mem             memory.Allocator // scratch of the writers; default the Go allocator
@@ -63,8 +64,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: needs a Dir", ErrInvalidConfig)
 	case vfs.IsURL(c.Dir):
 		return fmt.Errorf("%w: Dir %q: object storage tables are not written yet; use a local or shared path", ErrInvalidConfig, c.Dir)
-	case c.AppID == "":
-		return fmt.Errorf("%w: needs an AppID (stable per query: the txn appId that makes commits exactly-once)", ErrInvalidConfig)
 	case c.CheckpointEvery < 0:
 		return fmt.Errorf("%w: CheckpointEvery %d < 0", ErrInvalidConfig, c.CheckpointEvery)
 	}
@@ -74,8 +73,7 @@ func (c Config) Validate() error {
 // Sink writes a Delta table in append mode.
 type Sink struct {
 	dir   string
-	app   string
-	tag   string // file name mark of app: files of other apps are never touched
+	app   string // Config.AppID; "" takes each batch's query id
 	opts  parquet.Options
 	mem   memory.Allocator
 	every int64
@@ -109,9 +107,8 @@ func New(cfg Config) (*Sink, error) {
 	if err := syncDir(dir); err != nil {
 		return nil, err
 	}
-	h := sha256.Sum256([]byte(cfg.AppID))
 	return &Sink{
-		dir: dir, app: cfg.AppID, tag: hex.EncodeToString(h[:4]), opts: cfg.Options, mem: cfg.Mem,
+		dir: dir, app: cfg.AppID, opts: cfg.Options, mem: cfg.Mem,
 		every: int64(cfg.CheckpointEvery), table: delta.Open(vfs.OS{}, dir),
 	}, nil
 }
@@ -190,9 +187,22 @@ func (s *Sink) fits(snap *delta.Snapshot, schemaString string) error {
 	return nil
 }
 
-// filePrefix is the name prefix of every file this app writes for batch.
-func (s *Sink) filePrefix(batch int64) string {
-	return "part-" + s.tag + "-" + strconv.FormatInt(batch, 10) + "-"
+// appOf is the txn appId of batch b: Config.AppID, else the query's id.
+func (s *Sink) appOf(b sinks.Batch) (string, error) {
+	switch {
+	case s.app != "":
+		return s.app, nil
+	case b.Query != "":
+		return b.Query, nil
+	}
+	return "", fmt.Errorf("%w: table %s batch %d: no AppID and no query id (a batch job writing a Delta table needs Config.AppID)", ErrInvalidConfig, s.dir, b.ID)
+}
+
+// filePrefix is the name prefix of every file app writes for batch: a
+// mark of app, so files of other apps are never touched.
+func filePrefix(app string, batch int64) string {
+	h := sha256.Sum256([]byte(app))
+	return "part-" + hex.EncodeToString(h[:4]) + "-" + strconv.FormatInt(batch, 10) + "-"
 }
 
 // message is a task's commit message: the files it wrote.
@@ -217,28 +227,32 @@ func (s *Sink) NewWriter(ctx context.Context, b sinks.Batch, task int) (sinks.Wr
 	if err := s.Check(b.Mode, b.Schema); err != nil {
 		return nil, err
 	}
+	app, err := s.appOf(b)
+	if err != nil {
+		return nil, err
+	}
 	w := &writer{msg: message{Batch: b.ID, Task: task, Files: []file{}}, schema: b.Schema}
 	snap, err := s.latest()
 	if err != nil {
 		return nil, err
 	}
-	if snap != nil && snap.TxnVersion(s.app) > b.ID {
+	if snap != nil && snap.TxnVersion(app) > b.ID {
 		// The driver runs batch b only after commits/<b-1>, and the sink
 		// holds at most b then; more means the checkpoint is newer than
 		// the table's record of this AppID: every batch up to that version
 		// would be dropped as "committed". (Commit stays a no-op for old
 		// batches, as the contract asks; tasks come first.)
 		return nil, fmt.Errorf("%w: table %s version %d already holds batch %d of AppID %q, and the query is writing batch %d: its checkpoint is new (or older than the table); give the query a new AppID, or resume from the checkpoint that wrote the table",
-			ErrTableMismatch, s.dir, snap.Version, snap.TxnVersion(s.app), s.app, b.ID)
+			ErrTableMismatch, s.dir, snap.Version, snap.TxnVersion(app), app, b.ID)
 	}
-	if snap != nil && snap.TxnVersion(s.app) == b.ID {
+	if snap != nil && snap.TxnVersion(app) == b.ID {
 		return w, nil
 	}
 	// A random attempt mark: a re-run of the batch never reuses a name a
 	// reader of an older snapshot might be reading.
 	var r [4]byte
 	rand.Read(r[:])
-	prefix := s.filePrefix(b.ID) + strconv.Itoa(task) + "-" + hex.EncodeToString(r[:])
+	prefix := filePrefix(app, b.ID) + strconv.Itoa(task) + "-" + hex.EncodeToString(r[:])
 	stored, cast := storedSchema(b.Schema)
 	fw, err := parquet.NewFileWriter(s.mem, s.dir, prefix, stored, s.opts)
 	if err != nil {
@@ -267,7 +281,7 @@ func storedSchema(schema *arrow.Schema) (*arrow.Schema, []int) {
 	return arrow.NewSchema(fields, &md), cast
 }
 
-func (s *Sink) decode(b sinks.Batch, msgs []sinks.CommitMessage) ([]file, error) {
+func (s *Sink) decode(b sinks.Batch, app string, msgs []sinks.CommitMessage) ([]file, error) {
 	var files []file
 	for _, raw := range msgs {
 		var m message
@@ -278,7 +292,7 @@ func (s *Sink) decode(b sinks.Batch, msgs []sinks.CommitMessage) ([]file, error)
 			return nil, fmt.Errorf("delta sink: table %s batch %d: commit message of batch %d", s.dir, b.ID, m.Batch)
 		}
 		for _, f := range m.Files {
-			if !strings.HasPrefix(pathBase(f.Path), s.filePrefix(b.ID)) || strings.Contains(f.Path, "..") {
+			if !strings.HasPrefix(pathBase(f.Path), filePrefix(app, b.ID)) || strings.Contains(f.Path, "..") {
 				return nil, fmt.Errorf("delta sink: table %s batch %d: file %q is not one of its files", s.dir, b.ID, f.Path)
 			}
 			files = append(files, f)
@@ -292,7 +306,11 @@ func pathBase(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
 // Commit adds the batch's files to the table in one log version carrying
 // txn(AppID, batch); a no-op for a committed batch. See the package doc.
 func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMessage) error {
-	files, err := s.decode(b, msgs)
+	app, err := s.appOf(b)
+	if err != nil {
+		return err
+	}
+	files, err := s.decode(b, app, msgs)
 	if err != nil {
 		return err
 	}
@@ -300,7 +318,7 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 	if err != nil {
 		return err
 	}
-	if snap != nil && snap.TxnVersion(s.app) >= b.ID {
+	if snap != nil && snap.TxnVersion(app) >= b.ID {
 		return s.removeOrphans(snap, files)
 	}
 	adds, err := s.adds(files)
@@ -325,10 +343,10 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 		}
 		acts = append(acts, adds...)
 		acts = append(acts,
-			delta.Action{Txn: &delta.Txn{AppID: s.app, Version: b.ID, LastUpdated: &now}},
+			delta.Action{Txn: &delta.Txn{AppID: app, Version: b.ID, LastUpdated: &now}},
 			delta.Action{CommitInfo: map[string]any{
 				"timestamp": now, "operation": "STREAMING UPDATE", "engineInfo": "sluice", "isBlindAppend": true,
-				"operationParameters": map[string]any{"outputMode": "Append", "queryId": s.app, "epochId": strconv.FormatInt(b.ID, 10)},
+				"operationParameters": map[string]any{"outputMode": "Append", "queryId": app, "epochId": strconv.FormatInt(b.ID, 10)},
 			}})
 		err := s.table.Commit(v, acts)
 		if err == nil {
@@ -340,7 +358,7 @@ func (s *Sink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMes
 		if snap, err = s.latest(); err != nil {
 			return err
 		}
-		if snap != nil && snap.TxnVersion(s.app) >= b.ID {
+		if snap != nil && snap.TxnVersion(app) >= b.ID {
 			return s.removeOrphans(snap, files)
 		}
 	}
@@ -489,14 +507,18 @@ func (s *Sink) removeOrphans(snap *delta.Snapshot, files []file) error {
 // Abort removes every file of batch b of this AppID unless the batch is
 // committed, then the partition directories that became empty.
 func (s *Sink) Abort(ctx context.Context, b sinks.Batch, msgs []sinks.CommitMessage) error {
+	app, err := s.appOf(b)
+	if err != nil {
+		return err
+	}
 	snap, err := s.latest()
 	if err != nil {
 		return fmt.Errorf("delta sink: abort batch %d: %w", b.ID, err)
 	}
-	if snap != nil && snap.TxnVersion(s.app) >= b.ID {
+	if snap != nil && snap.TxnVersion(app) >= b.ID {
 		return nil
 	}
-	prefix := s.filePrefix(b.ID)
+	prefix := filePrefix(app, b.ID)
 	err = parquet.RemoveFiles(s.dir, func(name string) bool {
 		return strings.HasPrefix(name, prefix) && strings.HasSuffix(name, ".parquet")
 	})

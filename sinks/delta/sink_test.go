@@ -317,7 +317,7 @@ func TestReadBatchGivesBackOneBatchsRows(t *testing.T) {
 	}
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	recs, err := s.ReadBatch(ctx, 1, mem)
+	recs, err := s.ReadBatch(ctx, sinks.Batch{ID: 1}, mem)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func TestReadBatchGivesBackOneBatchsRows(t *testing.T) {
 	if strings.Join(ids, ",") != "10,11" {
 		t.Fatalf("batch 1 read back as %v", ids)
 	}
-	if _, err := s.ReadBatch(ctx, 3, mem); !errors.Is(err, sinks.ErrBatchNotCommitted) {
+	if _, err := s.ReadBatch(ctx, sinks.Batch{ID: 3}, mem); !errors.Is(err, sinks.ErrBatchNotCommitted) {
 		t.Fatalf("batch 3: %v", err)
 	}
 }

@@ -357,7 +357,8 @@ func (s *Sink) Rows() []arrow.Record {
 // a batch's rows apart while the table only grew after it; once a complete
 // or keyed update batch rewrote the table, only that batch's rows are
 // kept apart, and earlier batches are sinks.ErrBatchNotCommitted.
-func (s *Sink) ReadBatch(ctx context.Context, batch int64, mem memory.Allocator) ([]arrow.Record, error) {
+func (s *Sink) ReadBatch(ctx context.Context, b sinks.Batch, mem memory.Allocator) ([]arrow.Record, error) {
+	batch := b.ID
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -23,7 +23,7 @@ func TestReadBatch(t *testing.T) {
 	}
 	defer s.Close()
 	read := func(id int64) (string, error) {
-		recs, err := s.ReadBatch(ctx, id, mem)
+		recs, err := s.ReadBatch(ctx, sinks.Batch{ID: id}, mem)
 		var rows []string
 		for _, r := range recs {
 			for _, row := range sinktest.Render(r) {

@@ -23,7 +23,8 @@ var _ sinks.BatchReader = (*StreamSink)(nil)
 // are allocated from mem; the caller releases them. A batch the log does
 // not record is sinks.ErrBatchNotCommitted; a committed file that is
 // missing or unreadable is an error naming it.
-func (s *StreamSink) ReadBatch(ctx context.Context, batch int64, mem memory.Allocator) ([]arrow.Record, error) {
+func (s *StreamSink) ReadBatch(ctx context.Context, b sinks.Batch, mem memory.Allocator) ([]arrow.Record, error) {
+	batch := b.ID
 	committed, err := s.log.Committed(batch)
 	if err != nil {
 		return nil, fmt.Errorf("parquet sink %s: read batch %d: %w", s.dir, batch, err)

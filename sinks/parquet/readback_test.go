@@ -64,7 +64,7 @@ func TestStreamReadBatchReadsBackEachCommittedBatch(t *testing.T) {
 	}
 	write(8, 0, `[{"id":80,"p":"a"}]`) // prepared, never committed
 	for id := int64(0); id < 8; id++ {
-		recs, err := s.ReadBatch(ctx, id, mem)
+		recs, err := s.ReadBatch(ctx, sinks.Batch{ID: id}, mem)
 		if err != nil {
 			t.Fatalf("batch %d: %v", id, err)
 		}
@@ -88,7 +88,7 @@ func TestStreamReadBatchReadsBackEachCommittedBatch(t *testing.T) {
 		}
 	}
 	for _, id := range []int64{8, 9} {
-		if _, err := s.ReadBatch(ctx, id, mem); !errors.Is(err, sinks.ErrBatchNotCommitted) || !strings.Contains(err.Error(), dir) {
+		if _, err := s.ReadBatch(ctx, sinks.Batch{ID: id}, mem); !errors.Is(err, sinks.ErrBatchNotCommitted) || !strings.Contains(err.Error(), dir) {
 			t.Errorf("batch %d: %v, want ErrBatchNotCommitted naming %s", id, err, dir)
 		}
 	}
