@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -62,7 +63,8 @@ func OwnKafka(t testing.TB) *Broker {
 	if err := os.Symlink(filepath.Join(shared, "lib"), filepath.Join(cache, "lib")); err != nil {
 		t.Fatal(err)
 	}
-	port, cport := freePort(t), freePort(t)
+	ports := freePorts(t, 2) // both open at once: never the same port twice
+	port, cport := ports[0], ports[1]
 	b := &Broker{Addr: "127.0.0.1:" + strconv.Itoa(port), t: t, env: append(os.Environ(), "SLUICE_KAFKA_CACHE="+cache,
 		"SLUICE_KAFKA_PORT="+strconv.Itoa(port), "SLUICE_KAFKA_CONTROLLER_PORT="+strconv.Itoa(cport))}
 	t.Cleanup(func() { b.run("down") })
@@ -70,31 +72,45 @@ func OwnKafka(t testing.TB) *Broker {
 	return b
 }
 
-// Stop stops the broker and keeps its data: the start of an outage.
-func (b *Broker) Stop() { b.t.Helper(); b.run("stop") }
+// Stop stops the broker and keeps its data: the start of an outage. It
+// returns its error rather than failing the test, so it may be called off
+// the test's goroutine (as from a query's progress callback).
+func (b *Broker) Stop() error { return b.try("stop") }
 
 // Start starts the stopped broker again on its data and ports and returns
-// once it accepts connections: the end of the outage.
-func (b *Broker) Start() { b.t.Helper(); b.run("start") }
+// once it accepts connections: the end of the outage. Like Stop, it
+// returns its error.
+func (b *Broker) Start() error { return b.try("start") }
 
 func (b *Broker) run(cmd string) {
 	b.t.Helper()
+	if err := b.try(cmd); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *Broker) try(cmd string) error {
 	c := exec.Command(filepath.Join(Root(), "scripts", "kafka"), cmd)
 	c.Env = b.env
 	began := time.Now()
 	out, err := c.CombinedOutput()
 	if err != nil {
-		b.t.Fatalf("scripts/kafka %s (broker %s): %v\n%s", cmd, b.Addr, err, out)
+		return fmt.Errorf("scripts/kafka %s (broker %s): %v\n%s", cmd, b.Addr, err, out)
 	}
 	b.t.Logf("scripts/kafka %s: %s (%s)", cmd, strings.TrimSpace(string(out)), time.Since(began).Round(time.Millisecond))
+	return nil
 }
 
-func freePort(t testing.TB) int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }

@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -121,7 +122,7 @@ func readProgress(t *testing.T, c child) progress {
 	switch {
 	case err == nil:
 		out.lastSink = snap.TxnVersion(queryID(t, c.Checkpoint))
-	case !strings.Contains(err.Error(), idelta.ErrNoTable.Error()):
+	case !errors.Is(err, idelta.ErrNoTable):
 		t.Fatalf("read the delta log of %s: %v", c.Out, err)
 	}
 	switch {

@@ -73,6 +73,7 @@ func TestAQueryContinuesByItselfAfterTheBrokerWasStoppedAndStartedAgain(t *testi
 		done       = map[int64]time.Time{} // batch -> when it committed (OnProgress)
 		down, back time.Time
 		restarted  = make(chan struct{})
+		brokerErr  error // of Stop or Start, which run off the test's goroutine
 	)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	dir := filepath.Join(t.TempDir(), "checkpoint")
@@ -85,16 +86,19 @@ func TestAQueryContinuesByItselfAfterTheBrokerWasStoppedAndStartedAgain(t *testi
 		if p.Batch == outageAfter {
 			// On the query's goroutine: the outage begins before batch
 			// outageAfter+1 is planned.
-			broker.Stop()
+			err := broker.Stop()
 			mu.Lock()
-			down = time.Now()
+			down, brokerErr = time.Now(), err
 			mu.Unlock()
 			go func() {
 				defer close(restarted)
 				time.Sleep(outage)
-				broker.Start()
+				err := broker.Start()
 				mu.Lock()
 				back = time.Now()
+				if brokerErr == nil {
+					brokerErr = err
+				}
 				mu.Unlock()
 			}()
 		}
@@ -104,17 +108,29 @@ func TestAQueryContinuesByItselfAfterTheBrokerWasStoppedAndStartedAgain(t *testi
 	}
 	ended := make(chan error, 1)
 	go func() { ended <- q.AwaitTermination() }()
+	// Fail before go test's timeout would: a timeout's panic skips the
+	// cleanups, and the broker's JVM would outlive the test.
+	wait := 5*time.Minute + outage
+	if dl, ok := t.Deadline(); ok {
+		wait = min(wait, time.Until(dl)-3*time.Minute)
+	}
 	select {
 	case err = <-ended:
-	case <-time.After(5*time.Minute + outage):
+	case <-time.After(wait):
 		st := q.Status()
 		q.Stop()
-		t.Fatalf("the query has not finished 5 minutes after a %s outage; status %q", outage, st.Message)
+		t.Fatalf("the query has not finished %v after a %s outage; status %q", wait.Round(time.Second), outage, st.Message)
 	}
 	select {
 	case <-restarted:
 	case <-time.After(2 * time.Minute):
 		t.Fatal("the broker did not start again")
+	}
+	mu.Lock()
+	berr := brokerErr
+	mu.Unlock()
+	if berr != nil {
+		t.Fatalf("the outage: %v", berr)
 	}
 	if err != nil {
 		t.Fatalf("the query failed after the broker outage: %v", err)
