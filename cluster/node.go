@@ -420,31 +420,36 @@ func taskStatus(err error) error {
 	return status.Error(codes.Aborted, err.Error())
 }
 
-// TaskError is a task's error as it reached the driver from an executor:
-// its text, and whether the executor found it transient (its chain had a
-// Transient() bool method returning true, such as sources/kafka's
-// ErrUnavailable), so microbatch's restart strategies classify a task that
-// failed on an executor as they would the same failure in the driver's
-// process.
+// TaskError is a task's error as it reached the driver from an executor,
+// as text. One the executor found transient (its chain had a Transient()
+// bool method returning true, such as sources/kafka's ErrUnavailable)
+// comes as a TransientTaskError, so microbatch's restart strategies
+// classify a task that failed on an executor as they would the same
+// failure in the driver's process; a TaskError itself claims nothing, and
+// the strategies judge it as any other error.
 type TaskError struct {
-	Msg       string
-	transient bool
+	Msg string
 }
 
 func (e *TaskError) Error() string { return e.Msg }
 
-// Transient reports whether the executor found the error transient.
-func (e *TaskError) Transient() bool { return e.transient }
+// TransientTaskError is a TaskError the executor found transient.
+type TransientTaskError struct {
+	TaskError
+}
+
+// Transient reports true: a restart may cure the error.
+func (e *TransientTaskError) Transient() bool { return true }
 
 // taskError decodes st, a task's status with code Aborted.
 func taskError(node string, st *status.Status) error {
-	e := &TaskError{Msg: fmt.Sprintf("on node %s: %s", node, st.Message())}
+	e := TaskError{Msg: fmt.Sprintf("on node %s: %s", node, st.Message())}
 	for _, d := range st.Details() {
 		if _, ok := d.(*errdetails.RetryInfo); ok {
-			e.transient = true
+			return &TransientTaskError{e}
 		}
 	}
-	return e
+	return &e
 }
 
 // memberNames lists members' names.

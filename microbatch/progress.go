@@ -201,13 +201,17 @@ func (p Progress) MarshalJSON() ([]byte, error) {
 				src.Metrics["avgOffsetsBehindLatest"] = strconv.FormatFloat(float64(sum)/float64(len(s.PartitionLag)), 'f', 1, 64)
 			}
 		}
+		dropped := map[string]int64{}
 		for _, d := range s.Dropped {
+			if d.Kind != "" {
+				dropped["input"+strings.ToUpper(d.Kind[:1])+d.Kind[1:]] += d.Count // inputSkipped, inputQuarantined, inputLost
+			}
+		}
+		for k, n := range dropped {
 			if src.Metrics == nil {
 				src.Metrics = map[string]string{}
 			}
-			k := "input" + strings.ToUpper(d.Kind[:1]) + d.Kind[1:] // inputSkipped, inputQuarantined, inputLost
-			n, _ := strconv.ParseInt(src.Metrics[k], 10, 64)
-			src.Metrics[k] = strconv.FormatInt(n+d.Count, 10)
+			src.Metrics[k] = strconv.FormatInt(n, 10)
 		}
 		out.Sources = append(out.Sources, src)
 	}

@@ -568,10 +568,8 @@ func (q *Query) setStatus(msg string, batchActive bool) {
 func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
 	attrs := []slog.Attr{slog.String("query_id", q.meta.QueryID), slog.String("run_id", q.runID), slog.String("name", q.w.name),
 		slog.String("checkpoint", q.w.dir), slog.String("trigger", q.w.trigger.String()), slog.String("sink", q.w.sink.Name()),
-		slog.Int64("next_batch", rec.Next), slog.Int64("epoch", q.epoch)}
-	if rec.Rerun != nil {
-		attrs = append(attrs, slog.Int64("rerun_batch", rec.Rerun.Batch))
 	}
+	attrs = append(attrs, q.recoveryAttrs(rec)...)
 	attrs = append(attrs, slog.String("restart_strategy", q.w.restart.String()))
 	q.log.LogAttrs(ctx, slog.LevelInfo, "query started", attrs...)
 	err := q.loop(ctx, rec)
@@ -597,11 +595,7 @@ func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
 		if rec, err = q.reopen(); err != nil {
 			continue // classified as any failure: a checkpoint store still out may be transient
 		}
-		attrs := []slog.Attr{slog.Int64("attempt", n), slog.Int64("next_batch", rec.Next), slog.Int64("epoch", q.epoch)}
-		if rec.Rerun != nil {
-			attrs = append(attrs, slog.Int64("rerun_batch", rec.Rerun.Batch))
-		}
-		q.log.LogAttrs(ctx, slog.LevelInfo, "query restarted", attrs...)
+		q.log.LogAttrs(ctx, slog.LevelInfo, "query restarted", append([]slog.Attr{slog.Int64("attempt", n)}, q.recoveryAttrs(rec)...)...)
 		err = q.loop(ctx, rec)
 	}
 	if q.cq != nil {
@@ -626,6 +620,15 @@ func (q *Query) run(ctx context.Context, rec *checkpoint.Recovery) {
 	q.status = Status{Message: "Stopped"}
 	q.mu.Unlock()
 	close(q.done)
+}
+
+// recoveryAttrs are the log attributes of where a start or restart resumes.
+func (q *Query) recoveryAttrs(rec *checkpoint.Recovery) []slog.Attr {
+	attrs := []slog.Attr{slog.Int64("next_batch", rec.Next), slog.Int64("epoch", q.epoch)}
+	if rec.Rerun != nil {
+		attrs = append(attrs, slog.Int64("rerun_batch", rec.Rerun.Batch))
+	}
+	return attrs
 }
 
 // reopen does what a new process does on the checkpoint, short of taking

@@ -200,10 +200,18 @@ func (r *Restarter) Next(now time.Time) (wait time.Duration, ok bool) {
 		}
 		r.failures = keep
 	}
-	if s.MaxAttempts > 0 && len(r.failures) >= s.MaxAttempts {
+	// Without a window every restart counts: count is the number, and
+	// failures (kept only for a window) would grow for the query's life.
+	n := r.count
+	if s.Window > 0 {
+		n = int64(len(r.failures))
+	}
+	if s.MaxAttempts > 0 && n >= int64(s.MaxAttempts) {
 		return 0, false
 	}
-	r.failures = append(r.failures, now)
+	if s.Window > 0 {
+		r.failures = append(r.failures, now)
+	}
 	wait = s.Delay
 	if s.Kind == RestartExponentialDelay {
 		if s.ResetAfter > 0 && !r.last.IsZero() && now.Sub(r.last) >= s.ResetAfter {

@@ -125,7 +125,7 @@ type ColumnReader interface {
 // does, and only such a split is given cols. Where a split has no ReadAt,
 // its String, or its encoding, names the split as a whole.
 type PositionReader interface {
-	ReadAt(ctx context.Context, mem memory.Allocator, cols []string, emit func(rec arrow.Record, at string) error) error
+	ReadAt(ctx context.Context, mem memory.Allocator, cols []string, emit func(rec arrow.Record, at func() string) error) error
 }
 
 // InProcess is an optional ability of a Stream whose data lives only in the

@@ -610,13 +610,8 @@ func appendCanonFloat[T float32 | float64, B fixedBuilder[T]](b B, vals []T, arr
 			b.AppendNull()
 			continue
 		}
-		v := vals[r]
-		if v != v {
-			v = T(math.NaN())
-		} else if v == 0 {
-			v = 0 // -0.0 == 0, so this drops the sign
-		}
-		b.UnsafeAppend(v)
+		// One NaN, and 0.0 for -0.0: the values grouping and joins compare.
+		b.UnsafeAppend(T(math.Float64frombits(canonFloat(float64(vals[r])))))
 	}
 }
 

@@ -19,7 +19,7 @@ import (
 // (plan.RunTask), so "cast failed at row 17" can be found in its file.
 // Only the goroutine that calls the scan's Next uses it.
 type Position struct {
-	at    string        // the current record's place, if it came with one
+	at    func() string // names the current record's place, if it came with one
 	on    bool          // a record is current
 	split func() string // names the split, for records without a place
 }
@@ -29,10 +29,12 @@ func (p *Position) String() string {
 	switch {
 	case p == nil || !p.on:
 		return ""
-	case p.at == "" && p.split != nil:
+	case p.at != nil:
+		return p.at()
+	case p.split != nil:
 		return p.split()
 	}
-	return p.at
+	return ""
 }
 
 // SetSplit names the split for records read without a place of their own;
@@ -43,7 +45,7 @@ func (p *Position) SetSplit(name func() string) {
 	}
 }
 
-func (p *Position) set(at string, on bool) {
+func (p *Position) set(at func() string, on bool) {
 	if p != nil {
 		p.at, p.on = at, on
 	}
@@ -52,7 +54,7 @@ func (p *Position) set(at string, on bool) {
 // scanned is a record read and where it was read from.
 type scanned struct {
 	rec arrow.Record
-	at  string
+	at  func() string // nil: no place of its own
 }
 
 // pushScan turns a push-style reader (parquet.ReadSplit, a stream split's
@@ -73,21 +75,21 @@ type pushScan struct {
 // NewPushScan runs read on its own goroutine; every record read emits
 // (empty ones are dropped) becomes the operator's output, in order.
 func NewPushScan(ctx context.Context, schema *arrow.Schema, read func(ctx context.Context, emit func(arrow.Record) error) error) Operator {
-	return NewPositionScan(ctx, schema, nil, func(ctx context.Context, emit func(arrow.Record, string) error) error {
-		return read(ctx, func(rec arrow.Record) error { return emit(rec, "") })
+	return NewPositionScan(ctx, schema, nil, func(ctx context.Context, emit func(arrow.Record, func() string) error) error {
+		return read(ctx, func(rec arrow.Record) error { return emit(rec, nil) })
 	})
 }
 
 // NewPositionScan is NewPushScan for a reader that says where each record
 // comes from; pos (which may be nil) follows the records Next returns.
-func NewPositionScan(ctx context.Context, schema *arrow.Schema, pos *Position, read func(ctx context.Context, emit func(rec arrow.Record, at string) error) error) Operator {
+func NewPositionScan(ctx context.Context, schema *arrow.Schema, pos *Position, read func(ctx context.Context, emit func(rec arrow.Record, at func() string) error) error) Operator {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &pushScan{schema: schema, ch: make(chan scanned, 2), errc: make(chan error, 1), cancel: cancel, pos: pos}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		defer close(s.ch)
-		err := read(ctx, func(rec arrow.Record, at string) error {
+		err := read(ctx, func(rec arrow.Record, at func() string) error {
 			if rec.NumRows() == 0 {
 				rec.Release()
 				return nil
@@ -111,10 +113,11 @@ func NewPositionScan(ctx context.Context, schema *arrow.Schema, pos *Position, r
 // schema; pos (which may be nil) names the file, row group and rows of each
 // record.
 func NewParquetScan(ctx context.Context, mem memory.Allocator, splits []parquet.Split, schema *arrow.Schema, partitionColumns []string, batchRows int, pos *Position) Operator {
-	return NewPositionScan(ctx, schema, pos, func(ctx context.Context, emit func(arrow.Record, string) error) error {
+	return NewPositionScan(ctx, schema, pos, func(ctx context.Context, emit func(arrow.Record, func() string) error) error {
 		for _, sp := range splits {
 			err := parquet.ReadSplitAt(ctx, mem, sp, schema, partitionColumns, batchRows, func(rec arrow.Record, at parquet.Position) error {
-				return emit(rec, at.Describe(rec.NumRows()))
+				n := rec.NumRows()
+				return emit(rec, func() string { return at.Describe(n) })
 			})
 			if err != nil {
 				return err
@@ -136,7 +139,7 @@ func (s *pushScan) Next(ctx context.Context) (arrow.Record, error) {
 			s.pos.set(sc.at, true)
 			return sc.rec, nil
 		}
-		s.pos.set("", false)
+		s.pos.set(nil, false)
 		select {
 		case err := <-s.errc:
 			s.err = err

@@ -227,8 +227,8 @@ func (b *builder) streamScan(n *Node) (exec.Operator, error) {
 	// row group, a partition's offsets) when it has them; else the
 	// position names the split, when an error asks.
 	b.env.Position.SetSplit(func() string { return fmt.Sprintf("stream %s, split %s", source, splitString(sp)) })
-	readAt := func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, string) error) error {
-		return sp.Read(ctx, mem, func(r arrow.Record) error { return emit(r, "") })
+	readAt := func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, func() string) error) error {
+		return sp.Read(ctx, mem, func(r arrow.Record) error { return emit(r, nil) })
 	}
 	cr, byColumn := sp.(sources.ColumnReader)
 	byColumn = byColumn && pick != nil
@@ -236,20 +236,20 @@ func (b *builder) streamScan(n *Node) (exec.Operator, error) {
 	if byColumn {
 		// The split builds only the columns read.
 		cols, pick = sc.Columns, nil
-		readAt = func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, string) error) error {
-			return cr.ReadColumns(ctx, mem, cols, func(r arrow.Record) error { return emit(r, "") })
+		readAt = func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, func() string) error) error {
+			return cr.ReadColumns(ctx, mem, cols, func(r arrow.Record) error { return emit(r, nil) })
 		}
 	}
 	if pr, ok := sp.(sources.PositionReader); ok {
-		readAt = func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, string) error) error {
-			return pr.ReadAt(ctx, mem, cols, func(r arrow.Record, at string) error {
-				return emit(r, fmt.Sprintf("stream %s, %s", source, at))
+		readAt = func(ctx context.Context, mem memory.Allocator, emit func(arrow.Record, func() string) error) error {
+			return pr.ReadAt(ctx, mem, cols, func(r arrow.Record, at func() string) error {
+				return emit(r, func() string { return fmt.Sprintf("stream %s, %s", source, at()) })
 			})
 		}
 	}
-	return exec.NewPositionScan(b.ctx, n.Schema, b.env.Position, func(ctx context.Context, emit func(arrow.Record, string) error) error {
+	return exec.NewPositionScan(b.ctx, n.Schema, b.env.Position, func(ctx context.Context, emit func(arrow.Record, func() string) error) error {
 		var rows int64
-		err := readAt(ctx, mem, func(r arrow.Record, at string) error {
+		err := readAt(ctx, mem, func(r arrow.Record, at func() string) error {
 			rows += r.NumRows()
 			if pick != nil {
 				cols := make([]arrow.Array, len(pick))

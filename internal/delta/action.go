@@ -20,8 +20,8 @@ var (
 )
 
 // Action is one line of a commit file: exactly one field is set. Actions
-// this package does not know (cdc, domainMetadata, ...) are kept as Other
-// when read and ignored by replay.
+// this package does not know (cdc, domainMetadata, ...) leave every field
+// nil when read and are ignored by replay.
 type Action struct {
 	Protocol   *Protocol      `json:"protocol,omitempty"`
 	MetaData   *Metadata      `json:"metaData,omitempty"`

@@ -100,7 +100,6 @@ func (s *memStore) load(version int64) error {
 	return nil
 }
 
-// loadFile applies state file v of kind and returns its rows.
 // lastSnapshot is the newest snapshot version at or before version among
 // a range directory's file names (0: none), where a load of version starts.
 func lastSnapshot(names []string, version int64) int64 {
@@ -113,6 +112,7 @@ func lastSnapshot(names []string, version int64) int64 {
 	return snap
 }
 
+// loadFile applies state file v of kind and returns its rows.
 func (s *memStore) loadFile(v int64, kind string) (int64, error) {
 	var (
 		buf  []byte

@@ -283,6 +283,7 @@ func storedSchema(schema *arrow.Schema) (*arrow.Schema, []int) {
 
 func (s *Sink) decode(b sinks.Batch, app string, msgs []sinks.CommitMessage) ([]file, error) {
 	var files []file
+	prefix := filePrefix(app, b.ID)
 	for _, raw := range msgs {
 		var m message
 		if err := json.Unmarshal(raw, &m); err != nil {
@@ -292,7 +293,7 @@ func (s *Sink) decode(b sinks.Batch, app string, msgs []sinks.CommitMessage) ([]
 			return nil, fmt.Errorf("delta sink: table %s batch %d: commit message of batch %d", s.dir, b.ID, m.Batch)
 		}
 		for _, f := range m.Files {
-			if !strings.HasPrefix(pathBase(f.Path), filePrefix(app, b.ID)) || strings.Contains(f.Path, "..") {
+			if !strings.HasPrefix(pathBase(f.Path), prefix) || strings.Contains(f.Path, "..") {
 				return nil, fmt.Errorf("delta sink: table %s batch %d: file %q is not one of its files", s.dir, b.ID, f.Path)
 			}
 			files = append(files, f)
@@ -590,12 +591,7 @@ func (w *writer) Abort() error {
 
 // syncDir fsyncs a directory so the names it holds survive a crash.
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("delta sink: fsync dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := (vfs.OS{}).SyncDir(dir); err != nil {
 		return fmt.Errorf("delta sink: fsync dir %s: %w", dir, err)
 	}
 	return nil

@@ -277,10 +277,11 @@ func (s *StreamSink) Commit(ctx context.Context, b sinks.Batch, msgs []sinks.Com
 	// Leftovers are looked for where they can be, not at every commit: a
 	// listing costs about 0.1 s per 100 000 names in a directory.
 	switch {
-	case s.swept.CompareAndSwap(false, true):
+	case !s.swept.Load():
 		if err := s.sweepTable(b.ID, names); err != nil {
-			return fmt.Errorf("parquet sink: commit batch %d: %w", b.ID, err)
+			return fmt.Errorf("parquet sink: commit batch %d: %w", b.ID, err) // swept stays false: the next Commit walks again
 		}
+		s.swept.Store(true) // Commits run one at a time (the driver's)
 	case renamedBefore:
 		for d := range dirs {
 			if err := sweep(d, b.ID, names); err != nil {

@@ -617,14 +617,14 @@ func (sp *Split) resolve(ctx context.Context) (sources.Split, []int, error) {
 // Read emits the inner split's records, projected: each emitted record
 // (owned by emit) retains the inner record's columns it keeps.
 func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
-	return sp.ReadAt(ctx, mem, nil, func(rec arrow.Record, _ string) error { return emit(rec) })
+	return sp.ReadAt(ctx, mem, nil, func(rec arrow.Record, _ func() string) error { return emit(rec) })
 }
 
 // ReadAt is Read naming where each record comes from: the phase and, when
 // the inner split says it (a history file's row group, a Kafka record's
 // offsets), the place; else the inner split as String or encoding names it.
 // cols is nil (a chain split is no ColumnReader).
-func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, _ []string, emit func(arrow.Record, string) error) error {
+func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, _ []string, emit func(arrow.Record, func() string) error) error {
 	inner, proj, err := sp.resolve(ctx)
 	if err != nil {
 		return err
@@ -643,9 +643,9 @@ func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, _ []string, e
 		return out
 	}
 	if pr, ok := inner.(sources.PositionReader); ok {
-		return pr.ReadAt(ctx, mem, nil, func(rec arrow.Record, at string) error {
-			return emit(project(rec), sp.Phase+", "+at)
+		return pr.ReadAt(ctx, mem, nil, func(rec arrow.Record, at func() string) error {
+			return emit(project(rec), func() string { return sp.Phase + ", " + at() })
 		})
 	}
-	return inner.Read(ctx, mem, func(rec arrow.Record) error { return emit(project(rec), "") })
+	return inner.Read(ctx, mem, func(rec arrow.Record) error { return emit(project(rec), nil) })
 }

@@ -258,14 +258,15 @@ func (sp *HistorySplit) Encode() ([]byte, error) {
 // Read emits the split's rows projected to the history schema, in records
 // allocated from mem that emit owns.
 func (sp *HistorySplit) Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
-	return sp.ReadAt(ctx, mem, nil, func(rec arrow.Record, _ string) error { return emit(rec) })
+	return sp.ReadAt(ctx, mem, nil, func(rec arrow.Record, _ func() string) error { return emit(rec) })
 }
 
 // ReadAt is Read naming each record's file, row group and file rows; cols
 // is nil (a history split is no ColumnReader).
-func (sp *HistorySplit) ReadAt(ctx context.Context, mem memory.Allocator, _ []string, emit func(arrow.Record, string) error) error {
+func (sp *HistorySplit) ReadAt(ctx context.Context, mem memory.Allocator, _ []string, emit func(arrow.Record, func() string) error) error {
 	err := parquet.ReadSplitAt(ctx, mem, sp.Split, sp.Schema, sp.PartitionColumns, sp.BatchRows, func(rec arrow.Record, at parquet.Position) error {
-		return emit(rec, at.Describe(rec.NumRows()))
+		n := rec.NumRows()
+		return emit(rec, func() string { return at.Describe(n) })
 	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("history: %s was deleted before its batch ran: %w: %w", sp.Path, sources.ErrOffsetGone, err)

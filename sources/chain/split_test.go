@@ -225,8 +225,9 @@ func TestReadAtNamesWhereEachRecordComesFrom(t *testing.T) {
 	var got []string
 	for _, splits := range batchSplits(t, c) {
 		for _, sp := range splits {
-			err := sp.(sources.PositionReader).ReadAt(context.Background(), mem, nil, func(rec arrow.Record, at string) error {
+			err := sp.(sources.PositionReader).ReadAt(context.Background(), mem, nil, func(rec arrow.Record, atf func() string) error {
 				defer rec.Release()
+				at := atf()
 				got = append(got, strings.ReplaceAll(at, f.dir+"/", ""))
 				return nil
 			})

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -242,7 +243,7 @@ func (s *Source) fileOf(a *idelta.Add) (file, error) {
 func (s *Source) checkSchema(path string, fileSchema *arrow.Schema) error {
 	for _, want := range s.schema.Fields() {
 		idx := fileSchema.FieldIndices(want.Name)
-		if len(idx) == 0 || slicesContains(s.partCols, want.Name) {
+		if len(idx) == 0 || slices.Contains(s.partCols, want.Name) {
 			continue
 		}
 		if got := fileSchema.Field(idx[0]).Type; !arrow.TypeEqual(got, want.Type) {
@@ -251,15 +252,6 @@ func (s *Source) checkSchema(path string, fileSchema *arrow.Schema) error {
 		}
 	}
 	return nil
-}
-
-func slicesContains(s []string, x string) bool {
-	for _, e := range s {
-		if e == x {
-			return true
-		}
-	}
-	return false
 }
 
 // Split reads some row groups of one data file of the table.
@@ -322,15 +314,16 @@ var _ sources.PositionReader = (*Split)(nil)
 // Read emits the split's rows as records of the source schema, allocated
 // from mem, that emit owns.
 func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
-	return sp.ReadAt(ctx, mem, nil, func(rec arrow.Record, _ string) error { return emit(rec) })
+	return sp.ReadAt(ctx, mem, nil, func(rec arrow.Record, _ func() string) error { return emit(rec) })
 }
 
 // ReadAt is Read naming each record's file, row group and file rows, so a
 // runtime error on one of its values names them; cols is nil (a Delta
 // split is no ColumnReader).
-func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, _ []string, emit func(arrow.Record, string) error) error {
+func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, _ []string, emit func(arrow.Record, func() string) error) error {
 	err := parquet.ReadSplitAt(ctx, mem, sp.Split, sp.src.schema, sp.src.partCols, 0, func(rec arrow.Record, at parquet.Position) error {
-		return emit(rec, at.Describe(rec.NumRows()))
+		n := rec.NumRows()
+		return emit(rec, func() string { return at.Describe(n) })
 	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("delta source %q: %s was deleted before its batch ran: %w: %w", sp.src.cfg.Name, sp.Path, sources.ErrOffsetGone, err)

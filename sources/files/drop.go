@@ -125,39 +125,34 @@ func quarantine(from, to string, size int64) error {
 		return nil
 	}
 	err := os.Rename(from, to)
-	if err == nil || errors.Is(err, fs.ErrNotExist) {
-		return err
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // moved already
 	}
-	// Another filesystem (EXDEV), most likely: copy to a temp name, fsync,
-	// rename into place, then remove the original.
-	tmp := filepath.Join(filepath.Dir(to), "."+filepath.Base(to)+".tmp")
-	if err := copyFile(from, tmp); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("quarantine %s to %s: %w", from, to, err)
+	if err == nil {
+		// Durable: both directories' entries survive a crash.
+		return errors.Join(vfs.OS{}.SyncDir(filepath.Dir(to)), vfs.OS{}.SyncDir(filepath.Dir(from)))
 	}
-	if err := os.Rename(tmp, to); err != nil {
-		os.Remove(tmp)
+	// Another filesystem (EXDEV), most likely: copy through vfs.OS's
+	// temp file, fsync and rename (Commit), then remove the original.
+	if err := copyDurably(from, to); err != nil {
 		return fmt.Errorf("quarantine %s to %s: %w", from, to, err)
 	}
 	return os.Remove(from)
 }
 
-func copyFile(from, to string) error {
+func copyDurably(from, to string) error {
 	src, err := os.Open(from)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	dst, err := vfs.OS{}.Create(to)
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(dst, src)
-	if err == nil {
-		err = dst.Sync()
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Abort()
+		return err
 	}
-	if cerr := dst.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return dst.Commit()
 }

@@ -1,15 +1,20 @@
 package files
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/sources"
+	"github.com/sluicedata/sluice/sources/parquet"
 )
 
 func TestBadFilePolicyConfig(t *testing.T) {
@@ -86,5 +91,25 @@ func TestACorruptDropRecordIsAnErrorNamingIt(t *testing.T) {
 	_, err := New(cfg)
 	if !errors.Is(err, ErrCorruptLog) || !strings.Contains(err.Error(), p) {
 		t.Errorf("New with a damaged record: %v, want ErrCorruptLog naming %s", err, p)
+	}
+}
+
+// Only a file's own fault is a bad file a policy may skip for good; an
+// I/O error or a refused permission fails the batch whatever the policy.
+func TestOnlyAFilesOwnFaultIsABadFile(t *testing.T) {
+	for _, c := range []struct {
+		err error
+		bad bool
+	}{
+		{fmt.Errorf("open x.parquet: %w: no PAR1 magic at end", parquet.ErrCorrupt), true},
+		{fmt.Errorf("x.parquet: %w: 3 bytes", parquet.ErrNotParquet), true},
+		{fmt.Errorf("x.parquet: %w: column \"a\"", parquet.ErrSchemaConflict), true},
+		{fmt.Errorf("read x.parquet: %w", syscall.EIO), false},
+		{fmt.Errorf("open x.parquet: %w", fs.ErrPermission), false},
+		{context.Canceled, false},
+	} {
+		if got := isBadFile(c.err); got != c.bad {
+			t.Errorf("isBadFile(%v) = %v, want %v", c.err, got, c.bad)
+		}
 	}
 }

@@ -570,11 +570,17 @@ func (s *Source) verify(ctx context.Context, p string, t *parquet.Table) error {
 }
 
 // isBadFile tells a file's own fault (not Parquet, truncated, corrupt,
-// conflicting column types) from the machine's (permissions, I/O, a
-// cancelled context), which no policy passes over.
+// conflicting or unreadable column types) from anything else (permissions,
+// I/O, a cancelled context), which no policy passes over: by the
+// sources/parquet sentinels the fault carries, so a passing I/O error is
+// never recorded as a bad file for good.
 func isBadFile(err error) bool {
-	return !errors.Is(err, fs.ErrPermission) && !errors.Is(err, fs.ErrNotExist) &&
-		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+	for _, bad := range []error{parquet.ErrNotParquet, parquet.ErrCorrupt, parquet.ErrSchemaConflict, parquet.ErrUnsupportedType} {
+		if errors.Is(err, bad) {
+			return true
+		}
+	}
+	return false
 }
 
 // drop records d in the log dir and in memory.
@@ -695,14 +701,15 @@ func (s *Source) DecodeSplit(b []byte) (sources.Split, error) {
 // Read emits the split's rows projected to the source schema, in records
 // allocated from mem that emit owns.
 func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
-	return sp.ReadAt(ctx, mem, nil, func(rec arrow.Record, _ string) error { return emit(rec) })
+	return sp.ReadAt(ctx, mem, nil, func(rec arrow.Record, _ func() string) error { return emit(rec) })
 }
 
 // ReadAt is Read naming each record's file, row group and file rows; cols
 // is nil (a files split is no ColumnReader).
-func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, _ []string, emit func(arrow.Record, string) error) error {
+func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, _ []string, emit func(arrow.Record, func() string) error) error {
 	err := parquet.ReadSplitAt(ctx, mem, sp.Split, sp.schema, nil, 0, func(rec arrow.Record, at parquet.Position) error {
-		return emit(rec, at.Describe(rec.NumRows()))
+		n := rec.NumRows()
+		return emit(rec, func() string { return at.Describe(n) })
 	})
 	if errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("files %q: %s was deleted before its batch ran: %w: %w", sp.source, sp.Path, sources.ErrOffsetGone, err)

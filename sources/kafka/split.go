@@ -114,18 +114,18 @@ const maxStalls = 20
 // aborted records that are never returned, and kgo.ProcessFetchPartition
 // reports the position past them.
 func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow.Record) error) error {
-	return sp.read(ctx, mem, nil, func(rec arrow.Record, _ string) error { return emit(rec) })
+	return sp.read(ctx, mem, nil, func(rec arrow.Record, _ func() string) error { return emit(rec) })
 }
 
 // ReadColumns is Read building only the columns cols (sources.ColumnReader):
 // a query that reads none of the metadata columns does not build them.
 func (sp *Split) ReadColumns(ctx context.Context, mem memory.Allocator, cols []string, emit func(arrow.Record) error) error {
-	return sp.read(ctx, mem, cols, func(rec arrow.Record, _ string) error { return emit(rec) })
+	return sp.read(ctx, mem, cols, func(rec arrow.Record, _ func() string) error { return emit(rec) })
 }
 
 // ReadAt is ReadColumns (Read when cols is nil) naming the topic, partition
 // and offsets of each record (sources.PositionReader).
-func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, cols []string, emit func(arrow.Record, string) error) error {
+func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, cols []string, emit func(arrow.Record, func() string) error) error {
 	return sp.read(ctx, mem, cols, emit)
 }
 
@@ -134,7 +134,7 @@ var (
 	_ sources.PositionReader = (*Split)(nil)
 )
 
-func (sp *Split) read(ctx context.Context, mem memory.Allocator, cols []string, emitAt func(arrow.Record, string) error) error {
+func (sp *Split) read(ctx context.Context, mem memory.Allocator, cols []string, emitAt func(arrow.Record, func() string) error) error {
 	s := sp.src
 	if err := s.check(); err != nil {
 		return err
@@ -149,7 +149,10 @@ func (sp *Split) read(ctx context.Context, mem memory.Allocator, cols []string, 
 	// first and last are the offsets of the rows in rs.
 	var first, last int64
 	emit := func(rec arrow.Record) error {
-		return emitAt(rec, fmt.Sprintf("topic %s, partition %d, offsets %d-%d (split %s)", sp.Topic, sp.Partition, first, last, sp))
+		first, last := first, last // formatted only when an error asks
+		return emitAt(rec, func() string {
+			return fmt.Sprintf("topic %s, partition %d, offsets %d-%d (split %s)", sp.Topic, sp.Partition, first, last, sp)
+		})
 	}
 
 	iso := kgo.ReadCommitted()
