@@ -309,7 +309,10 @@ func (s *Source) DecodeSplit(b []byte) (sources.Split, error) {
 	}, nil
 }
 
-var _ sources.PositionReader = (*Split)(nil)
+var (
+	_ sources.ColumnReader   = (*Split)(nil)
+	_ sources.PositionReader = (*Split)(nil)
+)
 
 // Read emits the split's rows as records of the source schema, allocated
 // from mem, that emit owns.
@@ -317,11 +320,21 @@ func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow
 	return sp.ReadAt(ctx, mem, nil, func(rec arrow.Record, _ func() string) error { return emit(rec) })
 }
 
-// ReadAt is Read naming each record's file, row group and file rows, so a
-// runtime error on one of its values names them; cols is nil (a Delta
-// split is no ColumnReader).
-func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, _ []string, emit func(arrow.Record, func() string) error) error {
-	err := parquet.ReadSplitAt(ctx, mem, sp.Split, sp.src.schema, sp.src.partCols, 0, func(rec arrow.Record, at parquet.Position) error {
+// ReadColumns is Read building only the columns cols, in that order
+// (sources.ColumnReader): the file's other columns are never decoded.
+func (sp *Split) ReadColumns(ctx context.Context, mem memory.Allocator, cols []string, emit func(arrow.Record) error) error {
+	return sp.ReadAt(ctx, mem, cols, func(rec arrow.Record, _ func() string) error { return emit(rec) })
+}
+
+// ReadAt is ReadColumns (Read when cols is nil) naming each record's file,
+// row group and file rows, so a runtime error on one of its values names
+// them (sources.PositionReader).
+func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, cols []string, emit func(arrow.Record, func() string) error) error {
+	sch, err := parquet.Columns(sp.src.schema, cols)
+	if err != nil {
+		return fmt.Errorf("delta source %q: %s: %w", sp.src.cfg.Name, sp.Path, err)
+	}
+	err = parquet.ReadSplitAt(ctx, mem, sp.Split, sch, sp.src.partCols, 0, func(rec arrow.Record, at parquet.Position) error {
 		n := rec.NumRows()
 		return emit(rec, func() string { return at.Describe(n) })
 	})

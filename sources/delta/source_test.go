@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -170,5 +171,42 @@ func TestASplitNamesTheFileOfEachRecord(t *testing.T) {
 	}
 	if records == 0 {
 		t.Fatal("the splits read no record")
+	}
+}
+
+// A split builds only the columns a query reads, in the order it asks,
+// a partition column (from the log, not the file) among them.
+func TestASplitReadsOnlyTheColumnsAsked(t *testing.T) {
+	dir := table(t, 2)
+	ctx := context.Background()
+	s, err := delta.New(ctx, delta.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	splits, err := s.Splits(ctx, off(-1), off(1))
+	if err != nil || len(splits) == 0 {
+		t.Fatalf("splits %v, %v", splits, err)
+	}
+	var cells []string
+	for _, sp := range splits {
+		err := sp.(sources.ColumnReader).ReadColumns(ctx, mem, []string{"name", "id"}, func(rec arrow.Record) error {
+			defer rec.Release()
+			if rec.NumCols() != 2 || rec.ColumnName(0) != "name" || rec.ColumnName(1) != "id" {
+				t.Errorf("columns %s, want name, id", rec.Schema())
+			}
+			for i := 0; i < int(rec.NumRows()); i++ {
+				cells = append(cells, rec.Column(0).ValueStr(i)+":"+rec.Column(1).ValueStr(i))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(cells)
+	if got, want := strings.Join(cells, " "), "(null):1 (null):3 n0:0 n1:2"; got != want {
+		t.Errorf("rows %q, want %q", got, want)
 	}
 }

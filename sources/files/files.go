@@ -641,6 +641,7 @@ type Split struct {
 
 var (
 	_ sources.Split          = (*Split)(nil)
+	_ sources.ColumnReader   = (*Split)(nil)
 	_ sources.PositionReader = (*Split)(nil)
 )
 
@@ -704,10 +705,20 @@ func (sp *Split) Read(ctx context.Context, mem memory.Allocator, emit func(arrow
 	return sp.ReadAt(ctx, mem, nil, func(rec arrow.Record, _ func() string) error { return emit(rec) })
 }
 
-// ReadAt is Read naming each record's file, row group and file rows; cols
-// is nil (a files split is no ColumnReader).
-func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, _ []string, emit func(arrow.Record, func() string) error) error {
-	err := parquet.ReadSplitAt(ctx, mem, sp.Split, sp.schema, nil, 0, func(rec arrow.Record, at parquet.Position) error {
+// ReadColumns is Read building only the columns cols, in that order
+// (sources.ColumnReader): the file's other columns are never decoded.
+func (sp *Split) ReadColumns(ctx context.Context, mem memory.Allocator, cols []string, emit func(arrow.Record) error) error {
+	return sp.ReadAt(ctx, mem, cols, func(rec arrow.Record, _ func() string) error { return emit(rec) })
+}
+
+// ReadAt is ReadColumns (Read when cols is nil) naming each record's file,
+// row group and file rows (sources.PositionReader).
+func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, cols []string, emit func(arrow.Record, func() string) error) error {
+	sch, err := parquet.Columns(sp.schema, cols)
+	if err != nil {
+		return fmt.Errorf("files %q: %s: %w", sp.source, sp.Path, err)
+	}
+	err = parquet.ReadSplitAt(ctx, mem, sp.Split, sch, nil, 0, func(rec arrow.Record, at parquet.Position) error {
 		n := rec.NumRows()
 		return emit(rec, func() string { return at.Describe(n) })
 	})

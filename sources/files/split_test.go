@@ -5,10 +5,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow/go/v17/arrow"
+	"github.com/apache/arrow/go/v17/arrow/array"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 
 	"github.com/sluicedata/sluice/sources"
@@ -117,4 +120,84 @@ func TestADecodedSplitOfADeletedFileIsGone(t *testing.T) {
 	if !errors.Is(err, sources.ErrOffsetGone) {
 		t.Fatalf("read a split of a deleted file: %v, want ErrOffsetGone", err)
 	}
+}
+
+// A query that reads some of a file's columns decodes only those: a column
+// it does not read cannot fail it (a nested one, which the reader refuses,
+// asking to project it away), and the record holds the columns asked for,
+// in the order asked.
+func TestReadColumnsDecodesOnlyTheColumnsAsked(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	f := newFixture(t)
+	put(t, f.dir, "n.parquet", 0, nestedRow{ID: 1, Tags: []tag{{"x"}}}, nestedRow{ID: 2}, nestedRow{ID: 3, Tags: []tag{{"y"}, {"z"}}})
+	s := f.open(t, nil)
+	end := latest(t, s, `{"files":0}`)
+	splits, err := s.Splits(context.Background(), sources.Offset(`{"files":0}`), sources.Offset(end))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sp := range splits {
+		if err := sp.Read(context.Background(), mem, func(r arrow.Record) error { r.Release(); return nil }); err == nil || !strings.Contains(err.Error(), "project it away") {
+			t.Fatalf("reading every column of %s: %v, want the nested column refused", sp, err)
+		}
+	}
+	var ids []int64
+	for _, sp := range splits {
+		err := sp.(sources.ColumnReader).ReadColumns(context.Background(), mem, []string{"id"}, func(r arrow.Record) error {
+			defer r.Release()
+			if r.NumCols() != 1 || r.ColumnName(0) != "id" {
+				t.Errorf("columns %v, want [id]", r.Schema())
+			}
+			ids = append(ids, r.Column(0).(*array.Int64).Int64Values()...)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("reading id of %s: %v", sp, err)
+		}
+	}
+	if want := []int64{1, 2, 3}; !slices.Equal(ids, want) {
+		t.Errorf("ids %v, want %v", ids, want)
+	}
+	if err := splits[0].(sources.ColumnReader).ReadColumns(context.Background(), mem, []string{"nope"}, func(r arrow.Record) error { r.Release(); return nil }); err == nil || !strings.Contains(err.Error(), `"nope"`) {
+		t.Errorf("an unknown column: %v, want an error naming it", err)
+	}
+
+	// The order asked is the order given, and the positions still name
+	// the file.
+	f = newFixture(t)
+	putTwo(t, f.dir)
+	s = f.open(t, nil)
+	var cells []string
+	for _, sp := range twoFiles(t, f, s) {
+		err := sp.(sources.PositionReader).ReadAt(context.Background(), mem, []string{"name", "id"}, func(r arrow.Record, at func() string) error {
+			defer r.Release()
+			if r.ColumnName(0) != "name" || r.ColumnName(1) != "id" {
+				t.Errorf("columns %v, want [name id]", r.Schema())
+			}
+			if !strings.Contains(at(), ".parquet, row group") {
+				t.Errorf("position %q names no file and row group", at())
+			}
+			for i := 0; i < int(r.NumRows()); i++ {
+				cells = append(cells, r.Column(0).ValueStr(i)+":"+r.Column(1).ValueStr(i))
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := "a1:1 a2:2 a3:3 a4:4 a5:5 b6:6 b7:7"; strings.Join(cells, " ") != want {
+		t.Errorf("rows %q, want %q", strings.Join(cells, " "), want)
+	}
+}
+
+// nestedRow's tags are a list of structs, which the reader cannot read yet.
+type nestedRow struct {
+	ID   int64 `parquet:"id"`
+	Tags []tag `parquet:"tags,list"`
+}
+
+type tag struct {
+	K string `parquet:"k"`
 }

@@ -51,6 +51,24 @@ func (p Position) Describe(rows int64) string {
 	return fmt.Sprintf("file %s, row group %d, file rows %d-%d", p.Path, p.RowGroup, p.FileRow, p.FileRow+rows-1)
 }
 
+// Columns is schema narrowed to the fields cols names, in that order (nil
+// cols: schema itself): the schema to read a split with when only those
+// columns are wanted, so the others are never decoded.
+func Columns(schema *arrow.Schema, cols []string) (*arrow.Schema, error) {
+	if cols == nil {
+		return schema, nil
+	}
+	fields := make([]arrow.Field, len(cols))
+	for i, c := range cols {
+		j := schema.FieldIndices(c)
+		if len(j) == 0 {
+			return nil, fmt.Errorf("%w: no column %q in %s", ErrProjection, c, schema)
+		}
+		fields[i] = schema.Field(j[0])
+	}
+	return arrow.NewSchema(fields, nil), nil
+}
+
 // ReadSplitAt is ReadSplit telling emit where each record starts, so a
 // runtime error in the operators above can name the file, row group and row
 // of the value it failed on.
