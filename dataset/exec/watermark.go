@@ -95,21 +95,22 @@ type lateOp struct {
 	in        Operator
 	col       int
 	threshold int64
-	op        string
+	ops       []string
 	m         *Metrics
 	err       error
 }
 
 // NewLateFilter drops rows whose column col (a timestamp, in its own unit)
 // is <= threshold: rows of windows the watermark has already closed. It
-// counts them against operator op in m and, when m.KeepLate is set, keeps
-// the dropped rows there (the late-rows side output).
-func NewLateFilter(mem memory.Allocator, in Operator, col string, threshold int64, op string, m *Metrics) (Operator, error) {
+// counts them against each operator of ops (the stateful operators it
+// filters for) in m and, when m.KeepLate is set, keeps the dropped rows
+// there once (the late-rows side output).
+func NewLateFilter(mem memory.Allocator, in Operator, col string, threshold int64, ops []string, m *Metrics) (Operator, error) {
 	idx := in.Schema().FieldIndices(col)
 	if len(idx) == 0 {
 		return nil, fmt.Errorf("late filter on %q: no such column", col)
 	}
-	return &lateOp{mem: mem, in: in, col: idx[0], threshold: threshold, op: op, m: m}, nil
+	return &lateOp{mem: mem, in: in, col: idx[0], threshold: threshold, ops: ops, m: m}, nil
 }
 
 func (o *lateOp) Schema() *arrow.Schema { return o.in.Schema() }
@@ -136,7 +137,9 @@ func (o *lateOp) Next(ctx context.Context) (arrow.Record, error) {
 		if len(keep) == int(rec.NumRows()) {
 			return rec, nil
 		}
-		o.m.AddDropped(o.op, rec.NumRows()-int64(len(keep)))
+		for _, op := range o.ops {
+			o.m.AddDropped(op, rec.NumRows()-int64(len(keep)))
+		}
 		if o.m != nil && o.m.KeepLate {
 			lr, err := TakeRecord(o.mem, rec, late)
 			if err != nil {

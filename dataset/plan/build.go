@@ -135,7 +135,7 @@ func (b *builder) build(n *Node) (op exec.Operator, err error) {
 		spec := b.state(n)
 		return exec.NewFlatMapGroups(mem, ins[0], g, fn, n.Schema, &spec, exec.KeyGroupLo(b.task, parts, kg), exec.KeyGroupLo(b.task+1, parts, kg))
 	case KindLateFilter:
-		return exec.NewLateFilter(mem, ins[0], n.Late.Column, n.Late.Threshold(b.env.Batch), n.Late.Operator, b.env.Metrics)
+		return exec.NewLateFilter(mem, ins[0], n.Late.Column, n.Late.Threshold(b.env.Batch), append([]string{n.Late.Operator}, n.Late.Also...), b.env.Metrics)
 	case KindProject:
 		return exec.NewProject(mem, ins[0], n.Exprs)
 	case KindSession:

@@ -133,10 +133,13 @@ type WatermarkSpec struct {
 
 // LateSpec drops rows at or behind the batch's watermark (Prev: the
 // previous batch's), converted to the column's Unit, minus Gap, before
-// stateful operator Operator.
+// stateful operator Operator. Also are the other operators whose equal
+// copy of the stage this one stands for (Stages: exchange reuse): the rows
+// it drops count as dropped for each.
 type LateSpec struct {
 	Column   string
 	Operator string
+	Also     []string `json:",omitempty"`
 	Unit     arrow.TimeUnit
 	Prev     bool  `json:",omitempty"`
 	Gap      int64 `json:",omitempty"`

@@ -1,7 +1,9 @@
 package plan
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/apache/arrow/go/v17/arrow"
 
@@ -450,8 +452,19 @@ type Assignment struct{ Leaf, Split int }
 
 // Stages cuts a physical plan into stages, dependencies first; the last stage
 // is the final one. Exchange ids are the ids of the stages that feed them.
+//
+// Equal exchanges are one stage (Spark's exchange reuse): the plan is a
+// tree, so a Dataset used twice (q5's bids, windowed and counted, under
+// both sides of its join) is planned twice; where the two copies meet an
+// exchange with the same partitioning over the same operators, the second
+// reads the first one's output instead of computing it again. Stateful
+// operators have ids of their own, so no stage that keeps state is shared
+// (each copy keeps its own state, as before). Two copies differ only in
+// which of them counts a stream's rows (a stream read twice counts once);
+// the stage kept counts them if either did.
 func Stages(root *Node) ([]*Stage, error) {
 	var stages []*Stage
+	seen := map[string]*Stage{} // non-final stages by fingerprint
 	var cut func(n *Node, out *Node) (*Stage, error)
 	cut = func(top *Node, out *Node) (*Stage, error) {
 		st := &Stage{}
@@ -496,6 +509,17 @@ func Stages(root *Node) ([]*Stage, error) {
 		if err := st.countTasks(); err != nil {
 			return nil, err
 		}
+		if out != nil {
+			key, err := st.fingerprint()
+			if err != nil {
+				return nil, err
+			}
+			if same, ok := seen[key]; ok {
+				mergeTwin(same.Root, st.Root)
+				return same, nil
+			}
+			seen[key] = st
+		}
 		st.ID = len(stages)
 		stages = append(stages, st)
 		return st, nil
@@ -528,4 +552,58 @@ func (st *Stage) countTasks() error {
 	}
 	st.Tasks = len(st.Assign(nil))
 	return nil
+}
+
+// fingerprint is what makes two stages the same computation: their
+// fragments and the exchange they feed, as the spec encodes them, with the
+// scans' Count flags left out. Leaves are numbered within the stage and
+// child stages are already shared, so equal fragments encode equally.
+func (st *Stage) fingerprint() (string, error) {
+	var (
+		counted []*Scan
+		late    []*LateSpec
+		ops     []LateSpec
+	)
+	st.Root.Walk(func(n *Node) {
+		if n.Kind == KindScan && n.Scan.Count {
+			counted = append(counted, n.Scan)
+			n.Scan.Count = false
+		}
+		if n.Late != nil {
+			late, ops = append(late, n.Late), append(ops, *n.Late)
+			n.Late.Operator, n.Late.Also = "", nil
+		}
+	})
+	b, err := json.Marshal(struct {
+		Root, Out *Node
+		Tasks     int
+	}{st.Root, st.Out, st.Tasks})
+	for _, sc := range counted {
+		sc.Count = true
+	}
+	for i, l := range late {
+		l.Operator, l.Also = ops[i].Operator, ops[i].Also
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: stage fingerprint: %w", ErrPlan, err)
+	}
+	return string(b), nil
+}
+
+// mergeTwin makes kept, a fragment equal to dup but for the facts
+// fingerprint leaves out, stand for both: its scans count a stream's rows
+// if either twin did, and its late filters count the rows they drop for
+// the operators of both.
+func mergeTwin(kept, dup *Node) {
+	if kept.Kind == KindScan && dup.Scan.Count {
+		kept.Scan.Count = true
+	}
+	if kept.Late != nil {
+		l := *kept.Late
+		l.Also = append(append(slices.Clone(l.Also), dup.Late.Operator), dup.Late.Also...)
+		kept.Late = &l
+	}
+	for i := range kept.Inputs {
+		mergeTwin(kept.Inputs[i], dup.Inputs[i])
+	}
 }

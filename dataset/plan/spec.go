@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -106,6 +107,14 @@ func Compile(root *Node, parts int, st *StreamOptions) (*Spec, error) {
 	}
 	phys.Walk(func(n *Node) {
 		if n.Kind == KindScan && n.Scan.Records != nil && n.Scan.MemoryKey == "" {
+			// The copies of a Dataset used twice scan the same records:
+			// one key, so their stages can be one (Stages).
+			for _, k := range spec.Memory {
+				if slices.Equal(spec.memory[k], n.Scan.Records) {
+					n.Scan.MemoryKey = k
+					return
+				}
+			}
 			n.Scan.MemoryKey = fmt.Sprintf("memory-%d", len(spec.Memory))
 			spec.Memory = append(spec.Memory, n.Scan.MemoryKey)
 			spec.memory[n.Scan.MemoryKey] = n.Scan.Records
