@@ -25,51 +25,77 @@ func readers(spec *plan.Spec) map[int]int {
 	return n
 }
 
-// A streaming Dataset used twice (q5's shape: counts per window, their max
-// per window, joined back) is read, windowed and partly aggregated once:
-// both stateful aggregates read one stage's output. That stage counts the
-// stream's rows, and its late filter counts what it drops for both.
-func TestAStreamUsedTwiceIsReadOnce(t *testing.T) {
-	_, cfg := checked(t)
+// q5's shape: counts per sliding window, their max per window, joined back.
+func hotItems(t *testing.T, cfg dataset.Config, keep func(*dataset.Dataset) *dataset.Dataset) *dataset.StreamQuery {
+	t.Helper()
 	src, err := srcmem.New(srcmem.Config{Name: "bids", Schema: arrow.NewSchema([]arrow.Field{
 		{Name: "auction", Type: arrow.PrimitiveTypes.Int64},
 		{Name: "ts", Type: &arrow.TimestampType{Unit: arrow.Millisecond}}}, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer src.Close()
+	t.Cleanup(func() { src.Close() })
 	counts := dataset.ReadStream(src).WithConfig(cfg).WithWatermark("ts", 4*time.Second).
 		GroupBy(dataset.SlidingWindow("ts", 10*time.Second, 2*time.Second), "auction").
 		Agg(dataset.CountAll().As("num"))
 	maxes := counts.GroupBy(dataset.WindowStart, dataset.WindowEnd).Agg(dataset.Max(dataset.Col("num")).As("maxn"))
-	hot := counts.JoinWhere(maxes, []string{dataset.WindowStart, dataset.WindowEnd}, dataset.Inner, dataset.Col("num").Ge(dataset.Col("maxn")))
+	hot := keep(counts).JoinWhere(maxes, []string{dataset.WindowStart, dataset.WindowEnd}, dataset.Inner, dataset.Col("num").Ge(dataset.Col("maxn")))
 	sink, err := sinkmem.New(sinkmem.Config{Name: "out"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sink.Close()
+	t.Cleanup(func() { sink.Close() })
 	q, err := hot.CompileStream(sink, dataset.StreamOptions{KeyGroups: 8, Emit: sinks.Append})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q.Close()
-	spec := q.Spec()
-	roundTrip(t, spec)
-	var scans []*plan.Stage
+	t.Cleanup(func() { q.Close() })
+	roundTrip(t, q.Spec())
+	return q
+}
+
+// stagesOf returns the stages holding stateful operator op, and those that
+// read the stream.
+func stagesOf(spec *plan.Spec, op string) (holding, scanning []*plan.Stage) {
 	for _, st := range spec.Stages {
 		if len(st.Leaves()) > 0 {
-			scans = append(scans, st)
+			scanning = append(scanning, st)
+		}
+		has := false
+		st.Root.Walk(func(n *plan.Node) { has = has || n.State != nil && n.State.Operator == op })
+		if has {
+			holding = append(holding, st)
 		}
 	}
-	if len(scans) != 1 {
-		t.Fatalf("%d stages read the stream, want 1:\n%s", len(scans), q.Explain())
+	return holding, scanning
+}
+
+func statefulIDs(spec *plan.Spec) []string {
+	var ops []string
+	for _, op := range spec.Stateful {
+		ops = append(ops, op.ID)
 	}
-	if n := readers(spec)[scans[0].ID]; n != 2 {
-		t.Fatalf("the stream's stage is read by %d stages, want both aggregates:\n%s", n, q.Explain())
+	return ops
+}
+
+// A streaming aggregate used twice (q5's counts, under their max and under
+// the join back to it) is one operator: one stage reads the stream and one
+// keeps the counts' state, whose output both consumers read. The stream's
+// rows are counted once, and late rows once, for that operator.
+func TestAnAggregateUsedTwiceIsOneOperator(t *testing.T) {
+	_, cfg := checked(t)
+	q := hotItems(t, cfg, func(d *dataset.Dataset) *dataset.Dataset { return d })
+	spec := q.Spec()
+	holding, scanning := stagesOf(spec, "agg-0")
+	if len(scanning) != 1 || len(holding) != 1 {
+		t.Fatalf("%d stages read the stream and %d keep the counts, want 1 and 1:\n%s", len(scanning), len(holding), q.Explain())
+	}
+	if n := readers(spec)[holding[0].ID]; n != 2 {
+		t.Fatalf("the counts' stage is read by %d stages, want 2 (the max and the join):\n%s", n, q.Explain())
 	}
 	var counted int
 	var late []string
-	scans[0].Root.Walk(func(n *plan.Node) {
+	scanning[0].Root.Walk(func(n *plan.Node) {
 		if n.Kind == plan.KindScan && n.Scan.Count {
 			counted++
 		}
@@ -80,17 +106,29 @@ func TestAStreamUsedTwiceIsReadOnce(t *testing.T) {
 	if counted != 1 {
 		t.Errorf("%d scans count the stream's rows, want 1", counted)
 	}
-	slices.Sort(late)
-	if !slices.Equal(late, []string{"agg-0", "agg-1"}) {
-		t.Errorf("the shared late filter drops rows for %v, want both counts aggregates", late)
+	if !slices.Equal(late, []string{"agg-0"}) {
+		t.Errorf("the late filter before the counts counts for %v, want [agg-0] once", late)
 	}
-	// The stateful aggregates keep their own state, as before.
-	var ops []string
-	for _, op := range spec.Stateful {
-		ops = append(ops, op.ID)
+	if want := []string{"agg-0", "agg-2", "join-3-left", "join-3-right"}; !slices.Equal(statefulIDs(spec), want) {
+		t.Errorf("stateful operators %v, want %v", statefulIDs(spec), want)
 	}
-	if want := []string{"agg-0", "agg-1", "agg-2", "join-3-left", "join-3-right"}; !slices.Equal(ops, want) {
-		t.Errorf("stateful operators %v, want %v", ops, want)
+}
+
+// Copies of an aggregate that are not equal (a filter on a group key pushed
+// into one of them) keep their own operators and state.
+func TestUnequalCopiesOfAnAggregateStayApart(t *testing.T) {
+	_, cfg := checked(t)
+	q := hotItems(t, cfg, func(d *dataset.Dataset) *dataset.Dataset {
+		return d.Where(dataset.Col("auction").Gt(dataset.Lit(int64(5))))
+	})
+	spec := q.Spec()
+	if want := []string{"agg-0", "agg-1", "agg-2", "join-3-left", "join-3-right"}; !slices.Equal(statefulIDs(spec), want) {
+		t.Fatalf("stateful operators %v, want %v:\n%s", statefulIDs(spec), want, q.Explain())
+	}
+	for _, op := range []string{"agg-0", "agg-1"} {
+		if holding, _ := stagesOf(spec, op); len(holding) != 1 {
+			t.Errorf("%d stages keep %s, want 1", len(holding), op)
+		}
 	}
 }
 

@@ -62,6 +62,9 @@ func statefulOfPhysical(phys *Node) ([]StatefulOp, error) {
 		if n.State == nil || werr != nil {
 			return
 		}
+		if slices.ContainsFunc(ops, func(o StatefulOp) bool { return o.ID == n.State.Operator }) {
+			return // one shared by two consumers (shareAggregates)
+		}
 		got, err := statefulOps(n)
 		if err != nil {
 			werr = fmt.Errorf("stateful operator %s: %w", n.State.Operator, err)

@@ -32,7 +32,123 @@ func PhysicalStream(root *Node, parts int, st *StreamOptions) (*Node, error) {
 	for i, j := range joins {
 		p.static[j] = fmt.Sprintf("static-%d", i)
 	}
-	return p.plan(c)
+	phys, err := p.plan(c)
+	if err != nil || st == nil {
+		return phys, err
+	}
+	return phys, shareAggregates(phys, parts)
+}
+
+// shareAggregates makes equal streaming aggregates one operator. The plan
+// is a tree, so an aggregate a query uses twice (q5's counts: their max per
+// window, and the join back to it) is planned twice, and each copy would
+// keep its own state of the same groups. Copies whose subtrees are equal
+// but for their operator ids (and which scan counts a stream's rows) get
+// the first copy's id and an exchange above them by their group keys:
+// their stages are then equal, Stages keeps one, and both consumers read
+// its output. Copies that differ (a filter pushed into one) stay apart.
+// It repeats until nothing changes, so an aggregate of a shared aggregate
+// is shared too.
+func shareAggregates(root *Node, parts int) error {
+	type use struct {
+		parent *Node
+		i      int
+	}
+	for {
+		groups := map[string][]use{}
+		var order []string
+		var werr error
+		var walk func(n *Node)
+		walk = func(n *Node) {
+			for i, in := range n.Inputs {
+				walk(in)
+				if in.Kind != KindAggregate || in.State == nil || in.Session != nil || n.Kind == KindExchange && n.Shared {
+					continue
+				}
+				key, err := aggregatePrint(in)
+				if err != nil {
+					werr = err
+					return
+				}
+				if groups[key] == nil {
+					order = append(order, key)
+				}
+				groups[key] = append(groups[key], use{n, i})
+			}
+		}
+		walk(root)
+		if werr != nil {
+			return werr
+		}
+		changed := false
+		for _, key := range order {
+			uses := groups[key]
+			if len(uses) < 2 {
+				continue
+			}
+			id := uses[0].parent.Inputs[uses[0].i].State.Operator
+			for _, u := range uses {
+				agg := u.parent.Inputs[u.i]
+				renameOperator(agg, agg.State.Operator, id)
+				keys := make([]*expr.Expr, len(agg.Keys))
+				for j, k := range agg.Keys {
+					keys[j] = expr.Col(k.OutputName())
+				}
+				ex := exchange(agg, keys, parts)
+				ex.Shared = true
+				u.parent.Inputs[u.i] = ex
+			}
+			changed = true
+		}
+		if !changed {
+			return nil
+		}
+	}
+}
+
+// aggregatePrint is what makes two stateful aggregates the same operator:
+// their subtrees as the spec encodes them, with their own operator id and
+// the scans' Count flags left out.
+func aggregatePrint(agg *Node) (string, error) {
+	c := clone(agg)
+	own := agg.State.Operator
+	c.Walk(func(n *Node) {
+		if n.State != nil && n.State.Operator == own {
+			st := *n.State
+			st.Operator = ""
+			n.State = &st
+		}
+		if n.Late != nil && n.Late.Operator == own {
+			l := *n.Late
+			l.Operator = ""
+			n.Late = &l
+		}
+		if n.Kind == KindScan {
+			n.Scan.Count = false
+		}
+	})
+	b, err := json.Marshal(c)
+	if err != nil {
+		return "", fmt.Errorf("%w: aggregate fingerprint: %w", ErrPlan, err)
+	}
+	return string(b), nil
+}
+
+// renameOperator renames stateful operator from to to in n's subtree (its
+// state and the late filters that count for it).
+func renameOperator(n *Node, from, to string) {
+	n.Walk(func(m *Node) {
+		if m.State != nil && m.State.Operator == from {
+			st := *m.State
+			st.Operator = to
+			m.State = &st
+		}
+		if m.Late != nil && m.Late.Operator == from {
+			l := *m.Late
+			l.Operator = to
+			m.Late = &l
+		}
+	})
 }
 
 // WatermarkIDs names the plan's watermark declarations "wm-0", "wm-1", ...
@@ -600,7 +716,11 @@ func mergeTwin(kept, dup *Node) {
 	}
 	if kept.Late != nil {
 		l := *kept.Late
-		l.Also = append(append(slices.Clone(l.Also), dup.Late.Operator), dup.Late.Also...)
+		for _, op := range append([]string{dup.Late.Operator}, dup.Late.Also...) {
+			if op != l.Operator && !slices.Contains(l.Also, op) {
+				l.Also = append(slices.Clone(l.Also), op)
+			}
+		}
 		kept.Late = &l
 	}
 	for i := range kept.Inputs {

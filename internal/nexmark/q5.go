@@ -43,10 +43,9 @@ const (
 // by that end (an event time), closes the window in the same batch; and the
 // join on equal window ends meets both in that batch, so its state holds
 // only the windows of one batch. The plan is a tree, so the counts are
-// planned once per side of the join: the bids are read, windowed and
-// partly counted once (the two copies' exchanges are equal, so they are
-// one stage), while the final count and its state are kept twice (each
-// stateful operator keeps its own). The bids are narrowed to auction
+// planned once per side of the join, but the copies are equal: they are
+// one operator with one state (agg-0), whose output both read, and the
+// bids are read, windowed and partly counted once. The bids are narrowed to auction
 // and dateTime before the window: sluice's optimiser does not prune columns
 // below a Window, which copies each row into its five windows (with url and
 // extra, q5 took 15% more CPU). The stream emits the rows of the windows
