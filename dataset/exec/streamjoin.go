@@ -192,7 +192,11 @@ func (j *streamJoin) side(name, prefix string, in Operator, keys []string, timeC
 		arrow.Field{Name: "__matched", Type: arrow.FixedWidthTypes.Boolean},
 		arrow.Field{Name: "__seen", Type: arrow.PrimitiveTypes.Int64})
 	s.spec = state.StoreSpec{Operator: j.st.Operator + "-" + name, KeyGroups: j.st.KeyGroups,
-		Lo: j.lo, Hi: j.hi, KeySchema: joinKeySchema, ValueSchema: arrow.NewSchema(vals, nil), Allocator: j.mem}
+		Lo: j.lo, Hi: j.hi, KeySchema: joinKeySchema, ValueSchema: arrow.NewSchema(vals, nil), Allocator: j.mem,
+		// Rows are put once, by ascending sequence number, and read back
+		// by Scan only; a changed row's put (matched, seen) is the rare
+		// overwrite.
+		Log: true}
 	return s, nil
 }
 

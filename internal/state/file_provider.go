@@ -30,6 +30,13 @@ var _ Provider = (*FileProvider)(nil)
 // <checkpoint>/state) on fs. It reads nothing until the first Open.
 func NewFileProvider(fs vfs.FS, dir string) *FileProvider {
 	return &FileProvider{newWarmProvider(fs, dir, BackendMemory, func(cfg Config, version int64) (warmable, error) {
+		if cfg.Log {
+			st, err := openLog(cfg, version)
+			if err != nil {
+				return nil, err
+			}
+			return st, nil
+		}
 		st, err := openMem(cfg, version)
 		if err != nil {
 			return nil, err
@@ -224,7 +231,7 @@ func sameShape(a, b StoreSpec) bool {
 		return k
 	}
 	return a.Operator == b.Operator && a.KeyGroups == b.KeyGroups && a.Lo == b.Lo && a.Hi == b.Hi &&
-		snap(a.SnapshotEvery) == snap(b.SnapshotEvery) && a.TimeColumn == b.TimeColumn &&
+		snap(a.SnapshotEvery) == snap(b.SnapshotEvery) && a.TimeColumn == b.TimeColumn && a.Log == b.Log &&
 		sameFields(a.KeySchema, b.KeySchema) && sameFields(a.ValueSchema, b.ValueSchema)
 }
 

@@ -135,6 +135,9 @@ type Store interface {
 // batches at no extra cost in kind; from a disk-backed store it reads them
 // again instead, so that its memory follows a batch, not the state.
 func InMemory(st Store) bool {
-	_, ok := st.(*memStore)
-	return ok
+	switch st.(type) {
+	case *memStore, *logStore:
+		return true
+	}
+	return false
 }

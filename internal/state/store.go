@@ -76,6 +76,13 @@ type StoreSpec struct {
 	// eviction); "" = none (they scan every key). Not pinned by the files:
 	// a backend rebuilds its index when it loads.
 	TimeColumn string
+	// Log says the operator puts each key once, in ascending key order
+	// past every key it put before, deletes only live keys and reads its
+	// rows back only by Scan (a stream join's side). The memory backend
+	// then keeps the rows as the records it was given, with no hash table
+	// (logStore); any other use still works, at a memStore's cost. Not
+	// pinned by the files: both write the same bytes.
+	Log bool
 	// Allocator allocates every record the store returns; nil =
 	// memory.DefaultAllocator. The table itself lives in Go memory.
 	Allocator memory.Allocator

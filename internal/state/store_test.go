@@ -566,8 +566,10 @@ func TestBrokenFilesAreErrorsNamingTheFile(t *testing.T) {
 			if tc.cfg != nil {
 				tc.cfg(&cfg)
 			}
-			if _, err := testOpen(cfg, 1); err != nil && tc.cfg == nil {
+			if s, err := testOpen(cfg, 1); err != nil && tc.cfg == nil {
 				t.Fatalf("version 1 does not need the damaged file: %v", err)
+			} else if err == nil {
+				s.Close()
 			}
 			_, err := testOpen(cfg, 4)
 			if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), tc.wantIn) {
