@@ -27,7 +27,13 @@
 // Two backends sit behind Store, chosen per query (NewProvider, a
 // StreamWriter's StateBackend, --state-backend) and writing the same files:
 //   - memory (memStore: store.go, file.go; FileProvider), the default:
-//     every row in Go memory.
+//     every row in Go memory. A store opened with StoreSpec.Log (a stream
+//     join's side: each key put once, in ascending order, read back only
+//     by Scan) is a logStore (logstore.go): its rows are the Arrow records
+//     it was given, retained in key order, with no hash table; it writes
+//     the memStore's bytes, and turns into a memStore (loaded at its
+//     version, the batch's changes replayed) at the first call outside
+//     that shape.
 //   - disk (diskStore: disk.go; DiskProvider), for state larger than
 //     memory: the committed rows in one local pebble database per store
 //     under <local>/<operator>/<lo>-<hi> (a cache of the files, never read
@@ -61,9 +67,11 @@
 //     value, or a tombstone if it was live at Version() and is gone).
 //  4. Keys are equal when their canonical bytes are (codec.go): nulls equal
 //     nulls, -0 equals +0, all NaNs are one key.
-//  5. The store holds no Arrow memory between calls. Every record passed in
-//     is only read during the call; every record returned is the caller's
-//     to release.
+//  5. The store holds no Arrow memory between calls, but for a logStore,
+//     which retains the records Put gives it until they are deleted and
+//     committed, or the store is closed. Every other record passed in is
+//     only read during the call; every record returned is the caller's to
+//     release.
 //  6. Purge(keepFrom) removes only files no version >= keepFrom needs.
 //  7. A Provider reuses a warm store only at exactly the version asked for,
 //     with the same operator, range and schemas, and only one whose last
