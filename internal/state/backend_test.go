@@ -29,44 +29,48 @@ func useDisk(t *testing.T, cacheBytes int64) {
 	t.Cleanup(func() { testOpen, testProvider = oldOpen, oldProvider })
 }
 
+// contractTests are the Store and Provider contract tests other backends
+// run too (provider: whether it opens stores through a Provider).
+var contractTests = []struct {
+	name     string
+	fn       func(*testing.T)
+	provider bool
+}{
+	{"RandomOperationsMatchAGoMap", TestRandomOperationsMatchAGoMap, false},
+	{"LookupValuesAndDelete", TestLookupValuesAndDelete, false},
+	{"AbortDropsUncommittedChanges", TestAbortDropsUncommittedChanges, false},
+	{"CommitFailureIsRetryable", TestCommitFailureIsRetryable, false},
+	{"BrokenFilesAreErrorsNamingTheFile", TestBrokenFilesAreErrorsNamingTheFile, false},
+	{"PurgeKeepsLaterVersionsLoadable", TestPurgeKeepsLaterVersionsLoadable, false},
+	{"CommitBytesAreDeterministic", TestCommitBytesAreDeterministic, false},
+	{"SnapshotsFollowTheChangesNotTheState", TestSnapshotsFollowTheChangesNotTheState, false},
+	{"EvictWhere", TestEvictWhere, false},
+	{"ConfigValidate", TestConfigValidate, false},
+	{"ClosedStoreRefusesCalls", TestClosedStoreRefusesCalls, false},
+	{"ScanWhereSeesExactlyTheEntriesBelowTheBound", TestScanWhereSeesExactlyTheEntriesBelowTheBound, false},
+	{"ProviderReusesTheWarmStoreAtTheNextVersion", TestProviderReusesTheWarmStoreAtTheNextVersion, true},
+	{"ProviderLoadsFromFilesOnAVersionMismatch", TestProviderLoadsFromFilesOnAVersionMismatch, true},
+	{"ProviderLoadsWhenTheShapeDiffers", TestProviderLoadsWhenTheShapeDiffers, true},
+	{"ProviderKeepsOnlyCommittedStores", TestProviderKeepsOnlyCommittedStores, true},
+	{"ProviderUsesTheAllocatorOfTheTaskThatOpens", TestProviderUsesTheAllocatorOfTheTaskThatOpens, true},
+	{"ProviderPurge", TestProviderPurge, true},
+	{"ProviderCloseReleasesEverything", TestProviderCloseReleasesEverything, true},
+	{"ProvidersOnDifferentDirectoriesShareNothing", TestProvidersOnDifferentDirectoriesShareNothing, true},
+	{"ProviderConcurrentRanges", TestProviderConcurrentRanges, true},
+	{"EveryKeyTypeRoundTrips", TestEveryKeyTypeRoundTrips, false},
+	{"IntegerKeysSortNumerically", TestIntegerKeysSortNumerically, false},
+	{"AKeyDeletedTwiceHasOneTombstone", TestAKeyDeletedTwiceHasOneTombstone, false},
+}
+
 // TestContractOnDisk runs the Store and Provider contract tests on the
 // disk backend, with the default cache budget and with a budget so small
 // that every batch reads its rows back from pebble.
 func TestContractOnDisk(t *testing.T) {
-	tests := []struct {
-		name string
-		fn   func(*testing.T)
-	}{
-		{"RandomOperationsMatchAGoMap", TestRandomOperationsMatchAGoMap},
-		{"LookupValuesAndDelete", TestLookupValuesAndDelete},
-		{"AbortDropsUncommittedChanges", TestAbortDropsUncommittedChanges},
-		{"CommitFailureIsRetryable", TestCommitFailureIsRetryable},
-		{"BrokenFilesAreErrorsNamingTheFile", TestBrokenFilesAreErrorsNamingTheFile},
-		{"PurgeKeepsLaterVersionsLoadable", TestPurgeKeepsLaterVersionsLoadable},
-		{"CommitBytesAreDeterministic", TestCommitBytesAreDeterministic},
-		{"SnapshotsFollowTheChangesNotTheState", TestSnapshotsFollowTheChangesNotTheState},
-		{"EvictWhere", TestEvictWhere},
-		{"ConfigValidate", TestConfigValidate},
-		{"ClosedStoreRefusesCalls", TestClosedStoreRefusesCalls},
-		{"ScanWhereSeesExactlyTheEntriesBelowTheBound", TestScanWhereSeesExactlyTheEntriesBelowTheBound},
-		{"ProviderReusesTheWarmStoreAtTheNextVersion", TestProviderReusesTheWarmStoreAtTheNextVersion},
-		{"ProviderLoadsFromFilesOnAVersionMismatch", TestProviderLoadsFromFilesOnAVersionMismatch},
-		{"ProviderLoadsWhenTheShapeDiffers", TestProviderLoadsWhenTheShapeDiffers},
-		{"ProviderKeepsOnlyCommittedStores", TestProviderKeepsOnlyCommittedStores},
-		{"ProviderUsesTheAllocatorOfTheTaskThatOpens", TestProviderUsesTheAllocatorOfTheTaskThatOpens},
-		{"ProviderPurge", TestProviderPurge},
-		{"ProviderCloseReleasesEverything", TestProviderCloseReleasesEverything},
-		{"ProvidersOnDifferentDirectoriesShareNothing", TestProvidersOnDifferentDirectoriesShareNothing},
-		{"ProviderConcurrentRanges", TestProviderConcurrentRanges},
-		{"EveryKeyTypeRoundTrips", TestEveryKeyTypeRoundTrips},
-		{"IntegerKeysSortNumerically", TestIntegerKeysSortNumerically},
-		{"AKeyDeletedTwiceHasOneTombstone", TestAKeyDeletedTwiceHasOneTombstone},
-	}
 	for _, budget := range []struct {
 		name  string
 		bytes int64
 	}{{"default-cache", 0}, {"tiny-cache", 1}} {
-		for _, tc := range tests {
+		for _, tc := range contractTests {
 			t.Run(budget.name+"/"+tc.name, func(t *testing.T) {
 				useDisk(t, budget.bytes)
 				tc.fn(t)
