@@ -632,19 +632,24 @@ func (j *streamJoin) settleNew(s *joinSide, f *fresh, o *oldSide) error {
 	if len(stay) == 0 {
 		return nil
 	}
-	if err := j.addPuts(s, o, f.chunks, f.start, stay, f.matched, f.seen); err != nil {
+	// One copy (or none: whole chunks and long runs are shared) for the
+	// store and the kept rows: a log store keeps the records it is put,
+	// so both are the same memory.
+	recs, err := j.gather(f.chunks, f.start, stay, true)
+	if err != nil {
 		return err
 	}
 	if o.keep {
-		recs, err := j.gather(f.chunks, f.start, stay, true)
-		if err != nil {
-			return err
+		for _, r := range recs {
+			r.Retain()
 		}
+		kept := recs
 		if changed {
-			recs = withBookkeeping(j.mem, recs, len(s.sch.Fields()), stay, f.matched, f.seen)
+			kept = withBookkeeping(j.mem, slices.Clone(recs), len(s.sch.Fields()), stay, f.matched, f.seen)
 		}
-		o.kept = append(o.kept, recs...)
+		o.kept = append(o.kept, kept...)
 	}
+	j.putRecords(s, o, recs, stay, f.matched, f.seen)
 	return nil
 }
 
@@ -655,6 +660,13 @@ func (j *streamJoin) addPuts(s *joinSide, o *oldSide, chunks []arrow.Record, sta
 	if err != nil {
 		return err
 	}
+	j.putRecords(s, o, recs, idx, matched, seen)
+	return nil
+}
+
+// putRecords adds recs, rows idx of a side's rows gathered in order, to o's
+// puts with their matched and seen values of now, and releases recs.
+func (j *streamJoin) putRecords(s *joinSide, o *oldSide, recs []arrow.Record, idx []int, matched []bool, seen []int64) {
 	nu := len(s.sch.Fields())
 	off := 0
 	for _, rec := range recs {
@@ -667,7 +679,6 @@ func (j *streamJoin) addPuts(s *joinSide, o *oldSide, chunks []arrow.Record, sta
 		rec.Release()
 		o.putKeys, o.put = append(o.putKeys, keys), append(o.put, vals)
 	}
-	return nil
 }
 
 // write deletes a side's gone stored rows from its store and puts its
