@@ -52,6 +52,7 @@ func TestContractOnDisk(t *testing.T) {
 		{"ProviderReusesTheWarmStoreAtTheNextVersion", TestProviderReusesTheWarmStoreAtTheNextVersion},
 		{"ProviderLoadsFromFilesOnAVersionMismatch", TestProviderLoadsFromFilesOnAVersionMismatch},
 		{"ProviderLoadsWhenTheShapeDiffers", TestProviderLoadsWhenTheShapeDiffers},
+		{"ProviderReusesOnlyAStoreWithThePartKeyAsked", TestProviderReusesOnlyAStoreWithThePartKeyAsked},
 		{"ProviderKeepsOnlyCommittedStores", TestProviderKeepsOnlyCommittedStores},
 		{"ProviderUsesTheAllocatorOfTheTaskThatOpens", TestProviderUsesTheAllocatorOfTheTaskThatOpens},
 		{"ProviderPurge", TestProviderPurge},
