@@ -80,7 +80,7 @@ func sessRecord(mem memory.Allocator, users []string, ts []int64) arrow.Record {
 // sessRun runs one batch of an append-mode session count per user (gap
 // 10 s) at version with watermark wm, and returns its output as "user
 // start end count" lines, sorted, and the stored sessions after it.
-func sessRun(t *testing.T, mem memory.Allocator, stores state.Provider, version, wm int64, recs ...arrow.Record) ([]string, int64) {
+func sessRun(t testing.TB, mem memory.Allocator, stores state.Provider, version, wm int64, recs ...arrow.Record) ([]string, int64) {
 	t.Helper()
 	sess := SessionSpec{Column: "ts", Gap: 10 * sec, Keys: []string{"user"}, StartName: "window_start", EndName: "window_end"}
 	keys := []*expr.Expr{expr.Col("user"), expr.Col("window_start"), expr.Col("window_end")}
