@@ -113,7 +113,9 @@
 // table of chain heads and two int32 links a slot, so ScanPart visits the
 // asked parts' entries only. Only liveness changes it (a link when upsert
 // makes a slot live, an unlink in removeAt); rows, order and files are the
-// same as without it.
+// same as without it. The target state with the user as PartKey (4 windows
+// a user): 91 B/key by SizeBytes instead of 79, Put 273 ns/key instead of
+// 229 (BenchmarkMillionKeysPartIndex); a part per key costs 8-16 B more.
 //
 // Tools read state files without the operators' schemas (inspect.go):
 // ListFiles lists them with their row counts from the files' metadata,
