@@ -78,10 +78,13 @@ func (s *statefulSession) Next(ctx context.Context) (arrow.Record, error) {
 // A stored session of a key without rows in the batch merges with nothing
 // (the sessions of a key were merged when stored) and is emitted only when
 // the watermark closes it, so in append and update mode S leaves it out and
-// it stays in the store untouched. With no rows, S is what the store's index
-// on the session end (TimeColumn) pops; with rows, finding the stored
-// sessions of P's keys still scans the store: the key is (group, start), and
-// the Store has no lookup by part of a key.
+// it stays in the store untouched. S is found without scanning the store:
+// the stored sessions of P's keys through the store's index on the group
+// keys (PartKey: the key is the group keys and the start), those the
+// watermark closes through its index on the session end (TimeColumn), each
+// taken once. Only complete mode (S is everything), a watermark at the end
+// of time (everything closes) and a query without group keys (one group,
+// in the batch whenever it has rows) read every stored session.
 func (s *statefulSession) run(ctx context.Context) error {
 	sessSchema, err := SessionSchema(s.in.Schema(), s.sess)
 	if err != nil {
@@ -130,6 +133,13 @@ func (s *statefulSession) run(ctx context.Context) error {
 		Lo: s.lo, Hi: s.hi, KeySchema: keySchema, ValueSchema: valSchema, Allocator: s.mem}
 	if closes {
 		spec.TimeColumn = timeColumn(valSchema, 0) // the session end
+	}
+	if !all {
+		for _, f := range keyFields { // the group keys: every key but the start
+			if f.Name != s.sess.StartName {
+				spec.PartKey = append(spec.PartKey, f.Name)
+			}
+		}
 	}
 	store, err := stores.Open(spec, s.spec.Version)
 	if err != nil {
@@ -239,6 +249,8 @@ func (s *statefulSession) run(ctx context.Context) error {
 	case len(parts) == 0 && closes && wm < math.MaxInt64:
 		// No rows: only the sessions the watermark closes, from the index.
 		err = store.ScanWhere(len(keyFields), wm+1, func(k, v arrow.Record) error { return take(k, v, nil) })
+	case len(parts) > 0 && len(spec.PartKey) > 0 && !(closes && wm == math.MaxInt64):
+		err = s.storedOfBatch(store, spec.PartKey, parts, keySchema, startIdx, endIdx, nk, closes, wm, join, take)
 	case len(parts) > 0 || closes:
 		var inBatch func(full arrow.Record) ([]bool, error)
 		if inBatch, err = s.batchKeys(parts, startIdx, endIdx, nk); err != nil {
@@ -354,6 +366,64 @@ func (s *statefulSession) run(ctx context.Context) error {
 	defer releaseRecords(stripped)
 	s.out, err = aggregateRecords(ctx, s.mem, outSchema, stripped, final, s.aggs, AggFinal)
 	return err
+}
+
+// storedOfBatch takes (take) the stored sessions of the group keys of the
+// batch's sessions (batch), through the store's index on them (PartKey),
+// and with closes those the watermark wm closes, through its index on the
+// session end, less the ones of the batch's keys already taken: each
+// session once, visiting only those it takes.
+func (s *statefulSession) storedOfBatch(store state.Store, partKey []string, batch []arrow.Record, keySchema *arrow.Schema, startIdx, endIdx, nk int, closes bool, wm int64,
+	join func(k, v arrow.Record) arrow.Record, take func(k, v arrow.Record, rows []int) error) error {
+	var inBatch func(full arrow.Record) ([]bool, error)
+	if closes {
+		var err error
+		if inBatch, err = s.batchKeys(batch, startIdx, endIdx, nk); err != nil {
+			return err
+		}
+	}
+	var fields []arrow.Field
+	for _, name := range partKey {
+		fields = append(fields, keySchema.Field(keySchema.FieldIndices(name)[0]))
+	}
+	groupSchema := arrow.NewSchema(fields, nil)
+	groups := make([]arrow.Record, len(batch))
+	for j, p := range batch {
+		var cols []arrow.Array
+		for i := 0; i < nk; i++ {
+			if i != startIdx && i != endIdx {
+				cols = append(cols, p.Column(i))
+			}
+		}
+		groups[j] = array.NewRecord(groupSchema, cols, p.NumRows())
+	}
+	// One record: ScanPart gives a session once however often its key
+	// comes, not across calls.
+	all, err := ConcatRecords(s.mem, groupSchema, groups)
+	releaseRecords(groups)
+	if err != nil {
+		return err
+	}
+	err = store.ScanPart(all, func(k, v arrow.Record) error { return take(k, v, nil) })
+	all.Release()
+	if err != nil || !closes {
+		return err
+	}
+	return store.ScanWhere(keySchema.NumFields(), wm+1, func(k, v arrow.Record) error {
+		full := join(k, v)
+		defer full.Release()
+		in, err := inBatch(full)
+		if err != nil {
+			return err
+		}
+		rows := []int{}
+		for i, b := range in {
+			if !b {
+				rows = append(rows, i)
+			}
+		}
+		return take(k, v, rows)
+	})
 }
 
 // batchKeys returns a function telling, for rows of the partial-state

@@ -51,6 +51,7 @@ var contractTests = []struct {
 	{"ProviderReusesTheWarmStoreAtTheNextVersion", TestProviderReusesTheWarmStoreAtTheNextVersion, true},
 	{"ProviderLoadsFromFilesOnAVersionMismatch", TestProviderLoadsFromFilesOnAVersionMismatch, true},
 	{"ProviderLoadsWhenTheShapeDiffers", TestProviderLoadsWhenTheShapeDiffers, true},
+	{"ProviderReusesOnlyAStoreWithThePartKeyAsked", TestProviderReusesOnlyAStoreWithThePartKeyAsked, true},
 	{"ProviderKeepsOnlyCommittedStores", TestProviderKeepsOnlyCommittedStores, true},
 	{"ProviderUsesTheAllocatorOfTheTaskThatOpens", TestProviderUsesTheAllocatorOfTheTaskThatOpens, true},
 	{"ProviderPurge", TestProviderPurge, true},

@@ -51,13 +51,18 @@ func heapInUse() uint64 {
 // BenchmarkMillionKeys loads 1 M keys of the window-count state and reports
 // memory per key (SizeBytes and the Go heap delta), then commits version 10
 // (delta + snapshot of all keys) and reloads it.
-func BenchmarkMillionKeys(b *testing.B) { millionKeys(b, "") }
+func BenchmarkMillionKeys(b *testing.B) { millionKeys(b, "", nil) }
 
 // BenchmarkMillionKeysTimeIndex is BenchmarkMillionKeys with the window
 // end as TimeColumn: what maintaining the index costs per key.
-func BenchmarkMillionKeysTimeIndex(b *testing.B) { millionKeys(b, "wend") }
+func BenchmarkMillionKeysTimeIndex(b *testing.B) { millionKeys(b, "wend", nil) }
 
-func millionKeys(b *testing.B, timeColumn string) {
+// BenchmarkMillionKeysPartIndex is BenchmarkMillionKeys with the user as
+// PartKey (256 K users of 4 windows each): what maintaining that index
+// costs per key.
+func BenchmarkMillionKeysPartIndex(b *testing.B) { millionKeys(b, "", []string{"user"}) }
+
+func millionKeys(b *testing.B, timeColumn string, partKey []string) {
 	const keys, batch = 1 << 20, 64 << 10
 	b.StopTimer()
 	for i := 0; i < b.N; i++ {
@@ -65,7 +70,7 @@ func millionKeys(b *testing.B, timeColumn string) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		fs := vfs.NewMem()
 		cfg := Config{FS: fs, Dir: "/st", StoreSpec: StoreSpec{Operator: "agg", KeyGroups: 128, Lo: 0, Hi: 128,
-			KeySchema: wcKeys, ValueSchema: wcVals, SnapshotEvery: 1, TimeColumn: timeColumn, Allocator: mem}}
+			KeySchema: wcKeys, ValueSchema: wcVals, SnapshotEvery: 1, TimeColumn: timeColumn, PartKey: partKey, Allocator: mem}}
 		var recs [][2]arrow.Record
 		for from := 0; from < keys; from += batch {
 			k, v := wcBatch(mem, from, batch)

@@ -96,6 +96,10 @@ func releaseBlockCache(size int64) {
 //
 //	'r' ++ canonical key                      -> raw value row (valueCodec)
 //	't' ++ be64(time ^ 1<<63) ++ canonical key -> "" (StoreSpec.TimeColumn)
+//	'x' ++ part ++ canonical key               -> "" (StoreSpec.PartKey; the
+//	                                              part as partIndex cuts it:
+//	                                              self-delimiting, so a part's
+//	                                              entries are one key range)
 //	'm'                                        -> meta (version, live count,
 //	                                              checksum of the file that
 //	                                              recorded it, identity)
@@ -105,6 +109,7 @@ func releaseBlockCache(size int64) {
 const (
 	pfxRow  byte = 'r'
 	pfxTime byte = 't'
+	pfxPart byte = 'x'
 )
 
 var metaKey = []byte{'m'}
@@ -148,12 +153,14 @@ type diskStore struct {
 	tcol          int // TimeColumn as EvictWhere's col, -1 = none
 
 	// visited counts the pebble keys ScanWhere and EvictWhere read through
-	// the time index (tests check they are only the rows returned).
-	visited int64
-	trim    bool // the cache is over budget: drop it before the next key operation
+	// the time index, partVisited those ScanPart reads through the part
+	// index (tests check they are only the rows returned).
+	visited, partVisited int64
+	trim                 bool // the cache is over budget: drop it before the next key operation
 
 	// Scratch.
 	rk, tk  []byte
+	pk      []byte
 	fillBuf []byte // fill's scratch: values read from pebble
 	miss    []int  // fill's scratch: rows the cache missed, then those found
 	ends    []int  // fill's scratch: the found values' ends in fillBuf
@@ -210,6 +217,10 @@ func openDisk(cfg Config, opts DiskOptions, version int64) (*diskStore, error) {
 	}
 	d.ident = fmt.Sprintf("%s\x00%s\x00%d\x00%d-%d\x00%s\x00%s", cfg.Dir, cfg.Operator, cfg.KeyGroups,
 		cfg.Lo, cfg.Hi, fieldsString(c.fileSch), cfg.TimeColumn)
+	if len(cfg.PartKey) > 0 {
+		// A database written without the index (or another) is rebuilt.
+		d.ident += fmt.Sprintf("\x00part %q", cfg.PartKey)
+	}
 	if err := d.claim(filepath.Join(opts.LocalDir, cfg.Operator, fmt.Sprintf("%d-%d", cfg.Lo, cfg.Hi))); err != nil {
 		return nil, err
 	}
@@ -543,6 +554,13 @@ func (d *diskStore) rowKey(k []byte) []byte {
 	return d.rk
 }
 
+// partKey is the part index entry of key k.
+func (d *diskStore) partKey(k []byte) []byte {
+	d.pk = d.cache.partOf(append(d.pk[:0], pfxPart), k)
+	d.pk = append(d.pk, k...)
+	return d.pk
+}
+
 func (d *diskStore) timeKey(t int64, k []byte) []byte {
 	d.tk = append(d.tk[:0], pfxTime)
 	d.tk = binary.BigEndian.AppendUint64(d.tk, uint64(t)^1<<63)
@@ -598,6 +616,11 @@ func (d *diskStore) put(b *pebble.Batch, k, v []byte) error {
 	if err := b.Set(d.rowKey(k), v, nil); err != nil {
 		return err
 	}
+	if d.cache.pix != nil {
+		if err := b.Set(d.partKey(k), nil, nil); err != nil {
+			return err
+		}
+	}
 	if d.tcol >= 0 {
 		if t, ok := d.rowInt(d.tcol, k, v); ok {
 			return b.Set(d.timeKey(t, k), nil, nil)
@@ -615,6 +638,11 @@ func (d *diskStore) del(b *pebble.Batch, k []byte) error {
 	d.count--
 	if err := b.Delete(d.rowKey(k), nil); err != nil {
 		return err
+	}
+	if d.cache.pix != nil {
+		if err := b.Delete(d.partKey(k), nil); err != nil {
+			return err
+		}
 	}
 	if d.tcol >= 0 {
 		if t, ok := d.rowInt(d.tcol, k, old); ok {
@@ -1124,10 +1152,15 @@ func (d *diskStore) ScanWhere(col int, less int64, fn func(keys, values arrow.Re
 	if err := d.below(col, less, true, &b); err != nil {
 		return err
 	}
+	return d.sorted(&b, fn)
+}
+
+// sorted hands fn the rows of b in key order, ScanChunk rows a call.
+func (d *diskStore) sorted(b *rowBuf, fn func(keys, values arrow.Record) error) error {
 	idx := seq(b.n())
 	sortByKey(idx, b.key)
 	for a := 0; a < len(idx); a += ScanChunk {
-		k, v := d.records(&b, idx[a:min(a+ScanChunk, len(idx))])
+		k, v := d.records(b, idx[a:min(a+ScanChunk, len(idx))])
 		err := fn(k, v)
 		k.Release()
 		v.Release()
@@ -1136,6 +1169,76 @@ func (d *diskStore) ScanWhere(col int, less int64, fn func(keys, values arrow.Re
 		}
 	}
 	return nil
+}
+
+// ScanPart reads each distinct part's range of the part index (the
+// committed rows with it) and the cache's chain of it (the rows the batch
+// read or changed, which decide over pebble's), then the values of the
+// committed rows in key order through one iterator, as fill does.
+func (d *diskStore) ScanPart(parts arrow.Record, fn func(keys, values arrow.Record) error) error {
+	if err := d.checkOpen(); err != nil {
+		return err
+	}
+	c := d.cache
+	rows, err := c.encodeParts(parts)
+	if err != nil {
+		return err
+	}
+	var (
+		b     rowBuf
+		slots []int32
+		keys  rowBuf // committed keys the cache does not hold
+	)
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pfxPart}, UpperBound: []byte{pfxPart + 1}})
+	if err != nil {
+		return fmt.Errorf("state: local state directory %s: %w", d.local, err)
+	}
+	var lo []byte
+	for _, i := range rows {
+		p := c.partRow(i)
+		lo = append(append(lo[:0], pfxPart), p...)
+		for ok := it.SeekGE(lo); ok && bytes.HasPrefix(it.Key(), lo); ok = it.Next() {
+			d.partVisited++
+			k := it.Key()[len(lo):]
+			if _, sl := c.find(c.hash(k), k); sl >= 0 {
+				continue // the cache's row (maybe changed or deleted) decides
+			}
+			keys.add(k, nil, -1)
+		}
+		slots = c.partSlots(slots, p)
+	}
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return fmt.Errorf("state: local state directory %s: %w", d.local, err)
+	}
+	if keys.n() > 0 {
+		idx := seq(keys.n())
+		sortByKey(idx, keys.key)
+		rit, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pfxRow}, UpperBound: []byte{pfxRow + 1}})
+		if err != nil {
+			return fmt.Errorf("state: local state directory %s: %w", d.local, err)
+		}
+		for _, i := range idx {
+			k := keys.key(i)
+			rk := d.rowKey(k)
+			if !rit.SeekPrefixGE(rk) || !bytes.Equal(rit.Key(), rk) {
+				rit.Close()
+				return fmt.Errorf("state: local state directory %s: part index names a missing row", d.local)
+			}
+			v, err := rit.ValueAndErr()
+			if err != nil {
+				rit.Close()
+				return fmt.Errorf("state: local state directory %s: %w", d.local, err)
+			}
+			b.add(k, v, -1)
+		}
+		if err := errors.Join(rit.Error(), rit.Close()); err != nil {
+			return fmt.Errorf("state: local state directory %s: %w", d.local, err)
+		}
+	}
+	for _, sl := range slots {
+		b.add(c.key(sl), nil, sl)
+	}
+	return d.sorted(&b, fn)
 }
 
 func (d *diskStore) EvictWhere(col int, less int64) (int, error) {
@@ -1227,7 +1330,8 @@ func (d *diskStore) Commit(version int64) error {
 
 // applyChanges writes the cache's changed rows and tombstones into b, whose
 // first entry the caller made the meta key: rows in key order, then their
-// time index entries in theirs. pebble sorts a batch larger than half a
+// time and part index entries in theirs (a row's part entry changes only
+// when the row comes or goes). pebble sorts a batch larger than half a
 // memtable before applying it (newFlushableBatch), and a sorted one costs
 // it one pass: unsorted, the sort was 14% of the disk backend's CPU on the
 // streaming window job.
@@ -1258,7 +1362,7 @@ func (d *diskStore) applyChanges(b *pebble.Batch) error {
 		defer it.Close()
 	}
 	var (
-		tops rowBuf // time index entries: slot 1 = set, 0 = delete
+		tops rowBuf // time and part index entries: slot 1 = set, 0 = delete
 		live []int32
 		prev int32 = -1
 	)
@@ -1306,6 +1410,9 @@ func (d *diskStore) applyChanges(b *pebble.Batch) error {
 					if err := b.Delete(d.rowKey(k), nil); err != nil {
 						return err
 					}
+					if c.pix != nil {
+						tops.add(d.partKey(k), nil, 0)
+					}
 				}
 				if it == nil && d.tcol >= 0 {
 					if t, ok := c.keyIntOf(k, d.tcol); ok {
@@ -1318,6 +1425,9 @@ func (d *diskStore) applyChanges(b *pebble.Batch) error {
 			li++
 			if !existed {
 				d.count++
+				if c.pix != nil {
+					tops.add(d.partKey(k), nil, 1)
+				}
 			}
 			if err := b.Set(d.rowKey(k), v, nil); err != nil {
 				return err

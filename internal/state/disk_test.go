@@ -46,16 +46,21 @@ func sameFile(t *testing.T, a, b vfs.FS, path string) {
 }
 
 // TestDiskMatchesMemoryInLockstep runs the same random operations on a
-// memStore and a diskStore with a time index (and on a Go map): after
-// every step both hold the map's contents, ScanWhere gives the same keys in
-// the same order, every commit writes byte-identical files, and reopening
+// memStore and a diskStore with a time index and a part index (on either
+// key column) (and on a Go map): after every step both hold the map's
+// contents, ScanWhere gives the same keys in the same order, ScanPart the
+// same rows as a filter of Scan, every commit writes byte-identical files, and reopening
 // (reusing the local database, rebuilding it after it was deleted, or
 // loading the other backend's files) changes nothing.
 func TestDiskMatchesMemoryInLockstep(t *testing.T) {
 	// Closing a store stops its pebble database's goroutines.
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	for _, budget := range []int64{0, 1} {
-		t.Run(fmt.Sprintf("cache-%d", budget), func(t *testing.T) {
+	for _, tc := range []struct {
+		budget int64
+		part   []string
+	}{{0, []string{"name"}}, {1, []string{"name"}}, {0, []string{"wend"}}, {1, []string{"wend"}}} {
+		budget := tc.budget
+		t.Run(fmt.Sprintf("cache-%d/part-%v", budget, tc.part), func(t *testing.T) {
 			seed := uint64(time.Now().UnixNano())
 			t.Logf("seed %d (replay: set seed in the test)", seed)
 			rng := rand.New(rand.NewPCG(seed, 11))
@@ -63,6 +68,7 @@ func TestDiskMatchesMemoryInLockstep(t *testing.T) {
 			fsM, fsD := vfs.NewMem(), vfs.NewMem()
 			cfgM, cfgD := testConfig(fsM, mem), testConfig(fsD, mem)
 			cfgM.TimeColumn, cfgD.TimeColumn = "wend", "wend"
+			cfgM.PartKey, cfgD.PartKey = tc.part, tc.part
 			local := t.TempDir()
 			opts := DiskOptions{LocalDir: local, CacheBytes: budget}
 			ms, err := Open(cfgM, 0)
@@ -192,6 +198,7 @@ func TestDiskMatchesMemoryInLockstep(t *testing.T) {
 				if fmt.Sprint(a) != fmt.Sprint(b) {
 					t.Fatalf("step %d: ScanWhere below %d: memory %v, disk %v", step, less, a, b)
 				}
+				checkScanPart(t, step, rng, mem, tc.part, randKey, ms, ds)
 			}
 		})
 	}

@@ -50,7 +50,10 @@
 //     its meta names this store at V and that file still has those bytes;
 //     otherwise it is wiped and rebuilt from the files (invariant 1). On
 //     StoreSpec.TimeColumn it keeps an index (time, key), so ScanWhere and
-//     EvictWhere read only the entries they return.
+//     EvictWhere read only the entries they return; on StoreSpec.PartKey
+//     an index (part, key), so ScanPart reads only the entries it returns
+//     (committed with the rows, in the same pebble batch; the cache's own
+//     part index covers the batch's rows).
 //
 // Invariants:
 //  1. Loading version V gives exactly the state committed as V: the last
@@ -112,14 +115,22 @@
 // (BenchmarkMillionKeysTimeIndex). On other columns ScanWhere and
 // EvictWhere visit every key.
 //
+// Part index (partindex.go): a store whose StoreSpec names PartKey (key
+// columns, e.g. a session window's group keys without the session start)
+// also keeps, per distinct part, a chain of the live slots with it: a hash
+// table of chain heads and two int32 links a slot, so ScanPart visits the
+// asked parts' entries only. Only liveness changes it (a link when upsert
+// makes a slot live, an unlink in removeAt); rows, order and files are the
+// same as without it. The target state with the user as PartKey (4 windows
+// a user): 91 B/key by SizeBytes instead of 79, Put 273 ns/key instead of
+// 229 (BenchmarkMillionKeysPartIndex); a part per key costs 8-16 B more.
+//
 // Tools read state files without the operators' schemas (inspect.go):
 // ListFiles lists them with their row counts from the files' metadata,
 // CheckFile checks one as loading would (IPC, metadata, row count, CRC-32C),
 // and Loadable says whether a version's snapshot and deltas are all there.
 //
 // Not built yet: rescaling, i.e. splitting or merging key-group range
-// directories; a lookup by part of a key (session windows still scan the
-// store to find the stored sessions of the keys a batch has rows for);
-// incremental snapshots of the disk backend (each snapshot is a whole
+// directories; incremental snapshots of the disk backend (each snapshot is a whole
 // file, written and read as a stream).
 package state

@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -232,7 +233,7 @@ func sameShape(a, b StoreSpec) bool {
 	}
 	return a.Operator == b.Operator && a.KeyGroups == b.KeyGroups && a.Lo == b.Lo && a.Hi == b.Hi &&
 		snap(a.SnapshotEvery) == snap(b.SnapshotEvery) && a.TimeColumn == b.TimeColumn && a.Log == b.Log &&
-		sameFields(a.KeySchema, b.KeySchema) && sameFields(a.ValueSchema, b.ValueSchema)
+		slices.Equal(a.PartKey, b.PartKey) && sameFields(a.KeySchema, b.KeySchema) && sameFields(a.ValueSchema, b.ValueSchema)
 }
 
 func sameFields(a, b *arrow.Schema) bool {

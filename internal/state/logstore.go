@@ -25,7 +25,7 @@ import (
 // which store wrote it.
 //
 // Any other use (a put of a key at or below one already put, Lookup,
-// Update, Values, ScanWhere, EvictWhere) turns it into a memStore for the
+// Update, Values, ScanWhere, ScanPart, EvictWhere) turns it into a memStore for the
 // rest of its life: loaded from the files at its version, with this batch's
 // changes replayed (fall), then asked again. Correct for every caller; only
 // the callers that keep to the log pay nothing for the hash table.
@@ -246,6 +246,16 @@ func (s *logStore) ScanWhere(col int, less int64, fn func(keys, values arrow.Rec
 		return err
 	}
 	return s.mem.ScanWhere(col, less, fn)
+}
+
+func (s *logStore) ScanPart(parts arrow.Record, fn func(keys, values arrow.Record) error) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	if err := s.fall(); err != nil {
+		return err
+	}
+	return s.mem.ScanPart(parts, fn)
 }
 
 func (s *logStore) EvictWhere(col int, less int64) (int, error) {

@@ -106,6 +106,14 @@ type Store interface {
 	// EvictWhere) is not null and less than less: the groups a watermark
 	// has closed, the timers that are due.
 	ScanWhere(col int, less int64, fn func(keys, values arrow.Record) error) error
+	// ScanPart is Scan restricted to the entries whose StoreSpec.PartKey
+	// columns equal a row of parts (a record of those columns, in
+	// PartKey's order; nulls equal nulls, as keys do): the stored sessions
+	// of a batch's group keys. Each entry comes once, however many rows of
+	// parts match it. It visits only the entries it returns (and the
+	// distinct rows of parts), never every key; a store without PartKey
+	// returns an error.
+	ScanPart(parts arrow.Record, fn func(keys, values arrow.Record) error) error
 	// EvictWhere deletes every live entry whose column col is not null and
 	// less than less, and returns how many it deleted (watermark eviction:
 	// col is e.g. a window end). col numbers the key columns, then the

@@ -145,6 +145,43 @@ func TestProviderLoadsWhenTheShapeDiffers(t *testing.T) {
 	}
 }
 
+// TestProviderReusesOnlyAStoreWithThePartKeyAsked: a warm store without
+// the part index does not answer an Open that asks for one (ScanPart would
+// fail), nor the other way round.
+func TestProviderReusesOnlyAStoreWithThePartKeyAsked(t *testing.T) {
+	mem := checked(t)
+	fs := vfs.NewMem()
+	p := testProvider(fs, "/ck/state")
+	defer p.Close()
+	spec := testConfig(fs, mem).StoreSpec
+	commitBatch(t, p, spec, 0, nil, "a")
+	parted := spec
+	parted.PartKey = []string{"name"}
+	commitBatch(t, p, parted, 1, nil, "b")
+	st, err := p.Open(parted, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := scanPartRows(t, st, mem, parted.PartKey, []refKey{mkKey("a", false, 1)}); len(got) != 1 {
+		t.Fatalf("ScanPart: %v, want the row of a", got)
+	}
+	if err := st.Commit(3); err != nil {
+		t.Fatal(err)
+	}
+	p.Keep(st, nil)
+	again, err := p.Open(spec, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if _, ok := again.(*memStore); ok && again.(*memStore).pix != nil {
+		t.Fatal("a store opened without PartKey has a part index")
+	}
+	if d, ok := again.(*diskStore); ok && d.cache.pix != nil {
+		t.Fatal("a store opened without PartKey has a part index")
+	}
+}
+
 func TestProviderKeepsOnlyCommittedStores(t *testing.T) {
 	mem := checked(t)
 	fs := vfs.NewMem()

@@ -83,6 +83,12 @@ type StoreSpec struct {
 	// (logStore); any other use still works, at a memStore's cost. Not
 	// pinned by the files: both write the same bytes.
 	Log bool
+	// PartKey names key columns (at least one, not all) the store indexes,
+	// so that ScanPart finds the entries whose PartKey columns equal given
+	// values visiting only them (the stored sessions of a batch's group
+	// keys); nil = none (ScanPart is an error). Not pinned by the files: a
+	// backend rebuilds its index when it loads.
+	PartKey []string
 	// Allocator allocates every record the store returns; nil =
 	// memory.DefaultAllocator. The table itself lives in Go memory.
 	Allocator memory.Allocator
@@ -120,6 +126,25 @@ func (c StoreSpec) Validate() error {
 	if c.TimeColumn != "" {
 		if err := c.checkTimeColumn(); err != nil {
 			return err
+		}
+	}
+	return c.checkPartKey()
+}
+
+// checkPartKey reports whether PartKey names distinct key fields, fewer
+// than all of them.
+func (c StoreSpec) checkPartKey() error {
+	if len(c.PartKey) >= c.KeySchema.NumFields() {
+		return fmt.Errorf("state: config: PartKey %q names %d columns, want fewer than the %d key columns", c.PartKey, len(c.PartKey), c.KeySchema.NumFields())
+	}
+	seen := map[string]bool{}
+	for _, name := range c.PartKey {
+		if seen[name] {
+			return fmt.Errorf("state: config: PartKey %q names %q twice", c.PartKey, name)
+		}
+		seen[name] = true
+		if len(c.KeySchema.FieldIndices(name)) != 1 {
+			return fmt.Errorf("state: config: PartKey %q: %q is not a key field", c.PartKey, name)
 		}
 	}
 	return nil
@@ -212,6 +237,7 @@ type memStore struct {
 	ntomb int     // slots with fTomb set
 
 	tix *timeIndex // StoreSpec.TimeColumn's index, nil without one
+	pix *partIndex // StoreSpec.PartKey's index, nil without one
 
 	// snapAt is the version of the last snapshot (0: none) and since the
 	// rows of the deltas after it, up to version (snapshotDue).
@@ -261,6 +287,7 @@ func newStore(cfg Config) (*memStore, error) {
 		s.vals[i].t = t
 	}
 	s.tix = newTimeIndex(cfg.StoreSpec, len(kt))
+	s.pix = newPartIndex(cfg.StoreSpec, kt)
 	return s, nil
 }
 
@@ -313,6 +340,9 @@ func (s *memStore) SizeBytes() int64 {
 	}
 	if s.tix != nil {
 		n += int64(cap(s.tix.t)*8 + cap(s.tix.sl)*4)
+	}
+	if s.pix != nil {
+		n += s.pix.sizeBytes()
 	}
 	return n
 }
@@ -850,6 +880,9 @@ func (s *memStore) upsert(r []byte, track bool) int32 {
 		if s.tix != nil && s.tix.key && !s.tix.off {
 			s.index(sl)
 		}
+		if s.pix != nil {
+			s.linkPart(sl)
+		}
 		return sl
 	}
 	if sl >= 0 {
@@ -887,6 +920,9 @@ func (s *memStore) upsert(r []byte, track bool) int32 {
 	if s.tix != nil && s.tix.key && !s.tix.off {
 		s.index(sl)
 	}
+	if s.pix != nil {
+		s.linkPart(sl)
+	}
 	return sl
 }
 
@@ -894,6 +930,9 @@ func (s *memStore) upsert(r []byte, track bool) int32 {
 // a key that was live at the last commit leaves a tombstone slot (fTomb)
 // in the table until Commit; anything else frees the slot at once.
 func (s *memStore) removeAt(pos uint32, sl int32, track bool) {
+	if s.pix != nil {
+		s.unlinkPart(sl)
+	}
 	for j := range s.vals {
 		s.vals[j].free(sl)
 	}

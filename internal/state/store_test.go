@@ -738,9 +738,19 @@ func TestConfigValidate(t *testing.T) {
 		{"a field named __deleted is refused", func(c *Config) {
 			c.ValueSchema = arrow.NewSchema([]arrow.Field{{Name: deletedField, Type: arrow.PrimitiveTypes.Int64}}, nil)
 		}},
+		{"a PartKey of every key column is refused", func(c *Config) { c.PartKey = []string{"name", "wend"} }},
+		{"a PartKey naming a column twice is refused", func(c *Config) { c.PartKey = []string{"name", "name"} }},
+		{"a PartKey naming a value column is refused", func(c *Config) { c.PartKey = []string{"count"} }},
 	}
 	if err := good.Validate(); err != nil {
 		t.Fatalf("good config: %v", err)
+	}
+	for _, part := range [][]string{{"name"}, {"wend"}} {
+		c := good
+		c.PartKey = part
+		if err := c.Validate(); err != nil {
+			t.Fatalf("PartKey %v: %v", part, err)
+		}
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,270 @@
+package state
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/apache/arrow/go/v17/arrow"
+)
+
+// partIndex finds a memStore's live slots by StoreSpec.PartKey, the key
+// columns a ScanPart asks by (a session window's group keys, without the
+// session start), so that ScanPart visits the entries it returns instead
+// of every key.
+//
+// The part of a key is the canonical bytes (codec.go) of its PartKey
+// columns alone, in PartKey's order: what encoding those columns of a
+// record gives, so ScanPart's rows need no translation. A key's part is cut
+// out of its canonical bytes (the columns are self-delimiting), never
+// stored: the index holds an open-addressing table from the part's hash to
+// the first slot of a chain, and per slot the next and previous slot of
+// its chain (the live slots with equal parts), 8 bytes a slot and 8 to 16
+// bytes a distinct part. A slot is in a chain exactly while it is live:
+// linked when upsert makes it live, unlinked when removeAt ends that, so
+// every path that changes liveness (Put, Delete, EvictWhere, loading; Abort
+// and Close replace the store) keeps it true. A part's chain is one probe
+// and a walk of its own slots.
+type partIndex struct {
+	cols   []int  // key column numbers, in PartKey order
+	codec  *codec // the PartKey columns' codec (ScanPart's records)
+	schema *arrow.Schema
+
+	table      []uint64 // entry(hash of the part, first slot of its chain); 0 = empty
+	mask       uint32
+	used       int
+	next, prev []int32 // per slot, -1 = none
+
+	a, b []byte // scratch: parts being compared
+	ends []int  // scratch: key column ends in a key's bytes
+	pbuf []byte // scratch: ScanPart's encoded rows
+	poff []int
+
+	// visited counts the slots ScanPart walked (tests compare it with the
+	// number of keys).
+	visited int
+}
+
+// newPartIndex returns the index of spec's PartKey, or nil when it has
+// none. spec has been validated.
+func newPartIndex(spec StoreSpec, kt []colType) *partIndex {
+	if len(spec.PartKey) == 0 {
+		return nil
+	}
+	x := &partIndex{table: make([]uint64, 16), mask: 15}
+	var fields []arrow.Field
+	var types []colType
+	for _, name := range spec.PartKey {
+		i := spec.KeySchema.FieldIndices(name)[0]
+		x.cols = append(x.cols, i)
+		fields = append(fields, spec.KeySchema.Field(i))
+		types = append(types, kt[i])
+	}
+	x.codec = newCodec(types)
+	x.schema = arrow.NewSchema(fields, nil)
+	return x
+}
+
+// partOf appends the part of canonical key bytes k to dst.
+func (s *memStore) partOf(dst, k []byte) []byte {
+	x := s.pix
+	null := func(j int) bool { return k[j/8]&(1<<(j%8)) != 0 }
+	x.ends = growTo(x.ends[:0], len(s.keyTypes))
+	p := s.keyc.nb
+	for j, t := range s.keyTypes {
+		if !null(j) {
+			if t.fixed() {
+				p += t.width
+			} else {
+				l, m := binary.Uvarint(k[p:])
+				p += m + int(l)
+			}
+		}
+		x.ends[j] = p
+	}
+	bm := len(dst)
+	for range x.codec.nb {
+		dst = append(dst, 0)
+	}
+	for i, c := range x.cols {
+		if null(c) {
+			dst[bm+i/8] |= 1 << (i % 8)
+			continue
+		}
+		start := s.keyc.nb
+		if c > 0 {
+			start = x.ends[c-1]
+		}
+		dst = append(dst, k[start:x.ends[c]]...)
+	}
+	return dst
+}
+
+// findPart returns the table position of part p with hash h (or the empty
+// position where it would go) and the first slot of its chain, or -1.
+func (s *memStore) findPart(h uint32, p []byte) (uint32, int32) {
+	x := s.pix
+	pos := h & x.mask
+	for {
+		e := x.table[pos]
+		if e == 0 {
+			return pos, -1
+		}
+		if uint32(e>>32) == h {
+			sl := int32(uint32(e)) - 1
+			x.b = s.partOf(x.b[:0], s.key(sl))
+			if bytes.Equal(x.b, p) {
+				return pos, sl
+			}
+		}
+		pos = (pos + 1) & x.mask
+	}
+}
+
+// linkPart adds slot sl, just made live, to the chain of its part.
+func (s *memStore) linkPart(sl int32) {
+	x := s.pix
+	if n := len(s.flags); len(x.next) < n {
+		for len(x.next) < n {
+			x.next = append(x.next, -1)
+			x.prev = append(x.prev, -1)
+		}
+	}
+	if (x.used+1)*4 > len(x.table)*3 {
+		x.rehash(len(x.table) * 2)
+	}
+	x.a = s.partOf(x.a[:0], s.key(sl))
+	h := s.hash(x.a)
+	pos, head := s.findPart(h, x.a)
+	if head < 0 {
+		x.table[pos] = entry(h, sl)
+		x.used++
+		x.next[sl], x.prev[sl] = -1, -1
+		return
+	}
+	// After the head: its table entry stays as it is.
+	n := x.next[head]
+	x.next[sl], x.prev[sl] = n, head
+	if n >= 0 {
+		x.prev[n] = sl
+	}
+	x.next[head] = sl
+}
+
+// unlinkPart removes live slot sl, about to stop being live, from its
+// chain.
+func (s *memStore) unlinkPart(sl int32) {
+	x := s.pix
+	p, n := x.prev[sl], x.next[sl]
+	x.next[sl], x.prev[sl] = -1, -1
+	if p >= 0 {
+		x.next[p] = n
+		if n >= 0 {
+			x.prev[n] = p
+		}
+		return
+	}
+	// The head: find its entry by slot.
+	x.a = s.partOf(x.a[:0], s.key(sl))
+	h := s.hash(x.a)
+	pos := h & x.mask
+	for uint32(x.table[pos]) != uint32(sl+1) {
+		if x.table[pos] == 0 {
+			panic(fmt.Sprintf("state: part index: slot %d is live but in no chain", sl))
+		}
+		pos = (pos + 1) & x.mask
+	}
+	if n >= 0 {
+		x.prev[n] = -1
+		x.table[pos] = entry(h, n)
+		return
+	}
+	x.used--
+	// Backward-shift deletion, as dropSlot.
+	i, j := pos, pos
+	for {
+		j = (j + 1) & x.mask
+		e := x.table[j]
+		if e == 0 {
+			break
+		}
+		k := uint32(e>>32) & x.mask
+		if (i <= j && i < k && k <= j) || (i > j && (i < k || k <= j)) {
+			continue
+		}
+		x.table[i] = e
+		i = j
+	}
+	x.table[i] = 0
+}
+
+func (x *partIndex) rehash(size int) {
+	old := x.table
+	x.table = make([]uint64, size)
+	x.mask = uint32(size - 1)
+	for _, e := range old {
+		if e == 0 {
+			continue
+		}
+		pos := uint32(e>>32) & x.mask
+		for x.table[pos] != 0 {
+			pos = (pos + 1) & x.mask
+		}
+		x.table[pos] = e
+	}
+}
+
+func (x *partIndex) sizeBytes() int64 {
+	return int64(cap(x.table)*8 + cap(x.next)*4 + cap(x.prev)*4)
+}
+
+// encodeParts checks parts against the PartKey schema and encodes its
+// rows into the index's scratch; it returns the distinct rows' indices in
+// ascending order of their bytes (a part asked twice is walked once).
+func (s *memStore) encodeParts(parts arrow.Record) ([]int, error) {
+	x := s.pix
+	if x == nil {
+		return nil, fmt.Errorf("state: scan part: store %s [%d, %d) has no PartKey", s.cfg.Operator, s.cfg.Lo, s.cfg.Hi)
+	}
+	if err := checkSchema("part key", x.schema, parts); err != nil {
+		return nil, err
+	}
+	n := int(parts.NumRows())
+	x.pbuf, x.poff = x.codec.encode(parts.Columns(), n, x.pbuf, x.poff)
+	rows := seq(n)
+	sortByKey(rows, s.partRow)
+	return slices.CompactFunc(rows, func(i, j int) bool { return bytes.Equal(s.partRow(i), s.partRow(j)) }), nil
+}
+
+// partRow is row i of the parts encodeParts encoded.
+func (s *memStore) partRow(i int) []byte { return s.pix.pbuf[s.pix.poff[i]:s.pix.poff[i+1]] }
+
+// partSlots appends to dst the live slots whose part is p.
+func (s *memStore) partSlots(dst []int32, p []byte) []int32 {
+	x := s.pix
+	_, sl := s.findPart(s.hash(p), p)
+	for ; sl >= 0; sl = x.next[sl] {
+		x.visited++
+		dst = append(dst, sl)
+	}
+	return dst
+}
+
+// ScanPart calls fn, as Scan does, with the live entries whose PartKey
+// columns equal a row of parts, visiting only them.
+func (s *memStore) ScanPart(parts arrow.Record, fn func(keys, values arrow.Record) error) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	rows, err := s.encodeParts(parts)
+	if err != nil {
+		return err
+	}
+	var live []int32
+	for _, i := range rows {
+		live = s.partSlots(live, s.partRow(i))
+	}
+	sortByKey(live, s.key)
+	return s.scan(live, fn)
+}
