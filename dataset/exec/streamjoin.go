@@ -323,14 +323,17 @@ func (j *streamJoin) run(ctx context.Context) error {
 	// stored rows chunk by chunk and (the right's) by the new left rows:
 	// pairs come out in probe order, so in the order of the stored rows
 	// whatever their chunks, and the same on both backends (invariant 4).
+	// A table nothing would probe is not built: q7's stored right rows
+	// (a window's max is evicted as it arrives) are none, and its left
+	// side's new rows a million and a half a batch.
 	var tl, tr *JoinTable
 	defer func() { tl.Release(); tr.Release() }()
-	if ln.n > 0 {
+	if ln.n > 0 && j.r.store.Len() > 0 {
 		if tl, err = NewJoinTable(ctx, j.mem, j.l.ext, ln.chunks, j.l.keyCols); err != nil {
 			return err
 		}
 	}
-	if rn.n > 0 {
+	if rn.n > 0 && (ln.n > 0 || j.l.store.Len() > 0) {
 		if tr, err = NewJoinTable(ctx, j.mem, j.r.ext, rn.chunks, j.r.keyCols); err != nil {
 			return err
 		}
