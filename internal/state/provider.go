@@ -149,3 +149,11 @@ func InMemory(st Store) bool {
 	}
 	return false
 }
+
+// HoldsPuts reports whether st keeps the records Put hands it (a log
+// store): an operator that would keep its own copy of the rows for the
+// next batch can read them back with Scan instead, at no cost in copies.
+func HoldsPuts(st Store) bool {
+	ls, ok := st.(*logStore)
+	return ok && ls.mem == nil
+}
