@@ -181,39 +181,10 @@ func (s *memStore) unlinkPart(sl int32) {
 		return
 	}
 	x.used--
-	// Backward-shift deletion, as dropSlot.
-	i, j := pos, pos
-	for {
-		j = (j + 1) & x.mask
-		e := x.table[j]
-		if e == 0 {
-			break
-		}
-		k := uint32(e>>32) & x.mask
-		if (i <= j && i < k && k <= j) || (i > j && (i < k || k <= j)) {
-			continue
-		}
-		x.table[i] = e
-		i = j
-	}
-	x.table[i] = 0
+	removeEntry(x.table, x.mask, pos)
 }
 
-func (x *partIndex) rehash(size int) {
-	old := x.table
-	x.table = make([]uint64, size)
-	x.mask = uint32(size - 1)
-	for _, e := range old {
-		if e == 0 {
-			continue
-		}
-		pos := uint32(e>>32) & x.mask
-		for x.table[pos] != 0 {
-			pos = (pos + 1) & x.mask
-		}
-		x.table[pos] = e
-	}
-}
+func (x *partIndex) rehash(size int) { x.table, x.mask = rehashTable(x.table, size) }
 
 func (x *partIndex) sizeBytes() int64 {
 	return int64(cap(x.table)*8 + cap(x.next)*4 + cap(x.prev)*4)

@@ -953,40 +953,49 @@ func (s *memStore) dropSlot(pos uint32, sl int32) {
 	s.garbage += int64(s.keyLen[sl])
 	s.keyLen[sl] = 0
 	s.free = append(s.free, sl)
-	i := pos
-	j := pos
+	removeEntry(s.table, s.mask, pos)
+}
+
+// removeEntry empties position pos of an open-addressing table of
+// entry(hash, ...) values with linear probing, closing the gap by backward
+// shifting so no probe chain breaks.
+func removeEntry(table []uint64, mask, pos uint32) {
+	i, j := pos, pos
 	for {
-		j = (j + 1) & s.mask
-		e := s.table[j]
+		j = (j + 1) & mask
+		e := table[j]
 		if e == 0 {
 			break
 		}
-		k := uint32(e>>32) & s.mask
+		k := uint32(e>>32) & mask
 		// e stays if its home k lies cyclically in (i, j].
 		if (i <= j && i < k && k <= j) || (i > j && (i < k || k <= j)) {
 			continue
 		}
-		s.table[i] = e
+		table[i] = e
 		i = j
 	}
-	s.table[i] = 0
+	table[i] = 0
 }
 
-func (s *memStore) rehash(size int) {
-	old := s.table
-	s.table = make([]uint64, size)
-	s.mask = uint32(size - 1)
+// rehashTable returns old's entries in a table of size positions (a power
+// of two) and its mask.
+func rehashTable(old []uint64, size int) ([]uint64, uint32) {
+	table, mask := make([]uint64, size), uint32(size-1)
 	for _, e := range old {
 		if e == 0 {
 			continue
 		}
-		pos := uint32(e>>32) & s.mask
-		for s.table[pos] != 0 {
-			pos = (pos + 1) & s.mask
+		pos := uint32(e>>32) & mask
+		for table[pos] != 0 {
+			pos = (pos + 1) & mask
 		}
-		s.table[pos] = e
+		table[pos] = e
 	}
+	return table, mask
 }
+
+func (s *memStore) rehash(size int) { s.table, s.mask = rehashTable(s.table, size) }
 
 // maybeCompactArena rewrites the key arena once freed keys are half of it,
 // so eviction gives memory back.
