@@ -29,16 +29,16 @@ CLUSTER_PKGS ?= ./microbatch/ ./internal/nexmark/
 # The packages whose streaming queries (the batch-equals-stream corpus, the
 # crash-at-every-durable-step tests, the SIGKILL tests of joins and
 # FlatMapGroupsWithState) run a fourth time with their state on the disk
-# backend (SLUICE_STATE_BACKEND=disk); its local pebble databases go under a
-# temporary directory removed afterwards.
+# backend (SLUICE_STATE_BACKEND=disk); each package's tests put its local
+# pebble databases under a temporary directory of their own and remove it
+# (testenv.OwnTempDir).
 DISK_STATE_PKGS ?= ./microbatch/ ./microbatch/killjoin/ ./microbatch/killgroups/
 
 test: pyenv chromium ## run every test (installs pyarrow into .cache/pyenv for the interop tests and Debian's chromium for the web page tests), then the executor contract pass, the cluster pass and the disk state backend pass
 	$(GO) test $(TESTFLAGS) $(PKGS)
 	SLUICE_EXECUTOR=local-isolated $(GO) test $(TESTFLAGS) $(ISOLATED_PKGS)
 	SLUICE_TEST_CLUSTER=3 $(GO) test $(TESTFLAGS) $(CLUSTER_PKGS)
-	@tmp=$$(mktemp -d) && echo "SLUICE_STATE_BACKEND=disk $(GO) test $(TESTFLAGS) $(DISK_STATE_PKGS)" && \
-		TMPDIR=$$tmp SLUICE_STATE_BACKEND=disk $(GO) test $(TESTFLAGS) $(DISK_STATE_PKGS); rc=$$?; rm -rf $$tmp; exit $$rc
+	SLUICE_STATE_BACKEND=disk $(GO) test $(TESTFLAGS) $(DISK_STATE_PKGS)
 
 # Without root a missing browser cannot be installed: the browser tests then
 # skip saying so (and fail under CI=true).

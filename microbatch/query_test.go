@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/internal/clustertest"
+	"github.com/sluicedata/sluice/internal/testenv"
 	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
@@ -29,11 +31,17 @@ import (
 func TestMain(m *testing.M) {
 	exitIfKillChild()  // the kill test's child process runs its query, not the tests
 	exitIfOwnerChild() // so does TestOneOwnerAtATime's
+	// The disk state pass's local databases (under the temporary
+	// directory by default) go with the run, children's included.
+	removeTemp := testenv.OwnTempDir()
 	// An executor of the cluster pass runs its tasks, not the tests; in
 	// the pass ($SLUICE_TEST_CLUSTER) the package's cluster starts here.
 	var run clustertest.Runner
 	testCluster, run = clustertest.Package(m, clusterExecutor)
-	goleak.VerifyTestMain(run)
+	goleak.VerifyTestMain(run, goleak.Cleanup(func(code int) {
+		removeTemp()
+		os.Exit(code)
+	}))
 }
 
 // recordingSink is a test double of an external, durable, idempotent sink:

@@ -25,6 +25,7 @@ import (
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/dataset/exec"
 	"github.com/sluicedata/sluice/internal/killtest"
+	"github.com/sluicedata/sluice/internal/testenv"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
 	"github.com/sluicedata/sluice/sinks/parquet"
@@ -44,7 +45,11 @@ func TestMain(m *testing.M) {
 	if cfg := os.Getenv(childEnv); cfg != "" {
 		os.Exit(runChild(cfg))
 	}
-	os.Exit(m.Run())
+	// The disk state pass's local databases go with the run.
+	removeTemp := testenv.OwnTempDir()
+	code := m.Run()
+	removeTemp()
+	os.Exit(code)
 }
 
 // The input: orders one second apart in event time, moved back by up to

@@ -36,6 +36,7 @@ import (
 	"github.com/sluicedata/sluice/internal/clustertest"
 	"github.com/sluicedata/sluice/internal/killtest"
 	"github.com/sluicedata/sluice/internal/shuffle"
+	"github.com/sluicedata/sluice/internal/testenv"
 	"github.com/sluicedata/sluice/internal/vfs"
 	"github.com/sluicedata/sluice/microbatch"
 	"github.com/sluicedata/sluice/sinks"
@@ -58,7 +59,12 @@ func TestMain(m *testing.M) {
 		os.Exit(runChild(cfg))
 	}
 	// Or an executor of the cluster test (cluster_kill_test.go).
-	clustertest.Main(m, func() (shuffle.Runner, error) { return dataset.NewTaskServer(dataset.Config{}, joinJob), nil })
+	clustertest.ExitIfExecutor(func() (shuffle.Runner, error) { return dataset.NewTaskServer(dataset.Config{}, joinJob), nil })
+	// The disk state pass's local databases go with the run.
+	removeTemp := testenv.OwnTempDir()
+	code := m.Run()
+	removeTemp()
+	os.Exit(code)
 }
 
 // The input: orders about every 100 ms of event time, payments for most of
