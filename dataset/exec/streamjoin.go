@@ -11,10 +11,11 @@ package exec
 //	              as a hash table on its join keys
 //	lold, rold := the stored rows (state version V), met a chunk at a time:
 //	              the chunks kept after the last batch when the store is
-//	              a warm memStore, else a scan of the store: of a log store
-//	              (state.HoldsPuts: an inner join's side without a TTL),
-//	              which holds the very records the join put, or of a disk
-//	              store (a disk-backed join never holds its state in memory)
+//	              a warm memStore (state.InMemory), else a scan of the
+//	              store: of a log store (an inner join's side without a
+//	              TTL), which holds the very records the join put, or of a
+//	              disk store (a disk-backed join never holds its state in
+//	              memory)
 //	pairs      := rold ⋈ lnew, then lnew ⋈ rnew, then lold ⋈ rnew: each
 //	              stored chunk probes the other side's new rows (keys, then
 //	              the condition), and the chunk's fate is settled before
@@ -282,7 +283,7 @@ func (j *streamJoin) run(ctx context.Context) error {
 		// one once either compacts), and a disk-backed store is scanned
 		// again, so that memory holds a batch's rows and one chunk of the
 		// state, not the state.
-		olds[i] = &oldSide{keep: state.InMemory(st) && !state.HoldsPuts(st)}
+		olds[i] = &oldSide{keep: state.InMemory(st)}
 	}
 	committed := false
 	defer func() {

@@ -62,9 +62,6 @@ type Node struct {
 	// KeyGroups, on an Exchange, routes rows by key group (see
 	// exec.PartitionByKeyGroup) so they meet the state of their key groups.
 	KeyGroups int
-	// Shared, on an Exchange, marks the one above an aggregate two
-	// consumers share (shareAggregates).
-	Shared bool `json:",omitempty"`
 	// State makes a final Aggregate stateful across micro-batches. Its
 	// per-batch fields are filled where the task runs (Build).
 	State *exec.StateSpec

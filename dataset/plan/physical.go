@@ -54,6 +54,7 @@ func shareAggregates(root *Node, parts int) error {
 		parent *Node
 		i      int
 	}
+	shared := map[*Node]bool{} // aggregates already one operator
 	for {
 		groups := map[string][]use{}
 		var order []string
@@ -62,10 +63,11 @@ func shareAggregates(root *Node, parts int) error {
 		walk = func(n *Node) {
 			for i, in := range n.Inputs {
 				walk(in)
-				if in.Kind != KindAggregate || in.State == nil || in.Session != nil || n.Kind == KindExchange && n.Shared {
+				if in.Kind != KindAggregate || in.State == nil || in.Session != nil || shared[in] {
 					continue
 				}
-				key, err := aggregatePrint(in)
+				own := in.State.Operator
+				key, err := printOf(in, func(c *Node) { renameOperator(c, own, "") })
 				if err != nil {
 					werr = err
 					return
@@ -94,9 +96,8 @@ func shareAggregates(root *Node, parts int) error {
 				for j, k := range agg.Keys {
 					keys[j] = expr.Col(k.OutputName())
 				}
-				ex := exchange(agg, keys, parts)
-				ex.Shared = true
-				u.parent.Inputs[u.i] = ex
+				u.parent.Inputs[u.i] = exchange(agg, keys, parts)
+				shared[agg] = true
 			}
 			changed = true
 		}
@@ -106,30 +107,21 @@ func shareAggregates(root *Node, parts int) error {
 	}
 }
 
-// aggregatePrint is what makes two stateful aggregates the same operator:
-// their subtrees as the spec encodes them, with their own operator id and
-// the scans' Count flags left out.
-func aggregatePrint(agg *Node) (string, error) {
-	c := clone(agg)
-	own := agg.State.Operator
-	c.Walk(func(n *Node) {
-		if n.State != nil && n.State.Operator == own {
-			st := *n.State
-			st.Operator = ""
-			n.State = &st
-		}
-		if n.Late != nil && n.Late.Operator == own {
-			l := *n.Late
-			l.Operator = ""
-			n.Late = &l
-		}
-		if n.Kind == KindScan {
-			n.Scan.Count = false
+// printOf is what makes two fragments the same computation: n's subtree
+// as the spec encodes it (with extra), after edit changed a copy of it to
+// leave out what may differ between equal copies. The scans' Count flags
+// are always left out (a stream read twice counts its rows once).
+func printOf(n *Node, edit func(*Node), extra ...any) (string, error) {
+	c := clone(n)
+	edit(c)
+	c.Walk(func(m *Node) {
+		if m.Kind == KindScan {
+			m.Scan.Count = false
 		}
 	})
-	b, err := json.Marshal(c)
+	b, err := json.Marshal(append([]any{c}, extra...))
 	if err != nil {
-		return "", fmt.Errorf("%w: aggregate fingerprint: %w", ErrPlan, err)
+		return "", fmt.Errorf("%w: plan fingerprint: %w", ErrPlan, err)
 	}
 	return string(b), nil
 }
@@ -671,39 +663,20 @@ func (st *Stage) countTasks() error {
 }
 
 // fingerprint is what makes two stages the same computation: their
-// fragments and the exchange they feed, as the spec encodes them, with the
-// scans' Count flags left out. Leaves are numbered within the stage and
-// child stages are already shared, so equal fragments encode equally.
+// fragments and the exchange they feed, as the spec encodes them, with
+// the late filters' operators left out (mergeTwin merges them). Leaves are
+// numbered within the stage and child stages are already shared, so equal
+// fragments encode equally.
 func (st *Stage) fingerprint() (string, error) {
-	var (
-		counted []*Scan
-		late    []*LateSpec
-		ops     []LateSpec
-	)
-	st.Root.Walk(func(n *Node) {
-		if n.Kind == KindScan && n.Scan.Count {
-			counted = append(counted, n.Scan)
-			n.Scan.Count = false
-		}
-		if n.Late != nil {
-			late, ops = append(late, n.Late), append(ops, *n.Late)
-			n.Late.Operator, n.Late.Also = "", nil
-		}
-	})
-	b, err := json.Marshal(struct {
-		Root, Out *Node
-		Tasks     int
-	}{st.Root, st.Out, st.Tasks})
-	for _, sc := range counted {
-		sc.Count = true
-	}
-	for i, l := range late {
-		l.Operator, l.Also = ops[i].Operator, ops[i].Also
-	}
-	if err != nil {
-		return "", fmt.Errorf("%w: stage fingerprint: %w", ErrPlan, err)
-	}
-	return string(b), nil
+	return printOf(st.Root, func(c *Node) {
+		c.Walk(func(m *Node) {
+			if m.Late != nil {
+				l := *m.Late
+				l.Operator, l.Also = "", nil
+				m.Late = &l
+			}
+		})
+	}, st.Out, st.Tasks)
 }
 
 // mergeTwin makes kept, a fragment equal to dup but for the facts

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"sort"
 
 	"github.com/apache/arrow/go/v17/arrow"
@@ -42,7 +43,7 @@ type logStore struct {
 	live int
 	last []byte // the greatest key ever put (canonical bytes)
 
-	tombs [][]byte           // keys live at version and deleted since, ascending
+	tombs [][]byte           // keys live at version and deleted since (their segments' bytes)
 	ops   []logOp            // this batch's changes, replayed by fall
 	cur   struct{ s, r int } // where the last delete was found
 
@@ -64,7 +65,17 @@ func (g *logSeg) isDead(i int) bool { return g.dead != nil && g.dead[i] }
 func (g *logSeg) release()          { g.keys.Release(); g.vals.Release() }
 func (g *logSeg) liveRows() int     { return g.n() - g.ndead }
 func (g *logSeg) lastKey() []byte   { return g.key(g.n() - 1) }
-func (g *logSeg) firstKey() []byte  { return g.key(0) }
+
+// liveIdx is the rows of g not deleted.
+func (g *logSeg) liveIdx() []int {
+	idx := make([]int, 0, g.liveRows())
+	for i := 0; i < g.n(); i++ {
+		if !g.isDead(i) {
+			idx = append(idx, i)
+		}
+	}
+	return idx
+}
 
 // logOp is a change of this batch: a put, a delete of live keys, or a
 // delete that ignores keys not live.
@@ -91,9 +102,7 @@ func openLog(cfg Config, version int64) (*logStore, error) {
 	s := &logStore{w: w, valc: newCodec(rawTypes(vt)), version: version, loaded: m.loaded, snapAt: m.snapAt, since: m.since}
 	// The loaded rows, in key order, become the first segments.
 	err = m.Scan(func(k, v arrow.Record) error {
-		k.Retain()
-		v.Retain()
-		s.append(k, v)
+		s.append(k, v, nil, nil)
 		return nil
 	})
 	m.Close()
@@ -105,10 +114,15 @@ func openLog(cfg Config, version int64) (*logStore, error) {
 	return s, nil
 }
 
-// append adds rows whose keys are past every key put before.
-func (s *logStore) append(k, v arrow.Record) {
-	g := &logSeg{keys: k, vals: v}
-	g.kb, g.koff = s.w.keyc.encode(k.Columns(), int(k.NumRows()), nil, nil)
+// append adds rows whose keys are past every key put before (kb, koff:
+// their canonical bytes; nil: encoded here), retaining k and v.
+func (s *logStore) append(k, v arrow.Record, kb []byte, koff []int) {
+	if koff == nil {
+		kb, koff = s.w.keyc.encode(k.Columns(), int(k.NumRows()), nil, nil)
+	}
+	k.Retain()
+	v.Retain()
+	g := &logSeg{keys: k, vals: v, kb: kb, koff: koff}
 	s.segs = append(s.segs, g)
 	s.live += g.n()
 	s.last = g.lastKey()
@@ -155,13 +169,19 @@ func (s *logStore) dropRows() {
 	for _, g := range s.segs {
 		g.release()
 	}
+	s.releaseOps()
+	s.segs, s.ops, s.tombs, s.live, s.pend = nil, nil, nil, 0, 0
+}
+
+// releaseOps lets go of this batch's changes.
+func (s *logStore) releaseOps() {
 	for _, op := range s.ops {
 		op.keys.Release()
 		if op.vals != nil {
 			op.vals.Release()
 		}
 	}
-	s.segs, s.ops, s.tombs, s.live, s.pend = nil, nil, nil, 0, 0
+	s.ops = s.ops[:0]
 }
 
 func (s *logStore) Version() int64 {
@@ -208,64 +228,64 @@ func recordBytes(r arrow.Record) int64 {
 	return n
 }
 
-func (s *logStore) Lookup(keys arrow.Record, out []int32) error {
+// hashed is the memStore s has turned into (fall), for a call outside the
+// log's shape.
+func (s *logStore) hashed() (*memStore, error) {
 	if err := s.checkOpen(); err != nil {
-		return err
+		return nil, err
 	}
 	if err := s.fall(); err != nil {
+		return nil, err
+	}
+	return s.mem, nil
+}
+
+func (s *logStore) Lookup(keys arrow.Record, out []int32) error {
+	m, err := s.hashed()
+	if err != nil {
 		return err
 	}
-	return s.mem.Lookup(keys, out)
+	return m.Lookup(keys, out)
 }
 
 func (s *logStore) Update(slots []int32, values arrow.Record) error {
-	if err := s.checkOpen(); err != nil {
+	m, err := s.hashed()
+	if err != nil {
 		return err
 	}
-	if err := s.fall(); err != nil {
-		return err
-	}
-	return s.mem.Update(slots, values)
+	return m.Update(slots, values)
 }
 
 func (s *logStore) Values(slots []int32) (arrow.Record, error) {
-	if err := s.checkOpen(); err != nil {
+	m, err := s.hashed()
+	if err != nil {
 		return nil, err
 	}
-	if err := s.fall(); err != nil {
-		return nil, err
-	}
-	return s.mem.Values(slots)
+	return m.Values(slots)
 }
 
 func (s *logStore) ScanWhere(col int, less int64, fn func(keys, values arrow.Record) error) error {
-	if err := s.checkOpen(); err != nil {
+	m, err := s.hashed()
+	if err != nil {
 		return err
 	}
-	if err := s.fall(); err != nil {
-		return err
-	}
-	return s.mem.ScanWhere(col, less, fn)
+	return m.ScanWhere(col, less, fn)
 }
 
 func (s *logStore) ScanPart(parts arrow.Record, fn func(keys, values arrow.Record) error) error {
-	if err := s.checkOpen(); err != nil {
+	m, err := s.hashed()
+	if err != nil {
 		return err
 	}
-	if err := s.fall(); err != nil {
-		return err
-	}
-	return s.mem.ScanPart(parts, fn)
+	return m.ScanPart(parts, fn)
 }
 
 func (s *logStore) EvictWhere(col int, less int64) (int, error) {
-	if err := s.checkOpen(); err != nil {
+	m, err := s.hashed()
+	if err != nil {
 		return 0, err
 	}
-	if err := s.fall(); err != nil {
-		return 0, err
-	}
-	return s.mem.EvictWhere(col, less)
+	return m.EvictWhere(col, less)
 }
 
 // Put appends the rows when their keys ascend past every key put before;
@@ -297,12 +317,7 @@ func (s *logStore) Put(keys, values arrow.Record, slots []int32) error {
 			keys.Retain()
 			values.Retain()
 			s.ops = append(s.ops, logOp{opPut, keys, values})
-			keys.Retain()
-			values.Retain()
-			g := &logSeg{keys: keys, vals: values, kb: kb, koff: koff}
-			s.segs = append(s.segs, g)
-			s.live += g.n()
-			s.last = g.lastKey()
+			s.append(keys, values, kb, koff)
 			return nil
 		}
 	}
@@ -351,9 +366,10 @@ func (s *logStore) delete(keys arrow.Record, live bool) error {
 		g.ndead++
 		s.live--
 		if si < s.pend {
-			// Live at the version: a tombstone. Deletes come in any
-			// order; Commit sorts them.
-			s.tombs = append(s.tombs, append([]byte(nil), k...))
+			// Live at the version: a tombstone, its bytes the segment's
+			// (kept until Commit settles). Deletes come in any order;
+			// Commit sorts them unless they came in order.
+			s.tombs = append(s.tombs, g.key(ri))
 		}
 	}
 	keys.Retain()
@@ -415,14 +431,8 @@ func (s *logStore) Scan(fn func(keys, values arrow.Record) error) error {
 		}
 		k, v := g.keys, g.vals
 		if g.ndead > 0 {
-			var idx []int
-			for i := 0; i < g.n(); i++ {
-				if !g.dead[i] {
-					idx = append(idx, i)
-				}
-			}
 			var err error
-			if k, v, err = takeRows(mem, k, v, idx); err != nil {
+			if k, v, err = takeRows(mem, k, v, g.liveIdx()); err != nil {
 				return err
 			}
 		} else {
@@ -548,13 +558,8 @@ func (s *logStore) Commit(version int64) error {
 // settle makes this batch's changes part of version: segments gone or
 // mostly deleted are dropped or compacted.
 func (s *logStore) settle(version int64) {
-	for _, op := range s.ops {
-		op.keys.Release()
-		if op.vals != nil {
-			op.vals.Release()
-		}
-	}
-	s.ops, s.tombs = s.ops[:0], s.tombs[:0]
+	s.releaseOps()
+	s.tombs = s.tombs[:0]
 	kept := s.segs[:0]
 	for _, g := range s.segs {
 		switch {
@@ -562,16 +567,14 @@ func (s *logStore) settle(version int64) {
 			g.release()
 			continue
 		case g.ndead > g.n()/2:
-			var idx []int
-			for i := 0; i < g.n(); i++ {
-				if !g.dead[i] {
-					idx = append(idx, i)
-				}
-			}
+			idx := g.liveIdx()
 			if k, v, err := s.slices(g, idx); err == nil {
+				ng := &logSeg{keys: k, vals: v, koff: make([]int, 1, len(idx)+1)}
+				for _, i := range idx { // the live rows' bytes, not encoded again
+					ng.kb = append(ng.kb, g.key(i)...)
+					ng.koff = append(ng.koff, len(ng.kb))
+				}
 				g.release()
-				ng := &logSeg{keys: k, vals: v}
-				ng.kb, ng.koff = s.w.keyc.encode(k.Columns(), int(k.NumRows()), nil, nil)
 				g = ng
 			}
 		}
@@ -700,6 +703,7 @@ func (s *logStore) valueColumns(rows []logRow) []arrow.Array {
 			data  []byte
 			o32   []int32
 			o64   []int64
+			bools *array.Boolean
 		)
 		for i, r := range rows {
 			if r.seg != seg && r.seg != nil {
@@ -711,6 +715,7 @@ func (s *logStore) valueColumns(rows []logRow) []arrow.Array {
 				case kVar64:
 					o64, data = var64(col)
 				case kBool:
+					bools = col.(*array.Boolean)
 				default:
 					data = fixedData(col, t.width)
 				}
@@ -732,7 +737,7 @@ func (s *logStore) valueColumns(rows []logRow) []arrow.Array {
 			case kBool:
 				if null {
 					cb.setNull(i)
-				} else if col.(*array.Boolean).Value(r.row) {
+				} else if bools.Value(r.row) {
 					cb.setFixedRaw(i, one)
 				}
 			default:
@@ -748,8 +753,12 @@ func (s *logStore) valueColumns(rows []logRow) []arrow.Array {
 	return out
 }
 
+// sortKeys puts k in ascending order unless it is (a join evicts its
+// oldest rows first).
 func sortKeys(k [][]byte) {
-	sort.Slice(k, func(i, j int) bool { return bytes.Compare(k[i], k[j]) < 0 })
+	if !slices.IsSortedFunc(k, bytes.Compare) {
+		slices.SortFunc(k, bytes.Compare)
+	}
 }
 
 func (s *logStore) Abort() error {

@@ -138,22 +138,19 @@ type Store interface {
 	Close() error
 }
 
-// InMemory reports whether st holds every row in memory (the memory
-// backend): an operator may then keep what it derives from the rows between
-// batches at no extra cost in kind; from a disk-backed store it reads them
-// again instead, so that its memory follows a batch, not the state.
+// InMemory reports whether st holds every row in memory in a form of its
+// own (the memory backend's hash table): an operator may then keep what it
+// derives from the rows between batches at no extra cost in kind. A log
+// store, which holds the very records its operator put, and a disk-backed
+// store answer false: the operator reads the rows again with Scan
+// instead, so that its memory holds no second copy of them (a log store's)
+// or follows a batch, not the state (a disk store's).
 func InMemory(st Store) bool {
-	switch st.(type) {
-	case *memStore, *logStore:
+	switch st := st.(type) {
+	case *memStore:
 		return true
+	case *logStore:
+		return st.mem != nil // turned into a hash table
 	}
 	return false
-}
-
-// HoldsPuts reports whether st keeps the records Put hands it (a log
-// store): an operator that would keep its own copy of the rows for the
-// next batch can read them back with Scan instead, at no cost in copies.
-func HoldsPuts(st Store) bool {
-	ls, ok := st.(*logStore)
-	return ok && ls.mem == nil
 }
