@@ -693,7 +693,7 @@ func (j *streamJoin) putRecords(s *joinSide, o *oldSide, recs []arrow.Record, id
 // changed and new rows.
 func (j *streamJoin) write(s *joinSide, o *oldSide) error {
 	if len(o.goneSeq) > 0 {
-		cols := []arrow.Array{int64Array(j.mem, o.goneSeq), int64Array(j.mem, o.goneT)}
+		cols := []arrow.Array{int64Array(o.goneSeq), int64Array(o.goneT)}
 		keys := array.NewRecord(joinKeySchema, cols, int64(len(o.goneSeq)))
 		releaseAll(cols)
 		err := s.store.DeleteLive(keys) // rows this batch read from the store
@@ -718,7 +718,7 @@ func bookkeeping(mem memory.Allocator, idx []int, matched []bool, seen []int64) 
 	for i, k := range idx {
 		m[i], sn[i] = matched != nil && matched[k], seen[k]
 	}
-	return boolArray(mem, m), int64Array(mem, sn)
+	return boolArray(mem, m), int64Array(sn)
 }
 
 // withBookkeeping replaces the matched and seen columns of recs (rows idx,
@@ -778,6 +778,8 @@ func (j *streamJoin) loadNew(ctx context.Context, s *joinSide) (*fresh, error) {
 			releaseRecords(f.chunks)
 		}
 	}()
+	var in []arrow.Record
+	defer func() { releaseRecords(in) }()
 	for {
 		r, err := s.in.Next(ctx)
 		if err == io.EOF {
@@ -786,19 +788,30 @@ func (j *streamJoin) loadNew(ctx context.Context, s *joinSide) (*fresh, error) {
 		if err != nil {
 			return nil, err
 		}
-		k := int(r.NumRows())
-		if k == 0 {
+		if r.NumRows() == 0 {
 			r.Release()
 			continue
 		}
-		seq, rt, rs, row := make([]int64, k), make([]int64, k), make([]int64, k), make([]int64, k)
-		for i := range seq {
-			seq[i] = j.st.Version<<32 | int64(f.n+i)
-			rs[i] = j.st.BatchTime
-			row[i] = int64(f.n + i)
-		}
+		in = append(in, r)
+		f.n += int(r.NumRows())
+	}
+	// The bookkeeping of all rows in one allocation each; the chunks'
+	// columns are views of it (int64Array), not copies.
+	n := f.n
+	f.seq, f.t, f.seen = make([]int64, n), make([]int64, n), make([]int64, n)
+	row := make([]int64, n)
+	for i := range n {
+		f.seq[i] = j.st.Version<<32 | int64(i)
+		f.seen[i] = j.st.BatchTime
+		row[i] = int64(i)
+	}
+	a := 0
+	for _, r := range in {
+		k := int(r.NumRows())
+		b := a + k
 		if s.timeCol >= 0 {
 			c := r.Column(s.timeCol).(*array.Timestamp)
+			rt := f.t[a:b]
 			for i := range rt {
 				if c.IsNull(i) {
 					rt[i] = math.MinInt64 // matches no time range: evicted first
@@ -807,13 +820,12 @@ func (j *streamJoin) loadNew(ctx context.Context, s *joinSide) (*fresh, error) {
 				}
 			}
 		}
-		extra := []arrow.Array{int64Array(j.mem, seq), boolArray(j.mem, make([]bool, k)), int64Array(j.mem, rs), int64Array(j.mem, rt), int64Array(j.mem, row)}
+		extra := []arrow.Array{int64Array(f.seq[a:b:b]), boolArray(j.mem, make([]bool, k)),
+			int64Array(f.seen[a:b:b]), int64Array(f.t[a:b:b]), int64Array(row[a:b:b])}
 		f.chunks = append(f.chunks, array.NewRecord(s.ext, append(append([]arrow.Array{}, r.Columns()...), extra...), int64(k)))
 		releaseAll(extra)
-		r.Release()
-		f.seq, f.t, f.seen = append(f.seq, seq...), append(f.t, rt...), append(f.seen, rs...)
-		f.n += k
-		f.start = append(f.start, f.n)
+		f.start = append(f.start, b)
+		a = b
 	}
 	f.matched = make([]bool, f.n)
 	ok = true
@@ -960,14 +972,16 @@ func rowIndexes(mem memory.Allocator, from, n int) arrow.Array {
 	for i := range idx {
 		idx[i] = int64(from + i)
 	}
-	return int64Array(mem, idx)
+	return int64Array(idx)
 }
 
-func int64Array(mem memory.Allocator, v []int64) arrow.Array {
-	b := array.NewInt64Builder(mem)
-	defer b.Release()
-	b.AppendValues(v, nil)
-	return b.NewArray()
+// int64Array is an int64 array over v's memory, not a copy: v must not
+// change after (and the array keeps it alive, as Go memory).
+func int64Array(v []int64) arrow.Array {
+	d := array.NewData(arrow.PrimitiveTypes.Int64, len(v),
+		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int64Traits.CastToBytes(v))}, nil, 0, 0)
+	defer d.Release()
+	return array.NewInt64Data(d)
 }
 
 func boolArray(mem memory.Allocator, v []bool) arrow.Array {

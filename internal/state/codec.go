@@ -215,6 +215,31 @@ func (c *codec) encode(arrs []arrow.Array, n int, buf []byte, offs []int) ([]byt
 		switch t.kind {
 		case kSigned, kUnsigned:
 			src := fixedData(a, w)
+			var flip uint64 // the sign bit of a signed value
+			if t.kind == kSigned {
+				flip = 1 << (8*w - 1)
+			}
+			// The common widths as one load and one byte-swapped store.
+			switch w {
+			case 8:
+				for i := 0; i < n; i++ {
+					if bm != nil && null(i) {
+						continue
+					}
+					binary.BigEndian.PutUint64(buf[cur[i]:], binary.LittleEndian.Uint64(src[i*8:])^flip)
+					cur[i] += 8
+				}
+				continue
+			case 4:
+				for i := 0; i < n; i++ {
+					if bm != nil && null(i) {
+						continue
+					}
+					binary.BigEndian.PutUint32(buf[cur[i]:], binary.LittleEndian.Uint32(src[i*4:])^uint32(flip))
+					cur[i] += 4
+				}
+				continue
+			}
 			for i := 0; i < n; i++ {
 				if null(i) {
 					continue
