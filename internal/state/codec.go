@@ -463,6 +463,18 @@ func (b *colBuilder) setFixedKey(i int, k []byte) {
 	w := b.t.width
 	switch b.t.kind {
 	case kSigned, kUnsigned:
+		var flip uint64 // the sign bit of a signed value
+		if b.t.kind == kSigned {
+			flip = 1 << (8*w - 1)
+		}
+		switch w {
+		case 8:
+			binary.LittleEndian.PutUint64(b.data.Bytes()[i*8:], binary.BigEndian.Uint64(k)^flip)
+			return
+		case 4:
+			binary.LittleEndian.PutUint32(b.data.Bytes()[i*4:], binary.BigEndian.Uint32(k)^uint32(flip))
+			return
+		}
 		dst := b.data.Bytes()[i*w : i*w+w]
 		for x := 0; x < w; x++ {
 			dst[x] = k[w-1-x]
@@ -493,6 +505,80 @@ func (b *colBuilder) setFixedRaw(i int, v []byte) {
 		return
 	}
 	copy(b.data.Bytes()[i*b.t.width:], v)
+}
+
+// nullRun makes rows [i, i+n) null (variable kinds: appended).
+func (b *colBuilder) nullRun(i, n int) {
+	for x := 0; x < n; x++ {
+		if b.t.fixed() {
+			b.setNull(i + x)
+		} else {
+			b.appendNull()
+		}
+	}
+}
+
+// copyRun sets rows [i, i+n) to rows [from, from+n) of col, an array of
+// the builder's raw type (variable kinds: appended, so i is the next row):
+// the bytes setFixedRaw and appendVar give row by row, null values zero.
+func (b *colBuilder) copyRun(i int, col arrow.Array, from, n int) {
+	valid, voff := validity(col)
+	null := func(x int) bool { return valid != nil && !bitutil.BitIsSet(valid, voff+from+x) }
+	switch b.t.kind {
+	case kVar32, kVar64:
+		var o32 []int32
+		var o64 []int64
+		var data []byte
+		if b.t.kind == kVar32 {
+			o32, data = var32(col)
+		} else {
+			o64, data = var64(col)
+		}
+		at := func(r int) int {
+			if o32 != nil {
+				return int(o32[r])
+			}
+			return int(o64[r])
+		}
+		if valid == nil {
+			base, start := len(b.heap), at(from)
+			b.heap = append(b.heap, data[start:at(from+n)]...)
+			for x := 1; x <= n; x++ {
+				b.setOff(b.next+x, base+at(from+x)-start)
+			}
+			b.next += n
+			return
+		}
+		for x := 0; x < n; x++ {
+			if null(x) {
+				b.appendNull()
+			} else {
+				b.appendVar(data[at(from+x):at(from+x+1)])
+			}
+		}
+	case kBool:
+		c := col.(*array.Boolean)
+		for x := 0; x < n; x++ {
+			if null(x) {
+				b.setNull(i + x)
+			} else if c.Value(from + x) {
+				bitutil.SetBit(b.data.Bytes(), i+x)
+			}
+		}
+	default:
+		w := b.t.width
+		dst := b.data.Bytes()[i*w : (i+n)*w]
+		copy(dst, fixedData(col, w)[from*w:(from+n)*w])
+		if valid == nil {
+			return
+		}
+		for x := 0; x < n; x++ {
+			if null(x) {
+				b.setNull(i + x)
+				clear(dst[x*w : x*w+w])
+			}
+		}
+	}
 }
 
 func (b *colBuilder) appendVar(v []byte) {

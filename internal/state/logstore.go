@@ -9,7 +9,6 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
-	"github.com/apache/arrow/go/v17/arrow/bitutil"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 )
 
@@ -688,64 +687,30 @@ func (s *logStore) writeFile(v int64, kind string, n int, next func() (logRow, b
 
 // valueColumns builds the value columns of rows (a tombstone's are null)
 // with the builders codec.decode uses, from the segments' arrays: the
-// arrays the memStore and the disk backend write for the same rows.
+// arrays the memStore and the disk backend write for the same rows. Runs
+// of consecutive rows of one segment (a batch's puts are whole segments)
+// are copied at once.
 func (s *logStore) valueColumns(rows []logRow) []arrow.Array {
 	mem := s.w.cfg.Allocator
+	type run struct{ at, from, n int }
+	var runs []run
+	for a := 0; a < len(rows); {
+		g, r0 := rows[a].seg, rows[a].row
+		b := a + 1
+		for b < len(rows) && rows[b].seg == g && (g == nil || rows[b].row == r0+b-a) {
+			b++
+		}
+		runs = append(runs, run{a, r0, b - a})
+		a = b
+	}
 	out := make([]arrow.Array, len(s.valc.cols))
-	one := []byte{1}
 	for j, t := range s.valc.cols {
 		cb := newColBuilder(mem, t, len(rows))
-		var (
-			seg   *logSeg
-			col   arrow.Array
-			valid []byte
-			voff  int
-			data  []byte
-			o32   []int32
-			o64   []int64
-			bools *array.Boolean
-		)
-		for i, r := range rows {
-			if r.seg != seg && r.seg != nil {
-				seg, col = r.seg, r.seg.vals.Column(j)
-				valid, voff = validity(col)
-				switch t.kind {
-				case kVar32:
-					o32, data = var32(col)
-				case kVar64:
-					o64, data = var64(col)
-				case kBool:
-					bools = col.(*array.Boolean)
-				default:
-					data = fixedData(col, t.width)
-				}
-			}
-			null := r.seg == nil || valid != nil && !bitutil.BitIsSet(valid, voff+r.row)
-			switch t.kind {
-			case kVar32:
-				if null {
-					cb.appendNull()
-				} else {
-					cb.appendVar(data[o32[r.row]:o32[r.row+1]])
-				}
-			case kVar64:
-				if null {
-					cb.appendNull()
-				} else {
-					cb.appendVar(data[o64[r.row]:o64[r.row+1]])
-				}
-			case kBool:
-				if null {
-					cb.setNull(i)
-				} else if bools.Value(r.row) {
-					cb.setFixedRaw(i, one)
-				}
-			default:
-				if null {
-					cb.setNull(i)
-				} else {
-					cb.setFixedRaw(i, data[r.row*t.width:(r.row+1)*t.width])
-				}
+		for _, r := range runs {
+			if g := rows[r.at].seg; g != nil {
+				cb.copyRun(r.at, g.vals.Column(j), r.from, r.n)
+			} else {
+				cb.nullRun(r.at, r.n)
 			}
 		}
 		out[j] = cb.finish()
