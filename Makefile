@@ -104,8 +104,13 @@ kafka-down: ## stop the local Kafka broker and delete its data
 # process: the whole tree's CPU) and Spark warm (the second query of a
 # session, timed alone). JSON lines go to .cache/peers.jsonl; the table and
 # the "Peers: Spark" section of benchmarks/RESULTS.md come from them.
-BENCH_PEERS_INPUT ?= .cache/nexmark-10m-100k
+# The data's row groups are 128 Ki rows (nexmark generate since they are a
+# batch's step; older directories have 1 Mi-row groups, hence the new name).
+# sluice's batches take at most BENCH_PEERS_BATCH rows of each stream: the
+# batch size bounds its memory (q7's peak RSS), at some CPU per batch.
+BENCH_PEERS_INPUT ?= .cache/nexmark-10m-100k-rg128k
 BENCH_PEERS_RUNS  ?= 3
+BENCH_PEERS_BATCH ?= 500000
 .PHONY: bench-peers
 bench-peers: ## Nexmark q5 and q7 on sluice and on Spark 4 (local[2]) over the same Parquet (10 M events, 100 000 events/s; made if missing): answer check, BENCH_PEERS_RUNS interleaved rounds, the table into benchmarks/RESULTS.md
 	@mkdir -p .cache/bin
@@ -115,7 +120,7 @@ bench-peers: ## Nexmark q5 and q7 on sluice and on Spark 4 (local[2]) over the s
 	benchmarks/peers/check $(BENCH_PEERS_INPUT) q5 q7 > .cache/peers-check.jsonl
 	@rm -f .cache/peers.jsonl .cache/peers-spark.log
 	@py=$$(scripts/spark); for r in $$(seq $(BENCH_PEERS_RUNS)); do for q in q5 q7; do \
-		.cache/bin/nexmark run --query $$q --input $(BENCH_PEERS_INPUT) --json > .cache/peers-sluice.json || exit 1; \
+		.cache/bin/nexmark run --query $$q --input $(BENCH_PEERS_INPUT) --batch-events $(BENCH_PEERS_BATCH) --json > .cache/peers-sluice.json || exit 1; \
 		sed 's/^{/{"engine":"sluice",/' .cache/peers-sluice.json >> .cache/peers.jsonl; tail -n 1 .cache/peers.jsonl; \
 		for rep in 1 2; do python3 benchmarks/peers/proctree.py -- $$py benchmarks/peers/spark_nexmark.py --query $$q --input $(BENCH_PEERS_INPUT) --repeat $$rep --json \
 			>> .cache/peers.jsonl 2>>.cache/peers-spark.log || exit 1; tail -n 1 .cache/peers.jsonl; done; \

@@ -182,6 +182,15 @@ def startup(rows):
             f"(medians over {len(st)} Spark processes)")
 
 
+def batches(rows):
+    """The batches each query's sluice runs took."""
+    by = collections.defaultdict(set)
+    for r in rows:
+        if r.get("engine") == "sluice":
+            by[r["query"]].add(r.get("batches"))
+    return ", ".join(f"{q} {'/'.join(str(b) for b in sorted(v, key=str))}" for q, v in sorted(by.items())) or "none"
+
+
 def go_version():
     try:
         p = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True, timeout=60)
@@ -212,7 +221,7 @@ Machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}, {java_version()}, Spark {
 Input: the same Parquet for both, `{sl.get('input') or sp.get('input')}` (`nexmark generate --events {sp.get('events', '?')} --event-rate {sp.get('event_rate', '?'):.0f}`; 9.2 M of the events are bids, the only table q5 and q7 read). Events per CPU-second counts all {sp.get('events', '?')} events for both engines.
 
 Runs, interleaved per round (sluice, Spark, Spark warm; q5 then q7):
-- sluice: `.cache/bin/nexmark run --query qN --input DIR --json` (AvailableNow stream, append mode, discarding sink; CPU = getrusage of the streaming run, peak RSS = the process's).
+- sluice: `.cache/bin/nexmark run --query qN --input DIR --batch-events {sl.get('batch_events', '?')} --json` (AvailableNow stream, append mode, discarding sink; batches of at most {sl.get('batch_events', '?')} rows of each stream, in whole row groups: {batches(rows)}; CPU = getrusage of the streaming run, peak RSS = the process's).
 - Spark: `python3 benchmarks/peers/proctree.py -- $(scripts/spark) benchmarks/peers/spark_nexmark.py --query qN --input DIR --repeat R --json`: a batch query over `spark.read.parquet`, run into the `noop` sink (every column materialised) with the rows counted by an Observation; `local[2]`, AQE on (default), and {confs}. Whole process tree: `proctree.py` is a child subreaper, so the JVM that the Python driver never waits for is reaped by it: CPU = getrusage(RUSAGE_CHILDREN) after every descendant was reaped (cross-checked against summing /proc/<pid>/stat samples of every descendant, see each line's cpu_seconds_sampled), peak RSS = the largest process's (the JVM). Query only: /proc/<jvm>/stat + the driver's times() around the action; R = 1 gives the cold first action, R = 2 a warm second action after a warm-up in the same session.
 
 {tab}

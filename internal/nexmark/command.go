@@ -112,7 +112,7 @@ func (c Commands) run(ctx context.Context, args []string) (err error) {
 	fs.StringVar(&o.Input, "input", "", "read the Parquet of this generated directory instead of the in-process generator")
 	fs.StringVar(&o.Out, "out", "", "write the result as Parquet here (default: a discarding sink)")
 	asJSON := fs.Bool("json", false, "print one JSON line")
-	fs.Int64Var(&o.BatchEvents, "batch-events", DefaultBatchEvents, "max events per micro-batch (generator input)")
+	fs.Int64Var(&o.BatchEvents, "batch-events", DefaultBatchEvents, "max events per micro-batch: of the generator, or rows of each kind's Parquet (--input; whole row groups, at most one file)")
 	fs.Uint64Var(&o.Seed, "seed", DefaultSeed, "generator seed")
 	fs.Float64Var(&o.EventRate, "event-rate", 0, "events per second of event time (generator input; default 10 000 000)")
 	fs.IntVar(&o.Parallelism, "parallelism", 0, "engine tasks (default GOMAXPROCS)")

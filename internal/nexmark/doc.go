@@ -11,8 +11,8 @@
 //
 // In: a query name and either an event count (the in-process generator,
 // BatchEvents events per micro-batch) or a generated directory (DIR/person,
-// DIR/auction, DIR/bid and DIR/nexmark.json, one file per stream per
-// batch, sources/files). Out: the query's rows into a discarding sink that
+// DIR/auction, DIR/bid and DIR/nexmark.json, sources/files: per stream and
+// batch at most one file and BatchEvents rows, in whole row groups). Out: the query's rows into a discarding sink that
 // counts them, or the streaming Parquet sink of a directory; and a Report.
 //
 //	Run(o):

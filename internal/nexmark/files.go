@@ -37,7 +37,7 @@ type Meta struct {
 const chunk = 1_000_000
 
 // WriteFiles writes events [0, events) of cfg's generator as Parquet under
-// out/person, out/auction and out/bid (zstd, files of about 32 MiB) and the
+// out/person, out/auction and out/bid (zstd, files of about 32 MiB, row groups of 128 Ki rows) and the
 // config in out/MetaFile. out must not exist or be empty: a generated
 // directory is never mixed with another; on error every file written so
 // far is removed. progress, when not nil, is called with the events done
@@ -52,7 +52,9 @@ func WriteFiles(ctx context.Context, out string, cfg generate.NexmarkConfig, eve
 	if cfg.EventRate < 0 {
 		return fmt.Errorf("event rate %g: want a positive rate (or 0, the default)", cfg.EventRate)
 	}
-	opts := pqsink.Options{TargetFileBytes: 32 << 20}
+	// Row groups of 128 Ki rows: a stream over the files takes whole row
+	// groups per batch (Options.BatchEvents), so they are its step.
+	opts := pqsink.Options{TargetFileBytes: 32 << 20, RowGroupRows: 1 << 17}
 	ws := make([]*pqsink.FileWriter, len(Kinds))
 	abort := func() {
 		for _, w := range ws {

@@ -184,8 +184,10 @@ func TestStreamEqualsBatch(t *testing.T) {
 			slices.Sort(c.rows)
 			compareRows(t, "stream over the generator", c.rows, want)
 
+			// Batches of two of the bid file's row groups (128 Ki rows
+			// each): most end inside the file.
 			out := filepath.Join(dir, "out-"+name)
-			o = Options{Query: name, Input: gen, Out: out, BatchEvents: DefaultBatchEvents, Mem: mem}
+			o = Options{Query: name, Input: gen, Out: out, BatchEvents: 300_000, Mem: mem}
 			sent = onCluster(t, &o)
 			rep, err = Run(ctx, o)
 			if err != nil {
@@ -195,6 +197,9 @@ func TestStreamEqualsBatch(t *testing.T) {
 			if rep.Events != testEvents || rep.Bids != bidsIn(testEvents) || rep.OutputRows != int64(len(want)) {
 				t.Errorf("Parquet stream: %d events, %d bids, %d output rows; want %d, %d, %d",
 					rep.Events, rep.Bids, rep.OutputRows, testEvents, bidsIn(testEvents), len(want))
+			}
+			if want := int((bidsIn(testEvents) + 2<<17 - 1) / (2 << 17)); rep.Batches < want {
+				t.Errorf("Parquet stream: %d batches, want at least %d of 2 row groups", rep.Batches, want)
 			}
 			got, _ := batchRows(t, ctx, dataset.Read(out))
 			compareRows(t, "stream over Parquet into Parquet", got, want)

@@ -28,7 +28,8 @@ import (
 const (
 	// DefaultSeed is the generator seed of every published run.
 	DefaultSeed = 20261101
-	// DefaultBatchEvents caps a micro-batch of the in-process generator.
+	// DefaultBatchEvents caps a micro-batch: the in-process generator's
+	// events, or each kind's Parquet rows.
 	DefaultBatchEvents = 1_000_000
 )
 
@@ -50,7 +51,7 @@ type Options struct {
 	// Sink, when not nil, replaces the discarding or Parquet sink (tests
 	// collect with it).
 	Sink        sinks.Sink
-	BatchEvents int64 // max events per micro-batch of the generator
+	BatchEvents int64 // max events per micro-batch of the generator, or rows per kind of Parquet input
 	Seed        uint64
 	EventRate   float64 // events per second of event time; 0 = the generator's default
 	Parallelism int     // engine tasks; default GOMAXPROCS
@@ -91,6 +92,7 @@ type Report struct {
 	EventsPerSec       float64 `json:"events_per_sec"`
 	CPUSeconds         float64 `json:"cpu_seconds"`
 	EventsPerCPUSecond float64 `json:"events_per_cpu_second"`
+	BatchEvents        int64   `json:"batch_events"` // the cap of a batch (Options.BatchEvents)
 	Batches            int     `json:"batches"`
 	BatchP50Ms         float64 `json:"batch_p50_ms"`
 	BatchP99Ms         float64 `json:"batch_p99_ms"`
@@ -150,7 +152,8 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	defer os.RemoveAll(tmp)
 	ckpt := filepath.Join(tmp, "checkpoint")
 
-	rep := Report{Query: o.Query, Input: "generator", Sink: "discard", StateBackend: o.StateBackend, GOMAXPROCS: runtime.GOMAXPROCS(0), Parallelism: o.Parallelism}
+	rep := Report{Query: o.Query, Input: "generator", Sink: "discard", StateBackend: o.StateBackend, BatchEvents: o.BatchEvents,
+		GOMAXPROCS: runtime.GOMAXPROCS(0), Parallelism: o.Parallelism}
 	if o.Input != "" {
 		m, err := ReadMeta(o.Input)
 		if err != nil {

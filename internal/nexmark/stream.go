@@ -21,10 +21,11 @@ import (
 
 // buildStream builds o.Query over one stream per kind (the in-process
 // generator's, or the Parquet of o.Input's), with cfg, and returns it with
-// each stream's kind by source name. Over Parquet each stream takes one
-// file per batch, so the three move through event time at their own pace
-// (the watermark is the minimum); the seen-file logs live in ckpt. A
-// query's plan reads only the streams it uses.
+// each stream's kind by source name. Over Parquet each stream takes at
+// most one file and o.BatchEvents rows (whole row groups) per batch, so the
+// three move through event time at their own pace (the watermark is the
+// minimum); the seen-file logs live in ckpt. A query's plan reads only the
+// streams it uses.
 func buildStream(o Options, ckpt string, cfg dataset.Config) (*dataset.Dataset, map[string]string, error) {
 	q, ok := queries[o.Query]
 	if !ok {
@@ -45,7 +46,7 @@ func buildStream(o Options, ckpt string, cfg dataset.Config) (*dataset.Dataset, 
 		var err error
 		if o.Input != "" {
 			src, err = files.New(files.Config{Name: k.Name, Dir: filepath.Join(o.Input, k.Name), Schema: k.Schema,
-				MaxFilesPerBatch: 1, LogDir: vfs.Join(ckpt, "sources", k.Name), SettleDelay: time.Millisecond})
+				MaxFilesPerBatch: 1, MaxRowsPerBatch: o.BatchEvents, LogDir: vfs.Join(ckpt, "sources", k.Name), SettleDelay: time.Millisecond})
 		} else {
 			src, err = generate.NewNexmarkStream(gen, k.Name)
 		}

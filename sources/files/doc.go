@@ -6,7 +6,9 @@
 // read as Arrow records projected to the source's schema.
 //
 // Offsets count files in the seen-file log, {"files":N}: batch (start, end]
-// reads log entries start .. end-1. The log, the ordered list of files
+// reads log entries start .. end-1. Under MaxRowsPerBatch a batch may end
+// inside a file, {"files":N,"row_groups":G}: after N whole files and the
+// first G row groups of file N; the next batch goes on from there. The log, the ordered list of files
 // assigned to offsets, lives in the checkpoint (Config.LogDir, written
 // through vfs.FS) as one file per batch, <LogDir>/<end>.json; see format.md.
 // Latest writes it before returning, so when the driver records the offsets
@@ -30,7 +32,11 @@
 //     longer than SettleDelay mid-file is not (use the rename);
 //   - new complete files are ordered by (modification time, name), at most
 //     MaxFilesPerBatch per batch; a name already in the log is never taken
-//     again, even if rewritten.
+//     again, even if rewritten;
+//   - with MaxRowsPerBatch a batch takes whole row groups, in log order,
+//     while their rows fit the cap (always at least one), reading the
+//     footers of the files it reaches once; a file whose footer does not
+//     read is one unit of no rows (Splits judges it).
 //
 // Invariants:
 //  1. The log only grows: entries are appended by Latest and never rewritten,
@@ -67,12 +73,18 @@
 //	    deleted or resized?       -> OffsetsGone: fail | record "lost", leave out
 //	    footer unreadable or conflicting column types?
 //	                              -> BadFiles: fail | record "skipped"/"quarantined" (then move), leave out
-//	    else                      -> one split per row group
+//	    else                      -> one split per row group (of the batch's
+//	                                 row groups of the file)
 //
-//	n := parse(start)
-//	if n < len(log) { return min(len(log), n+MaxFilesPerBatch) }   // already assigned
-//	if bounded { return n }
+//	(n, g) := parse(start)
+//	if n < len(log) { return capped((n, g), len(log)) }   // already assigned
+//	if bounded { return start }
 //	new := complete(list(Dir)) - log, sorted by (mtime, name), first MaxFilesPerBatch
 //	write <LogDir>/<n+len(new)>.json; log += new
-//	return n + len(new)
+//	return capped((n, g), len(log))
+//
+//	capped(at, end): end = min(end, at.files+MaxFilesPerBatch)
+//	    without MaxRowsPerBatch: (end, 0)
+//	    else walk row groups from at: stop before the first that would pass
+//	    the cap (not the first taken) at (file, group), or at (end, 0)
 package files

@@ -40,12 +40,15 @@ const dropVersion = 1
 // dropped is the decision, recorded in the checkpoint, that the logged file
 // at offset Index is left out of every batch that covers it.
 type dropped struct {
-	Version int    `json:"version"`
-	Index   int64  `json:"index"` // the file's position in the seen-file log
-	Name    string `json:"name"`
-	Kind    string `json:"kind"` // sources.DropSkipped, DropQuarantined or DropLost
-	Reason  string `json:"reason"`
-	To      string `json:"to,omitempty"` // quarantine: the file's path there
+	Version int   `json:"version"`
+	Index   int64 `json:"index"` // the file's position in the seen-file log
+	// RowGroup is the first row group of the file the recording batch
+	// read (MaxRowsPerBatch: later batches read later row groups of it).
+	RowGroup int    `json:"row_group,omitempty"`
+	Name     string `json:"name"`
+	Kind     string `json:"kind"` // sources.DropSkipped, DropQuarantined or DropLost
+	Reason   string `json:"reason"`
+	To       string `json:"to,omitempty"` // quarantine: the file's path there
 }
 
 func droppedPath(dir string, index int64) string {

@@ -46,6 +46,14 @@ type Config struct {
 	Schema *arrow.Schema
 	// MaxFilesPerBatch caps the files one batch takes; 0 = no cap.
 	MaxFilesPerBatch int
+	// MaxRowsPerBatch caps the rows one batch takes, in whole row groups:
+	// a batch takes row groups in log order while they fit (at least one),
+	// so a file larger than the cap spans several batches, each reading
+	// some of its row groups; 0 = no cap. It bounds a batch's memory as
+	// Kafka's maxOffsetsPerTrigger does, where MaxFilesPerBatch cannot: the
+	// cost of a batch grows with its rows, not its files. Latest reads the
+	// footers of the files it assigns (once each).
+	MaxRowsPerBatch int64
 	// LogDir holds the seen-file log (required); it belongs in the query's
 	// checkpoint, e.g. vfs.Join(<checkpoint>, "sources", <name>). Without
 	// FS it may be a URL on object storage (s3://, gs://, azblob://, as a
@@ -90,6 +98,8 @@ func (c Config) Validate() error {
 		return errors.New("files: config: LogDir is required (the seen-file log belongs in the checkpoint)")
 	case c.MaxFilesPerBatch < 0:
 		return fmt.Errorf("files: config: MaxFilesPerBatch %d is negative", c.MaxFilesPerBatch)
+	case c.MaxRowsPerBatch < 0:
+		return fmt.Errorf("files: config: MaxRowsPerBatch %d is negative", c.MaxRowsPerBatch)
 	case c.SettleDelay < 0:
 		return fmt.Errorf("files: config: SettleDelay %s is negative", c.SettleDelay)
 	}
@@ -114,8 +124,8 @@ func (c Config) Validate() error {
 }
 
 func (c Config) String() string {
-	return fmt.Sprintf("files{name=%s dir=%s log_dir=%s max_files_per_batch=%d settle_delay=%s bad_files=%s quarantine_dir=%s verify_files=%t offsets_gone=%s}",
-		c.Name, c.Dir, c.LogDir, c.MaxFilesPerBatch, c.SettleDelay, c.BadFiles, c.QuarantineDir, c.VerifyFiles, c.OffsetsGone)
+	return fmt.Sprintf("files{name=%s dir=%s log_dir=%s max_files_per_batch=%d max_rows_per_batch=%d settle_delay=%s bad_files=%s quarantine_dir=%s verify_files=%t offsets_gone=%s}",
+		c.Name, c.Dir, c.LogDir, c.MaxFilesPerBatch, c.MaxRowsPerBatch, c.SettleDelay, c.BadFiles, c.QuarantineDir, c.VerifyFiles, c.OffsetsGone)
 }
 
 // Source is a directory of Parquet files read as a stream.
@@ -134,6 +144,10 @@ type Source struct {
 	// unlogged counts the files the last listing proved complete that
 	// MaxFilesPerBatch kept out of the log: part of the backlog.
 	unlogged int64
+	// groups caches the rows of each row group of logged files, by log
+	// index, for MaxRowsPerBatch (nil: the footer did not read; the file
+	// is then one unit).
+	groups map[int64][]int64
 
 	// betweenListings, when set (by tests), runs between Latest's two
 	// listings, standing in for a writer still at work.
@@ -278,18 +292,19 @@ func (s *Source) Initial(context.Context) (sources.Offset, error) { return encod
 // Latest assigns the files complete now to the next batch (see the package
 // documentation) and logs them before returning.
 func (s *Source) Latest(ctx context.Context, start sources.Offset) (sources.Offset, error) {
-	n, err := s.parse(start)
+	at, err := s.parse(start)
 	if err != nil {
 		return nil, err
 	}
+	n := at.files
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n > int64(len(s.log)) {
+	if n > int64(len(s.log)) || n == int64(len(s.log)) && at.groups > 0 {
 		return nil, fmt.Errorf("files %q: offset %s is past the %d files in the log %s: %w",
 			s.cfg.Name, start, len(s.log), s.cfg.LogDir, sources.ErrBadOffset)
 	}
 	if n < int64(len(s.log)) {
-		return encode(s.capped(n, int64(len(s.log)))), nil
+		return s.capped(ctx, at, int64(len(s.log))).encode(), nil
 	}
 	if s.bounded {
 		return start, nil
@@ -306,7 +321,7 @@ func (s *Source) Latest(ctx context.Context, start sources.Offset) (sources.Offs
 	if err := s.appendLog(fresh); err != nil {
 		return nil, err
 	}
-	return encode(int64(len(s.log))), nil
+	return s.capped(ctx, at, int64(len(s.log))).encode(), nil
 }
 
 // Backlog counts the files after end: logged for later batches, and those
@@ -314,14 +329,15 @@ func (s *Source) Latest(ctx context.Context, start sources.Offset) (sources.Offs
 // lists nothing. latest is the offset after all of them (files are counted
 // in log order, so it is where the log will end once they are logged).
 func (s *Source) Backlog(_ context.Context, end sources.Offset) (sources.Offset, int64, map[string]int64, error) {
-	n, err := s.parse(end)
+	at, err := s.parse(end)
 	if err != nil {
 		return nil, 0, nil, err
 	}
+	n := at.files
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	all := int64(len(s.log)) + s.unlogged
-	return encode(max(all, n)), max(all-n, 0), nil, nil
+	return pos{files: max(all, n)}.encode(), max(all-n, 0), nil, nil
 }
 
 // Bound logs every file complete now; later Latest calls never list the
@@ -343,11 +359,55 @@ func (s *Source) Bound(ctx context.Context) error {
 	return nil
 }
 
-func (s *Source) capped(n, end int64) int64 {
-	if m := int64(s.cfg.MaxFilesPerBatch); m > 0 && end-n > m {
-		return n + m
+// capped returns the end of the batch that starts at at and may take the
+// logged files up to end, under MaxFilesPerBatch and MaxRowsPerBatch
+// (s.mu held).
+func (s *Source) capped(ctx context.Context, at pos, end int64) pos {
+	if m := int64(s.cfg.MaxFilesPerBatch); m > 0 && end-at.files > m {
+		end = at.files + m // a file begun counts as one
 	}
-	return end
+	limit := s.cfg.MaxRowsPerBatch
+	if limit <= 0 {
+		return pos{files: end}
+	}
+	var rows int64
+	taken := false
+	for i := at.files; i < end; i++ {
+		g := 0
+		if i == at.files {
+			g = at.groups
+		}
+		for _, r := range s.rowGroups(ctx, i)[g:] {
+			if taken && rows+r > limit {
+				return pos{files: i, groups: g}
+			}
+			rows, taken = rows+r, true
+			g++
+		}
+	}
+	return pos{files: end}
+}
+
+// rowGroups returns the rows of each row group of logged file i, read from
+// its footer once. A file left out, or whose footer does not read or whose
+// size changed (judged by Splits, under BadFiles and OffsetsGone), is one
+// unit of no rows: a batch takes it whole, with what follows (s.mu held).
+func (s *Source) rowGroups(ctx context.Context, i int64) []int64 {
+	if g, ok := s.groups[i]; ok {
+		return g
+	}
+	f := s.log[i]
+	g := []int64{0}
+	if _, done := s.dropped[i]; !done {
+		if t, err := parquet.Open(ctx, s.path(f.Name)); err == nil && len(t.Files) == 1 && t.Files[0].Size == f.Size {
+			g = t.Files[0].RowGroupRows()
+		}
+	}
+	if s.groups == nil {
+		s.groups = map[int64][]int64{}
+	}
+	s.groups[i] = g
+	return g
 }
 
 // appendLog makes fresh durable as the next log entry (s.mu held).
@@ -459,23 +519,37 @@ func (s *Source) Splits(ctx context.Context, start, end sources.Offset) ([]sourc
 	if err != nil {
 		return nil, err
 	}
-	if hi < lo {
+	if hi.before(lo) {
 		return nil, fmt.Errorf("files %q: end offset %s before start %s: %w", s.cfg.Name, end, start, sources.ErrBadOffset)
 	}
+	if !lo.before(hi) {
+		return nil, nil
+	}
+	last := hi.files // one past the last file the batch reads of
+	if hi.groups > 0 {
+		last++
+	}
 	s.mu.Lock()
-	if hi > int64(len(s.log)) {
+	if last > int64(len(s.log)) {
 		n := len(s.log)
 		s.mu.Unlock()
 		return nil, fmt.Errorf("files %q: offset %s is past the %d files in the log %s: %w",
 			s.cfg.Name, end, n, s.cfg.LogDir, sources.ErrBadOffset)
 	}
-	batch := append([]logged(nil), s.log[lo:hi]...)
+	batch := append([]logged(nil), s.log[lo.files:last]...)
 	s.mu.Unlock()
 
 	var out []sources.Split
 	for i, f := range batch {
-		idx := lo + int64(i)
-		sp, err := s.fileSplits(ctx, idx, f)
+		idx := lo.files + int64(i)
+		from, to := 0, -1 // the file's row groups [from, to); -1: to its end
+		if idx == lo.files {
+			from = lo.groups
+		}
+		if idx == hi.files {
+			to = hi.groups
+		}
+		sp, err := s.fileSplits(ctx, idx, f, from, to)
 		if err != nil {
 			return nil, err
 		}
@@ -484,10 +558,11 @@ func (s *Source) Splits(ctx context.Context, start, end sources.Offset) ([]sourc
 	return out, nil
 }
 
-// fileSplits returns the splits of the logged file at idx, or none when it
-// is left out: by a decision recorded earlier, or by one this call records
-// under the BadFiles or OffsetsGone policy.
-func (s *Source) fileSplits(ctx context.Context, idx int64, f logged) ([]sources.Split, error) {
+// fileSplits returns the splits of row groups [from, to) (to -1: all from
+// from on) of the logged file at idx, or none when it is left out: by a
+// decision recorded earlier, or by one this call records under the
+// BadFiles or OffsetsGone policy.
+func (s *Source) fileSplits(ctx context.Context, idx int64, f logged, from, to int) ([]sources.Split, error) {
 	p := s.path(f.Name)
 	s.mu.Lock()
 	d, done := s.dropped[idx]
@@ -516,7 +591,7 @@ func (s *Source) fileSplits(ctx context.Context, idx int64, f logged) ([]sources
 		if s.cfg.OffsetsGone != OffsetsGoneSkip {
 			return nil, fmt.Errorf("files %q: %s was %s; set OffsetsGone \"skip\" to go on without it: %w", s.cfg.Name, p, gone, sources.ErrOffsetGone)
 		}
-		return nil, s.drop(dropped{Index: idx, Name: f.Name, Kind: sources.DropLost, Reason: gone})
+		return nil, s.drop(dropped{Index: idx, RowGroup: from, Name: f.Name, Kind: sources.DropLost, Reason: gone})
 	}
 	t, err := parquet.Open(ctx, p)
 	if err == nil {
@@ -531,7 +606,7 @@ func (s *Source) fileSplits(ctx context.Context, idx int64, f logged) ([]sources
 		if s.cfg.BadFiles == BadFilesFail || !isBadFile(err) {
 			return nil, err
 		}
-		d := dropped{Index: idx, Name: f.Name, Kind: sources.DropSkipped, Reason: err.Error()}
+		d := dropped{Index: idx, RowGroup: from, Name: f.Name, Kind: sources.DropSkipped, Reason: err.Error()}
 		if s.cfg.BadFiles == BadFilesQuarantine {
 			d.Kind, d.To = sources.DropQuarantined, filepath.Join(s.cfg.QuarantineDir, f.Name)
 		}
@@ -546,9 +621,29 @@ func (s *Source) fileSplits(ctx context.Context, idx int64, f logged) ([]sources
 		}
 		return nil, nil
 	}
+	rows := t.Files[0].RowGroupRows()
+	if to < 0 {
+		to = len(rows)
+	}
+	if from > to || to > len(rows) {
+		return nil, fmt.Errorf("files %q: the batch reads row groups [%d, %d) of %s, which has %d: %w",
+			s.cfg.Name, from, to, p, len(rows), sources.ErrBadOffset)
+	}
 	pss, _ := t.Splits(nil)
 	out := make([]sources.Split, 0, len(pss))
 	for _, ps := range pss {
+		// Only the row groups [from, to): a batch of part of the file.
+		var rgs []int
+		var n int64
+		for _, rg := range ps.RowGroups {
+			if rg >= from && rg < to {
+				rgs, n = append(rgs, rg), n+rows[rg]
+			}
+		}
+		if len(rgs) == 0 {
+			continue
+		}
+		ps.RowGroups, ps.NumRows = rgs, n
 		out = append(out, &Split{Split: ps, schema: s.schema, source: s.cfg.Name, file: f.Name})
 	}
 	return out, nil
@@ -602,11 +697,21 @@ func (s *Source) Drops(start, end sources.Offset) []sources.Drop {
 	if err1 != nil || err2 != nil {
 		return nil
 	}
+	last := hi.files
+	if hi.groups > 0 {
+		last++
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []sources.Drop
-	for i := lo; i < hi; i++ {
-		if d, ok := s.dropped[i]; ok {
+	for i := lo.files; i < last; i++ {
+		// A file some batches read part of is left out by the batch that
+		// recorded the decision, from row group d.RowGroup: reported once.
+		from := 0
+		if i == lo.files {
+			from = lo.groups
+		}
+		if d, ok := s.dropped[i]; ok && d.RowGroup == from {
 			out = append(out, sources.Drop{Kind: d.Kind, Input: s.path(d.Name), Count: 1, Reason: d.Reason, To: d.To})
 		}
 	}
@@ -730,14 +835,34 @@ func (sp *Split) ReadAt(ctx context.Context, mem memory.Allocator, cols []string
 
 // offset is the JSON form of a log position.
 type offset struct {
-	Files *int64 `json:"files"`
+	Files     *int64 `json:"files"`
+	RowGroups int    `json:"row_groups"`
+}
+
+// pos is a position in the log: after files whole files and the first
+// groups row groups of the next (MaxRowsPerBatch).
+type pos struct {
+	files  int64
+	groups int
+}
+
+func (p pos) before(q pos) bool {
+	return p.files < q.files || p.files == q.files && p.groups < q.groups
+}
+
+// encode is {"files":N}, or {"files":N,"row_groups":G} inside file N.
+func (p pos) encode() sources.Offset {
+	if p.groups == 0 {
+		return encode(p.files)
+	}
+	return sources.Offset(`{"files":` + strconv.FormatInt(p.files, 10) + `,"row_groups":` + strconv.Itoa(p.groups) + `}`)
 }
 
 func encode(n int64) sources.Offset {
 	return sources.Offset(`{"files":` + strconv.FormatInt(n, 10) + `}`)
 }
 
-func (s *Source) parse(off sources.Offset) (int64, error) {
+func (s *Source) parse(off sources.Offset) (pos, error) {
 	var o offset
 	d := json.NewDecoder(bytes.NewReader(off))
 	d.DisallowUnknownFields()
@@ -747,8 +872,8 @@ func (s *Source) parse(off sources.Offset) (int64, error) {
 			err = errors.New("trailing data")
 		}
 	}
-	if err != nil || o.Files == nil || *o.Files < 0 {
-		return 0, fmt.Errorf("files %q: offset %q: want {\"files\":N} with N >= 0: %w", s.cfg.Name, string(off), sources.ErrBadOffset)
+	if err != nil || o.Files == nil || *o.Files < 0 || o.RowGroups < 0 {
+		return pos{}, fmt.Errorf("files %q: offset %q: want {\"files\":N} or {\"files\":N,\"row_groups\":G} with N, G >= 0: %w", s.cfg.Name, string(off), sources.ErrBadOffset)
 	}
-	return *o.Files, nil
+	return pos{files: *o.Files, groups: o.RowGroups}, nil
 }

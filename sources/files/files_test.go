@@ -510,3 +510,95 @@ func TestBacklogCountsTheFilesLeftForLaterBatches(t *testing.T) {
 		t.Errorf("backlog per batch:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestMaxRowsPerBatchSplitsFilesByRowGroups: under a row cap a batch takes
+// whole row groups while they fit, so a file spans batches; every row is
+// read once, in log order, and a restarted source without the cap reads
+// the same rows for each recorded batch.
+func TestMaxRowsPerBatchSplitsFilesByRowGroups(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	f := newFixture(t)
+	// Row groups of two rows (put): x 2+2+1, y 1, z 2+2.
+	put(t, f.dir, "x.parquet", 0, rows("x", 1, 2, 3, 4, 5)...)
+	put(t, f.dir, "y.parquet", time.Second, rows("y", 6)...)
+	put(t, f.dir, "z.parquet", 2*time.Second, rows("z", 7, 8, 9, 10)...)
+	s := f.open(t, func(c *Config) { c.MaxRowsPerBatch = 3 })
+	start := `{"files":0}`
+	var ends []string
+	var batches [][]string
+	for range 5 {
+		end := latest(t, s, start)
+		ends = append(ends, end)
+		got := readAll(t, mem, s, start, end)
+		if len(got) > 3 {
+			t.Errorf("batch (%s, %s] has %d rows, over the cap of 3", start, end, len(got))
+		}
+		batches = append(batches, got)
+		start = end
+	}
+	want := `{"files":0,"row_groups":1} {"files":1} {"files":2,"row_groups":1} {"files":3} {"files":3}`
+	if got := strings.Join(ends, " "); got != want {
+		t.Errorf("batch ends %s, want %s", got, want)
+	}
+	if got := fmt.Sprint(batches); got != "[[1:x1 2:x2] [3:x3 4:x4 5:x5] [6:y6 7:z7 8:z8] [9:z9 10:z10] []]" {
+		t.Errorf("batches %s", got)
+	}
+	r := f.open(t, nil)
+	prev := `{"files":0}`
+	for i, end := range ends {
+		if got := readAll(t, mem, r, prev, end); fmt.Sprint(got) != fmt.Sprint(batches[i]) {
+			t.Errorf("after restart batch (%s, %s] reads %v, want %v", prev, end, got, batches[i])
+		}
+		prev = end
+	}
+	// One row group over the cap is still taken: a batch always moves on.
+	big := f.open(t, func(c *Config) { c.MaxRowsPerBatch = 1 })
+	if got := latest(t, big, `{"files":0}`); got != `{"files":0,"row_groups":1}` {
+		t.Errorf("cap of 1 row: first batch ends at %s", got)
+	}
+	// Offsets that name no row group of the log.
+	for _, off := range []string{`{"files":0,"row_groups":-1}`, `{"files":3,"row_groups":1}`} {
+		if _, err := s.Latest(context.Background(), sources.Offset(off)); !errors.Is(err, sources.ErrBadOffset) {
+			t.Errorf("Latest(%s): %v, want ErrBadOffset", off, err)
+		}
+	}
+	if _, err := s.Splits(context.Background(), sources.Offset(`{"files":0}`), sources.Offset(`{"files":1,"row_groups":2}`)); !errors.Is(err, sources.ErrBadOffset) || !strings.Contains(err.Error(), "y.parquet") {
+		t.Errorf("Splits past y's one row group: %v, want ErrBadOffset naming y.parquet", err)
+	}
+}
+
+// TestAFileGoneBetweenItsBatchesIsReportedOnce: a file some batches read
+// part of, deleted after the first, is recorded lost by the next and
+// reported by that batch only.
+func TestAFileGoneBetweenItsBatchesIsReportedOnce(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	f := newFixture(t)
+	put(t, f.dir, "x.parquet", 0, rows("x", 1, 2, 3, 4, 5)...)
+	s := f.open(t, func(c *Config) { c.MaxRowsPerBatch = 2; c.OffsetsGone = OffsetsGoneSkip })
+	e1 := latest(t, s, `{"files":0}`)
+	if got := readAll(t, mem, s, `{"files":0}`, e1); fmt.Sprint(got) != "[1:x1 2:x2]" {
+		t.Fatalf("batch 1 rows %v", got)
+	}
+	if err := os.Remove(filepath.Join(f.dir, "x.parquet")); err != nil {
+		t.Fatal(err)
+	}
+	e2 := latest(t, s, e1)
+	e3 := latest(t, s, e2)
+	if e1 != `{"files":0,"row_groups":1}` || e2 != `{"files":0,"row_groups":2}` || e3 != `{"files":1}` {
+		t.Fatalf("batch ends %s %s %s", e1, e2, e3)
+	}
+	if got := readAll(t, mem, s, e1, e2); len(got) != 0 {
+		t.Errorf("batch 2 read %v of a deleted file", got)
+	}
+	if got := readAll(t, mem, s, e2, e3); len(got) != 0 {
+		t.Errorf("batch 3 read %v of a deleted file", got)
+	}
+	d1 := s.Drops(sources.Offset(`{"files":0}`), sources.Offset(e1))
+	d2 := s.Drops(sources.Offset(e1), sources.Offset(e2))
+	d3 := s.Drops(sources.Offset(e2), sources.Offset(e3))
+	if len(d1) != 0 || len(d2) != 1 || len(d3) != 0 || d2[0].Kind != sources.DropLost || !strings.HasSuffix(d2[0].Input, "x.parquet") {
+		t.Errorf("drops by batch %v / %v / %v, want x lost in batch 2 only", d1, d2, d3)
+	}
+}

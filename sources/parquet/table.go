@@ -49,6 +49,19 @@ type File struct {
 	meta *fileMeta
 }
 
+// RowGroupRows returns the rows of each of f's row groups, or nil for a
+// File built by hand (no footer).
+func (f File) RowGroupRows() []int64 {
+	if f.meta == nil {
+		return nil
+	}
+	out := make([]int64, len(f.meta.rowGroups))
+	for i, rg := range f.meta.rowGroups {
+		out[i] = rg.NumRows
+	}
+	return out
+}
+
 // PartitionValue is one Hive partition directory value; Value is unescaped.
 type PartitionValue struct {
 	Value string
