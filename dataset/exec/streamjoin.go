@@ -98,6 +98,9 @@ const (
 // joinKeySchema keys stored rows by sequence number first, so key order is
 // arrival order: the rows kept after a batch (old ones, then new ones) are
 // already in the order a scan of the store returns.
+// joinTimeKey is the event-time column of joinKeySchema.
+const joinTimeKey = 1
+
 var joinKeySchema = arrow.NewSchema([]arrow.Field{
 	{Name: "__seq", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "__t", Type: arrow.PrimitiveTypes.Int64},
@@ -198,8 +201,9 @@ func (j *streamJoin) side(name, prefix string, in Operator, keys []string, timeC
 		Lo: j.lo, Hi: j.hi, KeySchema: joinKeySchema, ValueSchema: arrow.NewSchema(vals, nil), Allocator: j.mem,
 		// Rows are put once, by ascending sequence number, and read back
 		// by Scan only; a changed row's put (matched, seen) is the rare
-		// overwrite.
-		Log: true}
+		// overwrite. The watermark evicts by __t (EvictWhere), which the
+		// hash table and the disk backend then find through an index.
+		Log: true, TimeColumn: joinKeySchema.Field(joinTimeKey).Name}
 	return s, nil
 }
 
@@ -236,11 +240,16 @@ type fresh struct {
 // chunks, in key order).
 type oldSide struct {
 	goneSeq, goneT []int64
-	putKeys, put   []arrow.Record
-	outer          []arrow.Record // ext rows
-	keep           bool
-	kept           []arrow.Record
-	evicted        int64
+	// late counts the stored rows the time bound evicts, all those below
+	// lateBelow: one EvictWhere, which the state records as such instead
+	// of a tombstone per row.
+	late         int
+	lateBelow    int64
+	putKeys, put []arrow.Record
+	outer        []arrow.Record // ext rows
+	keep         bool
+	kept         []arrow.Record
+	evicted      int64
 }
 
 func (o *oldSide) release() {
@@ -570,6 +579,10 @@ func (j *streamJoin) old(ctx context.Context, s *joinSide, c arrow.Record, table
 			if outer && !matched[k] {
 				outerRows = append(outerRows, k)
 			}
+			if limit < math.MaxInt64 {
+				o.late, o.lateBelow = o.late+1, limit+1
+				continue
+			}
 		case j.spec.TTL > 0 && seen[k] <= j.st.BatchTime-j.spec.TTL:
 			o.evicted++
 		case left && j.spec.How == JoinSemi && matched[k]:
@@ -692,6 +705,15 @@ func (j *streamJoin) putRecords(s *joinSide, o *oldSide, recs []arrow.Record, id
 // write deletes a side's gone stored rows from its store and puts its
 // changed and new rows.
 func (j *streamJoin) write(s *joinSide, o *oldSide) error {
+	if o.late > 0 {
+		n, err := s.store.EvictWhere(joinTimeKey, o.lateBelow)
+		if err != nil {
+			return err
+		}
+		if n != o.late {
+			return fmt.Errorf("stream join %s: the state evicted %d rows below %d, the join counted %d", s.spec.Operator, n, o.lateBelow, o.late)
+		}
+	}
 	if len(o.goneSeq) > 0 {
 		cols := []arrow.Array{int64Array(o.goneSeq), int64Array(o.goneT)}
 		keys := array.NewRecord(joinKeySchema, cols, int64(len(o.goneSeq)))

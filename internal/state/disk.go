@@ -492,7 +492,28 @@ func (d *diskStore) applyFile(v int64, kind string) (uint32, int64, error) {
 		offs, koffs, voff []int
 		dbErr             error
 	)
-	sum, err := c.readStateFile(v, kind, func(rec arrow.Record, crc io.Writer) error {
+	evict := func(e evictions) error {
+		// Before the delta's rows (format.md), in a batch of its own:
+		// below reads the database, which the rows' batch does not change.
+		eb := d.db.NewBatch()
+		defer eb.Close()
+		for _, col := range e.cols() {
+			var rows rowBuf
+			if err := d.below(col, e[col], false, &rows); err != nil {
+				return err
+			}
+			for i := 0; i < rows.n(); i++ {
+				if err := d.del(eb, rows.key(i)); err != nil {
+					return err
+				}
+			}
+		}
+		if err := d.checkSpace(eb.Len()); err != nil {
+			return err
+		}
+		return eb.Commit(pebble.NoSync)
+	}
+	sum, err := c.readStateFile(v, kind, evict, func(rec arrow.Record, crc io.Writer) error {
 		n := int(rec.NumRows())
 		rows += int64(n)
 		cols := rec.Columns()
@@ -1256,17 +1277,16 @@ func (d *diskStore) EvictWhere(col int, less int64) (int, error) {
 	n := 0
 	for i := 0; i < b.n(); i++ {
 		k := b.key(i)
-		pos, sl := c.find(c.hash(k), k)
+		_, sl := c.find(c.hash(k), k)
 		if sl < 0 {
-			// Committed and not cached: enter it untracked so that
-			// removing it leaves the tombstone the delta needs.
+			// Committed and not cached: enter it untracked, unchanged,
+			// so that its eviction is recorded as memStore's is.
 			sl = c.upsert(k, false)
-			pos = c.posOf(sl)
 		}
 		if c.flags[sl]&fLive == 0 {
 			continue
 		}
-		c.removeAt(pos, sl, true)
+		c.evict(sl, col, less)
 		n++
 	}
 	c.maybeCompactArena()
@@ -1484,7 +1504,7 @@ func (d *diskStore) writeSnapshot(v int64) error {
 	if err != nil {
 		return fmt.Errorf("state: snapshot version %d: %w", v, err)
 	}
-	return c.writeRecords(v, kindSnapshot, rows, crc.Sum32(), d.fileRecords)
+	return c.writeRecords(v, kindSnapshot, rows, crc.Sum32(), nil, d.fileRecords)
 }
 
 // fileRecords hands fn the merged state as records of the file schema

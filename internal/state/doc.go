@@ -67,7 +67,10 @@
 //  3. The files of a version depend only on the state and changes, not on
 //     the order of operations or on a restart in between: rows are sorted by
 //     canonical key bytes and a delta holds each changed key once (its final
-//     value, or a tombstone if it was live at Version() and is gone).
+//     value, or a tombstone if it was live at Version() and is gone), but
+//     for the keys an EvictWhere deleted with their values of Version():
+//     the delta records the call instead (format 2), and loading it deletes
+//     them again by the same rule.
 //  4. Keys are equal when their canonical bytes are (codec.go): nulls equal
 //     nulls, -0 equals +0, all NaNs are one key.
 //  5. The store holds no Arrow memory between calls, but for a logStore,

@@ -19,9 +19,10 @@ import (
 	"github.com/sluicedata/sluice/internal/vfs"
 )
 
-// FormatVersion is the state file format this code writes and reads
-// (format.md).
-const FormatVersion = 1
+// FormatVersion is the newest state file format this code writes and
+// reads (format.md): 2, a delta that records evictions (mdEvict); files
+// without them are format 1, which it also reads.
+const FormatVersion = 2
 
 // Schema metadata keys of a state file (format.md).
 const (
@@ -33,6 +34,7 @@ const (
 	mdRange     = "sluice.state.key_group_range"
 	mdRows      = "sluice.state.rows"
 	mdCRC       = "sluice.state.crc32c"
+	mdEvict     = "sluice.state.evict"
 )
 
 const (
@@ -119,7 +121,7 @@ func (s *memStore) loadFile(v int64, kind string) (int64, error) {
 		offs []int
 		rows int64
 	)
-	_, err := s.readStateFile(v, kind, func(rec arrow.Record, crc io.Writer) error {
+	_, err := s.readStateFile(v, kind, s.evictLoaded, func(rec arrow.Record, crc io.Writer) error {
 		rows += rec.NumRows()
 		return s.applyRecord(rec, kind, crc, &buf, &offs)
 	})
@@ -127,11 +129,12 @@ func (s *memStore) loadFile(v int64, kind string) (int64, error) {
 }
 
 // readStateFile checks state file v of kind (metadata, schema, row count,
-// CRC-32C) and hands its record batches in order to apply, which writes the
-// canonical bytes of every row (s.fullc) to crc. When s.sumFiles is set it
-// also returns the CRC-32C of the file's bytes (the disk backend's proof of
+// CRC-32C), hands a delta's recorded evictions to evict (before any row),
+// then its record batches in order to apply, which writes the canonical
+// bytes of every row (s.fullc) to crc. When s.sumFiles is set it also
+// returns the CRC-32C of the file's bytes (the disk backend's proof of
 // which file its local copy was built from).
-func (s *memStore) readStateFile(v int64, kind string, apply func(rec arrow.Record, crc io.Writer) error) (sum uint32, err error) {
+func (s *memStore) readStateFile(v int64, kind string, evict func(evictions) error, apply func(rec arrow.Record, crc io.Writer) error) (sum uint32, err error) {
 	path := filepath.Join(s.dir, fileName(v, kind))
 	data, err := s.cfg.FS.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -159,6 +162,11 @@ func (s *memStore) readStateFile(v int64, kind string, apply func(rec arrow.Reco
 	if err != nil {
 		return 0, err
 	}
+	if want.evict != nil {
+		if err := evict(want.evict); err != nil {
+			return 0, fmt.Errorf("state: %s: %w", path, err)
+		}
+	}
 	crc := crc32.New(castagnoli)
 	var rows int64
 	for i := 0; i < r.NumRecords(); i++ {
@@ -181,8 +189,9 @@ func (s *memStore) readStateFile(v int64, kind string, apply func(rec arrow.Reco
 }
 
 type fileCheck struct {
-	rows int64
-	crc  uint32
+	rows  int64
+	crc   uint32
+	evict evictions
 }
 
 func (s *memStore) checkFileSchema(path string, sch *arrow.Schema, v int64, kind string) (fileCheck, error) {
@@ -194,11 +203,15 @@ func (s *memStore) checkFileSchema(path string, sch *arrow.Schema, v int64, kind
 		return ""
 	}
 	var fc fileCheck
-	switch f := get(mdFormat); {
-	case f == "":
-		return fc, fmt.Errorf("%w: %s: no %s metadata: not a state file", ErrCorrupt, path, mdFormat)
-	case f != strconv.Itoa(FormatVersion):
-		return fc, fmt.Errorf("%w: %s has format %q, this build reads %d", ErrVersion, path, f, FormatVersion)
+	nk := len(s.keyTypes)
+	ev, err := checkFormat(path, kind, get, nk+len(s.vals), func(c int) bool {
+		if c < nk {
+			return intType(s.keyTypes[c])
+		}
+		return intType(s.vals[c-nk].t)
+	})
+	if err != nil {
+		return fc, err
 	}
 	wantMD := map[string]string{
 		mdKind:      kind,
@@ -217,7 +230,7 @@ func (s *memStore) checkFileSchema(path string, sch *arrow.Schema, v int64, kind
 	if err1 != nil || err2 != nil {
 		return fc, fmt.Errorf("%w: %s: bad %s or %s metadata", ErrCorrupt, path, mdRows, mdCRC)
 	}
-	fc = fileCheck{rows: rows, crc: uint32(crc)}
+	fc = fileCheck{rows: rows, crc: uint32(crc), evict: ev}
 	ok := sch.NumFields() == s.fileSch.NumFields()
 	for i := 0; ok && i < sch.NumFields(); i++ {
 		a, b := sch.Field(i), s.fileSch.Field(i)
@@ -285,7 +298,9 @@ func (s *memStore) writeDelta(v int64) (int64, error) {
 		}
 	}
 	for _, sl := range s.tombs {
-		if s.flags[sl]&fTomb != 0 {
+		// An evicted key of the last version's value needs none: the
+		// delta's evictions delete it again (evictions).
+		if s.flags[sl]&(fTomb|fEvicted) == fTomb {
 			dead = append(dead, deltaRow{s.key(sl), -1})
 		}
 	}
@@ -372,7 +387,7 @@ func (s *memStore) writeFile(v int64, kind string, keys [][]byte, slots []int32)
 		buf, offs = s.fullc.encode(rec.Columns(), b-a, buf, offs)
 		crc.Write(buf)
 	}
-	return s.writeRecords(v, kind, int64(len(keys)), crc.Sum32(), func(write func(arrow.Record) error) error {
+	return s.writeRecords(v, kind, int64(len(keys)), crc.Sum32(), s.evictsOf(kind), func(write func(arrow.Record) error) error {
 		for _, rec := range recs {
 			if err := write(rec); err != nil {
 				return err
@@ -387,15 +402,19 @@ func (s *memStore) writeFile(v int64, kind string, keys [][]byte, slots []int32)
 // schema) each hands to write in record batches of at most fileChunk rows,
 // atomically through FS. With s.sumFiles, s.lastSum becomes the CRC-32C of
 // the file's bytes.
-func (s *memStore) writeRecords(v int64, kind string, rows int64, sum uint32, each func(write func(arrow.Record) error) error) error {
+func (s *memStore) writeRecords(v int64, kind string, rows int64, sum uint32, ev evictions, each func(write func(arrow.Record) error) error) error {
 	path := filepath.Join(s.dir, fileName(v, kind))
-	md := arrow.NewMetadata(
-		[]string{mdFormat, mdKind, mdVersion, mdOperator, mdKeyGroups, mdRange, mdRows, mdCRC},
-		[]string{
-			strconv.Itoa(FormatVersion), kind, strconv.FormatInt(v, 10), s.cfg.Operator,
-			strconv.Itoa(s.cfg.KeyGroups), fmt.Sprintf("%d-%d", s.cfg.Lo, s.cfg.Hi),
-			strconv.FormatInt(rows, 10), fmt.Sprintf("%08x", sum),
-		})
+	keys := []string{mdFormat, mdKind, mdVersion, mdOperator, mdKeyGroups, mdRange, mdRows, mdCRC}
+	vals := []string{
+		"1", kind, strconv.FormatInt(v, 10), s.cfg.Operator,
+		strconv.Itoa(s.cfg.KeyGroups), fmt.Sprintf("%d-%d", s.cfg.Lo, s.cfg.Hi),
+		strconv.FormatInt(rows, 10), fmt.Sprintf("%08x", sum),
+	}
+	if len(ev) > 0 {
+		vals[0] = strconv.Itoa(FormatVersion)
+		keys, vals = append(keys, mdEvict), append(vals, ev.String())
+	}
+	md := arrow.NewMetadata(keys, vals)
 	sch := arrow.NewSchema(s.fileSch.Fields(), &md)
 	// Streamed into the file: a state file is never whole in memory
 	// (a delta of q7's join was hundreds of MB, built in a growing buffer

@@ -191,11 +191,8 @@ func CheckFile(fsys vfs.FS, path string, mem memory.Allocator) (fi FileInfo, err
 	for i, k := range sch.Metadata().Keys() {
 		md[k] = sch.Metadata().Values()[i]
 	}
-	switch f := md[mdFormat]; {
-	case f == "":
+	if md[mdFormat] == "" {
 		return fi, fmt.Errorf("%w: %s: no %s metadata: not a state file", ErrCorrupt, path, mdFormat)
-	case f != strconv.Itoa(FormatVersion):
-		return fi, fmt.Errorf("%w: %s has format %q, this build reads %d", ErrVersion, path, f, FormatVersion)
 	}
 	for k, want := range map[string]string{mdKind: fi.Kind, mdVersion: strconv.FormatInt(fi.Version, 10),
 		mdOperator: fi.Operator, mdRange: fmt.Sprintf("%d-%d", fi.Lo, fi.Hi)} {
@@ -219,6 +216,10 @@ func CheckFile(fsys vfs.FS, path string, mem memory.Allocator) (fi FileInfo, err
 	types, err := typesOf(sch)
 	if err != nil {
 		return fi, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+	}
+	get := func(k string) string { return md[k] }
+	if _, err := checkFormat(path, fi.Kind, get, n-1, func(c int) bool { return intType(types[c]) }); err != nil {
+		return fi, err
 	}
 	c := newCodec(types)
 	crc := crc32.New(castagnoli)

@@ -76,7 +76,7 @@ func TestCheckFileFindsDamage(t *testing.T) {
 			wantErr: ErrCorrupt, wantIn: delta2},
 		{name: "a file of another format version",
 			damage: func(t *testing.T, fs *vfs.Mem) {
-				fs.Corrupt(delta2, func(b []byte) []byte { return rewriteMetadata(t, mem, b, mdFormat, "2") })
+				fs.Corrupt(delta2, func(b []byte) []byte { return rewriteMetadata(t, mem, b, mdFormat, "3") })
 			},
 			wantErr: ErrVersion, wantIn: delta2},
 		{name: "a file moved to another version's name",

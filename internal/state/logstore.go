@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow/go/v17/arrow"
 	"github.com/apache/arrow/go/v17/arrow/array"
+	"github.com/apache/arrow/go/v17/arrow/bitutil"
 	"github.com/apache/arrow/go/v17/arrow/memory"
 )
 
@@ -24,9 +25,11 @@ import (
 // as the disk backend writes them), so a checkpoint does not depend on
 // which store wrote it.
 //
-// Any other use (a put of a key at or below one already put, Lookup,
-// Update, Values, ScanWhere, ScanPart, EvictWhere) turns it into a memStore for the
-// rest of its life: loaded from the files at its version, with this batch's
+// EvictWhere marks the rows it deletes in their segments: the old ones
+// unchanged by definition, so recorded as memStore records them (evictions,
+// no tombstones). Any other use (a put of a key at or below one already
+// put, Lookup, Update, Values, ScanWhere, ScanPart) turns it into a
+// memStore for the rest of its life: loaded from the files at its version, with this batch's
 // changes replayed (fall), then asked again. Correct for every caller; only
 // the callers that keep to the log pay nothing for the hash table.
 type logStore struct {
@@ -42,9 +45,10 @@ type logStore struct {
 	live int
 	last []byte // the greatest key ever put (canonical bytes)
 
-	tombs [][]byte           // keys live at version and deleted since (their segments' bytes)
-	ops   []logOp            // this batch's changes, replayed by fall
-	cur   struct{ s, r int } // where the last delete was found
+	tombs  [][]byte           // keys live at version and deleted since (their segments' bytes)
+	evicts evictions          // the EvictWhere calls the next delta records
+	ops    []logOp            // this batch's changes, replayed by fall
+	cur    struct{ s, r int } // where the last delete was found
 
 	snapAt, since int64
 }
@@ -76,17 +80,20 @@ func (g *logSeg) liveIdx() []int {
 	return idx
 }
 
-// logOp is a change of this batch: a put, a delete of live keys, or a
-// delete that ignores keys not live.
+// logOp is a change of this batch: a put, a delete of live keys, a
+// delete that ignores keys not live, or an EvictWhere(col, less).
 type logOp struct {
-	kind       int // opPut, opDeleteLive, opDelete
+	kind       int // opPut, opDeleteLive, opDelete, opEvict
 	keys, vals arrow.Record
+	col        int
+	less       int64
 }
 
 const (
 	opPut = iota
 	opDeleteLive
 	opDelete
+	opEvict
 )
 
 var _ Store = (*logStore)(nil)
@@ -150,6 +157,8 @@ func (s *logStore) fall() error {
 			err = m.Put(op.keys, op.vals, nil)
 		case opDeleteLive:
 			err = m.DeleteLive(op.keys)
+		case opEvict:
+			_, err = m.EvictWhere(op.col, op.less)
 		default:
 			err = m.Delete(op.keys)
 		}
@@ -169,13 +178,15 @@ func (s *logStore) dropRows() {
 		g.release()
 	}
 	s.releaseOps()
-	s.segs, s.ops, s.tombs, s.live, s.pend = nil, nil, nil, 0, 0
+	s.segs, s.ops, s.tombs, s.evicts, s.live, s.pend = nil, nil, nil, nil, 0, 0
 }
 
 // releaseOps lets go of this batch's changes.
 func (s *logStore) releaseOps() {
 	for _, op := range s.ops {
-		op.keys.Release()
+		if op.keys != nil {
+			op.keys.Release()
+		}
 		if op.vals != nil {
 			op.vals.Release()
 		}
@@ -279,12 +290,70 @@ func (s *logStore) ScanPart(parts arrow.Record, fn func(keys, values arrow.Recor
 	return m.ScanPart(parts, fn)
 }
 
+// EvictWhere marks the live rows whose column col is less than less dead:
+// this batch's puts at no cost, older rows recorded (memStore.evict).
 func (s *logStore) EvictWhere(col int, less int64) (int, error) {
-	m, err := s.hashed()
-	if err != nil {
+	if err := s.checkOpen(); err != nil {
 		return 0, err
 	}
-	return m.EvictWhere(col, less)
+	if s.mem != nil {
+		return s.mem.EvictWhere(col, less)
+	}
+	if err := s.w.checkTimeCol("evict", col); err != nil {
+		return 0, err
+	}
+	nk := len(s.w.keyTypes)
+	n := 0
+	for si, g := range s.segs {
+		var c arrow.Array
+		if col < nk {
+			c = g.keys.Column(col)
+		} else {
+			c = g.vals.Column(col - nk)
+		}
+		valid, voff := validity(c)
+		var v64 []int64
+		var v32 []int32
+		if d := c.Data(); s.w.colWidth(col) == 8 {
+			v64 = arrow.Int64Traits.CastFromBytes(d.Buffers()[1].Bytes())[d.Offset():]
+		} else {
+			v32 = arrow.Int32Traits.CastFromBytes(d.Buffers()[1].Bytes())[d.Offset():]
+		}
+		for i := 0; i < g.n(); i++ {
+			if g.isDead(i) || valid != nil && !bitutil.BitIsSet(valid, voff+i) {
+				continue
+			}
+			var t int64
+			if v64 != nil {
+				t = v64[i]
+			} else {
+				t = int64(v32[i])
+			}
+			if t >= less {
+				continue
+			}
+			if g.dead == nil {
+				g.dead = make([]bool, g.n())
+			}
+			g.dead[i] = true
+			g.ndead++
+			s.live--
+			n++
+			if si < s.pend {
+				s.evicts.add(col, less) // live at the version, unchanged
+			}
+		}
+	}
+	s.ops = append(s.ops, logOp{kind: opEvict, col: col, less: less})
+	return n, nil
+}
+
+// evictsOf is memStore.evictsOf of the log.
+func (s *logStore) evictsOf(kind string) evictions {
+	if kind == kindDelta {
+		return s.evicts
+	}
+	return nil
 }
 
 // Put appends the rows when their keys ascend past every key put before;
@@ -315,7 +384,7 @@ func (s *logStore) Put(keys, values arrow.Record, slots []int32) error {
 		if ascending {
 			keys.Retain()
 			values.Retain()
-			s.ops = append(s.ops, logOp{opPut, keys, values})
+			s.ops = append(s.ops, logOp{kind: opPut, keys: keys, vals: values})
 			s.append(keys, values, kb, koff)
 			return nil
 		}
@@ -558,7 +627,7 @@ func (s *logStore) Commit(version int64) error {
 // mostly deleted are dropped or compacted.
 func (s *logStore) settle(version int64) {
 	s.releaseOps()
-	s.tombs = s.tombs[:0]
+	s.tombs, s.evicts = s.tombs[:0], nil
 	kept := s.segs[:0]
 	for _, g := range s.segs {
 		switch {
@@ -675,7 +744,7 @@ func (s *logStore) writeFile(v int64, kind string, n int, next func() (logRow, b
 	if _, ok := next(); ok {
 		return fmt.Errorf("state: %s: write version %d: more than %d rows", s.w.dir, v, n)
 	}
-	return w.writeRecords(v, kind, int64(n), crc.Sum32(), func(write func(arrow.Record) error) error {
+	return w.writeRecords(v, kind, int64(n), crc.Sum32(), s.evictsOf(kind), func(write func(arrow.Record) error) error {
 		for _, rec := range recs {
 			if err := write(rec); err != nil {
 				return err

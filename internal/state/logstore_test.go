@@ -89,7 +89,8 @@ func scanRows(t *testing.T, s Store) []string {
 
 // TestLogStoreMatchesMemStoreInLockstep runs a stream join's operations
 // (ascending puts, deletes of live rows in key order and not, a delete of a
-// row put in the same batch, commits with snapshots, aborts, reopening
+// row put in the same batch, watermark evictions recorded in the delta
+// instead of tombstones, commits with snapshots, aborts, reopening
 // from the files, and now and then an overwrite that turns the log store
 // into a hash table) on a memStore and a logStore: after every step they
 // scan the same rows in the same order, and every commit writes
@@ -187,6 +188,23 @@ func TestLogStoreMatchesMemStoreInLockstep(t *testing.T) {
 			k.Release()
 			v.Release()
 			fallen++
+		case op < 63: // watermark eviction, on the time key or a value column
+			col, less := 1, rng.Int64N(1000)-500
+			if rng.IntN(3) == 0 {
+				col, less = 3, rng.Int64N(1000) // amount, null when amount%7 == 0
+			}
+			n1, err1 := ms.EvictWhere(col, less)
+			n2, err2 := ls.EvictWhere(col, less)
+			want := len(live)
+			live = slices.DeleteFunc(live, func(r logRowVal) bool {
+				if col == 1 {
+					return r.t < less
+				}
+				return r.amount%7 != 0 && r.amount < less
+			})
+			if err1 != nil || err2 != nil || n1 != n2 || n1 != want-len(live) {
+				t.Fatalf("step %d: evict column %d below %d: memStore %d %v, logStore %d %v, want %d", step, col, less, n1, err1, n2, err2, want-len(live))
+			}
 		case op < 65: // abort
 			both("abort", func(s Store) error { return s.Abort() })
 			live = slices.Clone(committed)

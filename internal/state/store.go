@@ -194,6 +194,11 @@ const (
 	// key and its place in the hash table until Commit writes the
 	// tombstone (a Put of the key revives it); it is not live.
 	fTomb
+	// fEvicted: deleted by an EvictWhere with its value of the last commit,
+	// which the delta records (evictions) instead of its tombstone. Kept
+	// if the key is put again, so a later delete writes no tombstone
+	// either: the recorded eviction deletes the key of the last commit.
+	fEvicted
 )
 
 // Store is the state of one operator's key-group range at one version, plus
@@ -230,11 +235,17 @@ type memStore struct {
 	arena   []byte
 	garbage int64 // arena bytes of freed keys
 	free    []int32
-	live    int
+	// freeLater holds the slots freed in this batch while still in
+	// s.dirty (a key put and deleted again): reused after settle, never by
+	// another key of the same batch, which would inherit the stale fDirty
+	// (and, from an untracked upsert, be written or evicted as changed).
+	freeLater []int32
+	live      int
 
-	dirty []int32
-	tombs []int32 // slots marked fTomb since the last commit (revived ones too)
-	ntomb int     // slots with fTomb set
+	dirty  []int32
+	tombs  []int32   // slots marked fTomb since the last commit (revived ones too)
+	ntomb  int       // slots with fTomb set
+	evicts evictions // the EvictWhere calls the next delta records
 
 	tix *timeIndex // StoreSpec.TimeColumn's index, nil without one
 	pix *partIndex // StoreSpec.PartKey's index, nil without one
@@ -626,6 +637,14 @@ func (s *memStore) checkTimeCol(op string, col int) error {
 	return nil
 }
 
+// colWidth is the byte width of column col (EvictWhere's numbering).
+func (s *memStore) colWidth(col int) int {
+	if col < len(s.keyTypes) {
+		return s.keyTypes[col].width
+	}
+	return s.vals[col-len(s.keyTypes)].t.width
+}
+
 func (s *memStore) scan(live []int32, fn func(keys, values arrow.Record) error) error {
 	rows := make([][]byte, 0, min(len(live), ScanChunk))
 	for a := 0; a < len(live); a += ScanChunk {
@@ -684,7 +703,7 @@ func (s *memStore) EvictWhere(col int, less int64) (int, error) {
 		// and so the slots later keys get stay what they were.
 		due := s.dueSlots(less, true)
 		for _, sl := range due {
-			s.removeAt(s.posOf(sl), sl, true)
+			s.evict(sl, col, less)
 		}
 		s.maybeCompactArena()
 		return len(due), nil
@@ -698,12 +717,32 @@ func (s *memStore) EvictWhere(col int, less int64) (int, error) {
 		if !ok || v >= less {
 			continue
 		}
-		pos := s.posOf(int32(sl))
-		s.removeAt(pos, int32(sl), true)
+		s.evict(int32(sl), col, less)
 		n++
 	}
 	s.maybeCompactArena()
 	return n, nil
+}
+
+// evict deletes live slot sl for EvictWhere(col, less): a key unchanged
+// since the last commit gets no tombstone (fEvicted), the call is recorded
+// for the delta instead.
+func (s *memStore) evict(sl int32, col int, less int64) {
+	silent := s.flags[sl]&fDirty == 0
+	s.removeAt(s.posOf(sl), sl, true)
+	if silent {
+		s.flags[sl] |= fEvicted
+		s.evicts.add(col, less)
+	}
+}
+
+// evictsOf is what a file of kind records: the delta the batch's
+// evictions, a snapshot none.
+func (s *memStore) evictsOf(kind string) evictions {
+	if kind == kindDelta {
+		return s.evicts
+	}
+	return nil
 }
 
 // keyInt decodes signed key column col of slot sl; false when it is null.
@@ -774,17 +813,20 @@ func (s *memStore) Commit(version int64) error {
 // their files are written: every row clean, tombstones gone.
 func (s *memStore) settle(version int64) {
 	for _, sl := range s.dirty {
-		s.flags[sl] &^= fDirty | fNew
+		s.flags[sl] &^= fDirty | fNew | fEvicted
 	}
 	s.dirty = s.dirty[:0]
 	for _, sl := range s.tombs {
 		if s.flags[sl]&fTomb != 0 {
-			s.flags[sl] &^= fTomb
+			s.flags[sl] &^= fTomb | fEvicted
 			s.ntomb--
 			s.dropSlot(s.posOf(sl), sl)
 		}
 	}
 	s.tombs = s.tombs[:0]
+	s.evicts = nil
+	s.free = append(s.free, s.freeLater...)
+	s.freeLater = s.freeLater[:0]
 	s.maybeCompactArena()
 	s.version = version
 }
@@ -952,7 +994,11 @@ func (s *memStore) removeAt(pos uint32, sl int32, track bool) {
 func (s *memStore) dropSlot(pos uint32, sl int32) {
 	s.garbage += int64(s.keyLen[sl])
 	s.keyLen[sl] = 0
-	s.free = append(s.free, sl)
+	if s.flags[sl]&fDirty != 0 {
+		s.freeLater = append(s.freeLater, sl)
+	} else {
+		s.free = append(s.free, sl)
+	}
 	removeEntry(s.table, s.mask, pos)
 }
 

@@ -536,7 +536,7 @@ func TestBrokenFilesAreErrorsNamingTheFile(t *testing.T) {
 			wantErr: ErrCorrupt, wantIn: delta2},
 		{name: "an unknown format version is ErrVersion naming it",
 			damage: func(t *testing.T, fs *vfs.Mem) {
-				fs.Corrupt(delta2, func(b []byte) []byte { return reformat(t, b, mdFormat, "2") })
+				fs.Corrupt(delta2, func(b []byte) []byte { return reformat(t, b, mdFormat, "3") })
 			},
 			wantErr: ErrVersion, wantIn: delta2},
 		{name: "another key-group range is ErrCorrupt naming it",
