@@ -201,9 +201,9 @@ func (j *streamJoin) side(name, prefix string, in Operator, keys []string, timeC
 		Lo: j.lo, Hi: j.hi, KeySchema: joinKeySchema, ValueSchema: arrow.NewSchema(vals, nil), Allocator: j.mem,
 		// Rows are put once, by ascending sequence number, and read back
 		// by Scan only; a changed row's put (matched, seen) is the rare
-		// overwrite. The watermark evicts by __t (EvictWhere), which the
-		// hash table and the disk backend then find through an index.
-		Log: true, TimeColumn: joinKeySchema.Field(joinTimeKey).Name}
+		// overwrite. The watermark evicts by __t (EvictLive: the join
+		// names the rows, having read them all).
+		Log: true}
 	return s, nil
 }
 
@@ -240,16 +240,16 @@ type fresh struct {
 // chunks, in key order).
 type oldSide struct {
 	goneSeq, goneT []int64
-	// late counts the stored rows the time bound evicts, all those below
-	// lateBelow: one EvictWhere, which the state records as such instead
-	// of a tombstone per row.
-	late         int
-	lateBelow    int64
-	putKeys, put []arrow.Record
-	outer        []arrow.Record // ext rows
-	keep         bool
-	kept         []arrow.Record
-	evicted      int64
+	// lateSeq and lateT are the stored rows the time bound evicts, every
+	// row below lateBelow: one EvictLive, which the state records as such
+	// instead of a tombstone per row.
+	lateSeq, lateT []int64
+	lateBelow      int64
+	putKeys, put   []arrow.Record
+	outer          []arrow.Record // ext rows
+	keep           bool
+	kept           []arrow.Record
+	evicted        int64
 }
 
 func (o *oldSide) release() {
@@ -580,7 +580,7 @@ func (j *streamJoin) old(ctx context.Context, s *joinSide, c arrow.Record, table
 				outerRows = append(outerRows, k)
 			}
 			if limit < math.MaxInt64 {
-				o.late, o.lateBelow = o.late+1, limit+1
+				o.lateSeq, o.lateT, o.lateBelow = append(o.lateSeq, seq[k]), append(o.lateT, t[k]), limit+1
 				continue
 			}
 		case j.spec.TTL > 0 && seen[k] <= j.st.BatchTime-j.spec.TTL:
@@ -705,13 +705,14 @@ func (j *streamJoin) putRecords(s *joinSide, o *oldSide, recs []arrow.Record, id
 // write deletes a side's gone stored rows from its store and puts its
 // changed and new rows.
 func (j *streamJoin) write(s *joinSide, o *oldSide) error {
-	if o.late > 0 {
-		n, err := s.store.EvictWhere(joinTimeKey, o.lateBelow)
+	if len(o.lateSeq) > 0 {
+		cols := []arrow.Array{int64Array(o.lateSeq), int64Array(o.lateT)}
+		keys := array.NewRecord(joinKeySchema, cols, int64(len(o.lateSeq)))
+		releaseAll(cols)
+		err := s.store.EvictLive(keys, joinTimeKey, o.lateBelow) // every stored row below it: this batch read them all
+		keys.Release()
 		if err != nil {
 			return err
-		}
-		if n != o.late {
-			return fmt.Errorf("stream join %s: the state evicted %d rows below %d, the join counted %d", s.spec.Operator, n, o.lateBelow, o.late)
 		}
 	}
 	if len(o.goneSeq) > 0 {

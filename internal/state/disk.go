@@ -899,6 +899,40 @@ func (d *diskStore) DeleteLive(keys arrow.Record) error {
 	return nil
 }
 
+// EvictLive enters the keys the cache lacks as live and unchanged without
+// reading pebble, as DeleteLive does, then evicts them: no index, no seek.
+func (d *diskStore) EvictLive(keys arrow.Record, col int, less int64) error {
+	if err := d.startOp(); err != nil { // may replace the cache
+		return err
+	}
+	c := d.cache
+	if err := c.checkEvictLive(col); err != nil {
+		return err
+	}
+	if d.tcol >= len(c.keyTypes) {
+		// A time index on a value column needs the old values (DeleteLive).
+		n, err := d.encodeFill(keys)
+		if err != nil {
+			return err
+		}
+		return c.evictEncoded(n, col, less)
+	}
+	n, err := c.encodeKeys(keys)
+	if err != nil {
+		return err
+	}
+	if err := c.checkBelow(n, col, less); err != nil {
+		return err // before any key is entered
+	}
+	for i := 0; i < n; i++ {
+		r := c.row(i)
+		if _, sl := c.find(c.hash(r), r); sl < 0 {
+			c.upsert(r, false) // live in pebble: entered without values, then evicted
+		}
+	}
+	return c.evictEncoded(n, col, less)
+}
+
 func (d *diskStore) Delete(keys arrow.Record) error {
 	n, err := d.encodeFill(keys)
 	if err != nil {

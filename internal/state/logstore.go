@@ -395,16 +395,40 @@ func (s *logStore) Put(keys, values arrow.Record, slots []int32) error {
 	return s.mem.Put(keys, values, slots)
 }
 
-func (s *logStore) DeleteLive(keys arrow.Record) error { return s.delete(keys, true) }
+func (s *logStore) DeleteLive(keys arrow.Record) error { return s.delete(keys, opDeleteLive) }
 
-func (s *logStore) Delete(keys arrow.Record) error { return s.delete(keys, false) }
+func (s *logStore) Delete(keys arrow.Record) error { return s.delete(keys, opDelete) }
 
-func (s *logStore) delete(keys arrow.Record, live bool) error {
+// EvictLive is EvictWhere(col, less): a pass over the segments' column
+// costs less than finding each named key (q7: 1.2 of 5 CPU-s), and its
+// count is checked against the keys named.
+func (s *logStore) EvictLive(keys arrow.Record, col int, less int64) error {
 	if err := s.checkOpen(); err != nil {
 		return err
 	}
 	if s.mem != nil {
-		if live {
+		return s.mem.EvictLive(keys, col, less)
+	}
+	if err := s.w.checkEvictLive(col); err != nil {
+		return err
+	}
+	n, err := s.EvictWhere(col, less)
+	if err != nil {
+		return err
+	}
+	if int64(n) != keys.NumRows() {
+		return fmt.Errorf("state: %s: evict live keys below %d: %d live keys are below it, the caller named %d", s.w.dir, less, n, keys.NumRows())
+	}
+	return nil
+}
+
+// delete is Delete or DeleteLive (kind).
+func (s *logStore) delete(keys arrow.Record, kind int) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	if s.mem != nil {
+		if kind == opDeleteLive {
 			return s.mem.DeleteLive(keys)
 		}
 		return s.mem.Delete(keys)
@@ -417,16 +441,26 @@ func (s *logStore) delete(keys arrow.Record, live bool) error {
 		return nil
 	}
 	kb, koff := s.w.keyc.encode(keys.Columns(), n, nil, nil)
+	// Found and checked first: a refused call changes nothing.
+	type at struct{ si, ri int }
+	found := make([]at, 0, n)
 	for i := 0; i < n; i++ {
 		k := kb[koff[i]:koff[i+1]]
 		si, ri, ok := s.find(k)
 		if !ok {
-			if live {
+			if kind != opDelete {
 				return fmt.Errorf("state: %s: delete of a key that is not live (row %d)", s.w.dir, i)
 			}
 			continue
 		}
+		found = append(found, at{si, ri})
+	}
+	for _, f := range found {
+		si, ri := f.si, f.ri
 		g := s.segs[si]
+		if g.isDead(ri) {
+			continue // the key twice in keys
+		}
 		if g.dead == nil {
 			g.dead = make([]bool, g.n())
 		}
@@ -441,10 +475,6 @@ func (s *logStore) delete(keys arrow.Record, live bool) error {
 		}
 	}
 	keys.Retain()
-	kind := opDelete
-	if live {
-		kind = opDeleteLive
-	}
 	s.ops = append(s.ops, logOp{kind: kind, keys: keys})
 	return nil
 }

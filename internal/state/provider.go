@@ -123,6 +123,14 @@ type Store interface {
 	// column's own unit. On StoreSpec.TimeColumn the call visits only the
 	// entries it deletes; on another column it may scan every key.
 	EvictWhere(col int, less int64) (int, error)
+	// EvictLive is EvictWhere(col, less) on key column col by a caller that
+	// knows which keys it deletes: keys, which it vouches are live, are
+	// every live key whose column col is less than less (a stream join
+	// that has just read all its rows). The store need not search for them,
+	// and records the eviction in the delta as EvictWhere does (format.md),
+	// which is why keys must be all of them. A key whose column is null or
+	// not below less is an error; one that is not live breaks the store.
+	EvictLive(keys arrow.Record, col int, less int64) error
 
 	// Commit makes the changes since Version() version `version`, which
 	// must be Version()+1, writing its files (format.md) atomically. On

@@ -536,6 +536,66 @@ func (s *memStore) Delete(keys arrow.Record) error {
 // trust it.
 func (s *memStore) DeleteLive(keys arrow.Record) error { return s.Delete(keys) }
 
+// EvictLive deletes keys as EvictWhere(col, less) would (see Store).
+func (s *memStore) EvictLive(keys arrow.Record, col int, less int64) error {
+	if err := s.checkEvictLive(col); err != nil {
+		return err
+	}
+	n, err := s.encodeKeys(keys)
+	if err != nil {
+		return err
+	}
+	return s.evictEncoded(n, col, less)
+}
+
+// checkEvictLive refuses what EvictLive cannot evict by: a column that is
+// not a key column of EvictWhere's types.
+func (s *memStore) checkEvictLive(col int) error {
+	if err := s.checkOpen(); err != nil {
+		return err
+	}
+	if col >= len(s.keyTypes) {
+		return fmt.Errorf("state: evict live keys: column %d is not a key column (%d key columns)", col, len(s.keyTypes))
+	}
+	return s.checkTimeCol("evict live keys", col)
+}
+
+// evictEncoded is EvictLive of the n keys encodeKeys left in the scratch.
+// Checked first: a refused call changes nothing.
+func (s *memStore) evictEncoded(n, col int, less int64) error {
+	if err := s.checkBelow(n, col, less); err != nil {
+		return err
+	}
+	slots := s.slots[:0]
+	for i := 0; i < n; i++ {
+		r := s.row(i)
+		_, sl := s.find(s.hash(r), r)
+		if sl < 0 || s.flags[sl]&fLive == 0 {
+			return fmt.Errorf("state: %s: evict live keys: key %d is not live", s.dir, i)
+		}
+		slots = append(slots, sl)
+	}
+	s.slots = slots
+	for _, sl := range slots {
+		if s.flags[sl]&fLive != 0 { // not a key given twice
+			s.evict(sl, col, less)
+		}
+	}
+	s.maybeCompactArena()
+	return nil
+}
+
+// checkBelow reports a key of the n in the scratch whose key column col is
+// null or not below less.
+func (s *memStore) checkBelow(n, col int, less int64) error {
+	for i := 0; i < n; i++ {
+		if t, ok := s.keyIntOf(s.row(i), col); !ok || t >= less {
+			return fmt.Errorf("state: %s: evict live keys below %d: key %d has column %d %d (null: %t)", s.dir, less, i, col, t, !ok)
+		}
+	}
+	return nil
+}
+
 // deleteEncoded is Delete of the n keys encodeKeys left in the scratch.
 func (s *memStore) deleteEncoded(n int) {
 	for i := 0; i < n; i++ {

@@ -716,6 +716,44 @@ func TestEvictWhere(t *testing.T) {
 	if _, err := s.EvictWhere(0, 0); err == nil {
 		t.Fatal("EvictWhere on a string column: want an error")
 	}
+	// EvictLive refuses a key not below the bound and a column that is not
+	// a signed integer key column, changing nothing (a key that is not live
+	// the caller vouches against: the disk backend does not look); given
+	// the keys below a bound it leaves what EvictWhere does.
+	var below []refKey
+	for k := range contents(t, s) {
+		if k.wend < 3 {
+			below = append(below, k)
+		}
+	}
+	for _, c := range []struct {
+		what string
+		keys []refKey
+		col  int
+		less int64
+	}{
+		{"a key not below the bound", below, 1, 2},
+		{"a string column", below, 0, 3},
+		{"a value column", below, 2, 3},
+	} {
+		n := s.Len()
+		k := keyRecord(mem, c.keys)
+		err := s.EvictLive(k, c.col, c.less)
+		k.Release()
+		if err == nil || s.Len() != n {
+			t.Fatalf("EvictLive of %s: %v, Len %d -> %d; want an error and no change", c.what, err, n, s.Len())
+		}
+	}
+	k := keyRecord(mem, below)
+	defer k.Release()
+	if err := s.EvictLive(k, 1, 3); err != nil {
+		t.Fatal(err)
+	}
+	for k := range contents(t, s) {
+		if k.wend < 3 {
+			t.Fatalf("%+v survived EvictLive below 3", k)
+		}
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
