@@ -377,7 +377,9 @@ func (s *Source) capped(ctx context.Context, at pos, end int64) pos {
 		if i == at.files {
 			g = at.groups
 		}
-		for _, r := range s.rowGroups(ctx, i)[g:] {
+		gs := s.rowGroups(ctx, i)
+		g = min(g, len(gs)) // an offset past the file's row groups: Splits says so
+		for _, r := range gs[g:] {
 			if taken && rows+r > limit {
 				return pos{files: i, groups: g}
 			}

@@ -566,6 +566,13 @@ func TestMaxRowsPerBatchSplitsFilesByRowGroups(t *testing.T) {
 	if _, err := s.Splits(context.Background(), sources.Offset(`{"files":0}`), sources.Offset(`{"files":1,"row_groups":2}`)); !errors.Is(err, sources.ErrBadOffset) || !strings.Contains(err.Error(), "y.parquet") {
 		t.Errorf("Splits past y's one row group: %v, want ErrBadOffset naming y.parquet", err)
 	}
+	// A start past its file's row groups (a foreign offset): Latest moves
+	// on, the batch's Splits names the file.
+	past := `{"files":0,"row_groups":7}`
+	end := latest(t, s, past)
+	if _, err := s.Splits(context.Background(), sources.Offset(past), sources.Offset(end)); !errors.Is(err, sources.ErrBadOffset) || !strings.Contains(err.Error(), "x.parquet") {
+		t.Errorf("Splits(%s, %s): %v, want ErrBadOffset naming x.parquet", past, end, err)
+	}
 }
 
 // TestAFileGoneBetweenItsBatchesIsReportedOnce: a file some batches read
