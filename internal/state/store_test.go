@@ -539,6 +539,23 @@ func TestBrokenFilesAreErrorsNamingTheFile(t *testing.T) {
 				fs.Corrupt(delta2, func(b []byte) []byte { return reformat(t, b, mdFormat, "3") })
 			},
 			wantErr: ErrVersion, wantIn: delta2},
+		{name: "format 2 without evictions is ErrCorrupt naming it",
+			damage: func(t *testing.T, fs *vfs.Mem) {
+				fs.Corrupt(delta2, func(b []byte) []byte { return reformat(t, b, mdFormat, "2") })
+			},
+			wantErr: ErrCorrupt, wantIn: delta2},
+		{name: "evictions in a format 1 file are ErrCorrupt naming it",
+			damage: func(t *testing.T, fs *vfs.Mem) {
+				fs.Corrupt(delta2, func(b []byte) []byte { return reformat(t, b, mdEvict, "1:5") })
+			},
+			wantErr: ErrCorrupt, wantIn: delta2},
+		{name: "an eviction on a string column is ErrCorrupt naming it",
+			damage: func(t *testing.T, fs *vfs.Mem) {
+				fs.Corrupt(delta2, func(b []byte) []byte {
+					return reformat(t, reformat(t, b, mdFormat, "2"), mdEvict, "0:5")
+				})
+			},
+			wantErr: ErrCorrupt, wantIn: delta2},
 		{name: "another key-group range is ErrCorrupt naming it",
 			damage: func(t *testing.T, fs *vfs.Mem) {
 				fs.Corrupt(delta2, func(b []byte) []byte { return reformat(t, b, mdRange, "0-32") })

@@ -18,7 +18,7 @@ import (
 )
 
 // rewriteMetadata returns the state file data with schema metadata key set
-// to val, everything else unchanged.
+// (or added) to val, everything else unchanged.
 func rewriteMetadata(t *testing.T, mem memory.Allocator, data []byte, key, val string) []byte {
 	t.Helper()
 	r, err := ipc.NewFileReader(bytes.NewReader(data), ipc.WithAllocator(mem))
@@ -28,7 +28,11 @@ func rewriteMetadata(t *testing.T, mem memory.Allocator, data []byte, key, val s
 	defer r.Close()
 	md := r.Schema().Metadata()
 	keys, vals := slices.Clone(md.Keys()), slices.Clone(md.Values())
-	vals[md.FindKey(key)] = val
+	if i := md.FindKey(key); i >= 0 {
+		vals[i] = val
+	} else {
+		keys, vals = append(keys, key), append(vals, val)
+	}
 	nmd := arrow.NewMetadata(keys, vals)
 	sch := arrow.NewSchema(r.Schema().Fields(), &nmd)
 	var out seekBuffer
