@@ -98,13 +98,13 @@ const (
 // joinKeySchema keys stored rows by sequence number first, so key order is
 // arrival order: the rows kept after a batch (old ones, then new ones) are
 // already in the order a scan of the store returns.
-// joinTimeKey is the event-time column of joinKeySchema.
-const joinTimeKey = 1
-
 var joinKeySchema = arrow.NewSchema([]arrow.Field{
 	{Name: "__seq", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "__t", Type: arrow.PrimitiveTypes.Int64},
 }, nil)
+
+// joinTimeKey is the event-time column of joinKeySchema.
+const joinTimeKey = 1
 
 type streamJoin struct {
 	batchOutput
@@ -412,7 +412,7 @@ func (j *streamJoin) run(ctx context.Context) error {
 			// Numbered once here, not by every later batch (eachOld).
 			n := int(all.NumRows())
 			cols := append([]arrow.Array{}, all.Columns()...)
-			row := rowIndexes(j.mem, 0, n)
+			row := rowIndexes(0, n)
 			cols[len(s.sch.Fields())+extRow] = row
 			o.kept = []arrow.Record{array.NewRecord(s.ext, cols, int64(n))}
 			row.Release()
@@ -470,7 +470,7 @@ func (j *streamJoin) pairsOf(ps []arrow.Record, lm, rm []bool, semi *[]int) {
 func (j *streamJoin) eachOld(s *joinSide, kept []arrow.Record, fn func(arrow.Record) error) error {
 	nu := len(s.sch.Fields())
 	ext := func(cols []arrow.Array, n int) error {
-		row := rowIndexes(j.mem, 0, n)
+		row := rowIndexes(0, n)
 		cols[nu+extRow] = row
 		rec := array.NewRecord(s.ext, cols, int64(n))
 		row.Release()
@@ -706,9 +706,7 @@ func (j *streamJoin) putRecords(s *joinSide, o *oldSide, recs []arrow.Record, id
 // changed and new rows.
 func (j *streamJoin) write(s *joinSide, o *oldSide) error {
 	if len(o.lateSeq) > 0 {
-		cols := []arrow.Array{int64Array(o.lateSeq), int64Array(o.lateT)}
-		keys := array.NewRecord(joinKeySchema, cols, int64(len(o.lateSeq)))
-		releaseAll(cols)
+		keys := joinKeys(o.lateSeq, o.lateT)
 		err := s.store.EvictLive(keys, joinTimeKey, o.lateBelow) // every stored row below it: this batch read them all
 		keys.Release()
 		if err != nil {
@@ -716,9 +714,7 @@ func (j *streamJoin) write(s *joinSide, o *oldSide) error {
 		}
 	}
 	if len(o.goneSeq) > 0 {
-		cols := []arrow.Array{int64Array(o.goneSeq), int64Array(o.goneT)}
-		keys := array.NewRecord(joinKeySchema, cols, int64(len(o.goneSeq)))
-		releaseAll(cols)
+		keys := joinKeys(o.goneSeq, o.goneT)
 		err := s.store.DeleteLive(keys) // rows this batch read from the store
 		keys.Release()
 		if err != nil {
@@ -989,8 +985,15 @@ func projectCols(rec arrow.Record, schema *arrow.Schema, from, to int) arrow.Rec
 	return out
 }
 
+// joinKeys is the store keys (joinKeySchema) of rows seq, t (views of them).
+func joinKeys(seq, t []int64) arrow.Record {
+	cols := []arrow.Array{int64Array(seq), int64Array(t)}
+	defer releaseAll(cols)
+	return array.NewRecord(joinKeySchema, cols, int64(len(seq)))
+}
+
 // rowIndexes is the int64 array from, from+1, ..., from+n-1.
-func rowIndexes(mem memory.Allocator, from, n int) arrow.Array {
+func rowIndexes(from, n int) arrow.Array {
 	idx := make([]int64, n)
 	for i := range idx {
 		idx[i] = int64(from + i)

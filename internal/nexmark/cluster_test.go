@@ -15,6 +15,7 @@ import (
 	"github.com/sluicedata/sluice/dataset"
 	"github.com/sluicedata/sluice/internal/clustertest"
 	"github.com/sluicedata/sluice/internal/shuffle"
+	"github.com/sluicedata/sluice/internal/testenv"
 	"github.com/sluicedata/sluice/sinks"
 )
 
@@ -40,9 +41,15 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	// What runs put under the temporary directory by default (a disk
+	// state backend's local databases, SLUICE_STATE_BACKEND=disk) goes
+	// with the run, executors' included.
+	removeTemp := testenv.OwnTempDir()
 	var run clustertest.Runner
 	testCluster, run = clustertest.Package(m, clusterExecutor)
-	os.Exit(run.Run())
+	code := run.Run()
+	removeTemp()
+	os.Exit(code)
 }
 
 // testExecutor starts this test binary as an executor process.

@@ -509,8 +509,9 @@ func (b *colBuilder) setFixedRaw(i int, v []byte) {
 
 // nullRun makes rows [i, i+n) null (variable kinds: appended).
 func (b *colBuilder) nullRun(i, n int) {
+	fixed := b.t.fixed()
 	for x := 0; x < n; x++ {
-		if b.t.fixed() {
+		if fixed {
 			b.setNull(i + x)
 		} else {
 			b.appendNull()

@@ -909,14 +909,6 @@ func (d *diskStore) EvictLive(keys arrow.Record, col int, less int64) error {
 	if err := c.checkEvictLive(col); err != nil {
 		return err
 	}
-	if d.tcol >= len(c.keyTypes) {
-		// A time index on a value column needs the old values (DeleteLive).
-		n, err := d.encodeFill(keys)
-		if err != nil {
-			return err
-		}
-		return c.evictEncoded(n, col, less)
-	}
 	n, err := c.encodeKeys(keys)
 	if err != nil {
 		return err
@@ -924,10 +916,17 @@ func (d *diskStore) EvictLive(keys arrow.Record, col int, less int64) error {
 	if err := c.checkBelow(n, col, less); err != nil {
 		return err // before any key is entered
 	}
-	for i := 0; i < n; i++ {
-		r := c.row(i)
-		if _, sl := c.find(c.hash(r), r); sl < 0 {
-			c.upsert(r, false) // live in pebble: entered without values, then evicted
+	if d.tcol >= len(c.keyTypes) {
+		// A time index on a value column needs the old values (DeleteLive).
+		if err := d.fill(n); err != nil {
+			return err
+		}
+	} else {
+		for i := 0; i < n; i++ {
+			r := c.row(i)
+			if _, sl := c.find(c.hash(r), r); sl < 0 {
+				c.upsert(r, false) // live in pebble: entered without values, then evicted
+			}
 		}
 	}
 	return c.evictEncoded(n, col, less)

@@ -157,7 +157,7 @@ func (c StoreSpec) checkTimeColumn() error {
 		if f.Name != c.TimeColumn {
 			continue
 		}
-		if t, err := typeOf(f.Type); err != nil || t.kind != kSigned || (t.width != 8 && t.width != 4) {
+		if t, err := typeOf(f.Type); err != nil || !intType(t) {
 			return fmt.Errorf("state: config: TimeColumn %q has type %s, want a 32- or 64-bit signed integer type", f.Name, f.Type)
 		}
 		return nil
@@ -545,6 +545,9 @@ func (s *memStore) EvictLive(keys arrow.Record, col int, less int64) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkBelow(n, col, less); err != nil {
+		return err
+	}
 	return s.evictEncoded(n, col, less)
 }
 
@@ -560,12 +563,10 @@ func (s *memStore) checkEvictLive(col int) error {
 	return s.checkTimeCol("evict live keys", col)
 }
 
-// evictEncoded is EvictLive of the n keys encodeKeys left in the scratch.
-// Checked first: a refused call changes nothing.
+// evictEncoded is EvictLive of the n keys encodeKeys left in the scratch,
+// checkBelow already passed: all are found live before any is evicted, so
+// a refused call changes nothing.
 func (s *memStore) evictEncoded(n, col int, less int64) error {
-	if err := s.checkBelow(n, col, less); err != nil {
-		return err
-	}
 	slots := s.slots[:0]
 	for i := 0; i < n; i++ {
 		r := s.row(i)
@@ -691,7 +692,7 @@ func (s *memStore) checkTimeCol(op string, col int) error {
 		what, t = "value", s.vals[col-nk].t
 		col -= nk
 	}
-	if t.kind != kSigned || (t.width != 8 && t.width != 4) {
+	if !intType(t) {
 		return fmt.Errorf("state: %s: %s column %d has type %s, want a 32- or 64-bit signed integer type", op, what, col, t.dt)
 	}
 	return nil

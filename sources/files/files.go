@@ -287,7 +287,7 @@ func (s *Source) Identity() string { return "files dir=" + s.absDir }
 
 func (s *Source) Schema() *arrow.Schema { return s.schema }
 
-func (s *Source) Initial(context.Context) (sources.Offset, error) { return encode(0), nil }
+func (s *Source) Initial(context.Context) (sources.Offset, error) { return pos{}.encode(), nil }
 
 // Latest assigns the files complete now to the next batch (see the package
 // documentation) and logs them before returning.
@@ -299,7 +299,7 @@ func (s *Source) Latest(ctx context.Context, start sources.Offset) (sources.Offs
 	n := at.files
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n > int64(len(s.log)) || n == int64(len(s.log)) && at.groups > 0 {
+	if at.through() > int64(len(s.log)) {
 		return nil, fmt.Errorf("files %q: offset %s is past the %d files in the log %s: %w",
 			s.cfg.Name, start, len(s.log), s.cfg.LogDir, sources.ErrBadOffset)
 	}
@@ -527,10 +527,7 @@ func (s *Source) Splits(ctx context.Context, start, end sources.Offset) ([]sourc
 	if !lo.before(hi) {
 		return nil, nil
 	}
-	last := hi.files // one past the last file the batch reads of
-	if hi.groups > 0 {
-		last++
-	}
+	last := hi.through()
 	s.mu.Lock()
 	if last > int64(len(s.log)) {
 		n := len(s.log)
@@ -699,10 +696,7 @@ func (s *Source) Drops(start, end sources.Offset) []sources.Drop {
 	if err1 != nil || err2 != nil {
 		return nil
 	}
-	last := hi.files
-	if hi.groups > 0 {
-		last++
-	}
+	last := hi.through()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []sources.Drop
@@ -848,6 +842,14 @@ type pos struct {
 	groups int
 }
 
+// through is one past the last file p reaches into.
+func (p pos) through() int64 {
+	if p.groups > 0 {
+		return p.files + 1
+	}
+	return p.files
+}
+
 func (p pos) before(q pos) bool {
 	return p.files < q.files || p.files == q.files && p.groups < q.groups
 }
@@ -855,13 +857,9 @@ func (p pos) before(q pos) bool {
 // encode is {"files":N}, or {"files":N,"row_groups":G} inside file N.
 func (p pos) encode() sources.Offset {
 	if p.groups == 0 {
-		return encode(p.files)
+		return sources.Offset(`{"files":` + strconv.FormatInt(p.files, 10) + `}`)
 	}
 	return sources.Offset(`{"files":` + strconv.FormatInt(p.files, 10) + `,"row_groups":` + strconv.Itoa(p.groups) + `}`)
-}
-
-func encode(n int64) sources.Offset {
-	return sources.Offset(`{"files":` + strconv.FormatInt(n, 10) + `}`)
 }
 
 func (s *Source) parse(off sources.Offset) (pos, error) {
