@@ -318,6 +318,36 @@ func (c *codec) encode(arrs []arrow.Array, n int, buf []byte, offs []int) ([]byt
 	return buf, offs
 }
 
+// field returns column j of row r (bytes encode gave), without a
+// variable column's length prefix, or false when it is null: for fixed
+// kinds the canonical bytes, or with a raw codec (rawTypes) the value's
+// own little-endian bytes.
+func (c *codec) field(r []byte, j int) ([]byte, bool) {
+	null := func(i int) bool { return r[i/8]&(1<<(i%8)) != 0 }
+	if null(j) {
+		return nil, false
+	}
+	p := c.nb
+	for i := 0; ; i++ {
+		if null(i) {
+			continue
+		}
+		t := c.cols[i]
+		if t.fixed() {
+			if i == j {
+				return r[p : p+t.width], true
+			}
+			p += t.width
+			continue
+		}
+		l, m := binary.Uvarint(r[p:])
+		if i == j {
+			return r[p+m : p+m+int(l)], true
+		}
+		p += m + int(l)
+	}
+}
+
 func float64Key(bits uint64) uint64 {
 	f := math.Float64frombits(bits)
 	switch {

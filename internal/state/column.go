@@ -159,6 +159,18 @@ func (c *column) set(a arrow.Array, rows []int32, slots []int32) {
 	}
 }
 
+// value returns slot s's value as stored (fixed kinds: width bytes,
+// little-endian numbers; variable kinds: the bytes), or false when null.
+func (c *column) value(s int32) ([]byte, bool) {
+	if !bitutil.BitIsSet(c.valid, int(s)) {
+		return nil, false
+	}
+	if w := c.t.width; c.t.fixed() {
+		return c.data[int(s)*w : int(s)*w+w], true
+	}
+	return c.heap[c.off[s] : c.off[s]+int64(c.ln[s])], true
+}
+
 // free makes slot s null and drops its variable bytes.
 func (c *column) free(s int32) {
 	bitutil.ClearBit(c.valid, int(s))

@@ -575,9 +575,10 @@ func (d *diskStore) rowKey(k []byte) []byte {
 	return d.rk
 }
 
-// partKey is the part index entry of key k.
-func (d *diskStore) partKey(k []byte) []byte {
-	d.pk = d.cache.partOf(append(d.pk[:0], pfxPart), k)
+// partKey is the part index entry of key k, its value columns (if PartKey
+// has any) from raw value row v or, when v is nil, from cache slot sl.
+func (d *diskStore) partKey(k []byte, sl int32, v []byte) []byte {
+	d.pk = d.cache.partBytes(append(d.pk[:0], pfxPart), k, sl, v, d.valc)
 	d.pk = append(d.pk, k...)
 	return d.pk
 }
@@ -618,6 +619,13 @@ func (d *diskStore) set(b *pebble.Batch, k, v []byte, check bool) error {
 			return err
 		}
 		existed = ok
+		if ok && d.cache.pix != nil && d.cache.pix.vals {
+			// The row's part may change with its value: the old entry goes
+			// (a Set of the same entry below wins in the batch).
+			if err := b.Delete(d.partKey(k, -1, old), nil); err != nil {
+				return err
+			}
+		}
 		if ok && d.tcol >= 0 {
 			if t, ok := d.rowInt(d.tcol, k, old); ok {
 				if err := b.Delete(d.timeKey(t, k), nil); err != nil {
@@ -638,7 +646,7 @@ func (d *diskStore) put(b *pebble.Batch, k, v []byte) error {
 		return err
 	}
 	if d.cache.pix != nil {
-		if err := b.Set(d.partKey(k), nil, nil); err != nil {
+		if err := b.Set(d.partKey(k, -1, v), nil, nil); err != nil {
 			return err
 		}
 	}
@@ -661,7 +669,7 @@ func (d *diskStore) del(b *pebble.Batch, k []byte) error {
 		return err
 	}
 	if d.cache.pix != nil {
-		if err := b.Delete(d.partKey(k), nil); err != nil {
+		if err := b.Delete(d.partKey(k, -1, old), nil); err != nil {
 			return err
 		}
 	}
@@ -816,9 +824,9 @@ func (d *diskStore) fill(n int) error {
 		vals[j], start = d.fillBuf[start:ends[j]], ends[j]
 	}
 	arrs := d.valc.decode(c.cfg.Allocator, vals)
-	for j := range c.vals {
-		c.vals[j].set(arrs[j], nil, slots)
-		arrs[j].Release()
+	c.setCols(arrs, nil, slots)
+	for _, a := range arrs {
+		a.Release()
 	}
 	return nil
 }
@@ -1406,8 +1414,11 @@ func (d *diskStore) applyChanges(b *pebble.Batch) error {
 	// index entry never changes: the batch's rows need no reads. On a
 	// value column, the old entries of committed rows are read in key
 	// order through one iterator.
+	tv := d.tcol >= len(c.keyTypes)  // a time index on a value column
+	pv := c.pix != nil && c.pix.vals // a part index on a value column
+	pk := c.pix != nil && !pv        // a part index on key columns
 	var it *pebble.Iterator
-	if d.tcol >= len(c.keyTypes) {
+	if tv || pv {
 		var err error
 		if it, err = d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pfxRow}, UpperBound: []byte{pfxRow + 1}}); err != nil {
 			return err
@@ -1452,10 +1463,13 @@ func (d *diskStore) applyChanges(b *pebble.Batch) error {
 					existed = false
 				}
 			}
-			if old != nil {
+			if old != nil && tv {
 				if t, ok := d.rowInt(d.tcol, k, old); ok {
 					tops.add(d.timeKey(t, k), nil, 0)
 				}
+			}
+			if old != nil && pv {
+				tops.add(d.partKey(k, -1, old), nil, 0)
 			}
 			if c.flags[sl]&fLive == 0 {
 				if existed {
@@ -1463,11 +1477,11 @@ func (d *diskStore) applyChanges(b *pebble.Batch) error {
 					if err := b.Delete(d.rowKey(k), nil); err != nil {
 						return err
 					}
-					if c.pix != nil {
-						tops.add(d.partKey(k), nil, 0)
+					if pk {
+						tops.add(d.partKey(k, sl, nil), nil, 0)
 					}
 				}
-				if it == nil && d.tcol >= 0 {
+				if !tv && d.tcol >= 0 {
 					if t, ok := c.keyIntOf(k, d.tcol); ok {
 						tops.add(d.timeKey(t, k), nil, 0)
 					}
@@ -1478,15 +1492,15 @@ func (d *diskStore) applyChanges(b *pebble.Batch) error {
 			li++
 			if !existed {
 				d.count++
-				if c.pix != nil {
-					tops.add(d.partKey(k), nil, 1)
-				}
+			}
+			if (pk && !existed) || pv {
+				tops.add(d.partKey(k, sl, nil), nil, 1)
 			}
 			if err := b.Set(d.rowKey(k), v, nil); err != nil {
 				return err
 			}
 			// A committed row's entry on a key column is already there.
-			if d.tcol >= 0 && (it != nil || c.flags[sl]&fNew != 0) {
+			if d.tcol >= 0 && (tv || c.flags[sl]&fNew != 0) {
 				if t, ok := d.rowInt(d.tcol, k, v); ok {
 					tops.add(d.timeKey(t, k), nil, 1)
 				}

@@ -58,7 +58,8 @@ func TestDiskMatchesMemoryInLockstep(t *testing.T) {
 	for _, tc := range []struct {
 		budget int64
 		part   []string
-	}{{0, []string{"name"}}, {1, []string{"name"}}, {0, []string{"wend"}}, {1, []string{"wend"}}} {
+	}{{0, []string{"name"}}, {1, []string{"name"}}, {0, []string{"wend"}}, {1, []string{"wend"}},
+		{0, []string{"count"}}, {1, []string{"count"}}, {1, []string{"note", "name"}}} {
 		budget := tc.budget
 		t.Run(fmt.Sprintf("cache-%d/part-%v", budget, tc.part), func(t *testing.T) {
 			seed := uint64(time.Now().UnixNano())

@@ -280,9 +280,7 @@ func (s *memStore) applyRecord(rec arrow.Record, kind string, crc io.Writer, buf
 		rows = append(rows, int32(i))
 		slots = append(slots, s.upsert(r, false))
 	}
-	for j := range s.vals {
-		s.vals[j].set(cols[nk+j], rows, slots)
-	}
+	s.setCols(cols[nk:nk+len(s.vals)], rows, slots)
 	s.maybeCompactArena()
 	return nil
 }

@@ -9,32 +9,43 @@ import (
 	"github.com/apache/arrow/go/v17/arrow"
 )
 
-// partIndex finds a memStore's live slots by StoreSpec.PartKey, the key
+// partIndex finds a memStore's live slots by StoreSpec.PartKey, the
 // columns a ScanPart asks by (a session window's group keys, without the
-// session start), so that ScanPart visits the entries it returns instead
-// of every key.
+// session start; a stream join's join key, a value column), so that
+// ScanPart visits the entries it returns instead of every key.
 //
-// The part of a key is the canonical bytes (codec.go) of its PartKey
+// The part of a slot is the canonical bytes (codec.go) of its PartKey
 // columns alone, in PartKey's order: what encoding those columns of a
-// record gives, so ScanPart's rows need no translation. A key's part is cut
-// out of its canonical bytes (the columns are self-delimiting), never
-// stored: the index holds an open-addressing table from the part's hash to
-// the first slot of a chain, and per slot the next and previous slot of
-// its chain (the live slots with equal parts), 8 bytes a slot and 8 to 16
-// bytes a distinct part. A slot is in a chain exactly while it is live:
-// linked when upsert makes it live, unlinked when removeAt ends that, so
-// every path that changes liveness (Put, Delete, EvictWhere, loading; Abort
-// and Close replace the store) keeps it true. A part's chain is one probe
-// and a walk of its own slots.
+// record gives, so ScanPart's rows need no translation. It is never stored:
+// key columns are cut out of the key's canonical bytes (the columns are
+// self-delimiting), value columns made from the slot's values. The index
+// holds an open-addressing table from the part's hash to the first slot
+// of a chain, and per slot the next and previous slot of its chain (the
+// live slots with equal parts), 8 bytes a slot and 8 to 16 bytes a
+// distinct part. On key columns only, a slot is in a chain exactly while
+// it is live: linked when upsert makes it live, unlinked when removeAt ends
+// that, so every path that changes liveness (Put, Delete, EvictWhere,
+// loading; Abort and Close replace the store) keeps it true. With a value
+// column the part follows the values: every write of values (setCols)
+// unlinks the slots it writes and links them again after, and a slot's
+// membership (in) and chain hash (h) are kept, 5 bytes more a slot; a live
+// slot whose values were never written (entered by a disk store to be
+// deleted) is in no chain. A part's chain is one probe and a walk of its
+// own slots.
 type partIndex struct {
-	cols   []int  // key column numbers, in PartKey order
+	cols   []int  // store columns (keys, then values, as EvictWhere numbers them), in PartKey order
+	nk     int    // key columns of the store
+	vals   bool   // some of cols are value columns
 	codec  *codec // the PartKey columns' codec (ScanPart's records)
+	types  []colType
 	schema *arrow.Schema
 
 	table      []uint64 // entry(hash of the part, first slot of its chain); 0 = empty
 	mask       uint32
 	used       int
-	next, prev []int32 // per slot, -1 = none
+	next, prev []int32  // per slot, -1 = none
+	in         []bool   // vals: per slot, in a chain
+	h          []uint32 // vals: per slot in a chain, its part's hash
 
 	a, b []byte // scratch: parts being compared
 	ends []int  // scratch: key column ends in a key's bytes
@@ -48,46 +59,76 @@ type partIndex struct {
 
 // newPartIndex returns the index of spec's PartKey, or nil when it has
 // none. spec has been validated.
-func newPartIndex(spec StoreSpec, kt []colType) *partIndex {
+func newPartIndex(spec StoreSpec, kt, vt []colType) *partIndex {
 	if len(spec.PartKey) == 0 {
 		return nil
 	}
-	x := &partIndex{table: make([]uint64, 16), mask: 15}
+	x := &partIndex{table: make([]uint64, 16), mask: 15, nk: len(kt)}
 	var fields []arrow.Field
-	var types []colType
 	for _, name := range spec.PartKey {
-		i := spec.KeySchema.FieldIndices(name)[0]
-		x.cols = append(x.cols, i)
-		fields = append(fields, spec.KeySchema.Field(i))
-		types = append(types, kt[i])
+		if idx := spec.KeySchema.FieldIndices(name); len(idx) == 1 {
+			x.cols = append(x.cols, idx[0])
+			fields = append(fields, spec.KeySchema.Field(idx[0]))
+			x.types = append(x.types, kt[idx[0]])
+			continue
+		}
+		j := spec.ValueSchema.FieldIndices(name)[0]
+		x.cols = append(x.cols, len(kt)+j)
+		fields = append(fields, spec.ValueSchema.Field(j))
+		x.types = append(x.types, vt[j])
+		x.vals = true
 	}
-	x.codec = newCodec(types)
+	x.codec = newCodec(x.types)
 	x.schema = arrow.NewSchema(fields, nil)
 	return x
 }
 
-// partOf appends the part of canonical key bytes k to dst.
-func (s *memStore) partOf(dst, k []byte) []byte {
+// partOf appends the part of slot sl to dst.
+func (s *memStore) partOf(dst []byte, sl int32) []byte {
+	return s.partBytes(dst, s.key(sl), sl, nil, nil)
+}
+
+// partBytes appends the part of the row with canonical key bytes k to dst:
+// its value columns from slot sl when raw is nil, else from raw, a row of
+// the raw value codec rawc (a disk store's committed row).
+func (s *memStore) partBytes(dst, k []byte, sl int32, raw []byte, rawc *codec) []byte {
 	x := s.pix
 	null := func(j int) bool { return k[j/8]&(1<<(j%8)) != 0 }
-	x.ends = growTo(x.ends[:0], len(s.keyTypes))
-	p := s.keyc.nb
-	for j, t := range s.keyTypes {
-		if !null(j) {
-			if t.fixed() {
-				p += t.width
-			} else {
-				l, m := binary.Uvarint(k[p:])
-				p += m + int(l)
+	if slices.ContainsFunc(x.cols, func(c int) bool { return c < x.nk }) {
+		x.ends = growTo(x.ends[:0], len(s.keyTypes))
+		p := s.keyc.nb
+		for j, t := range s.keyTypes {
+			if !null(j) {
+				if t.fixed() {
+					p += t.width
+				} else {
+					l, m := binary.Uvarint(k[p:])
+					p += m + int(l)
+				}
 			}
+			x.ends[j] = p
 		}
-		x.ends[j] = p
 	}
 	bm := len(dst)
 	for range x.codec.nb {
 		dst = append(dst, 0)
 	}
 	for i, c := range x.cols {
+		if c >= x.nk {
+			var v []byte
+			var ok bool
+			if raw != nil {
+				v, ok = rawc.field(raw, c-x.nk)
+			} else {
+				v, ok = s.vals[c-x.nk].value(sl)
+			}
+			if !ok {
+				dst[bm+i/8] |= 1 << (i % 8)
+				continue
+			}
+			dst = appendCanonical(dst, x.types[i], v)
+			continue
+		}
 		if null(c) {
 			dst[bm+i/8] |= 1 << (i % 8)
 			continue
@@ -99,6 +140,55 @@ func (s *memStore) partOf(dst, k []byte) []byte {
 		dst = append(dst, k[start:x.ends[c]]...)
 	}
 	return dst
+}
+
+// appendCanonical appends the canonical bytes (codec.encode's) of one
+// non-null value of type t held as v: little-endian bytes for numbers, one
+// byte for a bool, the bytes themselves otherwise.
+func appendCanonical(dst []byte, t colType, v []byte) []byte {
+	switch t.kind {
+	case kSigned, kUnsigned:
+		n := len(dst)
+		for b := len(v) - 1; b >= 0; b-- {
+			dst = append(dst, v[b])
+		}
+		if t.kind == kSigned {
+			dst[n] ^= 0x80
+		}
+		return dst
+	case kFloat32:
+		return binary.BigEndian.AppendUint32(dst, float32Key(binary.LittleEndian.Uint32(v)))
+	case kFloat64:
+		return binary.BigEndian.AppendUint64(dst, float64Key(binary.LittleEndian.Uint64(v)))
+	case kVar32, kVar64:
+		dst = binary.AppendUvarint(dst, uint64(len(v)))
+	}
+	return append(dst, v...)
+}
+
+// setCols writes rows of cols (all value columns; rows as column.set
+// takes them) into slots, keeping a part index on a value column true:
+// the slots leave their chains before the write and join their new ones
+// after it.
+func (s *memStore) setCols(cols []arrow.Array, rows, slots []int32) {
+	moves := s.pix != nil && s.pix.vals
+	if moves {
+		for _, sl := range slots {
+			if int(sl) < len(s.pix.in) && s.pix.in[sl] {
+				s.unlinkPart(sl)
+			}
+		}
+	}
+	for j := range s.vals {
+		s.vals[j].set(cols[j], rows, slots)
+	}
+	if moves {
+		for _, sl := range slots {
+			if s.flags[sl]&fLive != 0 && (int(sl) >= len(s.pix.in) || !s.pix.in[sl]) {
+				s.linkPart(sl)
+			}
+		}
+	}
 }
 
 // findPart returns the table position of part p with hash h (or the empty
@@ -113,7 +203,7 @@ func (s *memStore) findPart(h uint32, p []byte) (uint32, int32) {
 		}
 		if uint32(e>>32) == h {
 			sl := int32(uint32(e)) - 1
-			x.b = s.partOf(x.b[:0], s.key(sl))
+			x.b = s.partOf(x.b[:0], sl)
 			if bytes.Equal(x.b, p) {
 				return pos, sl
 			}
@@ -122,7 +212,8 @@ func (s *memStore) findPart(h uint32, p []byte) (uint32, int32) {
 	}
 }
 
-// linkPart adds slot sl, just made live, to the chain of its part.
+// linkPart adds slot sl, live (and with a value column in PartKey, its
+// values written), to the chain of its part.
 func (s *memStore) linkPart(sl int32) {
 	x := s.pix
 	if n := len(s.flags); len(x.next) < n {
@@ -130,12 +221,19 @@ func (s *memStore) linkPart(sl int32) {
 			x.next = append(x.next, -1)
 			x.prev = append(x.prev, -1)
 		}
+		if x.vals {
+			x.in = growTo(x.in, n)
+			x.h = growTo(x.h, n)
+		}
 	}
 	if (x.used+1)*4 > len(x.table)*3 {
 		x.rehash(len(x.table) * 2)
 	}
-	x.a = s.partOf(x.a[:0], s.key(sl))
+	x.a = s.partOf(x.a[:0], sl)
 	h := s.hash(x.a)
+	if x.vals {
+		x.in[sl], x.h[sl] = true, h
+	}
 	pos, head := s.findPart(h, x.a)
 	if head < 0 {
 		x.table[pos] = entry(h, sl)
@@ -152,10 +250,17 @@ func (s *memStore) linkPart(sl int32) {
 	x.next[head] = sl
 }
 
-// unlinkPart removes live slot sl, about to stop being live, from its
-// chain.
+// unlinkPart removes slot sl from its chain, if it is in one: a live slot
+// about to stop being live, or whose values are about to change.
 func (s *memStore) unlinkPart(sl int32) {
 	x := s.pix
+	var h uint32
+	if x.vals {
+		if int(sl) >= len(x.in) || !x.in[sl] {
+			return // values never written: in no chain
+		}
+		x.in[sl], h = false, x.h[sl]
+	}
 	p, n := x.prev[sl], x.next[sl]
 	x.next[sl], x.prev[sl] = -1, -1
 	if p >= 0 {
@@ -166,8 +271,10 @@ func (s *memStore) unlinkPart(sl int32) {
 		return
 	}
 	// The head: find its entry by slot.
-	x.a = s.partOf(x.a[:0], s.key(sl))
-	h := s.hash(x.a)
+	if !x.vals {
+		x.a = s.partOf(x.a[:0], sl)
+		h = s.hash(x.a)
+	}
 	pos := h & x.mask
 	for uint32(x.table[pos]) != uint32(sl+1) {
 		if x.table[pos] == 0 {
@@ -187,7 +294,7 @@ func (s *memStore) unlinkPart(sl int32) {
 func (x *partIndex) rehash(size int) { x.table, x.mask = rehashTable(x.table, size) }
 
 func (x *partIndex) sizeBytes() int64 {
-	return int64(cap(x.table)*8 + cap(x.next)*4 + cap(x.prev)*4)
+	return int64(cap(x.table)*8 + cap(x.next)*4 + cap(x.prev)*4 + cap(x.in) + cap(x.h)*4)
 }
 
 // encodeParts checks parts against the PartKey schema and encodes its

@@ -83,11 +83,14 @@ type StoreSpec struct {
 	// (logStore); any other use still works, at a memStore's cost. Not
 	// pinned by the files: both write the same bytes.
 	Log bool
-	// PartKey names key columns (at least one, not all) the store indexes,
-	// so that ScanPart finds the entries whose PartKey columns equal given
-	// values visiting only them (the stored sessions of a batch's group
-	// keys); nil = none (ScanPart is an error). Not pinned by the files: a
-	// backend rebuilds its index when it loads.
+	// PartKey names columns the store indexes, so that ScanPart finds the
+	// entries whose PartKey columns equal given values visiting only them:
+	// key columns (at least one, not all: the stored sessions of a batch's
+	// group keys) or value columns, alone or with key columns (a stream
+	// join's rows by their join key). A value column's part follows the
+	// value: a write that changes it moves the entry. nil = none (ScanPart
+	// is an error). Not pinned by the files: a backend rebuilds its index
+	// when it loads.
 	PartKey []string
 	// Allocator allocates every record the store returns; nil =
 	// memory.DefaultAllocator. The table itself lives in Go memory.
@@ -131,21 +134,25 @@ func (c StoreSpec) Validate() error {
 	return c.checkPartKey()
 }
 
-// checkPartKey reports whether PartKey names distinct key fields, fewer
-// than all of them.
+// checkPartKey reports whether PartKey names distinct key or value fields,
+// fewer than all the key fields when it names key fields only.
 func (c StoreSpec) checkPartKey() error {
-	if len(c.PartKey) >= c.KeySchema.NumFields() {
-		return fmt.Errorf("state: config: PartKey %q names %d columns, want fewer than the %d key columns", c.PartKey, len(c.PartKey), c.KeySchema.NumFields())
-	}
 	seen := map[string]bool{}
+	keys := 0
 	for _, name := range c.PartKey {
 		if seen[name] {
 			return fmt.Errorf("state: config: PartKey %q names %q twice", c.PartKey, name)
 		}
 		seen[name] = true
-		if len(c.KeySchema.FieldIndices(name)) != 1 {
-			return fmt.Errorf("state: config: PartKey %q: %q is not a key field", c.PartKey, name)
+		switch {
+		case len(c.KeySchema.FieldIndices(name)) == 1:
+			keys++
+		case len(c.ValueSchema.FieldIndices(name)) != 1:
+			return fmt.Errorf("state: config: PartKey %q: %q is not a key or value field", c.PartKey, name)
 		}
+	}
+	if keys == len(c.PartKey) && keys >= c.KeySchema.NumFields() {
+		return fmt.Errorf("state: config: PartKey %q names %d key columns, want fewer than the %d key columns", c.PartKey, len(c.PartKey), c.KeySchema.NumFields())
 	}
 	return nil
 }
@@ -298,7 +305,7 @@ func newStore(cfg Config) (*memStore, error) {
 		s.vals[i].t = t
 	}
 	s.tix = newTimeIndex(cfg.StoreSpec, len(kt))
-	s.pix = newPartIndex(cfg.StoreSpec, kt)
+	s.pix = newPartIndex(cfg.StoreSpec, kt, vt)
 	return s, nil
 }
 
@@ -513,9 +520,7 @@ func (s *memStore) setValues(values arrow.Record, slots []int32) {
 	if vix {
 		s.beforeValues(slots)
 	}
-	for j := range s.vals {
-		s.vals[j].set(values.Column(j), nil, slots)
-	}
+	s.setCols(values.Columns(), nil, slots)
 	if vix {
 		s.afterValues(slots)
 	}
@@ -983,7 +988,7 @@ func (s *memStore) upsert(r []byte, track bool) int32 {
 		if s.tix != nil && s.tix.key && !s.tix.off {
 			s.index(sl)
 		}
-		if s.pix != nil {
+		if s.pix != nil && !s.pix.vals {
 			s.linkPart(sl)
 		}
 		return sl
@@ -1023,7 +1028,7 @@ func (s *memStore) upsert(r []byte, track bool) int32 {
 	if s.tix != nil && s.tix.key && !s.tix.off {
 		s.index(sl)
 	}
-	if s.pix != nil {
+	if s.pix != nil && !s.pix.vals {
 		s.linkPart(sl)
 	}
 	return sl

@@ -795,12 +795,13 @@ func TestConfigValidate(t *testing.T) {
 		}},
 		{"a PartKey of every key column is refused", func(c *Config) { c.PartKey = []string{"name", "wend"} }},
 		{"a PartKey naming a column twice is refused", func(c *Config) { c.PartKey = []string{"name", "name"} }},
-		{"a PartKey naming a value column is refused", func(c *Config) { c.PartKey = []string{"count"} }},
+		{"a PartKey naming no field is refused", func(c *Config) { c.PartKey = []string{"nope"} }},
+		{"a PartKey naming a value column twice is refused", func(c *Config) { c.PartKey = []string{"count", "count"} }},
 	}
 	if err := good.Validate(); err != nil {
 		t.Fatalf("good config: %v", err)
 	}
-	for _, part := range [][]string{{"name"}, {"wend"}} {
+	for _, part := range [][]string{{"name"}, {"wend"}, {"count"}, {"note", "name"}, {"name", "wend", "sum"}} {
 		c := good
 		c.PartKey = part
 		if err := c.Validate(); err != nil {
