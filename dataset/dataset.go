@@ -264,9 +264,7 @@ func (d *Dataset) executor(cfg Config, job *plan.Job, bc *plan.StaticCache, st s
 				return nil, errors.New("dataset: a query with state runs on a cluster only with its checkpoint on a filesystem directory every executor reaches or on object storage (s3://, gs://, azblob://), not in memory")
 			}
 			ex.StateDir = dir
-			if b, ok := st.(interface{ Backend() string }); ok {
-				ex.StateBackend = b.Backend()
-			}
+			ex.StateBackend = st.Backend()
 		}
 		return ex, nil
 	case cfg.Executor == ExecutorCluster:

@@ -36,6 +36,14 @@ func (p *rowCounting) Open(spec state.StoreSpec, version int64) (state.Store, er
 	return &rowCountingStore{st, p}, nil
 }
 
+func (p *rowCounting) OpenAux(spec state.StoreSpec, version int64) (state.Store, []arrow.Record, error) {
+	st, aux, err := p.Provider.OpenAux(spec, version)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &rowCountingStore{st, p}, aux, nil
+}
+
 func (p *rowCounting) Keep(st state.Store, aux []arrow.Record) {
 	p.Provider.Keep(st.(*rowCountingStore).Store, aux)
 }

@@ -13,9 +13,11 @@ package exec
 //	              the chunks kept after the last batch when the store is
 //	              a warm memStore (state.InMemory), else a scan of the
 //	              store: of a log store (an inner join's side without a
-//	              TTL), which holds the very records the join put, or of a
-//	              disk store (a disk-backed join never holds its state in
-//	              memory)
+//	              TTL), which holds the very records the join put; on the
+//	              disk backend (without a TTL) only the stored rows whose
+//	              join key a new row of the other side has, read through
+//	              the store's part index on the join key (storedIndexed:
+//	              no other stored row can pair or change in this batch)
 //	pairs      := rold ⋈ lnew, then lnew ⋈ rnew, then lold ⋈ rnew: each
 //	              stored chunk probes the other side's new rows (keys, then
 //	              the condition), and the chunk's fate is settled before
@@ -23,7 +25,10 @@ package exec
 //	emit pairs (inner, outer), or each left row the first time it matches (semi)
 //	evict      := left rows with t + Upper <= watermark, right rows with
 //	              t - Lower <= watermark (no later row can match them), and
-//	              rows whose key was not seen for TTL of batch time
+//	              rows whose key was not seen for TTL of batch time; on the
+//	              disk backend one EvictWhere through the store's time
+//	              index on the event time (and, for an outer side, a
+//	              ScanWhere of the evicted rows first)
 //	emit the evicted rows of an outer side that never matched, null-padded,
 //	              after every pair (left side, then right)
 //	store what is left (and the new rows) as version V+1
@@ -84,6 +89,11 @@ type joinSide struct {
 	ext     *arrow.Schema // sch + seq, matched, seen, t
 	spec    state.StoreSpec
 	store   state.Store
+	// indexed: the store is on disk and indexed by join key (PartKey) and
+	// event time (TimeColumn): a batch reads the stored rows the other
+	// side's new rows can match and the rows the watermark evicts, not
+	// every row (storedIndexed).
+	indexed bool
 }
 
 const (
@@ -245,11 +255,16 @@ type oldSide struct {
 	// instead of a tombstone per row.
 	lateSeq, lateT []int64
 	lateBelow      int64
-	putKeys, put   []arrow.Record
-	outer          []arrow.Record // ext rows
-	keep           bool
-	kept           []arrow.Record
-	evicted        int64
+	// With an indexed store: evictBelow (> MinInt64) is the EvictWhere
+	// bound on the time key that replaces lateSeq, and matchedLate the
+	// rows below it that matched in this batch (no outer row for them).
+	evictBelow   int64
+	matchedLate  map[int64]bool
+	putKeys, put []arrow.Record
+	outer        []arrow.Record // ext rows
+	keep         bool
+	kept         []arrow.Record
+	evicted      int64
 }
 
 func (o *oldSide) release() {
@@ -282,7 +297,17 @@ func (j *streamJoin) run(ctx context.Context) error {
 		return err
 	}
 	for i, s := range []*joinSide{j.l, j.r} {
-		st, aux, err := stores.OpenAux(s.spec, j.st.Version)
+		spec := s.spec
+		s.indexed = j.indexes(stores)
+		if s.indexed {
+			for _, k := range s.keys {
+				spec.PartKey = append(spec.PartKey, s.sch.Field(k).Name)
+			}
+			if s.timeCol >= 0 {
+				spec.TimeColumn = joinKeySchema.Field(joinTimeKey).Name
+			}
+		}
+		st, aux, err := stores.OpenAux(spec, j.st.Version)
 		if err != nil {
 			return err
 		}
@@ -292,7 +317,7 @@ func (j *streamJoin) run(ctx context.Context) error {
 		// one once either compacts), and a disk-backed store is scanned
 		// again, so that memory holds a batch's rows and one chunk of the
 		// state, not the state.
-		olds[i] = &oldSide{keep: state.InMemory(st)}
+		olds[i] = &oldSide{keep: state.InMemory(st), evictBelow: math.MinInt64}
 	}
 	committed := false
 	defer func() {
@@ -354,9 +379,7 @@ func (j *streamJoin) run(ctx context.Context) error {
 	}
 	// Stored right rows with the new left rows, then new with new, then
 	// stored left rows with the new right rows.
-	if err := j.eachOld(j.r, kept[1], func(c arrow.Record) error {
-		return j.old(ctx, j.r, c, tl, ln, seenKeys, olds[1])
-	}); err != nil {
+	if err := j.stored(ctx, j.r, kept[1], tl, ln, seenKeys, olds[1]); err != nil {
 		return err
 	}
 	if tr != nil {
@@ -373,9 +396,7 @@ func (j *streamJoin) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := j.eachOld(j.l, kept[0], func(c arrow.Record) error {
-		return j.old(ctx, j.l, c, tr, rn, seenKeys, olds[0])
-	}); err != nil {
+	if err := j.stored(ctx, j.l, kept[0], tr, rn, seenKeys, olds[0]); err != nil {
 		return err
 	}
 	// The batch's rows go into state, or are gone at once.
@@ -494,14 +515,137 @@ func (j *streamJoin) eachOld(s *joinSide, kept []arrow.Record, fn func(arrow.Rec
 		}
 		return nil
 	}
-	return s.store.Scan(func(k, v arrow.Record) error {
-		if k.NumRows() == 0 {
+	return s.store.Scan(s.extRecords(fn))
+}
+
+// extRecords turns a store scan's chunks into ext records (extRow: the
+// row's index in its record) for fn.
+func (s *joinSide) extRecords(fn func(arrow.Record) error) func(k, v arrow.Record) error {
+	nu := len(s.sch.Fields())
+	return func(k, v arrow.Record) error {
+		n := int(k.NumRows())
+		if n == 0 {
 			return nil
 		}
 		cols := append([]arrow.Array{}, v.Columns()[:nu]...)
-		cols = append(cols, k.Column(0), v.Column(nu), v.Column(nu+1), k.Column(1), nil)
-		return ext(cols, int(k.NumRows()))
-	})
+		row := rowIndexes(0, n)
+		cols = append(cols, k.Column(0), v.Column(nu), v.Column(nu+1), k.Column(1), row)
+		rec := array.NewRecord(s.ext, cols, int64(n))
+		row.Release()
+		err := fn(rec)
+		rec.Release()
+		return err
+	}
+}
+
+// indexes reports whether the join's stores should be indexed by join key
+// and time: on the disk backend, where a scan reads every row from disk,
+// and without a TTL (whose last-seen times change rows the batch's keys
+// do not name).
+func (j *streamJoin) indexes(stores state.Provider) bool {
+	return stores.Backend() == state.BackendDisk && j.spec.TTL == 0
+}
+
+// stored does a batch's work on side s's stored rows: with an indexed
+// store, on the rows the other side's new rows can match (storedIndexed);
+// else on every stored row (eachOld).
+func (j *streamJoin) stored(ctx context.Context, s *joinSide, kept []arrow.Record, table *JoinTable, other *fresh, seenKeys *keyGrouper, o *oldSide) error {
+	if !s.indexed {
+		return j.eachOld(s, kept, func(c arrow.Record) error {
+			return j.old(ctx, s, c, table, other, seenKeys, o)
+		})
+	}
+	return j.storedIndexed(ctx, s, table, other, o)
+}
+
+// storedIndexed is stored's work read through the store's indexes: the
+// stored rows whose join key is one of the other side's new rows' (ScanPart,
+// in key order, as a scan would meet them, so pairs come out in the same
+// order), then, when the watermark evicts, the evicted rows of an outer
+// side that never matched (ScanWhere, in key order); the eviction itself is
+// one EvictWhere in write. Every other stored row is untouched by the
+// batch: it pairs with nothing new, and without a TTL nothing else changes
+// it.
+func (j *streamJoin) storedIndexed(ctx context.Context, s *joinSide, table *JoinTable, other *fresh, o *oldSide) error {
+	left := s == j.l
+	limit, bounded := j.evictAt(left)
+	if bounded && limit == math.MaxInt64 {
+		// Every stored row is evicted: there is no bound above them to
+		// evict by, so the rows are read and go by name, as eachOld's do.
+		return s.store.Scan(s.extRecords(func(c arrow.Record) error {
+			return j.old(ctx, s, c, table, other, nil, o)
+		}))
+	}
+	if table != nil && s.store.Len() > 0 {
+		parts, err := j.partsOf(s, other)
+		if err != nil {
+			return err
+		}
+		err = s.store.ScanPart(parts, s.extRecords(func(c arrow.Record) error {
+			return j.old(ctx, s, c, table, other, nil, o)
+		}))
+		parts.Release()
+		if err != nil {
+			return err
+		}
+	}
+	if !bounded {
+		return nil
+	}
+	o.evictBelow = limit + 1
+	if !((left && j.nullR) || (!left && j.nullL)) {
+		return nil
+	}
+	nu := len(s.sch.Fields())
+	return s.store.ScanWhere(joinTimeKey, o.evictBelow, s.extRecords(func(c arrow.Record) error {
+		m := c.Column(nu + extMatched).(*array.Boolean)
+		seq := c.Column(nu + extSeq).(*array.Int64).Int64Values()
+		var rows []int
+		for k := range seq {
+			if !m.Value(k) && !o.matchedLate[seq[k]] {
+				rows = append(rows, k)
+			}
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		rec, err := TakeRecord(j.mem, c, rows)
+		if err != nil {
+			return err
+		}
+		o.outer = append(o.outer, rec)
+		return nil
+	}))
+}
+
+// partsOf is the join keys of other's rows (the other side of s) as one
+// record, ScanPart's parts for s's store (the types are s's: the join
+// checked they are equal).
+func (j *streamJoin) partsOf(s *joinSide, other *fresh) (arrow.Record, error) {
+	o := j.l
+	if s == j.l {
+		o = j.r
+	}
+	fields := make([]arrow.Field, len(s.keys))
+	for i, k := range s.keys {
+		fields[i] = s.sch.Field(k)
+		fields[i].Nullable = true
+	}
+	sch := arrow.NewSchema(fields, nil)
+	recs := make([]arrow.Record, len(other.chunks))
+	for c, rec := range other.chunks {
+		cols := make([]arrow.Array, len(o.keys))
+		for i, k := range o.keys {
+			cols[i] = rec.Column(k)
+		}
+		recs[c] = array.NewRecord(sch, cols, rec.NumRows())
+	}
+	defer releaseRecords(recs)
+	if len(recs) == 1 {
+		recs[0].Retain()
+		return recs[0], nil
+	}
+	return ConcatRecords(j.mem, sch, recs)
 }
 
 // localRows reports whether a record's extRow column is 0, 1, ..., n-1.
@@ -575,6 +719,17 @@ func (j *streamJoin) old(ctx context.Context, s *joinSide, c arrow.Record, table
 	var outerRows, changed, stay []int
 	for k := 0; k < n; k++ {
 		switch {
+		case bounded && t[k] <= limit && s.indexed && limit < math.MaxInt64:
+			// Evicted by storedIndexed's EvictWhere, its outer row (if
+			// any) emitted by its ScanWhere, which must skip it if it
+			// matched now.
+			if outer && matched[k] {
+				if o.matchedLate == nil {
+					o.matchedLate = map[int64]bool{}
+				}
+				o.matchedLate[seq[k]] = true
+			}
+			continue
 		case bounded && t[k] <= limit:
 			if outer && !matched[k] {
 				outerRows = append(outerRows, k)
@@ -705,6 +860,13 @@ func (j *streamJoin) putRecords(s *joinSide, o *oldSide, recs []arrow.Record, id
 // write deletes a side's gone stored rows from its store and puts its
 // changed and new rows.
 func (j *streamJoin) write(s *joinSide, o *oldSide) error {
+	if o.evictBelow > math.MinInt64 {
+		// Through the time index: every stored row below the bound,
+		// recorded as one eviction, as EvictLive below records it.
+		if _, err := s.store.EvictWhere(joinTimeKey, o.evictBelow); err != nil {
+			return err
+		}
+	}
 	if len(o.lateSeq) > 0 {
 		keys := joinKeys(o.lateSeq, o.lateT)
 		err := s.store.EvictLive(keys, joinTimeKey, o.lateBelow) // every stored row below it: this batch read them all

@@ -213,3 +213,98 @@ func TestStreamJoinBackendsGiveTheSameRowsInTheSameOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamJoinOnDiskReadsOnlyWhatItJoinsAndEvicts: with its state on the
+// disk backend, a batch reads the stored rows whose join key a new row of
+// the other side has and, for an outer side, the rows the watermark
+// evicts; never every stored row. 2 000 stored left rows (key i%1000, at i
+// ms); a batch of three right rows (keys 5, 7 and 5000, at 3 s) under a
+// watermark that evicts the left rows at or before 1 s (i <= 1000): the
+// four left rows of keys 5 and 7 pair (two of them evicted, matched), and
+// a left outer join emits the 999 other evicted rows with nulls.
+func TestStreamJoinOnDiskReadsOnlyWhatItJoinsAndEvicts(t *testing.T) {
+	for _, how := range []JoinType{JoinInner, JoinLeft} {
+		t.Run(fmt.Sprint(how), func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			inner := state.NewDiskProvider(vfs.NewMem(), "/ck/state", state.DiskOptions{LocalDir: t.TempDir(), CacheBytes: 1})
+			stores := &rowCounting{Provider: inner}
+			defer stores.Close()
+			const ms = int64(1000) // µs
+			spec := StreamJoinSpec{How: how, LeftKeys: []string{"lk"}, RightKeys: []string{"rk"},
+				LeftTime: "lt", RightTime: "rt", Lower: -5000 * ms, Upper: 5000 * ms,
+				Cond: expr.Col("rt").Between(expr.AddDuration(expr.Col("lt"), 0, -5_000_000_000), expr.AddDuration(expr.Col("lt"), 0, 5_000_000_000))}
+			rows := func(sch *arrow.Schema, keys, at []int64) []arrow.Record {
+				b := array.NewRecordBuilder(mem, sch)
+				defer b.Release()
+				for i := range keys {
+					b.Field(0).(*array.Int64Builder).Append(keys[i])
+					b.Field(1).(*array.TimestampBuilder).Append(arrow.Timestamp(at[i]))
+					b.Field(2).(*array.StringBuilder).Append(fmt.Sprint(i))
+				}
+				return []arrow.Record{b.NewRecord()}
+			}
+			run := func(version, wm int64, l, r []arrow.Record) (pairs, outer int) {
+				t.Helper()
+				st := StateSpec{Provider: stores, Operator: "join-0", KeyGroups: 1, Version: version, Unit: arrow.Microsecond,
+					Watermark: wm, EventTimeKey: -1}
+				op, err := NewStreamJoin(mem, NewRecords(sjLeft, l), NewRecords(sjRight, r), spec, st, 0, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, rec := range drainForTest(t, op) {
+					for i := 0; i < int(rec.NumRows()); i++ {
+						if rec.Column(3).IsNull(i) {
+							outer++
+						} else {
+							pairs++
+						}
+					}
+					rec.Release()
+				}
+				releaseRecords(l)
+				releaseRecords(r)
+				return pairs, outer
+			}
+			var lk, lt []int64
+			for i := int64(0); i < 2000; i++ {
+				lk, lt = append(lk, i%1000), append(lt, i*ms)
+			}
+			if p, o := run(0, math.MinInt64, rows(sjLeft, lk, lt), nil); p+o != 0 {
+				t.Fatalf("batch 0: %d pairs, %d outer rows", p, o)
+			}
+			stores.rows, stores.scans = 0, 0
+			p, o := run(1, 6000*ms, nil, rows(sjRight, []int64{5, 7, 5000}, []int64{3000 * ms, 3000 * ms, 3000 * ms}))
+			wantOuter, wantRead := 0, 4
+			if how == JoinLeft {
+				wantOuter, wantRead = 999, 4+1001
+			}
+			if p != 4 || o != wantOuter {
+				t.Fatalf("batch 1: %d pairs, %d outer rows; want 4, %d", p, o, wantOuter)
+			}
+			if stores.scans != 0 || stores.rows != wantRead {
+				t.Fatalf("batch 1 read %d stored rows in %d full scans; want %d and none", stores.rows, stores.scans, wantRead)
+			}
+			// What is left: the 999 left rows after 1 s and the three right rows.
+			stores.rows, stores.scans = 0, 0
+			st, err := stores.Open(state.StoreSpec{Operator: "join-0-left", KeyGroups: 1, Lo: 0, Hi: 1, KeySchema: joinKeySchema,
+				ValueSchema: sjValueSchema(sjLeft)}, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := st.Len()
+			stores.Keep(st, nil)
+			if n != 999 {
+				t.Fatalf("after batch 1 the left side stores %d rows, want 999", n)
+			}
+		})
+	}
+}
+
+// sjValueSchema is a join side's stored values for input schema sch.
+func sjValueSchema(sch *arrow.Schema) *arrow.Schema {
+	f := append(append([]arrow.Field{}, sch.Fields()...),
+		arrow.Field{Name: "__matched", Type: arrow.FixedWidthTypes.Boolean},
+		arrow.Field{Name: "__seen", Type: arrow.PrimitiveTypes.Int64})
+	return arrow.NewSchema(f, nil)
+}

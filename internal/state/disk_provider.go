@@ -41,9 +41,6 @@ func NewDiskProvider(fs vfs.FS, dir string, opts DiskOptions) *DiskProvider {
 	})}
 }
 
-// Backend is BackendDisk (executors open the same kind of provider).
-func (p *DiskProvider) Backend() string { return BackendDisk }
-
 // LocalDir is the root of the provider's local databases.
 func (p *DiskProvider) LocalDir() string { return p.opts.LocalDir }
 

@@ -185,6 +185,10 @@ func sameRecords(a, b []arrow.Record) bool {
 // Purge deletes the checkpoint's state files under the provider's
 // directory that no version >= keepFrom needs (package Purge); parked
 // stores and local databases are unaffected.
+// Backend is the kind of the provider's stores (executors open the same
+// kind of provider).
+func (p *warmProvider) Backend() string { return p.kind }
+
 func (p *warmProvider) Purge(keepFrom int64) error {
 	return Purge(p.fs, p.dir, keepFrom)
 }

@@ -46,6 +46,12 @@ type Provider interface {
 	// idempotent; afterwards Open returns ErrProviderClosed and Keep closes
 	// what it is given. Stores handed out before Close stay the caller's.
 	Close() error
+	// Backend names the kind of store Open returns, BackendMemory or
+	// BackendDisk. With BackendDisk a Scan reads every row from disk, so
+	// an operator that can find the rows it needs through the store's
+	// indexes (ScanPart, ScanWhere on StoreSpec.TimeColumn) should, rather
+	// than read them all each batch.
+	Backend() string
 }
 
 // Store is the state of one operator's key-group range at one version, plus
