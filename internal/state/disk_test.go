@@ -389,6 +389,24 @@ func TestDiskRebuildsFromTheCheckpointFiles(t *testing.T) {
 	check("reuse", 7, false)
 	check("another version", 5, true)
 	check("back at 5: reuse", 5, false)
+	// The index entries live in a database of their own: one that is not
+	// at the rows' version (a copy from version 5 next to rows at 7), or
+	// is gone, is not reused: both are rebuilt.
+	index := filepath.Join(local, "agg-0", "32-64.index")
+	old := filepath.Join(t.TempDir(), "index-at-5")
+	if err := os.CopyFS(old, os.DirFS(index)); err != nil {
+		t.Fatal(err)
+	}
+	check("another version again", 7, true)
+	os.RemoveAll(index)
+	if err := os.CopyFS(index, os.DirFS(old)); err != nil {
+		t.Fatal(err)
+	}
+	check("index database of version 5, rows of 7", 7, true)
+	check("both at 7: reuse", 7, false)
+	os.RemoveAll(index)
+	check("index database deleted", 7, true)
+	check("back at 5", 5, true)
 	os.RemoveAll(local)
 	check("local dir deleted", 5, true)
 	filepath.Walk(local, func(p string, fi os.FileInfo, err error) error {

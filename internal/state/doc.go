@@ -52,7 +52,9 @@
 //     StoreSpec.TimeColumn it keeps an index (time, key), so ScanWhere and
 //     EvictWhere read only the entries they return; on StoreSpec.PartKey
 //     an index (part, key), so ScanPart reads only the entries it returns
-//     (committed with the rows, in the same pebble batch; the cache's own
+//     (in a second pebble database, <local>.index, whose key order is not
+//     the rows': committed with the rows, reused only at the rows'
+//     version; the cache's own
 //     part index covers the batch's rows; on a value column, Commit reads
 //     the committed rows it changes or deletes, in key order, to remove
 //     their old entries, as it does for a time index on a value column).

@@ -182,13 +182,13 @@ func sameRecords(a, b []arrow.Record) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
-// Purge deletes the checkpoint's state files under the provider's
-// directory that no version >= keepFrom needs (package Purge); parked
-// stores and local databases are unaffected.
 // Backend is the kind of the provider's stores (executors open the same
 // kind of provider).
 func (p *warmProvider) Backend() string { return p.kind }
 
+// Purge deletes the checkpoint's state files under the provider's
+// directory that no version >= keepFrom needs (package Purge); parked
+// stores and local databases are unaffected.
 func (p *warmProvider) Purge(keepFrom int64) error {
 	return Purge(p.fs, p.dir, keepFrom)
 }
