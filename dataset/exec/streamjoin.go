@@ -90,9 +90,9 @@ type joinSide struct {
 	spec    state.StoreSpec
 	store   state.Store
 	// indexed: the store is on disk and indexed by join key (PartKey) and
-	// event time (TimeColumn): a batch reads the stored rows the other
-	// side's new rows can match and the rows the watermark evicts, not
-	// every row (storedIndexed).
+	// event time (TimeColumn), and keeps the indexes now (Store.Indexed):
+	// a batch reads the stored rows the other side's new rows can match
+	// and the rows the watermark evicts, not every row (storedIndexed).
 	indexed bool
 }
 
@@ -214,6 +214,15 @@ func (j *streamJoin) side(name, prefix string, in Operator, keys []string, timeC
 		// overwrite. The watermark evicts by __t (EvictLive: the join
 		// names the rows, having read them all).
 		Log: true}
+	if j.st.Provider != nil && j.indexes(j.st.Provider) {
+		// Indexed by join key and event time (storedIndexed).
+		for _, k := range s.keys {
+			s.spec.PartKey = append(s.spec.PartKey, s.sch.Field(k).Name)
+		}
+		if timeCol != "" {
+			s.spec.TimeColumn = joinKeySchema.Field(joinTimeKey).Name
+		}
+	}
 	return s, nil
 }
 
@@ -297,20 +306,13 @@ func (j *streamJoin) run(ctx context.Context) error {
 		return err
 	}
 	for i, s := range []*joinSide{j.l, j.r} {
-		spec := s.spec
-		s.indexed = j.indexes(stores)
-		if s.indexed {
-			for _, k := range s.keys {
-				spec.PartKey = append(spec.PartKey, s.sch.Field(k).Name)
-			}
-			if s.timeCol >= 0 {
-				spec.TimeColumn = joinKeySchema.Field(joinTimeKey).Name
-			}
-		}
-		st, aux, err := stores.OpenAux(spec, j.st.Version)
+		st, aux, err := stores.OpenAux(s.spec, j.st.Version)
 		if err != nil {
 			return err
 		}
+		// A side whose rows do not stay long keeps no indexes (the disk
+		// backend's LogIndexes): one scan a batch costs it less.
+		s.indexed = len(s.spec.PartKey) > 0 && st.Indexed()
 		s.store, kept[i] = st, aux
 		// A warm memStore's rows that stay are kept for the next batch; a
 		// log store holds them itself (a copy kept here would be a second

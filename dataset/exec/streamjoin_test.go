@@ -89,10 +89,13 @@ func TestStreamJoinBackendsGiveTheSameRowsInTheSameOrder(t *testing.T) {
 				{name: "memory, warm", keeps: true},
 				{name: "memory, loaded every batch"},
 				{name: "disk"},
+				{name: "disk, indexed"},
+				{name: "disk, indexes built and dropped every batch"},
 			}
-			local := t.TempDir()
+			var batch int64
 			for i, r := range runs {
 				r.fs = vfs.NewMem()
+				local := t.TempDir()
 				switch i {
 				case 0:
 					r.p = state.NewFileProvider(r.fs, "/ck/state")
@@ -104,6 +107,19 @@ func TestStreamJoinBackendsGiveTheSameRowsInTheSameOrder(t *testing.T) {
 						t.Fatal(err)
 					}
 					r.p = p
+				case 3:
+					r.p = state.NewDiskProvider(r.fs, "/ck/state", state.DiskOptions{LocalDir: local, LogIndexes: state.IndexAlways})
+				case 4:
+					// Odd batches keep indexes (rebuilding the local
+					// database from the files), even ones drop them at
+					// their commit, having read through them.
+					r.open = func() state.Provider {
+						mode := state.IndexNever
+						if batch%2 == 1 {
+							mode = state.IndexAlways
+						}
+						return state.NewDiskProvider(r.fs, "/ck/state", state.DiskOptions{LocalDir: local, LogIndexes: mode})
+					}
 				}
 			}
 			defer func() {
@@ -115,6 +131,7 @@ func TestStreamJoinBackendsGiveTheSameRowsInTheSameOrder(t *testing.T) {
 			}()
 			seed := uint64(len(c.how))*1000 + uint64(c.ttl)
 			for b := int64(0); b < 14; b++ {
+				batch = b
 				rng := rand.New(rand.NewPCG(seed, uint64(b)))
 				at := b * 1_000
 				lrecs := sjBatch(mem, rng, sjLeft, rng.IntN(40), at, "l")
@@ -227,7 +244,7 @@ func TestStreamJoinOnDiskReadsOnlyWhatItJoinsAndEvicts(t *testing.T) {
 		t.Run(fmt.Sprint(how), func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
-			inner := state.NewDiskProvider(vfs.NewMem(), "/ck/state", state.DiskOptions{LocalDir: t.TempDir(), CacheBytes: 1})
+			inner := state.NewDiskProvider(vfs.NewMem(), "/ck/state", state.DiskOptions{LocalDir: t.TempDir(), CacheBytes: 1, LogIndexes: state.IndexAlways})
 			stores := &rowCounting{Provider: inner}
 			defer stores.Close()
 			const ms = int64(1000) // µs

@@ -52,7 +52,40 @@ type DiskOptions struct {
 	// process with the same size shares; 0 = DefaultBlockCacheBytes. It
 	// is memory outside the Go heap: GOMEMLIMIT does not count it.
 	BlockCacheBytes int64
+	// LogIndexes says when a Log store (a stream join's side) keeps the
+	// index entries its TimeColumn and PartKey ask for: IndexAuto (the
+	// default) while its rows outlive many commits, IndexAlways, or
+	// IndexNever. Other stores always keep theirs.
+	LogIndexes IndexMode
 }
+
+// IndexMode is DiskOptions.LogIndexes.
+type IndexMode int
+
+const (
+	// IndexAuto keeps a Log store's indexes while its live rows are at
+	// least IndexOnLife times the rows a commit adds (smoothed over
+	// commits): rows that stay for that many batches. It builds them from
+	// the rows when the ratio reaches it and drops them when the ratio
+	// falls below IndexOffLife.
+	//
+	// Why: every row then costs an entry in each index, written and
+	// deleted through pebble's compactions, while a batch that reads every
+	// row instead pays once per batch the row stays. Measured on q7 on the
+	// disk backend (benchmarks/RESULTS.md): rows staying about 3 batches
+	// (500 000-row batches) 41 CPU-s scanning, 72 indexed; about 11
+	// batches 97 and 114; about 140 batches 79 and 35.
+	IndexAuto IndexMode = iota
+	IndexAlways
+	IndexNever
+)
+
+// The live rows per rows added, smoothed, at which IndexAuto builds a Log
+// store's indexes (IndexOnLife) and drops them (IndexOffLife).
+const (
+	IndexOnLife  = 32
+	IndexOffLife = 12
+)
 
 // blockCaches are the process's shared pebble block caches by size, each
 // with the number of open stores using it; the last store to close drops
@@ -146,15 +179,16 @@ const metaMagic = "sluice-state-disk-3\x00"
 //
 // Difference from memStore a caller can see: after a Commit that left the
 // cache over CacheBytes, the next Lookup, Put, Delete or EvictWhere drops
-// the cache, and with it the slots handed out before that Commit
-// (operators use slots within a batch only).
+// the cache, and with it the slots handed out before that Commit; a Commit
+// that built or dropped a Log store's indexes drops it at once (operators
+// use slots within a batch only).
 type diskStore struct {
 	cfg    Config
 	opts   DiskOptions
 	local  string    // the database directory
 	unlock io.Closer // <local>.lock, held while the store is open
 	db     *pebble.DB
-	ix     *pebble.DB    // the index entries (indexDir); nil without TimeColumn and PartKey
+	ix     *pebble.DB    // the index entries (indexDir); nil without TimeColumn and PartKey, or while a Log store keeps none
 	blocks *pebble.Cache // shared (blockCaches), released by Close
 	cache  *memStore
 	valc   *codec // raw (lossless) value rows: floats keep -0 and NaN bits
@@ -171,7 +205,12 @@ type diskStore struct {
 	// rows' one: the two disagree until the store is reopened (which
 	// rebuilds them), so every call fails with it.
 	broken error
-	tcol   int // TimeColumn as EvictWhere's col, -1 = none
+	// lives and adds are the live rows after a commit and the rows it
+	// added, smoothed over commits (IndexAuto; adds < 0 before the first
+	// commit); added counts the rows the pending commit adds.
+	lives, adds float64
+	added       int64
+	tcol        int // TimeColumn as EvictWhere's col, -1 = none
 
 	// visited counts the pebble keys ScanWhere and EvictWhere read through
 	// the time index, partVisited those ScanPart reads through the part
@@ -219,6 +258,7 @@ func openDisk(cfg Config, opts DiskOptions, version int64) (*diskStore, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.tix = nil // the cache's rows are found by scanning it (below)
 	if version < 0 {
 		return nil, fmt.Errorf("state: open version %d: negative version", version)
 	}
@@ -230,6 +270,7 @@ func openDisk(cfg Config, opts DiskOptions, version int64) (*diskStore, error) {
 		cache: c,
 		valc:  newCodec(rawTypes(vt)),
 		tcol:  -1,
+		adds:  -1,
 	}
 	for i, f := range append(cfg.KeySchema.Fields(), cfg.ValueSchema.Fields()...) {
 		if cfg.TimeColumn != "" && f.Name == cfg.TimeColumn {
@@ -251,6 +292,7 @@ func openDisk(cfg Config, opts DiskOptions, version int64) (*diskStore, error) {
 		releaseBlockCache(opts.BlockCacheBytes)
 		return nil, err
 	}
+	d.cacheIndexes(c)
 	return d, nil
 }
 
@@ -369,9 +411,15 @@ func (d *diskStore) openPebble(dir string, mustExist bool) (db *pebble.DB, err e
 // indexDir is the index database's directory, next to the rows'.
 func (d *diskStore) indexDir() string { return d.local + ".index" }
 
-// indexed reports whether the store keeps index entries (an index
+// wantsIndex reports whether the spec asks for index entries (an index
 // database).
-func (d *diskStore) indexed() bool { return d.tcol >= 0 || d.cache.pix != nil }
+func (d *diskStore) wantsIndex() bool { return d.tcol >= 0 || d.cache.pix != nil }
+
+// optionalIndex reports whether the store keeps its index entries only
+// when they pay (DiskOptions.LogIndexes), starting without them.
+func (d *diskStore) optionalIndex() bool {
+	return d.wantsIndex() && d.cfg.Log && d.opts.LogIndexes != IndexAlways
+}
 
 // closeDBs closes the databases (after a failed open).
 func (d *diskStore) closeDBs() {
@@ -442,7 +490,7 @@ func (d *diskStore) openLocal(version int64) error {
 		return fmt.Errorf("state: local state directory %s: %w", d.local, err)
 	}
 	d.db, d.count, d.version = db, 0, 0
-	if d.indexed() {
+	if d.wantsIndex() && !d.optionalIndex() {
 		if d.ix, err = d.openPebble(d.indexDir(), false); err != nil {
 			d.closeDBs()
 			return fmt.Errorf("state: local state directory %s: %w", d.indexDir(), err)
@@ -477,7 +525,10 @@ func (d *diskStore) reuse(version int64) bool {
 		closer.Close()
 	}
 	var ix *pebble.DB
-	if ok && d.indexed() {
+	_, statErr := os.Stat(d.indexDir())
+	if ok && d.optionalIndex() && statErr != nil {
+		// A Log store that kept no indexes.
+	} else if ok && d.wantsIndex() {
 		// The index database must be at the same version.
 		if ix, err = d.openPebble(d.indexDir(), true); err != nil {
 			ok = false
@@ -719,14 +770,14 @@ func (d *diskStore) set(b, xb *pebble.Batch, k, v []byte, check bool) error {
 			return err
 		}
 		existed = ok
-		if ok && d.cache.pix != nil && d.cache.pix.vals {
+		if ok && xb != nil && d.cache.pix != nil && d.cache.pix.vals {
 			// The row's part may change with its value: the old entry goes
 			// (a Set of the same entry below wins in the batch).
 			if err := xb.Delete(d.partKey(k, -1, old), nil); err != nil {
 				return err
 			}
 		}
-		if ok && d.tcol >= 0 {
+		if ok && xb != nil && d.tcol >= 0 {
 			if t, ok := d.rowInt(d.tcol, k, old); ok {
 				if err := xb.Delete(d.timeKey(t, k), nil); err != nil {
 					return err
@@ -744,6 +795,15 @@ func (d *diskStore) set(b, xb *pebble.Batch, k, v []byte, check bool) error {
 func (d *diskStore) put(b, xb *pebble.Batch, k, v []byte) error {
 	if err := b.Set(d.rowKey(k), v, nil); err != nil {
 		return err
+	}
+	return d.putIndex(xb, k, v)
+}
+
+// putIndex writes the index entries of committed row k -> v into xb (none
+// when xb is nil: no index database).
+func (d *diskStore) putIndex(xb *pebble.Batch, k, v []byte) error {
+	if xb == nil {
+		return nil
 	}
 	if d.cache.pix != nil {
 		if err := xb.Set(d.partKey(k, -1, v), nil, nil); err != nil {
@@ -767,6 +827,9 @@ func (d *diskStore) del(b, xb *pebble.Batch, k []byte) error {
 	d.count--
 	if err := b.Delete(d.rowKey(k), nil); err != nil {
 		return err
+	}
+	if xb == nil {
+		return nil
 	}
 	if d.cache.pix != nil {
 		if err := xb.Delete(d.partKey(k, -1, old), nil); err != nil {
@@ -1237,7 +1300,7 @@ func (d *diskStore) checkCol(op string, col int) error {
 // not hold); on another column it visits every row.
 func (d *diskStore) below(col int, less int64, values bool, b *rowBuf) error {
 	c := d.cache
-	if col != d.tcol {
+	if col != d.tcol || d.ix == nil {
 		return d.merged(func(k []byte, sl int32, v []byte) error {
 			var t int64
 			var ok bool
@@ -1300,7 +1363,7 @@ func (d *diskStore) ScanWhere(col int, less int64, fn func(keys, values arrow.Re
 	if err := d.checkCol("scan", col); err != nil {
 		return err
 	}
-	if col != d.tcol {
+	if col != d.tcol || d.ix == nil {
 		return d.chunks(ScanChunk, func(k []byte, sl int32, v []byte) bool {
 			if sl >= 0 {
 				t, ok := d.cacheInt(sl, col)
@@ -1345,6 +1408,22 @@ func (d *diskStore) ScanPart(parts arrow.Record, fn func(keys, values arrow.Reco
 	rows, err := c.encodeParts(parts)
 	if err != nil {
 		return err
+	}
+	if d.ix == nil {
+		// A Log store keeping no indexes: every row, filtered.
+		want := make(map[string]bool, len(rows))
+		for _, i := range rows {
+			want[string(c.partRow(i))] = true
+		}
+		var p []byte
+		return d.chunks(ScanChunk, func(k []byte, sl int32, v []byte) bool {
+			if sl >= 0 {
+				p = c.partOf(p[:0], sl)
+			} else {
+				p = c.partBytes(p[:0], k, -1, v, d.valc)
+			}
+			return want[string(p)]
+		}, fn)
 	}
 	var (
 		b     rowBuf
@@ -1459,6 +1538,7 @@ func (d *diskStore) Commit(version int64) error {
 		m.kind, m.sum, m.snapAt, m.since = kindSnapshot, c.lastSum, version, 0
 	}
 	count := d.count
+	d.added = 0
 	b, xb := d.newBatches()
 	defer closeBatches(b, xb)
 	// The meta goes first, keeping the batches in key order
@@ -1483,10 +1563,121 @@ func (d *diskStore) Commit(version int64) error {
 	}
 	c.settle(version)
 	d.version, d.snapAt, d.since = version, m.snapAt, m.since
+	d.adaptIndex()
 	// Trimmed when the next batch starts touching keys, not here: slots
 	// handed out before this Commit stay valid until then.
 	d.trim = c.SizeBytes() > d.opts.CacheBytes
 	return nil
+}
+
+// adaptIndex builds or drops a Log store's indexes after a commit
+// (IndexAuto, IndexNever): it smooths the live rows and the rows a commit
+// adds over commits, and builds them from the rows once the ratio of the
+// two reaches IndexOnLife, drops them below IndexOffLife. Either is only a matter of
+// cost, so a failure to build leaves the store without them (the rows are
+// then read by scans) rather than failing the committed batch.
+func (d *diskStore) adaptIndex() {
+	if !d.optionalIndex() {
+		return
+	}
+	if d.adds < 0 {
+		d.lives, d.adds = float64(d.count), float64(d.added)
+	} else {
+		// A quarter a commit: a few commits that add nothing (a stream's
+		// last, idle ones) do not tip it.
+		d.lives += (float64(d.count) - d.lives) / 4
+		d.adds += (float64(d.added) - d.adds) / 4
+	}
+	life := d.lives / max(d.adds, 1)
+	on := d.opts.LogIndexes == IndexAuto && life >= IndexOnLife
+	off := d.opts.LogIndexes == IndexNever || life < IndexOffLife
+	switch {
+	case d.ix == nil && on:
+		d.switchIndex(true)
+	case d.ix != nil && off:
+		d.switchIndex(false)
+	}
+}
+
+// switchIndex builds or drops the index database right after a Commit,
+// with a fresh cache: the cache's part chains come with the database, and
+// the rows it held are committed.
+func (d *diskStore) switchIndex(on bool) {
+	if on {
+		if err := d.buildIndex(); err != nil {
+			d.dropIndex()
+		}
+	} else {
+		d.dropIndex()
+	}
+	d.resetCache()
+}
+
+// buildIndex writes the index entries of every committed row into a new
+// index database, then the rows' meta (a database left without it by a
+// crash is not reused).
+func (d *diskStore) buildIndex() error {
+	dir := d.indexDir()
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	ix, err := d.openPebble(dir, false)
+	if err != nil {
+		return err
+	}
+	d.ix = ix
+	xb := ix.NewBatch()
+	defer func() { xb.Close() }()
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{pfxRow}, UpperBound: []byte{pfxRow + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		if err := d.putIndex(xb, it.Key()[1:], v); err != nil {
+			return err
+		}
+		if xb.Len() >= 32<<20 {
+			if err := d.checkSpace(xb.Len()); err != nil {
+				return err
+			}
+			if err := xb.Commit(pebble.NoSync); err != nil {
+				return err
+			}
+			xb.Close()
+			xb = ix.NewBatch()
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	meta, closer, err := d.db.Get(metaKey)
+	if err != nil {
+		return err
+	}
+	err = xb.Set(metaKey, meta, nil)
+	closer.Close()
+	if err == nil {
+		err = d.checkSpace(xb.Len())
+	}
+	if err != nil {
+		return err
+	}
+	return xb.Commit(pebble.NoSync)
+}
+
+// dropIndex closes and deletes the index database: the store reads its
+// rows by scans from now on.
+func (d *diskStore) dropIndex() {
+	if d.ix != nil {
+		d.ix.Close()
+		d.ix = nil
+	}
+	os.RemoveAll(d.indexDir())
 }
 
 // applyChanges writes the cache's changed rows and tombstones into b, whose
@@ -1514,9 +1705,11 @@ func (d *diskStore) applyChanges(b, xb *pebble.Batch) error {
 	// index entry never changes: the batch's rows need no reads. On a
 	// value column, the old entries of committed rows are read in key
 	// order through one iterator.
-	tv := d.tcol >= len(c.keyTypes)  // a time index on a value column
-	pv := c.pix != nil && c.pix.vals // a part index on a value column
-	pk := c.pix != nil && !pv        // a part index on key columns
+	ix := xb != nil                                     // index entries are kept
+	tv := ix && d.tcol >= len(c.keyTypes)               // a time index on a value column
+	pv := ix && c.pix != nil && c.pix.vals              // a part index on a value column
+	pk := ix && c.pix != nil && !c.pix.vals             // a part index on key columns
+	tk := ix && d.tcol >= 0 && d.tcol < len(c.keyTypes) // a time index on a key column
 	var it *pebble.Iterator
 	if tv || pv {
 		var err error
@@ -1581,7 +1774,7 @@ func (d *diskStore) applyChanges(b, xb *pebble.Batch) error {
 						tops.add(d.partKey(k, sl, nil), nil, 0)
 					}
 				}
-				if !tv && d.tcol >= 0 {
+				if tk {
 					if t, ok := c.keyIntOf(k, d.tcol); ok {
 						tops.add(d.timeKey(t, k), nil, 0)
 					}
@@ -1592,6 +1785,7 @@ func (d *diskStore) applyChanges(b, xb *pebble.Batch) error {
 			li++
 			if !existed {
 				d.count++
+				d.added++
 			}
 			if (pk && !existed) || pv {
 				tops.add(d.partKey(k, sl, nil), nil, 1)
@@ -1600,7 +1794,7 @@ func (d *diskStore) applyChanges(b, xb *pebble.Batch) error {
 				return err
 			}
 			// A committed row's entry on a key column is already there.
-			if d.tcol >= 0 && (tv || c.flags[sl]&fNew != 0) {
+			if (tk && c.flags[sl]&fNew != 0) || tv {
 				if t, ok := d.rowInt(d.tcol, k, v); ok {
 					tops.add(d.timeKey(t, k), nil, 1)
 				}
@@ -1679,8 +1873,21 @@ func (d *diskStore) resetCache() {
 	c.sumFiles = true
 	c.cfg.Allocator = d.cache.cfg.Allocator
 	c.version = d.version
+	c.tix = nil
+	d.cacheIndexes(c)
 	d.cache = c
 	d.trim = false
+}
+
+// cacheIndexes sets which indexes cache c keeps: never a time index (the
+// cache's rows are found by scanning it, below), and a part index only
+// while the store keeps its index database (ScanPart then walks the
+// cache's chains for the rows the batch holds).
+func (d *diskStore) cacheIndexes(c *memStore) {
+	c.tix = nil
+	if c.pix != nil {
+		c.pix.off = d.ix == nil
+	}
 }
 
 // Abort drops the batch's changes: pebble is only written by Commit.
@@ -1777,3 +1984,6 @@ func (d *diskStore) checkSpace(batchBytes int) error {
 	}
 	return nil
 }
+
+// Indexed is false while a Log store keeps no indexes (LogIndexes).
+func (d *diskStore) Indexed() bool { return d.ix != nil || !d.optionalIndex() }

@@ -58,10 +58,12 @@ func TestDiskMatchesMemoryInLockstep(t *testing.T) {
 	for _, tc := range []struct {
 		budget int64
 		part   []string
-	}{{0, []string{"name"}}, {1, []string{"name"}}, {0, []string{"wend"}}, {1, []string{"wend"}},
-		{0, []string{"count"}}, {1, []string{"count"}}, {1, []string{"note", "name"}}} {
+		log    bool // a Log store: its indexes come and go (LogIndexes)
+	}{{0, []string{"name"}, false}, {1, []string{"name"}, false}, {0, []string{"wend"}, false}, {1, []string{"wend"}, false},
+		{0, []string{"count"}, false}, {1, []string{"count"}, false}, {1, []string{"note", "name"}, false},
+		{0, []string{"count"}, true}, {1, []string{"name"}, true}} {
 		budget := tc.budget
-		t.Run(fmt.Sprintf("cache-%d/part-%v", budget, tc.part), func(t *testing.T) {
+		t.Run(fmt.Sprintf("cache-%d/part-%v/log-%v", budget, tc.part, tc.log), func(t *testing.T) {
 			seed := uint64(time.Now().UnixNano())
 			t.Logf("seed %d (replay: set seed in the test)", seed)
 			rng := rand.New(rand.NewPCG(seed, 11))
@@ -70,6 +72,7 @@ func TestDiskMatchesMemoryInLockstep(t *testing.T) {
 			cfgM, cfgD := testConfig(fsM, mem), testConfig(fsD, mem)
 			cfgM.TimeColumn, cfgD.TimeColumn = "wend", "wend"
 			cfgM.PartKey, cfgD.PartKey = tc.part, tc.part
+			cfgD.Log = tc.log
 			local := t.TempDir()
 			opts := DiskOptions{LocalDir: local, CacheBytes: budget}
 			ms, err := Open(cfgM, 0)
@@ -151,6 +154,12 @@ func TestDiskMatchesMemoryInLockstep(t *testing.T) {
 						t.Fatalf("step %d: commit %d: %v", step, version, err)
 					}
 					committed = maps.Clone(ref)
+					if d := ds.(*diskStore); tc.log && rng.IntN(3) == 0 {
+						// The indexes of a Log store are built and
+						// dropped after commits (LogIndexes); here at
+						// random.
+						d.switchIndex(d.ix == nil)
+					}
 					dir := "/ck/state/agg-0/32-64/"
 					sameFile(t, fsM, fsD, dir+fileName(version, kindDelta))
 					sameFile(t, fsM, fsD, dir+fileName(version, kindSnapshot))
@@ -806,5 +815,91 @@ func TestDiskDeleteLiveMatchesDelete(t *testing.T) {
 		}
 		d.Close()
 		m.Close()
+	}
+}
+
+// TestDiskLogIndexesFollowHowLongRowsStay: a Log store with a TimeColumn
+// and a PartKey starts without its index database; when its live rows
+// reach IndexOnLife times what a commit adds it builds one (ScanWhere then
+// reads only what it returns), and drops it when they fall below
+// IndexOffLife. IndexNever never builds it, and a reopened store finds
+// the index database in the state it was left.
+func TestDiskLogIndexesFollowHowLongRowsStay(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for _, mode := range []IndexMode{IndexAuto, IndexNever} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			mem := checked(t)
+			cfg := testConfig(vfs.NewMem(), mem)
+			cfg.TimeColumn, cfg.PartKey, cfg.Log = "wend", []string{"count"}, true
+			cfg.SnapshotEvery = 1000
+			opts := DiskOptions{LocalDir: t.TempDir(), LogIndexes: mode}
+			st, err := OpenDisk(cfg, opts, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { st.Close() }()
+			d := st.(*diskStore)
+			index := d.indexDir()
+			exists := func() bool { _, err := os.Stat(index); return err == nil }
+			// 10 rows a commit at time v*1000, none deleted: the ratio
+			// of live rows to added ones is the commit count.
+			var v int64
+			commit := func(rows int) {
+				t.Helper()
+				v++
+				var keys []refKey
+				var vals []refVal
+				for i := 0; i < rows; i++ {
+					keys, vals = append(keys, mkKey(fmt.Sprintf("k%d-%d", v, i), false, v*1000)), append(vals, refVal{count: int64(i)})
+				}
+				if rows > 0 {
+					put(t, st, mem, keys, vals)
+				}
+				if err := st.Commit(v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for v < 20 {
+				commit(10)
+				if st.Indexed() || exists() {
+					t.Fatalf("commit %d (%d live rows): indexed already", v, st.Len())
+				}
+			}
+			for v < 60 {
+				commit(10)
+			}
+			if st.Indexed() != (mode == IndexAuto) || exists() != (mode == IndexAuto) {
+				t.Fatalf("mode %d, %d commits of 10 rows: Indexed() = %v, index database %v", mode, v, st.Indexed(), exists())
+			}
+			// Reopened: the same, without rebuilding.
+			st.Close()
+			if st, err = OpenDisk(cfg, opts, v); err != nil {
+				t.Fatal(err)
+			}
+			d = st.(*diskStore)
+			if st.Loaded() || st.Indexed() != (mode == IndexAuto) {
+				t.Fatalf("reopened: Loaded() = %v, Indexed() = %v", st.Loaded(), st.Indexed())
+			}
+			if mode != IndexAuto {
+				return
+			}
+			d.visited = 0
+			if got := scanWhereKeys(t, st, 1, 3000); len(got) != 20 || d.visited != 20 {
+				t.Fatalf("ScanWhere below 3000 on the index: %d rows, %d index entries read; want 20 and 20", len(got), d.visited)
+			}
+			// Evict all but the last two commits' rows, then commits
+			// that add as many as stay: the ratio falls, the index goes.
+			if n, err := st.EvictWhere(1, (v-1)*1000); err != nil || n != int(v-2)*10 {
+				t.Fatalf("evict: %d, %v", n, err)
+			}
+			commit(20)
+			commit(20)
+			if st.Indexed() || exists() {
+				t.Fatalf("%d live rows, 20 added a commit: still indexed", st.Len())
+			}
+			if got := scanWhereKeys(t, st, 1, (v+1)*1000); len(got) != st.Len() {
+				t.Fatalf("ScanWhere by a scan: %d rows of %d", len(got), st.Len())
+			}
+		})
 	}
 }

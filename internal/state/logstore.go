@@ -282,6 +282,10 @@ func (s *logStore) ScanWhere(col int, less int64, fn func(keys, values arrow.Rec
 	return m.ScanWhere(col, less, fn)
 }
 
+// Indexed is true: a log store turns into a memStore, with its indexes,
+// at a ScanPart or ScanWhere.
+func (s *logStore) Indexed() bool { return true }
+
 func (s *logStore) ScanPart(parts arrow.Record, fn func(keys, values arrow.Record) error) error {
 	m, err := s.hashed()
 	if err != nil {

@@ -33,9 +33,12 @@ import (
 // deleted) is in no chain. A part's chain is one probe and a walk of its
 // own slots.
 type partIndex struct {
-	cols   []int  // store columns (keys, then values, as EvictWhere numbers them), in PartKey order
-	nk     int    // key columns of the store
-	vals   bool   // some of cols are value columns
+	cols []int // store columns (keys, then values, as EvictWhere numbers them), in PartKey order
+	nk   int   // key columns of the store
+	vals bool  // some of cols are value columns
+	// off: no chains are kept (a disk store's cache while the store keeps
+	// no index database); ScanPart must not walk them.
+	off    bool
 	codec  *codec // the PartKey columns' codec (ScanPart's records)
 	types  []colType
 	schema *arrow.Schema
@@ -171,7 +174,7 @@ func appendCanonical(dst []byte, t colType, v []byte) []byte {
 // the slots leave their chains before the write and join their new ones
 // after it.
 func (s *memStore) setCols(cols []arrow.Array, rows, slots []int32) {
-	moves := s.pix != nil && s.pix.vals
+	moves := s.pix != nil && s.pix.vals && !s.pix.off
 	if moves {
 		for _, sl := range slots {
 			if int(sl) < len(s.pix.in) && s.pix.in[sl] {
@@ -216,6 +219,9 @@ func (s *memStore) findPart(h uint32, p []byte) (uint32, int32) {
 // values written), to the chain of its part.
 func (s *memStore) linkPart(sl int32) {
 	x := s.pix
+	if x.off {
+		return
+	}
 	if n := len(s.flags); len(x.next) < n {
 		for len(x.next) < n {
 			x.next = append(x.next, -1)
@@ -254,6 +260,9 @@ func (s *memStore) linkPart(sl int32) {
 // about to stop being live, or whose values are about to change.
 func (s *memStore) unlinkPart(sl int32) {
 	x := s.pix
+	if x.off {
+		return
+	}
 	var h uint32
 	if x.vals {
 		if int(sl) >= len(x.in) || !x.in[sl] {
@@ -346,3 +355,6 @@ func (s *memStore) ScanPart(parts arrow.Record, fn func(keys, values arrow.Recor
 	sortByKey(live, s.key)
 	return s.scan(live, fn)
 }
+
+// Indexed is true: the memory backend's indexes are always kept.
+func (s *memStore) Indexed() bool { return true }

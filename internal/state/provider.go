@@ -120,6 +120,14 @@ type Store interface {
 	// distinct rows of parts), never every key; a store without PartKey
 	// returns an error.
 	ScanPart(parts arrow.Record, fn func(keys, values arrow.Record) error) error
+	// Indexed reports whether ScanPart and ScanWhere on
+	// StoreSpec.TimeColumn visit only the entries they return, as said
+	// above: true but for a disk-backed Log store that keeps no indexes at
+	// the moment (DiskOptions.LogIndexes: its rows do not stay long enough
+	// to pay for them), whose ScanPart and ScanWhere then read every row.
+	// An operator that can do its batch's work in one Scan should then do
+	// that instead.
+	Indexed() bool
 	// EvictWhere deletes every live entry whose column col is not null and
 	// less than less, and returns how many it deleted (watermark eviction:
 	// col is e.g. a window end). col numbers the key columns, then the
