@@ -31,7 +31,10 @@ CLUSTER_PKGS ?= ./microbatch/ ./internal/nexmark/
 # FlatMapGroupsWithState) run a fourth time with their state on the disk
 # backend (SLUICE_STATE_BACKEND=disk); each package's tests put its local
 # pebble databases under a temporary directory of their own and remove it
-# (testenv.OwnTempDir).
+# (testenv.OwnTempDir). The join SIGKILL tests run a fifth time with the
+# joins' stores indexed from the first batch (SLUICE_STATE_LOG_INDEXES):
+# their rows do not stay long enough for the disk backend to index them
+# on its own.
 DISK_STATE_PKGS ?= ./microbatch/ ./microbatch/killjoin/ ./microbatch/killgroups/
 
 # The passes under an environment variable never reuse cached results: a
@@ -43,6 +46,7 @@ test: pyenv chromium ## run every test (installs pyarrow into .cache/pyenv for t
 	SLUICE_EXECUTOR=local-isolated $(GO) test $(TESTFLAGS) -count=1 $(ISOLATED_PKGS)
 	SLUICE_TEST_CLUSTER=3 $(GO) test $(TESTFLAGS) -count=1 $(CLUSTER_PKGS)
 	SLUICE_STATE_BACKEND=disk $(GO) test $(TESTFLAGS) -count=1 $(DISK_STATE_PKGS)
+	SLUICE_STATE_BACKEND=disk SLUICE_STATE_LOG_INDEXES=always $(GO) test $(TESTFLAGS) -count=1 ./microbatch/killjoin/
 
 # Without root a missing browser cannot be installed: the browser tests then
 # skip saying so (and fail under CI=true).

@@ -14,10 +14,12 @@ package exec
 //	              a warm memStore (state.InMemory), else a scan of the
 //	              store: of a log store (an inner join's side without a
 //	              TTL), which holds the very records the join put; on the
-//	              disk backend (without a TTL) only the stored rows whose
-//	              join key a new row of the other side has, read through
-//	              the store's part index on the join key (storedIndexed:
-//	              no other stored row can pair or change in this batch)
+//	              disk backend (without a TTL), while the store keeps its
+//	              indexes (Store.Indexed: its rows stay for many batches),
+//	              only the stored rows whose join key a new row of the
+//	              other side has, read through the store's part index on
+//	              the join key (storedIndexed: no other stored row can pair
+//	              or change in this batch)
 //	pairs      := rold ⋈ lnew, then lnew ⋈ rnew, then lold ⋈ rnew: each
 //	              stored chunk probes the other side's new rows (keys, then
 //	              the condition), and the chunk's fate is settled before
@@ -25,10 +27,10 @@ package exec
 //	emit pairs (inner, outer), or each left row the first time it matches (semi)
 //	evict      := left rows with t + Upper <= watermark, right rows with
 //	              t - Lower <= watermark (no later row can match them), and
-//	              rows whose key was not seen for TTL of batch time; on the
-//	              disk backend one EvictWhere through the store's time
-//	              index on the event time (and, for an outer side, a
-//	              ScanWhere of the evicted rows first)
+//	              rows whose key was not seen for TTL of batch time; with
+//	              an indexed store one EvictWhere through its time index on
+//	              the event time (and, for an outer side, a ScanWhere of
+//	              the evicted rows first)
 //	emit the evicted rows of an outer side that never matched, null-padded,
 //	              after every pair (left side, then right)
 //	store what is left (and the new rows) as version V+1

@@ -55,10 +55,27 @@ func NewProvider(backend string, fs vfs.FS, dir, localDir string) (Provider, err
 		if localDir == "" {
 			localDir = DefaultLocalDir(dir)
 		}
-		return NewDiskProvider(fs, dir, DiskOptions{LocalDir: localDir}), nil
+		opts := DiskOptions{LocalDir: localDir}
+		switch v := os.Getenv(LogIndexesEnv); v {
+		case "", "auto":
+		case "always":
+			opts.LogIndexes = IndexAlways
+		case "never":
+			opts.LogIndexes = IndexNever
+		default:
+			return nil, fmt.Errorf("state: $%s is %q: want auto, always or never", LogIndexesEnv, v)
+		}
+		return NewDiskProvider(fs, dir, opts), nil
 	}
 	return nil, fmt.Errorf("state: backend %q: want %q or %q", backend, BackendMemory, BackendDisk)
 }
+
+// LogIndexesEnv names the environment variable that sets the disk
+// backend's DiskOptions.LogIndexes for NewProvider (the queries' and the
+// executors' providers): auto (or unset), always or never. make test runs
+// the join SIGKILL tests with it set to always, so that they kill joins
+// reading through their indexes.
+const LogIndexesEnv = "SLUICE_STATE_LOG_INDEXES"
 
 // DefaultLocalDir is where a disk-backed provider of the state directory
 // dir keeps its databases when not told: under the system's temporary

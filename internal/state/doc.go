@@ -54,7 +54,9 @@
 //     an index (part, key), so ScanPart reads only the entries it returns
 //     (in a second pebble database, <local>.index, whose key order is not
 //     the rows': committed with the rows, reused only at the rows'
-//     version; the cache's own
+//     version; a Log store keeps it only while its rows stay for many
+//     commits, DiskOptions.LogIndexes, and says so with Indexed; the
+//     cache's own
 //     part index covers the batch's rows; on a value column, Commit reads
 //     the committed rows it changes or deletes, in key order, to remove
 //     their old entries, as it does for a time index on a value column).
