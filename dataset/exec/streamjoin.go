@@ -14,12 +14,13 @@ package exec
 //	              a warm memStore (state.InMemory), else a scan of the
 //	              store: of a log store (an inner join's side without a
 //	              TTL), which holds the very records the join put; on the
-//	              disk backend (without a TTL), while the store keeps its
-//	              indexes (Store.Indexed: its rows stay for many batches),
-//	              only the stored rows whose join key a new row of the
-//	              other side has, read through the store's part index on
-//	              the join key (storedIndexed: no other stored row can pair
-//	              or change in this batch)
+//	              disk backend (unless the join has both a time bound and a
+//	              TTL), while the store keeps its indexes (Store.Indexed:
+//	              its rows stay for many batches), only the stored rows
+//	              whose join key a new row of the other side (with a TTL:
+//	              of either side) has, read through the store's part index
+//	              on the join key (storedIndexed: no other stored row can
+//	              pair or change in this batch)
 //	pairs      := rold ⋈ lnew, then lnew ⋈ rnew, then lold ⋈ rnew: each
 //	              stored chunk probes the other side's new rows (keys, then
 //	              the condition), and the chunk's fate is settled before
@@ -30,7 +31,8 @@ package exec
 //	              rows whose key was not seen for TTL of batch time; with
 //	              an indexed store one EvictWhere through its time index on
 //	              the event time (and, for an outer side, a ScanWhere of
-//	              the evicted rows first)
+//	              the evicted rows first), or a ScanWhere of its index on
+//	              the last-seen time (a TTL without a time bound)
 //	emit the evicted rows of an outer side that never matched, null-padded,
 //	              after every pair (left side, then right)
 //	store what is left (and the new rows) as version V+1
@@ -217,12 +219,16 @@ func (j *streamJoin) side(name, prefix string, in Operator, keys []string, timeC
 		// names the rows, having read them all).
 		Log: true}
 	if j.st.Provider != nil && j.indexes(j.st.Provider) {
-		// Indexed by join key and event time (storedIndexed).
+		// Indexed by join key and by event time, or without a time
+		// bound by last-seen time (storedIndexed).
 		for _, k := range s.keys {
 			s.spec.PartKey = append(s.spec.PartKey, s.sch.Field(k).Name)
 		}
-		if timeCol != "" {
+		switch {
+		case timeCol != "":
 			s.spec.TimeColumn = joinKeySchema.Field(joinTimeKey).Name
+		case j.spec.TTL > 0:
+			s.spec.TimeColumn = "__seen"
 		}
 	}
 	return s, nil
@@ -383,7 +389,7 @@ func (j *streamJoin) run(ctx context.Context) error {
 	}
 	// Stored right rows with the new left rows, then new with new, then
 	// stored left rows with the new right rows.
-	if err := j.stored(ctx, j.r, kept[1], tl, ln, seenKeys, olds[1]); err != nil {
+	if err := j.stored(ctx, j.r, kept[1], tl, ln, rn, seenKeys, olds[1]); err != nil {
 		return err
 	}
 	if tr != nil {
@@ -400,7 +406,7 @@ func (j *streamJoin) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := j.stored(ctx, j.l, kept[0], tr, rn, seenKeys, olds[0]); err != nil {
+	if err := j.stored(ctx, j.l, kept[0], tr, rn, ln, seenKeys, olds[0]); err != nil {
 		return err
 	}
 	// The batch's rows go into state, or are gone at once.
@@ -544,33 +550,35 @@ func (s *joinSide) extRecords(fn func(arrow.Record) error) func(k, v arrow.Recor
 
 // indexes reports whether the join's stores should be indexed by join key
 // and time: on the disk backend, where a scan reads every row from disk,
-// and without a TTL (whose last-seen times change rows the batch's keys
-// do not name).
+// unless the join has both a time bound and a TTL (a store keeps one time
+// index: the event time's, or the last-seen time's).
 func (j *streamJoin) indexes(stores state.Provider) bool {
-	return stores.Backend() == state.BackendDisk && j.spec.TTL == 0
+	return stores.Backend() == state.BackendDisk && (j.spec.TTL == 0 || j.spec.LeftTime == "")
 }
 
 // stored does a batch's work on side s's stored rows: with an indexed
-// store, on the rows the other side's new rows can match (storedIndexed);
-// else on every stored row (eachOld).
-func (j *streamJoin) stored(ctx context.Context, s *joinSide, kept []arrow.Record, table *JoinTable, other *fresh, seenKeys *keyGrouper, o *oldSide) error {
+// store, on the rows the batch's new rows can match or touch
+// (storedIndexed); else on every stored row (eachOld). other is the other
+// side's new rows, same s's own.
+func (j *streamJoin) stored(ctx context.Context, s *joinSide, kept []arrow.Record, table *JoinTable, other, same *fresh, seenKeys *keyGrouper, o *oldSide) error {
 	if !s.indexed {
 		return j.eachOld(s, kept, func(c arrow.Record) error {
 			return j.old(ctx, s, c, table, other, seenKeys, o)
 		})
 	}
-	return j.storedIndexed(ctx, s, table, other, o)
+	return j.storedIndexed(ctx, s, table, other, same, seenKeys, o)
 }
 
 // storedIndexed is stored's work read through the store's indexes: the
-// stored rows whose join key is one of the other side's new rows' (ScanPart,
-// in key order, as a scan would meet them, so pairs come out in the same
-// order), then, when the watermark evicts, the evicted rows of an outer
-// side that never matched (ScanWhere, in key order); the eviction itself is
-// one EvictWhere in write. Every other stored row is untouched by the
-// batch: it pairs with nothing new, and without a TTL nothing else changes
-// it.
-func (j *streamJoin) storedIndexed(ctx context.Context, s *joinSide, table *JoinTable, other *fresh, o *oldSide) error {
+// stored rows whose join key is one of the other side's new rows' (with a
+// TTL, of either side's: their last-seen time changes) by ScanPart, in key
+// order, as a scan would meet them, so pairs come out in the same order;
+// then, when the watermark evicts, the evicted rows of an outer side that
+// never matched (ScanWhere, in key order), the eviction itself being one
+// EvictWhere in write; or, with a TTL, the rows it expires (ScanWhere on
+// the last-seen time, in key order). Every other stored row is untouched
+// by the batch: it pairs with nothing new, and nothing else changes it.
+func (j *streamJoin) storedIndexed(ctx context.Context, s *joinSide, table *JoinTable, other, same *fresh, seenKeys *keyGrouper, o *oldSide) error {
 	left := s == j.l
 	limit, bounded := j.evictAt(left)
 	if bounded && limit == math.MaxInt64 {
@@ -580,18 +588,37 @@ func (j *streamJoin) storedIndexed(ctx context.Context, s *joinSide, table *Join
 			return j.old(ctx, s, c, table, other, nil, o)
 		}))
 	}
-	if table != nil && s.store.Len() > 0 {
-		parts, err := j.partsOf(s, other)
+	ttl := j.spec.TTL > 0
+	var touched map[int64]bool // the rows ScanPart read (a TTL's: seen now)
+	if (table != nil || (ttl && other.n+same.n > 0)) && s.store.Len() > 0 {
+		sides, froms := []*joinSide{j.l}, []*fresh{other}
+		if s == j.l {
+			sides[0] = j.r
+		}
+		if ttl {
+			sides, froms = append(sides, s), append(froms, same)
+			touched = map[int64]bool{}
+		}
+		parts, err := j.partsOf(s, sides, froms)
 		if err != nil {
 			return err
 		}
+		nu := len(s.sch.Fields())
 		err = s.store.ScanPart(parts, s.extRecords(func(c arrow.Record) error {
-			return j.old(ctx, s, c, table, other, nil, o)
+			if ttl {
+				for _, q := range c.Column(nu + extSeq).(*array.Int64).Int64Values() {
+					touched[q] = true
+				}
+			}
+			return j.old(ctx, s, c, table, other, seenKeys, o)
 		}))
 		parts.Release()
 		if err != nil {
 			return err
 		}
+	}
+	if ttl && !bounded {
+		return j.expire(s, touched, o)
 	}
 	if !bounded {
 		return nil
@@ -622,27 +649,46 @@ func (j *streamJoin) storedIndexed(ctx context.Context, s *joinSide, table *Join
 	}))
 }
 
-// partsOf is the join keys of other's rows (the other side of s) as one
-// record, ScanPart's parts for s's store (the types are s's: the join
-// checked they are equal).
-func (j *streamJoin) partsOf(s *joinSide, other *fresh) (arrow.Record, error) {
-	o := j.l
-	if s == j.l {
-		o = j.r
-	}
+// expire does a TTL's eviction on indexed side s: the stored rows whose
+// join key was last seen TTL or more ago (ScanWhere on the last-seen
+// time) are gone, but for those the batch read (old settled them), as old
+// has it: without an outer row (state a TTL drops is dropped, as Flink's).
+func (j *streamJoin) expire(s *joinSide, touched map[int64]bool, o *oldSide) error {
+	nu, nk := len(s.sch.Fields()), len(joinKeySchema.Fields())
+	// seen <= BatchTime - TTL, as old has it.
+	return s.store.ScanWhere(nk+nu+1, j.st.BatchTime-j.spec.TTL+1, s.extRecords(func(c arrow.Record) error {
+		seq := c.Column(nu + extSeq).(*array.Int64).Int64Values()
+		t := c.Column(nu + extTime).(*array.Int64).Int64Values()
+		for k := range seq {
+			if !touched[seq[k]] {
+				o.goneSeq, o.goneT = append(o.goneSeq, seq[k]), append(o.goneT, t[k])
+				o.evicted++
+			}
+		}
+		return nil
+	}))
+}
+
+// partsOf is the join keys of the rows of froms (the batch's new rows of
+// sides[i] each) as one record, ScanPart's parts for s's store (the types
+// are s's: the join checked the two sides' are equal).
+func (j *streamJoin) partsOf(s *joinSide, sides []*joinSide, froms []*fresh) (arrow.Record, error) {
 	fields := make([]arrow.Field, len(s.keys))
 	for i, k := range s.keys {
 		fields[i] = s.sch.Field(k)
 		fields[i].Nullable = true
 	}
 	sch := arrow.NewSchema(fields, nil)
-	recs := make([]arrow.Record, len(other.chunks))
-	for c, rec := range other.chunks {
-		cols := make([]arrow.Array, len(o.keys))
-		for i, k := range o.keys {
-			cols[i] = rec.Column(k)
+	var recs []arrow.Record
+	for i, f := range froms {
+		from := sides[i]
+		for _, rec := range f.chunks {
+			cols := make([]arrow.Array, len(from.keys))
+			for i, k := range from.keys {
+				cols[i] = rec.Column(k)
+			}
+			recs = append(recs, array.NewRecord(sch, cols, rec.NumRows()))
 		}
-		recs[c] = array.NewRecord(sch, cols, rec.NumRows())
 	}
 	defer releaseRecords(recs)
 	if len(recs) == 1 {

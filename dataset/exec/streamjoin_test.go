@@ -325,3 +325,70 @@ func sjValueSchema(sch *arrow.Schema) *arrow.Schema {
 		arrow.Field{Name: "__seen", Type: arrow.PrimitiveTypes.Int64})
 	return arrow.NewSchema(f, nil)
 }
+
+// TestStreamJoinOnDiskWithATTLReadsOnlyWhatItTouchesAndExpires: a join
+// with a TTL and no time bound, on the disk backend, reads the stored rows
+// whose key a new row of either side has and the rows the TTL expires,
+// never every stored row. 1 000 left rows (keys 0-999) stored at batch
+// time 0 and 1 000 (keys 1000-1999) at 4 s; a batch at 7 s with a TTL of
+// 5 s expires the first thousand but key 5's, which a new right row pairs
+// with; key 1500's is renewed by a new left row.
+func TestStreamJoinOnDiskWithATTLReadsOnlyWhatItTouchesAndExpires(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	inner := state.NewDiskProvider(vfs.NewMem(), "/ck/state", state.DiskOptions{LocalDir: t.TempDir(), CacheBytes: 1, LogIndexes: state.IndexAlways})
+	stores := &rowCounting{Provider: inner}
+	defer stores.Close()
+	const sec = int64(1_000_000)
+	spec := StreamJoinSpec{How: JoinInner, LeftKeys: []string{"lk"}, RightKeys: []string{"rk"},
+		Lower: math.MinInt64, Upper: math.MaxInt64, TTL: 5 * sec}
+	rows := func(sch *arrow.Schema, from, n int64) []arrow.Record {
+		b := array.NewRecordBuilder(mem, sch)
+		defer b.Release()
+		for i := from; i < from+n; i++ {
+			b.Field(0).(*array.Int64Builder).Append(i)
+			b.Field(1).(*array.TimestampBuilder).Append(0)
+			b.Field(2).(*array.StringBuilder).Append(fmt.Sprint(i))
+		}
+		return []arrow.Record{b.NewRecord()}
+	}
+	run := func(version, now int64, l, r []arrow.Record) int {
+		t.Helper()
+		st := StateSpec{Provider: stores, Operator: "join-0", KeyGroups: 1, Version: version, Unit: arrow.Microsecond,
+			Watermark: math.MinInt64, BatchTime: now, EventTimeKey: -1}
+		op, err := NewStreamJoin(mem, NewRecords(sjLeft, l), NewRecords(sjRight, r), spec, st, 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, rec := range drainForTest(t, op) {
+			n += int(rec.NumRows())
+			rec.Release()
+		}
+		releaseRecords(l)
+		releaseRecords(r)
+		return n
+	}
+	run(0, 0, rows(sjLeft, 0, 1000), nil)
+	run(1, 4*sec, rows(sjLeft, 1000, 1000), nil)
+	stores.rows, stores.scans = 0, 0
+	if n := run(2, 7*sec, rows(sjLeft, 1500, 1), rows(sjRight, 5, 1)); n != 1 {
+		t.Fatalf("batch 2 gave %d pairs, want 1 (the new right row 5 with the stored left row 5)", n)
+	}
+	// Read: left rows 5 and 1500 (ScanPart) and the 1 000 whose keys
+	// were last seen at 0 (ScanWhere), one of them key 5.
+	if stores.scans != 0 || stores.rows != 2+1000 {
+		t.Fatalf("batch 2 read %d stored rows in %d full scans; want 1002 and none", stores.rows, stores.scans)
+	}
+	st, err := stores.Open(state.StoreSpec{Operator: "join-0-left", KeyGroups: 1, Lo: 0, Hi: 1, KeySchema: joinKeySchema,
+		ValueSchema: sjValueSchema(sjLeft)}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := st.Len()
+	stores.Keep(st, nil)
+	// 999 expired: key 5 stays (seen now), the 1 000 of 4 s and the new one.
+	if n != 1+1000+1 {
+		t.Fatalf("after batch 2 the left side stores %d rows, want 1002", n)
+	}
+}
