@@ -179,9 +179,8 @@ const metaMagic = "sluice-state-disk-3\x00"
 //
 // Difference from memStore a caller can see: after a Commit that left the
 // cache over CacheBytes, the next Lookup, Put, Delete or EvictWhere drops
-// the cache, and with it the slots handed out before that Commit; a Commit
-// that built or dropped a Log store's indexes drops it at once (operators
-// use slots within a batch only).
+// the cache, and with it the slots handed out before that Commit
+// (operators use slots within a batch only).
 type diskStore struct {
 	cfg    Config
 	opts   DiskOptions
@@ -1600,8 +1599,8 @@ func (d *diskStore) adaptIndex() {
 }
 
 // switchIndex builds or drops the index database right after a Commit,
-// with a fresh cache: the cache's part chains come with the database, and
-// the rows it held are committed.
+// and the cache's part chains with it (ScanPart walks them for the rows
+// the cache holds, all committed and with their values).
 func (d *diskStore) switchIndex(on bool) {
 	if on {
 		if err := d.buildIndex(); err != nil {
@@ -1610,7 +1609,7 @@ func (d *diskStore) switchIndex(on bool) {
 	} else {
 		d.dropIndex()
 	}
-	d.resetCache()
+	d.cache.partChains(d.ix != nil)
 }
 
 // buildIndex writes the index entries of every committed row into a new

@@ -356,5 +356,26 @@ func (s *memStore) ScanPart(parts arrow.Record, fn func(keys, values arrow.Recor
 	return s.scan(live, fn)
 }
 
+// partChains turns the part index's chains on (linking every live slot,
+// whose values must all be written) or off (dropping them): a disk store's
+// cache, after a Commit that built or dropped its index database.
+func (s *memStore) partChains(on bool) {
+	x := s.pix
+	if x == nil {
+		return
+	}
+	x.table, x.mask, x.used = make([]uint64, 16), 15, 0
+	x.next, x.prev, x.in, x.h = nil, nil, nil, nil
+	x.off = !on
+	if !on {
+		return
+	}
+	for sl, f := range s.flags {
+		if f&fLive != 0 {
+			s.linkPart(int32(sl))
+		}
+	}
+}
+
 // Indexed is true: the memory backend's indexes are always kept.
 func (s *memStore) Indexed() bool { return true }
