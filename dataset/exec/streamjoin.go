@@ -94,9 +94,10 @@ type joinSide struct {
 	spec    state.StoreSpec
 	store   state.Store
 	// indexed: the store is on disk and indexed by join key (PartKey) and
-	// event time (TimeColumn), and keeps the indexes now (Store.Indexed):
-	// a batch reads the stored rows the other side's new rows can match
-	// and the rows the watermark evicts, not every row (storedIndexed).
+	// time (TimeColumn: event time, or last-seen time for a TTL without a
+	// time bound), and keeps the indexes now (Store.Indexed): a batch
+	// reads the stored rows its new rows can match or renew and the rows
+	// it evicts, not every row (storedIndexed).
 	indexed bool
 }
 
@@ -589,7 +590,6 @@ func (j *streamJoin) storedIndexed(ctx context.Context, s *joinSide, table *Join
 		}))
 	}
 	ttl := j.spec.TTL > 0
-	var touched map[int64]bool // the rows ScanPart read (a TTL's: seen now)
 	if (table != nil || (ttl && other.n+same.n > 0)) && s.store.Len() > 0 {
 		sides, froms := []*joinSide{j.l}, []*fresh{other}
 		if s == j.l {
@@ -597,19 +597,12 @@ func (j *streamJoin) storedIndexed(ctx context.Context, s *joinSide, table *Join
 		}
 		if ttl {
 			sides, froms = append(sides, s), append(froms, same)
-			touched = map[int64]bool{}
 		}
 		parts, err := j.partsOf(s, sides, froms)
 		if err != nil {
 			return err
 		}
-		nu := len(s.sch.Fields())
 		err = s.store.ScanPart(parts, s.extRecords(func(c arrow.Record) error {
-			if ttl {
-				for _, q := range c.Column(nu + extSeq).(*array.Int64).Int64Values() {
-					touched[q] = true
-				}
-			}
 			return j.old(ctx, s, c, table, other, seenKeys, o)
 		}))
 		parts.Release()
@@ -618,7 +611,7 @@ func (j *streamJoin) storedIndexed(ctx context.Context, s *joinSide, table *Join
 		}
 	}
 	if ttl && !bounded {
-		return j.expire(s, touched, o)
+		return j.expire(s, seenKeys, o)
 	}
 	if !bounded {
 		return nil
@@ -651,16 +644,23 @@ func (j *streamJoin) storedIndexed(ctx context.Context, s *joinSide, table *Join
 
 // expire does a TTL's eviction on indexed side s: the stored rows whose
 // join key was last seen TTL or more ago (ScanWhere on the last-seen
-// time) are gone, but for those the batch read (old settled them), as old
-// has it: without an outer row (state a TTL drops is dropped, as Flink's).
-func (j *streamJoin) expire(s *joinSide, touched map[int64]bool, o *oldSide) error {
+// time) are gone, as old has it, but for those whose key the batch saw
+// (seenKeys: ScanPart read them and old renewed them), and without an
+// outer row (state a TTL drops is dropped, as Flink's).
+func (j *streamJoin) expire(s *joinSide, seenKeys *keyGrouper, o *oldSide) error {
 	nu, nk := len(s.sch.Fields()), len(joinKeySchema.Fields())
 	// seen <= BatchTime - TTL, as old has it.
 	return s.store.ScanWhere(nk+nu+1, j.st.BatchTime-j.spec.TTL+1, s.extRecords(func(c arrow.Record) error {
 		seq := c.Column(nu + extSeq).(*array.Int64).Int64Values()
 		t := c.Column(nu + extTime).(*array.Int64).Int64Values()
-		for k := range seq {
-			if !touched[seq[k]] {
+		cols := make([]arrow.Array, len(s.keys))
+		for i, k := range s.keys {
+			cols[i] = c.Column(k)
+		}
+		ids := make([]int32, len(seq))
+		seenKeys.find(cols, ids)
+		for k, id := range ids {
+			if id < 0 {
 				o.goneSeq, o.goneT = append(o.goneSeq, seq[k]), append(o.goneT, t[k])
 				o.evicted++
 			}
@@ -671,7 +671,10 @@ func (j *streamJoin) expire(s *joinSide, touched map[int64]bool, o *oldSide) err
 
 // partsOf is the join keys of the rows of froms (the batch's new rows of
 // sides[i] each) as one record, ScanPart's parts for s's store (the types
-// are s's: the join checked the two sides' are equal).
+// are s's: the join checked the two sides' are equal), without the rows
+// with a null key: those match nothing and renew nothing (keyGrouper.find
+// finds no null key), and a stored row with one is settled by eviction
+// alone.
 func (j *streamJoin) partsOf(s *joinSide, sides []*joinSide, froms []*fresh) (arrow.Record, error) {
 	fields := make([]arrow.Field, len(s.keys))
 	for i, k := range s.keys {
@@ -684,10 +687,28 @@ func (j *streamJoin) partsOf(s *joinSide, sides []*joinSide, froms []*fresh) (ar
 		from := sides[i]
 		for _, rec := range f.chunks {
 			cols := make([]arrow.Array, len(from.keys))
+			nulls := false
 			for i, k := range from.keys {
 				cols[i] = rec.Column(k)
+				nulls = nulls || cols[i].NullN() > 0
 			}
-			recs = append(recs, array.NewRecord(sch, cols, rec.NumRows()))
+			keys := array.NewRecord(sch, cols, rec.NumRows())
+			if nulls {
+				var valid []int
+				for r := range int(rec.NumRows()) {
+					if !slices.ContainsFunc(cols, func(a arrow.Array) bool { return a.IsNull(r) }) {
+						valid = append(valid, r)
+					}
+				}
+				taken, err := TakeRecord(j.mem, keys, valid)
+				keys.Release()
+				if err != nil {
+					releaseRecords(recs)
+					return nil, err
+				}
+				keys = taken
+			}
+			recs = append(recs, keys)
 		}
 	}
 	defer releaseRecords(recs)

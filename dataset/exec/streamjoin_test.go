@@ -30,14 +30,19 @@ var (
 )
 
 // sjBatch is one side's rows of a batch: n rows in records of up to 7, keys
-// in [0, 20), times around at (µs) with jitter, some null.
+// in [0, 20) or null (which match nothing), times around at (µs) with
+// jitter, some null.
 func sjBatch(mem memory.Allocator, rng *rand.Rand, sch *arrow.Schema, n int, at int64, tag string) []arrow.Record {
 	var out []arrow.Record
 	for done := 0; done < n; {
 		k := min(n-done, 1+rng.IntN(7))
 		b := array.NewRecordBuilder(mem, sch)
 		for i := 0; i < k; i++ {
-			b.Field(0).(*array.Int64Builder).Append(rng.Int64N(20))
+			if rng.IntN(25) == 0 {
+				b.Field(0).AppendNull()
+			} else {
+				b.Field(0).(*array.Int64Builder).Append(rng.Int64N(20))
+			}
 			if rng.IntN(40) == 0 {
 				b.Field(1).AppendNull()
 			} else {
@@ -84,6 +89,7 @@ func TestStreamJoinBackendsGiveTheSameRowsInTheSameOrder(t *testing.T) {
 				out   [][]string
 				keeps bool            // the backend keeps rows between batches
 				held  map[string]bool // by side: its store held its rows after the last batch
+				m     Metrics         // the TTL's evictions count alike
 			}
 			runs := []*run{
 				{name: "memory, warm", keeps: true},
@@ -142,7 +148,7 @@ func TestStreamJoinBackendsGiveTheSameRowsInTheSameOrder(t *testing.T) {
 						p = r.open()
 					}
 					st := StateSpec{Provider: p, Operator: "join-0", KeyGroups: 4, Version: b, Unit: arrow.Microsecond,
-						Watermark: at - 2_500, BatchTime: b * 1_000, EventTimeKey: -1}
+						Watermark: at - 2_500, BatchTime: b * 1_000, EventTimeKey: -1, Metrics: &r.m}
 					if b == 0 {
 						st.Watermark = math.MinInt64
 					}
@@ -213,6 +219,20 @@ func TestStreamJoinBackendsGiveTheSameRowsInTheSameOrder(t *testing.T) {
 			}
 			if total < 30 {
 				t.Fatalf("only %d output rows over 14 batches: the test joins too little", total)
+			}
+			evicted := func(r *run) int64 {
+				if o := r.m.Operators["join-0"]; o != nil {
+					return o.Evicted
+				}
+				return 0
+			}
+			for _, r := range runs[1:] {
+				if evicted(r) != evicted(runs[0]) {
+					t.Fatalf("%s counted %d evicted rows, memory, warm %d", r.name, evicted(r), evicted(runs[0]))
+				}
+			}
+			if c.ttl > 0 && evicted(runs[0]) == 0 {
+				t.Fatal("the TTL evicted nothing: the test expires too little")
 			}
 			want := runs[0].fs.Files()
 			for _, r := range runs[1:] {

@@ -257,7 +257,6 @@ func openDisk(cfg Config, opts DiskOptions, version int64) (*diskStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.tix = nil // the cache's rows are found by scanning it (below)
 	if version < 0 {
 		return nil, fmt.Errorf("state: open version %d: negative version", version)
 	}
@@ -759,8 +758,9 @@ func (d *diskStore) getAppend(dst, k []byte) ([]byte, bool, error) {
 	return dst, true, nil
 }
 
-// set puts k -> v into b, keeping the time index and the live count; check
-// says k may be live already (its old index entry is then removed).
+// set puts k -> v into b and its index entries into xb (nil: none kept),
+// keeping the live count; check says k may be live already (its old index
+// entries are then removed).
 func (d *diskStore) set(b, xb *pebble.Batch, k, v []byte, check bool) error {
 	existed := false
 	if check {
@@ -790,7 +790,7 @@ func (d *diskStore) set(b, xb *pebble.Batch, k, v []byte, check bool) error {
 	return d.put(b, xb, k, v)
 }
 
-// put writes k -> v and its time index entry into b.
+// put writes k -> v into b and its index entries into xb.
 func (d *diskStore) put(b, xb *pebble.Batch, k, v []byte) error {
 	if err := b.Set(d.rowKey(k), v, nil); err != nil {
 		return err
@@ -817,7 +817,8 @@ func (d *diskStore) putIndex(xb *pebble.Batch, k, v []byte) error {
 	return nil
 }
 
-// del removes k (if live) from b, keeping the time index and live count.
+// del removes k (if live) from b and its index entries from xb, keeping
+// the live count.
 func (d *diskStore) del(b, xb *pebble.Batch, k []byte) error {
 	old, ok, err := d.get(k)
 	if err != nil || !ok {
@@ -850,23 +851,11 @@ func (d *diskStore) rowInt(col int, k, v []byte) (int64, bool) {
 	if col < nk {
 		return d.cache.keyIntOf(k, col)
 	}
-	j := col - nk
-	if v[j/8]&(1<<(j%8)) != 0 {
+	b, ok := d.valc.field(v, col-nk)
+	if !ok {
 		return 0, false
 	}
-	p := d.valc.nb
-	for i := 0; i < j; i++ {
-		if v[i/8]&(1<<(i%8)) != 0 {
-			continue
-		}
-		if t := d.valc.cols[i]; t.fixed() {
-			p += t.width
-		} else {
-			l, m := binary.Uvarint(v[p:])
-			p += m + int(l)
-		}
-	}
-	return leInt(v[p:], d.valc.cols[j].width), true
+	return leInt(b, len(b)), true
 }
 
 func leInt(b []byte, w int) int64 {
@@ -1076,14 +1065,8 @@ func (d *diskStore) EvictLive(keys arrow.Record, col int, less int64) error {
 		return err
 	}
 	c := d.cache
-	if err := c.checkEvictLive(col); err != nil {
-		return err
-	}
-	n, err := c.encodeKeys(keys)
+	n, err := c.encodeEvictLive(keys, col, less)
 	if err != nil {
-		return err
-	}
-	if err := c.checkBelow(n, col, less); err != nil {
 		return err // before any key is entered
 	}
 	if d.tcol >= len(c.keyTypes) {
@@ -1572,9 +1555,9 @@ func (d *diskStore) Commit(version int64) error {
 // adaptIndex builds or drops a Log store's indexes after a commit
 // (IndexAuto, IndexNever): it smooths the live rows and the rows a commit
 // adds over commits, and builds them from the rows once the ratio of the
-// two reaches IndexOnLife, drops them below IndexOffLife. Either is only a matter of
-// cost, so a failure to build leaves the store without them (the rows are
-// then read by scans) rather than failing the committed batch.
+// two reaches IndexOnLife, drops them below IndexOffLife. Either is only a
+// matter of cost, so a failure to build leaves the store without them (the
+// rows are then read by scans) rather than failing the committed batch.
 func (d *diskStore) adaptIndex() {
 	if !d.optionalIndex() {
 		return
@@ -1680,9 +1663,9 @@ func (d *diskStore) dropIndex() {
 }
 
 // applyChanges writes the cache's changed rows and tombstones into b, whose
-// first entry the caller made the meta key: rows in key order, then their
-// time and part index entries in theirs (a row's part entry changes only
-// when the row comes or goes). pebble sorts a batch larger than half a
+// first entry the caller made the meta key, in key order, and their time
+// and part index entries into xb (nil: none kept) in theirs (a row's part
+// entry on key columns changes only when the row comes or goes). pebble sorts a batch larger than half a
 // memtable before applying it (newFlushableBatch), and a sorted one costs
 // it one pass: unsorted, the sort was 14% of the disk backend's CPU on the
 // streaming window job.
@@ -1872,7 +1855,6 @@ func (d *diskStore) resetCache() {
 	c.sumFiles = true
 	c.cfg.Allocator = d.cache.cfg.Allocator
 	c.version = d.version
-	c.tix = nil
 	d.cacheIndexes(c)
 	d.cache = c
 	d.trim = false

@@ -35,6 +35,7 @@ import (
 type partIndex struct {
 	cols []int // store columns (keys, then values, as EvictWhere numbers them), in PartKey order
 	nk   int   // key columns of the store
+	keys bool  // some of cols are key columns
 	vals bool  // some of cols are value columns
 	// off: no chains are kept (a disk store's cache while the store keeps
 	// no index database); ScanPart must not walk them.
@@ -70,6 +71,7 @@ func newPartIndex(spec StoreSpec, kt, vt []colType) *partIndex {
 	var fields []arrow.Field
 	for _, name := range spec.PartKey {
 		if idx := spec.KeySchema.FieldIndices(name); len(idx) == 1 {
+			x.keys = true
 			x.cols = append(x.cols, idx[0])
 			fields = append(fields, spec.KeySchema.Field(idx[0]))
 			x.types = append(x.types, kt[idx[0]])
@@ -97,7 +99,7 @@ func (s *memStore) partOf(dst []byte, sl int32) []byte {
 func (s *memStore) partBytes(dst, k []byte, sl int32, raw []byte, rawc *codec) []byte {
 	x := s.pix
 	null := func(j int) bool { return k[j/8]&(1<<(j%8)) != 0 }
-	if slices.ContainsFunc(x.cols, func(c int) bool { return c < x.nk }) {
+	if x.keys {
 		x.ends = growTo(x.ends[:0], len(s.keyTypes))
 		p := s.keyc.nb
 		for j, t := range s.keyTypes {

@@ -543,17 +543,24 @@ func (s *memStore) DeleteLive(keys arrow.Record) error { return s.Delete(keys) }
 
 // EvictLive deletes keys as EvictWhere(col, less) would (see Store).
 func (s *memStore) EvictLive(keys arrow.Record, col int, less int64) error {
-	if err := s.checkEvictLive(col); err != nil {
-		return err
-	}
-	n, err := s.encodeKeys(keys)
+	n, err := s.encodeEvictLive(keys, col, less)
 	if err != nil {
 		return err
 	}
-	if err := s.checkBelow(n, col, less); err != nil {
-		return err
-	}
 	return s.evictEncoded(n, col, less)
+}
+
+// encodeEvictLive checks an EvictLive call (its column, then every key
+// below less) and encodes its keys into the scratch, returning how many.
+func (s *memStore) encodeEvictLive(keys arrow.Record, col int, less int64) (int, error) {
+	if err := s.checkEvictLive(col); err != nil {
+		return 0, err
+	}
+	n, err := s.encodeKeys(keys)
+	if err != nil {
+		return 0, err
+	}
+	return n, s.checkBelow(n, col, less)
 }
 
 // checkEvictLive refuses what EvictLive cannot evict by: a column that is
